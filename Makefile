@@ -1,0 +1,45 @@
+# Cunguan: `make run` sets everything up and serves; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+APT_PACKAGES := python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk poppler-utils openssl
+WEB_PORT ?= 5000
+SIM_PORT ?= 5001
+
+.PHONY: run test setup system-deps lint bench clean-instance
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "安装系统依赖 / installing system packages: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: requirements.txt
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+setup: system-deps $(VENV)/.installed
+	@$(FLASK) keys init
+	@$(FLASK) db upgrade
+	@$(FLASK) user create-demo
+
+run: setup
+	@echo "存管平台 http://127.0.0.1:$(WEB_PORT) · 银行模拟器 http://127.0.0.1:$(SIM_PORT) · Ctrl-C 全部停止"
+	@trap 'kill 0' INT TERM EXIT; \
+	CUNGUAN_BANK_CEB_URL=http://127.0.0.1:$(SIM_PORT) $(FLASK) bank-sim serve --port $(SIM_PORT) & \
+	$(FLASK) worker & \
+	$(FLASK) run --host 127.0.0.1 --port $(WEB_PORT) --no-debugger --no-reload & \
+	wait
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/ruff format --check app tests bench migrations
+
+test: system-deps $(VENV)/.installed
+	$(BIN)/ruff check app tests migrations
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -1,0 +1,59 @@
+"""Cunguan: the application factory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from typing import TYPE_CHECKING
+
+from flask import Flask
+
+if TYPE_CHECKING:
+    from app.config import Config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    # Imported here so that `import app.domain...` stays light for pure unit tests.
+    from app.config import ROOT, Config
+    from app.extensions import csrf, login_manager
+    from app.factory_runtime import build_runtime
+    from app.logs import configure_logging
+
+    config = config or Config()
+    configure_logging()
+    app = Flask(
+        __name__,
+        instance_path=str(config.instance_path),
+        static_folder=str(ROOT / "static"),
+        template_folder="templates",
+    )
+    app.config.update(
+        SECRET_KEY=config.secret_key,
+        TESTING=config.testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=config.session_lifetime_s),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    app.extensions["cunguan.config"] = config
+    app.extensions["cunguan.runtime"] = build_runtime(config)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    _register_web(app)
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _register_web(app: Flask) -> None:
+    from app.web import api, auth, deals, errors, filters
+    from app.web.access import require_login
+    from app.web.bank import callbacks
+
+    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp):
+        app.register_blueprint(blueprint)
+    app.before_request(require_login)
+    errors.register(app)
+    filters.register(app)

@@ -1,0 +1,161 @@
+"""Platform-side bank client: the `BankGateway` interface and its HTTP implementation (bank protocol v1).
+
+Failures are typed so that callers know what is safe:
+- `BankUnavailable`: nothing reached the bank (connection refused, DNS, connect timeout) - resend freely;
+- `BankOutcomeUnknown`: the request was sent but no usable answer came back (read timeout, 5xx,
+  garbled answer) - query the bank before doing anything else, never resend blindly;
+- `BankRejected`: the bank answered 4xx with its own code - not retryable as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol, get_args
+from urllib.parse import quote
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError
+
+from app.banks.protocol import PLATFORM_PREFIX, encode_json, sign_headers
+from app.errors import BankError, ConfigError
+
+PayoutState = Literal["processing", "succeeded", "failed"]
+_PAYOUT_STATES: tuple[str, ...] = get_args(PayoutState)
+
+
+class BankUnavailable(BankError):
+    code = "BANK_UNAVAILABLE"
+    http_status = 503
+
+
+class BankOutcomeUnknown(BankError):
+    code = "BANK_OUTCOME_UNKNOWN"
+    http_status = 504
+
+
+class BankRejected(BankError):
+    """The bank refused the request; `code` is the bank's own code (e.g. CONFLICT, NOT_FOUND, MALFORMED)."""
+
+    code = "BANK_REJECTED"
+
+
+@dataclass(frozen=True)
+class PayoutRequest:
+    payout_id: str
+    account_no: str
+    amount_fen: int
+    payee_name: str
+    payee_account: str
+    notify_url: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount_fen, int) or isinstance(self.amount_fen, bool) or self.amount_fen <= 0:
+            raise ValueError(f"amount_fen must be a positive integer, got {self.amount_fen!r}")
+
+
+@dataclass(frozen=True)
+class PayoutStatus:
+    payout_id: str
+    status: PayoutState
+    bank_reference: str
+    failure_reason: str | None
+
+
+class BankGateway(Protocol):
+    def open_virtual_account(self, request_id: str, account_name: str, notify_url: str) -> None:
+        """Ask the bank to open a virtual account; the account number arrives later as `account_opened`."""
+
+    def submit_payout(self, payout: PayoutRequest) -> str:
+        """Submit a payout; returns the bank reference. The result arrives later as `payout_result`."""
+
+    def query_payout(self, payout_id: str) -> PayoutStatus:
+        """Current status of a payout at the bank (raises BankRejected with code NOT_FOUND if never received)."""
+
+
+class HttpBankGateway:
+    """Bank protocol v1 over HTTP; every request is signed with the platform key (X-Platform-* headers)."""
+
+    def __init__(self, bank_code: str, base_url: str, platform_private_key_pem: bytes, timeout_s: float = 10) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"银行 {bank_code} 的接口地址必须以 http:// 或 https:// 开头", details={"url": base_url})
+        self.bank_code = bank_code
+        self.base_url = base_url.rstrip("/")
+        self._private_key_pem = platform_private_key_pem
+        self.timeout_s = timeout_s
+
+    def open_virtual_account(self, request_id: str, account_name: str, notify_url: str) -> None:
+        payload = {"request_id": request_id, "account_name": account_name, "notify_url": notify_url}
+        answer = self._call("POST", "/v1/virtual-accounts", payload)
+        if answer.get("code") != "ACCEPTED" or answer.get("request_id") != request_id:
+            raise self._garbled("开户申请", answer)
+
+    def submit_payout(self, payout: PayoutRequest) -> str:
+        answer = self._call("POST", "/v1/payouts", asdict(payout))
+        bank_reference = answer.get("bank_reference")
+        if answer.get("code") != "ACCEPTED" or not isinstance(bank_reference, str) or not bank_reference:
+            raise self._garbled("付款申请", answer)
+        return bank_reference
+
+    def query_payout(self, payout_id: str) -> PayoutStatus:
+        answer = self._call("GET", f"/v1/payouts/{quote(payout_id, safe='')}", None)
+        status = answer.get("status")
+        reason = answer.get("failure_reason")
+        if (
+            answer.get("payout_id") != payout_id
+            or status not in _PAYOUT_STATES
+            or not isinstance(answer.get("bank_reference"), str)
+            or not (reason is None or isinstance(reason, str))
+        ):
+            raise self._garbled("付款查询", answer)
+        return PayoutStatus(payout_id, status, answer["bank_reference"], reason)
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+        body = b"" if payload is None else encode_json(payload)
+        headers = sign_headers(PLATFORM_PREFIX, self._private_key_pem, body)
+        if payload is not None:
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        url = self.base_url + path
+        try:
+            response = requests.request(method, url, data=body or None, headers=headers, timeout=self.timeout_s)
+        except requests.RequestException as error:
+            raise self._transport_error(url, error) from error
+        return self._read_answer(url, response)
+
+    def _read_answer(self, url: str, response: requests.Response) -> dict[str, Any]:
+        details = {"bank": self.bank_code, "url": url, "http_status": response.status_code}
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code >= 500 or not isinstance(answer, dict):
+            raise BankOutcomeUnknown(
+                f"银行 {self.bank_code} 未给出有效应答（HTTP {response.status_code}），结果未知，需查询确认",
+                details={**details, "body": response.text[:500]},
+            )
+        if 400 <= response.status_code < 500:
+            message = answer.get("message") if isinstance(answer.get("message"), str) else "银行拒绝了请求"
+            code = answer.get("code") if isinstance(answer.get("code"), str) else f"HTTP_{response.status_code}"
+            raise BankRejected(f"银行 {self.bank_code} 拒绝：{message}", code=code, details=details)
+        return answer
+
+    def _transport_error(self, url: str, error: requests.RequestException) -> BankError:
+        details = {"bank": self.bank_code, "url": url, "error": repr(error)}
+        if _nothing_was_sent(error):
+            return BankUnavailable(f"无法连接银行 {self.bank_code}，请求未送达，可以重试", details=details)
+        return BankOutcomeUnknown(f"银行 {self.bank_code} 应答超时或中断，结果未知，需查询确认", details=details)
+
+    def _garbled(self, operation: str, answer: dict[str, Any]) -> BankOutcomeUnknown:
+        return BankOutcomeUnknown(
+            f"银行 {self.bank_code} 对{operation}的应答内容不符合协议，结果未知，需查询确认",
+            details={"bank": self.bank_code, "answer": answer},
+        )
+
+
+def _nothing_was_sent(error: requests.RequestException) -> bool:
+    """True when the connection itself failed, so the bank cannot have seen the request."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    if not isinstance(error, requests.ConnectionError) or not error.args:
+        return False
+    reason = getattr(error.args[0], "reason", None)  # urllib3 MaxRetryError wraps the connect failure
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError (refused, DNS) is a subclass

@@ -1,0 +1,38 @@
+"""Errors the simulated bank answers with: JSON `{"code": ..., "message": 中文}` and an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.errors import CunguanError
+
+
+class SimulatorError(CunguanError):
+    def __init__(self, message: str, *, code: str, http_status: int, details: Any = None) -> None:
+        super().__init__(message, code=code, details=details)
+        self.http_status = http_status
+
+
+def malformed(message: str, details: Any = None) -> SimulatorError:
+    return SimulatorError(message, code="MALFORMED", http_status=400, details=details)
+
+
+def unknown_bank(bank_code: str) -> SimulatorError:
+    return SimulatorError(f"未知银行：{bank_code}", code="UNKNOWN_BANK", http_status=404, details={"bank": bank_code})
+
+
+def account_not_found(bank_code: str, account_no: str) -> SimulatorError:
+    return SimulatorError(
+        f"账户不存在或尚未开立：{account_no}",
+        code="ACCOUNT_NOT_FOUND",
+        http_status=404,
+        details={"bank": bank_code, "account_no": account_no},
+    )
+
+
+def conflict(message: str, details: Any = None) -> SimulatorError:
+    return SimulatorError(message, code="CONFLICT", http_status=409, details=details)
+
+
+def not_found(message: str) -> SimulatorError:
+    return SimulatorError(message, code="NOT_FOUND", http_status=404)

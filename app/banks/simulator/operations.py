@@ -1,0 +1,173 @@
+"""What the simulated bank does: accept requests, open accounts and settle payouts once due, take payments in.
+
+Every change and the callback it causes are written in the same transaction (the outbox), so a
+crash can lose neither; the delivery thread sends the callbacks later.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from app.banks.gateway import PayoutRequest
+from app.banks.protocol import encode_json
+from app.banks.simulator.banks import SIMULATED_BANKS, SimulatedBank
+from app.banks.simulator.errors import account_not_found, conflict, not_found
+from app.banks.simulator.store import Account, Arrival, Payout, Store, Transaction
+
+INSUFFICIENT_BALANCE = "余额不足"
+_ACCOUNT_NO_ATTEMPTS = 20
+
+
+def rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _new_bank_reference(bank: SimulatedBank, kind: str, now: float) -> str:
+    """E.g. CEBI20250101083000A1B2C3D4: bank, kind (I inbound, P payout), UTC time, 32 random bits."""
+    return f"{bank.code.upper()}{kind}{datetime.fromtimestamp(now, UTC):%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}"
+
+
+def _enqueue_notification(
+    tx: Transaction, bank_code: str, notify_url: str, notification_type: str, fields: dict[str, Any], now: float
+) -> None:
+    notification_id = uuid.uuid4().hex
+    body = encode_json({"notification_id": notification_id, "type": notification_type, **fields})
+    tx.enqueue_delivery(bank_code, notification_id, notification_type, notify_url, body, now)
+
+
+def _free_account_no(tx: Transaction, bank: SimulatedBank) -> str:
+    for _ in range(_ACCOUNT_NO_ATTEMPTS):
+        number = bank.new_account_no()
+        if not tx.account_no_taken(number):
+            return number
+    raise RuntimeError(f"no free account number for bank {bank.code} after {_ACCOUNT_NO_ATTEMPTS} attempts")
+
+
+class BankOperations:
+    def __init__(
+        self, store: Store, *, open_delay_s: float, payout_delay_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.open_delay_s = open_delay_s
+        self.payout_delay_s = payout_delay_s
+        self.clock = clock
+
+    def request_account(self, bank: SimulatedBank, request_id: str, account_name: str, notify_url: str) -> Account:
+        """Idempotent on request_id: a repeat with the same content changes nothing; other content is a conflict."""
+        now = self.clock()
+        requested = Account(
+            bank_code=bank.code,
+            request_id=request_id,
+            account_name=account_name,
+            notify_url=notify_url,
+            status="opening",
+            account_no=None,
+            balance_fen=0,
+            requested_at=now,
+            due_at=now + self.open_delay_s,
+            opened_at=None,
+        )
+        with self.store.transaction() as tx:
+            stored = tx.add_account_request(requested)
+        if (stored.account_name, stored.notify_url) != (account_name, notify_url):
+            raise conflict(f"开户申请编号 {request_id} 已使用，且内容不同", details={"request_id": request_id})
+        return stored
+
+    def submit_payout(self, bank: SimulatedBank, order: PayoutRequest) -> Payout:
+        """Idempotent on payout_id: same content answers the stored payout; other content is a conflict."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if tx.open_account(bank.code, order.account_no) is None:
+                raise account_not_found(bank.code, order.account_no)
+            stored = tx.add_payout(
+                Payout(
+                    bank_code=bank.code,
+                    bank_reference=_new_bank_reference(bank, "P", now),
+                    status="processing",
+                    failure_reason=None,
+                    created_at=now,
+                    due_at=now + self.payout_delay_s,
+                    finished_at=None,
+                    **asdict(order),
+                )
+            )
+        if PayoutRequest(**{name: getattr(stored, name) for name in asdict(order)}) != order:
+            raise conflict(f"付款编号 {order.payout_id} 已使用，且内容不同", details={"payout_id": order.payout_id})
+        return stored
+
+    def payout(self, bank: SimulatedBank, payout_id: str) -> Payout:
+        with self.store.transaction() as tx:
+            stored = tx.payout(bank.code, payout_id)
+        if stored is None:
+            raise not_found(f"付款 {payout_id} 不存在")
+        return stored
+
+    def pay_in(
+        self, bank: SimulatedBank, account_no: str, amount_fen: int, payer_name: str, payer_account: str
+    ) -> tuple[Arrival, int]:
+        """Credit an open account and queue `funds_arrived`; returns the arrival and the new balance."""
+        assert amount_fen > 0, amount_fen
+        now = self.clock()
+        with self.store.transaction() as tx:
+            account = tx.open_account(bank.code, account_no)
+            if account is None:
+                raise account_not_found(bank.code, account_no)
+            arrival = Arrival(
+                bank_code=bank.code,
+                bank_reference=_new_bank_reference(bank, "I", now),
+                account_no=account_no,
+                amount_fen=amount_fen,
+                payer_name=payer_name,
+                payer_account=payer_account,
+                arrived_at=now,
+            )
+            tx.add_arrival(arrival)
+            balance_fen = tx.change_balance(bank.code, account_no, amount_fen)
+            fields = {
+                "bank_reference": arrival.bank_reference,
+                "account_no": account_no,
+                "amount_fen": amount_fen,
+                "payer_name": payer_name,
+                "payer_account": payer_account,
+                "arrived_at": rfc3339(now),
+            }
+            _enqueue_notification(tx, bank.code, account.notify_url, "funds_arrived", fields, now)
+        return arrival, balance_fen
+
+    def run_due(self) -> None:
+        """Open the accounts and settle the payouts whose delay has passed."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            for account in tx.accounts_due(now):
+                self._open(tx, account, now)
+            for payout in tx.payouts_due(now):
+                self._settle(tx, payout, now)
+
+    def _open(self, tx: Transaction, account: Account, now: float) -> None:
+        account_no = _free_account_no(tx, SIMULATED_BANKS[account.bank_code])
+        tx.mark_account_open(account.bank_code, account.request_id, account_no, now)
+        fields = {"request_id": account.request_id, "account_no": account_no, "account_name": account.account_name}
+        _enqueue_notification(tx, account.bank_code, account.notify_url, "account_opened", fields, now)
+
+    def _settle(self, tx: Transaction, payout: Payout, now: float) -> None:
+        account = tx.open_account(payout.bank_code, payout.account_no)
+        assert account is not None, "payouts are accepted only for open accounts, which never close"
+        if account.balance_fen >= payout.amount_fen:
+            tx.change_balance(payout.bank_code, payout.account_no, -payout.amount_fen)
+            status, reason = "succeeded", None
+        else:
+            status, reason = "failed", INSUFFICIENT_BALANCE
+        tx.finish_payout(payout, status, reason, now)
+        fields = {
+            "payout_id": payout.payout_id,
+            "bank_reference": payout.bank_reference,
+            "status": status,
+            "failure_reason": reason,
+        }
+        _enqueue_notification(tx, payout.bank_code, payout.notify_url, "payout_result", fields, now)

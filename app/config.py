@@ -1,0 +1,63 @@
+"""Settings from the environment, with embedded defaults that make `make run` work out of the box."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _instance_path() -> Path:
+    return Path(os.environ.get("CUNGUAN_INSTANCE_PATH", ROOT / "instance")).resolve()
+
+
+def _secret_key(instance: Path) -> str:
+    """SECRET_KEY from the environment, else a random key kept in the instance folder."""
+    if "CUNGUAN_SECRET_KEY" in os.environ:
+        return os.environ["CUNGUAN_SECRET_KEY"]
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class BankEndpoint:
+    code: str
+    name: str
+    base_url: str
+
+
+@dataclass
+class Config:
+    instance_path: Path = field(default_factory=_instance_path)
+    database_url: str = ""
+    keys_dir: Path | None = None
+    secret_key: str = ""
+    public_base_url: str = field(default_factory=lambda: os.environ.get("CUNGUAN_PUBLIC_URL", "http://127.0.0.1:5000"))
+    banks: dict[str, BankEndpoint] = field(default_factory=dict)
+    testing: bool = False
+    session_lifetime_s: int = 30 * 60
+    bank_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            default = f"sqlite:///{self.instance_path / 'cunguan.db'}"
+            self.database_url = os.environ.get("DATABASE_URL", default)
+        if self.keys_dir is None:
+            self.keys_dir = Path(os.environ.get("CUNGUAN_KEYS_DIR", self.instance_path / "keys"))
+        if not self.secret_key:
+            self.secret_key = _secret_key(self.instance_path)
+        if not self.banks:
+            self.banks = {
+                "ceb": BankEndpoint(
+                    code="ceb",
+                    name="中国光大银行",
+                    base_url=os.environ.get("CUNGUAN_BANK_CEB_URL", "http://127.0.0.1:5001"),
+                )
+            }

@@ -1,0 +1,83 @@
+"""Engine and unit of work. SQLite runs in WAL mode with immediate write transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A deferred transaction that later writes can fail at once with SQLITE_BUSY under WAL;
+        # taking the write lock up front makes concurrent writers wait (busy_timeout) instead.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class UnitOfWork:
+    """`with uow:` opens a session; `uow.commit()` commits; leaving without commit rolls back."""
+
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self._session_factory = session_factory
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("unit of work used outside its `with` block")
+        return self._session
+
+    def __enter__(self) -> UnitOfWork:
+        if self._session is not None:
+            raise RuntimeError("unit of work is not re-entrant")
+        self._session = self._session_factory()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._session is not None
+        # close() rolls back whatever was not committed and detaches the objects without expiring them,
+        # so what a read loaded stays readable after the block.
+        self._session.close()
+        self._session = None
+
+    def commit(self) -> None:
+        self.session.commit()
+
+
+class Database:
+    """Holds the engine and hands out units of work."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,101 @@
+"""The data an escrow agreement is made of, and the ready-to-print context its template is rendered with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.domain.money import format_yuan, to_chinese_upper
+
+PLATFORM_NAME = "存管平台"
+ACCOUNT_PENDING = "待银行开立"
+AGREEMENT_TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    id_number: str
+    bank_name: str
+    bank_account: str
+
+
+@dataclass(frozen=True)
+class AgreementData:
+    agreement_no: str
+    city_name: str
+    product_name: str
+    bank_name: str
+    buyer: Party
+    seller: Party
+    property_address: str
+    certificate_no: str
+    price_fen: int
+    custody_amount_fen: int
+    created_at: datetime
+    account_no: str | None
+
+
+def _mask(value: str, keep_start: int, keep_end: int) -> str:
+    """Replace the middle of `value` with '*'; everything is hidden when too short to keep both ends safely."""
+    compact = "".join(value.split())
+    if len(compact) <= keep_start + keep_end:
+        return "*" * len(compact)
+    hidden = len(compact) - keep_start - keep_end
+    return compact[:keep_start] + "*" * hidden + compact[len(compact) - keep_end :]
+
+
+def mask_id_number(value: str) -> str:
+    """110101199003071234 -> 110***********1234."""
+    return _mask(value, 3, 4)
+
+
+def mask_bank_account(value: str) -> str:
+    """6222 0212 3456 7890 -> ************7890 (only the last four digits shown)."""
+    return _mask(value, 0, 4)
+
+
+def mask_phone(value: str) -> str:
+    """13812345678 -> 138****5678."""
+    return _mask(value, 3, 4)
+
+
+def format_chinese_date(moment: datetime) -> str:
+    """An aware datetime as the calendar date in Asia/Shanghai: 2026年11月24日."""
+    if moment.tzinfo is None:
+        raise ValueError("agreement dates must be timezone-aware")
+    local = moment.astimezone(AGREEMENT_TIMEZONE)
+    return f"{local.year}年{local.month}月{local.day}日"
+
+
+def _amount(amount_fen: int) -> dict[str, str]:
+    return {"figure": format_yuan(amount_fen), "upper": to_chinese_upper(amount_fen)}
+
+
+def _party(party: Party) -> dict[str, str]:
+    return {
+        "name": party.name,
+        "id_number": mask_id_number(party.id_number),
+        "bank_name": party.bank_name,
+        "bank_account": mask_bank_account(party.bank_account),
+    }
+
+
+def agreement_context(data: AgreementData) -> dict[str, Any]:
+    """Everything the agreement template shows, already formatted and masked."""
+    return {
+        "agreement_no": data.agreement_no,
+        "city_name": data.city_name,
+        "product_name": data.product_name,
+        "platform_name": PLATFORM_NAME,
+        "bank_name": data.bank_name,
+        "buyer": _party(data.buyer),
+        "seller": _party(data.seller),
+        "property": {"address": data.property_address, "certificate_no": data.certificate_no},
+        "price": _amount(data.price_fen),
+        "custody": _amount(data.custody_amount_fen),
+        "account_no": data.account_no or ACCOUNT_PENDING,
+        "created_date": format_chinese_date(data.created_at),
+    }

@@ -1,0 +1,77 @@
+"""Ledger rules, free of storage: chart of accounts, transfer validation and balance invariants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.errors import LedgerError
+
+ACCOUNT_TYPES = ("asset", "liability", "income", "expense", "equity")
+TRANSFER_CODES = ("arrival", "unmatched_arrival", "release", "payout", "refund", "reversal")
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    code: str
+    type: str
+    name: str
+    debits_must_not_exceed_credits: bool = False
+    credits_must_not_exceed_debits: bool = False
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    id: str
+    debit_code: str
+    credit_code: str
+    amount_fen: int
+    code: str
+    deal_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount_fen, int) or isinstance(self.amount_fen, bool) or self.amount_fen <= 0:
+            raise LedgerError("记账金额必须为正整数（分）", code="BAD_AMOUNT", details={"amount_fen": self.amount_fen})
+        if self.debit_code == self.credit_code:
+            raise LedgerError("借贷账户不能相同", code="SAME_ACCOUNT", details={"account": self.debit_code})
+        if self.code not in TRANSFER_CODES:
+            raise LedgerError("未知的记账类型", code="UNKNOWN_TRANSFER_CODE", details={"code": self.code})
+        if not self.id or len(self.id) > 96:
+            raise LedgerError("记账编号无效", code="BAD_TRANSFER_ID", details={"id": self.id})
+
+
+# Chart of accounts. The bank's clearing account is an asset (money the bank holds for us); what we
+# owe to parties are liabilities that may never go below zero (debits must not exceed credits).
+def bank_clearing(bank_code: str) -> AccountSpec:
+    return AccountSpec(
+        f"bank_clearing:{bank_code}", "asset", f"银行清算户（{bank_code}）", credits_must_not_exceed_debits=True
+    )
+
+
+def suspense(bank_code: str) -> AccountSpec:
+    return AccountSpec(
+        f"suspense:{bank_code}", "liability", f"挂账（{bank_code}）", debits_must_not_exceed_credits=True
+    )
+
+
+def deal_custody(deal_no: str) -> AccountSpec:
+    return AccountSpec(f"custody:{deal_no}", "liability", f"存管资金 {deal_no}", debits_must_not_exceed_credits=True)
+
+
+def seller_payable(deal_no: str) -> AccountSpec:
+    return AccountSpec(f"payable:{deal_no}", "liability", f"应付卖方 {deal_no}", debits_must_not_exceed_credits=True)
+
+
+def balance_of(account_type: str, debits_fen: int, credits_fen: int) -> int:
+    """Natural-side balance: debit-normal for assets and expenses, credit-normal otherwise."""
+    if account_type in ("asset", "expense"):
+        return debits_fen - credits_fen
+    return credits_fen - debits_fen
+
+
+def flag_violation(spec: AccountSpec, debits_fen: int, credits_fen: int) -> str | None:
+    """The Chinese description of the broken flag, or None when the totals respect the flags."""
+    if spec.debits_must_not_exceed_credits and debits_fen > credits_fen:
+        return f"账户 {spec.code} 余额不足（借方 {debits_fen} > 贷方 {credits_fen}）"
+    if spec.credits_must_not_exceed_debits and credits_fen > debits_fen:
+        return f"账户 {spec.code} 贷方超过借方（{credits_fen} > {debits_fen}）"
+    return None

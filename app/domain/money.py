@@ -1,0 +1,96 @@
+"""Money is integer fen. Parsing of yuan text, display as ¥ and as Chinese uppercase (大写)."""
+
+from __future__ import annotations
+
+import re
+
+from app.errors import ValidationError
+
+MAX_AMOUNT_FEN = 10**15  # one hundred billion yuan (10^13 yuan): far above any housing deal
+
+_YUAN_PATTERN = re.compile(r"^(?P<int>\d{1,3}(,\d{3})+|\d+)(\.(?P<frac>\d{1,2}))?$")
+_DIGITS = "零壹贰叁肆伍陆柒捌玖"
+_SMALL_UNITS = ("", "拾", "佰", "仟")
+_GROUP_UNITS = ("", "万", "亿", "万亿")
+
+
+def parse_yuan(text: str) -> int:
+    """Parse "1,234.56" / "1234.5" / "12" (yuan) into fen. At most two decimals, never negative."""
+    cleaned = text.strip().replace("，", ",").removeprefix("¥").removeprefix("￥").strip()
+    match = _YUAN_PATTERN.match(cleaned)
+    if match is None:
+        raise ValidationError("金额格式不正确，请输入数字，最多两位小数", code="BAD_AMOUNT", details={"value": text})
+    whole = int(match.group("int").replace(",", ""))
+    fraction = (match.group("frac") or "").ljust(2, "0")
+    amount_fen = whole * 100 + int(fraction)
+    if amount_fen >= MAX_AMOUNT_FEN:
+        raise ValidationError("金额超出允许范围", code="AMOUNT_TOO_LARGE", details={"value": text})
+    return amount_fen
+
+
+def format_yuan(amount_fen: int, *, symbol: bool = True) -> str:
+    """1234567 -> "¥12,345.67"."""
+    sign = "-" if amount_fen < 0 else ""
+    whole, fen = divmod(abs(amount_fen), 100)
+    return f"{sign}{'¥' if symbol else ''}{whole:,}.{fen:02d}"
+
+
+def _group_upper(group: int) -> str:
+    """Uppercase of 0 < group < 10000, with inner zeros collapsed (e.g. 1005 -> 壹仟零伍)."""
+    out = []
+    digits = f"{group:04d}"
+    pending_zero = False
+    for position, char in enumerate(digits):
+        digit = int(char)
+        unit = _SMALL_UNITS[3 - position]
+        if digit == 0:
+            pending_zero = bool(out)
+            continue
+        if pending_zero:
+            out.append("零")
+            pending_zero = False
+        out.append(_DIGITS[digit] + unit)
+    return "".join(out)
+
+
+def _integer_upper(value: int) -> str:
+    groups = []
+    while value:
+        value, group = divmod(value, 10000)
+        groups.append(group)
+    if len(groups) > len(_GROUP_UNITS):
+        raise ValidationError("金额超出允许范围", code="AMOUNT_TOO_LARGE")
+    out = []
+    zero_gap = False
+    for index in range(len(groups) - 1, -1, -1):
+        group = groups[index]
+        if group == 0:
+            zero_gap = bool(out)
+            continue
+        if out and (zero_gap or group < 1000):
+            out.append("零")
+        out.append(_group_upper(group) + _GROUP_UNITS[index])
+        zero_gap = False
+    return "".join(out)
+
+
+def to_chinese_upper(amount_fen: int) -> str:
+    """Chinese uppercase amount as written on contracts: 123456789 -> 壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分."""
+    if amount_fen < 0:
+        return "负" + to_chinese_upper(-amount_fen)
+    whole, fen = divmod(amount_fen, 100)
+    jiao, fen_digit = divmod(fen, 10)
+    if whole == 0 and fen == 0:
+        return "零元整"
+    text = _integer_upper(whole) + "元" if whole else ""
+    if jiao == 0 and fen_digit == 0:
+        return text + "整"
+    if jiao:
+        text += _DIGITS[jiao] + "角"
+    elif whole:
+        text += "零"
+    if fen_digit:
+        text += _DIGITS[fen_digit] + "分"
+    else:
+        text += "整"
+    return text

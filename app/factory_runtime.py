@@ -1,0 +1,38 @@
+"""Build the Runtime from a Config: database, catalogs, workflows, keys, PII keyring."""
+
+from __future__ import annotations
+
+from app.config import ROOT, Config
+from app.db.pii import keyring
+from app.db.session import Database
+from app.domain.cities import CityCatalog
+from app.services.runtime import KeyStore, Runtime
+from app.services.workflow_runner import registry
+from app.state_machine.definition import WorkflowDefinition
+from app.state_machine.loader import load_definition
+
+WORKFLOWS_DIR = ROOT / "workflows"
+CITY_CONFIGS_DIR = ROOT / "city_configs"
+
+
+def load_workflows() -> dict[tuple[str, int], WorkflowDefinition]:
+    import app.services.deal_actions  # noqa: F401 - the registry must be complete before loading
+
+    definitions = [load_definition(path, registry) for path in sorted(WORKFLOWS_DIR.glob("*.json"))]
+    return {(d.id, d.version): d for d in definitions}
+
+
+def build_runtime(config: Config) -> Runtime:
+    assert config.keys_dir is not None
+    keys = KeyStore(config.keys_dir)
+    if (config.keys_dir / "pii.key").exists():
+        keyring.configure({"k1": keys.pii_key()}, active="k1")
+    return Runtime(
+        db=Database(config.database_url),
+        cities=CityCatalog(CITY_CONFIGS_DIR),
+        workflows=load_workflows(),
+        keys=keys,
+        banks=config.banks,
+        public_base_url=config.public_base_url,
+        bank_timeout_s=config.bank_timeout_s,
+    )

@@ -1,0 +1,62 @@
+"""Agreement templates to HTML (the on-screen preview) and the same HTML to PDF."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
+from markupsafe import Markup
+
+from app.errors import ConfigError
+from app.pdf.fonts import ensure_harfbuzz_subset
+
+TEMPLATES_ROOT = Path(__file__).resolve().parent.parent.parent / "agreement_templates"
+TEMPLATE_NAME = "agreement.html.j2"
+STYLESHEET_NAME = "agreement.css"
+
+_LOADER = FileSystemLoader(TEMPLATES_ROOT)
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=_LOADER,
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _stylesheet(product: str, version: str) -> Markup:
+    """The template's own CSS, trusted text from the repository, to inline in a <style> element."""
+    source, _, _ = _LOADER.get_source(_environment(), f"{product}/{version}/{STYLESHEET_NAME}")
+    return Markup(source)
+
+
+def render_agreement_html(product: str, version: str, context: dict[str, Any]) -> str:
+    """Render `<product>/<version>/agreement.html.j2` into a self-contained HTML page (CSS inlined)."""
+    name = f"{product}/{version}/{TEMPLATE_NAME}"
+    try:
+        template = _environment().get_template(name)
+        return template.render({**context, "inline_css": _stylesheet(product, version)})
+    except TemplateNotFound as exc:
+        raise ConfigError(
+            "协议模板不存在，请检查城市配置中的协议模板版本", code="AGREEMENT_TEMPLATE_NOT_FOUND", details={"template": name}
+        ) from exc
+    except UndefinedError as exc:
+        raise ConfigError(
+            "协议数据不完整，不能生成协议",
+            code="AGREEMENT_CONTEXT_INCOMPLETE",
+            details={"template": name, "error": str(exc)},
+        ) from exc
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Lay out the agreement HTML as an A4 PDF with subset, embedded CJK fonts."""
+    ensure_harfbuzz_subset()
+    from weasyprint import HTML  # imported here: loading Pango and fonts is slow and only PDF rendering needs it
+
+    return HTML(string=html, base_url=str(TEMPLATES_ROOT)).write_pdf()

@@ -1,0 +1,82 @@
+"""Job (outbox) table operations: enqueue in the caller's transaction, claim with a lease, retry with backoff."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import Job
+
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 600.0
+
+
+def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime, delay_s: float = 0.0) -> Job:
+    """Add a job to the caller's transaction: it exists exactly when the state change that wants it commits."""
+    job = Job(kind=kind, payload=payload, status="pending", attempts=0, run_after=now + timedelta(seconds=delay_s))
+    session.add(job)
+    session.flush()
+    return job
+
+
+def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform in [base/2, min(cap, base * 2^(attempts-1))]."""
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** max(0, attempts - 1))
+    return (rng or random).uniform(min(ceiling, BACKOFF_BASE_S / 2), ceiling)
+
+
+def claim(session: Session, worker_id: str, *, now: datetime, lease_s: float = 60.0) -> Job | None:
+    """Take one due job: pending, or running with an expired lease (its worker died). Commit afterwards."""
+    due = or_(Job.status == "pending", (Job.status == "running") & (Job.locked_until < now))
+    query = select(Job.id).where(due, Job.run_after <= now).order_by(Job.run_after, Job.id).limit(1)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    job_id = session.scalar(query)
+    if job_id is None:
+        return None
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, due)
+        .values(
+            status="running",
+            locked_by=worker_id,
+            locked_until=now + timedelta(seconds=lease_s),
+            attempts=Job.attempts + 1,
+            updated_at=now,
+        )
+    )
+    if claimed.rowcount != 1:  # another worker took it between our select and update
+        return None
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def complete(session: Session, job: Job, *, now: datetime) -> None:
+    job.status = "done"
+    job.locked_by = job.locked_until = None
+    job.last_error = None
+    job.updated_at = now
+
+
+def fail(session: Session, job: Job, error: str, *, now: datetime, retry: bool = True) -> None:
+    """Schedule another attempt with backoff, or mark the job dead when out of attempts or not retryable."""
+    job.last_error = error[:2000]
+    job.locked_by = job.locked_until = None
+    job.updated_at = now
+    if retry and job.attempts < job.max_attempts:
+        job.status = "pending"
+        job.run_after = now + timedelta(seconds=backoff_s(job.attempts))
+    else:
+        job.status = "dead"
+
+
+def reschedule(session: Session, job: Job, *, now: datetime, delay_s: float, note: str) -> None:
+    """Run the job again later without counting it as a failure (e.g. a payout still processing)."""
+    job.status = "pending"
+    job.locked_by = job.locked_until = None
+    job.run_after = now + timedelta(seconds=delay_s)
+    job.last_error = note
+    job.updated_at = now

@@ -1,0 +1,199 @@
+"""Bank callbacks: replay protection, the raw inbox, and idempotent processing by notification type."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.db.ledger_repo import LedgerRepository
+from app.db.models import BankNotification, Deal, DealEvent, Payout, SeenNonce, VirtualAccount
+from app.domain import ledger
+from app.domain.ledger import TransferSpec
+from app.errors import TransitionNotAllowed, ValidationError
+from app.services import deal_actions  # noqa: F401 - registers the guards and actions
+from app.services.runtime import Runtime
+from app.services.workflow_runner import DealContext, fire
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-notification.schema.json"
+NONCE_RETENTION_S = 3600  # far beyond the ±300 s timestamp window: an older nonce can never be fresh again
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def parse_notification(raw_body: bytes) -> dict[str, Any]:
+    """The JSON body checked against the notification schema; ValidationError (MALFORMED) otherwise."""
+    try:
+        body = json.loads(raw_body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValidationError("通知内容不是合法的 JSON", code="MALFORMED", details=[str(error)]) from error
+    errors = [
+        {"pointer": "/" + "/".join(str(p) for p in e.absolute_path), "message": e.message}
+        for e in _validator().iter_errors(body)
+    ]
+    if errors:
+        raise ValidationError("通知内容不符合协议", code="MALFORMED", details=errors)
+    return body
+
+
+def remember_nonce(rt: Runtime, sender: str, nonce: str) -> bool:
+    """Record a nonce for a sender; False when it was seen before (a replay). Old nonces are pruned."""
+    now = rt.clock()
+    with rt.db.uow() as uow:
+        uow.session.execute(delete(SeenNonce).where(SeenNonce.seen_at < now - timedelta(seconds=NONCE_RETENTION_S)))
+        uow.session.add(SeenNonce(sender=sender, nonce=nonce, seen_at=now))
+        try:
+            uow.commit()
+        except IntegrityError:
+            return False
+    return True
+
+
+def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any]) -> str:
+    """Store the verified notification raw, then process it once. Returns "OK" or "DUPLICATE"."""
+    _store_raw(rt, bank_code, raw_body, body)
+    with rt.db.uow() as uow:
+        inbox = uow.session.scalar(
+            select(BankNotification)
+            .where(BankNotification.bank_code == bank_code, BankNotification.notification_id == body["notification_id"])
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert inbox is not None, "inbox row stored above"
+        if inbox.processed_at is not None:
+            return "DUPLICATE"
+        handler = _HANDLERS[body["type"]]
+        inbox.outcome = handler(rt, uow.session, bank_code, body)
+        inbox.processed_at = rt.clock()
+        uow.commit()
+    return "OK"
+
+
+def _store_raw(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any]) -> None:
+    """Keep the notification as received, in its own transaction, before any processing can fail."""
+    with rt.db.uow() as uow:
+        uow.session.add(
+            BankNotification(
+                bank_code=bank_code,
+                notification_id=body["notification_id"],
+                type=body["type"],
+                raw_body=raw_body.decode("utf-8"),
+                received_at=rt.clock(),
+            )
+        )
+        try:
+            uow.commit()
+        except IntegrityError:
+            pass  # seen before: processing below decides whether it is a duplicate or a retry
+
+
+def _actor(bank_code: str) -> str:
+    return f"bank:{bank_code}"
+
+
+def _fire_or_note(ctx: DealContext, event: str, detail: dict[str, Any]) -> str:
+    """Fire the event; when the deal's state does not take it, keep the fact on the timeline instead."""
+    try:
+        fire(ctx, event, detail)
+    except TransitionNotAllowed as refused:
+        ctx.session.add(
+            DealEvent(
+                deal_id=ctx.deal.id,
+                event=event,
+                from_state=ctx.deal.state,
+                to_state=ctx.deal.state,
+                actor=ctx.actor,
+                detail={"label": "已记录，未触发流转", "reason": refused.message, **detail},
+                created_at=ctx.rt.clock(),
+            )
+        )
+        return "recorded_without_transition"
+    return "processed"
+
+
+def _account_opened(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
+    account = session.scalar(
+        select(VirtualAccount).where(
+            VirtualAccount.bank_code == bank_code, VirtualAccount.request_id == body["request_id"]
+        )
+    )
+    if account is None:
+        return "unknown_request"
+    if account.status == "opened":
+        return "already_opened"
+    ctx = DealContext(rt, session, account.deal, _actor(bank_code), {"account_no": body["account_no"]})
+    return _fire_or_note(ctx, "account_opened", {"account_no": body["account_no"]})
+
+
+def _funds_arrived(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
+    repo = LedgerRepository(session)
+    clearing = repo.ensure_account(ledger.bank_clearing(bank_code))
+    account = session.scalar(
+        select(VirtualAccount).where(
+            VirtualAccount.bank_code == bank_code, VirtualAccount.account_no == body["account_no"]
+        )
+    )
+    deal: Deal | None = account.deal if account is not None else None
+    credit = ledger.deal_custody(deal.deal_no) if deal is not None else ledger.suspense(bank_code)
+    repo.ensure_account(credit, deal_id=deal.id if deal is not None else None)
+    _, created = repo.post(
+        TransferSpec(
+            id=f"arrival:{bank_code}:{body['bank_reference']}",
+            debit_code=clearing.code,
+            credit_code=credit.code,
+            amount_fen=body["amount_fen"],
+            code="arrival" if deal is not None else "unmatched_arrival",
+            deal_id=deal.id if deal is not None else None,
+        )
+    )
+    if not created:
+        return "duplicate_bank_reference"
+    if deal is None:
+        return "suspense"
+    detail = {"amount_fen": body["amount_fen"], "bank_reference": body["bank_reference"]}
+    return _fire_or_note(DealContext(rt, session, deal, _actor(bank_code)), "funds_arrived", detail)
+
+
+def apply_payout_result(
+    rt: Runtime, session: Session, payout: Payout, status: str, bank_reference: str, reason: str | None, actor: str
+) -> str:
+    """The one place a payout becomes final, whether a callback or a query told us."""
+    if payout.status in ("succeeded", "failed"):
+        return "already_final"
+    payout.status = status
+    payout.bank_reference = bank_reference
+    payout.failure_reason = reason
+    payout.updated_at = rt.clock()
+    ctx = DealContext(rt, session, payout.deal, actor, {"payout": payout})
+    detail = {"payout_id": payout.payout_id, "amount_fen": payout.amount_fen}
+    if status == "failed":
+        detail["failure_reason"] = reason or ""
+    return _fire_or_note(ctx, "payout_succeeded" if status == "succeeded" else "payout_failed", detail)
+
+
+def _payout_result(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
+    payout = session.scalar(
+        select(Payout).where(Payout.bank_code == bank_code, Payout.payout_id == body["payout_id"]).with_for_update()
+    )
+    if payout is None:
+        return "unknown_payout"
+    return apply_payout_result(
+        rt, session, payout, body["status"], body["bank_reference"], body.get("failure_reason"), _actor(bank_code)
+    )
+
+
+_HANDLERS = {
+    "account_opened": _account_opened,
+    "funds_arrived": _funds_arrived,
+    "payout_result": _payout_result,
+}

@@ -1,0 +1,119 @@
+"""Jobs that talk to banks. Each returns normally when done, or raises Retry / a BankError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.banks.gateway import BankOutcomeUnknown, BankRejected, BankUnavailable, PayoutRequest
+from app.db.models import Payout, VirtualAccount
+from app.errors import CunguanError
+from app.queue.jobs import enqueue
+from app.services.bank_callbacks import apply_payout_result
+from app.services.runtime import Runtime
+
+ACTOR = "system:worker"
+QUERY_DELAY_S = 5.0
+
+
+class Retry(CunguanError):
+    """Try the job again later (with backoff); not a bug, the world is not ready yet."""
+
+    code = "RETRY"
+
+
+def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Ask the bank to open the account. Safe to resend: the bank dedupes on request_id."""
+    with rt.db.uow() as uow:
+        account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
+        assert account is not None, "job refers to a missing virtual account"
+        if account.status == "opened":
+            return
+        request = (account.bank_code, account.request_id, account.account_name)
+    bank_code, request_id, account_name = request
+    try:
+        rt.gateway(bank_code).open_virtual_account(request_id, account_name, rt.notify_url(bank_code))
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+
+
+def _load_payout(rt: Runtime, payout_id: str) -> tuple[PayoutRequest, str, str]:
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id))
+        assert payout is not None, "job refers to a missing payout"
+        account = payout.deal.virtual_account
+        assert account is not None and account.account_no, "payout from a deal without an opened account"
+        request = PayoutRequest(
+            payout_id=payout.payout_id,
+            account_no=account.account_no,
+            amount_fen=payout.amount_fen,
+            payee_name=payout.payee_name,
+            payee_account=payout.payee_account,
+            notify_url=rt.notify_url(payout.bank_code),
+        )
+        return request, payout.bank_code, payout.status
+
+
+def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Submit once. Unreachable bank: resend later. Unknown outcome: query, never resubmit blindly."""
+    request, bank_code, status = _load_payout(rt, payload["payout_id"])
+    if status != "pending":
+        return
+    try:
+        bank_reference = rt.gateway(bank_code).submit_payout(request)
+    except BankUnavailable as error:
+        raise Retry(error.message, details=error.details) from error
+    except BankOutcomeUnknown:
+        with rt.db.uow() as uow:
+            enqueue(uow.session, "query_payout", {"payout_id": request.payout_id}, now=rt.clock(), delay_s=QUERY_DELAY_S)
+            uow.commit()
+        return
+    except BankRejected as error:
+        _finish(rt, request.payout_id, "failed", "", f"银行拒绝付款：{error.message}")
+        return
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == request.payout_id).with_for_update())
+        assert payout is not None
+        if payout.status == "pending":
+            payout.status = "submitted"
+            payout.bank_reference = bank_reference
+            payout.updated_at = rt.clock()
+        uow.commit()
+
+
+def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Ask the bank what became of a payout whose submission had no clear answer."""
+    payout_id = payload["payout_id"]
+    _, bank_code, status = _load_payout(rt, payout_id)
+    if status in ("succeeded", "failed"):
+        return
+    try:
+        answer = rt.gateway(bank_code).query_payout(payout_id)
+    except BankRejected as error:
+        if error.code != "NOT_FOUND":
+            raise
+        with rt.db.uow() as uow:  # the bank never got it: submitting now cannot pay twice
+            enqueue(uow.session, "submit_payout", {"payout_id": payout_id}, now=rt.clock())
+            uow.commit()
+        return
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    if answer.status == "processing":
+        raise Retry("银行处理中", details={"payout_id": payout_id})
+    _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason)
+
+
+def _finish(rt: Runtime, payout_id: str, status: str, bank_reference: str, reason: str | None) -> None:
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
+        assert payout is not None
+        apply_payout_result(rt, uow.session, payout, status, bank_reference, reason, ACTOR)
+        uow.commit()
+
+
+HANDLERS = {
+    "open_virtual_account": open_virtual_account,
+    "submit_payout": submit_payout,
+    "query_payout": query_payout,
+}

@@ -1,0 +1,102 @@
+"""The named guards and actions that workflow definitions compose (registered on import)."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.db.ledger_repo import LedgerRepository
+from app.db.models import Payout, VirtualAccount
+from app.domain import ledger
+from app.domain.ledger import TransferSpec
+from app.queue.jobs import enqueue
+from app.services.agreements import sign_agreement
+from app.services.workflow_runner import DealContext, registry
+
+
+@registry.guard("fully_funded")
+def fully_funded(ctx: DealContext) -> bool:
+    held_fen = LedgerRepository(ctx.session).balance(ledger.deal_custody(ctx.deal.deal_no).code)
+    return held_fen >= ctx.deal.custody_amount_fen
+
+
+@registry.action("sign_agreement")
+def sign_agreement_action(ctx: DealContext) -> None:
+    ctx.session.add(sign_agreement(ctx.rt, ctx.deal))
+
+
+@registry.action("request_virtual_account")
+def request_virtual_account(ctx: DealContext) -> None:
+    account = VirtualAccount(
+        deal_id=ctx.deal.id,
+        bank_code=ctx.deal.bank_code,
+        request_id=f"VA-{uuid.uuid4().hex}",
+        account_name=f"存管-{ctx.deal.deal_no}",
+        status="requested",
+        requested_at=ctx.rt.clock(),
+    )
+    ctx.session.add(account)
+    ctx.session.flush()
+    enqueue(ctx.session, "open_virtual_account", {"virtual_account_id": account.id}, now=ctx.rt.clock())
+
+
+@registry.action("record_virtual_account")
+def record_virtual_account(ctx: DealContext) -> None:
+    account = ctx.deal.virtual_account
+    assert account is not None, "account_opened for a deal without an account request"
+    account.account_no = ctx.payload["account_no"]
+    account.status = "opened"
+    account.opened_at = ctx.rt.clock()
+
+
+@registry.action("release_to_seller")
+def release_to_seller(ctx: DealContext) -> None:
+    """Move the custody amount from the deal's custody account to what we owe the seller."""
+    repo = LedgerRepository(ctx.session)
+    payable = ledger.seller_payable(ctx.deal.deal_no)
+    repo.ensure_account(payable, deal_id=ctx.deal.id)
+    repo.post(
+        TransferSpec(
+            id=f"release:{ctx.deal.deal_no}",
+            debit_code=ledger.deal_custody(ctx.deal.deal_no).code,
+            credit_code=payable.code,
+            amount_fen=ctx.deal.custody_amount_fen,
+            code="release",
+            deal_id=ctx.deal.id,
+        )
+    )
+
+
+@registry.action("request_payout")
+def request_payout(ctx: DealContext) -> None:
+    """Pay what we owe the seller to the seller's account; the bank call is a job."""
+    owed_fen = LedgerRepository(ctx.session).balance(ledger.seller_payable(ctx.deal.deal_no).code)
+    attempt = len(ctx.deal.payouts) + 1
+    payout = Payout(
+        payout_id=f"PO-{ctx.deal.deal_no}-{attempt}",
+        deal_id=ctx.deal.id,
+        bank_code=ctx.deal.bank_code,
+        amount_fen=owed_fen,
+        payee_name=ctx.deal.seller_name,
+        payee_account=ctx.deal.seller_bank_account,
+        status="pending",
+        created_at=ctx.rt.clock(),
+    )
+    ctx.session.add(payout)
+    ctx.session.flush()
+    enqueue(ctx.session, "submit_payout", {"payout_id": payout.payout_id}, now=ctx.rt.clock())
+
+
+@registry.action("settle_payout")
+def settle_payout(ctx: DealContext) -> None:
+    """The bank paid the seller: what we owed leaves through the bank's clearing account."""
+    payout: Payout = ctx.payload["payout"]
+    LedgerRepository(ctx.session).post(
+        TransferSpec(
+            id=f"payout:{payout.payout_id}",
+            debit_code=ledger.seller_payable(ctx.deal.deal_no).code,
+            credit_code=ledger.bank_clearing(payout.bank_code).code,
+            amount_fen=payout.amount_fen,
+            code="payout",
+            deal_id=ctx.deal.id,
+        )
+    )

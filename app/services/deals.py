@@ -1,0 +1,181 @@
+"""Deal use cases: create from the intake form, confirm the agreement, record title transfer, read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.db.ledger_repo import LedgerRepository
+from app.db.models import Deal, DealEvent, LedgerTransfer, User
+from app.domain import ledger
+from app.domain.forms.resale import validate_resale_form
+from app.errors import NotFound, ValidationError
+from app.services import deal_actions  # noqa: F401 - registers the guards and actions
+from app.services.runtime import Runtime
+from app.services.workflow_runner import DealContext, fire
+
+STAFF_ROLES = ("ops", "reviewer", "finance", "auditor", "admin")
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    username: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        return f"user:{self.username}"
+
+
+def _next_deal_no(session: Session, city_code: str, rt: Runtime) -> str:
+    day = rt.clock().strftime("%Y%m%d")
+    prefix = f"RE{city_code}{day}"
+    count = session.scalar(select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%"))) or 0
+    return f"{prefix}{count + 1:05d}"
+
+
+def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: dict[str, str]) -> int:
+    """Validate the form and create the deal in its workflow's initial state. Nothing is created on error."""
+    if actor.role != "agent":
+        raise ValidationError("只有经纪人可以新建存管单", code="ROLE_NOT_ALLOWED")
+    city = rt.cities.get(city_code)
+    product_config = city.product(product)
+    clean = validate_resale_form(form)
+    definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
+    with rt.db.uow() as uow:
+        now = rt.clock()
+        deal = Deal(
+            deal_no=_next_deal_no(uow.session, city_code, rt),
+            city_code=city_code,
+            product=product,
+            bank_code=product_config.banks[0],
+            workflow_id=definition.id,
+            workflow_version=definition.version,
+            city_config_sha256=city.sha256,
+            agreement_template=product_config.agreement_template,
+            state=definition.initial,
+            created_by_id=actor.user_id,
+            created_at=now,
+            updated_at=now,
+            **clean,
+        )
+        uow.session.add(deal)
+        uow.session.flush()
+        LedgerRepository(uow.session).ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
+        uow.session.add(
+            DealEvent(
+                deal_id=deal.id,
+                event="create",
+                from_state=None,
+                to_state=deal.state,
+                actor=actor.label,
+                detail={"label": "新建存管单"},
+                created_at=now,
+            )
+        )
+        uow.commit()
+        return deal.id
+
+
+def _load_for(session: Session, deal_id: int, actor: Actor) -> Deal:
+    deal = session.get(
+        Deal,
+        deal_id,
+        options=[selectinload(Deal.virtual_account), selectinload(Deal.agreement), selectinload(Deal.payouts)],
+    )
+    if deal is None or (actor.role == "agent" and deal.created_by_id != actor.user_id):
+        raise NotFound("存管单不存在或无权查看", details={"deal_id": deal_id})
+    return deal
+
+
+def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed_roles: tuple[str, ...]) -> None:
+    """A person moves a deal: role checked here, transition rules in the workflow."""
+    if actor.role not in allowed_roles:
+        raise ValidationError("当前角色无权执行此操作", code="ROLE_NOT_ALLOWED", details={"event": event})
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        fire(DealContext(rt, uow.session, deal, actor.label), event)
+        uow.commit()
+
+
+def confirm_agreement(rt: Runtime, actor: Actor, deal_id: int) -> None:
+    fire_user_event(rt, actor, deal_id, "confirm", ("agent",))
+
+
+def record_title_transferred(rt: Runtime, actor: Actor, deal_id: int) -> None:
+    fire_user_event(rt, actor, deal_id, "title_transferred", ("ops",))
+
+
+@dataclass(frozen=True)
+class DealView:
+    deal: Deal
+    state_label: str
+    events: list[DealEvent]
+    transfers: list[LedgerTransfer]
+    custody_balance_fen: int
+    actions: list[str]
+    agreement_html: str | None
+    account_codes: dict[int, str]
+    event_labels: dict[str, str]
+
+
+def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
+    """Everything the deal page shows, read in one session (the objects stay usable after it closes)."""
+    from app.services.agreements import render_html
+
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        definition = rt.workflow(deal.workflow_id, deal.workflow_version)
+        repo = LedgerRepository(uow.session)
+        transfers = repo.transfers_for_deal(deal.id)
+        codes = {t.debit_account_id: t.debit_account.code for t in transfers}
+        codes.update({t.credit_account_id: t.credit_account.code for t in transfers})
+        agreement = deal.agreement
+        return DealView(
+            deal=deal,
+            state_label=definition.label(deal.state),
+            events=list(deal.events),
+            transfers=transfers,
+            custody_balance_fen=repo.balance(ledger.deal_custody(deal.deal_no).code),
+            actions=definition.events_from(deal.state),
+            agreement_html=agreement.html if agreement is not None else render_html(rt, deal),
+            account_codes=codes,
+            event_labels=definition.events,
+        )
+
+
+def list_deals(rt: Runtime, actor: Actor, limit: int = 100) -> list[tuple[Deal, str]]:
+    with rt.db.uow() as uow:
+        query = select(Deal).order_by(Deal.id.desc()).limit(limit)
+        if actor.role == "agent":
+            query = query.where(Deal.created_by_id == actor.user_id)
+        deals = list(uow.session.scalars(query))
+        return [(deal, rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)) for deal in deals]
+
+
+def agreement_pdf(rt: Runtime, actor: Actor, deal_id: int) -> tuple[str, bytes]:
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        if deal.agreement is None:
+            raise NotFound("协议尚未签署", code="AGREEMENT_NOT_SIGNED")
+        return deal.deal_no, deal.agreement.pdf
+
+
+def deal_payload(view: DealView) -> dict[str, Any]:
+    """A machine-readable summary of a deal (JSON for API clients and tests)."""
+    deal = view.deal
+    account = deal.virtual_account
+    return {
+        "deal_no": deal.deal_no,
+        "state": deal.state,
+        "state_label": view.state_label,
+        "custody_amount_fen": deal.custody_amount_fen,
+        "custody_balance_fen": view.custody_balance_fen,
+        "account_no": account.account_no if account is not None else None,
+        "agreement_signed": deal.agreement is not None,
+        "events": [{"event": e.event, "to_state": e.to_state, "actor": e.actor} for e in view.events],
+    }

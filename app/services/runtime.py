@@ -1,0 +1,82 @@
+"""What every use case needs, built once per process by the app factory (web, worker and CLI alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.banks.gateway import BankGateway, HttpBankGateway
+from app.config import BankEndpoint
+from app.db.session import Database
+from app.domain.cities import CityCatalog
+from app.errors import ConfigError, NotFound
+from app.state_machine.definition import WorkflowDefinition
+
+
+@dataclass(frozen=True)
+class KeyStore:
+    """Key material read from the instance key folder (created by `flask keys init`)."""
+
+    folder: Path
+
+    def _read(self, relative: str) -> bytes:
+        path = self.folder / relative
+        if not path.is_file():
+            raise ConfigError(
+                f"密钥文件缺失：{path}（请运行 flask keys init）", code="KEY_MISSING", details={"path": str(path)}
+            )
+        return path.read_bytes()
+
+    @property
+    def platform_private_key_pem(self) -> bytes:
+        return self._read("platform.key.pem")
+
+    @property
+    def platform_certificate_pem(self) -> bytes:
+        return self._read("platform.cert.pem")
+
+    def bank_public_key_pem(self, bank_code: str) -> bytes:
+        return self._read(f"banks/{bank_code}.pub.pem")
+
+    def pii_key(self) -> bytes:
+        return bytes.fromhex(self._read("pii.key").decode().strip())
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    db: Database
+    cities: CityCatalog
+    workflows: dict[tuple[str, int], WorkflowDefinition]
+    keys: KeyStore
+    banks: dict[str, BankEndpoint]
+    public_base_url: str
+    bank_timeout_s: float = 10.0
+    clock: Callable[[], datetime] = field(default=_utcnow)
+
+    def workflow(self, workflow_id: str, version: int) -> WorkflowDefinition:
+        try:
+            return self.workflows[(workflow_id, version)]
+        except KeyError:
+            raise ConfigError(
+                "工作流未定义", code="UNKNOWN_WORKFLOW", details={"workflow": workflow_id, "version": version}
+            ) from None
+
+    def bank(self, bank_code: str) -> BankEndpoint:
+        if bank_code not in self.banks:
+            raise NotFound("未知银行", code="UNKNOWN_BANK", details={"bank": bank_code})
+        return self.banks[bank_code]
+
+    def gateway(self, bank_code: str) -> BankGateway:
+        endpoint = self.bank(bank_code)
+        return HttpBankGateway(
+            bank_code, endpoint.base_url, self.keys.platform_private_key_pem, timeout_s=self.bank_timeout_s
+        )
+
+    def notify_url(self, bank_code: str) -> str:
+        return f"{self.public_base_url.rstrip('/')}/api/banks/{bank_code}/notifications"

@@ -1,0 +1,43 @@
+"""Fire workflow events on deals: the engine plus the timeline row every transition writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.db.models import Deal, DealEvent
+from app.services.runtime import Runtime
+from app.state_machine.engine import Engine, Fired
+from app.state_machine.registry import Registry
+
+registry = Registry()
+
+
+@dataclass
+class DealContext:
+    """What guards and actions see: the runtime, the open session, the deal, who acts and the event data."""
+
+    rt: Runtime
+    session: Session
+    deal: Deal
+    actor: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> Fired:
+    definition = ctx.rt.workflow(ctx.deal.workflow_id, ctx.deal.workflow_version)
+    fired = Engine(definition, registry).fire(ctx.deal, event, ctx)
+    ctx.session.add(
+        DealEvent(
+            deal_id=ctx.deal.id,
+            event=event,
+            from_state=fired.source,
+            to_state=fired.target,
+            actor=ctx.actor,
+            detail={"label": fired.transition.label, **(detail or {})},
+            created_at=ctx.rt.clock(),
+        )
+    )
+    return fired

@@ -1,0 +1,33 @@
+"""Named guards and actions: the vocabulary that workflow definitions compose."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Guard = Callable[[Any], bool]
+Action = Callable[[Any], None]
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.guards: dict[str, Guard] = {}
+        self.actions: dict[str, Action] = {}
+
+    def guard(self, name: str) -> Callable[[Guard], Guard]:
+        def register(function: Guard) -> Guard:
+            if name in self.guards:
+                raise ValueError(f"guard {name!r} registered twice")
+            self.guards[name] = function
+            return function
+
+        return register
+
+    def action(self, name: str) -> Callable[[Action], Action]:
+        def register(function: Action) -> Action:
+            if name in self.actions:
+                raise ValueError(f"action {name!r} registered twice")
+            self.actions[name] = function
+            return function
+
+        return register

@@ -1,0 +1,47 @@
+"""Bank callback endpoint (public, but nothing unverified is processed)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from werkzeug.wrappers import Response
+
+from app.banks.protocol import BANK_PREFIX, MAX_BODY_BYTES, SignedRequest, verify_request
+from app.errors import CunguanError, NotFound
+from app.extensions import csrf
+from app.services import bank_callbacks
+from app.web.access import runtime
+
+bp = Blueprint("bank_callbacks", __name__)
+
+
+def _answer(code: str, status: int, **extra: object) -> tuple[Response, int]:
+    return jsonify({"code": code, **extra}), status
+
+
+@bp.route("/api/banks/<bank_code>/notifications", methods=["POST"])
+@csrf.exempt
+def notify(bank_code: str) -> tuple[Response, int]:
+    rt = runtime()
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _answer("BODY_TOO_LARGE", 413, message="请求体过大")
+    raw_body = request.get_data(cache=False)
+    try:
+        rt.bank(bank_code)
+        public_key = rt.keys.bank_public_key_pem(bank_code)
+
+        def remember(signed: SignedRequest) -> bool:
+            return bank_callbacks.remember_nonce(rt, f"bank:{bank_code}", signed.nonce)
+
+        verify_request(BANK_PREFIX, public_key, request.headers, raw_body, remember_nonce=remember)
+        body = bank_callbacks.parse_notification(raw_body)
+    except NotFound as error:
+        return _answer(error.code, 404, message=error.message)
+    except CunguanError as error:
+        status = error.http_status if error.http_status in (401, 413) else 400
+        code = error.code if status != 400 else "MALFORMED"
+        return _answer(code, status, message=error.message, errors=error.details)
+    try:
+        result = bank_callbacks.receive(rt, bank_code, raw_body, body)
+    except CunguanError as error:  # verified and stored raw, but it contradicts our records: kept for review
+        return _answer("CONFLICT", 409, message=error.message, errors=error.details)
+    return _answer(result, 200)

@@ -1,0 +1,37 @@
+"""Template filters: money, Shanghai time, actor names, masks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+
+from app.domain.agreement import mask_bank_account, mask_id_number
+from app.domain.money import format_yuan, to_chinese_upper
+from app.services.users import ROLE_LABELS
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def shanghai_time(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def actor_label(actor: str) -> str:
+    kind, _, name = actor.partition(":")
+    if kind == "bank":
+        return f"银行（{name}）"
+    if kind == "system":
+        return "系统"
+    return f"用户 {name}"
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(format_yuan, "yuan")
+    app.add_template_filter(to_chinese_upper, "rmb_upper")
+    app.add_template_filter(shanghai_time, "shanghai")
+    app.add_template_filter(actor_label, "actor")
+    app.add_template_filter(mask_id_number, "mask_id")
+    app.add_template_filter(mask_bank_account, "mask_account")
+    app.add_template_global(ROLE_LABELS, "ROLE_LABELS")

@@ -1,0 +1,72 @@
+"""The job worker: claims due jobs with a lease, runs them through the services, records the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+
+from app.db.models import Job
+from app.errors import CunguanError
+from app.queue import jobs
+from app.services.bank_jobs import HANDLERS, Retry
+from app.services.runtime import Runtime
+
+log = logging.getLogger("cunguan.worker")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def run_one(rt: Runtime, worker: str) -> bool:
+    """Claim and run one due job. Returns False when nothing was due."""
+    with rt.db.uow() as uow:
+        job = jobs.claim(uow.session, worker, now=rt.clock())
+        if job is None:
+            return False
+        uow.commit()
+        job_id, kind, payload = job.id, job.kind, dict(job.payload)
+    log.info("job started", extra={"job_id": job_id, "kind": kind})
+    outcome: tuple[str, bool] | None = None  # (error text, retry)
+    try:
+        HANDLERS[kind](rt, payload)
+    except Retry as error:
+        outcome = (f"{error.code}: {error.message}", True)
+    except CunguanError as error:
+        outcome = (f"{error.code}: {error.message} {error.details!r}", False)
+    except Exception:  # a bug or a lost database connection: keep the job, try again later
+        outcome = (traceback.format_exc(), True)
+    _record(rt, job_id, outcome)
+    return True
+
+
+def _record(rt: Runtime, job_id: int, outcome: tuple[str, bool] | None) -> None:
+    with rt.db.uow() as uow:
+        job = uow.session.get(Job, job_id)
+        assert job is not None
+        if outcome is None:
+            jobs.complete(uow.session, job, now=rt.clock())
+            log.info("job done", extra={"job_id": job_id, "kind": job.kind})
+        else:
+            jobs.fail(uow.session, job, outcome[0], now=rt.clock(), retry=outcome[1])
+            log.warning(
+                "job failed", extra={"job_id": job_id, "kind": job.kind, "status": job.status, "error": outcome[0]}
+            )
+        uow.commit()
+
+
+def run_worker(rt: Runtime, *, stop: threading.Event, poll_s: float = 0.5, burst: bool = False) -> int:
+    """Run jobs until `stop` is set (or, with burst, until none is due). Returns how many ran."""
+    worker = worker_id()
+    ran = 0
+    while not stop.is_set():
+        if run_one(rt, worker):
+            ran += 1
+            continue
+        if burst:
+            break
+        stop.wait(poll_s)
+    return ran

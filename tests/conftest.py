@@ -1,0 +1,113 @@
+"""Fixtures: keys, a fresh database per test (SQLite, and PostgreSQL when CUNGUAN_TEST_POSTGRES_URL is set),
+the app, a client, users per role and a login helper."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.config import BankEndpoint, Config
+from app.crypto.keys import ensure_keys
+from app.db.base import Base
+from app.services.runtime import Runtime
+from app.services.users import create_user
+
+POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
+DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+PASSWORD = "correct-horse-9"
+ROLES = ("agent", "ops", "reviewer", "finance", "auditor", "admin")
+
+
+def _psycopg_url(url: str) -> str:
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("keys")
+    ensure_keys(folder, ["ceb"])
+    return folder
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = _psycopg_url(POSTGRES_URL)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def make_config(instance: Path, database_url: str, keys_dir: Path, bank_url: str = "http://127.0.0.1:9") -> Config:
+    return Config(
+        instance_path=instance,
+        database_url=database_url,
+        keys_dir=keys_dir,
+        secret_key="test-secret",
+        testing=True,
+        public_base_url="http://127.0.0.1:5000",
+        banks={"ceb": BankEndpoint("ceb", "中国光大银行", bank_url)},
+        bank_timeout_s=2.0,
+    )
+
+
+@pytest.fixture
+def app(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[Flask]:
+    flask_app = create_app(make_config(tmp_path / "instance", database_url, keys_dir))
+    runtime: Runtime = flask_app.extensions["cunguan.runtime"]
+    Base.metadata.create_all(runtime.db.engine)
+    yield flask_app
+    runtime.db.dispose()
+
+
+@pytest.fixture
+def rt(app: Flask) -> Runtime:
+    return app.extensions["cunguan.runtime"]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def users(rt: Runtime) -> dict[str, int]:
+    return {role: create_user(rt, role, PASSWORD, role, f"测试{role}").id for role in ROLES}
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def login(client: FlaskClient, users: dict[str, int]) -> Callable[[str], FlaskClient]:
+    def do_login(username: str) -> FlaskClient:
+        client.post("/logout", data={"csrf_token": csrf_token(client.get("/login").text)})
+        page = client.get("/login").text
+        answer = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(page)})
+        assert answer.status_code == 302, answer.text
+        return client
+
+    return do_login

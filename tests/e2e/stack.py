@@ -1,0 +1,109 @@
+"""Start the platform (web + worker) and the bank simulator as real processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float = 30.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except requests.RequestException:
+            value = None
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    database_url: str
+    keys_dir: Path
+    web_port: int = field(default_factory=free_port)
+    sim_port: int = field(default_factory=free_port)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def sim_url(self) -> str:
+        return f"http://127.0.0.1:{self.sim_port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CUNGUAN_INSTANCE_PATH": str(self.workdir / "instance"),
+            "CUNGUAN_KEYS_DIR": str(self.keys_dir),
+            "CUNGUAN_SECRET_KEY": "e2e-secret",
+            "DATABASE_URL": self.database_url,
+            "CUNGUAN_BANK_CEB_URL": self.sim_url,
+            "CUNGUAN_PUBLIC_URL": self.web_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def flask(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*FLASK, *args], cwd=ROOT, env=self.env(), capture_output=True, text=True, check=check, timeout=120
+        )
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        log = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append((name, process))
+
+    def start(self) -> dict[str, str]:
+        """Migrate, create demo users (returns their passwords), start simulator, web and worker."""
+        self.flask("db", "upgrade")
+        output = self.flask("user", "create-demo").stdout
+        passwords = dict(re.findall(r"用户名 (\w+)\s+密码 (\S+)", output))
+        sim_db = str(self.workdir / "bank_sim.db")
+        self._spawn(
+            "simulator",
+            [sys.executable, "-m", "app.banks.simulator", "serve", "--port", str(self.sim_port), "--db", sim_db,
+             "--keys-dir", str(self.keys_dir), "--open-delay", "0.2", "--payout-delay", "0.2"],
+        )
+        self._spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
+        self._spawn("worker", [*FLASK, "worker", "--poll", "0.2"])
+        wait_until(lambda: requests.get(f"{self.web_url}/healthz", timeout=1).ok, what="web app")
+        wait_until(lambda: requests.get(f"{self.sim_url}/sim/state", timeout=1).ok, what="bank simulator")
+        return passwords
+
+    def stop(self) -> None:
+        for _, process in self.processes:
+            process.terminate()
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {name} ---\n{(self.workdir / f'{name}.log').read_text(errors='replace')[-4000:]}"
+            for name, _ in self.processes
+        )

@@ -1,0 +1,174 @@
+"""The whole journey over HTTP, with the bank simulator, the web app and the worker as real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from app.banks.protocol import BANK_PREFIX, sign_headers
+from app.crypto.keys import generate_sm2_private_key_pem
+from app.pdf.verify import verify_pdf
+from tests.conftest import csrf_token
+from tests.e2e.stack import ROOT, Stack, wait_until
+from tests.factories import CUSTODY_FEN, RESALE_FORM
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[Stack]:
+    running = Stack(tmp_path, database_url, keys_dir)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _login(stack: Stack, username: str, password: str) -> requests.Session:
+    session = requests.Session()
+    token = csrf_token(session.get(f"{stack.web_url}/login", timeout=10).text)
+    answer = session.post(
+        f"{stack.web_url}/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302, answer.text
+    return session
+
+
+def _deal(session: requests.Session, stack: Stack, deal_url: str) -> dict[str, Any]:
+    return session.get(f"{deal_url}?format=json", timeout=10).json()
+
+
+def _pay(stack: Stack, account_no: str, amount: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "app.banks.simulator", "pay", "--bank", "ceb", "--account", account_no,
+         "--amount", amount, "--url", stack.sim_url],
+        cwd=ROOT, check=True, capture_output=True, timeout=60,
+    )
+
+
+def _post_raw(stack: Stack, body: bytes, headers: dict[str, str]) -> requests.Response:
+    return requests.post(
+        f"{stack.web_url}/api/banks/ceb/notifications",
+        data=body,
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=10,
+    )
+
+
+def _ledger_totals(stack: Stack) -> str:
+    result = stack.flask("ledger", "check", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_resale_deal_end_to_end(stack: Stack, keys_dir: Path) -> None:
+    passwords = stack.start()
+    assert set(passwords) == {"agent", "ops", "reviewer", "finance", "auditor", "admin"}
+    try:
+        _journey(stack, passwords, keys_dir)
+    except AssertionError:
+        print(stack.logs())
+        raise
+
+
+def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
+    agent = _login(stack, "agent", passwords["agent"])
+    token = csrf_token(agent.get(f"{stack.web_url}/deals/new", timeout=10).text)
+    created = agent.post(
+        f"{stack.web_url}/deals/new", data={**RESALE_FORM, "csrf_token": token}, allow_redirects=False, timeout=10
+    )
+    assert created.status_code == 302
+    deal_url = f"{stack.web_url}{created.headers['Location']}"
+    page = agent.get(deal_url, timeout=10).text
+    assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in page
+
+    agent.post(f"{deal_url}/confirm", data={"csrf_token": csrf_token(page)}, timeout=60)
+    deal = wait_until(lambda: (d := _deal(agent, stack, deal_url))["account_no"] and d, what="account_opened")
+    assert deal["state"] == "awaiting_funds" and deal["agreement_signed"]
+    account_no = deal["account_no"]
+    assert deal["account_no"] in agent.get(deal_url, timeout=10).text
+
+    _pay(stack, account_no, "1000")
+    wait_until(lambda: _deal(agent, stack, deal_url)["custody_balance_fen"] == 100_000, what="partial arrival")
+    assert _deal(agent, stack, deal_url)["state"] == "awaiting_funds"
+    _pay(stack, account_no, "1233567.89")
+    wait_until(lambda: _deal(agent, stack, deal_url)["state"] == "funded", what="funded")
+
+    ops = _login(stack, "ops", passwords["ops"])
+    page = ops.get(deal_url, timeout=10).text
+    ops.post(f"{deal_url}/title-transferred", data={"csrf_token": csrf_token(page)}, timeout=30)
+    wait_until(lambda: _deal(ops, stack, deal_url)["state"] == "closed", what="payout result closes the deal")
+
+    final = _deal(ops, stack, deal_url)
+    assert [e["event"] for e in final["events"]] == [
+        "create", "confirm", "account_opened", "funds_arrived", "funds_arrived", "title_transferred",
+        "payout_succeeded",
+    ]
+    assert final["custody_balance_fen"] == 0
+    page = ops.get(deal_url, timeout=10).text
+    for label in ("新建存管单", "虚户已开立", "部分资金到账", "资金足额到账", "放款成功", "银行（ceb）"):
+        assert label in page, label
+
+    pdf = ops.get(f"{deal_url}/agreement.pdf", timeout=10).content
+    report = verify_pdf(pdf, (keys_dir / "platform.cert.pem").read_bytes())
+    assert report.valid, report.errors
+    sim_state = requests.get(f"{stack.sim_url}/sim/state", timeout=10).json()
+    assert json.dumps(sim_state, ensure_ascii=False).count(account_no) >= 1
+
+    _hostile_callbacks(stack, keys_dir, deal_url, ops, sim_state)
+
+
+def _hostile_callbacks(
+    stack: Stack, keys_dir: Path, deal_url: str, ops: requests.Session, sim_state: dict[str, Any]
+) -> None:
+    """A duplicate, a forged, a stale and a replayed callback: none may change anything."""
+    before = (_deal(ops, stack, deal_url), _ledger_totals(stack))
+    bank_key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+    delivered = [d for d in _deliveries(sim_state) if d["type"] == "funds_arrived"]
+    assert delivered, "the simulator shows what it delivered"
+    duplicate = delivered[0]["body"].encode()
+    answer = _post_raw(stack, duplicate, sign_headers(BANK_PREFIX, bank_key, duplicate))
+    assert (answer.status_code, answer.json()["code"]) == (200, "DUPLICATE")
+
+    fresh = json.loads(duplicate)
+    fresh.update(notification_id="N-e2e-extra", bank_reference="E2E-EXTRA")
+    fresh_bytes = json.dumps(fresh).encode()
+    forged = _post_raw(stack, fresh_bytes, sign_headers(BANK_PREFIX, generate_sm2_private_key_pem(), fresh_bytes))
+    assert (forged.status_code, forged.json()["code"]) == (401, "BAD_SIGNATURE")
+    stale = _post_raw(stack, fresh_bytes, sign_headers(BANK_PREFIX, bank_key, fresh_bytes, now=time.time() - 400))
+    assert (stale.status_code, stale.json()["code"]) == (401, "STALE_TIMESTAMP")
+
+    harmless = json.dumps(
+        {"notification_id": "N-e2e-probe", "type": "account_opened", "request_id": "VA-unknown-request",
+         "account_no": "6226000011112222", "account_name": "probe"}
+    ).encode()
+    headers = sign_headers(BANK_PREFIX, bank_key, harmless)
+    assert _post_raw(stack, harmless, headers).json()["code"] == "OK"
+    replayed = _post_raw(stack, fresh_bytes, {**headers})
+    assert replayed.status_code == 401  # the probe's signature does not cover these bytes
+    replayed = _post_raw(stack, harmless, headers)
+    assert (replayed.status_code, replayed.json()["code"]) == (401, "REPLAYED_NONCE")
+
+    assert (_deal(ops, stack, deal_url), _ledger_totals(stack)) == before
+    assert before[0]["custody_amount_fen"] == CUSTODY_FEN
+
+
+def _deliveries(sim_state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Callback deliveries listed by the simulator, with the type and the raw body they carried."""
+    found = []
+    for bank in sim_state.get("banks", [sim_state]):
+        for delivery in bank.get("deliveries", []):
+            body = delivery["body"] if isinstance(delivery["body"], str) else json.dumps(delivery["body"])
+            found.append({"type": json.loads(body)["type"], "body": body})
+    return found

@@ -1,0 +1,107 @@
+"""Builders for tests: a valid intake form, deals in a given state, signed bank callbacks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.banks.protocol import BANK_PREFIX, sign_headers
+from app.db.models import Deal, User, VirtualAccount
+from app.services import deals
+from app.services.deals import Actor
+from app.services.runtime import Runtime
+
+RESALE_FORM = {
+    "city_code": "110000",
+    "buyer_name": "张三",
+    "buyer_id_number": "11010519491231002X",
+    "buyer_bank_name": "中国光大银行北京分行",
+    "buyer_bank_account": "6226620012345678",
+    "seller_name": "李四",
+    "seller_id_number": "110101198001010053",
+    "seller_bank_name": "中国工商银行北京分行",
+    "seller_bank_account": "6222020200112233445",
+    "property_address": "北京市朝阳区建国路1号1单元101",
+    "certificate_no": "京(2024)朝阳区不动产权第0001234号",
+    "price": "3500000",
+    "custody_amount": "1234567.89",
+}
+CUSTODY_FEN = 123_456_789
+
+
+def actor(rt: Runtime, username: str) -> Actor:
+    with rt.db.uow() as uow:
+        user = uow.session.scalar(select(User).where(User.username == username))
+        assert user is not None
+        return Actor(user.id, user.username, user.role)
+
+
+def confirmed_deal(rt: Runtime, agent: str = "agent") -> int:
+    """A deal whose agreement is signed and whose account opening was requested."""
+    who = actor(rt, agent)
+    deal_id = deals.create_deal(rt, who, "110000", "resale_escrow", RESALE_FORM)
+    deals.confirm_agreement(rt, who, deal_id)
+    return deal_id
+
+
+def load_deal(rt: Runtime, deal_id: int) -> Deal:
+    with rt.db.uow() as uow:
+        deal = uow.session.get(Deal, deal_id)
+        assert deal is not None
+        _ = (deal.virtual_account, deal.payouts, deal.agreement, deal.events)
+        return deal
+
+
+def virtual_account(rt: Runtime, deal_id: int) -> VirtualAccount:
+    with rt.db.uow() as uow:
+        account = uow.session.scalar(select(VirtualAccount).where(VirtualAccount.deal_id == deal_id))
+        assert account is not None
+        return account
+
+
+def notification(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"notification_id": f"N-{uuid.uuid4().hex}", "type": kind, **fields}
+
+
+def post_callback(
+    client: FlaskClient,
+    keys_dir: Path,
+    body: dict[str, Any] | bytes,
+    *,
+    bank: str = "ceb",
+    signing_key: bytes | None = None,
+    now: float | None = None,
+    nonce: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    key = signing_key or (keys_dir / "banks" / f"{bank}.key.pem").read_bytes()
+    headers = sign_headers(BANK_PREFIX, key, raw, now=now, nonce=nonce)
+    answer = client.post(f"/api/banks/{bank}/notifications", data=raw, headers=headers, content_type="application/json")
+    return answer.status_code, answer.get_json()
+
+
+def open_account(client: FlaskClient, keys_dir: Path, rt: Runtime, deal_id: int, account_no: str) -> None:
+    account = virtual_account(rt, deal_id)
+    body = notification("account_opened", request_id=account.request_id, account_no=account_no, account_name="存管")
+    status, answer = post_callback(client, keys_dir, body)
+    assert (status, answer["code"]) == (200, "OK"), answer
+
+
+def arrive(client: FlaskClient, keys_dir: Path, account_no: str, amount_fen: int, reference: str) -> dict[str, Any]:
+    body = notification(
+        "funds_arrived",
+        bank_reference=reference,
+        account_no=account_no,
+        amount_fen=amount_fen,
+        payer_name="张三",
+        payer_account="6226620012345678",
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    status, answer = post_callback(client, keys_dir, body)
+    assert status == 200, answer
+    return body

@@ -1,0 +1,154 @@
+"""The worker against a fake bank: retries with backoff, unknown outcomes queried not resent, leases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.banks.gateway import BankOutcomeUnknown, BankRejected, BankUnavailable, PayoutRequest, PayoutStatus
+from app.db.models import Job
+from app.queue import jobs
+from app.services import deals
+from app.services.runtime import Runtime
+from app.worker import run_one
+from tests.factories import CUSTODY_FEN, actor, arrive, confirmed_deal, load_deal, open_account
+
+ACCOUNT = "6226000000000077"
+
+
+@dataclass
+class FakeBank:
+    """Records calls; each call pops the next scripted outcome (an exception to raise, or a value)."""
+
+    script: dict[str, list[object]] = field(default_factory=dict)
+    calls: list[tuple[str, object]] = field(default_factory=list)
+
+    def _next(self, name: str, default: object) -> object:
+        queue = self.script.get(name, [])
+        outcome = queue.pop(0) if queue else default
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def open_virtual_account(self, request_id: str, account_name: str, notify_url: str) -> None:
+        self.calls.append(("open", request_id))
+        self._next("open", None)
+
+    def submit_payout(self, payout: PayoutRequest) -> str:
+        self.calls.append(("submit", payout))
+        return str(self._next("submit", "BANK-REF-1"))
+
+    def query_payout(self, payout_id: str) -> PayoutStatus:
+        self.calls.append(("query", payout_id))
+        return self._next("query", PayoutStatus(payout_id, "processing", "BANK-REF-1", None))  # type: ignore[return-value]
+
+
+@pytest.fixture
+def bank(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> FakeBank:
+    fake = FakeBank()
+    monkeypatch.setattr(rt, "gateway", lambda bank_code: fake)
+    return fake
+
+
+def _jobs(rt: Runtime) -> list[Job]:
+    with rt.db.uow() as uow:
+        return list(uow.session.scalars(select(Job).order_by(Job.id)))
+
+
+def _run_due(rt: Runtime, later_s: float = 0) -> None:
+    """Run every job due now (or `later_s` from now), like a worker would."""
+    base = rt.clock()
+    rt.clock = lambda: base + timedelta(seconds=later_s)
+    while run_one(rt, "test-worker"):
+        pass
+
+
+def _funded_and_released(client: FlaskClient, rt: Runtime, keys_dir: Path) -> int:
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)
+    arrive(client, keys_dir, ACCOUNT, CUSTODY_FEN, "REF-W")
+    deals.record_title_transferred(rt, actor(rt, "ops"), deal_id)
+    return deal_id
+
+
+def test_open_account_retries_with_backoff_when_bank_unreachable(rt: Runtime, users: dict, bank: FakeBank) -> None:
+    confirmed_deal(rt)
+    bank.script["open"] = [BankUnavailable("连接被拒绝")]
+    _run_due(rt)
+    job = _jobs(rt)[0]
+    assert (job.status, job.attempts) == ("pending", 1)
+    assert job.run_after > rt.clock() and "连接被拒绝" in (job.last_error or "")
+    _run_due(rt, later_s=10)
+    job = _jobs(rt)[0]
+    assert (job.status, job.attempts) == ("done", 2)
+    assert [name for name, _ in bank.calls] == ["open", "open"], "the same request id is sent again"
+    assert bank.calls[0][1] == bank.calls[1][1]
+
+
+def test_unknown_payout_outcome_is_queried_never_resubmitted(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, bank: FakeBank
+) -> None:
+    deal_id = _funded_and_released(client, rt, keys_dir)
+    bank.script["submit"] = [BankOutcomeUnknown("应答超时")]
+    payout_id = load_deal(rt, deal_id).payouts[0].payout_id
+    bank.script["query"] = [
+        PayoutStatus(payout_id, "processing", "BANK-REF-1", None),
+        PayoutStatus(payout_id, "succeeded", "BANK-REF-1", None),
+    ]
+    _run_due(rt)
+    assert [job.kind for job in _jobs(rt)] == ["open_virtual_account", "submit_payout", "query_payout"]
+    for later in (10, 60, 600):
+        _run_due(rt, later_s=later)
+    assert [name for name, _ in bank.calls] == ["open", "submit", "query", "query"]
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed"
+    assert deal.events[-1].actor == "system:worker"
+    assert all(job.status == "done" for job in _jobs(rt))
+
+
+def test_payout_the_bank_never_received_is_submitted_again(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, bank: FakeBank
+) -> None:
+    _funded_and_released(client, rt, keys_dir)
+    bank.script["submit"] = [BankOutcomeUnknown("连接中断")]
+    bank.script["query"] = [BankRejected("付款不存在", code="NOT_FOUND")]
+    for later in (0, 10, 20):
+        _run_due(rt, later_s=later)
+    assert [name for name, _ in bank.calls] == ["open", "submit", "query", "submit"]
+
+
+def test_rejected_payout_fails_the_release(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, bank: FakeBank
+) -> None:
+    deal_id = _funded_and_released(client, rt, keys_dir)
+    bank.script["submit"] = [BankRejected("收款账户无效", code="MALFORMED")]
+    _run_due(rt)
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "payout_failed"
+    assert deal.payouts[0].status == "failed" and "收款账户无效" in (deal.payouts[0].failure_reason or "")
+
+
+def test_a_dead_workers_job_is_taken_over_after_its_lease(rt: Runtime, users: dict) -> None:
+    confirmed_deal(rt)
+    now = rt.clock()
+    with rt.db.uow() as uow:
+        assert jobs.claim(uow.session, "worker-that-dies", now=now, lease_s=60) is not None
+        uow.commit()
+    with rt.db.uow() as uow:
+        assert jobs.claim(uow.session, "other", now=now + timedelta(seconds=30)) is None, "lease still held"
+        taken = jobs.claim(uow.session, "other", now=now + timedelta(seconds=61))
+        assert taken is not None and taken.locked_by == "other" and taken.attempts == 2
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    import random
+
+    rng = random.Random(7)
+    ceilings = [jobs.backoff_s(attempt, rng) for attempt in range(1, 15)]
+    assert all(1.0 <= value <= jobs.BACKOFF_CAP_S for value in ceilings)
+    assert max(ceilings[:3]) <= 8.0 < max(ceilings[8:])
