@@ -6,12 +6,11 @@ import re
 
 from app.errors import ValidationError
 
-MAX_AMOUNT_FEN = 10**15  # one hundred billion yuan (10^13 yuan): far above any housing deal
+MAX_AMOUNT_FEN = 10**15  # ten trillion yuan (10^13 yuan, 拾万亿元): far above any housing deal
 
 _YUAN_PATTERN = re.compile(r"^(?P<int>\d{1,3}(,\d{3})+|\d+)(\.(?P<frac>\d{1,2}))?$")
 _DIGITS = "零壹贰叁肆伍陆柒捌玖"
 _SMALL_UNITS = ("", "拾", "佰", "仟")
-_GROUP_UNITS = ("", "万", "亿", "万亿")
 
 
 def parse_yuan(text: str) -> int:
@@ -53,31 +52,34 @@ def _group_upper(group: int) -> str:
     return "".join(out)
 
 
+def _below_yi_upper(value: int) -> str:
+    """Uppercase of 0 < value < 10^8: a 万 group and a units group, with 零 for the zeros between them."""
+    wan, rest = divmod(value, 10000)
+    if not wan:
+        return _group_upper(rest)
+    text = _group_upper(wan) + "万"
+    if rest:
+        text += ("零" if rest < 1000 else "") + _group_upper(rest)
+    return text
+
+
 def _integer_upper(value: int) -> str:
-    groups = []
-    while value:
-        value, group = divmod(value, 10000)
-        groups.append(group)
-    if len(groups) > len(_GROUP_UNITS):
-        raise ValidationError("金额超出允许范围", code="AMOUNT_TOO_LARGE")
-    out = []
-    zero_gap = False
-    for index in range(len(groups) - 1, -1, -1):
-        group = groups[index]
-        if group == 0:
-            zero_gap = bool(out)
-            continue
-        if out and (zero_gap or group < 1000):
-            out.append("零")
-        out.append(_group_upper(group) + _GROUP_UNITS[index])
-        zero_gap = False
-    return "".join(out)
+    """Uppercase of 0 < value < 10^16 (e.g. 100010000 -> 壹亿零壹万, 1000100000000 -> 壹万零壹亿)."""
+    yi, rest = divmod(value, 10**8)
+    if not yi:
+        return _below_yi_upper(rest)
+    text = _below_yi_upper(yi) + "亿"
+    if rest:
+        text += ("零" if rest < 10**7 else "") + _below_yi_upper(rest)
+    return text
 
 
 def to_chinese_upper(amount_fen: int) -> str:
     """Chinese uppercase amount as written on contracts: 123456789 -> 壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分."""
     if amount_fen < 0:
         return "负" + to_chinese_upper(-amount_fen)
+    if amount_fen >= MAX_AMOUNT_FEN:
+        raise ValidationError("金额超出允许范围", code="AMOUNT_TOO_LARGE", details={"amount_fen": amount_fen})
     whole, fen = divmod(amount_fen, 100)
     jiao, fen_digit = divmod(fen, 10)
     if whole == 0 and fen == 0:

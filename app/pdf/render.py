@@ -44,7 +44,9 @@ def render_agreement_html(product: str, version: str, context: dict[str, Any]) -
         return template.render({**context, "inline_css": _stylesheet(product, version)})
     except TemplateNotFound as exc:
         raise ConfigError(
-            "协议模板不存在，请检查城市配置中的协议模板版本", code="AGREEMENT_TEMPLATE_NOT_FOUND", details={"template": name}
+            "协议模板不存在，请检查城市配置中的协议模板版本",
+            code="AGREEMENT_TEMPLATE_NOT_FOUND",
+            details={"template": name},
         ) from exc
     except UndefinedError as exc:
         raise ConfigError(
