@@ -58,6 +58,6 @@ class Config:
                 "ceb": BankEndpoint(
                     code="ceb",
                     name="中国光大银行",
-                    base_url=os.environ.get("CUNGUAN_BANK_CEB_URL", "http://127.0.0.1:5001"),
+                    base_url=os.environ.get("CUNGUAN_BANK_CEB_URL", "http://127.0.0.1:5001/ceb"),
                 )
             }

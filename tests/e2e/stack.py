@@ -61,7 +61,7 @@ class Stack:
             "CUNGUAN_KEYS_DIR": str(self.keys_dir),
             "CUNGUAN_SECRET_KEY": "e2e-secret",
             "DATABASE_URL": self.database_url,
-            "CUNGUAN_BANK_CEB_URL": self.sim_url,
+            "CUNGUAN_BANK_CEB_URL": f"{self.sim_url}/ceb",
             "CUNGUAN_PUBLIC_URL": self.web_url,
             "PYTHONUNBUFFERED": "1",
         }
