@@ -106,7 +106,9 @@ def login(client: FlaskClient, users: dict[str, int]) -> Callable[[str], FlaskCl
     def do_login(username: str) -> FlaskClient:
         client.post("/logout", data={"csrf_token": csrf_token(client.get("/login").text)})
         page = client.get("/login").text
-        answer = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(page)})
+        answer = client.post(
+            "/login", data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(page)}
+        )
         assert answer.status_code == 302, answer.text
         return client
 

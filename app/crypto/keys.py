@@ -75,7 +75,9 @@ def ensure_keys(keys_dir: Path, bank_codes: Iterable[str]) -> None:
     if not (keys_dir / "platform.pub.pem").exists():
         (keys_dir / "platform.pub.pem").write_bytes(public_key_pem_from_private(key_pem))
     if not (keys_dir / "platform.cert.pem").exists():
-        (keys_dir / "platform.cert.pem").write_bytes(make_self_signed_certificate(key_pem, "存管平台电子签章", "Cunguan"))
+        (keys_dir / "platform.cert.pem").write_bytes(
+            make_self_signed_certificate(key_pem, "存管平台电子签章", "Cunguan")
+        )
     for code in bank_codes:
         bank_key = keys_dir / "banks" / f"{code}.key.pem"
         if not bank_key.exists():

@@ -104,7 +104,9 @@ def build_cms(digest: bytes, private_key_pem: bytes, certificate_pem: bytes, sig
     signed_attrs = cms.CMSAttributes(
         [
             cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-            cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": signing_time.astimezone(UTC)})]}),
+            cms.CMSAttribute(
+                {"type": "signing_time", "values": [cms.Time({"utc_time": signing_time.astimezone(UTC)})]}
+            ),
             cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
         ]
     )

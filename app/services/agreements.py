@@ -49,5 +49,10 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         signing_time=now,
     )
     return Agreement(
-        deal_id=deal.id, template=deal.agreement_template, html=html, pdf=signed, pdf_sm3=sm3(signed).hex(), signed_at=now
+        deal_id=deal.id,
+        template=deal.agreement_template,
+        html=html,
+        pdf=signed,
+        pdf_sm3=sm3(signed).hex(),
+        signed_at=now,
     )

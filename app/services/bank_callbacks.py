@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import timedelta
 from functools import cache
@@ -91,10 +92,9 @@ def _store_raw(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any
                 received_at=rt.clock(),
             )
         )
-        try:
+        # Seen before: processing below decides whether it is a duplicate or a retry.
+        with contextlib.suppress(IntegrityError):
             uow.commit()
-        except IntegrityError:
-            pass  # seen before: processing below decides whether it is a duplicate or a retry
 
 
 def _actor(bank_code: str) -> str:

@@ -66,7 +66,9 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
         raise Retry(error.message, details=error.details) from error
     except BankOutcomeUnknown:
         with rt.db.uow() as uow:
-            enqueue(uow.session, "query_payout", {"payout_id": request.payout_id}, now=rt.clock(), delay_s=QUERY_DELAY_S)
+            enqueue(
+                uow.session, "query_payout", {"payout_id": request.payout_id}, now=rt.clock(), delay_s=QUERY_DELAY_S
+            )
             uow.commit()
         return
     except BankRejected as error:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db.ledger_repo import LedgerRepository
-from app.db.models import Deal, DealEvent, LedgerTransfer, User
+from app.db.models import Deal, DealEvent, LedgerTransfer
 from app.domain import ledger
 from app.domain.forms.resale import validate_resale_form
 from app.errors import NotFound, ValidationError
@@ -117,32 +117,30 @@ class DealView:
     events: list[DealEvent]
     transfers: list[LedgerTransfer]
     custody_balance_fen: int
+    arrived_total_fen: int
     actions: list[str]
-    agreement_html: str | None
     account_codes: dict[int, str]
     event_labels: dict[str, str]
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
     """Everything the deal page shows, read in one session (the objects stay usable after it closes)."""
-    from app.services.agreements import render_html
-
     with rt.db.uow() as uow:
         deal = _load_for(uow.session, deal_id, actor)
         definition = rt.workflow(deal.workflow_id, deal.workflow_version)
         repo = LedgerRepository(uow.session)
+        custody_code = ledger.deal_custody(deal.deal_no).code
         transfers = repo.transfers_for_deal(deal.id)
         codes = {t.debit_account_id: t.debit_account.code for t in transfers}
         codes.update({t.credit_account_id: t.credit_account.code for t in transfers})
-        agreement = deal.agreement
         return DealView(
             deal=deal,
             state_label=definition.label(deal.state),
             events=list(deal.events),
             transfers=transfers,
-            custody_balance_fen=repo.balance(ledger.deal_custody(deal.deal_no).code),
+            custody_balance_fen=repo.balance(custody_code),
+            arrived_total_fen=repo.account(custody_code).credits_posted,
             actions=definition.events_from(deal.state),
-            agreement_html=agreement.html if agreement is not None else render_html(rt, deal),
             account_codes=codes,
             event_labels=definition.events,
         )
@@ -155,6 +153,15 @@ def list_deals(rt: Runtime, actor: Actor, limit: int = 100) -> list[tuple[Deal, 
             query = query.where(Deal.created_by_id == actor.user_id)
         deals = list(uow.session.scalars(query))
         return [(deal, rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)) for deal in deals]
+
+
+def agreement_html(rt: Runtime, actor: Actor, deal_id: int) -> str:
+    """The signed agreement's HTML, or before signing the preview of exactly what will be signed."""
+    from app.services.agreements import render_html
+
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        return deal.agreement.html if deal.agreement is not None else render_html(rt, deal)
 
 
 def agreement_pdf(rt: Runtime, actor: Actor, deal_id: int) -> tuple[str, bytes]:
@@ -175,6 +182,7 @@ def deal_payload(view: DealView) -> dict[str, Any]:
         "state_label": view.state_label,
         "custody_amount_fen": deal.custody_amount_fen,
         "custody_balance_fen": view.custody_balance_fen,
+        "arrived_total_fen": view.arrived_total_fen,
         "account_no": account.account_no if account is not None else None,
         "agreement_signed": deal.agreement is not None,
         "events": [{"event": e.event, "to_state": e.to_state, "actor": e.actor} for e in view.events],

@@ -86,6 +86,18 @@ def title_transferred(deal_id: int) -> Response:
     return _act(deal_id, "title_transferred")
 
 
+@bp.route("/deals/<int:deal_id>/agreement.html")
+@roles_required(*ALL_ROLES)
+def agreement_html(deal_id: int) -> Response:
+    """The agreement as HTML, for the preview frame on the deal page (framed by our own pages only)."""
+    response = make_response(deals.agreement_html(runtime(), current_actor(), deal_id))
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+    )
+    return response
+
+
 @bp.route("/deals/<int:deal_id>/agreement.pdf")
 @roles_required(*ALL_ROLES)
 def agreement_pdf(deal_id: int) -> Response:

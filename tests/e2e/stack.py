@@ -84,8 +84,22 @@ class Stack:
         sim_db = str(self.workdir / "bank_sim.db")
         self._spawn(
             "simulator",
-            [sys.executable, "-m", "app.banks.simulator", "serve", "--port", str(self.sim_port), "--db", sim_db,
-             "--keys-dir", str(self.keys_dir), "--open-delay", "0.2", "--payout-delay", "0.2"],
+            [
+                sys.executable,
+                "-m",
+                "app.banks.simulator",
+                "serve",
+                "--port",
+                str(self.sim_port),
+                "--db",
+                sim_db,
+                "--keys-dir",
+                str(self.keys_dir),
+                "--open-delay",
+                "0.2",
+                "--payout-delay",
+                "0.2",
+            ],
         )
         self._spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
         self._spawn("worker", [*FLASK, "worker", "--poll", "0.2"])

@@ -51,9 +51,24 @@ def _deal(session: requests.Session, stack: Stack, deal_url: str) -> dict[str, A
 
 def _pay(stack: Stack, account_no: str, amount: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "app.banks.simulator", "pay", "--bank", "ceb", "--account", account_no,
-         "--amount", amount, "--url", stack.sim_url],
-        cwd=ROOT, check=True, capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "app.banks.simulator",
+            "pay",
+            "--bank",
+            "ceb",
+            "--account",
+            account_no,
+            "--amount",
+            amount,
+            "--url",
+            stack.sim_url,
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
 
 
@@ -92,6 +107,8 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
     deal_url = f"{stack.web_url}{created.headers['Location']}"
     page = agent.get(deal_url, timeout=10).text
     assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in page
+    preview = agent.get(f"{deal_url}/agreement.html", timeout=10).text
+    assert "资金存管协议" in preview and "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in preview
 
     agent.post(f"{deal_url}/confirm", data={"csrf_token": csrf_token(page)}, timeout=60)
     deal = wait_until(lambda: (d := _deal(agent, stack, deal_url))["account_no"] and d, what="account_opened")
@@ -112,7 +129,12 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
 
     final = _deal(ops, stack, deal_url)
     assert [e["event"] for e in final["events"]] == [
-        "create", "confirm", "account_opened", "funds_arrived", "funds_arrived", "title_transferred",
+        "create",
+        "confirm",
+        "account_opened",
+        "funds_arrived",
+        "funds_arrived",
+        "title_transferred",
         "payout_succeeded",
     ]
     assert final["custody_balance_fen"] == 0
@@ -123,6 +145,12 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
     pdf = ops.get(f"{deal_url}/agreement.pdf", timeout=10).content
     report = verify_pdf(pdf, (keys_dir / "platform.cert.pem").read_bytes())
     assert report.valid, report.errors
+    pdf_path = stack.workdir / "agreement.pdf"
+    pdf_path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(pdf_path), "-"], capture_output=True, text=True, check=True).stdout
+    compact = "".join(text.split())
+    assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in compact
+    assert "待银行开立" in compact, "signed before the bank opened the account, and says so"
     sim_state = requests.get(f"{stack.sim_url}/sim/state", timeout=10).json()
     assert json.dumps(sim_state, ensure_ascii=False).count(account_no) >= 1
 
@@ -150,8 +178,13 @@ def _hostile_callbacks(
     assert (stale.status_code, stale.json()["code"]) == (401, "STALE_TIMESTAMP")
 
     harmless = json.dumps(
-        {"notification_id": "N-e2e-probe", "type": "account_opened", "request_id": "VA-unknown-request",
-         "account_no": "6226000011112222", "account_name": "probe"}
+        {
+            "notification_id": "N-e2e-probe",
+            "type": "account_opened",
+            "request_id": "VA-unknown-request",
+            "account_no": "6226000011112222",
+            "account_name": "probe",
+        }
     ).encode()
     headers = sign_headers(BANK_PREFIX, bank_key, harmless)
     assert _post_raw(stack, harmless, headers).json()["code"] == "OK"

@@ -91,5 +91,5 @@ def test_database_refuses_a_negative_custody_written_behind_the_ledgers_back(rt:
     with rt.db.uow() as uow:
         _setup(LedgerRepository(uow.session))
         uow.commit()
-    with pytest.raises(Exception, match="(?i)check|constraint"), rt.db.engine.begin() as connection:
+    with pytest.raises(Exception, match=r"(?i)check|constraint"), rt.db.engine.begin() as connection:
         connection.execute(text("UPDATE ledger_accounts SET debits_posted = 5 WHERE code = 'custody:D1'"))

@@ -27,8 +27,14 @@ class Subject:
 def fake_registry() -> Registry:
     registry = Registry()
     registry.guard("fully_funded")(lambda ctx: ctx.funded)
-    for name in ("sign_agreement", "request_virtual_account", "record_virtual_account", "release_to_seller",
-                 "request_payout", "settle_payout"):
+    for name in (
+        "sign_agreement",
+        "request_virtual_account",
+        "record_virtual_account",
+        "release_to_seller",
+        "request_payout",
+        "settle_payout",
+    ):
         registry.action(name)(lambda ctx, name=name: ctx.log.append(name))
     return registry
 
@@ -46,8 +52,14 @@ def test_shipped_resale_workflow_loads_and_runs_the_happy_path() -> None:
     engine.fire(deal, "title_transferred", deal)
     fired = engine.fire(deal, "payout_succeeded", deal)
     assert (fired.source, fired.target) == ("releasing", "closed")
-    assert deal.log == ["sign_agreement", "request_virtual_account", "record_virtual_account",
-                        "release_to_seller", "request_payout", "settle_payout"]
+    assert deal.log == [
+        "sign_agreement",
+        "request_virtual_account",
+        "record_virtual_account",
+        "release_to_seller",
+        "request_payout",
+        "settle_payout",
+    ]
     assert definition.states["closed"].final
 
 
@@ -74,8 +86,10 @@ def _data() -> dict:
         (lambda d: d.update(initial="nowhere"), "/initial"),
         (lambda d: d["states"].update(orphan={"label": "孤立"}), "/states/orphan"),
         (lambda d: d["transitions"][0].update(event="undeclared"), "/transitions/0/event"),
-        (lambda d: d["transitions"].append({"from": "closed", "event": "cancel", "to": "cancelled", "label": "x"}),
-         "/transitions/10/from"),
+        (
+            lambda d: d["transitions"].append({"from": "closed", "event": "cancel", "to": "cancelled", "label": "x"}),
+            "/transitions/10/from",
+        ),
         (lambda d: d.pop("states"), "/"),
     ],
 )

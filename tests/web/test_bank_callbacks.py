@@ -69,7 +69,12 @@ def test_journey_through_callbacks(client: FlaskClient, rt: Runtime, keys_dir: P
     deal = load_deal(rt, deal_id)
     assert deal.state == "closed"
     assert [event.event for event in deal.events] == [
-        "create", "confirm", "account_opened", "funds_arrived", "funds_arrived", "title_transferred",
+        "create",
+        "confirm",
+        "account_opened",
+        "funds_arrived",
+        "funds_arrived",
+        "title_transferred",
         "payout_succeeded",
     ]
     assert [event.actor for event in deal.events][-1] == "bank:ceb"
@@ -104,9 +109,12 @@ def test_duplicate_forged_stale_replayed_change_nothing(
     assert (status, answer["code"]) == (401, "STALE_TIMESTAMP")
 
     replay_body = {**forged, "bank_reference": "REF-REPLAY"}
-    status, _ = post_callback(client, keys_dir, notification("account_opened", request_id="X" * 16,
-                                                             account_no="1" * 16, account_name="x"),
-                              nonce="nonce-used-once-0001")
+    status, _ = post_callback(
+        client,
+        keys_dir,
+        notification("account_opened", request_id="X" * 16, account_no="1" * 16, account_name="x"),
+        nonce="nonce-used-once-0001",
+    )
     assert status == 200
     status, answer = post_callback(client, keys_dir, replay_body, nonce="nonce-used-once-0001")
     assert (status, answer["code"]) == (401, "REPLAYED_NONCE")

@@ -67,6 +67,10 @@ def test_agent_creates_previews_confirms_and_downloads_signed_pdf(login: Login, 
     assert "¥1,234,567.89" in page
     assert "11010519491231002X" not in page, "ID numbers are masked on screen"
     deal_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+    assert f"/deals/{deal_id}/agreement.html" in page, "the page frames the agreement preview"
+    preview = client.get(f"/deals/{deal_id}/agreement.html")
+    assert "资金存管协议" in preview.text and "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in preview.text
+    assert "frame-ancestors 'self'" in preview.headers["Content-Security-Policy"]
 
     confirm = client.post(f"/deals/{deal_id}/confirm", data={"csrf_token": csrf_token(page)})
     assert confirm.status_code == 302
@@ -76,6 +80,7 @@ def test_agent_creates_previews_confirms_and_downloads_signed_pdf(login: Login, 
     assert pdf.headers["Content-Type"] == "application/pdf"
     report = verify_pdf(pdf.data, (keys_dir / "platform.cert.pem").read_bytes())
     assert report.valid, report.errors
+    assert client.get(f"/deals/{deal_id}/agreement.html").text == preview.text, "what was previewed was signed"
     with rt.db.uow() as uow:
         job = uow.session.scalar(select(Job))
         assert job is not None and job.kind == "open_virtual_account"
