@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from app.errors import LedgerError
 
 ACCOUNT_TYPES = ("asset", "liability", "income", "expense", "equity")
-TRANSFER_CODES = ("arrival", "unmatched_arrival", "release", "payout", "refund", "reversal")
+TRANSFER_LABELS = {
+    "arrival": "入金",
+    "unmatched_arrival": "入金挂账",
+    "release": "解除存管",
+    "payout": "出金",
+    "refund": "退款",
+    "reversal": "冲正",
+}
+TRANSFER_CODES = tuple(TRANSFER_LABELS)
 
 
 @dataclass(frozen=True)
