@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -26,6 +26,8 @@ def login() -> str | Response:
     if request.method == "POST":
         info = authenticate(runtime(), request.form.get("username", "").strip(), request.form.get("password", ""))
         if info is not None:
+            session.clear()  # no fixation: a fresh session for a fresh login
+            session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
             login_user(SessionUser(info))
             return redirect(_safe_next(request.args.get("next")))
         flash("用户名或密码错误", "error")

@@ -127,3 +127,22 @@ def test_security_headers(client: FlaskClient) -> None:
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_every_endpoint_needs_a_login_unless_listed_public(app, client: FlaskClient) -> None:
+    """A new page is protected by default; this fails if someone makes one public by accident."""
+    from app.web.access import PUBLIC_ENDPOINTS
+
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        path = rule.build({arg: 1 for arg in rule.arguments})[1] if rule.arguments else rule.rule
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            answer = client.open(path, method=method)
+            assert answer.status_code in (302, 400, 401), (rule.endpoint, method, answer.status_code)
+            if answer.status_code == 302:
+                assert "/login" in answer.headers["Location"]
+            checked += 1
+    assert checked >= 9
+    assert PUBLIC_ENDPOINTS == {"auth.login", "static", "bank_callbacks.notify", "health.healthz"}
