@@ -145,4 +145,4 @@ def test_every_endpoint_needs_a_login_unless_listed_public(app, client: FlaskCli
                 assert "/login" in answer.headers["Location"]
             checked += 1
     assert checked >= 9
-    assert PUBLIC_ENDPOINTS == {"auth.login", "static", "bank_callbacks.notify", "health.healthz"}
+    assert {"auth.login", "static", "bank_callbacks.notify", "health.healthz"} == PUBLIC_ENDPOINTS
