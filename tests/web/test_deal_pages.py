@@ -146,3 +146,14 @@ def test_every_endpoint_needs_a_login_unless_listed_public(app, client: FlaskCli
             checked += 1
     assert checked >= 9
     assert {"auth.login", "static", "bank_callbacks.notify", "health.healthz"} == PUBLIC_ENDPOINTS
+
+
+def test_openapi_document_is_served_to_logged_in_users(login: Login) -> None:
+    client = login("auditor")
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    operation = spec["paths"]["/api/banks/{bank_code}/notifications"]["post"]
+    parameters = [spec["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] for p in operation["parameters"]]
+    headers = {p["name"] for p in parameters if p["in"] == "header"}
+    assert {"X-Bank-Timestamp", "X-Bank-Nonce", "X-Bank-Signature"} <= headers
+    assert {"200", "400", "401", "404", "413"} <= set(operation["responses"])
