@@ -8,7 +8,7 @@ APT_PACKAGES := python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset
 WEB_PORT ?= 5000
 SIM_PORT ?= 5001
 
-.PHONY: run test setup system-deps lint bench clean-instance
+.PHONY: run test setup system-deps lint bench
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -43,3 +43,6 @@ lint: $(VENV)/.installed
 test: system-deps $(VENV)/.installed
 	$(BIN)/ruff check app tests migrations
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/crypto_and_pdf.py
