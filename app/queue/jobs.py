@@ -72,11 +72,3 @@ def fail(session: Session, job: Job, error: str, *, now: datetime, retry: bool =
     else:
         job.status = "dead"
 
-
-def reschedule(session: Session, job: Job, *, now: datetime, delay_s: float, note: str) -> None:
-    """Run the job again later without counting it as a failure (e.g. a payout still processing)."""
-    job.status = "pending"
-    job.locked_by = job.locked_until = None
-    job.run_after = now + timedelta(seconds=delay_s)
-    job.last_error = note
-    job.updated_at = now

@@ -17,8 +17,6 @@ from app.services import deal_actions  # noqa: F401 - registers the guards and a
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire
 
-STAFF_ROLES = ("ops", "reviewer", "finance", "auditor", "admin")
-
 
 @dataclass(frozen=True)
 class Actor:
