@@ -29,12 +29,7 @@ setup: system-deps $(VENV)/.installed
 	@$(FLASK) user create-demo
 
 run: setup
-	@echo "存管平台 http://127.0.0.1:$(WEB_PORT) · 银行模拟器 http://127.0.0.1:$(SIM_PORT) · Ctrl-C 全部停止"
-	@trap 'kill 0' INT TERM EXIT; \
-	CUNGUAN_BANK_CEB_URL=http://127.0.0.1:$(SIM_PORT)/ceb $(FLASK) bank-sim serve --port $(SIM_PORT) & \
-	$(FLASK) worker & \
-	$(FLASK) run --host 127.0.0.1 --port $(WEB_PORT) --no-debugger --no-reload & \
-	wait
+	@$(FLASK) serve-all --port $(WEB_PORT) --sim-port $(SIM_PORT)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check app tests bench migrations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import click
@@ -102,12 +101,22 @@ def worker_command(burst: bool, poll_s: float) -> None:
     """Run background jobs (bank requests) until stopped."""
     from app.worker import run_worker
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_requested: list[int] = []
+    signal.signal(signal.SIGTERM, lambda number, _frame: stop_requested.append(number))
+    signal.signal(signal.SIGINT, lambda number, _frame: stop_requested.append(number))
     click.echo("worker 已启动" + ("（burst）" if burst else ""), err=True)
-    ran = run_worker(_rt(), stop=stop, poll_s=poll_s, burst=burst)
+    ran = run_worker(_rt(), should_stop=lambda: bool(stop_requested), poll_s=poll_s, burst=burst)
     click.echo(f"worker 已停止，共执行 {ran} 个任务", err=True)
+
+
+@click.command("serve-all")
+@click.option("--port", "web_port", default=5000, show_default=True)
+@click.option("--sim-port", default=5001, show_default=True)
+def serve_all_command(web_port: int, sim_port: int) -> None:
+    """Web app, worker and bank simulator together; Ctrl-C stops all three."""
+    from app.supervisor import run_platform
+
+    sys.exit(run_platform(web_port, sim_port, lambda line: click.echo(line, err=True)))
 
 
 @ledger_cli.command("check")
@@ -151,4 +160,5 @@ def register_cli(app: Flask) -> None:
     for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)
+    app.cli.add_command(serve_all_command)
     app.cli.add_command(bank_sim, "bank-sim")

@@ -6,7 +6,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
+from collections.abc import Callable
 
 from app.db.models import Job
 from app.errors import CunguanError
@@ -58,15 +60,19 @@ def _record(rt: Runtime, job_id: int, outcome: tuple[str, bool] | None) -> None:
         uow.commit()
 
 
-def run_worker(rt: Runtime, *, stop: threading.Event, poll_s: float = 0.5, burst: bool = False) -> int:
-    """Run jobs until `stop` is set (or, with burst, until none is due). Returns how many ran."""
+def run_worker(rt: Runtime, *, should_stop: Callable[[], bool], poll_s: float = 0.5, burst: bool = False) -> int:
+    """Run jobs until `should_stop()` (or, with burst, until none is due). Returns how many ran.
+
+    `should_stop` is polled rather than waited on: a signal handler may flip it at any moment, and
+    waiting on a threading.Event that the handler sets can deadlock the main thread.
+    """
     worker = worker_id()
     ran = 0
-    while not stop.is_set():
+    while not should_stop():
         if run_one(rt, worker):
             ran += 1
             continue
         if burst:
             break
-        stop.wait(poll_s)
+        time.sleep(poll_s)
     return ran
