@@ -93,3 +93,21 @@ def test_database_refuses_a_negative_custody_written_behind_the_ledgers_back(rt:
         uow.commit()
     with pytest.raises(Exception, match=r"(?i)check|constraint"), rt.db.engine.begin() as connection:
         connection.execute(text("UPDATE ledger_accounts SET debits_posted = 5 WHERE code = 'custody:D1'"))
+
+
+def test_ledger_check_command_exit_code(app, rt: Runtime) -> None:
+    runner = app.test_cli_runner()
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        _setup(repo)
+        repo.post(TransferSpec("arrival:ceb:R1", "bank_clearing:ceb", "custody:D1", 100_00, "arrival"))
+        uow.commit()
+    healthy = runner.invoke(args=["ledger", "check"])
+    assert healthy.exit_code == 0 and "账务检查通过" in healthy.output
+    with rt.db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE ledger_accounts SET debits_posted = 100, credits_posted = 100 WHERE code = 'payable:D1'")
+        )
+    broken = runner.invoke(args=["ledger", "check"])
+    assert broken.exit_code == 1
+    assert "payable:D1" in broken.output
