@@ -15,9 +15,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.db import immutability
 from app.db.base import Base, UTCDateTime, utcnow
 from app.db.pii import EncryptedString
 
@@ -237,3 +239,10 @@ class LedgerTransfer(Base):
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
     )
+
+
+@event.listens_for(LedgerTransfer.__table__, "after_create")
+def _make_transfers_immutable(table: Any, connection: Any, **_: Any) -> None:
+    """Tables made by create_all (tests) get the same triggers as migration 0002 installs."""
+    for statement in immutability.statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)

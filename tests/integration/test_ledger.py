@@ -111,3 +111,19 @@ def test_ledger_check_command_exit_code(app, rt: Runtime) -> None:
     broken = runner.invoke(args=["ledger", "check"])
     assert broken.exit_code == 1
     assert "payable:D1" in broken.output
+
+
+def test_posted_transfers_cannot_be_updated_or_deleted_even_in_sql(rt: Runtime) -> None:
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        _setup(repo)
+        repo.post(TransferSpec("arrival:ceb:R1", "bank_clearing:ceb", "custody:D1", 100_00, "arrival"))
+        uow.commit()
+    for statement in (
+        "UPDATE ledger_transfers SET amount_fen = 1",
+        "DELETE FROM ledger_transfers",
+    ):
+        with pytest.raises(Exception, match="immutable"), rt.db.engine.begin() as connection:
+            connection.execute(text(statement))
+    with rt.db.uow() as uow:
+        assert check_ledger(uow.session).transfers_checked == 1
