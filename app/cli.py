@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
@@ -13,11 +15,24 @@ from flask.cli import AppGroup
 from app.config import ROOT
 from app.services.runtime import Runtime
 
-keys_cli = AppGroup("keys", help="密钥管理 / key management")
-db_cli = AppGroup("db", help="数据库迁移 / database migrations")
-user_cli = AppGroup("user", help="用户管理 / users")
-ledger_cli = AppGroup("ledger", help="账务 / ledger")
-city_cli = AppGroup("city", help="城市配置 / city configs")
+class CliGroup(AppGroup):
+    """Domain errors end a command with their Chinese message and exit code 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from app.errors import CunguanError
+
+        try:
+            return super().invoke(ctx)
+        except CunguanError as error:
+            raise click.ClickException(f"{error.message}（{error.code}）") from error
+
+
+keys_cli = CliGroup("keys", help="密钥管理 / key management")
+db_cli = CliGroup("db", help="数据库迁移 / database migrations")
+user_cli = CliGroup("user", help="用户管理 / users")
+ledger_cli = CliGroup("ledger", help="账务 / ledger")
+city_cli = CliGroup("city", help="城市配置 / city configs")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _rt() -> Runtime:
@@ -135,6 +150,74 @@ def ledger_check() -> None:
     if not report.ok:
         sys.exit(1)
     click.echo("✓ 账务检查通过")
+
+
+def _parse_instant(text: str) -> datetime:
+    """ISO 8601; a time without a zone is read as Asia/Shanghai (what people mean here)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise click.BadParameter(
+            f"时间格式应为 ISO 8601，例如 2026-11-23T18:00 或 2026-11-23T10:00Z：{text}"
+        ) from error
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=SHANGHAI)
+
+
+@ledger_cli.command("balance")
+@click.argument("account")
+@click.option("--at", "at_text", help="ISO 8601 instant (default: now); without a zone, Asia/Shanghai")
+def ledger_balance(account: str, at_text: str | None) -> None:
+    """Balance of ACCOUNT now, or as it was at a past instant."""
+    from app.db.ledger_repo import LedgerRepository, balance_at
+    from app.domain.money import format_yuan
+
+    with _rt().db.uow() as uow:
+        if at_text is None:
+            amount_fen = LedgerRepository(uow.session).balance(account)
+            click.echo(f"{account} 当前余额 {format_yuan(amount_fen)}（{amount_fen} 分）")
+            return
+        at = _parse_instant(at_text)
+        amount_fen = balance_at(uow.session, account, at)
+    click.echo(
+        f"{account} 于 {at.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S} 的余额 {format_yuan(amount_fen)}（{amount_fen} 分）"
+    )
+
+
+@ledger_cli.command("history")
+@click.argument("account")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+def ledger_history(account: str, limit: int) -> None:
+    """The latest entries of ACCOUNT with the balance after each."""
+    from app.db.ledger_repo import history
+    from app.domain.ledger import TRANSFER_LABELS
+    from app.domain.money import format_yuan
+
+    with _rt().db.uow() as uow:
+        lines = history(uow.session, account, limit)
+    click.echo(f"{'时间（北京）':<19}  {'类型':<6} {'借方':>16} {'贷方':>16} {'余额':>16}  分录")
+    for line in lines:
+        entry = line.entry
+        click.echo(
+            f"{entry.at.astimezone(SHANGHAI):%Y-%m-%d %H:%M:%S}  {TRANSFER_LABELS.get(entry.code, entry.code):<6}"
+            f" {format_yuan(entry.debit_fen):>16} {format_yuan(entry.credit_fen):>16}"
+            f" {format_yuan(line.balance_fen):>16}  {entry.transfer_id}"
+        )
+
+
+@ledger_cli.command("cutoff")
+@click.argument("account")
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="calendar day, Asia/Shanghai")
+def ledger_cutoff(account: str, day: datetime) -> None:
+    """日切: opening balance, debits, credits and closing balance of ACCOUNT for one day."""
+    from app.db.ledger_repo import cutoff
+    from app.domain.money import format_yuan
+
+    with _rt().db.uow() as uow:
+        report = cutoff(uow.session, account, day.date(), SHANGHAI)
+    click.echo(
+        f"{account} {report.day} 期初 {format_yuan(report.opening_fen)} 借方 {format_yuan(report.debits_fen)}"
+        f" 贷方 {format_yuan(report.credits_fen)} 期末 {format_yuan(report.closing_fen)}"
+    )
 
 
 @city_cli.command("validate")

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from app.db.base import utcnow
 from app.db.models import LedgerAccount, LedgerTransfer
-from app.domain.ledger import AccountSpec, TransferSpec, balance_of, flag_violation
+from app.domain.ledger import (
+    AccountSpec,
+    DailyCutoff,
+    Entry,
+    HistoryLine,
+    TransferSpec,
+    balance_of,
+    daily_cutoff,
+    flag_violation,
+    running_balances,
+)
 from app.errors import LedgerError
 
 
@@ -54,7 +67,7 @@ class LedgerRepository:
         account = self.account(code)
         return balance_of(account.type, account.debits_posted, account.credits_posted)
 
-    def post(self, spec: TransferSpec) -> tuple[LedgerTransfer, bool]:
+    def post(self, spec: TransferSpec, at: datetime | None = None) -> tuple[LedgerTransfer, bool]:
         """Post a transfer once. Returns (transfer, created). A repeat with the same id and content
         returns the first transfer; the same id with other content is an error."""
         existing = self.session.get(LedgerTransfer, spec.id)
@@ -75,6 +88,7 @@ class LedgerRepository:
             amount_fen=spec.amount_fen,
             code=spec.code,
             deal_id=spec.deal_id,
+            created_at=at or utcnow(),
         )
         self.session.add(transfer)
         self.session.flush()
@@ -159,3 +173,63 @@ def check_ledger(session: Session) -> CheckReport:
         problems.append(f"借贷不平：借方 {total_debits}，贷方 {total_credits}")
     transfer_count = session.scalar(select(func.count()).select_from(LedgerTransfer)) or 0
     return CheckReport(total_debits, total_credits, len(accounts), int(transfer_count), problems)
+
+
+def _totals(session: Session, account: LedgerAccount, start: datetime | None, end: datetime | None) -> tuple[int, int]:
+    """(debits, credits) of the account's transfers with start <= created_at < end."""
+    totals = []
+    for column in (LedgerTransfer.debit_account_id, LedgerTransfer.credit_account_id):
+        query = select(func.coalesce(func.sum(LedgerTransfer.amount_fen), 0)).where(column == account.id)
+        if start is not None:
+            query = query.where(LedgerTransfer.created_at >= start)
+        if end is not None:
+            query = query.where(LedgerTransfer.created_at < end)
+        totals.append(int(session.scalar(query) or 0))
+    return totals[0], totals[1]
+
+
+def balance_at(session: Session, code: str, at: datetime) -> int:
+    """The account's balance as it was at `at` (transfers created at or before that instant)."""
+    account = LedgerRepository(session).account(code)
+    debits, credits = _totals(session, account, None, at + timedelta(microseconds=1))
+    return balance_of(account.type, debits, credits)
+
+
+def history(session: Session, code: str, limit: int = 200) -> list[HistoryLine]:
+    """The account's latest `limit` entries, oldest first, each with the balance after it."""
+    account = LedgerRepository(session).account(code)
+    touching = or_(LedgerTransfer.debit_account_id == account.id, LedgerTransfer.credit_account_id == account.id)
+    newest = list(
+        session.scalars(
+            select(LedgerTransfer)
+            .where(touching)
+            .order_by(LedgerTransfer.created_at.desc(), LedgerTransfer.id.desc())
+            .limit(limit)
+        )
+    )
+    newest.reverse()
+    if not newest:
+        return []
+    debits, credits = _totals(session, account, None, newest[0].created_at)
+    opening = [Entry("(opening)", newest[0].created_at, "opening", debits, credits)] if debits or credits else []
+    entries = opening + [
+        Entry(
+            t.id,
+            t.created_at,
+            t.code,
+            t.amount_fen if t.debit_account_id == account.id else 0,
+            t.amount_fen if t.credit_account_id == account.id else 0,
+        )
+        for t in newest
+    ]
+    return running_balances(account.type, entries)[len(opening) :]
+
+
+def cutoff(session: Session, code: str, day: date, zone: ZoneInfo) -> DailyCutoff:
+    """日切 for one account and one calendar day in `zone` (Asia/Shanghai for reports)."""
+    account = LedgerRepository(session).account(code)
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = start + timedelta(days=1)
+    before = _totals(session, account, None, start)
+    during = _totals(session, account, start, end)
+    return daily_cutoff(account.type, day, before, during)

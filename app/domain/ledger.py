@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from app.errors import LedgerError
 
@@ -83,3 +84,49 @@ def flag_violation(spec: AccountSpec, debits_fen: int, credits_fen: int) -> str 
     if spec.credits_must_not_exceed_debits and credits_fen > debits_fen:
         return f"账户 {spec.code} 贷方超过借方（{credits_fen} > {debits_fen}）"
     return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One side of a transfer as seen from one account."""
+
+    transfer_id: str
+    at: datetime
+    code: str
+    debit_fen: int
+    credit_fen: int
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    entry: Entry
+    balance_fen: int
+
+
+def running_balances(account_type: str, entries: list[Entry]) -> list[HistoryLine]:
+    """Each entry with the account's natural-side balance right after it (entries in time order)."""
+    debits = credits = 0
+    lines = []
+    for entry in entries:
+        debits += entry.debit_fen
+        credits += entry.credit_fen
+        lines.append(HistoryLine(entry, balance_of(account_type, debits, credits)))
+    return lines
+
+
+@dataclass(frozen=True)
+class DailyCutoff:
+    """日切: the day's opening balance, movements and closing balance of one account."""
+
+    day: date
+    opening_fen: int
+    debits_fen: int
+    credits_fen: int
+    closing_fen: int
+
+
+def daily_cutoff(account_type: str, day: date, before: tuple[int, int], during: tuple[int, int]) -> DailyCutoff:
+    """From (debits, credits) totals before the day and during it."""
+    opening = balance_of(account_type, *before)
+    closing = balance_of(account_type, before[0] + during[0], before[1] + during[1])
+    return DailyCutoff(day, opening, during[0], during[1], closing)

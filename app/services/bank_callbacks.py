@@ -154,7 +154,8 @@ def _funds_arrived(rt: Runtime, session: Session, bank_code: str, body: dict[str
             amount_fen=body["amount_fen"],
             code="arrival" if deal is not None else "unmatched_arrival",
             deal_id=deal.id if deal is not None else None,
-        )
+        ),
+        at=rt.clock(),
     )
     if not created:
         return "duplicate_bank_reference"

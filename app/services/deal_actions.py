@@ -62,7 +62,8 @@ def release_to_seller(ctx: DealContext) -> None:
             amount_fen=ctx.deal.custody_amount_fen,
             code="release",
             deal_id=ctx.deal.id,
-        )
+        ),
+        at=ctx.rt.clock(),
     )
 
 
@@ -98,5 +99,6 @@ def settle_payout(ctx: DealContext) -> None:
             amount_fen=payout.amount_fen,
             code="payout",
             deal_id=ctx.deal.id,
-        )
+        ),
+        at=ctx.rt.clock(),
     )

@@ -127,3 +127,75 @@ def test_posted_transfers_cannot_be_updated_or_deleted_even_in_sql(rt: Runtime) 
             connection.execute(text(statement))
     with rt.db.uow() as uow:
         assert check_ledger(uow.session).transfers_checked == 1
+
+
+def test_balance_at_any_past_instant_history_and_daily_cutoff(rt: Runtime) -> None:
+    from datetime import UTC, date, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from app.db.ledger_repo import balance_at, cutoff, history
+
+    t0 = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)  # 23:30 on 22 Nov in Shanghai
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        _setup(repo)
+        repo.post(TransferSpec("arrival:ceb:R1", "bank_clearing:ceb", "custody:D1", 300_00, "arrival"), at=t0)
+        repo.post(
+            TransferSpec("arrival:ceb:R2", "bank_clearing:ceb", "custody:D1", 200_00, "arrival"),
+            at=t0 + timedelta(hours=1),  # 00:30 on 23 Nov in Shanghai
+        )
+        repo.post(TransferSpec("release:D1", "custody:D1", "payable:D1", 450_00, "release"), at=t0 + timedelta(hours=2))
+        uow.commit()
+    with rt.db.uow() as uow:
+        session = uow.session
+        assert balance_at(session, "custody:D1", t0 - timedelta(seconds=1)) == 0
+        assert balance_at(session, "custody:D1", t0) == 300_00, "a transfer counts from its own instant"
+        assert balance_at(session, "custody:D1", t0 + timedelta(minutes=90)) == 500_00
+        assert balance_at(session, "custody:D1", t0 + timedelta(days=1)) == 50_00
+        assert balance_at(session, "bank_clearing:ceb", t0 + timedelta(days=1)) == 500_00
+
+        lines = history(session, "custody:D1")
+        assert [(line.entry.transfer_id, line.balance_fen) for line in lines] == [
+            ("arrival:ceb:R1", 300_00),
+            ("arrival:ceb:R2", 500_00),
+            ("release:D1", 50_00),
+        ]
+        latest = history(session, "custody:D1", limit=1)
+        assert [(line.entry.debit_fen, line.balance_fen) for line in latest] == [(450_00, 50_00)]
+
+        shanghai = ZoneInfo("Asia/Shanghai")
+        day22 = cutoff(session, "custody:D1", date(2026, 11, 22), shanghai)
+        day23 = cutoff(session, "custody:D1", date(2026, 11, 23), shanghai)
+    assert (day22.opening_fen, day22.credits_fen, day22.debits_fen, day22.closing_fen) == (0, 300_00, 0, 300_00)
+    assert (day23.opening_fen, day23.credits_fen, day23.debits_fen, day23.closing_fen) == (
+        300_00,
+        200_00,
+        450_00,
+        50_00,
+    )
+
+
+def test_balance_and_history_commands(app, rt: Runtime) -> None:
+    from datetime import UTC, datetime
+
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        _setup(repo)
+        repo.post(
+            TransferSpec("arrival:ceb:R1", "bank_clearing:ceb", "custody:D1", 1_234_567_89, "arrival"),
+            at=datetime(2026, 11, 23, 2, 0, tzinfo=UTC),
+        )
+        uow.commit()
+    runner = app.test_cli_runner()
+    now = runner.invoke(args=["ledger", "balance", "custody:D1"])
+    assert now.exit_code == 0 and "¥1,234,567.89" in now.output
+    before = runner.invoke(args=["ledger", "balance", "custody:D1", "--at", "2026-11-23T09:59"])  # Shanghai time
+    assert before.exit_code == 0 and "¥0.00" in before.output
+    after = runner.invoke(args=["ledger", "balance", "custody:D1", "--at", "2026-11-23T02:00Z"])
+    assert "¥1,234,567.89" in after.output
+    listing = runner.invoke(args=["ledger", "history", "custody:D1"])
+    assert listing.exit_code == 0 and "arrival:ceb:R1" in listing.output and "2026-11-23 10:00:00" in listing.output
+    unknown = runner.invoke(args=["ledger", "balance", "nope"])
+    assert unknown.exit_code == 1 and "账户不存在" in unknown.output and "Traceback" not in unknown.output
+    cut = runner.invoke(args=["ledger", "cutoff", "custody:D1", "--date", "2026-11-23"])
+    assert "期初 ¥0.00" in cut.output and "期末 ¥1,234,567.89" in cut.output
