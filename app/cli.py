@@ -15,6 +15,7 @@ from flask.cli import AppGroup
 from app.config import ROOT
 from app.services.runtime import Runtime
 
+
 class CliGroup(AppGroup):
     """Domain errors end a command with their Chinese message and exit code 1, not a traceback."""
 
