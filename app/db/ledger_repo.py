@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from app.db.base import utcnow
 from app.db.models import LedgerAccount, LedgerTransfer
@@ -33,6 +34,9 @@ def _spec_of(account: LedgerAccount) -> AccountSpec:
         account.debits_must_not_exceed_credits,
         account.credits_must_not_exceed_debits,
     )
+
+
+POSTED_KINDS = ("single", "post_pending")
 
 
 class LedgerRepository:
@@ -70,29 +74,153 @@ class LedgerRepository:
     def post(self, spec: TransferSpec, at: datetime | None = None) -> tuple[LedgerTransfer, bool]:
         """Post a transfer once. Returns (transfer, created). A repeat with the same id and content
         returns the first transfer; the same id with other content is an error."""
+        return self._record(spec, "single", at or utcnow(), None)
+
+    def hold(
+        self, spec: TransferSpec, at: datetime | None = None, timeout_s: float | None = None
+    ) -> tuple[LedgerTransfer, bool]:
+        """A pending transfer: the amount is reserved on both accounts until posted or voided."""
+        now = at or utcnow()
+        timeout_at = now + timedelta(seconds=timeout_s) if timeout_s is not None else None
+        return self._record(spec, "pending", now, timeout_at)
+
+    def post_pending(
+        self, transfer_id: str, pending_id: str, amount_fen: int | None = None, at: datetime | None = None
+    ) -> tuple[LedgerTransfer, bool]:
+        """Post a hold, in full or for a smaller amount (the rest is released)."""
+        return self._resolve(transfer_id, pending_id, "post_pending", amount_fen, at or utcnow())
+
+    def void_pending(
+        self, transfer_id: str, pending_id: str, at: datetime | None = None
+    ) -> tuple[LedgerTransfer, bool]:
+        """Release a hold: nothing moves."""
+        return self._resolve(transfer_id, pending_id, "void_pending", None, at or utcnow())
+
+    def reverse(self, transfer_id: str, reversal_id: str, at: datetime | None = None) -> tuple[LedgerTransfer, bool]:
+        """Correct a posted transfer by an opposite one; the original stays as it was."""
+        original = self.session.get(LedgerTransfer, transfer_id)
+        if original is None or original.kind not in POSTED_KINDS:
+            raise LedgerError("只能冲正已入账的分录", code="NOT_POSTED", details={"id": transfer_id})
+        spec = TransferSpec(
+            reversal_id,
+            original.credit_account.code,
+            original.debit_account.code,
+            original.amount_fen,
+            "reversal",
+            original.deal_id,
+        )
+        return self.post(spec, at)
+
+    def post_linked(self, specs: list[TransferSpec], at: datetime | None = None) -> list[LedgerTransfer]:
+        """All of the transfers, or none of them (e.g. a release and its fee)."""
+        with self.session.begin_nested():
+            return [self.post(spec, at)[0] for spec in specs]
+
+    def void_expired(self, now: datetime) -> list[str]:
+        """Void every hold whose timeout has passed; returns the voided pending ids."""
+        resolution = aliased(LedgerTransfer)
+        expired = self.session.scalars(
+            select(LedgerTransfer.id)
+            .outerjoin(resolution, resolution.pending_id == LedgerTransfer.id)
+            .where(LedgerTransfer.kind == "pending", LedgerTransfer.timeout_at <= now, resolution.id.is_(None))
+        ).all()
+        for pending_id in expired:
+            self.void_pending(f"expire:{pending_id}", pending_id, now)
+        return list(expired)
+
+    def _record(
+        self, spec: TransferSpec, kind: str, at: datetime, timeout_at: datetime | None
+    ) -> tuple[LedgerTransfer, bool]:
         existing = self.session.get(LedgerTransfer, spec.id)
         if existing is not None:
-            self._assert_same(existing, spec)
+            self._assert_same(existing, spec, kind)
             return existing, False
         debit, credit = self._lock_pair(spec.debit_code, spec.credit_code)
-        debit.debits_posted += spec.amount_fen
-        credit.credits_posted += spec.amount_fen
-        for account in (debit, credit):
-            problem = flag_violation(_spec_of(account), account.debits_posted, account.credits_posted)
-            if problem is not None:
-                raise LedgerError(problem, code="BALANCE_CONSTRAINT", details={"account": account.code})
+        if kind == "pending":
+            debit.debits_pending += spec.amount_fen
+            credit.credits_pending += spec.amount_fen
+        else:
+            debit.debits_posted += spec.amount_fen
+            credit.credits_posted += spec.amount_fen
+        self._check_flags(debit, credit)
         transfer = LedgerTransfer(
             id=spec.id,
             debit_account_id=debit.id,
             credit_account_id=credit.id,
             amount_fen=spec.amount_fen,
             code=spec.code,
+            kind=kind,
+            timeout_at=timeout_at,
             deal_id=spec.deal_id,
-            created_at=at or utcnow(),
+            created_at=at,
         )
         self.session.add(transfer)
         self.session.flush()
         return transfer, True
+
+    def _resolve(
+        self, transfer_id: str, pending_id: str, kind: str, amount_fen: int | None, at: datetime
+    ) -> tuple[LedgerTransfer, bool]:
+        existing = self.session.get(LedgerTransfer, transfer_id)
+        if existing is not None:
+            same = existing.kind == kind and existing.pending_id == pending_id
+            if not same or (amount_fen is not None and existing.amount_fen != amount_fen):
+                raise LedgerError("同一记账编号的内容不一致", code="TRANSFER_ID_CONFLICT", details={"id": transfer_id})
+            return existing, False
+        pending = self._unresolved_pending(pending_id)
+        amount = pending.amount_fen if amount_fen is None else amount_fen
+        if kind == "post_pending" and not 0 < amount <= pending.amount_fen:
+            raise LedgerError(
+                "入账金额必须大于零且不超过冻结金额",
+                code="BAD_AMOUNT",
+                details={"pending_fen": pending.amount_fen, "amount_fen": amount},
+            )
+        debit, credit = self._lock_pair(pending.debit_account.code, pending.credit_account.code)
+        debit.debits_pending -= pending.amount_fen
+        credit.credits_pending -= pending.amount_fen
+        if kind == "post_pending":
+            debit.debits_posted += amount
+            credit.credits_posted += amount
+        self._check_flags(debit, credit)
+        transfer = LedgerTransfer(
+            id=transfer_id,
+            debit_account_id=debit.id,
+            credit_account_id=credit.id,
+            amount_fen=amount,
+            code=pending.code,
+            kind=kind,
+            pending_id=pending_id,
+            deal_id=pending.deal_id,
+            created_at=at,
+        )
+        self.session.add(transfer)
+        self.session.flush()
+        return transfer, True
+
+    def _unresolved_pending(self, pending_id: str) -> LedgerTransfer:
+        pending = self.session.get(LedgerTransfer, pending_id)
+        if pending is None or pending.kind != "pending":
+            raise LedgerError("冻结分录不存在", code="PENDING_NOT_FOUND", details={"pending_id": pending_id})
+        resolved = self.session.scalar(select(LedgerTransfer.id).where(LedgerTransfer.pending_id == pending_id))
+        if resolved is not None:
+            raise LedgerError(
+                "该冻结已处理，不能重复入账或解冻",
+                code="PENDING_ALREADY_RESOLVED",
+                details={"pending_id": pending_id, "by": resolved},
+            )
+        return pending
+
+    def _check_flags(self, *accounts: LedgerAccount) -> None:
+        for account in accounts:
+            problem = flag_violation(
+                _spec_of(account),
+                account.debits_posted,
+                account.credits_posted,
+                account.debits_pending,
+                account.credits_pending,
+            )
+            if problem is not None:
+                raise LedgerError(problem, code="BALANCE_CONSTRAINT", details={"account": account.code})
 
     def _lock_pair(self, debit_code: str, credit_code: str) -> tuple[LedgerAccount, LedgerAccount]:
         """Row-lock both accounts in a fixed order (by code) so that concurrent posters cannot deadlock."""
@@ -109,9 +237,10 @@ class LedgerRepository:
                 raise LedgerError("账户不存在", code="UNKNOWN_ACCOUNT", details={"account": code})
         return by_code[debit_code], by_code[credit_code]
 
-    def _assert_same(self, existing: LedgerTransfer, spec: TransferSpec) -> None:
+    def _assert_same(self, existing: LedgerTransfer, spec: TransferSpec, kind: str) -> None:
         same = (
-            existing.debit_account.code == spec.debit_code
+            existing.kind == kind
+            and existing.debit_account.code == spec.debit_code
             and existing.credit_account.code == spec.credit_code
             and existing.amount_fen == spec.amount_fen
             and existing.code == spec.code
@@ -140,33 +269,39 @@ class CheckReport:
         return not self.problems
 
 
+def _sums_by_account(session: Session, side: Any, *conditions: Any) -> dict[int, int]:
+    query = select(side, func.sum(LedgerTransfer.amount_fen)).where(*conditions).group_by(side)
+    return {account_id: int(total) for account_id, total in session.execute(query).all()}
+
+
 def check_ledger(session: Session) -> CheckReport:
-    """Debits equal credits overall; every account's totals equal the sum of its transfers; no flag broken."""
+    """Debits equal credits overall; every account's posted and pending totals equal the sum of its
+    transfers; no flag broken."""
     problems: list[str] = []
-    debit_sums = dict(
-        session.execute(
-            select(LedgerTransfer.debit_account_id, func.sum(LedgerTransfer.amount_fen)).group_by(
-                LedgerTransfer.debit_account_id
-            )
-        ).all()
-    )
-    credit_sums = dict(
-        session.execute(
-            select(LedgerTransfer.credit_account_id, func.sum(LedgerTransfer.amount_fen)).group_by(
-                LedgerTransfer.credit_account_id
-            )
-        ).all()
-    )
+    posted = LedgerTransfer.kind.in_(POSTED_KINDS)
+    resolution = aliased(LedgerTransfer)
+    open_hold = (LedgerTransfer.kind == "pending") & ~exists().where(resolution.pending_id == LedgerTransfer.id)
+    expected = {
+        "debits_posted": _sums_by_account(session, LedgerTransfer.debit_account_id, posted),
+        "credits_posted": _sums_by_account(session, LedgerTransfer.credit_account_id, posted),
+        "debits_pending": _sums_by_account(session, LedgerTransfer.debit_account_id, open_hold),
+        "credits_pending": _sums_by_account(session, LedgerTransfer.credit_account_id, open_hold),
+    }
     accounts = session.scalars(select(LedgerAccount).order_by(LedgerAccount.code)).all()
     total_debits = total_credits = 0
     for account in accounts:
         total_debits += account.debits_posted
         total_credits += account.credits_posted
-        if account.debits_posted != int(debit_sums.get(account.id, 0)):
-            problems.append(f"账户 {account.code} 借方合计与分录不符")
-        if account.credits_posted != int(credit_sums.get(account.id, 0)):
-            problems.append(f"账户 {account.code} 贷方合计与分录不符")
-        problem = flag_violation(_spec_of(account), account.debits_posted, account.credits_posted)
+        for column, sums in expected.items():
+            if getattr(account, column) != sums.get(account.id, 0):
+                problems.append(f"账户 {account.code} 的 {column} 与分录合计不符")
+        problem = flag_violation(
+            _spec_of(account),
+            account.debits_posted,
+            account.credits_posted,
+            account.debits_pending,
+            account.credits_pending,
+        )
         if problem is not None:
             problems.append(problem)
     if total_debits != total_credits:
@@ -179,7 +314,9 @@ def _totals(session: Session, account: LedgerAccount, start: datetime | None, en
     """(debits, credits) of the account's transfers with start <= created_at < end."""
     totals = []
     for column in (LedgerTransfer.debit_account_id, LedgerTransfer.credit_account_id):
-        query = select(func.coalesce(func.sum(LedgerTransfer.amount_fen), 0)).where(column == account.id)
+        query = select(func.coalesce(func.sum(LedgerTransfer.amount_fen), 0)).where(
+            column == account.id, LedgerTransfer.kind.in_(POSTED_KINDS)
+        )
         if start is not None:
             query = query.where(LedgerTransfer.created_at >= start)
         if end is not None:
@@ -199,6 +336,7 @@ def history(session: Session, code: str, limit: int = 200) -> list[HistoryLine]:
     """The account's latest `limit` entries, oldest first, each with the balance after it."""
     account = LedgerRepository(session).account(code)
     touching = or_(LedgerTransfer.debit_account_id == account.id, LedgerTransfer.credit_account_id == account.id)
+    touching = touching & LedgerTransfer.kind.in_(POSTED_KINDS)
     newest = list(
         session.scalars(
             select(LedgerTransfer)

@@ -205,17 +205,24 @@ class LedgerAccount(Base):
     credits_must_not_exceed_debits: Mapped[bool] = mapped_column(default=False)
     debits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    debits_pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    credits_pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
         CheckConstraint("type IN ('asset','liability','income','expense','equity')", name="type_known"),
-        CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="totals_non_negative"),
         CheckConstraint(
-            "NOT debits_must_not_exceed_credits OR debits_posted <= credits_posted", name="debits_within_credits"
+            "debits_posted >= 0 AND credits_posted >= 0 AND debits_pending >= 0 AND credits_pending >= 0",
+            name="totals_non_negative",
         ),
         CheckConstraint(
-            "NOT credits_must_not_exceed_debits OR credits_posted <= debits_posted", name="credits_within_debits"
+            "NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted",
+            name="debits_within_credits",
+        ),
+        CheckConstraint(
+            "NOT credits_must_not_exceed_debits OR credits_posted + credits_pending <= debits_posted",
+            name="credits_within_debits",
         ),
     )
 
@@ -229,6 +236,9 @@ class LedgerTransfer(Base):
     credit_account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     code: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16), default="single", server_default="single")
+    pending_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_transfers.id"), unique=True)
+    timeout_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -238,6 +248,11 @@ class LedgerTransfer(Base):
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
+        CheckConstraint("kind IN ('single','pending','post_pending','void_pending')", name="kind_known"),
+        CheckConstraint(
+            "(kind IN ('post_pending','void_pending')) = (pending_id IS NOT NULL)", name="resolution_names_pending"
+        ),
+        CheckConstraint("kind = 'pending' OR timeout_at IS NULL", name="timeout_only_on_pending"),
     )
 
 

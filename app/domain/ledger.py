@@ -77,12 +77,14 @@ def balance_of(account_type: str, debits_fen: int, credits_fen: int) -> int:
     return credits_fen - debits_fen
 
 
-def flag_violation(spec: AccountSpec, debits_fen: int, credits_fen: int) -> str | None:
-    """The Chinese description of the broken flag, or None when the totals respect the flags."""
-    if spec.debits_must_not_exceed_credits and debits_fen > credits_fen:
-        return f"账户 {spec.code} 余额不足（借方 {debits_fen} > 贷方 {credits_fen}）"
-    if spec.credits_must_not_exceed_debits and credits_fen > debits_fen:
-        return f"账户 {spec.code} 贷方超过借方（{credits_fen} > {debits_fen}）"
+def flag_violation(
+    spec: AccountSpec, debits_posted: int, credits_posted: int, debits_pending: int = 0, credits_pending: int = 0
+) -> str | None:
+    """The Chinese description of the broken flag, or None. Holds count against the balance they hold."""
+    if spec.debits_must_not_exceed_credits and debits_posted + debits_pending > credits_posted:
+        return f"账户 {spec.code} 可用余额不足（借方 {debits_posted} + 冻结 {debits_pending} > 贷方 {credits_posted}）"
+    if spec.credits_must_not_exceed_debits and credits_posted + credits_pending > debits_posted:
+        return f"账户 {spec.code} 贷方超过借方（{credits_posted} + 冻结 {credits_pending} > {debits_posted}）"
     return None
 
 
