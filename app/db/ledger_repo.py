@@ -136,13 +136,8 @@ class LedgerRepository:
             self._assert_same(existing, spec, kind)
             return existing, False
         debit, credit = self._lock_pair(spec.debit_code, spec.credit_code)
-        if kind == "pending":
-            debit.debits_pending += spec.amount_fen
-            credit.credits_pending += spec.amount_fen
-        else:
-            debit.debits_posted += spec.amount_fen
-            credit.credits_posted += spec.amount_fen
-        self._check_flags(debit, credit)
+        column = "pending" if kind == "pending" else "posted"
+        self._apply(debit, credit, {column: spec.amount_fen})
         transfer = LedgerTransfer(
             id=spec.id,
             debit_account_id=debit.id,
@@ -176,12 +171,7 @@ class LedgerRepository:
                 details={"pending_fen": pending.amount_fen, "amount_fen": amount},
             )
         debit, credit = self._lock_pair(pending.debit_account.code, pending.credit_account.code)
-        debit.debits_pending -= pending.amount_fen
-        credit.credits_pending -= pending.amount_fen
-        if kind == "post_pending":
-            debit.debits_posted += amount
-            credit.credits_posted += amount
-        self._check_flags(debit, credit)
+        self._apply(debit, credit, {"pending": -pending.amount_fen, "posted": amount if kind == "post_pending" else 0})
         transfer = LedgerTransfer(
             id=transfer_id,
             debit_account_id=debit.id,
@@ -210,17 +200,24 @@ class LedgerRepository:
             )
         return pending
 
-    def _check_flags(self, *accounts: LedgerAccount) -> None:
-        for account in accounts:
-            problem = flag_violation(
-                _spec_of(account),
-                account.debits_posted,
-                account.credits_posted,
-                account.debits_pending,
-                account.credits_pending,
-            )
+    def _apply(self, debit: LedgerAccount, credit: LedgerAccount, deltas: dict[str, int]) -> None:
+        """Move the totals by `deltas` ({"posted"|"pending": fen}) if no flag breaks; else change nothing."""
+        after = {
+            account: {
+                "debits_posted": account.debits_posted + (deltas.get("posted", 0) if account is debit else 0),
+                "credits_posted": account.credits_posted + (deltas.get("posted", 0) if account is credit else 0),
+                "debits_pending": account.debits_pending + (deltas.get("pending", 0) if account is debit else 0),
+                "credits_pending": account.credits_pending + (deltas.get("pending", 0) if account is credit else 0),
+            }
+            for account in (debit, credit)
+        }
+        for account, totals in after.items():
+            problem = flag_violation(_spec_of(account), **totals)
             if problem is not None:
                 raise LedgerError(problem, code="BALANCE_CONSTRAINT", details={"account": account.code})
+        for account, totals in after.items():
+            for column, value in totals.items():
+                setattr(account, column, value)
 
     def _lock_pair(self, debit_code: str, credit_code: str) -> tuple[LedgerAccount, LedgerAccount]:
         """Row-lock both accounts in a fixed order (by code) so that concurrent posters cannot deadlock."""

@@ -14,6 +14,7 @@ TRANSFER_LABELS = {
     "release": "解除存管",
     "payout": "出金",
     "refund": "退款",
+    "fee": "手续费",
     "reversal": "冲正",
 }
 TRANSFER_CODES = tuple(TRANSFER_LABELS)
@@ -78,7 +79,11 @@ def balance_of(account_type: str, debits_fen: int, credits_fen: int) -> int:
 
 
 def flag_violation(
-    spec: AccountSpec, debits_posted: int, credits_posted: int, debits_pending: int = 0, credits_pending: int = 0
+    spec: AccountSpec,
+    debits_posted: int,
+    credits_posted: int,
+    debits_pending: int = 0,
+    credits_pending: int = 0,
 ) -> str | None:
     """The Chinese description of the broken flag, or None. Holds count against the balance they hold."""
     if spec.debits_must_not_exceed_credits and debits_posted + debits_pending > credits_posted:
