@@ -18,6 +18,7 @@ TRANSFER_LABELS = {
     "reversal": "冲正",
 }
 TRANSFER_CODES = tuple(TRANSFER_LABELS)
+KIND_LABELS = {"single": "记账", "pending": "冻结", "post_pending": "冻结转入账", "void_pending": "解冻"}
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,6 @@ def suspense(bank_code: str) -> AccountSpec:
 
 def deal_custody(deal_no: str) -> AccountSpec:
     return AccountSpec(f"custody:{deal_no}", "liability", f"存管资金 {deal_no}", debits_must_not_exceed_credits=True)
-
-
-def seller_payable(deal_no: str) -> AccountSpec:
-    return AccountSpec(f"payable:{deal_no}", "liability", f"应付卖方 {deal_no}", debits_must_not_exceed_credits=True)
 
 
 def balance_of(account_type: str, debits_fen: int, credits_fen: int) -> int:

@@ -48,35 +48,18 @@ def record_virtual_account(ctx: DealContext) -> None:
     account.opened_at = ctx.rt.clock()
 
 
-@registry.action("release_to_seller")
-def release_to_seller(ctx: DealContext) -> None:
-    """Move the custody amount from the deal's custody account to what we owe the seller."""
-    repo = LedgerRepository(ctx.session)
-    payable = ledger.seller_payable(ctx.deal.deal_no)
-    repo.ensure_account(payable, deal_id=ctx.deal.id)
-    repo.post(
-        TransferSpec(
-            id=f"release:{ctx.deal.deal_no}",
-            debit_code=ledger.deal_custody(ctx.deal.deal_no).code,
-            credit_code=payable.code,
-            amount_fen=ctx.deal.custody_amount_fen,
-            code="release",
-            deal_id=ctx.deal.id,
-        ),
-        at=ctx.rt.clock(),
-    )
-
-
 @registry.action("request_payout")
 def request_payout(ctx: DealContext) -> None:
-    """Pay what we owe the seller to the seller's account; the bank call is a job."""
-    owed_fen = LedgerRepository(ctx.session).balance(ledger.seller_payable(ctx.deal.deal_no).code)
+    """Hold the custody amount for the seller and ask the bank to pay it; the bank call is a job.
+
+    The hold (a pending transfer custody -> bank clearing) is what makes a second release of the
+    same money impossible while the bank works; its result posts or voids it."""
     attempt = len(ctx.deal.payouts) + 1
     payout = Payout(
         payout_id=f"PO-{ctx.deal.deal_no}-{attempt}",
         deal_id=ctx.deal.id,
         bank_code=ctx.deal.bank_code,
-        amount_fen=owed_fen,
+        amount_fen=ctx.deal.custody_amount_fen,
         payee_name=ctx.deal.seller_name,
         payee_account=ctx.deal.seller_bank_account,
         status="pending",
@@ -84,17 +67,10 @@ def request_payout(ctx: DealContext) -> None:
     )
     ctx.session.add(payout)
     ctx.session.flush()
-    enqueue(ctx.session, "submit_payout", {"payout_id": payout.payout_id}, now=ctx.rt.clock())
-
-
-@registry.action("settle_payout")
-def settle_payout(ctx: DealContext) -> None:
-    """The bank paid the seller: what we owed leaves through the bank's clearing account."""
-    payout: Payout = ctx.payload["payout"]
-    LedgerRepository(ctx.session).post(
+    LedgerRepository(ctx.session).hold(
         TransferSpec(
-            id=f"payout:{payout.payout_id}",
-            debit_code=ledger.seller_payable(ctx.deal.deal_no).code,
+            id=_hold_id(payout),
+            debit_code=ledger.deal_custody(ctx.deal.deal_no).code,
             credit_code=ledger.bank_clearing(payout.bank_code).code,
             amount_fen=payout.amount_fen,
             code="payout",
@@ -102,3 +78,22 @@ def settle_payout(ctx: DealContext) -> None:
         ),
         at=ctx.rt.clock(),
     )
+    enqueue(ctx.session, "submit_payout", {"payout_id": payout.payout_id}, now=ctx.rt.clock())
+
+
+def _hold_id(payout: Payout) -> str:
+    return f"payout:{payout.payout_id}"
+
+
+@registry.action("settle_payout")
+def settle_payout(ctx: DealContext) -> None:
+    """The bank paid the seller: the hold becomes a posted movement out of custody."""
+    payout: Payout = ctx.payload["payout"]
+    LedgerRepository(ctx.session).post_pending(f"{_hold_id(payout)}:posted", _hold_id(payout), at=ctx.rt.clock())
+
+
+@registry.action("release_payout_hold")
+def release_payout_hold(ctx: DealContext) -> None:
+    """The bank did not pay: the money is free in custody again, for a retry or a refund."""
+    payout: Payout = ctx.payload["payout"]
+    LedgerRepository(ctx.session).void_pending(f"{_hold_id(payout)}:void", _hold_id(payout), at=ctx.rt.clock())

@@ -7,15 +7,17 @@ from sqlalchemy import text
 
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.domain import ledger
-from app.domain.ledger import TransferSpec
+from app.domain.ledger import AccountSpec, TransferSpec
 from app.errors import LedgerError
 from app.services.runtime import Runtime
+
+PAYABLE = AccountSpec("payable:D1", "liability", "应付卖方 D1", debits_must_not_exceed_credits=True)
 
 
 def _setup(repo: LedgerRepository) -> None:
     repo.ensure_account(ledger.bank_clearing("ceb"))
     repo.ensure_account(ledger.deal_custody("D1"))
-    repo.ensure_account(ledger.seller_payable("D1"))
+    repo.ensure_account(PAYABLE)
 
 
 def test_arrival_release_payout_scenario_balances(rt: Runtime) -> None:

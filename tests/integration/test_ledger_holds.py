@@ -16,9 +16,11 @@ from app.services.runtime import Runtime
 FEES = AccountSpec("fee_income", "income", "手续费收入")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
+PAYABLE = AccountSpec("payable:D1", "liability", "应付卖方 D1", debits_must_not_exceed_credits=True)
+
 
 def _funded(repo: LedgerRepository, amount_fen: int = 1_000_00) -> None:
-    for spec in (ledger.bank_clearing("ceb"), ledger.deal_custody("D1"), ledger.seller_payable("D1"), FEES):
+    for spec in (ledger.bank_clearing("ceb"), ledger.deal_custody("D1"), PAYABLE, FEES):
         repo.ensure_account(spec)
     repo.post(TransferSpec("arrival:ceb:R1", "bank_clearing:ceb", "custody:D1", amount_fen, "arrival"), T0)
 

@@ -31,7 +31,7 @@ def fake_registry() -> Registry:
         "sign_agreement",
         "request_virtual_account",
         "record_virtual_account",
-        "release_to_seller",
+        "release_payout_hold",
         "request_payout",
         "settle_payout",
     ):
@@ -56,7 +56,6 @@ def test_shipped_resale_workflow_loads_and_runs_the_happy_path() -> None:
         "sign_agreement",
         "request_virtual_account",
         "record_virtual_account",
-        "release_to_seller",
         "request_payout",
         "settle_payout",
     ]

@@ -79,7 +79,6 @@ def test_journey_through_callbacks(client: FlaskClient, rt: Runtime, keys_dir: P
     ]
     assert [event.actor for event in deal.events][-1] == "bank:ceb"
     assert _balance(rt, f"custody:{deal.deal_no}") == 0
-    assert _balance(rt, f"payable:{deal.deal_no}") == 0
     assert _balance(rt, "bank_clearing:ceb") == 0
     with rt.db.uow() as uow:
         report = check_ledger(uow.session)
@@ -173,8 +172,17 @@ def test_failed_payout_is_recorded_and_can_be_retried(
     deal = load_deal(rt, deal_id)
     assert deal.state == "payout_failed"
     assert deal.events[-1].detail["failure_reason"] == "收款账户状态异常"
-    assert _balance(rt, f"payable:{deal.deal_no}") == CUSTODY_FEN, "still owed to the seller"
+    with rt.db.uow() as uow:
+        custody = LedgerRepository(uow.session).account(f"custody:{deal.deal_no}")
+        assert (custody.credits_posted - custody.debits_posted, custody.debits_pending) == (CUSTODY_FEN, 0), (
+            "the hold is voided: the money is free in custody again"
+        )
+    deals.fire_user_event(rt, actor(rt, "ops"), deal_id, "retry_payout", ("ops",))
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "releasing" and len(deal.payouts) == 2
     late_success = {**failed, "notification_id": "N-late", "status": "succeeded", "failure_reason": None}
     assert post_callback(client, keys_dir, late_success)[1]["code"] == "OK"
     with rt.db.uow() as uow:
-        assert uow.session.scalar(select(Payout.status)) == "failed", "a final payout never flips"
+        first = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id))
+        assert first is not None and first.status == "failed", "a final payout never flips"
+        assert check_ledger(uow.session).ok
