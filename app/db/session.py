@@ -71,9 +71,9 @@ class UnitOfWork:
 class Database:
     """Holds the engine and hands out units of work."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **engine_options: Any) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, **engine_options)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
 
     def uow(self) -> UnitOfWork:
