@@ -32,6 +32,15 @@ RESALE_FORM = {
     "custody_amount": "1234567.89",
 }
 CUSTODY_FEN = 123_456_789
+HAPPY_PATH_EVENTS = [
+    "create",
+    "confirm",
+    "account_opened",
+    "funds_arrived",
+    "funds_arrived",
+    "title_transferred",
+    "payout_succeeded",
+]
 
 
 def actor(rt: Runtime, username: str) -> Actor:

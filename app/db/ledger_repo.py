@@ -138,7 +138,7 @@ class LedgerRepository:
         debit, credit = self._lock_pair(spec.debit_code, spec.credit_code)
         column = "pending" if kind == "pending" else "posted"
         self._apply(debit, credit, {column: spec.amount_fen})
-        transfer = LedgerTransfer(
+        return self._insert(
             id=spec.id,
             debit_account_id=debit.id,
             credit_account_id=credit.id,
@@ -149,9 +149,6 @@ class LedgerRepository:
             deal_id=spec.deal_id,
             created_at=at,
         )
-        self.session.add(transfer)
-        self.session.flush()
-        return transfer, True
 
     def _resolve(
         self, transfer_id: str, pending_id: str, kind: str, amount_fen: int | None, at: datetime
@@ -172,7 +169,7 @@ class LedgerRepository:
             )
         debit, credit = self._lock_pair(pending.debit_account.code, pending.credit_account.code)
         self._apply(debit, credit, {"pending": -pending.amount_fen, "posted": amount if kind == "post_pending" else 0})
-        transfer = LedgerTransfer(
+        return self._insert(
             id=transfer_id,
             debit_account_id=debit.id,
             credit_account_id=credit.id,
@@ -183,6 +180,9 @@ class LedgerRepository:
             deal_id=pending.deal_id,
             created_at=at,
         )
+
+    def _insert(self, **columns: Any) -> tuple[LedgerTransfer, bool]:
+        transfer = LedgerTransfer(**columns)
         self.session.add(transfer)
         self.session.flush()
         return transfer, True

@@ -18,7 +18,7 @@ from app.crypto.keys import generate_sm2_private_key_pem
 from app.pdf.verify import verify_pdf
 from tests.conftest import csrf_token
 from tests.e2e.stack import ROOT, Stack, wait_until
-from tests.factories import CUSTODY_FEN, RESALE_FORM
+from tests.factories import CUSTODY_FEN, HAPPY_PATH_EVENTS, RESALE_FORM
 
 pytestmark = pytest.mark.e2e
 
@@ -128,15 +128,7 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
     wait_until(lambda: _deal(ops, stack, deal_url)["state"] == "closed", what="payout result closes the deal")
 
     final = _deal(ops, stack, deal_url)
-    assert [e["event"] for e in final["events"]] == [
-        "create",
-        "confirm",
-        "account_opened",
-        "funds_arrived",
-        "funds_arrived",
-        "title_transferred",
-        "payout_succeeded",
-    ]
+    assert [e["event"] for e in final["events"]] == HAPPY_PATH_EVENTS
     assert final["custody_balance_fen"] == 0
     page = ops.get(deal_url, timeout=10).text
     for label in ("新建存管单", "虚户已开立", "部分资金到账", "资金足额到账", "放款成功", "银行（ceb）"):

@@ -16,6 +16,7 @@ from app.services import deals
 from app.services.runtime import Runtime
 from tests.factories import (
     CUSTODY_FEN,
+    HAPPY_PATH_EVENTS,
     actor,
     arrive,
     confirmed_deal,
@@ -68,15 +69,7 @@ def test_journey_through_callbacks(client: FlaskClient, rt: Runtime, keys_dir: P
     assert (status, answer["code"]) == (200, "OK")
     deal = load_deal(rt, deal_id)
     assert deal.state == "closed"
-    assert [event.event for event in deal.events] == [
-        "create",
-        "confirm",
-        "account_opened",
-        "funds_arrived",
-        "funds_arrived",
-        "title_transferred",
-        "payout_succeeded",
-    ]
+    assert [event.event for event in deal.events] == HAPPY_PATH_EVENTS
     assert [event.actor for event in deal.events][-1] == "bank:ceb"
     assert _balance(rt, f"custody:{deal.deal_no}") == 0
     assert _balance(rt, "bank_clearing:ceb") == 0
