@@ -62,8 +62,7 @@ class Provider(ABC):
     def sm3_kdf(self, seed: bytes, length: int) -> bytes:
         """GM/T 0003.4 key derivation: SM3(seed || counter) for counter = 1, 2, ... (32-bit big endian)."""
         output = b"".join(
-            self.sm3(seed + counter.to_bytes(4, "big"))
-            for counter in range(1, -(-length // SM3_DIGEST_SIZE) + 1)
+            self.sm3(seed + counter.to_bytes(4, "big")) for counter in range(1, -(-length // SM3_DIGEST_SIZE) + 1)
         )
         return output[:length]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,10 @@ from asn1crypto import pem, x509
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_sign
 from app.crypto.openssl_provider import generate_sm2_private_key_pem, sm2_public_key_pem
+
+SEAL_COMMON_NAME = "存管平台电子签章"
+SEAL_ORGANIZATION = "Cunguan"
+_PRIVATE = 0o600
 
 __all__ = ["ensure_keys", "generate_sm2_private_key_pem", "make_self_signed_certificate", "public_key_pem_from_private"]
 
@@ -32,12 +37,12 @@ def make_self_signed_certificate(
     tbs = x509.TbsCertificate(
         {
             "version": "v3",
-            "serial_number": secrets.randbits(63),
+            "serial_number": secrets.randbelow(2**63 - 1) + 1,
             "signature": algorithm,
             "issuer": name,
             "validity": {
-                "not_before": x509.Time(name="utc_time", value=now - timedelta(minutes=5)),
-                "not_after": x509.Time(name="general_time", value=now + timedelta(days=valid_days)),
+                "not_before": _x509_time(now - timedelta(minutes=5)),
+                "not_after": _x509_time(now + timedelta(days=valid_days)),
             },
             "subject": name,
             "subject_public_key_info": public_info,
@@ -58,33 +63,45 @@ def make_self_signed_certificate(
     return pem.armor("CERTIFICATE", certificate.dump())
 
 
-def _write_private(path: Path, content: bytes) -> None:
-    path.write_bytes(content)
-    path.chmod(0o600)
+def _x509_time(moment: datetime) -> x509.Time:
+    """UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5)."""
+    return x509.Time(name="utc_time" if moment.year < 2050 else "general_time", value=moment)
+
+
+def _write_new(path: Path, content: bytes, mode: int = 0o644) -> None:
+    """Create `path` with `mode` from the start; an existing file is left alone."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(content)
 
 
 def ensure_keys(keys_dir: Path, bank_codes: Iterable[str]) -> None:
-    """Create what is missing: platform key, public key and seal certificate, bank key pairs, PII key."""
+    """Create what is missing: platform key, public key and seal certificate, bank key pairs, PII key.
+
+    Existing files are never overwritten; private files are created 0600 and the folders are 0700.
+    """
     keys_dir = Path(keys_dir)
-    (keys_dir / "banks").mkdir(parents=True, exist_ok=True)
-    keys_dir.chmod(0o700)
-    platform_key = keys_dir / "platform.key.pem"
-    if not platform_key.exists():
-        _write_private(platform_key, generate_sm2_private_key_pem())
-    key_pem = platform_key.read_bytes()
+    for folder in (keys_dir, keys_dir / "banks"):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    platform_key = _ensure_private_key(keys_dir / "platform.key.pem")
     if not (keys_dir / "platform.pub.pem").exists():
-        (keys_dir / "platform.pub.pem").write_bytes(public_key_pem_from_private(key_pem))
+        _write_new(keys_dir / "platform.pub.pem", public_key_pem_from_private(platform_key))
     if not (keys_dir / "platform.cert.pem").exists():
-        (keys_dir / "platform.cert.pem").write_bytes(
-            make_self_signed_certificate(key_pem, "存管平台电子签章", "Cunguan")
-        )
+        certificate = make_self_signed_certificate(platform_key, SEAL_COMMON_NAME, SEAL_ORGANIZATION)
+        _write_new(keys_dir / "platform.cert.pem", certificate)
     for code in bank_codes:
-        bank_key = keys_dir / "banks" / f"{code}.key.pem"
-        if not bank_key.exists():
-            _write_private(bank_key, generate_sm2_private_key_pem())
-        bank_public = keys_dir / "banks" / f"{code}.pub.pem"
-        if not bank_public.exists():
-            bank_public.write_bytes(public_key_pem_from_private(bank_key.read_bytes()))
-    pii_key = keys_dir / "pii.key"
-    if not pii_key.exists():
-        _write_private(pii_key, secrets.token_hex(16).encode())
+        bank_key = _ensure_private_key(keys_dir / "banks" / f"{code}.key.pem")
+        if not (keys_dir / "banks" / f"{code}.pub.pem").exists():
+            _write_new(keys_dir / "banks" / f"{code}.pub.pem", public_key_pem_from_private(bank_key))
+    if not (keys_dir / "pii.key").exists():
+        _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)
+
+
+def _ensure_private_key(path: Path) -> bytes:
+    if not path.exists():
+        _write_new(path, generate_sm2_private_key_pem(), _PRIVATE)
+    return path.read_bytes()

@@ -1,17 +1,25 @@
 """Sign a PDF inside the file: an incremental update adds a signature field whose /Contents holds a
-detached CMS SignedData (SM3 digest, SM2-with-SM3 signature, the seal certificate)."""
+detached CMS SignedData (SM3 digest, SM2-with-SM3 signature, the seal certificate).
+
+The update is written here rather than by pypdf's incremental writer, which drops /Info and /ID from the new
+trailer, glues the first object onto a final "%%EOF" that has no end-of-line, and breaks when a second
+signature is added. pypdf only parses the original and serialises the few dictionaries that change.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
-from typing import Any
 
-from asn1crypto import cms, pem, x509
-from pypdf import PdfReader, PdfWriter
+from asn1crypto import cms, keys, pem, x509
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
 from pypdf.generic import (
     ArrayObject,
     DictionaryObject,
+    IndirectObject,
     NameObject,
     NumberObject,
     PdfObject,
@@ -20,97 +28,249 @@ from pypdf.generic import (
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_sign, sm3
+from app.crypto.openssl_provider import sm2_public_key_pem
 from app.errors import CryptoError
 
 SIGNATURE_SIZE = 8192  # bytes reserved for the CMS; a one-certificate SM2 CMS is about 1 KiB
 _CONTENTS_PLACEHOLDER = b"<" + b"0" * (2 * SIGNATURE_SIZE) + b">"
 _BYTE_RANGE_PLACEHOLDER = b"[0 9999999999 9999999999 9999999999]"
+_STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
+_OBJECT_HEADER = re.compile(rb"\s*\d+\s+\d+\s+obj\b")
+_WIDGET_FLAGS = 4 | 128  # Print | Locked
+_SIG_FLAGS = 3  # SignaturesExist | AppendOnly
 
 
-class _RawPlaceholder(PdfObject):
-    """Bytes written as they are, to be patched once the file's final layout is known."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-
-    def clone(self, pdf_dest: Any, force_duplicate: bool = False, ignore_fields: Any = ()) -> _RawPlaceholder:
-        return self
-
-    def hash_bin(self) -> int:
-        return hash(self.raw)
-
-    def write_to_stream(self, stream: Any, encryption_key: Any = None) -> None:
-        stream.write(self.raw)
+def _serialise(value: PdfObject) -> bytes:
+    stream = BytesIO()
+    value.write_to_stream(stream)
+    return stream.getvalue()
 
 
 def _pdf_date(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("D:%Y%m%d%H%M%SZ")
 
 
-def _append_signature_field(pdf_bytes: bytes, signer_name: str, reason: str, location: str, when: datetime) -> bytes:
-    writer = PdfWriter(PdfReader(BytesIO(pdf_bytes)), incremental=True)
-    signature = DictionaryObject(
-        {
-            NameObject("/Type"): NameObject("/Sig"),
-            NameObject("/Filter"): NameObject("/Adobe.PPKLite"),
-            NameObject("/SubFilter"): NameObject("/adbe.pkcs7.detached"),
-            NameObject("/Name"): TextStringObject(signer_name),
-            NameObject("/Reason"): TextStringObject(reason),
-            NameObject("/Location"): TextStringObject(location),
-            NameObject("/M"): TextStringObject(_pdf_date(when)),
-            NameObject("/ByteRange"): _RawPlaceholder(_BYTE_RANGE_PLACEHOLDER),
-            NameObject("/Contents"): _RawPlaceholder(_CONTENTS_PLACEHOLDER),
-        }
-    )
-    page = writer.pages[-1]
+def _as_utc(moment: datetime) -> datetime:
+    """Aware datetimes are converted; naive ones are taken to be UTC already."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass
+class _Update:
+    """New and changed objects of one incremental update, and the trailer that chains it to the original."""
+
+    original: bytes
+    reader: PdfReader
+    next_number: int
+    bodies: dict[tuple[int, int], bytes] = field(default_factory=dict)
+
+    def allocate(self) -> IndirectObject:
+        reference = IndirectObject(self.next_number, 0, self.reader)
+        self.next_number += 1
+        return reference
+
+    def put(self, reference: IndirectObject, value: PdfObject | bytes) -> None:
+        body = value if isinstance(value, bytes) else _serialise(value)
+        self.bodies[(reference.idnum, reference.generation)] = body
+
+    def render(self) -> tuple[bytes, dict[tuple[int, int], int]]:
+        """The whole file and the offset of each written object."""
+        out = bytearray(self.original)
+        if not out.endswith((b"\n", b"\r")):
+            out += b"\n"
+        offsets: dict[tuple[int, int], int] = {}
+        for (number, generation), body in sorted(self.bodies.items()):
+            offsets[(number, generation)] = len(out)
+            out += b"%d %d obj\n%s\nendobj\n" % (number, generation, body)
+        previous = _previous_xref(self.original)
+        if self.original[previous : previous + 4] == b"xref":
+            out += self._xref_table(offsets, previous, len(out))
+        else:
+            out += self._xref_stream(offsets, previous, len(out))
+        return bytes(out), offsets
+
+    def _trailer_entries(self, size: int, previous: int) -> DictionaryObject:
+        old = self.reader.trailer
+        trailer = DictionaryObject(
+            {
+                NameObject("/Size"): NumberObject(size),
+                NameObject("/Root"): old.raw_get("/Root"),
+                NameObject("/Prev"): NumberObject(previous),
+            }
+        )
+        for key in ("/Info", "/ID"):
+            if key in old:
+                trailer[NameObject(key)] = old.raw_get(key)
+        return trailer
+
+    def _xref_table(self, offsets: dict[tuple[int, int], int], previous: int, at: int) -> bytes:
+        lines = [b"xref\n"]
+        for run in _runs(sorted(offsets)):
+            lines.append(b"%d %d\n" % (run[0][0], len(run)))
+            lines.extend(b"%010d %05d n\r\n" % (offsets[key], key[1]) for key in run)
+        trailer = _serialise(self._trailer_entries(self.next_number, previous))
+        return b"".join(lines) + b"trailer\n" + trailer + b"\nstartxref\n%d\n%%%%EOF\n" % at
+
+    def _xref_stream(self, offsets: dict[tuple[int, int], int], previous: int, at: int) -> bytes:
+        number = self.next_number
+        entries = {**offsets, (number, 0): at}
+        runs = _runs(sorted(entries))
+        data = b"".join(
+            bytes([1]) + entries[key].to_bytes(4, "big") + key[1].to_bytes(2, "big") for run in runs for key in run
+        )
+        dictionary = self._trailer_entries(number + 1, previous)
+        dictionary[NameObject("/Type")] = NameObject("/XRef")
+        dictionary[NameObject("/W")] = ArrayObject([NumberObject(width) for width in (1, 4, 2)])
+        dictionary[NameObject("/Index")] = ArrayObject(
+            [NumberObject(value) for run in runs for value in (run[0][0], len(run))]
+        )
+        dictionary[NameObject("/Length")] = NumberObject(len(data))
+        return b"%d 0 obj\n%s\nstream\n%s\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % (
+            number,
+            _serialise(dictionary),
+            data,
+            at,
+        )
+
+
+def _runs(keys_in_order: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+    """Consecutive object numbers grouped, as xref subsections require."""
+    runs: list[list[tuple[int, int]]] = []
+    for key in keys_in_order:
+        if runs and runs[-1][-1][0] + 1 == key[0]:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return runs
+
+
+def _previous_xref(original: bytes) -> int:
+    matches = list(_STARTXREF.finditer(original[-2048:]))
+    if not matches:
+        raise CryptoError("PDF 缺少 startxref，无法追加签名", code="PDF_INVALID")
+    offset = int(matches[-1].group(1))
+    if original[offset : offset + 4] != b"xref" and not _OBJECT_HEADER.match(original, offset):
+        raise CryptoError("PDF 交叉引用位置不正确，无法追加签名", code="PDF_INVALID")
+    return offset
+
+
+def _open(pdf_bytes: bytes) -> PdfReader:
+    try:
+        reader = PdfReader(BytesIO(pdf_bytes), strict=False)
+        encrypted = reader.is_encrypted
+        page_count = 0 if encrypted else len(reader.pages)
+    except (PyPdfError, ValueError, KeyError, TypeError) as error:
+        raise CryptoError("无法解析待签名的 PDF", code="PDF_INVALID", details=str(error)) from error
+    if encrypted:
+        raise CryptoError("不支持对加密的 PDF 签名", code="PDF_ENCRYPTED")
+    if page_count == 0:
+        raise CryptoError("PDF 没有页面，无法签名", code="PDF_INVALID")
+    return reader
+
+
+def _first_free_number(reader: PdfReader) -> int:
+    """/Size, unless the cross-reference sections name higher object numbers than it admits."""
+    used = [number for table in reader.xref.values() for number in table] + list(reader.xref_objStm)
+    return max([int(reader.trailer["/Size"]), *(number + 1 for number in used)])
+
+
+def _append_reference(container: DictionaryObject, key: str, item: IndirectObject, update: _Update) -> None:
+    """Append to the array under `key`: in place when it is an indirect object, otherwise in `container`."""
+    raw = container.raw_get(key) if key in container else None
+    if isinstance(raw, IndirectObject):
+        array = raw.get_object()
+        array.append(item)
+        update.put(raw, array)
+    else:
+        container[NameObject(key)] = ArrayObject([*(raw or []), item])
+
+
+def _field_name(form: DictionaryObject) -> str:
+    taken = {str(entry.get_object().get("/T")) for entry in form.get("/Fields", [])}
+    number = 1
+    while f"Signature{number}" in taken:
+        number += 1
+    return f"Signature{number}"
+
+
+def _signature_dictionary(signer_name: str, reason: str, location: str, when: datetime) -> bytes:
+    """The /Sig dictionary with fixed-width placeholders first, so that they are found at a known place."""
+    entries = [
+        (b"/Type", b"/Sig"),
+        (b"/ByteRange", _BYTE_RANGE_PLACEHOLDER),
+        (b"/Contents", _CONTENTS_PLACEHOLDER),
+        (b"/Filter", b"/Adobe.PPKLite"),
+        (b"/SubFilter", b"/adbe.pkcs7.detached"),
+        (b"/Name", _serialise(TextStringObject(signer_name))),
+        (b"/Reason", _serialise(TextStringObject(reason))),
+        (b"/Location", _serialise(TextStringObject(location))),
+        (b"/M", _serialise(TextStringObject(_pdf_date(when)))),
+    ]
+    return b"<<\n" + b"".join(key + b" " + value + b"\n" for key, value in entries) + b">>"
+
+
+def _prepare(pdf_bytes: bytes, signer_name: str, reason: str, location: str, when: datetime) -> tuple[bytes, int]:
+    """The file with the signature field appended, and the offset of its /Sig object."""
+    reader = _open(pdf_bytes)
+    update = _Update(pdf_bytes, reader, _first_free_number(reader))
+    root_reference = reader.trailer.raw_get("/Root")
+    root = root_reference.get_object()
+    page = reader.pages[-1]
+    signature_reference, widget_reference = update.allocate(), update.allocate()
+
+    form_raw = root.raw_get("/AcroForm") if "/AcroForm" in root else None
+    if isinstance(form_raw, IndirectObject):
+        form, form_home = form_raw.get_object(), form_raw
+    else:
+        form = form_raw if form_raw is not None else DictionaryObject()
+        root[NameObject("/AcroForm")] = form
+        form_home = root_reference
     widget = DictionaryObject(
         {
             NameObject("/Type"): NameObject("/Annot"),
             NameObject("/Subtype"): NameObject("/Widget"),
             NameObject("/FT"): NameObject("/Sig"),
-            NameObject("/T"): TextStringObject(f"Signature{len(_existing_fields(writer)) + 1}"),
-            NameObject("/F"): NumberObject(132),
+            NameObject("/T"): TextStringObject(_field_name(form)),
+            NameObject("/F"): NumberObject(_WIDGET_FLAGS),
             NameObject("/Rect"): ArrayObject([NumberObject(0)] * 4),
-            NameObject("/V"): writer._add_object(signature),
+            NameObject("/V"): signature_reference,
             NameObject("/P"): page.indirect_reference,
         }
     )
-    widget_ref = writer._add_object(widget)
-    annotations = page.get("/Annots")
-    page[NameObject("/Annots")] = ArrayObject([*(annotations.get_object() if annotations else []), widget_ref])
-    fields = ArrayObject([*_existing_fields(writer), widget_ref])
-    existing_form = writer._root_object.get("/AcroForm")
-    form = existing_form.get_object() if existing_form is not None else DictionaryObject()
-    form[NameObject("/Fields")] = fields
-    form[NameObject("/SigFlags")] = NumberObject(3)
-    if existing_form is None:
-        writer._root_object[NameObject("/AcroForm")] = form
-    output = BytesIO()
-    writer.write(output)
-    return output.getvalue()
+    _append_reference(form, "/Fields", widget_reference, update)
+    form[NameObject("/SigFlags")] = NumberObject(_SIG_FLAGS)
+    update.put(form_home, form_home.get_object())
+    _append_reference(page, "/Annots", widget_reference, update)
+    update.put(page.indirect_reference, page)
+    update.put(widget_reference, widget)
+    update.put(signature_reference, _signature_dictionary(signer_name, reason, location, when))
+    prepared, offsets = update.render()
+    return prepared, offsets[(signature_reference.idnum, 0)]
 
 
-def _existing_fields(writer: PdfWriter) -> list[Any]:
-    form = writer._root_object.get("/AcroForm")
-    if form is None:
-        return []
-    fields = form.get_object().get("/Fields")
-    return list(fields.get_object()) if fields is not None else []
+def _certificate(certificate_pem: bytes, private_key_pem: bytes) -> x509.Certificate:
+    try:
+        certificate = x509.Certificate.load(pem.unarmor(certificate_pem)[2])
+        certified_point = certificate.public_key["public_key"].native
+    except (ValueError, TypeError, KeyError) as error:
+        raise CryptoError("无法解析签章证书", code="INVALID_CERTIFICATE") from error
+    key_info = keys.PublicKeyInfo.load(pem.unarmor(sm2_public_key_pem(private_key_pem))[2])
+    if key_info["public_key"].native != certified_point:
+        raise CryptoError("签章证书与签名私钥不匹配", code="CERT_KEY_MISMATCH")
+    return certificate
 
 
-def build_cms(digest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime) -> bytes:
+def build_cms(digest: bytes, private_key_pem: bytes, certificate: x509.Certificate, signing_time: datetime) -> bytes:
     """A detached CMS SignedData over `digest` (SM3 of the signed bytes), signed with SM2-with-SM3."""
-    certificate = x509.Certificate.load(pem.unarmor(certificate_pem)[2])
-    signed_attrs = cms.CMSAttributes(
-        [
-            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-            cms.CMSAttribute(
-                {"type": "signing_time", "values": [cms.Time({"utc_time": signing_time.astimezone(UTC)})]}
-            ),
-            cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
-        ]
-    )
-    signature = sm2_sign(private_key_pem, signed_attrs.dump())  # over the DER SET OF, as RFC 5652 says
+    moment = _as_utc(signing_time)
+    time_choice = "utc_time" if 1950 <= moment.year < 2050 else "generalized_time"
+    attributes = [
+        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+        cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({time_choice: moment})]}),
+        cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
+    ]
+    signed_attrs = cms.CMSAttributes(sorted(attributes, key=lambda attribute: attribute.dump()))  # DER SET OF order
+    signature = sm2_sign(private_key_pem, signed_attrs.dump())  # over the DER SET OF, as RFC 5652 §5.4 says
     signer = cms.SignerInfo(
         {
             "version": "v1",
@@ -149,17 +309,19 @@ def sign_pdf(
     location: str,
     signing_time: datetime,
 ) -> bytes:
-    """The PDF with the platform's signature inside it; the original bytes stay untouched in front."""
-    prepared = _append_signature_field(pdf_bytes, signer_name, reason, location, signing_time)
-    start = prepared.rfind(_CONTENTS_PLACEHOLDER)
-    range_at = prepared.rfind(_BYTE_RANGE_PLACEHOLDER)
-    if start < 0 or range_at < 0:
-        raise CryptoError("PDF 签名占位符写入失败", code="PDF_SIGN_FAILED")
+    """The PDF with the platform's signature inside it; the original bytes stay untouched in front.
+
+    A naive `signing_time` is taken to be UTC.
+    """
+    certificate = _certificate(certificate_pem, private_key_pem)
+    prepared, signature_at = _prepare(pdf_bytes, signer_name, reason, location, _as_utc(signing_time))
+    range_at = prepared.index(_BYTE_RANGE_PLACEHOLDER, signature_at)
+    start = prepared.index(_CONTENTS_PLACEHOLDER, signature_at)
     end = start + len(_CONTENTS_PLACEHOLDER)
     byte_range = f"[0 {start} {end} {len(prepared) - end}]".encode().ljust(len(_BYTE_RANGE_PLACEHOLDER))
     patched = prepared[:range_at] + byte_range + prepared[range_at + len(byte_range) :]
     digest = sm3(patched[:start] + patched[end:])
-    signature = build_cms(digest, private_key_pem, certificate_pem, signing_time)
+    signature = build_cms(digest, private_key_pem, certificate, signing_time)
     if len(signature) > SIGNATURE_SIZE:
         raise CryptoError("签名数据超出预留空间", code="PDF_SIGN_FAILED", details={"size": len(signature)})
     contents = b"<" + signature.hex().encode().ljust(2 * SIGNATURE_SIZE, b"0") + b">"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import BytesIO
@@ -9,13 +10,18 @@ from typing import Any
 
 from asn1crypto import cms, pem, x509
 from pypdf import PdfReader
+from pypdf.generic import DictionaryObject
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
 
+_HEX_STRING = re.compile(rb"<[0-9A-Fa-f]*>")
+
 
 @dataclass(frozen=True)
 class PdfSignatureReport:
+    """`trusted` is True when no trusted certificate was given or the signer's certificate is that one."""
+
     signed: bool
     intact: bool = False
     covers_whole_file: bool = False
@@ -32,30 +38,59 @@ class PdfSignatureReport:
         return self.signed and self.intact and self.covers_whole_file and self.signature_valid and self.trusted
 
 
-def _last_signature(pdf_bytes: bytes) -> dict[str, Any] | None:
+def _signature_dictionaries(fields: Any) -> list[DictionaryObject]:
+    """Values of signature fields, walking /Kids; each node once, since a hostile file may loop."""
+    found: list[DictionaryObject] = []
+    seen: set[int] = set()
+    pending = list(fields or [])
+    while pending:
+        node = pending.pop(0).get_object()
+        if not isinstance(node, DictionaryObject) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        value = node.get("/V")
+        if node.get("/FT") == "/Sig" and value is not None:
+            value = value.get_object()
+            if isinstance(value, DictionaryObject) and "/ByteRange" in value and "/Contents" in value:
+                found.append(value)
+        pending.extend(node.get("/Kids") or [])
+    return found
+
+
+def _byte_range(signature: DictionaryObject) -> list[int] | None:
+    try:
+        values = [int(value) for value in signature["/ByteRange"]]
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == 4 and min(values) >= 0 else None
+
+
+def _last_signature(pdf_bytes: bytes) -> DictionaryObject | None:
+    """The signature whose byte range reaches furthest into the file, i.e. the latest one."""
     reader = PdfReader(BytesIO(pdf_bytes), strict=False)
     form = reader.trailer["/Root"].get("/AcroForm")
     if form is None:
         return None
-    found = None
-    for reference in form.get_object().get("/Fields", []):
-        field_object = reference.get_object()
-        value = field_object.get("/V")
-        if field_object.get("/FT") == "/Sig" and value is not None:
-            found = value.get_object()
-    return found
+    signatures = _signature_dictionaries(form.get_object().get("/Fields"))
+
+    def reach(signature: DictionaryObject) -> int:
+        byte_range = _byte_range(signature)
+        return byte_range[2] + byte_range[3] if byte_range else -1
+
+    return max(signatures, key=reach, default=None)
 
 
-def _covers_whole_file(pdf_bytes: bytes, byte_range: list[int]) -> bool:
-    if len(byte_range) != 4 or byte_range[0] != 0:
-        return False
+def _covers_whole_file(pdf_bytes: bytes, byte_range: list[int], contents: bytes) -> bool:
+    """Two ranges from the first to the last byte, with exactly the /Contents hex string between them."""
     _, first_length, second_start, second_length = byte_range
     gap = pdf_bytes[first_length:second_start]
     return (
-        second_start + second_length == len(pdf_bytes)
-        and gap.startswith(b"<")
-        and gap.endswith(b">")
-        and all(chr(c) in "0123456789abcdefABCDEF" for c in gap[1:-1])
+        byte_range[0] == 0
+        and 0 < first_length < second_start
+        and second_start + second_length == len(pdf_bytes)
+        and _HEX_STRING.fullmatch(gap) is not None
+        and len(gap) % 2 == 0
+        and bytes.fromhex(gap[1:-1].decode()) == contents
     )
 
 
@@ -63,6 +98,22 @@ def _attribute(signer: cms.SignerInfo, name: str) -> Any:
     for attribute in signer["signed_attrs"]:
         if attribute["type"].native == name:
             return attribute["values"][0].native
+    return None
+
+
+def _signer_certificate(signed_data: cms.SignedData, signer: cms.SignerInfo) -> x509.Certificate | None:
+    sid = signer["sid"]
+    if sid.name != "issuer_and_serial_number":
+        return None
+    wanted = sid.chosen
+    for choice in signed_data["certificates"]:
+        certificate = choice.chosen
+        if (
+            isinstance(certificate, x509.Certificate)
+            and certificate.serial_number == wanted["serial_number"].native
+            and certificate.issuer == wanted["issuer"]
+        ):
+            return certificate
     return None
 
 
@@ -83,43 +134,61 @@ def verify_pdf(pdf_bytes: bytes, trusted_certificate_pem: bytes | None = None) -
         return PdfSignatureReport(signed=True, errors=[f"签名数据无法解析：{error}"])
 
 
-def _check(pdf_bytes: bytes, signature: dict[str, Any], trusted_pem: bytes | None) -> PdfSignatureReport:
+def _check(pdf_bytes: bytes, signature: DictionaryObject, trusted_pem: bytes | None) -> PdfSignatureReport:
     errors: list[str] = []
-    byte_range = [int(value) for value in signature["/ByteRange"]]
-    covers = _covers_whole_file(pdf_bytes, byte_range)
+    contents = signature["/Contents"].original_bytes
+    byte_range = _byte_range(signature)
+    covers = byte_range is not None and _covers_whole_file(pdf_bytes, byte_range, contents)
     if not covers:
         errors.append("签名范围未覆盖整个文件（签名后文件被追加或改动）")
-    _, first_length, second_start, second_length = byte_range
-    signed_bytes = pdf_bytes[:first_length] + pdf_bytes[second_start : second_start + second_length]
-    content = cms.ContentInfo.load(bytes(signature["/Contents"]).rstrip(b"\x00"))
-    signed_data = content["content"]
+
+    signed_data = cms.ContentInfo.load(contents)["content"]  # /Contents is zero-padded after the DER
     signer = signed_data["signer_infos"][0]
-    certificate = signed_data["certificates"][0].chosen
-    intact = _attribute(signer, "message_digest") == sm3(signed_bytes)
-    if not intact:
-        errors.append("文件内容与签名摘要不一致（文件被篡改）")
-    attrs_der = signer["signed_attrs"].dump()
-    signed_attrs_set = b"\x31" + attrs_der[1:]  # [0] IMPLICIT in SignerInfo, a SET when signed
-    public_key_pem = pem.armor("PUBLIC KEY", certificate.public_key.dump())
-    signature_valid = sm2_verify(public_key_pem, signed_attrs_set, signer["signature"].native)
-    if not signature_valid:
-        errors.append("SM2 签名验证失败")
     digest_oid = signer["digest_algorithm"]["algorithm"].dotted
     signature_oid = signer["signature_algorithm"]["algorithm"].dotted
-    if (digest_oid, signature_oid) != (sm_oids.SM3_OID, sm_oids.SM2_WITH_SM3_OID):
+    sm_algorithms = (digest_oid, signature_oid) == (sm_oids.SM3_OID, sm_oids.SM2_WITH_SM3_OID)
+    if not sm_algorithms:
         errors.append("签名算法不是 SM2/SM3")
-    trusted = trusted_pem is None or pem.unarmor(trusted_pem)[2] == certificate.dump()
-    if not trusted:
+
+    intact = False
+    if byte_range is not None and sm_algorithms:
+        _, first_length, second_start, second_length = byte_range
+        signed_bytes = pdf_bytes[:first_length] + pdf_bytes[second_start : second_start + second_length]
+        intact = _attribute(signer, "message_digest") == sm3(signed_bytes)
+    if not intact:
+        errors.append("文件内容与签名摘要不一致（文件被篡改）")
+
+    certificate = _signer_certificate(signed_data, signer)
+    signature_valid = False
+    if certificate is None:
+        errors.append("签名中缺少签名者证书")
+    elif sm_algorithms:
+        signed_attrs = signer["signed_attrs"].dump()
+        signed_attrs_set = b"\x31" + signed_attrs[1:]  # [0] IMPLICIT in SignerInfo, a SET OF when signed
+        public_key_pem = pem.armor("PUBLIC KEY", certificate.public_key.dump())
+        signature_valid = sm2_verify(public_key_pem, signed_attrs_set, signer["signature"].native)
+        if not signature_valid:
+            errors.append("SM2 签名验证失败")
+
+    trusted = certificate is not None and (trusted_pem is None or _der_of_pem(trusted_pem) == certificate.dump())
+    if certificate is not None and not trusted:
         errors.append("签名证书不是受信任的平台签章证书")
     return PdfSignatureReport(
         signed=True,
         intact=intact,
         covers_whole_file=covers,
-        signature_valid=signature_valid and (digest_oid, signature_oid) == (sm_oids.SM3_OID, sm_oids.SM2_WITH_SM3_OID),
+        signature_valid=signature_valid,
         trusted=trusted,
-        signer_subject=_subject_cn(certificate),
+        signer_subject=_subject_cn(certificate) if certificate is not None else None,
         signing_time=_attribute(signer, "signing_time"),
         digest_algorithm=digest_oid,
         signature_algorithm=signature_oid,
         errors=errors,
     )
+
+
+def _der_of_pem(certificate_pem: bytes) -> bytes | None:
+    try:
+        return pem.unarmor(certificate_pem)[2]
+    except ValueError:
+        return None
