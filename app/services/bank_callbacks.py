@@ -42,6 +42,9 @@ def parse_notification(raw_body: bytes) -> dict[str, Any]:
         {"pointer": "/" + "/".join(str(p) for p in e.absolute_path), "message": e.message}
         for e in _validator().iter_errors(body)
     ]
+    amount = body.get("amount_fen") if isinstance(body, dict) else None
+    if amount is not None and type(amount) is not int:  # JSON Schema takes 5.0 for an integer; money may not
+        errors.append({"pointer": "/amount_fen", "message": "amount_fen must be an integer number of fen"})
     if errors:
         raise ValidationError("通知内容不符合协议", code="MALFORMED", details=errors)
     return body

@@ -139,6 +139,17 @@ def test_malformed_unknown_bank_and_oversized(client: FlaskClient, rt: Runtime, 
     status, answer = post_callback(client, keys_dir, notification("funds_arrived", amount_fen=-5))
     assert (status, answer["code"]) == (400, "MALFORMED")
     assert answer["errors"], "the errors are listed"
+    fractional = notification(
+        "funds_arrived",
+        bank_reference="R-float",
+        account_no=ACCOUNT,
+        amount_fen=5.0,
+        payer_name="张三",
+        payer_account="6226620012345678",
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    status, answer = post_callback(client, keys_dir, fractional)
+    assert (status, answer["code"]) == (400, "MALFORMED"), "5.0 fen is not an integer amount"
     status, answer = post_callback(client, keys_dir, b"{not json")
     assert (status, answer["code"]) == (400, "MALFORMED")
     status, answer = post_callback(
