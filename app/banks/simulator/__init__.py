@@ -7,7 +7,9 @@ worker exactly once and serves it. State lives in the simulator's own SQLite fil
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from app.banks.protocol import MAX_BODY_BYTES
 from app.banks.simulator.api import bank_api
 from app.banks.simulator.context import EXTENSION_KEY, Simulator, load_keys
+from app.banks.simulator.controls import sim_controls
 from app.banks.simulator.delivery import CallbackSender
 from app.banks.simulator.operations import BankOperations
 from app.banks.simulator.sim_views import sim_views
@@ -40,23 +43,27 @@ class SimulatorConfig:
     keys_dir: Path
     open_delay_s: float = 1.0
     payout_delay_s: float = 1.0
+    clock: Callable[[], float] = field(default=time.time)  # injectable for tests
 
 
 def create_simulator_app(config: SimulatorConfig) -> Flask:
     keys = load_keys(config.keys_dir)
     store = Store(config.db_path)
-    operations = BankOperations(store, open_delay_s=config.open_delay_s, payout_delay_s=config.payout_delay_s)
-    worker = BackgroundWorker(operations, CallbackSender(store, keys.bank_private_keys))
+    operations = BankOperations(
+        store, open_delay_s=config.open_delay_s, payout_delay_s=config.payout_delay_s, clock=config.clock
+    )
+    worker = BackgroundWorker(operations, CallbackSender(store, keys.bank_private_keys, clock=config.clock))
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, SECRET_KEY=secrets.token_hex(32))
     app.json.ensure_ascii = False
-    app.extensions[EXTENSION_KEY] = Simulator(store, operations, worker, keys.platform_public_key_pem)
+    app.extensions[EXTENSION_KEY] = Simulator(store, operations, worker, keys)
     app.add_template_filter(format_yuan, "yuan")
     app.add_template_filter(_local_time, "local_time")
     app.register_error_handler(CunguanError, _error_answer)
     app.register_error_handler(HTTPException, _http_error_answer)
     app.register_blueprint(bank_api)
     app.register_blueprint(sim_views)
+    app.register_blueprint(sim_controls)
     return app
 
 
@@ -66,8 +73,8 @@ def _local_time(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, DISPLAY_TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _error_answer(error: CunguanError) -> tuple[Response, int]:
-    return jsonify(error.to_dict()), error.http_status
+def _error_answer(error: CunguanError) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(error.to_dict()), error.http_status, getattr(error, "headers", {})
 
 
 def _http_error_answer(error: HTTPException) -> tuple[Response, int]:

@@ -1,23 +1,189 @@
-"""The banks the simulator plays: data only, so adding a bank is one more entry."""
+"""The banks the simulator plays: data only, so adding a bank is one more entry.
+
+Each bank has its own virtual-account number format, account-opening limits with its own error
+codes, and its own daily statement layout (column names and order, encoding, date and amount formats).
+"""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Literal
+
+AmountUnit = Literal["yuan", "fen"]
+Direction = Literal["credit", "debit"]
+
+
+def luhn_digit(digits: str) -> str:
+    """The Luhn (mod 10) check digit for `digits`, as used on bank card and account numbers."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return str((10 - total % 10) % 10)
+
+
+@dataclass(frozen=True)
+class AccountFormat:
+    prefix: str
+    random_digits: int
+    luhn: bool = False  # one Luhn check digit at the end
+
+    @property
+    def length(self) -> int:
+        return len(self.prefix) + self.random_digits + self.luhn
+
+    def new_account_no(self) -> str:
+        number = self.prefix + str(secrets.randbelow(10**self.random_digits)).zfill(self.random_digits)
+        return number + luhn_digit(number) if self.luhn else number
+
+    def matches(self, account_no: str) -> bool:
+        if not (account_no.isdigit() and len(account_no) == self.length and account_no.startswith(self.prefix)):
+            return False
+        return not self.luhn or luhn_digit(account_no[:-1]) == account_no[-1]
+
+
+@dataclass(frozen=True)
+class LimitError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class OpeningLimits:
+    """New account-opening requests accepted per second (sliding window) and per Asia/Shanghai day."""
+
+    per_second: int
+    per_day: int
+    per_second_error: LimitError
+    per_day_error: LimitError
+
+
+@dataclass(frozen=True)
+class StatementLayout:
+    """How a bank writes its daily statement (对账单) CSV.
+
+    `columns` pairs each header with a field of the statement line (see statements.RENDERERS).
+    """
+
+    columns: tuple[tuple[str, str], ...]
+    encoding: str
+    date_format: str
+    time_format: str
+    datetime_format: str
+    amount_unit: AmountUnit
+    directions: dict[Direction, str]
+    summaries: dict[Direction, str]
 
 
 @dataclass(frozen=True)
 class SimulatedBank:
     code: str
     name: str
-    account_prefix: str
-    account_digits: int  # digits after the prefix
+    account_format: AccountFormat
+    limits: OpeningLimits
+    statement: StatementLayout
 
     def new_account_no(self) -> str:
-        return self.account_prefix + str(secrets.randbelow(10**self.account_digits)).zfill(self.account_digits)
+        return self.account_format.new_account_no()
 
 
-SIMULATED_BANKS: dict[str, SimulatedBank] = {
-    bank.code: bank
-    for bank in (SimulatedBank(code="ceb", name="中国光大银行", account_prefix="6226", account_digits=12),)
-}
+_BANKS = (
+    SimulatedBank(
+        code="ceb",
+        name="中国光大银行",
+        account_format=AccountFormat(prefix="6226", random_digits=12),
+        limits=OpeningLimits(
+            per_second=20,
+            per_day=20000,
+            per_second_error=LimitError("CEB1029", "开户交易过于频繁，请稍后再试"),
+            per_day_error=LimitError("CEB1030", "当日开户数量已达上限"),
+        ),
+        statement=StatementLayout(
+            columns=(
+                ("交易日期", "date"),
+                ("交易时间", "time"),
+                ("交易流水号", "bank_reference"),
+                ("虚户账号", "account_no"),
+                ("借贷标志", "direction"),
+                ("交易金额", "amount"),
+                ("对方户名", "counterparty_name"),
+                ("对方账号", "counterparty_account"),
+                ("业务编号", "payout_id"),
+                ("摘要", "summary"),
+            ),
+            encoding="utf-8",
+            date_format="%Y-%m-%d",
+            time_format="%H:%M:%S",
+            datetime_format="%Y-%m-%d %H:%M:%S",
+            amount_unit="yuan",
+            directions={"credit": "贷", "debit": "借"},
+            summaries={"credit": "来账", "debit": "付款"},
+        ),
+    ),
+    SimulatedBank(
+        code="icbc",
+        name="中国工商银行",
+        account_format=AccountFormat(prefix="02002901", random_digits=10, luhn=True),
+        limits=OpeningLimits(
+            per_second=10,
+            per_day=5000,
+            per_second_error=LimitError("ICBC-E4291", "请求频率超限，请降低开户频率"),
+            per_day_error=LimitError("ICBC-E4292", "今日开立虚拟子账户数量已达上限"),
+        ),
+        statement=StatementLayout(
+            columns=(
+                ("账号", "account_no"),
+                ("交易时间", "datetime"),
+                ("借方发生额", "debit_amount"),
+                ("贷方发生额", "credit_amount"),
+                ("对方单位名称", "counterparty_name"),
+                ("对方账号", "counterparty_account"),
+                ("凭证号", "bank_reference"),
+                ("客户流水号", "payout_id"),
+                ("用途", "summary"),
+            ),
+            encoding="gbk",
+            date_format="%Y%m%d",
+            time_format="%H:%M:%S",
+            datetime_format="%Y%m%d %H:%M:%S",
+            amount_unit="yuan",
+            directions={"credit": "贷", "debit": "借"},
+            summaries={"credit": "转账收入", "debit": "代发付款"},
+        ),
+    ),
+    SimulatedBank(
+        code="pab",
+        name="平安银行",
+        account_format=AccountFormat(prefix="15", random_digits=12),
+        limits=OpeningLimits(
+            per_second=5,
+            per_day=2000,
+            per_second_error=LimitError("PAB_OPEN_RATE", "开户请求超过每秒限额"),
+            per_day_error=LimitError("PAB_OPEN_QUOTA", "开户请求超过当日限额"),
+        ),
+        statement=StatementLayout(
+            columns=(
+                ("TranDate", "date"),
+                ("TranTime", "time"),
+                ("HostSeqNo", "bank_reference"),
+                ("SubAcctNo", "account_no"),
+                ("DcFlag", "direction"),
+                ("TranAmt", "amount"),
+                ("OppAcctNo", "counterparty_account"),
+                ("OppAcctName", "counterparty_name"),
+                ("ThirdSeqNo", "payout_id"),
+                ("Remark", "summary"),
+            ),
+            encoding="utf-8",
+            date_format="%Y%m%d",
+            time_format="%H%M%S",
+            datetime_format="%Y%m%d%H%M%S",
+            amount_unit="fen",
+            directions={"credit": "C", "debit": "D"},
+            summaries={"credit": "来账", "debit": "出金"},
+        ),
+    ),
+)
+
+SIMULATED_BANKS: dict[str, SimulatedBank] = {bank.code: bank for bank in _BANKS}

@@ -42,7 +42,7 @@ class Simulator:
     store: Store
     operations: BankOperations
     worker: BackgroundWorker
-    platform_public_key_pem: bytes
+    keys: SimulatorKeys
 
     def remember_nonce(self, signed: SignedRequest) -> bool:
         """Keep the nonce until its timestamp is stale anyway; False if it was seen before."""

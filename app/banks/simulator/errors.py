@@ -8,9 +8,12 @@ from app.errors import CunguanError
 
 
 class SimulatorError(CunguanError):
-    def __init__(self, message: str, *, code: str, http_status: int, details: Any = None) -> None:
+    def __init__(
+        self, message: str, *, code: str, http_status: int, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message, code=code, details=details)
         self.http_status = http_status
+        self.headers = headers or {}
 
 
 def malformed(message: str, details: Any = None) -> SimulatorError:
@@ -36,3 +39,8 @@ def conflict(message: str, details: Any = None) -> SimulatorError:
 
 def not_found(message: str) -> SimulatorError:
     return SimulatorError(message, code="NOT_FOUND", http_status=404)
+
+
+def system_busy() -> SimulatorError:
+    """The 5xx fault: refused before anything is booked."""
+    return SimulatorError("银行系统繁忙，请稍后重试", code="SYSTEM_BUSY", http_status=503)

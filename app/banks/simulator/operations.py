@@ -1,7 +1,9 @@
-"""What the simulated bank does: accept requests, open accounts and settle payouts once due, take payments in.
+"""What the simulated bank does: accept requests, open accounts and settle payouts once due, take payments in,
+write daily statements.
 
 Every change and the callback it causes are written in the same transaction (the outbox), so a
-crash can lose neither; the delivery thread sends the callbacks later.
+crash can lose neither; the delivery thread sends the callbacks later. Fault controls decide, in
+that same transaction, whether a callback is dropped, duplicated, held back or delayed.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
 from app.banks.gateway import PayoutRequest
 from app.banks.protocol import encode_json
 from app.banks.simulator.banks import SIMULATED_BANKS, SimulatedBank
 from app.banks.simulator.errors import account_not_found, conflict, not_found
-from app.banks.simulator.store import Account, Arrival, Payout, Store, Transaction
+from app.banks.simulator.fault_plan import fault_happens, plan_notification
+from app.banks.simulator.faults import FaultSettings
+from app.banks.simulator.limits import check_opening_limits
+from app.banks.simulator.statements import StatementFile, StatementLine, day_bounds, render_statement
+from app.banks.simulator.store import Account, Arrival, NewDelivery, Payout, Store, Transaction
 
 INSUFFICIENT_BALANCE = "余额不足"
 _ACCOUNT_NO_ATTEMPTS = 20
@@ -33,12 +39,38 @@ def _new_bank_reference(bank: SimulatedBank, kind: str, now: float) -> str:
     return f"{bank.code.upper()}{kind}{datetime.fromtimestamp(now, UTC):%Y%m%d%H%M%S}{secrets.token_hex(4).upper()}"
 
 
+@dataclass(frozen=True)
+class DesignatedPayer:
+    """The only payer an account expects (指定付款人); others' money still arrives, flagged as not matching."""
+
+    payer_name: str
+    payer_account: str
+
+    def matches(self, payer_name: str, payer_account: str) -> bool:
+        return payer_account == self.payer_account and payer_name.strip() == self.payer_name.strip()
+
+
 def _enqueue_notification(
     tx: Transaction, bank_code: str, notify_url: str, notification_type: str, fields: dict[str, Any], now: float
 ) -> None:
     notification_id = uuid.uuid4().hex
     body = encode_json({"notification_id": notification_id, "type": notification_type, **fields})
-    tx.enqueue_delivery(bank_code, notification_id, notification_type, notify_url, body, now)
+    plan = plan_notification(tx, bank_code, now)
+    delivery = NewDelivery(
+        bank_code=bank_code,
+        notification_id=notification_id,
+        copy=0,
+        type=notification_type,
+        notify_url=notify_url,
+        body=body,
+        status="dropped" if plan.dropped else "pending",
+        ordered=int(plan.ordered),
+        created_at=now,
+        next_attempt_at=plan.first_attempt_at,
+    )
+    tx.enqueue_delivery(delivery)
+    if plan.duplicated:
+        tx.enqueue_delivery(replace(delivery, copy=1))
 
 
 def _free_account_no(tx: Transaction, bank: SimulatedBank) -> str:
@@ -58,8 +90,18 @@ class BankOperations:
         self.payout_delay_s = payout_delay_s
         self.clock = clock
 
-    def request_account(self, bank: SimulatedBank, request_id: str, account_name: str, notify_url: str) -> Account:
-        """Idempotent on request_id: a repeat with the same content changes nothing; other content is a conflict."""
+    def request_account(
+        self,
+        bank: SimulatedBank,
+        request_id: str,
+        account_name: str,
+        notify_url: str,
+        designated_payer: DesignatedPayer | None = None,
+    ) -> Account:
+        """Idempotent on request_id: a repeat with the same content changes nothing; other content is a conflict.
+
+        A new request beyond the bank's opening limits is refused (429, the bank's own code) and not stored.
+        """
         now = self.clock()
         requested = Account(
             bank_code=bank.code,
@@ -72,10 +114,14 @@ class BankOperations:
             requested_at=now,
             due_at=now + self.open_delay_s,
             opened_at=None,
+            designated_payer_name=designated_payer.payer_name if designated_payer else None,
+            designated_payer_account=designated_payer.payer_account if designated_payer else None,
         )
         with self.store.transaction() as tx:
+            if tx.account_by_request(bank.code, request_id) is None:
+                check_opening_limits(tx, bank, now)
             stored = tx.add_account_request(requested)
-        if (stored.account_name, stored.notify_url) != (account_name, notify_url):
+        if _request_content(stored) != _request_content(requested):
             raise conflict(f"开户申请编号 {request_id} 已使用，且内容不同", details={"request_id": request_id})
         return stored
 
@@ -101,6 +147,23 @@ class BankOperations:
             raise conflict(f"付款编号 {order.payout_id} 已使用，且内容不同", details={"payout_id": order.payout_id})
         return stored
 
+    def faults(self, bank: SimulatedBank) -> FaultSettings:
+        with self.store.transaction() as tx:
+            return tx.faults(bank.code)
+
+    def fault_strikes(self, bank: SimulatedBank, stream: Literal["payout_timeout", "error_5xx"]) -> bool:
+        """One seeded draw of a request-level fault for this bank."""
+        with self.store.transaction() as tx:
+            return fault_happens(tx, bank.code, stream)
+
+    def statement(self, bank: SimulatedBank, day: date) -> StatementFile:
+        """Every credit (arrival) and debit (succeeded payout) booked on `day` (Asia/Shanghai)."""
+        start, end = day_bounds(day)
+        with self.store.transaction() as tx:
+            credits = [_credit_line(arrival) for arrival in tx.arrivals_between(bank.code, start, end)]
+            debits = [_debit_line(payout) for payout in tx.payouts_succeeded_between(bank.code, start, end)]
+        return render_statement(bank.statement, credits + debits)
+
     def payout(self, bank: SimulatedBank, payout_id: str) -> Payout:
         with self.store.transaction() as tx:
             stored = tx.payout(bank.code, payout_id)
@@ -118,6 +181,7 @@ class BankOperations:
             account = tx.open_account(bank.code, account_no)
             if account is None:
                 raise account_not_found(bank.code, account_no)
+            designated = _designated_payer(account)
             arrival = Arrival(
                 bank_code=bank.code,
                 bank_reference=_new_bank_reference(bank, "I", now),
@@ -126,6 +190,7 @@ class BankOperations:
                 payer_name=payer_name,
                 payer_account=payer_account,
                 arrived_at=now,
+                designated_payer_matched=None if designated is None else designated.matches(payer_name, payer_account),
             )
             tx.add_arrival(arrival)
             balance_fen = tx.change_balance(bank.code, account_no, amount_fen)
@@ -137,6 +202,8 @@ class BankOperations:
                 "payer_account": payer_account,
                 "arrived_at": rfc3339(now),
             }
+            if arrival.designated_payer_matched is not None:
+                fields["designated_payer_matched"] = arrival.designated_payer_matched
             _enqueue_notification(tx, bank.code, account.notify_url, "funds_arrived", fields, now)
         return arrival, balance_fen
 
@@ -171,3 +238,41 @@ class BankOperations:
             "failure_reason": reason,
         }
         _enqueue_notification(tx, payout.bank_code, payout.notify_url, "payout_result", fields, now)
+
+
+def _request_content(account: Account) -> tuple[str | None, ...]:
+    fields = ("account_name", "notify_url", "designated_payer_name", "designated_payer_account")
+    return tuple(getattr(account, name) for name in fields)
+
+
+def _designated_payer(account: Account) -> DesignatedPayer | None:
+    if account.designated_payer_name is None or account.designated_payer_account is None:
+        return None
+    return DesignatedPayer(account.designated_payer_name, account.designated_payer_account)
+
+
+def _credit_line(arrival: Arrival) -> StatementLine:
+    return StatementLine(
+        bank_reference=arrival.bank_reference,
+        booked_at=arrival.arrived_at,
+        direction="credit",
+        amount_fen=arrival.amount_fen,
+        account_no=arrival.account_no,
+        counterparty_name=arrival.payer_name,
+        counterparty_account=arrival.payer_account,
+        payout_id="",
+    )
+
+
+def _debit_line(payout: Payout) -> StatementLine:
+    assert payout.finished_at is not None, payout.payout_id
+    return StatementLine(
+        bank_reference=payout.bank_reference,
+        booked_at=payout.finished_at,
+        direction="debit",
+        amount_fen=payout.amount_fen,
+        account_no=payout.account_no,
+        counterparty_name=payout.payee_name,
+        counterparty_account=payout.payee_account,
+        payout_id=payout.payout_id,
+    )

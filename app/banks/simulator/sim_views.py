@@ -1,5 +1,6 @@
 """Simulator-only pages and endpoints, unauthenticated (serve on 127.0.0.1): the overview page,
-its JSON twin `/sim/state`, and `/sim/pay` which makes money arrive in a virtual account."""
+its JSON twin `/sim/state` (per bank: profile, limits, faults, accounts, arrivals, payouts, deliveries),
+and `/sim/pay` which makes money arrive in a virtual account."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.banks.simulator.banks import SIMULATED_BANKS, SimulatedBank
 from app.banks.simulator.context import current_simulator
 from app.banks.simulator.errors import malformed, unknown_bank
+from app.banks.simulator.limits import effective_limits
 from app.banks.simulator.store import Transaction
 from app.banks.simulator.validation import PAY_IN_REQUEST, check, parse_json_object
 from app.domain.money import format_yuan, parse_yuan
@@ -25,6 +27,7 @@ def _bank_state(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
     deliveries = [
         {
             "notification_id": delivery.notification_id,
+            "copy": delivery.copy,
             "type": delivery.type,
             "notify_url": delivery.notify_url,
             "status": delivery.status,
@@ -36,9 +39,14 @@ def _bank_state(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
         }
         for delivery in tx.deliveries(bank.code)
     ]
+    faults = tx.faults(bank.code)
     return {
         "code": bank.code,
         "name": bank.name,
+        "account_format": asdict(bank.account_format) | {"length": bank.account_format.length},
+        "limits": asdict(effective_limits(tx, bank)),
+        "statement_encoding": bank.statement.encoding,
+        "faults": asdict(faults) | {"active": faults.active},
         "accounts": [asdict(account) for account in tx.accounts(bank.code)],
         "payouts": [asdict(payout) for payout in tx.payouts(bank.code)],
         "arrivals": [asdict(arrival) for arrival in tx.arrivals(bank.code)],
@@ -74,7 +82,7 @@ def _pay_in_fields() -> dict[str, Any]:
         if "amount_fen" in raw:
             raise malformed("amount 与 amount_fen 只能填写一个")
         if not isinstance(raw["amount"], str):
-            raise malformed("amount 必须是文本形式的金额（元），如 \"1234.56\"")
+            raise malformed('amount 必须是文本形式的金额（元），如 "1234.56"')
         fields["amount_fen"] = parse_yuan(raw["amount"])
     return check(fields, PAY_IN_REQUEST)
 

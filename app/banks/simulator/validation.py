@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from app.banks.simulator.errors import malformed
+from app.banks.simulator.errors import SimulatorError, malformed
 from app.domain.money import MAX_AMOUNT_FEN
 
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
@@ -17,11 +19,19 @@ _URL = {"type": "string", "pattern": r"^https?://[^\s]+$", "maxLength": 500}
 _AMOUNT_FEN = {"type": "integer", "minimum": 1, "maximum": MAX_AMOUNT_FEN - 1}
 
 
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+def _object(properties: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties | (optional or {}),
+        "required": list(properties),
+        "additionalProperties": False,
+    }
 
 
-OPEN_ACCOUNT_REQUEST = _object({"request_id": _ID, "account_name": _NAME, "notify_url": _URL})
+_DESIGNATED_PAYER = _object({"payer_name": _NAME, "payer_account": _ACCOUNT_NO})
+OPEN_ACCOUNT_REQUEST = _object(
+    {"request_id": _ID, "account_name": _NAME, "notify_url": _URL}, optional={"designated_payer": _DESIGNATED_PAYER}
+)
 PAYOUT_REQUEST = _object(
     {
         "payout_id": _ID,
@@ -42,6 +52,9 @@ PAY_IN_REQUEST = _object(
     }
 )
 PAYOUT_ID = _ID
+_LIMIT = {"type": "integer", "minimum": 0, "maximum": 10**9}
+LIMITS_REQUEST = _object({"per_second": _LIMIT, "per_day": _LIMIT})
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -66,3 +79,18 @@ def check(data: Any, schema: dict[str, Any]) -> dict[str, Any]:
         if rule.get("type") == "integer" and not isinstance(data[name], int):  # JSON Schema accepts 5.0 as integer
             raise malformed(f"{name} 必须是整数", details={"/" + name: "must be an integer without fraction"})
     return data
+
+
+def parse_statement_date(text: str, *, today: date) -> date:
+    """A YYYY-MM-DD day no later than `today` (the bank's day); later days have no statement yet."""
+    try:
+        day = date.fromisoformat(text) if _DATE.match(text) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise malformed("日期格式应为 YYYY-MM-DD", details={"date": text})
+    if day > today:
+        raise SimulatorError(
+            f"{day.isoformat()} 的对账单尚未生成", code="STATEMENT_NOT_READY", http_status=404, details={"date": text}
+        )
+    return day
