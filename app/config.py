@@ -33,6 +33,18 @@ class BankEndpoint:
     base_url: str
 
 
+DEFAULT_BANKS = {"ceb": "中国光大银行", "icbc": "中国工商银行", "pab": "平安银行"}
+
+
+def _bank_from_env(code: str, name: str) -> BankEndpoint:
+    """Base URL from CUNGUAN_BANK_<CODE>_URL, by default the bank simulator's path for this bank."""
+    return BankEndpoint(
+        code=code,
+        name=name,
+        base_url=os.environ.get(f"CUNGUAN_BANK_{code.upper()}_URL", f"http://127.0.0.1:5001/{code}"),
+    )
+
+
 @dataclass
 class Config:
     instance_path: Path = field(default_factory=_instance_path)
@@ -54,10 +66,4 @@ class Config:
         if not self.secret_key:
             self.secret_key = _secret_key(self.instance_path)
         if not self.banks:
-            self.banks = {
-                "ceb": BankEndpoint(
-                    code="ceb",
-                    name="中国光大银行",
-                    base_url=os.environ.get("CUNGUAN_BANK_CEB_URL", "http://127.0.0.1:5001/ceb"),
-                )
-            }
+            self.banks = {code: _bank_from_env(code, name) for code, name in DEFAULT_BANKS.items()}
