@@ -1,0 +1,124 @@
+"""The bank simulator in-process with a hand-driven clock: signed calls through Flask's test client,
+background work (openings, payouts, deliveries) run by the test, not by a thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from app.banks.protocol import PLATFORM_PREFIX, encode_json, sign_headers
+from app.banks.simulator import SimulatorConfig, create_simulator_app
+from app.banks.simulator.context import EXTENSION_KEY, Simulator
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=SHANGHAI).timestamp()
+PAYER_NAME = "张三"
+PAYER_ACCOUNT = "6222020200112233445"
+NOTIFY_URL = "http://127.0.0.1:9/api/banks/notifications"
+
+
+@dataclass
+class FakeClock:
+    now: float = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class InProcessSimulator:
+    client: FlaskClient
+    parts: Simulator
+    clock: FakeClock
+    platform_key: bytes
+
+    def call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> TestResponse:
+        """A request signed with the platform key (real time: the signature check uses the real clock)."""
+        body = b"" if payload is None else encode_json(payload)
+        headers = sign_headers(PLATFORM_PREFIX, self.platform_key, body) | {"Content-Type": "application/json"}
+        return self.client.open(path, method=method, data=body, headers=headers)
+
+    def state(self, bank_code: str) -> dict[str, Any]:
+        banks = self.client.get("/sim/state").get_json()["banks"]
+        return next(bank for bank in banks if bank["code"] == bank_code)
+
+    def request_account(self, bank_code: str, request_id: str, **extra: Any) -> TestResponse:
+        payload = {"request_id": request_id, "account_name": "存管-测试", "notify_url": NOTIFY_URL} | extra
+        return self.call("POST", f"/{bank_code}/v1/virtual-accounts", payload)
+
+    def open_account(self, bank_code: str, request_id: str, **extra: Any) -> str:
+        answer = self.request_account(bank_code, request_id, **extra)
+        assert answer.status_code == 202, answer.get_json()
+        self.parts.operations.run_due()
+        (account,) = [a for a in self.state(bank_code)["accounts"] if a["request_id"] == request_id]
+        return account["account_no"]
+
+    def pay_in(
+        self, bank_code: str, account_no: str, amount_fen: int, payer_name: str = PAYER_NAME, **extra: str
+    ) -> dict[str, Any]:
+        payload = {"bank": bank_code, "account_no": account_no, "amount_fen": amount_fen, "payer_name": payer_name}
+        answer = self.client.post("/sim/pay", json=payload | {"payer_account": PAYER_ACCOUNT} | extra)
+        assert answer.status_code == 200, answer.get_json()
+        return answer.get_json()
+
+    def deliveries(self, bank_code: str) -> list[dict[str, Any]]:
+        return self.state(bank_code)["deliveries"]
+
+
+def make_simulator(db_path: Path, keys_dir: Path, clock: FakeClock | None = None) -> InProcessSimulator:
+    clock = clock or FakeClock()
+    config = SimulatorConfig(db_path=db_path, keys_dir=keys_dir, open_delay_s=0, payout_delay_s=0, clock=clock)
+    app = create_simulator_app(config)
+    return InProcessSimulator(
+        app.test_client(), app.extensions[EXTENSION_KEY], clock, (keys_dir / "platform.key.pem").read_bytes()
+    )
+
+
+@dataclass
+class Receiver:
+    """Records the bodies of the callbacks it gets, in arrival order, and answers OK."""
+
+    url: str = ""
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.receiver.bodies.append(json.loads(body))  # type: ignore[attr-defined]
+        payload = b'{"code":"OK"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+@contextmanager
+def running_receiver() -> Iterator[Receiver]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.receiver = Receiver(url=f"http://127.0.0.1:{server.server_address[1]}/notify")  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.receiver  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()

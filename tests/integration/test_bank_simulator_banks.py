@@ -1,0 +1,317 @@
+"""Several simulated banks: account formats, opening limits with each bank's error codes, designated payers,
+daily statements in each bank's layout (signed, SM3 digest, GBK for ICBC), and the upgrade of an old database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from app.banks.protocol import BANK_PREFIX, BadSignature, verify_request
+from app.banks.simulator.banks import SIMULATED_BANKS
+from app.banks.simulator.store import SCHEMA_VERSION, Store
+from app.config import Config
+from app.crypto import sm3
+from app.crypto.keys import ensure_keys
+from tests.integration.simulator_support import (
+    NOTIFY_URL,
+    PAYER_ACCOUNT,
+    PAYER_NAME,
+    SHANGHAI,
+    FakeClock,
+    InProcessSimulator,
+    make_simulator,
+)
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "app" / "schemas"
+PAYEE = {"payee_name": "李四", "payee_account": "6222020200998877665", "notify_url": NOTIFY_URL}
+
+
+@pytest.fixture(scope="module")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("keys")
+    ensure_keys(directory, SIMULATED_BANKS)
+    return directory
+
+
+@pytest.fixture
+def sim(tmp_path: Path, keys_dir: Path) -> InProcessSimulator:
+    return make_simulator(tmp_path / "bank_sim.db", keys_dir)
+
+
+def _notifications(sim: InProcessSimulator, bank_code: str, notification_type: str) -> list[dict[str, object]]:
+    return [d["body"] for d in sim.deliveries(bank_code) if d["type"] == notification_type]
+
+
+@pytest.mark.parametrize(
+    ("bank_code", "prefix", "length"), [("ceb", "6226", 16), ("icbc", "02002901", 19), ("pab", "15", 14)]
+)
+def test_each_bank_opens_accounts_in_its_own_format(
+    sim: InProcessSimulator, bank_code: str, prefix: str, length: int
+) -> None:
+    numbers = [sim.open_account(bank_code, f"VA-{bank_code}-{n}") for n in range(5)]
+    account_format = SIMULATED_BANKS[bank_code].account_format
+    for number in numbers:
+        assert number.startswith(prefix) and len(number) == length and number.isdigit()
+        assert account_format.matches(number)
+    assert len(set(numbers)) == 5
+    opened = _notifications(sim, bank_code, "account_opened")
+    assert sorted(body["account_no"] for body in opened) == sorted(numbers)
+    other_banks = [code for code in SIMULATED_BANKS if code != bank_code]
+    assert all(sim.state(code)["accounts"] == [] for code in other_banks)
+
+
+def test_icbc_account_numbers_carry_a_luhn_check_digit() -> None:
+    icbc = SIMULATED_BANKS["icbc"].account_format
+    assert icbc.matches("0200290112345678906")
+    assert not icbc.matches("0200290112345678903")  # wrong check digit
+    assert not SIMULATED_BANKS["ceb"].account_format.matches("0200290112345678906")
+
+
+def test_platform_config_knows_the_three_banks_at_the_simulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUNGUAN_BANK_PAB_URL", "http://bank.example/pab-api")
+    monkeypatch.delenv("CUNGUAN_BANK_ICBC_URL", raising=False)
+    monkeypatch.delenv("CUNGUAN_BANK_CEB_URL", raising=False)
+    config = Config(instance_path=tmp_path, database_url="sqlite://", keys_dir=tmp_path, secret_key="x")
+    assert {code: bank.base_url for code, bank in config.banks.items()} == {
+        "ceb": "http://127.0.0.1:5001/ceb",
+        "icbc": "http://127.0.0.1:5001/icbc",
+        "pab": "http://bank.example/pab-api",
+    }
+    assert config.banks["icbc"].name == SIMULATED_BANKS["icbc"].name
+
+
+@pytest.mark.parametrize(
+    ("bank_code", "per_second_code", "per_day_code"),
+    [("ceb", "CEB1029", "CEB1030"), ("icbc", "ICBC-E4291", "ICBC-E4292"), ("pab", "PAB_OPEN_RATE", "PAB_OPEN_QUOTA")],
+)
+def test_opening_limits_answer_the_banks_own_codes(
+    sim: InProcessSimulator, bank_code: str, per_second_code: str, per_day_code: str
+) -> None:
+    limits = sim.client.put(f"/sim/limits/{bank_code}", json={"per_second": 2, "per_day": 3}).get_json()
+    assert limits == {"bank": bank_code, "per_second": 2, "per_day": 3, "overridden": True}
+    assert [sim.request_account(bank_code, f"VA-{n}").status_code for n in (1, 2)] == [202, 202]
+    too_fast = sim.request_account(bank_code, "VA-3")
+    assert (too_fast.status_code, too_fast.get_json()["code"]) == (429, per_second_code)
+    assert too_fast.headers["Retry-After"] == "1"
+    assert too_fast.get_json()["details"] == {"bank": bank_code, "limit": "per_second", "max": 2, "retry_after_s": 1}
+    assert sim.request_account(bank_code, "VA-1").status_code == 202  # a repeat is not a new request
+    sim.clock.advance(1.01)
+    assert sim.request_account(bank_code, "VA-3").status_code == 202
+    sim.clock.advance(1.01)
+    over_quota = sim.request_account(bank_code, "VA-4")
+    assert (over_quota.status_code, over_quota.get_json()["code"]) == (429, per_day_code)
+    seconds_to_midnight = datetime(2026, 11, 21, tzinfo=SHANGHAI).timestamp() - sim.clock.now
+    assert int(over_quota.headers["Retry-After"]) == pytest.approx(seconds_to_midnight, abs=1)
+    assert over_quota.get_json()["message"] == SIMULATED_BANKS[bank_code].limits.per_day_error.message
+    assert "VA-4" not in [account["request_id"] for account in sim.state(bank_code)["accounts"]]
+    sim.clock.advance(seconds_to_midnight)  # a new day at the bank (Asia/Shanghai)
+    assert sim.request_account(bank_code, "VA-4").status_code == 202
+
+
+def test_default_limits_are_the_banks_data_and_can_be_reset(sim: InProcessSimulator) -> None:
+    defaults = {
+        bank["bank"]: (bank["per_second"], bank["per_day"]) for bank in sim.client.get("/sim/limits").json["banks"]
+    }
+    assert defaults == {"ceb": (20, 20000), "icbc": (10, 5000), "pab": (5, 2000)}
+    sim.client.put("/sim/limits/pab", json={"per_second": 0, "per_day": 0})
+    assert sim.request_account("pab", "VA-blocked").get_json()["code"] == "PAB_OPEN_QUOTA"
+    reset = sim.client.delete("/sim/limits/pab").get_json()
+    assert reset == {"bank": "pab", "per_second": 5, "per_day": 2000, "overridden": False}
+    assert sim.request_account("pab", "VA-blocked").status_code == 202
+    refused = sim.client.put("/sim/limits/pab", json={"per_second": -1, "per_day": 5})
+    assert (refused.status_code, refused.get_json()["code"]) == (400, "MALFORMED")
+    assert sim.client.put("/sim/limits/xyz", json={"per_second": 1, "per_day": 1}).status_code == 404
+
+
+def test_designated_payer_flag_on_arrivals(sim: InProcessSimulator) -> None:
+    designated = {"payer_name": "王五", "payer_account": "6222020200556677889"}
+    account_no = sim.open_account("icbc", "VA-designated", designated_payer=designated)
+    plain_no = sim.open_account("icbc", "VA-plain")
+    matched = sim.pay_in("icbc", account_no, 10000, payer_name=" 王五 ", payer_account="6222020200556677889")
+    other = sim.pay_in("icbc", account_no, 2500)  # 张三: not the designated payer, still credited
+    plain = sim.pay_in("icbc", plain_no, 100)
+    assert other["balance_fen"] == 12500
+    arrivals = {body["bank_reference"]: body for body in _notifications(sim, "icbc", "funds_arrived")}
+    assert arrivals[matched["bank_reference"]]["designated_payer_matched"] is True
+    unmatched = arrivals[other["bank_reference"]]
+    assert (unmatched["designated_payer_matched"], unmatched["payer_name"], unmatched["payer_account"]) == (
+        False,
+        PAYER_NAME,
+        PAYER_ACCOUNT,
+    )
+    assert "designated_payer_matched" not in arrivals[plain["bank_reference"]]
+    validator = Draft202012Validator(json.loads((SCHEMAS / "bank-notification.schema.json").read_text("utf-8")))
+    assert all(validator.is_valid(body) for body in arrivals.values())
+    (account,) = [a for a in sim.state("icbc")["accounts"] if a["request_id"] == "VA-designated"]
+    assert (account["designated_payer_name"], account["designated_payer_account"]) == ("王五", "6222020200556677889")
+    changed = sim.request_account("icbc", "VA-designated", designated_payer=designated | {"payer_name": "赵六"})
+    assert (changed.status_code, changed.get_json()["code"]) == (409, "CONFLICT")
+    incomplete = sim.request_account("icbc", "VA-bad", designated_payer={"payer_name": "王五"})
+    assert (incomplete.status_code, incomplete.get_json()["code"]) == (400, "MALFORMED")
+
+
+def _book_a_day(sim: InProcessSimulator, bank_code: str) -> dict[str, str]:
+    """On 2026-11-20 (Shanghai): two arrivals, a succeeded and a failed payout; arrivals the day before and after."""
+    account_no = sim.open_account(bank_code, "VA-statement")
+    sim.clock.now = datetime(2026, 11, 19, 23, 59, 59, tzinfo=SHANGHAI).timestamp()
+    sim.pay_in(bank_code, account_no, 1)
+    sim.clock.now = datetime(2026, 11, 20, 0, 0, 0, tzinfo=SHANGHAI).timestamp()
+    first = sim.pay_in(bank_code, account_no, 123456789, payer_name="孙八")
+    sim.clock.now = datetime(2026, 11, 20, 9, 5, 7, tzinfo=SHANGHAI).timestamp()
+    second = sim.pay_in(bank_code, account_no, 5)
+    sim.clock.now = datetime(2026, 11, 20, 15, 30, 0, tzinfo=SHANGHAI).timestamp()
+    assert (
+        sim.call("POST", f"/{bank_code}/v1/payouts", PAYEE | _payout("PO-ok", account_no, 100000000)).status_code == 202
+    )
+    assert (
+        sim.call("POST", f"/{bank_code}/v1/payouts", PAYEE | _payout("PO-no", account_no, 999999999)).status_code == 202
+    )
+    sim.parts.operations.run_due()
+    paid = {p["payout_id"]: p for p in sim.state(bank_code)["payouts"]}
+    assert (paid["PO-ok"]["status"], paid["PO-no"]["status"]) == ("succeeded", "failed")
+    sim.clock.now = datetime(2026, 11, 21, 0, 0, 0, tzinfo=SHANGHAI).timestamp()
+    sim.pay_in(bank_code, account_no, 7)
+    return {
+        "account_no": account_no,
+        "first": first["bank_reference"],
+        "second": second["bank_reference"],
+        "payout": paid["PO-ok"]["bank_reference"],
+    }
+
+
+def _payout(payout_id: str, account_no: str, amount_fen: int) -> dict[str, object]:
+    return {"payout_id": payout_id, "account_no": account_no, "amount_fen": amount_fen}
+
+
+EXPECTED_STATEMENTS = {
+    "ceb": (
+        "utf-8",
+        "交易日期,交易时间,交易流水号,虚户账号,借贷标志,交易金额,对方户名,对方账号,业务编号,摘要",
+        [
+            "2026-11-20,00:00:00,{first},{account_no},贷,1234567.89,孙八,6222020200112233445,,来账",
+            "2026-11-20,09:05:07,{second},{account_no},贷,0.05,张三,6222020200112233445,,来账",
+            "2026-11-20,15:30:00,{payout},{account_no},借,1000000.00,李四,6222020200998877665,PO-ok,付款",
+        ],
+    ),
+    "icbc": (
+        "gbk",
+        "账号,交易时间,借方发生额,贷方发生额,对方单位名称,对方账号,凭证号,客户流水号,用途",
+        [
+            "{account_no},20261120 00:00:00,,1234567.89,孙八,6222020200112233445,{first},,转账收入",
+            "{account_no},20261120 09:05:07,,0.05,张三,6222020200112233445,{second},,转账收入",
+            "{account_no},20261120 15:30:00,1000000.00,,李四,6222020200998877665,{payout},PO-ok,代发付款",
+        ],
+    ),
+    "pab": (
+        "utf-8",
+        "TranDate,TranTime,HostSeqNo,SubAcctNo,DcFlag,TranAmt,OppAcctNo,OppAcctName,ThirdSeqNo,Remark",
+        [
+            "20261120,000000,{first},{account_no},C,123456789,6222020200112233445,孙八,,来账",
+            "20261120,090507,{second},{account_no},C,5,6222020200112233445,张三,,来账",
+            "20261120,153000,{payout},{account_no},D,100000000,6222020200998877665,李四,PO-ok,出金",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("bank_code", sorted(EXPECTED_STATEMENTS))
+def test_statement_lists_the_days_credits_and_debits_in_the_banks_layout(
+    sim: InProcessSimulator, keys_dir: Path, bank_code: str
+) -> None:
+    booked = _book_a_day(sim, bank_code)
+    answer = sim.call("GET", f"/{bank_code}/v1/statements/2026-11-20")
+    assert answer.status_code == 200, answer.data[:300]
+    encoding, header, rows = EXPECTED_STATEMENTS[bank_code]
+    assert answer.headers["Content-Type"] == f"text/csv; charset={encoding.upper()}"
+    content = answer.data
+    assert answer.headers["X-Bank-Statement-SM3"] == sm3(content).hex()
+    assert answer.headers["X-Bank-Statement-Lines"] == "3"
+    assert answer.headers["X-Bank-Statement-Complete"] == "true"
+    if encoding == "gbk":
+        with pytest.raises(UnicodeDecodeError):
+            content.decode("utf-8")
+    text = content.decode(encoding)
+    assert text.splitlines() == [header, *(row.format(**booked) for row in rows)]
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0] == [name for name, _ in SIMULATED_BANKS[bank_code].statement.columns] and len(parsed) == 4
+    own_key = (keys_dir / "banks" / f"{bank_code}.pub.pem").read_bytes()
+    assert verify_request(BANK_PREFIX, own_key, answer.headers, content).nonce == answer.headers["X-Bank-Nonce"]
+    other_key = (keys_dir / "banks" / f"{'pab' if bank_code != 'pab' else 'ceb'}.pub.pem").read_bytes()
+    with pytest.raises(BadSignature):
+        verify_request(BANK_PREFIX, other_key, answer.headers, content)
+    with pytest.raises(BadSignature):
+        verify_request(BANK_PREFIX, own_key, answer.headers, content.replace(b"1", b"2", 1))
+
+
+def test_statement_of_a_quiet_day_today_and_bad_dates(sim: InProcessSimulator) -> None:
+    quiet = sim.call("GET", "/pab/v1/statements/2026-11-19")
+    assert quiet.status_code == 200 and quiet.headers["X-Bank-Statement-Lines"] == "0"
+    assert quiet.data.decode().splitlines() == [",".join(name for name, _ in SIMULATED_BANKS["pab"].statement.columns)]
+    assert sim.call("GET", "/pab/v1/statements/2026-11-20").headers["X-Bank-Statement-Complete"] == "false"
+    for bad in ("20261120", "2026-13-01", "2026-11-20x"):
+        refused = sim.call("GET", f"/pab/v1/statements/{bad}")
+        assert (refused.status_code, refused.get_json()["code"]) == (400, "MALFORMED"), bad
+    tomorrow = sim.call("GET", "/pab/v1/statements/2026-11-21")
+    assert (tomorrow.status_code, tomorrow.get_json()["code"]) == (404, "STATEMENT_NOT_READY")
+    unsigned = sim.client.get("/pab/v1/statements/2026-11-19")
+    assert (unsigned.status_code, unsigned.get_json()["code"]) == (401, "BAD_SIGNATURE")
+
+
+def test_gbk_statement_replaces_characters_outside_gbk(sim: InProcessSimulator) -> None:
+    account_no = sim.open_account("icbc", "VA-rare")
+    sim.pay_in("icbc", account_no, 100, payer_name="王𠀾")  # U+2003E is not in GBK
+    text = sim.call("GET", "/icbc/v1/statements/2026-11-20").data.decode("gbk")
+    assert ",王?," in text
+
+
+V1_SCHEMA = """
+CREATE TABLE nonces (nonce TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE accounts (bank_code TEXT NOT NULL, request_id TEXT NOT NULL, account_name TEXT NOT NULL,
+    notify_url TEXT NOT NULL, status TEXT NOT NULL, account_no TEXT UNIQUE, balance_fen INTEGER NOT NULL DEFAULT 0,
+    requested_at REAL NOT NULL, due_at REAL NOT NULL, opened_at REAL, PRIMARY KEY (bank_code, request_id));
+CREATE TABLE payouts (bank_code TEXT NOT NULL, payout_id TEXT NOT NULL, account_no TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL, payee_name TEXT NOT NULL, payee_account TEXT NOT NULL, notify_url TEXT NOT NULL,
+    bank_reference TEXT NOT NULL, status TEXT NOT NULL, failure_reason TEXT, created_at REAL NOT NULL,
+    due_at REAL NOT NULL, finished_at REAL, PRIMARY KEY (bank_code, payout_id));
+CREATE TABLE arrivals (bank_code TEXT NOT NULL, bank_reference TEXT NOT NULL, account_no TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL, payer_name TEXT NOT NULL, payer_account TEXT NOT NULL, arrived_at REAL NOT NULL,
+    PRIMARY KEY (bank_code, bank_reference));
+CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, bank_code TEXT NOT NULL,
+    notification_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, notify_url TEXT NOT NULL, body BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered')), attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, created_at REAL NOT NULL, next_attempt_at REAL NOT NULL, delivered_at REAL);
+CREATE INDEX deliveries_pending ON deliveries (status, notify_url, id);
+INSERT INTO accounts VALUES ('ceb', 'VA-old', '存管-旧', 'http://x/n', 'open', '6226000000000001', 500, 1, 1, 2);
+INSERT INTO payouts VALUES ('ceb', 'PO-old', '6226000000000001', 100, '李四', '6222020200998877665', 'http://x/n',
+    'CEBP1', 'succeeded', NULL, 3, 3, 4);
+INSERT INTO deliveries (bank_code, notification_id, type, notify_url, body, status, attempts, created_at,
+    next_attempt_at) VALUES ('ceb', 'n-old', 'payout_result', 'http://x/n', X'7B7D', 'pending', 2, 4, 9);
+"""
+
+
+def test_a_database_from_before_the_banks_issue_is_upgraded(tmp_path: Path, keys_dir: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(V1_SCHEMA)
+    store = Store(path)
+    with store.transaction() as tx:
+        (account,) = tx.accounts("ceb")
+        (payout,) = tx.payouts("ceb")
+        (delivery,) = tx.deliveries("ceb")
+        assert tx.next_delivery(10.0) == delivery
+    assert (account.account_no, account.designated_payer_name) == ("6226000000000001", None)
+    assert payout.submissions == 1
+    assert (delivery.notification_id, delivery.copy, delivery.ordered, delivery.attempts) == ("n-old", 0, 1, 2)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    sim = make_simulator(path, keys_dir, FakeClock())  # and the simulator runs on it
+    assert sim.pay_in("ceb", "6226000000000001", 50)["balance_fen"] == 550
