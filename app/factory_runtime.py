@@ -6,13 +6,18 @@ from app.config import ROOT, Config
 from app.db.pii import keyring
 from app.db.session import Database
 from app.domain.cities import CityCatalog
+from app.domain.city_checks import checker
 from app.services.runtime import KeyStore, Runtime
 from app.services.workflow_runner import registry
+from app.state_machine.building_blocks import register_building_blocks
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
 
 WORKFLOWS_DIR = ROOT / "workflows"
 CITY_CONFIGS_DIR = ROOT / "city_configs"
+TEMPLATES_DIR = ROOT / "agreement_templates"
+
+register_building_blocks(registry)
 
 
 def load_workflows() -> dict[tuple[str, int], WorkflowDefinition]:
@@ -27,10 +32,11 @@ def build_runtime(config: Config) -> Runtime:
     keys = KeyStore(config.keys_dir)
     if (config.keys_dir / "pii.key").exists():
         keyring.configure({"k1": keys.pii_key()}, active="k1")
+    workflows = load_workflows()
     return Runtime(
         db=Database(config.database_url),
-        cities=CityCatalog(CITY_CONFIGS_DIR),
-        workflows=load_workflows(),
+        cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR)),
+        workflows=workflows,
         keys=keys,
         banks=config.banks,
         public_base_url=config.public_base_url,

@@ -1,18 +1,96 @@
-"""City configuration: load a city's JSON, validate it against the schema, pin it by content hash."""
+"""City configuration: resolve a city's `extends` chain, validate it against the schema, build the IR,
+pin it by content hash. Semantic checks against workflows, banks and templates: `app.domain.city_checks`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
+from app.domain.problems import CityConfigInvalid, Problem, pointer
 from app.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "city.schema.json"
+FORM_KEYWORDS = ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum")
+
+
+@dataclass(frozen=True)
+class FeeRule:
+    name: str
+    payer: str
+    kind: str  # fixed | rate
+    amount_fen: int | None = None
+    bps: int | None = None
+    min_fen: int | None = None
+    max_fen: int | None = None
+
+    def fee_fen(self, base_fen: int) -> int:
+        """The fee on `base_fen`: a fixed amount, or a rate rounded half up to the fen and clamped."""
+        if self.kind == "fixed":
+            assert self.amount_fen is not None
+            return self.amount_fen
+        assert self.bps is not None
+        fee = (base_fen * self.bps + 5_000) // 10_000
+        if self.min_fen is not None:
+            fee = max(fee, self.min_fen)
+        return fee if self.max_fen is None else min(fee, self.max_fen)
+
+
+@dataclass(frozen=True)
+class Tranche:
+    label: str
+    share_bps: int = 0
+    remainder: bool = False
+
+
+@dataclass(frozen=True)
+class ReleaseRule:
+    conditions: tuple[str, ...]
+    tranches: tuple[Tranche, ...]
+
+
+@dataclass(frozen=True)
+class CustodyLimits:
+    min_fen: int | None = None
+    max_fen: int | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    operation: str
+    above_fen: int
+    approvers: int
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    section: str
+    order: int
+    required: bool
+    help: str = ""
+    widget: str | None = None
+    schema: dict[str, Any] = field(default_factory=dict)  # the JSON Schema keywords that check the value
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    sections: tuple[str, ...]
+    fields: tuple[FormField, ...]  # in display order: section order, then x-order
+
+    def json_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "required": [f.name for f in self.fields if f.required],
+            "properties": {f.name: f.schema for f in self.fields},
+        }
 
 
 @dataclass(frozen=True)
@@ -22,6 +100,24 @@ class ProductConfig:
     workflow_version: int
     banks: tuple[str, ...]
     agreement_template: str
+    clauses: tuple[str, ...] = ()
+    authority: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    deadlines: dict[str, str] = field(default_factory=dict)
+    fees: tuple[FeeRule, ...] = ()
+    custody: CustodyLimits = CustodyLimits()
+    release: ReleaseRule | None = None
+    approvals: tuple[Approval, ...] = ()
+    form: FormSpec | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The workflow parameter values this city sets: parameters and deadlines together."""
+        return {**self.parameters, **self.deadlines}
+
+    def approvers_required(self, operation: str, amount_fen: int) -> int:
+        """How many different people must approve `operation` on `amount_fen` (1 = the initiator alone)."""
+        needed = [a.approvers for a in self.approvals if a.operation == operation and amount_fen > a.above_fen]
+        return max(needed, default=1)
 
 
 @dataclass(frozen=True)
@@ -31,6 +127,7 @@ class CityConfig:
     status: str
     products: dict[str, ProductConfig]
     sha256: str
+    timezone: str = "Asia/Shanghai"
 
     def product(self, product: str) -> ProductConfig:
         if product not in self.products:
@@ -42,40 +139,242 @@ class CityConfig:
         return self.products[product]
 
 
-def parse_city_config(raw: bytes, source: str) -> CityConfig:
+# --- extends ----------------------------------------------------------------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: objects merge key by key, null removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One file of an extends chain, leaf first."""
+
+    source: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ResolvedCity:
+    data: dict[str, Any]
+    layers: tuple[Layer, ...]
+
+    @property
+    def source(self) -> str:
+        return self.layers[0].source
+
+    def origin(self, path: tuple[Any, ...]) -> str:
+        """The file that set the value at `path`: the first layer, leaf first, holding its longest prefix."""
+        for length in range(len(path), -1, -1):
+            for layer in self.layers:
+                if _holds(layer.data, path[:length]):
+                    return layer.source
+        return self.source
+
+
+def _holds(data: Any, path: tuple[Any, ...]) -> bool:
+    for part in path:
+        in_object = isinstance(data, dict) and part in data
+        in_array = isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if not (in_object or in_array):
+            return False
+        data = data[part]
+    return True
+
+
+Reader = Callable[[str], bytes | None]  # file stem -> raw bytes, None when there is no such file
+
+
+def folder_reader(folder: Path) -> Reader:
+    def read(stem: str) -> bytes | None:
+        path = folder / f"{stem}.json"
+        return path.read_bytes() if path.is_file() else None
+
+    return read
+
+
+def _load_json(raw: bytes, source: str) -> dict[str, Any]:
     try:
-        data: Any = json.loads(raw)
+        data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            f"城市配置 {source} 不是合法的 JSON", code="CITY_CONFIG_INVALID", details=str(error)
-        ) from error
-    validator = Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-    problems = [
-        {"file": source, "pointer": "/" + "/".join(str(p) for p in e.absolute_path), "message_en": e.message}
-        for e in validator.iter_errors(data)
-    ]
-    if problems:
-        raise ConfigError(f"城市配置 {source} 有 {len(problems)} 处错误", code="CITY_CONFIG_INVALID", details=problems)
-    products = {
-        name: ProductConfig(
-            name, spec["workflow"]["id"], spec["workflow"]["version"], tuple(spec["banks"]), spec["agreement_template"]
+        raise CityConfigInvalid(source, [Problem(source, "/", "不是合法的 JSON", str(error))]) from error
+    if not isinstance(data, dict):
+        raise CityConfigInvalid(source, [Problem(source, "/", "城市配置须为 JSON 对象", "a city config is an object")])
+    return data
+
+
+def resolve(stem: str, read: Reader) -> ResolvedCity:
+    """Read `stem` and the configs it extends; merge them parent first. Cycles and missing parents are errors."""
+    layers: list[Layer] = []
+    current: str | None = stem
+    while current is not None:
+        source = f"{current}.json"
+        if any(layer.source == source for layer in layers):
+            chain = " → ".join([layer.source for layer in layers] + [source])
+            raise CityConfigInvalid(
+                layers[0].source,
+                [Problem(layers[-1].source, "/extends", f"继承形成循环：{chain}", f"extends cycle: {chain}")],
+            )
+        raw = read(current)
+        if raw is None:
+            if not layers:
+                raise ConfigError("城市未开通", code="UNKNOWN_CITY", details={"city": stem})
+            raise CityConfigInvalid(
+                layers[0].source,
+                [
+                    Problem(
+                        layers[-1].source, "/extends", f"继承的配置 {source} 不存在", f"parent {source} does not exist"
+                    )
+                ],
+            )
+        data = _load_json(raw, source)
+        layers.append(Layer(source, data))
+        parent = data.get("extends")
+        current = parent if isinstance(parent, str) else None
+    merged: dict[str, Any] = {}
+    for layer in reversed(layers):
+        merged = merge_patch(merged, {key: value for key, value in layer.data.items() if key != "extends"})
+    return ResolvedCity(merged, tuple(layers))
+
+
+# --- schema and IR ----------------------------------------------------------------------------------
+
+
+@cache
+def schema_validator() -> Draft202012Validator:
+    # JSON Schema counts 5.0 as an integer; fen, basis points and counts must be true integers.
+    strict_types = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    strict = validators.extend(Draft202012Validator, type_checker=strict_types)
+    return strict(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def schema_problems(resolved: ResolvedCity) -> list[Problem]:
+    problems = []
+    for error in schema_validator().iter_errors(resolved.data):
+        path = tuple(error.absolute_path)
+        problems.append(Problem(resolved.origin(path), pointer(*path), "不符合城市配置结构定义", error.message))
+    return problems
+
+
+def _form(spec: Mapping[str, Any]) -> FormSpec:
+    sections = tuple(spec["sections"])
+    schema = spec["schema"]
+    required = set(schema.get("required", []))
+    fields = [
+        FormField(
+            name=name,
+            label=item["title"],
+            section=item["x-section"],
+            order=item["x-order"],
+            required=name in required,
+            help=item.get("description", ""),
+            widget=item.get("x-widget"),
+            schema={key: item[key] for key in FORM_KEYWORDS if key in item},
         )
-        for name, spec in data["products"].items()
-    }
-    return CityConfig(data["admin_code"], data["name"], data["status"], products, hashlib.sha256(raw).hexdigest())
+        for name, item in schema["properties"].items()
+    ]
+    rank = {section: index for index, section in enumerate(sections)}
+    fields.sort(key=lambda f: (rank.get(f.section, len(rank)), f.order, f.name))
+    return FormSpec(sections, tuple(fields))
+
+
+def _product(name: str, spec: Mapping[str, Any]) -> ProductConfig:
+    release = spec.get("release")
+    custody = spec.get("custody", {})
+    return ProductConfig(
+        product=name,
+        workflow_id=spec["workflow"]["id"],
+        workflow_version=spec["workflow"]["version"],
+        banks=tuple(spec["banks"]),
+        agreement_template=spec["agreement"]["template"],
+        clauses=tuple(spec["agreement"].get("clauses", [])),
+        authority=spec.get("authority"),
+        parameters=dict(spec.get("parameters", {}).items()),
+        deadlines=dict(spec.get("deadlines", {}).items()),
+        fees=tuple(
+            FeeRule(
+                fee["name"],
+                fee["payer"],
+                fee["kind"],
+                fee.get("amount_fen"),
+                fee.get("bps"),
+                fee.get("min_fen"),
+                fee.get("max_fen"),
+            )
+            for fee in spec.get("fees", [])
+        ),
+        custody=CustodyLimits(custody.get("min_fen"), custody.get("max_fen")),
+        release=None
+        if release is None
+        else ReleaseRule(
+            tuple(release["conditions"]),
+            tuple(
+                Tranche(item["label"], item.get("share_bps", 0), item.get("remainder", False))
+                for item in release["tranches"]
+            ),
+        ),
+        approvals=tuple(
+            Approval(item["operation"], item["above_fen"], item["approvers"]) for item in spec.get("approvals", [])
+        ),
+        form=_form(spec["form"]) if "form" in spec else None,
+    )
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def build_city(data: Mapping[str, Any]) -> CityConfig:
+    """The IR of a resolved, schema-valid config."""
+    return CityConfig(
+        admin_code=data["admin_code"],
+        name=data["name"],
+        status=data["status"],
+        products={name: _product(name, spec) for name, spec in data["products"].items()},
+        sha256=hashlib.sha256(canonical_json(data)).hexdigest(),
+        timezone=data["timezone"],
+    )
 
 
 class CityCatalog:
-    """The city configs in a folder, read on demand (a file edit is seen without a restart)."""
+    """The city configs in a folder, read on demand (a file edit is seen without a restart).
 
-    def __init__(self, folder: Path) -> None:
+    With `check` (see `app.domain.city_checks.checker`), every read also runs the semantic checks."""
+
+    def __init__(self, folder: Path, check: Callable[[ResolvedCity, CityConfig], list[Problem]] | None = None) -> None:
         self.folder = folder
+        self.check = check
+
+    def resolve(self, stem: str) -> ResolvedCity:
+        return resolve(stem, folder_reader(self.folder))
 
     def get(self, admin_code: str) -> CityConfig:
-        path = self.folder / f"{admin_code}.json"
-        if not admin_code.isdigit() or not path.is_file():
+        if not admin_code.isdigit():
             raise ConfigError("城市未开通", code="UNKNOWN_CITY", details={"city": admin_code})
-        return parse_city_config(path.read_bytes(), path.name)
+        return self.load(admin_code)
+
+    def load(self, stem: str) -> CityConfig:
+        """Any config of the folder, the virtual city included; CityConfigInvalid lists every problem."""
+        resolved = self.resolve(stem)
+        problems = schema_problems(resolved)
+        if problems:
+            raise CityConfigInvalid(resolved.source, problems)
+        city = build_city(resolved.data)
+        problems = self.check(resolved, city) if self.check else []
+        if problems:
+            raise CityConfigInvalid(resolved.source, problems)
+        return city
 
     def live_cities(self) -> list[CityConfig]:
         cities = [self.get(path.stem) for path in sorted(self.folder.glob("[0-9]*.json"))]

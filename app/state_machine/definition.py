@@ -3,6 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A value the workflow needs (a deadline, a count, an amount); a city config may override the default."""
+
+    name: str
+    type: str  # integer | fen | bps | boolean | string | duration
+    label: str
+    default: Any
+
+
+@dataclass(frozen=True)
+class Timer:
+    """While in its state, fire `event` once the duration named by parameter `after` has passed."""
+
+    after: str
+    event: str
 
 
 @dataclass(frozen=True)
@@ -10,6 +29,7 @@ class State:
     name: str
     label: str
     final: bool = False
+    timers: tuple[Timer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -18,7 +38,7 @@ class Transition:
     event: str
     target: str
     label: str
-    guard: str | None = None
+    guard: str | None = None  # a registered guard's name, "!name" for its negation
     actions: tuple[str, ...] = ()
 
 
@@ -31,6 +51,7 @@ class WorkflowDefinition:
     states: dict[str, State]
     transitions: tuple[Transition, ...]
     events: dict[str, str] = field(default_factory=dict)  # event -> Chinese label
+    parameters: dict[str, Parameter] = field(default_factory=dict)
 
     def transitions_from(self, state: str, event: str) -> list[Transition]:
         return [t for t in self.transitions if t.source == state and t.event == event]

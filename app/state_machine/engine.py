@@ -1,12 +1,16 @@
-"""Fire an event: pick the first transition whose guard passes, run its actions, move the subject."""
+"""Fire an event: pick the first transition whose guard passes, run its actions, move the subject.
+Timers: which of the current state's timers are due, and firing the earliest one."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from app.errors import TransitionNotAllowed
-from app.state_machine.definition import Transition, WorkflowDefinition
+from app.state_machine.definition import Timer, Transition, WorkflowDefinition
+from app.state_machine.parameters import duration
 from app.state_machine.registry import Registry
 
 
@@ -22,15 +26,28 @@ class Fired:
     transition: Transition
 
 
+@dataclass(frozen=True)
+class DueTimer:
+    timer: Timer
+    due_at: datetime
+
+
 class Engine:
     def __init__(self, definition: WorkflowDefinition, registry: Registry) -> None:
         self.definition = definition
         self.registry = registry
 
+    def _passes(self, guard: str | None, context: Any) -> bool:
+        if guard is None:
+            return True
+        if guard.startswith("!"):
+            return not self.registry.guards[guard[1:]](context)
+        return self.registry.guards[guard](context)
+
     def select(self, state: str, event: str, context: Any) -> Transition:
         candidates = self.definition.transitions_from(state, event)
         for transition in candidates:
-            if transition.guard is None or self.registry.guards[transition.guard](context):
+            if self._passes(transition.guard, context):
                 return transition
         label = self.definition.label(state)
         event_label = self.definition.events.get(event, event)
@@ -46,3 +63,20 @@ class Engine:
         for action in transition.actions:
             self.registry.actions[action](context)
         return Fired(event, source, transition.target, transition)
+
+    def timers(self, state: str, entered_at: datetime, parameters: Mapping[str, Any]) -> list[DueTimer]:
+        """The state's timers with the instant each fires, earliest first (`parameters` resolved)."""
+        due = [
+            DueTimer(timer, duration(parameters, timer.after).after(entered_at))
+            for timer in self.definition.states[state].timers
+        ]
+        return sorted(due, key=lambda item: item.due_at)
+
+    def fire_due_timer(
+        self, subject: Subject, entered_at: datetime, now: datetime, parameters: Mapping[str, Any], context: Any
+    ) -> Fired | None:
+        """Fire the earliest timer of the current state that is due at `now`; None when none is."""
+        for item in self.timers(subject.state, entered_at, parameters):
+            if item.due_at <= now:
+                return self.fire(subject, item.timer.event, context)
+        return None

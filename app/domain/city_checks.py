@@ -1,0 +1,231 @@
+"""Semantic checks of a resolved city config, beyond its JSON Schema: banks, workflows, parameters and
+deadlines, templates and clauses, release amounts, fees and the extra form."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.domain.banks import KNOWN_BANKS
+from app.domain.cities import (
+    CityCatalog,
+    CityConfig,
+    FormSpec,
+    ProductConfig,
+    ResolvedCity,
+)
+from app.domain.durations import parse_duration
+from app.domain.problems import CityConfigInvalid, Problem, pointer
+from app.errors import ConfigError
+from app.state_machine.definition import WorkflowDefinition
+from app.state_machine.parameters import TYPE_LABELS, type_problem
+
+Workflows = Mapping[tuple[str, int], WorkflowDefinition]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Where problems of one product are reported."""
+
+    resolved: ResolvedCity
+    product: str
+
+    def problem(self, path: tuple[Any, ...], zh: str, en: str) -> Problem:
+        full = ("products", self.product, *path)
+        return Problem(self.resolved.origin(full), pointer(*full), zh, en)
+
+
+def _bank_problems(scope: _Scope, product: ProductConfig) -> list[Problem]:
+    return [
+        scope.problem(("banks", index), f"未知银行 {code}", f"unknown bank {code!r}")
+        for index, code in enumerate(product.banks)
+        if code not in KNOWN_BANKS
+    ]
+
+
+def _agreement_problems(scope: _Scope, product: ProductConfig, templates: Path) -> list[Problem]:
+    problems = []
+    if not (templates / product.agreement_template / "agreement.html.j2").is_file():
+        problems.append(
+            scope.problem(
+                ("agreement", "template"),
+                f"协议模板 {product.agreement_template} 不存在",
+                f"unknown agreement template {product.agreement_template!r}",
+            )
+        )
+    for index, clause in enumerate(product.clauses):
+        if not (templates / "clauses" / f"{clause}.html.j2").is_file():
+            problems.append(
+                scope.problem(("agreement", "clauses", index), f"条款 {clause} 不存在", f"unknown clause {clause!r}")
+            )
+    return problems
+
+
+def _parameter_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
+    problems = []
+    for group, values in (("parameters", product.parameters), ("deadlines", product.deadlines)):
+        for name, value in values.items():
+            at = (group, name)
+            declared = workflow.parameters.get(name)
+            if declared is None:
+                problems.append(
+                    scope.problem(
+                        at,
+                        f"工作流 {workflow.id} 未声明参数 {name}",
+                        f"workflow {workflow.id} v{workflow.version} declares no parameter {name!r}",
+                    )
+                )
+                continue
+            if (declared.type == "duration") != (group == "deadlines"):
+                home = "deadlines" if declared.type == "duration" else "parameters"
+                problems.append(
+                    scope.problem(at, f"参数 {name} 应写在 {home} 中", f"parameter {name!r} belongs in {home}")
+                )
+                continue
+            problem = type_problem(declared.type, value)
+            if problem is None:
+                continue
+            parsed = parse_duration(value) if isinstance(value, str) and declared.type == "duration" else None
+            zh = f"时限 {name} 必须为正" if parsed is not None else f"参数 {name} 应为{TYPE_LABELS[declared.type]}"
+            problems.append(scope.problem(at, zh, problem))
+    return problems
+
+
+def _release_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
+    release = product.release
+    if release is None:
+        needs_stages = any("release_stage" in t.actions for t in workflow.transitions)
+        return (
+            [scope.problem((), "分阶段释放的业务须配置 release.tranches", "staged releases need release.tranches")]
+            if needs_stages
+            else []
+        )
+    problems = [
+        scope.problem(("release", "conditions", index), f"放款条件 {event} 不是工作流事件", f"unknown event {event!r}")
+        for index, event in enumerate(release.conditions)
+        if event not in workflow.events
+    ]
+    shares = sum(tranche.share_bps for tranche in release.tranches if not tranche.remainder)
+    remainders = sum(1 for tranche in release.tranches if tranche.remainder)
+    if shares > 10_000:
+        problems.append(
+            scope.problem(
+                ("release", "tranches"),
+                f"各期释放比例合计 {shares / 100:.2f}%，可能超过托管金额",
+                f"tranche shares add up to {shares} bps, more than the custody amount",
+            )
+        )
+    if remainders > 1:
+        problems.append(scope.problem(("release", "tranches"), "只能有一期“余款”", "at most one remainder tranche"))
+    if remainders and shares >= 10_000:
+        problems.append(
+            scope.problem(("release", "tranches"), "其他各期已达 100%，余款一期为零", "the remainder tranche is empty")
+        )
+    if not remainders and shares < 10_000:
+        problems.append(
+            scope.problem(
+                ("release", "tranches"),
+                f"各期合计仅 {shares / 100:.2f}%，余款无从释放",
+                f"tranches release only {shares} bps of the custody amount",
+            )
+        )
+    return problems
+
+
+def _amount_problems(scope: _Scope, product: ProductConfig) -> list[Problem]:
+    problems = []
+    limits = product.custody
+    if limits.min_fen is not None and limits.max_fen is not None and limits.min_fen > limits.max_fen:
+        problems.append(scope.problem(("custody",), "托管金额下限高于上限", "custody min_fen above max_fen"))
+    for index, fee in enumerate(product.fees):
+        if fee.min_fen is not None and fee.max_fen is not None and fee.min_fen > fee.max_fen:
+            problems.append(
+                scope.problem(("fees", index), f"费用“{fee.name}”下限高于上限", "fee min_fen above max_fen")
+            )
+    return problems
+
+
+def _form_problems(scope: _Scope, form: FormSpec | None, required: list[str]) -> list[Problem]:
+    if form is None:
+        return []
+    problems = []
+    names = {field.name for field in form.fields}
+    orders: dict[tuple[str, int], str] = {}
+    for field in form.fields:
+        at = ("form", "schema", "properties", field.name)
+        if field.section not in form.sections:
+            problems.append(
+                scope.problem(
+                    (*at, "x-section"), f"分组“{field.section}”未声明", f"undeclared section {field.section!r}"
+                )
+            )
+        if (field.section, field.order) in orders:
+            problems.append(
+                scope.problem(
+                    (*at, "x-order"),
+                    f"与字段 {orders[(field.section, field.order)]} 顺序号重复",
+                    f"x-order {field.order} repeated in section {field.section!r}",
+                )
+            )
+        orders[(field.section, field.order)] = field.name
+        if "pattern" in field.schema:
+            try:
+                re.compile(field.schema["pattern"])
+            except re.error as error:
+                problems.append(scope.problem((*at, "pattern"), "正则表达式无效", f"invalid pattern: {error}"))
+    problems.extend(
+        scope.problem(("form", "schema", "required", index), f"必填字段 {name} 未定义", f"unknown field {name!r}")
+        for index, name in enumerate(required)
+        if name not in names
+    )
+    return problems
+
+
+def city_problems(resolved: ResolvedCity, city: CityConfig, workflows: Workflows, templates: Path) -> list[Problem]:
+    problems = []
+    stem = resolved.source.removesuffix(".json")
+    if not stem.startswith("_") and stem != city.admin_code:
+        problems.append(
+            Problem(
+                resolved.origin(("admin_code",)),
+                "/admin_code",
+                f"行政区划代码 {city.admin_code} 与文件名 {resolved.source} 不符",
+                f"admin_code {city.admin_code} does not match the file name",
+            )
+        )
+    for name, product in city.products.items():
+        scope = _Scope(resolved, name)
+        problems += _bank_problems(scope, product) + _agreement_problems(scope, product, templates)
+        problems += _amount_problems(scope, product)
+        form_spec = resolved.data["products"][name].get("form", {}).get("schema", {})
+        problems += _form_problems(scope, product.form, form_spec.get("required", []))
+        workflow = workflows.get((product.workflow_id, product.workflow_version))
+        if workflow is None:
+            problems.append(
+                scope.problem(
+                    ("workflow",),
+                    f"工作流 {product.workflow_id} 第 {product.workflow_version} 版不存在",
+                    f"unknown workflow {product.workflow_id} v{product.workflow_version}",
+                )
+            )
+            continue
+        problems += _parameter_problems(scope, product, workflow) + _release_problems(scope, product, workflow)
+    return problems
+
+
+def checker(workflows: Workflows, templates: Path) -> Callable[[ResolvedCity, CityConfig], list[Problem]]:
+    return lambda resolved, city: city_problems(resolved, city, workflows, templates)
+
+
+def validate_file(path: Path, workflows: Workflows, templates: Path) -> CityConfig:
+    """Every check on the config at `path` (its parents read from the same folder); CityConfigInvalid lists all."""
+    catalog = CityCatalog(path.parent, checker(workflows, templates))
+    try:
+        return catalog.load(path.stem)
+    except CityConfigInvalid:
+        raise
+    except ConfigError as error:
+        raise CityConfigInvalid(path.name, [Problem(path.name, "/", "文件不存在", "no such file")]) from error

@@ -1,0 +1,207 @@
+"""Guards and actions of the products not yet wired into the deal services (rent, provident fund,
+renovation, intent deposit, guarantee, government reporting).
+
+They work on a `CaseContext`: the workflow parameters resolved for the city, the city's release rule,
+the case's facts (amounts in fen, counters; `custody_fen` is the custody balance, kept up to date by
+whoever posts money) and the event payload. Actions never move money themselves: they compute amounts
+and append `Instruction`s that the caller carries out (bank jobs and ledger holds in the services)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.cities import ReleaseRule
+from app.domain.rent import plan_rent
+from app.errors import WorkflowError
+from app.state_machine.registry import Registry
+
+
+@dataclass(frozen=True)
+class Instruction:
+    kind: str  # payout | refund | fund_draw | freeze | unfreeze | report
+    amount_fen: int
+    payee: str  # a party role (landlord, tenant, owner, contractor, developer, beneficiary…) or an account number
+    memo: str
+
+
+@dataclass
+class CaseContext:
+    params: Mapping[str, Any]
+    case: dict[str, Any]
+    release: ReleaseRule | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def fact(self, name: str) -> Any:
+        if name not in self.case:
+            raise WorkflowError(f"缺少业务数据：{name}", code="CASE_FACT_MISSING", details={"fact": name})
+        return self.case[name]
+
+    def emit(self, kind: str, amount_fen: int, payee: str, memo: str) -> None:
+        if amount_fen > 0:
+            self.instructions.append(Instruction(kind, amount_fen, payee, memo))
+
+
+def _rent_available(ctx: CaseContext) -> int:
+    return ctx.fact("custody_fen") - ctx.case.get("deposit_custody_fen", 0)
+
+
+def _stage_amount(ctx: CaseContext, index: int) -> int:
+    """Stage `index` of the release rule: its share of the custody amount, or what is left for a remainder."""
+    assert ctx.release is not None, "renovation escrow needs the city's release rule"
+    total = ctx.fact("custody_amount_fen")
+    shares = [tranche.share_bps * total // 10_000 for tranche in ctx.release.tranches if not tranche.remainder]
+    tranche = ctx.release.tranches[index]
+    return total - sum(shares) if tranche.remainder else tranche.share_bps * total // 10_000
+
+
+def custody_covered(ctx: CaseContext) -> bool:
+    return ctx.fact("custody_fen") >= ctx.fact("custody_amount_fen")
+
+
+def has_custody_funds(ctx: CaseContext) -> bool:
+    return ctx.fact("custody_fen") > 0
+
+
+def move_in_funded(ctx: CaseContext) -> bool:
+    return ctx.fact("custody_fen") >= ctx.fact("custody_per_installment_fen") + ctx.fact("deposit_custody_fen")
+
+
+def rent_covered(ctx: CaseContext) -> bool:
+    return _rent_available(ctx) >= ctx.fact("custody_per_month_fen")
+
+
+def last_rent_month(ctx: CaseContext) -> bool:
+    """The release under way pays the lease's last month."""
+    return ctx.case.get("months_released", 0) + 1 >= ctx.fact("lease_months")
+
+
+def last_stage(ctx: CaseContext) -> bool:
+    assert ctx.release is not None, "renovation escrow needs the city's release rule"
+    return ctx.case.get("stages_released", 0) + 1 >= len(ctx.release.tranches)
+
+
+def plan_rent_custody(ctx: CaseContext) -> None:
+    plan = plan_rent(
+        ctx.fact("monthly_rent_fen"),
+        ctx.fact("months_per_installment"),
+        ctx.fact("deposit_fen"),
+        ctx.params["rent_months_exempt"],
+        ctx.params["deposit_months_exempt"],
+    )
+    ctx.case.update(
+        custody_per_installment_fen=plan.custody_per_installment_fen,
+        custody_per_month_fen=plan.custody_per_month_fen,
+        deposit_custody_fen=plan.deposit_custody_fen,
+    )
+
+
+def release_rent(ctx: CaseContext) -> None:
+    ctx.emit("payout", ctx.fact("custody_per_month_fen"), "landlord", "月租金划付")
+
+
+def settle_rent_release(ctx: CaseContext) -> None:
+    ctx.case["months_released"] = ctx.case.get("months_released", 0) + 1
+
+
+def release_deposit(ctx: CaseContext) -> None:
+    """End of lease: the deposit back to the tenant less agreed deductions; rent left over to the landlord."""
+    deposit = ctx.case.get("deposit_custody_fen", 0)
+    deduction = ctx.payload.get("deduction_fen", 0)
+    if not isinstance(deduction, int) or not 0 <= deduction <= deposit:
+        raise WorkflowError("押金扣款须为不超过押金的非负整数（分）", code="DEDUCTION_INVALID")
+    ctx.emit("refund", deposit - deduction, "tenant", "押金退还")
+    ctx.emit("payout", deduction, "landlord", "押金扣款")
+    ctx.emit("payout", _rent_available(ctx), "landlord", "剩余租金结清")
+
+
+def request_fund_draw(ctx: CaseContext) -> None:
+    amount = min(ctx.fact("monthly_rent_fen"), ctx.params["monthly_draw_cap_fen"])
+    ctx.emit("fund_draw", amount, "custody", "公积金提取支付房租")
+
+
+def release_stage(ctx: CaseContext) -> None:
+    index = ctx.case.get("stages_released", 0)
+    assert ctx.release is not None, "renovation escrow needs the city's release rule"
+    label = ctx.release.tranches[index].label
+    ctx.emit("payout", _stage_amount(ctx, index), "contractor", f"装修款分阶段释放：{label}")
+
+
+def settle_stage(ctx: CaseContext) -> None:
+    ctx.case["stages_released"] = ctx.case.get("stages_released", 0) + 1
+
+
+def record_payer_account(ctx: CaseContext) -> None:
+    """Remember where each arrival came from: refunds may only go back there (原路退回)."""
+    account, amount = ctx.payload.get("payer_account"), ctx.payload.get("amount_fen")
+    if not isinstance(account, str) or not account or not isinstance(amount, int) or amount <= 0:
+        raise WorkflowError("到账通知缺少付款账户或金额", code="ARRIVAL_ORIGIN_MISSING")
+    ctx.case.setdefault("origins", []).append({"account": account, "amount_fen": amount})
+
+
+def refund_to_origin(ctx: CaseContext) -> None:
+    """Refund the custody balance to the accounts it came from, each at most what it paid in."""
+    remaining = ctx.fact("custody_fen")
+    for origin in ctx.case.get("origins", []):
+        amount = min(remaining, origin["amount_fen"])
+        ctx.emit("refund", amount, origin["account"], "原路退回")
+        remaining -= amount
+    if remaining > 0:
+        raise WorkflowError(
+            "有资金来源不明，不能原路退回", code="REFUND_ORIGIN_UNKNOWN", details={"unmatched_fen": remaining}
+        )
+
+
+def release_custody(ctx: CaseContext) -> None:
+    ctx.emit("payout", ctx.fact("custody_fen"), ctx.fact("payee"), "存管资金释放")
+
+
+def request_freeze(ctx: CaseContext) -> None:
+    ctx.emit("freeze", ctx.fact("guarantee_fen"), "owner", "担保资金冻结")
+
+
+def record_freeze(ctx: CaseContext) -> None:
+    ctx.case["frozen_fen"] = ctx.payload.get("amount_fen", ctx.fact("guarantee_fen"))
+
+
+def request_unfreeze(ctx: CaseContext) -> None:
+    ctx.emit("unfreeze", ctx.fact("frozen_fen"), "owner", "担保资金解冻")
+
+
+def report_to_supervisor(ctx: CaseContext) -> None:
+    ctx.emit("report", ctx.fact("custody_amount_fen"), "supervisor", "向住建监管平台报送")
+
+
+GUARDS = {
+    "custody_covered": custody_covered,
+    "has_custody_funds": has_custody_funds,
+    "move_in_funded": move_in_funded,
+    "rent_covered": rent_covered,
+    "last_rent_month": last_rent_month,
+    "last_stage": last_stage,
+}
+ACTIONS = {
+    "plan_rent_custody": plan_rent_custody,
+    "release_rent": release_rent,
+    "settle_rent_release": settle_rent_release,
+    "release_deposit": release_deposit,
+    "request_fund_draw": request_fund_draw,
+    "release_stage": release_stage,
+    "settle_stage": settle_stage,
+    "record_payer_account": record_payer_account,
+    "refund_to_origin": refund_to_origin,
+    "release_custody": release_custody,
+    "request_freeze": request_freeze,
+    "record_freeze": record_freeze,
+    "request_unfreeze": request_unfreeze,
+    "report_to_supervisor": report_to_supervisor,
+}
+
+
+def register_building_blocks(registry: Registry) -> None:
+    for name, guard in GUARDS.items():
+        registry.guard(name)(guard)
+    for name, action in ACTIONS.items():
+        registry.action(name)(action)

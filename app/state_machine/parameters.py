@@ -1,0 +1,56 @@
+"""Workflow parameter types: which JSON values each accepts, and a city's values resolved over the defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.domain.durations import Duration, parse_duration
+from app.state_machine.definition import Parameter
+
+TYPE_LABELS = {
+    "integer": "整数",
+    "fen": "金额（分，整数）",
+    "bps": "基点（0–10000 的整数）",
+    "boolean": "是/否",
+    "string": "文本",
+    "duration": "时长（ISO 8601，例如 P7D）",
+}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def type_problem(type_name: str, value: Any) -> str | None:
+    """Why `value` is not a `type_name` (English), or None when it is one."""
+    if type_name in ("integer", "fen", "bps") and not _is_int(value):
+        return f"expected an integer ({type_name}), got {value!r}"
+    if type_name == "fen" and value < 0:
+        return f"an amount in fen cannot be negative: {value}"
+    if type_name == "bps" and not 0 <= value <= 10_000:
+        return f"basis points must be within 0..10000: {value}"
+    if type_name == "boolean" and not isinstance(value, bool):
+        return f"expected true or false, got {value!r}"
+    if type_name == "string" and not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    if type_name == "duration":
+        if not isinstance(value, str) or parse_duration(value) is None:
+            return f"expected an ISO 8601 duration such as P7D or PT48H, got {value!r}"
+        if not parse_duration(value).positive:  # type: ignore[union-attr] - parsed just above
+            return f"a duration must be positive: {value!r}"
+    return None
+
+
+def resolve(parameters: Mapping[str, Parameter], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults with the overrides on top; durations become Duration objects. Inputs must be checked already."""
+    values = {name: overrides.get(name, parameter.default) for name, parameter in parameters.items()}
+    return {
+        name: parse_duration(value) if parameters[name].type == "duration" else value for name, value in values.items()
+    }
+
+
+def duration(values: Mapping[str, Any], name: str) -> Duration:
+    value = values[name]
+    assert isinstance(value, Duration), f"parameter {name!r} is not a duration"
+    return value
