@@ -1,6 +1,10 @@
 """Benchmark: N writers posting to distinct ordinary accounts vs all to one hot account.
 
-Run: .venv/bin/python bench/ledger.py [--writers 32] [--seconds 5] [--json out.json]
+Two ways of writing: `batched` (every writer submits to the group-commit LedgerBatcher and waits until its
+posting is committed) and `direct` (every posting is its own transaction through LedgerRepository, as
+a deal's state change and its posting are committed together).
+
+Run: .venv/bin/python bench/ledger.py [--writers 32] [--seconds 5] [--modes batched,direct] [--json out.json]
      (PostgreSQL from CUNGUAN_BENCH_POSTGRES_URL, default the local server; a fresh schema is used and dropped)
 Prints a table and writes JSON; never part of `make test`.
 """
@@ -22,12 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, text
 
-from app.db.base import Base
+from app.db.base import Base, utcnow
+from app.db.ledger_batcher import LedgerBatcher
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.session import Database
 from app.domain.ledger import AccountSpec, TransferSpec
+from app.domain.ledger_batch import LedgerOp
 
-HOT = AccountSpec("bank_clearing:bench", "asset", "热点清算户", credits_must_not_exceed_debits=True)
+COMMITTERS = int(os.environ.get("BENCH_COMMITTERS", "1"))
+HOT = AccountSpec("bank_clearing:bench", "asset", "热点清算户", credits_must_not_exceed_debits=True, hot=True)
 
 
 def _custody(index: int) -> AccountSpec:
@@ -38,7 +45,7 @@ def _source(index: int) -> AccountSpec:
     return AccountSpec(f"bank_clearing:bench:{index}", "asset", "清算户", credits_must_not_exceed_debits=True)
 
 
-def run_case(db: Database, writers: int, seconds: float, hot: bool) -> dict[str, float]:
+def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -> dict[str, float]:
     with db.uow() as uow:
         repo = LedgerRepository(uow.session)
         for spec in [HOT] + [_custody(i) for i in range(writers)] + [_source(i) for i in range(writers)]:
@@ -48,18 +55,30 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool) -> dict[str,
     errors: list[str] = []
     deadline = time.monotonic() + seconds
     case = "hot" if hot else "ordinary"
+    batcher = LedgerBatcher(db, committers=COMMITTERS) if mode == "batched" else None
+
+    def post_direct(spec: TransferSpec) -> None:
+        with db.uow() as uow:
+            LedgerRepository(uow.session).post(spec)
+            uow.commit()
+
+    def post_batched(spec: TransferSpec) -> None:
+        assert batcher is not None
+        result = batcher.submit(LedgerOp.post(spec, utcnow()))
+        if result.status != "created":
+            raise RuntimeError(f"{result.status}: {result.message}")
+
+    post = post_batched if batcher is not None else post_direct
 
     def writer(index: int) -> None:
         debit = HOT.code if hot else _source(index).code
         count = 0
         while time.monotonic() < deadline:
             count += 1
-            spec = TransferSpec(f"{case}:{index}:{count}", debit, _custody(index).code, 100, "arrival")
+            spec = TransferSpec(f"{mode}:{case}:{index}:{count}", debit, _custody(index).code, 100, "arrival")
             start = time.perf_counter()
             try:
-                with db.uow() as uow:
-                    LedgerRepository(uow.session).post(spec)
-                    uow.commit()
+                post(spec)
             except Exception as error:  # counted and reported: a benchmark must not hide failures
                 errors.append(repr(error)[:200])
                 continue
@@ -72,6 +91,10 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool) -> dict[str,
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
+    if batcher is not None:
+        batcher.close()
+    if errors:
+        print(f"{mode}/{case}: {len(errors)} errors, first: {errors[0]}", file=sys.stderr)
     flat = sorted(value for per in latencies for value in per)
     return {
         "postings": len(flat),
@@ -82,16 +105,24 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool) -> dict[str,
     }
 
 
-def bench_database(name: str, url: str, writers: int, seconds: float) -> list[dict[str, object]]:
+def bench_database(name: str, url: str, writers: int, seconds: float, modes: list[str]) -> list[dict[str, object]]:
+    """Each case starts from empty tables, so that no case runs against another's leftovers."""
     db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": writers + 4, "max_overflow": 0}))
-    Base.metadata.create_all(db.engine)
     rows = []
-    for hot in (False, True):
-        result = run_case(db, writers, seconds, hot)
-        rows.append({"database": name, "case": "hot" if hot else "ordinary", "writers": writers, **result})
-    with db.uow() as uow:
-        report = check_ledger(uow.session)
-    assert report.ok, report.problems
+    for mode in modes:
+        for hot in (False, True):
+            Base.metadata.drop_all(db.engine)
+            Base.metadata.create_all(db.engine)
+            result = run_case(db, writers, seconds, hot, mode)
+            with db.uow() as uow:
+                LedgerRepository(uow.session).fold_hot()
+                uow.commit()
+            with db.uow() as uow:
+                report = check_ledger(uow.session)
+            assert report.ok, report.problems
+            assert report.transfers_checked == result["postings"], (report.transfers_checked, result)
+            case = "hot" if hot else "ordinary"
+            rows.append({"database": name, "mode": mode, "case": case, "writers": writers, **result})
     db.dispose()
     return rows
 
@@ -100,31 +131,37 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--writers", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--modes", default="batched,direct", help="comma-separated: batched, direct")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    modes = args.modes.split(",")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        rows += bench_database("sqlite", f"sqlite:///{folder}/bench.db", args.writers, args.seconds)
+        rows += bench_database("sqlite", f"sqlite:///{folder}/bench.db", args.writers, args.seconds, modes)
     base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        rows += bench_database("postgresql", f"{base}?options=-csearch_path%3D{schema}", args.writers, args.seconds)
+        rows += bench_database(
+            "postgresql", f"{base}?options=-csearch_path%3D{schema}", args.writers, args.seconds, modes
+        )
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    print(f"{'database':<11} {'case':<9} {'writers':>7} {'postings/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    header = f"{'database':<11} {'mode':<8} {'case':<9} {'writers':>7} {'postings/s':>11} {'p50 ms':>8} {'p99 ms':>8}"
+    print(header + f" {'errors':>7}")
     for row in rows:
         print(
-            f"{row['database']:<11} {row['case']:<9} {row['writers']:>7} {row['postings_per_s']:>11.0f}"
-            f" {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>7}"
+            f"{row['database']:<11} {row['mode']:<8} {row['case']:<9} {row['writers']:>7}"
+            f" {row['postings_per_s']:>11.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>7}"
         )
     for database in ("sqlite", "postgresql"):
-        by_case = {row["case"]: row for row in rows if row["database"] == database}
-        ratio = by_case["hot"]["postings_per_s"] / max(by_case["ordinary"]["postings_per_s"], 1e-9)
-        print(f"{database}: hot/ordinary = {ratio:.2f}")
+        for mode in modes:
+            by_case = {row["case"]: row for row in rows if row["database"] == database and row["mode"] == mode}
+            ratio = by_case["hot"]["postings_per_s"] / max(by_case["ordinary"]["postings_per_s"], 1e-9)
+            print(f"{database} {mode}: hot/ordinary = {ratio:.2f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from app.db import ledger_engine
 from app.db.base import utcnow
-from app.db.models import LedgerAccount, LedgerTransfer
+from app.db.models import LedgerAccount, LedgerHotEntry, LedgerTransfer
 from app.domain.ledger import (
     AccountSpec,
     DailyCutoff,
@@ -23,6 +24,7 @@ from app.domain.ledger import (
     flag_violation,
     running_balances,
 )
+from app.domain.ledger_batch import POSTED_KINDS, LedgerOp
 from app.errors import LedgerError
 
 
@@ -36,10 +38,10 @@ def _spec_of(account: LedgerAccount) -> AccountSpec:
     )
 
 
-POSTED_KINDS = ("single", "post_pending")
-
-
 class LedgerRepository:
+    """The ledger inside a unit of work: every posting runs through the batch engine in the session's
+    transaction, so it commits or rolls back with the caller's other changes (a deal's state, say)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -53,6 +55,8 @@ class LedgerRepository:
             name=spec.name,
             debits_must_not_exceed_credits=spec.debits_must_not_exceed_credits,
             credits_must_not_exceed_debits=spec.credits_must_not_exceed_debits,
+            hot=spec.hot,
+            alert_below_fen=spec.alert_below_fen,
             debits_posted=0,
             credits_posted=0,
             deal_id=deal_id,
@@ -67,14 +71,19 @@ class LedgerRepository:
             raise LedgerError("账户不存在", code="UNKNOWN_ACCOUNT", details={"account": code})
         return account
 
+    def totals(self, code: str) -> tuple[int, int, int, int]:
+        """Exact (debits_posted, credits_posted, debits_pending, credits_pending), hot buffer included."""
+        return ledger_engine.exact_totals(self.session.connection(), self.account(code).id)
+
     def balance(self, code: str) -> int:
         account = self.account(code)
-        return balance_of(account.type, account.debits_posted, account.credits_posted)
+        debits, credits, _, _ = ledger_engine.exact_totals(self.session.connection(), account.id)
+        return balance_of(account.type, debits, credits)
 
     def post(self, spec: TransferSpec, at: datetime | None = None) -> tuple[LedgerTransfer, bool]:
         """Post a transfer once. Returns (transfer, created). A repeat with the same id and content
         returns the first transfer; the same id with other content is an error."""
-        return self._record(spec, "single", at or utcnow(), None)
+        return self._one(LedgerOp.post(spec, at or utcnow()))
 
     def hold(
         self, spec: TransferSpec, at: datetime | None = None, timeout_s: float | None = None
@@ -82,19 +91,19 @@ class LedgerRepository:
         """A pending transfer: the amount is reserved on both accounts until posted or voided."""
         now = at or utcnow()
         timeout_at = now + timedelta(seconds=timeout_s) if timeout_s is not None else None
-        return self._record(spec, "pending", now, timeout_at)
+        return self._one(LedgerOp.hold(spec, now, timeout_at))
 
     def post_pending(
         self, transfer_id: str, pending_id: str, amount_fen: int | None = None, at: datetime | None = None
     ) -> tuple[LedgerTransfer, bool]:
         """Post a hold, in full or for a smaller amount (the rest is released)."""
-        return self._resolve(transfer_id, pending_id, "post_pending", amount_fen, at or utcnow())
+        return self._one(LedgerOp.resolve("post_pending", transfer_id, pending_id, at or utcnow(), amount_fen))
 
     def void_pending(
         self, transfer_id: str, pending_id: str, at: datetime | None = None
     ) -> tuple[LedgerTransfer, bool]:
         """Release a hold: nothing moves."""
-        return self._resolve(transfer_id, pending_id, "void_pending", None, at or utcnow())
+        return self._one(LedgerOp.resolve("void_pending", transfer_id, pending_id, at or utcnow()))
 
     def reverse(self, transfer_id: str, reversal_id: str, at: datetime | None = None) -> tuple[LedgerTransfer, bool]:
         """Correct a posted transfer by an opposite one; the original stays as it was."""
@@ -113,137 +122,47 @@ class LedgerRepository:
 
     def post_linked(self, specs: list[TransferSpec], at: datetime | None = None) -> list[LedgerTransfer]:
         """All of the transfers, or none of them (e.g. a release and its fee)."""
-        with self.session.begin_nested():
-            return [self.post(spec, at)[0] for spec in specs]
+        now = at or utcnow()
+        ops = [LedgerOp.post(spec, now, linked=index < len(specs) - 1) for index, spec in enumerate(specs)]
+        return [transfer for transfer, _ in self.run(ops)]
 
     def void_expired(self, now: datetime) -> list[str]:
         """Void every hold whose timeout has passed; returns the voided pending ids."""
         resolution = aliased(LedgerTransfer)
-        expired = self.session.scalars(
-            select(LedgerTransfer.id)
-            .outerjoin(resolution, resolution.pending_id == LedgerTransfer.id)
-            .where(LedgerTransfer.kind == "pending", LedgerTransfer.timeout_at <= now, resolution.id.is_(None))
-        ).all()
-        for pending_id in expired:
-            self.void_pending(f"expire:{pending_id}", pending_id, now)
-        return list(expired)
-
-    def _record(
-        self, spec: TransferSpec, kind: str, at: datetime, timeout_at: datetime | None
-    ) -> tuple[LedgerTransfer, bool]:
-        existing = self.session.get(LedgerTransfer, spec.id)
-        if existing is not None:
-            self._assert_same(existing, spec, kind)
-            return existing, False
-        debit, credit = self._lock_pair(spec.debit_code, spec.credit_code)
-        column = "pending" if kind == "pending" else "posted"
-        self._apply(debit, credit, {column: spec.amount_fen})
-        return self._insert(
-            id=spec.id,
-            debit_account_id=debit.id,
-            credit_account_id=credit.id,
-            amount_fen=spec.amount_fen,
-            code=spec.code,
-            kind=kind,
-            timeout_at=timeout_at,
-            deal_id=spec.deal_id,
-            created_at=at,
-        )
-
-    def _resolve(
-        self, transfer_id: str, pending_id: str, kind: str, amount_fen: int | None, at: datetime
-    ) -> tuple[LedgerTransfer, bool]:
-        existing = self.session.get(LedgerTransfer, transfer_id)
-        if existing is not None:
-            same = existing.kind == kind and existing.pending_id == pending_id
-            if not same or (amount_fen is not None and existing.amount_fen != amount_fen):
-                raise LedgerError("同一记账编号的内容不一致", code="TRANSFER_ID_CONFLICT", details={"id": transfer_id})
-            return existing, False
-        pending = self._unresolved_pending(pending_id)
-        amount = pending.amount_fen if amount_fen is None else amount_fen
-        if kind == "post_pending" and not 0 < amount <= pending.amount_fen:
-            raise LedgerError(
-                "入账金额必须大于零且不超过冻结金额",
-                code="BAD_AMOUNT",
-                details={"pending_fen": pending.amount_fen, "amount_fen": amount},
+        expired = list(
+            self.session.scalars(
+                select(LedgerTransfer.id)
+                .outerjoin(resolution, resolution.pending_id == LedgerTransfer.id)
+                .where(LedgerTransfer.kind == "pending", LedgerTransfer.timeout_at <= now, resolution.id.is_(None))
             )
-        debit, credit = self._lock_pair(pending.debit_account.code, pending.credit_account.code)
-        self._apply(debit, credit, {"pending": -pending.amount_fen, "posted": amount if kind == "post_pending" else 0})
-        return self._insert(
-            id=transfer_id,
-            debit_account_id=debit.id,
-            credit_account_id=credit.id,
-            amount_fen=amount,
-            code=pending.code,
-            kind=kind,
-            pending_id=pending_id,
-            deal_id=pending.deal_id,
-            created_at=at,
         )
+        self.run([LedgerOp.resolve("void_pending", f"expire:{pending_id}", pending_id, now) for pending_id in expired])
+        return expired
 
-    def _insert(self, **columns: Any) -> tuple[LedgerTransfer, bool]:
-        transfer = LedgerTransfer(**columns)
-        self.session.add(transfer)
+    def run(self, ops: list[LedgerOp]) -> list[tuple[LedgerTransfer, bool]]:
+        """Run ops as one batch; raises the first failure (then nothing of the batch was written)."""
         self.session.flush()
-        return transfer, True
+        results = ledger_engine.execute(self.session.connection(), ops, utcnow())
+        for obj in list(self.session.identity_map.values()):  # totals moved underneath the ORM
+            if isinstance(obj, LedgerAccount):
+                self.session.expire(obj)
+        failures = [r for r in results if not r.ok]
+        if failures:
+            first = next((r for r in failures if r.status != "LINKED_OP_FAILED"), failures[0])
+            raise LedgerError(first.message, code=first.status, details=first.details)
+        return [(self._transfer(r.id), r.status == "created") for r in results]
 
-    def _unresolved_pending(self, pending_id: str) -> LedgerTransfer:
-        pending = self.session.get(LedgerTransfer, pending_id)
-        if pending is None or pending.kind != "pending":
-            raise LedgerError("冻结分录不存在", code="PENDING_NOT_FOUND", details={"pending_id": pending_id})
-        resolved = self.session.scalar(select(LedgerTransfer.id).where(LedgerTransfer.pending_id == pending_id))
-        if resolved is not None:
-            raise LedgerError(
-                "该冻结已处理，不能重复入账或解冻",
-                code="PENDING_ALREADY_RESOLVED",
-                details={"pending_id": pending_id, "by": resolved},
-            )
-        return pending
+    def _one(self, op: LedgerOp) -> tuple[LedgerTransfer, bool]:
+        return self.run([op])[0]
 
-    def _apply(self, debit: LedgerAccount, credit: LedgerAccount, deltas: dict[str, int]) -> None:
-        """Move the totals by `deltas` ({"posted"|"pending": fen}) if no flag breaks; else change nothing."""
-        after = {
-            account: {
-                "debits_posted": account.debits_posted + (deltas.get("posted", 0) if account is debit else 0),
-                "credits_posted": account.credits_posted + (deltas.get("posted", 0) if account is credit else 0),
-                "debits_pending": account.debits_pending + (deltas.get("pending", 0) if account is debit else 0),
-                "credits_pending": account.credits_pending + (deltas.get("pending", 0) if account is credit else 0),
-            }
-            for account in (debit, credit)
-        }
-        for account, totals in after.items():
-            problem = flag_violation(_spec_of(account), **totals)
-            if problem is not None:
-                raise LedgerError(problem, code="BALANCE_CONSTRAINT", details={"account": account.code})
-        for account, totals in after.items():
-            for column, value in totals.items():
-                setattr(account, column, value)
+    def _transfer(self, transfer_id: str) -> LedgerTransfer:
+        transfer = self.session.get(LedgerTransfer, transfer_id)
+        assert transfer is not None, transfer_id
+        return transfer
 
-    def _lock_pair(self, debit_code: str, credit_code: str) -> tuple[LedgerAccount, LedgerAccount]:
-        """Row-lock both accounts in a fixed order (by code) so that concurrent posters cannot deadlock."""
-        rows = self.session.scalars(
-            select(LedgerAccount)
-            .where(LedgerAccount.code.in_([debit_code, credit_code]))
-            .order_by(LedgerAccount.code)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).all()
-        by_code = {row.code: row for row in rows}
-        for code in (debit_code, credit_code):
-            if code not in by_code:
-                raise LedgerError("账户不存在", code="UNKNOWN_ACCOUNT", details={"account": code})
-        return by_code[debit_code], by_code[credit_code]
-
-    def _assert_same(self, existing: LedgerTransfer, spec: TransferSpec, kind: str) -> None:
-        same = (
-            existing.kind == kind
-            and existing.debit_account.code == spec.debit_code
-            and existing.credit_account.code == spec.credit_code
-            and existing.amount_fen == spec.amount_fen
-            and existing.code == spec.code
-        )
-        if not same:
-            raise LedgerError("同一记账编号的内容不一致", code="TRANSFER_ID_CONFLICT", details={"id": spec.id})
+    def fold_hot(self, now: datetime | None = None) -> int:
+        """Fold every hot account's buffered postings into its totals (the worker does this often)."""
+        return ledger_engine.fold_hot(self.session.connection(), now or utcnow())
 
     def transfers_for_deal(self, deal_id: int) -> list[LedgerTransfer]:
         return list(
@@ -271,6 +190,14 @@ def _sums_by_account(session: Session, side: Any, *conditions: Any) -> dict[int,
     return {account_id: int(total) for account_id, total in session.execute(query).all()}
 
 
+def _buffered_totals(session: Session) -> dict[int, tuple[int, int]]:
+    """Hot postings not yet folded, per account: (debits, credits)."""
+    query = select(
+        LedgerHotEntry.account_id, func.sum(LedgerHotEntry.debits_posted), func.sum(LedgerHotEntry.credits_posted)
+    ).group_by(LedgerHotEntry.account_id)
+    return {account_id: (int(d), int(c)) for account_id, d, c in session.execute(query).all()}
+
+
 def check_ledger(session: Session) -> CheckReport:
     """Debits equal credits overall; every account's posted and pending totals equal the sum of its
     transfers; no flag broken."""
@@ -286,19 +213,21 @@ def check_ledger(session: Session) -> CheckReport:
     }
     accounts = session.scalars(select(LedgerAccount).order_by(LedgerAccount.code)).all()
     total_debits = total_credits = 0
+    buffered = _buffered_totals(session)
     for account in accounts:
-        total_debits += account.debits_posted
-        total_credits += account.credits_posted
+        extra_debits, extra_credits = buffered.get(account.id, (0, 0))
+        totals = {
+            "debits_posted": account.debits_posted + extra_debits,
+            "credits_posted": account.credits_posted + extra_credits,
+            "debits_pending": account.debits_pending,
+            "credits_pending": account.credits_pending,
+        }
+        total_debits += totals["debits_posted"]
+        total_credits += totals["credits_posted"]
         for column, sums in expected.items():
-            if getattr(account, column) != sums.get(account.id, 0):
+            if totals[column] != sums.get(account.id, 0):
                 problems.append(f"账户 {account.code} 的 {column} 与分录合计不符")
-        problem = flag_violation(
-            _spec_of(account),
-            account.debits_posted,
-            account.credits_posted,
-            account.debits_pending,
-            account.credits_pending,
-        )
+        problem = flag_violation(_spec_of(account), *totals.values())
         if problem is not None:
             problems.append(problem)
     if total_debits != total_credits:

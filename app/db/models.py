@@ -207,6 +207,9 @@ class LedgerAccount(Base):
     credits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
     debits_pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     credits_pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Hot: touched by most deals; safe postings are buffered (LedgerHotEntry) instead of row-locked.
+    hot: Mapped[bool] = mapped_column(default=False, server_default="0")
+    alert_below_fen: Mapped[int | None] = mapped_column(BigInteger)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -256,8 +259,42 @@ class LedgerTransfer(Base):
     )
 
 
+class LedgerHotEntry(Base):
+    """Posted totals not yet folded into a hot account: its exact balance is the row plus these."""
+
+    __tablename__ = "ledger_hot_entries"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    debits_posted: Mapped[int] = mapped_column(BigInteger)
+    credits_posted: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="deltas_non_negative"),)
+
+
+class LedgerAlert(Base):
+    """A guarded hot account whose projected balance fell below its threshold; cleared when it recovers."""
+
+    __tablename__ = "ledger_alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    projected_fen: Mapped[int] = mapped_column(BigInteger)
+    threshold_fen: Mapped[int] = mapped_column(BigInteger)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[LedgerAccount] = relationship()
+
+
 @event.listens_for(LedgerTransfer.__table__, "after_create")
 def _make_transfers_immutable(table: Any, connection: Any, **_: Any) -> None:
     """Tables made by create_all (tests) get the same triggers as migration 0002 installs."""
     for statement in immutability.statements(connection.dialect.name):
         connection.exec_driver_sql(statement)
+
+
+@event.listens_for(LedgerTransfer.__table__, "after_drop")
+def _drop_immutability_function(table: Any, connection: Any, **_: Any) -> None:
+    """Dropping the table drops its triggers; on PostgreSQL the trigger function outlives it."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("DROP FUNCTION IF EXISTS ledger_transfers_immutable()")

@@ -28,6 +28,8 @@ class AccountSpec:
     name: str
     debits_must_not_exceed_credits: bool = False
     credits_must_not_exceed_debits: bool = False
+    hot: bool = False  # touched by most deals: safe postings are buffered, not row-locked
+    alert_below_fen: int | None = None  # alert when the projected balance falls below this
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,22 @@ class TransferSpec:
 # owe to parties are liabilities that may never go below zero (debits must not exceed credits).
 def bank_clearing(bank_code: str) -> AccountSpec:
     return AccountSpec(
-        f"bank_clearing:{bank_code}", "asset", f"银行清算户（{bank_code}）", credits_must_not_exceed_debits=True
+        f"bank_clearing:{bank_code}",
+        "asset",
+        f"银行清算户（{bank_code}）",
+        credits_must_not_exceed_debits=True,
+        hot=True,
     )
 
 
 def suspense(bank_code: str) -> AccountSpec:
     return AccountSpec(
-        f"suspense:{bank_code}", "liability", f"挂账（{bank_code}）", debits_must_not_exceed_credits=True
+        f"suspense:{bank_code}", "liability", f"挂账（{bank_code}）", debits_must_not_exceed_credits=True, hot=True
     )
+
+
+def fee_income() -> AccountSpec:
+    return AccountSpec("fee_income", "income", "手续费收入", hot=True)
 
 
 def deal_custody(deal_no: str) -> AccountSpec:

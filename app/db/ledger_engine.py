@@ -1,0 +1,346 @@
+"""Run a batch of ledger operations in the caller's transaction with a few set-based statements.
+
+Load what the batch names (its transfers, the holds it resolves, its accounts), lock the account rows it
+must lock in id order (PostgreSQL: FOR NO KEY UPDATE, which foreign-key checks do not wait for), plan the
+batch in memory (`app.domain.ledger_batch`), then write: the new transfers in one multi-row insert, the
+locked accounts' totals, and one buffer row per untouched hot account. Nothing is written for an
+operation that fails. The database's CHECK constraints stay the last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Connection,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTransfer
+from app.domain.ledger_batch import (
+    RESOLUTIONS,
+    TOTALS,
+    AccountState,
+    LedgerOp,
+    OpResult,
+    StoredTransfer,
+    can_buffer,
+    plan_batch,
+)
+
+log = logging.getLogger("cunguan.ledger")
+
+ACCOUNTS = LedgerAccount.__table__
+TRANSFERS = LedgerTransfer.__table__
+HOT = LedgerHotEntry.__table__
+ALERTS = LedgerAlert.__table__
+META_COLUMNS = (
+    ACCOUNTS.c.id,
+    ACCOUNTS.c.code,
+    ACCOUNTS.c.type,
+    ACCOUNTS.c.debits_must_not_exceed_credits,
+    ACCOUNTS.c.credits_must_not_exceed_debits,
+    ACCOUNTS.c.hot,
+    ACCOUNTS.c.alert_below_fen,
+)
+TOTAL_COLUMNS = tuple(ACCOUNTS.c[name] for name in TOTALS)
+_UPDATE_TOTALS = (
+    update(ACCOUNTS)
+    .where(ACCOUNTS.c.id == bindparam("account_id"))
+    .values({name: bindparam(f"new_{name}") for name in TOTALS})
+)
+_TRANSFER_ARRAYS = (
+    ("id", "varchar"),
+    ("debit_account_id", "bigint"),
+    ("credit_account_id", "bigint"),
+    ("amount_fen", "bigint"),
+    ("code", "varchar"),
+    ("kind", "varchar"),
+    ("pending_id", "varchar"),
+    ("timeout_at", "timestamptz"),
+    ("deal_id", "bigint"),
+    ("created_at", "timestamptz"),
+)
+# PostgreSQL: a batch's transfers in one statement with one array per column (no per-row parameters).
+_INSERT_TRANSFERS_PG = text(
+    f"INSERT INTO ledger_transfers ({', '.join(name for name, _ in _TRANSFER_ARRAYS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TRANSFER_ARRAYS)
+    + ")"
+)
+# PostgreSQL: every changed account in one statement, one round trip, whatever the batch size.
+_UPDATE_TOTALS_PG = text(
+    "UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp,"
+    " debits_pending = v.dq, credits_pending = v.cq"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:dp AS bigint[]), CAST(:cp AS bigint[]),"
+    " CAST(:dq AS bigint[]), CAST(:cq AS bigint[])) AS v(id, dp, cp, dq, cq) WHERE a.id = v.id"
+)
+
+
+def execute(connection: Connection, ops: list[LedgerOp], now: datetime) -> list[OpResult]:
+    """Apply `ops` inside the connection's open transaction; one result per op, in order."""
+    if not ops:
+        return []
+    wanted = {op.id for op in ops} | {op.pending_id for op in ops if op.pending_id is not None}
+    existing = _stored(connection, wanted)
+    resolved = _resolutions(connection, {op.pending_id for op in ops if op.pending_id is not None})
+    accounts = _load_accounts(connection, ops, existing)
+    locked = _lock_and_refresh(connection, ops, existing, accounts)
+    plan = plan_batch(ops, accounts, existing, resolved)
+    _insert_transfers(connection, plan.rows)
+    changed = [account for account in accounts.values() if account.id in plan.changed]
+    _write_totals(connection, changed, now)
+    _watch_alerts(connection, [a for a in accounts.values() if a.id in locked], plan.refused_on, now)
+    return plan.results
+
+
+def fold_hot(connection: Connection, now: datetime, account_ids: Iterable[int] | None = None) -> int:
+    """Fold buffered postings into their hot accounts; returns how many buffer rows were folded."""
+    query = select(ACCOUNTS.c.id).where(ACCOUNTS.c.hot.is_(True))
+    ids = sorted(account_ids) if account_ids is not None else list(connection.scalars(query))
+    if not ids:
+        return 0
+    rows = connection.execute(_locked(ids)).all()
+    states = {row.id: _state(row) for row in rows}
+    folded = _fold_into(connection, states)
+    if folded:
+        _set_totals(connection, list(states.values()))
+    _watch_alerts(connection, list(states.values()), set(), now)
+    return folded
+
+
+def exact_totals(connection: Connection, account_id: int) -> tuple[int, int, int, int]:
+    """(debits_posted, credits_posted, debits_pending, credits_pending) including unfolded hot postings,
+    read in one statement so that a concurrent fold cannot be counted twice or missed."""
+    buffered_debits = select(func.coalesce(func.sum(HOT.c.debits_posted), 0)).where(HOT.c.account_id == account_id)
+    buffered_credits = select(func.coalesce(func.sum(HOT.c.credits_posted), 0)).where(HOT.c.account_id == account_id)
+    row = connection.execute(
+        select(
+            ACCOUNTS.c.debits_posted + buffered_debits.scalar_subquery(),
+            ACCOUNTS.c.credits_posted + buffered_credits.scalar_subquery(),
+            ACCOUNTS.c.debits_pending,
+            ACCOUNTS.c.credits_pending,
+        ).where(ACCOUNTS.c.id == account_id)
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+
+
+def _among(connection: Connection, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter whose cached plan keeps the index."""
+    values = list(values)
+    if connection.dialect.name == "postgresql":
+        item = String() if isinstance(column.type, String) else BigInteger()
+        return column == any_(bindparam(None, values, type_=ARRAY(item)))
+    return column.in_(values)
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def _stored(connection: Connection, ids: set[str]) -> dict[str, StoredTransfer]:
+    rows = connection.execute(
+        select(
+            TRANSFERS.c.id,
+            TRANSFERS.c.kind,
+            TRANSFERS.c.debit_account_id,
+            TRANSFERS.c.credit_account_id,
+            TRANSFERS.c.amount_fen,
+            TRANSFERS.c.code,
+            TRANSFERS.c.pending_id,
+            TRANSFERS.c.deal_id,
+        ).where(_among(connection, TRANSFERS.c.id, ids))
+    )
+    return {row.id: StoredTransfer(*row) for row in rows}
+
+
+def _resolutions(connection: Connection, pending_ids: set[str]) -> dict[str, str]:
+    if not pending_ids:
+        return {}
+    rows = connection.execute(
+        select(TRANSFERS.c.pending_id, TRANSFERS.c.id).where(_among(connection, TRANSFERS.c.pending_id, pending_ids))
+    )
+    return {row.pending_id: row.id for row in rows}
+
+
+def _load_accounts(
+    connection: Connection, ops: list[LedgerOp], existing: dict[str, StoredTransfer]
+) -> dict[str, AccountState]:
+    codes = {code for op in ops if op.spec is not None for code in (op.spec.debit_code, op.spec.credit_code)}
+    ids = {
+        account_id
+        for op in ops
+        if op.pending_id in existing
+        for account_id in (existing[op.pending_id].debit_account_id, existing[op.pending_id].credit_account_id)
+    }
+    rows = connection.execute(
+        select(*META_COLUMNS).where(_among(connection, ACCOUNTS.c.code, codes) | _among(connection, ACCOUNTS.c.id, ids))
+    )
+    return {row.code: _state(row) for row in rows}
+
+
+def _sides(
+    ops: list[LedgerOp], existing: dict[str, StoredTransfer], accounts: dict[str, AccountState]
+) -> list[tuple[AccountState, str, str]]:
+    """(account, side, kind) for every account side a new operation may move."""
+    by_id = {account.id: account for account in accounts.values()}
+    sides = []
+    for op in ops:
+        if op.id in existing:
+            continue
+        if op.kind in RESOLUTIONS:
+            pending = existing.get(op.pending_id or "")
+            if pending is not None:
+                sides += [(by_id[pending.debit_account_id], "debit", op.kind)]
+                sides += [(by_id[pending.credit_account_id], "credit", op.kind)]
+            continue
+        assert op.spec is not None
+        for code, side in ((op.spec.debit_code, "debit"), (op.spec.credit_code, "credit")):
+            if code in accounts:
+                sides.append((accounts[code], side, op.kind))
+    return sides
+
+
+def _lock_and_refresh(
+    connection: Connection,
+    ops: list[LedgerOp],
+    existing: dict[str, StoredTransfer],
+    accounts: dict[str, AccountState],
+) -> set[int]:
+    """Lock every account a new op moves, unless all its moves are safe hot postings (then buffer).
+    Returns the ids of the locked accounts, whose states now hold their exact totals."""
+    sides = _sides(ops, existing, accounts)
+    locked = {account.id for account, side, kind in sides if not can_buffer(account, side, kind)}
+    for account, _side, _kind in sides:
+        account.buffered = account.id not in locked
+    if not locked:
+        return locked
+    rows = connection.execute(_locked(sorted(locked))).all()
+    by_id = {account.id: account for account in accounts.values()}
+    for row in rows:
+        by_id[row.id].set_totals((row.debits_posted, row.credits_posted, row.debits_pending, row.credits_pending))
+    _fold_into(connection, {i: by_id[i] for i in locked if by_id[i].hot})
+    return locked
+
+
+def _locked(ids: list[int]):  # type: ignore[no-untyped-def] - a Select
+    return (
+        select(*META_COLUMNS, *TOTAL_COLUMNS)
+        .where(ACCOUNTS.c.id.in_(ids))
+        .order_by(ACCOUNTS.c.id)
+        .with_for_update(key_share=True)
+    )
+
+
+def _fold_into(connection: Connection, states: dict[int, AccountState]) -> int:
+    """Delete the buffer rows of these (locked) hot accounts and add them to their totals."""
+    if not states:
+        return 0
+    rows = connection.execute(
+        delete(HOT)
+        .where(HOT.c.account_id.in_(list(states)))
+        .returning(HOT.c.account_id, HOT.c.debits_posted, HOT.c.credits_posted)
+    ).all()
+    for row in rows:
+        state = states[row.account_id]
+        state.debits_posted += row.debits_posted
+        state.credits_posted += row.credits_posted
+    return len(rows)
+
+
+def _state(row: object) -> AccountState:
+    values = row._mapping  # type: ignore[attr-defined]
+    state = AccountState(
+        values["id"],
+        values["code"],
+        values["type"],
+        values["debits_must_not_exceed_credits"],
+        values["credits_must_not_exceed_debits"],
+        values["hot"],
+        values["alert_below_fen"],
+    )
+    if "debits_posted" in values:
+        state.set_totals(tuple(values[name] for name in TOTALS))  # type: ignore[arg-type]
+    return state
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+def _insert_transfers(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(_INSERT_TRANSFERS_PG, {name: [row[name] for row in rows] for name, _ in _TRANSFER_ARRAYS})
+        return
+    connection.execute(insert(TRANSFERS), rows)
+
+
+def _set_totals(connection: Connection, states: list[AccountState]) -> None:
+    if not states:
+        return
+    if connection.dialect.name == "postgresql":
+        columns = [list(column) for column in zip(*(state.totals() for state in states), strict=True)]
+        params = dict(zip(("dp", "cp", "dq", "cq"), columns, strict=True))
+        connection.execute(_UPDATE_TOTALS_PG, {"ids": [state.id for state in states], **params})
+        return
+    rows = [
+        {"account_id": state.id, **{f"new_{name}": value for name, value in zip(TOTALS, state.totals(), strict=True)}}
+        for state in states
+    ]
+    connection.execute(_UPDATE_TOTALS, rows)
+
+
+def _write_totals(connection: Connection, changed: list[AccountState], now: datetime) -> None:
+    _set_totals(connection, [state for state in changed if not state.buffered])
+    buffered = [
+        {"account_id": s.id, "debits_posted": s.debits_posted, "credits_posted": s.credits_posted, "created_at": now}
+        for s in changed
+        if s.buffered and (s.debits_posted or s.credits_posted)
+    ]
+    if buffered:
+        connection.execute(insert(HOT), buffered)
+
+
+def _watch_alerts(connection: Connection, states: list[AccountState], refused_on: set[int], now: datetime) -> None:
+    """Raise an alert when a watched hot account's projected balance falls below its threshold (or a
+    posting was refused on it); clear it when the balance is back."""
+    watched = [s for s in states if s.hot and (s.alert_below_fen is not None or s.id in refused_on)]
+    if not watched:
+        return
+    open_alerts = dict(
+        connection.execute(
+            select(ALERTS.c.account_id, ALERTS.c.id).where(
+                ALERTS.c.account_id.in_([s.id for s in watched]), ALERTS.c.cleared_at.is_(None)
+            )
+        ).all()
+    )
+    for state in watched:
+        threshold = state.alert_below_fen or 0
+        projected = state.projected_fen()
+        low = projected < threshold or state.id in refused_on
+        if low and state.id not in open_alerts:
+            connection.execute(
+                insert(ALERTS).values(
+                    account_id=state.id, projected_fen=projected, threshold_fen=threshold, raised_at=now
+                )
+            )
+            log.warning(
+                "hot account balance low",
+                extra={"account": state.code, "projected_fen": projected, "threshold_fen": threshold},
+            )
+        elif not low and state.id in open_alerts:
+            connection.execute(update(ALERTS).where(ALERTS.c.id == open_alerts[state.id]).values(cleared_at=now))
+            log.info("hot account balance recovered", extra={"account": state.code, "projected_fen": projected})
