@@ -32,7 +32,6 @@ keys_cli = CliGroup("keys", help="密钥管理 / key management")
 db_cli = CliGroup("db", help="数据库迁移 / database migrations")
 user_cli = CliGroup("user", help="用户管理 / users")
 ledger_cli = CliGroup("ledger", help="账务 / ledger")
-city_cli = CliGroup("city", help="城市配置 / city configs")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
@@ -221,27 +220,11 @@ def ledger_cutoff(account: str, day: datetime) -> None:
     )
 
 
-@city_cli.command("validate")
-def city_validate() -> None:
-    """Validate every city config; exit 1 on any error."""
-    from app.errors import ConfigError
-
-    failed = False
-    for path in sorted((ROOT / "city_configs").glob("*.json")):
-        try:
-            _rt().cities.get(path.stem)
-            click.echo(f"✓ {path.name}")
-        except ConfigError as error:
-            failed = True
-            click.echo(f"✗ {path.name}: {error.message} {error.details}", err=True)
-    if failed:
-        sys.exit(1)
-
-
 def register_cli(app: Flask) -> None:
     from app.banks.simulator.cli import bank_sim
+    from app.cli_config import city_cli, workflow_cli
 
-    for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli):
+    for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli, workflow_cli):
         app.cli.add_command(group)
     app.cli.add_command(worker_command)
     app.cli.add_command(serve_all_command)
