@@ -33,7 +33,9 @@ def _bank_state(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
             "status": delivery.status,
             "attempts": delivery.attempts,
             "last_error": delivery.last_error,
+            "ordered": bool(delivery.ordered),
             "created_at": delivery.created_at,
+            "next_attempt_at": delivery.next_attempt_at,
             "delivered_at": delivery.delivered_at,
             "body": json.loads(delivery.body),
         }
