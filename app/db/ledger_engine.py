@@ -101,7 +101,8 @@ def execute(connection: Connection, ops: list[LedgerOp], now: datetime) -> list[
     locked = _lock_and_refresh(connection, ops, existing, accounts)
     plan = plan_batch(ops, accounts, existing, resolved)
     _insert_transfers(connection, plan.rows)
-    changed = [account for account in accounts.values() if account.id in plan.changed]
+    # Locked hot accounts were folded: their new totals are written even when every op on them failed.
+    changed = [a for a in accounts.values() if a.id in plan.changed or (a.hot and a.id in locked)]
     _write_totals(connection, changed, now)
     _watch_alerts(connection, [a for a in accounts.values() if a.id in locked], plan.refused_on, now)
     return plan.results
