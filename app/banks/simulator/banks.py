@@ -37,11 +37,6 @@ class AccountFormat:
         number = self.prefix + str(secrets.randbelow(10**self.random_digits)).zfill(self.random_digits)
         return number + luhn_digit(number) if self.luhn else number
 
-    def matches(self, account_no: str) -> bool:
-        if not (account_no.isdigit() and len(account_no) == self.length and account_no.startswith(self.prefix)):
-            return False
-        return not self.luhn or luhn_digit(account_no[:-1]) == account_no[-1]
-
 
 @dataclass(frozen=True)
 class LimitError:
