@@ -102,6 +102,8 @@ def test_notification_faults_when_delivered(tmp_path: Path, keys_dir: Path) -> N
     duplicated = [d["body"] for d in outbox if d["copy"] == 1]
     assert all(receiver.bodies.count(body) == 2 for body in duplicated)
     assert {d["status"] for d in sim.deliveries("pab")} == {"delivered", "dropped"}
+    page = sim.client.get("/").get_data(as_text=True)
+    assert "故障注入（种子 7）" in page and "已丢弃（故障）" in page and "（重复）" in page
 
 
 def test_faults_stay_with_their_bank_and_clear(tmp_path: Path, keys_dir: Path) -> None:
