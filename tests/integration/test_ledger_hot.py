@@ -132,11 +132,10 @@ def test_a_refused_posting_on_a_guarded_hot_account_raises_an_alert_without_thre
         repo.ensure_account(ledger.bank_clearing("icbc"))
         repo.post(TransferSpec("arrival:icbc:R1", "bank_clearing:icbc", "custody:D0", 100_00, "arrival"), T0)
         uow.commit()
-    with rt.db.uow() as uow:
-        with pytest.raises(LedgerError):
-            LedgerRepository(uow.session).post(
-                TransferSpec("payout:P1", "custody:D0", CLEARING.code, 1_00, "payout"), T0
-            )  # leaving the unit of work without commit rolls back
+    with rt.db.uow() as uow, pytest.raises(LedgerError):
+        LedgerRepository(uow.session).post(
+            TransferSpec("payout:P1", "custody:D0", CLEARING.code, 1_00, "payout"), T0
+        )  # leaving the unit of work without commit rolls back
     assert _open_alerts(rt) == [], "the refusal rolled back with the caller's transaction"
     batcher = LedgerBatcher(rt.db)
     try:
