@@ -416,8 +416,15 @@ def test_callback_is_retried_after_an_error_with_fresh_signature(
     assert [attempt.answered for attempt in attempts] == [500, 200]
     assert attempts[0].body == attempts[1].body
     assert attempts[0].nonce != attempts[1].nonce
-    (delivery,) = [d for d in simulator.state()["deliveries"] if d["notification_id"] == arrived["notification_id"]]
-    assert delivery["status"] == "delivered" and delivery["attempts"] >= 2
+
+    def delivered() -> list[dict[str, Any]]:  # the simulator records the outcome after the receiver answered
+        deliveries = simulator.state()["deliveries"]
+        return [
+            d for d in deliveries if d["notification_id"] == arrived["notification_id"] and d["status"] == "delivered"
+        ]
+
+    (delivery,) = _wait_for(delivered, "the delivery to be recorded")
+    assert delivery["attempts"] >= 2
     assert receiver.rejected == 0
 
 
