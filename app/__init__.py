@@ -47,12 +47,13 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _register_web(app: Flask) -> None:
-    from app.web import api, auth, deals, errors, filters
+    from app.web import api, auth, banners, deals, errors, filters, metrics
     from app.web.access import require_login
     from app.web.bank import callbacks
 
-    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp):
+    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp):
         app.register_blueprint(blueprint)
     app.before_request(require_login)
+    banners.register(app)
     errors.register(app)
     filters.register(app)

@@ -220,6 +220,54 @@ def ledger_cutoff(account: str, day: datetime) -> None:
     )
 
 
+@ledger_cli.command("fold")
+def ledger_fold() -> None:
+    """Fold hot accounts' buffered postings and void expired holds now (the worker does it every few seconds)."""
+    from app.services.ledger_maintenance import maintain
+
+    folded, voided = maintain(_rt())
+    click.echo(f"已合并热点分录 {folded} 条，已解冻超时冻结 {voided} 笔")
+
+
+@ledger_cli.command("alert-threshold")
+@click.argument("account")
+@click.argument("yuan", required=False)
+@click.option("--off", is_flag=True, help="stop watching the account")
+def ledger_alert_threshold(account: str, yuan: str | None, off: bool) -> None:
+    """Alert when ACCOUNT's projected balance falls below YUAN (a hot account only)."""
+    from app.db.ledger_repo import LedgerRepository
+    from app.domain.money import format_yuan, parse_yuan
+
+    if off == (yuan is not None):
+        raise click.UsageError("请给出预警金额（元），或使用 --off")
+    with _rt().db.uow() as uow:
+        row = LedgerRepository(uow.session).account(account)
+        if not row.hot:
+            raise click.ClickException(f"{account} 不是热点账户，无需预警")
+        row.alert_below_fen = None if off else parse_yuan(yuan or "")
+        uow.commit()
+        threshold = row.alert_below_fen
+    click.echo(f"{account} 预警已关闭" if threshold is None else f"{account} 预警线：{format_yuan(threshold)}")
+
+
+@ledger_cli.command("alerts")
+def ledger_alerts() -> None:
+    """Open low-balance alerts of hot accounts; exit 1 when there is any (for scripts and cron)."""
+    from app.domain.money import format_yuan
+    from app.services.ledger_alerts import open_alerts
+
+    alerts = open_alerts(_rt())
+    for alert in alerts:
+        local = alert.raised_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"⚠ {alert.account_code} 预计余额 {format_yuan(alert.projected_fen)}"
+            f" 低于 {format_yuan(alert.threshold_fen)}（{local} 起）"
+        )
+    if alerts:
+        sys.exit(1)
+    click.echo("无预警")
+
+
 def register_cli(app: Flask) -> None:
     from app.banks.simulator.cli import bank_sim
     from app.cli_config import city_cli, workflow_cli

@@ -14,6 +14,7 @@ from app.db.models import Job
 from app.errors import CunguanError
 from app.queue import jobs
 from app.services.bank_jobs import HANDLERS, Retry
+from app.services.ledger_maintenance import maintain
 from app.services.runtime import Runtime
 
 log = logging.getLogger("cunguan.worker")
@@ -60,15 +61,34 @@ def _record(rt: Runtime, job_id: int, outcome: tuple[str, bool] | None) -> None:
         uow.commit()
 
 
-def run_worker(rt: Runtime, *, should_stop: Callable[[], bool], poll_s: float = 0.5, burst: bool = False) -> int:
+def _maintain(rt: Runtime) -> None:
+    try:
+        maintain(rt)
+    except Exception:  # a lost connection or a race with another worker: the next round retries
+        log.warning("ledger maintenance failed", extra={"error": traceback.format_exc(limit=3)})
+
+
+def run_worker(
+    rt: Runtime,
+    *,
+    should_stop: Callable[[], bool],
+    poll_s: float = 0.5,
+    burst: bool = False,
+    maintenance_s: float = 2.0,
+) -> int:
     """Run jobs until `should_stop()` (or, with burst, until none is due). Returns how many ran.
+    Every `maintenance_s` the ledger is maintained (hot buffers folded, expired holds voided).
 
     `should_stop` is polled rather than waited on: a signal handler may flip it at any moment, and
     waiting on a threading.Event that the handler sets can deadlock the main thread.
     """
     worker = worker_id()
     ran = 0
+    next_maintenance = 0.0
     while not should_stop():
+        if time.monotonic() >= next_maintenance:
+            _maintain(rt)
+            next_maintenance = time.monotonic() + maintenance_s
         if run_one(rt, worker):
             ran += 1
             continue

@@ -317,8 +317,8 @@ def _write_totals(connection: Connection, changed: list[AccountState], now: date
 
 def _watch_alerts(connection: Connection, states: list[AccountState], refused_on: set[int], now: datetime) -> None:
     """Raise an alert when a watched hot account's projected balance falls below its threshold (or a
-    posting was refused on it); clear it when the balance is back."""
-    watched = [s for s in states if s.hot and (s.alert_below_fen is not None or s.id in refused_on)]
+    posting was refused on it); clear it when the balance is back or the account is no longer watched."""
+    watched = [s for s in states if s.hot]
     if not watched:
         return
     open_alerts = dict(
@@ -331,7 +331,7 @@ def _watch_alerts(connection: Connection, states: list[AccountState], refused_on
     for state in watched:
         threshold = state.alert_below_fen or 0
         projected = state.projected_fen()
-        low = projected < threshold or state.id in refused_on
+        low = (state.alert_below_fen is not None and projected < threshold) or state.id in refused_on
         if low and state.id not in open_alerts:
             connection.execute(
                 insert(ALERTS).values(

@@ -71,4 +71,3 @@ def fail(session: Session, job: Job, error: str, *, now: datetime, retry: bool =
         job.run_after = now + timedelta(seconds=backoff_s(job.attempts))
     else:
         job.status = "dead"
-

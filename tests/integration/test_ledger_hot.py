@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.db.ledger_batcher import LedgerBatcher
 from app.db.ledger_repo import LedgerRepository, check_ledger
-from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry
+from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTransfer
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
@@ -186,3 +189,56 @@ def test_batcher_serves_many_threads_with_their_own_results(rt: Runtime) -> None
         report = check_ledger(uow.session)
         assert report.ok and report.transfers_checked == 160
         assert uow.session.scalar(select(LedgerAccount.hot).where(LedgerAccount.code == CLEARING.code)) is True
+
+
+def test_worker_maintenance_folds_buffers_and_voids_expired_holds(rt: Runtime) -> None:
+    from app.worker import run_worker
+
+    _setup(rt)
+    _arrive(rt, "R1", 0, 300_00)
+    with rt.db.uow() as uow:
+        LedgerRepository(uow.session).hold(
+            TransferSpec("payout:P1", "custody:D0", CLEARING.code, 100_00, "payout"), T0, timeout_s=60
+        )
+        uow.commit()
+    rt.clock = lambda: datetime(2026, 11, 23, 2, 2, tzinfo=UTC)  # two minutes later: the hold has expired
+    assert run_worker(rt, should_stop=lambda: False, burst=True) == 0
+    assert _buffer_rows(rt) == 0
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        assert repo.totals(CLEARING.code) == (300_00, 0, 0, 0)
+        assert repo.account(CLEARING.code).debits_posted == 300_00
+        assert uow.session.get(LedgerTransfer, "expire:payout:P1") is not None
+
+
+def test_cli_threshold_alerts_and_fold(app: Flask, rt: Runtime) -> None:
+    _setup(rt)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["ledger", "alert-threshold", "custody:D0", "10"]).exit_code == 1, "not hot"
+    result = runner.invoke(args=["ledger", "alert-threshold", CLEARING.code, "1,000.00"])
+    assert result.exit_code == 0 and "¥1,000.00" in result.output
+    _arrive(rt, "R1", 0, 300_00)
+    fold = runner.invoke(args=["ledger", "fold"])
+    assert fold.exit_code == 0 and "1 条" in fold.output
+    alerts = runner.invoke(args=["ledger", "alerts"])
+    assert alerts.exit_code == 1 and "¥300.00" in alerts.output and "¥1,000.00" in alerts.output
+    assert runner.invoke(args=["ledger", "alert-threshold", CLEARING.code, "--off"]).exit_code == 0
+    runner.invoke(args=["ledger", "fold"])
+    assert runner.invoke(args=["ledger", "alerts"]).exit_code == 0
+
+
+def test_staff_see_the_alert_banner_and_the_metric(rt: Runtime, login: Callable[[str], FlaskClient]) -> None:
+    _setup(rt, alert_below_fen=1_000_00)
+    _arrive(rt, "R1", 0, 300_00)
+    with rt.db.uow() as uow:
+        LedgerRepository(uow.session).fold_hot(T0)
+        uow.commit()
+    page = login("finance").get("/deals").text
+    assert "账户预警" in page and "bank_clearing:ceb" in page and "¥300.00" in page
+    metrics = login("admin").get("/metrics")
+    assert metrics.status_code == 200
+    assert 'cunguan_ledger_hot_projected_balance_fen{account="bank_clearing:ceb"} 30000' in metrics.text
+    assert 'cunguan_ledger_hot_alert{account="bank_clearing:ceb"} 1' in metrics.text
+    agent = login("agent")
+    assert "账户预警" not in agent.get("/deals").text
+    assert agent.get("/metrics").status_code == 403
