@@ -31,17 +31,28 @@ class BankEndpoint:
     code: str
     name: str
     base_url: str
+    open_per_second: int = 5  # the bank's account-opening limits: we pace to them, never faster
+    open_per_day: int = 2000
 
 
-DEFAULT_BANKS = {"ceb": "中国光大银行", "icbc": "中国工商银行", "pab": "平安银行"}
+# name, opening limits per second and per day (as the banks' contracts say; the simulator enforces them)
+DEFAULT_BANKS = {
+    "ceb": ("中国光大银行", 20, 20_000),
+    "icbc": ("中国工商银行", 10, 5_000),
+    "pab": ("平安银行", 5, 2_000),
+}
 
 
-def _bank_from_env(code: str, name: str) -> BankEndpoint:
-    """Base URL from CUNGUAN_BANK_<CODE>_URL, by default the bank simulator's path for this bank."""
+def _bank_from_env(code: str, name: str, per_second: int, per_day: int) -> BankEndpoint:
+    """Base URL from CUNGUAN_BANK_<CODE>_URL (default: the bank simulator's path for this bank); limits
+    from CUNGUAN_BANK_<CODE>_OPEN_PER_SECOND / _OPEN_PER_DAY."""
+    prefix = f"CUNGUAN_BANK_{code.upper()}"
     return BankEndpoint(
         code=code,
         name=name,
-        base_url=os.environ.get(f"CUNGUAN_BANK_{code.upper()}_URL", f"http://127.0.0.1:5001/{code}"),
+        base_url=os.environ.get(f"{prefix}_URL", f"http://127.0.0.1:5001/{code}"),
+        open_per_second=int(os.environ.get(f"{prefix}_OPEN_PER_SECOND", per_second)),
+        open_per_day=int(os.environ.get(f"{prefix}_OPEN_PER_DAY", per_day)),
     )
 
 
@@ -66,4 +77,4 @@ class Config:
         if not self.secret_key:
             self.secret_key = _secret_key(self.instance_path)
         if not self.banks:
-            self.banks = {code: _bank_from_env(code, name) for code, name in DEFAULT_BANKS.items()}
+            self.banks = {code: _bank_from_env(code, *spec) for code, spec in DEFAULT_BANKS.items()}

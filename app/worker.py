@@ -36,6 +36,9 @@ def run_one(rt: Runtime, worker: str) -> bool:
     outcome: tuple[str, bool] | None = None  # (error text, retry)
     try:
         HANDLERS[kind](rt, payload)
+    except jobs.Defer as error:
+        _defer(rt, job_id, error)
+        return True
     except Retry as error:
         outcome = (f"{error.code}: {error.message}", True)
     except CunguanError as error:
@@ -44,6 +47,15 @@ def run_one(rt: Runtime, worker: str) -> bool:
         outcome = (traceback.format_exc(), True)
     _record(rt, job_id, outcome)
     return True
+
+
+def _defer(rt: Runtime, job_id: int, error: jobs.Defer) -> None:
+    with rt.db.uow() as uow:
+        job = uow.session.get(Job, job_id)
+        assert job is not None
+        jobs.defer(uow.session, job, f"{error.code}: {error.message}", now=rt.clock(), delay_s=error.delay_s)
+        uow.commit()
+    log.info("job deferred", extra={"job_id": job_id, "delay_s": error.delay_s, "reason": error.message})
 
 
 def _record(rt: Runtime, job_id: int, outcome: tuple[str, bool] | None) -> None:

@@ -50,10 +50,10 @@ def actor(rt: Runtime, username: str) -> Actor:
         return Actor(user.id, user.username, user.role)
 
 
-def confirmed_deal(rt: Runtime, agent: str = "agent") -> int:
+def confirmed_deal(rt: Runtime, agent: str = "agent", city: str = "110000") -> int:
     """A deal whose agreement is signed and whose account opening was requested."""
     who = actor(rt, agent)
-    deal_id = deals.create_deal(rt, who, "110000", "resale_escrow", RESALE_FORM)
+    deal_id = deals.create_deal(rt, who, city, "resale_escrow", RESALE_FORM)
     deals.confirm_agreement(rt, who, deal_id)
     return deal_id
 
@@ -101,7 +101,14 @@ def open_account(client: FlaskClient, keys_dir: Path, rt: Runtime, deal_id: int,
     assert (status, answer["code"]) == (200, "OK"), answer
 
 
-def arrive(client: FlaskClient, keys_dir: Path, account_no: str, amount_fen: int, reference: str) -> dict[str, Any]:
+def arrive(
+    client: FlaskClient,
+    keys_dir: Path,
+    account_no: str,
+    amount_fen: int,
+    reference: str,
+    **extra: Any,
+) -> dict[str, Any]:
     body = notification(
         "funds_arrived",
         bank_reference=reference,
@@ -110,6 +117,7 @@ def arrive(client: FlaskClient, keys_dir: Path, account_no: str, amount_fen: int
         payer_name="张三",
         payer_account="6226620012345678",
         arrived_at="2026-11-23T08:00:00Z",
+        **extra,
     )
     status, answer = post_callback(client, keys_dir, body)
     assert status == 200, answer

@@ -39,6 +39,22 @@ class BankRejected(BankError):
     code = "BANK_REJECTED"
 
 
+class BankRateLimited(BankRejected):
+    """HTTP 429: over the bank's limit; nothing was done. Try again after `retry_after_s`."""
+
+    def __init__(self, message: str, *, code: str, retry_after_s: float, details: dict[str, Any]) -> None:
+        super().__init__(message, code=code, details={**details, "retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class DesignatedPayer:
+    """Only money from this payer belongs to the deal; the bank flags arrivals from anyone else."""
+
+    payer_name: str
+    payer_account: str
+
+
 @dataclass(frozen=True)
 class PayoutRequest:
     payout_id: str
@@ -62,7 +78,9 @@ class PayoutStatus:
 
 
 class BankGateway(Protocol):
-    def open_virtual_account(self, request_id: str, account_name: str, notify_url: str) -> None:
+    def open_virtual_account(
+        self, request_id: str, account_name: str, notify_url: str, designated_payer: DesignatedPayer | None = None
+    ) -> None:
         """Ask the bank to open a virtual account; the account number arrives later as `account_opened`."""
 
     def submit_payout(self, payout: PayoutRequest) -> str:
@@ -83,8 +101,12 @@ class HttpBankGateway:
         self._private_key_pem = platform_private_key_pem
         self.timeout_s = timeout_s
 
-    def open_virtual_account(self, request_id: str, account_name: str, notify_url: str) -> None:
-        payload = {"request_id": request_id, "account_name": account_name, "notify_url": notify_url}
+    def open_virtual_account(
+        self, request_id: str, account_name: str, notify_url: str, designated_payer: DesignatedPayer | None = None
+    ) -> None:
+        payload: dict[str, Any] = {"request_id": request_id, "account_name": account_name, "notify_url": notify_url}
+        if designated_payer is not None:
+            payload["designated_payer"] = asdict(designated_payer)
         answer = self._call("POST", "/v1/virtual-accounts", payload)
         if answer.get("code") != "ACCEPTED" or answer.get("request_id") != request_id:
             raise self._garbled("开户申请", answer)
@@ -135,6 +157,13 @@ class HttpBankGateway:
         if 400 <= response.status_code < 500:
             message = answer.get("message") if isinstance(answer.get("message"), str) else "银行拒绝了请求"
             code = answer.get("code") if isinstance(answer.get("code"), str) else f"HTTP_{response.status_code}"
+            if response.status_code == 429:
+                raise BankRateLimited(
+                    f"银行 {self.bank_code} 限流：{message}",
+                    code=code,
+                    retry_after_s=_retry_after_s(response.headers.get("Retry-After")),
+                    details=details,
+                )
             raise BankRejected(f"银行 {self.bank_code} 拒绝：{message}", code=code, details=details)
         return answer
 
@@ -149,6 +178,14 @@ class HttpBankGateway:
             f"银行 {self.bank_code} 对{operation}的应答内容不符合协议，结果未知，需查询确认",
             details={"bank": self.bank_code, "answer": answer},
         )
+
+
+def _retry_after_s(header: str | None) -> float:
+    """Retry-After in seconds (the banks send delta-seconds); one second when missing or unreadable."""
+    try:
+        return max(0.0, float(header)) if header is not None else 1.0
+    except ValueError:
+        return 1.0
 
 
 def _nothing_was_sent(error: requests.RequestException) -> bool:

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import immutability
+from app.db import append_only, immutability
 from app.db.base import Base, UTCDateTime, utcnow
 from app.db.pii import EncryptedString
 
@@ -106,6 +109,8 @@ class VirtualAccount(Base):
     account_name: Mapped[str] = mapped_column(String(128))
     account_no: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default="requested")
+    # registered with the bank: only the buyer's own account may pay in (city config `payer`)
+    designated_payer: Mapped[bool] = mapped_column(default=False, server_default="0")
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -139,14 +144,51 @@ class Payout(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     bank_reference: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(String(256))
+    # release: the deal's money to its payee (drives the workflow); return: a suspense credit back to its payer
+    purpose: Mapped[str] = mapped_column(String(16), default="release", server_default="release")
+    suspense_item_id: Mapped[int | None] = mapped_column(ForeignKey("suspense_items.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     deal: Mapped[Deal] = relationship(back_populates="payouts")
+    suspense_item: Mapped[SuspenseItem | None] = relationship()
 
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         CheckConstraint("status IN ('pending','submitted','succeeded','failed')", name="status_known"),
+        CheckConstraint("purpose IN ('release','return')", name="purpose_known"),
+    )
+
+
+class SuspenseItem(Base):
+    """Money held in suspense: the review queue. An arrival for an account we do not know (yet), or
+    from someone other than the deal's designated payer."""
+
+    __tablename__ = "suspense_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_code: Mapped[str] = mapped_column(String(16))
+    bank_reference: Mapped[str] = mapped_column(String(64))
+    transfer_id: Mapped[str] = mapped_column(String(96))
+    account_no: Mapped[str] = mapped_column(String(40), index=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    payer_name: Mapped[str | None] = mapped_column(String(64))
+    payer_account: Mapped[str | None] = mapped_column(EncryptedString)
+    payer_matched: Mapped[bool | None] = mapped_column()
+    reason: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
+    resolution: Mapped[str | None] = mapped_column(String(256))
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    deal: Mapped[Deal | None] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("bank_code", "bank_reference"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        CheckConstraint("reason IN ('unknown_account','wrong_payer')", name="reason_known"),
+        CheckConstraint("status IN ('open','matched','returning','returned')", name="status_known"),
     )
 
 
@@ -259,6 +301,17 @@ class LedgerTransfer(Base):
     )
 
 
+class BankRateLimit(Base):
+    """A bank's account-opening token bucket, shared by every worker process (row-locked when taken)."""
+
+    __tablename__ = "bank_rate_limits"
+    bank_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tokens_milli: Mapped[int] = mapped_column(BigInteger)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    day: Mapped[date] = mapped_column(Date)
+    day_count: Mapped[int] = mapped_column(Integer)
+
+
 class LedgerHotEntry(Base):
     """Posted totals not yet folded into a hot account: its exact balance is the row plus these."""
 
@@ -298,3 +351,159 @@ def _drop_immutability_function(table: Any, connection: Any, **_: Any) -> None:
     """Dropping the table drops its triggers; on PostgreSQL the trigger function outlives it."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("DROP FUNCTION IF EXISTS ledger_transfers_immutable()")
+
+
+# --- low-code publishing: config versions, simulations, pinned snapshots; the audit log -----------------
+
+CONFIG_STATUSES = ("draft", "submitted", "approved", "rejected", "published", "retired")
+
+
+class CityConfigVersion(Base):
+    """One version of one city config file (stem: 110000, _virtual…), reviewed before it is published."""
+
+    __tablename__ = "city_config_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)  # the file as written (raw JSON)
+    content_sha256: Mapped[str] = mapped_column(String(64))  # sha256 of its canonical JSON
+    author: Mapped[str] = mapped_column(String(64))
+    reviewer: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(Text)
+    rollback_of: Mapped[int | None] = mapped_column(Integer)  # the version number this one republishes
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("city_code", "version"),
+        CheckConstraint(f"status IN {CONFIG_STATUSES!r}", name="status_known"),
+        CheckConstraint("version > 0", name="version_positive"),
+        Index(
+            "uq_city_config_versions_one_published",
+            "city_code",
+            unique=True,
+            sqlite_where=text("status = 'published'"),
+            postgresql_where=text("status = 'published'"),
+        ),
+    )
+
+
+class ConfigSimulation(Base):
+    """The outcome of `flask city simulate` for one exact config (its content and its resolved hash)."""
+
+    __tablename__ = "config_simulations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(16))
+    content_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    resolved_sha256: Mapped[str] = mapped_column(String(64))
+    complete: Mapped[bool] = mapped_column()  # every product of the config was simulated
+    ok: Mapped[bool] = mapped_column()
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
+    run_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CityConfigSnapshot(Base):
+    """A resolved city config (extends merged) as deals pinned it, keyed by `Deal.city_config_sha256`."""
+
+    __tablename__ = "city_config_snapshots"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    layers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # leaf first: file, content hash, version
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """Append-only (database triggers) and chained: `hash` = SM3(previous hash + this entry's canonical content)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1, 2, 3… without gaps
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(128))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+@event.listens_for(AuditEntry.__table__, "after_create")
+def _make_audit_log_append_only(table: Any, connection: Any, **_: Any) -> None:
+    """Tables made by create_all (tests) get the same triggers as migration 0005 installs."""
+    for statement in append_only.statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+@event.listens_for(AuditEntry.__table__, "after_drop")
+def _drop_append_only_function(table: Any, connection: Any, **_: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("DROP FUNCTION IF EXISTS audit_log_append_only()")
+
+
+RECONCILIATION_STATUSES = (
+    "matched",
+    "repaired",
+    "suspense",
+    "amount_mismatch",
+    "mismatch",
+    "unknown_debit",
+    "payout_missing",
+    "invalid",
+    "error",
+)
+
+
+class ReconciliationRun(Base):
+    """One reconciliation of a bank's daily statement with our inbox and ledger; every run is kept."""
+
+    __tablename__ = "reconciliation_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_code: Mapped[str] = mapped_column(String(16))
+    statement_date: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(160))  # "bank", or "file:<name>" for a file someone gave us
+    statement_sm3: Mapped[str] = mapped_column(String(64))
+    complete: Mapped[bool] = mapped_column()
+    line_count: Mapped[int] = mapped_column(Integer)  # rows after the header
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)  # status -> items
+    unresolved: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    items: Mapped[list[ReconciliationItem]] = relationship(
+        order_by="ReconciliationItem.id", back_populates="run", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_reconciliation_runs_bank_day", "bank_code", "statement_date"),)
+
+
+class ReconciliationItem(Base):
+    """A statement line (row_no set) or one of our payouts the statement lacks (row_no empty), with its outcome."""
+
+    __tablename__ = "reconciliation_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"), index=True)
+    row_no: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(24))
+    resolved: Mapped[bool] = mapped_column()
+    direction: Mapped[str | None] = mapped_column(String(8))
+    bank_reference: Mapped[str | None] = mapped_column(String(64))
+    account_no: Mapped[str | None] = mapped_column(String(40))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as the statement says
+    our_amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as our ledger or payout says
+    counterparty_name: Mapped[str | None] = mapped_column(String(128))
+    payout_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    deal_no: Mapped[str | None] = mapped_column(String(32))
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str] = mapped_column(Text)  # Chinese, for finance
+
+    run: Mapped[ReconciliationRun] = relationship(back_populates="items")
+
+    __table_args__ = (CheckConstraint(f"status IN {RECONCILIATION_STATUSES!r}", name="status_known"),)

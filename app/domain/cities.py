@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator, validators
 
@@ -94,6 +94,15 @@ class FormSpec:
 
 
 @dataclass(frozen=True)
+class PayerRule:
+    """Designated payer: only the buyer's own account may pay in; money from anyone else goes to suspense
+    and is returned by original route automatically ("return") or after a person looked ("review")."""
+
+    designated: bool = False
+    wrong_payer: str = "review"
+
+
+@dataclass(frozen=True)
 class ProductConfig:
     product: str
     workflow_id: str
@@ -109,6 +118,7 @@ class ProductConfig:
     release: ReleaseRule | None = None
     approvals: tuple[Approval, ...] = ()
     form: FormSpec | None = None
+    payer: PayerRule = PayerRule()
 
     def overrides(self) -> dict[str, Any]:
         """The workflow parameter values this city sets: parameters and deadlines together."""
@@ -200,6 +210,25 @@ def folder_reader(folder: Path) -> Reader:
         return path.read_bytes() if path.is_file() else None
 
     return read
+
+
+class CitySource(Protocol):
+    """Where a catalog reads configs from: files, or the published versions in the database."""
+
+    def read(self, stem: str) -> bytes | None: ...
+
+    def stems(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    folder: Path
+
+    def read(self, stem: str) -> bytes | None:
+        return folder_reader(self.folder)(stem)
+
+    def stems(self) -> list[str]:
+        return sorted(path.stem for path in self.folder.glob("*.json"))
 
 
 def _load_json(raw: bytes, source: str) -> dict[str, Any]:
@@ -328,6 +357,7 @@ def _product(name: str, spec: Mapping[str, Any]) -> ProductConfig:
             Approval(item["operation"], item["above_fen"], item["approvers"]) for item in spec.get("approvals", [])
         ),
         form=_form(spec["form"]) if "form" in spec else None,
+        payer=PayerRule(spec["payer"]["designated"], spec["payer"]["wrong_payer"]) if "payer" in spec else PayerRule(),
     )
 
 
@@ -352,20 +382,33 @@ class CityCatalog:
 
     With `check` (see `app.domain.city_checks.checker`), every read also runs the semantic checks."""
 
-    def __init__(self, folder: Path, check: Callable[[ResolvedCity, CityConfig], list[Problem]] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        check: Callable[[ResolvedCity, CityConfig], list[Problem]] | None = None,
+        source: CitySource | None = None,
+    ) -> None:
         self.folder = folder
         self.check = check
+        self.source: CitySource = source or FolderSource(folder)
 
     def resolve(self, stem: str) -> ResolvedCity:
-        return resolve(stem, folder_reader(self.folder))
+        return resolve(stem, self.source.read)
 
     def get(self, admin_code: str) -> CityConfig:
+        return self.get_resolved(admin_code)[1]
+
+    def get_resolved(self, admin_code: str) -> tuple[ResolvedCity, CityConfig]:
+        """A real city (not the virtual one) with the resolved data it was built from (deals pin both)."""
         if not admin_code.isdigit():
             raise ConfigError("城市未开通", code="UNKNOWN_CITY", details={"city": admin_code})
-        return self.load(admin_code)
+        return self.load_resolved(admin_code)
 
     def load(self, stem: str) -> CityConfig:
-        """Any config of the folder, the virtual city included; CityConfigInvalid lists every problem."""
+        """Any config of the source, the virtual city included; CityConfigInvalid lists every problem."""
+        return self.load_resolved(stem)[1]
+
+    def load_resolved(self, stem: str) -> tuple[ResolvedCity, CityConfig]:
         resolved = self.resolve(stem)
         problems = schema_problems(resolved)
         if problems:
@@ -374,8 +417,8 @@ class CityCatalog:
         problems = self.check(resolved, city) if self.check else []
         if problems:
             raise CityConfigInvalid(resolved.source, problems)
-        return city
+        return resolved, city
 
     def live_cities(self) -> list[CityConfig]:
-        cities = [self.get(path.stem) for path in sorted(self.folder.glob("[0-9]*.json"))]
+        cities = [self.get(stem) for stem in self.source.stems() if stem.isdigit()]
         return [city for city in cities if city.status == "live"]

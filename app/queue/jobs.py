@@ -10,9 +10,21 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Job
+from app.errors import CunguanError
 
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
+
+
+class Defer(CunguanError):
+    """Not now, and not a failure: run the job again after `delay_s` without spending an attempt
+    (a rate limit, a quota, a dependency not ready)."""
+
+    code = "DEFERRED"
+
+    def __init__(self, message: str, *, delay_s: float, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={**(details or {}), "delay_s": round(delay_s, 3)})
+        self.delay_s = delay_s
 
 
 def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime, delay_s: float = 0.0) -> Job:
@@ -71,3 +83,13 @@ def fail(session: Session, job: Job, error: str, *, now: datetime, retry: bool =
         job.run_after = now + timedelta(seconds=backoff_s(job.attempts))
     else:
         job.status = "dead"
+
+
+def defer(session: Session, job: Job, reason: str, *, now: datetime, delay_s: float) -> None:
+    """Put the job back for later; the attempt the claim counted is given back."""
+    job.status = "pending"
+    job.locked_by = job.locked_until = None
+    job.attempts = max(0, job.attempts - 1)
+    job.last_error = reason[:2000]
+    job.run_after = now + timedelta(seconds=delay_s)
+    job.updated_at = now

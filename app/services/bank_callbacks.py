@@ -15,13 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.ledger_repo import LedgerRepository
-from app.db.models import BankNotification, Deal, DealEvent, Payout, SeenNonce, VirtualAccount
+from app.db.models import BankNotification, Deal, Payout, SeenNonce, VirtualAccount
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
-from app.errors import TransitionNotAllowed, ValidationError
-from app.services import deal_actions  # noqa: F401 - registers the guards and actions
+from app.errors import ValidationError
+from app.services import deal_actions, suspense  # noqa: F401 - deal_actions registers guards and actions
 from app.services.runtime import Runtime
-from app.services.workflow_runner import DealContext, fire
+from app.services.workflow_runner import DealContext, fire_or_note
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-notification.schema.json"
 NONCE_RETENTION_S = 3600  # far beyond the ±300 s timestamp window: an older nonce can never be fresh again
@@ -106,26 +106,6 @@ def _actor(bank_code: str) -> str:
     return f"bank:{bank_code}"
 
 
-def _fire_or_note(ctx: DealContext, event: str, detail: dict[str, Any]) -> str:
-    """Fire the event; when the deal's state does not take it, keep the fact on the timeline instead."""
-    try:
-        fire(ctx, event, detail)
-    except TransitionNotAllowed as refused:
-        ctx.session.add(
-            DealEvent(
-                deal_id=ctx.deal.id,
-                event=event,
-                from_state=ctx.deal.state,
-                to_state=ctx.deal.state,
-                actor=ctx.actor,
-                detail={"label": "已记录，未触发流转", "reason": refused.message, **detail},
-                created_at=ctx.rt.clock(),
-            )
-        )
-        return "recorded_without_transition"
-    return "processed"
-
-
 def _account_opened(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
     account = session.scalar(
         select(VirtualAccount).where(
@@ -137,37 +117,41 @@ def _account_opened(rt: Runtime, session: Session, bank_code: str, body: dict[st
     if account.status == "opened":
         return "already_opened"
     ctx = DealContext(rt, session, account.deal, _actor(bank_code), {"account_no": body["account_no"]})
-    return _fire_or_note(ctx, "account_opened", {"account_no": body["account_no"]})
+    result = fire_or_note(ctx, "account_opened", {"account_no": body["account_no"]})
+    if account.account_no is not None:  # money that arrived before this notice is the deal's now
+        suspense.rematch_after_opening(rt, session, account, _actor(bank_code))
+    return result
 
 
 def _funds_arrived(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
-    repo = LedgerRepository(session)
-    clearing = repo.ensure_account(ledger.bank_clearing(bank_code))
     account = session.scalar(
         select(VirtualAccount).where(
             VirtualAccount.bank_code == bank_code, VirtualAccount.account_no == body["account_no"]
         )
     )
-    deal: Deal | None = account.deal if account is not None else None
-    credit = ledger.deal_custody(deal.deal_no) if deal is not None else ledger.suspense(bank_code)
-    repo.ensure_account(credit, deal_id=deal.id if deal is not None else None)
+    if account is None:
+        return suspense.receive(rt, session, bank_code, body, None, _actor(bank_code))
+    if account.designated_payer and body.get("designated_payer_matched") is False:
+        return suspense.receive(rt, session, bank_code, body, account, _actor(bank_code))
+    deal: Deal = account.deal
+    repo = LedgerRepository(session)
+    clearing = repo.ensure_account(ledger.bank_clearing(bank_code))
+    custody = repo.ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
     _, created = repo.post(
         TransferSpec(
             id=f"arrival:{bank_code}:{body['bank_reference']}",
             debit_code=clearing.code,
-            credit_code=credit.code,
+            credit_code=custody.code,
             amount_fen=body["amount_fen"],
-            code="arrival" if deal is not None else "unmatched_arrival",
-            deal_id=deal.id if deal is not None else None,
+            code="arrival",
+            deal_id=deal.id,
         ),
         at=rt.clock(),
     )
     if not created:
         return "duplicate_bank_reference"
-    if deal is None:
-        return "suspense"
     detail = {"amount_fen": body["amount_fen"], "bank_reference": body["bank_reference"]}
-    return _fire_or_note(DealContext(rt, session, deal, _actor(bank_code)), "funds_arrived", detail)
+    return fire_or_note(DealContext(rt, session, deal, _actor(bank_code)), "funds_arrived", detail)
 
 
 def apply_payout_result(
@@ -180,11 +164,13 @@ def apply_payout_result(
     payout.bank_reference = bank_reference
     payout.failure_reason = reason
     payout.updated_at = rt.clock()
+    if payout.purpose == "return":
+        return suspense.finish_return(rt, session, payout)
     ctx = DealContext(rt, session, payout.deal, actor, {"payout": payout})
     detail = {"payout_id": payout.payout_id, "amount_fen": payout.amount_fen}
     if status == "failed":
         detail["failure_reason"] = reason or ""
-    return _fire_or_note(ctx, "payout_succeeded" if status == "succeeded" else "payout_failed", detail)
+    return fire_or_note(ctx, "payout_succeeded" if status == "succeeded" else "payout_failed", detail)
 
 
 def _payout_result(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:

@@ -6,10 +6,19 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.banks.gateway import BankOutcomeUnknown, BankRejected, BankUnavailable, PayoutRequest
+from app.banks.gateway import (
+    BankOutcomeUnknown,
+    BankRateLimited,
+    BankRejected,
+    BankUnavailable,
+    DesignatedPayer,
+    PayoutRequest,
+)
 from app.db.models import Payout, VirtualAccount
+from app.db.rate_limits import drain, take_token
+from app.domain.rate_limit import Limits
 from app.errors import CunguanError
-from app.queue.jobs import enqueue
+from app.queue.jobs import Defer, enqueue
 from app.services.bank_callbacks import apply_payout_result
 from app.services.runtime import Runtime
 
@@ -24,18 +33,38 @@ class Retry(CunguanError):
 
 
 def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
-    """Ask the bank to open the account. Safe to resend: the bank dedupes on request_id."""
+    """Ask the bank to open the account, paced by the bank's limits (a token bucket in the database that
+    every worker shares). Safe to resend: the bank dedupes on request_id."""
     with rt.db.uow() as uow:
         account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
         assert account is not None, "job refers to a missing virtual account"
         if account.status == "opened":
             return
-        request = (account.bank_code, account.request_id, account.account_name)
-    bank_code, request_id, account_name = request
+        endpoint = rt.banks[account.bank_code]
+        limits = Limits(endpoint.open_per_second, endpoint.open_per_day)
+        wait_s = take_token(uow.session, account.bank_code, limits, rt.clock())
+        uow.commit()
+        request = (account.bank_code, account.request_id, account.account_name, _designated_payer(account))
+    if wait_s > 0:
+        raise Defer(f"{endpoint.name}开户限速，稍后再开", delay_s=wait_s, details={"bank": endpoint.code})
+    bank_code, request_id, account_name, payer = request
     try:
-        rt.gateway(bank_code).open_virtual_account(request_id, account_name, rt.notify_url(bank_code))
+        rt.gateway(bank_code).open_virtual_account(request_id, account_name, rt.notify_url(bank_code), payer)
+    except BankRateLimited as error:  # our pace and the bank's disagree: the bank wins
+        with rt.db.uow() as uow:
+            drain(uow.session, bank_code, rt.clock())
+            uow.commit()
+        raise Defer(error.message, delay_s=error.retry_after_s, details=error.details) from error
     except (BankUnavailable, BankOutcomeUnknown) as error:
         raise Retry(error.message, details=error.details) from error
+
+
+def _designated_payer(account: VirtualAccount) -> DesignatedPayer | None:
+    """The buyer's own account, when the deal's city requires money to come from the named payer only."""
+    if not account.designated_payer:
+        return None
+    deal = account.deal
+    return DesignatedPayer(deal.buyer_name, deal.buyer_bank_account)
 
 
 def _load_payout(rt: Runtime, payout_id: str) -> tuple[PayoutRequest, str, str]:

@@ -32,6 +32,7 @@ def request_virtual_account(ctx: DealContext) -> None:
         request_id=f"VA-{uuid.uuid4().hex}",
         account_name=f"存管-{ctx.deal.deal_no}",
         status="requested",
+        designated_payer=ctx.rt.cities.get(ctx.deal.city_code).product(ctx.deal.product).payer.designated,
         requested_at=ctx.rt.clock(),
     )
     ctx.session.add(account)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db.models import Deal, DealEvent
+from app.errors import TransitionNotAllowed
 from app.services.runtime import Runtime
 from app.state_machine.engine import Engine, Fired
 from app.state_machine.registry import Registry
@@ -41,3 +42,23 @@ def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> 
         )
     )
     return fired
+
+
+def fire_or_note(ctx: DealContext, event: str, detail: dict[str, Any]) -> str:
+    """Fire the event; when the deal's state does not take it, keep the fact on the timeline instead."""
+    try:
+        fire(ctx, event, detail)
+    except TransitionNotAllowed as refused:
+        ctx.session.add(
+            DealEvent(
+                deal_id=ctx.deal.id,
+                event=event,
+                from_state=ctx.deal.state,
+                to_state=ctx.deal.state,
+                actor=ctx.actor,
+                detail={"label": "已记录，未触发流转", "reason": refused.message, **detail},
+                created_at=ctx.rt.clock(),
+            )
+        )
+        return "recorded_without_transition"
+    return "processed"

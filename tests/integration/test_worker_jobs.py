@@ -10,7 +10,14 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.banks.gateway import BankOutcomeUnknown, BankRejected, BankUnavailable, PayoutRequest, PayoutStatus
+from app.banks.gateway import (
+    BankOutcomeUnknown,
+    BankRejected,
+    BankUnavailable,
+    DesignatedPayer,
+    PayoutRequest,
+    PayoutStatus,
+)
 from app.db.models import Job
 from app.queue import jobs
 from app.services import deals
@@ -27,6 +34,7 @@ class FakeBank:
 
     script: dict[str, list[object]] = field(default_factory=dict)
     calls: list[tuple[str, object]] = field(default_factory=list)
+    payers: list[DesignatedPayer | None] = field(default_factory=list)
 
     def _next(self, name: str, default: object) -> object:
         queue = self.script.get(name, [])
@@ -35,8 +43,11 @@ class FakeBank:
             raise outcome
         return outcome
 
-    def open_virtual_account(self, request_id: str, account_name: str, notify_url: str) -> None:
+    def open_virtual_account(
+        self, request_id: str, account_name: str, notify_url: str, designated_payer: DesignatedPayer | None = None
+    ) -> None:
         self.calls.append(("open", request_id))
+        self.payers.append(designated_payer)
         self._next("open", None)
 
     def submit_payout(self, payout: PayoutRequest) -> str:

@@ -153,6 +153,7 @@ def _full_city() -> dict:
     ]
     product["custody"] = {"min_fen": 1, "max_fen": 2}
     product["approvals"] = [{"operation": "payout", "above_fen": 1, "approvers": 2}]
+    product["payer"] = {"designated": True, "wrong_payer": "return"}
     product["form"]["schema"]["properties"]["scope"].update(
         description="帮助", enum=["a"], pattern="^a$", minLength=1, minimum=0, maximum=1
     )

@@ -1,0 +1,177 @@
+"""Account opening paced by the bank's limits; suspense: late account notices, wrong payers, review."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.banks.gateway import BankRateLimited, DesignatedPayer
+from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.db.models import Job, Payout, SuspenseItem, VirtualAccount
+from app.domain.rate_limit import SHANGHAI, Limits, fresh_state, take
+from app.errors import ValidationError
+from app.queue.jobs import enqueue
+from app.services import deals, suspense
+from app.services.runtime import Runtime
+from app.worker import run_one
+from tests.factories import (
+    CUSTODY_FEN,
+    RESALE_FORM,
+    actor,
+    arrive,
+    confirmed_deal,
+    load_deal,
+    notification,
+    open_account,
+    post_callback,
+    virtual_account,
+)
+from tests.integration.test_worker_jobs import FakeBank
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+@pytest.fixture
+def bank(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> FakeBank:
+    fake = FakeBank()
+    monkeypatch.setattr(rt, "gateway", lambda bank_code: fake)
+    return fake
+
+
+def _run_due(rt: Runtime, at: datetime) -> None:
+    rt.clock = lambda: at
+    while run_one(rt, "test-worker"):
+        pass
+
+
+def test_token_bucket_refills_per_second_and_stops_at_the_daily_quota() -> None:
+    limits = Limits(per_second=4, per_day=6)
+    state = fresh_state(limits, T0)
+    assert [take(state, limits, T0) for _ in range(4)] == [0.0] * 4
+    assert take(state, limits, T0) == pytest.approx(0.25), "the next token in a quarter second"
+    assert take(state, limits, T0 + timedelta(seconds=0.5)) == 0.0
+    assert take(state, limits, T0 + timedelta(seconds=0.5)) == 0.0
+    wait = take(state, limits, T0 + timedelta(seconds=5))
+    next_midnight = datetime(2026, 11, 24, tzinfo=SHANGHAI)
+    assert wait == pytest.approx((next_midnight - (T0 + timedelta(seconds=5))).total_seconds())
+    assert take(state, limits, next_midnight) == 0.0, "a new Shanghai day, a new quota"
+
+
+def _accounts_waiting(rt: Runtime, count: int) -> None:
+    """Deals whose account opening is queued (created directly: this test is about the pacing)."""
+    for n in range(count):
+        deal_id = deals.create_deal(rt, actor(rt, "agent"), "110000", "resale_escrow", RESALE_FORM)
+        with rt.db.uow() as uow:
+            account = VirtualAccount(deal_id=deal_id, bank_code="ceb", request_id=f"VA-{n}", account_name="存管")
+            uow.session.add(account)
+            uow.session.flush()
+            enqueue(uow.session, "open_virtual_account", {"virtual_account_id": account.id}, now=T0)
+            uow.commit()
+
+
+def test_account_opening_never_goes_faster_than_the_bank_allows(rt: Runtime, users: dict, bank: FakeBank) -> None:
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=2, open_per_day=3)
+    _accounts_waiting(rt, 4)
+    _run_due(rt, T0)
+    assert len(bank.calls) == 2, "two per second"
+    with rt.db.uow() as uow:
+        waiting = uow.session.scalars(select(Job).where(Job.status == "pending")).all()
+        assert {(job.attempts, "限速" in (job.last_error or "")) for job in waiting} == {(0, True)}
+        assert all(job.run_after > T0 for job in waiting)
+    _run_due(rt, T0 + timedelta(seconds=1))
+    assert len(bank.calls) == 3, "the daily quota of three is reached"
+    _run_due(rt, T0 + timedelta(hours=12))  # 22:00 in Shanghai: same day
+    assert len(bank.calls) == 3
+    _run_due(rt, T0 + timedelta(hours=14, seconds=1))  # past midnight in Shanghai
+    assert len(bank.calls) == 4
+
+
+def test_the_banks_429_defers_the_opening_without_spending_an_attempt(rt: Runtime, users: dict, bank: FakeBank) -> None:
+    _accounts_waiting(rt, 1)
+    bank.script["open"] = [BankRateLimited("开户过快", code="CEB1029", retry_after_s=7, details={})]
+    _run_due(rt, T0)
+    with rt.db.uow() as uow:
+        job = uow.session.scalars(select(Job)).one()
+        assert (job.status, job.attempts, job.run_after) == ("pending", 0, T0 + timedelta(seconds=7))
+    _run_due(rt, T0 + timedelta(seconds=7))
+    assert [name for name, _ in bank.calls] == ["open", "open"]
+
+
+def test_designated_payer_is_registered_and_a_stranger_is_paid_back_by_original_route(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, bank: FakeBank
+) -> None:
+    deal_id = confirmed_deal(rt, city="310000")  # 上海: designated payer, wrong payer returned automatically
+    _run_due(rt, rt.clock())
+    assert bank.payers == [DesignatedPayer(RESALE_FORM["buyer_name"], RESALE_FORM["buyer_bank_account"])]
+    open_account(client, keys_dir, rt, deal_id, "6226000000000310")
+    arrive(client, keys_dir, "6226000000000310", 50_00, "REF-X", designated_payer_matched=False)
+    with rt.db.uow() as uow:
+        item = uow.session.scalars(select(SuspenseItem)).one()
+        assert (item.reason, item.status, item.payer_account) == ("wrong_payer", "returning", "6226620012345678")
+        payout = uow.session.scalars(select(Payout).where(Payout.purpose == "return")).one()
+        assert (payout.payee_name, payout.payee_account, payout.amount_fen) == ("张三", "6226620012345678", 50_00)
+        assert LedgerRepository(uow.session).totals("suspense:ceb") == (0, 50_00, 50_00, 0), "on hold to go back"
+        payout_id = payout.payout_id
+    _run_due(rt, rt.clock())
+    assert bank.calls[-1][0] == "submit"
+    result = notification(
+        "payout_result",
+        payout_id=payout_id,
+        status="succeeded",
+        bank_reference="RT-REF",
+        failure_reason=None,
+    )
+    assert post_callback(client, keys_dir, result)[0] == 200
+    arrive(client, keys_dir, "6226000000000310", CUSTODY_FEN, "REF-BUYER", designated_payer_matched=True)
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        assert uow.session.scalars(select(SuspenseItem)).one().status == "returned"
+        assert repo.balance("suspense:ceb") == 0 and repo.balance("bank_clearing:ceb") == CUSTODY_FEN
+        assert check_ledger(uow.session).ok
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "funded", "the buyer's own money counts, the stranger's never did"
+    assert any(event.event == "wrong_payer_arrival" for event in deal.events), "on the timeline"
+
+
+def test_money_that_arrives_before_account_opened_is_credited_when_the_notice_comes(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict
+) -> None:
+    deal_id = confirmed_deal(rt)
+    arrive(client, keys_dir, "6226000000000001", CUSTODY_FEN, "REF-EARLY")
+    with rt.db.uow() as uow:
+        assert uow.session.scalars(select(SuspenseItem.reason)).one() == "unknown_account"
+    assert load_deal(rt, deal_id).state == "awaiting_account"
+    open_account(client, keys_dir, rt, deal_id, "6226000000000001")
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "funded"
+    with rt.db.uow() as uow:
+        item = uow.session.scalars(select(SuspenseItem)).one()
+        assert (item.status, item.deal_id) == ("matched", deal_id) and "开户通知晚于到账" in (item.resolution or "")
+        repo = LedgerRepository(uow.session)
+        assert repo.balance(f"custody:{deal.deal_no}") == CUSTODY_FEN and repo.balance("suspense:ceb") == 0
+        assert check_ledger(uow.session).ok
+
+
+def test_finance_matches_an_unknown_credit_to_a_deal_with_a_reason(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict
+) -> None:
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000002")
+    arrive(client, keys_dir, "6226999999999999", 10_00, "REF-TYPO")  # the buyer mistyped the account
+    item_id = suspense.list_items(rt)[0].id
+    deal_no = load_deal(rt, deal_id).deal_no
+    with pytest.raises(ValidationError):
+        suspense.match_to_deal(rt, item_id, deal_no, "  ", "finance")
+    suspense.match_to_deal(rt, item_id, deal_no, "买方电话确认，账号输错一位", "finance")
+    with pytest.raises(ValidationError) as again:
+        suspense.match_to_deal(rt, item_id, deal_no, "重复", "finance")
+    assert again.value.code == "SUSPENSE_RESOLVED"
+    with rt.db.uow() as uow:
+        assert LedgerRepository(uow.session).balance(f"custody:{deal_no}") == 10_00
+    assert suspense.list_items(rt) == []
+    assert virtual_account(rt, deal_id).designated_payer is False, "北京 does not designate payers"
