@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import append_only, immutability
 from app.db.base import Base, UTCDateTime, utcnow
-from app.db.pii import EncryptedString
+from app.db.pii import EncryptedString, EncryptedText
 
 ROLES = ("agent", "ops", "reviewer", "finance", "auditor", "admin")
 
@@ -507,3 +507,16 @@ class ReconciliationItem(Base):
     run: Mapped[ReconciliationRun] = relationship(back_populates="items")
 
     __table_args__ = (CheckConstraint(f"status IN {RECONCILIATION_STATUSES!r}", name="status_known"),)
+
+
+class FormDraft(Base):
+    """An agent's unfinished intake form for a (city, product): what was typed, SM4-encrypted as one JSON."""
+
+    __tablename__ = "form_drafts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    city_code: Mapped[str] = mapped_column(String(6))
+    product: Mapped[str] = mapped_column(String(32))
+    values_json: Mapped[str] = mapped_column(EncryptedText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from sqlalchemy import String
+from sqlalchemy import String, Text
 from sqlalchemy.types import TypeDecorator
 
 from app.crypto import sm4_decrypt, sm4_encrypt
@@ -49,3 +49,10 @@ class EncryptedString(TypeDecorator[str]):
 
     def process_result_value(self, value: str | None, dialect: object) -> str | None:
         return None if value is None else keyring.decrypt(value)
+
+
+class EncryptedText(EncryptedString):
+    """Like EncryptedString, for values of any length (e.g. a whole form draft as JSON)."""
+
+    impl = Text()
+    cache_ok = True
