@@ -112,15 +112,21 @@ def user_set_password(username: str, password: str) -> None:
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="run due jobs, then exit")
 @click.option("--poll", "poll_s", default=0.5, show_default=True, help="seconds between polls when idle")
-def worker_command(burst: bool, poll_s: float) -> None:
-    """Run background jobs (bank requests) until stopped."""
-    from app.worker import run_worker
+@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64), help="worker threads")
+def worker_command(burst: bool, poll_s: float, concurrency: int) -> None:
+    """Run background jobs (bank requests) until stopped. On PostgreSQL, N threads claim jobs with
+    SKIP LOCKED; SQLite has one writer at a time, so it runs a single loop whatever N says."""
+    from app.worker import run_workers
 
+    rt = _rt()
+    if concurrency > 1 and rt.db.url.startswith("sqlite"):
+        click.echo("SQLite 只允许单个写入者：以单线程运行 / SQLite: running a single worker loop", err=True)
+        concurrency = 1
     stop_requested: list[int] = []
     signal.signal(signal.SIGTERM, lambda number, _frame: stop_requested.append(number))
     signal.signal(signal.SIGINT, lambda number, _frame: stop_requested.append(number))
-    click.echo("worker 已启动" + ("（burst）" if burst else ""), err=True)
-    ran = run_worker(_rt(), should_stop=lambda: bool(stop_requested), poll_s=poll_s, burst=burst)
+    click.echo(f"worker 已启动（{concurrency} 线程）" + ("（burst）" if burst else ""), err=True)
+    ran = run_workers(rt, concurrency, should_stop=lambda: bool(stop_requested), poll_s=poll_s, burst=burst)
     click.echo(f"worker 已停止，共执行 {ran} 个任务", err=True)
 
 
@@ -270,10 +276,14 @@ def ledger_alerts() -> None:
 
 def register_cli(app: Flask) -> None:
     from app.banks.simulator.cli import bank_sim
+    from app.cli_audit import audit_cli
     from app.cli_config import city_cli, workflow_cli
+    from app.cli_publishing import city_draft  # noqa: F401 - adds the publishing commands to city_cli
+    from app.cli_suspense import suspense_cli
 
-    for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli, workflow_cli):
+    for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli, workflow_cli, suspense_cli):
         app.cli.add_command(group)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(serve_all_command)
     app.cli.add_command(bank_sim, "bank-sim")

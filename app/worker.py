@@ -108,3 +108,22 @@ def run_worker(
             break
         time.sleep(poll_s)
     return ran
+
+
+def run_workers(
+    rt: Runtime, threads: int, *, should_stop: Callable[[], bool], poll_s: float = 0.5, burst: bool = False
+) -> int:
+    """`threads` worker loops in this process (each claims its own jobs); returns how many jobs ran."""
+    if threads == 1:
+        return run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst)
+    counts: list[int] = []
+
+    def loop() -> None:
+        counts.append(run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst))
+
+    workers = [threading.Thread(target=loop, name=f"worker-{n}") for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(counts)

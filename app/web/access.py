@@ -13,7 +13,9 @@ from app.services.deals import Actor
 from app.services.runtime import Runtime
 from app.services.users import ROLE_LABELS, UserInfo
 
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "bank_callbacks.notify", "health.healthz"})
+PUBLIC_ENDPOINTS = frozenset(
+    {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz"}
+)
 ALL_ROLES = tuple(ROLE_LABELS)
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -175,3 +176,34 @@ def test_finance_matches_an_unknown_credit_to_a_deal_with_a_reason(
         assert LedgerRepository(uow.session).balance(f"custody:{deal_no}") == 10_00
     assert suspense.list_items(rt) == []
     assert virtual_account(rt, deal_id).designated_payer is False, "北京 does not designate payers"
+
+
+def test_several_worker_threads_run_each_job_exactly_once(rt: Runtime, users: dict, bank: FakeBank) -> None:
+    from app.worker import run_workers
+
+    _accounts_waiting(rt, 10)
+    rt.clock = lambda: T0
+    assert run_workers(rt, 4, should_stop=lambda: False, burst=True) == 10
+    opened = [request_id for name, request_id in bank.calls if name == "open"]
+    assert sorted(opened) == sorted(f"VA-{n}" for n in range(10)), "each account requested exactly once"
+    with rt.db.uow() as uow:
+        assert {job.status for job in uow.session.scalars(select(Job))} == {"done"}
+
+
+def test_suspense_commands(app: Flask, client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> None:
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000003")
+    arrive(client, keys_dir, "6226999999999998", 20_00, "REF-CLI")
+    runner = app.test_cli_runner()
+    listing = runner.invoke(args=["suspense", "list"])
+    assert listing.exit_code == 0 and "REF-CLI" in listing.output and "未知账户" in listing.output
+    assert "6226620012345678" not in listing.output, "the payer's account is masked"
+    item_id = suspense.list_items(rt)[0].id
+    refused = runner.invoke(args=["suspense", "return", str(item_id), "--reason", "退回", "--by", "finance"])
+    assert refused.exit_code == 1 and "无法原路退回" in refused.output, "no deal, no virtual account to pay from"
+    deal_no = load_deal(rt, deal_id).deal_no
+    matched = runner.invoke(
+        args=["suspense", "match", str(item_id), deal_no, "--reason", "银行来电确认", "--by", "finance"]
+    )
+    assert matched.exit_code == 0, matched.output
+    assert "共 0 条" in runner.invoke(args=["suspense", "list"]).output

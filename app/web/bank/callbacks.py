@@ -45,3 +45,21 @@ def notify(bank_code: str) -> tuple[Response, int]:
     except CunguanError as error:  # verified and stored raw, but it contradicts our records: kept for review
         return _answer("CONFLICT", 409, message=error.message, errors=error.details)
     return _answer(result, 200)
+
+
+@bp.route("/api/banks/<bank_code>/ping", methods=["POST"])
+@csrf.exempt
+def ping(bank_code: str) -> tuple[Response, int]:
+    """A bank checks that it reaches us and that we accept its signature; nothing is stored or processed
+    (so no nonce is kept: a replayed ping changes nothing)."""
+    rt = runtime()
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _answer("BODY_TOO_LARGE", 413, message="请求体过大")
+    try:
+        rt.bank(bank_code)
+        verify_request(BANK_PREFIX, rt.keys.bank_public_key_pem(bank_code), request.headers, request.get_data())
+    except NotFound as error:
+        return _answer(error.code, 404, message=error.message)
+    except CunguanError as error:
+        return _answer(error.code, error.http_status if error.http_status in (401, 413) else 400, message=error.message)
+    return _answer("PONG", 200)

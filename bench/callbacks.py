@@ -1,0 +1,230 @@
+"""Benchmark: signed bank callbacks over real HTTP through gunicorn on PostgreSQL.
+
+Each `funds_arrived` callback is verified (SM2 signature, timestamp, nonce stored), stored raw in the
+inbox, posted to the ledger (hot clearing account, deal custody) and fired through the deal's workflow.
+The bare endpoint (`/api/banks/<bank>/ping`) on the same server only verifies the signature.
+
+Run: .venv/bin/python bench/callbacks.py [--workers 4] [--clients 16] [--requests 2000] [--json out.json]
+Requests are signed before the clock starts, so the client's signing does not count against the server.
+Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, func, select, text, update
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from app.banks.protocol import BANK_PREFIX, encode_json, sign_headers  # noqa: E402
+from app.config import Config  # noqa: E402
+from app.crypto.keys import ensure_keys  # noqa: E402
+from app.db.base import Base  # noqa: E402
+from app.db.ledger_repo import LedgerRepository, check_ledger  # noqa: E402
+from app.db.models import BankNotification, Deal, VirtualAccount  # noqa: E402
+from app.services import deals  # noqa: E402
+from app.services.users import create_user  # noqa: E402
+from tests.factories import RESALE_FORM  # noqa: E402 - the same valid intake form the tests use
+
+
+def prepare(config: Config, deals_count: int) -> list[str]:
+    """Deals waiting for funds with opened accounts; returns their account numbers."""
+    app = create_app(config)
+    rt = app.extensions["cunguan.runtime"]
+    Base.metadata.create_all(rt.db.engine)
+    agent = create_user(rt, "bench-agent", "bench-password-1", "agent", "压测经纪人")
+    who = deals.Actor(agent.id, agent.username, "agent")
+    accounts = []
+    for n in range(deals_count):
+        deal_id = deals.create_deal(rt, who, "110000", "resale_escrow", RESALE_FORM)
+        account_no = f"62260000{n:08d}"
+        with rt.db.uow() as uow:  # setup only: skip signing and opening, straight to awaiting funds
+            deal = uow.session.get(Deal, deal_id)
+            assert deal is not None
+            uow.session.add(
+                VirtualAccount(
+                    deal_id=deal_id,
+                    bank_code="ceb",
+                    request_id=f"VA-{n}",
+                    account_name="存管",
+                    account_no=account_no,
+                    status="opened",
+                )
+            )
+            uow.session.execute(update(Deal).where(Deal.id == deal_id).values(state="awaiting_funds"))
+            uow.commit()
+        accounts.append(account_no)
+    rt.db.dispose()
+    return accounts
+
+
+def signed_requests(keys_dir: Path, accounts: list[str], count: int, kind: str) -> list[tuple[str, bytes, dict]]:
+    key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+    prepared = []
+    for n in range(count):
+        if kind == "ping":
+            body = encode_json({"n": n})
+            path = "/api/banks/ceb/ping"
+        else:
+            body = encode_json(
+                {
+                    "notification_id": f"N-{uuid.uuid4().hex}",
+                    "type": "funds_arrived",
+                    "bank_reference": f"R-{uuid.uuid4().hex[:20]}",
+                    "account_no": accounts[n % len(accounts)],
+                    "amount_fen": 1_00,
+                    "payer_name": "李四",
+                    "payer_account": "6214830000000001",
+                    "arrived_at": "2026-11-23T08:00:00Z",
+                }
+            )
+            path = "/api/banks/ceb/notifications"
+        headers = sign_headers(BANK_PREFIX, key, body)
+        headers["Content-Type"] = "application/json"
+        prepared.append((path, body, headers))
+    return prepared
+
+
+def load(base_url: str, prepared: list[tuple[str, bytes, dict]], clients: int) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    cursor = iter(range(len(prepared)))
+
+    def client() -> None:
+        session = requests.Session()
+        while True:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                return
+            path, body, headers = prepared[index]
+            start = time.perf_counter()
+            answer = session.post(base_url + path, data=body, headers=headers, timeout=30)
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "ok": statuses.get(200, 0),
+        "statuses": statuses,  # type: ignore[dict-item]
+        "per_s": len(latencies) / wall,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--deals", type=int, default=200)
+    parser.add_argument("--port", type=int, default=5077)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{base}?options=-csearch_path%3D{schema}"
+    server = None
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            instance = Path(folder)
+            keys_dir = instance / "keys"
+            ensure_keys(keys_dir, ["ceb", "icbc", "pab"])
+            config = Config(instance_path=instance, database_url=url, keys_dir=keys_dir, secret_key="bench")
+            accounts = prepare(config, args.deals)
+            environment = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "CUNGUAN_INSTANCE_PATH": str(instance),
+                "CUNGUAN_KEYS_DIR": str(keys_dir),
+                "CUNGUAN_SECRET_KEY": "bench",
+            }
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    str(args.workers),
+                    "-b",
+                    f"127.0.0.1:{args.port}",
+                    "--log-level",
+                    "warning",
+                    "wsgi:app",
+                ],
+                cwd=ROOT,
+                env=environment,
+            )
+            base_url = f"http://127.0.0.1:{args.port}"
+            for _ in range(100):
+                try:
+                    if requests.get(base_url + "/healthz", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.2)
+            rows = []
+            for kind in ("ping", "callback"):
+                prepared = signed_requests(keys_dir, accounts, args.requests, kind)
+                if kind == "ping":  # warm up: imports, connection pools
+                    load(base_url, prepared[: args.clients * 4], args.clients)
+                rows.append({"endpoint": kind, "workers": args.workers, **load(base_url, prepared, args.clients)})
+            engine = create_engine(url)
+            with engine.connect() as connection:
+                stored = connection.scalar(select(func.count()).select_from(BankNotification))
+            from sqlalchemy.orm import Session
+
+            with Session(engine) as session:
+                LedgerRepository(session).fold_hot()
+                session.commit()
+                report = check_ledger(session)
+            engine.dispose()
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    print(f"{'endpoint':<10} {'workers':>7} {'requests':>8} {'ok':>6} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7}")
+    for row in rows:
+        print(
+            f"{row['endpoint']:<10} {row['workers']:>7} {row['requests']:>8} {row['ok']:>6} {row['per_s']:>7.0f}"
+            f" {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f}  {row['statuses']}"
+        )
+    ratio = rows[1]["per_s"] / rows[0]["per_s"]
+    print(f"callbacks / bare = {ratio:.2f}; inbox rows {stored}; ledger check {'ok' if report.ok else report.problems}")
+    assert stored == rows[1]["ok"], "every accepted callback is in the inbox"
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "ratio": ratio}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
