@@ -16,6 +16,7 @@ from app.domain.city_checks import validate_file
 from app.domain.problems import CityConfigInvalid, Problem
 from app.errors import WorkflowError
 from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR
+from app.services.city_sources import DbVersions
 from app.services.runtime import Runtime
 from app.state_machine.definition import WorkflowDefinition
 
@@ -64,8 +65,8 @@ def city_show(code: str, resolved: bool) -> None:
 @city_cli.command("diff")
 @click.argument("code")
 def city_diff(code: str) -> None:
-    """Unified diff from the published config of CODE to its draft."""
-    text = unified_diff(GitVersions(ROOT), code)
+    """Unified diff from the published config of CODE to its draft (database versions; files where there are none)."""
+    text = unified_diff(DbVersions(_rt().db, GitVersions(ROOT)), code)
     click.echo(text if text else f"{code}：草稿与已发布版本相同", nl=not text)
 
 

@@ -7,6 +7,7 @@ from app.db.pii import keyring
 from app.db.session import Database
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
+from app.services.city_sources import DbCitySource
 from app.services.runtime import KeyStore, Runtime
 from app.services.workflow_runner import registry
 from app.state_machine.building_blocks import register_building_blocks
@@ -33,9 +34,11 @@ def build_runtime(config: Config) -> Runtime:
     if (config.keys_dir / "pii.key").exists():
         keyring.configure({"k1": keys.pii_key()}, active="k1")
     workflows = load_workflows()
+    db = Database(config.database_url)
     return Runtime(
-        db=Database(config.database_url),
-        cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR)),
+        db=db,
+        # the published version in the database; the shipped file while a city has none
+        cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
         workflows=workflows,
         keys=keys,
         banks=config.banks,

@@ -1,0 +1,117 @@
+"""flask city draft | submit | approve | reject | publish | rollback | versions | import-files | simulate."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from app.cli_config import _echo_problems, _rt, city_cli
+from app.domain.config_versions import STATUS_LABELS
+from app.domain.problems import CityConfigInvalid
+from app.factory_runtime import CITY_CONFIGS_DIR
+from app.services import config_publishing as publishing
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _done(what: str, code: str, version: int, status: str) -> None:
+    click.echo(f"{code} 第 {version} 版{what}（{STATUS_LABELS[status]}）")
+
+
+@city_cli.command("draft")
+@click.argument("code")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="default: city_configs/CODE.json",
+)
+@click.option("--author", required=True)
+def city_draft(code: str, path: Path | None, author: str) -> None:
+    """Store the config of CODE as a draft version (new, or replacing the draft under work)."""
+    source = path or CITY_CONFIGS_DIR / f"{code}.json"
+    if not source.is_file():
+        raise click.ClickException(f"文件不存在：{source}")
+    version = publishing.save_draft(_rt(), code, source.read_text(encoding="utf-8"), author)
+    _done("已保存为草稿", code, version.version, version.status)
+
+
+@city_cli.command("submit")
+@click.argument("code")
+@click.option("--author", required=True)
+def city_submit(code: str, author: str) -> None:
+    """Send the draft of CODE for review (every check must pass)."""
+    try:
+        version = publishing.submit(_rt(), code, author)
+    except CityConfigInvalid as error:
+        click.echo(f"✗ {error.message}", err=True)
+        _echo_problems(error.problems)
+        sys.exit(1)
+    _done("已提交审核", code, version.version, version.status)
+
+
+@city_cli.command("approve")
+@click.argument("code")
+@click.option("--reviewer", required=True)
+@click.option("--comment", required=True)
+def city_approve(code: str, reviewer: str, comment: str) -> None:
+    """Approve the submitted version of CODE (not your own; a passing simulation of it is required)."""
+    version = publishing.review(_rt(), code, reviewer, comment, approve=True)
+    _done("已批准", code, version.version, version.status)
+
+
+@city_cli.command("reject")
+@click.argument("code")
+@click.option("--reviewer", required=True)
+@click.option("--comment", required=True)
+def city_reject(code: str, reviewer: str, comment: str) -> None:
+    """Reject the submitted version of CODE with a comment."""
+    version = publishing.review(_rt(), code, reviewer, comment, approve=False)
+    _done("已驳回", code, version.version, version.status)
+
+
+@city_cli.command("publish")
+@click.argument("code")
+@click.option("--reviewer", required=True)
+def city_publish(code: str, reviewer: str) -> None:
+    """Publish the approved version of CODE; the previous one is retired (running deals keep theirs)."""
+    version = publishing.publish(_rt(), code, reviewer)
+    _done("已发布", code, version.version, version.status)
+
+
+@city_cli.command("rollback")
+@click.argument("code")
+@click.option("--to", "to_version", required=True, type=int)
+@click.option("--reviewer", required=True)
+@click.option("--comment", default="")
+def city_rollback(code: str, to_version: int, reviewer: str, comment: str) -> None:
+    """Republish an earlier version of CODE as a new version."""
+    version = publishing.rollback(_rt(), code, to_version, reviewer, comment)
+    _done(f"已发布（回滚到第 {to_version} 版）", code, version.version, version.status)
+
+
+@city_cli.command("versions")
+@click.argument("code")
+def city_versions(code: str) -> None:
+    """Every version of CODE, newest first."""
+    rows = publishing.versions(_rt(), code)
+    if not rows:
+        click.echo(f"{code}：数据库中没有版本（使用随代码发布的文件）")
+        return
+    for row in rows:
+        when = (row.published_at or row.reviewed_at or row.submitted_at or row.created_at).astimezone(SHANGHAI)
+        extra = f" 回滚自 v{row.rollback_of}" if row.rollback_of else ""
+        click.echo(
+            f"v{row.version:<3} {STATUS_LABELS[row.status]:<4} {when:%Y-%m-%d %H:%M} 作者 {row.author}"
+            f" 审核 {row.reviewer or '-'} {row.content_sha256[:12]}{extra} {row.comment or ''}".rstrip()
+        )
+
+
+@city_cli.command("import-files")
+def city_import_files() -> None:
+    """Publish the shipped files of cities without a version in the database, as version 1 by "system"."""
+    imported = publishing.import_files(_rt())
+    click.echo(f"已导入 {len(imported)} 个城市配置" + (f"：{'、'.join(imported)}" if imported else ""))
