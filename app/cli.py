@@ -279,6 +279,7 @@ def register_cli(app: Flask) -> None:
     from app.cli_audit import audit_cli
     from app.cli_config import city_cli, workflow_cli
     from app.cli_publishing import city_draft  # noqa: F401 - adds the publishing commands to city_cli
+    from app.cli_reconcile import reconcile_command
     from app.cli_suspense import suspense_cli
 
     for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli, workflow_cli, suspense_cli):
@@ -286,4 +287,5 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(serve_all_command)
+    app.cli.add_command(reconcile_command)
     app.cli.add_command(bank_sim, "bank-sim")

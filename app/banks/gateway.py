@@ -10,6 +10,7 @@ Failures are typed so that callers know what is safe:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError
 
 from app.banks.protocol import PLATFORM_PREFIX, encode_json, sign_headers
+from app.domain.statements import Statement
 from app.errors import BankError, ConfigError
 
 PayoutState = Literal["processing", "succeeded", "failed"]
@@ -177,6 +179,29 @@ class HttpBankGateway:
         return BankOutcomeUnknown(
             f"银行 {self.bank_code} 对{operation}的应答内容不符合协议，结果未知，需查询确认",
             details={"bank": self.bank_code, "answer": answer},
+        )
+
+    def fetch_statement(self, day: date) -> Statement:
+        """The bank's statement file (日对账单) for `day`, bytes as sent. The caller verifies the bank's
+        signature over them (X-Bank-* headers, kept in `signature`) and the declared SM3."""
+        url = f"{self.base_url}/v1/statements/{day.isoformat()}"
+        headers = sign_headers(PLATFORM_PREFIX, self._private_key_pem, b"")
+        try:
+            response = requests.get(url, headers=headers, timeout=self.timeout_s)
+        except requests.RequestException as error:
+            raise self._transport_error(url, error) from error
+        if response.status_code != 200:
+            answer = self._read_answer(url, response)  # raises for 4xx and 5xx
+            raise self._garbled("对账单下载", answer)
+        declared_lines = response.headers.get("X-Bank-Statement-Lines", "")
+        return Statement(
+            bank_code=self.bank_code,
+            day=day,
+            content=response.content,
+            complete=response.headers.get("X-Bank-Statement-Complete") == "true",
+            sm3_hex=response.headers.get("X-Bank-Statement-SM3"),
+            line_count=int(declared_lines) if declared_lines.isdigit() else None,
+            signature={name: value for name, value in response.headers.items() if name.lower().startswith("x-bank-")},
         )
 
 

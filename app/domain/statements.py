@@ -24,7 +24,20 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ACCOUNT_NO = re.compile(r"^[0-9]{8,32}$")
 _YUAN = re.compile(r"^(0|[1-9][0-9]{0,14})\.[0-9]{2}$")
 _FEN = re.compile(r"^[1-9][0-9]{0,16}$")
-DIRECTION_LABELS: dict[Direction, str] = {"credit": "来账", "debit": "出金"}
+DIRECTION_LABELS: dict[str, str] = {"credit": "来账", "debit": "出金"}
+# Outcomes of reconciling a line (or one of our payouts) - the first three need nobody.
+STATUS_LABELS = {
+    "matched": "已匹配",
+    "repaired": "已补单",
+    "suspense": "已挂账",
+    "amount_mismatch": "金额不符",
+    "mismatch": "信息不符",
+    "unknown_debit": "未知出金",
+    "payout_missing": "对账单无此出金",
+    "invalid": "无法解析",
+    "error": "处理失败",
+}
+RESOLVED_STATUSES = frozenset({"matched", "repaired", "suspense"})
 T = TypeVar("T")
 
 

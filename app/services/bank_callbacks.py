@@ -123,7 +123,9 @@ def _account_opened(rt: Runtime, session: Session, bank_code: str, body: dict[st
     return result
 
 
-def _funds_arrived(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
+def _funds_arrived(
+    rt: Runtime, session: Session, bank_code: str, body: dict[str, Any], marker: str | None = None
+) -> str:
     account = session.scalar(
         select(VirtualAccount).where(
             VirtualAccount.bank_code == bank_code, VirtualAccount.account_no == body["account_no"]
@@ -151,11 +153,20 @@ def _funds_arrived(rt: Runtime, session: Session, bank_code: str, body: dict[str
     if not created:
         return "duplicate_bank_reference"
     detail = {"amount_fen": body["amount_fen"], "bank_reference": body["bank_reference"]}
+    if marker:
+        detail["marker"] = marker
     return fire_or_note(DealContext(rt, session, deal, _actor(bank_code)), "funds_arrived", detail)
 
 
 def apply_payout_result(
-    rt: Runtime, session: Session, payout: Payout, status: str, bank_reference: str, reason: str | None, actor: str
+    rt: Runtime,
+    session: Session,
+    payout: Payout,
+    status: str,
+    bank_reference: str,
+    reason: str | None,
+    actor: str,
+    marker: str | None = None,
 ) -> str:
     """The one place a payout becomes final, whether a callback or a query told us."""
     if payout.status in ("succeeded", "failed"):
@@ -170,6 +181,8 @@ def apply_payout_result(
     detail = {"payout_id": payout.payout_id, "amount_fen": payout.amount_fen}
     if status == "failed":
         detail["failure_reason"] = reason or ""
+    if marker:
+        detail["marker"] = marker
     return fire_or_note(ctx, "payout_succeeded" if status == "succeeded" else "payout_failed", detail)
 
 
@@ -189,3 +202,18 @@ _HANDLERS = {
     "funds_arrived": _funds_arrived,
     "payout_result": _payout_result,
 }
+
+
+REPAIR_MARKER = "补单"
+
+
+def repair_funds_arrived(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
+    """补单: an arrival on the bank's statement whose notification never came, processed exactly as that
+    notification would have been (`body` is what the bank would have sent); the timeline entry says 补单."""
+    return _funds_arrived(rt, session, bank_code, body, marker=REPAIR_MARKER)
+
+
+def repair_payout_succeeded(rt: Runtime, session: Session, payout: Payout, bank_reference: str) -> str:
+    """补单: a payout the bank's statement shows as paid whose `payout_result` never came."""
+    actor = _actor(payout.bank_code)
+    return apply_payout_result(rt, session, payout, "succeeded", bank_reference, None, actor, marker=REPAIR_MARKER)
