@@ -18,6 +18,13 @@ from app.services.runtime import Runtime
 
 RESALE_FORM = {
     "city_code": "110000",
+    "product": "resale_escrow",
+    "contract_no": "2026-BJ-0012345",
+    "contract_signed_on": "2026-11-20",
+    "contract_buyer_name": "张三",
+    "contract_seller_name": "李四",
+    "contract_property_address": "北京市朝阳区建国路1号1单元101",
+    "payment_method": "全款",
     "buyer_name": "张三",
     "buyer_id_number": "11010519491231002X",
     "buyer_bank_name": "中国光大银行北京分行",

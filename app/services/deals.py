@@ -42,7 +42,7 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
         raise ValidationError("只有经纪人可以新建存管单", code="ROLE_NOT_ALLOWED")
     city = rt.cities.get(city_code)
     product_config = city.product(product)
-    clean = validate_resale_form(form)
+    clean = validate_resale_form(form, product_config.form)
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
     with rt.db.uow() as uow:
         now = rt.clock()

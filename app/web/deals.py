@@ -5,15 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, flash, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from app.domain.forms.resale import FIELDS, SECTIONS
-from app.errors import CunguanError, ValidationError
-from app.services import deals
+from app.errors import CunguanError, NotFound, ValidationError
+from app.services import deals, intake_forms
 from app.web.access import ALL_ROLES, current_actor, roles_required, runtime
 
 bp = Blueprint("deals", __name__)
-
-DEFAULT_CITY = "110000"
-PRODUCT = "resale_escrow"
 
 
 @bp.route("/")
@@ -28,22 +24,72 @@ def index() -> str:
     return render_template("deals/index.html", rows=deals.list_deals(runtime(), current_actor()))
 
 
-@bp.route("/deals/new", methods=["GET", "POST"])
+def _form_page(
+    choice: intake_forms.Choice, values: dict[str, str], errors: dict[str, str], draft_id: int | None
+) -> str:
+    return render_template(
+        "deals/new.html",
+        choices=intake_forms.choices(runtime()),
+        choice=choice,
+        form=intake_forms.form_for(runtime(), choice.city_code, choice.product),
+        submittable=choice.product in intake_forms.SUBMITTABLE,
+        drafts=intake_forms.list_drafts(runtime(), current_actor()),
+        values=values,
+        errors=errors,
+        draft_id=draft_id,
+    )
+
+
+def _choice(city_code: str, product: str) -> intake_forms.Choice:
+    for choice in intake_forms.choices(runtime()):
+        if (choice.city_code, choice.product) == (city_code, product):
+            return choice
+    raise NotFound("该城市未开通此业务", code="PRODUCT_NOT_OFFERED", details={"city": city_code, "product": product})
+
+
+def _draft_id(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+@bp.route("/deals/new", methods=["GET"])
 @roles_required("agent")
-def new() -> str | Response | tuple[str, int]:
-    cities = [city for city in runtime().cities.live_cities() if PRODUCT in city.products]
-    if request.method == "GET":
-        return render_template("deals/new.html", fields=FIELDS, sections=SECTIONS, cities=cities, values={}, errors={})
-    values = request.form.to_dict()
+def new() -> str:
+    """The generated form of the chosen (city, product), or a draft of one to continue."""
+    draft_id = _draft_id(request.args.get("draft"))
+    if draft_id is not None:
+        draft = intake_forms.load_draft(runtime(), current_actor(), draft_id)
+        return _form_page(_choice(draft.city_code, draft.product), draft.values, {}, draft.id)
+    available = intake_forms.choices(runtime())
+    if not available:
+        raise NotFound("暂无开通的城市与业务", code="NO_LIVE_PRODUCT")
+    city_code, _, product = request.args.get("choice", "").partition(":")
+    chosen = _choice(city_code, product) if product else available[0]
+    return _form_page(chosen, {}, {}, None)
+
+
+@bp.route("/deals/new", methods=["POST"])
+@roles_required("agent")
+def submit_new() -> str | Response | tuple[str, int]:
+    """保存草稿 keeps what was typed; 提交 validates and, for products wired to deals, creates the deal."""
+    values = {key: value for key, value in request.form.items() if key not in ("csrf_token", "action", "draft_id")}
+    choice = _choice(values.get("city_code", ""), values.get("product", ""))
+    draft_id = _draft_id(request.form.get("draft_id"))
+    form = intake_forms.form_for(runtime(), choice.city_code, choice.product)
+    if request.form.get("action") == "save_draft":
+        draft_id = intake_forms.save_draft(runtime(), current_actor(), form, choice.city_code, values, draft_id)
+        flash("草稿已保存，可随时在“我的草稿”中继续填写", "info")
+        return redirect(url_for("deals.new", draft=draft_id))
     try:
-        deal_id = deals.create_deal(runtime(), current_actor(), values.get("city_code", DEFAULT_CITY), PRODUCT, values)
+        if choice.product not in intake_forms.SUBMITTABLE:
+            form.validate(values)
+            flash(f"表单校验通过。“{choice.title}”暂未开放线上提交，未创建存管单；请先保存草稿。", "error")
+            return _form_page(choice, values, {}, draft_id), 409
+        deal_id = deals.create_deal(runtime(), current_actor(), choice.city_code, choice.product, values)
     except ValidationError as error:
-        errors = error.details if isinstance(error.details, dict) else {}
         flash(error.message, "error")
-        page = render_template(
-            "deals/new.html", fields=FIELDS, sections=SECTIONS, cities=cities, values=values, errors=errors
-        )
-        return page, 422
+        return _form_page(choice, values, error.details if isinstance(error.details, dict) else {}, draft_id), 422
+    if draft_id is not None:
+        intake_forms.delete_draft(runtime(), current_actor(), draft_id)
     flash("存管单已创建，请核对协议后确认", "info")
     return redirect(url_for("deals.show", deal_id=deal_id))
 
