@@ -187,9 +187,9 @@ def main() -> None:
             base_url = f"http://127.0.0.1:{args.port}"
             for _ in range(100):
                 try:
-                    if requests.get(base_url + "/healthz", timeout=1).status_code == 200:
+                    if requests.get(base_url + "/healthz", timeout=5).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:
                     time.sleep(0.2)
             rows = []
             for kind in ("ping", "callback"):
@@ -221,7 +221,7 @@ def main() -> None:
         )
     ratio = rows[1]["per_s"] / rows[0]["per_s"]
     print(f"callbacks / bare = {ratio:.2f}; inbox rows {stored}; ledger check {'ok' if report.ok else report.problems}")
-    assert stored == rows[1]["ok"], "every accepted callback is in the inbox"
+    assert stored == rows[1]["requests"], "every verified callback is in the inbox, even if processing failed"
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "ratio": ratio}, indent=2))
 

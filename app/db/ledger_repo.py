@@ -8,6 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from app.db import ledger_engine
@@ -46,24 +48,33 @@ class LedgerRepository:
         self.session = session
 
     def ensure_account(self, spec: AccountSpec, deal_id: int | None = None) -> LedgerAccount:
+        """The account with this code, created if missing. Safe when two transactions create the same
+        account at once (two first arrivals at a bank): the insert does nothing if the code exists."""
         account = self.session.scalar(select(LedgerAccount).where(LedgerAccount.code == spec.code))
         if account is not None:
             return account
-        account = LedgerAccount(
-            code=spec.code,
-            type=spec.type,
-            name=spec.name,
-            debits_must_not_exceed_credits=spec.debits_must_not_exceed_credits,
-            credits_must_not_exceed_debits=spec.credits_must_not_exceed_debits,
-            hot=spec.hot,
-            alert_below_fen=spec.alert_below_fen,
-            debits_posted=0,
-            credits_posted=0,
-            deal_id=deal_id,
-        )
-        self.session.add(account)
         self.session.flush()
-        return account
+        insert = sqlite_insert if self.session.get_bind().dialect.name == "sqlite" else postgresql_insert
+        self.session.execute(
+            insert(LedgerAccount)
+            .values(
+                code=spec.code,
+                type=spec.type,
+                name=spec.name,
+                debits_must_not_exceed_credits=spec.debits_must_not_exceed_credits,
+                credits_must_not_exceed_debits=spec.credits_must_not_exceed_debits,
+                hot=spec.hot,
+                alert_below_fen=spec.alert_below_fen,
+                debits_posted=0,
+                credits_posted=0,
+                debits_pending=0,
+                credits_pending=0,
+                deal_id=deal_id,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["code"])
+        )
+        return self.account(spec.code)
 
     def account(self, code: str) -> LedgerAccount:
         account = self.session.scalar(select(LedgerAccount).where(LedgerAccount.code == code))

@@ -242,3 +242,27 @@ def test_staff_see_the_alert_banner_and_the_metric(rt: Runtime, login: Callable[
     agent = login("agent")
     assert "账户预警" not in agent.get("/deals").text
     assert agent.get("/metrics").status_code == 403
+
+
+def test_first_postings_at_a_new_bank_create_its_accounts_once_even_at_the_same_time(rt: Runtime) -> None:
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            with rt.db.uow() as uow:
+                barrier.wait()
+                LedgerRepository(uow.session).ensure_account(ledger.bank_clearing("pab"))
+                uow.commit()
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with rt.db.uow() as uow:
+        codes = uow.session.scalars(select(LedgerAccount.code).where(LedgerAccount.code == "bank_clearing:pab")).all()
+        assert codes == ["bank_clearing:pab"]
