@@ -14,6 +14,7 @@ from app.db.models import Job
 from app.errors import CunguanError
 from app.queue import jobs
 from app.services.bank_jobs import HANDLERS, Retry
+from app.services.deal_timers import fire_due_timers
 from app.services.ledger_maintenance import maintain
 from app.services.runtime import Runtime
 
@@ -78,6 +79,10 @@ def _maintain(rt: Runtime) -> None:
         maintain(rt)
     except Exception:  # a lost connection or a race with another worker: the next round retries
         log.warning("ledger maintenance failed", extra={"error": traceback.format_exc(limit=3)})
+    try:
+        fire_due_timers(rt)
+    except Exception:  # as above: the next round retries
+        log.warning("workflow timers failed", extra={"error": traceback.format_exc(limit=3)})
 
 
 def run_worker(
@@ -89,7 +94,8 @@ def run_worker(
     maintenance_s: float = 2.0,
 ) -> int:
     """Run jobs until `should_stop()` (or, with burst, until none is due). Returns how many ran.
-    Every `maintenance_s` the ledger is maintained (hot buffers folded, expired holds voided).
+    Every `maintenance_s` the ledger is maintained (hot buffers folded, expired holds voided) and due
+    workflow timers of deals fire.
 
     `should_stop` is polled rather than waited on: a signal handler may flip it at any moment, and
     waiting on a threading.Event that the handler sets can deadlock the main thread.

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import object_session
+
 from app.crypto import sm3
 from app.db.models import Agreement, Deal
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.pdf.render import html_to_pdf, render_agreement_html
 from app.pdf.sign import sign_pdf
+from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
 
 PRODUCT_NAMES = {"resale_escrow": "二手房交易资金存管"}
+
+
+def _city_name(rt: Runtime, deal: Deal) -> str:
+    """From the config the deal pinned, read in the deal's own session."""
+    session = object_session(deal)
+    assert session is not None, "the deal must be attached to a session"
+    return pinned_city(rt, session, deal).name
 
 
 def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
     account = deal.virtual_account
     return AgreementData(
         agreement_no=deal.deal_no,
-        city_name=rt.cities.get(deal.city_code).name,
+        city_name=_city_name(rt, deal),
         product_name=PRODUCT_NAMES.get(deal.product, deal.product),
         bank_name=rt.bank(deal.bank_code).name,
         buyer=Party(deal.buyer_name, deal.buyer_id_number, deal.buyer_bank_name, deal.buyer_bank_account),
@@ -45,7 +55,7 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         rt.keys.platform_certificate_pem,
         signer_name="存管平台",
         reason=f"资金存管协议 {deal.deal_no}",
-        location=rt.cities.get(deal.city_code).name,
+        location=_city_name(rt, deal),
         signing_time=now,
     )
     return Agreement(

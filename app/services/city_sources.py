@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
 from app.city_versions import CityVersions
@@ -55,20 +55,29 @@ class SessionCitySource:
         return sorted({*self.files.stems(), *published_stems(self.session), *self.overlay})
 
 
+def _reader_engine(db: Database) -> Engine:
+    """An engine for reads that may happen while the same thread holds a write transaction: on SQLite the
+    app's engine starts every transaction with BEGIN IMMEDIATE (it would wait for itself); a plain
+    connection reads the last committed state (WAL) without the write lock."""
+    if db.engine.dialect.name != "sqlite":
+        return db.engine
+    return create_engine(db.url, connect_args={"timeout": 30, "check_same_thread": False})
+
+
 class DbCitySource:
-    """The running app's source: each read in a short transaction of its own (call it outside a unit of work)."""
+    """The running app's source: each read in a short read-only session of its own."""
 
     def __init__(self, db: Database, folder: Path) -> None:
-        self.db = db
+        self.engine = _reader_engine(db)
         self.folder = folder
 
     def read(self, stem: str) -> bytes | None:
-        with self.db.uow() as uow:
-            return SessionCitySource(uow.session, self.folder).read(stem)
+        with Session(self.engine) as session:
+            return SessionCitySource(session, self.folder).read(stem)
 
     def stems(self) -> list[str]:
-        with self.db.uow() as uow:
-            return SessionCitySource(uow.session, self.folder).stems()
+        with Session(self.engine) as session:
+            return SessionCitySource(session, self.folder).stems()
 
 
 class DbVersions:

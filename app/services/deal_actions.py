@@ -10,6 +10,7 @@ from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.queue.jobs import enqueue
 from app.services.agreements import sign_agreement
+from app.services.pinning import pinned_city
 from app.services.workflow_runner import DealContext, registry
 
 
@@ -32,7 +33,7 @@ def request_virtual_account(ctx: DealContext) -> None:
         request_id=f"VA-{uuid.uuid4().hex}",
         account_name=f"存管-{ctx.deal.deal_no}",
         status="requested",
-        designated_payer=ctx.rt.cities.get(ctx.deal.city_code).product(ctx.deal.product).payer.designated,
+        designated_payer=pinned_city(ctx.rt, ctx.session, ctx.deal).product(ctx.deal.product).payer.designated,
         requested_at=ctx.rt.clock(),
     )
     ctx.session.add(account)

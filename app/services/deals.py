@@ -14,6 +14,7 @@ from app.domain import ledger
 from app.domain.forms.resale import validate_resale_form
 from app.errors import NotFound, ValidationError
 from app.services import deal_actions  # noqa: F401 - registers the guards and actions
+from app.services.pinning import pin
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire
 
@@ -40,7 +41,7 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
     """Validate the form and create the deal in its workflow's initial state. Nothing is created on error."""
     if actor.role != "agent":
         raise ValidationError("只有经纪人可以新建存管单", code="ROLE_NOT_ALLOWED")
-    city = rt.cities.get(city_code)
+    resolved, city = rt.cities.get_resolved(city_code)
     product_config = city.product(product)
     clean = validate_resale_form(form, product_config.form)
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
@@ -63,6 +64,7 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
         )
         uow.session.add(deal)
         uow.session.flush()
+        pin(uow.session, resolved, city, now)
         LedgerRepository(uow.session).ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
         uow.session.add(
             DealEvent(

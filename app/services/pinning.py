@@ -1,0 +1,57 @@
+"""Deals pin the city config they started with: the resolved config (extends merged) is kept by its hash
+(`Deal.city_config_sha256`) with the version of each layer, so publishing never changes a running deal."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.db.models import CityConfigSnapshot, CityConfigVersion, Deal
+from app.domain.cities import CityConfig, ResolvedCity, build_city, canonical_json, folder_reader, resolve
+from app.services.runtime import Runtime
+
+
+def _layer_version(session: Session, stem: str, content_sha256: str) -> int | None:
+    """The published version a layer came from; None for a shipped file not (yet) in the database."""
+    return session.scalar(
+        select(CityConfigVersion.version)
+        .where(
+            CityConfigVersion.city_code == stem,
+            CityConfigVersion.content_sha256 == content_sha256,
+            CityConfigVersion.status == "published",
+        )
+        .limit(1)
+    )
+
+
+def pin(session: Session, resolved: ResolvedCity, city: CityConfig, now: datetime) -> None:
+    """Keep the resolved config under its hash (once: deals of the same config share one snapshot)."""
+    layers = []
+    for layer in resolved.layers:
+        stem = layer.source.removesuffix(".json")
+        digest = hashlib.sha256(canonical_json(layer.data)).hexdigest()
+        version = _layer_version(session, stem, digest)
+        layers.append({"file": layer.source, "content_sha256": digest, "version": version})
+    values = {
+        "sha256": city.sha256,
+        "city_code": city.admin_code,
+        "data": resolved.data,
+        "layers": layers,
+        "created_at": now,
+    }
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(dialect.insert(CityConfigSnapshot).values(values).on_conflict_do_nothing())
+
+
+def pinned_city(rt: Runtime, session: Session, deal: Deal) -> CityConfig:
+    """The city config the deal started with, read in the caller's session.
+
+    Deals created before snapshots existed (migration 0005) fall back to the shipped file."""
+    snapshot = session.get(CityConfigSnapshot, deal.city_config_sha256)
+    if snapshot is not None:
+        return build_city(snapshot.data)
+    return build_city(resolve(deal.city_code, folder_reader(rt.cities.folder)).data)
