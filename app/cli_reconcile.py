@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from app.db.models import ReconciliationItem, ReconciliationRun
 from app.domain.money import format_yuan
@@ -96,6 +97,7 @@ def render_report(run: ReconciliationRun, bank_name: str) -> list[str]:
     help="a saved statement file instead of fetching it from the bank",
 )
 @click.option("--allow-incomplete", is_flag=True, help="also reconcile a statement the bank marks incomplete (today)")
+@with_appcontext
 def reconcile_command(bank_code: str, day: datetime, file_path: Path | None, allow_incomplete: bool) -> None:
     """Match the bank's statement of DATE with our inbox and ledger; repair missing notifications (补单).
     Exit 1 when anything is left unresolved."""

@@ -1,0 +1,209 @@
+"""Reconciliation against the real bank simulator over HTTP: a dropped arrival notice is repaired (补单) and
+the deal moves on, a credit to an account we do not know goes to suspense, a payout our records call paid
+but the bank never booked is reported, and running it again changes nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from app.banks.simulator.banks import SIMULATED_BANKS
+from app.config import BankEndpoint
+from app.crypto.keys import ensure_keys
+from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.db.models import LedgerTransfer, ReconciliationRun
+from app.errors import SignatureError, ValidationError
+from app.services import deals, reconciliation
+from app.services.runtime import Runtime
+from app.worker import run_one
+from tests.factories import CUSTODY_FEN, RESALE_FORM, actor, confirmed_deal, load_deal, notification, post_callback
+from tests.integration.simulator_support import InProcessSimulator, make_simulator
+
+DAY = date(2026, 11, 20)
+BUYER = {"payer_account": RESALE_FORM["buyer_bank_account"]}
+FIRST_FEN = 100_000
+ALIEN_FEN = 777_77
+
+
+@pytest.fixture(scope="module")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("keys")
+    ensure_keys(directory, SIMULATED_BANKS)
+    return directory
+
+
+@contextmanager
+def _serving(wsgi_app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class World:
+    rt: Runtime
+    sim: InProcessSimulator
+    client: FlaskClient
+    keys_dir: Path
+
+    def pump(self) -> None:
+        """Platform jobs to the bank, the bank's due work, its callbacks to the platform - until quiet."""
+        for _ in range(5):
+            while run_one(self.rt, "test-worker"):
+                pass
+            self.sim.parts.operations.run_due()
+            while self.sim.parts.worker.sender.deliver_next():
+                pass
+
+    def account_no(self, deal_id: int) -> str:
+        account = load_deal(self.rt, deal_id).virtual_account
+        assert account is not None and account.account_no, "account opened"
+        return account.account_no
+
+    def faults(self, **settings: object) -> None:
+        answer = self.sim.client.put("/sim/faults/ceb", json=settings)
+        assert answer.status_code == 200, answer.get_json()
+
+
+@pytest.fixture
+def world(
+    app: Flask, rt: Runtime, client: FlaskClient, users: dict[str, int], tmp_path: Path, keys_dir: Path
+) -> Iterator[World]:
+    sim = make_simulator(tmp_path / "bank_sim.db", keys_dir)
+    rt.clock = lambda: datetime.fromtimestamp(sim.clock.now, UTC)  # the platform lives the bank's day
+    with _serving(sim.client.application) as sim_url, _serving(app) as platform_url:
+        rt.banks["ceb"] = BankEndpoint("ceb", "中国光大银行", f"{sim_url}/ceb")
+        rt.public_base_url = platform_url
+        yield World(rt, sim, client, keys_dir)
+
+
+def _funded_deal(world: World, *, drop_second: bool = False) -> int:
+    """A deal paid in two parts; with `drop_second` the bank never sends the notice of the second."""
+    deal_id = confirmed_deal(world.rt)
+    world.pump()
+    account_no = world.account_no(deal_id)
+    world.sim.pay_in("ceb", account_no, FIRST_FEN, RESALE_FORM["buyer_name"], **BUYER)
+    world.pump()
+    if drop_second:
+        world.faults(drop=1.0)
+    world.sim.pay_in("ceb", account_no, CUSTODY_FEN - FIRST_FEN, RESALE_FORM["buyer_name"], **BUYER)
+    world.pump()
+    world.faults()
+    return deal_id
+
+
+def _book_the_day(world: World) -> dict[str, int]:
+    dropped = _funded_deal(world, drop_second=True)
+    assert load_deal(world.rt, dropped).state == "awaiting_funds", "the completing notice never came"
+    paid = _funded_deal(world)
+    deals.record_title_transferred(world.rt, actor(world.rt, "ops"), paid)
+    world.pump()
+    assert load_deal(world.rt, paid).state == "closed"
+    # money into an account the bank opened for someone else: we never hear of it
+    alien = world.sim.open_account("ceb", "REQ-NOT-OURS")
+    world.faults(drop=1.0)
+    world.sim.pay_in("ceb", alien, ALIEN_FEN)
+    world.faults()
+    # a broken bank release says "paid" for a payout it never received
+    unpaid = _funded_deal(world)
+    deals.record_title_transferred(world.rt, actor(world.rt, "ops"), unpaid)
+    payout_id = load_deal(world.rt, unpaid).payouts[0].payout_id
+    body = notification("payout_result", payout_id=payout_id, bank_reference="CEBP-BOGUS", status="succeeded")
+    status, _ = post_callback(world.client, world.keys_dir, body | {"failure_reason": None})
+    assert status == 200 and load_deal(world.rt, unpaid).state == "closed"
+    world.sim.clock.advance(24 * 3600)  # the next morning: yesterday's statement is complete
+    return {"dropped": dropped, "paid": paid, "unpaid": unpaid}
+
+
+def _statuses(run: ReconciliationRun) -> list[tuple[str, str | None]]:
+    return [(item.status, item.deal_no) for item in run.items]
+
+
+def _transfer_count(rt: Runtime) -> int:
+    with rt.db.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(LedgerTransfer)) or 0
+
+
+def test_reconcile_repairs_reports_and_is_idempotent(world: World) -> None:
+    rt = world.rt
+    booked = _book_the_day(world)
+    deal_no = {name: load_deal(rt, deal_id).deal_no for name, deal_id in booked.items()}
+
+    run = reconciliation.load_run(rt, reconciliation.reconcile(rt, "ceb", DAY))
+
+    assert run.complete and run.line_count == 8  # six arrivals, one payout, one alien credit
+    assert run.counts == {"matched": 6, "repaired": 1, "suspense": 1, "payout_missing": 1}
+    assert run.unresolved == 1
+    by_status = {status: [item for item in run.items if item.status == status] for status in run.counts}
+    (repaired,) = by_status["repaired"]
+    assert (repaired.deal_no, repaired.amount_fen) == (deal_no["dropped"], CUSTODY_FEN - FIRST_FEN)
+    (suspense,) = by_status["suspense"]
+    assert (suspense.deal_no, suspense.amount_fen) == (None, ALIEN_FEN)
+    (missing,) = by_status["payout_missing"]
+    assert (missing.deal_no, missing.row_no) == (deal_no["unpaid"], None)
+    assert {item.payout_id for item in by_status["matched"] if item.direction == "debit"} == {
+        load_deal(rt, booked["paid"]).payouts[0].payout_id
+    }
+
+    deal = load_deal(rt, booked["dropped"])
+    assert deal.state == "funded", "the repair moved the deal as the notice would have"
+    assert (deal.events[-1].event, deal.events[-1].detail.get("marker")) == ("funds_arrived", "补单")
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        assert repo.balance(f"custody:{deal.deal_no}") == CUSTODY_FEN
+        assert repo.balance("suspense:ceb") == ALIEN_FEN
+        assert check_ledger(uow.session).ok
+
+    transfers, events = _transfer_count(rt), len(deal.events)
+    again = reconciliation.load_run(rt, reconciliation.reconcile(rt, "ceb", DAY))
+    assert again.id != run.id
+    assert _statuses(again) == _statuses(run)
+    assert _transfer_count(rt) == transfers
+    assert len(load_deal(rt, booked["dropped"]).events) == events
+
+
+def test_cli_prints_the_table_takes_a_file_and_refuses_an_unfinished_day(
+    world: World, app: Flask, tmp_path: Path
+) -> None:
+    _book_the_day(world)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["reconcile", "--bank", "ceb", "--date", "2026-11-20"])
+    assert result.exit_code == 1, result.output
+    assert "已补单" in result.output and "对账单无此出金" in result.output and "未解决 1 项" in result.output
+
+    saved = tmp_path / "ceb-2026-11-20.csv"
+    saved.write_bytes(world.rt.gateway("ceb").fetch_statement(DAY).content)  # type: ignore[attr-defined]
+    from_file = runner.invoke(args=["reconcile", "--bank", "ceb", "--date", "2026-11-20", "--file", str(saved)])
+    assert from_file.exit_code == 1
+    assert "文件 ceb-2026-11-20.csv" in from_file.output and "已补单" in from_file.output  # the earlier repair
+
+    today = runner.invoke(args=["reconcile", "--bank", "ceb", "--date", "2026-11-21"])
+    assert today.exit_code == 1 and "STATEMENT_INCOMPLETE" in today.output
+    with world.rt.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(ReconciliationRun)) == 2
+
+
+def test_statement_signature_and_digest_are_checked(world: World) -> None:
+    statement = world.rt.gateway("ceb").fetch_statement(DAY)  # type: ignore[attr-defined]
+    bank_key = world.rt.keys.bank_public_key_pem("ceb")
+    reconciliation.verify_statement(statement, bank_key)
+    tampered = type(statement)(**{**statement.__dict__, "content": statement.content + b"x"})
+    with pytest.raises(SignatureError):
+        reconciliation.verify_statement(tampered, bank_key)
+    with pytest.raises(ValidationError, match="不完整"):
+        reconciliation.reconcile(world.rt, "ceb", date(2026, 11, 20))  # the sim's today: not over yet
