@@ -242,7 +242,8 @@ def _judge_credit(
     if credited == ledger.suspense(bank_code).code:
         state = SUSPENSE_LABELS.get(suspense_status or "", "")
         reason = "未知账户" if deal_no is None else "非指定付款人或到账早于开户"
-        return Item("suspense", f"{how}入挂账（{reason}）{state}", line.row, line, amount_fen, deal_no=deal_no)
+        detail = f"{how}入挂账（{reason}）" + (f"，挂账处理：{state}" if state else "")
+        return Item("suspense", detail, line.row, line, amount_fen, deal_no=deal_no)
     if deal_no is not None and credited == ledger.deal_custody(deal_no).code:
         status, detail = ("repaired", "通知缺失，已按对账单补单入账") if was_repaired else ("matched", "")
         return Item(status, detail, line.row, line, amount_fen, deal_no=deal_no)

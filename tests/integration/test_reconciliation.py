@@ -5,7 +5,7 @@ but the bank never booked is reported, and running it again changes nothing."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -26,6 +26,7 @@ from app.errors import SignatureError, ValidationError
 from app.services import deals, reconciliation
 from app.services.runtime import Runtime
 from app.worker import run_one
+from tests.conftest import csrf_token
 from tests.factories import CUSTODY_FEN, RESALE_FORM, actor, confirmed_deal, load_deal, notification, post_callback
 from tests.integration.simulator_support import InProcessSimulator, make_simulator
 
@@ -196,6 +197,20 @@ def test_cli_prints_the_table_takes_a_file_and_refuses_an_unfinished_day(
     assert today.exit_code == 1 and "STATEMENT_INCOMPLETE" in today.output
     with world.rt.db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(ReconciliationRun)) == 2
+
+
+def test_finance_page_starts_a_run_of_an_unfinished_day_when_told(
+    world: World, login: Callable[[str], FlaskClient]
+) -> None:
+    client = login("finance")
+    token = csrf_token(client.get("/finance/reconciliation").text)
+    form = {"csrf_token": token, "bank": "ceb", "date": "2026-11-20"}
+    refused = client.post("/finance/reconciliation", data=form, follow_redirects=True)
+    assert "对账未完成" in refused.text and "尚不完整" in refused.text
+    answer = client.post("/finance/reconciliation", data=form | {"allow_incomplete": "1"})
+    assert answer.status_code == 302 and "/finance/reconciliation/" in answer.headers["Location"]
+    page = client.get(answer.headers["Location"]).text
+    assert "（未完整）" in page and "用户 finance" in page
 
 
 def test_statement_signature_and_digest_are_checked(world: World) -> None:
