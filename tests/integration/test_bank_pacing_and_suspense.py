@@ -181,6 +181,7 @@ def test_finance_matches_an_unknown_credit_to_a_deal_with_a_reason(
 def test_several_worker_threads_run_each_job_exactly_once(rt: Runtime, users: dict, bank: FakeBank) -> None:
     from app.worker import run_workers
 
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=100)
     _accounts_waiting(rt, 10)
     rt.clock = lambda: T0
     assert run_workers(rt, 4, should_stop=lambda: False, burst=True) == 10

@@ -9,9 +9,10 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.crypto.keys import generate_sm2_private_key_pem
 from app.db.ledger_repo import LedgerRepository, check_ledger
-from app.db.models import BankNotification, Job, Payout
+from app.db.models import BankNotification, Job, Payout, SeenNonce
 from app.services import deals
 from app.services.runtime import Runtime
 from tests.factories import (
@@ -190,3 +191,20 @@ def test_failed_payout_is_recorded_and_can_be_retried(
         first = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id))
         assert first is not None and first.status == "failed", "a final payout never flips"
         assert check_ledger(uow.session).ok
+
+
+def test_ping_checks_the_signature_and_stores_nothing(client: FlaskClient, keys_dir: Path, rt: Runtime) -> None:
+    body = b'{"hello": "bank"}'
+    key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+    headers = sign_headers(BANK_PREFIX, key, body)
+    answer = client.post("/api/banks/ceb/ping", data=body, headers=headers, content_type="application/json")
+    assert (answer.status_code, answer.get_json()["code"]) == (200, "PONG")
+    again = client.post("/api/banks/ceb/ping", data=body, headers=headers, content_type="application/json")
+    assert again.status_code == 200, "a replayed ping changes nothing, so it is not refused"
+    forged = client.post(
+        "/api/banks/ceb/ping", data=b'{"hello": "x"}', headers=headers, content_type="application/json"
+    )
+    assert (forged.status_code, forged.get_json()["code"]) == (401, "BAD_SIGNATURE")
+    assert client.post("/api/banks/nobank/ping", data=body, headers=headers).status_code == 404
+    with rt.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(SeenNonce)) == 0
