@@ -47,6 +47,7 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _register_web(app: Flask) -> None:
+    from app.admin import register as register_admin
     from app.web import api, auth, banners, deals, errors, filters, finance, metrics
     from app.web.access import require_login
     from app.web.bank import callbacks
@@ -57,3 +58,4 @@ def _register_web(app: Flask) -> None:
     banners.register(app)
     errors.register(app)
     filters.register(app)
+    register_admin(app)

@@ -8,6 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from app.services.login_throttle import LOCKED_MESSAGE, clear_failures, is_locked, record_failure
 from app.services.users import authenticate
 from app.web.access import SessionUser, runtime
 
@@ -24,12 +25,18 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
     if request.method == "POST":
-        info = authenticate(runtime(), request.form.get("username", "").strip(), request.form.get("password", ""))
+        username, address = request.form.get("username", "").strip(), request.remote_addr or "-"
+        if is_locked(runtime(), username, address):
+            flash(LOCKED_MESSAGE, "error")
+            return render_template("login.html"), 429  # type: ignore[return-value]
+        info = authenticate(runtime(), username, request.form.get("password", ""))
         if info is not None:
+            clear_failures(runtime(), username, address)
             session.clear()  # no fixation: a fresh session for a fresh login
             session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
             login_user(SessionUser(info))
             return redirect(_safe_next(request.args.get("next")))
+        record_failure(runtime(), username, address)
         flash("用户名或密码错误", "error")
         return render_template("login.html"), 401  # type: ignore[return-value]
     return render_template("login.html")

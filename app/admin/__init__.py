@@ -1,0 +1,32 @@
+"""The operations console at /admin (flask-admin): one role-checked base view, Chinese pages, no CDN."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+
+
+def register(app: Flask) -> Admin:
+    from app.admin.dashboard import DashboardView
+    from app.admin.deals import DealsView
+    from app.admin.ledger import LedgerView
+    from app.admin.people import AuditView, UsersView
+    from app.admin.queues import JobsView, SuspenseView
+
+    admin = Admin(
+        app,
+        name="存管运营后台",
+        index_view=DashboardView(name="看板", url="/admin"),
+        theme=Bootstrap4Theme(base_template="admin/cunguan/base.html", fluid=True),
+    )
+    for view in (
+        DealsView(name="存管单", endpoint="admin_deals", url="/admin/deals"),
+        LedgerView(name="账务", endpoint="admin_ledger", url="/admin/ledger"),
+        SuspenseView(name="挂账队列", endpoint="admin_suspense", url="/admin/suspense"),
+        JobsView(name="任务", endpoint="admin_jobs", url="/admin/jobs"),
+        UsersView(name="用户", endpoint="admin_users", url="/admin/users"),
+        AuditView(name="审计日志", endpoint="admin_audit", url="/admin/audit"),
+    ):
+        admin.add_view(view)
+    return admin

@@ -1,0 +1,75 @@
+"""Server-drawn SVG charts (no script, no CDN): grouped columns per day and horizontal bars per category.
+They scale with the page (viewBox, width 100%), so they stay legible at 400 px."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+
+PALETTE = ("#2f6fb0", "#d9822b", "#3a9a5b", "#b03a48", "#7a5cb0")
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    values: Sequence[int]
+    color: str
+
+
+def _svg(width: int, height: int, title: str, body: list[str]) -> str:
+    return (
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title>{''.join(body)}</svg>"
+    )
+
+
+def columns(title: str, labels: Sequence[str], series: Sequence[Series], fmt: Callable[[int], str]) -> str:
+    """Grouped columns: one group per label (a day), one column per series, a legend on top."""
+    width, height, left, top, bottom = 720, 260, 8, 34, 40
+    peak = max([v for s in series for v in s.values] + [1])
+    slot = (width - left * 2) / max(len(labels), 1)
+    bar = max(slot * 0.8 / max(len(series), 1), 1.0)
+    plot = height - top - bottom
+    body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - left}" y2="{height - bottom}" stroke="#999"/>']
+    for index, s in enumerate(series):
+        body.append(f'<rect x="{left + index * 150}" y="6" width="12" height="12" fill="{s.color}"/>')
+        body.append(f'<text x="{left + index * 150 + 16}" y="17" font-size="13">{escape(s.name)}</text>')
+        for position, value in enumerate(s.values):
+            h = plot * value / peak
+            x = left + position * slot + slot * 0.1 + index * bar
+            tip = f"{labels[position]} {s.name}：{fmt(value)}"
+            body.append(
+                f'<rect x="{x:.1f}" y="{height - bottom - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{s.color}"><title>{escape(tip)}</title></rect>'
+            )
+    step = max(1, len(labels) // 7)
+    for position, label in enumerate(labels):
+        if position % step == 0 or position == len(labels) - 1:
+            x = left + position * slot + slot / 2
+            body.append(
+                f'<text x="{x:.1f}" y="{height - 18}" font-size="12" text-anchor="middle">{escape(label)}</text>'
+            )
+    body.append(
+        f'<text x="{width - left}" y="{top - 4}" font-size="12" text-anchor="end">最高 {escape(fmt(peak))}</text>'
+    )
+    return _svg(width, height, title, body)
+
+
+def bars(title: str, items: Sequence[tuple[str, int]], fmt: Callable[[int], str]) -> str:
+    """Horizontal bars, one per (label, value), the value written after the bar."""
+    width, row, label_width = 720, 30, 220
+    height = max(len(items), 1) * row + 10
+    peak = max([value for _, value in items] + [1])
+    body = []
+    if not items:
+        body.append('<text x="8" y="24" font-size="13" fill="#666">暂无数据</text>')
+    for index, (label, value) in enumerate(items):
+        y = 5 + index * row
+        length = (width - label_width - 170) * value / peak
+        color = PALETTE[index % len(PALETTE)]
+        body.append(f'<text x="{label_width - 8}" y="{y + 18}" font-size="13" text-anchor="end">{escape(label)}</text>')
+        body.append(f'<rect x="{label_width}" y="{y + 4}" width="{length:.1f}" height="{row - 10}" fill="{color}"/>')
+        body.append(f'<text x="{label_width + length + 6:.1f}" y="{y + 18}" font-size="13">{escape(fmt(value))}</text>')
+    return _svg(width, height, title, body)

@@ -1,0 +1,102 @@
+"""Deals for ops, finance, auditors and admins: search, and a detail page with everything around a deal."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from flask import request
+from flask_admin import expose
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
+
+from app.admin.base import RoleView
+from app.admin.paging import page_number, paginate
+from app.db.models import BankNotification, Deal, Job, VirtualAccount
+from app.errors import CunguanError
+from app.pdf.verify import verify_pdf
+from app.services.dashboard import SHANGHAI
+from app.services.deals import deal_view
+from app.services.runtime import Runtime
+from app.web.access import runtime
+
+FILTERS = ("deal_no", "city", "product", "state", "account_no", "date_from", "date_to")
+
+
+def _day(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def search_query(args: dict[str, str]) -> Select[Any]:
+    """Deals matching the filled filters, newest first (dates are Shanghai calendar days, inclusive)."""
+    query = select(Deal).options(selectinload(Deal.virtual_account)).order_by(Deal.id.desc())
+    if args.get("deal_no"):
+        query = query.where(Deal.deal_no.contains(args["deal_no"]))
+    for key, column in (("city", Deal.city_code), ("product", Deal.product), ("state", Deal.state)):
+        if args.get(key):
+            query = query.where(column == args[key])
+    if args.get("account_no"):
+        query = query.where(Deal.virtual_account.has(VirtualAccount.account_no == args["account_no"]))
+    start, end = _day(args.get("date_from", "")), _day(args.get("date_to", ""))
+    if start is not None:
+        query = query.where(Deal.created_at >= datetime.combine(start, time.min, tzinfo=SHANGHAI))
+    if end is not None:
+        query = query.where(Deal.created_at < datetime.combine(end + timedelta(days=1), time.min, tzinfo=SHANGHAI))
+    return query
+
+
+def _state_label(rt: Runtime, deal: Deal) -> str:
+    try:
+        return rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)
+    except CunguanError:
+        return deal.state
+
+
+class DealsView(RoleView):
+    read_roles = frozenset({"ops", "finance", "auditor", "admin"})
+
+    @expose("/")
+    def index(self) -> str:
+        args = {key: request.args.get(key, "").strip() for key in FILTERS}
+        rt = runtime()
+        with rt.db.uow() as uow:
+            page = paginate(uow.session, search_query(args), page_number(request.args.get("page")))
+        labels = {deal.id: _state_label(rt, deal) for deal in page.rows}
+        filled = {key: value for key, value in args.items() if value}
+        return self.render("admin/cunguan/deals.html", page=page, args=args, filled=filled, labels=labels)  # type: ignore[no-any-return]
+
+    @expose("/<int:deal_id>")
+    def detail(self, deal_id: int) -> str:
+        rt = runtime()
+        view = deal_view(rt, self.actor, deal_id)
+        deal = view.deal
+        account = deal.virtual_account
+        payout_ids = [payout.payout_id for payout in deal.payouts]
+        with rt.db.uow() as uow:
+            related = Job.payload["payout_id"].as_string().in_(payout_ids)
+            if account is not None:
+                related = related | (Job.payload["virtual_account_id"].as_integer() == account.id)
+            jobs = list(uow.session.scalars(select(Job).where(related).order_by(Job.id)))
+            callbacks = []
+            if account is not None and account.account_no:
+                callbacks = list(
+                    uow.session.scalars(
+                        select(BankNotification)
+                        .where(
+                            BankNotification.bank_code == account.bank_code,
+                            BankNotification.raw_body.contains(f'"{account.account_no}"'),
+                        )
+                        .order_by(BankNotification.id)
+                        .limit(100)
+                    )
+                )
+        signature = None
+        if deal.agreement is not None:
+            report = verify_pdf(deal.agreement.pdf, rt.keys.platform_certificate_pem)
+            signature = "签章有效" if report.valid else "签章无效：" + "；".join(report.errors)
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/deal.html", view=view, deal=deal, jobs=jobs, callbacks=callbacks, signature=signature
+        )
