@@ -115,6 +115,12 @@ def _book_the_day(world: World) -> dict[str, int]:
     deals.record_title_transferred(world.rt, actor(world.rt, "ops"), paid)
     world.pump()
     assert load_deal(world.rt, paid).state == "closed"
+    paid_unheard = _funded_deal(world)
+    deals.record_title_transferred(world.rt, actor(world.rt, "ops"), paid_unheard)
+    world.faults(drop=1.0)
+    world.pump()  # the bank pays, its payout_result is lost
+    world.faults()
+    assert load_deal(world.rt, paid_unheard).state != "closed"
     # money into an account the bank opened for someone else: we never hear of it
     alien = world.sim.open_account("ceb", "REQ-NOT-OURS")
     world.faults(drop=1.0)
@@ -128,7 +134,7 @@ def _book_the_day(world: World) -> dict[str, int]:
     status, _ = post_callback(world.client, world.keys_dir, body | {"failure_reason": None})
     assert status == 200 and load_deal(world.rt, unpaid).state == "closed"
     world.sim.clock.advance(24 * 3600)  # the next morning: yesterday's statement is complete
-    return {"dropped": dropped, "paid": paid, "unpaid": unpaid}
+    return {"dropped": dropped, "paid": paid, "paid_unheard": paid_unheard, "unpaid": unpaid}
 
 
 def _statuses(run: ReconciliationRun) -> list[tuple[str, str | None]]:
@@ -147,20 +153,23 @@ def test_reconcile_repairs_reports_and_is_idempotent(world: World) -> None:
 
     run = reconciliation.load_run(rt, reconciliation.reconcile(rt, "ceb", DAY))
 
-    assert run.complete and run.line_count == 8  # six arrivals, one payout, one alien credit
-    assert run.counts == {"matched": 6, "repaired": 1, "suspense": 1, "payout_missing": 1}
+    assert run.complete and run.line_count == 11  # eight arrivals, two payouts, one credit not for us
+    assert run.counts == {"matched": 8, "repaired": 2, "suspense": 1, "payout_missing": 1}
     assert run.unresolved == 1
     by_status = {status: [item for item in run.items if item.status == status] for status in run.counts}
-    (repaired,) = by_status["repaired"]
-    assert (repaired.deal_no, repaired.amount_fen) == (deal_no["dropped"], CUSTODY_FEN - FIRST_FEN)
+    assert [(item.direction, item.deal_no, item.amount_fen) for item in by_status["repaired"]] == [
+        ("credit", deal_no["dropped"], CUSTODY_FEN - FIRST_FEN),
+        ("debit", deal_no["paid_unheard"], CUSTODY_FEN),
+    ]
     (suspense,) = by_status["suspense"]
     assert (suspense.deal_no, suspense.amount_fen) == (None, ALIEN_FEN)
     (missing,) = by_status["payout_missing"]
     assert (missing.deal_no, missing.row_no) == (deal_no["unpaid"], None)
-    assert {item.payout_id for item in by_status["matched"] if item.direction == "debit"} == {
-        load_deal(rt, booked["paid"]).payouts[0].payout_id
-    }
+    assert [item.deal_no for item in by_status["matched"] if item.direction == "debit"] == [deal_no["paid"]]
 
+    settled = load_deal(rt, booked["paid_unheard"])
+    assert settled.state == "closed" and settled.payouts[0].status == "succeeded"
+    assert settled.events[-1].detail.get("marker") == "补单"
     deal = load_deal(rt, booked["dropped"])
     assert deal.state == "funded", "the repair moved the deal as the notice would have"
     assert (deal.events[-1].event, deal.events[-1].detail.get("marker")) == ("funds_arrived", "补单")
