@@ -31,5 +31,6 @@ def paginate(session: Session, query: Select[Any], number: int, size: int = PAGE
     """Rows of one page of an ordered query (scalars when it selects one entity), and the total."""
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     result = session.execute(query.limit(size).offset((number - 1) * size))
-    rows = list(result.scalars()) if len(query.selected_columns) == 1 else list(result.all())
+    one_entity = len(query.column_descriptions) == 1
+    rows = list(result.scalars()) if one_entity else list(result.all())
     return Page(rows, number, int(total), size)

@@ -1,0 +1,133 @@
+"""The operations console: every admin page and form × every role, against one table of who may do what."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.services.runtime import Runtime
+from tests.conftest import ROLES, csrf_token
+from tests.factories import arrive, confirmed_deal, load_deal, open_account
+
+Login = Callable[[str], FlaskClient]
+
+STAFF = {"ops", "reviewer", "finance", "auditor", "admin"}
+FINANCE_READ = {"finance", "auditor", "admin"}
+
+# endpoint -> (method, roles allowed). A new admin endpoint without a line here fails the first test.
+ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
+    "admin.index": ("GET", STAFF),
+    "admin_deals.index": ("GET", {"ops", "finance", "auditor", "admin"}),
+    "admin_deals.detail": ("GET", {"ops", "finance", "auditor", "admin"}),
+    "admin_ledger.index": ("GET", FINANCE_READ),
+    "admin_ledger.account": ("GET", FINANCE_READ),
+    "admin_ledger.transfers": ("GET", FINANCE_READ),
+    "admin_ledger.transfers_csv": ("GET", FINANCE_READ),
+    "admin_suspense.index": ("GET", FINANCE_READ),
+    "admin_suspense.item": ("GET", FINANCE_READ),
+    "admin_suspense.match": ("POST", {"finance"}),
+    "admin_suspense.return_": ("POST", {"finance"}),
+    "admin_jobs.index": ("GET", {"auditor", "admin"}),
+    "admin_jobs.retry": ("POST", {"admin"}),
+    "admin_users.index": ("GET", {"auditor", "admin"}),
+    "admin_users.create": ("POST", {"admin"}),
+    "admin_users.active": ("POST", {"admin"}),
+    "admin_users.password": ("POST", {"admin"}),
+    "admin_audit.index": ("GET", {"auditor", "admin"}),
+    "admin_audit.verify": ("GET", {"auditor", "admin"}),
+}
+NOT_ROLE_CHECKED = {"admin.static"}  # flask-admin's CSS/JS: behind the login like everything else
+
+
+def _admin_rules(app: Flask) -> dict[str, str]:
+    """endpoint -> URL rule, for every route flask-admin registered."""
+    names = {view.endpoint for view in app.extensions["admin"][0]._views}
+    return {
+        rule.endpoint: rule.rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.split(".")[0] in names and rule.endpoint not in NOT_ROLE_CHECKED
+    }
+
+
+def test_every_admin_endpoint_has_an_entry_in_the_role_table(app: Flask) -> None:
+    rules = _admin_rules(app)
+    assert set(rules) == set(ROLE_TABLE), "add new admin endpoints to ROLE_TABLE (and remove old ones)"
+    for endpoint, (method, _) in ROLE_TABLE.items():
+        methods = next(r.methods for r in app.url_map.iter_rules() if r.endpoint == endpoint)
+        assert method in methods, endpoint
+
+
+@pytest.fixture
+def paths(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> dict[str, str]:
+    """A deal with an account, one arrival and one unknown credit in suspense: every page has something."""
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000101")
+    arrive(client, keys_dir, "6226000000000101", 500_00, "REF-WALK-1")
+    arrive(client, keys_dir, "6226999999999101", 20_00, "REF-WALK-2")
+    deal_no = load_deal(rt, deal_id).deal_no
+    return {
+        "admin_deals.detail": f"/admin/deals/{deal_id}",
+        "admin_ledger.account": f"/admin/ledger/account/custody:{deal_no}",
+        "admin_suspense.item": "/admin/suspense/1",
+        "admin_suspense.match": "/admin/suspense/1/match",
+        "admin_suspense.return_": "/admin/suspense/1/return",
+        "admin_jobs.retry": "/admin/jobs/999/retry",
+        "admin_users.active": "/admin/users/nobody/active",
+        "admin_users.password": "/admin/users/nobody/password",
+    }
+
+
+def test_every_admin_page_by_every_role(app: Flask, client: FlaskClient, login: Login, paths: dict[str, str]) -> None:
+    rules = _admin_rules(app)
+    urls = {endpoint: paths.get(endpoint, rule) for endpoint, rule in rules.items()}
+    for endpoint, url in urls.items():
+        if ROLE_TABLE[endpoint][0] == "POST":
+            assert client.post(url).status_code == 400, (endpoint, "anonymous: no session, no CSRF token")
+            continue
+        answer = client.get(url)
+        assert answer.status_code == 302 and "/login" in answer.headers["Location"], (endpoint, "anonymous")
+    for role in ROLES:
+        client = login(role)
+        token = csrf_token(client.get("/login").text)
+        for endpoint, url in urls.items():
+            method, allowed = ROLE_TABLE[endpoint]
+            data = {"csrf_token": token} if method == "POST" else None
+            answer = client.open(url, method=method, data=data)
+            if role in allowed:
+                expected = (200,) if method == "GET" else (302,)  # empty forms come back with an error
+                assert answer.status_code in expected, (role, endpoint, answer.status_code)
+            else:
+                assert answer.status_code == 403, (role, endpoint, answer.status_code)
+                assert "当前角色无权访问此页面" in answer.text
+    assert "agent" not in set().union(*(roles for _, roles in ROLE_TABLE.values()))
+
+
+def test_admin_pages_are_chinese_with_security_headers_and_the_alert_banner(
+    login: Login, rt: Runtime, users: dict
+) -> None:
+    from app.db.ledger_repo import LedgerRepository
+    from app.db.models import LedgerAlert
+    from app.domain import ledger
+
+    with rt.db.uow() as uow:
+        account = LedgerRepository(uow.session).ensure_account(ledger.bank_clearing("ceb"))
+        uow.session.add(LedgerAlert(account_id=account.id, projected_fen=10_00, threshold_fen=1000_00))
+        uow.commit()
+    answer = login("ops").get("/admin/")
+    assert answer.status_code == 200
+    assert "存管运营后台" in answer.text and "看板" in answer.text
+    assert "账户预警" in answer.text and "¥1,000.00" in answer.text, "the hot-account banner"
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "cdn" not in answer.text.lower(), "assets are served locally"
+    assert "账务" not in answer.text, "the menu shows only what the role may open"
+
+
+def test_admin_form_without_csrf_token_is_refused(login: Login) -> None:
+    answer = login("admin").post("/admin/users/create", data={"username": "x", "role": "ops", "password": "a1" * 6})
+    assert answer.status_code == 400 and "表单校验失败" in answer.text
