@@ -1,0 +1,100 @@
+"""Dashboard figures from a small ledger: days in Shanghai, in/out, payout rate, custody by city and bank,
+deals by state, jobs; and the SVG charts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from app.admin import charts
+from app.db.ledger_repo import LedgerRepository
+from app.db.models import Deal, Job, Payout
+from app.domain import ledger
+from app.domain.ledger import TransferSpec
+from app.services import dashboard, deals
+from app.services.runtime import Runtime
+from tests.factories import RESALE_FORM, actor
+
+NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai
+
+
+def _deal(rt: Runtime, city: str) -> tuple[int, str]:
+    deal_id = deals.create_deal(rt, actor(rt, "agent"), city, "resale_escrow", RESALE_FORM)
+    with rt.db.uow() as uow:
+        deal = uow.session.get(Deal, deal_id)
+        assert deal is not None
+        return deal_id, deal.deal_no
+
+
+def _arrive(repo: LedgerRepository, ref: str, deal: tuple[int, str] | None, fen: int, at: datetime) -> None:
+    target = ledger.deal_custody(deal[1]).code if deal else ledger.suspense("ceb").code
+    code = "arrival" if deal else "unmatched_arrival"
+    repo.post(TransferSpec(f"arrival:ceb:{ref}", "bank_clearing:ceb", target, fen, code, deal and deal[0]), at=at)
+
+
+def test_figures_from_a_small_ledger(rt: Runtime, users: dict) -> None:
+    beijing, shanghai = _deal(rt, "110000"), _deal(rt, "310000")
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        repo.ensure_account(ledger.bank_clearing("ceb"))
+        repo.ensure_account(ledger.suspense("ceb"))
+        # 2026-11-22 16:30 UTC is already the 23rd in Shanghai
+        _arrive(repo, "R1", beijing, 1000_00, datetime(2026, 11, 22, 16, 30, tzinfo=UTC))
+        _arrive(repo, "R2", shanghai, 300_00, NOW - timedelta(days=1))
+        _arrive(repo, "R3", None, 5_00, NOW - timedelta(days=1))
+        _arrive(repo, "OLD", beijing, 1_00, NOW - timedelta(days=20))  # outside the window, still in custody
+        payout = TransferSpec("payout:P1", ledger.deal_custody(beijing[1]).code, "bank_clearing:ceb", 400_00, "payout")
+        repo.hold(payout, at=NOW - timedelta(hours=1))
+        repo.post_pending("payout:P1:posted", "payout:P1", at=NOW - timedelta(minutes=30))
+        for status, when in (("succeeded", NOW), ("failed", NOW), ("succeeded", NOW - timedelta(days=1))):
+            uow.session.add(
+                Payout(
+                    payout_id=f"P-{status}-{when.day}",
+                    deal_id=beijing[0],
+                    bank_code="ceb",
+                    amount_fen=1_00,
+                    payee_name="李四",
+                    payee_account="6222000011112222",
+                    status=status,
+                    updated_at=when,
+                )
+            )
+        uow.session.add_all(
+            [
+                Job(kind="open_virtual_account", payload={}, status="pending", attempts=0),
+                Job(kind="submit_payout", payload={}, status="pending", attempts=3),
+                Job(kind="submit_payout", payload={}, status="dead", attempts=12),
+            ]
+        )
+        uow.commit()
+
+    figures = dashboard.compute(rt, NOW)
+
+    assert figures.days[0].day == date(2026, 11, 10) and figures.days[-1].day == date(2026, 11, 23)
+    today, yesterday = figures.days[-1], figures.days[-2]
+    assert (today.inbound_count, today.inbound_fen, today.inbound_direct) == (1, 1000_00, 1)
+    assert (today.outbound_count, today.outbound_fen) == (1, 400_00), "the hold counts once, when posted"
+    assert (yesterday.inbound_count, yesterday.inbound_fen, yesterday.inbound_direct) == (2, 305_00, 1)
+    assert (today.payouts_succeeded, today.payouts_failed, yesterday.payouts_succeeded) == (1, 1, 1)
+    assert figures.payout_success_rate == 2 / 3
+    assert figures.inbound_direct_rate == 2 / 3
+    assert [(s.key, s.value) for s in figures.custody_by_city] == [("110000", 601_00), ("310000", 300_00)]
+    assert figures.custody_by_city[0].label.endswith("（110000）")
+    assert [(s.key, s.label, s.value) for s in figures.custody_by_bank] == [("ceb", "中国光大银行", 901_00)]
+    assert figures.custody_total_fen == 901_00
+    assert sum(s.value for s in figures.deals_by_state) == 2 and all(s.label for s in figures.deals_by_state)
+    assert figures.jobs == dashboard.JobFigures(pending=2, running=0, failing=1, dead=1, opening_queue=1)
+
+
+def test_empty_database_has_no_rates(rt: Runtime) -> None:
+    figures = dashboard.compute(rt, NOW)
+    assert len(figures.days) == dashboard.DAYS and figures.payout_success_rate is None
+    assert figures.custody_by_city == [] and figures.alerts == []
+
+
+def test_charts_escape_labels_and_scale_to_the_peak() -> None:
+    drawing = charts.bars("城市", [("<b>北京</b>", 200), ("上海", 100)], str)
+    assert "<b>" not in drawing and "&lt;b&gt;北京" in drawing
+    assert drawing.count("<rect") == 2 and 'width="330.0"' in drawing and 'width="165.0"' in drawing
+    columns = charts.columns("每日", ["11/22", "11/23"], [charts.Series("入金", [0, 10], "#000")], str)
+    assert columns.count("<rect") == 3 and "11/23 入金：10" in columns  # legend swatch + two columns
+    assert "暂无数据" in charts.bars("空", [], str)
