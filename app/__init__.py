@@ -48,11 +48,11 @@ def create_app(config: Config | None = None) -> Flask:
 
 def _register_web(app: Flask) -> None:
     from app.admin import register as register_admin
-    from app.web import api, auth, banners, deals, errors, filters, finance, metrics
+    from app.web import api, auth, banners, deals, errors, filters, finance, metrics, payouts
     from app.web.access import require_login
     from app.web.bank import callbacks
 
-    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp):
+    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp, payouts.bp):
         app.register_blueprint(blueprint)
     app.before_request(require_login)
     banners.register(app)

@@ -141,12 +141,16 @@ class Payout(Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     payee_name: Mapped[str] = mapped_column(String(64))
     payee_account: Mapped[str] = mapped_column(EncryptedString)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(24), default="pending")
     bank_reference: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(String(256))
     # release: the deal's money to its payee (drives the workflow); return: a suspense credit back to its payer
     purpose: Mapped[str] = mapped_column(String(16), default="release", server_default="release")
     suspense_item_id: Mapped[int | None] = mapped_column(ForeignKey("suspense_items.id"))
+    # large payouts wait for other people's approval (city config `approvals`): who asked, who approved
+    requested_by: Mapped[str | None] = mapped_column(String(64))
+    approvals_required: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    approved_by: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -155,7 +159,9 @@ class Payout(Base):
 
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
-        CheckConstraint("status IN ('pending','submitted','succeeded','failed')", name="status_known"),
+        CheckConstraint(
+            "status IN ('awaiting_approval','pending','submitted','succeeded','failed')", name="status_known"
+        ),
         CheckConstraint("purpose IN ('release','return')", name="purpose_known"),
     )
 

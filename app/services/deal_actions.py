@@ -55,16 +55,22 @@ def request_payout(ctx: DealContext) -> None:
     """Hold the custody amount for the seller and ask the bank to pay it; the bank call is a job.
 
     The hold (a pending transfer custody -> bank clearing) is what makes a second release of the
-    same money impossible while the bank works; its result posts or voids it."""
+    same money impossible while the bank works; its result posts or voids it. A payout above the city's
+    approval threshold holds the money but waits for other people's approval before the bank sees it."""
     attempt = len(ctx.deal.payouts) + 1
+    amount = ctx.deal.custody_amount_fen
+    required = ctx.rt.cities.get(ctx.deal.city_code).product(ctx.deal.product).approvers_required("payout", amount)
     payout = Payout(
         payout_id=f"PO-{ctx.deal.deal_no}-{attempt}",
         deal_id=ctx.deal.id,
         bank_code=ctx.deal.bank_code,
-        amount_fen=ctx.deal.custody_amount_fen,
+        amount_fen=amount,
         payee_name=ctx.deal.seller_name,
         payee_account=ctx.deal.seller_bank_account,
-        status="pending",
+        status="awaiting_approval" if required > 1 else "pending",
+        requested_by=ctx.actor,
+        approvals_required=required,
+        approved_by=[],
         created_at=ctx.rt.clock(),
     )
     ctx.session.add(payout)
@@ -80,7 +86,8 @@ def request_payout(ctx: DealContext) -> None:
         ),
         at=ctx.rt.clock(),
     )
-    enqueue(ctx.session, "submit_payout", {"payout_id": payout.payout_id}, now=ctx.rt.clock())
+    if payout.status == "pending":
+        enqueue(ctx.session, "submit_payout", {"payout_id": payout.payout_id}, now=ctx.rt.clock())
 
 
 def _hold_id(payout: Payout) -> str:

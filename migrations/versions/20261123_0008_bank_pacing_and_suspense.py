@@ -1,4 +1,5 @@
-"""bank pacing and suspense: opening token buckets, the suspense review queue, designated payers, returns
+"""bank pacing and suspense: opening token buckets, the suspense review queue, designated payers, returns,
+payout approvals
 
 Revision ID: 0008
 Revises: 0007
@@ -68,10 +69,24 @@ def upgrade() -> None:
             op.f("fk_payouts_suspense_item_id_suspense_items"), "suspense_items", ["suspense_item_id"], ["id"]
         )
         batch_op.create_check_constraint("purpose_known", "purpose IN ('release','return')")
+        batch_op.alter_column("status", type_=sa.String(length=24), existing_type=sa.String(length=16))
+        batch_op.add_column(sa.Column("requested_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("approvals_required", sa.Integer(), server_default="1", nullable=False))
+        batch_op.add_column(sa.Column("approved_by", sa.JSON(), server_default="[]", nullable=False))
+        batch_op.drop_constraint(op.f("ck_payouts_status_known"), type_="check")
+        batch_op.create_check_constraint(
+            "status_known", "status IN ('awaiting_approval','pending','submitted','succeeded','failed')"
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("payouts") as batch_op:
+        batch_op.drop_constraint(op.f("ck_payouts_status_known"), type_="check")
+        batch_op.create_check_constraint("status_known", "status IN ('pending','submitted','succeeded','failed')")
+        batch_op.drop_column("approved_by")
+        batch_op.drop_column("approvals_required")
+        batch_op.drop_column("requested_by")
+        batch_op.alter_column("status", type_=sa.String(length=16), existing_type=sa.String(length=24))
         batch_op.drop_constraint(op.f("ck_payouts_purpose_known"), type_="check")
         batch_op.drop_constraint(op.f("fk_payouts_suspense_item_id_suspense_items"), type_="foreignkey")
         batch_op.drop_column("suspense_item_id")

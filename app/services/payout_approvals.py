@@ -1,0 +1,66 @@
+"""Payouts above the city's threshold wait for approval by people other than whoever asked for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.db.models import DealEvent, Payout
+from app.errors import NotFound, ValidationError
+from app.queue.jobs import enqueue
+from app.services.deals import Actor
+from app.services.runtime import Runtime
+
+APPROVER_ROLES = ("ops", "finance")
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    payout_id: str
+    approvals: int
+    required_others: int
+    released: bool  # True when this approval sent the payout to the bank
+
+
+def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
+    """Record `actor`'s approval; the last one needed queues the bank submission."""
+    if actor.role not in APPROVER_ROLES:
+        raise ValidationError("只有运营或财务可以审批付款", code="ROLE_NOT_ALLOWED")
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
+        if payout is None:
+            raise NotFound("付款不存在", code="PAYOUT_NOT_FOUND", details={"payout_id": payout_id})
+        if payout.status != "awaiting_approval":
+            raise ValidationError(
+                "该付款无需审批或已审批", code="NOT_AWAITING_APPROVAL", details={"status": payout.status}
+            )
+        if actor.label == payout.requested_by or actor.label in payout.approved_by:
+            raise ValidationError(
+                "发起人不能审批自己的付款，同一人也不能重复审批", code="SAME_PERSON", details={"actor": actor.username}
+            )
+        payout.approved_by = [*payout.approved_by, actor.label]
+        required_others = payout.approvals_required - 1
+        released = len(payout.approved_by) >= required_others
+        if released:
+            payout.status = "pending"
+            enqueue(uow.session, "submit_payout", {"payout_id": payout.payout_id}, now=rt.clock())
+        deal = payout.deal
+        uow.session.add(
+            DealEvent(
+                deal_id=deal.id,
+                event="payout_approved",
+                from_state=deal.state,
+                to_state=deal.state,
+                actor=actor.label,
+                detail={
+                    "label": "付款审批通过" + ("，已提交银行" if released else ""),
+                    "payout_id": payout.payout_id,
+                    "amount_fen": payout.amount_fen,
+                    "approvals": f"{len(payout.approved_by)}/{required_others}",
+                },
+                created_at=rt.clock(),
+            )
+        )
+        uow.commit()
+        return ApprovalOutcome(payout.payout_id, len(payout.approved_by), required_others, released)
