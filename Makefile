@@ -26,6 +26,7 @@ $(VENV)/.installed: requirements.txt
 setup: system-deps $(VENV)/.installed
 	@$(FLASK) keys init
 	@$(FLASK) db upgrade
+	@$(FLASK) city import-files
 	@$(FLASK) user create-demo
 
 run: setup
