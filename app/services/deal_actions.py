@@ -59,7 +59,8 @@ def request_payout(ctx: DealContext) -> None:
     approval threshold holds the money but waits for other people's approval before the bank sees it."""
     attempt = len(ctx.deal.payouts) + 1
     amount = ctx.deal.custody_amount_fen
-    required = ctx.rt.cities.get(ctx.deal.city_code).product(ctx.deal.product).approvers_required("payout", amount)
+    product = pinned_city(ctx.rt, ctx.session, ctx.deal).product(ctx.deal.product)
+    required = product.approvers_required("payout", amount)
     payout = Payout(
         payout_id=f"PO-{ctx.deal.deal_no}-{attempt}",
         deal_id=ctx.deal.id,

@@ -20,6 +20,7 @@ from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.errors import NotFound, ValidationError
 from app.queue.jobs import enqueue
+from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note
 
@@ -74,7 +75,7 @@ def _wrong_payer(rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, 
     ctx = DealContext(rt, session, deal, actor)
     detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "label": "非指定付款人入金，已挂账"}
     fire_or_note(ctx, "wrong_payer_arrival", detail)
-    if rt.cities.get(deal.city_code).product(deal.product).payer.wrong_payer == "return":
+    if pinned_city(rt, session, deal).product(deal.product).payer.wrong_payer == "return":
         start_return(rt, session, item, "system:auto", "非指定付款人入金，按城市规则自动原路退回")
         return "wrong_payer_returning"
     return "wrong_payer_review"
