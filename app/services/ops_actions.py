@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from app.db.models import Job, SuspenseItem
+from app.db.models import Job
 from app.errors import NotFound, ValidationError
 from app.services import audit, suspense
 from app.services.runtime import Runtime
@@ -45,35 +43,14 @@ def retry_job(rt: Runtime, job_id: int, reason: str, actor: str) -> None:
 
 
 def match_suspense(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: str) -> None:
-    """Credit a suspense item to a deal; the audit entry follows in its own transaction once it is done."""
+    """Credit a suspense item to a deal (audited by the suspense service in the same transaction)."""
     reason = _reason(reason, "请填写匹配原因")
     deal_no = deal_no.strip()
     if not deal_no:
         raise ValidationError("请填写存管单号", code="DEAL_NO_REQUIRED")
     suspense.match_to_deal(rt, item_id, deal_no, reason, actor)
-    _audit_item(rt, item_id, actor, "suspense.match", {"deal_no": deal_no, "reason": reason})
 
 
 def return_suspense(rt: Runtime, item_id: int, reason: str, actor: str) -> str:
     """Send a suspense item back by original route; returns the payout id."""
-    reason = _reason(reason, "请填写退回原因")
-    payout_id = suspense.return_item(rt, item_id, reason, actor)
-    _audit_item(rt, item_id, actor, "suspense.return", {"payout_id": payout_id, "reason": reason})
-    return payout_id
-
-
-def _audit_item(rt: Runtime, item_id: int, actor: str, action: str, detail: dict[str, str]) -> None:
-    with rt.db.uow() as uow:
-        item = uow.session.scalar(select(SuspenseItem).where(SuspenseItem.id == item_id))
-        assert item is not None, item_id
-        audit.append(
-            uow.session,
-            at=rt.clock(),
-            actor=actor,
-            action=action,
-            subject=f"suspense:{item.id}",
-            before={"status": "open"},
-            after={"status": item.status, "resolution": item.resolution},
-            detail={**detail, "bank_reference": item.bank_reference, "amount_fen": item.amount_fen},
-        )
-        uow.commit()
+    return suspense.return_item(rt, item_id, _reason(reason, "请填写退回原因"), actor)

@@ -20,6 +20,7 @@ from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.errors import NotFound, ValidationError
 from app.queue.jobs import enqueue
+from app.services import audit
 from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note
@@ -116,6 +117,7 @@ def match_to_deal(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: s
             raise ValidationError("挂账与存管单不在同一家银行", code="BANK_MISMATCH")
         item.deal_id = deal.id
         _credit_deal(rt, uow.session, item, deal, "match", reason.strip(), actor)
+        _audit(rt, uow.session, item, actor, "suspense.match", {"deal_no": deal_no, "reason": reason.strip()})
         uow.commit()
 
 
@@ -126,6 +128,7 @@ def return_item(rt: Runtime, item_id: int, reason: str, actor: str) -> str:
     with rt.db.uow() as uow:
         item = _open_item(uow.session, item_id)
         payout_id = start_return(rt, uow.session, item, actor, reason.strip())
+        _audit(rt, uow.session, item, actor, "suspense.return", {"payout_id": payout_id, "reason": reason.strip()})
         uow.commit()
         return payout_id
 
@@ -199,6 +202,20 @@ def _credit_deal(
     item.status, item.resolution, item.resolved_by, item.resolved_at = "matched", resolution, actor, rt.clock()
     detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "matched": resolution}
     fire_or_note(DealContext(rt, session, deal, actor), "funds_arrived", detail)
+
+
+def _audit(rt: Runtime, session: Session, item: SuspenseItem, actor: str, action: str, detail: dict[str, str]) -> None:
+    """A person's decision on a suspense item is audited in the same transaction as the decision."""
+    audit.append(
+        session,
+        at=rt.clock(),
+        actor=actor,
+        action=action,
+        subject=f"suspense:{item.id}",
+        before={"status": "open"},
+        after={"status": item.status, "resolution": item.resolution},
+        detail={**detail, "bank_reference": item.bank_reference, "amount_fen": item.amount_fen},
+    )
 
 
 def _open_item(session: Session, item_id: int) -> SuspenseItem:
