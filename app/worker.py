@@ -13,6 +13,7 @@ from collections.abc import Callable
 from app.db.models import Job
 from app.errors import CunguanError
 from app.queue import jobs
+from app.services.bank_callbacks import prune_nonces
 from app.services.bank_jobs import HANDLERS, Retry
 from app.services.deal_timers import fire_due_timers
 from app.services.ledger_maintenance import maintain
@@ -83,6 +84,10 @@ def _maintain(rt: Runtime) -> None:
         fire_due_timers(rt)
     except Exception:  # as above: the next round retries
         log.warning("workflow timers failed", extra={"error": traceback.format_exc(limit=3)})
+    try:
+        prune_nonces(rt)
+    except Exception:  # as above: the next round retries
+        log.warning("nonce pruning failed", extra={"error": traceback.format_exc(limit=3)})
 
 
 def run_worker(

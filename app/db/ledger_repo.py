@@ -8,13 +8,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from app.db import ledger_engine
 from app.db.base import utcnow
 from app.db.models import LedgerAccount, LedgerHotEntry, LedgerTransfer
+from app.db.upsert import insert_if_absent
 from app.domain.ledger import (
     AccountSpec,
     DailyCutoff,
@@ -54,25 +53,24 @@ class LedgerRepository:
         if account is not None:
             return account
         self.session.flush()
-        insert = sqlite_insert if self.session.get_bind().dialect.name == "sqlite" else postgresql_insert
-        self.session.execute(
-            insert(LedgerAccount)
-            .values(
-                code=spec.code,
-                type=spec.type,
-                name=spec.name,
-                debits_must_not_exceed_credits=spec.debits_must_not_exceed_credits,
-                credits_must_not_exceed_debits=spec.credits_must_not_exceed_debits,
-                hot=spec.hot,
-                alert_below_fen=spec.alert_below_fen,
-                debits_posted=0,
-                credits_posted=0,
-                debits_pending=0,
-                credits_pending=0,
-                deal_id=deal_id,
-                created_at=utcnow(),
-            )
-            .on_conflict_do_nothing(index_elements=["code"])
+        insert_if_absent(
+            self.session,
+            LedgerAccount.__table__,
+            {
+                "code": spec.code,
+                "type": spec.type,
+                "name": spec.name,
+                "debits_must_not_exceed_credits": spec.debits_must_not_exceed_credits,
+                "credits_must_not_exceed_debits": spec.credits_must_not_exceed_debits,
+                "hot": spec.hot,
+                "alert_below_fen": spec.alert_below_fen,
+                "debits_posted": 0,
+                "credits_posted": 0,
+                "debits_pending": 0,
+                "credits_pending": 0,
+                "deal_id": deal_id,
+                "created_at": utcnow(),
+            },
         )
         return self.account(spec.code)
 

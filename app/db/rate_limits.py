@@ -8,23 +8,31 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import BankRateLimit
+from app.db.upsert import insert_if_absent
 from app.domain.rate_limit import BucketState, Limits, fresh_state, take
 
 
 def take_token(session: Session, bank_code: str, limits: Limits, now: datetime) -> float:
     """0.0 when a token was taken (commit with the caller), else the seconds to wait."""
-    row = session.scalar(select(BankRateLimit).where(BankRateLimit.bank_code == bank_code).with_for_update())
-    if row is None:
-        initial = fresh_state(limits, now)
-        row = BankRateLimit(
-            bank_code=bank_code,
-            tokens_milli=initial.tokens_milli,
-            refreshed_at=initial.refreshed_at,
-            day=initial.day,
-            day_count=initial.day_count,
-        )
-        session.add(row)
-        session.flush()
+    initial = fresh_state(limits, now)
+    insert_if_absent(
+        session,
+        BankRateLimit.__table__,
+        {
+            "bank_code": bank_code,
+            "tokens_milli": initial.tokens_milli,
+            "refreshed_at": initial.refreshed_at,
+            "day": initial.day,
+            "day_count": initial.day_count,
+        },
+    )
+    row = session.scalar(
+        select(BankRateLimit)
+        .where(BankRateLimit.bank_code == bank_code)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None, "bucket row inserted above"
     state = BucketState(row.tokens_milli, row.refreshed_at, row.day, row.day_count)
     wait_s = take(state, limits, now)
     row.tokens_milli, row.refreshed_at, row.day, row.day_count = (

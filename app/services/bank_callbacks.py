@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.banks.protocol import ReplayedNonce
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import BankNotification, Deal, Payout, SeenNonce, VirtualAccount
+from app.db.upsert import insert_if_absent
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.errors import ValidationError
@@ -52,54 +52,66 @@ def parse_notification(raw_body: bytes) -> dict[str, Any]:
     return body
 
 
-def remember_nonce(rt: Runtime, sender: str, nonce: str) -> bool:
-    """Record a nonce for a sender; False when it was seen before (a replay). Old nonces are pruned."""
+def prune_nonces(rt: Runtime) -> int:
+    """Forget nonces older than the retention (run by the workers' maintenance); returns how many."""
+    with rt.db.uow() as uow:
+        cutoff = rt.clock() - timedelta(seconds=NONCE_RETENTION_S)
+        pruned = uow.session.execute(delete(SeenNonce).where(SeenNonce.seen_at < cutoff)).rowcount
+        uow.commit()
+    return int(pruned or 0)
+
+
+def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str) -> str:
+    """One transaction: remember the nonce, keep the raw notification, process it once. Returns "OK" or
+    "DUPLICATE"; raises ReplayedNonce for a nonce seen before.
+
+    Processing runs in a savepoint: if it fails, the nonce and the raw body are still committed (the
+    notification is kept for review and processed when the bank resends it), then the error is raised.
+    If the process dies instead, nothing is committed and the bank, which got no 200, resends."""
     now = rt.clock()
     with rt.db.uow() as uow:
-        uow.session.execute(delete(SeenNonce).where(SeenNonce.seen_at < now - timedelta(seconds=NONCE_RETENTION_S)))
-        uow.session.add(SeenNonce(sender=sender, nonce=nonce, seen_at=now))
-        try:
-            uow.commit()
-        except IntegrityError:
-            return False
-    return True
-
-
-def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any]) -> str:
-    """Store the verified notification raw, then process it once. Returns "OK" or "DUPLICATE"."""
-    _store_raw(rt, bank_code, raw_body, body)
-    with rt.db.uow() as uow:
-        inbox = uow.session.scalar(
-            select(BankNotification)
-            .where(BankNotification.bank_code == bank_code, BankNotification.notification_id == body["notification_id"])
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert inbox is not None, "inbox row stored above"
+        session = uow.session
+        if not insert_if_absent(
+            session, SeenNonce.__table__, {"sender": f"bank:{bank_code}", "nonce": nonce, "seen_at": now}
+        ):
+            raise ReplayedNonce("该随机数已使用过（疑似重放）", details={"nonce": nonce})
+        inbox = _inbox_row(session, bank_code, raw_body, body, now)
         if inbox.processed_at is not None:
+            uow.commit()
             return "DUPLICATE"
-        handler = _HANDLERS[body["type"]]
-        inbox.outcome = handler(rt, uow.session, bank_code, body)
-        inbox.processed_at = rt.clock()
+        try:
+            with session.begin_nested():
+                inbox.outcome = _HANDLERS[body["type"]](rt, session, bank_code, body)
+                inbox.processed_at = rt.clock()
+        except Exception:
+            uow.commit()
+            raise
         uow.commit()
     return "OK"
 
 
-def _store_raw(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any]) -> None:
-    """Keep the notification as received, in its own transaction, before any processing can fail."""
-    with rt.db.uow() as uow:
-        uow.session.add(
-            BankNotification(
-                bank_code=bank_code,
-                notification_id=body["notification_id"],
-                type=body["type"],
-                raw_body=raw_body.decode("utf-8"),
-                received_at=rt.clock(),
-            )
-        )
-        # Seen before: processing below decides whether it is a duplicate or a retry.
-        with contextlib.suppress(IntegrityError):
-            uow.commit()
+def _inbox_row(
+    session: Session, bank_code: str, raw_body: bytes, body: dict[str, Any], now: datetime
+) -> BankNotification:
+    """The inbox row of this notification, stored raw if new, locked for processing."""
+    insert_if_absent(
+        session,
+        BankNotification.__table__,
+        {
+            "bank_code": bank_code,
+            "notification_id": body["notification_id"],
+            "type": body["type"],
+            "raw_body": raw_body.decode("utf-8"),
+            "received_at": now,
+        },
+    )
+    inbox = session.scalar(
+        select(BankNotification)
+        .where(BankNotification.bank_code == bank_code, BankNotification.notification_id == body["notification_id"])
+        .with_for_update()
+    )
+    assert inbox is not None, "inbox row stored above"
+    return inbox
 
 
 def _actor(bank_code: str) -> str:

@@ -13,6 +13,7 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.crypto.keys import generate_sm2_private_key_pem
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import BankNotification, Job, Payout, SeenNonce
+from app.errors import ValidationError
 from app.services import deals
 from app.services.runtime import Runtime
 from tests.factories import (
@@ -208,3 +209,38 @@ def test_ping_checks_the_signature_and_stores_nothing(client: FlaskClient, keys_
     assert client.post("/api/banks/nobank/ping", data=body, headers=headers).status_code == 404
     with rt.db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(SeenNonce)) == 0
+
+
+def test_a_notification_whose_processing_fails_is_kept_and_processed_when_resent(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, monkeypatch
+) -> None:
+    from app.services import bank_callbacks
+
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)
+    real = bank_callbacks._HANDLERS["funds_arrived"]
+
+    def broken(*args: object) -> str:
+        real(*args)  # writes, then fails: everything it wrote must be rolled back
+        raise ValidationError("处理失败（测试）", code="TEST_FAILURE")
+
+    monkeypatch.setitem(bank_callbacks._HANDLERS, "funds_arrived", broken)
+    body = notification(
+        "funds_arrived",
+        bank_reference="REF-KEEP",
+        account_no=ACCOUNT,
+        amount_fen=CUSTODY_FEN,
+        payer_name="张三",
+        payer_account="6226620012345678",
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    status, answer = post_callback(client, keys_dir, body)
+    assert (status, answer["code"]) == (409, "CONFLICT")
+    with rt.db.uow() as uow:
+        inbox = uow.session.scalars(select(BankNotification).where(BankNotification.type == "funds_arrived")).one()
+        assert inbox.processed_at is None and "REF-KEEP" in inbox.raw_body, "kept raw, not processed"
+        assert check_ledger(uow.session).transfers_checked == 0, "nothing of the failed run stayed"
+    monkeypatch.setitem(bank_callbacks._HANDLERS, "funds_arrived", real)
+    status, answer = post_callback(client, keys_dir, body)  # the bank resends: same body, new nonce
+    assert (status, answer["code"]) == (200, "OK")
+    assert load_deal(rt, deal_id).state == "funded"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
-from app.banks.protocol import BANK_PREFIX, MAX_BODY_BYTES, SignedRequest, verify_request
+from app.banks.protocol import BANK_PREFIX, MAX_BODY_BYTES, ReplayedNonce, verify_request
 from app.errors import CunguanError, NotFound
 from app.extensions import csrf
 from app.services import bank_callbacks
@@ -28,11 +28,7 @@ def notify(bank_code: str) -> tuple[Response, int]:
     try:
         rt.bank(bank_code)
         public_key = rt.keys.bank_public_key_pem(bank_code)
-
-        def remember(signed: SignedRequest) -> bool:
-            return bank_callbacks.remember_nonce(rt, f"bank:{bank_code}", signed.nonce)
-
-        verify_request(BANK_PREFIX, public_key, request.headers, raw_body, remember_nonce=remember)
+        signed = verify_request(BANK_PREFIX, public_key, request.headers, raw_body)
         body = bank_callbacks.parse_notification(raw_body)
     except NotFound as error:
         return _answer(error.code, 404, message=error.message)
@@ -41,7 +37,9 @@ def notify(bank_code: str) -> tuple[Response, int]:
         code = error.code if status != 400 else "MALFORMED"
         return _answer(code, status, message=error.message, errors=error.details)
     try:
-        result = bank_callbacks.receive(rt, bank_code, raw_body, body)
+        result = bank_callbacks.receive(rt, bank_code, raw_body, body, signed.nonce)
+    except ReplayedNonce as error:
+        return _answer(error.code, 401, message=error.message)
     except CunguanError as error:  # verified and stored raw, but it contradicts our records: kept for review
         return _answer("CONFLICT", 409, message=error.message, errors=error.details)
     return _answer(result, 200)
