@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -37,6 +38,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "PEM_write_bio_PUBKEY": (ctypes.c_int, [_P, _P]),
     "EVP_PKEY_is_a": (ctypes.c_int, [_P, ctypes.c_char_p]),
     "EVP_PKEY_free": (None, [_P]),
+    "EVP_PKEY_up_ref": (ctypes.c_int, [_P]),
     "EVP_PKEY_CTX_new": (_P, [_P, _P]),
     "EVP_PKEY_CTX_new_from_name": (_P, [_P, ctypes.c_char_p, ctypes.c_char_p]),
     "EVP_PKEY_CTX_free": (None, [_P]),
@@ -102,8 +104,36 @@ def _owned(pointer: int | None, free: Callable[[int], Any], message: str, code: 
         free(pointer)
 
 
+_KEY_CACHE_SIZE = 64
+_key_cache: dict[tuple[bytes, bool], int] = {}
+_key_cache_lock = threading.Lock()
+
+
 @contextmanager
 def _sm2_key(pem: bytes, *, private: bool) -> Iterator[int]:
+    """A parsed SM2 key. Parsing a PEM costs more than a signature, so the first _KEY_CACHE_SIZE distinct keys
+    stay parsed for the life of the process (an EVP_PKEY is safe to share between threads for signing and
+    verifying: every operation gets its own contexts); further keys are parsed and freed per call."""
+    cached = _key_cache.get((pem, private))
+    if cached is not None:
+        yield cached
+        return
+    with _parse_sm2_key(pem, private=private) as key:
+        with _key_cache_lock:
+            if (pem, private) not in _key_cache and len(_key_cache) < _KEY_CACHE_SIZE:
+                _key_cache[(pem, private)] = _up_ref(key)
+        yield key
+
+
+def _up_ref(key: int) -> int:
+    """Take a reference of our own on `key` (the cache's), so that the caller's free does not release it."""
+    if libcrypto().EVP_PKEY_up_ref(key) != 1:
+        raise _fail("无法缓存 SM2 密钥", "OPENSSL_ERROR")
+    return key
+
+
+@contextmanager
+def _parse_sm2_key(pem: bytes, *, private: bool) -> Iterator[int]:
     lib = libcrypto()
     with _owned(lib.BIO_new_mem_buf(pem, len(pem)), lib.BIO_free, "无法读取密钥数据", "INVALID_KEY") as bio:
         reader = lib.PEM_read_bio_PrivateKey if private else lib.PEM_read_bio_PUBKEY
