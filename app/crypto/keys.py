@@ -16,10 +16,22 @@ from app.crypto import sm2_sign
 from app.crypto.openssl_provider import generate_sm2_private_key_pem, sm2_public_key_pem
 
 SEAL_COMMON_NAME = "存管平台电子签章"
+BANK_SEAL_COMMON_NAME = "存管银行电子签章（{code}）"
 SEAL_ORGANIZATION = "Cunguan"
 _PRIVATE = 0o600
 
-__all__ = ["ensure_keys", "generate_sm2_private_key_pem", "make_self_signed_certificate", "public_key_pem_from_private"]
+__all__ = [
+    "bank_certificate_path",
+    "ensure_keys",
+    "generate_sm2_private_key_pem",
+    "make_self_signed_certificate",
+    "public_key_pem_from_private",
+]
+
+
+def bank_certificate_path(keys_dir: Path, bank_code: str) -> Path:
+    """Where a bank's seal certificate (for its signature on agreements) is kept."""
+    return Path(keys_dir) / "banks" / f"{bank_code}.cert.pem"
 
 
 def public_key_pem_from_private(private_key_pem: bytes) -> bytes:

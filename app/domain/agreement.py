@@ -36,6 +36,9 @@ class AgreementData:
     custody_amount_fen: int
     created_at: datetime
     account_no: str | None
+    # from the deal's pinned city config (product section): clauses the city adds, the supervising authority
+    clauses: tuple[str, ...] = ()
+    authority: str | None = None
 
 
 def _mask(value: str, keep_start: int, keep_end: int) -> str:
@@ -85,17 +88,22 @@ def _party(party: Party) -> dict[str, str]:
 
 def agreement_context(data: AgreementData) -> dict[str, Any]:
     """Everything the agreement template shows, already formatted and masked."""
+    buyer, seller = _party(data.buyer), _party(data.seller)
     return {
         "agreement_no": data.agreement_no,
         "city_name": data.city_name,
         "product_name": data.product_name,
         "platform_name": PLATFORM_NAME,
         "bank_name": data.bank_name,
-        "buyer": _party(data.buyer),
-        "seller": _party(data.seller),
+        "buyer": buyer,
+        "seller": seller,
+        "first_party": buyer,
+        "second_party": seller,
         "property": {"address": data.property_address, "certificate_no": data.certificate_no},
         "price": _amount(data.price_fen),
         "custody": _amount(data.custody_amount_fen),
         "account_no": data.account_no or ACCOUNT_PENDING,
         "created_date": format_chinese_date(data.created_at),
+        "clauses": list(data.clauses),
+        "authority": data.authority or f"{data.city_name}住房和城乡建设主管部门",
     }

@@ -9,8 +9,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
 from markupsafe import Markup
 
+from app.domain.agreement import PLATFORM_NAME
 from app.errors import ConfigError
 from app.pdf.fonts import ensure_harfbuzz_subset
+from app.pdf.seal import seal_markup
 
 TEMPLATES_ROOT = Path(__file__).resolve().parent.parent.parent / "agreement_templates"
 TEMPLATE_NAME = "agreement.html.j2"
@@ -19,15 +21,30 @@ STYLESHEET_NAME = "agreement.css"
 _LOADER = FileSystemLoader(TEMPLATES_ROOT)
 
 
+_DIGITS = "零一二三四五六七八九"
+
+
+def chinese_number(value: int) -> str:
+    """1..99 in Chinese numerals, as article numbers are written: 8 -> 八, 10 -> 十, 12 -> 十二, 21 -> 二十一."""
+    if not 0 < value < 100:
+        raise ValueError(f"article number out of range: {value}")
+    tens, units = divmod(value, 10)
+    if tens == 0:
+        return _DIGITS[units]
+    return ("" if tens == 1 else _DIGITS[tens]) + "十" + (_DIGITS[units] if units else "")
+
+
 @cache
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=_LOADER,
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.globals["cn_number"] = chinese_number
+    return environment
 
 
 def _stylesheet(product: str, version: str) -> Markup:
@@ -41,7 +58,8 @@ def render_agreement_html(product: str, version: str, context: dict[str, Any]) -
     name = f"{product}/{version}/{TEMPLATE_NAME}"
     try:
         template = _environment().get_template(name)
-        return template.render({**context, "inline_css": _stylesheet(product, version)})
+        seal = seal_markup(str(context.get("platform_name", PLATFORM_NAME)))
+        return template.render({"seal": seal, **context, "inline_css": _stylesheet(product, version)})
     except TemplateNotFound as exc:
         raise ConfigError(
             "协议模板不存在，请检查城市配置中的协议模板版本",

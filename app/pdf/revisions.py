@@ -98,9 +98,8 @@ def _problem(number: int, old: Any, new: Any, reader: PdfReader) -> str | None:
             if _without(old, _SIGNATURE_FIELD_FREE) != _without(new, _SIGNATURE_FIELD_FREE):
                 return f"签名域（对象 {number}）在签名后被修改"
             return None
-    if isinstance(old, ArrayObject) and isinstance(new, ArrayObject):
-        if _appended_only_signatures(old, new, reader):
-            return None
+    if isinstance(old, ArrayObject) and isinstance(new, ArrayObject) and _appended_only_signatures(old, new, reader):
+        return None
     if _serialise(old) != _serialise(new):
         return f"对象 {number} 在签名后被修改"
     return None

@@ -13,10 +13,9 @@ from asn1crypto import cms, pem, x509
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
 
-from app.pdf.revisions import changes_after_revision
-
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
+from app.pdf.revisions import changes_after_revision
 
 _HEX_STRING = re.compile(rb"<[0-9A-Fa-f]*>")
 
