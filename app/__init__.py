@@ -54,6 +54,9 @@ def _register_web(app: Flask) -> None:
 
     for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp, payouts.bp):
         app.register_blueprint(blueprint)
+    from app.request_context import register as register_request_context
+
+    register_request_context(app)  # first: even a request sent to the login page gets its request id
     app.before_request(require_login)
     banners.register(app)
     errors.register(app)

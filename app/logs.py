@@ -11,6 +11,18 @@ from typing import Any
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+class ContextFilter(logging.Filter):
+    """Copies the request id, deal id, bank and job id of the current request or job onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from app.request_context import current
+
+        for key, value in current().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -31,6 +43,7 @@ def configure_logging(level: int = logging.INFO) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("alembic", "weasyprint", "fontTools"):

@@ -17,9 +17,10 @@ from app.db.models import Agreement, Deal
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import CityConfig
 from app.errors import ConfigError, NotFound
-from app.pdf.render import html_to_pdf, render_agreement_html
+from app.pdf.render import render_agreement_html
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
+from app.services.metrics import timed_html_to_pdf as html_to_pdf  # html_to_pdf, timed for /metrics
 from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
 

@@ -14,8 +14,10 @@ from app.services.runtime import Runtime
 from app.services.users import ROLE_LABELS, UserInfo
 
 PUBLIC_ENDPOINTS = frozenset(
-    {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz"}
+    {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz", "health.readyz"}
 )
+# Not public: the view itself accepts a staff login or a scrape token (see app/web/metrics.py).
+SELF_AUTHENTICATING_ENDPOINTS = frozenset({"metrics.metrics"})
 ALL_ROLES = tuple(ROLE_LABELS)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,7 +47,9 @@ def runtime() -> Runtime:
 
 def require_login() -> Any:
     """before_request hook: anonymous requests to anything but the public endpoints go to the login page."""
-    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint in SELF_AUTHENTICATING_ENDPOINTS:
+        return None
+    if request.endpoint is None:
         return None
     if current_user.is_authenticated:
         return None

@@ -1,4 +1,4 @@
-"""Machine endpoints: the OpenAPI document of the bank callback API, and liveness."""
+"""Machine endpoints: the OpenAPI document of the bank callback API, liveness and readiness."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
-from app.web.access import ALL_ROLES, roles_required
+from app.services.readiness import readiness
+from app.web.access import ALL_ROLES, roles_required, runtime
 
 bp = Blueprint("health", __name__)
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-api.openapi.json"
@@ -17,6 +18,15 @@ OPENAPI_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-api.op
 @bp.route("/healthz")
 def healthz() -> Response:
     return jsonify({"status": "ok"})
+
+
+@bp.route("/readyz")
+def readyz() -> tuple[Response, int]:
+    """200 when this process can serve (database, migrations, keys, PDF fonts, banks), else 503; no secrets."""
+    result = readiness(runtime())
+    answer = jsonify(result.as_json())
+    answer.headers["Cache-Control"] = "no-store"
+    return answer, 200 if result.ready else 503
 
 
 @bp.route("/api/openapi.json")

@@ -1,32 +1,59 @@
-"""/metrics in the Prometheus text format (staff login required; token scraping comes with deployment)."""
+"""/metrics in the Prometheus text format.
+
+Protected: a logged-in staff user (admin, ops, finance, auditor), or `Authorization: Bearer <token>` where
+the token is CUNGUAN_METRICS_TOKEN or the content of `<keys dir>/metrics.token` (mode 0600), compared in
+constant time. Without a configured token only the staff login works.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+import hmac
+import os
 
-from app.services.ledger_alerts import hot_account_figures
-from app.web.access import roles_required, runtime
+from flask import Blueprint, Response, abort, current_app, request
+from flask_login import current_user
+
+from app.config import Config
+from app.services.metrics import exposition
+from app.web.access import runtime
 
 bp = Blueprint("metrics", __name__)
+STAFF_ROLES = ("admin", "ops", "finance", "auditor")
+TOKEN_FILE = "metrics.token"
+MIN_TOKEN_LENGTH = 16
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def configured_token() -> str | None:
+    """The scrape token, or None when none is configured (or it is too short to be one)."""
+    token = os.environ.get("CUNGUAN_METRICS_TOKEN", "").strip()
+    if not token:
+        config: Config = current_app.extensions["cunguan.config"]
+        path = (config.keys_dir or config.instance_path / "keys") / TOKEN_FILE
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+    return token if len(token) >= MIN_TOKEN_LENGTH else None
 
 
-@bp.route("/metrics")
-@roles_required("admin", "ops", "finance", "auditor")
+def _bearer_ok() -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    expected = configured_token()
+    if expected is None:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
 def metrics() -> Response:
-    figures = hot_account_figures(runtime())
-    lines = [
-        "# HELP cunguan_ledger_hot_projected_balance_fen Balance of a hot account if every hold in flight posts.",
-        "# TYPE cunguan_ledger_hot_projected_balance_fen gauge",
-        *(f'cunguan_ledger_hot_projected_balance_fen{{account="{_label(f.code)}"}} {f.projected_fen}' for f in figures),
-        "# HELP cunguan_ledger_hot_buffered_entries Buffered postings not yet folded into the account.",
-        "# TYPE cunguan_ledger_hot_buffered_entries gauge",
-        *(f'cunguan_ledger_hot_buffered_entries{{account="{_label(f.code)}"}} {f.buffered_entries}' for f in figures),
-        "# HELP cunguan_ledger_hot_alert Whether a low-balance alert is open for the account (1) or not (0).",
-        "# TYPE cunguan_ledger_hot_alert gauge",
-        *(f'cunguan_ledger_hot_alert{{account="{_label(f.code)}"}} {int(f.alert_open)}' for f in figures),
-    ]
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    if not _bearer_ok():
+        if not current_user.is_authenticated:
+            abort(401)
+        if current_user.role not in STAFF_ROLES:
+            abort(403)
+    return Response(exposition(runtime()), mimetype="text/plain; version=0.0.4")
+
+
+bp.add_url_rule("/metrics", view_func=metrics)

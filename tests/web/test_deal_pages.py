@@ -145,7 +145,7 @@ def test_every_endpoint_needs_a_login_unless_listed_public(app, client: FlaskCli
                 assert "/login" in answer.headers["Location"]
             checked += 1
     assert checked >= 9
-    public = {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz"}
+    public = {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz", "health.readyz"}
     assert public == PUBLIC_ENDPOINTS
 
 
