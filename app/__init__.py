@@ -48,11 +48,11 @@ def create_app(config: Config | None = None) -> Flask:
 
 def _register_web(app: Flask) -> None:
     from app.admin import register as register_admin
-    from app.web import api, auth, banners, deals, errors, filters, finance, metrics, payouts
+    from app.web import agreements, api, auth, banners, deals, errors, filters, finance, metrics, payouts
     from app.web.access import require_login
     from app.web.bank import callbacks
 
-    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp, payouts.bp):
+    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp, payouts.bp, agreements.bp):
         app.register_blueprint(blueprint)
     from app.request_context import register as register_request_context
 

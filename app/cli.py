@@ -276,8 +276,10 @@ def ledger_alerts() -> None:
 
 def register_cli(app: Flask) -> None:
     from app.banks.simulator.cli import bank_sim
+    from app.cli_agreement import agreement_cli
     from app.cli_audit import audit_cli
     from app.cli_config import city_cli, workflow_cli
+    from app.cli_pii import pii_cli
     from app.cli_publishing import city_draft  # noqa: F401 - adds the publishing commands to city_cli
     from app.cli_reconcile import reconcile_command
     from app.cli_suspense import suspense_cli
@@ -285,6 +287,8 @@ def register_cli(app: Flask) -> None:
     for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli, workflow_cli, suspense_cli):
         app.cli.add_command(group)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(agreement_cli)
+    app.cli.add_command(pii_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(serve_all_command)
     app.cli.add_command(reconcile_command)

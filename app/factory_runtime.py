@@ -31,8 +31,7 @@ def load_workflows() -> dict[tuple[str, int], WorkflowDefinition]:
 def build_runtime(config: Config) -> Runtime:
     assert config.keys_dir is not None
     keys = KeyStore(config.keys_dir)
-    if (config.keys_dir / "pii.key").exists():
-        keyring.configure({"k1": keys.pii_key()}, active="k1")
+    keyring.configure_from_folder(config.keys_dir)  # pii.key (k1), pii.k2.key … and pii-index.key
     workflows = load_workflows()
     db = Database(config.database_url)
     return Runtime(

@@ -23,6 +23,41 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class PiiMaskingFilter(logging.Filter):
+    """Masks ID numbers, phones and account numbers in the message, the extra fields and the traceback
+    (app/domain/pii_mask.py) before any handler formats the record. Fields named like PII (`*_id_number`,
+    `*phone*`, `*bank_account*` …) are masked whatever their value looks like."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from app.domain.pii_mask import mask_pii_in_text
+
+        message = record.getMessage()
+        masked = mask_pii_in_text(message)
+        if masked != message or record.args:
+            record.msg, record.args = masked, None
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD:
+                record.__dict__[key] = _mask_value(key, value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_pii_in_text(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def _mask_value(key: str, value: Any) -> Any:
+    from app.domain.pii_mask import MASKS, kind_of_key, mask_pii_in_text
+
+    kind = kind_of_key(key)
+    if isinstance(value, str):
+        return MASKS[kind](value) if kind and value else mask_pii_in_text(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_value(key, item) for item in value]
+    if isinstance(value, int) and kind:
+        return MASKS[kind](str(value))
+    return value
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -33,7 +68,7 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -44,6 +79,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(ContextFilter())
+    handler.addFilter(PiiMaskingFilter())  # last: masks what every other filter added too
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("alembic", "weasyprint", "fontTools"):

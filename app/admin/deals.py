@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from flask import request
+from flask import Response, flash, redirect, request, url_for
 from flask_admin import expose
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
@@ -17,10 +17,11 @@ from app.errors import CunguanError
 from app.pdf.verify import verify_pdf
 from app.services.dashboard import SHANGHAI
 from app.services.deals import deal_view
+from app.services.pii import UNMASK_ROLES, masked_parties, party_clause, unmask_deal_parties
 from app.services.runtime import Runtime
 from app.web.access import runtime
 
-FILTERS = ("deal_no", "city", "product", "state", "account_no", "date_from", "date_to")
+FILTERS = ("deal_no", "city", "product", "state", "account_no", "date_from", "date_to", "party_id", "party_phone")
 
 
 def _day(raw: str) -> date | None:
@@ -40,6 +41,9 @@ def search_query(args: dict[str, str]) -> Select[Any]:
             query = query.where(column == args[key])
     if args.get("account_no"):
         query = query.where(Deal.virtual_account.has(VirtualAccount.account_no == args["account_no"]))
+    party = party_clause(args.get("party_id"), args.get("party_phone"))  # exact, through the blind index
+    if party is not None:
+        query = query.where(party)
     start, end = _day(args.get("date_from", "")), _day(args.get("date_to", ""))
     if start is not None:
         query = query.where(Deal.created_at >= datetime.combine(start, time.min, tzinfo=SHANGHAI))
@@ -57,6 +61,7 @@ def _state_label(rt: Runtime, deal: Deal) -> str:
 
 class DealsView(RoleView):
     read_roles = frozenset({"ops", "finance", "auditor", "admin"})
+    write_roles = UNMASK_ROLES  # the one form here: 显示完整信息 (audited)
 
     @expose("/")
     def index(self) -> str:
@@ -70,6 +75,18 @@ class DealsView(RoleView):
 
     @expose("/<int:deal_id>")
     def detail(self, deal_id: int) -> str:
+        return self._detail(deal_id)
+
+    @expose("/<int:deal_id>/unmask", methods=("POST",))
+    def unmask(self, deal_id: int) -> Response | str:
+        try:
+            parties = unmask_deal_parties(runtime(), self.actor, deal_id, request.form.get("reason", ""))
+        except CunguanError as error:
+            flash(error.message, "error")
+            return redirect(url_for(".detail", deal_id=deal_id))
+        return self._detail(deal_id, parties=parties, unmasked=True)
+
+    def _detail(self, deal_id: int, parties: dict[str, Any] | None = None, unmasked: bool = False) -> str:
         rt = runtime()
         view = deal_view(rt, self.actor, deal_id)
         deal = view.deal
@@ -98,5 +115,13 @@ class DealsView(RoleView):
             report = verify_pdf(deal.agreement.pdf, rt.keys.platform_certificate_pem)
             signature = "签章有效" if report.valid else "签章无效：" + "；".join(report.errors)
         return self.render(  # type: ignore[no-any-return]
-            "admin/cunguan/deal.html", view=view, deal=deal, jobs=jobs, callbacks=callbacks, signature=signature
+            "admin/cunguan/deal.html",
+            view=view,
+            deal=deal,
+            jobs=jobs,
+            callbacks=callbacks,
+            signature=signature,
+            parties=parties or masked_parties(deal),
+            unmasked=unmasked,
+            can_unmask=self.actor.role in UNMASK_ROLES,
         )

@@ -91,7 +91,7 @@ def _write_new(path: Path, content: bytes, mode: int = 0o644) -> None:
 
 
 def ensure_keys(keys_dir: Path, bank_codes: Iterable[str]) -> None:
-    """Create what is missing: platform key, public key and seal certificate, bank key pairs, PII key.
+    """Create what is missing: platform key, public key and seal certificate, bank key pairs, PII keys.
 
     Existing files are never overwritten; private files are created 0600 and the folders are 0700.
     """
@@ -111,6 +111,8 @@ def ensure_keys(keys_dir: Path, bank_codes: Iterable[str]) -> None:
             _write_new(keys_dir / "banks" / f"{code}.pub.pem", public_key_pem_from_private(bank_key))
     if not (keys_dir / "pii.key").exists():
         _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)
+    if not (keys_dir / "pii-index.key").exists():  # keys the blind index (HMAC-SM3), apart from pii*.key
+        _write_new(keys_dir / "pii-index.key", secrets.token_hex(32).encode(), _PRIVATE)
 
 
 def _ensure_private_key(path: Path) -> bytes:

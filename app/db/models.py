@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import append_only, immutability
 from app.db.base import Base, UTCDateTime, utcnow
-from app.db.pii import EncryptedString, EncryptedText
+from app.db.pii import EncryptedString, EncryptedText, blind_index_column_info, install_blind_indexes
 
 ROLES = ("agent", "ops", "reviewer", "finance", "auditor", "admin")
 
@@ -63,6 +63,21 @@ class Deal(Base):
     seller_id_number: Mapped[str] = mapped_column(EncryptedString)
     seller_bank_name: Mapped[str] = mapped_column(String(64))
     seller_bank_account: Mapped[str] = mapped_column(EncryptedString)
+    buyer_phone: Mapped[str | None] = mapped_column(EncryptedString)
+    seller_phone: Mapped[str | None] = mapped_column(EncryptedString)
+    # keyed SM3 blind indexes for exact search (app/db/pii.py), written on every insert and update
+    buyer_id_bidx: Mapped[str | None] = mapped_column(
+        String(64), index=True, info=blind_index_column_info("buyer_id_number", "id")
+    )
+    seller_id_bidx: Mapped[str | None] = mapped_column(
+        String(64), index=True, info=blind_index_column_info("seller_id_number", "id")
+    )
+    buyer_phone_bidx: Mapped[str | None] = mapped_column(
+        String(64), index=True, info=blind_index_column_info("buyer_phone", "phone")
+    )
+    seller_phone_bidx: Mapped[str | None] = mapped_column(
+        String(64), index=True, info=blind_index_column_info("seller_phone", "phone")
+    )
     property_address: Mapped[str] = mapped_column(String(256))
     certificate_no: Mapped[str] = mapped_column(String(64))
     price_fen: Mapped[int] = mapped_column(BigInteger)
@@ -82,6 +97,9 @@ class Deal(Base):
         CheckConstraint("price_fen > 0", name="price_positive"),
         CheckConstraint("custody_amount_fen > 0 AND custody_amount_fen <= price_fen", name="custody_within_price"),
     )
+
+
+install_blind_indexes(Deal)
 
 
 class DealEvent(Base):

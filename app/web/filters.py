@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from app.domain.agreement import mask_bank_account, mask_id_number
+from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
 from app.services.users import ROLE_LABELS
@@ -34,7 +34,8 @@ def register(app: Flask) -> None:
     app.add_template_filter(shanghai_time, "shanghai")
     app.add_template_filter(actor_label, "actor")
     app.add_template_filter(mask_id_number, "mask_id")
-    app.add_template_filter(mask_bank_account, "mask_account")
+    app.add_template_filter(mask_card, "mask_account")
+    app.add_template_filter(mask_phone, "mask_phone")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
     app.add_template_filter(lambda code: TRANSFER_LABELS.get(code, code), "transfer_label")
     app.add_template_filter(lambda kind: KIND_LABELS.get(kind, kind), "kind_label")

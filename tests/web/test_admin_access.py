@@ -23,6 +23,7 @@ ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
     "admin.index": ("GET", STAFF),
     "admin_deals.index": ("GET", {"ops", "finance", "auditor", "admin"}),
     "admin_deals.detail": ("GET", {"ops", "finance", "auditor", "admin"}),
+    "admin_deals.unmask": ("POST", {"finance", "admin"}),
     "admin_ledger.index": ("GET", FINANCE_READ),
     "admin_ledger.account": ("GET", FINANCE_READ),
     "admin_ledger.transfers": ("GET", FINANCE_READ),
@@ -71,6 +72,7 @@ def paths(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> dict
     deal_no = load_deal(rt, deal_id).deal_no
     return {
         "admin_deals.detail": f"/admin/deals/{deal_id}",
+        "admin_deals.unmask": f"/admin/deals/{deal_id}/unmask",
         "admin_ledger.account": f"/admin/ledger/account/custody:{deal_no}",
         "admin_suspense.item": "/admin/suspense/1",
         "admin_suspense.match": "/admin/suspense/1/match",

@@ -21,6 +21,7 @@ DEAL_FIELDS = (
     "property_address",
     "certificate_no",
 )
+OPTIONAL_DEAL_FIELDS = ("buyer_phone", "seller_phone")
 
 
 def validate_resale_form(form: dict[str, str], city_form: FormSpec | None = None) -> dict[str, Any]:
@@ -29,6 +30,7 @@ def validate_resale_form(form: dict[str, str], city_form: FormSpec | None = None
     clean = build_form(PRODUCT, load_base_schema(PRODUCT), city_form).validate(form)
     return {
         **{name: clean[name] for name in DEAL_FIELDS},
+        **{name: clean.get(name) or None for name in OPTIONAL_DEAL_FIELDS},
         "price_fen": clean["price"],
         "custody_amount_fen": clean["custody_amount"],
     }
