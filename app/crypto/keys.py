@@ -109,6 +109,9 @@ def ensure_keys(keys_dir: Path, bank_codes: Iterable[str]) -> None:
         bank_key = _ensure_private_key(keys_dir / "banks" / f"{code}.key.pem")
         if not (keys_dir / "banks" / f"{code}.pub.pem").exists():
             _write_new(keys_dir / "banks" / f"{code}.pub.pem", public_key_pem_from_private(bank_key))
+        if not bank_certificate_path(keys_dir, code).exists():
+            common_name = BANK_SEAL_COMMON_NAME.format(code=code)
+            _write_new(bank_certificate_path(keys_dir, code), make_self_signed_certificate(bank_key, common_name, code))
     if not (keys_dir / "pii.key").exists():
         _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)
     if not (keys_dir / "pii-index.key").exists():  # keys the blind index (HMAC-SM3), apart from pii*.key
