@@ -1,0 +1,1 @@
+"""Seeded fault simulation shared by `bench/simulate.py` and `tests/sim/` (not used by the app itself)."""
