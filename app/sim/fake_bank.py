@@ -35,7 +35,7 @@ class Faults:
     lost_in_flight: float = 0.05
     rate_limited: float = 0.03
     rejected: float = 0.02
-    payout_fails: float = 0.15
+    payout_fails: float = 0.25
 
     @classmethod
     def none(cls) -> Faults:

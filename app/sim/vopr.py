@@ -27,6 +27,7 @@ final and the invariants hold (see `check_invariants`). Replay a seed with
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import tempfile
@@ -210,7 +211,7 @@ class Simulation:
         self.p_drop = self.rng.choice([0.0, 0.05, 0.15])
         self.p_dup = self.rng.choice([0.0, 0.1, 0.2])
         self.p_answer_lost = self.rng.choice([0.0, 0.1])
-        self.p_crash = self.rng.choice([0.0, 0.05, 0.15])
+        self.p_crash = self.rng.choice([0.0, 0.1, 0.25])
 
     # --- helpers ---
 
@@ -369,10 +370,8 @@ class Simulation:
             job_id, kind, payload = job.id, job.kind, dict(job.payload)
         after_call = self.rng.random() < 0.5
         if after_call:
-            try:
+            with contextlib.suppress(CunguanError):  # whatever it was, the process dies before recording it
                 HANDLERS[kind](rt, payload)
-            except CunguanError:
-                pass  # whatever it was, the process is gone before it records anything
         self._note(f"{worker} crashes holding job {job_id} {kind} ({'after' if after_call else 'before'} the call)")
         self._count("crashes")
         return True

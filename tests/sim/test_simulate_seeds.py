@@ -20,7 +20,7 @@ def test_fifty_seeds_keep_every_invariant() -> None:
     for seed in SEEDS:
         result = run_seed(seed)
         if not result.ok:
-            failures[seed] = result.problems + [f"replay: {replay_command(seed)}"]
+            failures[seed] = [*result.problems, f"replay: {replay_command(seed)}"]
     assert failures == {}
 
 
