@@ -146,7 +146,7 @@ def _transfer_count(rt: Runtime) -> int:
         return uow.session.scalar(select(func.count()).select_from(LedgerTransfer)) or 0
 
 
-def test_reconcile_repairs_reports_and_is_idempotent(world: World) -> None:
+def test_reconcile_repairs_reports_and_is_idempotent(world: World, login: Callable[[str], FlaskClient]) -> None:
     rt = world.rt
     booked = _book_the_day(world)
     deal_no = {name: load_deal(rt, deal_id).deal_no for name, deal_id in booked.items()}
@@ -173,6 +173,8 @@ def test_reconcile_repairs_reports_and_is_idempotent(world: World) -> None:
     deal = load_deal(rt, booked["dropped"])
     assert deal.state == "funded", "the repair moved the deal as the notice would have"
     assert (deal.events[-1].event, deal.events[-1].detail.get("marker")) == ("funds_arrived", "补单")
+    page = login("finance").get(f"/deals/{booked['dropped']}").text
+    assert '<span class="badge">补单</span>' in page, "the repair shows on the deal's timeline"
     with rt.db.uow() as uow:
         repo = LedgerRepository(uow.session)
         assert repo.balance(f"custody:{deal.deal_no}") == CUSTODY_FEN
@@ -220,6 +222,7 @@ def test_finance_page_starts_a_run_of_an_unfinished_day_when_told(
     assert answer.status_code == 302 and "/finance/reconciliation/" in answer.headers["Location"]
     page = client.get(answer.headers["Location"]).text
     assert "（未完整）" in page and "用户 finance" in page
+    assert "银行对账" in client.get("/deals").text, "finance finds the page in the navigation"
 
 
 def test_statement_signature_and_digest_are_checked(world: World) -> None:
