@@ -33,6 +33,8 @@ class Actor:
 def _next_deal_no(session: Session, city_code: str, rt: Runtime) -> str:
     day = rt.clock().strftime("%Y%m%d")
     prefix = f"RE{city_code}{day}"
+    if session.get_bind().dialect.name == "postgresql":  # concurrent creations count in turn (SQLite: BEGIN IMMEDIATE)
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(prefix))))
     count = session.scalar(select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%"))) or 0
     return f"{prefix}{count + 1:05d}"
 
