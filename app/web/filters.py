@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
+from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
 from app.services.users import ROLE_LABELS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
