@@ -9,10 +9,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextvars import copy_context
 
 from app.db.models import Job
 from app.errors import CunguanError
 from app.queue import jobs
+from app.request_context import bind_context
 from app.services.bank_callbacks import prune_nonces
 from app.services.bank_jobs import HANDLERS, Retry
 from app.services.deal_timers import fire_due_timers
@@ -37,7 +39,8 @@ def run_one(rt: Runtime, worker: str) -> bool:
     log.info("job started", extra={"job_id": job_id, "kind": kind})
     outcome: tuple[str, bool] | None = None  # (error text, retry)
     try:
-        HANDLERS[kind](rt, payload)
+        with bind_context(job_id=job_id):  # in a copy of the context: what a handler binds ends with the job
+            copy_context().run(HANDLERS[kind], rt, payload)
     except jobs.Defer as error:
         _defer(rt, job_id, error)
         return True

@@ -184,3 +184,37 @@ def test_log_lines_carry_request_id_deal_and_bank(app: Flask) -> None:
     assert "deal_id" not in entries["callback"], "the previous request's values were reset at its teardown"
     assert (entries["inside a job"]["deal_id"], entries["inside a job"]["bank"]) == (9, "icbc")
     assert not {"deal_id", "bank", "job_id", "request_id"} & set(entries["outside"]), "nothing leaks past the block"
+
+
+def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import request_context, worker
+    from app.queue.jobs import enqueue
+    from app.services.bank_jobs import HANDLERS
+
+    capture = _Capture()
+    logger = logging.getLogger("cunguan.test.job")
+    logger.addHandler(capture)
+    logger.setLevel(logging.INFO)
+
+    def handler(_rt: Runtime, payload: dict) -> None:
+        request_context.set_context(deal_id=payload["deal"], bank="pab")  # as bank_jobs does, without reset
+        logger.info("handling")
+
+    monkeypatch.setitem(HANDLERS, "test_job", handler)
+    with rt.db.uow() as uow:
+        job_id = enqueue(uow.session, "test_job", {"deal": 5}, now=rt.clock()).id
+        uow.commit()
+    try:
+        assert worker.run_one(rt, "test-worker") is True
+        logger.info("after")
+    finally:
+        logger.removeHandler(capture)
+    entries = {entry["message"]: entry for entry in map(json.loads, capture.lines)}
+    assert (entries["handling"]["job_id"], entries["handling"]["deal_id"], entries["handling"]["bank"]) == (
+        job_id,
+        5,
+        "pab",
+    )
+    assert request_context.current() == {} and "deal_id" not in entries["after"]
