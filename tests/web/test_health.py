@@ -218,3 +218,28 @@ def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
         "pab",
     )
     assert request_context.current() == {} and "deal_id" not in entries["after"]
+
+
+def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(
+    tmp_path: Path, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from flask import request
+
+    monkeypatch.setenv("CUNGUAN_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("CUNGUAN_KEYS_DIR", str(keys_dir))
+    monkeypatch.setenv("CUNGUAN_SECRET_KEY", "proxy-test")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'proxy.db'}")
+    seen: list[str | None] = []
+    for hops in ("0", "1"):
+        monkeypatch.setenv("CUNGUAN_PROXY_HOPS", hops)
+        import wsgi
+
+        app = importlib.reload(wsgi).app
+        app.before_request(lambda: seen.append(request.remote_addr))
+        app.test_client().get(
+            "/healthz", headers={"X-Forwarded-For": "203.0.113.9"}, environ_base={"REMOTE_ADDR": "10.0.0.2"}
+        )
+        app.extensions["cunguan.runtime"].db.dispose()
+    assert seen == ["10.0.0.2", "203.0.113.9"]
