@@ -26,6 +26,10 @@ from app.banks.gateway import (
 )
 
 
+class ProcessDied(BaseException):
+    """Raised into the platform's code right after the bank booked something: the calling process is gone."""
+
+
 @dataclass
 class Faults:
     """Probabilities of each misbehaviour (0 everywhere: a healthy bank, as in the final reconciliation)."""
@@ -88,7 +92,9 @@ class FakeBank:
     faults: Faults = field(default_factory=Faults)
     accounts: dict[str, BankAccount] = field(default_factory=dict)  # by request_id
     payouts: dict[str, BankPayout] = field(default_factory=dict)  # by payout_id
-    bookings: dict[str, int] = field(default_factory=dict)  # payout_id -> times booked
+    bookings: dict[str, int] = field(default_factory=dict)  # payout_id -> times money was booked for it
+    submissions: dict[str, int] = field(default_factory=dict)  # payout_id -> times it was submitted
+    die_after_next_call: bool = False  # the caller's process dies right after the bank answers
     arrivals: list[Arrival] = field(default_factory=list)
     outbox: list[Delivery] = field(default_factory=list)
     dropped: list[Delivery] = field(default_factory=list)
@@ -113,6 +119,11 @@ class FakeBank:
     def account_by_no(self, account_no: str) -> BankAccount | None:
         return next((a for a in self.accounts.values() if a.account_no == account_no), None)
 
+    def _maybe_die(self) -> None:
+        if self.die_after_next_call:
+            self.die_after_next_call = False
+            raise ProcessDied
+
     # --- the gateway ----------------------------------------------------------------------------------
 
     def open_virtual_account(
@@ -132,6 +143,7 @@ class FakeBank:
             self.accounts[request_id] = BankAccount(request_id, account_no, account_name, designated_payer)
             self._notify("account_opened", request_id=request_id, account_no=account_no, account_name=account_name)
             self.log.append(f"open {request_id}: booked {account_no}")
+        self._maybe_die()
         if self._roll(self.faults.timeout_after_booking):
             self.log.append(f"open {request_id}: timeout after booking")
             raise BankOutcomeUnknown("模拟应答超时", details={"bank": self.code})
@@ -146,9 +158,17 @@ class FakeBank:
         if self._roll(self.faults.rejected):
             self.log.append(f"submit {payout.payout_id}: rejected")
             raise BankRejected("模拟拒绝：收款账户状态异常", code="PAYEE_INVALID", details={"bank": self.code})
-        self.bookings[payout.payout_id] = self.bookings.get(payout.payout_id, 0) + 1
+        self.submissions[payout.payout_id] = self.submissions.get(payout.payout_id, 0) + 1
         existing = self.payouts.get(payout.payout_id)
-        if existing is None:
+        if existing is not None and (existing.account_no, existing.amount_fen, existing.payee_account) != (
+            payout.account_no,
+            payout.amount_fen,
+            payout.payee_account,
+        ):
+            self.log.append(f"submit {payout.payout_id}: conflict")
+            raise BankRejected("付款编号已使用，且内容不同", code="CONFLICT", details={"payout_id": payout.payout_id})
+        if existing is None:  # idempotent on payout_id (protocol v1): a repeat answers the same, never pays twice
+            self.bookings[payout.payout_id] = self.bookings.get(payout.payout_id, 0) + 1
             existing = BankPayout(
                 payout.payout_id,
                 payout.account_no,
@@ -157,7 +177,8 @@ class FakeBank:
                 f"{self.code.upper()}P{self._next():010d}",
             )
             self.payouts[payout.payout_id] = existing
-        self.log.append(f"submit {payout.payout_id}: booked ({self.bookings[payout.payout_id]}x)")
+        self.log.append(f"submit {payout.payout_id}: accepted ({self.submissions[payout.payout_id]}x)")
+        self._maybe_die()
         if self._roll(self.faults.timeout_after_booking):
             self.log.append(f"submit {payout.payout_id}: timeout after booking")
             raise BankOutcomeUnknown("模拟应答超时（银行已受理）", details={"bank": self.code})

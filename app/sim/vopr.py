@@ -27,7 +27,6 @@ final and the invariants hold (see `check_invariants`). Replay a seed with
 
 from __future__ import annotations
 
-import contextlib
 import random
 import shutil
 import tempfile
@@ -65,7 +64,8 @@ from app.services.ledger_maintenance import maintain
 from app.services.runtime import KeyStore, Runtime
 from app.services.simulation import SAMPLE_RESALE_FORM
 from app.services.users import create_user
-from app.sim.fake_bank import Delivery, FakeBank, Faults
+from app.sim.fake_bank import Delivery, FakeBank, Faults, ProcessDied
+from app.worker import _record as record
 from app.worker import run_one
 
 BANK = "ceb"
@@ -207,6 +207,7 @@ class Simulation:
         self.stats: dict[str, int] = {}
         self.plans: list[_DealPlan] = []
         self.seen_tracebacks: dict[int, int] = {}
+        self.stalled: list[tuple[str, int, str, dict[str, Any]]] = []
         # delivery faults (per delivery) and worker crashes (per worker step)
         self.p_drop = self.rng.choice([0.0, 0.05, 0.15])
         self.p_dup = self.rng.choice([0.0, 0.1, 0.2])
@@ -360,7 +361,9 @@ class Simulation:
         return ran
 
     def _crash(self, worker: str) -> bool:
-        """The worker process dies holding a job: before its bank call, or after it (nothing recorded)."""
+        """The worker process dies holding a job: before its bank call, right after the bank answered (before
+        anything is committed), or after the job's work (nothing recorded). Or it stalls (a long GC pause, a
+        frozen VM) and comes back later, after its lease expired and another worker may have run the job."""
         rt = self.rt_workers[worker]
         with rt.db.uow() as uow:
             job = jobs.claim(uow.session, f"{worker}-crashed", now=rt.clock())
@@ -368,13 +371,37 @@ class Simulation:
                 return False
             uow.commit()
             job_id, kind, payload = job.id, job.kind, dict(job.payload)
-        after_call = self.rng.random() < 0.5
-        if after_call:
-            with contextlib.suppress(CunguanError):  # whatever it was, the process dies before recording it
+        mode = self.rng.choice(["before", "mid", "after", "stall"])
+        if mode == "stall":
+            self.stalled.append((worker, job_id, kind, payload))
+        elif mode in ("mid", "after"):
+            self.bank.die_after_next_call = mode == "mid"
+            try:
                 HANDLERS[kind](rt, payload)
-        self._note(f"{worker} crashes holding job {job_id} {kind} ({'after' if after_call else 'before'} the call)")
-        self._count("crashes")
+            except (CunguanError, ProcessDied):
+                pass  # whatever happened, the process is gone before it records anything
+            finally:
+                self.bank.die_after_next_call = False
+        self._note(f"{worker} {'stalls' if mode == 'stall' else 'crashes'} holding job {job_id} {kind} ({mode})")
+        self._count(f"crash_{mode}")
         return True
+
+    def _resume_stalled(self) -> None:
+        """A stalled worker wakes up and finishes its job as if nothing happened (as `run_one` would)."""
+        if not self.stalled:
+            return
+        worker, job_id, kind, payload = self.stalled.pop(self.rng.randrange(len(self.stalled)))
+        rt = self.rt_workers[worker]
+        outcome: tuple[str, bool] | None = None
+        try:
+            HANDLERS[kind](rt, payload)
+        except jobs.Defer as error:
+            outcome = (f"{error.code}: {error.message}", True)
+        except CunguanError as error:
+            outcome = (f"{error.code}: {error.message}", True)
+        record(rt, job_id, outcome)
+        self._note(f"{worker} wakes up and finishes job {job_id} {kind}: {outcome[0] if outcome else 'done'}")
+        self._count("stalls_resumed")
 
     def _check_job_errors(self) -> None:
         """run_one keeps a job that raised an unexpected exception for a retry; here that is a bug found."""
@@ -455,8 +482,10 @@ class Simulation:
             self._people(remainder=False)
         elif roll < 0.80:
             self._maintain(self.rng.choice(list(self.rt_workers)))
-        elif roll < 0.83:
+        elif roll < 0.82:
             self._skew()
+        elif roll < 0.84:
+            self._resume_stalled()
         else:
             self._advance()
 
@@ -468,6 +497,8 @@ class Simulation:
         for process in self.clock.skew:
             self.clock.skew[process] = self.rng.uniform(-5, 5)
         for _round in range(40):
+            while self.stalled:
+                self._resume_stalled()
             self.bank.outbox.extend(self.bank.dropped)
             self.bank.dropped.clear()
             self.clock.now += timedelta(seconds=700)  # past every lease, backoff and delivery delay
@@ -545,6 +576,14 @@ class Simulation:
                 ours = payouts.get(payout_id)
                 if ours is None or (at_bank.status == "succeeded") != (ours.status == "succeeded"):
                     self._fail(f"payout {payout_id}: bank says {at_bank.status}, we say {ours and ours.status}")
+            paid_per_deal: dict[int, list[str]] = {}
+            for payout_id, at_bank in bank.payouts.items():
+                ours = payouts.get(payout_id)
+                if at_bank.status == "succeeded" and ours is not None and ours.purpose != "return":
+                    paid_per_deal.setdefault(ours.deal_id, []).append(payout_id)
+            for deal_id, paid in paid_per_deal.items():
+                if len(paid) > 1:
+                    self._fail(f"double payout: deal {deal_id} paid to the seller {len(paid)} times ({paid})")
             for payout_id, ours in payouts.items():
                 if ours.status == "succeeded" and payout_id not in bank.payouts:
                     self._fail(f"payout {payout_id} succeeded here but the bank never booked it")
