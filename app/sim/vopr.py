@@ -27,12 +27,14 @@ final and the invariants hold (see `check_invariants`). Replay a seed with
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import random
 import shutil
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -99,11 +101,24 @@ def _fast_pdf() -> bytes:
     return html_to_pdf("<html><body><p>仿真协议 simulation stand-in</p></body></html>")
 
 
-def _install_pdf_stand_in() -> None:
-    """Only the PDF layout is replaced (see the module docstring); signing stays real."""
+@contextlib.contextmanager
+def sim_environment(keys_folder: Path) -> Iterator[None]:
+    """The PII keyring of the simulation's keys and the PDF stand-in (see the module docstring), for the
+    duration of a seed only: both are process-wide, and the rest of a test session must not see them."""
     import app.services.agreements as agreements
 
+    saved_keyring, saved_render = dict(vars(keyring)), agreements.html_to_pdf
+    if hasattr(keyring, "configure_from_folder"):  # pii.key, pii.k2.key … and pii-index.key
+        keyring.configure_from_folder(keys_folder)
+    else:
+        keyring.configure({"k1": KeyStore(keys_folder).pii_key()}, active="k1")
     agreements.html_to_pdf = lambda _html: _fast_pdf()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        agreements.html_to_pdf = saved_render  # type: ignore[assignment]
+        vars(keyring).clear()
+        vars(keyring).update(saved_keyring)
 
 
 @cache
@@ -112,20 +127,17 @@ def template() -> Template:
     folder = Path(tempfile.mkdtemp(prefix="cunguan-vopr-", dir=_tmp_root()))
     ensure_keys(folder / "keys", [BANK])
     keys = KeyStore(folder / "keys")
-    if hasattr(keyring, "configure_from_folder"):  # pii.key, pii.k2.key … and pii-index.key
-        keyring.configure_from_folder(folder / "keys")
-    else:
-        keyring.configure({"k1": keys.pii_key()}, active="k1")
-    _install_pdf_stand_in()
     workflows = load_workflows()
     db_file = folder / "template.db"
     db = Database(f"sqlite:///{db_file}")
     Base.metadata.create_all(db.engine)
     rt = _runtime(db, keys, workflows, lambda: START)
-    create_user(rt, "agent", PASSWORD, "agent", "仿真经纪人")
-    create_user(rt, "ops", PASSWORD, "ops", "仿真运营")
-    create_user(rt, "finance", PASSWORD, "finance", "仿真财务")
+    with sim_environment(keys.folder):
+        create_user(rt, "agent", PASSWORD, "agent", "仿真经纪人")
+        create_user(rt, "ops", PASSWORD, "ops", "仿真运营")
+        create_user(rt, "finance", PASSWORD, "finance", "仿真财务")
     db.dispose()
+    atexit.register(shutil.rmtree, folder, True)
     return Template(folder, keys, db_file, workflows)
 
 
@@ -607,7 +619,11 @@ class Simulation:
     def run(self) -> SeedResult:
         started = time.perf_counter()
         random.seed(self.seed)  # the queue's backoff jitter uses the module generator
-        with tempfile.TemporaryDirectory(prefix="seed-", dir=_tmp_root()) as folder:
+        tpl = template()
+        with (
+            tempfile.TemporaryDirectory(prefix="seed-", dir=_tmp_root()) as folder,
+            sim_environment(tpl.keys.folder),
+        ):
             self._set_up(Path(folder))
             try:
                 self._create_deal()

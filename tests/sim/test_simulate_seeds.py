@@ -31,6 +31,17 @@ def test_a_seed_replays_exactly() -> None:
     assert first.stats == second.stats
 
 
+def test_a_seed_leaves_the_pdf_renderer_and_the_pii_keyring_as_they_were() -> None:
+    from app.db.pii import keyring
+    from app.pdf import render
+    from app.services import agreements
+
+    before = dict(vars(keyring))
+    assert run_seed(3).ok
+    assert agreements.html_to_pdf is render.html_to_pdf
+    assert vars(keyring) == before
+
+
 def _timeout_means_failed(rt: Any, payload: dict[str, Any]) -> None:
     """A planted bug: a payout whose submission timed out is taken as failed, without asking the bank."""
     request, bank_code, status = bank_jobs._load_payout(rt, payload["payout_id"])
