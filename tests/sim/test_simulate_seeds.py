@@ -33,12 +33,11 @@ def test_a_seed_replays_exactly() -> None:
 
 def test_a_seed_leaves_the_pdf_renderer_and_the_pii_keyring_as_they_were() -> None:
     from app.db.pii import keyring
-    from app.pdf import render
     from app.services import agreements
 
-    before = dict(vars(keyring))
+    before, renderer = dict(vars(keyring)), agreements.html_to_pdf
     assert run_seed(3).ok
-    assert agreements.html_to_pdf is render.html_to_pdf
+    assert agreements.html_to_pdf is renderer
     assert vars(keyring) == before
 
 
