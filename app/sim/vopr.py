@@ -358,8 +358,13 @@ class Simulation:
             self.bank.outbox.append(delivery)
             self._count("resent")
         elif not healthy and self.rng.random() < self.p_dup:
-            self._deliver_one(delivery)
-            self._count("duplicated")
+            if self.rng.random() < 0.5:  # some banks resend the same fact under a new notification id
+                fresh = {**delivery.body, "notification_id": f"{self.rng.getrandbits(128):032x}"}
+                self._deliver_one(Delivery(fresh, delivery.due))
+                self._count("duplicated_new_id")
+            else:
+                self._deliver_one(delivery)
+                self._count("duplicated")
         return True
 
     def _work(self, worker: str, healthy: bool = False) -> bool:
