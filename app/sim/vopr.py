@@ -58,7 +58,7 @@ from app.domain.city_checks import checker
 from app.errors import CunguanError
 from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.queue import jobs
-from app.services import bank_callbacks, deals, suspense
+from app.services import bank_callbacks, deals, payout_approvals, suspense
 from app.services.bank_jobs import HANDLERS
 from app.services.city_sources import DbCitySource
 from app.services.deal_timers import fire_due_timers
@@ -225,6 +225,10 @@ class Simulation:
         self.p_dup = self.rng.choice([0.0, 0.1, 0.2])
         self.p_answer_lost = self.rng.choice([0.0, 0.1])
         self.p_crash = self.rng.choice([0.0, 0.1, 0.25])
+        self.storm = self.rng.random() < 0.2  # one seed in five: everything fails about three times as often
+        if self.storm:
+            self.stats["storm_seeds"] = 1
+            self.p_drop, self.p_dup, self.p_answer_lost, self.p_crash = 0.3, 0.3, 0.25, 0.5
 
     # --- helpers ---
 
@@ -264,6 +268,8 @@ class Simulation:
         self.db = Database(f"sqlite:///{db_file}")
         self.clock = _Clock()
         self.bank = FakeBank(BANK, self.rng, lambda: self.clock.now)
+        if self.storm:
+            self.bank.faults = Faults(0.25, 0.3, 0.15, 0.1, 0.05, 0.4)
         base = _runtime(self.db, tpl.keys, tpl.workflows, self.clock.of("web"))
         base.sim_bank = self.bank
         self.rt_web = base
@@ -280,8 +286,12 @@ class Simulation:
     def _create_deal(self) -> None:
         city = self.rng.choice(CITIES)
         custody_fen = self.rng.choice([100, self.rng.randint(101, 99_999), self.rng.randint(100_000, 300_000_000)])
+        price = SAMPLE_RESALE_FORM["price"]
+        if self.rng.random() < 0.15:  # above the payout approval threshold (5,000,000 yuan): two people release it
+            custody_fen, price = self.rng.randint(500_000_001, 800_000_000), "9000000"
         form = {
             **SAMPLE_RESALE_FORM,
+            "price": price,
             "city_code": city,
             "product": "resale_escrow",
             "custody_amount": f"{custody_fen // 100}.{custody_fen % 100:02d}",
@@ -455,12 +465,26 @@ class Simulation:
                 else:
                     deals.record_title_transferred(self.rt_web, self._actor("ops"), deal_id)
                     self._note(f"title transferred on deal {deal_id}")
+            elif state == "releasing" and (remainder or self.rng.random() < 0.5):
+                self._approve(deal_id)
             elif state == "payout_failed":
                 deals.fire_user_event(self.rt_web, self._actor("ops"), deal_id, "retry_payout", ("ops",))
                 self._note(f"retry payout of deal {deal_id}")
                 self._count("payout_retries")
         if remainder:
             self._return_failed_returns()
+
+    def _approve(self, deal_id: int) -> None:
+        with self.rt_web.db.uow() as uow:
+            waiting = list(
+                uow.session.scalars(
+                    select(Payout.payout_id).where(Payout.deal_id == deal_id, Payout.status == "awaiting_approval")
+                )
+            )
+        for payout_id in waiting:
+            outcome = payout_approvals.approve(self.rt_web, self._actor("finance"), payout_id)
+            self._note(f"finance approves {payout_id} (released: {outcome.released})")
+            self._count("approvals")
 
     def _return_failed_returns(self) -> None:
         with self.rt_web.db.uow() as uow:
