@@ -7,16 +7,23 @@ suspense, the ledger engine and its CHECK constraints, a SQLite database file pe
 
 What is simulated:
 - the bank: `FakeBank` (app/sim/fake_bank.py) replaces the HTTP gateway; it books accounts, arrivals and
-  payouts, fails, times out after booking, loses requests, rate-limits, and queues its notifications;
+  payouts (idempotent on request_id and payout_id, as protocol v1 says; it counts bookings and submissions
+  per payout_id), fails payouts, times out after booking, loses requests, rate-limits, rejects, and queues its
+  notifications;
 - the network between bank and platform: notifications are delivered late, out of order, twice (with a
-  fresh nonce, as a bank's resend), with the answer lost (the bank resends: DUPLICATE) or dropped;
-- worker crashes: a job is claimed and abandoned (before or after its bank call), so its lease expires and
-  another worker runs it again;
+  fresh nonce, as a bank's resend, sometimes under a new notification id), with the answer lost (the bank
+  resends: DUPLICATE) or dropped;
+- worker crashes: a job is claimed and abandoned before its bank call, right after the bank answered (nothing
+  committed), or after its work (nothing recorded), so its lease expires and another worker runs it again; or
+  the worker stalls and finishes the job late, after another worker may have run it (a zombie);
 - clocks: one true clock advanced by the simulator; the web process and two workers each see it with their
   own skew (changing during the run, so a process's clock can also jump backwards);
-- **agreement PDF rendering only**: `app.services.agreements.html_to_pdf` is replaced by a stand-in returning
-  one small PDF rendered once per process (WeasyPrint costs ~0.4 s per deal); the SM2 signing inside the PDF,
-  and everything money-related, stay real.
+- people: agents confirm or cancel, buyers pay (partly, fully, too much, from a wrong payer in Shanghai's
+  designated-payer config), ops record the title transfer and retry failed payouts, finance approves payouts
+  above the threshold; one seed in five is a "storm" where everything fails about three times as often;
+- **agreement PDF rendering only**: `app.services.agreements.html_to_pdf` is replaced, for the duration of a
+  seed, by a stand-in returning one small PDF rendered once per process (WeasyPrint costs ~0.4 s per deal);
+  the SM2 signing inside the PDF, and everything money-related, stay real.
 
 At the end of a seed the simulator *reconciles*, as the daily statement would: the bank becomes healthy, every
 dropped notification is delivered again, people do what the deals wait for (pay the remainder, record the title
@@ -569,6 +576,12 @@ class Simulation:
     # --- invariants ---
 
     def check_invariants(self, final: bool) -> None:
+        """During the run (every 25 steps): no payout id booked twice at the bank, `check_ledger` ok, no custody
+        or suspense account negative. After reconciliation (`final`), also: no hold left open; money conserved
+        (the bank clearing account and custody + suspense both equal what arrived at the bank minus what it
+        paid out); every arrival reached the ledger, and each bank reference reached custody at most once;
+        the platform's and the bank's payout outcomes agree and no deal's seller was paid twice; every deal is
+        final and its custody balance is exactly what its buyer paid minus what was released; every job done."""
         bank = self.bank
         for payout_id, times in bank.bookings.items():
             if times > 1:
