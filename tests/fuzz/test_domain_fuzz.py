@@ -10,11 +10,13 @@ import json
 import shutil
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.domain.cities import CityCatalog
 from app.domain.city_checks import validate_file
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
@@ -72,10 +74,26 @@ VALUE = st.one_of(
 )
 
 
+def _city_forms() -> list[tuple[str, str, Any]]:
+    """(city, product, the city's form fragment) for every product of every shipped city, and the bare forms."""
+    catalog = CityCatalog(CITY_CONFIGS_DIR)
+    found: list[tuple[str, str, Any]] = [("-", product, None) for product in PRODUCTS]
+    for path in sorted(CITY_CONFIGS_DIR.glob("*.json")):
+        city = catalog.load(path.stem)
+        found += [(path.stem, product, config.form) for product, config in sorted(city.products.items())]
+    return found
+
+
+CITY_FORMS = _city_forms()
+
+
 @FUZZ
-@given(product=st.sampled_from(PRODUCTS), data=st.data())
-def test_every_generated_form_gives_clean_values_or_a_validation_error(product: str, data: st.DataObject) -> None:
-    form = build_form(product, load_base_schema(product), None)
+@given(which=st.sampled_from(CITY_FORMS), data=st.data())
+def test_every_generated_form_gives_clean_values_or_a_validation_error(
+    which: tuple[str, str, Any], data: st.DataObject
+) -> None:
+    _, product, city_form = which
+    form = build_form(product, load_base_schema(product), city_form)
     names = [f.name for f in form.fields]
     raw = data.draw(st.dictionaries(st.sampled_from(names) | st.text(max_size=5), VALUE, max_size=len(names) + 2))
     try:
@@ -141,4 +159,5 @@ def test_statement_parser_gives_lines_and_problems_never_a_crash(
 
 def test_the_fuzz_corpus_is_not_empty() -> None:
     assert "resale_escrow" in PRODUCTS and len(PRODUCTS) >= 5
+    assert any(city_form is not None for _, _, city_form in CITY_FORMS)
     assert json.loads(SHIPPED_CITY)["admin_code"] == "310000"
