@@ -51,6 +51,13 @@ def reset_context(tokens: list[tuple[ContextVar[Any], Token[Any]]]) -> None:
         var.reset(token)
 
 
+def bind_job_context(**values: Any) -> None:
+    """For job handlers: bind deal and bank for the rest of the job - only inside a worker's job (which runs in a
+    copied context that ends with it); a no-op when a handler is called directly, so nothing leaks."""
+    if job_id.get() is not None:
+        set_context(**values)
+
+
 @contextmanager
 def bind_context(**values: Any) -> Iterator[None]:
     """`with bind_context(deal_id=7, bank="ceb"):` - for the duration of the block."""

@@ -19,7 +19,7 @@ from app.db.rate_limits import drain, take_token
 from app.domain.rate_limit import Limits
 from app.errors import CunguanError
 from app.queue.jobs import Defer, enqueue
-from app.request_context import set_context
+from app.request_context import bind_job_context
 from app.services.bank_callbacks import apply_payout_result
 from app.services.runtime import Runtime
 
@@ -39,7 +39,7 @@ def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
     with rt.db.uow() as uow:
         account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
         assert account is not None, "job refers to a missing virtual account"
-        set_context(deal_id=account.deal_id, bank=account.bank_code)  # for the logs (the worker resets it)
+        bind_job_context(deal_id=account.deal_id, bank=account.bank_code)  # for the logs
         if account.status == "opened":
             return
         endpoint = rt.banks[account.bank_code]
@@ -73,7 +73,7 @@ def _load_payout(rt: Runtime, payout_id: str) -> tuple[PayoutRequest, str, str]:
     with rt.db.uow() as uow:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id))
         assert payout is not None, "job refers to a missing payout"
-        set_context(deal_id=payout.deal_id, bank=payout.bank_code)  # for the logs (the worker resets it)
+        bind_job_context(deal_id=payout.deal_id, bank=payout.bank_code)  # for the logs
         account = payout.deal.virtual_account
         assert account is not None and account.account_no, "payout from a deal without an opened account"
         request = PayoutRequest(

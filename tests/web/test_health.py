@@ -199,7 +199,7 @@ def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
     logger.setLevel(logging.INFO)
 
     def handler(_rt: Runtime, payload: dict) -> None:
-        request_context.set_context(deal_id=payload["deal"], bank="pab")  # as bank_jobs does, without reset
+        request_context.bind_job_context(deal_id=payload["deal"], bank="pab")  # as bank_jobs does, without reset
         logger.info("handling")
 
     monkeypatch.setitem(HANDLERS, "test_job", handler)
@@ -218,6 +218,8 @@ def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
         "pab",
     )
     assert request_context.current() == {} and "deal_id" not in entries["after"]
+    request_context.bind_job_context(deal_id=6)  # a handler called directly, outside a worker's job
+    assert request_context.current() == {}
 
 
 def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(
