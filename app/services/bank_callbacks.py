@@ -87,7 +87,8 @@ def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], 
             uow.commit()
             raise
         uow.commit()
-    return "OK"
+    # the same money under a new notification id: the bank must stop resending it all the same
+    return "DUPLICATE" if inbox.outcome == "duplicate_bank_reference" else "OK"
 
 
 def _inbox_row(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -30,8 +31,11 @@ class Actor:
         return f"user:{self.username}"
 
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
 def _next_deal_no(session: Session, city_code: str, rt: Runtime) -> str:
-    day = rt.clock().strftime("%Y%m%d")
+    day = rt.clock().astimezone(SHANGHAI).strftime("%Y%m%d")  # the business day people see
     prefix = f"RE{city_code}{day}"
     if session.get_bind().dialect.name == "postgresql":  # concurrent creations count in turn (SQLite: BEGIN IMMEDIATE)
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(prefix))))

@@ -242,4 +242,4 @@ def test_openapi_document_agrees_with_protocol_and_schema() -> None:
     assert parameters["Nonce"]["schema"]["pattern"] == NONCE_PATTERN.pattern
     assert parameters["Timestamp"]["name"] == "X-Bank-Timestamp"
     assert parameters["Signature"]["name"] == "X-Bank-Signature"
-    assert set(operation["responses"]) == {"200", "400", "401", "404", "413"}
+    assert set(operation["responses"]) == {"200", "400", "401", "404", "409", "413"}

@@ -125,7 +125,7 @@ def test_same_bank_reference_under_a_new_notification_id_posts_once(
     body = arrive(client, keys_dir, ACCOUNT, 700_00, "REF-SAME")
     again = {**body, "notification_id": "N-another-id"}
     status, answer = post_callback(client, keys_dir, again)
-    assert (status, answer["code"]) == (200, "OK")
+    assert (status, answer["code"]) == (200, "DUPLICATE"), "as documented: the same money under a new id"
     assert _balance(rt, f"custody:{load_deal(rt, deal_id).deal_no}") == 700_00
 
 
