@@ -103,8 +103,8 @@ class LedgerBatcher:
             try:
                 with self.db.engine.begin() as connection:
                     return ledger_engine.execute(connection, ops, self.clock())
-            except DBAPIError as error:
+            except (DBAPIError, ledger_engine.ConcurrentPosting) as error:
                 if attempt >= self.attempts:
                     raise
-                log.warning("ledger batch retried", extra={"attempt": attempt, "error": str(error.orig)[:200]})
+                log.warning("ledger batch retried", extra={"attempt": attempt, "error": str(error)[:200]})
                 attempt += 1

@@ -41,8 +41,17 @@ from app.domain.ledger_batch import (
     can_buffer,
     plan_batch,
 )
+from app.errors import LedgerError
 
 log = logging.getLogger("cunguan.ledger")
+
+
+class ConcurrentPosting(LedgerError):
+    """A transfer this batch planned to create was committed by a concurrent transaction: the batch
+    wrote part of its rows and must be rolled back (to a savepoint) and run again, which then sees it."""
+
+    code = "CONCURRENT_POSTING"
+
 
 ACCOUNTS = LedgerAccount.__table__
 TRANSFERS = LedgerTransfer.__table__
@@ -79,7 +88,7 @@ _TRANSFER_ARRAYS = (
 _INSERT_TRANSFERS_PG = text(
     f"INSERT INTO ledger_transfers ({', '.join(name for name, _ in _TRANSFER_ARRAYS)}) SELECT * FROM unnest("
     + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TRANSFER_ARRAYS)
-    + ")"
+    + ") ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 # PostgreSQL: every changed account in one statement, one round trip, whatever the batch size.
 _UPDATE_TOTALS_PG = text(
@@ -100,7 +109,10 @@ def execute(connection: Connection, ops: list[LedgerOp], now: datetime) -> list[
     accounts = _load_accounts(connection, ops, existing)
     locked = _lock_and_refresh(connection, ops, existing, accounts)
     plan = plan_batch(ops, accounts, existing, resolved)
-    _insert_transfers(connection, plan.rows)
+    if _insert_transfers(connection, plan.rows) != len(plan.rows):
+        raise ConcurrentPosting(
+            "另一事务刚刚记入了同一记账编号，请重试本批", details={"ids": [r["id"] for r in plan.rows]}
+        )
     # Locked hot accounts were folded: their new totals are written even when every op on them failed.
     changed = [a for a in accounts.values() if a.id in plan.changed or (a.hot and a.id in locked)]
     _write_totals(connection, changed, now)
@@ -280,13 +292,17 @@ def _state(row: object) -> AccountState:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _insert_transfers(connection: Connection, rows: list[dict[str, Any]]) -> None:
+def _insert_transfers(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert the batch's new transfers; returns how many were inserted. On PostgreSQL a transfer id that
+    a concurrent transaction committed meanwhile is skipped (ON CONFLICT DO NOTHING waits for it), so
+    the caller learns that its plan is stale; SQLite runs one writer at a time and cannot race."""
     if not rows:
-        return
+        return 0
     if connection.dialect.name == "postgresql":
-        connection.execute(_INSERT_TRANSFERS_PG, {name: [row[name] for row in rows] for name, _ in _TRANSFER_ARRAYS})
-        return
+        arrays = {name: [row[name] for row in rows] for name, _ in _TRANSFER_ARRAYS}
+        return len(connection.execute(_INSERT_TRANSFERS_PG, arrays).all())
     connection.execute(insert(TRANSFERS), rows)
+    return len(rows)
 
 
 def _set_totals(connection: Connection, states: list[AccountState]) -> None:

@@ -149,9 +149,21 @@ class LedgerRepository:
         return expired
 
     def run(self, ops: list[LedgerOp]) -> list[tuple[LedgerTransfer, bool]]:
-        """Run ops as one batch; raises the first failure (then nothing of the batch was written)."""
+        """Run ops as one batch; raises the first failure (then nothing of the batch was written).
+
+        The batch runs in a savepoint: if a concurrent transaction posted one of its transfer ids first,
+        it is rolled back and run again, and then reports that transfer as existing."""
         self.session.flush()
-        results = ledger_engine.execute(self.session.connection(), ops, utcnow())
+        attempt = 1
+        while True:
+            try:
+                with self.session.begin_nested():
+                    results = ledger_engine.execute(self.session.connection(), ops, utcnow())
+                break
+            except ledger_engine.ConcurrentPosting:
+                if attempt == 3:
+                    raise
+                attempt += 1
         for obj in list(self.session.identity_map.values()):  # totals moved underneath the ORM
             if isinstance(obj, LedgerAccount):
                 self.session.expire(obj)

@@ -266,3 +266,38 @@ def test_first_postings_at_a_new_bank_create_its_accounts_once_even_at_the_same_
     with rt.db.uow() as uow:
         codes = uow.session.scalars(select(LedgerAccount.code).where(LedgerAccount.code == "bank_clearing:pab")).all()
         assert codes == ["bank_clearing:pab"]
+
+
+def test_the_same_transfer_posted_by_two_transactions_at_once_is_posted_once(rt: Runtime) -> None:
+    """Two servers receive the same bank reference at the same moment: the second sees the first's."""
+    _setup(rt)
+    first_posted, release = threading.Event(), threading.Event()
+    outcomes: dict[str, bool] = {}
+    errors: list[BaseException] = []
+    spec = TransferSpec("arrival:ceb:SAME", CLEARING.code, "custody:D0", 100_00, "arrival")
+
+    def post(name: str, hold_open: bool) -> None:
+        try:
+            with rt.db.uow() as uow:
+                outcomes[name] = LedgerRepository(uow.session).post(spec, T0)[1]
+                if hold_open:
+                    first_posted.set()
+                    release.wait(10)
+                uow.commit()
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    first = threading.Thread(target=post, args=("first", True))
+    first.start()
+    assert first_posted.wait(10)
+    second = threading.Thread(target=post, args=("second", False))
+    second.start()
+    second.join(0.5)  # the second is now waiting for the first (row lock, or SQLite's write lock)
+    release.set()
+    first.join()
+    second.join()
+    assert errors == []
+    assert outcomes == {"first": True, "second": False}
+    with rt.db.uow() as uow:
+        assert LedgerRepository(uow.session).balance("custody:D0") == 100_00
+        assert check_ledger(uow.session).ok
