@@ -77,18 +77,22 @@ def _amount(amount_fen: int) -> dict[str, str]:
     return {"figure": format_yuan(amount_fen), "upper": to_chinese_upper(amount_fen)}
 
 
-def _party(party: Party) -> dict[str, str]:
+MASKABLE = frozenset({"id_number", "bank_account"})
+
+
+def _party(party: Party, masked: frozenset[str]) -> dict[str, str]:
     return {
         "name": party.name,
-        "id_number": mask_id_number(party.id_number),
+        "id_number": mask_id_number(party.id_number) if "id_number" in masked else party.id_number,
         "bank_name": party.bank_name,
-        "bank_account": mask_bank_account(party.bank_account),
+        "bank_account": mask_bank_account(party.bank_account) if "bank_account" in masked else party.bank_account,
     }
 
 
-def agreement_context(data: AgreementData) -> dict[str, Any]:
-    """Everything the agreement template shows, already formatted and masked."""
-    buyer, seller = _party(data.buyer), _party(data.seller)
+def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) -> dict[str, Any]:
+    """Everything the agreement template shows, already formatted; the parties' fields named in `masked`
+    (the template version's manifest says which, by default all of them) are masked."""
+    buyer, seller = _party(data.buyer, masked), _party(data.seller, masked)
     return {
         "agreement_no": data.agreement_no,
         "city_name": data.city_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
 from markupsafe import Markup
 
-from app.domain.agreement import PLATFORM_NAME
+from app.domain.agreement import MASKABLE, PLATFORM_NAME
 from app.errors import ConfigError
 from app.pdf.fonts import ensure_harfbuzz_subset
 from app.pdf.seal import seal_markup
@@ -51,6 +52,23 @@ def _stylesheet(product: str, version: str) -> Markup:
     """The template's own CSS, trusted text from the repository, to inline in a <style> element."""
     source, _, _ = _LOADER.get_source(_environment(), f"{product}/{version}/{STYLESHEET_NAME}")
     return Markup(source)
+
+
+@cache
+def template_masked_fields(product: str, version: str) -> frozenset[str]:
+    """Which party fields the template version masks: `manifest.json` {"masked": [...]} next to the
+    template; without a manifest, every maskable field is masked."""
+    path = TEMPLATES_ROOT / product / version / "manifest.json"
+    if not path.is_file():
+        return MASKABLE
+    masked = json.loads(path.read_text(encoding="utf-8")).get("masked")
+    if not isinstance(masked, list) or not set(masked) <= MASKABLE:
+        raise ConfigError(
+            "协议模板清单的 masked 字段无效",
+            code="AGREEMENT_MANIFEST_INVALID",
+            details={"template": f"{product}/{version}", "allowed": sorted(MASKABLE)},
+        )
+    return frozenset(masked)
 
 
 def render_agreement_html(product: str, version: str, context: dict[str, Any]) -> str:

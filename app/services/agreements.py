@@ -17,7 +17,7 @@ from app.db.models import Agreement, Deal
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import CityConfig
 from app.errors import ConfigError, NotFound
-from app.pdf.render import render_agreement_html
+from app.pdf.render import render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
 from app.services.metrics import timed_html_to_pdf as html_to_pdf  # html_to_pdf, timed for /metrics
@@ -63,7 +63,8 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
 
 def render_html(rt: Runtime, deal: Deal) -> str:
     product, version = deal.agreement_template.split("/")
-    return render_agreement_html(product, version, agreement_context(agreement_data(rt, deal)))
+    masked = template_masked_fields(product, version)
+    return render_agreement_html(product, version, agreement_context(agreement_data(rt, deal), masked))
 
 
 def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:

@@ -101,3 +101,31 @@ def test_property_and_institutions() -> None:
     assert context["bank_name"] == "中国光大银行"
     assert context["platform_name"] == "存管平台"
     assert context["agreement_no"] == "BJ-2026-000123"
+
+
+def test_the_template_manifest_says_which_party_fields_are_masked() -> None:
+    from app.domain.agreement import MASKABLE, AgreementData, Party, agreement_context
+    from app.pdf.render import template_masked_fields
+
+    assert template_masked_fields("resale_escrow", "v1") == MASKABLE
+    assert template_masked_fields("gov_escrow", "v1") == {"bank_account"}, "filed with the authority: full IDs"
+    assert template_masked_fields("intent_deposit", "v1") == MASKABLE, "no manifest: mask everything"
+    party = Party("张三", "11010519491231002X", "光大银行", "6226620012345678")
+    data = AgreementData(
+        agreement_no="A1",
+        city_name="杭州",
+        product_name="政府资金监管",
+        bank_name="工商银行",
+        buyer=party,
+        seller=party,
+        property_address="杭州市",
+        certificate_no="浙(2026)1号",
+        price_fen=100,
+        custody_amount_fen=100,
+        created_at=datetime(2026, 11, 23, tzinfo=UTC),
+        account_no=None,
+    )
+    shown = agreement_context(data, frozenset({"bank_account"}))["buyer"]
+    assert (shown["id_number"], shown["bank_account"]) == ("11010519491231002X", "************5678")
+    hidden = agreement_context(data)["buyer"]
+    assert hidden["id_number"] == "110***********002X"
