@@ -24,11 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text, update
 
 from app.db.base import Base, utcnow
 from app.db.ledger_batcher import LedgerBatcher
 from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.db.models import LedgerAccount, LedgerTransfer
 from app.db.session import Database
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
@@ -105,14 +106,52 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -
     }
 
 
+HISTORY = 50_000
+
+
+def seed_history(db: Database) -> None:
+    """A running ledger is never empty: HISTORY earlier transfers between two accounts, then ANALYZE, so
+    that PostgreSQL plans (and caches plans for) lookups on a table of realistic size."""
+    a = AccountSpec("history:bank", "asset", "历史清算", credits_must_not_exceed_debits=True)
+    b = AccountSpec("history:custody", "liability", "历史存管", debits_must_not_exceed_credits=True)
+    with db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        a_id, b_id = repo.ensure_account(a).id, repo.ensure_account(b).id
+        now = utcnow()
+        rows = [
+            {
+                "id": f"history:{n}",
+                "debit_account_id": a_id,
+                "credit_account_id": b_id,
+                "amount_fen": 100,
+                "code": "arrival",
+                "kind": "single",
+                "created_at": now,
+            }
+            for n in range(HISTORY)
+        ]
+        uow.session.execute(insert(LedgerTransfer.__table__), rows)
+        uow.session.execute(
+            update(LedgerAccount.__table__).where(LedgerAccount.id == a_id).values(debits_posted=100 * HISTORY)
+        )
+        uow.session.execute(
+            update(LedgerAccount.__table__).where(LedgerAccount.id == b_id).values(credits_posted=100 * HISTORY)
+        )
+        uow.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE")
+
+
 def bench_database(name: str, url: str, writers: int, seconds: float, modes: list[str]) -> list[dict[str, object]]:
-    """Each case starts from empty tables, so that no case runs against another's leftovers."""
+    """Each case starts from fresh tables holding the same history, so that no case runs against another's
+    leftovers."""
     db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": writers + 4, "max_overflow": 0}))
     rows = []
     for mode in modes:
         for hot in (False, True):
             Base.metadata.drop_all(db.engine)
             Base.metadata.create_all(db.engine)
+            seed_history(db)
             result = run_case(db, writers, seconds, hot, mode)
             with db.uow() as uow:
                 LedgerRepository(uow.session).fold_hot()
@@ -120,7 +159,7 @@ def bench_database(name: str, url: str, writers: int, seconds: float, modes: lis
             with db.uow() as uow:
                 report = check_ledger(uow.session)
             assert report.ok, report.problems
-            assert report.transfers_checked == result["postings"], (report.transfers_checked, result)
+            assert report.transfers_checked == HISTORY + result["postings"], (report.transfers_checked, result)
             case = "hot" if hot else "ordinary"
             rows.append({"database": name, "mode": mode, "case": case, "writers": writers, **result})
     db.dispose()
