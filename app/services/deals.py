@@ -14,7 +14,7 @@ from app.db.models import Deal, DealEvent, LedgerTransfer
 from app.domain import ledger
 from app.domain.forms.resale import validate_resale_form
 from app.errors import NotFound, ValidationError
-from app.services import deal_actions  # noqa: F401 - registers the guards and actions
+from app.services import audit, deal_actions  # noqa: F401 - deal_actions registers the guards and actions
 from app.services.pinning import pin
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire
@@ -105,6 +105,34 @@ def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed
     with rt.db.uow() as uow:
         deal = _load_for(uow.session, deal_id, actor)
         fire(DealContext(rt, uow.session, deal, actor.label), event)
+        uow.commit()
+
+
+MANUAL_ACTIONS = {"retry_payout": ("ops",), "cancel": ("ops",)}
+
+
+def manual_action(rt: Runtime, actor: Actor, deal_id: int, event: str, reason: str) -> None:
+    """A person's manual action on a deal (retry a failed payout, cancel): a reason is required, the
+    workflow decides whether the deal's state allows it, and it is audited in the same transaction."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("请填写操作原因", code="REASON_REQUIRED")
+    if actor.role not in MANUAL_ACTIONS.get(event, ()):
+        raise ValidationError("当前角色无权执行此操作", code="ROLE_NOT_ALLOWED", details={"event": event})
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        before = deal.state
+        fire(DealContext(rt, uow.session, deal, actor.label), event, {"reason": reason})
+        audit.append(
+            uow.session,
+            at=rt.clock(),
+            actor=actor.label,
+            action=f"deal.{event}",
+            subject=f"deal:{deal.deal_no}",
+            before={"state": before},
+            after={"state": deal.state},
+            detail={"reason": reason},
+        )
         uow.commit()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.errors import CunguanError, NotFound, ValidationError
@@ -130,6 +130,20 @@ def confirm(deal_id: int) -> Response:
 @roles_required("ops")
 def title_transferred(deal_id: int) -> Response:
     return _act(deal_id, "title_transferred")
+
+
+@bp.route("/deals/<int:deal_id>/actions/<event>", methods=["POST"])
+@roles_required("ops")
+def manual_action(deal_id: int, event: str) -> Response:
+    """Retry a failed payout or cancel a deal, with a reason (audited)."""
+    if event not in deals.MANUAL_ACTIONS:
+        abort(404)
+    try:
+        deals.manual_action(runtime(), current_actor(), deal_id, event, request.form.get("reason", ""))
+        flash("已重新发起付款" if event == "retry_payout" else "存管单已取消", "info")
+    except CunguanError as error:
+        flash(error.message, "error")
+    return redirect(url_for("deals.show", deal_id=deal_id))
 
 
 @bp.route("/deals/<int:deal_id>/agreement.html")
