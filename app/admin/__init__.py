@@ -8,6 +8,7 @@ from flask_admin.theme import Bootstrap4Theme
 
 
 def register(app: Flask) -> Admin:
+    from app.admin.configs import ConfigsView
     from app.admin.dashboard import DashboardView
     from app.admin.deals import DealsView
     from app.admin.ledger import LedgerView
@@ -23,6 +24,7 @@ def register(app: Flask) -> Admin:
     for view in (
         DealsView(name="存管单", endpoint="admin_deals", url="/admin/deals"),
         LedgerView(name="账务", endpoint="admin_ledger", url="/admin/ledger"),
+        ConfigsView(name="城市配置", endpoint="admin_configs", url="/admin/configs"),
         SuspenseView(name="挂账队列", endpoint="admin_suspense", url="/admin/suspense"),
         JobsView(name="任务", endpoint="admin_jobs", url="/admin/jobs"),
         UsersView(name="用户", endpoint="admin_users", url="/admin/users"),

@@ -17,6 +17,10 @@ Login = Callable[[str], FlaskClient]
 
 STAFF = {"ops", "reviewer", "finance", "auditor", "admin"}
 FINANCE_READ = {"finance", "auditor", "admin"}
+CONFIG_READ = {"ops", "reviewer", "auditor", "admin"}
+CONFIG_AUTHOR = {"ops", "admin"}
+CONFIG_REVIEW = {"reviewer", "admin"}
+CONFIG_STEPS = ("simulate", "submit", "approve", "reject", "publish", "rollback")
 
 # endpoint -> (method, roles allowed). A new admin endpoint without a line here fails the first test.
 ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
@@ -40,6 +44,17 @@ ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
     "admin_users.password": ("POST", {"admin"}),
     "admin_audit.index": ("GET", {"auditor", "admin"}),
     "admin_audit.verify": ("GET", {"auditor", "admin"}),
+    "admin_configs.index": ("GET", CONFIG_READ),
+    "admin_configs.city": ("GET", CONFIG_READ),
+    "admin_configs.graph": ("GET", CONFIG_READ),
+    "admin_configs.save": ("POST", CONFIG_AUTHOR),
+    "admin_configs.simulate": ("POST", CONFIG_AUTHOR),
+    "admin_configs.submit": ("POST", CONFIG_AUTHOR),
+    "admin_configs.new_city": ("POST", CONFIG_AUTHOR),
+    "admin_configs.approve": ("POST", CONFIG_REVIEW),
+    "admin_configs.reject": ("POST", CONFIG_REVIEW),
+    "admin_configs.publish": ("POST", CONFIG_REVIEW),
+    "admin_configs.rollback": ("POST", CONFIG_REVIEW),
 }
 NOT_ROLE_CHECKED = {"admin.static"}  # flask-admin's CSS/JS: behind the login like everything else
 
@@ -80,6 +95,10 @@ def paths(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> dict
         "admin_jobs.retry": "/admin/jobs/999/retry",
         "admin_users.active": "/admin/users/nobody/active",
         "admin_users.password": "/admin/users/nobody/password",
+        "admin_configs.city": "/admin/configs/110000",
+        "admin_configs.graph": "/admin/configs/workflow/resale_escrow/1.svg",
+        "admin_configs.save": "/admin/configs/nocity/draft",
+        **{f"admin_configs.{name}": f"/admin/configs/nocity/{name}" for name in CONFIG_STEPS},
     }
 
 
