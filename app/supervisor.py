@@ -9,6 +9,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from app.config import DEFAULT_BANKS
+
 GRACE_S = 10.0
 
 
@@ -56,7 +58,8 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str], say: Callable
 
 def run_platform(web_port: int, sim_port: int, say: Callable[[str], None]) -> int:
     env = {**os.environ}
-    env.setdefault("CUNGUAN_BANK_CEB_URL", f"http://127.0.0.1:{sim_port}/ceb")
+    for code in DEFAULT_BANKS:  # every simulated bank lives on the simulator's port
+        env.setdefault(f"CUNGUAN_BANK_{code.upper()}_URL", f"http://127.0.0.1:{sim_port}/{code}")
     env.setdefault("CUNGUAN_PUBLIC_URL", f"http://127.0.0.1:{web_port}")
     say(f"存管平台 http://127.0.0.1:{web_port} · 银行模拟器 http://127.0.0.1:{sim_port} · Ctrl-C 全部停止")
     return supervise(platform_commands(web_port, sim_port), env, say)
