@@ -53,14 +53,6 @@ class CityRow:
     open: CityConfigVersion | None
 
 
-def _problems_of(error: CunguanError) -> list[Problem]:
-    if isinstance(error, CityConfigInvalid):
-        return error.problems
-    details = error.details if isinstance(error.details, list) else []
-    english = "; ".join(str(item) for item in details) or error.code
-    return [Problem(file="", pointer="/", message=error.message, message_en=english)]
-
-
 def _name_of(content: str | None) -> str:
     try:
         data = json.loads(content or "")
@@ -210,8 +202,6 @@ class ConfigsView(RoleView):
         except CityConfigInvalid as invalid:
             return self._city_page(stem, content, invalid.problems), 422
         except CunguanError as error:
-            if error.code == "CONFIG_NOT_JSON":
-                return self._city_page(stem, content, _problems_of(error)), 422
             flash(error.message, "error")
             return self._back(stem)
         flash(f"已保存为第 {version.version} 版草稿", "success")

@@ -1,0 +1,155 @@
+"""城市配置 in the operations console: the JSON editor and its pointer errors, diff, diagrams, simulation,
+the review flow by role (never one's own version), publishing into the running catalog, rollback, new cities."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.config import ROOT
+from app.db.models import AuditEntry, CityConfigVersion
+from app.services import config_publishing as publishing
+from app.services.runtime import Runtime
+from tests.conftest import csrf_token
+
+Login = Callable[[str], FlaskClient]
+BEIJING = (ROOT / "city_configs" / "110000.json").read_text(encoding="utf-8")
+PAGE = "/admin/configs/110000"
+
+
+def edited(**changes: object) -> str:
+    data = json.loads(BEIJING)
+    data.update(changes)
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def post(client: FlaskClient, url: str, **data: str) -> str:
+    """POST a form of the city page with the page's CSRF token; the page it lands on."""
+    token = csrf_token(client.get(PAGE).text)
+    answer = client.post(url, data={"csrf_token": token, **data}, follow_redirects=True)
+    assert answer.status_code == 200, (url, answer.status_code)
+    return answer.text
+
+
+def versions(rt: Runtime) -> dict[int, tuple[str, str, str | None]]:
+    return {v.version: (v.status, v.author, v.reviewer) for v in publishing.versions(rt, "110000")}
+
+
+def test_the_city_list_and_page_show_versions_diagrams_and_the_new_city_form(
+    login: Login, rt: Runtime, users: dict[str, int]
+) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    listing = ops.get("/admin/configs/").text
+    assert "北京" in listing and "110000" in listing and "新建城市" in listing
+    page = ops.get(PAGE).text
+    assert "第 1 版" in page and "已发布" in page and "system" in page
+    assert "保存草稿" in page and 'src="/admin/configs/workflow/resale_escrow/1.svg"' in page
+    graph = ops.get("/admin/configs/workflow/resale_escrow/1.svg")
+    assert graph.status_code == 200 and graph.mimetype == "image/svg+xml" and b"<svg" in graph.data
+    assert "script-src" not in graph.headers["Content-Security-Policy"]
+    assert ops.get("/admin/configs/workflow/nope/1.svg").status_code == 404
+    auditor = login("auditor").get(PAGE).text
+    assert "第 1 版" in auditor and "保存草稿" not in auditor and "新建城市" not in auditor
+    assert "readonly" in auditor
+
+
+def test_an_invalid_draft_lists_pointer_errors_keeps_the_text_and_saves_nothing(
+    login: Login, rt: Runtime, users: dict[str, int]
+) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    token = csrf_token(ops.get(PAGE).text)
+    data = json.loads(BEIJING)
+    data["name"] = "北京（错误草稿）"
+    data["status"] = "somewhere"
+    typed = json.dumps(data, ensure_ascii=False, indent=2)
+    answer = ops.post(f"{PAGE}/draft", data={"csrf_token": token, "content": typed})
+    assert answer.status_code == 422
+    assert "未保存" in answer.text and "<code>/status</code>" in answer.text
+    assert typed in html.unescape(answer.text), "the typed text stays in the editor"
+    broken = ops.post(f"{PAGE}/draft", data={"csrf_token": token, "content": '{"name": "北京",'})
+    assert broken.status_code == 422 and "<code>/</code>：不是合法的 JSON" in broken.text
+    assert '{"name": "北京",' in html.unescape(broken.text)
+    assert versions(rt) == {1: ("published", "system", "system")}
+
+
+def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back(
+    login: Login, rt: Runtime, users: dict[str, int]
+) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    page = post(ops, f"{PAGE}/draft", content=edited(name="北京市"))
+    assert "已保存为第 2 版草稿" in page and "第 2 版（草稿）" in page
+    assert '+  "name": "北京市",' in html.unescape(page) and '-  "name": "北京",' in html.unescape(page)
+    assert "第 2 版尚未仿真" in page
+    page = post(ops, f"{PAGE}/simulate")
+    assert "仿真通过" in page and "✓ 通过" in page and "路径 9/9" in page
+    page = post(ops, f"{PAGE}/submit")
+    assert "第 2 版已提交审核" in page and versions(rt)[2][0] == "submitted"
+    token = csrf_token(ops.get(PAGE).text)
+    assert ops.post(f"{PAGE}/approve", data={"csrf_token": token, "comment": "好"}).status_code == 403
+    assert rt.cities.get("110000").name == "北京", "nothing published yet"
+
+    reviewer = login("reviewer")
+    page = post(reviewer, f"{PAGE}/approve", comment="")
+    assert "审核意见不能为空" in page and versions(rt)[2][0] == "submitted"
+    page = post(reviewer, f"{PAGE}/approve", comment="仿真通过，同意")
+    assert "第 2 版已批准" in page and "仿真通过，同意" in page
+    page = post(reviewer, f"{PAGE}/publish")
+    assert "第 2 版已发布" in page
+    assert versions(rt) == {2: ("published", "ops", "reviewer"), 1: ("retired", "system", "system")}
+    assert rt.cities.get("110000").name == "北京市", "the running catalog serves the published version"
+
+    page = post(reviewer, f"{PAGE}/rollback", to_version="1", comment="名称改回")
+    assert "已回滚到第 1 版" in page and "回滚自第 1 版" in page
+    assert versions(rt)[3] == ("published", "system", "reviewer") and versions(rt)[2][0] == "retired"
+    assert rt.cities.get("110000").name == "北京"
+    with rt.db.uow() as uow:
+        trail = [(e.action, e.actor) for e in uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert [step for step in trail if step[0] != "city_config.import"] == [
+        ("city_config.draft", "ops"),
+        ("city_config.submit", "ops"),
+        ("city_config.approve", "reviewer"),
+        ("city_config.publish", "reviewer"),
+        ("city_config.rollback", "reviewer"),
+    ]
+
+
+def test_nobody_approves_their_own_version(login: Login, rt: Runtime, users: dict[str, int]) -> None:
+    publishing.import_files(rt)
+    admin = login("admin")  # may both write and review: the service still refuses a self-review
+    post(admin, f"{PAGE}/draft", content=edited(name="北京市"))
+    post(admin, f"{PAGE}/simulate")
+    page = post(admin, f"{PAGE}/submit")
+    assert "这是你提交的版本，不能自己审核" in page
+    page = post(admin, f"{PAGE}/approve", comment="自己批准")
+    assert "不能审核自己提交的版本" in page
+    assert versions(rt)[2] == ("submitted", "admin", None)
+    page = post(login("reviewer"), f"{PAGE}/reject", comment="名称不规范")
+    assert "第 2 版已驳回" in page and versions(rt)[2] == ("rejected", "admin", "reviewer")
+
+
+def test_a_new_city_is_a_draft_copied_from_the_virtual_city(login: Login, rt: Runtime, users: dict[str, int]) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    token = csrf_token(ops.get("/admin/configs/").text)
+    answer = ops.post("/admin/configs/new", data={"csrf_token": token, "admin_code": "510100", "name": "成都"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/admin/configs/510100")
+    page = ops.get("/admin/configs/510100").text
+    assert "已由虚拟城市复制出 成都（510100）的草稿" in page and "第 1 版（草稿）" in page
+    with rt.db.uow() as uow:
+        draft = uow.session.scalars(select(CityConfigVersion).where(CityConfigVersion.city_code == "510100")).one()
+        _, city = publishing.validated(rt, uow.session, "510100", draft.content)
+    assert (draft.status, draft.author, city.admin_code, city.name) == ("draft", "ops", "510100", "成都")
+    assert city.products["gov_escrow"].overrides  # the virtual city's products came along
+    assert "成都住房和城乡建设局" in draft.content and "虚拟城市" not in draft.content
+    again = ops.post("/admin/configs/new", data={"csrf_token": token, "admin_code": "510100", "name": "成都"})
+    assert again.status_code == 302
+    assert "城市 510100 已存在" in ops.get("/admin/configs/510100").text
+    bad = ops.post("/admin/configs/new", data={"csrf_token": token, "admin_code": "5101", "name": "成都"})
+    assert bad.status_code == 302 and "请填写 6 位行政区划代码" in ops.get("/admin/configs/").text
