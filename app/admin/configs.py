@@ -180,7 +180,9 @@ class ConfigsView(RoleView):
             abort(503, error.message)
         answer = Response(svg, mimetype="image/svg+xml")
         # served to an <img>: no scripts run there, and this header forbids them when opened directly
-        answer.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        answer.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        )
         answer.headers["X-Content-Type-Options"] = "nosniff"
         return answer
 
