@@ -1,0 +1,174 @@
+"""The whole city roll-out in a real browser (Debian's chromium, headless, driven by Playwright): ops copies the
+virtual city to 成都 510100, makes it live, simulates and submits; a reviewer approves and publishes; an agent
+creates a resale escrow deal in 成都. Pages stay usable at 1280 px and at 400 px; screenshots are kept."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Page, sync_playwright
+from werkzeug.serving import make_server
+
+from tests.conftest import PASSWORD
+from tests.factories import RESALE_FORM
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DESKTOP = {"width": 1280, "height": 900}
+NARROW = {"width": 400, "height": 844}
+CITY = "/admin/configs/510100"
+
+
+@pytest.fixture
+def base_url(app: Flask, users: dict[str, int]) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def page(base_url: str) -> Iterator[Page]:
+    assert CHROMIUM.is_file(), "chromium is missing: run `make system-deps`"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+        context.set_default_timeout(15_000)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def _no_horizontal_scroll(page: Page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _narrow_fits(page: Page) -> bool:
+    """At 400 px the page has no horizontal scroll; the viewport goes back to 1280 px afterwards."""
+    page.set_viewport_size(NARROW)
+    try:
+        return _no_horizontal_scroll(page)
+    finally:
+        page.set_viewport_size(DESKTOP)
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+
+
+def _log_in(page: Page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/login")
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(re.compile(r".*/deals$"))
+
+
+def _log_out(page: Page) -> None:
+    page.click('form[action$="/logout"] button[type="submit"]')
+    page.wait_for_url(re.compile(r".*/login$"))
+
+
+def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal_there(
+    page: Page, base_url: str
+) -> None:
+    # ops: 运营后台 → 城市配置 → a new city copied from the virtual city
+    _log_in(page, base_url, "ops")
+    page.click('header nav a:has-text("运营后台")')
+    page.wait_for_url(re.compile(r".*/admin/$"))
+    page.click('a.nav-link:has-text("城市配置")')
+    page.wait_for_url(re.compile(r".*/admin/configs/$"))
+    page.fill('#new-city input[name="admin_code"]', "510100")
+    page.fill('#new-city input[name="name"]', "成都")
+    page.click('#new-city button[type="submit"]')
+    page.wait_for_url(re.compile(r".*/admin/configs/510100$"))
+    assert "已由虚拟城市复制出 成都（510100）的草稿" in page.inner_text("body")
+    assert "第 1 版（草稿）" in page.inner_text("body")
+
+    # the copy is the virtual city under the new code and name: only its status keeps it from agents
+    config = json.loads(page.input_value("#content"))
+    assert (config["admin_code"], config["name"], config["status"]) == ("510100", "成都", "draft")
+    assert config["products"]["resale_escrow"]["banks"] == ["ceb"]
+    config["status"] = "live"
+    page.fill("#content", json.dumps(config, ensure_ascii=False, indent=2))
+    page.click('#draft-form button[type="submit"]')
+    page.wait_for_selector("text=已保存为第 1 版草稿")
+    assert json.loads(page.input_value("#content"))["status"] == "live"
+    assert '"status": "live"' in page.inner_text("#diff")
+
+    page.click('#simulate-form button[type="submit"]')
+    page.wait_for_selector("#simulation:has-text('✓ 通过')")
+    assert "仿真通过" in page.inner_text("body")
+    assert "resale_escrow" in page.inner_text("#simulation")
+    assert _narrow_fits(page), "the config page fits 400 px"
+
+    page.click('#submit-form button[type="submit"]')
+    page.wait_for_selector("text=第 1 版已提交审核")
+    _log_out(page)
+
+    # the reviewer approves with a comment and publishes
+    _log_in(page, base_url, "reviewer")
+    page.goto(f"{base_url}{CITY}")
+    page.fill("#comment", "仿真通过，同意成都上线")
+    page.click('#review-form button:has-text("批准")')
+    page.wait_for_selector("text=第 1 版已批准")
+    assert "仿真通过，同意成都上线" in page.inner_text("#versions")
+    page.click('#publish-form button[type="submit"]')
+    page.wait_for_selector("text=第 1 版已发布")
+    assert "已发布" in page.inner_text("#versions")
+    assert _narrow_fits(page), "the config page fits 400 px"
+    _log_out(page)
+
+    # the agent: 新建存管 offers 成都 resale escrow; the deal is created in 成都
+    _log_in(page, base_url, "agent")
+    page.click('header nav a:has-text("新建存管")')
+    page.wait_for_url(re.compile(r".*/deals/new$"))
+    option = page.locator('#choice option[value="510100:resale_escrow"]')
+    assert "成都" in option.inner_text()
+    page.select_option("#choice", "510100:resale_escrow")
+    page.click('#chooser button[type="submit"]')
+    page.wait_for_url(re.compile(r".*/deals/new\?choice=510100(%3A|:)resale_escrow$"))
+    assert page.input_value('input[name="city_code"]') == "510100"
+    for name, value in RESALE_FORM.items():
+        if name in ("city_code", "product"):
+            continue
+        if name == "payment_method":
+            page.check(f'input[name="{name}"][value="{value}"]')
+        else:
+            page.fill(f"#f-{name}", value)
+    page.click('button[value="submit"]')
+    page.wait_for_url(re.compile(r".*/deals/\d+$"))
+    body = page.inner_text("body")
+    assert "存管单已创建" in body and "存管单 RE510100" in body
+    agreement = page.frame_locator("section.agreement-preview iframe").locator("body").inner_text()
+    assert "成都存量房交易资金监管" in agreement, "the agreement cites the new city's rules"
+    assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in body
+    assert _no_horizontal_scroll(page)
+    _shot(page, "rollout-deal-1280.png")
+    page.set_viewport_size(NARROW)
+    assert _no_horizontal_scroll(page), "the deal page fits 400 px"
+    _shot(page, "rollout-deal-400.png")
+    page.set_viewport_size(DESKTOP)
+    _log_out(page)
+
+    # ops: the dashboard counts the new deal
+    _log_in(page, base_url, "ops")
+    page.goto(f"{base_url}/admin/")
+    assert _no_horizontal_scroll(page)
+    assert "待确认协议" in page.content(), "deals by state counts the new deal"
+    _shot(page, "rollout-dashboard-1280.png")
