@@ -158,8 +158,12 @@ class DealView:
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
-    """Everything the deal page shows, read in one session (the objects stay usable after it closes)."""
+    """Everything the deal page shows, read in one session (the objects stay usable after it closes) and
+    from one snapshot: on PostgreSQL the session reads at REPEATABLE READ, so a callback committing in
+    between cannot make the page show the account number with the state from before it."""
     with rt.db.uow() as uow:
+        if uow.session.get_bind().dialect.name == "postgresql":
+            uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         deal = _load_for(uow.session, deal_id, actor)
         definition = rt.workflow(deal.workflow_id, deal.workflow_version)
         repo = LedgerRepository(uow.session)
