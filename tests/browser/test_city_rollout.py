@@ -72,16 +72,17 @@ def _shot(page: Page, name: str) -> None:
 
 
 def _log_in(page: Page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login")
+    page.goto(f"{base_url}/login", wait_until="load")
     page.fill('input[name="username"]', username)
     page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(re.compile(r".*/deals$"))
+    with page.expect_navigation(url=re.compile(r".*/deals$"), timeout=30_000):
+        page.click('button[type="submit"]')
 
 
 def _log_out(page: Page) -> None:
-    page.click('form[action$="/logout"] button[type="submit"]')
-    page.wait_for_url(re.compile(r".*/login$"))
+    with page.expect_navigation(url=re.compile(r".*/login$"), timeout=30_000):
+        page.click('form[action$="/logout"] button[type="submit"]')
+    page.wait_for_load_state("load")
 
 
 def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal_there(
