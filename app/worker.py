@@ -78,19 +78,19 @@ def _record(rt: Runtime, job_id: int, outcome: tuple[str, bool] | None) -> None:
         uow.commit()
 
 
+MAINTENANCE: tuple[tuple[str, Callable[[Runtime], object]], ...] = (
+    ("ledger maintenance", maintain),
+    ("workflow timers", fire_due_timers),
+    ("nonce pruning", prune_nonces),
+)
+
+
 def _maintain(rt: Runtime) -> None:
-    try:
-        maintain(rt)
-    except Exception:  # a lost connection or a race with another worker: the next round retries
-        log.warning("ledger maintenance failed", extra={"error": traceback.format_exc(limit=3)})
-    try:
-        fire_due_timers(rt)
-    except Exception:  # as above: the next round retries
-        log.warning("workflow timers failed", extra={"error": traceback.format_exc(limit=3)})
-    try:
-        prune_nonces(rt)
-    except Exception:  # as above: the next round retries
-        log.warning("nonce pruning failed", extra={"error": traceback.format_exc(limit=3)})
+    for name, task in MAINTENANCE:
+        try:
+            task(rt)
+        except Exception:  # a lost connection or a race with another worker: the next round retries
+            log.warning(f"{name} failed", extra={"error": traceback.format_exc(limit=3)})
 
 
 def run_worker(

@@ -49,8 +49,12 @@ def _environment() -> Environment:
 
 
 def _stylesheet(product: str, version: str) -> Markup:
-    """The template's own CSS, trusted text from the repository, to inline in a <style> element."""
-    source, _, _ = _LOADER.get_source(_environment(), f"{product}/{version}/{STYLESHEET_NAME}")
+    """The template version's own CSS if it has one, else the shared one (`shared/agreement.css`): trusted
+    text from the repository, to inline in a <style> element. A version that must never change its look
+    when the shared sheet does keeps a copy of its own."""
+    own = f"{product}/{version}/{STYLESHEET_NAME}"
+    name = own if (TEMPLATES_ROOT / own).is_file() else f"shared/{STYLESHEET_NAME}"
+    source, _, _ = _LOADER.get_source(_environment(), name)
     return Markup(source)
 
 

@@ -23,6 +23,21 @@ class ApprovalOutcome:
     released: bool  # True when this approval sent the payout to the bank
 
 
+def refusal(actor: Actor, payout: Payout) -> ValidationError | None:
+    """Why `actor` may not approve `payout` now, or None (the deal page asks the same question)."""
+    if actor.role not in APPROVER_ROLES:
+        return ValidationError("只有运营或财务可以审批付款", code="ROLE_NOT_ALLOWED")
+    if payout.status != "awaiting_approval":
+        return ValidationError(
+            "该付款无需审批或已审批", code="NOT_AWAITING_APPROVAL", details={"status": payout.status}
+        )
+    if actor.label == payout.requested_by or actor.label in payout.approved_by:
+        return ValidationError(
+            "发起人不能审批自己的付款，同一人也不能重复审批", code="SAME_PERSON", details={"actor": actor.username}
+        )
+    return None
+
+
 def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
     """Record `actor`'s approval; the last one needed queues the bank submission."""
     if actor.role not in APPROVER_ROLES:
@@ -31,14 +46,9 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         if payout is None:
             raise NotFound("付款不存在", code="PAYOUT_NOT_FOUND", details={"payout_id": payout_id})
-        if payout.status != "awaiting_approval":
-            raise ValidationError(
-                "该付款无需审批或已审批", code="NOT_AWAITING_APPROVAL", details={"status": payout.status}
-            )
-        if actor.label == payout.requested_by or actor.label in payout.approved_by:
-            raise ValidationError(
-                "发起人不能审批自己的付款，同一人也不能重复审批", code="SAME_PERSON", details={"actor": actor.username}
-            )
+        refused = refusal(actor, payout)
+        if refused is not None:
+            raise refused
         payout.approved_by = [*payout.approved_by, actor.label]
         required_others = payout.approvals_required - 1
         released = len(payout.approved_by) >= required_others

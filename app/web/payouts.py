@@ -14,6 +14,12 @@ from app.web.access import current_actor, roles_required, runtime
 bp = Blueprint("payouts", __name__)
 
 
+@bp.app_template_global()
+def may_approve(payout: Payout) -> bool:
+    """Whether the logged-in user may approve this payout now (the service's rule, not the template's)."""
+    return payout_approvals.refusal(current_actor(), payout) is None
+
+
 @bp.route("/payouts/<payout_id>/approve", methods=["POST"])
 @roles_required(*payout_approvals.APPROVER_ROLES)
 def approve(payout_id: str) -> Response:

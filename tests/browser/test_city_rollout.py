@@ -6,60 +6,35 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from flask import Flask
-from playwright.sync_api import Page, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page
 
+from tests.browser.conftest import ARTIFACTS, no_horizontal_scroll
 from tests.conftest import PASSWORD
 from tests.factories import RESALE_FORM
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 400, "height": 844}
 CITY = "/admin/configs/510100"
 
 
 @pytest.fixture
-def base_url(app: Flask, users: dict[str, int]) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    context.set_default_timeout(15_000)
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield context.new_page()
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
-
-
-@pytest.fixture
-def page(base_url: str) -> Iterator[Page]:
-    assert CHROMIUM.is_file(), "chromium is missing: run `make system-deps`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
-        context.set_default_timeout(15_000)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-
-
-def _no_horizontal_scroll(page: Page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        context.close()
 
 
 def _narrow_fits(page: Page) -> bool:
     """At 400 px the page has no horizontal scroll; the viewport goes back to 1280 px afterwards."""
     page.set_viewport_size(NARROW)
     try:
-        return _no_horizontal_scroll(page)
+        return no_horizontal_scroll(page)
     finally:
         page.set_viewport_size(DESKTOP)
 
@@ -159,10 +134,10 @@ def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal
     agreement = page.frame_locator("section.agreement-preview iframe").locator("body").inner_text()
     assert "成都存量房交易资金监管" in agreement, "the agreement cites the new city's rules"
     assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in body
-    assert _no_horizontal_scroll(page)
+    assert no_horizontal_scroll(page)
     _shot(page, "rollout-deal-1280.png")
     page.set_viewport_size(NARROW)
-    assert _no_horizontal_scroll(page), "the deal page fits 400 px"
+    assert no_horizontal_scroll(page), "the deal page fits 400 px"
     _shot(page, "rollout-deal-400.png")
     page.set_viewport_size(DESKTOP)
     _log_out(page)
@@ -170,6 +145,6 @@ def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal
     # ops: the dashboard counts the new deal
     _log_in(page, base_url, "ops")
     page.goto(f"{base_url}/admin/")
-    assert _no_horizontal_scroll(page)
+    assert no_horizontal_scroll(page)
     assert "待确认协议" in page.content(), "deals by state counts the new deal"
     _shot(page, "rollout-dashboard-1280.png")

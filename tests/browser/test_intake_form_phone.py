@@ -4,51 +4,26 @@ a wrong ID number is refused next to its field, fixed, submitted, and the deal p
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from flask import Flask
-from playwright.sync_api import Page, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Browser, Page
 
+from tests.browser.conftest import ARTIFACTS, no_horizontal_scroll
 from tests.conftest import PASSWORD
 from tests.factories import RESALE_FORM
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PHONE = {"width": 390, "height": 844}
 WRONG_ID = "110105194912310021"  # right shape, wrong check character
 
 
 @pytest.fixture
-def base_url(app: Flask, users: dict[str, int]) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, locale="zh-CN")
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield context.new_page()
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
-
-
-@pytest.fixture
-def page(base_url: str) -> Iterator[Page]:
-    assert CHROMIUM.is_file(), "chromium is missing: run `make system-deps`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, locale="zh-CN")
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-
-
-def _no_horizontal_scroll(page: Page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        context.close()
 
 
 def _fill(page: Page, values: dict[str, str]) -> None:
@@ -67,7 +42,7 @@ def test_wrong_id_is_refused_fixed_and_the_deal_page_is_reached_on_a_phone(page:
     page.fill('input[name="password"]', PASSWORD)
     page.click('button[type="submit"]')
     page.goto(f"{base_url}/deals/new?choice=110000:resale_escrow")
-    assert _no_horizontal_scroll(page)
+    assert no_horizontal_scroll(page)
     assert page.is_hidden("#w-loan_bank"), "mortgage fields only when 贷款 is chosen"
 
     _fill(page, {**RESALE_FORM, "buyer_id_number": WRONG_ID})
@@ -82,7 +57,7 @@ def test_wrong_id_is_refused_fixed_and_the_deal_page_is_reached_on_a_phone(page:
     assert "/deals/new" in page.url, "the server refused the form"
     assert "买方身份证号无效" in page.inner_text("#w-buyer_id_number .error")
     assert page.input_value("#f-property_address") == RESALE_FORM["property_address"], "typed values are kept"
-    assert _no_horizontal_scroll(page), "errors do not widen the page"
+    assert no_horizontal_scroll(page), "errors do not widen the page"
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "intake-form-phone-390px.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -92,4 +67,4 @@ def test_wrong_id_is_refused_fixed_and_the_deal_page_is_reached_on_a_phone(page:
     page.click('button[value="submit"]')
     page.wait_for_url(re.compile(r".*/deals/\d+$"))
     assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in page.content()
-    assert _no_horizontal_scroll(page)
+    assert no_horizontal_scroll(page)
