@@ -57,8 +57,10 @@ class Deal(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     buyer_name: Mapped[str] = mapped_column(String(64))
     buyer_id_number: Mapped[str] = mapped_column(EncryptedString)
-    buyer_bank_name: Mapped[str] = mapped_column(String(64))
-    buyer_bank_account: Mapped[str] = mapped_column(EncryptedString)
+    # the paying party (buyer, tenant, owner, applicant) in buyer_*, the receiving one (seller, landlord,
+    # contractor) in seller_*; a payer who is refunded by original route needs no bank account of record
+    buyer_bank_name: Mapped[str | None] = mapped_column(String(64))
+    buyer_bank_account: Mapped[str | None] = mapped_column(EncryptedString)
     seller_name: Mapped[str] = mapped_column(String(64))
     seller_id_number: Mapped[str] = mapped_column(EncryptedString)
     seller_bank_name: Mapped[str] = mapped_column(String(64))
@@ -82,6 +84,12 @@ class Deal(Base):
     certificate_no: Mapped[str] = mapped_column(String(64))
     price_fen: Mapped[int] = mapped_column(BigInteger)
     custody_amount_fen: Mapped[int] = mapped_column(BigInteger)
+    # the product's case facts the workflow's building blocks read and keep (rent plan, counters, origins)
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # a frozen deal (judicial or risk freeze) sends no money out until unfrozen
+    frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    frozen_by: Mapped[str | None] = mapped_column(String(64))
+    frozen_reason: Mapped[str | None] = mapped_column(String(256))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -162,8 +170,11 @@ class Payout(Base):
     status: Mapped[str] = mapped_column(String(24), default="pending")
     bank_reference: Mapped[str | None] = mapped_column(String(64))
     failure_reason: Mapped[str | None] = mapped_column(String(256))
-    # release: the deal's money to its payee (drives the workflow); return: a suspense credit back to its payer
+    # release: the deal's money to a payee; refund: the deal's money back to where it came from (both drive
+    # the workflow); return: a suspense credit back to its payer
     purpose: Mapped[str] = mapped_column(String(16), default="release", server_default="release")
+    # the payouts one transition asked for together: the workflow hears once all of them are final
+    release_group: Mapped[str | None] = mapped_column(String(64), index=True)
     suspense_item_id: Mapped[int | None] = mapped_column(ForeignKey("suspense_items.id"))
     # large payouts wait for other people's approval (city config `approvals`): who asked, who approved
     requested_by: Mapped[str | None] = mapped_column(String(64))
@@ -180,7 +191,7 @@ class Payout(Base):
         CheckConstraint(
             "status IN ('awaiting_approval','pending','submitted','succeeded','failed')", name="status_known"
         ),
-        CheckConstraint("purpose IN ('release','return')", name="purpose_known"),
+        CheckConstraint("purpose IN ('release','return','refund')", name="purpose_known"),
     )
 
 
