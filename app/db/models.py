@@ -61,10 +61,10 @@ class Deal(Base):
     # contractor) in seller_*; a payer who is refunded by original route needs no bank account of record
     buyer_bank_name: Mapped[str | None] = mapped_column(String(64))
     buyer_bank_account: Mapped[str | None] = mapped_column(EncryptedString)
-    seller_name: Mapped[str] = mapped_column(String(64))
-    seller_id_number: Mapped[str] = mapped_column(EncryptedString)
-    seller_bank_name: Mapped[str] = mapped_column(String(64))
-    seller_bank_account: Mapped[str] = mapped_column(EncryptedString)
+    seller_name: Mapped[str | None] = mapped_column(String(64))
+    seller_id_number: Mapped[str | None] = mapped_column(EncryptedString)
+    seller_bank_name: Mapped[str | None] = mapped_column(String(64))
+    seller_bank_account: Mapped[str | None] = mapped_column(EncryptedString)
     buyer_phone: Mapped[str | None] = mapped_column(EncryptedString)
     seller_phone: Mapped[str | None] = mapped_column(EncryptedString)
     # keyed SM3 blind indexes for exact search (app/db/pii.py), written on every insert and update
@@ -80,8 +80,8 @@ class Deal(Base):
     seller_phone_bidx: Mapped[str | None] = mapped_column(
         String(64), index=True, info=blind_index_column_info("seller_phone", "phone")
     )
-    property_address: Mapped[str] = mapped_column(String(256))
-    certificate_no: Mapped[str] = mapped_column(String(64))
+    property_address: Mapped[str | None] = mapped_column(String(256))
+    certificate_no: Mapped[str | None] = mapped_column(String(64))
     price_fen: Mapped[int] = mapped_column(BigInteger)
     custody_amount_fen: Mapped[int] = mapped_column(BigInteger)
     # the product's case facts the workflow's building blocks read and keep (rent plan, counters, origins)
