@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.domain.banks import KNOWN_BANKS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,11 +37,20 @@ class BankEndpoint:
     open_per_day: int = 2000
 
 
-# name, opening limits per second and per day (as the banks' contracts say; the simulator enforces them)
-DEFAULT_BANKS = {
-    "ceb": ("中国光大银行", 20, 20_000),
-    "icbc": ("中国工商银行", 10, 5_000),
-    "pab": ("平安银行", 5, 2_000),
+# Account-opening limits per second and per day, as each bank's contract says (the simulator enforces them).
+_OPENING_LIMITS: dict[str, tuple[int, int]] = {
+    "ceb": (20, 20_000),
+    "icbc": (10, 5_000),
+    "abc": (8, 3_000),
+    "ccb": (15, 10_000),
+    "pab": (5, 2_000),
+    "boc": (3, 1_000),
+}
+if set(_OPENING_LIMITS) != set(KNOWN_BANKS):
+    raise RuntimeError(f"opening limits {sorted(_OPENING_LIMITS)} do not cover the known banks {sorted(KNOWN_BANKS)}")
+# code -> name, opening limits per second and per day: every bank of the one registry (app.domain.banks)
+DEFAULT_BANKS: dict[str, tuple[str, int, int]] = {
+    code: (bank.name, *_OPENING_LIMITS[code]) for code, bank in KNOWN_BANKS.items()
 }
 
 

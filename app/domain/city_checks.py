@@ -39,6 +39,8 @@ class _Scope:
 
 
 def _bank_problems(scope: _Scope, product: ProductConfig) -> list[Problem]:
+    """Checked against the one registry of banks that the runtime's bank endpoints and the bank simulator are
+    built from (`app.domain.banks`)."""
     return [
         scope.problem(("banks", index), f"未知银行 {code}", f"unknown bank {code!r}")
         for index, code in enumerate(product.banks)

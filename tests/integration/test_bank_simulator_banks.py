@@ -1,5 +1,7 @@
 """Several simulated banks: account formats, opening limits with each bank's error codes, designated payers,
-daily statements in each bank's layout (signed, SM3 digest, GBK for ICBC), and the upgrade of an old database."""
+callbacks signed with each bank's own key, daily statements in each bank's layout (signed, SM3 digest, GBK for
+ICBC, GB18030 for ABC) that the platform's reconciliation parser reads, keys from `flask keys init`, the CLI's
+bank choices, and the upgrade of an old database."""
 
 from __future__ import annotations
 
@@ -7,18 +9,29 @@ import csv
 import io
 import json
 import sqlite3
-from datetime import datetime
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
+from app import create_app
 from app.banks.protocol import BANK_PREFIX, BadSignature, verify_request
 from app.banks.simulator.banks import SIMULATED_BANKS, luhn_digit
+from app.banks.simulator.cli import bank_sim
+from app.banks.simulator.context import load_keys
 from app.banks.simulator.store import SCHEMA_VERSION, Store
 from app.config import Config
 from app.crypto import sm3
 from app.crypto.keys import ensure_keys
+from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
 from tests.integration.simulator_support import (
     NOTIFY_URL,
     PAYER_ACCOUNT,
@@ -31,6 +44,8 @@ from tests.integration.simulator_support import (
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "app" / "schemas"
 PAYEE = {"payee_name": "李四", "payee_account": "6222020200998877665", "notify_url": NOTIFY_URL}
+ALL_BANKS = sorted(SIMULATED_BANKS)
+NEW_BANKS = ["abc", "ccb", "boc"]  # named by the shipped configs of 杭州, 济南 and 青岛
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +65,23 @@ def _notifications(sim: InProcessSimulator, bank_code: str, notification_type: s
 
 
 @pytest.mark.parametrize(
-    ("bank_code", "prefix", "length"), [("ceb", "6226", 16), ("icbc", "02002901", 19), ("pab", "15", 14)]
+    ("bank_code", "prefix", "length"),
+    [
+        ("ceb", "6226", 16),
+        ("icbc", "02002901", 19),
+        ("abc", "19", 17),
+        ("ccb", "3705016", 20),
+        ("pab", "15", 14),
+        ("boc", "2", 12),
+    ],
 )
 def test_each_bank_opens_accounts_in_its_own_format(
     sim: InProcessSimulator, bank_code: str, prefix: str, length: int
 ) -> None:
-    numbers = [sim.open_account(bank_code, f"VA-{bank_code}-{n}") for n in range(5)]
+    numbers = []
+    for n in range(5):
+        numbers.append(sim.open_account(bank_code, f"VA-{bank_code}-{n}"))
+        sim.clock.advance(1.01)  # within every bank's per-second limit (中国银行: 3)
     for number in numbers:
         assert number.startswith(prefix) and len(number) == length and number.isdigit()
         if SIMULATED_BANKS[bank_code].account_format.luhn:
@@ -67,29 +93,41 @@ def test_each_bank_opens_accounts_in_its_own_format(
     assert all(sim.state(code)["accounts"] == [] for code in other_banks)
 
 
-def test_only_icbc_numbers_carry_a_luhn_check_digit() -> None:
+def test_only_icbc_and_ccb_numbers_carry_a_luhn_check_digit() -> None:
     assert luhn_digit("7992739871") == "3"  # the textbook example
-    assert [bank.account_format.luhn for bank in SIMULATED_BANKS.values()] == [False, True, False]
+    luhn = {code: bank.account_format.luhn for code, bank in SIMULATED_BANKS.items()}
+    assert luhn == {"ceb": False, "icbc": True, "abc": False, "ccb": True, "pab": False, "boc": False}
 
 
-def test_platform_config_knows_the_three_banks_at_the_simulator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_platform_config_knows_every_bank_at_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for code in SIMULATED_BANKS:
+        monkeypatch.delenv(f"CUNGUAN_BANK_{code.upper()}_URL", raising=False)
     monkeypatch.setenv("CUNGUAN_BANK_PAB_URL", "http://bank.example/pab-api")
-    monkeypatch.delenv("CUNGUAN_BANK_ICBC_URL", raising=False)
-    monkeypatch.delenv("CUNGUAN_BANK_CEB_URL", raising=False)
     config = Config(instance_path=tmp_path, database_url="sqlite://", keys_dir=tmp_path, secret_key="x")
     assert {code: bank.base_url for code, bank in config.banks.items()} == {
         "ceb": "http://127.0.0.1:5001/ceb",
         "icbc": "http://127.0.0.1:5001/icbc",
+        "abc": "http://127.0.0.1:5001/abc",
+        "ccb": "http://127.0.0.1:5001/ccb",
         "pab": "http://bank.example/pab-api",
+        "boc": "http://127.0.0.1:5001/boc",
     }
-    assert config.banks["icbc"].name == SIMULATED_BANKS["icbc"].name
+    assert {code: bank.name for code, bank in config.banks.items()} == {
+        code: bank.name for code, bank in SIMULATED_BANKS.items()
+    }
+    assert config.banks["boc"].name == "中国银行"
 
 
 @pytest.mark.parametrize(
     ("bank_code", "per_second_code", "per_day_code"),
-    [("ceb", "CEB1029", "CEB1030"), ("icbc", "ICBC-E4291", "ICBC-E4292"), ("pab", "PAB_OPEN_RATE", "PAB_OPEN_QUOTA")],
+    [
+        ("ceb", "CEB1029", "CEB1030"),
+        ("icbc", "ICBC-E4291", "ICBC-E4292"),
+        ("abc", "EAB0429", "EAB0430"),
+        ("ccb", "YBLA0429", "YBLA0430"),
+        ("pab", "PAB_OPEN_RATE", "PAB_OPEN_QUOTA"),
+        ("boc", "BOC_E_TPS", "BOC_E_DAILY"),
+    ],
 )
 def test_opening_limits_answer_the_banks_own_codes(
     sim: InProcessSimulator, bank_code: str, per_second_code: str, per_day_code: str
@@ -119,7 +157,14 @@ def test_default_limits_are_the_banks_data_and_can_be_reset(sim: InProcessSimula
     defaults = {
         bank["bank"]: (bank["per_second"], bank["per_day"]) for bank in sim.client.get("/sim/limits").json["banks"]
     }
-    assert defaults == {"ceb": (20, 20000), "icbc": (10, 5000), "pab": (5, 2000)}
+    assert defaults == {
+        "ceb": (20, 20000),
+        "icbc": (10, 5000),
+        "abc": (8, 3000),
+        "ccb": (15, 10000),
+        "pab": (5, 2000),
+        "boc": (3, 1000),
+    }
     sim.client.put("/sim/limits/pab", json={"per_second": 0, "per_day": 0})
     assert sim.request_account("pab", "VA-blocked").get_json()["code"] == "PAB_OPEN_QUOTA"
     reset = sim.client.delete("/sim/limits/pab").get_json()
@@ -130,15 +175,16 @@ def test_default_limits_are_the_banks_data_and_can_be_reset(sim: InProcessSimula
     assert sim.client.put("/sim/limits/xyz", json={"per_second": 1, "per_day": 1}).status_code == 404
 
 
-def test_designated_payer_flag_on_arrivals(sim: InProcessSimulator) -> None:
+@pytest.mark.parametrize("bank_code", ALL_BANKS)
+def test_designated_payer_flag_on_arrivals(sim: InProcessSimulator, bank_code: str) -> None:
     designated = {"payer_name": "王五", "payer_account": "6222020200556677889"}
-    account_no = sim.open_account("icbc", "VA-designated", designated_payer=designated)
-    plain_no = sim.open_account("icbc", "VA-plain")
-    matched = sim.pay_in("icbc", account_no, 10000, payer_name=" 王五 ", payer_account="6222020200556677889")
-    other = sim.pay_in("icbc", account_no, 2500)  # 张三: not the designated payer, still credited
-    plain = sim.pay_in("icbc", plain_no, 100)
+    account_no = sim.open_account(bank_code, "VA-designated", designated_payer=designated)
+    plain_no = sim.open_account(bank_code, "VA-plain")
+    matched = sim.pay_in(bank_code, account_no, 10000, payer_name=" 王五 ", payer_account="6222020200556677889")
+    other = sim.pay_in(bank_code, account_no, 2500)  # 张三: not the designated payer, still credited
+    plain = sim.pay_in(bank_code, plain_no, 100)
     assert other["balance_fen"] == 12500
-    arrivals = {body["bank_reference"]: body for body in _notifications(sim, "icbc", "funds_arrived")}
+    arrivals = {body["bank_reference"]: body for body in _notifications(sim, bank_code, "funds_arrived")}
     assert arrivals[matched["bank_reference"]]["designated_payer_matched"] is True
     unmatched = arrivals[other["bank_reference"]]
     assert (unmatched["designated_payer_matched"], unmatched["payer_name"], unmatched["payer_account"]) == (
@@ -149,13 +195,13 @@ def test_designated_payer_flag_on_arrivals(sim: InProcessSimulator) -> None:
     assert "designated_payer_matched" not in arrivals[plain["bank_reference"]]
     validator = Draft202012Validator(json.loads((SCHEMAS / "bank-notification.schema.json").read_text("utf-8")))
     assert all(validator.is_valid(body) for body in arrivals.values())
-    (account,) = [a for a in sim.state("icbc")["accounts"] if a["request_id"] == "VA-designated"]
+    (account,) = [a for a in sim.state(bank_code)["accounts"] if a["request_id"] == "VA-designated"]
     assert (account["designated_payer_name"], account["designated_payer_account"]) == ("王五", "6222020200556677889")
     page = sim.client.get("/").get_data(as_text=True)
     assert "6222020200556677889" in page and page.count("非指定付款人") == 1
-    changed = sim.request_account("icbc", "VA-designated", designated_payer=designated | {"payer_name": "赵六"})
+    changed = sim.request_account(bank_code, "VA-designated", designated_payer=designated | {"payer_name": "赵六"})
     assert (changed.status_code, changed.get_json()["code"]) == (409, "CONFLICT")
-    incomplete = sim.request_account("icbc", "VA-bad", designated_payer={"payer_name": "王五"})
+    incomplete = sim.request_account(bank_code, "VA-bad", designated_payer={"payer_name": "王五"})
     assert (incomplete.status_code, incomplete.get_json()["code"]) == (400, "MALFORMED")
 
 
@@ -211,6 +257,34 @@ EXPECTED_STATEMENTS = {
             "{account_no},20261120 15:30:00,1000000.00,,李四,6222020200998877665,{payout},PO-ok,代发付款",
         ],
     ),
+    "abc": (
+        "gb18030",
+        "交易日期,交易时间,账号,收入金额,支出金额,对方户名,对方账号,交易流水号,商户流水号,交易用途",
+        [
+            "20261120,000000,{account_no},1234567.89,,孙八,6222020200112233445,{first},,转账存入",
+            "20261120,090507,{account_no},0.05,,张三,6222020200112233445,{second},,转账存入",
+            "20261120,153000,{account_no},,1000000.00,李四,6222020200998877665,{payout},PO-ok,代付支出",
+        ],
+    ),
+    "ccb": (
+        "utf-8",
+        "记账时间,账户账号,交易流水号,借贷方向,交易金额,对方户名,对方账号,企业流水号,摘要",
+        [
+            "2026/11/20 00:00:00,{account_no},{first},贷方,1234567.89,孙八,6222020200112233445,,跨行转入",
+            "2026/11/20 09:05:07,{account_no},{second},贷方,0.05,张三,6222020200112233445,,跨行转入",
+            "2026/11/20 15:30:00,{account_no},{payout},借方,1000000.00,李四,6222020200998877665,PO-ok,对外支付",
+        ],
+    ),
+    "boc": (
+        "utf-8",
+        "Account No.,Transaction Date,Transaction Time,Debit Amount,Credit Amount,Payer/Payee Name,"
+        "Payer/Payee Account,Transaction Reference,Customer Reference,Remark",
+        [
+            "{account_no},20/11/2026,00:00:00,,123456789,孙八,6222020200112233445,{first},,汇入",
+            "{account_no},20/11/2026,09:05:07,,5,张三,6222020200112233445,{second},,汇入",
+            "{account_no},20/11/2026,15:30:00,100000000,,李四,6222020200998877665,{payout},PO-ok,汇出",
+        ],
+    ),
     "pab": (
         "utf-8",
         "TranDate,TranTime,HostSeqNo,SubAcctNo,DcFlag,TranAmt,OppAcctNo,OppAcctName,ThirdSeqNo,Remark",
@@ -236,7 +310,7 @@ def test_statement_lists_the_days_credits_and_debits_in_the_banks_layout(
     assert answer.headers["X-Bank-Statement-SM3"] == sm3(content).hex()
     assert answer.headers["X-Bank-Statement-Lines"] == "3"
     assert answer.headers["X-Bank-Statement-Complete"] == "true"
-    if encoding == "gbk":
+    if encoding != "utf-8":
         with pytest.raises(UnicodeDecodeError):
             content.decode("utf-8")
     text = content.decode(encoding)
@@ -250,6 +324,26 @@ def test_statement_lists_the_days_credits_and_debits_in_the_banks_layout(
         verify_request(BANK_PREFIX, other_key, answer.headers, content)
     with pytest.raises(BadSignature):
         verify_request(BANK_PREFIX, own_key, answer.headers, content.replace(b"1", b"2", 1))
+    _assert_the_platform_reads(bank_code, content, booked)
+
+
+def _assert_the_platform_reads(bank_code: str, content: bytes, booked: dict[str, str]) -> None:
+    """The reconciliation parser, given only the platform's layout for this bank, reads every line back."""
+    parsed = parse_statement(STATEMENT_LAYOUTS[bank_code], content, date(2026, 11, 20))
+    assert (parsed.problems, parsed.data_rows) == ((), 3)
+    assert [
+        (line.bank_reference, line.direction, line.amount_fen, line.counterparty_name, line.payout_id)
+        for line in parsed.lines
+    ] == [
+        (booked["first"], "credit", 123456789, "孙八", None),
+        (booked["second"], "credit", 5, "张三", None),
+        (booked["payout"], "debit", 100000000, "李四", "PO-ok"),
+    ]
+    assert {line.account_no for line in parsed.lines} == {booked["account_no"]}
+    assert [line.booked_at for line in parsed.lines] == [
+        datetime(2026, 11, 20, hour, minute, second, tzinfo=SHANGHAI)
+        for hour, minute, second in ((0, 0, 0), (9, 5, 7), (15, 30, 0))
+    ]
 
 
 def test_statement_of_a_quiet_day_today_and_bad_dates(sim: InProcessSimulator) -> None:
@@ -271,6 +365,113 @@ def test_gbk_statement_replaces_characters_outside_gbk(sim: InProcessSimulator) 
     sim.pay_in("icbc", account_no, 100, payer_name="王𠀾")  # U+2003E is not in GBK
     text = sim.call("GET", "/icbc/v1/statements/2026-11-20").data.decode("gbk")
     assert ",王?," in text
+
+
+def test_gb18030_statement_keeps_characters_outside_gbk(sim: InProcessSimulator) -> None:
+    account_no = sim.open_account("abc", "VA-rare")
+    sim.pay_in("abc", account_no, 100, payer_name="王𠀾")  # U+2003E: GB18030 has it, GBK does not
+    content = sim.call("GET", "/abc/v1/statements/2026-11-20").data
+    assert ",王𠀾," in content.decode("gb18030")
+    (line,) = parse_statement(STATEMENT_LAYOUTS["abc"], content, date(2026, 11, 20)).lines
+    assert (line.counterparty_name, line.amount_fen) == ("王𠀾", 100)
+
+
+@dataclass
+class SignedCallback:
+    headers: dict[str, str]
+    body: bytes
+
+
+class _RecordingHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.callbacks.append(SignedCallback(dict(self.headers.items()), body))  # type: ignore[attr-defined]
+        payload = b'{"code":"OK"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+@contextmanager
+def _recording_receiver() -> Iterator[tuple[str, list[SignedCallback]]]:
+    """A notify_url that keeps each callback's headers and exact bytes (to check the bank's signature)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHandler)
+    server.callbacks = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/notify", server.callbacks  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("bank_code", NEW_BANKS)
+def test_new_bank_opens_takes_money_and_signs_its_callbacks_with_its_own_key(
+    sim: InProcessSimulator, keys_dir: Path, bank_code: str
+) -> None:
+    with _recording_receiver() as (notify_url, callbacks):
+        account_no = sim.open_account(bank_code, f"VA-{bank_code}", notify_url=notify_url)
+        paid = sim.pay_in(bank_code, account_no, 88_000_00)
+        while sim.parts.worker.sender.deliver_next():
+            pass
+    assert paid["balance_fen"] == 88_000_00 and paid["bank_reference"].startswith(f"{bank_code.upper()}I")
+    bodies = [json.loads(callback.body) for callback in callbacks]
+    assert [body["type"] for body in bodies] == ["account_opened", "funds_arrived"]
+    assert (bodies[0]["account_no"], bodies[1]["account_no"], bodies[1]["amount_fen"]) == (
+        account_no,
+        account_no,
+        88_000_00,
+    )
+    own_key = (keys_dir / "banks" / f"{bank_code}.pub.pem").read_bytes()
+    validator = Draft202012Validator(json.loads((SCHEMAS / "bank-notification.schema.json").read_text("utf-8")))
+    for callback, body in zip(callbacks, bodies, strict=True):
+        assert validator.is_valid(body), body
+        assert verify_request(BANK_PREFIX, own_key, callback.headers, callback.body).nonce
+        for other in (code for code in SIMULATED_BANKS if code != bank_code):
+            with pytest.raises(BadSignature):
+                verify_request(
+                    BANK_PREFIX, (keys_dir / "banks" / f"{other}.pub.pem").read_bytes(), callback.headers, callback.body
+                )
+
+
+def test_keys_init_creates_every_banks_key_and_the_simulator_starts_on_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "keys"
+    config = Config(
+        instance_path=tmp_path / "instance",
+        database_url=f"sqlite:///{tmp_path / 'platform.db'}",
+        keys_dir=keys,
+        secret_key="x",
+        testing=True,
+    )
+    done = create_app(config).test_cli_runner().invoke(args=["keys", "init"])
+    assert done.exit_code == 0, done.output
+    for code in SIMULATED_BANKS:
+        for kind in ("key", "pub", "cert"):
+            assert (keys / "banks" / f"{code}.{kind}.pem").is_file(), (code, kind)
+    assert set(load_keys(keys).bank_private_keys) == set(SIMULATED_BANKS)
+    make_simulator(tmp_path / "bank_sim.db", keys).open_account("boc", "VA-keys")
+
+
+def test_cli_bank_choices_are_every_simulated_bank(sim: InProcessSimulator, tmp_path: Path) -> None:
+    for name in ("pay", "faults", "limits"):
+        (option,) = [param for param in bank_sim.commands[name].params if param.name == "bank_code"]
+        assert sorted(option.type.choices) == ALL_BANKS, name  # type: ignore[attr-defined]
+    db = str(tmp_path / "bank_sim.db")
+    dropped = CliRunner().invoke(bank_sim, ["faults", "--bank", "boc", "--drop", "1", "--seed", "3", "--db", db])
+    assert dropped.exit_code == 0 and "中国银行 boc 故障注入（种子 3）：丢弃通知 100%" in dropped.output, dropped.output
+    assert sim.client.get("/sim/faults/boc").get_json()["drop"] == 1
+    limited = CliRunner().invoke(bank_sim, ["limits", "--bank", "ccb", "--per-second", "2", "--db", db])
+    assert limited.exit_code == 0 and "中国建设银行 ccb 开户限额：每秒 2 笔，每日 10000 笔（已调整）" in limited.output
+    unknown = CliRunner().invoke(bank_sim, ["faults", "--bank", "hsbc", "--db", db])
+    assert unknown.exit_code == 2 and "hsbc" in unknown.output
 
 
 V1_SCHEMA = """

@@ -119,7 +119,7 @@ def test_faults_stay_with_their_bank_and_clear(tmp_path: Path, keys_dir: Path) -
     sim.pay_in("pab", pab_account, 100)
     assert [d["status"] for d in sim.deliveries("pab")] == ["dropped", "pending"]
     faults = {bank["bank"]: bank["active"] for bank in sim.client.get("/sim/faults").get_json()["banks"]}
-    assert faults == {"ceb": False, "icbc": False, "pab": False}
+    assert faults == dict.fromkeys(SIMULATED_BANKS, False)
 
 
 def test_fault_settings_are_checked(tmp_path: Path, keys_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 Each bank has its own virtual-account number format, account-opening limits with its own error
 codes, and its own daily statement layout (column names and order, encoding, date and amount formats).
+Codes and names come from the platform's one registry of banks (`app.domain.banks.KNOWN_BANKS`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from typing import Literal
+
+from app.domain.banks import KNOWN_BANKS
 
 AmountUnit = Literal["yuan", "fen"]
 Direction = Literal["credit", "debit"]
@@ -74,10 +77,13 @@ class StatementLayout:
 @dataclass(frozen=True)
 class SimulatedBank:
     code: str
-    name: str
     account_format: AccountFormat
     limits: OpeningLimits
     statement: StatementLayout
+
+    @property
+    def name(self) -> str:
+        return KNOWN_BANKS[self.code].name
 
     def new_account_no(self) -> str:
         return self.account_format.new_account_no()
@@ -86,7 +92,6 @@ class SimulatedBank:
 _BANKS = (
     SimulatedBank(
         code="ceb",
-        name="中国光大银行",
         account_format=AccountFormat(prefix="6226", random_digits=12),
         limits=OpeningLimits(
             per_second=20,
@@ -118,7 +123,6 @@ _BANKS = (
     ),
     SimulatedBank(
         code="icbc",
-        name="中国工商银行",
         account_format=AccountFormat(prefix="02002901", random_digits=10, luhn=True),
         limits=OpeningLimits(
             per_second=10,
@@ -148,8 +152,68 @@ _BANKS = (
         ),
     ),
     SimulatedBank(
+        code="abc",
+        account_format=AccountFormat(prefix="19", random_digits=15),
+        limits=OpeningLimits(
+            per_second=8,
+            per_day=3000,
+            per_second_error=LimitError("EAB0429", "开户交易频率超限，请稍后重试"),
+            per_day_error=LimitError("EAB0430", "当日虚拟账户开立数量已达上限"),
+        ),
+        statement=StatementLayout(
+            columns=(
+                ("交易日期", "date"),
+                ("交易时间", "time"),
+                ("账号", "account_no"),
+                ("收入金额", "credit_amount"),
+                ("支出金额", "debit_amount"),
+                ("对方户名", "counterparty_name"),
+                ("对方账号", "counterparty_account"),
+                ("交易流水号", "bank_reference"),
+                ("商户流水号", "payout_id"),
+                ("交易用途", "summary"),
+            ),
+            encoding="gb18030",
+            date_format="%Y%m%d",
+            time_format="%H%M%S",
+            datetime_format="%Y%m%d%H%M%S",
+            amount_unit="yuan",
+            directions={"credit": "收入", "debit": "支出"},
+            summaries={"credit": "转账存入", "debit": "代付支出"},
+        ),
+    ),
+    SimulatedBank(
+        code="ccb",
+        account_format=AccountFormat(prefix="3705016", random_digits=12, luhn=True),
+        limits=OpeningLimits(
+            per_second=15,
+            per_day=10000,
+            per_second_error=LimitError("YBLA0429", "交易过于频繁，请稍后再试"),
+            per_day_error=LimitError("YBLA0430", "已超过当日开立子账户限额"),
+        ),
+        statement=StatementLayout(
+            columns=(
+                ("记账时间", "datetime"),
+                ("账户账号", "account_no"),
+                ("交易流水号", "bank_reference"),
+                ("借贷方向", "direction"),
+                ("交易金额", "amount"),
+                ("对方户名", "counterparty_name"),
+                ("对方账号", "counterparty_account"),
+                ("企业流水号", "payout_id"),
+                ("摘要", "summary"),
+            ),
+            encoding="utf-8",
+            date_format="%Y/%m/%d",
+            time_format="%H:%M:%S",
+            datetime_format="%Y/%m/%d %H:%M:%S",
+            amount_unit="yuan",
+            directions={"credit": "贷方", "debit": "借方"},
+            summaries={"credit": "跨行转入", "debit": "对外支付"},
+        ),
+    ),
+    SimulatedBank(
         code="pab",
-        name="平安银行",
         account_format=AccountFormat(prefix="15", random_digits=12),
         limits=OpeningLimits(
             per_second=5,
@@ -179,6 +243,38 @@ _BANKS = (
             summaries={"credit": "来账", "debit": "出金"},
         ),
     ),
+    SimulatedBank(
+        code="boc",
+        account_format=AccountFormat(prefix="2", random_digits=11),
+        limits=OpeningLimits(
+            per_second=3,
+            per_day=1000,
+            per_second_error=LimitError("BOC_E_TPS", "每秒开户请求超过约定上限"),
+            per_day_error=LimitError("BOC_E_DAILY", "当日开户请求超过约定上限"),
+        ),
+        statement=StatementLayout(
+            columns=(
+                ("Account No.", "account_no"),
+                ("Transaction Date", "date"),
+                ("Transaction Time", "time"),
+                ("Debit Amount", "debit_amount"),
+                ("Credit Amount", "credit_amount"),
+                ("Payer/Payee Name", "counterparty_name"),
+                ("Payer/Payee Account", "counterparty_account"),
+                ("Transaction Reference", "bank_reference"),
+                ("Customer Reference", "payout_id"),
+                ("Remark", "summary"),
+            ),
+            encoding="utf-8",
+            date_format="%d/%m/%Y",
+            time_format="%H:%M:%S",
+            datetime_format="%d/%m/%Y %H:%M:%S",
+            amount_unit="fen",
+            directions={"credit": "CR", "debit": "DR"},
+            summaries={"credit": "汇入", "debit": "汇出"},
+        ),
+    ),
 )
 
 SIMULATED_BANKS: dict[str, SimulatedBank] = {bank.code: bank for bank in _BANKS}
+assert set(SIMULATED_BANKS) <= set(KNOWN_BANKS), "every simulated bank is one the platform knows"
