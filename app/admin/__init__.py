@@ -8,10 +8,12 @@ from flask_admin.theme import Bootstrap4Theme
 
 
 def register(app: Flask) -> Admin:
+    from app.admin.banks import BanksView
     from app.admin.configs import ConfigsView
     from app.admin.dashboard import DashboardView
     from app.admin.deals import DealsView
     from app.admin.ledger import LedgerView
+    from app.admin.payouts import PayoutsView
     from app.admin.people import AuditView, UsersView
     from app.admin.queues import JobsView, SuspenseView
 
@@ -26,8 +28,10 @@ def register(app: Flask) -> Admin:
         LedgerView(name="账务", endpoint="admin_ledger", url="/admin/ledger"),
         ConfigsView(name="城市配置", endpoint="admin_configs", url="/admin/configs"),
         SuspenseView(name="挂账队列", endpoint="admin_suspense", url="/admin/suspense"),
+        PayoutsView(name="付款审批", endpoint="admin_payouts", url="/admin/payouts"),
         JobsView(name="任务", endpoint="admin_jobs", url="/admin/jobs"),
         UsersView(name="用户", endpoint="admin_users", url="/admin/users"),
+        BanksView(name="银行", endpoint="admin_banks", url="/admin/banks"),
         AuditView(name="审计日志", endpoint="admin_audit", url="/admin/audit"),
     ):
         admin.add_view(view)

@@ -21,12 +21,15 @@ class RoleGuard:
 
     read_roles: ClassVar[frozenset[str]]
     write_roles: ClassVar[frozenset[str]] = frozenset()
+    # a form of the view that other roles post to: view function name -> roles (instead of write_roles)
+    form_roles: ClassVar[dict[str, frozenset[str]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         read = getattr(self, "read_roles", None)
         if not read:
             raise TypeError(f"{type(self).__name__} must name its read_roles")
-        if not read <= STAFF or not self.write_roles <= read:
+        writers = self.write_roles.union(*self.form_roles.values())
+        if not read <= STAFF or not writers <= read:
             raise TypeError(f"{type(self).__name__}: roles must be staff roles, writers among the readers")
         super().__init__(*args, **kwargs)
 
@@ -37,7 +40,7 @@ class RoleGuard:
     def _handle_view(self, name: str, **kwargs: Any) -> Any:
         if not current_user.is_authenticated:
             return redirect(url_for("auth.login", next=request.full_path))
-        allowed = self.read_roles if request.method in READ_METHODS else self.write_roles
+        allowed = self.read_roles if request.method in READ_METHODS else self.form_roles.get(name, self.write_roles)
         if current_user.role not in allowed:
             abort(403)
         return None
@@ -45,6 +48,11 @@ class RoleGuard:
     @property
     def can_write(self) -> bool:
         return bool(current_user.is_authenticated and current_user.role in self.write_roles)
+
+    def may_post(self, name: str) -> bool:
+        """Whether the user may post the view's form `name` (for templates: show the form or not)."""
+        roles = self.form_roles.get(name, self.write_roles)
+        return bool(current_user.is_authenticated and current_user.role in roles)
 
     @property
     def actor(self) -> Actor:

@@ -73,3 +73,38 @@ def bars(title: str, items: Sequence[tuple[str, int]], fmt: Callable[[int], str]
         body.append(f'<rect x="{label_width}" y="{y + 4}" width="{length:.1f}" height="{row - 10}" fill="{color}"/>')
         body.append(f'<text x="{label_width + length + 6:.1f}" y="{y + 18}" font-size="13">{escape(fmt(value))}</text>')
     return _svg(width, height, title, body)
+
+
+def lines(title: str, labels: Sequence[str], series: Sequence[Series], fmt: Callable[[int], str]) -> str:
+    """One line per series over the labels (hours), a point with a tooltip at each value, the legend on top
+    (four names a row, so many series still fit)."""
+    per_row, legend_row = 4, 20
+    width, left, right, bottom = 720, 8, 8, 40
+    top = 14 + legend_row * -(-max(len(series), 1) // per_row)
+    height = top + 200 + bottom
+    peak = max([v for s in series for v in s.values] + [1])
+    step_x = (width - left - right) / max(len(labels) - 1, 1)
+    plot = height - top - bottom
+    body = [f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#999"/>']
+    for index, s in enumerate(series):
+        color = s.color
+        lx, ly = left + (index % per_row) * 180, 6 + (index // per_row) * legend_row
+        body.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{color}"/>')
+        body.append(f'<text x="{lx + 16}" y="{ly + 11}" font-size="13">{escape(s.name)}</text>')
+        points = [(left + n * step_x, height - bottom - plot * v / peak) for n, v in enumerate(s.values)]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for (x, y), label, value in zip(points, labels, s.values, strict=True):
+            tip = f"{label} {s.name}：{fmt(value)}"
+            body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"><title>{escape(tip)}</title></circle>')
+    every = max(1, len(labels) // 8)
+    for n, label in enumerate(labels):
+        if n % every == 0 or n == len(labels) - 1:
+            body.append(
+                f'<text x="{left + n * step_x:.1f}" y="{height - 18}" font-size="12" text-anchor="middle">'
+                f"{escape(label)}</text>"
+            )
+    body.append(
+        f'<text x="{width - right}" y="{top - 2}" font-size="12" text-anchor="end">最高 {escape(fmt(peak))}</text>'
+    )
+    return _svg(width, height, title, body)

@@ -9,6 +9,7 @@ from app.admin import charts
 from app.admin.base import STAFF, RoleIndexView
 from app.domain.money import format_yuan
 from app.services import dashboard
+from app.services.dashboard import SHANGHAI
 from app.web.access import runtime
 
 
@@ -55,6 +56,15 @@ class DashboardView(RoleIndexView):
             ),
             "states": charts.bars(
                 "存管单（按状态）", [(s.label, s.value) for s in figures.deals_by_state], lambda n: f"{n} 单"
+            ),
+            "openings": charts.lines(
+                "各银行每小时开户数（近 24 小时）",
+                [f"{hour.astimezone(SHANGHAI):%H}时" for hour in figures.hours],
+                [
+                    charts.Series(rate.label, rate.per_hour, charts.PALETTE[n % len(charts.PALETTE)])
+                    for n, rate in enumerate(figures.openings)
+                ],
+                lambda n: f"{n} 户",
             ),
         }
         return self.render(  # type: ignore[no-any-return]

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Response, flash, redirect, request, url_for
 from flask_admin import expose
+from flask_admin.actions import action
 from sqlalchemy import Select, select
 from sqlalchemy.orm import selectinload
 
-from app.admin.base import RoleView
+from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
 from app.db.models import BankNotification, Deal, Job, VirtualAccount
-from app.errors import CunguanError
+from app.errors import CunguanError, NotFound
 from app.pdf.verify import verify_pdf
+from app.services import deal_freeze
 from app.services.dashboard import SHANGHAI
-from app.services.deals import deal_view
+from app.services.deals import Actor, deal_view
 from app.services.pii import UNMASK_ROLES, masked_parties, party_clause, unmask_deal_parties
 from app.services.runtime import Runtime
 from app.web.access import runtime
@@ -52,6 +55,12 @@ def search_query(args: dict[str, str]) -> Select[Any]:
     return query
 
 
+def _deal_id(row: str) -> int:
+    if not row.isdigit():
+        raise NotFound("存管单不存在", details={"deal_id": row})
+    return int(row)
+
+
 def _state_label(rt: Runtime, deal: Deal) -> str:
     try:
         return rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)
@@ -59,9 +68,14 @@ def _state_label(rt: Runtime, deal: Deal) -> str:
         return deal.state
 
 
-class DealsView(RoleView):
+FREEZERS = frozenset(deal_freeze.FREEZE_ROLES)
+
+
+class DealsView(BatchView):
     read_roles = frozenset({"ops", "finance", "auditor", "admin"})
-    write_roles = UNMASK_ROLES  # the one form here: 显示完整信息 (audited)
+    write_roles = UNMASK_ROLES  # 显示完整信息 (audited)
+    form_roles: ClassVar[dict[str, frozenset[str]]] = {"freeze": FREEZERS, "unfreeze": FREEZERS, "batch": FREEZERS}
+    reason_actions = frozenset({"freeze"})
 
     @expose("/")
     def index(self) -> str:
@@ -85,6 +99,28 @@ class DealsView(RoleView):
             flash(error.message, "error")
             return redirect(url_for(".detail", deal_id=deal_id))
         return self._detail(deal_id, parties=parties, unmasked=True)
+
+    @expose("/<int:deal_id>/freeze", methods=("POST",))
+    def freeze(self, deal_id: int) -> Response:
+        return self._freeze(deal_id, deal_freeze.freeze, "存管单已冻结，付款将暂停提交银行")
+
+    @expose("/<int:deal_id>/unfreeze", methods=("POST",))
+    def unfreeze(self, deal_id: int) -> Response:
+        return self._freeze(deal_id, deal_freeze.unfreeze, "存管单已解冻，暂停的付款将提交银行")
+
+    def _freeze(self, deal_id: int, operation: Callable[[Runtime, Actor, int, str], object], done: str) -> Response:
+        try:
+            operation(runtime(), self.actor, deal_id, request.form.get("reason", ""))
+        except CunguanError as error:
+            flash(error.message, "error")
+        else:
+            flash(done, "success")
+        return redirect(url_for(".detail", deal_id=deal_id))
+
+    @action("freeze", "冻结", "冻结后这些存管单的付款将暂停提交银行，直到解冻。")
+    def batch_freeze(self, rows: list[str], reason: str) -> BatchReport:
+        rt, actor = runtime(), self.actor
+        return each(rows, lambda row: deal_freeze.freeze(rt, actor, _deal_id(row), reason))
 
     def _detail(self, deal_id: int, parties: dict[str, Any] | None = None, unmasked: bool = False) -> str:
         rt = runtime()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
+from flask_admin.actions import action
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from app.admin.base import RoleView
+from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
 from app.db.models import Job, SuspenseItem
-from app.errors import CunguanError
+from app.errors import CunguanError, NotFound
 from app.services import ops_actions
 from app.services.suspense import REASON_LABELS, STATUS_LABELS
 from app.web.access import runtime
@@ -76,9 +78,21 @@ class SuspenseView(RoleView):
 JOB_STATUS_LABELS = {"failing": "重试中", "dead": "已放弃", "pending": "待执行", "running": "执行中", "done": "已完成"}
 
 
-class JobsView(RoleView):
+def _job_id(row: str) -> int:
+    if not row.isdigit():
+        raise NotFound("任务不存在", code="JOB_NOT_FOUND", details={"id": row})
+    return int(row)
+
+
+class JobsView(BatchView):
     read_roles = frozenset({"auditor", "admin"})
     write_roles = frozenset({"admin"})
+    reason_actions = frozenset({"retry"})
+
+    @action("retry", "重试", "所选任务将立即重新排队，尝试次数清零。")
+    def batch_retry(self, rows: list[str], reason: str) -> BatchReport:
+        rt, who = runtime(), self.actor.label
+        return each(rows, lambda row: ops_actions.retry_job(rt, _job_id(row), reason, who))
 
     @expose("/")
     def index(self) -> str:

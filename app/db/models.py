@@ -567,3 +567,16 @@ class LoginFailure(Base):
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_login_failures_who", "username", "ip", "failed_at"),)
+
+
+class BankOpeningLimit(Base):
+    """An admin's override of a bank's account-opening limits (the configured ones apply where none is set)."""
+
+    __tablename__ = "bank_opening_limits"
+    bank_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    per_second: Mapped[int] = mapped_column(Integer)
+    per_day: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("per_second > 0 AND per_day >= per_second", name="limits_positive"),)

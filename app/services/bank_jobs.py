@@ -16,11 +16,12 @@ from app.banks.gateway import (
 )
 from app.db.models import Payout, VirtualAccount
 from app.db.rate_limits import drain, take_token
-from app.domain.rate_limit import Limits
 from app.errors import CunguanError
 from app.queue.jobs import Defer, enqueue
 from app.request_context import bind_job_context
 from app.services.bank_callbacks import apply_payout_result
+from app.services.bank_settings import opening_limits
+from app.services.deal_freeze import RECHECK_S, frozen_payout
 from app.services.runtime import Runtime
 
 ACTOR = "system:worker"
@@ -43,7 +44,7 @@ def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
         if account.status == "opened":
             return
         endpoint = rt.banks[account.bank_code]
-        limits = Limits(endpoint.open_per_second, endpoint.open_per_day)
+        limits = opening_limits(uow.session, endpoint)  # the admin's override, else the configured limits
         wait_s = take_token(uow.session, account.bank_code, limits, rt.clock())
         uow.commit()
         request = (account.bank_code, account.request_id, account.account_name, _designated_payer(account))
@@ -92,6 +93,9 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     request, bank_code, status = _load_payout(rt, payload["payout_id"])
     if status != "pending":
         return
+    with rt.db.uow() as uow:
+        if frozen_payout(uow.session, request.payout_id):  # no money leaves a frozen deal; unfreezing wakes this
+            raise Defer("存管单已冻结，解冻后再提交付款", delay_s=RECHECK_S, details={"payout_id": request.payout_id})
     try:
         bank_reference = rt.gateway(bank_code).submit_payout(request)
     except BankUnavailable as error:

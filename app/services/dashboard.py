@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from app.db.models import Deal, Job, LedgerAccount, LedgerHotEntry, LedgerTransfer, Payout
+from app.db.models import Deal, Job, LedgerAccount, LedgerHotEntry, LedgerTransfer, Payout, VirtualAccount
 from app.domain.ledger import balance_of
 from app.errors import CunguanError
 from app.services.ledger_alerts import AlertView, open_alerts
@@ -24,6 +24,7 @@ from app.services.runtime import Runtime
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAYS = 14
+OPENING_HOURS = 24
 CLEARING_PREFIX = "bank_clearing:"
 CUSTODY_PREFIX = "custody:"
 POSTED = ("single", "post_pending")
@@ -58,6 +59,15 @@ class JobFigures:
 
 
 @dataclass(frozen=True)
+class OpeningRate:
+    """Accounts a bank opened in each of the last hours (oldest first), by `virtual_accounts.opened_at`."""
+
+    bank_code: str
+    label: str
+    per_hour: list[int]
+
+
+@dataclass(frozen=True)
 class Dashboard:
     days: list[DayFlow]
     custody_by_city: list[Share]
@@ -65,6 +75,8 @@ class Dashboard:
     deals_by_state: list[Share]
     jobs: JobFigures
     alerts: list[AlertView]
+    hours: list[datetime] = field(default_factory=list)  # the starts of the opening-rate hours (UTC)
+    openings: list[OpeningRate] = field(default_factory=list)
 
     @property
     def custody_total_fen(self) -> int:
@@ -101,7 +113,8 @@ def compute(rt: Runtime, now: datetime | None = None) -> Dashboard:
         by_bank = _custody(session, Deal.bank_code, lambda code: _bank_name(rt, code))
         states = _deals_by_state(rt, session)
         jobs = _jobs(session)
-    return Dashboard(flows, by_city, by_bank, states, jobs, open_alerts(rt))
+        hours, openings = _openings(rt, session, now)
+    return Dashboard(flows, by_city, by_bank, states, jobs, open_alerts(rt), hours, openings)
 
 
 def _local_day(moment: datetime) -> date:
@@ -183,6 +196,27 @@ def _deals_by_state(rt: Runtime, session: Session) -> list[Share]:
         except CunguanError:
             labels.setdefault(state, state)
     return [Share(state, labels[state], count) for state, count in counts.most_common()]
+
+
+def hour_window(now: datetime, hours: int = OPENING_HOURS) -> list[datetime]:
+    """The starts of the last `hours` whole hours, the current (partial) one last."""
+    current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return [current - timedelta(hours=hours - 1 - n) for n in range(hours)]
+
+
+def _openings(rt: Runtime, session: Session, now: datetime) -> tuple[list[datetime], list[OpeningRate]]:
+    """Account openings per hour and bank over the last 24 hours; every configured bank has a series."""
+    hours = hour_window(now)
+    rows = session.execute(
+        select(VirtualAccount.bank_code, VirtualAccount.opened_at).where(
+            VirtualAccount.opened_at >= hours[0], VirtualAccount.opened_at <= now
+        )
+    ).all()
+    counts: dict[str, list[int]] = {code: [0] * len(hours) for code in sorted(rt.banks)}
+    for bank_code, opened_at in rows:
+        slot = int((opened_at - hours[0]).total_seconds() // 3600)
+        counts.setdefault(bank_code, [0] * len(hours))[slot] += 1
+    return hours, [OpeningRate(code, _bank_name(rt, code), per_hour) for code, per_hour in counts.items()]
 
 
 def _jobs(session: Session) -> JobFigures:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.db.models import DealEvent, Payout
+from app.db.models import Deal, DealEvent, Payout
 from app.errors import NotFound, ValidationError
 from app.queue.jobs import enqueue
 from app.services.deals import Actor
@@ -23,13 +23,17 @@ class ApprovalOutcome:
     released: bool  # True when this approval sent the payout to the bank
 
 
-def refusal(actor: Actor, payout: Payout) -> ValidationError | None:
-    """Why `actor` may not approve `payout` now, or None (the deal page asks the same question)."""
+def refusal(actor: Actor, payout: Payout, deal: Deal) -> ValidationError | None:
+    """Why `actor` may not approve `payout` (of `deal`) now, or None (the deal page asks the same question)."""
     if actor.role not in APPROVER_ROLES:
         return ValidationError("只有运营或财务可以审批付款", code="ROLE_NOT_ALLOWED")
     if payout.status != "awaiting_approval":
         return ValidationError(
             "该付款无需审批或已审批", code="NOT_AWAITING_APPROVAL", details={"status": payout.status}
+        )
+    if deal.frozen_at is not None:
+        return ValidationError(
+            "存管单已冻结，解冻前不能审批付款", code="DEAL_FROZEN", details={"payout_id": payout.payout_id}
         )
     if actor.label == payout.requested_by or actor.label in payout.approved_by:
         return ValidationError(
@@ -46,7 +50,7 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         if payout is None:
             raise NotFound("付款不存在", code="PAYOUT_NOT_FOUND", details={"payout_id": payout_id})
-        refused = refusal(actor, payout)
+        refused = refusal(actor, payout, payout.deal)
         if refused is not None:
             raise refused
         payout.approved_by = [*payout.approved_by, actor.label]

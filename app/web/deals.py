@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, jsonify, make_response, redirect, ren
 from werkzeug.wrappers import Response
 
 from app.errors import CunguanError, NotFound, ValidationError
-from app.services import deals, intake_forms
+from app.services import agreement_resend, deal_freeze, deals, intake_forms
 from app.web.access import ALL_ROLES, current_actor, roles_required, runtime
 
 bp = Blueprint("deals", __name__)
@@ -141,6 +141,41 @@ def manual_action(deal_id: int, event: str) -> Response:
     try:
         deals.manual_action(runtime(), current_actor(), deal_id, event, request.form.get("reason", ""))
         flash("已重新发起付款" if event == "retry_payout" else "存管单已取消", "info")
+    except CunguanError as error:
+        flash(error.message, "error")
+    return redirect(url_for("deals.show", deal_id=deal_id))
+
+
+@bp.route("/deals/<int:deal_id>/freeze", methods=["POST"])
+@roles_required(*deal_freeze.FREEZE_ROLES)
+def freeze(deal_id: int) -> Response:
+    """Freeze a deal (no money leaves it until unfrozen), with a reason (audited)."""
+    try:
+        deal_freeze.freeze(runtime(), current_actor(), deal_id, request.form.get("reason", ""))
+        flash("存管单已冻结，付款将暂停提交银行", "info")
+    except CunguanError as error:
+        flash(error.message, "error")
+    return redirect(url_for("deals.show", deal_id=deal_id))
+
+
+@bp.route("/deals/<int:deal_id>/unfreeze", methods=["POST"])
+@roles_required(*deal_freeze.FREEZE_ROLES)
+def unfreeze(deal_id: int) -> Response:
+    try:
+        deal_freeze.unfreeze(runtime(), current_actor(), deal_id, request.form.get("reason", ""))
+        flash("存管单已解冻，暂停的付款将提交银行", "info")
+    except CunguanError as error:
+        flash(error.message, "error")
+    return redirect(url_for("deals.show", deal_id=deal_id))
+
+
+@bp.route("/deals/<int:deal_id>/resend-signature", methods=["POST"])
+@roles_required(*agreement_resend.RESEND_ROLES)
+def resend_signature(deal_id: int) -> Response:
+    """重新发起签署: re-issue the bank's countersigning of the signed agreement, with a reason (audited)."""
+    try:
+        agreement_resend.resend(runtime(), current_actor(), deal_id, request.form.get("reason", ""))
+        flash("已重新发起签署，银行签章已加盖", "info")
     except CunguanError as error:
         flash(error.message, "error")
     return redirect(url_for("deals.show", deal_id=deal_id))

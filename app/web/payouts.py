@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.db.models import Payout
+from app.db.models import Deal, Payout
 from app.errors import CunguanError
 from app.services import payout_approvals
 from app.web.access import current_actor, roles_required, runtime
@@ -15,9 +15,9 @@ bp = Blueprint("payouts", __name__)
 
 
 @bp.app_template_global()
-def may_approve(payout: Payout) -> bool:
-    """Whether the logged-in user may approve this payout now (the service's rule, not the template's)."""
-    return payout_approvals.refusal(current_actor(), payout) is None
+def may_approve(payout: Payout, deal: Deal) -> bool:
+    """Whether the logged-in user may approve this payout of `deal` now (the service's rule, not the template's)."""
+    return payout_approvals.refusal(current_actor(), payout, deal) is None
 
 
 @bp.route("/payouts/<payout_id>/approve", methods=["POST"])
