@@ -10,7 +10,6 @@ from app.domain.city_checks import checker
 from app.services.city_sources import DbCitySource
 from app.services.runtime import KeyStore, Runtime
 from app.services.workflow_runner import registry
-from app.state_machine.building_blocks import register_building_blocks
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
 
@@ -18,11 +17,9 @@ WORKFLOWS_DIR = ROOT / "workflows"
 CITY_CONFIGS_DIR = ROOT / "city_configs"
 TEMPLATES_DIR = ROOT / "agreement_templates"
 
-register_building_blocks(registry)
-
 
 def load_workflows() -> dict[tuple[str, int], WorkflowDefinition]:
-    import app.services.deal_actions  # noqa: F401 - the registry must be complete before loading
+    import app.services.case_blocks  # noqa: F401 - registers every guard and action before loading
 
     definitions = [load_definition(path, registry) for path in sorted(WORKFLOWS_DIR.glob("*.json"))]
     return {(d.id, d.version): d for d in definitions}

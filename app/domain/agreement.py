@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,10 +17,10 @@ AGREEMENT_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 @dataclass(frozen=True)
 class Party:
-    name: str
-    id_number: str
-    bank_name: str
-    bank_account: str
+    name: str | None
+    id_number: str | None
+    bank_name: str | None
+    bank_account: str | None
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ class AgreementData:
     bank_name: str
     buyer: Party
     seller: Party
-    property_address: str
-    certificate_no: str
+    property_address: str | None
+    certificate_no: str | None
     price_fen: int
     custody_amount_fen: int
     created_at: datetime
@@ -81,11 +82,18 @@ MASKABLE = frozenset({"id_number", "bank_account"})
 
 
 def _party(party: Party, masked: frozenset[str]) -> dict[str, str]:
+    """The party as the template shows it; a field the product does not have is an empty string."""
+
+    def shown(field: str, value: str | None, mask: Callable[[str], str]) -> str:
+        if not value:
+            return ""
+        return mask(value) if field in masked else value
+
     return {
-        "name": party.name,
-        "id_number": mask_id_number(party.id_number) if "id_number" in masked else party.id_number,
-        "bank_name": party.bank_name,
-        "bank_account": mask_bank_account(party.bank_account) if "bank_account" in masked else party.bank_account,
+        "name": party.name or "",
+        "id_number": shown("id_number", party.id_number, mask_id_number),
+        "bank_name": party.bank_name or "",
+        "bank_account": shown("bank_account", party.bank_account, mask_bank_account),
     }
 
 

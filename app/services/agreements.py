@@ -16,6 +16,7 @@ from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import CityConfig
+from app.domain.forms.schema_form import load_base_schema
 from app.errors import ConfigError, NotFound
 from app.pdf.render import render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
@@ -46,7 +47,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
     return AgreementData(
         agreement_no=deal.deal_no,
         city_name=city.name,
-        product_name=PRODUCT_NAMES.get(deal.product, deal.product),
+        product_name=PRODUCT_NAMES.get(deal.product) or load_base_schema(deal.product)["title"],
         bank_name=rt.bank(deal.bank_code).name,
         buyer=Party(deal.buyer_name, deal.buyer_id_number, deal.buyer_bank_name, deal.buyer_bank_account),
         seller=Party(deal.seller_name, deal.seller_id_number, deal.seller_bank_name, deal.seller_bank_account),

@@ -19,7 +19,7 @@ from app.db.upsert import insert_if_absent
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.errors import ValidationError
-from app.services import deal_actions, suspense  # noqa: F401 - deal_actions registers guards and actions
+from app.services import case_blocks, suspense
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note
 
@@ -168,7 +168,13 @@ def _funds_arrived(
     detail = {"amount_fen": body["amount_fen"], "bank_reference": body["bank_reference"]}
     if marker:
         detail["marker"] = marker
-    return fire_or_note(DealContext(rt, session, deal, _actor(bank_code)), "funds_arrived", detail)
+    origin = {
+        "payer_account": body["payer_account"],
+        "payer_name": body["payer_name"],
+        "amount_fen": body["amount_fen"],
+    }
+    ctx = DealContext(rt, session, deal, _actor(bank_code), origin)
+    return fire_or_note(ctx, case_blocks.arrival_event(rt, deal), detail)
 
 
 def apply_payout_result(
@@ -190,12 +196,14 @@ def apply_payout_result(
     payout.updated_at = rt.clock()
     if payout.purpose == "return":
         return suspense.finish_return(rt, session, payout)
-    ctx = DealContext(rt, session, payout.deal, actor, {"payout": payout})
     detail = {"payout_id": payout.payout_id, "amount_fen": payout.amount_fen}
     if status == "failed":
         detail["failure_reason"] = reason or ""
     if marker:
         detail["marker"] = marker
+    if payout.release_group is not None:
+        return case_blocks.payout_final(rt, session, payout, actor, detail)
+    ctx = DealContext(rt, session, payout.deal, actor, {"payout": payout})
     return fire_or_note(ctx, "payout_succeeded" if status == "succeeded" else "payout_failed", detail)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,12 +13,17 @@ from sqlalchemy.orm import Session, selectinload
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, DealEvent, LedgerTransfer
 from app.domain import ledger
+from app.domain.cities import ProductConfig
+from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.resale import validate_resale_form
+from app.domain.forms.schema_form import build_form, load_base_schema
+from app.domain.money import parse_yuan
 from app.errors import NotFound, ValidationError
-from app.services import audit, deal_actions  # noqa: F401 - deal_actions registers the guards and actions
+from app.services import audit, case_blocks  # noqa: F401 - registers every guard and action
 from app.services.pinning import pin
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire
+from app.state_machine.parameters import resolve
 
 
 @dataclass(frozen=True)
@@ -32,15 +38,54 @@ class Actor:
 
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+BANK_ACCOUNT = re.compile(r"[0-9]{8,32}")
 
 
-def _next_deal_no(session: Session, city_code: str, rt: Runtime) -> str:
+# deal numbers say the product: RE二手房 GE政府监管 RC租金托管 PF公积金付租 RN装修 IN意向金 GR担保
+DEAL_PREFIXES = {
+    "resale_escrow": "RE",
+    "gov_escrow": "GE",
+    "rent_custody": "RC",
+    "provident_fund_rent": "PF",
+    "renovation_escrow": "RN",
+    "intent_deposit": "IN",
+    "guarantee_release": "GR",
+}
+
+
+def _next_deal_no(session: Session, city_code: str, product: str, rt: Runtime) -> str:
     day = rt.clock().astimezone(SHANGHAI).strftime("%Y%m%d")  # the business day people see
-    prefix = f"RE{city_code}{day}"
+    prefix = f"{DEAL_PREFIXES[product]}{city_code}{day}"
     if session.get_bind().dialect.name == "postgresql":  # concurrent creations count in turn (SQLite: BEGIN IMMEDIATE)
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(prefix))))
     count = session.scalar(select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%"))) or 0
     return f"{prefix}{count + 1:05d}"
+
+
+def _custody_bank(product_config: ProductConfig, form: dict[str, str]) -> str:
+    """The custodian bank the agent chose among the product's banks (government escrow may name several);
+    the first one when no choice was made."""
+    chosen = (form.get("custody_bank") or "").strip()
+    if not chosen:
+        return product_config.banks[0]
+    if chosen not in product_config.banks:
+        raise ValidationError(
+            "所选存管银行不在本城市该业务的合作银行之列",
+            code="BANK_NOT_OFFERED",
+            details={"custody_bank": chosen, "banks": list(product_config.banks)},
+        )
+    return chosen
+
+
+def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str]) -> DealFields:
+    """The deal's columns and case facts from the intake form of any product."""
+    if product_config.product == "resale_escrow":
+        return DealFields(columns=validate_resale_form(form, product_config.form), facts={})
+    clean = build_form(product_config.product, load_base_schema(product_config.product), product_config.form).validate(
+        form
+    )
+    definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
+    return deal_fields(product_config.product, clean, resolve(definition.parameters, product_config.overrides()))
 
 
 def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: dict[str, str]) -> int:
@@ -49,24 +94,26 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
         raise ValidationError("只有经纪人可以新建存管单", code="ROLE_NOT_ALLOWED")
     resolved, city = rt.cities.get_resolved(city_code)
     product_config = city.product(product)
-    clean = validate_resale_form(form, product_config.form)
+    fields = _deal_fields(rt, product_config, form)
+    bank_code = _custody_bank(product_config, form)
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
     with rt.db.uow() as uow:
         now = rt.clock()
         deal = Deal(
-            deal_no=_next_deal_no(uow.session, city_code, rt),
+            deal_no=_next_deal_no(uow.session, city_code, product, rt),
             city_code=city_code,
             product=product,
-            bank_code=product_config.banks[0],
+            bank_code=bank_code,
             workflow_id=definition.id,
             workflow_version=definition.version,
             city_config_sha256=city.sha256,
             agreement_template=product_config.agreement_template,
             state=definition.initial,
+            facts=fields.facts,
             created_by_id=actor.user_id,
             created_at=now,
             updated_at=now,
-            **clean,
+            **fields.columns,
         )
         uow.session.add(deal)
         uow.session.flush()
@@ -108,21 +155,69 @@ def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed
         uow.commit()
 
 
-MANUAL_ACTIONS = {"retry_payout": ("ops",), "cancel": ("ops",)}
+@dataclass(frozen=True)
+class ManualAction:
+    """An event a person fires on a deal with a reason; `fields` are the extra inputs it needs:
+    `deduction` (yuan kept from a deposit) or `payee` (who receives the money: name and account)."""
+
+    label: str
+    roles: tuple[str, ...] = ("ops",)
+    fields: tuple[str, ...] = ()
 
 
-def manual_action(rt: Runtime, actor: Actor, deal_id: int, event: str, reason: str) -> None:
-    """A person's manual action on a deal (retry a failed payout, cancel): a reason is required, the
-    workflow decides whether the deal's state allows it, and it is audited in the same transaction."""
+MANUAL_ACTIONS = {
+    "retry_payout": ManualAction("重新付款"),
+    "retry_refund": ManualAction("重新退款"),
+    "cancel": ManualAction("取消存管单"),
+    "terminate": ManualAction("解除合同"),
+    "move_out_confirmed": ManualAction("退租交接完成，结算押金", fields=("deduction",)),
+    "stage_completed": ManualAction("登记阶段完工"),
+    "stage_accepted": ManualAction("阶段验收通过"),
+    "stage_rejected": ManualAction("阶段验收不通过"),
+    "purchase_signed": ManualAction("已签购房合同，意向金转付", fields=("payee",)),
+    "buyer_withdrew": ManualAction("买方放弃购买，原路退回"),
+    "policy_cancelled": ManualAction("因政策取消，原路退回"),
+    "gov_approved": ManualAction("监管部门核准放款"),
+    "gov_rejected": ManualAction("监管部门不予放款"),
+    "conditions_met": ManualAction("解冻条件达成"),
+    "claim_made": ManualAction("担保索赔，向受益人付款", fields=("payee",)),
+    "freeze_confirmed": ManualAction("银行已冻结"),
+    "freeze_failed": ManualAction("银行冻结失败"),
+    "unfreeze_confirmed": ManualAction("银行已解冻"),
+    "fund_rejected": ManualAction("公积金中心拒绝提取"),
+}
+
+
+def _action_payload(deal: Deal, action: ManualAction, inputs: dict[str, str]) -> dict[str, Any]:
+    """The event payload from the action's extra inputs; a named payee becomes the deal's receiving party."""
+    payload: dict[str, Any] = {}
+    if "deduction" in action.fields:
+        payload["deduction_fen"] = parse_yuan(inputs.get("deduction") or "0")
+    if "payee" in action.fields:
+        name, account = (inputs.get("payee_name") or "").strip(), (inputs.get("payee_account") or "").strip()
+        if not name or not BANK_ACCOUNT.fullmatch(account):
+            raise ValidationError("请填写收款人户名和收款账号（8–32 位数字）", code="PAYEE_INVALID")
+        deal.seller_name, deal.seller_bank_account = name, account
+    return payload
+
+
+def manual_action(
+    rt: Runtime, actor: Actor, deal_id: int, event: str, reason: str, inputs: dict[str, str] | None = None
+) -> None:
+    """A person's manual action on a deal (retry a failed payout, cancel, record a stage's acceptance…):
+    a reason is required, the workflow decides whether the deal's state allows it, and it is audited in the
+    same transaction."""
     reason = reason.strip()
     if not reason:
         raise ValidationError("请填写操作原因", code="REASON_REQUIRED")
-    if actor.role not in MANUAL_ACTIONS.get(event, ()):
+    action = MANUAL_ACTIONS.get(event)
+    if action is None or actor.role not in action.roles:
         raise ValidationError("当前角色无权执行此操作", code="ROLE_NOT_ALLOWED", details={"event": event})
     with rt.db.uow() as uow:
         deal = _load_for(uow.session, deal_id, actor)
         before = deal.state
-        fire(DealContext(rt, uow.session, deal, actor.label), event, {"reason": reason})
+        payload = _action_payload(deal, action, inputs or {})
+        fire(DealContext(rt, uow.session, deal, actor.label, payload), event, {"reason": reason, **payload})
         audit.append(
             uow.session,
             at=rt.clock(),
@@ -131,7 +226,7 @@ def manual_action(rt: Runtime, actor: Actor, deal_id: int, event: str, reason: s
             subject=f"deal:{deal.deal_no}",
             before={"state": before},
             after={"state": deal.state},
-            detail={"reason": reason},
+            detail={"reason": reason, **payload},
         )
         uow.commit()
 

@@ -15,7 +15,6 @@ from app.errors import NotFound, ValidationError
 from app.services.deals import Actor
 from app.services.runtime import Runtime
 
-SUBMITTABLE = frozenset({"resale_escrow"})  # products whose form creates a deal today
 MAX_VALUE_LENGTH = 1000
 
 
@@ -51,6 +50,11 @@ def form_for(rt: Runtime, city_code: str, product: str) -> SchemaForm:
             "该城市未开通此业务", code="PRODUCT_NOT_OFFERED", details={"city": city_code, "product": product}
         )
     return build_form(product, load_base_schema(product), rt.cities.get(city_code).product(product).form)
+
+
+def bank_choices(rt: Runtime, city_code: str, product: str) -> list[tuple[str, str]]:
+    """(code, name) of the custodian banks the agent may choose among (government escrow may name several)."""
+    return [(code, rt.bank(code).name) for code in rt.cities.get(city_code).product(product).banks]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.errors import NotFound, ValidationError
 from app.queue.jobs import enqueue
-from app.services import audit
+from app.services import audit, case_blocks
 from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note
@@ -201,7 +201,8 @@ def _credit_deal(
     )
     item.status, item.resolution, item.resolved_by, item.resolved_at = "matched", resolution, actor, rt.clock()
     detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "matched": resolution}
-    fire_or_note(DealContext(rt, session, deal, actor), "funds_arrived", detail)
+    origin = {"payer_account": item.payer_account, "payer_name": item.payer_name, "amount_fen": item.amount_fen}
+    fire_or_note(DealContext(rt, session, deal, actor, origin), case_blocks.arrival_event(rt, deal), detail)
 
 
 def _audit(rt: Runtime, session: Session, item: SuspenseItem, actor: str, action: str, detail: dict[str, str]) -> None:

@@ -18,17 +18,20 @@ registry = Registry()
 
 @dataclass
 class DealContext:
-    """What guards and actions see: the runtime, the open session, the deal, who acts and the event data."""
+    """What guards and actions see: the runtime, the open session, the deal, who acts, the event data and
+    (once fired) the event's name."""
 
     rt: Runtime
     session: Session
     deal: Deal
     actor: str
     payload: dict[str, Any] = field(default_factory=dict)
+    event: str = ""
 
 
 def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> Fired:
     definition = ctx.rt.workflow(ctx.deal.workflow_id, ctx.deal.workflow_version)
+    ctx.event = event
     fired = Engine(definition, registry).fire(ctx.deal, event, ctx)
     ctx.session.add(
         DealEvent(

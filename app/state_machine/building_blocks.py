@@ -138,7 +138,10 @@ def record_payer_account(ctx: CaseContext) -> None:
     account, amount = ctx.payload.get("payer_account"), ctx.payload.get("amount_fen")
     if not isinstance(account, str) or not account or not isinstance(amount, int) or amount <= 0:
         raise WorkflowError("到账通知缺少付款账户或金额", code="ARRIVAL_ORIGIN_MISSING")
-    ctx.case.setdefault("origins", []).append({"account": account, "amount_fen": amount})
+    origin: dict[str, Any] = {"account": account, "amount_fen": amount}
+    if isinstance(ctx.payload.get("payer_name"), str):
+        origin["name"] = ctx.payload["payer_name"]
+    ctx.case.setdefault("origins", []).append(origin)
 
 
 def refund_to_origin(ctx: CaseContext) -> None:
@@ -152,6 +155,16 @@ def refund_to_origin(ctx: CaseContext) -> None:
         raise WorkflowError(
             "有资金来源不明，不能原路退回", code="REFUND_ORIGIN_UNKNOWN", details={"unmatched_fen": remaining}
         )
+
+
+def refund_excess(ctx: CaseContext) -> None:
+    """After the agreed release: whatever is still in custody was paid in too much; it goes back to the
+    latest arrivals' accounts first (the overpayment is the last money in)."""
+    remaining = ctx.fact("custody_fen")
+    for origin in reversed(ctx.case.get("origins", [])):
+        amount = min(remaining, origin["amount_fen"])
+        ctx.emit("refund", amount, origin["account"], "多付款项原路退回")
+        remaining -= amount
 
 
 def release_custody(ctx: CaseContext) -> None:
@@ -192,6 +205,7 @@ ACTIONS = {
     "settle_stage": settle_stage,
     "record_payer_account": record_payer_account,
     "refund_to_origin": refund_to_origin,
+    "refund_excess": refund_excess,
     "release_custody": release_custody,
     "request_freeze": request_freeze,
     "record_freeze": record_freeze,

@@ -32,7 +32,7 @@ def _form_page(
         choices=intake_forms.choices(runtime()),
         choice=choice,
         form=intake_forms.form_for(runtime(), choice.city_code, choice.product),
-        submittable=choice.product in intake_forms.SUBMITTABLE,
+        banks=intake_forms.bank_choices(runtime(), choice.city_code, choice.product),
         drafts=intake_forms.list_drafts(runtime(), current_actor()),
         values=values,
         errors=errors,
@@ -70,7 +70,7 @@ def new() -> str:
 @bp.route("/deals/new", methods=["POST"])
 @roles_required("agent")
 def submit_new() -> str | Response | tuple[str, int]:
-    """保存草稿 keeps what was typed; 提交 validates and, for products wired to deals, creates the deal."""
+    """保存草稿 keeps what was typed; 提交 validates and creates the deal."""
     values = {key: value for key, value in request.form.items() if key not in ("csrf_token", "action", "draft_id")}
     choice = _choice(values.get("city_code", ""), values.get("product", ""))
     draft_id = _draft_id(request.form.get("draft_id"))
@@ -80,10 +80,6 @@ def submit_new() -> str | Response | tuple[str, int]:
         flash("草稿已保存，可随时在“我的草稿”中继续填写", "info")
         return redirect(url_for("deals.new", draft=draft_id))
     try:
-        if choice.product not in intake_forms.SUBMITTABLE:
-            form.validate(values)
-            flash(f"表单校验通过。“{choice.title}”暂未开放线上提交，未创建存管单；请先保存草稿。", "error")
-            return _form_page(choice, values, {}, draft_id), 409
         deal_id = deals.create_deal(runtime(), current_actor(), choice.city_code, choice.product, values)
     except ValidationError as error:
         flash(error.message, "error")
@@ -104,7 +100,7 @@ def show(deal_id: int) -> str | Response:
     view = deals.deal_view(runtime(), current_actor(), deal_id)
     if _wants_json():
         return jsonify(deals.deal_payload(view))
-    return render_template("deals/show.html", view=view, deal=view.deal)
+    return render_template("deals/show.html", view=view, deal=view.deal, manual_actions=deals.MANUAL_ACTIONS)
 
 
 def _act(deal_id: int, operation: str) -> Response:
@@ -135,12 +131,13 @@ def title_transferred(deal_id: int) -> Response:
 @bp.route("/deals/<int:deal_id>/actions/<event>", methods=["POST"])
 @roles_required("ops")
 def manual_action(deal_id: int, event: str) -> Response:
-    """Retry a failed payout or cancel a deal, with a reason (audited)."""
+    """A person's action on a deal (retry a payout, cancel, record an acceptance…), with a reason (audited)."""
     if event not in deals.MANUAL_ACTIONS:
         abort(404)
     try:
-        deals.manual_action(runtime(), current_actor(), deal_id, event, request.form.get("reason", ""))
-        flash("已重新发起付款" if event == "retry_payout" else "存管单已取消", "info")
+        inputs = {name: request.form.get(name, "") for name in ("deduction", "payee_name", "payee_account")}
+        deals.manual_action(runtime(), current_actor(), deal_id, event, request.form.get("reason", ""), inputs)
+        flash(f"已执行：{deals.MANUAL_ACTIONS[event].label}", "info")
     except CunguanError as error:
         flash(error.message, "error")
     return redirect(url_for("deals.show", deal_id=deal_id))

@@ -34,6 +34,8 @@ def fake_registry() -> Registry:
         "release_payout_hold",
         "request_payout",
         "settle_payout",
+        "record_payer_account",
+        "refund_excess",
     ):
         registry.action(name)(lambda ctx, name=name: ctx.log.append(name))
     return registry
@@ -56,8 +58,11 @@ def test_shipped_resale_workflow_loads_and_runs_the_happy_path() -> None:
         "sign_agreement",
         "request_virtual_account",
         "record_virtual_account",
+        "record_payer_account",
+        "record_payer_account",
         "request_payout",
         "settle_payout",
+        "refund_excess",
     ]
     assert definition.states["closed"].final
 

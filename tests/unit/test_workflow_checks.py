@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import app.services.deal_actions  # noqa: F401 - completes the registry the shipped workflows name
+import app.services.case_blocks  # noqa: F401 - completes the registry the shipped workflows name
 from app.domain.cities import ReleaseRule, Tranche
 from app.domain.durations import parse_duration
 from app.domain.rent import plan_rent
 from app.errors import WorkflowError
 from app.factory_runtime import WORKFLOWS_DIR
+from app.services.simulation_drivers import case_registry
 from app.services.workflow_runner import registry
 from app.state_machine.building_blocks import CaseContext
 from app.state_machine.engine import Engine
@@ -136,17 +137,21 @@ def test_shenzhen_rule_supervises_rent_above_three_months_and_deposit_above_one(
     assert plan.custody_per_month_fen == 375_000
 
 
+# the building blocks on their own (the state-machine level); the deal services wrap them (tests/integration)
+blocks_registry = case_registry()
+
+
 def _rent_case(**facts: int) -> CaseContext:
     case = {"monthly_rent_fen": 300_000, "months_per_installment": 1, "deposit_fen": 300_000, "lease_months": 2}
     return CaseContext({"rent_months_exempt": 0, "deposit_months_exempt": 0}, {**case, **facts})
 
 
 def test_rent_custody_runs_two_months_then_returns_the_deposit() -> None:
-    definition = load_definition(WORKFLOWS_DIR / "rent_custody.json", registry)
-    engine = Engine(definition, registry)
+    definition = load_definition(WORKFLOWS_DIR / "rent_custody.json", blocks_registry)
+    engine = Engine(definition, blocks_registry)
     ctx = _rent_case(custody_fen=0)
     ctx.state = "awaiting_move_in"  # type: ignore[attr-defined] - account opening is a deal action
-    registry.actions["plan_rent_custody"](ctx)
+    blocks_registry.actions["plan_rent_custody"](ctx)
     for event, custody_fen in [("funds_arrived", 600_000), ("release_due", 600_000)]:
         ctx.case["custody_fen"] = custody_fen
         ctx.payload = {"payer_account": "6222000011112222", "amount_fen": 600_000}
@@ -175,30 +180,30 @@ def test_renovation_stages_come_from_the_city_and_add_up_to_the_custody_amount()
     )
     ctx = CaseContext({}, {"custody_amount_fen": 1_000_001, "custody_fen": 1_000_001}, release)
     for _ in release.tranches:
-        registry.actions["release_stage"](ctx)
-        registry.actions["settle_stage"](ctx)
+        blocks_registry.actions["release_stage"](ctx)
+        blocks_registry.actions["settle_stage"](ctx)
     assert sum(i.amount_fen for i in ctx.instructions) == 1_000_001
-    assert registry.guards["last_stage"](CaseContext({}, {"stages_released": 2}, release))
+    assert blocks_registry.guards["last_stage"](CaseContext({}, {"stages_released": 2}, release))
 
 
 def test_refund_goes_back_only_to_where_the_money_came_from() -> None:
     ctx = CaseContext({}, {"custody_fen": 0})
     for account, amount in (("6222000011112222", 30_000), ("6222000033334444", 20_000)):
         ctx.payload = {"payer_account": account, "amount_fen": amount}
-        registry.actions["record_payer_account"](ctx)
+        blocks_registry.actions["record_payer_account"](ctx)
     ctx.case["custody_fen"] = 50_000
-    registry.actions["refund_to_origin"](ctx)
+    blocks_registry.actions["refund_to_origin"](ctx)
     assert [(i.payee, i.amount_fen) for i in ctx.instructions] == [
         ("6222000011112222", 30_000),
         ("6222000033334444", 20_000),
     ]
     ctx.case["custody_fen"] = 60_000
     with pytest.raises(WorkflowError) as caught:
-        registry.actions["refund_to_origin"](ctx)
+        blocks_registry.actions["refund_to_origin"](ctx)
     assert caught.value.code == "REFUND_ORIGIN_UNKNOWN"
 
 
 def test_graph_marks_final_states_and_timer_edges() -> None:
-    dot = to_dot(load_definition(Path(WORKFLOWS_DIR / "intent_deposit.json"), registry))
+    dot = to_dot(load_definition(Path(WORKFLOWS_DIR / "intent_deposit.json"), blocks_registry))
     assert '"refunded" [label="已原路退回", shape=doublecircle]' in dot
     assert "style=dashed" in dot and json.dumps("意向金缴纳期限") not in dot

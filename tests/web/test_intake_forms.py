@@ -62,20 +62,34 @@ def test_agent_chooses_among_live_cities_and_their_products(login: Login) -> Non
     assert 'name="csrf_token"' in page and "网签合同编号" in page and "提交并预览协议" in page
 
 
-def test_city_fields_appear_in_the_form_and_unwired_products_say_so(login: Login, rt: Runtime) -> None:
+def test_city_fields_appear_in_the_form_and_a_rent_custody_deal_is_created(login: Login, rt: Runtime) -> None:
     client = login("agent")
     page = client.get("/deals/new?choice=110000:rent_custody").text
     assert "租赁合同编号" in page and "网签备案的住房租赁合同编号" in page, "the city's label and help"
-    assert "暂未开放线上提交" in page and 'inputmode="decimal"' in page
+    assert 'inputmode="decimal"' in page and 'name="custody_bank"' not in page, "one bank: nothing to choose"
     assert client.get("/deals/new?choice=370200:resale_escrow").status_code == 404
 
-    answer = _post(client, RENT_FORM)
-    assert answer.status_code == 409 and "表单校验通过" in answer.text and "未创建存管单" in answer.text
     answer = _post(client, {**RENT_FORM, "landlord_bank_card": "6222600260001072445", "tenant_phone": "12345"})
     assert answer.status_code == 422
     assert "出租人收租银行卡号无效" in _field_block(answer.text, "landlord_bank_card")
     assert "承租人手机号应为 11 位手机号码" in _field_block(answer.text, "tenant_phone")
     assert _count(rt, Deal) == 0
+
+    created = _post(client, RENT_FORM)
+    assert created.status_code == 302, created.text
+    with rt.db.uow() as uow:
+        deal = uow.session.scalars(select(Deal)).one()
+        # 3 months' rent in advance and the deposit: all supervised in 北京 (no exemption)
+        assert (deal.product, deal.deal_no[:8], deal.custody_amount_fen) == ("rent_custody", "RC110000", 2_600_000)
+        assert (deal.buyer_name, deal.seller_name, deal.seller_bank_account) == ("张三", "李四", "6222600260001072444")
+        assert deal.facts["custody_per_month_fen"] == 650_000 and deal.facts["lease_starts_on"] == "2026-12-01"
+        assert not any("id_number" in name or "phone" in name for name in deal.facts), "no PII in plain facts"
+
+
+def test_government_escrow_lets_the_agent_choose_among_the_citys_banks(login: Login) -> None:
+    page = login("agent").get("/deals/new?choice=330100:gov_escrow").text
+    select = page[page.index('name="custody_bank"') : page.index("</select>")]
+    assert re.findall(r'<option value="(\w+)"', select) == ["icbc", "abc", "ccb"] and "中国工商银行" in select
 
 
 def test_errors_sit_next_to_their_fields_and_typed_values_are_kept(login: Login, rt: Runtime) -> None:

@@ -1,0 +1,184 @@
+"""From a product's cleaned intake form to a deal: its columns and its case facts.
+
+Every product keeps its paying party (buyer, tenant, owner, applicant) in the deal's buyer_* columns and its
+receiving party (seller, landlord, contractor) in seller_*; `price_fen` is what the contract is worth and
+`custody_amount_fen` what must arrive before the workflow moves on. Whatever else the form (and the city's
+extra fields) carries becomes a case fact the workflow's building blocks read (amounts in fen, dates as
+ISO text)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from app.domain.rent import plan_rent
+from app.errors import ValidationError
+
+Clean = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class DealFields:
+    columns: dict[str, Any]
+    facts: dict[str, Any]
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _required(clean: Clean, name: str) -> Any:
+    value = clean.get(name)
+    if value is None or value == "":
+        raise ValidationError(
+            "本城市该业务的表单缺少必要字段，请联系运营检查城市配置",
+            code="PRODUCT_FIELD_MISSING",
+            details={"field": name},
+        )
+    return value
+
+
+def _party(prefix: str, clean: Clean, **names: str) -> dict[str, Any]:
+    """The deal columns `<prefix>_name`, `_id_number`, `_phone`, `_bank_name`, `_bank_account` from the
+    form fields given as keyword arguments (a field the product lacks stays empty)."""
+    return {f"{prefix}_{column}": clean.get(field) or None for column, field in names.items()}
+
+
+def _rent_custody(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    monthly = _required(clean, "monthly_rent_fen")
+    months = _required(clean, "lease_months")
+    per_installment = _required(clean, "months_per_installment")
+    deposit = clean.get("deposit_fen") or 0
+    plan = plan_rent(monthly, per_installment, deposit, params["rent_months_exempt"], params["deposit_months_exempt"])
+    columns = {
+        **_party("buyer", clean, name="tenant_name", id_number="tenant_id_number", phone="tenant_phone"),
+        **_party(
+            "seller",
+            clean,
+            name="landlord_name",
+            id_number="landlord_id_number",
+            phone="landlord_phone",
+            bank_account="landlord_bank_card",
+        ),
+        "property_address": clean["property_address"],
+        "certificate_no": clean.get("lease_contract_no"),
+        "price_fen": monthly * months + deposit,
+        "custody_amount_fen": plan.move_in_custody_fen,
+    }
+    facts = {
+        "custody_per_installment_fen": plan.custody_per_installment_fen,
+        "custody_per_month_fen": plan.custody_per_month_fen,
+        "deposit_custody_fen": plan.deposit_custody_fen,
+    }
+    return columns, facts
+
+
+def _provident_fund_rent(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fund centre pays one month at a time; all of it is released to the landlord, nothing held back."""
+    monthly = _required(clean, "monthly_rent")
+    months = clean.get("lease_months") or 12
+    columns = {
+        **_party("buyer", clean, name="tenant_name", id_number="tenant_id_number", phone="tenant_phone"),
+        **_party(
+            "seller", clean, name="landlord_name", id_number="landlord_id_number", bank_account="landlord_bank_card"
+        ),
+        "property_address": clean.get("property_address"),
+        "certificate_no": clean.get("fund_account_no"),
+        "price_fen": monthly * months,
+        "custody_amount_fen": monthly,
+    }
+    facts = {
+        "monthly_rent_fen": monthly,
+        "lease_months": months,
+        "custody_per_installment_fen": monthly,
+        "custody_per_month_fen": monthly,
+        "deposit_custody_fen": 0,
+    }
+    return columns, facts
+
+
+def _renovation_escrow(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    columns = {
+        **_party("buyer", clean, name="owner_name", id_number="owner_id_number", phone="owner_phone"),
+        **_party(
+            "seller",
+            clean,
+            name="contractor_name",
+            id_number="contractor_uscc",
+            bank_account="contractor_bank_account",
+        ),
+        "property_address": clean["property_address"],
+        "certificate_no": clean.get("contract_no"),
+        "price_fen": clean["contract_amount"],
+        "custody_amount_fen": clean["custody_amount"],
+    }
+    return columns, {}
+
+
+def _gov_escrow(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    columns = {
+        **_party("buyer", clean, name="buyer_name", id_number="buyer_id_number", phone="buyer_phone"),
+        **_party(
+            "seller",
+            clean,
+            name="seller_name",
+            id_number="seller_id_number",
+            phone="seller_phone",
+            bank_account="seller_bank_account",
+        ),
+        "property_address": clean["contract_property_address"],
+        "certificate_no": clean["contract_no"],
+        "price_fen": clean["price"],
+        "custody_amount_fen": clean["custody_amount"],
+    }
+    return columns, {}
+
+
+def _intent_deposit(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The seller is not known yet: whoever receives the deposit is named when the purchase is signed."""
+    columns = {
+        **_party("buyer", clean, name="buyer_name", id_number="buyer_id_number", phone="buyer_phone"),
+        "property_address": clean["property_address"],
+        "price_fen": clean["deposit_amount"],
+        "custody_amount_fen": clean["deposit_amount"],
+    }
+    return columns, {"payee": "seller"}
+
+
+def _guarantee_release(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The applicant's own money is frozen at the bank; a claim pays the beneficiary named with the claim."""
+    id_number = clean.get("applicant_id_number") or clean.get("applicant_uscc")
+    columns = {
+        **_party("buyer", clean, name="applicant_name", phone="applicant_phone"),
+        "buyer_id_number": id_number,
+        "price_fen": clean["freeze_amount"],
+        "custody_amount_fen": clean["freeze_amount"],
+    }
+    return columns, {"guarantee_fen": clean["freeze_amount"], "payee": "seller"}
+
+
+MAPPERS: dict[str, Callable[[Clean, Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]]] = {
+    "rent_custody": _rent_custody,
+    "provident_fund_rent": _provident_fund_rent,
+    "renovation_escrow": _renovation_escrow,
+    "gov_escrow": _gov_escrow,
+    "intent_deposit": _intent_deposit,
+    "guarantee_release": _guarantee_release,
+}
+
+
+# fields about people and their accounts live in the deal's encrypted columns, never in the facts (plain JSON)
+PERSONAL_SUFFIXES = ("_name", "_id_number", "_phone", "_bank_card", "_bank_account", "_uscc", "_account_no")
+
+
+def deal_fields(product: str, clean: Clean, params: Mapping[str, Any]) -> DealFields:
+    """The deal's columns and case facts; `params` are the workflow parameters resolved for the city."""
+    columns, facts = MAPPERS[product](clean, params)
+    extra = {
+        name: _json(value)
+        for name, value in clean.items()
+        if value not in (None, "") and not name.endswith(PERSONAL_SUFFIXES)
+    }
+    return DealFields(columns=columns, facts={**extra, **facts})

@@ -1,0 +1,242 @@
+"""The products' building blocks (app/state_machine/building_blocks.py) on real deals.
+
+Each block works on a `CaseContext`; here it gets one made from the deal: the workflow parameters the
+deal's pinned city config resolves, the city's release rule, the deal's case facts (`Deal.facts`) plus the
+money actually free in custody (posted balance less holds in flight) and the event's payload. After an
+action the facts are saved back and its instructions carried out in the same transaction:
+
+- payout / refund: one `Payout` per instruction, the amount held out of custody, the bank call queued
+  (or left for approval). The payouts of one action form a *release group*: the workflow hears
+  `payout_succeeded`/`refund_succeeded` once all of them are paid, `…_failed` once all are final and
+  one failed. A retry re-sends exactly the failed ones. A refund paid to where money came from lowers
+  what that origin may still get back (原路退回 never returns more than came in).
+- fund_draw, freeze, unfreeze, report: kept on the deal's timeline as an instruction to the fund centre,
+  the bank or the supervisor; their answers come back as events (a person records them, or the arrival
+  of the fund centre's money)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.ledger_repo import LedgerRepository
+from app.db.models import Deal, DealEvent, Payout
+from app.domain import ledger
+from app.errors import WorkflowError
+from app.services.deal_actions import hold_id, open_payout
+from app.services.pinning import pinned_city
+from app.services.runtime import Runtime
+from app.services.workflow_runner import DealContext, fire_or_note, registry
+from app.state_machine import building_blocks as blocks
+from app.state_machine.parameters import resolve
+
+COMPUTED = frozenset({"custody_fen", "custody_amount_fen"})  # read fresh every time, never saved as facts
+PAYER_ROLES = frozenset({"buyer", "tenant", "owner", "applicant"})
+PAYEE_ROLES = frozenset({"seller", "landlord", "contractor", "beneficiary", "developer"})
+RETRY_EVENTS = frozenset({"retry_payout", "retry_refund"})
+# the blocks that pay: on a retry event they re-send what failed instead of computing anew
+MONEY_BLOCKS = frozenset(
+    {blocks.release_rent, blocks.release_deposit, blocks.release_stage, blocks.refund_to_origin, blocks.release_custody}
+)
+NOTES = {
+    "fund_draw": "已向公积金中心申请提取",
+    "freeze": "已向银行发出冻结指令",
+    "unfreeze": "已向银行发出解冻指令",
+    "report": "已向住建监管平台报送",
+}
+
+
+def free_in_custody(session: Session, deal: Deal) -> int:
+    """Posted custody balance less the holds of payouts in flight (a liability: credits are money in)."""
+    repo = LedgerRepository(session)
+    repo.ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
+    debits, credits, debits_pending, _ = repo.totals(ledger.deal_custody(deal.deal_no).code)
+    return credits - debits - debits_pending
+
+
+def case_context(ctx: DealContext) -> blocks.CaseContext:
+    deal = ctx.deal
+    product = pinned_city(ctx.rt, ctx.session, deal).product(deal.product)
+    definition = ctx.rt.workflow(deal.workflow_id, deal.workflow_version)
+    case = {
+        **(deal.facts or {}),
+        "custody_fen": free_in_custody(ctx.session, deal),
+        "custody_amount_fen": deal.custody_amount_fen,
+    }
+    return blocks.CaseContext(resolve(definition.parameters, product.overrides()), case, product.release, ctx.payload)
+
+
+def _save_facts(deal: Deal, case: dict[str, Any]) -> None:
+    deal.facts = {name: value for name, value in case.items() if name not in COMPUTED}  # a new dict: JSON change
+
+
+def _note(ctx: DealContext, event: str, detail: dict[str, Any]) -> None:
+    ctx.session.add(
+        DealEvent(
+            deal_id=ctx.deal.id,
+            event=event,
+            from_state=ctx.deal.state,
+            to_state=ctx.deal.state,
+            actor=ctx.actor,
+            detail=detail,
+            created_at=ctx.rt.clock(),
+        )
+    )
+
+
+def _latest_origin(deal: Deal) -> tuple[str | None, str | None]:
+    origins = (deal.facts or {}).get("origins", [])
+    if not origins:
+        return None, None
+    return origins[-1]["account"], origins[-1].get("name")
+
+
+def _payee(deal: Deal, instruction: blocks.Instruction) -> tuple[str, str]:
+    """(name, account) the money goes to. A role names a party; a refund to the payer goes back to the
+    account the payer paid from; anything else is itself an account that money came from."""
+    if instruction.payee in PAYEE_ROLES:
+        name, account = deal.seller_name, deal.seller_bank_account
+    elif instruction.payee in PAYER_ROLES:
+        name, account = deal.buyer_name, deal.buyer_bank_account
+        if instruction.kind == "refund" or account is None:
+            origin_account, origin_name = _latest_origin(deal)
+            account, name = origin_account or account, origin_name or name
+    else:
+        origin = next(
+            (o for o in (deal.facts or {}).get("origins", []) if o["account"] == instruction.payee), {"name": None}
+        )
+        name, account = origin.get("name") or deal.buyer_name, instruction.payee
+    if not account or not name:
+        raise WorkflowError(
+            "收款方或收款账户未登记，无法划付",
+            code="PAYEE_ACCOUNT_MISSING",
+            details={"payee": instruction.payee, "memo": instruction.memo},
+        )
+    return name, account
+
+
+def _group_of(deal: Deal) -> str:
+    groups = {payout.release_group for payout in deal.payouts if payout.release_group}
+    return f"G-{deal.deal_no}-{len(groups) + 1}"
+
+
+def _failed_of_last_group(deal: Deal) -> list[Payout]:
+    grouped = [payout for payout in deal.payouts if payout.release_group]
+    if not grouped:
+        return []
+    last = max(grouped, key=lambda payout: payout.id).release_group
+    return [payout for payout in grouped if payout.release_group == last and payout.status == "failed"]
+
+
+def _pay(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
+    group = _group_of(ctx.deal)
+    for instruction in instructions:
+        name, account = _payee(ctx.deal, instruction)
+        purpose = "refund" if instruction.kind == "refund" else "release"
+        open_payout(ctx, instruction.amount_fen, name, account, purpose=purpose, group=group)
+
+
+def _retry_failed(ctx: DealContext) -> None:
+    """A retry re-sends the payouts of the last group that failed, as a new group; the paid ones stay paid."""
+    failed = _failed_of_last_group(ctx.deal)
+    if not failed:
+        raise WorkflowError("没有可重新划付的失败款项", code="NOTHING_TO_RETRY")
+    group = _group_of(ctx.deal)
+    for payout in failed:
+        open_payout(
+            ctx, payout.amount_fen, payout.payee_name, payout.payee_account, purpose=payout.purpose, group=group
+        )
+
+
+def carry_out(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
+    money = [i for i in instructions if i.kind in ("payout", "refund")]
+    if money:
+        _pay(ctx, money)
+    for instruction in instructions:
+        if instruction.kind in NOTES:
+            _note(
+                ctx,
+                f"instruction:{instruction.kind}",
+                {
+                    "label": f"{NOTES[instruction.kind]}：{instruction.memo}",
+                    "amount_fen": instruction.amount_fen,
+                },
+            )
+
+
+def _guard(block: Callable[[blocks.CaseContext], bool]) -> Callable[[DealContext], bool]:
+    def guard(ctx: DealContext) -> bool:
+        return block(case_context(ctx))
+
+    return guard
+
+
+def _action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealContext], None]:
+    pays = block in MONEY_BLOCKS
+
+    def action(ctx: DealContext) -> None:
+        if pays and ctx.event in RETRY_EVENTS:
+            _retry_failed(ctx)
+            return
+        case = case_context(ctx)
+        block(case)
+        _save_facts(ctx.deal, case.case)
+        carry_out(ctx, case.instructions)
+
+    return action
+
+
+def payout_final(rt: Runtime, session: Session, payout: Payout, actor: str, detail: dict[str, Any]) -> str:
+    """A payout of a release group became final: post or release its hold; tell the workflow when the
+    whole group is final."""
+    deal = payout.deal
+    repo = LedgerRepository(session)
+    if payout.status == "succeeded":
+        repo.post_pending(f"{hold_id(payout)}:posted", hold_id(payout), at=rt.clock())
+        if payout.purpose == "refund":
+            _reduce_origin(deal, payout)
+    else:
+        repo.void_pending(f"{hold_id(payout)}:void", hold_id(payout), at=rt.clock())
+    group = list(
+        session.scalars(select(Payout).where(Payout.release_group == payout.release_group).order_by(Payout.id))
+    )
+    ctx = DealContext(rt, session, deal, actor, {"payout": payout})
+    if any(p.status not in ("succeeded", "failed") for p in group):
+        _note(ctx, "payout_partial", {"label": "同批款项尚未全部完成", **detail})
+        return "waiting_for_group"
+    kind = "refund" if all(p.purpose == "refund" for p in group) else "payout"
+    outcome = "succeeded" if all(p.status == "succeeded" for p in group) else "failed"
+    return fire_or_note(ctx, f"{kind}_{outcome}", detail)
+
+
+def _reduce_origin(deal: Deal, payout: Payout) -> None:
+    facts = dict(deal.facts or {})
+    origins = [dict(origin) for origin in facts.get("origins", [])]
+    left = payout.amount_fen
+    for origin in reversed(origins):
+        if origin["account"] == payout.payee_account and left > 0:
+            taken = min(left, origin["amount_fen"])
+            origin["amount_fen"] -= taken
+            left -= taken
+    facts["origins"] = [origin for origin in origins if origin["amount_fen"] > 0]
+    deal.facts = facts
+
+
+def arrival_event(rt: Runtime, deal: Deal) -> str:
+    """The event an arrival fires: `fund_drawn` while a deal waits for the provident fund centre's money
+    (the only money expected then), `funds_arrived` otherwise."""
+    events = rt.workflow(deal.workflow_id, deal.workflow_version).events_from(deal.state)
+    return "fund_drawn" if "fund_drawn" in events and "funds_arrived" not in events else "funds_arrived"
+
+
+def register() -> None:
+    for name, guard in blocks.GUARDS.items():
+        registry.guard(name)(_guard(guard))
+    for name, action in blocks.ACTIONS.items():
+        registry.action(name)(_action(action))
+
+
+register()

@@ -1,0 +1,194 @@
+"""Products other than resale escrow run on real deals: the building blocks through the deal services,
+money through the ledger, the bank through signed callbacks, deadlines through the timers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.config import BankEndpoint
+from app.crypto.keys import ensure_keys
+from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.db.models import Deal, Payout
+from app.domain import ledger
+from app.services import deals
+from app.services.deal_timers import fire_due_timers
+from app.services.runtime import Runtime
+from tests.factories import RESALE_FORM, actor, arrive, load_deal, notification, open_account, post_callback
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+TENANT_ACCOUNT = "6226620012345678"  # the account `arrive` pays from
+RENT_FORM = {
+    "landlord_name": "李四",
+    "landlord_id_number": "110101198001010053",
+    "landlord_phone": "13812345678",
+    "landlord_bank_card": "6222600260001072444",
+    "tenant_name": "张三",
+    "tenant_id_number": "11010519491231002X",
+    "tenant_phone": "13912345678",
+    "property_address": "北京市朝阳区建国路1号1单元101",
+    "lease_starts_on": "2026-12-01",
+    "lease_contract_no": "BJZL-2026-0001",
+    "monthly_rent_fen": "3000",
+    "lease_months": "2",
+    "months_per_installment": "1",
+    "deposit_fen": "3000",
+}
+
+
+class Clock:
+    def __init__(self, rt: Runtime) -> None:
+        self.now = T0
+        rt.clock = lambda: self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def _payouts(rt: Runtime, deal_id: int) -> list[Payout]:
+    with rt.db.uow() as uow:
+        return list(uow.session.scalars(select(Payout).where(Payout.deal_id == deal_id).order_by(Payout.id)))
+
+
+def _pay_result(client: FlaskClient, keys_dir: Path, payout: Payout, status: str) -> None:
+    reason = "账户状态异常" if status == "failed" else None
+    body = notification(
+        "payout_result",
+        payout_id=payout.payout_id,
+        status=status,
+        bank_reference=f"B-{payout.payout_id}",
+        failure_reason=reason,
+    )
+    code, answer = post_callback(client, keys_dir, body)
+    assert code == 200, answer
+
+
+def _custody(rt: Runtime, deal: Deal) -> int:
+    with rt.db.uow() as uow:
+        return LedgerRepository(uow.session).balance(ledger.deal_custody(deal.deal_no).code)
+
+
+def _ledger_ok(rt: Runtime) -> bool:
+    with rt.db.uow() as uow:
+        return check_ledger(uow.session).ok
+
+
+def test_rent_custody_lease_runs_its_months_and_settles_the_deposit(
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+) -> None:
+    clock = Clock(rt)
+    agent, ops = actor(rt, "agent"), actor(rt, "ops")
+    deal_id = deals.create_deal(rt, agent, "110000", "rent_custody", RENT_FORM)
+    deals.confirm_agreement(rt, agent, deal_id)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000001")
+    arrive(client, keys_dir, "6226000000000001", 600_000, "R-MOVE-IN")
+    assert load_deal(rt, deal_id).state == "rent_held", "first month's rent and the deposit arrived"
+
+    clock.advance(days=1)
+    assert fire_due_timers(rt) == 1
+    (first,) = _payouts(rt, deal_id)
+    assert (first.amount_fen, first.payee_account, first.purpose) == (300_000, "6222600260001072444", "release")
+    _pay_result(client, keys_dir, first, "succeeded")
+    assert load_deal(rt, deal_id).state == "rent_paid"
+
+    clock.advance(days=31)
+    assert fire_due_timers(rt) == 1
+    assert load_deal(rt, deal_id).state == "rent_due", "only the deposit is left: the next month is due"
+    arrive(client, keys_dir, "6226000000000001", 300_000, "R-MONTH-2")
+    clock.advance(days=1)
+    fire_due_timers(rt)
+    _pay_result(client, keys_dir, _payouts(rt, deal_id)[-1], "succeeded")
+    deal = load_deal(rt, deal_id)
+    assert (deal.state, deal.facts["months_released"]) == ("deposit_settlement", 2)
+
+    deals.manual_action(rt, ops, deal_id, "move_out_confirmed", "退租验房完成", {"deduction": "500"})
+    refund, deduction = _payouts(rt, deal_id)[-2:]
+    assert (refund.purpose, refund.amount_fen, refund.payee_account) == ("refund", 250_000, TENANT_ACCOUNT)
+    assert (deduction.purpose, deduction.amount_fen) == ("release", 50_000)
+    assert refund.release_group == deduction.release_group
+    _pay_result(client, keys_dir, refund, "succeeded")
+    assert load_deal(rt, deal_id).state == "deposit_releasing", "the group waits for its other payout"
+    _pay_result(client, keys_dir, deduction, "failed")
+    assert load_deal(rt, deal_id).state == "deposit_release_failed"
+
+    deals.manual_action(rt, ops, deal_id, "retry_payout", "房东已更正收款账户")
+    retried = _payouts(rt, deal_id)[-1]
+    assert (retried.amount_fen, retried.purpose) == (50_000, "release"), "only the failed payout is sent again"
+    assert retried.release_group != deduction.release_group
+    _pay_result(client, keys_dir, retried, "succeeded")
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed" and _custody(rt, deal) == 0
+    assert _ledger_ok(rt)
+
+
+def test_intent_deposit_expires_and_goes_back_by_the_original_route(
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+) -> None:
+    clock = Clock(rt)
+    ensure_keys(keys_dir, ["pab"])  # 上海's intent deposits are kept at PAB
+    rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")
+    agent = actor(rt, "agent")
+    form = {
+        "buyer_name": "张三",
+        "buyer_id_number": "11010519491231002X",
+        "buyer_phone": "13912345678",
+        "property_address": "上海市浦东新区世纪大道1号",
+        "deposit_amount": "20000",
+        "signed_on": "2026-11-20",
+        "expires_on": "2026-12-20",
+    }
+    deal_id = deals.create_deal(rt, agent, "310000", "intent_deposit", form)
+    deals.confirm_agreement(rt, agent, deal_id)
+    bank = load_deal(rt, deal_id).bank_code
+    assert bank == "pab"
+    account = load_deal(rt, deal_id).virtual_account
+    assert account is not None
+    opened = notification("account_opened", request_id=account.request_id, account_no="6230000000000001")
+    assert post_callback(client, keys_dir, {**opened, "account_name": "存管"}, bank=bank)[0] == 200
+    body = notification(
+        "funds_arrived",
+        bank_reference="I-1",
+        account_no="6230000000000001",
+        amount_fen=500_000,
+        payer_name="张三",
+        payer_account="6217000010002000",
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    assert post_callback(client, keys_dir, body, bank=bank)[0] == 200
+    assert load_deal(rt, deal_id).state == "awaiting_deposit", "5,000 of 20,000 yuan arrived"
+
+    clock.advance(days=3)
+    assert fire_due_timers(rt) == 1
+    (refund,) = _payouts(rt, deal_id)
+    assert (refund.purpose, refund.amount_fen, refund.payee_account) == ("refund", 500_000, "6217000010002000")
+    result = notification(
+        "payout_result", payout_id=refund.payout_id, status="succeeded", bank_reference="B-I-1", failure_reason=None
+    )
+    assert post_callback(client, keys_dir, result, bank=bank)[0] == 200
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "refunded" and _custody(rt, deal) == 0 and deal.facts["origins"] == []
+
+
+def test_resale_overpayment_goes_back_to_its_payer_after_closing(
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+) -> None:
+    agent, ops = actor(rt, "agent"), actor(rt, "ops")
+    deal_id = deals.create_deal(rt, agent, "110000", "resale_escrow", RESALE_FORM)
+    deals.confirm_agreement(rt, agent, deal_id)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000009")
+    custody = load_deal(rt, deal_id).custody_amount_fen
+    arrive(client, keys_dir, "6226000000000009", custody, "S-1")
+    arrive(client, keys_dir, "6226000000000009", 12_345, "S-2")
+    deals.record_title_transferred(rt, ops, deal_id)
+    release = _payouts(rt, deal_id)[0]
+    _pay_result(client, keys_dir, release, "succeeded")
+    assert load_deal(rt, deal_id).state == "closed"
+    excess = _payouts(rt, deal_id)[-1]
+    assert (excess.purpose, excess.amount_fen, excess.payee_account) == ("refund", 12_345, TENANT_ACCOUNT)
+    _pay_result(client, keys_dir, excess, "succeeded")
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed" and _custody(rt, deal) == 0
+    assert _ledger_ok(rt)
