@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -75,8 +75,8 @@ class Dashboard:
     deals_by_state: list[Share]
     jobs: JobFigures
     alerts: list[AlertView]
-    hours: list[datetime] = field(default_factory=list)  # the starts of the opening-rate hours (UTC)
-    openings: list[OpeningRate] = field(default_factory=list)
+    hours: list[datetime]  # the starts of the opening-rate hours (UTC)
+    openings: list[OpeningRate]
 
     @property
     def custody_total_fen(self) -> int:

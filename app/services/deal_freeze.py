@@ -80,12 +80,16 @@ def _record(
 
 
 def freeze(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> None:
-    """Freeze the deal: from now on no payout of it is sent to the bank. Refused if already frozen."""
+    """Freeze the deal: from now on no payout of it is sent to the bank. Refused if already frozen or if the
+    deal has ended (a final state of its workflow)."""
     reason = _checked(actor, reason)
     with rt.db.uow() as uow:
         deal = _load(uow.session, deal_id)
         if deal.frozen_at is not None:
             raise ValidationError("存管单已处于冻结状态", code="ALREADY_FROZEN", details={"deal_no": deal.deal_no})
+        state = rt.workflow(deal.workflow_id, deal.workflow_version).states.get(deal.state)
+        if state is not None and state.final:
+            raise ValidationError("存管单已结束，无需冻结", code="DEAL_FINISHED", details={"state": deal.state})
         before, now = _state(deal), rt.clock()
         deal.frozen_at, deal.frozen_by, deal.frozen_reason = now, actor.label, reason
         _record(uow.session, deal, actor, "freeze", before, reason, now)

@@ -99,4 +99,11 @@ def test_freeze_needs_ops_a_reason_and_a_change(rt: Runtime, users: dict) -> Non
     with pytest.raises(ValidationError) as twice:
         deal_freeze.freeze(rt, actor(rt, "ops"), deal_id, "再冻结")
     assert twice.value.code == "ALREADY_FROZEN"
-    assert [e.action for e in _audit(rt)] == ["deal.freeze"], "refusals leave no audit entry"
+    cancelled = deals.create_deal(rt, actor(rt, "agent"), "110000", "resale_escrow", RESALE_FORM)
+    deals.manual_action(rt, actor(rt, "ops"), cancelled, "cancel", "买卖双方解约")
+    with pytest.raises(ValidationError) as finished:
+        deal_freeze.freeze(rt, actor(rt, "ops"), cancelled, "冻结")
+    assert finished.value.code == "DEAL_FINISHED"
+    assert [e.action for e in _audit(rt) if e.action.startswith("deal.freeze")] == ["deal.freeze"], (
+        "refusals leave no audit entry"
+    )
