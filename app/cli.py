@@ -113,7 +113,15 @@ def user_set_password(username: str, password: str) -> None:
 @click.option("--burst", is_flag=True, help="run due jobs, then exit")
 @click.option("--poll", "poll_s", default=0.5, show_default=True, help="seconds between polls when idle")
 @click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64), help="worker threads")
-def worker_command(burst: bool, poll_s: float, concurrency: int) -> None:
+@click.option(
+    "--lease",
+    "lease_s",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5),
+    help="seconds a claimed job stays reserved; a dead worker's jobs are due again after this",
+)
+def worker_command(burst: bool, poll_s: float, concurrency: int, lease_s: float) -> None:
     """Run background jobs (bank requests) until stopped. On PostgreSQL, N threads claim jobs with
     SKIP LOCKED; SQLite has one writer at a time, so it runs a single loop whatever N says."""
     from app.worker import run_workers
@@ -126,7 +134,9 @@ def worker_command(burst: bool, poll_s: float, concurrency: int) -> None:
     signal.signal(signal.SIGTERM, lambda number, _frame: stop_requested.append(number))
     signal.signal(signal.SIGINT, lambda number, _frame: stop_requested.append(number))
     click.echo(f"worker 已启动（{concurrency} 线程）" + ("（burst）" if burst else ""), err=True)
-    ran = run_workers(rt, concurrency, should_stop=lambda: bool(stop_requested), poll_s=poll_s, burst=burst)
+    ran = run_workers(
+        rt, concurrency, should_stop=lambda: bool(stop_requested), poll_s=poll_s, burst=burst, lease_s=lease_s
+    )
     click.echo(f"worker 已停止，共执行 {ran} 个任务", err=True)
 
 

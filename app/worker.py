@@ -28,14 +28,16 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def run_one(rt: Runtime, worker: str) -> bool:
-    """Claim and run one due job. Returns False when nothing was due."""
+def run_one(rt: Runtime, worker: str, *, lease_s: float = jobs.LEASE_S) -> bool:
+    """Claim and run one due job (its lease expires after `lease_s` if this process dies). Returns False
+    when nothing was due."""
     with rt.db.uow() as uow:
-        job = jobs.claim(uow.session, worker, now=rt.clock())
+        job = jobs.claim(uow.session, worker, now=rt.clock(), lease_s=lease_s)
         if job is None:
             return False
         uow.commit()
-        job_id, kind, payload = job.id, job.kind, dict(job.payload)
+        # handlers see which run this is: payload["attempt"] (1 for the first; more after a retry or a dead worker)
+        job_id, kind, payload = job.id, job.kind, {**job.payload, "attempt": job.attempts}
     log.info("job started", extra={"job_id": job_id, "kind": kind})
     outcome: tuple[str, bool] | None = None  # (error text, retry)
     try:
@@ -100,6 +102,7 @@ def run_worker(
     poll_s: float = 0.5,
     burst: bool = False,
     maintenance_s: float = 2.0,
+    lease_s: float = jobs.LEASE_S,
 ) -> int:
     """Run jobs until `should_stop()` (or, with burst, until none is due). Returns how many ran.
     Every `maintenance_s` the ledger is maintained (hot buffers folded, expired holds voided) and due
@@ -115,7 +118,7 @@ def run_worker(
         if time.monotonic() >= next_maintenance:
             _maintain(rt)
             next_maintenance = time.monotonic() + maintenance_s
-        if run_one(rt, worker):
+        if run_one(rt, worker, lease_s=lease_s):
             ran += 1
             continue
         if burst:
@@ -125,15 +128,21 @@ def run_worker(
 
 
 def run_workers(
-    rt: Runtime, threads: int, *, should_stop: Callable[[], bool], poll_s: float = 0.5, burst: bool = False
+    rt: Runtime,
+    threads: int,
+    *,
+    should_stop: Callable[[], bool],
+    poll_s: float = 0.5,
+    burst: bool = False,
+    lease_s: float = jobs.LEASE_S,
 ) -> int:
     """`threads` worker loops in this process (each claims its own jobs); returns how many jobs ran."""
     if threads == 1:
-        return run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst)
+        return run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst, lease_s=lease_s)
     counts: list[int] = []
 
     def loop() -> None:
-        counts.append(run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst))
+        counts.append(run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst, lease_s=lease_s))
 
     workers = [threading.Thread(target=loop, name=f"worker-{n}") for n in range(threads)]
     for worker in workers:

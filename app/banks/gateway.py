@@ -23,6 +23,8 @@ from app.errors import BankError, ConfigError
 
 PayoutState = Literal["processing", "succeeded", "failed"]
 _PAYOUT_STATES: tuple[str, ...] = get_args(PayoutState)
+OpeningState = Literal["opening", "open"]
+_OPENING_STATES: tuple[str, ...] = get_args(OpeningState)
 
 
 class BankUnavailable(BankError):
@@ -79,11 +81,22 @@ class PayoutStatus:
     failure_reason: str | None
 
 
+@dataclass(frozen=True)
+class AccountOpening:
+    request_id: str
+    status: OpeningState
+    account_no: str | None  # set once open
+    account_name: str
+
+
 class BankGateway(Protocol):
     def open_virtual_account(
         self, request_id: str, account_name: str, notify_url: str, designated_payer: DesignatedPayer | None = None
     ) -> None:
         """Ask the bank to open a virtual account; the account number arrives later as `account_opened`."""
+
+    def query_virtual_account(self, request_id: str) -> AccountOpening:
+        """Where an opening request stands (raises BankRejected with code NOT_FOUND if never received)."""
 
     def submit_payout(self, payout: PayoutRequest) -> str:
         """Submit a payout; returns the bank reference. The result arrives later as `payout_result`."""
@@ -112,6 +125,18 @@ class HttpBankGateway:
         answer = self._call("POST", "/v1/virtual-accounts", payload)
         if answer.get("code") != "ACCEPTED" or answer.get("request_id") != request_id:
             raise self._garbled("开户申请", answer)
+
+    def query_virtual_account(self, request_id: str) -> AccountOpening:
+        answer = self._call("GET", f"/v1/virtual-accounts/{quote(request_id, safe='')}", None)
+        status, account_no, account_name = answer.get("status"), answer.get("account_no"), answer.get("account_name")
+        if (
+            answer.get("request_id") != request_id
+            or status not in _OPENING_STATES
+            or not isinstance(account_name, str)
+            or (status == "open") != (isinstance(account_no, str) and bool(account_no))
+        ):
+            raise self._garbled("开户查询", answer)
+        return AccountOpening(request_id, status, account_no, account_name)
 
     def submit_payout(self, payout: PayoutRequest) -> str:
         answer = self._call("POST", "/v1/payouts", asdict(payout))

@@ -14,6 +14,7 @@ from app.errors import CunguanError
 
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
+LEASE_S = 60.0  # a claimed job whose worker died is due again after this long (`flask worker --lease`)
 
 
 class Defer(CunguanError):
@@ -41,7 +42,7 @@ def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(min(ceiling, BACKOFF_BASE_S / 2), ceiling)
 
 
-def claim(session: Session, worker_id: str, *, now: datetime, lease_s: float = 60.0) -> Job | None:
+def claim(session: Session, worker_id: str, *, now: datetime, lease_s: float = LEASE_S) -> Job | None:
     """Take one due job: pending, or running with an expired lease (its worker died). Commit afterwards."""
     due = or_(Job.status == "pending", (Job.status == "running") & (Job.locked_until < now))
     query = select(Job.id).where(due, Job.run_after <= now).order_by(Job.run_after, Job.id).limit(1)

@@ -119,7 +119,9 @@ def _actor(bank_code: str) -> str:
     return f"bank:{bank_code}"
 
 
-def _account_opened(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
+def _account_opened(
+    rt: Runtime, session: Session, bank_code: str, body: dict[str, Any], marker: str | None = None
+) -> str:
     account = session.scalar(
         select(VirtualAccount).where(
             VirtualAccount.bank_code == bank_code, VirtualAccount.request_id == body["request_id"]
@@ -130,7 +132,8 @@ def _account_opened(rt: Runtime, session: Session, bank_code: str, body: dict[st
     if account.status == "opened":
         return "already_opened"
     ctx = DealContext(rt, session, account.deal, _actor(bank_code), {"account_no": body["account_no"]})
-    result = fire_or_note(ctx, "account_opened", {"account_no": body["account_no"]})
+    detail = {"account_no": body["account_no"]} | ({"marker": marker} if marker else {})
+    result = fire_or_note(ctx, "account_opened", detail)
     if account.account_no is not None:  # money that arrived before this notice is the deal's now
         suspense.rematch_after_opening(rt, session, account, _actor(bank_code))
     return result
@@ -226,6 +229,12 @@ _HANDLERS = {
 
 
 REPAIR_MARKER = "补单"
+
+
+def repair_account_opened(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
+    """补单: an account the bank says is open (asked by query) whose `account_opened` never came, processed as
+    that notification would have been (`body` is what the bank would have sent)."""
+    return _account_opened(rt, session, bank_code, body, marker=REPAIR_MARKER)
 
 
 def repair_funds_arrived(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:

@@ -19,13 +19,14 @@ from app.db.rate_limits import drain, take_token
 from app.errors import CunguanError
 from app.queue.jobs import Defer, enqueue
 from app.request_context import bind_job_context
-from app.services.bank_callbacks import apply_payout_result
+from app.services.bank_callbacks import apply_payout_result, repair_account_opened
 from app.services.bank_settings import opening_limits
 from app.services.deal_freeze import RECHECK_S, frozen_payout
 from app.services.runtime import Runtime
 
 ACTOR = "system:worker"
 QUERY_DELAY_S = 5.0
+ACCOUNT_CHECK_DELAY_S = 10.0  # no `account_opened` this long after the bank accepted the request: ask the bank
 
 
 class Retry(CunguanError):
@@ -60,6 +61,46 @@ def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
         raise Defer(error.message, delay_s=error.retry_after_s, details=error.details) from error
     except (BankUnavailable, BankOutcomeUnknown) as error:
         raise Retry(error.message, details=error.details) from error
+    with rt.db.uow() as uow:  # if the bank's `account_opened` never comes, ask the bank
+        check = {"virtual_account_id": payload["virtual_account_id"]}
+        enqueue(uow.session, "check_virtual_account", check, now=rt.clock(), delay_s=ACCOUNT_CHECK_DELAY_S)
+        uow.commit()
+
+
+def check_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
+    """An opening request the bank accepted a while ago and we still have no number for: the notification
+    was lost or is late. Ask the bank; an account it opened is recorded as that notification would have been
+    (补单). Still opening: ask again later. Never received: request it again (idempotent on request_id)."""
+    with rt.db.uow() as uow:
+        account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
+        assert account is not None, "job refers to a missing virtual account"
+        bind_job_context(deal_id=account.deal_id, bank=account.bank_code)
+        if account.status == "opened":
+            return
+        account_id, bank_code, request_id = account.id, account.bank_code, account.request_id
+    try:
+        answer = rt.gateway(bank_code).query_virtual_account(request_id)
+    except BankRejected as error:
+        if error.code != "NOT_FOUND":
+            raise
+        with rt.db.uow() as uow:
+            enqueue(uow.session, "open_virtual_account", {"virtual_account_id": account_id}, now=rt.clock())
+            uow.commit()
+        return
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    if answer.status != "open":
+        raise Retry("银行开户处理中", details={"request_id": request_id})
+    body = {
+        "notification_id": f"query:{request_id}",
+        "type": "account_opened",
+        "request_id": request_id,
+        "account_no": answer.account_no,
+        "account_name": answer.account_name,
+    }
+    with rt.db.uow() as uow:
+        repair_account_opened(rt, uow.session, bank_code, body)
+        uow.commit()
 
 
 def _designated_payer(account: VirtualAccount) -> DesignatedPayer | None:
@@ -89,9 +130,12 @@ def _load_payout(rt: Runtime, payout_id: str) -> tuple[PayoutRequest, str, str]:
 
 
 def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
-    """Submit once. Unreachable bank: resend later. Unknown outcome: query, never resubmit blindly."""
+    """Submit once. Unreachable bank: resend later. Unknown outcome: query, never resubmit blindly - and a
+    run after an earlier attempt (whose worker may have died after sending) asks the bank before sending."""
     request, bank_code, status = _load_payout(rt, payload["payout_id"])
     if status != "pending":
+        return
+    if payload.get("attempt", 1) > 1 and _found_at_bank(rt, request.payout_id, bank_code):
         return
     with rt.db.uow() as uow:
         if frozen_payout(uow.session, request.payout_id):  # no money leaves a frozen deal; unfreezing wakes this
@@ -110,14 +154,35 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     except BankRejected as error:
         _finish(rt, request.payout_id, "failed", "", f"银行拒绝付款：{error.message}")
         return
+    _mark_submitted(rt, request.payout_id, bank_reference)
+
+
+def _mark_submitted(rt: Runtime, payout_id: str, bank_reference: str) -> None:
     with rt.db.uow() as uow:
-        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == request.payout_id).with_for_update())
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         assert payout is not None
         if payout.status == "pending":
             payout.status = "submitted"
             payout.bank_reference = bank_reference
             payout.updated_at = rt.clock()
         uow.commit()
+
+
+def _found_at_bank(rt: Runtime, payout_id: str, bank_code: str) -> bool:
+    """Whether the bank already has the payout (then its answer is recorded); False if it never got it."""
+    try:
+        answer = rt.gateway(bank_code).query_payout(payout_id)
+    except BankRejected as error:
+        if error.code != "NOT_FOUND":
+            raise
+        return False
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    if answer.status == "processing":
+        _mark_submitted(rt, payout_id, answer.bank_reference)
+    else:
+        _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason)
+    return True
 
 
 def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
@@ -152,6 +217,7 @@ def _finish(rt: Runtime, payout_id: str, status: str, bank_reference: str, reaso
 
 HANDLERS = {
     "open_virtual_account": open_virtual_account,
+    "check_virtual_account": check_virtual_account,
     "submit_payout": submit_payout,
     "query_payout": query_payout,
 }

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import FormDraft
+from app.domain.banks import KNOWN_BANKS
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.errors import NotFound, ValidationError
 from app.services.deals import Actor
@@ -54,7 +55,7 @@ def form_for(rt: Runtime, city_code: str, product: str) -> SchemaForm:
 
 def bank_choices(rt: Runtime, city_code: str, product: str) -> list[tuple[str, str]]:
     """(code, name) of the custodian banks the agent may choose among (government escrow may name several)."""
-    return [(code, rt.bank(code).name) for code in rt.cities.get(city_code).product(product).banks]
+    return [(code, KNOWN_BANKS[code].name) for code in rt.cities.get(city_code).product(product).banks]
 
 
 @dataclass(frozen=True)

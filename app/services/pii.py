@@ -65,9 +65,9 @@ class PartyPii:
 def masked_parties(deal: Deal) -> dict[str, PartyPii]:
     return {
         side: PartyPii(
-            mask_id_number(getattr(deal, f"{side}_id_number")),
+            mask_id_number(id_number) if (id_number := getattr(deal, f"{side}_id_number")) else "",
             mask_phone(phone) if (phone := getattr(deal, f"{side}_phone")) else "",
-            mask_card(getattr(deal, f"{side}_bank_account")),
+            mask_card(account) if (account := getattr(deal, f"{side}_bank_account")) else "",
         )
         for side in ("buyer", "seller")
     }
@@ -87,9 +87,9 @@ def unmask_deal_parties(rt: Runtime, actor: Actor, deal_id: int, reason: str) ->
             raise NotFound("存管单不存在", details={"deal_id": deal_id})
         parties = {
             side: PartyPii(
-                getattr(deal, f"{side}_id_number"),
+                getattr(deal, f"{side}_id_number") or "",
                 getattr(deal, f"{side}_phone") or "",
-                getattr(deal, f"{side}_bank_account"),
+                getattr(deal, f"{side}_bank_account") or "",
             )
             for side in ("buyer", "seller")
         }

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.banks.gateway import (
+    AccountOpening,
     BankOutcomeUnknown,
     BankRateLimited,
     BankRejected,
@@ -147,6 +148,14 @@ class FakeBank:
         if self._roll(self.faults.timeout_after_booking):
             self.log.append(f"open {request_id}: timeout after booking")
             raise BankOutcomeUnknown("模拟应答超时", details={"bank": self.code})
+
+    def query_virtual_account(self, request_id: str) -> AccountOpening:
+        if self._roll(self.faults.unavailable):
+            raise BankUnavailable("模拟银行不可达", details={"bank": self.code})
+        account = self.accounts.get(request_id)
+        if account is None:
+            raise BankRejected("开户申请不存在", code="NOT_FOUND", details={"request_id": request_id})
+        return AccountOpening(request_id, "open", account.account_no, account.account_name)
 
     def submit_payout(self, payout: PayoutRequest) -> str:
         if self._roll(self.faults.unavailable):

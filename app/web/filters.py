@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask
 
+from app.domain.forms.products import PARTY_LABELS
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
@@ -33,9 +34,11 @@ def register(app: Flask) -> None:
     app.add_template_filter(to_chinese_upper, "rmb_upper")
     app.add_template_filter(shanghai_time, "shanghai")
     app.add_template_filter(actor_label, "actor")
-    app.add_template_filter(mask_id_number, "mask_id")
-    app.add_template_filter(mask_card, "mask_account")
-    app.add_template_filter(mask_phone, "mask_phone")
+    # a product may lack a party's field (an intent deposit has no seller yet): shown empty
+    app.add_template_filter(lambda value: mask_id_number(value) if value else "", "mask_id")
+    app.add_template_filter(lambda value: mask_card(value) if value else "", "mask_account")
+    app.add_template_filter(lambda value: mask_phone(value) if value else "", "mask_phone")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
+    app.add_template_global(PARTY_LABELS, "PARTY_LABELS")
     app.add_template_filter(lambda code: TRANSFER_LABELS.get(code, code), "transfer_label")
     app.add_template_filter(lambda kind: KIND_LABELS.get(kind, kind), "kind_label")

@@ -22,6 +22,7 @@ from app.banks.simulator.validation import (
     OPEN_ACCOUNT_REQUEST,
     PAYOUT_ID,
     PAYOUT_REQUEST,
+    REQUEST_ID,
     check,
     parse_json_object,
     parse_statement_date,
@@ -72,6 +73,20 @@ def open_virtual_account() -> tuple[Response, int]:
     )
     simulator.worker.wake()
     return jsonify(code="ACCEPTED", request_id=data["request_id"]), 202
+
+
+@bank_api.get("/virtual-accounts/<request_id>")
+def query_virtual_account(request_id: str) -> Response:
+    """Where an opening request stands: `opening`, or `open` with its number (for a platform whose
+    `account_opened` notification never came)."""
+    check(request_id, REQUEST_ID)
+    account = current_simulator().operations.account(g.bank, request_id)
+    return jsonify(
+        request_id=account.request_id,
+        status=account.status,
+        account_no=account.account_no,
+        account_name=account.account_name,
+    )
 
 
 @bank_api.post("/payouts")

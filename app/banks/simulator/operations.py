@@ -164,6 +164,13 @@ class BankOperations:
             debits = [_debit_line(payout) for payout in tx.payouts_succeeded_between(bank.code, start, end)]
         return render_statement(bank.statement, credits + debits)
 
+    def account(self, bank: SimulatedBank, request_id: str) -> Account:
+        with self.store.transaction() as tx:
+            stored = tx.account_by_request(bank.code, request_id)
+        if stored is None:
+            raise not_found(f"开户申请 {request_id} 不存在")
+        return stored
+
     def payout(self, bank: SimulatedBank, payout_id: str) -> Payout:
         with self.store.transaction() as tx:
             stored = tx.payout(bank.code, payout_id)

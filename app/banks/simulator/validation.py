@@ -52,6 +52,7 @@ PAY_IN_REQUEST = _object(
     }
 )
 PAYOUT_ID = _ID
+REQUEST_ID = _ID
 _LIMIT = {"type": "integer", "minimum": 0, "maximum": 10**9}
 LIMITS_REQUEST = _object({"per_second": _LIMIT, "per_day": _LIMIT})
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")

@@ -159,6 +159,18 @@ def _guarantee_release(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[st
     return columns, {"guarantee_fen": clean["freeze_amount"], "payee": "seller"}
 
 
+# what the paying (buyer_*) and the receiving (seller_*) party are called in each product
+PARTY_LABELS = {
+    "resale_escrow": ("买方", "卖方"),
+    "gov_escrow": ("买方", "卖方"),
+    "rent_custody": ("承租人", "出租人"),
+    "provident_fund_rent": ("承租人", "出租人"),
+    "renovation_escrow": ("业主", "装修企业"),
+    "intent_deposit": ("意向购房人", "收款方"),
+    "guarantee_release": ("申请人", "受益人"),
+}
+
+
 MAPPERS: dict[str, Callable[[Clean, Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]]] = {
     "rent_custody": _rent_custody,
     "provident_fund_rent": _provident_fund_rent,
