@@ -37,16 +37,17 @@ class BatchReport:
         return text
 
 
-def each(rows: list[str], act: Callable[[str], object]) -> BatchReport:
-    """Run `act` on every row on its own; a refusal of one row does not stop the others."""
-    report = BatchReport()
+def each(rows: list[str], act: Callable[[str], object], labels: dict[str, str] | None = None) -> BatchReport:
+    """Run `act` on every row on its own; a refusal of one row does not stop the others. The report names
+    rows by `labels` (e.g. a deal's number for its id) where given."""
+    report, labels = BatchReport(), labels or {}
     for row in rows:
         try:
             act(row)
         except CunguanError as error:
-            report.refused.append((row, error.message))
+            report.refused.append((labels.get(row, row), error.message))
         else:
-            report.done.append(row)
+            report.done.append(labels.get(row, row))
     return report
 
 

@@ -120,7 +120,12 @@ class DealsView(BatchView):
     @action("freeze", "冻结", "冻结后这些存管单的付款将暂停提交银行，直到解冻。")
     def batch_freeze(self, rows: list[str], reason: str) -> BatchReport:
         rt, actor = runtime(), self.actor
-        return each(rows, lambda row: deal_freeze.freeze(rt, actor, _deal_id(row), reason))
+        with rt.db.uow() as uow:
+            ids = [int(row) for row in rows if row.isdigit()]
+            numbers = {
+                str(i): no for i, no in uow.session.execute(select(Deal.id, Deal.deal_no).where(Deal.id.in_(ids)))
+            }
+        return each(rows, lambda row: deal_freeze.freeze(rt, actor, _deal_id(row), reason), numbers)
 
     def _detail(self, deal_id: int, parties: dict[str, Any] | None = None, unmasked: bool = False) -> str:
         rt = runtime()

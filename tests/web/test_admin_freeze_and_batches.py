@@ -78,7 +78,11 @@ def test_batch_freeze_confirms_needs_a_reason_and_reports_each_deal(rt: Runtime,
     assert "请填写操作原因" in again.text and load_deal(rt, first).frozen_at is None
     done = _post(ops, "/admin/deals/batch", action="freeze", rowid=rows, confirmed="1", reason="批量风控冻结")
     report = _flashes(done.text)
-    assert "成功 2 项" in report and "未执行 1 项" in report and f"{third}：存管单已处于冻结状态" in report
+    assert (
+        "成功 2 项" in report
+        and "未执行 1 项" in report
+        and f"{load_deal(rt, third).deal_no}：存管单已处于冻结状态" in report
+    )
     assert all(load_deal(rt, d).frozen_reason == "批量风控冻结" for d in (first, second))
     assert len(_audit(rt, "deal.freeze")) == 3
     nothing = _post(ops, "/admin/deals/batch", action="freeze", confirmed="1", reason="x")
