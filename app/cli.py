@@ -289,6 +289,7 @@ def register_cli(app: Flask) -> None:
     from app.cli_agreement import agreement_cli
     from app.cli_audit import audit_cli
     from app.cli_config import city_cli, workflow_cli
+    from app.cli_contracts import contracts_cli
     from app.cli_pii import pii_cli
     from app.cli_publishing import city_draft  # noqa: F401 - adds the publishing commands to city_cli
     from app.cli_reconcile import reconcile_command
@@ -303,3 +304,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(serve_all_command)
     app.cli.add_command(reconcile_command)
     app.cli.add_command(bank_sim, "bank-sim")
+    app.cli.add_command(contracts_cli)

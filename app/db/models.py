@@ -580,3 +580,20 @@ class BankOpeningLimit(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (CheckConstraint("per_second > 0 AND per_day >= per_second", name="limits_positive"),)
+
+
+class ImportedContract(Base):
+    """A stock rental contract brought in by `flask contracts import`: one per city and contract number,
+    so that importing the same file again creates nothing twice."""
+
+    __tablename__ = "imported_contracts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    city_code: Mapped[str] = mapped_column(String(6))
+    contract_no: Mapped[str] = mapped_column(String(64))
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), unique=True)
+    source_name: Mapped[str] = mapped_column(String(256))  # the file it came from
+    row_no: Mapped[int] = mapped_column(Integer)  # its row in that file (header = 1)
+    imported_by: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("city_code", "contract_no"),)

@@ -1,0 +1,281 @@
+"""`flask contracts import`: stock rental contracts become rent-custody deals waiting for their accounts,
+bad rows are reported (row, field, reason) while the good ones are imported once, and the accounts are
+opened no faster than the bank allows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.db.models import Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
+from app.domain import ledger
+from app.domain.identity import id_check_char
+from app.services.runtime import Runtime
+from app.worker import run_one
+from tests.integration.test_worker_jobs import FakeBank
+
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+COLUMNS = [
+    "city_code",
+    "lease_contract_no",
+    "landlord_name",
+    "landlord_id_number",
+    "landlord_phone",
+    "landlord_bank_card",
+    "tenant_name",
+    "tenant_id_number",
+    "tenant_phone",
+    "property_address",
+    "lease_starts_on",
+    "monthly_rent_fen",
+    "lease_months",
+    "months_per_installment",
+    "deposit_fen",
+]
+CHINESE_HEADER = [
+    "城市代码",
+    "租赁合同编号",
+    "出租人姓名",
+    "出租人身份证号",
+    "出租人手机号",
+    "出租人收租银行卡号",
+    "承租人姓名",
+    "承租人身份证号",
+    "承租人手机号",
+    "房屋坐落",
+    "起租日",
+    "月租金",
+    "租期（月）",
+    "付款周期（月）",
+    "押金",
+]
+
+
+def _resident_id(n: int, year: int) -> str:
+    first17 = f"110105{year}{1 + n % 12:02d}{1 + n % 28:02d}{n % 1000:03d}"
+    return first17 + id_check_char(first17)
+
+
+def _bank_card(n: int) -> str:
+    """16 digits passing the Luhn check."""
+    body = f"622260{n:09d}"
+    total = 0
+    for index, digit in enumerate(reversed(body)):
+        value = int(digit) * (2 if index % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    return body + str((10 - total % 10) % 10)
+
+
+def contract_row(n: int, city_code: str = "110000") -> list[str]:
+    """A valid stock contract (row values in COLUMNS order), different for every n."""
+    return [
+        city_code,
+        f"BJZL-2026-{n:06d}",
+        "李四",
+        _resident_id(n, 1970),
+        f"138{n:08d}",
+        _bank_card(n),
+        "张三",
+        _resident_id(n, 1990),
+        f"139{n:08d}",
+        f"北京市朝阳区建国路{n}号",
+        "2026-12-01",
+        f"{3000 + n % 5000}.50",
+        "12",
+        ["1", "3", "6", "12"][n % 4],
+        "3000",
+    ]
+
+
+def contract_csv(rows: list[list[str]], header: list[str] = COLUMNS, encoding: str = "utf-8-sig") -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode(encoding)
+
+
+@pytest.fixture
+def agent(rt: Runtime, users: dict[str, int]) -> str:
+    rt.clock = lambda: T0
+    return "agent"
+
+
+def _import(app: Flask, path: Path, *extra: str) -> str:
+    result = app.test_cli_runner().invoke(args=["contracts", "import", str(path), "--agent", "agent", *extra])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def _report(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        return list(csv.reader(file))
+
+
+def _count(rt: Runtime, model: type, *where: object) -> int:
+    with rt.db.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def _file_with_bad_rows(total: int) -> tuple[list[list[str]], list[list[str]]]:
+    """`total` rows of which some are bad in known ways; returns (rows, the expected report lines)."""
+    rows = [contract_row(n) for n in range(total)]
+    rows[10][7] = rows[10][7][:-1] + ("0" if rows[10][7][-1] != "0" else "1")  # tenant ID: wrong check character
+    rows[20][11] = "三千元"  # rent: not an amount
+    rows[30][0] = "999999"  # no such city
+    rows[40][1] = rows[5][1]  # the contract number of row 7 (rows[5] is on line 7: header + 1-based)
+    rows[50] = rows[50][:9]  # cut short: columns missing
+    rows[60][13] = "2"  # installment every 2 months: not offered
+    rows[60][4] = "12345"  # and a bad phone on the same row
+    rows[70][12] = "1"  # a one-month lease paid every 3 months (rows[70] pays every 3 months: 70 % 4 == 2 -> 6)
+    return rows, [
+        ["行号", "字段", "字段名称", "原因", "租赁合同编号"],
+        ["12", "tenant_id_number", "承租人身份证号", "承租人身份证号无效（请检查位数、出生日期和校验位）", rows[10][1]],
+        ["22", "monthly_rent_fen", "月租金", "金额格式不正确，请输入数字，最多两位小数", rows[20][1]],
+        ["32", "city_code", "城市代码", "城市代码 999999 不可用：城市未开通", rows[30][1]],
+        ["42", "lease_contract_no", "租赁合同编号", "租赁合同编号与第 7 行重复", rows[5][1]],
+        ["52", "(整行)", "整行", "缺少列：本行 9 列，表头 15 列", ""],
+        ["62", "landlord_phone", "出租人手机号", "出租人手机号应为 11 位手机号码，以 13–19 开头", rows[60][1]],
+        ["62", "months_per_installment", "付款周期（月）", "请选择付款周期（月）", rows[60][1]],
+        ["72", "months_per_installment", "付款周期（月）", "付款周期不能长于租期", rows[70][1]],
+    ]
+
+
+def test_imports_good_rows_once_and_reports_bad_ones(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:
+    rows, expected_report = _file_with_bad_rows(2_400)
+    path = tmp_path / "stock.csv"
+    path.write_bytes(contract_csv(rows))
+    output = _import(app, path)
+    good = 2_400 - 7
+    assert _report(tmp_path / "stock.errors.csv") == expected_report
+    assert f"已导入 {good} 份合同" in output and "有误 7 行" in output
+    assert "中国光大银行（ceb）" in output and "户/秒" in output, output
+    assert _count(rt, Deal, Deal.state == "awaiting_account", Deal.product == "rent_custody") == good
+    assert _count(rt, VirtualAccount, VirtualAccount.status == "requested") == good
+    assert _count(rt, Job, Job.kind == "open_virtual_account", Job.status == "pending") == good
+    assert _count(rt, DealEvent, DealEvent.event == "imported") == good
+    assert _count(rt, LedgerAccount, LedgerAccount.deal_id.is_not(None)) == good
+    assert _count(rt, ImportedContract) == good
+
+    again = _import(app, path, "--report", str(tmp_path / "again.csv"))
+    assert f"已导入 0 份合同；此前已导入而跳过 {good} 份" in again
+    assert _report(tmp_path / "again.csv") == expected_report
+    assert _count(rt, Deal) == good and _count(rt, Job) == good
+
+
+def test_an_imported_deal_is_the_deal_the_intake_would_make(
+    app: Flask, rt: Runtime, agent: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "one.csv"
+    row = contract_row(3)  # pays every 12 months: 3003.50 yuan a month, deposit 3000 yuan
+    path.write_bytes(contract_csv([row]))
+    _import(app, path)
+    with rt.db.uow() as uow:
+        deal = uow.session.scalars(select(Deal)).one()
+        assert deal.deal_no == "RC1100002026112300001"
+        assert (deal.buyer_name, deal.buyer_id_number, deal.buyer_phone) == ("张三", row[7], row[8])
+        assert (deal.seller_name, deal.seller_bank_account, deal.certificate_no) == ("李四", row[5], row[1])
+        assert deal.buyer_id_bidx, "the blind index is written as the ORM would"
+        assert (deal.price_fen, deal.custody_amount_fen) == (3003_50 * 12 + 3000_00, 3003_50 * 12 + 3000_00)
+        assert deal.facts["custody_per_month_fen"] == 3003_50 and deal.facts["deposit_custody_fen"] == 3000_00
+        assert [(e.event, e.from_state, e.to_state, e.actor) for e in deal.events] == [
+            ("create", None, "created", "user:agent"),
+            ("imported", "created", "awaiting_account", "user:agent"),
+        ]
+        assert deal.events[1].detail == {"file": "one.csv", "row": 2, "label": "存量合同导入，开立托管账户"}
+        account = deal.virtual_account
+        assert account is not None and account.account_name == f"存管-{deal.deal_no}"
+        job = uow.session.scalars(select(Job)).one()
+        assert job.payload == {"virtual_account_id": account.id}
+        assert LedgerRepository(uow.session).balance(ledger.deal_custody(deal.deal_no).code) == 0
+        assert check_ledger(uow.session).ok
+
+
+def test_a_gbk_file_with_chinese_headers(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:
+    path = tmp_path / "gbk.csv"
+    path.write_bytes(contract_csv([contract_row(n) for n in range(30)], CHINESE_HEADER, encoding="gbk"))
+    output = _import(app, path)
+    assert "GBK" in output and "已导入 30 份合同" in output
+    with rt.db.uow() as uow:
+        addresses = set(uow.session.scalars(select(Deal.property_address)))
+        assert addresses == {f"北京市朝阳区建国路{n}号" for n in range(30)}
+
+
+def test_a_wrong_header_imports_nothing(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad-header.csv"
+    path.write_bytes(contract_csv([contract_row(1)[1:]], [*COLUMNS[1:-1], "备注"]))
+    result = app.test_cli_runner().invoke(args=["contracts", "import", str(path), "--agent", "agent"])
+    assert result.exit_code == 1
+    assert "无法识别的列：备注" in result.output and "缺少必需的列：city_code" in result.output
+    assert _count(rt, Deal) == 0
+
+
+def test_only_an_agent_can_own_imported_deals(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:
+    path = tmp_path / "one.csv"
+    path.write_bytes(contract_csv([contract_row(1)]))
+    result = app.test_cli_runner().invoke(args=["contracts", "import", str(path), "--agent", "ops"])
+    assert result.exit_code == 1 and "--agent" in result.output
+    assert _count(rt, Deal) == 0
+
+
+@pytest.fixture
+def bank(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> FakeBank:
+    fake = FakeBank()
+    monkeypatch.setattr(rt, "gateway", lambda bank_code: fake)
+    return fake
+
+
+def _run_due(rt: Runtime, at: datetime) -> int:
+    rt.clock = lambda: at
+    ran = 0
+    while run_one(rt, "test-worker"):
+        ran += 1
+    return ran
+
+
+def test_imported_accounts_open_at_the_banks_pace_and_never_faster(
+    app: Flask, rt: Runtime, agent: str, tmp_path: Path, bank: FakeBank
+) -> None:
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=3, open_per_day=20)
+    path = tmp_path / "stock.csv"
+    path.write_bytes(contract_csv([contract_row(n) for n in range(25)]))
+    output = _import(app, path)
+    assert "按银行限速 3 户/秒、20 户/日" in output and "跨 2 个自然日" in output, output
+    opened_per_second = []
+    for tick in range(12):  # the clock stands still while due jobs run, then moves on a second
+        _run_due(rt, T0 + timedelta(seconds=tick))
+        opened_per_second.append(len(bank.calls) - sum(opened_per_second))
+    # the jobs are spread a third of a second apart: one is due at once, then three a second until the
+    # day's 20 are used; none past the daily quota
+    assert opened_per_second == [1, 3, 3, 3, 3, 3, 3, 1, 0, 0, 0, 0]
+    _run_due(rt, T0 + timedelta(hours=14))  # midnight in Shanghai: a new day's quota
+    _run_due(rt, T0 + timedelta(hours=14, seconds=1))
+    _run_due(rt, T0 + timedelta(hours=14, seconds=2))
+    assert len(bank.calls) == 25
+    assert len({request_id for _, request_id in bank.calls}) == 25, "each account asked for once"
+
+
+def test_openings_stay_within_the_limit_when_jobs_are_all_due_at_once(
+    app: Flask, rt: Runtime, agent: str, tmp_path: Path, bank: FakeBank
+) -> None:
+    """The schedule only spreads the jobs; the token bucket is the guard: workers running late (every job
+    due) still open no more than the per-second limit."""
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=4, open_per_day=1000)
+    path = tmp_path / "stock.csv"
+    path.write_bytes(contract_csv([contract_row(n) for n in range(30)]))
+    _import(app, path)
+    late = T0 + timedelta(minutes=10)
+    counts = []
+    for tick in range(10):
+        before = len(bank.calls)
+        _run_due(rt, late + timedelta(seconds=tick))
+        counts.append(len(bank.calls) - before)
+    assert max(counts) <= 4 and sum(counts) == 30, counts
