@@ -1,0 +1,59 @@
+"""Chaos (issue 6): a few hundred resale deals on three banks (ceb 110000, icbc 320100, pab 440300) while the bank
+simulator drops, duplicates, reorders notifications, fails requests with 503 and times out payout answers; two
+`flask worker` processes, one killed with SIGKILL mid-run and restarted; then `flask reconcile` for every bank and
+day until every deal is final.
+
+Asserted (tests/e2e/chaos_support.check_outcome): every deal closed; `flask ledger check` passes; each bank
+reference posted exactly once; every payout submitted to the bank once (the simulator counts submissions per
+payout id), paid once and settled once; no money left at the bank; every job done (none dead); every dropped
+notification made good (补单 on the timeline, or the payout settled by a query) and reconciliation repaired
+nothing that was not lost.
+
+Agreements: one real agreement is rendered and signed, every other deal gets its own record carrying a copy of
+that signed file (`SignOnce`, as the simulation sandbox does) - several hundred real renders do not fit the run.
+Everything else is real: processes, HTTP, signatures, workers, ledger, workflows, reconciliation. The opening
+limits are raised to 40/s for the run (platform env CUNGUAN_BANK_<CODE>_OPEN_PER_SECOND and the simulator's
+/sim/limits), the lease to 2 s (`flask worker --lease`). The longer run is `bench/chaos.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.banks.simulator.banks import SIMULATED_BANKS
+from app.crypto.keys import ensure_keys
+from app.services.runtime import Runtime
+from tests.e2e.chaos_support import ChaosPlan, ChaosStack, check_outcome, make_app, run_chaos
+
+pytestmark = pytest.mark.e2e
+
+PLAN = ChaosPlan(deals=240)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, database_url: str) -> Iterator[ChaosStack]:
+    keys = tmp_path / "keys"
+    ensure_keys(keys, SIMULATED_BANKS)
+    running = ChaosStack(tmp_path, database_url, keys, PLAN)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_chaos_deals_all_finish_and_nothing_is_paid_twice(stack: ChaosStack) -> None:
+    flask_app = make_app(stack)
+    runtime: Runtime = flask_app.extensions["cunguan.runtime"]
+    try:
+        report = run_chaos(stack, flask_app, PLAN)
+        print(f"chaos: {PLAN.deals} deals in {report.seconds:.1f} s, {report.reconcile_rounds} reconciliation rounds")
+        print(report.figures)
+        check_outcome(stack, runtime, report)
+    except AssertionError:
+        print(stack.logs())
+        raise
+    finally:
+        runtime.db.dispose()
