@@ -30,7 +30,7 @@ from tests.e2e.chaos_support import ChaosPlan, ChaosStack, check_outcome, make_a
 
 pytestmark = pytest.mark.e2e
 
-PLAN = ChaosPlan(deals=240)
+PLAN = ChaosPlan(deals=200)
 
 
 @pytest.fixture
