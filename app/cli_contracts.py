@@ -52,6 +52,7 @@ class _Progress:
                 show_pos=True,
                 show_eta=True,
                 item_show_func=lambda _item: f"{self.rate():,.0f} 行/秒",
+                file=click.get_text_stream("stderr"),
             )
             self.bar.__enter__()
 

@@ -81,7 +81,7 @@ class Deal(Base):
         String(64), index=True, info=blind_index_column_info("seller_phone", "phone")
     )
     property_address: Mapped[str | None] = mapped_column(String(256))
-    certificate_no: Mapped[str | None] = mapped_column(String(64))
+    certificate_no: Mapped[str | None] = mapped_column(String(64), index=True)  # contract no.: is it in custody?
     price_fen: Mapped[int] = mapped_column(BigInteger)
     custody_amount_fen: Mapped[int] = mapped_column(BigInteger)
     # the product's case facts the workflow's building blocks read and keep (rent plan, counters, origins)

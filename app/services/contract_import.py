@@ -19,14 +19,16 @@ second, per day) so that workers do not spin deferring 100,000 due jobs; the tok
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, func, insert, select, tuple_
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,7 +60,7 @@ from app.domain.contract_import import (
     split_rows,
 )
 from app.domain.forms.products import deal_fields
-from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
+from app.domain.forms.schema_form import FieldSpec, SchemaForm, build_form, load_base_schema
 from app.domain.rate_limit import Limits
 from app.errors import ConfigError, CunguanError, ValidationError
 from app.services import audit
@@ -73,7 +75,6 @@ PRODUCT = "rent_custody"
 PREFIX = "RC"  # app.services.deals.DEAL_PREFIXES["rent_custody"]
 EVENT = "imported"
 BATCH_SIZE = 500
-PROGRESS_EVERY = 500
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BULK_ACTIONS = frozenset({"plan_rent_custody", "request_virtual_account"})  # what _write_batch carries out
 IMPORT_LOCK = "contract_import"  # one importer writes a batch at a time (PostgreSQL advisory lock)
@@ -191,29 +192,41 @@ class _Importer:
         self.seen: dict[tuple[str, str], int] = {}  # (city, contract no) -> the row that has it
         self.queues: dict[str, _BankQueue] = {}
 
-    def run(self, items: Any, records: int) -> None:
+    def run(self, items: Iterable[Row | BadRow], records: int) -> None:
+        """Read the rows a chunk at a time: the chunk's contracts imported before are looked up at once (a
+        re-run skips them without checking them again), the rest checked, the good ones written."""
         batch: list[ValidRow] = []
         reported = 0
-        for item in items:
-            self.result.rows += 1
-            if isinstance(item, BadRow):
-                self.result.bad_rows.append(item)
-            else:
-                valid = self.check(item)
+        for chunk in _chunks(items, self.batch_size):
+            imported = self.imported_before(chunk)
+            for item in chunk:
+                self.result.rows += 1
+                if isinstance(item, BadRow):
+                    self.result.bad_rows.append(item)
+                    continue
+                valid = self.check(item, imported)
                 if valid is not None:
                     batch.append(valid)
-            if len(batch) >= self.batch_size:
-                self.write(batch)
-                batch = []
-            row_no = item.row_no
-            if row_no - 1 - reported >= PROGRESS_EVERY:
-                self.progress(row_no - 1 - reported)
-                reported = row_no - 1
+                if len(batch) >= self.batch_size:
+                    self.write(batch)
+                    batch = []
+            done = chunk[-1].row_no - 1
+            self.progress(done - reported)
+            reported = done
         if batch:
             self.write(batch)
         self.progress(records - reported)
         self.result.bad_rows.sort(key=lambda bad: bad.row_no)  # stable: a row's problems stay in form order
         self.finish()
+
+    def imported_before(self, chunk: list[Row | BadRow]) -> set[tuple[str, str]]:
+        keys = {
+            (item.values.get(CITY_COLUMN, ""), item.values.get("lease_contract_no", ""))
+            for item in chunk
+            if isinstance(item, Row)
+        }
+        with self.rt.db.uow() as uow:
+            return _imported_keys(uow.session, keys)
 
     # --- checking a row -------------------------------------------------------------------------------
 
@@ -234,7 +247,7 @@ class _Importer:
             resolved=resolved,
             city=city,
             product=product,
-            form=build_form(PRODUCT, load_base_schema(PRODUCT), product.form),
+            form=indexed(build_form(PRODUCT, load_base_schema(PRODUCT), product.form)),
             params=resolve(definition.parameters, product.overrides()),
             definition=definition,
             transition=import_transition(definition),
@@ -243,8 +256,9 @@ class _Importer:
     def bad(self, row: Row, field_name: str, reason: str) -> None:
         self.result.bad_rows.append(BadRow(row.row_no, field_name, reason, row.values.get("lease_contract_no", "")))
 
-    def check(self, row: Row) -> ValidRow | None:
-        """The row ready to write, or None after reporting what is wrong with it."""
+    def check(self, row: Row, imported: set[tuple[str, str]]) -> ValidRow | None:
+        """The row ready to write, or None after reporting what is wrong with it or when its contract was
+        imported before (`imported`: city and contract number)."""
         code = row.values.get(CITY_COLUMN, "")
         city = self.city(code) if code else "请填写城市代码"
         if isinstance(city, str):
@@ -256,6 +270,9 @@ class _Importer:
             if first != row.row_no:
                 self.bad(row, "lease_contract_no", f"租赁合同编号与第 {first} 行重复")
                 return None
+        if (code, contract_no) in imported:
+            self.result.already_imported += 1
+            return None
         try:
             clean = city.form.validate(row.values)
             fields = deal_fields(PRODUCT, clean, city.params)
@@ -300,24 +317,10 @@ class _Importer:
         """The rows not imported before (those are skipped) and with no rent-custody deal of the same contract
         already (made at the intake: reported)."""
         keys = [(row.city.code, row.contract_no) for row in batch]
-        imported = set(
-            session.execute(
-                select(ImportedContract.city_code, ImportedContract.contract_no).where(
-                    tuple_(ImportedContract.city_code, ImportedContract.contract_no).in_(keys)
-                )
-            ).all()
-        )
+        imported = _imported_keys(session, set(keys))  # by another import since the chunk was read
         self.result.already_imported += sum(key in imported for key in keys)
         fresh = [row for row in batch if (row.city.code, row.contract_no) not in imported]
-        existing: dict[tuple[str, str | None], str] = {}
-        if fresh:
-            found = session.execute(
-                select(Deal.city_code, Deal.certificate_no, Deal.deal_no).where(
-                    Deal.product == PRODUCT,
-                    tuple_(Deal.city_code, Deal.certificate_no).in_([(r.city.code, r.contract_no) for r in fresh]),
-                )
-            )
-            existing = {(city_code, contract_no): deal_no for city_code, contract_no, deal_no in found}
+        existing = _deals_of_contracts(session, [(row.city.code, row.contract_no) for row in fresh])
         for row in fresh:
             deal_no = existing.get((row.city.code, row.contract_no))
             if deal_no:
@@ -463,6 +466,67 @@ def custody_bank(product: ProductConfig, chosen: str) -> str:
             code="BANK_NOT_OFFERED",
         )
     return chosen
+
+
+def _chunks(items: Iterable[Row | BadRow], size: int) -> Iterator[list[Row | BadRow]]:
+    chunk: list[Row | BadRow] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _by_city(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for city_code, contract_no in sorted(set(keys)):
+        grouped.setdefault(city_code, []).append(contract_no)
+    return grouped
+
+
+def _imported_keys(session: Session, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (city code, contract number) were imported already: one index lookup per city
+    (`city_code = … AND contract_no IN (…)`; a row-value IN list is not an index scan on PostgreSQL)."""
+    found: set[tuple[str, str]] = set()
+    for city_code, numbers in _by_city(keys).items():
+        query = select(ImportedContract.contract_no).where(
+            ImportedContract.city_code == city_code, ImportedContract.contract_no.in_(numbers)
+        )
+        found.update((city_code, contract_no) for contract_no in session.scalars(query))
+    return found
+
+
+def _deals_of_contracts(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(city code, contract number) -> the number of a rent-custody deal already made for that contract."""
+    found: dict[tuple[str, str], str] = {}
+    for city_code, numbers in _by_city(keys).items():
+        query = select(Deal.certificate_no, Deal.deal_no).where(
+            Deal.certificate_no.in_(numbers), Deal.city_code == city_code, Deal.product == PRODUCT
+        )
+        found.update(((city_code, contract_no), deal_no) for contract_no, deal_no in session.execute(query))
+    return found
+
+
+class _IndexedForm(SchemaForm):
+    """The city's form with its fields computed once and found by name in a dict: validation asks for them
+    dozens of times a row, and SchemaForm recomputes them every time (worth moving into SchemaForm)."""
+
+    @cached_property
+    def fields(self) -> tuple[FieldSpec, ...]:  # type: ignore[override]
+        return super().fields
+
+    @cached_property
+    def _by_name(self) -> dict[str, FieldSpec]:
+        return {spec.name: spec for spec in self.fields}
+
+    def field(self, name: str) -> FieldSpec:
+        return self._by_name[name]
+
+
+def indexed(form: SchemaForm) -> SchemaForm:
+    return _IndexedForm(**{spec.name: getattr(form, spec.name) for spec in dataclasses.fields(form)})
 
 
 def _advisory_lock(session: Session, key: str) -> None:

@@ -1,4 +1,4 @@
-"""stock rental contracts imported once per city and contract number
+"""stock rental contracts imported once per city and contract number; deals found by contract number
 
 Revision ID: 0013
 Revises: 0012
@@ -32,7 +32,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("city_code", "contract_no", name=op.f("uq_imported_contracts_city_code_contract_no")),
         sa.UniqueConstraint("deal_id", name=op.f("uq_imported_contracts_deal_id")),
     )
+    op.create_index(op.f("ix_deals_certificate_no"), "deals", ["certificate_no"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_deals_certificate_no"), table_name="deals")
     op.drop_table("imported_contracts")

@@ -18,8 +18,11 @@ from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
 from app.domain import ledger
 from app.domain.identity import id_check_char
+from app.services import deals
 from app.services.runtime import Runtime
 from app.worker import run_one
+from tests.factories import actor
+from tests.integration.test_products_in_services import RENT_FORM
 from tests.integration.test_worker_jobs import FakeBank
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -197,6 +200,25 @@ def test_an_imported_deal_is_the_deal_the_intake_would_make(
         assert job.payload == {"virtual_account_id": account.id}
         assert LedgerRepository(uow.session).balance(ledger.deal_custody(deal.deal_no).code) == 0
         assert check_ledger(uow.session).ok
+
+
+def test_a_contract_already_in_custody_at_the_intake_is_reported(
+    app: Flask, rt: Runtime, agent: str, tmp_path: Path
+) -> None:
+    deal_id = deals.create_deal(rt, actor(rt, "agent"), "110000", "rent_custody", RENT_FORM)
+    row = contract_row(1)
+    row[1] = RENT_FORM["lease_contract_no"]
+    path = tmp_path / "taken.csv"
+    path.write_bytes(contract_csv([row, contract_row(2)]))
+    output = _import(app, path)
+    assert "已导入 1 份合同" in output
+    with rt.db.uow() as uow:
+        deal_no = uow.session.get(Deal, deal_id).deal_no  # type: ignore[union-attr]
+    assert _report(tmp_path / "taken.errors.csv")[1:] == [
+        ["2", "lease_contract_no", "租赁合同编号", f"该合同已有租金托管存管单 {deal_no}", row[1]]
+    ]
+    assert _count(rt, Deal) == 2
+    assert _count(rt, Deal, Deal.deal_no == "RC1100002026112300002"), "numbers continue after the intake's"
 
 
 def test_a_gbk_file_with_chinese_headers(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:

@@ -1,0 +1,136 @@
+"""Benchmark: `flask contracts import` of generated stock rental contracts on SQLite and PostgreSQL.
+
+Each run: a fresh database, an agent, a CSV of N valid contracts (UTF-8) written to a temporary folder, then
+the import through the service the CLI calls (rows checked by the intake form, deals written in batches),
+then the same file again (everything skipped as already imported).
+
+Run: .venv/bin/python bench/contract_import.py [--rows 100000] [--batch-size 500] [--db sqlite,postgresql]
+     [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--profile] [--json out.json]
+Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from app.config import BankEndpoint, Config  # noqa: E402
+from app.crypto.keys import ensure_keys  # noqa: E402
+from app.db.base import Base  # noqa: E402
+from app.db.models import Deal, Job  # noqa: E402
+from app.services.contract_import import import_contracts  # noqa: E402
+from app.services.users import create_user  # noqa: E402
+from tests.integration.test_contract_import import contract_csv, contract_row  # noqa: E402 - the tests' rows
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+def _database(kind: str, folder: Path, postgres_url: str) -> tuple[str, Any]:
+    """A fresh database URL and a function that drops it afterwards."""
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'bench.db'}", lambda: None
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    separator = "&" if "?" in postgres_url else "?"
+    return f"{postgres_url}{separator}options=-csearch_path%3D{schema}", drop
+
+
+def run(kind: str, rows: int, batch_size: int, postgres_url: str, profile: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        url, drop = _database(kind, folder, postgres_url)
+        try:
+            keys = folder / "keys"
+            ensure_keys(keys, ["ceb"])
+            config = Config(
+                instance_path=folder / "instance",
+                database_url=url,
+                keys_dir=keys,
+                secret_key="bench",
+                public_base_url="http://127.0.0.1:5000",
+                banks={"ceb": BankEndpoint("ceb", "中国光大银行", "http://127.0.0.1:9")},
+            )
+            app = create_app(config)
+            rt = app.extensions["cunguan.runtime"]
+            Base.metadata.create_all(rt.db.engine)
+            rt.clock = lambda: NOW
+            create_user(rt, "bench-agent", "bench-password-1", "agent", "压测经纪人")
+            data = contract_csv([contract_row(n) for n in range(rows)])
+            profiler = cProfile.Profile() if profile else None
+            started = time.perf_counter()
+            if profiler:
+                profiler.enable()
+            result = import_contracts(rt, "bench-agent", "bench.csv", data, batch_size=batch_size)
+            if profiler:
+                profiler.disable()
+            elapsed_s = time.perf_counter() - started
+            started = time.perf_counter()
+            again = import_contracts(rt, "bench-agent", "bench.csv", data, batch_size=batch_size)
+            rerun_s = time.perf_counter() - started
+            with rt.db.uow() as uow:
+                deals = uow.session.scalar(select(func.count()).select_from(Deal))
+                jobs = uow.session.scalar(select(func.count()).select_from(Job))
+            assert result.imported == rows == deals == jobs and not result.bad_rows, (result, deals, jobs)
+            assert again.already_imported == rows and again.imported == 0
+            rt.db.dispose()
+            if profiler:
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+            return {
+                "db": kind,
+                "rows": rows,
+                "batch_size": batch_size,
+                "file_mb": round(len(data) / 1e6, 1),
+                "import_s": round(elapsed_s, 1),
+                "rows_per_s": round(rows / elapsed_s),
+                "rerun_s": round(rerun_s, 1),
+                "rerun_rows_per_s": round(rows / rerun_s),
+            }
+        finally:
+            drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = [run(kind, args.rows, args.batch_size, args.postgres_url, args.profile) for kind in args.db.split(",")]
+    print(f"{'db':<11}{'rows':>9}{'batch':>7}{'MB':>6}{'import s':>10}{'rows/s':>9}{'re-run s':>10}{'rows/s':>9}")
+    for r in results:
+        print(
+            f"{r['db']:<11}{r['rows']:>9}{r['batch_size']:>7}{r['file_mb']:>6}{r['import_s']:>10}"
+            f"{r['rows_per_s']:>9}{r['rerun_s']:>10}{r['rerun_rows_per_s']:>9}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
