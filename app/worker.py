@@ -15,6 +15,7 @@ from app.db.models import Job
 from app.errors import CunguanError
 from app.queue import jobs
 from app.request_context import bind_context
+from app.services import bank_callbacks
 from app.services.bank_callbacks import prune_nonces
 from app.services.bank_jobs import HANDLERS, Retry
 from app.services.deal_timers import fire_due_timers
@@ -95,6 +96,21 @@ def _maintain(rt: Runtime) -> None:
             log.warning(f"{name} failed", extra={"error": traceback.format_exc(limit=3)})
 
 
+def _process_inbox(rt: Runtime) -> bool:
+    """With CUNGUAN_CALLBACK_PROCESSING=inbox, process one batch of acknowledged bank callbacks; True when
+    it found work (so the loop does not sleep). A failure is logged; the rows stay due for the next round."""
+    if bank_callbacks.processing_mode() != bank_callbacks.INBOX_MODE:
+        return False
+    try:
+        batch = bank_callbacks.process_inbox(rt)
+    except Exception:  # a lost connection: nothing of the batch was committed, the next round retries
+        log.warning("inbox processing failed", extra={"error": traceback.format_exc(limit=3)})
+        return False
+    if batch.processed or batch.failed:
+        log.info("inbox batch processed", extra={"processed": batch.processed, "failed": batch.failed})
+    return batch.processed + batch.failed > 0
+
+
 def run_worker(
     rt: Runtime,
     *,
@@ -118,8 +134,11 @@ def run_worker(
         if time.monotonic() >= next_maintenance:
             _maintain(rt)
             next_maintenance = time.monotonic() + maintenance_s
+        inbox_busy = _process_inbox(rt)  # one batch per round, so that jobs are not starved by callbacks
         if run_one(rt, worker, lease_s=lease_s):
             ran += 1
+            continue
+        if inbox_busy:
             continue
         if burst:
             break

@@ -138,13 +138,100 @@ def load(base_url: str, prepared: list[tuple[str, bytes, dict]], clients: int) -
     }
 
 
+def start_server(args: argparse.Namespace, environment: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{args.port}"]
+    if args.threads > 1:
+        command += ["--threads", str(args.threads), "-k", "gthread"]
+    server = subprocess.Popen([*command, "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=environment)
+    for _ in range(100):
+        try:
+            if requests.get(f"http://127.0.0.1:{args.port}/healthz", timeout=5).status_code == 200:
+                return server
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not come up")
+
+
+def start_processors(count: int, environment: dict[str, str]) -> list[subprocess.Popen]:
+    """`flask worker` processes: in inbox mode they process the acknowledged callbacks."""
+    command = [sys.executable, "-m", "flask", "--app", "wsgi:app", "worker", "--poll", "0.05"]
+    return [subprocess.Popen(command, cwd=ROOT, env=environment, stderr=subprocess.DEVNULL) for _ in range(count)]
+
+
+def processed_count(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(
+                select(func.count()).select_from(BankNotification).where(BankNotification.processed_at.is_not(None))
+            )
+    finally:
+        engine.dispose()
+
+
+def wait_processed(url: str, expected: int, started: float, timeout_s: float = 600) -> float:
+    """Seconds from `started` until `expected` inbox rows in all are processed (polled every 20 ms)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            while time.perf_counter() - started < timeout_s:
+                done = connection.scalar(
+                    select(func.count()).select_from(BankNotification).where(BankNotification.processed_at.is_not(None))
+                )
+                connection.rollback()
+                if done >= expected:
+                    return time.perf_counter() - started
+                time.sleep(0.02)
+    finally:
+        engine.dispose()
+    raise RuntimeError(f"inbox not processed after {timeout_s} s")
+
+
+def run_mode(
+    args: argparse.Namespace, mode: str, url: str, keys_dir: Path, base_env: dict[str, str], accounts: list[str]
+) -> list[dict]:
+    environment = {**base_env, "CUNGUAN_CALLBACK_PROCESSING": mode}
+    server = start_server(args, environment)
+    processors: list[subprocess.Popen] = []
+    rows = []
+    try:
+        base_url = f"http://127.0.0.1:{args.port}"
+        ping = signed_requests(keys_dir, accounts, args.requests, "ping")
+        load(base_url, ping[: args.clients * 4], args.clients)  # warm up: imports, connection pools
+        rows.append({"endpoint": "ping", "mode": mode, **load(base_url, ping, args.clients)})
+        callbacks = signed_requests(keys_dir, accounts, args.requests, "callback")
+        if mode == "inbox":
+            processors = start_processors(args.processors, environment)
+            time.sleep(3)  # let them import and connect before the clock starts
+        before = processed_count(url)
+        started = time.perf_counter()
+        row = {"endpoint": "callback", "mode": mode, **load(base_url, callbacks, args.clients)}
+        processed_s = wait_processed(url, before + row["ok"], started)
+        row["processed_per_s"] = row["ok"] / processed_s
+        rows.append(row)
+    finally:
+        for process in [server, *processors]:
+            process.terminate()
+        for process in [server, *processors]:
+            process.wait(timeout=30)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread if > 1)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--deals", type=int, default=200)
     parser.add_argument("--port", type=int, default=5077)
+    parser.add_argument(
+        "--mode",
+        choices=("inline", "inbox", "both"),
+        default="both",
+        help="inline: the 200 means processed; inbox: the 200 means stored, `flask worker` processes",
+    )
+    parser.add_argument("--processors", type=int, default=1, help="`flask worker` processes in inbox mode")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -153,7 +240,8 @@ def main() -> None:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = f"{base}?options=-csearch_path%3D{schema}"
-    server = None
+    modes = ("inline", "inbox") if args.mode == "both" else (args.mode,)
+    rows: list[dict] = []
     try:
         with tempfile.TemporaryDirectory() as folder:
             instance = Path(folder)
@@ -167,39 +255,16 @@ def main() -> None:
                 "CUNGUAN_INSTANCE_PATH": str(instance),
                 "CUNGUAN_KEYS_DIR": str(keys_dir),
                 "CUNGUAN_SECRET_KEY": "bench",
+                "CUNGUAN_LOG_LEVEL": "WARNING",
             }
-            server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-w",
-                    str(args.workers),
-                    "-b",
-                    f"127.0.0.1:{args.port}",
-                    "--log-level",
-                    "warning",
-                    "wsgi:app",
-                ],
-                cwd=ROOT,
-                env=environment,
-            )
-            base_url = f"http://127.0.0.1:{args.port}"
-            for _ in range(100):
-                try:
-                    if requests.get(base_url + "/healthz", timeout=5).status_code == 200:
-                        break
-                except requests.RequestException:
-                    time.sleep(0.2)
-            rows = []
-            for kind in ("ping", "callback"):
-                prepared = signed_requests(keys_dir, accounts, args.requests, kind)
-                if kind == "ping":  # warm up: imports, connection pools
-                    load(base_url, prepared[: args.clients * 4], args.clients)
-                rows.append({"endpoint": kind, "workers": args.workers, **load(base_url, prepared, args.clients)})
+            for mode in modes:
+                rows += run_mode(args, mode, url, keys_dir, environment, accounts)
             engine = create_engine(url)
             with engine.connect() as connection:
                 stored = connection.scalar(select(func.count()).select_from(BankNotification))
+                unprocessed = connection.scalar(
+                    select(func.count()).select_from(BankNotification).where(BankNotification.processed_at.is_(None))
+                )
             from sqlalchemy.orm import Session
 
             with Session(engine) as session:
@@ -208,22 +273,26 @@ def main() -> None:
                 report = check_ledger(session)
             engine.dispose()
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    print(f"{'endpoint':<10} {'workers':>7} {'requests':>8} {'ok':>6} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7}")
+    print(
+        f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} clients; {args.requests} requests"
+    )
+    print(f"{'mode':<7} {'endpoint':<9} {'ok':>6} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7} {'processed/s':>12}")
     for row in rows:
+        processed = f"{row['processed_per_s']:>12.0f}" if "processed_per_s" in row else " " * 12
         print(
-            f"{row['endpoint']:<10} {row['workers']:>7} {row['requests']:>8} {row['ok']:>6} {row['per_s']:>7.0f}"
-            f" {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f}  {row['statuses']}"
+            f"{row['mode']:<7} {row['endpoint']:<9} {row['ok']:>6} {row['per_s']:>7.0f}"
+            f" {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {processed}  {row['statuses']}"
         )
-    ratio = rows[1]["per_s"] / rows[0]["per_s"]
-    print(f"callbacks / bare = {ratio:.2f}; inbox rows {stored}; ledger check {'ok' if report.ok else report.problems}")
-    assert stored == rows[1]["requests"], "every verified callback is in the inbox, even if processing failed"
+    for mode in modes:
+        ping, callback = (r for r in rows if r["mode"] == mode)
+        print(f"{mode}: callbacks / bare = {callback['per_s'] / ping['per_s']:.2f}")
+    print(f"inbox rows {stored}, unprocessed {unprocessed}; ledger check {'ok' if report.ok else report.problems}")
+    callbacks_sent = sum(r["requests"] for r in rows if r["endpoint"] == "callback")
+    assert stored == callbacks_sent, "every verified callback is in the inbox, even if processing failed"
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "ratio": ratio}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -14,8 +16,35 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)
+        _ping_when_idle(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection that sat in the pool this long is pinged before use (a database restart or a firewall may
+# have closed it). SQLAlchemy's pool_pre_ping pings on *every* checkout: one more round trip per request
+# and per job, which a callback answered in one round trip would pay twice over. A connection the server
+# dropped within the last few seconds still fails its request, which then answers 5xx and is retried.
+PING_WHEN_IDLE_S = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_WHEN_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+            dbapi_connection.rollback()  # end the ping's implicit transaction: the user may want autocommit
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError("stale pooled connection") from error  # the pool reconnects
 
 
 def _configure_sqlite(engine: Engine) -> None:

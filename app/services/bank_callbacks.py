@@ -3,28 +3,43 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, validators
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.banks.protocol import ReplayedNonce
+from app.db.base import UTCDateTime
+from app.db.ledger_engine import ConcurrentPosting
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import BankNotification, Deal, Payout, SeenNonce, VirtualAccount
 from app.db.upsert import insert_if_absent
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
-from app.errors import ValidationError
+from app.errors import ConfigError, CunguanError, ValidationError
 from app.services import case_blocks, suspense
 from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-notification.schema.json"
 NONCE_RETENTION_S = 3600  # far beyond the ±300 s timestamp window: an older nonce can never be fresh again
+INBOX = BankNotification.__table__
+_MARK_PROCESSED = (
+    update(INBOX)
+    .where(INBOX.c.id == bindparam("inbox_id"))
+    .values(processed_at=bindparam("processed_at"), outcome=bindparam("outcome"))
+)
+
+log = logging.getLogger("cunguan.bank_callbacks")
 
 
 @cache
@@ -65,54 +80,287 @@ def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], 
     """One transaction: remember the nonce, keep the raw notification, process it once. Returns "OK" or
     "DUPLICATE"; raises ReplayedNonce for a nonce seen before.
 
-    Processing runs in a savepoint: if it fails, the nonce and the raw body are still committed (the
+    If processing fails, its writes are rolled back but the nonce and the raw body are still committed (the
     notification is kept for review and processed when the bank resends it), then the error is raised.
-    If the process dies instead, nothing is committed and the bank, which got no 200, resends."""
+    If the process dies instead, nothing is committed and the bank, which got no 200, resends.
+    (The happy path needs no savepoint: on failure the whole transaction is rolled back and the nonce and
+    raw body are stored again in a short one of their own.)"""
     now = rt.clock()
     with rt.db.uow() as uow:
         session = uow.session
-        if not insert_if_absent(
-            session, SeenNonce.__table__, {"sender": f"bank:{bank_code}", "nonce": nonce, "seen_at": now}
-        ):
-            raise ReplayedNonce("该随机数已使用过（疑似重放）", details={"nonce": nonce})
-        inbox = _inbox_row(session, bank_code, raw_body, body, now)
-        if inbox.processed_at is not None:
+        stored = store_raw(session, bank_code, raw_body, body, nonce, now)
+        if stored.processed:
             uow.commit()
             return "DUPLICATE"
         try:
-            with session.begin_nested():
-                inbox.outcome = _HANDLERS[body["type"]](rt, session, bank_code, body)
-                inbox.processed_at = rt.clock()
-        except Exception:
+            outcome = _HANDLERS[body["type"]](rt, session, bank_code, body)
+            _mark_processed(session, stored.inbox_id, outcome, rt.clock())
+            uow.commit()
+        except Exception as error:
+            session.rollback()
+            _keep_raw_after_failure(session, bank_code, raw_body, body, nonce, now, error)
             uow.commit()
             raise
-        uow.commit()
     # the same money under a new notification id: the bank must stop resending it all the same
-    return "DUPLICATE" if inbox.outcome == "duplicate_bank_reference" else "OK"
+    return "DUPLICATE" if outcome == "duplicate_bank_reference" else "OK"
 
 
-def _inbox_row(
-    session: Session, bank_code: str, raw_body: bytes, body: dict[str, Any], now: datetime
-) -> BankNotification:
-    """The inbox row of this notification, stored raw if new, locked for processing."""
-    insert_if_absent(
-        session,
-        BankNotification.__table__,
-        {
-            "bank_code": bank_code,
-            "notification_id": body["notification_id"],
-            "type": body["type"],
-            "raw_body": raw_body.decode("utf-8"),
-            "received_at": now,
-        },
-    )
-    inbox = session.scalar(
-        select(BankNotification)
-        .where(BankNotification.bank_code == bank_code, BankNotification.notification_id == body["notification_id"])
+@dataclass(frozen=True)
+class StoredNotification:
+    """The inbox row of a verified notification: its id, whether this delivery created it, and whether it
+    was processed before (a resend of a notification we already acted on)."""
+
+    inbox_id: int
+    created: bool
+    processed: bool
+    outcome: str | None
+
+
+# PostgreSQL: the nonce and the raw notification in one round trip. The inbox row is inserted only when
+# the nonce is new; an inbox row that already exists (a resend) is left as it was.
+_STORE_PG = text(
+    "WITH nonce AS ("
+    " INSERT INTO seen_nonces (sender, nonce, seen_at) VALUES (:sender, :nonce, :now)"
+    " ON CONFLICT DO NOTHING RETURNING 1 AS fresh"
+    "), inbox AS ("
+    " INSERT INTO bank_notifications (bank_code, notification_id, type, raw_body, received_at)"
+    " SELECT :bank_code, :notification_id, :type, :raw_body, :now FROM nonce"
+    " ON CONFLICT DO NOTHING RETURNING id"
+    ") SELECT EXISTS (SELECT 1 FROM nonce) AS fresh_nonce, (SELECT id FROM inbox) AS inbox_id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def store_raw(
+    session: Session, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime
+) -> StoredNotification:
+    """Remember the nonce (ReplayedNonce if it was seen before) and store the notification raw unless its
+    inbox row exists; an existing row is locked (a concurrent resend waits for this transaction)."""
+    values = _store_values(bank_code, raw_body, body, nonce, now)
+    if session.get_bind().dialect.name == "postgresql":
+        fresh_nonce, inbox_id = session.execute(_STORE_PG, values).one()
+    else:
+        fresh_nonce = insert_if_absent(
+            session, SeenNonce.__table__, {"sender": values["sender"], "nonce": nonce, "seen_at": now}
+        )
+        inbox_id = None
+        if fresh_nonce and insert_if_absent(
+            session,
+            INBOX,
+            {k: values[k] for k in ("bank_code", "notification_id", "type", "raw_body")} | {"received_at": now},
+        ):
+            inbox_id = session.scalar(
+                select(INBOX.c.id).where(
+                    INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"]
+                )
+            )
+    if not fresh_nonce:
+        raise ReplayedNonce("该随机数已使用过（疑似重放）", details={"nonce": nonce})
+    if inbox_id is not None:
+        return StoredNotification(inbox_id, created=True, processed=False, outcome=None)
+    row = session.execute(
+        select(INBOX.c.id, INBOX.c.processed_at, INBOX.c.outcome)
+        .where(INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"])
         .with_for_update()
+    ).one()
+    return StoredNotification(row.id, created=False, processed=row.processed_at is not None, outcome=row.outcome)
+
+
+def _store_values(bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime) -> dict[str, Any]:
+    return {
+        "sender": _actor(bank_code),
+        "nonce": nonce,
+        "now": now,
+        "bank_code": bank_code,
+        "notification_id": body["notification_id"],
+        "type": body["type"],
+        "raw_body": raw_body.decode("utf-8"),
+    }
+
+
+def _mark_processed(session: Session, inbox_id: int, outcome: str, at: datetime) -> None:
+    session.flush()  # the handler's ORM changes go first, as they did when the row was an ORM object
+    session.execute(_MARK_PROCESSED, {"inbox_id": inbox_id, "outcome": outcome, "processed_at": at})
+
+
+def _keep_raw_after_failure(
+    session: Session,
+    bank_code: str,
+    raw_body: bytes,
+    body: dict[str, Any],
+    nonce: str,
+    now: datetime,
+    error: Exception,
+) -> None:
+    """After a failed processing was rolled back: store the nonce and the raw body on their own."""
+    try:
+        store_raw(session, bank_code, raw_body, body, nonce, now)
+    except Exception:  # the database is gone too: the bank got no 200 and resends; report the first error
+        session.rollback()
+        log.warning("callback not kept after a failure", extra={"bank": bank_code, "error": str(error)[:200]})
+
+
+# --- acknowledged inbox (CUNGUAN_CALLBACK_PROCESSING=inbox) ----------------------------------------------
+# The endpoint stores the nonce and the raw notification in one short transaction and answers 200: the
+# bank's obligation to resend ends once we hold the notification durably. Workers (`flask worker`) then
+# process unprocessed inbox rows in batches, oldest first, through the same handlers as inline processing.
+# A row is marked processed in the transaction that applies it, so a worker that dies mid-batch leaves the
+# whole batch unprocessed for the next worker, and processing twice is impossible.
+
+INLINE, INBOX_MODE = "inline", "inbox"
+PROCESSING_MODES = (INLINE, INBOX_MODE)
+FAILED_PREFIX = "failed:"  # outcome of a row whose processing failed: kept for review, not retried blindly
+INBOX_BATCH_SIZE = 100
+
+
+def processing_mode() -> str:
+    """`inline` (default: the 200 means stored and processed) or `inbox` (the 200 means stored; workers
+    process), from CUNGUAN_CALLBACK_PROCESSING. Read on each call, so web and worker see the same setting."""
+    mode = os.environ.get("CUNGUAN_CALLBACK_PROCESSING", INLINE).strip().lower() or INLINE
+    if mode not in PROCESSING_MODES:
+        raise ConfigError(
+            "CUNGUAN_CALLBACK_PROCESSING 只能是 inline 或 inbox", code="BAD_SETTING", details={"value": mode}
+        )
+    return mode
+
+
+def acknowledge(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str) -> str:
+    """Inbox mode: remember the nonce and store the notification raw; nothing is processed here. Returns
+    "OK", or "DUPLICATE" when this notification was processed before; raises ReplayedNonce. A resend of a
+    notification whose processing failed makes it due again (as a resend retries it inline).
+
+    On PostgreSQL a new notification costs one autocommitted statement (nonce and inbox row together,
+    atomic and durable when it returns); a resend costs one more."""
+    now = rt.clock()
+    if rt.db.engine.dialect.name != "postgresql":
+        with rt.db.uow() as uow:
+            stored = store_raw(uow.session, bank_code, raw_body, body, nonce, now)
+            if stored.outcome is not None and stored.outcome.startswith(FAILED_PREFIX):
+                uow.session.execute(update(INBOX).where(INBOX.c.id == stored.inbox_id).values(outcome=None))
+            uow.commit()
+        return "DUPLICATE" if stored.processed else "OK"
+    with rt.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        fresh_nonce, inbox_id = connection.execute(
+            _STORE_PG, _store_values(bank_code, raw_body, body, nonce, now)
+        ).one()
+        if not fresh_nonce:
+            raise ReplayedNonce("该随机数已使用过（疑似重放）", details={"nonce": nonce})
+        if inbox_id is not None:
+            return "OK"
+        processed_at = connection.scalar(
+            _MAKE_DUE_AGAIN_PG, {"bank_code": bank_code, "notification_id": body["notification_id"]}
+        )
+    return "OK" if processed_at is None else "DUPLICATE"
+
+
+# A resend: a row whose processing failed is due again; returns processed_at (waits for a processor that
+# holds the row, so a notification being processed right now is answered after it commits).
+_MAKE_DUE_AGAIN_PG = text(
+    "UPDATE bank_notifications SET outcome = CASE WHEN outcome LIKE 'failed:%' THEN NULL ELSE outcome END"
+    " WHERE bank_code = :bank_code AND notification_id = :notification_id RETURNING processed_at"
+)
+
+
+@dataclass(frozen=True)
+class InboxBatch:
+    """What one `process_inbox` call did: rows processed, rows whose processing failed (kept for review),
+    and whether it stopped early on a transient error (a lost connection, a concurrent change)."""
+
+    processed: int
+    failed: int
+    interrupted: bool
+
+
+def process_inbox(rt: Runtime, batch_size: int = INBOX_BATCH_SIZE) -> InboxBatch:
+    """Process up to `batch_size` due inbox rows, oldest first, in one transaction.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite has one writer), so workers never
+    take the same row. The batch first runs without savepoints (two round trips fewer per row); if any row
+    fails, that attempt is rolled back whole and the batch runs again with a savepoint per row: a failing
+    row then rolls back alone and is marked `failed:<code>`, and a transient error (a lost connection, a
+    concurrent change) stops the batch there - what was processed before it commits, the rest is taken by
+    the next call, in order."""
+    assert batch_size > 0
+    with rt.db.uow() as uow:
+        rows = _claim(uow.session, batch_size)
+        try:
+            for row in rows:
+                _process_row(rt, uow.session, row)
+            uow.commit()
+            return InboxBatch(len(rows), 0, interrupted=False)
+        except Exception:  # the careful pass below finds, marks and logs the failing row
+            uow.session.rollback()
+    return _process_isolated(rt, batch_size)
+
+
+def _claim(session: Session, batch_size: int) -> list[Any]:
+    return list(
+        session.execute(
+            select(INBOX.c.id, INBOX.c.bank_code, INBOX.c.raw_body)
+            .where(INBOX.c.processed_at.is_(None), INBOX.c.outcome.is_(None))
+            .order_by(INBOX.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
     )
-    assert inbox is not None, "inbox row stored above"
-    return inbox
+
+
+def _process_row(rt: Runtime, session: Session, row: Any) -> None:
+    body = json.loads(row.raw_body)
+    outcome = _HANDLERS[body["type"]](rt, session, row.bank_code, body)
+    _mark_processed(session, row.id, outcome, rt.clock())
+
+
+def _process_isolated(rt: Runtime, batch_size: int) -> InboxBatch:
+    processed = failed = 0
+    interrupted = False
+    with rt.db.uow() as uow:
+        session = uow.session
+        for row in _claim(session, batch_size):
+            try:
+                with session.begin_nested():
+                    _process_row(rt, session, row)
+                processed += 1
+            except (OperationalError, StaleDataError, ConcurrentPosting) as error:
+                log.warning("inbox batch interrupted", extra={"inbox_id": row.id, "error": str(error)[:200]})
+                interrupted = True
+                break
+            except Exception as error:  # a contradiction or a bug: this row waits for review or a resend
+                code = error.code if isinstance(error, CunguanError) else type(error).__name__
+                session.execute(update(INBOX).where(INBOX.c.id == row.id).values(outcome=(FAILED_PREFIX + code)[:64]))
+                log.warning("inbox row failed", extra={"inbox_id": row.id, "error": str(error)[:200]})
+                failed += 1
+        uow.commit()
+    return InboxBatch(processed, failed, interrupted)
+
+
+def drain_inbox(rt: Runtime, batch_size: int = INBOX_BATCH_SIZE, max_batches: int | None = None) -> int:
+    """Process batches until the inbox has nothing due (or `max_batches` ran); returns rows processed."""
+    total = batches = 0
+    while max_batches is None or batches < max_batches:
+        batch = process_inbox(rt, batch_size)
+        batches += 1
+        total += batch.processed
+        if batch.interrupted or batch.processed + batch.failed < batch_size:
+            break
+    return total
+
+
+@dataclass(frozen=True)
+class InboxBacklog:
+    due: int  # stored, not yet processed
+    failed: int  # processing failed: waiting for review or a resend
+    oldest_due_at: datetime | None
+
+
+def inbox_backlog(rt: Runtime) -> InboxBacklog:
+    """The inbox's backlog, for the admin and metrics."""
+    with rt.db.uow() as uow:
+        unprocessed = INBOX.c.processed_at.is_(None)
+        due, oldest = uow.session.execute(
+            select(func.count(), func.min(INBOX.c.received_at)).where(unprocessed, INBOX.c.outcome.is_(None))
+        ).one()
+        failed = uow.session.scalar(select(func.count()).where(unprocessed, INBOX.c.outcome.startswith(FAILED_PREFIX)))
+    return InboxBacklog(int(due or 0), int(failed or 0), oldest)
 
 
 def _actor(bank_code: str) -> str:
@@ -143,9 +391,9 @@ def _funds_arrived(
     rt: Runtime, session: Session, bank_code: str, body: dict[str, Any], marker: str | None = None
 ) -> str:
     account = session.scalar(
-        select(VirtualAccount).where(
-            VirtualAccount.bank_code == bank_code, VirtualAccount.account_no == body["account_no"]
-        )
+        select(VirtualAccount)
+        .options(joinedload(VirtualAccount.deal))  # the deal in the same round trip: it is used below
+        .where(VirtualAccount.bank_code == bank_code, VirtualAccount.account_no == body["account_no"])
     )
     if account is None:
         return suspense.receive(rt, session, bank_code, body, None, _actor(bank_code))

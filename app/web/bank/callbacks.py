@@ -38,7 +38,10 @@ def notify(bank_code: str) -> tuple[Response, int]:
         code = error.code if status != 400 else "MALFORMED"
         return _answer(code, status, message=error.message, errors=error.details)
     try:
-        result = bank_callbacks.receive(rt, bank_code, raw_body, body, signed.nonce)
+        if bank_callbacks.processing_mode() == bank_callbacks.INBOX_MODE:  # 200 = stored; workers process it
+            result = bank_callbacks.acknowledge(rt, bank_code, raw_body, body, signed.nonce)
+        else:  # 200 = stored and processed
+            result = bank_callbacks.receive(rt, bank_code, raw_body, body, signed.nonce)
     except ReplayedNonce as error:
         return _answer(error.code, 401, message=error.message)
     except CunguanError as error:  # verified and stored raw, but it contradicts our records: kept for review

@@ -1,0 +1,92 @@
+"""The callback path's database cost: a pooled connection is pinged only after sitting idle (and replaced
+when the ping fails), and an acknowledged callback is a single statement on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import event, select, text
+
+from app.db import session as db_session
+from app.db.models import BankNotification, SeenNonce
+from app.services import bank_callbacks
+from app.services.runtime import Runtime
+from tests.factories import notification, post_callback
+
+
+def _count_pings(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    pinged: list[Any] = []
+    real = rt.db.engine.dialect.do_ping
+
+    def recording(dbapi_connection: Any) -> bool:
+        pinged.append(dbapi_connection)
+        return real(dbapi_connection)
+
+    monkeypatch.setattr(rt.db.engine.dialect, "do_ping", recording)
+    return pinged
+
+
+def test_a_busy_connection_is_not_pinged(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    pinged = _count_pings(rt, monkeypatch)
+    for _ in range(3):
+        with rt.db.engine.connect() as connection:
+            assert connection.scalar(text("SELECT 1")) == 1
+    assert pinged == [], "no round trip per checkout"
+    assert rt.db.engine.pool._pre_ping is False  # type: ignore[attr-defined]
+
+
+def test_an_idle_connection_is_pinged_and_replaced_when_dead(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    with rt.db.engine.connect() as connection:
+        dead = connection.connection.dbapi_connection
+        assert dead is not None
+    dead.close()  # as if the server had dropped it while it sat in the pool
+    monkeypatch.setattr(db_session, "PING_WHEN_IDLE_S", 0.0)
+    pinged = _count_pings(rt, monkeypatch)
+    with rt.db.engine.connect() as connection:
+        assert connection.scalar(text("SELECT 1")) == 1
+        assert connection.connection.dbapi_connection is not dead, "replaced"
+    assert pinged[0] is dead
+    with rt.db.engine.begin() as connection:  # a healthy idle connection passes its ping and is reused
+        live = connection.connection.dbapi_connection
+        connection.execute(text("SELECT 1"))
+    with rt.db.engine.connect() as connection:
+        assert connection.connection.dbapi_connection is live
+    assert pinged[-1] is live
+
+
+def test_an_acknowledged_callback_is_one_statement_on_postgresql(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", "inbox")
+    executed: list[str] = []
+
+    def count(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        executed.append(statement)
+
+    body = notification(
+        "funds_arrived",
+        bank_reference="REF-ONE",
+        account_no="6226000000000099",
+        amount_fen=100,
+        payer_name="张三",
+        payer_account="6226620012345678",
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    event.listen(rt.db.engine, "before_cursor_execute", count)
+    try:
+        assert post_callback(client, keys_dir, body) == (200, {"code": "OK"})
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", count)
+    if rt.db.engine.dialect.name == "postgresql":
+        assert len(executed) == 1 and executed[0].startswith("WITH nonce AS"), executed
+    else:  # SQLite: nonce, row, its id - in one write transaction
+        assert executed[0] == "BEGIN IMMEDIATE" and len(executed) == 4, executed
+    with rt.db.uow() as uow:
+        row = uow.session.scalars(select(BankNotification)).one()
+        assert json.loads(row.raw_body) == body and row.processed_at is None
+        assert uow.session.scalars(select(SeenNonce)).one().sender == "bank:ceb"
+    assert bank_callbacks.inbox_backlog(rt).due == 1
