@@ -40,6 +40,7 @@ class AgreementData:
     # from the deal's pinned city config (product section): clauses the city adds, the supervising authority
     clauses: tuple[str, ...] = ()
     authority: str | None = None
+    stages: tuple[str, ...] = ()  # the release rule's tranches (renovation escrow pays by stage)
 
 
 def _mask(value: str, keep_start: int, keep_end: int) -> str:
@@ -117,5 +118,6 @@ def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) ->
         "account_no": data.account_no or ACCOUNT_PENDING,
         "created_date": format_chinese_date(data.created_at),
         "clauses": list(data.clauses),
+        "stages": [{"label": label} for label in data.stages],
         "authority": data.authority or f"{data.city_name}住房和城乡建设主管部门",
     }

@@ -59,6 +59,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
         account_no=account.account_no if account is not None else None,
         clauses=product.clauses if product is not None else (),
         authority=product.authority if product is not None else None,
+        stages=tuple(t.label for t in product.release.tranches) if product is not None and product.release else (),
     )
 
 

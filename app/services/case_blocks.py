@@ -16,6 +16,7 @@ action the facts are saved back and its instructions carried out in the same tra
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +63,7 @@ def case_context(ctx: DealContext) -> blocks.CaseContext:
     product = pinned_city(ctx.rt, ctx.session, deal).product(deal.product)
     definition = ctx.rt.workflow(deal.workflow_id, deal.workflow_version)
     case = {
-        **(deal.facts or {}),
+        **copy.deepcopy(deal.facts or {}),  # a copy: facts saved back must differ from what was loaded
         "custody_fen": free_in_custody(ctx.session, deal),
         "custody_amount_fen": deal.custody_amount_fen,
     }

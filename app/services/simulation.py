@@ -1,22 +1,27 @@
-"""`flask city simulate`: every path of every product's workflow for one exact city config, in a sandbox
-(a temporary SQLite database and keys folder, an in-process bank), with a stored report that approval
-checks ("a passing simulation of the exact version")."""
+"""`flask city simulate`: every path of every product's workflow for one exact city config, in a sandbox (a
+temporary SQLite database and keys folder, the bank simulator served over HTTP, real deals driven through the
+deal services: see simulation_drivers), with a stored report that approval checks ("a passing simulation of
+the exact version")."""
 
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.config import ROOT
+from app.banks.simulator.banks import SIMULATED_BANKS
+from app.config import ROOT, BankEndpoint
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.db.ledger_repo import check_ledger
-from app.db.models import CityConfigVersion, ConfigSimulation, Deal
+from app.db.models import CityConfigVersion, ConfigSimulation, User
 from app.db.session import Database
 from app.domain.cities import CityCatalog, CityConfig, ResolvedCity
 from app.domain.config_versions import content_sha256
@@ -25,40 +30,27 @@ from app.errors import CunguanError, NotFound
 from app.services import deals
 from app.services.city_sources import DbVersions, open_version
 from app.services.config_publishing import validated
+from app.services.ledger_maintenance import maintain
 from app.services.runtime import KeyStore, Runtime
+from app.services.simulation_bank import BankProblem, SandboxBank
 from app.services.simulation_drivers import (
-    CaseDriver,
-    ServiceDriver,
+    PathProblem,
+    People,
+    ProductDriver,
+    QuietLog,
+    SandboxClock,
+    SandboxRuntime,
     SignOnce,
     Unreachable,
-    sandbox_registry,
-    service_level,
+    install_sandbox_signing,
 )
-from app.services.users import create_user
-from app.services.workflow_runner import registry
+from app.services.simulation_forms import parse_details
 from app.state_machine.paths import enumerate_paths
 
 SIM_CLOCK = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-SAMPLE_RESALE_FORM = {
-    "contract_no": "SIM-0000001",
-    "contract_signed_on": "2026-01-02",
-    "contract_buyer_name": "张三",
-    "contract_seller_name": "李四",
-    "contract_property_address": "仿真路1号1单元101",
-    "payment_method": "全款",
-    "buyer_name": "张三",
-    "buyer_id_number": "11010519491231002X",
-    "buyer_bank_name": "中国光大银行",
-    "buyer_bank_account": "6226620012345678",
-    "seller_name": "李四",
-    "seller_id_number": "110101198001010053",
-    "seller_bank_name": "中国工商银行",
-    "seller_bank_account": "6222020200112233445",
-    "property_address": "仿真路1号1单元101",
-    "certificate_no": "仿(2026)不动产权第0000001号",
-    "price": "3500000",
-    "custody_amount": "1234567.89",
-}
+QUIET_LOGGERS = ("cunguan.worker", "cunguan.ledger", "cunguan.timers", "cunguan.bank_callbacks")
+# the sandbox's databases and keys live in memory where the system has it (no disk syncs: it is thrown away)
+SANDBOX_PARENT = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -106,82 +98,117 @@ class _Layers:
         return sorted(self.contents)
 
 
-def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str) -> Runtime:
-    ensure_keys(folder / "keys", rt.banks.keys())
+@dataclass
+class Sandbox:
+    rt: SandboxRuntime
+    bank: SandboxBank
+    clock: SandboxClock
+    signer: SignOnce
+    people: People
+    log: QuietLog
+
+
+def _person(rt: Runtime, username: str, role: str, name: str) -> deals.Actor:
+    """Someone who acts in the sandbox; they never log in (no password, so no costly password hash)."""
+    with rt.db.uow() as uow:
+        user = User(username=username, display_name=name, password_hash="!", role=role, active=True)
+        uow.session.add(user)
+        uow.commit()
+        return deals.Actor(user.id, username, role)
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[QuietLog]:
+    """The sandbox's workers, timers and ledger log every job; while simulating, their INFO lines are
+    dropped and their warnings kept for the report (a timer that could not fire says why)."""
+    handler = QuietLog()
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger, (level, propagate) in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+@contextmanager
+def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str, log: QuietLog) -> Iterator[Sandbox]:
+    """A temporary database, keys folder and bank simulator (served over HTTP), the sandbox platform's
+    callback endpoint, and the people who act in the simulation."""
+    install_sandbox_signing()
+    keys_dir = folder / "keys"
+    ensure_keys(keys_dir, sorted(set(rt.banks) | set(SIMULATED_BANKS)))
     db = Database(f"sqlite:///{folder / 'simulation.db'}")
     Base.metadata.create_all(db.engine)
-    return Runtime(
-        db=db,
-        cities=CityCatalog(rt.cities.folder, rt.cities.check, _Layers(resolved, admin_code)),
-        workflows=rt.workflows,
-        keys=KeyStore(folder / "keys"),
-        banks=rt.banks,
-        public_base_url="http://127.0.0.1:9",
-        clock=lambda: SIM_CLOCK,
-    )
+    clock, signer = SandboxClock(SIM_CLOCK), SignOnce()
+
+    def runtime(public_base_url: str, banks: dict[str, BankEndpoint]) -> SandboxRuntime:
+        return SandboxRuntime(
+            db=db,
+            cities=CityCatalog(rt.cities.folder, rt.cities.check, _Layers(resolved, admin_code)),
+            workflows=rt.workflows,
+            keys=KeyStore(keys_dir),
+            banks=banks,
+            public_base_url=public_base_url,
+            clock=clock,
+            agreement_signer=signer,
+        )
+
+    bank, sandbox_rt = SandboxBank.start(folder, keys_dir, runtime)
+    try:
+        people = People(
+            agent=_person(sandbox_rt, "sim-agent", "agent", "仿真经纪人"),
+            ops=_person(sandbox_rt, "sim-ops", "ops", "仿真运营"),
+            approvers=(
+                _person(sandbox_rt, "sim-ops-2", "ops", "仿真运营复核"),
+                _person(sandbox_rt, "sim-finance", "finance", "仿真财务"),
+            ),
+        )
+        yield Sandbox(sandbox_rt, bank, clock, signer, people, log)
+    finally:
+        bank.close()
+        db.dispose()
 
 
 def _path_label(path: tuple[Any, ...]) -> str:
     return " → ".join(t.event for t in path) or "（空）"
 
 
-def _simulate_services(sandbox: Runtime, city: CityConfig, product: str, paths: list[Any]) -> dict[str, Any]:
-    config = city.product(product)
-    definition = sandbox.workflow(config.workflow_id, config.workflow_version)
-    signer = SignOnce()
-    driver = ServiceDriver(sandbox, definition, sandbox_registry(registry, {"sign_agreement": signer}))
-    username = f"sim-{product}"
-    agent = deals.Actor(
-        create_user(sandbox, username, "Simulation-Only-1", "agent", "仿真经纪人").id, username, "agent"
-    )
-    form = {**SAMPLE_RESALE_FORM, "city_code": city.admin_code, "product": product}
-    covered, problems, notes, ran = set(), [], [], 0
-    for path in paths:
-        deal_id = deals.create_deal(sandbox, agent, city.admin_code, product, form)
-        with sandbox.db.uow() as uow:
-            deal = uow.session.get(Deal, deal_id)
-            try:
-                driver.run(uow.session, deal, path)
-            except Unreachable as why:
-                notes.append(f"路径 {_path_label(path)}：本城市配置下条件无法满足（{why}）")
-                continue
-            except CunguanError as error:
-                problems.append(f"路径 {_path_label(path)}：{error.message}（{error.code}）")
-                continue
-            uow.commit()
-        ran += 1
-        covered.update(path)
-    return {"covered": covered, "problems": problems, "notes": notes, "ran": ran, "agreements": signer.rendered}
-
-
-def _simulate_cases(city: CityConfig, product: str, definition: Any, paths: list[Any]) -> dict[str, Any]:
-    driver = CaseDriver(definition, city.product(product))
+def _simulate_product(sandbox: Sandbox, city: CityConfig, product: str, paths: list[Any]) -> dict[str, Any]:
+    driver = ProductDriver(sandbox.rt, sandbox.bank, sandbox.clock, city, product, sandbox.people, sandbox.log)
+    rendered_before = sandbox.signer.rendered
     covered, problems, notes, ran = set(), [], [], 0
     for path in paths:
         try:
-            found = driver.run(path)
+            driver.run(path)
         except Unreachable as why:
             notes.append(f"路径 {_path_label(path)}：本城市配置下条件无法满足（{why}）")
             continue
-        except CunguanError as error:
-            problems.append(f"路径 {_path_label(path)}：{error.message}（{error.code}）")
+        except (PathProblem, BankProblem) as problem:
+            problems.append(f"路径 {_path_label(path)}：{problem}")
             continue
-        problems += [f"路径 {_path_label(path)}：{problem}" for problem in found]
+        except CunguanError as error:
+            detail = f"：{parse_details(error.details)}" if error.details else ""
+            problems.append(f"路径 {_path_label(path)}：{error.message}（{error.code}）{detail}")
+            continue
         ran += 1
         covered.update(path)
-    return {"covered": covered, "problems": problems, "notes": notes, "ran": ran, "agreements": 0}
+    rendered = sandbox.signer.rendered - rendered_before
+    return {"covered": covered, "problems": problems, "notes": notes, "ran": ran, "agreements": rendered}
 
 
-def _product_report(sandbox: Runtime, city: CityConfig, product: str) -> dict[str, Any]:
+def _product_report(sandbox: Sandbox, city: CityConfig, product: str) -> dict[str, Any]:
     config = city.product(product)
-    definition = sandbox.workflow(config.workflow_id, config.workflow_version)
+    definition = sandbox.rt.workflow(config.workflow_id, config.workflow_version)
     paths = enumerate_paths(definition)
-    level = "services" if service_level(definition, registry) else "state_machine"
     try:
-        if level == "services":
-            outcome = _simulate_services(sandbox, city, product, paths)
-        else:
-            outcome = _simulate_cases(city, product, definition, paths)
+        outcome = _simulate_product(sandbox, city, product, paths)
     except Exception as error:  # a bug met by the simulation is a finding, not a crash of the command
         outcome = {"covered": set(), "problems": [f"仿真中断：{error!r}", traceback.format_exc(limit=3)], "notes": []}
         outcome |= {"ran": 0, "agreements": 0}
@@ -189,7 +216,7 @@ def _product_report(sandbox: Runtime, city: CityConfig, product: str) -> dict[st
     return {
         "product": product,
         "workflow": f"{definition.id} v{definition.version}",
-        "level": level,
+        "level": "services",
         "paths": len(paths),
         "paths_run": outcome["ran"],
         "transitions_covered": len(outcome["covered"]),
@@ -214,14 +241,15 @@ def simulate(
         report |= {"ok": False, "resolved_sha256": None, "products": [], "problems": [str(p) for p in invalid.problems]}
         return report
     products = [product] if product is not None else sorted(city.products)
-    with tempfile.TemporaryDirectory(prefix="cunguan-sim-") as folder:
-        sandbox = _sandbox(rt, Path(folder), resolved, city.admin_code)
-        try:
-            results = [_product_report(sandbox, city, name) for name in products]
-            with sandbox.db.uow() as uow:
-                ledger_report = check_ledger(uow.session)
-        finally:
-            sandbox.db.dispose()
+    with (
+        tempfile.TemporaryDirectory(prefix="cunguan-sim-", dir=SANDBOX_PARENT) as folder,
+        _quiet_logs() as log,
+        _sandbox(rt, Path(folder), resolved, city.admin_code, log) as sandbox,
+    ):
+        results = [_product_report(sandbox, city, name) for name in products]
+        maintain(sandbox.rt)  # what workers do every few seconds: hot-account buffers folded
+        with sandbox.rt.db.uow() as uow:
+            ledger_report = check_ledger(uow.session)
     problems = [p for result in results for p in result["problems"]] + ledger_report.problems
     report |= {
         "resolved_sha256": city.sha256,

@@ -1,37 +1,63 @@
-"""Drive one workflow path in the simulation sandbox.
+"""Drive workflow paths through the deal services in the simulation sandbox.
 
-`ServiceDriver`: products wired into the deal services (resale escrow) — a real deal in the sandbox
-database, the real guards and actions (agreement signed, account requested, ledger holds and postings);
-the bank is in-process (arrivals posted to the ledger, results handed to the workflow).
-`CaseDriver`: products whose building blocks are not wired into services yet — the state machine with
-the `CaseContext` the building blocks use; service actions are recorded, not run; money instructions are
-checked against the custody balance."""
+Every product runs at the services level: for each path a real deal is created in the sandbox database from
+a sample intake form of the product for the city, and each transition is brought about the way it happens
+in production — a person's event through the deal services (confirm, title transfer, manual actions with a
+reason and their inputs), money through the bank simulator (/sim/pay), bank answers through the platform's
+jobs and the simulator's signed callbacks, deadlines by moving the sandbox clock and firing the due timers.
+A guard is met by what the path needs: the amount paid in (full, partial, enough for the next month), the
+lease length on the form, or earlier stages run first. What this city's config cannot bring about is
+`Unreachable` (a note); anything else that goes wrong is a problem."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import csv
+import io
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.ledger_repo import LedgerRepository
-from app.db.models import Agreement, Deal, Payout
+from app.db.models import Agreement, Deal, DealEvent, Payout
 from app.domain import ledger
-from app.domain.cities import ProductConfig
-from app.domain.ledger import TransferSpec
+from app.domain.cities import CityConfig
+from app.errors import ValidationError
+from app.services import contract_import, deals, payout_approvals
+from app.services.case_blocks import arrival_event, free_in_custody
+from app.services.deal_timers import fire_due_timers
 from app.services.runtime import Runtime
-from app.services.workflow_runner import DealContext
-from app.state_machine import building_blocks as blocks
+from app.services.simulation_bank import SandboxBank
+from app.services.simulation_forms import BUYER, form_has, sample_form
+from app.services.workflow_runner import DealContext, registry
 from app.state_machine.definition import Transition, WorkflowDefinition
 from app.state_machine.engine import Engine
 from app.state_machine.parameters import resolve
-from app.state_machine.registry import Registry
+
+PAYMENT_RESULTS = frozenset({"payout_succeeded", "payout_failed", "refund_succeeded", "refund_failed"})
+BANK_ANSWERS = PAYMENT_RESULTS | {"account_opened"}
+FAILURES = frozenset({"payout_failed", "refund_failed"})
+ARRIVALS = frozenset({"funds_arrived", "fund_drawn"})
+LAST_GUARDS = frozenset({"last_rent_month", "last_stage"})
+NOTED_LABEL = "已记录，未触发流转"  # workflow_runner.fire_or_note: an event the state did not take
+FUND_CENTRE = ("住房公积金管理中心", "955880000000000001")
+CLAIM_PAYEE = {"payee_name": "王五", "payee_account": "6222020200112233445"}
+UNGUARDED_ARRIVAL_FEN = 100  # money that changes no guard: a small overpayment
+MAX_UNITS = 24  # months or stages run before the last one: more is not a path worth simulating
 
 
 class Unreachable(Exception):
     """This city's config cannot make the transition's guard come out the way the path needs."""
+
+
+class PathProblem(Exception):
+    """The services did not do what the path needs although the config allows it: a finding."""
 
 
 def wants(transition: Transition) -> tuple[str, bool] | None:
@@ -41,241 +67,428 @@ def wants(transition: Transition) -> tuple[str, bool] | None:
     return transition.guard.lstrip("!"), not transition.guard.startswith("!")
 
 
-def service_level(definition: WorkflowDefinition, service_registry: Registry) -> bool:
-    """Every guard and action of the workflow is a deal-service one (not a building block)."""
-    names = {t.guard.lstrip("!") for t in definition.transitions if t.guard} | {
-        action for t in definition.transitions for action in t.actions
-    }
-    return not names & (set(blocks.GUARDS) | set(blocks.ACTIONS)) and all(
-        name in service_registry.guards or name in service_registry.actions for name in names
-    )
-
-
-# --- services level ----------------------------------------------------------------------------------
+# --- agreements: one real PDF per product, copies for the other deals ----------------------------------
 
 
 @dataclass
 class SignOnce:
-    """sign_agreement that renders and signs one PDF per simulation; later paths reuse that signed file."""
+    """sign_agreement that renders and signs one PDF (per product: each product has its own template);
+    later deals of the product get a copy of that signed file."""
 
     rendered: int = 0
-    signed: Agreement | None = None
+    signed: dict[str, Agreement] = field(default_factory=dict)
 
     def __call__(self, ctx: DealContext) -> None:
         from app.services.agreements import sign_agreement
 
-        if self.signed is None:
-            self.signed = sign_agreement(ctx.rt, ctx.deal)
+        first = self.signed.get(ctx.deal.product)
+        if first is None:
+            first = self.signed[ctx.deal.product] = sign_agreement(ctx.rt, ctx.deal)
             self.rendered += 1
-            ctx.session.add(self.signed)
+            ctx.session.add(first)
             return
-        copy = self.signed
         ctx.session.add(
             Agreement(
                 deal_id=ctx.deal.id,
-                template=copy.template,
-                html=copy.html,
-                pdf=copy.pdf,
-                pdf_sm3=copy.pdf_sm3,
+                template=first.template,
+                html=first.html,
+                pdf=first.pdf,
+                pdf_sm3=first.pdf_sm3,
                 signed_at=ctx.rt.clock(),
             )
         )
 
 
-def sandbox_registry(base: Registry, overrides: dict[str, Callable[[Any], None]]) -> Registry:
-    registry = Registry()
-    registry.guards.update(base.guards)
-    registry.actions.update({**base.actions, **overrides})
-    return registry
+@dataclass
+class SandboxRuntime(Runtime):
+    """The sandbox's runtime: its own database, keys, bank URLs and clock, and the agreement signer."""
+
+    agreement_signer: Callable[[DealContext], None] | None = None
 
 
-class ServiceDriver:
-    def __init__(self, rt: Runtime, definition: WorkflowDefinition, registry: Registry) -> None:
-        self.rt = rt
-        self.engine = Engine(definition, registry)
-        self.arrivals = 0
+def install_sandbox_signing() -> None:
+    """Route the `sign_agreement` action to the sandbox's signer for sandbox deals; every other runtime's
+    deals keep the real action (idempotent)."""
+    original = registry.actions["sign_agreement"]
+    if getattr(original, "sandbox_dispatch", False):
+        return
 
-    def _arrive(self, session: Session, deal: Deal, amount_fen: int) -> None:
-        repo = LedgerRepository(session)
-        clearing = repo.ensure_account(ledger.bank_clearing(deal.bank_code))
-        self.arrivals += 1
-        spec = TransferSpec(
-            id=f"sim-arrival:{deal.deal_no}:{self.arrivals}",
-            debit_code=clearing.code,
-            credit_code=ledger.deal_custody(deal.deal_no).code,
-            amount_fen=amount_fen,
-            code="arrival",
-            deal_id=deal.id,
+    def sign_agreement(ctx: DealContext) -> None:
+        signer = getattr(ctx.rt, "agreement_signer", None)
+        (signer or original)(ctx)
+
+    sign_agreement.sandbox_dispatch = True  # type: ignore[attr-defined]
+    registry.actions["sign_agreement"] = sign_agreement
+
+
+@dataclass
+class SandboxClock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance_to(self, when: datetime) -> None:
+        self.now = max(self.now, when)
+
+    def tick(self) -> None:
+        self.now += timedelta(seconds=1)
+
+
+class QuietLog(logging.Handler):
+    """Keeps the warnings of the sandbox's workers and timers (they go nowhere else while simulating): a
+    timer that could not fire says why here."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def reason(self, deal_id: int, since: int) -> str:
+        for record in reversed(self.records[since:]):
+            if getattr(record, "deal_id", None) == deal_id:
+                return f"：{getattr(record, 'error', record.getMessage())}（{getattr(record, 'code', '')}）"
+        return ""
+
+
+@dataclass(frozen=True)
+class People:
+    agent: deals.Actor
+    ops: deals.Actor
+    approvers: tuple[deals.Actor, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    transition: Transition
+    setup: bool  # run to reach the path's guard (earlier stages), not part of the path itself
+
+
+# --- one product ----------------------------------------------------------------------------------------
+
+
+class ProductDriver:
+    """Runs the paths of one product of one city in the sandbox."""
+
+    def __init__(
+        self,
+        rt: SandboxRuntime,
+        bank: SandboxBank,
+        clock: SandboxClock,
+        city: CityConfig,
+        product: str,
+        people: People,
+        log: QuietLog,
+    ) -> None:
+        self.rt, self.bank, self.clock, self.city, self.people, self.log = rt, bank, clock, city, people, log
+        self.config = city.product(product)
+        self.definition: WorkflowDefinition = rt.workflow(self.config.workflow_id, self.config.workflow_version)
+        self.params = resolve(self.definition.parameters, self.config.overrides())
+        self.by_edge = {(t.source, t.event, t.target): t for t in self.definition.transitions}
+        self.imports = 0
+
+    def run(self, path: tuple[Transition, ...]) -> None:
+        """Bring the path about on a new deal; Unreachable, PathProblem or a service's error otherwise."""
+        _PathRun(self, path).run()
+
+    # how many months or stages a path's "last" guard counts, and the loop that runs one more
+
+    def lease_months(self, path: tuple[Transition, ...]) -> int | None:
+        """The lease a path implies: as many months as it releases, one more when it never reaches the last."""
+        releases = [need for t in path if (need := wants(t)) and need[0] == "last_rent_month"]
+        if not releases:
+            return None
+        return len(releases) + (0 if any(value for _, value in releases) else 1)
+
+    def plan(self, path: tuple[Transition, ...]) -> list[Step]:
+        """The path's steps, with the earlier stages run first when it needs the last one."""
+        steps = [Step(t, False) for t in path]
+        releases = [need for t in path if (need := wants(t)) and need[0] == "last_stage"]
+        if not releases:
+            return steps
+        total = len(self.config.release.tranches) if self.config.release else 0
+        reaches_last = any(value for _, value in releases)
+        if not reaches_last:
+            if total < len(releases) + 1:
+                raise Unreachable(f"本城市只有 {total} 个阶段，走不到「非最后阶段」")
+            return steps
+        earlier = total - len(releases)
+        if earlier < 0:
+            raise Unreachable(f"本城市只有 {total} 个阶段")
+        if earlier == 0:
+            return steps
+        if earlier > MAX_UNITS:
+            raise Unreachable(f"需先完成 {earlier} 个阶段")
+        loop = self._loop("last_stage")
+        on_loop = {t.source for t in loop}
+        entry = next((i for i, t in enumerate(path) if t.source in on_loop), None)
+        if entry is None:
+            raise Unreachable("路径不经过阶段循环")
+        start = next(i for i, t in enumerate(loop) if t.source == path[entry].source)
+        one_round = [Step(t, True) for t in loop[start:] + loop[:start]]
+        return steps[:entry] + one_round * earlier + steps[entry:]
+
+    def _loop(self, guard: str) -> list[Transition]:
+        """The not-last release and the shortest way back to where it was released (no failures, no
+        negated guards), e.g. in_progress → awaiting_acceptance → stage_releasing → in_progress."""
+        release = next(t for t in self.definition.transitions if t.guard == f"!{guard}")
+        queue: deque[tuple[str, list[Transition]]] = deque([(release.target, [])])
+        seen = {release.target}
+        while queue:
+            state, way = queue.popleft()
+            if state == release.source:
+                return [release, *way]
+            for t in self.definition.transitions:
+                usable = t.event not in FAILURES and not (t.guard or "").startswith("!") and t.source != t.target
+                if t.source == state and usable and t.target not in seen:
+                    seen.add(t.target)
+                    queue.append((t.target, [*way, t]))
+        raise Unreachable(f"找不到回到「{self.definition.label(release.source)}」的流转")
+
+
+class _PathRun:
+    def __init__(self, driver: ProductDriver, path: tuple[Transition, ...]) -> None:
+        self.d = driver
+        self.rt = driver.rt
+        self.path = path
+        self.plan = driver.plan(path)
+        self.deal_id = 0
+        self.seen_event_id = 0
+
+    # --- the run ------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._create()
+        cursor = 0
+        while cursor < len(self.plan):
+            transition = self.plan[cursor].transition
+            self._prepare(transition, cursor)
+            self._act(transition)
+            self._settle(cursor)
+            cursor = self._match(cursor)
+        self.d.bank.check(self.rt)  # nothing refused or failed on the way
+
+    def _create(self) -> None:
+        lease = self.d.lease_months(self.path)
+        overrides = {} if lease is None else {"lease_months": str(lease), "months_per_installment": "1"}
+        if self.path and self.path[0].event == contract_import.EVENT:
+            self.deal_id = self._import(overrides)
+        else:
+            form = sample_form(self.d.config, overrides)
+            city, product = self.d.city.admin_code, self.d.config.product
+            self.deal_id = deals.create_deal(self.rt, self.d.people.agent, city, product, form)
+        if lease is not None and not form_has(self.d.config, "lease_months"):
+            # the product's form does not ask for the lease (the fund centre's rent defaults to 12 months):
+            # the sandbox deal gets the lease the path implies, as a form field of the city would give it
+            with self._deal() as (session, deal):
+                deal.facts = {**(deal.facts or {}), "lease_months": lease}
+                session.commit()
+
+    def _import(self, overrides: dict[str, str]) -> int:
+        """A stock contract entering by the bulk import (one row, as an import file would carry it)."""
+        self.d.imports += 1
+        form = sample_form(self.d.config, overrides | {"lease_contract_no": f"SIM-IMPORT-{self.d.imports:05d}"})
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([[contract_import.CITY_COLUMN, *form], [self.d.city.admin_code, *form.values()]])
+        result = contract_import.import_contracts(
+            self.rt, self.d.people.agent.username, "simulation.csv", buffer.getvalue().encode()
         )
-        repo.post(spec, at=self.rt.clock())
+        if result.imported != 1:
+            bad = "；".join(f"{row.field}：{row.reason}" for row in result.bad_rows)
+            raise PathProblem(f"存量合同导入未成功：{bad or '没有导入'}")
+        with self.rt.db.uow() as uow:
+            deal_id = uow.session.scalar(select(func.max(Deal.id)))
+        assert deal_id is not None
+        return deal_id
 
-    def _payload(self, session: Session, deal: Deal, transition: Transition) -> dict[str, Any]:
-        event = transition.event
-        if event == "account_opened":
-            return {"account_no": f"SIM{deal.id:012d}"}
-        if event == "funds_arrived":
+    @contextmanager
+    def _deal(self) -> Iterator[tuple[Session, Deal]]:
+        with self.rt.db.uow() as uow:
+            deal = uow.session.get(Deal, self.deal_id)
+            assert deal is not None
+            yield uow.session, deal
+
+    def _fired(self) -> tuple[list[Transition], int]:
+        """The transitions the deal took since the last look (events a state did not take are skipped)."""
+        with self.rt.db.uow() as uow:
+            events = list(
+                uow.session.scalars(
+                    select(DealEvent)
+                    .where(DealEvent.deal_id == self.deal_id, DealEvent.id > self.seen_event_id)
+                    .order_by(DealEvent.id)
+                )
+            )
+        fired = [
+            self.d.by_edge[edge]
+            for event in events
+            if (edge := (event.from_state, event.event, event.to_state)) in self.d.by_edge
+            and (event.detail or {}).get("label") != NOTED_LABEL
+        ]
+        return fired, (events[-1].id if events else self.seen_event_id)
+
+    def _match(self, cursor: int) -> int:
+        fired, self.seen_event_id = self._fired()
+        expected = self.plan[cursor].transition
+        if not fired:
+            self.d.bank.check(self.rt)  # a refused callback or a failed job explains it best
+            raise PathProblem(f"「{expected.label}」没有发生{self._why_not(expected)}")
+        for transition in fired:
+            if cursor >= len(self.plan):
+                raise PathProblem(f"路径结束后又发生了「{transition.label}」")
+            expected = self.plan[cursor].transition
+            if transition != expected:
+                if (transition.source, transition.event) == (expected.source, expected.event):
+                    raise Unreachable(f"「{expected.label}」的条件不成立，实际为「{transition.label}」")
+                raise PathProblem(f"应发生「{expected.label}」，实际发生「{transition.label}」")
+            cursor += 1
+        return cursor
+
+    def _why_not(self, expected: Transition) -> str:
+        if expected.event not in PAYMENT_RESULTS:
+            return ""
+        with self._deal() as (session, deal):
+            payouts = list(session.scalars(select(Payout).where(Payout.deal_id == deal.id)))
+        if not payouts:
+            return "：存管单没有发出任何付款"
+        states = "、".join(sorted({p.status for p in payouts}))
+        return f"：存管单的付款状态为 {states}"
+
+    # --- guards ---------------------------------------------------------------------------------------
+
+    def _shortfall(self, guard: str) -> int | None:
+        """Fen still to arrive for a money guard to hold (zero or less: it holds), None for other guards."""
+        with self._deal() as (session, deal):
+            free = free_in_custody(session, deal)
             held = LedgerRepository(session).balance(ledger.deal_custody(deal.deal_no).code)
-            need = wants(transition)
-            missing = deal.custody_amount_fen - held
-            amount = (missing if need[1] else max(missing // 2, 1)) if need else 100
-            if need and not need[1] and missing <= 1:
-                raise Unreachable(transition.label)
-            self._arrive(session, deal, amount)
-            return {}
-        if event in ("payout_succeeded", "payout_failed"):
-            payout = session.scalars(select(Payout).where(Payout.deal_id == deal.id).order_by(Payout.id.desc())).first()
-            assert payout is not None, "a payout result without a payout"
-            payout.status = "succeeded" if event == "payout_succeeded" else "failed"
-            return {"payout": payout}
-        return {}
+            facts = deal.facts or {}
+            needs = {
+                "fully_funded": lambda: deal.custody_amount_fen - held,
+                "custody_covered": lambda: deal.custody_amount_fen - free,
+                "has_custody_funds": lambda: 1 - free,
+                "move_in_funded": lambda: facts["custody_per_installment_fen"] + facts["deposit_custody_fen"] - free,
+                "rent_covered": lambda: facts["deposit_custody_fen"] + facts["custody_per_month_fen"] - free,
+            }
+            return needs[guard]() if guard in needs else None
 
-    def run(self, session: Session, deal: Deal, path: tuple[Transition, ...]) -> None:
-        for transition in path:
-            ctx = DealContext(self.rt, session, deal, "system:simulation")
-            ctx.payload = self._payload(session, deal, transition)
-            fired = self.engine.fire(deal, transition.event, ctx)
-            if fired.transition != transition:
-                raise Unreachable(transition.label)
-            session.flush()
-            session.expire(deal, ["virtual_account", "payouts", "agreement"])  # as the next request would load it
+    def _prepare(self, transition: Transition, cursor: int) -> None:
+        """Before an event that is not itself money in: pay in what its guard needs, leaving the deal where
+        it is (a partial arrival, or money noted in a state that does not take arrivals)."""
+        need = wants(transition)
+        if need is None or transition.event in ARRIVALS or need[0] in LAST_GUARDS:
+            return
+        guard, value = need
+        shortfall = self._shortfall(guard)
+        if shortfall is None or (shortfall <= 0) == value:
+            return
+        if not value:
+            raise Unreachable(f"「{transition.label}」要求条件「{guard}」不成立，但托管资金已满足")
+        self._pay_in(shortfall, transition)
+        self._settle(cursor)
+        fired, self.seen_event_id = self._fired()
+        moved = [t for t in fired if t.source != t.target]
+        if moved or self._state() != transition.source:
+            raise Unreachable(f"为满足「{guard}」入账后存管单离开了「{self.d.definition.label(transition.source)}」")
 
+    def _state(self) -> str:
+        with self._deal() as (_, deal):
+            return deal.state
 
-# --- state-machine level ------------------------------------------------------------------------------
+    # --- acts -----------------------------------------------------------------------------------------
 
+    def _act(self, transition: Transition) -> None:
+        event, people = transition.event, self.d.people
+        self.d.clock.tick()
+        if event in ARRIVALS:
+            self._arrive(transition)
+        elif event in {timer.event for timer in self.d.definition.states[transition.source].timers}:
+            self._let_time_pass(transition)
+        elif event == "confirm":
+            deals.confirm_agreement(self.rt, people.agent, self.deal_id)
+        elif event == "title_transferred":
+            deals.record_title_transferred(self.rt, people.ops, self.deal_id)
+        elif event in deals.MANUAL_ACTIONS:
+            reason = f"仿真：{transition.label}"
+            deals.manual_action(self.rt, people.ops, self.deal_id, event, reason, self._inputs(event))
+        elif event != contract_import.EVENT and event not in BANK_ANSWERS:  # came about by themselves
+            raise PathProblem(f"仿真无法触发事件「{event}」（既不是人工操作、定时器，也不是银行通知）")
 
-def _recorded(fact: str) -> Callable[[blocks.CaseContext], None]:
-    def record(ctx: blocks.CaseContext) -> None:
-        ctx.case.setdefault("service_actions", []).append(fact)
+    def _arrive(self, transition: Transition) -> None:
+        need = wants(transition)
+        amount = UNGUARDED_ARRIVAL_FEN
+        if need is not None:
+            shortfall = self._shortfall(need[0])
+            if shortfall is None:
+                raise PathProblem(f"仿真不知道条件「{need[0]}」需要多少入账")
+            if need[1]:
+                amount = max(shortfall, 1)
+            elif shortfall >= 2:
+                amount = shortfall // 2
+            else:
+                raise Unreachable(f"「{transition.label}」需要部分入账，但差额只有 {max(shortfall, 0)} 分")
+        self._pay_in(amount, transition)
 
-    return record
+    def _pay_in(self, amount_fen: int, transition: Transition) -> None:
+        with self._deal() as (_, deal):
+            account = deal.virtual_account
+            if account is None or not account.account_no:
+                raise PathProblem(f"「{transition.label}」需要入账，但存管单没有已开立的虚户")
+            bank_code, account_no = deal.bank_code, account.account_no
+            payer = (deal.buyer_name or BUYER["name"], deal.buyer_bank_account or BUYER["account"])
+            if arrival_event(self.rt, deal) == "fund_drawn":  # the money expected now is the fund centre's
+                payer = FUND_CENTRE
+        self.d.bank.pay(bank_code, account_no, amount_fen, *payer)
 
+    def _let_time_pass(self, transition: Transition) -> None:
+        engine = Engine(self.d.definition, registry)
+        due = next(
+            item.due_at
+            for item in engine.timers(transition.source, self.d.clock.now, self.d.params)
+            if item.timer.event == transition.event
+        )
+        self.d.clock.advance_to(due + timedelta(seconds=1))
+        since = len(self.d.log.records)
+        fire_due_timers(self.rt)
+        if self._state() == transition.source:
+            raise PathProblem(f"「{transition.label}」到期未能执行{self.d.log.reason(self.deal_id, since)}")
 
-def _request_payout(ctx: blocks.CaseContext) -> None:
-    ctx.emit("payout", ctx.fact("custody_amount_fen"), "seller", "存管资金放款")
+    def _inputs(self, event: str) -> dict[str, str]:
+        fields = deals.MANUAL_ACTIONS[event].fields
+        inputs: dict[str, str] = {}
+        if "deduction" in fields:
+            with self._deal() as (_, deal):
+                deposit_fen = (deal.facts or {}).get("deposit_custody_fen", 0)
+            inputs["deduction"] = f"{deposit_fen // 4 // 100}.{deposit_fen // 4 % 100:02d}"
+        if "payee" in fields:
+            inputs |= CLAIM_PAYEE
+        return inputs
 
+    # --- the bank -------------------------------------------------------------------------------------
 
-SERVICE_STAND_INS: dict[str, Callable[[blocks.CaseContext], None]] = {
-    "sign_agreement": _recorded("sign_agreement"),
-    "request_virtual_account": _recorded("request_virtual_account"),
-    "record_virtual_account": _recorded("record_virtual_account"),
-    "request_payout": _request_payout,
-    "settle_payout": _recorded("settle_payout"),
-    "release_payout_hold": _recorded("release_payout_hold"),
-}
+    def _settle(self, cursor: int) -> None:
+        """Run the platform's jobs and the bank until both are idle. The bank pays unless the next payment
+        result the plan expects is a failure."""
+        upcoming = next((s.transition for s in self.plan[cursor:] if s.transition.event in PAYMENT_RESULTS), None)
+        with self._deal() as (_, deal):
+            bank_code = deal.bank_code
+        self.d.bank.fail_payouts(bank_code, upcoming is not None and upcoming.event in FAILURES)
+        self.d.bank.settle(self.rt, self._approve)
 
-
-def case_registry() -> Registry:
-    registry = Registry()
-    blocks.register_building_blocks(registry)
-    registry.guards["fully_funded"] = blocks.custody_covered
-    registry.actions.update(SERVICE_STAND_INS)
-    return registry
-
-
-SAMPLE_FACTS = {
-    "custody_amount_fen": 1_000_000,
-    "custody_fen": 0,
-    "monthly_rent_fen": 300_000,
-    "months_per_installment": 3,
-    "deposit_fen": 300_000,
-    "lease_months": 12,
-    "guarantee_fen": 500_000,
-    "payee": "seller",
-    # provident-fund rent draws one month at a time: custody per month is the rent, nothing held back
-    "custody_per_month_fen": 300_000,
-    "custody_per_installment_fen": 300_000,
-    "deposit_custody_fen": 0,
-}
-
-
-@dataclass
-class CaseDriver:
-    definition: WorkflowDefinition
-    product: ProductConfig
-    registry: Registry = field(default_factory=case_registry)
-    arriving: bool = False
-    in_flight: list[blocks.Instruction] = field(default_factory=list)
-
-    def _fund(self, ctx: blocks.CaseContext, target_fen: int) -> None:
-        """Custody becomes `target_fen`; money added comes from the sample payer (so refunds can go back).
-        On an arrival the workflow itself records where the money came from (`record_payer_account`)."""
-        added = target_fen - ctx.case["custody_fen"]
-        if added > 0 and not self.arriving:
-            ctx.case.setdefault("origins", []).append({"account": "SIM-PAYER", "amount_fen": added})
-        ctx.case["custody_fen"] = max(target_fen, 0)
-
-    def _set_up(self, ctx: blocks.CaseContext, guard: str, value: bool) -> None:
-        case = ctx.case
-        if guard in ("custody_covered", "fully_funded"):
-            self._fund(ctx, case["custody_amount_fen"] if value else case["custody_amount_fen"] // 2)
-        elif guard == "has_custody_funds":
-            self._fund(ctx, max(case["custody_fen"], case["custody_amount_fen"] // 2) if value else 0)
-            if not value:
-                case["origins"] = []
-        elif guard == "move_in_funded":
-            need = case["custody_per_installment_fen"] + case["deposit_custody_fen"]
-            self._fund(ctx, need if value else need - 1)
-        elif guard == "rent_covered":
-            need = case["deposit_custody_fen"] + case["custody_per_month_fen"]
-            self._fund(ctx, max(case["custody_fen"], need) if value else need - 1)
-        elif guard == "last_rent_month":
-            case["months_released"] = case["lease_months"] - 1 if value else 0
-        elif guard == "last_stage":
-            tranches = len(self.product.release.tranches) if self.product.release else 0
-            if not value and tranches < 2:
-                raise Unreachable(f"{guard}={value}")
-            case["stages_released"] = tranches - 1 if value else 0
-
-    def _apply(self, ctx: blocks.CaseContext, event: str, start: int, problems: list[str]) -> None:
-        """Money instructions leave custody when given; a failed payout or refund brings them back."""
-        if event in ("payout_failed", "refund_failed"):
-            ctx.case["custody_fen"] += sum(instruction.amount_fen for instruction in self.in_flight)
-            self.in_flight = []
-        new = ctx.instructions[start:]
-        if any(instruction.kind in ("payout", "refund") for instruction in new):
-            self.in_flight = [instruction for instruction in new if instruction.kind in ("payout", "refund")]
-        for instruction in new:
-            if instruction.kind in ("payout", "refund"):
-                if instruction.amount_fen > ctx.case["custody_fen"]:
-                    problems.append(
-                        f"{instruction.memo} {instruction.amount_fen} 分超过托管余额 {ctx.case['custody_fen']} 分"
-                    )
-                ctx.case["custody_fen"] -= instruction.amount_fen
-            elif instruction.kind == "fund_draw":
-                ctx.case["custody_fen"] += instruction.amount_fen
-                origin = {"account": "公积金中心", "amount_fen": instruction.amount_fen}
-                ctx.case.setdefault("origins", []).append(origin)
-
-    def run(self, path: tuple[Transition, ...]) -> list[str]:
-        """Problems found on the path (money instructions beyond custody); Unreachable when a guard cannot be met."""
-        params = resolve(self.definition.parameters, self.product.overrides())
-        ctx = blocks.CaseContext(params, dict(SAMPLE_FACTS), self.product.release)
-        engine = Engine(self.definition, self.registry)
-        state = _State(self.definition.initial)
-        problems: list[str] = []
-        self.in_flight = []
-        for transition in path:
-            need = wants(transition)
-            before = ctx.case["custody_fen"]
-            self.arriving = transition.event == "funds_arrived"
-            if need:
-                self._set_up(ctx, *need)
-            if self.arriving and ctx.case["custody_fen"] <= before:  # an arrival brings money, at least a fen
-                if need and not need[1]:
-                    before = ctx.case["custody_fen"] - 1  # the set-up level is reached by this arrival
-                else:
-                    ctx.case["custody_fen"] = before + 1
-            if self.arriving:
-                added = ctx.case["custody_fen"] - before
-                ctx.payload = {"payer_account": "SIM-PAYER", "amount_fen": added}
-            start = len(ctx.instructions)
-            fired = engine.fire(state, transition.event, ctx)
-            if fired.transition != transition:
-                raise Unreachable(transition.label)
-            self._apply(ctx, transition.event, start, problems)
-        return problems
+    def _approve(self) -> None:
+        """Payouts above the city's approval threshold: approved by people other than who asked."""
+        with self.rt.db.uow() as uow:
+            waiting = list(uow.session.scalars(select(Payout.payout_id).where(Payout.status == "awaiting_approval")))
+        for payout_id in waiting:
+            for approver in self.d.people.approvers:
+                try:
+                    if payout_approvals.approve(self.rt, approver, payout_id).released:
+                        break
+                except ValidationError as refused:
+                    if refused.code != "SAME_PERSON":
+                        raise
 
 
-@dataclass
-class _State:
-    state: str
+def new_runtime(base: Runtime, **changes: Any) -> SandboxRuntime:
+    """A sandbox runtime from the platform's (workflows), with the sandbox's own parts."""
+    return SandboxRuntime(workflows=base.workflows, **changes)

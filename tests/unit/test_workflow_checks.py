@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,13 +15,14 @@ from app.domain.durations import parse_duration
 from app.domain.rent import plan_rent
 from app.errors import WorkflowError
 from app.factory_runtime import WORKFLOWS_DIR
-from app.services.simulation_drivers import case_registry
 from app.services.workflow_runner import registry
+from app.state_machine import building_blocks as blocks
 from app.state_machine.building_blocks import CaseContext
 from app.state_machine.engine import Engine
 from app.state_machine.graph import to_dot
 from app.state_machine.loader import build_definition, load_definition
 from app.state_machine.parameters import resolve
+from app.state_machine.registry import Registry
 
 
 def _base() -> dict:
@@ -138,6 +140,34 @@ def test_shenzhen_rule_supervises_rent_above_three_months_and_deposit_above_one(
 
 
 # the building blocks on their own (the state-machine level); the deal services wrap them (tests/integration)
+def _recorded(fact: str) -> Callable[[CaseContext], None]:
+    def record(ctx: CaseContext) -> None:
+        ctx.case.setdefault("service_actions", []).append(fact)
+
+    return record
+
+
+def _request_payout(ctx: CaseContext) -> None:
+    ctx.emit("payout", ctx.fact("custody_amount_fen"), "seller", "存管资金放款")
+
+
+def case_registry() -> Registry:
+    """The building blocks, with the deal services' own actions recorded instead of run (no deal here)."""
+    registry = Registry()
+    blocks.register_building_blocks(registry)
+    registry.guards["fully_funded"] = blocks.custody_covered
+    registry.actions["request_payout"] = _request_payout
+    for name in (
+        "sign_agreement",
+        "request_virtual_account",
+        "record_virtual_account",
+        "settle_payout",
+        "release_payout_hold",
+    ):
+        registry.actions[name] = _recorded(name)
+    return registry
+
+
 blocks_registry = case_registry()
 
 

@@ -27,6 +27,7 @@ from app.banks.simulator.statements import StatementFile, StatementLine, day_bou
 from app.banks.simulator.store import Account, Arrival, NewDelivery, Payout, Store, Transaction
 
 INSUFFICIENT_BALANCE = "余额不足"
+PAYEE_REFUSED = "收款账户状态异常，收款行退回"  # the payout_failure fault
 _ACCOUNT_NO_ATTEMPTS = 20
 
 
@@ -232,11 +233,13 @@ class BankOperations:
     def _settle(self, tx: Transaction, payout: Payout, now: float) -> None:
         account = tx.open_account(payout.bank_code, payout.account_no)
         assert account is not None, "payouts are accepted only for open accounts, which never close"
-        if account.balance_fen >= payout.amount_fen:
+        if account.balance_fen < payout.amount_fen:
+            status, reason = "failed", INSUFFICIENT_BALANCE
+        elif fault_happens(tx, payout.bank_code, "payout_failure"):
+            status, reason = "failed", PAYEE_REFUSED
+        else:
             tx.change_balance(payout.bank_code, payout.account_no, -payout.amount_fen)
             status, reason = "succeeded", None
-        else:
-            status, reason = "failed", INSUFFICIENT_BALANCE
         tx.finish_payout(payout, status, reason, now)
         fields = {
             "payout_id": payout.payout_id,
