@@ -32,9 +32,8 @@ from app.services.city_sources import DbVersions, open_version
 from app.services.config_publishing import validated
 from app.services.ledger_maintenance import maintain
 from app.services.runtime import KeyStore, Runtime
-from app.services.simulation_bank import BankProblem, SandboxBank
+from app.services.simulation_bank import SandboxBank
 from app.services.simulation_drivers import (
-    PathProblem,
     People,
     ProductDriver,
     QuietLog,
@@ -184,21 +183,17 @@ def _simulate_product(sandbox: Sandbox, city: CityConfig, product: str, paths: l
     driver = ProductDriver(sandbox.rt, sandbox.bank, sandbox.clock, city, product, sandbox.people, sandbox.log)
     rendered_before = sandbox.signer.rendered
     covered, problems, notes, ran = set(), [], [], 0
-    for path in paths:
-        try:
-            driver.run(path)
-        except Unreachable as why:
-            notes.append(f"路径 {_path_label(path)}：本城市配置下条件无法满足（{why}）")
-            continue
-        except (PathProblem, BankProblem) as problem:
-            problems.append(f"路径 {_path_label(path)}：{problem}")
-            continue
-        except CunguanError as error:
-            detail = f"：{parse_details(error.details)}" if error.details else ""
-            problems.append(f"路径 {_path_label(path)}：{error.message}（{error.code}）{detail}")
-            continue
-        ran += 1
-        covered.update(path)
+    for path, outcome in zip(paths, driver.run_all(paths), strict=True):
+        if isinstance(outcome, Unreachable):
+            notes.append(f"路径 {_path_label(path)}：本城市配置下条件无法满足（{outcome}）")
+        elif isinstance(outcome, CunguanError):
+            detail = f"：{parse_details(outcome.details)}" if outcome.details else ""
+            problems.append(f"路径 {_path_label(path)}：{outcome.message}（{outcome.code}）{detail}")
+        elif outcome is not None:
+            problems.append(f"路径 {_path_label(path)}：{outcome}")
+        else:
+            ran += 1
+            covered.update(path)
     rendered = sandbox.signer.rendered - rendered_before
     return {"covered": covered, "problems": problems, "notes": notes, "ran": ran, "agreements": rendered}
 

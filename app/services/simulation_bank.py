@@ -13,8 +13,10 @@ everything the last step set off to its end."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,12 @@ HOST = "127.0.0.1"
 CONTROL_TIMEOUT_S = 10.0
 MAX_SETTLE_ROUNDS = 50  # one step sets off a handful of jobs and callbacks; more means something loops
 OPENING_LIMIT = 1_000_000  # the sandbox opens an account per path in a burst: no pacing, at either end
+
+
+@dataclass(frozen=True)
+class BankSnapshot:
+    database: sqlite3.Connection
+    failing: dict[str, bool]
 
 
 class BankProblem(Exception):
@@ -148,6 +156,19 @@ class SandboxBank:
         else:
             self._control("DELETE", f"faults/{bank_code}", None)
         self._failing[bank_code] = failing
+
+    # --- where simulated paths part ------------------------------------------------------------------
+
+    def snapshot(self) -> BankSnapshot:
+        copy = sqlite3.connect(":memory:")
+        with closing(sqlite3.connect(self.simulator.store.path)) as live:
+            live.backup(copy)
+        return BankSnapshot(copy, dict(self._failing))
+
+    def restore(self, saved: BankSnapshot) -> None:
+        with closing(sqlite3.connect(self.simulator.store.path)) as live:
+            saved.database.backup(live)
+        self._failing = dict(saved.failing)
 
     # --- running both sides until nothing is left to do ----------------------------------------------
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,12 +29,12 @@ from app.db.ledger_repo import LedgerRepository
 from app.db.models import Agreement, Deal, DealEvent, Payout
 from app.domain import ledger
 from app.domain.cities import CityConfig
-from app.errors import ValidationError
+from app.errors import CunguanError, ValidationError
 from app.services import contract_import, deals, payout_approvals
 from app.services.case_blocks import arrival_event, free_in_custody
 from app.services.deal_timers import fire_due_timers
 from app.services.runtime import Runtime
-from app.services.simulation_bank import SandboxBank
+from app.services.simulation_bank import BankProblem, BankSnapshot, SandboxBank
 from app.services.simulation_forms import BUYER, form_has, sample_form
 from app.services.workflow_runner import DealContext, registry
 from app.state_machine.definition import Transition, WorkflowDefinition
@@ -58,6 +59,9 @@ class Unreachable(Exception):
 
 class PathProblem(Exception):
     """The services did not do what the path needs although the config allows it: a finding."""
+
+
+FAILURES_OF_A_PATH = (Unreachable, PathProblem, BankProblem, CunguanError)
 
 
 def wants(transition: Transition) -> tuple[str, bool] | None:
@@ -161,6 +165,16 @@ class People:
 
 
 @dataclass(frozen=True)
+class _Snapshot:
+    """The sandbox where paths part: both databases, the clock, how far the deal's timeline was read."""
+
+    platform: sqlite3.Connection
+    bank: BankSnapshot
+    now: datetime
+    seen_event_id: int
+
+
+@dataclass(frozen=True)
 class Step:
     transition: Transition
     setup: bool  # run to reach the path's guard (earlier stages), not part of the path itself
@@ -189,9 +203,92 @@ class ProductDriver:
         self.by_edge = {(t.source, t.event, t.target): t for t in self.definition.transitions}
         self.imports = 0
 
-    def run(self, path: tuple[Transition, ...]) -> None:
-        """Bring the path about on a new deal; Unreachable, PathProblem or a service's error otherwise."""
-        _PathRun(self, path).run()
+    def run_all(self, paths: list[tuple[Transition, ...]]) -> list[Exception | None]:
+        """Bring every path about, each on a deal of its own as far as it is its own: paths with the same
+        beginning share it (one deal goes through it once; where they part the sandbox is snapshotted and
+        each continues from the snapshot). Per path: None, or why it failed (Unreachable, PathProblem,
+        BankProblem, a service's error)."""
+        outcomes: dict[int, Exception | None] = {}
+        runs: list[tuple[int, _PathRun]] = []
+        for index, path in enumerate(paths):
+            try:
+                runs.append((index, _PathRun(self, path)))
+            except Unreachable as why:
+                outcomes[index] = why
+        groups: dict[tuple[int | None, bool], list[tuple[int, _PathRun]]] = {}
+        for index, run in runs:
+            groups.setdefault(run.creation(), []).append((index, run))
+        for group in groups.values():
+            lead = group[0][1]
+            try:
+                lead.create()
+            except FAILURES_OF_A_PATH as error:
+                outcomes.update(dict.fromkeys((index for index, _ in group), error))
+                continue
+            for _, run in group:
+                run.deal_id = lead.deal_id
+            self._explore(group, 0, outcomes)
+        return [outcomes.get(index) for index in range(len(paths))]
+
+    def _explore(self, group: list[tuple[int, _PathRun]], cursor: int, outcomes: dict[int, Exception | None]) -> None:
+        """Run the paths of `group` (one deal, all at `cursor`) to their ends."""
+        lead = group[0][1]
+        done = [index for index, run in group if cursor >= len(run.plan)]
+        if done:
+            try:
+                self.bank.check(self.rt)  # nothing refused or failed on the way
+                outcomes.update(dict.fromkeys(done))
+            except FAILURES_OF_A_PATH as error:
+                outcomes.update(dict.fromkeys(done, error))
+        group = [(index, run) for index, run in group if cursor < len(run.plan)]
+        branches: dict[tuple[Step, bool], list[tuple[int, _PathRun]]] = {}
+        for index, run in group:
+            branches.setdefault(run.step_key(cursor), []).append((index, run))
+        saved = self._snapshot(lead) if len(branches) > 1 else None
+        for number, branch in enumerate(branches.values()):
+            if number and saved is not None:
+                self._restore(saved, branch)
+            self._step(branch, cursor, outcomes)
+
+    def _step(self, branch: list[tuple[int, _PathRun]], cursor: int, outcomes: dict[int, Exception | None]) -> None:
+        lead = branch[0][1]
+        try:
+            fired = lead.iterate(cursor)
+        except FAILURES_OF_A_PATH as error:
+            outcomes.update(dict.fromkeys((index for index, _ in branch), error))
+            return
+        following: dict[int, list[tuple[int, _PathRun]]] = {}
+        for index, run in branch:
+            run.deal_id, run.seen_event_id = lead.deal_id, lead.seen_event_id
+            try:
+                following.setdefault(run.advance(cursor, fired), []).append((index, run))
+            except FAILURES_OF_A_PATH as error:
+                outcomes[index] = error
+        saved = self._snapshot(lead) if len(following) > 1 else None
+        for number, (after, rest) in enumerate(following.items()):
+            if number and saved is not None:
+                self._restore(saved, rest)
+            self._explore(rest, after, outcomes)
+
+    def _snapshot(self, lead: _PathRun) -> _Snapshot:
+        platform = sqlite3.connect(":memory:")
+        with closing(sqlite3.connect(self._platform_file())) as live:
+            live.backup(platform)
+        return _Snapshot(platform, self.bank.snapshot(), self.clock.now, lead.seen_event_id)
+
+    def _restore(self, saved: _Snapshot, runs: list[tuple[int, _PathRun]]) -> None:
+        self.rt.db.engine.dispose()  # no pooled connection keeps what the snapshot undoes
+        with closing(sqlite3.connect(self._platform_file())) as live:
+            saved.platform.backup(live)
+        self.bank.restore(saved.bank)
+        self.clock.now = saved.now
+        for _, run in runs:
+            run.seen_event_id = saved.seen_event_id
+
+    def _platform_file(self) -> str:
+        database = self.rt.db.engine.url.database
+        assert database, "the sandbox database is a file"
+        return database
 
     # how many months or stages a path's "last" guard counts, and the loop that runs one more
 
@@ -259,18 +356,24 @@ class _PathRun:
 
     # --- the run ------------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        self._create()
-        cursor = 0
-        while cursor < len(self.plan):
-            transition = self.plan[cursor].transition
-            self._prepare(transition, cursor)
-            self._act(transition)
-            self._settle(cursor)
-            cursor = self._match(cursor)
-        self.d.bank.check(self.rt)  # nothing refused or failed on the way
+    def creation(self) -> tuple[int | None, bool]:
+        """What the deal is created with: the lease the path implies, and whether it enters by import."""
+        return self.d.lease_months(self.path), bool(self.path) and self.path[0].event == contract_import.EVENT
 
-    def _create(self) -> None:
+    def step_key(self, cursor: int) -> tuple[Step, bool]:
+        """What the next iteration does: its step and whether the bank fails payouts meanwhile."""
+        return self.plan[cursor], self._failing(cursor)
+
+    def iterate(self, cursor: int) -> list[Transition]:
+        """One step: meet its guard, act, let the bank and the workers finish; the transitions taken."""
+        transition = self.plan[cursor].transition
+        self._prepare(transition, cursor)
+        self._act(transition)
+        self._settle(cursor)
+        fired, self.seen_event_id = self._fired()
+        return fired
+
+    def create(self) -> None:
         lease = self.d.lease_months(self.path)
         overrides = {} if lease is None else {"lease_months": str(lease), "months_per_installment": "1"}
         if self.path and self.path[0].event == contract_import.EVENT:
@@ -328,8 +431,8 @@ class _PathRun:
         ]
         return fired, (events[-1].id if events else self.seen_event_id)
 
-    def _match(self, cursor: int) -> int:
-        fired, self.seen_event_id = self._fired()
+    def advance(self, cursor: int, fired: list[Transition]) -> int:
+        """The path's cursor after `fired`; Unreachable or PathProblem when the path was not followed."""
         expected = self.plan[cursor].transition
         if not fired:
             self.d.bank.check(self.rt)  # a refused callback or a failed job explains it best
@@ -466,13 +569,16 @@ class _PathRun:
 
     # --- the bank -------------------------------------------------------------------------------------
 
-    def _settle(self, cursor: int) -> None:
-        """Run the platform's jobs and the bank until both are idle. The bank pays unless the next payment
-        result the plan expects is a failure."""
+    def _failing(self, cursor: int) -> bool:
+        """The bank pays unless the next payment result the plan expects is a failure."""
         upcoming = next((s.transition for s in self.plan[cursor:] if s.transition.event in PAYMENT_RESULTS), None)
+        return upcoming is not None and upcoming.event in FAILURES
+
+    def _settle(self, cursor: int) -> None:
+        """Run the platform's jobs and the bank until both are idle."""
         with self._deal() as (_, deal):
             bank_code = deal.bank_code
-        self.d.bank.fail_payouts(bank_code, upcoming is not None and upcoming.event in FAILURES)
+        self.d.bank.fail_payouts(bank_code, self._failing(cursor))
         self.d.bank.settle(self.rt, self._approve)
 
     def _approve(self) -> None:
