@@ -278,7 +278,8 @@ class _Importer:
             fields = deal_fields(PRODUCT, clean, city.params)
             bank_code = custody_bank(city.product, row.values.get(BANK_COLUMN, ""))
         except ValidationError as error:
-            problems = error.details if error.code == "FORM_INVALID" else {ROW_FIELD: error.message}
+            where = BANK_COLUMN if error.code == "BANK_NOT_OFFERED" else ROW_FIELD
+            problems = error.details if error.code == "FORM_INVALID" else {where: error.message}
             for name, message in problems.items():
                 self.bad(row, name, str(message))
             return None
