@@ -21,7 +21,7 @@ from app.domain.identity import id_check_char
 from app.services import deals
 from app.services.runtime import Runtime
 from app.worker import run_one
-from tests.factories import actor
+from tests.factories import actor, load_deal, open_account
 from tests.integration.test_products_in_services import RENT_FORM
 from tests.integration.test_worker_jobs import FakeBank
 
@@ -301,3 +301,18 @@ def test_openings_stay_within_the_limit_when_jobs_are_all_due_at_once(
         _run_due(rt, late + timedelta(seconds=tick))
         counts.append(len(bank.calls) - before)
     assert max(counts) <= 4 and sum(counts) == 30, counts
+
+
+def test_an_imported_deal_goes_on_like_any_other_once_its_account_opens(
+    app: Flask, rt: Runtime, agent: str, tmp_path: Path, bank: FakeBank, keys_dir: Path
+) -> None:
+    path = tmp_path / "one.csv"
+    path.write_bytes(contract_csv([contract_row(1)]))
+    _import(app, path)
+    assert _run_due(rt, T0) == 1 and [name for name, _ in bank.calls] == ["open"]
+    with rt.db.uow() as uow:
+        deal_id = uow.session.scalars(select(Deal.id)).one()
+    open_account(app.test_client(), keys_dir, rt, deal_id, "6226000000000001")
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "awaiting_move_in"
+    assert deal.virtual_account is not None and deal.virtual_account.account_no == "6226000000000001"
