@@ -38,6 +38,28 @@ RESALE_FORM = {
     "price": "3500000",
     "custody_amount": "1234567.89",
 }
+# the parties and house of a rent-custody intake form (北京); tests add the lease fields they need
+RENT_PARTIES = {
+    "landlord_name": "李四",
+    "landlord_id_number": "110101198001010053",
+    "landlord_phone": "13812345678",
+    "landlord_bank_card": "6222600260001072444",
+    "tenant_name": "张三",
+    "tenant_id_number": "11010519491231002X",
+    "tenant_phone": "13912345678",
+    "property_address": "北京市朝阳区建国路1号1单元101",
+    "lease_starts_on": "2026-12-01",
+    "lease_contract_no": "BJZL-2026-0001",
+}
+INTENT_FORM = {
+    "buyer_name": "张三",
+    "buyer_id_number": "11010519491231002X",
+    "buyer_phone": "13912345678",
+    "property_address": "上海市浦东新区世纪大道1号",
+    "deposit_amount": "20000",
+    "signed_on": "2026-11-20",
+    "expires_on": "2026-12-20",
+}
 CUSTODY_FEN = 123_456_789
 HAPPY_PATH_EVENTS = [
     "create",

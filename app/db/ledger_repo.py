@@ -39,6 +39,25 @@ def _spec_of(account: LedgerAccount) -> AccountSpec:
     )
 
 
+def account_row(spec: AccountSpec, deal_id: int | None, now: datetime) -> dict[str, Any]:
+    """A new ledger account's row: its rules from the spec, all totals zero (for inserts, one or in bulk)."""
+    return {
+        "code": spec.code,
+        "type": spec.type,
+        "name": spec.name,
+        "debits_must_not_exceed_credits": spec.debits_must_not_exceed_credits,
+        "credits_must_not_exceed_debits": spec.credits_must_not_exceed_debits,
+        "hot": spec.hot,
+        "alert_below_fen": spec.alert_below_fen,
+        "debits_posted": 0,
+        "credits_posted": 0,
+        "debits_pending": 0,
+        "credits_pending": 0,
+        "deal_id": deal_id,
+        "created_at": now,
+    }
+
+
 class LedgerRepository:
     """The ledger inside a unit of work: every posting runs through the batch engine in the session's
     transaction, so it commits or rolls back with the caller's other changes (a deal's state, say)."""
@@ -53,25 +72,7 @@ class LedgerRepository:
         if account is not None:
             return account
         self.session.flush()
-        insert_if_absent(
-            self.session,
-            LedgerAccount.__table__,
-            {
-                "code": spec.code,
-                "type": spec.type,
-                "name": spec.name,
-                "debits_must_not_exceed_credits": spec.debits_must_not_exceed_credits,
-                "credits_must_not_exceed_debits": spec.credits_must_not_exceed_debits,
-                "hot": spec.hot,
-                "alert_below_fen": spec.alert_below_fen,
-                "debits_posted": 0,
-                "credits_posted": 0,
-                "debits_pending": 0,
-                "credits_pending": 0,
-                "deal_id": deal_id,
-                "created_at": utcnow(),
-            },
-        )
+        insert_if_absent(self.session, LedgerAccount.__table__, account_row(spec, deal_id, utcnow()))
         return self.account(spec.code)
 
     def account(self, code: str) -> LedgerAccount:

@@ -24,13 +24,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.ledger_repo import LedgerRepository
-from app.db.models import Deal, DealEvent, Payout
+from app.db.models import Deal, Payout
 from app.domain import ledger
 from app.errors import WorkflowError
 from app.services.deal_actions import hold_id, open_payout
 from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
-from app.services.workflow_runner import DealContext, fire_or_note, registry
+from app.services.workflow_runner import DealContext, fire_or_note, note, registry
 from app.state_machine import building_blocks as blocks
 from app.state_machine.parameters import resolve
 
@@ -72,20 +72,6 @@ def case_context(ctx: DealContext) -> blocks.CaseContext:
 
 def _save_facts(deal: Deal, case: dict[str, Any]) -> None:
     deal.facts = {name: value for name, value in case.items() if name not in COMPUTED}  # a new dict: JSON change
-
-
-def _note(ctx: DealContext, event: str, detail: dict[str, Any]) -> None:
-    ctx.session.add(
-        DealEvent(
-            deal_id=ctx.deal.id,
-            event=event,
-            from_state=ctx.deal.state,
-            to_state=ctx.deal.state,
-            actor=ctx.actor,
-            detail=detail,
-            created_at=ctx.rt.clock(),
-        )
-    )
 
 
 def _latest_origin(deal: Deal) -> tuple[str | None, str | None]:
@@ -158,7 +144,7 @@ def carry_out(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
         _pay(ctx, money)
     for instruction in instructions:
         if instruction.kind in NOTES:
-            _note(
+            note(
                 ctx,
                 f"instruction:{instruction.kind}",
                 {
@@ -206,7 +192,7 @@ def payout_final(rt: Runtime, session: Session, payout: Payout, actor: str, deta
     )
     ctx = DealContext(rt, session, deal, actor, {"payout": payout})
     if any(p.status not in ("succeeded", "failed") for p in group):
-        _note(ctx, "payout_partial", {"label": "同批款项尚未全部完成", **detail})
+        note(ctx, "payout_partial", {"label": "同批款项尚未全部完成", **detail})
         return "waiting_for_group"
     kind = "refund" if all(p.purpose == "refund" for p in group) else "payout"
     outcome = "succeeded" if all(p.status == "succeeded" for p in group) else "failed"

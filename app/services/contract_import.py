@@ -32,6 +32,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.db.ledger_repo import account_row
 from app.db.models import (
     BankRateLimit,
     Deal,
@@ -65,6 +66,7 @@ from app.domain.rate_limit import Limits
 from app.errors import ConfigError, CunguanError, ValidationError
 from app.services import audit
 from app.services.bank_settings import opening_limits
+from app.services.deals import advisory_lock, allocate_deal_numbers, custody_bank
 from app.services.pinning import pin
 from app.services.runtime import Runtime
 from app.state_machine import building_blocks as blocks
@@ -72,7 +74,6 @@ from app.state_machine.definition import Transition, WorkflowDefinition
 from app.state_machine.parameters import resolve
 
 PRODUCT = "rent_custody"
-PREFIX = "RC"  # app.services.deals.DEAL_PREFIXES["rent_custody"]
 EVENT = "imported"
 BATCH_SIZE = 500
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -302,10 +303,10 @@ class _Importer:
         with self.rt.db.uow() as uow:
             session = uow.session
             now = self.rt.clock()
-            _advisory_lock(session, IMPORT_LOCK)
+            advisory_lock(session, IMPORT_LOCK)
             batch = self.new_only(session, batch)
             if batch:
-                numbers = allocate_deal_numbers(session, now, [row.city.code for row in batch])
+                numbers = allocate_deal_numbers(session, now, PRODUCT, [row.city.code for row in batch])
                 deal_ids = self.insert_deals(session, batch, numbers, now)
                 self.insert_followers(session, batch, numbers, deal_ids, now)
                 for code in sorted({row.city.code for row in batch}):
@@ -370,7 +371,7 @@ class _Importer:
             transition = row.city.transition
             detail = {**source, "label": transition.label}
             events.append(_event(deal_id, EVENT, transition.source, transition.target, self.actor, now, detail))
-            accounts.append(_custody_account(deal_no, deal_id, now))
+            accounts.append(account_row(ledger.deal_custody(deal_no), deal_id, now))
             requests.append(
                 {
                     "deal_id": deal_id,
@@ -457,18 +458,6 @@ def import_transition(definition: WorkflowDefinition) -> Transition:
     return found[0]
 
 
-def custody_bank(product: ProductConfig, chosen: str) -> str:
-    """As the intake: the chosen bank among the product's banks, or the first one."""
-    if not chosen:
-        return product.banks[0]
-    if chosen not in product.banks:
-        raise ValidationError(
-            f"存管银行 {chosen} 不在本城市租金托管的合作银行之列（{'、'.join(product.banks)}）",
-            code="BANK_NOT_OFFERED",
-        )
-    return chosen
-
-
 def _chunks(items: Iterable[Row | BadRow], size: int) -> Iterator[list[Row | BadRow]]:
     chunk: list[Row | BadRow] = []
     for item in items:
@@ -530,29 +519,6 @@ def indexed(form: SchemaForm) -> SchemaForm:
     return _IndexedForm(**{spec.name: getattr(form, spec.name) for spec in dataclasses.fields(form)})
 
 
-def _advisory_lock(session: Session, key: str) -> None:
-    """On PostgreSQL a transaction lock on `key`; SQLite's BEGIN IMMEDIATE already serialises writers."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
-
-
-def allocate_deal_numbers(session: Session, now: datetime, city_codes: list[str]) -> list[str]:
-    """Deal numbers for a batch, one per city code given, in order: one count per prefix under the same
-    advisory lock as `deals._next_deal_no`, so concurrent intake creations and imports count in turn."""
-    day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-    taken: dict[str, int] = {}
-    for code in sorted(set(city_codes)):
-        prefix = f"{PREFIX}{code}{day}"
-        _advisory_lock(session, prefix)
-        taken[prefix] = session.scalar(select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%")))
-    numbers = []
-    for code in city_codes:
-        prefix = f"{PREFIX}{code}{day}"
-        taken[prefix] += 1
-        numbers.append(f"{prefix}{taken[prefix]:05d}")
-    return numbers
-
-
 def _insert_returning_ids(
     session: Session, table: Table, values: list[dict[str, Any]], key: str, keys: list[Any]
 ) -> list[int]:
@@ -578,25 +544,6 @@ def _event(
         "to_state": target,
         "actor": actor,
         "detail": {**detail, "label": label},
-        "created_at": now,
-    }
-
-
-def _custody_account(deal_no: str, deal_id: int, now: datetime) -> dict[str, Any]:
-    spec = ledger.deal_custody(deal_no)
-    return {
-        "code": spec.code,
-        "type": spec.type,
-        "name": spec.name,
-        "debits_must_not_exceed_credits": spec.debits_must_not_exceed_credits,
-        "credits_must_not_exceed_debits": spec.credits_must_not_exceed_debits,
-        "hot": spec.hot,
-        "alert_below_fen": spec.alert_below_fen,
-        "debits_posted": 0,
-        "credits_posted": 0,
-        "debits_pending": 0,
-        "credits_pending": 0,
-        "deal_id": deal_id,
         "created_at": now,
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -53,24 +54,39 @@ DEAL_PREFIXES = {
 }
 
 
-def _next_deal_no(session: Session, city_code: str, product: str, rt: Runtime) -> str:
-    day = rt.clock().astimezone(SHANGHAI).strftime("%Y%m%d")  # the business day people see
-    prefix = f"{DEAL_PREFIXES[product]}{city_code}{day}"
-    if session.get_bind().dialect.name == "postgresql":  # concurrent creations count in turn (SQLite: BEGIN IMMEDIATE)
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(prefix))))
-    count = session.scalar(select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%"))) or 0
-    return f"{prefix}{count + 1:05d}"
+def advisory_lock(session: Session, key: str) -> None:
+    """On PostgreSQL a transaction lock on `key`; SQLite's BEGIN IMMEDIATE already serialises writers."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
 
 
-def _custody_bank(product_config: ProductConfig, form: dict[str, str]) -> str:
-    """The custodian bank the agent chose among the product's banks (government escrow may name several);
-    the first one when no choice was made."""
-    chosen = (form.get("custody_bank") or "").strip()
+def allocate_deal_numbers(session: Session, now: datetime, product: str, city_codes: list[str]) -> list[str]:
+    """Deal numbers (product prefix, city, the business day people see, a count), one per city code given,
+    in order: one count per prefix under its advisory lock, so concurrent creations and imports count in turn."""
+    day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+    taken: dict[str, int] = {}
+    for code in sorted(set(city_codes)):
+        prefix = f"{DEAL_PREFIXES[product]}{code}{day}"
+        advisory_lock(session, prefix)
+        count = select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%"))
+        taken[prefix] = session.scalar(count) or 0
+    numbers = []
+    for code in city_codes:
+        prefix = f"{DEAL_PREFIXES[product]}{code}{day}"
+        taken[prefix] += 1
+        numbers.append(f"{prefix}{taken[prefix]:05d}")
+    return numbers
+
+
+def custody_bank(product_config: ProductConfig, chosen: str) -> str:
+    """The custodian bank chosen among the product's banks (government escrow may name several); the first
+    one when no choice was made."""
+    chosen = chosen.strip()
     if not chosen:
         return product_config.banks[0]
     if chosen not in product_config.banks:
         raise ValidationError(
-            "所选存管银行不在本城市该业务的合作银行之列",
+            f"存管银行 {chosen} 不在本城市该业务的合作银行之列（{'、'.join(product_config.banks)}）",
             code="BANK_NOT_OFFERED",
             details={"custody_bank": chosen, "banks": list(product_config.banks)},
         )
@@ -95,12 +111,12 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
     resolved, city = rt.cities.get_resolved(city_code)
     product_config = city.product(product)
     fields = _deal_fields(rt, product_config, form)
-    bank_code = _custody_bank(product_config, form)
+    bank_code = custody_bank(product_config, form.get("custody_bank") or "")
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
     with rt.db.uow() as uow:
         now = rt.clock()
         deal = Deal(
-            deal_no=_next_deal_no(uow.session, city_code, product, rt),
+            deal_no=allocate_deal_numbers(uow.session, now, product, [city_code])[0],
             city_code=city_code,
             product=product,
             bank_code=bank_code,

@@ -52,16 +52,21 @@ def fire_or_note(ctx: DealContext, event: str, detail: dict[str, Any]) -> str:
     try:
         fire(ctx, event, detail)
     except TransitionNotAllowed as refused:
-        ctx.session.add(
-            DealEvent(
-                deal_id=ctx.deal.id,
-                event=event,
-                from_state=ctx.deal.state,
-                to_state=ctx.deal.state,
-                actor=ctx.actor,
-                detail={"label": "已记录，未触发流转", "reason": refused.message, **detail},
-                created_at=ctx.rt.clock(),
-            )
-        )
+        note(ctx, event, {"label": "已记录，未触发流转", "reason": refused.message, **detail})
         return "recorded_without_transition"
     return "processed"
+
+
+def note(ctx: DealContext, event: str, detail: dict[str, Any]) -> None:
+    """A timeline entry that does not move the deal (its state before and after is the current one)."""
+    ctx.session.add(
+        DealEvent(
+            deal_id=ctx.deal.id,
+            event=event,
+            from_state=ctx.deal.state,
+            to_state=ctx.deal.state,
+            actor=ctx.actor,
+            detail=detail,
+            created_at=ctx.rt.clock(),
+        )
+    )

@@ -17,21 +17,22 @@ from app.domain import ledger
 from app.services import deals
 from app.services.deal_timers import fire_due_timers
 from app.services.runtime import Runtime
-from tests.factories import RESALE_FORM, actor, arrive, load_deal, notification, open_account, post_callback
+from tests.factories import (
+    INTENT_FORM,
+    RENT_PARTIES,
+    RESALE_FORM,
+    actor,
+    arrive,
+    load_deal,
+    notification,
+    open_account,
+    post_callback,
+)
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 TENANT_ACCOUNT = "6226620012345678"  # the account `arrive` pays from
 RENT_FORM = {
-    "landlord_name": "李四",
-    "landlord_id_number": "110101198001010053",
-    "landlord_phone": "13812345678",
-    "landlord_bank_card": "6222600260001072444",
-    "tenant_name": "张三",
-    "tenant_id_number": "11010519491231002X",
-    "tenant_phone": "13912345678",
-    "property_address": "北京市朝阳区建国路1号1单元101",
-    "lease_starts_on": "2026-12-01",
-    "lease_contract_no": "BJZL-2026-0001",
+    **RENT_PARTIES,
     "monthly_rent_fen": "3000",
     "lease_months": "2",
     "months_per_installment": "1",
@@ -131,16 +132,7 @@ def test_intent_deposit_expires_and_goes_back_by_the_original_route(
     ensure_keys(keys_dir, ["pab"])  # 上海's intent deposits are kept at PAB
     rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")
     agent = actor(rt, "agent")
-    form = {
-        "buyer_name": "张三",
-        "buyer_id_number": "11010519491231002X",
-        "buyer_phone": "13912345678",
-        "property_address": "上海市浦东新区世纪大道1号",
-        "deposit_amount": "20000",
-        "signed_on": "2026-11-20",
-        "expires_on": "2026-12-20",
-    }
-    deal_id = deals.create_deal(rt, agent, "310000", "intent_deposit", form)
+    deal_id = deals.create_deal(rt, agent, "310000", "intent_deposit", INTENT_FORM)
     deals.confirm_agreement(rt, agent, deal_id)
     bank = load_deal(rt, deal_id).bank_code
     assert bank == "pab"

@@ -12,23 +12,14 @@ from sqlalchemy import func, select, text
 from app.db.models import Deal, FormDraft
 from app.services.runtime import Runtime
 from tests.conftest import csrf_token
-from tests.factories import RESALE_FORM
+from tests.factories import RENT_PARTIES, RESALE_FORM
 
 Login = Callable[[str], FlaskClient]
 
 RENT_FORM = {
     "city_code": "110000",
     "product": "rent_custody",
-    "landlord_name": "李四",
-    "landlord_id_number": "110101198001010053",
-    "landlord_phone": "13812345678",
-    "landlord_bank_card": "6222600260001072444",
-    "tenant_name": "张三",
-    "tenant_id_number": "11010519491231002X",
-    "tenant_phone": "13912345678",
-    "property_address": "北京市朝阳区建国路1号1单元101",
-    "lease_starts_on": "2026-12-01",
-    "lease_contract_no": "BJZL-2026-0001",
+    **RENT_PARTIES,
     "monthly_rent_fen": "6500",
     "lease_months": "12",
     "months_per_installment": "3",

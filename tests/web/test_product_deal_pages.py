@@ -10,19 +10,10 @@ from flask.testing import FlaskClient
 from app.services import deals
 from app.services.runtime import Runtime
 from tests.conftest import csrf_token
-from tests.factories import actor, load_deal
+from tests.factories import INTENT_FORM, actor, load_deal
 from tests.integration.test_products_in_services import RENT_FORM
 
 Login = Callable[[str], FlaskClient]
-INTENT_FORM = {
-    "buyer_name": "张三",
-    "buyer_id_number": "11010519491231002X",
-    "buyer_phone": "13912345678",
-    "property_address": "上海市浦东新区世纪大道1号",
-    "deposit_amount": "20000",
-    "signed_on": "2026-11-20",
-    "expires_on": "2026-12-20",
-}
 
 
 def test_rent_custody_deal_page_names_tenant_and_landlord(login: Login, rt: Runtime) -> None:
