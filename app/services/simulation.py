@@ -32,8 +32,9 @@ from app.services.city_sources import DbVersions, open_version
 from app.services.config_publishing import validated
 from app.services.ledger_maintenance import maintain
 from app.services.runtime import KeyStore, Runtime
-from app.services.simulation_bank import SandboxBank
+from app.services.simulation_bank import BankProblem, SandboxBank
 from app.services.simulation_drivers import (
+    PathProblem,
     People,
     ProductDriver,
     QuietLog,
@@ -189,8 +190,10 @@ def _simulate_product(sandbox: Sandbox, city: CityConfig, product: str, paths: l
         elif isinstance(outcome, CunguanError):
             detail = f"：{parse_details(outcome.details)}" if outcome.details else ""
             problems.append(f"路径 {_path_label(path)}：{outcome.message}（{outcome.code}）{detail}")
-        elif outcome is not None:
+        elif isinstance(outcome, PathProblem | BankProblem):
             problems.append(f"路径 {_path_label(path)}：{outcome}")
+        elif outcome is not None:  # not a refusal of a service: an exception no service should let escape
+            problems.append(f"路径 {_path_label(path)}：未预期的错误 {type(outcome).__name__}: {outcome}"[:600])
         else:
             ran += 1
             covered.update(path)

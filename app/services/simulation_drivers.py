@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,13 +30,15 @@ from app.db.ledger_repo import LedgerRepository
 from app.db.models import Agreement, Deal, DealEvent, Payout
 from app.domain import ledger
 from app.domain.cities import CityConfig
+from app.domain.money import parse_yuan
+from app.domain.rent import plan_rent
 from app.errors import CunguanError, ValidationError
 from app.services import contract_import, deals, payout_approvals
 from app.services.case_blocks import arrival_event, free_in_custody
 from app.services.deal_timers import fire_due_timers
 from app.services.runtime import Runtime
 from app.services.simulation_bank import BankProblem, BankSnapshot, SandboxBank
-from app.services.simulation_forms import BUYER, form_has, sample_form
+from app.services.simulation_forms import BUYER, form_has, product_form, sample_form
 from app.services.workflow_runner import DealContext, registry
 from app.state_machine.definition import Transition, WorkflowDefinition
 from app.state_machine.engine import Engine
@@ -222,7 +225,7 @@ class ProductDriver:
             lead = group[0][1]
             try:
                 lead.create()
-            except FAILURES_OF_A_PATH as error:
+            except Exception as error:  # a bug met on the way is a finding about these paths, not a crash
                 outcomes.update(dict.fromkeys((index for index, _ in group), error))
                 continue
             for _, run in group:
@@ -254,7 +257,7 @@ class ProductDriver:
         lead = branch[0][1]
         try:
             fired = lead.iterate(cursor)
-        except FAILURES_OF_A_PATH as error:
+        except Exception as error:  # a bug met on the way is a finding about these paths, not a crash
             outcomes.update(dict.fromkeys((index for index, _ in branch), error))
             return
         following: dict[int, list[tuple[int, _PathRun]]] = {}
@@ -293,32 +296,58 @@ class ProductDriver:
     # how many months or stages a path's "last" guard counts, and the loop that runs one more
 
     def lease_months(self, path: tuple[Transition, ...]) -> int | None:
-        """The lease a path implies: as many months as it releases, one more when it never reaches the last."""
+        """The lease a path implies: as many months as it releases, one more when it never reaches the last;
+        never shorter than one payment cycle (earlier months are then run first, see `plan`)."""
         releases = [need for t in path if (need := wants(t)) and need[0] == "last_rent_month"]
         if not releases:
             return None
-        return len(releases) + (0 if any(value for _, value in releases) else 1)
+        implied = len(releases) + (0 if any(value for _, value in releases) else 1)
+        return max(implied, int(self.installment.get("months_per_installment", 1)))
+
+    def _units(self, guard: str, path: tuple[Transition, ...]) -> int:
+        """How many months (of the lease) or stages (of the release rule) the path's deal has."""
+        if guard == "last_rent_month":
+            return self.lease_months(path) or 0
+        return len(self.config.release.tranches) if self.config.release else 0
+
+    @cached_property
+    def installment(self) -> dict[str, str]:
+        """The shortest payment cycle the form offers whose rent this city supervises (深圳 exempts the first
+        three months of an installment: paying monthly, nothing would be held)."""
+        if not form_has(self.config, "months_per_installment"):
+            return {}
+        form = sample_form(self.config)
+        monthly, deposit = parse_yuan(form["monthly_rent_fen"]), parse_yuan(form.get("deposit_fen") or "0")
+        exempt = (self.params["rent_months_exempt"], self.params["deposit_months_exempt"])
+        for option in product_form(self.config).field("months_per_installment").options:
+            try:
+                plan_rent(monthly, int(option), deposit, *exempt)
+            except ValidationError:
+                continue
+            return {"months_per_installment": option}
+        return {}  # nothing supervised whatever the cycle: creating the deal says so
 
     def plan(self, path: tuple[Transition, ...]) -> list[Step]:
         """The path's steps, with the earlier stages run first when it needs the last one."""
         steps = [Step(t, False) for t in path]
-        releases = [need for t in path if (need := wants(t)) and need[0] == "last_stage"]
-        if not releases:
+        guard = next((need[0] for t in path if (need := wants(t)) and need[0] in LAST_GUARDS), None)
+        if guard is None:
             return steps
-        total = len(self.config.release.tranches) if self.config.release else 0
+        releases = [need for t in path if (need := wants(t)) and need[0] == guard]
+        total = self._units(guard, path)
         reaches_last = any(value for _, value in releases)
         if not reaches_last:
             if total < len(releases) + 1:
-                raise Unreachable(f"本城市只有 {total} 个阶段，走不到「非最后阶段」")
+                raise Unreachable(f"只有 {total} 期，走不到「非最后一期」")
             return steps
         earlier = total - len(releases)
         if earlier < 0:
-            raise Unreachable(f"本城市只有 {total} 个阶段")
+            raise Unreachable(f"只有 {total} 期")
         if earlier == 0:
             return steps
         if earlier > MAX_UNITS:
-            raise Unreachable(f"需先完成 {earlier} 个阶段")
-        loop = self._loop("last_stage")
+            raise Unreachable(f"需先完成 {earlier} 期")
+        loop = self._loop(guard)
         on_loop = {t.source for t in loop}
         entry = next((i for i, t in enumerate(path) if t.source in on_loop), None)
         if entry is None:
@@ -375,7 +404,9 @@ class _PathRun:
 
     def create(self) -> None:
         lease = self.d.lease_months(self.path)
-        overrides = {} if lease is None else {"lease_months": str(lease), "months_per_installment": "1"}
+        cycle = self.d.installment.get("months_per_installment")  # a lease is at least one payment cycle
+        months = str(lease) if lease is not None else cycle
+        overrides = self.d.installment | ({"lease_months": months} if months else {})
         if self.path and self.path[0].event == contract_import.EVENT:
             self.deal_id = self._import(overrides)
         else:
