@@ -19,12 +19,10 @@ second, per day) so that workers do not spin deferring 100,000 due jobs; the tok
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +59,7 @@ from app.domain.contract_import import (
     split_rows,
 )
 from app.domain.forms.products import deal_fields
-from app.domain.forms.schema_form import FieldSpec, SchemaForm, build_form, load_base_schema
+from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.domain.rate_limit import Limits
 from app.errors import ConfigError, CunguanError, ValidationError
 from app.services import audit
@@ -248,7 +246,7 @@ class _Importer:
             resolved=resolved,
             city=city,
             product=product,
-            form=indexed(build_form(PRODUCT, load_base_schema(PRODUCT), product.form)),
+            form=build_form(PRODUCT, load_base_schema(PRODUCT), product.form),
             params=resolve(definition.parameters, product.overrides()),
             definition=definition,
             transition=import_transition(definition),
@@ -497,26 +495,6 @@ def _deals_of_contracts(session: Session, keys: Iterable[tuple[str, str]]) -> di
         )
         found.update(((city_code, contract_no), deal_no) for contract_no, deal_no in session.execute(query))
     return found
-
-
-class _IndexedForm(SchemaForm):
-    """The city's form with its fields computed once and found by name in a dict: validation asks for them
-    dozens of times a row, and SchemaForm recomputes them every time (worth moving into SchemaForm)."""
-
-    @cached_property
-    def fields(self) -> tuple[FieldSpec, ...]:  # type: ignore[override]
-        return super().fields
-
-    @cached_property
-    def _by_name(self) -> dict[str, FieldSpec]:
-        return {spec.name: spec for spec in self.fields}
-
-    def field(self, name: str) -> FieldSpec:
-        return self._by_name[name]
-
-
-def indexed(form: SchemaForm) -> SchemaForm:
-    return _IndexedForm(**{spec.name: getattr(form, spec.name) for spec in dataclasses.fields(form)})
 
 
 def _insert_returning_ids(

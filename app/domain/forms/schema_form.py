@@ -15,7 +15,7 @@ import json
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +114,17 @@ class SchemaForm:
     schema: dict[str, Any]
     checks: tuple[Check, ...]
 
-    @property
+    # computed once per form (validation asks for them many times a row; an import validates thousands)
+    @cached_property
     def fields(self) -> tuple[FieldSpec, ...]:
         return tuple(field for section in self.sections for field in section.fields)
 
+    @cached_property
+    def _by_name(self) -> dict[str, FieldSpec]:
+        return {field.name: field for field in self.fields}
+
     def field(self, name: str) -> FieldSpec:
-        return next(field for field in self.fields if field.name == name)
+        return self._by_name[name]
 
     def validate(self, raw: Mapping[str, str]) -> dict[str, Any]:
         """Typed values of the fields that apply (hidden conditional fields are dropped); ValidationError
