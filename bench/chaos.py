@@ -3,7 +3,9 @@
 Same code (tests/e2e/chaos_support.py): deals on ceb, icbc and pab while the bank simulator drops, duplicates,
 reorders notifications, fails requests with 503 and times out payout answers; two workers, one SIGKILLed and
 restarted mid-run; reconciliation of every bank and day until every deal is final; then the same checks as the
-test. Prints a table of what happened and how long it took.
+test. Prints a table of what happened and how long it took: milestones and timed steps of the run ("at / took"),
+CPU seconds per process, and how long callbacks queued at the bank. The pacing per database (agents at once,
+callbacks in flight, worker poll) is `Tuning` in tests/e2e/chaos_support.py.
 
 Run: .venv/bin/python bench/chaos.py [--deals 2000] [--seed N] [--postgres URL] [--json out.json]
 (--postgres, or CUNGUAN_TEST_POSTGRES_URL, runs on a fresh schema of that server; SQLite otherwise.)
@@ -63,6 +65,10 @@ def table(report: ChaosReport, database_name: str) -> list[str]:
         ("callbacks delivered", str(figures["callbacks_sent"])),
         ("callbacks dropped", str(figures["callbacks_dropped"])),
         ("callbacks duplicated", str(figures["callbacks_duplicated"])),
+        (
+            "callback queueing at the bank p50 / p90 (ms)",
+            f"{figures['callback_lag_p50_ms']} / {figures['callback_lag_p90_ms']}",
+        ),
         ("inbox rows (distinct notifications)", str(figures["inbox_rows"])),
         ("repairs by reconciliation (补单)", str(figures["repairs_recon"])),
         ("repairs on timelines (补单, incl. account queries)", str(figures["repair_events"])),
@@ -74,6 +80,8 @@ def table(report: ChaosReport, database_name: str) -> list[str]:
         ("dead jobs", str(figures["jobs_dead"])),
         ("worker killed after payouts at bank", str(report.killed_at_payouts)),
         ("final states", ", ".join(f"{state} {count}" for state, count in sorted(report.states.items()))),
+        *((f"at / took (s): {name}", f"{seconds:.1f}") for name, seconds in report.phases.items()),
+        *((f"CPU (s): {name}", f"{seconds:.1f}") for name, seconds in report.cpu_seconds.items()),
     ]
     width = max(len(name) for name, _ in rows)
     return ["| " + "what".ljust(width) + " | value |", "|" + "-" * (width + 2) + "|---|"] + [

@@ -5,16 +5,23 @@ and restarted; then reconciliation of every bank and day until every deal is fin
 
 What is real: the web app receiving the simulator's signed callbacks, two `flask worker` processes (leases,
 retries, queries), the bank simulator (its own process: accounts, arrivals, payouts, statements, faults), the
-ledger, the workflows, `flask reconcile` and `flask ledger check`.
+ledger, the workflows, `flask city simulate`, `flask reconcile` and `flask ledger check`.
 
 The one shortcut: agreements. Each one renders and signs a real PDF (~0.5 s), which several hundred deals cannot
 afford in a test, so the driver confirms deals with `SignOnce` (app/services/simulation_drivers.py, what the
 simulation sandbox uses): the first confirmation renders and signs one real agreement, every later deal gets
 its own agreement row carrying a copy of that signed file. Everything after the agreement is untouched.
 
-The people are played by this process: agents create and confirm deals (services, in-process), buyers pay in
-through the simulator's `/sim/pay` once the platform shows the deal's account number (one payment, or two
-parts), ops record the title transfer once a deal is funded. Finance reconciles when nothing else can move.
+The people are played by this process: agents create and confirm deals (services, in-process, several at once),
+buyers pay in through the simulator's `/sim/pay` once the platform shows the deal's account number (one payment,
+or two parts), ops record the title transfer once a deal is funded. The phases overlap as in a day of business:
+buyers pay into the first accounts while agents still create deals, and the icbc city is simulated and
+published (`flask city simulate` in its own process) while the other cities' deals are created. Finance
+reconciles every bank and day from the console (the service its page calls) whenever nothing is in flight;
+the closing round, every bank and day, is `flask reconcile`.
+
+Sizing (measured per phase: `ChaosReport.phases`, CPU per process: `ChaosReport.cpu_seconds`, the queueing of
+callbacks at the bank: `figures`): see `Tuning` for what differs between SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,19 +32,21 @@ import random
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import requests
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import Engine, create_engine, func, select
 
 from app import create_app
 from app.banks.simulator.banks import SIMULATED_BANKS
@@ -54,10 +63,9 @@ from app.db.models import (
     VirtualAccount,
 )
 from app.services import config_publishing as publishing
-from app.services import deals
+from app.services import deals, reconciliation
 from app.services.deals import Actor
 from app.services.runtime import Runtime
-from app.services.simulation import simulate
 from app.services.simulation_drivers import SignOnce
 from app.services.users import create_user
 from app.services.workflow_runner import registry
@@ -135,6 +143,25 @@ class ChaosReport:
     states: Counter[str] = field(default_factory=Counter)
     figures: dict[str, int] = field(default_factory=dict)
     reconcile_output: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the run is paced per database (measured on the shared 2-core machine, see bench/chaos.py)."""
+
+    agents: int  # agents creating deals at once
+    deliveries: int  # callbacks the simulator sends at once (`serve --deliveries`)
+    worker_poll_s: float  # `flask worker --poll`: an idle worker's sleep between looks at the queue
+    worker_threads: int  # `flask worker --concurrency` of each of the two workers (SQLite: always 1)
+
+
+# PostgreSQL overlaps round trips and commits: several agents, eight callbacks in flight. SQLite has one writer
+# (every platform transaction begins IMMEDIATE and waits in SQLite's sleeping busy handler): more writers at
+# once only queue longer, and an idle worker's look at the queue takes the write lock too.
+TUNING_POSTGRESQL = Tuning(agents=4, deliveries=8, worker_poll_s=0.05, worker_threads=1)
+TUNING_SQLITE = Tuning(agents=2, deliveries=1, worker_poll_s=0.2, worker_threads=1)
 
 
 class ChaosStack(Stack):
@@ -144,6 +171,7 @@ class ChaosStack(Stack):
         super().__init__(workdir, database_url, keys_dir)
         self.plan = plan
         self.worker_starts = 0
+        self.cpu_of_killed: dict[str, float] = {}
 
     def env(self) -> dict[str, str]:
         base = super().env()
@@ -169,7 +197,8 @@ class ChaosStack(Stack):
     def start_simulator(self) -> None:
         command = [sys.executable, "-m", "app.banks.simulator", "serve", "--port", str(self.sim_port)]
         command += ["--db", str(self.sim_db), "--keys-dir", str(self.keys_dir)]
-        self._spawn("simulator", [*command, "--open-delay", "0.05", "--payout-delay", "0.05"])
+        command += ["--open-delay", "0.05", "--payout-delay", "0.05", "--deliveries", str(self.tuning.deliveries)]
+        self._spawn("simulator", command)
         wait_until(lambda: requests.get(f"{self.sim_url}/sim/state", timeout=1).ok, what="bank simulator")
 
     def start_platform(self) -> None:
@@ -181,13 +210,46 @@ class ChaosStack(Stack):
     def start_worker(self, name: str) -> None:
         self.worker_starts += 1
         log_name = f"{name}-{self.worker_starts}"
-        self._spawn(log_name, [*FLASK, "worker", "--poll", "0.05", "--lease", str(self.plan.lease_s)])
+        pace = ["--poll", str(self.tuning.worker_poll_s), "--concurrency", str(self.tuning.worker_threads)]
+        self._spawn(log_name, [*FLASK, "worker", *pace, "--lease", str(self.plan.lease_s)])
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL the newest process of worker `name`: no handler runs, its claimed jobs keep their lease."""
-        process = next(p for log, p in reversed(self.processes) if log.startswith(f"{name}-"))
+        log_name, process = next((log, p) for log, p in reversed(self.processes) if log.startswith(f"{name}-"))
+        self.cpu_of_killed[log_name] = self.cpu_seconds()[log_name]
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+    @property
+    def tuning(self) -> Tuning:
+        return TUNING_POSTGRESQL if self.database_url.startswith("postgresql") else TUNING_SQLITE
+
+    @cached_property
+    def reader(self) -> Engine:
+        """The people's view of the platform's database: plain reads, which on SQLite take no write lock (the
+        platform's own sessions begin every transaction IMMEDIATE) and so never make a callback wait."""
+        return create_engine(self.database_url)
+
+    def stop(self) -> None:
+        super().stop()
+        if "reader" in self.__dict__:
+            self.reader.dispose()
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by each process still running (Linux /proc), with the killed
+        worker's at its death, this process's ("people") and its finished commands' (`flask reconcile`...)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = dict(self.cpu_of_killed)
+        for name, process in self.processes:
+            try:
+                stat = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            used[name] = round((int(stat[11]) + int(stat[12])) / ticks, 1)
+        own = os.times()
+        used["people (this process)"] = round(own.user + own.system, 1)
+        used["flask commands"] = round(own.children_user + own.children_system - sum(self.cpu_of_killed.values()), 1)
+        return used
 
     @property
     def sim_db(self) -> Path:
@@ -219,11 +281,12 @@ class People:
         self.installments: dict[int, list[int]] = {}
         self.paid: set[int] = set()
         self.titled: set[int] = set()
+        self.opened = 0
 
-    def open_deals(self) -> list[int]:
-        """Create and confirm every deal, cities in turn (amounts seeded)."""
+    def deal_forms(self) -> list[tuple[str, dict[str, str], list[int]]]:
+        """Every deal's city, intake form and buyer installments (fen), cities in turn; amounts seeded."""
         cities = list(CITY_BANKS)
-        made = []
+        planned = []
         for number in range(self.plan.deals):
             custody_fen = self.rng.randrange(5_000_000, 400_000_000)
             form = {
@@ -233,25 +296,31 @@ class People:
                 "price": f"{(custody_fen + 100_000_000) // 100}",
                 "custody_amount": f"{custody_fen // 100}.{custody_fen % 100:02d}",
             }
-            deal_id = deals.create_deal(self.rt, self.actors["agent"], form["city_code"], "resale_escrow", form)
-            deals.confirm_agreement(self.rt, self.actors["agent"], deal_id)
             if self.rng.random() < self.plan.split_share:
                 first = self.rng.randrange(1, custody_fen)
-                self.installments[deal_id] = [first, custody_fen - first]
+                installments = [first, custody_fen - first]
             else:
-                self.installments[deal_id] = [custody_fen]
-            made.append(deal_id)
-        return made
+                installments = [custody_fen]
+            planned.append((form["city_code"], form, installments))
+        return planned
+
+    def open_deal(self, city_code: str, form: dict[str, str], installments: list[int]) -> int:
+        """An agent creates the deal and confirms its agreement (which asks the bank for an account)."""
+        deal_id = deals.create_deal(self.rt, self.actors["agent"], city_code, "resale_escrow", form)
+        self.installments[deal_id] = installments  # known before the account can open
+        deals.confirm_agreement(self.rt, self.actors["agent"], deal_id)
+        return deal_id
 
     def act(self) -> int:
         """Pay into opened accounts, record title transfers on funded deals; returns how many acts."""
-        with self.rt.db.uow() as uow:
-            rows = uow.session.execute(
+        with self.stack.reader.connect() as connection:
+            rows = connection.execute(
                 select(Deal.id, Deal.state, Deal.bank_code, VirtualAccount.account_no).join(
                     VirtualAccount, VirtualAccount.deal_id == Deal.id
                 )
             ).all()
         acts = 0
+        self.opened = sum(1 for *_, account_no in rows if account_no)
         for deal_id, state, bank_code, account_no in rows:
             if state == "awaiting_funds" and account_no and deal_id not in self.paid:
                 for amount_fen in self.installments[deal_id]:
@@ -276,21 +345,26 @@ class People:
 
 
 def prepare(stack: ChaosStack, flask_app: Flask) -> tuple[Runtime, dict[str, Actor]]:
-    """Schema, people, the icbc city published (drafted, simulated, approved by another person), faults on."""
+    """Schema and the people (agent, ops, reviewer, finance)."""
     stack.flask("db", "upgrade")
     rt: Runtime = flask_app.extensions["cunguan.runtime"]
     actors = {}
-    for role in ("agent", "ops", "reviewer"):
+    for role in ("agent", "ops", "reviewer", "finance"):
         user = create_user(rt, role, PASSWORD, role, f"混沌{role}")
         actors[role] = Actor(user.id, role, role)
+    return rt, actors
+
+
+def publish_icbc_city(stack: ChaosStack, rt: Runtime) -> None:
+    """Ops drafts and submits the icbc city, `flask city simulate` runs every path of it in a sandbox (its own
+    process: it runs beside the other cities' deals being created), another person approves and publishes."""
     content = json.dumps(ICBC_CITY, ensure_ascii=False, indent=2)
     publishing.save_draft(rt, "320100", content, "ops")
     publishing.submit(rt, "320100", "ops")
-    report = simulate(rt, "320100", None, None, "ops")
-    assert report["ok"], report
+    simulated = stack.flask("city", "simulate", "320100", "--by", "ops", check=False)
+    assert simulated.returncode == 0 and "✓ 仿真通过" in simulated.stdout, simulated.stdout + simulated.stderr
     publishing.review(rt, "320100", "reviewer", "混沌测试城市", approve=True)
     publishing.publish(rt, "320100", "reviewer")
-    return rt, actors
 
 
 def set_faults(stack: ChaosStack, plan: ChaosPlan) -> None:
@@ -308,13 +382,22 @@ def set_faults(stack: ChaosStack, plan: ChaosPlan) -> None:
         _sim(stack, "PUT", f"limits/{code}", {"per_second": plan.open_per_second, "per_day": 100_000})
 
 
-def _busy(stack: ChaosStack, rt: Runtime) -> bool:
-    """Jobs waiting or running, or callbacks the simulator still has to deliver."""
-    with rt.db.uow() as uow:
-        jobs = uow.session.scalar(select(func.count()).where(Job.status.in_(("pending", "running"))))
+def _busy(stack: ChaosStack) -> bool:
+    """Anything in flight: jobs waiting (even later ones: a query, an account check) or running, callbacks
+    stored and not yet processed, or at the bank accounts still opening, payouts still being carried out and
+    callbacks still to deliver. Reconciling while something is in flight would repair what is not lost."""
+    with stack.reader.connect() as connection:
+        jobs = connection.scalar(select(func.count()).where(Job.status.in_(("pending", "running"))))
+        unprocessed = connection.scalar(
+            select(func.count()).where(BankNotification.processed_at.is_(None), BankNotification.outcome.is_(None))
+        )
     with stack.sim_rows() as sim:
-        pending = sim.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
-    return bool(jobs or pending)
+        at_bank = sim.execute(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE status = 'pending')"
+            " + (SELECT COUNT(*) FROM accounts WHERE status = 'opening')"
+            " + (SELECT COUNT(*) FROM payouts WHERE status = 'processing')"
+        ).fetchone()[0]
+    return bool(jobs or unprocessed or at_bank)
 
 
 def _payouts_at_bank(stack: ChaosStack) -> int:
@@ -322,9 +405,9 @@ def _payouts_at_bank(stack: ChaosStack) -> int:
         return int(sim.execute("SELECT COUNT(*) FROM payouts").fetchone()[0])
 
 
-def _states(rt: Runtime) -> Counter[str]:
-    with rt.db.uow() as uow:
-        return Counter(dict(uow.session.execute(select(Deal.state, func.count()).group_by(Deal.state)).all()))
+def _states(stack: ChaosStack) -> Counter[str]:
+    with stack.reader.connect() as connection:
+        return Counter(dict(connection.execute(select(Deal.state, func.count()).group_by(Deal.state)).all()))
 
 
 def bank_days(stack: ChaosStack) -> dict[str, list[date]]:
@@ -338,6 +421,19 @@ def bank_days(stack: ChaosStack) -> dict[str, list[date]]:
     for bank_code, timestamp in rows:
         days[bank_code].add(datetime.fromtimestamp(timestamp, BANK_TIMEZONE).date())
     return {code: sorted(found) for code, found in days.items()}
+
+
+def reconcile_from_console(stack: ChaosStack, rt: Runtime, finance: Actor) -> list[str]:
+    """Finance reconciles every bank and day from the console (the service its 对账 page calls; no process
+    to start, so it can be done as often as the run needs). Returns one line per run."""
+    today = datetime.now(BANK_TIMEZONE).date()
+    lines = []
+    for bank_code, days in sorted(bank_days(stack).items()):
+        for day in days:
+            run_id = reconciliation.reconcile(rt, bank_code, day, allow_incomplete=day >= today, actor=finance.label)
+            run = reconciliation.load_run(rt, run_id)
+            lines.append(f"对账 #{run.id} {bank_code} {day.isoformat()}: {run.counts} 未解决 {run.unresolved}")
+    return lines
 
 
 def reconcile_all(stack: ChaosStack) -> list[str]:
@@ -358,53 +454,134 @@ def reconcile_all(stack: ChaosStack) -> list[str]:
         ]
 
 
+POLL_S = 0.1  # how often the people look at the platform
+QUIET_S = 0.3  # nothing in flight anywhere for this long: what is left waits for 对账
+
+
+class Phases:
+    """When each milestone of the run was reached (seconds since the platform was up) and how long the
+    timed steps took; logged as they happen, kept in the report."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.started = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def reached(self, name: str) -> None:
+        if name not in self.seconds:
+            self.seconds[name] = round(time.monotonic() - self.started, 1)
+            self.log(f"{name}: {self.seconds[name]} s")
+
+    @contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        begun = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.monotonic() - begun, 1)
+
+
+def create_deals(stack: ChaosStack, rt: Runtime, people: People, phases: Phases, stop: threading.Event) -> None:
+    """The agents, several at once (each deal its own transactions, as from their browsers): the ceb and pab
+    cities' deals while the icbc city is being published, then icbc's."""
+    planned = people.deal_forms()
+
+    def open_deal(deal: tuple[str, dict[str, str], list[int]]) -> None:
+        if not stop.is_set():
+            people.open_deal(*deal)
+
+    agents = stack.tuning.agents
+    icbc = ICBC_CITY["admin_code"]
+    with ThreadPoolExecutor(agents + 1) as pool:
+        publication = pool.submit(phases.timed("icbc city published (in parallel)")(publish_icbc_city), stack, rt)
+        others = [deal for deal in planned if deal[0] != icbc]
+        open_deal(others[0])  # the one real agreement is rendered and signed before the agents work at once
+        list(pool.map(open_deal, others[1:]))
+        publication.result()
+        list(pool.map(open_deal, [deal for deal in planned if deal[0] == icbc]))
+    phases.reached("deals created and confirmed")
+
+
 def run_chaos(stack: ChaosStack, flask_app: Flask, plan: ChaosPlan, log: Any = print) -> ChaosReport:
-    """Run the whole scenario; returns the report. Raises AssertionError when deals do not all finish."""
+    """Run the whole scenario; returns the report. Raises AssertionError when deals do not all finish.
+
+    Deals are created (agents in threads) while the people already pay into the first opened accounts and the
+    workers carry the first payouts: the phases overlap as they would in a day of business."""
     report = ChaosReport(plan)
+    setup = time.monotonic()
     stack.start_simulator()
     rt, actors = prepare(stack, flask_app)
     set_faults(stack, plan)
     stack.start_platform()
-    started = time.monotonic()
+    phases = Phases(log)
+    phases.seconds["setup (before the run)"] = round(time.monotonic() - setup, 1)
     people = People(rt, stack, plan, actors)
     sign_once = SignOnce()
+    stop = threading.Event()
     registry.actions["sign_agreement"], original = sign_once, registry.actions["sign_agreement"]
     try:
-        people.open_deals()
+        with ThreadPoolExecutor(1) as agents:
+            creation = agents.submit(create_deals, stack, rt, people, phases, stop)
+            try:
+                _drive(stack, rt, people, report, phases, creation)
+            finally:
+                stop.set()
     finally:
         registry.actions["sign_agreement"] = original
     assert sign_once.rendered == 1, sign_once.rendered
-    log(f"{plan.deals} deals created and confirmed in {time.monotonic() - started:.1f} s")
-    quiet_since: float | None = None
-    while True:
-        if time.monotonic() - started > plan.deadline_s:
-            raise AssertionError(f"deals not final after {plan.deadline_s} s: {dict(_states(rt))}")
-        if report.killed_at_payouts < 0 and _payouts_at_bank(stack) >= plan.kill_after_share * plan.deals:
-            report.killed_at_payouts = _payouts_at_bank(stack)
-            stack.kill_worker("worker-b")
-            log(f"worker-b killed (SIGKILL) after {report.killed_at_payouts} payouts reached the bank; restarting")
-            stack.start_worker("worker-b")
-        states = _states(rt)
-        if states.get("closed", 0) == plan.deals:
-            break
-        if people.act() or _busy(stack, rt):
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since > 0.5:  # nothing moves: what is left waits for 对账
-            report.reconcile_rounds += 1
-            log(f"reconciliation round {report.reconcile_rounds}: {dict(states)}")
-            report.reconcile_output += reconcile_all(stack)
-            quiet_since = None
-        time.sleep(0.2)
     if report.killed_at_payouts < 0:
         raise AssertionError("the run ended before a worker was killed")
     report.reconcile_rounds += 1  # the closing run: every bank and day, everything must match now
-    report.reconcile_output += reconcile_all(stack)
-    report.seconds = time.monotonic() - started
-    report.states = _states(rt)
+    with phases.timed("closing reconciliation"):
+        report.reconcile_output += reconcile_all(stack)
+    report.seconds = time.monotonic() - phases.started
+    report.states = _states(stack)
     report.figures = figures(stack, rt)
+    report.phases = phases.seconds
+    report.cpu_seconds = stack.cpu_seconds()
     return report
+
+
+def _drive(
+    stack: ChaosStack, rt: Runtime, people: People, report: ChaosReport, phases: Phases, creation: Future[None]
+) -> None:
+    """The people act on what the platform shows; finance reconciles whenever nothing is in flight."""
+    plan = report.plan
+    quiet_since: float | None = None
+    while True:
+        now = time.monotonic()
+        if now - phases.started > plan.deadline_s:
+            raise AssertionError(f"deals not final after {plan.deadline_s} s: {dict(_states(stack))}")
+        if creation.done():
+            creation.result()  # an agent's error ends the run
+        if report.killed_at_payouts < 0 and _payouts_at_bank(stack) >= plan.kill_after_share * plan.deals:
+            report.killed_at_payouts = _payouts_at_bank(stack)
+            stack.kill_worker("worker-b")
+            phases.log(f"worker-b killed (SIGKILL) after {report.killed_at_payouts} payouts reached the bank")
+            stack.start_worker("worker-b")
+        states = _states(stack)
+        if states.get("closed", 0) == plan.deals:
+            phases.reached("every deal closed")
+            return
+        acted = people.act()
+        for milestone, count in (
+            ("every account opened", people.opened),
+            ("every buyer paid", len(people.paid)),
+            ("every title transferred", len(people.titled)),
+        ):
+            if count == plan.deals:
+                phases.reached(milestone)
+        if acted or not creation.done() or _busy(stack):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= QUIET_S:
+            report.reconcile_rounds += 1
+            phases.log(f"reconciliation round {report.reconcile_rounds}: {dict(states)}")
+            with phases.timed("reconciliation rounds (console)"):
+                report.reconcile_output += reconcile_from_console(stack, rt, people.actors["finance"])
+            quiet_since = None
+        time.sleep(POLL_S)
 
 
 def figures(stack: ChaosStack, rt: Runtime) -> dict[str, int]:
@@ -414,6 +591,12 @@ def figures(stack: ChaosStack, rt: Runtime) -> dict[str, int]:
             for row in sim.execute("SELECT type, status, copy FROM deliveries").fetchall()
         )
         submissions = sim.execute("SELECT COALESCE(SUM(submissions), 0), COUNT(*) FROM payouts").fetchone()
+        lags = sorted(  # from due to delivered, first attempts: how long callbacks queue at the bank
+            row[0]
+            for row in sim.execute(
+                "SELECT delivered_at - next_attempt_at FROM deliveries WHERE status = 'delivered' AND attempts = 1"
+            )
+        ) or [0.0]
     with rt.db.uow() as uow:
         session = uow.session
         count = session.scalar
@@ -435,6 +618,8 @@ def figures(stack: ChaosStack, rt: Runtime) -> dict[str, int]:
             "job_retries": int(count(select(func.coalesce(func.sum(Job.attempts - 1), 0))) or 0),
             "jobs_dead": count(select(func.count()).where(Job.status == "dead")),
             "arrival_transfers": count(select(func.count()).where(LedgerTransfer.id.like("arrival:%"))),
+            "callback_lag_p50_ms": round(lags[len(lags) // 2] * 1000),
+            "callback_lag_p90_ms": round(lags[len(lags) * 9 // 10] * 1000),
         }
 
 

@@ -13,7 +13,12 @@ Agreements: one real agreement is rendered and signed, every other deal gets its
 that signed file (`SignOnce`, as the simulation sandbox does) - several hundred real renders do not fit the run.
 Everything else is real: processes, HTTP, signatures, workers, ledger, workflows, reconciliation. The opening
 limits are raised to 40/s for the run (platform env CUNGUAN_BANK_<CODE>_OPEN_PER_SECOND and the simulator's
-/sim/limits), the lease to 2 s (`flask worker --lease`). The longer run is `bench/chaos.py`.
+/sim/limits), the lease to 2 s (`flask worker --lease`). Reconciliation rounds while deals are still moving are
+finance's (the console's service), the closing round is `flask reconcile`. The longer run is `bench/chaos.py`.
+
+Sized to finish within about two minutes on a shared 2-core machine (phases and CPU per process are printed;
+`bench/chaos.py --deals 200` shows them as a table). It runs on one database: PostgreSQL where
+CUNGUAN_TEST_POSTGRES_URL is set (CI), SQLite otherwise.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ import pytest
 from app.banks.simulator.banks import SIMULATED_BANKS
 from app.crypto.keys import ensure_keys
 from app.services.runtime import Runtime
+from tests.conftest import DATABASES
 from tests.e2e.chaos_support import ChaosPlan, ChaosStack, check_outcome, make_app, run_chaos
 
-pytestmark = pytest.mark.e2e
+# One database per run: PostgreSQL where it is configured (CI), SQLite otherwise - the run is too long to
+# repeat per database, and CI runs the suite once with PostgreSQL configured.
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", [DATABASES[-1]], indirect=True)]
 
 PLAN = ChaosPlan(deals=200)
 
@@ -51,6 +59,7 @@ def test_chaos_deals_all_finish_and_nothing_is_paid_twice(stack: ChaosStack) -> 
         report = run_chaos(stack, flask_app, PLAN)
         print(f"chaos: {PLAN.deals} deals in {report.seconds:.1f} s, {report.reconcile_rounds} reconciliation rounds")
         print(report.figures)
+        print(report.phases)
         check_outcome(stack, runtime, report)
     except AssertionError:
         print(stack.logs())

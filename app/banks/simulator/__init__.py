@@ -21,7 +21,7 @@ from app.banks.protocol import MAX_BODY_BYTES
 from app.banks.simulator.api import bank_api
 from app.banks.simulator.context import EXTENSION_KEY, Simulator, load_keys
 from app.banks.simulator.controls import sim_controls
-from app.banks.simulator.delivery import CallbackSender
+from app.banks.simulator.delivery import DELIVERY_PARALLEL, CallbackSender
 from app.banks.simulator.operations import BankOperations
 from app.banks.simulator.sim_views import sim_views
 from app.banks.simulator.store import Store
@@ -43,6 +43,7 @@ class SimulatorConfig:
     keys_dir: Path
     open_delay_s: float = 1.0
     payout_delay_s: float = 1.0
+    delivery_parallel: int = DELIVERY_PARALLEL  # callbacks sent at once (see delivery.py)
     clock: Callable[[], float] = field(default=time.time)  # injectable for tests
 
 
@@ -52,7 +53,8 @@ def create_simulator_app(config: SimulatorConfig) -> Flask:
     operations = BankOperations(
         store, open_delay_s=config.open_delay_s, payout_delay_s=config.payout_delay_s, clock=config.clock
     )
-    worker = BackgroundWorker(operations, CallbackSender(store, keys.bank_private_keys, clock=config.clock))
+    sender = CallbackSender(store, keys.bank_private_keys, clock=config.clock, parallel=config.delivery_parallel)
+    worker = BackgroundWorker(operations, sender)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, SECRET_KEY=secrets.token_hex(32))
     app.json.ensure_ascii = False

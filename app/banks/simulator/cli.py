@@ -19,6 +19,7 @@ from app.banks.simulator import SimulatorConfig, create_simulator_app
 from app.banks.simulator.banks import SIMULATED_BANKS, SimulatedBank
 from app.banks.simulator.context import current_simulator
 from app.banks.simulator.controls import faults_view, limits_view
+from app.banks.simulator.delivery import DELIVERY_PARALLEL
 from app.banks.simulator.faults import DEFAULT_TIMEOUT_HOLD_MS, FaultSettings
 from app.banks.simulator.store import Store, Transaction
 from app.crypto.keys import ensure_keys
@@ -72,11 +73,26 @@ def bank_sim() -> None:
 )
 @click.option("--open-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="开户延迟（秒）")
 @click.option("--payout-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="付款处理延迟（秒）")
-def serve(host: str, port: int, db_path: Path, keys_dir: Path, open_delay: float, payout_delay: float) -> None:
+@click.option(
+    "--deliveries",
+    default=DELIVERY_PARALLEL,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="同时发出的回调通知数（按序通知仍逐条发送）",
+)
+def serve(
+    host: str, port: int, db_path: Path, keys_dir: Path, open_delay: float, payout_delay: float, deliveries: int
+) -> None:
     ensure_keys(keys_dir, SIMULATED_BANKS)
     try:
         app = create_simulator_app(
-            SimulatorConfig(db_path=db_path, keys_dir=keys_dir, open_delay_s=open_delay, payout_delay_s=payout_delay)
+            SimulatorConfig(
+                db_path=db_path,
+                keys_dir=keys_dir,
+                open_delay_s=open_delay,
+                payout_delay_s=payout_delay,
+                delivery_parallel=deliveries,
+            )
         )
     except CunguanError as error:
         _fail(f"{error.message} {error.details or ''}")

@@ -414,6 +414,22 @@ class Transaction:
             now,
         )
 
+    def due_deliveries(self, now: float, limit: int) -> list[Delivery]:
+        """Up to `limit` due pending deliveries, earliest first, that may go out at the same time: an ordered one
+        only when no older ordered one to its URL is pending (so at most one per URL), and one copy of each
+        notification (a duplicate's second copy goes after the first)."""
+        rows = self._all(
+            Delivery,
+            "SELECT * FROM deliveries AS d WHERE status = 'pending' AND next_attempt_at <= ? AND (ordered = 0"
+            f" OR id = {_HEAD_OF_URL}) ORDER BY next_attempt_at, id LIMIT ?",
+            now,
+            limit * 2,
+        )
+        chosen: dict[str, Delivery] = {}
+        for row in rows:
+            chosen.setdefault(row.notification_id, row)
+        return list(chosen.values())[:limit]
+
     def mark_delivered(self, delivery_id: int, now: float) -> None:
         self._db.execute(
             "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, last_error = NULL, delivered_at = ?"

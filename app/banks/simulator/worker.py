@@ -1,4 +1,5 @@
-"""The simulator's single background thread: opens due accounts, settles due payouts, delivers callbacks."""
+"""The simulator's background thread: opens due accounts, settles due payouts, delivers callbacks (in batches
+sent at once by the sender's own threads, see delivery.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ logger = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 1.0
 _MIN_WAIT_S = 0.01
-_DELIVERIES_PER_ROUND = 20
+_DELIVERY_BATCHES_PER_ROUND = 5  # then due openings and payouts get their turn again
 
 
 class BackgroundWorker:
@@ -36,6 +37,8 @@ class BackgroundWorker:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            self.sender.close()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -50,8 +53,8 @@ class BackgroundWorker:
 
     def _run_round(self) -> None:
         self.operations.run_due()
-        for _ in range(_DELIVERIES_PER_ROUND):
-            if self._stopping.is_set() or not self.sender.deliver_next():
+        for _ in range(_DELIVERY_BATCHES_PER_ROUND):
+            if self._stopping.is_set() or not self.sender.deliver_due():
                 return
 
     def _wait_s(self) -> float:
