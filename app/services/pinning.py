@@ -47,11 +47,22 @@ def pin(session: Session, resolved: ResolvedCity, city: CityConfig, now: datetim
     session.execute(dialect.insert(CityConfigSnapshot).values(values).on_conflict_do_nothing())
 
 
+# a snapshot never changes under its hash: its built config is kept per process (bounded)
+_BUILT: dict[str, CityConfig] = {}
+_BUILT_MAX = 256
+
+
 def pinned_city(rt: Runtime, session: Session, deal: Deal) -> CityConfig:
-    """The city config the deal started with, read in the caller's session.
+    """The city config the deal started with, read in the caller's session (built once per process).
 
     Deals created before snapshots existed (migration 0005) fall back to the shipped file."""
+    built = _BUILT.get(deal.city_config_sha256)
+    if built is not None:
+        return built
     snapshot = session.get(CityConfigSnapshot, deal.city_config_sha256)
-    if snapshot is not None:
-        return build_city(snapshot.data)
-    return build_city(resolve(deal.city_code, folder_reader(rt.cities.folder)).data)
+    if snapshot is None:
+        return build_city(resolve(deal.city_code, folder_reader(rt.cities.folder)).data)
+    if len(_BUILT) >= _BUILT_MAX:
+        _BUILT.clear()
+    _BUILT[deal.city_config_sha256] = built = build_city(snapshot.data)
+    return built

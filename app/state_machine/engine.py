@@ -37,17 +37,18 @@ class Engine:
         self.definition = definition
         self.registry = registry
 
-    def _passes(self, guard: str | None, context: Any) -> bool:
-        if guard is None:
-            return True
-        if guard.startswith("!"):
-            return not self.registry.guards[guard[1:]](context)
-        return self.registry.guards[guard](context)
-
     def select(self, state: str, event: str, context: Any) -> Transition:
+        """The first candidate whose guard passes; each named guard is asked once (`g` and `!g` share it)."""
         candidates = self.definition.transitions_from(state, event)
+        answers: dict[str, bool] = {}
         for transition in candidates:
-            if self._passes(transition.guard, context):
+            guard = transition.guard
+            if guard is None:
+                return transition
+            name = guard.removeprefix("!")
+            if name not in answers:
+                answers[name] = bool(self.registry.guards[name](context))
+            if answers[name] != guard.startswith("!"):
                 return transition
         label = self.definition.label(state)
         event_label = self.definition.events.get(event, event)
