@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db import ledger_engine
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, Payout
 from app.domain import ledger
@@ -52,9 +53,8 @@ NOTES = {
 
 def free_in_custody(session: Session, deal: Deal) -> int:
     """Posted custody balance less the holds of payouts in flight (a liability: credits are money in)."""
-    repo = LedgerRepository(session)
-    repo.ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
-    debits, credits, debits_pending, _ = repo.totals(ledger.deal_custody(deal.deal_no).code)
+    account = LedgerRepository(session).ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
+    debits, credits, debits_pending, _ = ledger_engine.exact_totals(session.connection(), account.id)
     return credits - debits - debits_pending
 
 
