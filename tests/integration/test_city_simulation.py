@@ -4,9 +4,11 @@ the report, the stored result that approval requires."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -16,9 +18,18 @@ from app.services import config_publishing as publishing
 from app.services.runtime import Runtime
 from app.services.simulation import simulate
 from app.state_machine.paths import enumerate_paths
+from tests.conftest import DATABASES, fresh_database
 from tests.integration.test_config_publishing import BEIJING
 
 HANGZHOU = (ROOT / "city_configs" / "330100.json").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """One platform database per run (PostgreSQL when configured, as in CI): a simulation runs in its own
+    SQLite sandbox whatever the platform's database is, which here only keeps the stored result."""
+    with fresh_database(DATABASES[-1], tmp_path) as url:
+        yield url
 
 
 def _products(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
