@@ -15,6 +15,8 @@ TRANSFER_LABELS = {
     "payout": "出金",
     "refund": "退款",
     "fee": "手续费",
+    "freeze": "担保资金冻结",
+    "unfreeze": "担保资金解冻",
     "reversal": "冲正",
 }
 TRANSFER_CODES = tuple(TRANSFER_LABELS)

@@ -21,6 +21,7 @@ from app.queue.jobs import Defer, enqueue
 from app.request_context import bind_job_context
 from app.services.bank_callbacks import apply_payout_result, repair_account_opened
 from app.services.bank_settings import opening_limits
+from app.services.case_blocks import settle_empty_release
 from app.services.deal_freeze import RECHECK_S, frozen_payout
 from app.services.runtime import Runtime
 
@@ -220,4 +221,5 @@ HANDLERS = {
     "check_virtual_account": check_virtual_account,
     "submit_payout": submit_payout,
     "query_payout": query_payout,
+    "settle_empty_release": settle_empty_release,
 }

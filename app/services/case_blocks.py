@@ -27,7 +27,9 @@ from app.db import ledger_engine
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, Payout
 from app.domain import ledger
+from app.domain.ledger import TransferSpec
 from app.errors import WorkflowError
+from app.queue.jobs import enqueue
 from app.services.deal_actions import hold_id, open_payout
 from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
@@ -138,10 +140,32 @@ def _retry_failed(ctx: DealContext) -> None:
         )
 
 
+def _hold_frozen(ctx: DealContext, instruction: blocks.Instruction) -> None:
+    """A guarantee's money frozen at the bank is held for the deal (bank clearing -> custody); unfrozen, it
+    goes back (custody -> bank clearing). A claim pays the beneficiary out of custody like any payout."""
+    clearing = ledger.bank_clearing(ctx.deal.bank_code)
+    custody = ledger.deal_custody(ctx.deal.deal_no)
+    repo = LedgerRepository(ctx.session)
+    repo.ensure_account(clearing)
+    frozen = instruction.kind == "frozen"
+    spec = TransferSpec(
+        id=f"{instruction.kind}:{ctx.deal.deal_no}",
+        debit_code=clearing.code if frozen else custody.code,
+        credit_code=custody.code if frozen else clearing.code,
+        amount_fen=instruction.amount_fen,
+        code="freeze" if frozen else "unfreeze",
+        deal_id=ctx.deal.id,
+    )
+    repo.post(spec, at=ctx.rt.clock())
+
+
 def carry_out(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
     money = [i for i in instructions if i.kind in ("payout", "refund")]
     if money:
         _pay(ctx, money)
+    for instruction in instructions:
+        if instruction.kind in ("frozen", "unfrozen"):
+            _hold_frozen(ctx, instruction)
     for instruction in instructions:
         if instruction.kind in NOTES:
             note(
@@ -172,8 +196,30 @@ def _action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealContex
         block(case)
         _save_facts(ctx.deal, case.case)
         carry_out(ctx, case.instructions)
+        if pays and not any(i.kind in ("payout", "refund") for i in case.instructions):
+            _nothing_to_pay(ctx, block)
 
     return action
+
+
+def _nothing_to_pay(ctx: DealContext, block: Callable[[blocks.CaseContext], None]) -> None:
+    """A settlement with nothing left to pay (深圳: a deposit within the exempt month, all rent released) is
+    complete at once: its success event is fired by a job right after this transaction. A claim or release
+    of an empty custody is refused instead: paying nothing would look like paying."""
+    if block is blocks.release_custody:
+        raise WorkflowError("存管账户没有可划付的资金", code="NOTHING_TO_PAY")
+    event = "refund_succeeded" if block is blocks.refund_to_origin else "payout_succeeded"
+    note(ctx, "nothing_to_pay", {"label": "无需划付，结算即完成"})
+    enqueue(ctx.session, "settle_empty_release", {"deal_id": ctx.deal.id, "event": event}, now=ctx.rt.clock())
+
+
+def settle_empty_release(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Job: the success event of a settlement that had nothing to pay."""
+    with rt.db.uow() as uow:
+        deal = uow.session.get(Deal, payload["deal_id"])
+        assert deal is not None, "job refers to a missing deal"
+        fire_or_note(DealContext(rt, uow.session, deal, "system:worker"), payload["event"], {"amount_fen": 0})
+        uow.commit()
 
 
 def payout_final(rt: Runtime, session: Session, payout: Payout, actor: str, detail: dict[str, Any]) -> str:

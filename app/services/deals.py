@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db.ledger_repo import LedgerRepository
-from app.db.models import Deal, DealEvent, LedgerTransfer
+from app.db.models import Deal, DealEvent, LedgerTransfer, VirtualAccount
 from app.domain import ledger
 from app.domain.cities import ProductConfig
 from app.domain.forms.products import DealFields, deal_fields
@@ -174,7 +174,8 @@ def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed
 @dataclass(frozen=True)
 class ManualAction:
     """An event a person fires on a deal with a reason; `fields` are the extra inputs it needs:
-    `deduction` (yuan kept from a deposit) or `payee` (who receives the money: name and account)."""
+    `deduction` (yuan kept from a deposit), `payee` (who receives the money: name and account) or
+    `frozen_account` (where the bank froze a guarantee's money)."""
 
     label: str
     roles: tuple[str, ...] = ("ops",)
@@ -197,14 +198,14 @@ MANUAL_ACTIONS = {
     "gov_rejected": ManualAction("监管部门不予放款"),
     "conditions_met": ManualAction("解冻条件达成"),
     "claim_made": ManualAction("担保索赔，向受益人付款", fields=("payee",)),
-    "freeze_confirmed": ManualAction("银行已冻结"),
+    "freeze_confirmed": ManualAction("银行已冻结", fields=("frozen_account",)),
     "freeze_failed": ManualAction("银行冻结失败"),
     "unfreeze_confirmed": ManualAction("银行已解冻"),
     "fund_rejected": ManualAction("公积金中心拒绝提取"),
 }
 
 
-def _action_payload(deal: Deal, action: ManualAction, inputs: dict[str, str]) -> dict[str, Any]:
+def _action_payload(deal: Deal, action: ManualAction, inputs: dict[str, str], now: datetime) -> dict[str, Any]:
     """The event payload from the action's extra inputs; a named payee becomes the deal's receiving party."""
     payload: dict[str, Any] = {}
     if "deduction" in action.fields:
@@ -214,7 +215,27 @@ def _action_payload(deal: Deal, action: ManualAction, inputs: dict[str, str]) ->
         if not name or not BANK_ACCOUNT.fullmatch(account):
             raise ValidationError("请填写收款人户名和收款账号（8–32 位数字）", code="PAYEE_INVALID")
         deal.seller_name, deal.seller_bank_account = name, account
+    if "frozen_account" in action.fields:
+        _record_frozen_account(deal, (inputs.get("frozen_account") or "").strip(), now)
     return payload
+
+
+def _record_frozen_account(deal: Deal, account_no: str, now: datetime) -> None:
+    """The bank's freeze confirmation names the account the guarantee's money is frozen in: it is the deal's
+    account from now on (a claim is paid from it)."""
+    if not BANK_ACCOUNT.fullmatch(account_no):
+        raise ValidationError("请填写银行回执中的冻结账号（8–32 位数字）", code="FROZEN_ACCOUNT_INVALID")
+    deal.virtual_account = VirtualAccount(
+        deal_id=deal.id,
+        bank_code=deal.bank_code,
+        request_id=f"FZ-{deal.deal_no}",
+        account_name=f"冻结-{deal.deal_no}",
+        account_no=account_no,
+        status="opened",
+        designated_payer=False,
+        requested_at=now,
+        opened_at=now,
+    )
 
 
 def manual_action(
@@ -232,7 +253,7 @@ def manual_action(
     with rt.db.uow() as uow:
         deal = _load_for(uow.session, deal_id, actor)
         before = deal.state
-        payload = _action_payload(deal, action, inputs or {})
+        payload = _action_payload(deal, action, inputs or {}, rt.clock())
         fire(DealContext(rt, uow.session, deal, actor.label, payload), event, {"reason": reason, **payload})
         audit.append(
             uow.session,

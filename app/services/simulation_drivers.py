@@ -51,6 +51,7 @@ ARRIVALS = frozenset({"funds_arrived", "fund_drawn"})
 LAST_GUARDS = frozenset({"last_rent_month", "last_stage"})
 NOTED_LABEL = "已记录，未触发流转"  # workflow_runner.fire_or_note: an event the state did not take
 FUND_CENTRE = ("住房公积金管理中心", "955880000000000001")
+FROZEN_ACCOUNT = "250000000001"  # the bank's freeze receipt names it
 CLAIM_PAYEE = {"payee_name": "王五", "payee_account": "6222020200112233445"}
 UNGUARDED_ARRIVAL_FEN = 100  # money that changes no guard: a small overpayment
 MAX_UNITS = 24  # months or stages run before the last one: more is not a path worth simulating
@@ -475,6 +476,11 @@ class _PathRun:
             if transition != expected:
                 if (transition.source, transition.event) == (expected.source, expected.event):
                     raise Unreachable(f"「{expected.label}」的条件不成立，实际为「{transition.label}」")
+                nothing_paid = expected.event in FAILURES and transition.event == expected.event.replace(
+                    "failed", "succeeded"
+                )
+                if transition.source == expected.source and nothing_paid:  # a settlement with nothing to pay
+                    raise Unreachable(f"无需划付，「{expected.label}」不会发生")
                 raise PathProblem(f"应发生「{expected.label}」，实际发生「{transition.label}」")
             cursor += 1
         return cursor
@@ -596,6 +602,8 @@ class _PathRun:
             inputs["deduction"] = f"{deposit_fen // 4 // 100}.{deposit_fen // 4 % 100:02d}"
         if "payee" in fields:
             inputs |= CLAIM_PAYEE
+        if "frozen_account" in fields:  # the simulator keeps no frozen accounts: a claim's payout is refused
+            inputs["frozen_account"] = FROZEN_ACCOUNT
         return inputs
 
     # --- the bank -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from app.state_machine.registry import Registry
 
 @dataclass(frozen=True)
 class Instruction:
-    kind: str  # payout | refund | fund_draw | freeze | unfreeze | report
+    kind: str  # payout | refund | fund_draw | freeze | unfreeze | frozen | unfrozen | report
     amount_fen: int
     payee: str  # a party role (landlord, tenant, owner, contractor, developer, beneficiary…) or an account number
     memo: str
@@ -176,7 +176,15 @@ def request_freeze(ctx: CaseContext) -> None:
 
 
 def record_freeze(ctx: CaseContext) -> None:
-    ctx.case["frozen_fen"] = ctx.payload.get("amount_fen", ctx.fact("guarantee_fen"))
+    """The bank froze the applicant's money for the guarantee: it is held for the deal from now on."""
+    frozen = ctx.payload.get("amount_fen", ctx.fact("guarantee_fen"))
+    ctx.case["frozen_fen"] = frozen
+    ctx.emit("frozen", frozen, "owner", "担保资金冻结")
+
+
+def release_freeze(ctx: CaseContext) -> None:
+    """The bank unfroze the money: what the deal still holds is the applicant's own again."""
+    ctx.emit("unfrozen", ctx.fact("custody_fen"), "owner", "担保资金解冻")
 
 
 def request_unfreeze(ctx: CaseContext) -> None:
@@ -209,6 +217,7 @@ ACTIONS = {
     "release_custody": release_custody,
     "request_freeze": request_freeze,
     "record_freeze": record_freeze,
+    "release_freeze": release_freeze,
     "request_unfreeze": request_unfreeze,
     "report_to_supervisor": report_to_supervisor,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -14,9 +15,11 @@ from app.crypto.keys import ensure_keys
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import Deal, Payout
 from app.domain import ledger
+from app.errors import ValidationError
 from app.services import deals
 from app.services.deal_timers import fire_due_timers
 from app.services.runtime import Runtime
+from app.worker import run_worker
 from tests.factories import (
     INTENT_FORM,
     RENT_PARTIES,
@@ -183,4 +186,99 @@ def test_resale_overpayment_goes_back_to_its_payer_after_closing(
     _pay_result(client, keys_dir, excess, "succeeded")
     deal = load_deal(rt, deal_id)
     assert deal.state == "closed" and _custody(rt, deal) == 0
+    assert _ledger_ok(rt)
+
+
+def test_a_rent_paid_for_longer_than_the_lease_is_refused_on_its_field(rt: Runtime, users: dict[str, int]) -> None:
+    form = {**RENT_FORM, "lease_months": "2", "months_per_installment": "3"}
+    with pytest.raises(ValidationError) as refused:
+        deals.create_deal(rt, actor(rt, "agent"), "110000", "rent_custody", form)
+    assert refused.value.details == {"months_per_installment": "付款周期不能长于租期"}
+
+
+def test_a_deposit_settlement_with_nothing_to_pay_closes_the_lease(
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+) -> None:
+    """深圳: a deposit within the exempt month is not supervised; once all rent is released, nothing is left."""
+    clock = Clock(rt)
+    ensure_keys(keys_dir, ["pab"])
+    rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")
+    agent, ops = actor(rt, "agent"), actor(rt, "ops")
+    form = {**RENT_FORM, "lease_months": "6", "months_per_installment": "6"}
+    deal_id = deals.create_deal(rt, agent, "440300", "rent_custody", form)
+    deal = load_deal(rt, deal_id)
+    # six months paid at once: the three above the exempt three are supervised, the deposit (one month) is not
+    assert (deal.custody_amount_fen, deal.facts["deposit_custody_fen"]) == (900_000, 0)
+    deals.confirm_agreement(rt, agent, deal_id)
+    account = load_deal(rt, deal_id).virtual_account
+    assert account is not None
+    opened = notification("account_opened", request_id=account.request_id, account_no="6230000000000002")
+    assert post_callback(client, keys_dir, {**opened, "account_name": "存管"}, bank="pab")[0] == 200
+    body = notification(
+        "funds_arrived",
+        bank_reference="SZ-1",
+        account_no="6230000000000002",
+        amount_fen=900_000,
+        payer_name="张三",
+        payer_account=TENANT_ACCOUNT,
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    assert post_callback(client, keys_dir, body, bank="pab")[0] == 200
+    for month in range(6):
+        clock.advance(days=1)
+        assert fire_due_timers(rt) == 1, month
+        rent = _payouts(rt, deal_id)[-1]
+        result = notification(
+            "payout_result",
+            payout_id=rent.payout_id,
+            status="succeeded",
+            bank_reference=f"B-SZ-{month}",
+            failure_reason=None,
+        )
+        assert post_callback(client, keys_dir, result, bank="pab")[0] == 200
+        clock.advance(days=31)
+        fire_due_timers(rt)
+    assert load_deal(rt, deal_id).state == "deposit_settlement"
+    deals.manual_action(rt, ops, deal_id, "move_out_confirmed", "退租交接完成")
+    assert load_deal(rt, deal_id).state == "deposit_releasing" and len(_payouts(rt, deal_id)) == 6
+    run_worker(rt, should_stop=lambda: False, burst=True)
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed" and _custody(rt, deal) == 0
+
+
+def test_a_guarantee_holds_the_frozen_money_and_a_claim_pays_the_beneficiary(
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+) -> None:
+    ensure_keys(keys_dir, ["boc"])  # 青岛's guarantees are at BOC
+    rt.banks["boc"] = BankEndpoint("boc", "中国银行", "http://127.0.0.1:9")
+    agent, ops = actor(rt, "agent"), actor(rt, "ops")
+    form = {
+        "applicant_kind": "个人",
+        "applicant_name": "张三",
+        "applicant_id_number": "11010519491231002X",
+        "applicant_phone": "13912345678",
+        "freeze_amount": "50000",
+        "freeze_from": "2026-11-23",
+    }
+    deal_id = deals.create_deal(rt, agent, "370200", "guarantee_release", form)
+    deals.confirm_agreement(rt, agent, deal_id)
+    deals.manual_action(rt, ops, deal_id, "freeze_confirmed", "中行冻结回执 DJ-001", {"frozen_account": "250000000001"})
+    deal = load_deal(rt, deal_id)
+    assert (deal.state, _custody(rt, deal)) == ("frozen", 5_000_000), "the frozen money is held for the deal"
+    deals.manual_action(
+        rt,
+        ops,
+        deal_id,
+        "claim_made",
+        "担保权人书面主张",
+        {"payee_name": "李四", "payee_account": "6222600260001072444"},
+    )
+    (claim,) = _payouts(rt, deal_id)
+    assert (claim.amount_fen, claim.payee_name, claim.bank_code) == (5_000_000, "李四", "boc")
+    result = notification(
+        "payout_result", payout_id=claim.payout_id, status="succeeded", bank_reference="B-GR-1", failure_reason=None
+    )
+    assert post_callback(client, keys_dir, result, bank="boc")[0] == 200
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "claimed" and _custody(rt, deal) == 0
     assert _ledger_ok(rt)

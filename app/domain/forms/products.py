@@ -51,6 +51,12 @@ def _rent_custody(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, An
     months = _required(clean, "lease_months")
     per_installment = _required(clean, "months_per_installment")
     deposit = clean.get("deposit_fen") or 0
+    if per_installment > months:
+        raise ValidationError(
+            "表单有误，请按提示修改",
+            code="FORM_INVALID",
+            details={"months_per_installment": "付款周期不能长于租期"},
+        )
     plan = plan_rent(monthly, per_installment, deposit, params["rent_months_exempt"], params["deposit_months_exempt"])
     columns = {
         **_party("buyer", clean, name="tenant_name", id_number="tenant_id_number", phone="tenant_phone"),
