@@ -147,6 +147,10 @@ class SandboxBank:
         }
         self._control("POST", "pay", payload)
 
+    def freeze(self, bank_code: str, amount_fen: int) -> str:
+        """The bank freezes a guarantee's money; returns the frozen account's number (the freeze receipt's)."""
+        return str(self._control("POST", "freeze", {"bank": bank_code, "amount_fen": amount_fen})["account_no"])
+
     def fail_payouts(self, bank_code: str, failing: bool) -> None:
         """From now on the bank's payouts fail when they settle (the `payout_failure` fault), or succeed."""
         if self._failing.get(bank_code, False) == failing:

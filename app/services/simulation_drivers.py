@@ -51,7 +51,6 @@ ARRIVALS = frozenset({"funds_arrived", "fund_drawn"})
 LAST_GUARDS = frozenset({"last_rent_month", "last_stage"})
 NOTED_LABEL = "已记录，未触发流转"  # workflow_runner.fire_or_note: an event the state did not take
 FUND_CENTRE = ("住房公积金管理中心", "955880000000000001")
-FROZEN_ACCOUNT = "250000000001"  # the bank's freeze receipt names it
 CLAIM_PAYEE = {"payee_name": "王五", "payee_account": "6222020200112233445"}
 UNGUARDED_ARRIVAL_FEN = 100  # money that changes no guard: a small overpayment
 MAX_UNITS = 24  # months or stages run before the last one: more is not a path worth simulating
@@ -602,8 +601,10 @@ class _PathRun:
             inputs["deduction"] = f"{deposit_fen // 4 // 100}.{deposit_fen // 4 % 100:02d}"
         if "payee" in fields:
             inputs |= CLAIM_PAYEE
-        if "frozen_account" in fields:  # the simulator keeps no frozen accounts: a claim's payout is refused
-            inputs["frozen_account"] = FROZEN_ACCOUNT
+        if "frozen_account" in fields:
+            with self._deal() as (_, deal):
+                bank_code, amount_fen = deal.bank_code, deal.custody_amount_fen
+            inputs["frozen_account"] = self.d.bank.freeze(bank_code, amount_fen)
         return inputs
 
     # --- the bank -------------------------------------------------------------------------------------

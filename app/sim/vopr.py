@@ -71,7 +71,7 @@ from app.services.city_sources import DbCitySource
 from app.services.deal_timers import fire_due_timers
 from app.services.ledger_maintenance import maintain
 from app.services.runtime import KeyStore, Runtime
-from app.services.simulation import SAMPLE_RESALE_FORM
+from app.services.simulation_forms import SAMPLE_FORMS
 from app.services.users import create_user
 from app.sim.fake_bank import Delivery, FakeBank, Faults, ProcessDied
 from app.worker import _record as record
@@ -81,7 +81,7 @@ BANK = "ceb"
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 PASSWORD = "Simulation-Only-1"
 CITIES = ("110000", "310000")  # Beijing: any payer; Shanghai: designated payer, wrong payer returned
-BUYER_ACCOUNT = SAMPLE_RESALE_FORM["buyer_bank_account"]
+BUYER_ACCOUNT = SAMPLE_FORMS["resale_escrow"]["buyer_bank_account"]
 STRANGER_ACCOUNT = "6222999900001111"
 FINAL_STATES = ("closed", "cancelled")
 
@@ -293,11 +293,11 @@ class Simulation:
     def _create_deal(self) -> None:
         city = self.rng.choice(CITIES)
         custody_fen = self.rng.choice([100, self.rng.randint(101, 99_999), self.rng.randint(100_000, 300_000_000)])
-        price = SAMPLE_RESALE_FORM["price"]
+        price = SAMPLE_FORMS["resale_escrow"]["price"]
         if self.rng.random() < 0.15:  # above the payout approval threshold (5,000,000 yuan): two people release it
             custody_fen, price = self.rng.randint(500_000_001, 800_000_000), "9000000"
         form = {
-            **SAMPLE_RESALE_FORM,
+            **SAMPLE_FORMS["resale_escrow"],
             "price": price,
             "city_code": city,
             "product": "resale_escrow",
@@ -472,8 +472,8 @@ class Simulation:
                 else:
                     deals.record_title_transferred(self.rt_web, self._actor("ops"), deal_id)
                     self._note(f"title transferred on deal {deal_id}")
-            elif state == "releasing" and (remainder or self.rng.random() < 0.5):
-                self._approve(deal_id)
+            elif state in ("releasing", "closed") and (remainder or self.rng.random() < 0.5):
+                self._approve(deal_id)  # the release; after closing, an overpayment's refund by original route
             elif state == "payout_failed":
                 deals.fire_user_event(self.rt_web, self._actor("ops"), deal_id, "retry_payout", ("ops",))
                 self._note(f"retry payout of deal {deal_id}")
@@ -633,7 +633,7 @@ class Simulation:
             paid_per_deal: dict[int, list[str]] = {}
             for payout_id, at_bank in bank.payouts.items():
                 ours = payouts.get(payout_id)
-                if at_bank.status == "succeeded" and ours is not None and ours.purpose != "return":
+                if at_bank.status == "succeeded" and ours is not None and ours.purpose == "release":
                     paid_per_deal.setdefault(ours.deal_id, []).append(payout_id)
             for deal_id, paid in paid_per_deal.items():
                 if len(paid) > 1:
@@ -647,7 +647,14 @@ class Simulation:
                 if deal.state not in FINAL_STATES:
                     self._fail(f"deal {deal.id} not final after reconciliation: {deal.state}")
                 custody = repo.balance(ledger.deal_custody(deal.deal_no).code)
-                released = plan.custody_fen if deal.state == "closed" else 0
+                # closed: the custody amount went to the seller, an overpayment held at closing back to its payer
+                # (money arriving after the release stays in custody, visible to finance)
+                refunded = sum(
+                    p.amount_fen
+                    for p in payouts.values()
+                    if p.deal_id == deal.id and p.purpose == "refund" and p.status == "succeeded"
+                )
+                released = plan.custody_fen + refunded if deal.state == "closed" else 0
                 if custody != plan.paid_matched_fen - released:
                     self._fail(
                         f"deal {deal.id} ({deal.state}): custody {custody}, buyer paid {plan.paid_matched_fen}, "

@@ -23,7 +23,7 @@ from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.statements import STATEMENT_LAYOUTS, ParsedStatement, parse_statement
 from app.errors import ConfigError, ValidationError
 from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
-from app.services.simulation import SAMPLE_RESALE_FORM
+from app.services.simulation_forms import SAMPLE_FORMS
 
 WORKFLOWS = load_workflows()
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -106,10 +106,10 @@ def test_every_generated_form_gives_clean_values_or_a_validation_error(
 
 
 @FUZZ
-@given(changes=st.dictionaries(st.sampled_from(sorted(SAMPLE_RESALE_FORM)), VALUE, min_size=1, max_size=4))
+@given(changes=st.dictionaries(st.sampled_from(sorted(SAMPLE_FORMS["resale_escrow"])), VALUE, min_size=1, max_size=4))
 def test_resale_form_with_a_few_fields_changed_is_clean_or_a_validation_error(changes: dict[str, str]) -> None:
     try:
-        clean = validate_resale_form({**SAMPLE_RESALE_FORM, **changes})
+        clean = validate_resale_form({**SAMPLE_FORMS["resale_escrow"], **changes})
     except ValidationError as error:
         assert isinstance(error.details, (dict, list)) and error.details
     else:

@@ -179,6 +179,19 @@ class BankOperations:
             raise not_found(f"付款 {payout_id} 不存在")
         return stored
 
+    def freeze_funds(self, bank: SimulatedBank, account_name: str, amount_fen: int) -> str:
+        """A customer's money the bank froze for a guarantee: an open account holding it, no notification (the
+        platform learns its number from the bank's freeze receipt). A claim is paid out of it."""
+        assert amount_fen > 0, amount_fen
+        now = self.clock()
+        with self.store.transaction() as tx:
+            account_no = _free_account_no(tx, bank)
+            frozen = Account(
+                bank.code, f"FZ-{account_no}", account_name, "", "open", account_no, amount_fen, now, now, now
+            )
+            tx.add_account_request(frozen)
+        return account_no
+
     def pay_in(
         self, bank: SimulatedBank, account_no: str, amount_fen: int, payer_name: str, payer_account: str
     ) -> tuple[Arrival, int]:
