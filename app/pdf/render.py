@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,15 @@ def render_agreement_html(product: str, version: str, context: dict[str, Any]) -
         ) from exc
 
 
+# Pango/fontconfig and fontTools are not safe to use from several threads at once: a web process running
+# threads (gunicorn gthread) renders one agreement at a time; processes still render side by side
+_RENDERING = threading.Lock()
+
+
 def html_to_pdf(html: str) -> bytes:
     """Lay out the agreement HTML as an A4 PDF with subset, embedded CJK fonts."""
     ensure_harfbuzz_subset()
     from weasyprint import HTML  # imported here: loading Pango and fonts is slow and only PDF rendering needs it
 
-    return HTML(string=html, base_url=str(TEMPLATES_ROOT)).write_pdf()
+    with _RENDERING:
+        return HTML(string=html, base_url=str(TEMPLATES_ROOT)).write_pdf()

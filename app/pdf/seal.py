@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -117,6 +118,10 @@ def seal_svg(name: str, caption: str = "电子签章") -> str:
     )
 
 
+_DRAWING = threading.Lock()  # fontTools loads glyphs lazily and is not thread-safe
+
+
 def seal_markup(name: str, caption: str = "电子签章") -> Markup:
     """The seal as inline SVG for an agreement template (trusted: made here from glyph outlines)."""
-    return Markup(seal_svg(name, caption))
+    with _DRAWING:
+        return Markup(seal_svg(name, caption))
