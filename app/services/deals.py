@@ -181,6 +181,19 @@ class ManualAction:
     roles: tuple[str, ...] = ("ops",)
     fields: tuple[str, ...] = ()
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The form inputs its fields are typed into."""
+        return tuple(name for field in self.fields for name in FIELD_INPUTS[field])
+
+
+# each extra field of a manual action and the form inputs it is typed into
+FIELD_INPUTS = {
+    "deduction": ("deduction",),
+    "payee": ("payee_name", "payee_account"),
+    "frozen_account": ("frozen_account",),
+}
+
 
 MANUAL_ACTIONS = {
     "retry_payout": ManualAction("重新付款"),

@@ -135,8 +135,7 @@ def manual_action(deal_id: int, event: str) -> Response:
     if event not in deals.MANUAL_ACTIONS:
         abort(404)
     try:
-        names = ("deduction", "payee_name", "payee_account", "frozen_account")
-        inputs = {name: request.form.get(name, "") for name in names}
+        inputs = {name: request.form.get(name, "") for name in deals.MANUAL_ACTIONS[event].inputs}
         deals.manual_action(runtime(), current_actor(), deal_id, event, request.form.get("reason", ""), inputs)
         flash(f"已执行：{deals.MANUAL_ACTIONS[event].label}", "info")
     except CunguanError as error:
