@@ -23,6 +23,9 @@ from app.services.runtime import Runtime
 
 contracts_cli = CliGroup("contracts", help="存量合同导入 / stock contracts")
 PLAIN_EVERY_S = 2.0
+EXIT_OK = 0
+EXIT_FAILED = 1  # nothing imported: the file, its header or --agent is wrong, or every row was rejected
+EXIT_SOME_REJECTED = 2  # imported, but some rows were rejected (see the report)
 
 
 def _rt() -> Runtime:
@@ -104,7 +107,40 @@ def _summary(rt: Runtime, result: ImportResult, elapsed_s: float, report: Path, 
     return lines
 
 
-@contracts_cli.command("import")
+class _ImportCommand(click.Command):
+    """Usage errors (no such file, missing --agent) exit 1 like any failure that imports nothing, so that
+    exit status 2 means only "imported, but some rows were rejected" (click's usage errors exit 2)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            error.exit_code = EXIT_FAILED
+            raise
+
+
+def exit_status(result: ImportResult) -> int:
+    """0: no row rejected; 2: rows rejected, the others imported (now or by an earlier run); 1: every row
+    rejected, nothing imported."""
+    if not result.bad_rows:
+        return EXIT_OK
+    return EXIT_SOME_REJECTED if result.imported or result.already_imported else EXIT_FAILED
+
+
+def _verdict(result: ImportResult, report: Path, status: int) -> str | None:
+    if status == EXIT_SOME_REJECTED:
+        return (
+            f"部分导入：{result.bad_row_count} 行有误未导入（明细见 {report}），其余合同已导入；"
+            f"改正这些行后可重新导入同一文件（已导入的合同会跳过）。退出码 {status}"
+        )
+    if status == EXIT_FAILED:
+        return f"导入失败：{result.bad_row_count} 行全部有误，未导入任何合同（明细见 {report}）。退出码 {status}"
+    return None
+
+
+@contracts_cli.command("import", cls=_ImportCommand)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--agent", "agent", required=True, help="the agent (username) the imported deals belong to")
 @click.option(
@@ -119,7 +155,14 @@ def contracts_import(file: Path, agent: str, report: Path | None, batch_size: in
 
     Columns: city_code (城市代码) and the rent-custody form's fields by name or Chinese title (tenant_name /
     承租人姓名, monthly_rent_fen / 月租金 in yuan, lease_contract_no / 租赁合同编号 …); custody_bank is
-    optional. Bad rows are reported, good rows imported; a contract already imported is skipped."""
+    optional. Bad rows are reported, good rows imported; a contract already imported is skipped.
+
+    \b
+    Exit status:
+      0  every row imported (or imported by an earlier run)
+      2  some rows rejected (listed in the report), the others imported
+      1  nothing imported: the file cannot be read, its encoding or header is wrong, --agent is not an
+         active agent, or every row was rejected"""
     rt = _rt()
     report = report or file.with_name(f"{file.stem}.errors.csv")
     progress = _Progress(sys.stderr.isatty())
@@ -139,3 +182,8 @@ def contracts_import(file: Path, agent: str, report: Path | None, batch_size: in
     write_report(report, result, form_labels(rt))
     for line in _summary(rt, result, time.monotonic() - started, report, now):
         click.echo(line)
+    status = exit_status(result)
+    verdict = _verdict(result, report, status)
+    if verdict is not None:
+        click.echo(verdict)
+    sys.exit(status)

@@ -112,9 +112,9 @@ def agent(rt: Runtime, users: dict[str, int]) -> str:
     return "agent"
 
 
-def _import(app: Flask, path: Path, *extra: str) -> str:
+def _import(app: Flask, path: Path, *extra: str, status: int = 0) -> str:
     result = app.test_cli_runner().invoke(args=["contracts", "import", str(path), "--agent", "agent", *extra])
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.exit_code == status, result.output + repr(result.exception)
     return result.output
 
 
@@ -156,7 +156,7 @@ def test_imports_good_rows_once_and_reports_bad_ones(app: Flask, rt: Runtime, ag
     rows, expected_report = _file_with_bad_rows(2_400)
     path = tmp_path / "stock.csv"
     path.write_bytes(contract_csv(rows))
-    output = _import(app, path)
+    output = _import(app, path, status=2)
     good = 2_400 - 7
     assert _report(tmp_path / "stock.errors.csv") == expected_report
     assert f"已导入 {good} 份合同" in output and "有误 7 行" in output
@@ -168,7 +168,7 @@ def test_imports_good_rows_once_and_reports_bad_ones(app: Flask, rt: Runtime, ag
     assert _count(rt, LedgerAccount, LedgerAccount.deal_id.is_not(None)) == good
     assert _count(rt, ImportedContract) == good
 
-    again = _import(app, path, "--report", str(tmp_path / "again.csv"))
+    again = _import(app, path, "--report", str(tmp_path / "again.csv"), status=2)
     assert f"已导入 0 份合同；此前已导入而跳过 {good} 份" in again
     assert _report(tmp_path / "again.csv") == expected_report
     assert _count(rt, Deal) == good and _count(rt, Job) == good
@@ -210,7 +210,7 @@ def test_a_contract_already_in_custody_at_the_intake_is_reported(
     row[1] = RENT_FORM["lease_contract_no"]
     path = tmp_path / "taken.csv"
     path.write_bytes(contract_csv([row, contract_row(2)]))
-    output = _import(app, path)
+    output = _import(app, path, status=2)
     assert "已导入 1 份合同" in output
     with rt.db.uow() as uow:
         deal_no = uow.session.get(Deal, deal_id).deal_no  # type: ignore[union-attr]
@@ -219,6 +219,45 @@ def test_a_contract_already_in_custody_at_the_intake_is_reported(
     ]
     assert _count(rt, Deal) == 2
     assert _count(rt, Deal, Deal.deal_no == "RC1100002026112300002"), "numbers continue after the intake's"
+
+
+def test_the_exit_status_says_whether_rows_were_rejected(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:
+    """0: all imported; 2: the good rows imported, the bad ones reported; 1: nothing imported."""
+    clean = tmp_path / "clean.csv"
+    clean.write_bytes(contract_csv([contract_row(n) for n in range(3)]))
+    output = _import(app, clean)
+    assert "已导入 3 份合同" in output and "有误 0 行" in output and "退出码" not in output
+    assert _report(tmp_path / "clean.errors.csv") == [["行号", "字段", "字段名称", "原因", "租赁合同编号"]]
+
+    rows = [contract_row(n) for n in range(10, 14)]
+    rows[2][11] = "三千元"  # rent: not an amount
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(contract_csv(rows))
+    output = _import(app, mixed, status=2)
+    assert "已导入 3 份合同" in output and "有误 1 行" in output
+    assert f"部分导入：1 行有误未导入（明细见 {tmp_path / 'mixed.errors.csv'}），其余合同已导入" in output
+    assert "退出码 2" in output
+    assert [line[:2] for line in _report(tmp_path / "mixed.errors.csv")[1:]] == [["4", "monthly_rent_fen"]]
+    assert _count(rt, Deal) == 6 and _count(rt, Job, Job.kind == "open_virtual_account") == 6
+    assert _count(rt, ImportedContract, ImportedContract.contract_no == rows[2][1]) == 0
+
+    all_bad = tmp_path / "all-bad.csv"
+    all_bad.write_bytes(contract_csv([rows[2]]))
+    output = _import(app, all_bad, status=1)
+    assert "导入失败：1 行全部有误，未导入任何合同" in output and "退出码 1" in output
+    assert _count(rt, Deal) == 6
+
+
+def test_usage_errors_exit_1_not_2(app: Flask, agent: str, tmp_path: Path) -> None:
+    """Exit status 2 is kept for "some rows rejected": click's usage errors (status 2) become 1."""
+    runner = app.test_cli_runner()
+    missing = runner.invoke(args=["contracts", "import", str(tmp_path / "none.csv"), "--agent", "agent"])
+    assert missing.exit_code == 1 and "none.csv" in missing.output
+    path = tmp_path / "one.csv"
+    path.write_bytes(contract_csv([contract_row(1)]))
+    assert runner.invoke(args=["contracts", "import", str(path)]).exit_code == 1  # no --agent
+    help_text = runner.invoke(args=["contracts", "import", "--help"])
+    assert help_text.exit_code == 0 and "Exit status" in help_text.output and "some rows rejected" in help_text.output
 
 
 def test_a_gbk_file_with_chinese_headers(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:
