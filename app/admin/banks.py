@@ -30,5 +30,6 @@ class BanksView(RoleView):
         except CunguanError as error:
             flash(error.message, "error")
         else:
-            flash(f"{bank_code} 开户限速已改为每秒 {limits.per_second} 户、每日 {limits.per_day} 户", "success")
+            moved = f"；排队中的 {limits.rescheduled} 户开户已按新限速提前" if limits.rescheduled else ""
+            flash(f"{bank_code} 开户限速已改为每秒 {limits.per_second} 户、每日 {limits.per_day} 户{moved}", "success")
         return redirect(url_for(".index"))

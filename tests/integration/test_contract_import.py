@@ -15,10 +15,10 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.db.ledger_repo import LedgerRepository, check_ledger
-from app.db.models import Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
+from app.db.models import AuditEntry, Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
 from app.domain import ledger
 from app.domain.identity import id_check_char
-from app.services import deals
+from app.services import bank_settings, deals
 from app.services.runtime import Runtime
 from app.worker import run_one
 from tests.factories import actor, load_deal, open_account
@@ -340,6 +340,68 @@ def test_openings_stay_within_the_limit_when_jobs_are_all_due_at_once(
         _run_due(rt, late + timedelta(seconds=tick))
         counts.append(len(bank.calls) - before)
     assert max(counts) <= 4 and sum(counts) == 30, counts
+
+
+def _opening_jobs(rt: Runtime) -> list[Job]:
+    with rt.db.uow() as uow:
+        query = select(Job).where(Job.kind == "open_virtual_account", Job.status == "pending")
+        return list(uow.session.scalars(query.order_by(Job.run_after, Job.id)))
+
+
+def test_raised_limits_pull_the_queued_openings_forward(
+    app: Flask, rt: Runtime, agent: str, tmp_path: Path, bank: FakeBank
+) -> None:
+    """An import queued under a low limit waits days; raising the limit reschedules the queue at the new
+    pace at once (nothing left waiting for the old slots), and the openings then go at the new rate, no
+    faster."""
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=1, open_per_day=5)
+    path = tmp_path / "stock.csv"
+    path.write_bytes(contract_csv([contract_row(n) for n in range(25)]))
+    _import(app, path)
+    assert _run_due(rt, T0) == 1 and len(bank.calls) == 1  # the one due job opens under the old limit
+    assert max(job.run_after for job in _opening_jobs(rt)) > T0 + timedelta(days=3), "queued over 5 days"
+
+    raised_at = T0 + timedelta(seconds=1)
+    rt.clock = lambda: raised_at
+    saved = bank_settings.set_opening_limits(rt, "user:admin", "ceb", "4", "1000")
+    assert saved == bank_settings.SavedLimits(4, 1000, rescheduled=23)  # the queue's head was due already
+    waiting = _opening_jobs(rt)
+    assert [job.run_after for job in waiting] == [raised_at + timedelta(seconds=i / 4) for i in range(24)]
+    assert [job.payload["virtual_account_id"] for job in waiting] == sorted(
+        job.payload["virtual_account_id"] for job in waiting
+    ), "the queue keeps its order"
+    with rt.db.uow() as uow:
+        entry = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "bank.opening_limits")).one()
+        assert entry.detail == {"rescheduled_openings": 23}
+
+    opened_per_second = []
+    for tick in range(10):  # the clock stands still while due jobs run, then moves on a second
+        _run_due(rt, raised_at + timedelta(seconds=tick))
+        opened_per_second.append(len(bank.calls) - 1 - sum(opened_per_second))
+    assert opened_per_second == [1, 4, 4, 4, 4, 4, 3, 0, 0, 0], "four a second, never more"
+    assert len({request_id for _, request_id in bank.calls}) == 25 and not _opening_jobs(rt)
+
+
+def test_limits_lowered_or_saved_again_postpone_nothing(
+    app: Flask, rt: Runtime, agent: str, tmp_path: Path, bank: FakeBank
+) -> None:
+    """Rescheduling only pulls jobs forward; a lower limit is kept by the token bucket, the workers running
+    the jobs as they come due and deferring what is too fast."""
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=4, open_per_day=1000)
+    path = tmp_path / "stock.csv"
+    path.write_bytes(contract_csv([contract_row(n) for n in range(12)]))
+    _import(app, path)
+    before = [job.run_after for job in _opening_jobs(rt)]
+    assert bank_settings.set_opening_limits(rt, "user:admin", "ceb", "4", "1000").rescheduled == 0
+    assert bank_settings.set_opening_limits(rt, "user:admin", "ceb", "2", "1000").rescheduled == 0
+    assert [job.run_after for job in _opening_jobs(rt)] == before
+    late = T0 + timedelta(minutes=10)
+    counts = []
+    for tick in range(8):
+        before_tick = len(bank.calls)
+        _run_due(rt, late + timedelta(seconds=tick))
+        counts.append(len(bank.calls) - before_tick)
+    assert max(counts) <= 2 and sum(counts) == 12, counts
 
 
 def test_an_imported_deal_goes_on_like_any_other_once_its_account_opens(

@@ -87,6 +87,31 @@ def test_the_opening_job_paces_to_the_admins_limits(
     assert "开户限速" in (job.last_error or "") and job.run_after > rt.clock() + timedelta(minutes=1)
 
 
+def test_raising_the_limits_brings_a_deferred_opening_forward(
+    rt: Runtime,
+    users: dict,
+    login: Login,
+    bank: FakeBank,  # noqa: F811 - the fixture
+) -> None:
+    first, second = confirmed_deal(rt), confirmed_deal(rt)
+    code = load_deal(rt, first).bank_code
+    admin = login("admin")
+    _post(admin, f"/admin/banks/{code}/limits", per_second="1", per_day="1")
+    _run_due(rt)  # the day's one opening; the second waits for tomorrow's quota
+    with rt.db.uow() as uow:
+        job = uow.session.scalars(select(Job).where(Job.kind == "open_virtual_account", Job.status == "pending")).one()
+        assert job.run_after > rt.clock() + timedelta(minutes=1)
+    page = _post(admin, f"/admin/banks/{code}/limits", per_second="5", per_day="100").text
+    assert "开户限速已改为每秒 5 户、每日 100 户；排队中的 1 户开户已按新限速提前" in page
+    with rt.db.uow() as uow:
+        assert uow.session.get(Job, job.id).run_after == rt.clock()  # type: ignore[union-attr]
+    _run_due(rt)  # due now, but the bucket spent its token this very instant: the bucket still paces
+    assert [name for name, _ in bank.calls] == ["open"]
+    _run_due(rt, 1)
+    assert [name for name, _ in bank.calls] == ["open", "open"]
+    assert load_deal(rt, second).virtual_account.request_id == bank.calls[1][1]
+
+
 def test_dashboard_draws_openings_per_hour_per_bank(rt: Runtime, users: dict, login: Login) -> None:
     deal_ids = [confirmed_deal(rt) for _ in range(4)]
     now = rt.clock().replace(minute=30, second=0, microsecond=0)
