@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import os
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +22,7 @@ from app.db.rate_limits import drain, take_token
 from app.errors import CunguanError
 from app.queue.jobs import Defer, enqueue
 from app.request_context import bind_job_context
-from app.services.bank_callbacks import apply_payout_result, repair_account_opened
+from app.services.bank_callbacks import REPAIR_MARKER, apply_payout_result, repair_account_opened
 from app.services.bank_settings import opening_limits
 from app.services.case_blocks import settle_empty_release
 from app.services.deal_freeze import RECHECK_S, frozen_payout
@@ -28,6 +31,12 @@ from app.services.runtime import Runtime
 ACTOR = "system:worker"
 QUERY_DELAY_S = 5.0
 ACCOUNT_CHECK_DELAY_S = 10.0  # no `account_opened` this long after the bank accepted the request: ask the bank
+# no `payout_result` this long after the bank accepted a payout: ask the bank (then again this often while it
+# is still processing). Well beyond a normal settlement, so the watchdog rarely finds anything to do.
+PAYOUT_CHECK_DELAY_S = 600.0
+PAYOUT_CHECK_DELAY_ENV = "CUNGUAN_PAYOUT_CHECK_DELAY_S"  # overrides it (seconds), e.g. for short chaos runs
+
+log = logging.getLogger("cunguan.bank_jobs")
 
 
 class Retry(CunguanError):
@@ -158,7 +167,25 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     _mark_submitted(rt, request.payout_id, bank_reference)
 
 
+def payout_check_delay_s() -> float:
+    """PAYOUT_CHECK_DELAY_S, or CUNGUAN_PAYOUT_CHECK_DELAY_S when set. Read on each call (as the callback processing
+    mode is). A bad value is logged and ignored: it must not fail the payout the bank has just accepted."""
+    raw = os.environ.get(PAYOUT_CHECK_DELAY_ENV, "").strip()
+    if not raw:
+        return PAYOUT_CHECK_DELAY_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        log.warning("bad payout check delay ignored", extra={"setting": PAYOUT_CHECK_DELAY_ENV, "value": raw[:40]})
+        return PAYOUT_CHECK_DELAY_S
+    return value
+
+
 def _mark_submitted(rt: Runtime, payout_id: str, bank_reference: str) -> None:
+    """The bank has the payout. In the same transaction: a watchdog (`check_payout`) that asks the bank if
+    its `payout_result` has not come by then."""
     with rt.db.uow() as uow:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         assert payout is not None
@@ -166,6 +193,8 @@ def _mark_submitted(rt: Runtime, payout_id: str, bank_reference: str) -> None:
             payout.status = "submitted"
             payout.bank_reference = bank_reference
             payout.updated_at = rt.clock()
+            check = {"payout_id": payout_id}
+            enqueue(uow.session, "check_payout", check, now=rt.clock(), delay_s=payout_check_delay_s())
         uow.commit()
 
 
@@ -208,11 +237,46 @@ def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason)
 
 
-def _finish(rt: Runtime, payout_id: str, status: str, bank_reference: str, reason: str | None) -> None:
+class PayoutUnknownAtBank(CunguanError):
+    """A payout we recorded as accepted by the bank that the bank says it never received: for people."""
+
+    code = "PAYOUT_UNKNOWN_AT_BANK"
+
+
+def check_payout(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Watchdog for a submitted payout whose `payout_result` has not come (lost or late). A failed payout is on
+    no statement, so reconciliation cannot repair it: ask the bank, and record a final answer as the callback
+    would have (补单 on the deal's timeline; a callback that comes after all finds it final and changes
+    nothing). Still processing: ask again later, without spending attempts. Unknown to the bank: that
+    contradicts `submitted` - never resubmitted here, the job ends dead for a person to look at."""
+    payout_id = payload["payout_id"]
+    _, bank_code, status = _load_payout(rt, payout_id)
+    if status in ("succeeded", "failed"):
+        return
+    try:
+        answer = rt.gateway(bank_code).query_payout(payout_id)
+    except BankRejected as error:
+        if error.code != "NOT_FOUND":
+            raise
+        log.warning("submitted payout unknown to the bank", extra={"payout_id": payout_id, "bank": bank_code})
+        raise PayoutUnknownAtBank(
+            f"付款 {payout_id} 已记为银行受理，但银行查无此付款：请人工核实，不会自动重新提交",
+            details={"payout_id": payout_id, "bank": bank_code},
+        ) from error
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    if answer.status == "processing":
+        raise Defer("银行付款处理中，稍后再查", delay_s=payout_check_delay_s(), details={"payout_id": payout_id})
+    _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason, marker=REPAIR_MARKER)
+
+
+def _finish(
+    rt: Runtime, payout_id: str, status: str, bank_reference: str, reason: str | None, marker: str | None = None
+) -> None:
     with rt.db.uow() as uow:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         assert payout is not None
-        apply_payout_result(rt, uow.session, payout, status, bank_reference, reason, ACTOR)
+        apply_payout_result(rt, uow.session, payout, status, bank_reference, reason, ACTOR, marker=marker)
         uow.commit()
 
 
@@ -221,5 +285,6 @@ HANDLERS = {
     "check_virtual_account": check_virtual_account,
     "submit_payout": submit_payout,
     "query_payout": query_payout,
+    "check_payout": check_payout,
     "settle_empty_release": settle_empty_release,
 }
