@@ -151,7 +151,10 @@ def city_simulate(code: str, product: str | None, version: int | None, run_by: s
     """Run every path of each product's workflow for CODE in a sandbox; exit 1 on any problem."""
     from app.services.simulation import simulate
 
-    report = simulate(_rt(), code, product, version, run_by)
+    def progress(done: int, total: int, label: str) -> None:
+        click.echo(f"仿真中 {done}/{total} 条路径 · {label}", err=True)
+
+    report = simulate(_rt(), code, product, version, run_by, progress)
     _echo_report(report)
     if not report["ok"]:
         click.echo("✗ 仿真发现问题", err=True)

@@ -19,10 +19,11 @@ from werkzeug.wrappers import Response
 from app.admin.base import RoleView
 from app.city_versions import unified_diff
 from app.db.models import CityConfigVersion, ConfigSimulation
-from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES, REVIEWER_ROLES, STATUS_LABELS
+from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES, REVIEWER_ROLES, STATUS_LABELS, content_sha256
 from app.domain.problems import CityConfigInvalid, Problem
 from app.errors import CunguanError, WorkflowError
 from app.services import config_publishing as publishing
+from app.services import simulation_jobs
 from app.services.city_sources import SessionCitySource, open_version, published_version
 from app.web.access import runtime
 
@@ -120,17 +121,14 @@ class ConfigsView(RoleView):
                 abort(404)
             working = current.content if current is not None else published_text or ""
             workflows = self._workflows(session, stem, working)
-            simulation = None
-            if current is not None:
-                simulation = session.scalar(
-                    select(ConfigSimulation)
-                    .where(
-                        ConfigSimulation.city_code == stem,
-                        ConfigSimulation.content_sha256 == current.content_sha256,
-                    )
-                    .order_by(ConfigSimulation.id.desc())
-                    .limit(1)
-                )
+            # the latest simulation of the content shown (the version under work, else the published content)
+            simulation = session.scalar(
+                select(ConfigSimulation)
+                .where(ConfigSimulation.city_code == stem, ConfigSimulation.content_sha256 == content_sha256(working))
+                .order_by(ConfigSimulation.id.desc())
+                .limit(1)
+            )
+            run = simulation_jobs.latest_run(session, stem)
         diff = unified_diff(_Pair(published_text, current.content), stem) if current is not None else ""
         editable = current is None or current.status == "draft"
         retired = [v.version for v in versions if v.status == "retired"]
@@ -145,6 +143,7 @@ class ConfigsView(RoleView):
             diff=diff,
             workflows=workflows,
             simulation=simulation,
+            run=run,
             editable=editable,
             retired=retired,
             statuses=STATUS_LABELS,
@@ -211,19 +210,17 @@ class ConfigsView(RoleView):
 
     @expose("/<stem>/simulate", methods=("POST",))
     def simulate(self, stem: str) -> Response:
+        """Queue the simulation for the worker (a full city takes a minute or more) and come straight back: the
+        city page shows its progress, then its outcome. One queued or running simulation per city."""
         self._require(AUTHOR_ROLES)
         stem = self._stem(stem)
-        from app.services.simulation import simulate
-
+        product = request.form.get("product", "").strip() or None
         try:
-            report = simulate(runtime(), stem, None, None, self.actor.username)
+            run = simulation_jobs.request_simulation(runtime(), stem, product, self.actor.username)
         except CunguanError as error:
             flash(error.message, "error")
             return self._back(stem)
-        if report["ok"]:
-            flash(f"仿真通过（{report['target']}）", "success")
-        else:
-            flash(f"仿真发现 {len(report['problems'])} 个问题（{report['target']}）", "error")
+        flash(f"仿真已提交（{run.target}），由后台任务运行，本页显示进度和结果", "success")
         return self._back(stem)
 
     @expose("/<stem>/submit", methods=("POST",))

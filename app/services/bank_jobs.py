@@ -27,6 +27,7 @@ from app.services.bank_settings import opening_limits
 from app.services.case_blocks import settle_empty_release
 from app.services.deal_freeze import RECHECK_S, frozen_payout
 from app.services.runtime import Runtime
+from app.services.simulation_jobs import simulate_city
 
 ACTOR = "system:worker"
 QUERY_DELAY_S = 5.0
@@ -287,4 +288,5 @@ HANDLERS = {
     "query_payout": query_payout,
     "check_payout": check_payout,
     "settle_empty_release": settle_empty_release,
+    "simulate_city": simulate_city,
 }

@@ -9,7 +9,7 @@ import json
 import logging
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +51,9 @@ SIM_CLOCK = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 QUIET_LOGGERS = ("cunguan.worker", "cunguan.ledger", "cunguan.timers", "cunguan.bank_callbacks")
 # the sandbox's databases and keys live in memory where the system has it (no disk syncs: it is thrown away)
 SANDBOX_PARENT = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+
+# (paths done, paths in all, what runs now): called before each product and once all of them ran
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -226,10 +229,38 @@ def _product_report(sandbox: Sandbox, city: CityConfig, product: str) -> dict[st
     }
 
 
+def _path_count(sandbox: Sandbox, city: CityConfig, product: str) -> int:
+    config = city.product(product)
+    return len(enumerate_paths(sandbox.rt.workflow(config.workflow_id, config.workflow_version)))
+
+
+def _product_reports(
+    sandbox: Sandbox, city: CityConfig, products: list[str], progress: Progress | None
+) -> list[dict[str, Any]]:
+    """Each product's report; `progress` hears, in paths, how far the run is before each product and at the end."""
+    if progress is None:
+        return [_product_report(sandbox, city, name) for name in products]
+    total = sum(_path_count(sandbox, city, name) for name in products)
+    results: list[dict[str, Any]] = []
+    done = 0
+    for number, name in enumerate(products, 1):
+        progress(done, total, f"{name}（第 {number}/{len(products)} 个业务）")
+        results.append(_product_report(sandbox, city, name))
+        done += results[-1]["paths"]
+    progress(done, total, "账务核对")
+    return results
+
+
 def simulate(
-    rt: Runtime, stem: str, product: str | None = None, version: int | None = None, run_by: str = "cli"
+    rt: Runtime,
+    stem: str,
+    product: str | None = None,
+    version: int | None = None,
+    run_by: str = "cli",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run the simulation, store its outcome, return the report (`ok` false when anything was found)."""
+    """Run the simulation, store its outcome, return the report (`ok` false when anything was found).
+    `progress(done, total, label)`, when given, is called as the products' paths are run (see `Progress`)."""
     what = target(rt, stem, version)
     report: dict[str, Any] = {"city": stem, "target": what.label, "content_sha256": content_sha256(what.content)}
     try:
@@ -244,7 +275,7 @@ def simulate(
         _quiet_logs() as log,
         _sandbox(rt, Path(folder), resolved, city.admin_code, log) as sandbox,
     ):
-        results = [_product_report(sandbox, city, name) for name in products]
+        results = _product_reports(sandbox, city, products, progress)
         maintain(sandbox.rt)  # what workers do every few seconds: hot-account buffers folded
         with sandbox.rt.db.uow() as uow:
             ledger_report = check_ledger(uow.session)

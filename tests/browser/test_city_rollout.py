@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
+from app.services.runtime import Runtime
+from app.worker import run_one
 from tests.browser.conftest import ARTIFACTS, no_horizontal_scroll
 from tests.conftest import PASSWORD
 from tests.factories import RESALE_FORM
@@ -61,7 +63,7 @@ def _log_out(page: Page) -> None:
 
 
 def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal_there(
-    page: Page, base_url: str
+    page: Page, base_url: str, rt: Runtime
 ) -> None:
     # ops: 运营后台 → 城市配置 → a new city copied from the virtual city
     _log_in(page, base_url, "ops")
@@ -91,10 +93,15 @@ def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal
     assert json.loads(page.input_value("#content"))["status"] == "live"
     assert '"status": "live"' in page.inner_text("#diff")
 
+    # the simulation is a worker's job: the page comes back at once and refreshes itself until it is done
     page.click('#simulate-form button[type="submit"]')
-    page.wait_for_selector("#simulation:has-text('✓ 通过')", timeout=180_000)  # real deals, bank over HTTP
-    assert "仿真通过" in page.inner_text("body")
-    assert "resale_escrow" in page.inner_text("#simulation")
+    page.wait_for_selector("#simulation-run:has-text('仿真排队中')")
+    assert "仿真已提交（第 1 版）" in page.inner_text("body")
+    assert page.is_disabled('#simulate-form button[type="submit"]')
+    assert _narrow_fits(page), "the progress fits 400 px"
+    assert run_one(rt, "browser-test-worker")  # real deals, bank over HTTP
+    page.wait_for_selector("#simulation:has-text('✓ 通过')", timeout=30_000)  # the next refresh (every 5 s)
+    assert "resale_escrow" in page.inner_text("#simulation") and page.locator("#simulation-run").count() == 0
     assert _narrow_fits(page), "the config page fits 400 px"
 
     page.click('#submit-form button[type="submit"]')

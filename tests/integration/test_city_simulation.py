@@ -99,6 +99,18 @@ def test_a_changed_draft_needs_its_own_simulation(app: Flask, rt: Runtime, users
     assert approved.exit_code == 0, approved.output
 
 
+def test_simulate_reports_its_progress_in_paths_as_products_finish(app: Flask, rt: Runtime) -> None:
+    """The CLI prints progress to stderr; the same callback feeds the console's simulation job."""
+    calls: list[tuple[int, int, str]] = []
+    report = simulate(rt, "110000", "resale_escrow", run_by="test", progress=lambda *call: calls.append(call))
+    assert report["ok"], report["problems"]
+    assert calls == [(0, 9, "resale_escrow（第 1/1 个业务）"), (9, 9, "账务核对")]
+    result = app.test_cli_runner().invoke(args=["city", "simulate", "110000", "resale_escrow"])
+    assert result.exit_code == 0, result.output
+    assert "仿真中 0/9 条路径 · resale_escrow（第 1/1 个业务）" in result.stderr
+    assert "仿真中 9/9 条路径 · 账务核对" in result.stderr and "仿真中" not in result.stdout
+
+
 def test_simulate_exits_1_on_an_invalid_config(app: Flask, rt: Runtime, users: dict[str, int], tmp_path: Path) -> None:
     data = json.loads(BEIJING)
     data["products"]["resale_escrow"]["workflow"]["version"] = 9

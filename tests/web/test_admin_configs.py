@@ -7,14 +7,19 @@ import html
 import json
 from collections.abc import Callable
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.config import ROOT
-from app.db.models import AuditEntry, CityConfigVersion
+from app.db.models import AuditEntry, CityConfigVersion, ConfigSimulation, Job
+from app.errors import NotFound
 from app.services import config_publishing as publishing
+from app.services import simulation
 from app.services.runtime import Runtime
+from app.worker import run_one
 from tests.conftest import csrf_token
+from tests.integration.test_config_publishing import pass_simulation
 
 Login = Callable[[str], FlaskClient]
 BEIJING = (ROOT / "city_configs" / "110000.json").read_text(encoding="utf-8")
@@ -37,6 +42,14 @@ def post(client: FlaskClient, url: str, **data: str) -> str:
 
 def versions(rt: Runtime) -> dict[int, tuple[str, str, str | None]]:
     return {v.version: (v.status, v.author, v.reviewer) for v in publishing.versions(rt, "110000")}
+
+
+def run_jobs(rt: Runtime) -> int:
+    """Run the due jobs as `flask worker --burst` would; how many ran."""
+    ran = 0
+    while run_one(rt, "test-worker"):
+        ran += 1
+    return ran
 
 
 def test_the_city_list_and_page_show_versions_diagrams_and_the_new_city_form(
@@ -87,8 +100,11 @@ def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back
     assert "已保存为第 2 版草稿" in page and "第 2 版（草稿）" in page
     assert '+  "name": "北京市",' in html.unescape(page) and '-  "name": "北京",' in html.unescape(page)
     assert "第 2 版尚未仿真" in page
-    page = post(ops, f"{PAGE}/simulate")
-    assert "仿真通过" in page and "✓ 通过" in page and "路径 9/9" in page
+    page = post(ops, f"{PAGE}/simulate", product="resale_escrow")  # one product: quick (the whole city: a minute)
+    assert "仿真已提交（第 2 版 · 仅 resale_escrow）" in page and "仿真排队中" in page
+    assert run_jobs(rt) == 1
+    page = ops.get(PAGE).text
+    assert "✓ 通过" in page and "（仅部分业务，不能作为审批依据）" in page and "路径 9/9" in page
     page = post(ops, f"{PAGE}/submit")
     assert "第 2 版已提交审核" in page and versions(rt)[2][0] == "submitted"
     token = csrf_token(ops.get(PAGE).text)
@@ -98,6 +114,9 @@ def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back
     reviewer = login("reviewer")
     page = post(reviewer, f"{PAGE}/approve", comment="")
     assert "审核意见不能为空" in page and versions(rt)[2][0] == "submitted"
+    page = post(reviewer, f"{PAGE}/approve", comment="仿真通过，同意")
+    assert "第 2 版尚无通过的仿真" in page, "a simulation of one product does not count"
+    pass_simulation(rt, "110000")  # the whole city's simulation (tests/integration/test_city_simulation.py)
     page = post(reviewer, f"{PAGE}/approve", comment="仿真通过，同意")
     assert "第 2 版已批准" in page and "仿真通过，同意" in page
     page = post(reviewer, f"{PAGE}/publish")
@@ -153,3 +172,84 @@ def test_a_new_city_is_a_draft_copied_from_the_virtual_city(login: Login, rt: Ru
     assert "城市 510100 已存在" in ops.get("/admin/configs/510100").text
     bad = ops.post("/admin/configs/new", data={"csrf_token": token, "admin_code": "5101", "name": "成都"})
     assert bad.status_code == 302 and "请填写 6 位行政区划代码" in ops.get("/admin/configs/").text
+
+
+def test_simulate_is_a_job_one_per_city_with_its_progress_on_the_page(
+    login: Login, rt: Runtime, users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    post(ops, f"{PAGE}/draft", content=edited(name="北京市"))
+    token = csrf_token(ops.get(PAGE).text)
+    answer = ops.post(f"{PAGE}/simulate", data={"csrf_token": token, "product": "resale_escrow"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(PAGE), "back at once"
+    page = ops.get(PAGE).text
+    assert "仿真排队中" in page and "（第 2 版 · 仅 resale_escrow）" in page
+    assert '<meta http-equiv="refresh" content="5">' in page, "refreshes itself while it runs (no script)"
+    assert "仿真进行中…" in page and "保存草稿" not in page, "no typing lost to a refresh"
+    assert "第 2 版尚未仿真" not in page
+
+    for product in ("", "rent_custody"):  # a second run of the city, of whatever, waits for the first
+        again = post(ops, f"{PAGE}/simulate", product=product)
+        assert "本城市已有一个仿真正在排队（第 2 版 · 仅 resale_escrow，ops 提交），请等它完成后再运行" in again
+    reviewer_page = login("reviewer").get(PAGE).text  # reviewers see the progress, without the button
+    assert "仿真排队中" in reviewer_page and "运行仿真" not in reviewer_page
+    ops = login("ops")
+    with rt.db.uow() as uow:
+        assert [(j.kind, j.status, j.max_attempts) for j in uow.session.scalars(select(Job))] == [
+            ("simulate_city", "pending", 2)
+        ]
+
+    real, seen = simulation.simulate, []
+
+    def watched(*args: object) -> dict[str, object]:
+        *rest, progress = args
+
+        def spy(done: int, total: int, label: str) -> None:
+            progress(done, total, label)  # type: ignore[operator]
+            seen.append(ops.get(PAGE).text)  # the page while the worker is in the middle of it
+
+        return real(*rest, spy)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(simulation, "simulate", watched)
+    assert run_jobs(rt) == 1
+    assert len(seen) == 2
+    assert "仿真中 0/9" in seen[0] and "resale_escrow（第 1/1 个业务）" in seen[0] and 'content="5"' in seen[0]
+    assert "仿真中 9/9" in seen[1] and "账务核对" in seen[1]
+    page = ops.get(PAGE).text
+    assert "refresh" not in page and "仿真中" not in page and "运行仿真" in page and "保存草稿" in page
+    assert "✓ 通过" in page and "路径 9/9" in page and "账务平衡" in page and "· ops ·" in page
+    with rt.db.uow() as uow:
+        stored = uow.session.scalars(select(ConfigSimulation)).one()
+        job = uow.session.scalars(select(Job)).one()
+    assert (stored.ok, stored.complete, stored.run_by) == (True, False, "ops")
+    assert job.status == "done" and job.payload["progress"] == {"done": 9, "total": 9, "label": "账务核对"}
+    assert job.payload["outcome"]["ok"] is True and job.payload["outcome"]["stored"] is True
+
+    page = post(ops, f"{PAGE}/simulate", product="resale_escrow")
+    assert "仿真已提交" in page, "once done, the city may be simulated again"
+
+
+def test_a_simulation_that_cannot_run_says_why_and_frees_the_city(
+    login: Login, rt: Runtime, users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    post(ops, f"{PAGE}/draft", content=edited(name="北京市"))
+    assert "城市配置 110000 没有业务 nope" in post(ops, f"{PAGE}/simulate", product="nope")
+    token = csrf_token(ops.get(PAGE).text)
+    assert ops.post("/admin/configs/nocity/simulate", data={"csrf_token": token}).status_code == 302
+    assert "城市配置 nocity 不存在" in ops.get(PAGE).text
+    post(ops, f"{PAGE}/simulate")
+
+    def gone(*args: object) -> dict[str, object]:
+        raise NotFound("城市配置 110000 没有第 2 版", code="CONFIG_VERSION_NOT_FOUND")
+
+    monkeypatch.setattr(simulation, "simulate", gone)
+    assert run_jobs(rt) == 1
+    page = ops.get(PAGE).text
+    assert "上次仿真（第 2 版，ops" in page and "未能完成，可重新运行" in page
+    assert "CONFIG_VERSION_NOT_FOUND: 城市配置 110000 没有第 2 版" in page and "refresh" not in page
+    assert "仿真已提交（第 2 版）" in post(ops, f"{PAGE}/simulate")
+    with rt.db.uow() as uow:
+        assert sorted(j.status for j in uow.session.scalars(select(Job))) == ["dead", "pending"]
