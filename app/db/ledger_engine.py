@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -46,13 +47,6 @@ from app.errors import LedgerError
 log = logging.getLogger("cunguan.ledger")
 
 
-class ConcurrentPosting(LedgerError):
-    """A transfer this batch planned to create was committed by a concurrent transaction: the batch
-    wrote part of its rows and must be rolled back (to a savepoint) and run again, which then sees it."""
-
-    code = "CONCURRENT_POSTING"
-
-
 ACCOUNTS = LedgerAccount.__table__
 TRANSFERS = LedgerTransfer.__table__
 HOT = LedgerHotEntry.__table__
@@ -84,12 +78,6 @@ _TRANSFER_ARRAYS = (
     ("deal_id", "bigint"),
     ("created_at", "timestamptz"),
 )
-# PostgreSQL: a batch's transfers in one statement with one array per column (no per-row parameters).
-_INSERT_TRANSFERS_PG = text(
-    f"INSERT INTO ledger_transfers ({', '.join(name for name, _ in _TRANSFER_ARRAYS)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TRANSFER_ARRAYS)
-    + ") ON CONFLICT (id) DO NOTHING RETURNING id"
-)
 # PostgreSQL: every changed account in one statement, one round trip, whatever the batch size.
 _UPDATE_TOTALS_PG = text(
     "UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp,"
@@ -98,26 +86,79 @@ _UPDATE_TOTALS_PG = text(
     " CAST(:dq AS bigint[]), CAST(:cq AS bigint[])) AS v(id, dp, cp, dq, cq) WHERE a.id = v.id"
 )
 
+# PostgreSQL: a batch's whole write in one round trip. The totals and the hot buffer rows are written only
+# if every new transfer was inserted; otherwise (a concurrent transaction committed one of those ids first)
+# the statement reports it and, for a batch of one transfer, has written nothing.
+_WRITE_PG = text(
+    "WITH t AS ("
+    f" INSERT INTO ledger_transfers ({', '.join(name for name, _ in _TRANSFER_ARRAYS)}) SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TRANSFER_ARRAYS)
+    + ") ON CONFLICT (id) DO NOTHING RETURNING id"
+    "), complete AS (SELECT count(*) = :expected AS ok FROM t"
+    "), totals AS ("
+    " UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp,"
+    " debits_pending = v.dq, credits_pending = v.cq"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:dp AS bigint[]), CAST(:cp AS bigint[]),"
+    " CAST(:dq AS bigint[]), CAST(:cq AS bigint[])) AS v(id, dp, cp, dq, cq)"
+    " WHERE a.id = v.id AND (SELECT ok FROM complete) RETURNING a.id"
+    "), buffered AS ("
+    " INSERT INTO ledger_hot_entries (account_id, debits_posted, credits_posted, created_at)"
+    " SELECT v.id, v.dp, v.cp, CAST(:now AS timestamptz)"
+    " FROM unnest(CAST(:hot_ids AS bigint[]), CAST(:hot_dp AS bigint[]), CAST(:hot_cp AS bigint[])) AS v(id, dp, cp)"
+    " WHERE (SELECT ok FROM complete) RETURNING id"
+    ") SELECT ok FROM complete"
+)
 
-def execute(connection: Connection, ops: list[LedgerOp], now: datetime) -> list[OpResult]:
-    """Apply `ops` inside the connection's open transaction; one result per op, in order."""
+
+class ConcurrentPosting(LedgerError):
+    """A transfer this batch planned to create was committed by a concurrent transaction. When `clean`,
+    the batch wrote nothing that needs undoing and may simply run again (it then sees that transfer);
+    otherwise it wrote part of its rows and must be rolled back (to a savepoint) first."""
+
+    code = "CONCURRENT_POSTING"
+
+    def __init__(self, message: str, *, clean: bool, details: dict[str, Any]) -> None:
+        super().__init__(message, details=details)
+        self.clean = clean
+
+
+Held = dict[str, AccountState]
+"""The non-hot accounts a transaction has locked, by code, with their exact totals: nobody else can move
+them before it ends, so a later batch or balance read in the same transaction needs no statement for them.
+The caller owns it and must drop it when the transaction (or a savepoint around a batch) rolls back."""
+
+
+def execute(connection: Connection, ops: list[LedgerOp], now: datetime, held: Held | None = None) -> list[OpResult]:
+    """Apply `ops` inside the connection's open transaction; one result per op, in order. `held`, when
+    given, is read for accounts this transaction locked before and updated with the ones it locks now.
+
+    A batch that plans at most one new transfer either writes completely or, when a concurrent
+    transaction committed that transfer first, writes nothing but the hot buffers it folded (a fold is
+    complete on its own) and raises a clean ConcurrentPosting: it needs no savepoint around it."""
     if not ops:
         return []
+    held = {} if held is None else held
     wanted = {op.id for op in ops} | {op.pending_id for op in ops if op.pending_id is not None}
     existing = _stored(connection, wanted)
     resolved = _resolutions(connection, {op.pending_id for op in ops if op.pending_id is not None})
-    accounts = _load_accounts(connection, ops, existing)
-    locked = _lock_and_refresh(connection, ops, existing, accounts)
+    accounts = _load_accounts(connection, ops, existing, held)
+    locked = _lock_and_refresh(connection, ops, existing, accounts, held)
+    folded = [replace(a) for a in accounts.values() if a.hot and a.id in locked]  # their totals before the plan
     plan = plan_batch(ops, accounts, existing, resolved)
-    if _insert_transfers(connection, plan.rows) != len(plan.rows):
-        raise ConcurrentPosting(
-            "另一事务刚刚记入了同一记账编号，请重试本批", details={"ids": [r["id"] for r in plan.rows]}
-        )
     # Locked hot accounts were folded: their new totals are written even when every op on them failed.
     changed = [a for a in accounts.values() if a.id in plan.changed or (a.hot and a.id in locked)]
-    _write_totals(connection, changed, now)
+    if not _write(connection, plan.rows, changed, now):
+        ids = [row["id"] for row in plan.rows]
+        if len(plan.rows) > 1:
+            raise ConcurrentPosting("另一事务刚刚记入了同一记账编号，请重试本批", clean=False, details={"ids": ids})
+        _set_totals(connection, folded)
+        raise ConcurrentPosting("另一事务刚刚记入了同一记账编号，请重试本批", clean=True, details={"ids": ids})
+    held.update({a.code: replace(a) for a in accounts.values() if a.id in locked and not a.hot})
     _watch_alerts(connection, [a for a in accounts.values() if a.id in locked], plan.refused_on, now)
-    return plan.results
+    written = {row["id"]: row for row in plan.rows}
+    return [
+        replace(result, row=written.get(result.id)) if result.status == "created" else result for result in plan.results
+    ]
 
 
 def fold_hot(connection: Connection, now: datetime, account_ids: Iterable[int] | None = None) -> int:
@@ -138,17 +179,29 @@ def fold_hot(connection: Connection, now: datetime, account_ids: Iterable[int] |
 def exact_totals(connection: Connection, account_id: int) -> tuple[int, int, int, int]:
     """(debits_posted, credits_posted, debits_pending, credits_pending) including unfolded hot postings,
     read in one statement so that a concurrent fold cannot be counted twice or missed."""
-    buffered_debits = select(func.coalesce(func.sum(HOT.c.debits_posted), 0)).where(HOT.c.account_id == account_id)
-    buffered_credits = select(func.coalesce(func.sum(HOT.c.credits_posted), 0)).where(HOT.c.account_id == account_id)
-    row = connection.execute(
-        select(
-            ACCOUNTS.c.debits_posted + buffered_debits.scalar_subquery(),
-            ACCOUNTS.c.credits_posted + buffered_credits.scalar_subquery(),
-            ACCOUNTS.c.debits_pending,
-            ACCOUNTS.c.credits_pending,
-        ).where(ACCOUNTS.c.id == account_id)
-    ).one()
-    return int(row[0]), int(row[1]), int(row[2]), int(row[3])
+    row = connection.execute(_exact(ACCOUNTS.c.id == account_id)).one()
+    return int(row.debits_posted), int(row.credits_posted), int(row.debits_pending), int(row.credits_pending)
+
+
+def exact_state(connection: Connection, code: str) -> AccountState | None:
+    """The account with this code and its exact totals (as `exact_totals`), in one statement; None if
+    there is no such account."""
+    row = connection.execute(_exact(ACCOUNTS.c.code == code)).one_or_none()
+    return None if row is None else _state(row)
+
+
+def _exact(condition: ColumnElement[bool]):  # type: ignore[no-untyped-def] - a Select
+    buffered = [
+        select(func.coalesce(func.sum(HOT.c[name]), 0)).where(HOT.c.account_id == ACCOUNTS.c.id).scalar_subquery()
+        for name in ("debits_posted", "credits_posted")
+    ]
+    return select(
+        *META_COLUMNS,
+        (ACCOUNTS.c.debits_posted + buffered[0]).label("debits_posted"),
+        (ACCOUNTS.c.credits_posted + buffered[1]).label("credits_posted"),
+        ACCOUNTS.c.debits_pending,
+        ACCOUNTS.c.credits_pending,
+    ).where(condition)
 
 
 def _among(connection: Connection, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
@@ -189,8 +242,10 @@ def _resolutions(connection: Connection, pending_ids: set[str]) -> dict[str, str
 
 
 def _load_accounts(
-    connection: Connection, ops: list[LedgerOp], existing: dict[str, StoredTransfer]
+    connection: Connection, ops: list[LedgerOp], existing: dict[str, StoredTransfer], held: Held
 ) -> dict[str, AccountState]:
+    """The accounts the ops move, by code: copies of the held ones (the plan changes them in place; the
+    held ones change only once the batch is written), the others loaded."""
     codes = {code for op in ops if op.spec is not None for code in (op.spec.debit_code, op.spec.credit_code)}
     ids = {
         account_id
@@ -198,10 +253,19 @@ def _load_accounts(
         if op.pending_id in existing
         for account_id in (existing[op.pending_id].debit_account_id, existing[op.pending_id].credit_account_id)
     }
-    rows = connection.execute(
-        select(*META_COLUMNS).where(_among(connection, ACCOUNTS.c.code, codes) | _among(connection, ACCOUNTS.c.id, ids))
-    )
-    return {row.code: _state(row) for row in rows}
+    held_ids = {account.id: account for account in held.values()}
+    accounts = {code: replace(held[code]) for code in codes if code in held}
+    accounts |= {held_ids[i].code: replace(held_ids[i]) for i in ids if i in held_ids}
+    codes -= set(accounts)
+    ids -= set(held_ids)
+    if codes or ids:
+        rows = connection.execute(
+            select(*META_COLUMNS).where(
+                _among(connection, ACCOUNTS.c.code, codes) | _among(connection, ACCOUNTS.c.id, ids)
+            )
+        )
+        accounts |= {row.code: _state(row) for row in rows}
+    return accounts
 
 
 def _sides(
@@ -231,20 +295,25 @@ def _lock_and_refresh(
     ops: list[LedgerOp],
     existing: dict[str, StoredTransfer],
     accounts: dict[str, AccountState],
+    held: Held,
 ) -> set[int]:
     """Lock every account a new op moves, unless all its moves are safe hot postings (then buffer).
-    Returns the ids of the locked accounts, whose states now hold their exact totals."""
+    Returns the ids of the locked accounts, whose states now hold their exact totals (held accounts are
+    locked already and their totals are exact)."""
     sides = _sides(ops, existing, accounts)
     locked = {account.id for account, side, kind in sides if not can_buffer(account, side, kind)}
     for account, _side, _kind in sides:
         account.buffered = account.id not in locked
-    if not locked:
+    held_ids = {account.id for account in held.values()}
+    to_lock = sorted(locked - held_ids)
+    if not to_lock:
         return locked
-    rows = connection.execute(_locked(sorted(locked))).all()
+    rows = connection.execute(_locked(to_lock)).all()
     by_id = {account.id: account for account in accounts.values()}
     for row in rows:
         by_id[row.id].set_totals((row.debits_posted, row.credits_posted, row.debits_pending, row.credits_pending))
-    _fold_into(connection, {i: by_id[i] for i in locked if by_id[i].hot})
+        by_id[row.id].alert_below_fen = row.alert_below_fen
+    _fold_into(connection, {i: by_id[i] for i in to_lock if by_id[i].hot})
     return locked
 
 
@@ -285,24 +354,38 @@ def _state(row: object) -> AccountState:
         values["alert_below_fen"],
     )
     if "debits_posted" in values:
-        state.set_totals(tuple(values[name] for name in TOTALS))  # type: ignore[arg-type]
+        state.set_totals(tuple(int(values[name]) for name in TOTALS))  # type: ignore[arg-type] - sums: Decimal on PostgreSQL
     return state
 
 
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _insert_transfers(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert the batch's new transfers; returns how many were inserted. On PostgreSQL a transfer id that
-    a concurrent transaction committed meanwhile is skipped (ON CONFLICT DO NOTHING waits for it), so
-    the caller learns that its plan is stale; SQLite runs one writer at a time and cannot race."""
+def _write(connection: Connection, rows: list[dict[str, Any]], changed: list[AccountState], now: datetime) -> bool:
+    """Insert the batch's new transfers and write the changed accounts: locked ones get their new totals,
+    buffered hot ones a buffer row with their deltas. False when a transfer id was committed meanwhile by
+    a concurrent transaction (PostgreSQL; ON CONFLICT DO NOTHING waited for it); then the totals and
+    buffers are not written, and neither are the transfers of a batch of one. SQLite runs one writer at a
+    time and cannot race."""
     if not rows:
-        return 0
-    if connection.dialect.name == "postgresql":
-        arrays = {name: [row[name] for row in rows] for name, _ in _TRANSFER_ARRAYS}
-        return len(connection.execute(_INSERT_TRANSFERS_PG, arrays).all())
-    connection.execute(insert(TRANSFERS), rows)
-    return len(rows)
+        _write_totals(connection, changed, now)
+        return True
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(TRANSFERS), rows)
+        _write_totals(connection, changed, now)
+        return True
+    exact = [state for state in changed if not state.buffered]
+    buffered = [s for s in changed if s.buffered and (s.debits_posted or s.credits_posted)]
+    totals = [list(column) for column in zip(*(state.totals() for state in exact), strict=True)] or [[], [], [], []]
+    parameters = {name: [row[name] for row in rows] for name, _ in _TRANSFER_ARRAYS}
+    parameters |= {"expected": len(rows), "ids": [state.id for state in exact], "now": now}
+    parameters |= dict(zip(("dp", "cp", "dq", "cq"), totals, strict=True))
+    parameters |= {
+        "hot_ids": [s.id for s in buffered],
+        "hot_dp": [s.debits_posted for s in buffered],
+        "hot_cp": [s.credits_posted for s in buffered],
+    }
+    return bool(connection.execute(_WRITE_PG, parameters).scalar_one())
 
 
 def _set_totals(connection: Connection, states: list[AccountState]) -> None:

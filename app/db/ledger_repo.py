@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import event, exists, func, or_, select
+from sqlalchemy.orm import Session, SessionTransaction, aliased, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from app.db import ledger_engine
 from app.db.base import utcnow
@@ -25,8 +27,28 @@ from app.domain.ledger import (
     flag_violation,
     running_balances,
 )
-from app.domain.ledger_batch import POSTED_KINDS, LedgerOp
+from app.domain.ledger_batch import POSTED_KINDS, AccountState, LedgerOp, OpResult
 from app.errors import LedgerError
+
+HELD = "cunguan.ledger.held"
+
+
+def _held(session: Session) -> ledger_engine.Held:
+    """The accounts this session's transaction has locked, with their exact totals (`ledger_engine.Held`)."""
+    return session.info.setdefault(HELD, {})
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_held_after_rollback(session: Session, _transaction: SessionTransaction) -> None:
+    """Any rollback, a savepoint's too, may undo what the held totals say: read them again."""
+    session.info.pop(HELD, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_held_after_transaction(session: Session, transaction: SessionTransaction) -> None:
+    """The locks end with the transaction (a savepoint's end keeps them)."""
+    if transaction.parent is None:
+        session.info.pop(HELD, None)
 
 
 def _spec_of(account: LedgerAccount) -> AccountSpec:
@@ -82,18 +104,39 @@ class LedgerRepository:
         return account
 
     def totals(self, code: str) -> tuple[int, int, int, int]:
-        """Exact (debits_posted, credits_posted, debits_pending, credits_pending), hot buffer included."""
-        return ledger_engine.exact_totals(self.session.connection(), self.account(code).id)
+        """Exact (debits_posted, credits_posted, debits_pending, credits_pending), hot buffer included.
+        An account this transaction has locked costs no statement."""
+        return self._state(code).totals()
 
     def balance(self, code: str) -> int:
-        account = self.account(code)
-        debits, credits, _, _ = ledger_engine.exact_totals(self.session.connection(), account.id)
-        return balance_of(account.type, debits, credits)
+        state = self._state(code)
+        return balance_of(state.type, state.debits_posted, state.credits_posted)
 
-    def post(self, spec: TransferSpec, at: datetime | None = None) -> tuple[LedgerTransfer, bool]:
+    def _state(self, code: str) -> AccountState:
+        held = _held(self.session).get(code)
+        if held is not None:
+            return held
+        state = ledger_engine.exact_state(self.session.connection(), code)
+        if state is None:
+            raise LedgerError("账户不存在", code="UNKNOWN_ACCOUNT", details={"account": code})
+        return state
+
+    def post(
+        self, spec: TransferSpec, at: datetime | None = None, ensure: Sequence[tuple[AccountSpec, int | None]] = ()
+    ) -> tuple[LedgerTransfer, bool]:
         """Post a transfer once. Returns (transfer, created). A repeat with the same id and content
-        returns the first transfer; the same id with other content is an error."""
-        return self._one(LedgerOp.post(spec, at or utcnow()))
+        returns the first transfer; the same id with other content is an error. `ensure` names accounts
+        (with their deal) to create if the transfer finds them missing - no statement when they exist."""
+        op = LedgerOp.post(spec, at or utcnow())
+        try:
+            return self._one(op)
+        except LedgerError as error:
+            missing = [(a, deal_id) for a, deal_id in ensure if error.details == {"account": a.code}]
+            if error.code != "UNKNOWN_ACCOUNT" or not missing:
+                raise
+        for account, deal_id in ensure:
+            self.ensure_account(account, deal_id)
+        return self._one(op)
 
     def hold(
         self, spec: TransferSpec, at: datetime | None = None, timeout_s: float | None = None
@@ -152,19 +195,23 @@ class LedgerRepository:
     def run(self, ops: list[LedgerOp]) -> list[tuple[LedgerTransfer, bool]]:
         """Run ops as one batch; raises the first failure (then nothing of the batch was written).
 
-        The batch runs in a savepoint: if a concurrent transaction posted one of its transfer ids first,
-        it is rolled back and run again, and then reports that transfer as existing."""
+        If a concurrent transaction posted one of its transfer ids first, the batch runs again and then
+        reports that transfer as existing. A batch of one op needs nothing undone for that (see
+        `ledger_engine.execute`); a larger one runs in a savepoint that is rolled back first."""
         self.session.flush()
-        attempt = 1
-        while True:
+        held = _held(self.session)
+        for attempt in range(1, 4):
             try:
-                with self.session.begin_nested():
-                    results = ledger_engine.execute(self.session.connection(), ops, utcnow())
+                if len(ops) == 1:
+                    results = ledger_engine.execute(self.session.connection(), ops, utcnow(), held)
+                else:
+                    with self.session.begin_nested():
+                        results = ledger_engine.execute(self.session.connection(), ops, utcnow(), held)
                 break
-            except ledger_engine.ConcurrentPosting:
-                if attempt == 3:
+            except ledger_engine.ConcurrentPosting as error:
+                if attempt == 3 or not (error.clean or len(ops) > 1):
                     raise
-                attempt += 1
+                held = _held(self.session)  # a rolled-back savepoint dropped it
         for obj in list(self.session.identity_map.values()):  # totals moved underneath the ORM
             if isinstance(obj, LedgerAccount):
                 self.session.expire(obj)
@@ -172,14 +219,21 @@ class LedgerRepository:
         if failures:
             first = next((r for r in failures if r.status != "LINKED_OP_FAILED"), failures[0])
             raise LedgerError(first.message, code=first.status, details=first.details)
-        return [(self._transfer(r.id), r.status == "created") for r in results]
+        return [(self._transfer(r), r.status == "created") for r in results]
 
     def _one(self, op: LedgerOp) -> tuple[LedgerTransfer, bool]:
         return self.run([op])[0]
 
-    def _transfer(self, transfer_id: str) -> LedgerTransfer:
-        transfer = self.session.get(LedgerTransfer, transfer_id)
-        assert transfer is not None, transfer_id
+    def _transfer(self, result: OpResult) -> LedgerTransfer:
+        """The transfer of a result: one just written is built from its row (no statement), an existing one
+        is loaded."""
+        if result.row is not None and self.session.identity_map.get(identity_key(LedgerTransfer, result.id)) is None:
+            transfer = LedgerTransfer(**result.row)
+            make_transient_to_detached(transfer)
+            self.session.add(transfer)
+            return transfer
+        transfer = self.session.get(LedgerTransfer, result.id)
+        assert transfer is not None, result.id
         return transfer
 
     def fold_hot(self, now: datetime | None = None) -> int:

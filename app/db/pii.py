@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, Text, event
+from sqlalchemy import String, Text, event, inspect
 from sqlalchemy.types import TypeDecorator
 
 from app.crypto import get_provider, sm4_decrypt, sm4_encrypt
@@ -163,11 +163,24 @@ def fill_blind_indexes(target: Any) -> None:
 
 
 def install_blind_indexes(model: type) -> None:
-    """Write the model's blind indexes on every insert and ORM update (bulk UPDATE statements bypass this:
-    run `flask pii reindex` after one)."""
+    """Write the model's blind indexes on every insert, and on an ORM update for the sources that changed
+    (a source left alone is not read: it may not even be loaded). Bulk UPDATE statements bypass this: run
+    `flask pii reindex` after one."""
 
-    def before_write(_mapper: Any, _connection: Any, target: Any) -> None:
+    def before_insert(_mapper: Any, _connection: Any, target: Any) -> None:
         fill_blind_indexes(target)
 
-    event.listen(model, "before_insert", before_write)
-    event.listen(model, "before_update", before_write)
+    def before_update(_mapper: Any, _connection: Any, target: Any) -> None:
+        state = inspect(target)
+        for index_attr, (source, kind) in blind_index_columns(type(target)).items():
+            if state.attrs[source].history.has_changes():
+                value = getattr(target, source)
+                setattr(target, index_attr, keyring.blind_index(kind, value) if value else None)
+
+    event.listen(model, "before_insert", before_insert)
+    event.listen(model, "before_update", before_update)
+
+
+def encrypted_columns(model: type) -> list[Any]:
+    """The model's encrypted attributes (for `defer(...)` where a query has no use for them)."""
+    return [getattr(model, c.key) for c in model.__table__.columns if isinstance(c.type, EncryptedString)]  # type: ignore[attr-defined]

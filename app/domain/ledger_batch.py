@@ -119,6 +119,7 @@ class OpResult:
     status: str  # created | exists | an error code
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    row: dict[str, Any] | None = field(default=None, compare=False)  # the transfer as written, when created
 
     @property
     def ok(self) -> bool:

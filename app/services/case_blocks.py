@@ -23,12 +23,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db import ledger_engine
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, Payout
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
-from app.errors import WorkflowError
+from app.errors import LedgerError, WorkflowError
 from app.queue.jobs import enqueue
 from app.services.deal_actions import hold_id, open_payout
 from app.services.pinning import pinned_city
@@ -55,8 +54,15 @@ NOTES = {
 
 def free_in_custody(session: Session, deal: Deal) -> int:
     """Posted custody balance less the holds of payouts in flight (a liability: credits are money in)."""
-    account = LedgerRepository(session).ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
-    debits, credits, debits_pending, _ = ledger_engine.exact_totals(session.connection(), account.id)
+    repo = LedgerRepository(session)
+    custody = ledger.deal_custody(deal.deal_no)
+    try:
+        debits, credits, debits_pending, _ = repo.totals(custody.code)
+    except LedgerError as error:
+        if error.code != "UNKNOWN_ACCOUNT":
+            raise
+        repo.ensure_account(custody, deal_id=deal.id)
+        return 0
     return credits - debits - debits_pending
 
 

@@ -139,3 +139,61 @@ def test_a_writer_killed_mid_batch_leaves_no_half_transfer(rt: Runtime) -> None:
     assert begun == committed + 1, "killed inside a batch"
     assert committed <= len(batches) <= begun
     assert len(per_chain) == 200 * len(batches)
+
+
+def test_a_transfer_posted_meanwhile_by_another_transaction_is_reported_existing(rt: Runtime) -> None:
+    """Two transactions post the same hold at once. The second plans it as new, waits for the first's locks,
+    then finds the id taken: it runs again (no savepoint needed for one op) and reports the transfer as
+    existing - and the hot-account buffer it folded while waiting is not lost."""
+    if rt.db.url.startswith("sqlite"):
+        _same_id_sequentially(rt)
+        return
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        for spec in (CLEARING, ledger.deal_custody("R"), ledger.deal_custody("R3")):
+            repo.ensure_account(spec)
+        repo.post(TransferSpec("arrival:R", CLEARING.code, "custody:R", 500_00, "arrival"))
+        uow.commit()
+    hold = TransferSpec("payout:R", "custody:R", CLEARING.code, 200_00, "release")
+    first = rt.db.uow()
+    first.__enter__()
+    LedgerRepository(first.session).hold(hold)  # clearing and custody locked until `first` ends
+    outcome: dict[str, object] = {}
+
+    def second() -> None:
+        try:
+            with rt.db.uow() as uow:
+                transfer, created = LedgerRepository(uow.session).hold(hold)
+                outcome["created"], outcome["amount"] = created, transfer.amount_fen
+                uow.commit()
+        except BaseException as error:  # reported below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.3)  # the second now waits for the locks
+    with rt.db.uow() as uow:  # buffered on the hot account without a lock: the second folds it
+        LedgerRepository(uow.session).post(TransferSpec("arrival:R3", CLEARING.code, "custody:R3", 7_00, "arrival"))
+        uow.commit()
+    first.commit()
+    first.__exit__(None, None, None)
+    thread.join(timeout=30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome == {"created": False, "amount": 200_00}
+    with rt.db.uow() as uow:
+        report = check_ledger(uow.session)
+        assert LedgerRepository(uow.session).totals(CLEARING.code) == (507_00, 0, 0, 200_00)
+    assert report.ok, report.problems
+
+
+def _same_id_sequentially(rt: Runtime) -> None:
+    """SQLite has one writer at a time: the second simply finds the first's transfer."""
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        for spec in (CLEARING, ledger.deal_custody("R")):
+            repo.ensure_account(spec)
+        repo.post(TransferSpec("arrival:R", CLEARING.code, "custody:R", 500_00, "arrival"))
+        hold = TransferSpec("payout:R", "custody:R", CLEARING.code, 200_00, "release")
+        assert repo.hold(hold)[1] is True
+        assert repo.hold(hold)[1] is False
+        uow.commit()

@@ -145,3 +145,28 @@ def test_check_detects_pending_totals_that_disagree(rt: Runtime) -> None:
     with rt.db.uow() as uow:
         report = check_ledger(uow.session)
     assert any("custody:D1" in problem and "debits_pending" in problem for problem in report.problems)
+
+
+def test_balances_read_in_the_transaction_that_locked_the_account_follow_its_postings(rt: Runtime) -> None:
+    """A transaction reads the totals of accounts it locked without asking the database; a savepoint rolled
+    back must not leave those totals behind."""
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        for spec in (ledger.bank_clearing("ceb"), ledger.deal_custody("V")):
+            repo.ensure_account(spec)
+        repo.post(TransferSpec("arrival:V1", "bank_clearing:ceb", "custody:V", 100_00, "arrival"), T0)
+        assert repo.balance("custody:V") == 100_00
+        try:
+            with uow.session.begin_nested():
+                repo.post(TransferSpec("arrival:V2", "bank_clearing:ceb", "custody:V", 50_00, "arrival"), T0)
+                assert repo.balance("custody:V") == 150_00
+                raise RuntimeError("undo")
+        except RuntimeError:
+            pass
+        assert repo.balance("custody:V") == 100_00
+        repo.hold(TransferSpec("payout:V", "custody:V", "bank_clearing:ceb", 30_00, "release"), T0)
+        assert repo.totals("custody:V") == (0, 100_00, 30_00, 0)
+        uow.commit()
+    with rt.db.uow() as uow:
+        assert LedgerRepository(uow.session).totals("custody:V") == (0, 100_00, 30_00, 0)
+        assert check_ledger(uow.session).ok
