@@ -222,7 +222,7 @@ class SuspenseItem(Base):
     __table_args__ = (
         UniqueConstraint("bank_code", "bank_reference"),
         CheckConstraint("amount_fen > 0", name="amount_positive"),
-        CheckConstraint("reason IN ('unknown_account','wrong_payer')", name="reason_known"),
+        CheckConstraint("reason IN ('unknown_account','wrong_payer','deal_closed')", name="reason_known"),
         CheckConstraint("status IN ('open','matched','returning','returned')", name="status_known"),
     )
 
@@ -240,7 +240,16 @@ class BankNotification(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (UniqueConstraint("bank_code", "notification_id"),)
+    __table_args__ = (
+        UniqueConstraint("bank_code", "notification_id"),
+        # the processors' queue: only the rows still due, however long the processed history grows
+        Index(
+            "ix_bank_notifications_due",
+            "id",
+            postgresql_where=text("processed_at IS NULL AND outcome IS NULL"),
+            sqlite_where=text("processed_at IS NULL AND outcome IS NULL"),
+        ),
+    )
 
 
 class SeenNonce(Base):

@@ -1,9 +1,10 @@
 """Suspense and its review queue: money we hold but cannot credit to a deal (yet).
 
-Two reasons: an arrival for an account we do not know - often only because the bank's `account_opened`
-notice is late, so the credit is matched as soon as the account is recorded - and an arrival from
-someone other than the deal's designated payer, which goes back by original route, automatically or
-after a person looked (city config `payer.wrong_payer`).
+Three reasons: an arrival for an account we do not know - often only because the bank's `account_opened`
+notice is late, so the credit is matched as soon as the account is recorded; an arrival from someone
+other than the deal's designated payer, which goes back by original route, automatically or after a
+person looked (city config `payer.wrong_payer`); and an arrival for a deal that has ended (closed,
+cancelled, refunded): nobody is owed it but its payer, so it goes back by original route at once.
 """
 
 from __future__ import annotations
@@ -23,16 +24,24 @@ from app.queue.jobs import enqueue
 from app.services import audit, case_blocks
 from app.services.pinning import pinned_city
 from app.services.runtime import Runtime
-from app.services.workflow_runner import DealContext, fire_or_note
+from app.services.workflow_runner import DealContext, fire_or_note, note
 
-REASON_LABELS = {"unknown_account": "未知账户", "wrong_payer": "非指定付款人"}
+REASON_LABELS = {"unknown_account": "未知账户", "wrong_payer": "非指定付款人", "deal_closed": "存管单已结束"}
 STATUS_LABELS = {"open": "待处理", "matched": "已匹配", "returning": "退回中", "returned": "已原路退回"}
 
 
 def receive(
-    rt: Runtime, session: Session, bank_code: str, body: dict[str, Any], account: VirtualAccount | None, actor: str
+    rt: Runtime,
+    session: Session,
+    bank_code: str,
+    body: dict[str, Any],
+    account: VirtualAccount | None,
+    actor: str,
+    *,
+    deal_closed: bool = False,
 ) -> str:
-    """Post the arrival to suspense (idempotent on the bank reference) and queue it for review."""
+    """Post the arrival to suspense (idempotent on the bank reference) and queue it for review: money for an
+    unknown account, from a payer the deal does not accept, or (`deal_closed`) for a deal that has ended."""
     repo = LedgerRepository(session)
     clearing = repo.ensure_account(ledger.bank_clearing(bank_code))
     suspense = repo.ensure_account(ledger.suspense(bank_code))
@@ -60,7 +69,7 @@ def receive(
         payer_name=body.get("payer_name"),
         payer_account=body.get("payer_account"),
         payer_matched=body.get("designated_payer_matched"),
-        reason="wrong_payer" if deal is not None else "unknown_account",
+        reason="unknown_account" if deal is None else "deal_closed" if deal_closed else "wrong_payer",
         status="open",
         deal_id=deal.id if deal is not None else None,
         created_at=rt.clock(),
@@ -69,7 +78,20 @@ def receive(
     session.flush()
     if deal is None:
         return "suspense"
+    if deal_closed:
+        return _after_closing(rt, session, item, deal, actor)
     return _wrong_payer(rt, session, item, deal, actor)
+
+
+def _after_closing(rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, actor: str) -> str:
+    label = "存管单已结束后入金，已挂账并自动原路退回"
+    note(
+        DealContext(rt, session, deal, actor),
+        "late_arrival",
+        {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "label": label},
+    )
+    start_return(rt, session, item, "system:auto", "存管单已结束后入金，自动原路退回")
+    return "deal_closed_returning"
 
 
 def _wrong_payer(rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, actor: str) -> str:

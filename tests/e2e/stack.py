@@ -64,6 +64,8 @@ class Stack:
             "CUNGUAN_BANK_CEB_URL": f"{self.sim_url}/ceb",
             "CUNGUAN_PUBLIC_URL": self.web_url,
             "PYTHONUNBUFFERED": "1",
+            # the payout watchdog asks the bank seconds, not minutes, after a payout went out: a run's jobs finish
+            "CUNGUAN_PAYOUT_CHECK_DELAY_S": "3",
         }
 
     def flask(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

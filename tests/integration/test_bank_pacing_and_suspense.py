@@ -32,7 +32,7 @@ from tests.factories import (
     post_callback,
     virtual_account,
 )
-from tests.integration.test_worker_jobs import FakeBank
+from tests.integration.test_worker_jobs import ACCOUNT, FakeBank, _funded_and_released
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -211,3 +211,34 @@ def test_suspense_commands(app: Flask, client: FlaskClient, rt: Runtime, keys_di
     )
     assert matched.exit_code == 0, matched.output
     assert "共 0 条" in runner.invoke(args=["suspense", "list"]).output
+
+
+def test_money_arriving_after_the_deal_closed_goes_back_by_original_route(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, bank: FakeBank
+) -> None:
+    """A deal that has ended owes its money to nobody but the payer: a late arrival is not credited to the
+    closed custody (where it would sit for good) but held in suspense and paid back where it came from."""
+    deal_id = _funded_and_released(client, rt, keys_dir)
+    _run_due(rt, rt.clock())
+    payout_id = load_deal(rt, deal_id).payouts[0].payout_id
+    paid = notification(
+        "payout_result", payout_id=payout_id, bank_reference="BANK-REF-1", status="succeeded", failure_reason=None
+    )
+    assert post_callback(client, keys_dir, paid)[0] == 200
+    assert load_deal(rt, deal_id).state == "closed"
+
+    arrive(client, keys_dir, ACCOUNT, 12_00, "REF-LATE")
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed", "a final state stays final"
+    assert deal.events[-1].event == "late_arrival" and "自动原路退回" in deal.events[-1].detail["label"]
+    with rt.db.uow() as uow:
+        item = uow.session.scalars(select(SuspenseItem)).one()
+        assert (item.reason, item.status, item.deal_id) == ("deal_closed", "returning", deal_id)
+        back = uow.session.scalars(select(Payout).where(Payout.purpose == "return")).one()
+        assert (back.payee_name, back.payee_account, back.amount_fen) == ("张三", "6226620012345678", 12_00)
+        repo = LedgerRepository(uow.session)
+        assert repo.balance(f"custody:{deal.deal_no}") == 0, "the closed custody is not credited"
+        assert repo.totals("suspense:ceb") == (0, 12_00, 12_00, 0), "on hold to go back"
+        assert check_ledger(uow.session).ok
+    _run_due(rt, rt.clock())
+    assert bank.calls[-1][0] == "submit" and bank.calls[-1][1].payout_id == back.payout_id  # type: ignore[attr-defined]
