@@ -187,6 +187,29 @@ def wait_processed(url: str, expected: int, started: float, timeout_s: float = 6
     raise RuntimeError(f"inbox not processed after {timeout_s} s")
 
 
+def drain_rate(url: str, before: int, expected: int, timeout_s: float = 600) -> float:
+    """Rows processed per second from the first row the processors finish (their start-up not counted)
+    until `expected` rows in all are processed (polled every 20 ms)."""
+    engine = create_engine(url)
+    processed = select(func.count()).select_from(BankNotification).where(BankNotification.processed_at.is_not(None))
+    deadline = time.perf_counter() + timeout_s
+    first_seen = first_count = None
+    try:
+        with engine.connect() as connection:
+            while time.perf_counter() < deadline:
+                done = connection.scalar(processed)
+                connection.rollback()
+                now = time.perf_counter()
+                if first_seen is None and done > before:
+                    first_seen, first_count = now, done
+                if done >= expected and first_seen is not None and first_count is not None:
+                    return (done - first_count) / max(now - first_seen, 1e-3)
+                time.sleep(0.02)
+    finally:
+        engine.dispose()
+    raise RuntimeError(f"inbox not processed after {timeout_s} s")
+
+
 def run_mode(
     args: argparse.Namespace, mode: str, url: str, keys_dir: Path, base_env: dict[str, str], accounts: list[str]
 ) -> list[dict]:
@@ -208,6 +231,7 @@ def run_mode(
         row = {"endpoint": "callback", "mode": mode, **load(base_url, callbacks, args.clients)}
         if mode == "inbox" and args.process_after:  # as if the workers ran on machines of their own
             processors = start_processors(args.processors, environment)
+            row["drained_per_s"] = drain_rate(url, before, before + row["ok"])
         processed_s = wait_processed(url, before + row["ok"], started)
         row["processed_per_s"] = row["ok"] / processed_s
         rows.append(row)
@@ -243,7 +267,8 @@ def main() -> None:
         "--process-after",
         action="store_true",
         help="inbox mode: start the processors when the load is over (the web server has the CPUs to itself,"
-        " as on machines of its own); the processed rate still counts from the first request",
+        " as on machines of its own); the processed rate still counts from the first request, the drained rate"
+        " from the processors' start (several processors share the inbox by partition)",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -292,12 +317,16 @@ def main() -> None:
         f"gunicorn: {args.workers} workers x {args.threads} threads; {args.clients} clients; {args.requests} requests;"
         f" {args.processors} processor(s){' started after the load' if args.process_after else ''}"
     )
-    print(f"{'mode':<7} {'endpoint':<9} {'ok':>6} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7} {'processed/s':>12}")
+    print(
+        f"{'mode':<7} {'endpoint':<9} {'ok':>6} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7} {'processed/s':>12}"
+        f" {'drained/s':>10}"
+    )
     for row in rows:
         processed = f"{row['processed_per_s']:>12.0f}" if "processed_per_s" in row else " " * 12
+        drained = f"{row['drained_per_s']:>10.0f}" if "drained_per_s" in row else " " * 10
         print(
             f"{row['mode']:<7} {row['endpoint']:<9} {row['ok']:>6} {row['per_s']:>7.0f}"
-            f" {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {processed}  {row['statuses']}"
+            f" {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {processed} {drained}  {row['statuses']}"
         )
     for mode in modes:
         ping, callback = (r for r in rows if r["mode"] == mode)

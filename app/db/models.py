@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -239,12 +240,14 @@ class BankNotification(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(64))
+    partition_no: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")  # see inbox_partition
 
     __table_args__ = (
         UniqueConstraint("bank_code", "notification_id"),
-        # the processors' queue: only the rows still due, however long the processed history grows
+        # the processors' queues: only the rows still due, however long the processed history grows
         Index(
             "ix_bank_notifications_due",
+            "partition_no",
             "id",
             postgresql_where=text("processed_at IS NULL AND outcome IS NULL"),
             sqlite_where=text("processed_at IS NULL AND outcome IS NULL"),

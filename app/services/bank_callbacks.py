@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -152,8 +154,8 @@ _STORE_PG = text(
     " INSERT INTO seen_nonces (sender, nonce, seen_at) VALUES (:sender, :nonce, :now)"
     " ON CONFLICT DO NOTHING RETURNING 1 AS fresh"
     "), inbox AS ("
-    " INSERT INTO bank_notifications (bank_code, notification_id, type, raw_body, received_at)"
-    " SELECT :bank_code, :notification_id, :type, :raw_body, :now FROM nonce"
+    " INSERT INTO bank_notifications (bank_code, notification_id, type, raw_body, received_at, partition_no)"
+    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no FROM nonce"
     " ON CONFLICT DO NOTHING RETURNING id"
     ") SELECT EXISTS (SELECT 1 FROM nonce) AS fresh_nonce, (SELECT id FROM inbox) AS inbox_id"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
@@ -175,7 +177,8 @@ def store_raw(
         if fresh_nonce and insert_if_absent(
             session,
             INBOX,
-            {k: values[k] for k in ("bank_code", "notification_id", "type", "raw_body")} | {"received_at": now},
+            {k: values[k] for k in ("bank_code", "notification_id", "type", "raw_body", "partition_no")}
+            | {"received_at": now},
         ):
             inbox_id = session.scalar(
                 select(INBOX.c.id).where(
@@ -196,6 +199,7 @@ def store_raw(
 
 def _store_values(bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime) -> dict[str, Any]:
     return {
+        "partition_no": inbox_partition(body),
         "sender": _actor(bank_code),
         "nonce": nonce,
         "now": now,
@@ -239,7 +243,8 @@ INLINE, INBOX_MODE = "inline", "inbox"
 PROCESSING_MODES = (INLINE, INBOX_MODE)
 FAILED_PREFIX = "failed:"  # outcome of a row whose processing failed: kept for review, not retried blindly
 INBOX_BATCH_SIZE = 100
-INBOX_LOCK = "bank_inbox"
+INBOX_LOCK = "bank_inbox"  # with the partition: one processor per partition at a time
+INBOX_PARTITIONS = 8
 
 
 def processing_mode() -> str:
@@ -301,17 +306,19 @@ class InboxBatch:
 
 
 def process_inbox(rt: Runtime, batch_size: int = INBOX_BATCH_SIZE) -> InboxBatch:
-    """Process up to `batch_size` due inbox rows, oldest first, in one transaction.
+    """Process up to `batch_size` due inbox rows of one partition, oldest first, in one transaction.
 
-    One processor works on the inbox at a time (see `_claim`); any other returns an empty batch at once
-    and its worker goes on with jobs. The batch first runs without savepoints (two round trips fewer per
-    row); if any row fails, that attempt is rolled back whole and the batch runs again with a savepoint
-    per row: a failing row then rolls back alone and is marked `failed:<code>`, and a transient error (a
-    lost connection, a concurrent change) stops the batch there - what was processed before it commits,
-    the rest is taken by the next call, in order."""
+    One processor works on a partition at a time (see `_claim`), so processors on several machines share
+    the inbox and each account's (or payout's) notifications are still processed in order of receipt; a
+    processor that finds every partition with due rows taken returns an empty batch and its worker goes on
+    with jobs. The batch first runs without savepoints (two round trips fewer per row); if any row fails,
+    that attempt is rolled back whole and the batch runs again with a savepoint per row: a failing row
+    then rolls back alone and is marked `failed:<code>`, and a transient error (a lost connection, a
+    concurrent change) stops the batch there - what was processed before it commits, the rest is taken by
+    the next call, in order."""
     assert batch_size > 0
     with rt.db.uow() as uow:
-        rows = _claim(uow.session, batch_size)
+        partition, rows = _claim(uow.session, batch_size, _partitions_in_turn())
         try:
             outcomes = [_apply_row(rt, uow.session, row) for row in rows]
             uow.session.flush()  # the handlers' ORM changes first, then every row marked in one statement
@@ -321,25 +328,43 @@ def process_inbox(rt: Runtime, batch_size: int = INBOX_BATCH_SIZE) -> InboxBatch
             return InboxBatch(len(rows), 0, interrupted=False)
         except Exception:  # the careful pass below finds, marks and logs the failing row
             uow.session.rollback()
-    return _process_isolated(rt, batch_size)
+    return _process_isolated(rt, batch_size, [partition])
 
 
-def _claim(session: Session, batch_size: int) -> list[Any]:
-    """The oldest due rows, locked; none while another processor holds the inbox (PostgreSQL: a transaction
-    advisory lock, tried, not waited for - SQLite has one writer anyway). One processor at a time keeps the
-    order of receipt across the whole inbox and keeps batches from waiting on each other's deals."""
-    try_lock = select(func.pg_try_advisory_xact_lock(func.hashtext(INBOX_LOCK)))
-    if session.get_bind().dialect.name == "postgresql" and not session.scalar(try_lock):
-        return []
-    return list(
-        session.execute(
-            select(INBOX.c.id, INBOX.c.bank_code, INBOX.c.raw_body)
-            .where(INBOX.c.processed_at.is_(None), INBOX.c.outcome.is_(None))
-            .order_by(INBOX.c.id)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
+def inbox_partition(body: dict[str, Any]) -> int:
+    """The inbox partition of a notification: by its account (an opening, an arrival) or its payout, so
+    that what concerns one account or one payout is processed by one processor, in order."""
+    subject = body.get("account_no") or body.get("payout_id") or body["notification_id"]
+    return zlib.crc32(subject.encode()) % INBOX_PARTITIONS
+
+
+def _partitions_in_turn() -> list[int]:
+    """Every partition, from a random one on: processors starting together spread over the partitions."""
+    start = random.randrange(INBOX_PARTITIONS)
+    return [(start + n) % INBOX_PARTITIONS for n in range(INBOX_PARTITIONS)]
+
+
+def _claim(session: Session, batch_size: int, partitions: list[int]) -> tuple[int, list[Any]]:
+    """The oldest due rows of the first of `partitions` that has some and that no other processor holds,
+    locked, and that partition (PostgreSQL: a transaction advisory lock per partition, tried, not waited
+    for; SQLite has one writer anyway)."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for partition in partitions:
+        try_lock = select(func.pg_try_advisory_xact_lock(func.hashtext(INBOX_LOCK), partition))
+        if postgresql and not session.scalar(try_lock):
+            continue
+        rows = list(
+            session.execute(
+                select(INBOX.c.id, INBOX.c.bank_code, INBOX.c.raw_body)
+                .where(INBOX.c.processed_at.is_(None), INBOX.c.outcome.is_(None), INBOX.c.partition_no == partition)
+                .order_by(INBOX.c.id)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
         )
-    )
+        if rows:
+            return partition, rows
+    return partitions[0], []
 
 
 def _apply_row(rt: Runtime, session: Session, row: Any) -> dict[str, Any]:
@@ -354,12 +379,12 @@ def _process_row(rt: Runtime, session: Session, row: Any) -> None:
     _mark_processed(session, marked["inbox_id"], marked["outcome"], marked["processed_at"])
 
 
-def _process_isolated(rt: Runtime, batch_size: int) -> InboxBatch:
+def _process_isolated(rt: Runtime, batch_size: int, partitions: list[int]) -> InboxBatch:
     processed = failed = 0
     interrupted = False
     with rt.db.uow() as uow:
         session = uow.session
-        for row in _claim(session, batch_size):
+        for row in _claim(session, batch_size, partitions)[1]:
             try:
                 with session.begin_nested():
                     _process_row(rt, session, row)
@@ -384,7 +409,7 @@ def drain_inbox(rt: Runtime, batch_size: int = INBOX_BATCH_SIZE, max_batches: in
         batch = process_inbox(rt, batch_size)
         batches += 1
         total += batch.processed
-        if batch.interrupted or batch.processed + batch.failed < batch_size:
+        if batch.interrupted or batch.processed + batch.failed == 0:
             break
     return total
 

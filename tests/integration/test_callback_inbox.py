@@ -96,9 +96,11 @@ def test_acknowledged_callbacks_are_processed_in_order_by_the_worker(
     assert [row.processed_at for row in stored] == [None, None], "acknowledged, not processed"
     assert load_deal(rt, deal_id).state == "awaiting_funds"
     assert bank_callbacks.inbox_backlog(rt).due == 2
-    if rt.db.engine.dialect.name == "postgresql":  # one processor at a time: another one holds the inbox
+    if rt.db.engine.dialect.name == "postgresql":  # one processor per partition: another one holds this one
+        partition = bank_callbacks.inbox_partition(first)
+        assert partition == bank_callbacks.inbox_partition(second), "one account, one partition"
         with rt.db.engine.begin() as other:
-            other.execute(select(func.pg_advisory_xact_lock(func.hashtext(bank_callbacks.INBOX_LOCK))))
+            other.execute(select(func.pg_advisory_xact_lock(func.hashtext(bank_callbacks.INBOX_LOCK), partition)))
             assert bank_callbacks.process_inbox(rt) == bank_callbacks.InboxBatch(0, 0, interrupted=False)
         assert bank_callbacks.inbox_backlog(rt).due == 2
 
@@ -113,6 +115,47 @@ def test_acknowledged_callbacks_are_processed_in_order_by_the_worker(
     assert _custody(rt, deal_id) == CUSTODY_FEN
     backlog = bank_callbacks.inbox_backlog(rt)
     assert (backlog.due, backlog.failed, backlog.oldest_due_at) == (0, 0, None)
+
+
+def test_processors_share_the_inbox_by_partition_each_account_in_order(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Notifications are partitioned by account (or payout): while one processor holds a partition, others
+    process the rest, and each account's arrivals are still applied in the order they were received."""
+    accounts: dict[int, str] = {}  # partition -> an account number in it
+    for n in range(100):
+        accounts.setdefault(
+            bank_callbacks.inbox_partition({"account_no": f"62260000000001{n:02d}"}), f"62260000000001{n:02d}"
+        )
+    first, other = sorted(accounts)[:2]
+    deals: dict[str, int] = {}
+    for account_no in (accounts[first], accounts[other]):
+        deals[account_no] = confirmed_deal(rt)
+        open_account(client, keys_dir, rt, deals[account_no], account_no)
+    monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", "inbox")
+    references = {account_no: [f"REF-{account_no[-2:]}-{n}" for n in range(3)] for account_no in deals}
+    for n in range(3):  # interleaved, as a bank sends them
+        for account_no in deals:
+            body = _arrival(1_000_00, references[account_no][n]) | {"account_no": account_no}
+            assert post_callback(client, keys_dir, body) == (200, {"code": "OK"})
+    assert {row.partition_no for row in _inbox(rt) if row.processed_at is None} == {first, other}
+
+    def arrivals(account_no: str) -> list[str]:
+        deal = load_deal(rt, deals[account_no])
+        return [e.detail["bank_reference"] for e in deal.events if e.event == "funds_arrived"]
+
+    if rt.db.engine.dialect.name == "postgresql":
+        with rt.db.engine.begin() as busy:  # another processor is working on the first partition
+            busy.execute(select(func.pg_advisory_xact_lock(func.hashtext(bank_callbacks.INBOX_LOCK), first)))
+            assert bank_callbacks.drain_inbox(rt) == 3, "the other partition is not held up"
+            assert arrivals(accounts[first]) == [] and arrivals(accounts[other]) == references[accounts[other]]
+    assert bank_callbacks.drain_inbox(rt) == (3 if rt.db.engine.dialect.name == "postgresql" else 6)
+    for account_no in deals:
+        assert arrivals(account_no) == references[account_no], "each account in order of receipt"
+        assert _custody(rt, deals[account_no]) == 3 * 1_000_00
+    with rt.db.uow() as uow:
+        assert check_ledger(uow.session).ok
+    assert bank_callbacks.inbox_backlog(rt).due == 0
 
 
 def test_a_resend_is_stored_once_and_processed_once(
@@ -157,18 +200,16 @@ def test_a_failing_row_is_kept_for_review_and_a_resend_makes_it_due_again(
         raise ValidationError("处理失败（测试）", code="TEST_FAILURE")
 
     failing = _arrival(CUSTODY_FEN, "REF-FAIL")
-    fine = notification(
-        "payout_result", payout_id="PO-none", bank_reference="B-1", status="succeeded", failure_reason=None
-    )
+    fine = notification("account_opened", request_id="VA-none", account_no=ACCOUNT, account_name="存管")
     assert post_callback(client, keys_dir, failing)[0] == 200
     assert post_callback(client, keys_dir, fine)[0] == 200
     monkeypatch.setitem(bank_callbacks._HANDLERS, "funds_arrived", broken)
-    batch = bank_callbacks.process_inbox(rt)
+    batch = bank_callbacks.process_inbox(rt)  # one account, one partition: one batch
     assert (batch.processed, batch.failed, batch.interrupted) == (1, 1, False), "one bad row stops nobody"
     rows = {row.notification_id: row for row in _inbox(rt)}
     assert rows[failing["notification_id"]].processed_at is None
     assert rows[failing["notification_id"]].outcome == "failed:TEST_FAILURE"
-    assert rows[fine["notification_id"]].outcome == "unknown_payout"
+    assert rows[fine["notification_id"]].outcome == "unknown_request"
     with rt.db.uow() as uow:
         assert check_ledger(uow.session).transfers_checked == 0, "nothing of the failed run stayed"
     assert bank_callbacks.inbox_backlog(rt).failed == 1
