@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from app.db.models import BankNotification, BankRateLimit, Job, LedgerTransfer, Payout, VirtualAccount
+from app.services import bank_callbacks  # a module: it imports this one, through the agreements
 from app.services.ledger_alerts import hot_account_figures
 from app.services.runtime import Runtime
 
@@ -145,9 +146,21 @@ def database_families(rt: Runtime) -> list[Family]:
             ).all()
         )
         buckets = session.execute(select(BankRateLimit.bank_code, BankRateLimit.day, BankRateLimit.day_count)).all()
+    backlog = bank_callbacks.inbox_backlog(rt)
     window_min = OPENING_RATE_WINDOW.total_seconds() / 60
     due_by_kind = {kind: (count, oldest) for kind, count, oldest in due}
     return [
+        _gauge(
+            "cunguan_bank_inbox_due",
+            "Bank notifications waiting to be processed (inbox mode), and failed ones kept for review.",
+            [({"state": "due"}, backlog.due), ({"state": "failed"}, backlog.failed)],
+        ),
+        _gauge(
+            "cunguan_bank_inbox_oldest_due_age_seconds",
+            "Seconds since the oldest unprocessed bank notification was received (0 when none waits): processing"
+            " that stalls shows here, not as missing money.",
+            [({}, max(0.0, (now - backlog.oldest_due_at).total_seconds()) if backlog.oldest_due_at else 0.0)],
+        ),
         _counter(
             "cunguan_bank_callbacks_total",
             "Bank notifications received (inbox rows), by bank, type and processing outcome.",

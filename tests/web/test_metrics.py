@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,16 @@ def test_figures_come_from_the_database(
     assert "# TYPE cunguan_pdf_render_seconds histogram" in text and "Per process" in text
     for family in ("cunguan_bank_callbacks_total", "cunguan_ledger_transfers_total"):
         assert f"# TYPE {family} counter" in text
+    assert samples['cunguan_bank_inbox_due{state="due"}'] == 0
+    assert samples["cunguan_bank_inbox_oldest_due_age_seconds"] == 0
+
+    monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", "inbox")  # acknowledged; no worker processes it
+    arrive(client, keys_dir, "6226000000000042", 1_00, "REF-M2")
+    received = rt.clock()
+    rt.clock = lambda: received + timedelta(seconds=90)
+    samples = _samples(client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).get_data(as_text=True))
+    assert samples['cunguan_bank_inbox_due{state="due"}'] == 1
+    assert 90 <= samples["cunguan_bank_inbox_oldest_due_age_seconds"] < 100, "a stalled inbox shows its age"
 
 
 def test_histogram_buckets_are_cumulative() -> None:
