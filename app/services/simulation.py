@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from app.services.city_sources import DbVersions, open_version
 from app.services.config_publishing import validated
 from app.services.ledger_maintenance import maintain
 from app.services.runtime import KeyStore, Runtime
-from app.services.simulation_bank import BankProblem, SandboxBank
+from app.services.simulation_bank import SANDBOX_THREADS, BankProblem, SandboxBank
 from app.services.simulation_drivers import (
     PathProblem,
     People,
@@ -48,7 +49,7 @@ from app.services.simulation_forms import parse_details
 from app.state_machine.paths import enumerate_paths
 
 SIM_CLOCK = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
-QUIET_LOGGERS = ("cunguan.worker", "cunguan.ledger", "cunguan.timers", "cunguan.bank_callbacks")
+QUIET_LOGGERS = ("cunguan.worker", "cunguan.ledger", "cunguan.timers", "cunguan.bank_callbacks", "cunguan.bank_jobs")
 # the sandbox's databases and keys live in memory where the system has it (no disk syncs: it is thrown away)
 SANDBOX_PARENT = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
@@ -120,24 +121,38 @@ def _person(rt: Runtime, username: str, role: str, name: str) -> deals.Actor:
         return deals.Actor(user.id, username, role)
 
 
+class _SandboxRecords(logging.Filter):
+    """Takes the sandbox's records - from the simulating thread and the sandbox servers' threads - out of the
+    process's logs (their warnings go to the report); other threads' records, a worker's other jobs say,
+    pass as before."""
+
+    def __init__(self, handler: QuietLog) -> None:
+        super().__init__()
+        self.handler = handler
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread and not (record.threadName or "").startswith(SANDBOX_THREADS):
+            return True
+        if record.levelno >= logging.WARNING:
+            self.handler.handle(record)
+        return False
+
+
 @contextmanager
 def _quiet_logs() -> Iterator[QuietLog]:
     """The sandbox's workers, timers and ledger log every job; while simulating, their INFO lines are
     dropped and their warnings kept for the report (a timer that could not fire says why)."""
     handler = QuietLog()
+    records = _SandboxRecords(handler)
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
-    saved = [(logger.level, logger.propagate) for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.WARNING)
-        logger.propagate = False
-        logger.addHandler(handler)
+        logger.addFilter(records)
     try:
         yield handler
     finally:
-        for logger, (level, propagate) in zip(loggers, saved, strict=True):
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-            logger.propagate = propagate
+        for logger in loggers:
+            logger.removeFilter(records)
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 from flask import Flask
 from sqlalchemy import select
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
 from app.banks.simulator import SimulatorConfig, create_simulator_app
 from app.banks.simulator.banks import SIMULATED_BANKS
@@ -62,9 +62,20 @@ class _QuietHandler(WSGIRequestHandler):
         """No access log lines in the simulation's output."""
 
 
+SANDBOX_THREADS = "sim-"  # the name prefix of every thread the sandbox's servers run (for its logs)
+
+
+class _SandboxServer(ThreadedWSGIServer):
+    """A thread per request, named as the sandbox's, so that its log records are told from the process's."""
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        threading.current_thread().name = f"{SANDBOX_THREADS}request-{self.port}"
+        super().process_request_thread(request, client_address)
+
+
 def _serve(app: Flask) -> tuple[BaseWSGIServer, threading.Thread]:
-    server = make_server(HOST, 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, name=f"sim-http-{server.port}", daemon=True)
+    server = _SandboxServer(HOST, 0, app, handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name=f"{SANDBOX_THREADS}http-{server.port}", daemon=True)
     thread.start()
     return server, thread
 

@@ -4,6 +4,8 @@ the report, the stored result that approval requires."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -170,3 +172,29 @@ def test_the_other_shipped_cities_simulate_at_the_services_level(rt: Runtime) ->
     guarantee = _products(qingdao)["guarantee_release"]
     assert guarantee["paths_run"] == guarantee["paths"] == 6 and guarantee["uncovered"] == []
     assert _products(shenzhen)["resale_escrow"]["problems"] == []
+
+
+def test_a_simulation_keeps_its_own_logs_and_leaves_other_threads_logs_alone(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker simulating a city runs other jobs in other threads: their lines still reach the log, while
+    the sandbox's own lines do not (its warnings go to the report)."""
+    worker_log = logging.getLogger("cunguan.worker")
+
+    def meanwhile(done: int, _total: int, _label: str) -> None:
+        if done:
+            return
+        worker_log.warning("sandbox warning")  # the simulating thread: the sandbox's
+        other = threading.Thread(target=lambda: (worker_log.info("other job info"), worker_log.warning("other job")))
+        other.start()
+        other.join()
+
+    with caplog.at_level(logging.INFO, logger="cunguan.worker"):
+        report = simulate(rt, "110000", "resale_escrow", run_by="test", progress=meanwhile)
+    assert report["ok"], report["problems"]
+    messages = [record.getMessage() for record in caplog.records if record.name == "cunguan.worker"]
+    assert "other job info" in messages and "other job" in messages, "another thread's lines are not lost"
+    assert "sandbox warning" not in messages
+    assert not any(
+        record.name == "cunguan.worker" and record.threadName.startswith("sim-") for record in caplog.records
+    )
