@@ -233,8 +233,9 @@ def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
         return
     except (BankUnavailable, BankOutcomeUnknown) as error:
         raise Retry(error.message, details=error.details) from error
-    if answer.status == "processing":
-        raise Retry("银行处理中", details={"payout_id": payout_id})
+    if answer.status == "processing":  # the bank has it: from now on its result, or the watchdog, settles it
+        _mark_submitted(rt, payout_id, answer.bank_reference)
+        return
     _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason)
 
 

@@ -113,7 +113,10 @@ def test_unknown_payout_outcome_is_queried_never_resubmitted(
     ]
     _run_due(rt)
     assert [job.kind for job in _jobs(rt)] == ["open_virtual_account", "submit_payout", "query_payout"]
-    for later in (10, 60, 600):
+    _run_due(rt, later_s=10)
+    assert load_deal(rt, deal_id).payouts[0].status == "submitted", "the bank has it: it is not queried again"
+    assert [job.kind for job in _jobs(rt)][-1] == "check_payout", "the watchdog asks later"
+    for later in (60, 600):
         _run_due(rt, later_s=later)
     assert [name for name, _ in bank.calls] == ["submit", "query", "query"], "opened by callback: no open call"
     deal = load_deal(rt, deal_id)
