@@ -581,7 +581,8 @@ class Simulation:
         (the bank clearing account and custody + suspense both equal what arrived at the bank minus what it
         paid out); every arrival reached the ledger, and each bank reference reached custody at most once;
         the platform's and the bank's payout outcomes agree and no deal's seller was paid twice; every deal is
-        final and its custody balance is exactly what its buyer paid minus what was released; every job done."""
+        final and its custody balance is exactly what its buyer paid minus what was released and what arrived after
+        it ended (returned by original route); every job done."""
         bank = self.bank
         for payout_id, times in bank.bookings.items():
             if times > 1:
@@ -647,18 +648,24 @@ class Simulation:
                 if deal.state not in FINAL_STATES:
                     self._fail(f"deal {deal.id} not final after reconciliation: {deal.state}")
                 custody = repo.balance(ledger.deal_custody(deal.deal_no).code)
-                # closed: the custody amount went to the seller, an overpayment held at closing back to its payer
-                # (money arriving after the release stays in custody, visible to finance)
+                # closed: the custody amount went to the seller, an overpayment held at closing back to its payer;
+                # money arriving once the deal had ended went back to its payer from suspense, never to custody
                 refunded = sum(
                     p.amount_fen
                     for p in payouts.values()
                     if p.deal_id == deal.id and p.purpose == "refund" and p.status == "succeeded"
                 )
+                late = session.scalars(
+                    select(SuspenseItem).where(SuspenseItem.deal_id == deal.id, SuspenseItem.reason == "deal_closed")
+                ).all()
+                if any(item.status != "returned" for item in late):
+                    self._fail(f"deal {deal.id}: money that arrived after it ended was not returned")
                 released = plan.custody_fen + refunded if deal.state == "closed" else 0
-                if custody != plan.paid_matched_fen - released:
+                returned_late = sum(item.amount_fen for item in late)
+                if custody != plan.paid_matched_fen - released - returned_late:
                     self._fail(
                         f"deal {deal.id} ({deal.state}): custody {custody}, buyer paid {plan.paid_matched_fen}, "
-                        f"released {released}"
+                        f"released {released}, returned after it ended {returned_late}"
                     )
             for job in session.scalars(select(Job).where(Job.status != "done")):
                 self._fail(f"job {job.id} {job.kind} left {job.status}: {job.last_error}")
