@@ -128,18 +128,30 @@ them before it ends, so a later batch or balance read in the same transaction ne
 The caller owns it and must drop it when the transaction (or a savepoint around a batch) rolls back."""
 
 
-def execute(connection: Connection, ops: list[LedgerOp], now: datetime, held: Held | None = None) -> list[OpResult]:
+def execute(
+    connection: Connection,
+    ops: list[LedgerOp],
+    now: datetime,
+    held: Held | None = None,
+    *,
+    assume_new: bool = False,
+) -> list[OpResult]:
     """Apply `ops` inside the connection's open transaction; one result per op, in order. `held`, when
     given, is read for accounts this transaction locked before and updated with the ones it locks now.
 
     A batch that plans at most one new transfer either writes completely or, when a concurrent
     transaction committed that transfer first, writes nothing but the hot buffers it folded (a fold is
-    complete on its own) and raises a clean ConcurrentPosting: it needs no savepoint around it."""
+    complete on its own) and raises a clean ConcurrentPosting: it needs no savepoint around it.
+
+    `assume_new` (PostgreSQL, one posting or hold) skips looking the op's id up: if it exists after all,
+    the write finds it and raises a clean ConcurrentPosting, and a failed plan may be an existing transfer
+    too - in both cases the caller runs the op again without assuming."""
     if not ops:
         return []
+    assert not assume_new or (len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql")
     held = {} if held is None else held
     wanted = {op.id for op in ops} | {op.pending_id for op in ops if op.pending_id is not None}
-    existing = _stored(connection, wanted)
+    existing = {} if assume_new else _stored(connection, wanted)
     resolved = _resolutions(connection, {op.pending_id for op in ops if op.pending_id is not None})
     accounts = _load_accounts(connection, ops, existing, held)
     locked = _lock_and_refresh(connection, ops, existing, accounts, held)

@@ -197,21 +197,30 @@ class LedgerRepository:
 
         If a concurrent transaction posted one of its transfer ids first, the batch runs again and then
         reports that transfer as existing. A batch of one op needs nothing undone for that (see
-        `ledger_engine.execute`); a larger one runs in a savepoint that is rolled back first."""
+        `ledger_engine.execute`); a larger one runs in a savepoint that is rolled back first. On PostgreSQL
+        a single posting or hold is first tried as new (its id not looked up), since it nearly always is."""
         self.session.flush()
-        held = _held(self.session)
-        for attempt in range(1, 4):
+        connection = self.session.connection()
+        assume_new = len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql"
+        retries = 2
+        while True:
+            held = _held(self.session)  # a rolled-back savepoint dropped what it held
             try:
                 if len(ops) == 1:
-                    results = ledger_engine.execute(self.session.connection(), ops, utcnow(), held)
+                    results = ledger_engine.execute(connection, ops, utcnow(), held, assume_new=assume_new)
                 else:
                     with self.session.begin_nested():
-                        results = ledger_engine.execute(self.session.connection(), ops, utcnow(), held)
-                break
+                        results = ledger_engine.execute(connection, ops, utcnow(), held)
             except ledger_engine.ConcurrentPosting as error:
-                if attempt == 3 or not (error.clean or len(ops) > 1):
+                if not (error.clean or len(ops) > 1) or (retries == 0 and not assume_new):
                     raise
-                held = _held(self.session)  # a rolled-back savepoint dropped it
+                retries -= 0 if assume_new else 1
+                assume_new = False
+                continue
+            if assume_new and not results[0].ok:  # refused as new: it may exist - look, and run it again
+                assume_new = False
+                continue
+            break
         for obj in list(self.session.identity_map.values()):  # totals moved underneath the ORM
             if isinstance(obj, LedgerAccount):
                 self.session.expire(obj)
