@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 
 from app.cli import alembic_config
 from app.db.base import Base
@@ -52,3 +54,30 @@ def test_migrated_database_refuses_changes_to_transfers(database_url: str) -> No
             connection.execute(text("DELETE FROM ledger_transfers"))
     finally:
         engine.dispose()
+
+
+def test_payouts_submitted_before_the_watchdog_get_their_check(database_url: str) -> None:
+    """Migration 0016: a payout already at the bank when the watchdog came gets its check (due at once)."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "0015")
+    engine = create_engine(database_url)  # a plain engine: SQLite leaves foreign keys off
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # no deal rows: this test is about the payouts alone
+                connection.execute(text("SET LOCAL session_replication_role = replica"))
+            for payout_id, status in (("PO-1", "submitted"), ("PO-2", "succeeded"), ("PO-3", "pending")):
+                connection.execute(
+                    text(
+                        "INSERT INTO payouts (payout_id, deal_id, bank_code, amount_fen, payee_name, payee_account,"
+                        " status, created_at, updated_at) VALUES"
+                        " (:payout_id, 1, 'ceb', 100, '李四', 'x', :status, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"payout_id": payout_id, "status": status},
+                )
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT kind, payload, status, attempts FROM jobs")).all()
+    finally:
+        engine.dispose()
+    checks = [(kind, json.loads(p) if isinstance(p, str) else p, status, n) for kind, p, status, n in rows]
+    assert checks == [("check_payout", {"payout_id": "PO-1"}, "pending", 0)]
