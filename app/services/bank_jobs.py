@@ -16,6 +16,7 @@ from app.banks.gateway import (
     BankUnavailable,
     DesignatedPayer,
     PayoutRequest,
+    PayoutStatus,
 )
 from app.db.models import Payout, VirtualAccount
 from app.db.rate_limits import drain, take_token
@@ -199,16 +200,23 @@ def _mark_submitted(rt: Runtime, payout_id: str, bank_reference: str) -> None:
         uow.commit()
 
 
-def _found_at_bank(rt: Runtime, payout_id: str, bank_code: str) -> bool:
-    """Whether the bank already has the payout (then its answer is recorded); False if it never got it."""
+def _ask_bank(rt: Runtime, payout_id: str, bank_code: str) -> PayoutStatus | None:
+    """What the bank says of the payout; None when it never got it. Unreachable: try again later."""
     try:
-        answer = rt.gateway(bank_code).query_payout(payout_id)
+        return rt.gateway(bank_code).query_payout(payout_id)
     except BankRejected as error:
         if error.code != "NOT_FOUND":
             raise
-        return False
+        return None
     except (BankUnavailable, BankOutcomeUnknown) as error:
         raise Retry(error.message, details=error.details) from error
+
+
+def _found_at_bank(rt: Runtime, payout_id: str, bank_code: str) -> bool:
+    """Whether the bank already has the payout (then its answer is recorded); False if it never got it."""
+    answer = _ask_bank(rt, payout_id, bank_code)
+    if answer is None:
+        return False
     if answer.status == "processing":
         _mark_submitted(rt, payout_id, answer.bank_reference)
     else:
@@ -222,21 +230,10 @@ def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     _, bank_code, status = _load_payout(rt, payout_id)
     if status in ("succeeded", "failed"):
         return
-    try:
-        answer = rt.gateway(bank_code).query_payout(payout_id)
-    except BankRejected as error:
-        if error.code != "NOT_FOUND":
-            raise
+    if not _found_at_bank(rt, payout_id, bank_code):
         with rt.db.uow() as uow:  # the bank never got it: submitting now cannot pay twice
             enqueue(uow.session, "submit_payout", {"payout_id": payout_id}, now=rt.clock())
             uow.commit()
-        return
-    except (BankUnavailable, BankOutcomeUnknown) as error:
-        raise Retry(error.message, details=error.details) from error
-    if answer.status == "processing":  # the bank has it: from now on its result, or the watchdog, settles it
-        _mark_submitted(rt, payout_id, answer.bank_reference)
-        return
-    _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason)
 
 
 class PayoutUnknownAtBank(CunguanError):
@@ -255,18 +252,13 @@ def check_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     _, bank_code, status = _load_payout(rt, payout_id)
     if status in ("succeeded", "failed"):
         return
-    try:
-        answer = rt.gateway(bank_code).query_payout(payout_id)
-    except BankRejected as error:
-        if error.code != "NOT_FOUND":
-            raise
+    answer = _ask_bank(rt, payout_id, bank_code)
+    if answer is None:
         log.warning("submitted payout unknown to the bank", extra={"payout_id": payout_id, "bank": bank_code})
         raise PayoutUnknownAtBank(
             f"付款 {payout_id} 已记为银行受理，但银行查无此付款：请人工核实，不会自动重新提交",
             details={"payout_id": payout_id, "bank": bank_code},
-        ) from error
-    except (BankUnavailable, BankOutcomeUnknown) as error:
-        raise Retry(error.message, details=error.details) from error
+        )
     if answer.status == "processing":
         raise Defer("银行付款处理中，稍后再查", delay_s=payout_check_delay_s(), details={"payout_id": payout_id})
     _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason, marker=REPAIR_MARKER)
