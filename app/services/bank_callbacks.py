@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import Select, bindparam, delete, exists, func, literal, select, text, union_all, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer, joinedload
 from sqlalchemy.orm.exc import StaleDataError
@@ -347,16 +347,18 @@ def _partitions_in_turn() -> list[int]:
 def _claim(session: Session, batch_size: int, partitions: list[int]) -> tuple[int, list[Any]]:
     """The oldest due rows of the first of `partitions` that has some and that no other processor holds,
     locked, and that partition (PostgreSQL: a transaction advisory lock per partition, tried, not waited
-    for; SQLite has one writer anyway)."""
+    for; SQLite has one writer anyway). Which partitions have due rows is asked first, in one statement
+    (an idle inbox costs one index probe per partition)."""
     postgresql = session.get_bind().dialect.name == "postgresql"
-    for partition in partitions:
+    busy = set(session.scalars(union_all(*(_has_due(partition) for partition in partitions))))
+    for partition in (p for p in partitions if p in busy):
         try_lock = select(func.pg_try_advisory_xact_lock(func.hashtext(INBOX_LOCK), partition))
         if postgresql and not session.scalar(try_lock):
             continue
         rows = list(
             session.execute(
                 select(INBOX.c.id, INBOX.c.bank_code, INBOX.c.raw_body)
-                .where(INBOX.c.processed_at.is_(None), INBOX.c.outcome.is_(None), INBOX.c.partition_no == partition)
+                .where(_DUE, INBOX.c.partition_no == partition)
                 .order_by(INBOX.c.id)
                 .limit(batch_size)
                 .with_for_update(skip_locked=True)
@@ -365,6 +367,13 @@ def _claim(session: Session, batch_size: int, partitions: list[int]) -> tuple[in
         if rows:
             return partition, rows
     return partitions[0], []
+
+
+_DUE = INBOX.c.processed_at.is_(None) & INBOX.c.outcome.is_(None)
+
+
+def _has_due(partition: int) -> Select[tuple[int]]:
+    return select(literal(partition)).where(exists().where(_DUE, INBOX.c.partition_no == partition))
 
 
 def _apply_row(rt: Runtime, session: Session, row: Any) -> dict[str, Any]:
