@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -122,22 +122,30 @@ class ConcurrentPosting(LedgerError):
         self.clean = clean
 
 
-Held = dict[str, AccountState]
-"""The non-hot accounts a transaction has locked, by code, with their exact totals: nobody else can move
-them before it ends, so a later batch or balance read in the same transaction needs no statement for them.
-The caller owns it and must drop it when the transaction (or a savepoint around a batch) rolls back."""
+@dataclass
+class Known:
+    """What one transaction knows of its ledger accounts, by code, so that its later batches and balance
+    reads need fewer statements. The caller owns it and must drop it whenever the transaction, or a savepoint
+    in it, rolls back (an account created there would be gone).
+
+    `meta`: every account a batch loaded - its rules (totals zero), as first read in the transaction.
+    `held`: the non-hot accounts the transaction has locked, with their exact totals: nobody else can move
+    them before it ends."""
+
+    meta: dict[str, AccountState] = field(default_factory=dict)
+    held: dict[str, AccountState] = field(default_factory=dict)
 
 
 def execute(
     connection: Connection,
     ops: list[LedgerOp],
     now: datetime,
-    held: Held | None = None,
+    known: Known | None = None,
     *,
     assume_new: bool = False,
 ) -> list[OpResult]:
-    """Apply `ops` inside the connection's open transaction; one result per op, in order. `held`, when
-    given, is read for accounts this transaction locked before and updated with the ones it locks now.
+    """Apply `ops` inside the connection's open transaction; one result per op, in order. `known`, when
+    given, is what the transaction learnt of its accounts in earlier batches; this one adds to it.
 
     A batch that plans at most one new transfer either writes completely or, when a concurrent
     transaction committed that transfer first, writes nothing but the hot buffers it folded (a fold is
@@ -149,12 +157,12 @@ def execute(
     if not ops:
         return []
     assert not assume_new or (len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql")
-    held = {} if held is None else held
+    known = Known() if known is None else known
     wanted = {op.id for op in ops} | {op.pending_id for op in ops if op.pending_id is not None}
     existing = {} if assume_new else _stored(connection, wanted)
     resolved = _resolutions(connection, {op.pending_id for op in ops if op.pending_id is not None})
-    accounts = _load_accounts(connection, ops, existing, held)
-    locked = _lock_and_refresh(connection, ops, existing, accounts, held)
+    accounts = _load_accounts(connection, ops, existing, known)
+    locked = _lock_and_refresh(connection, ops, existing, accounts, known.held)
     folded = [replace(a) for a in accounts.values() if a.hot and a.id in locked]  # their totals before the plan
     plan = plan_batch(ops, accounts, existing, resolved)
     # Locked hot accounts were folded: their new totals are written even when every op on them failed.
@@ -165,7 +173,7 @@ def execute(
             raise ConcurrentPosting("另一事务刚刚记入了同一记账编号，请重试本批", clean=False, details={"ids": ids})
         _set_totals(connection, folded)
         raise ConcurrentPosting("另一事务刚刚记入了同一记账编号，请重试本批", clean=True, details={"ids": ids})
-    held.update({a.code: replace(a) for a in accounts.values() if a.id in locked and not a.hot})
+    known.held.update({a.code: replace(a) for a in accounts.values() if a.id in locked and not a.hot})
     _watch_alerts(connection, [a for a in accounts.values() if a.id in locked], plan.refused_on, now)
     written = {row["id"]: row for row in plan.rows}
     return [
@@ -254,10 +262,11 @@ def _resolutions(connection: Connection, pending_ids: set[str]) -> dict[str, str
 
 
 def _load_accounts(
-    connection: Connection, ops: list[LedgerOp], existing: dict[str, StoredTransfer], held: Held
+    connection: Connection, ops: list[LedgerOp], existing: dict[str, StoredTransfer], known: Known
 ) -> dict[str, AccountState]:
-    """The accounts the ops move, by code: copies of the held ones (the plan changes them in place; the
-    held ones change only once the batch is written), the others loaded."""
+    """The accounts the ops move, by code: copies of what the transaction knows (the plan changes them in
+    place; `known` changes only once the batch is written) - a held account with its exact totals, another
+    with its rules - and the others loaded (and then known)."""
     codes = {code for op in ops if op.spec is not None for code in (op.spec.debit_code, op.spec.credit_code)}
     ids = {
         account_id
@@ -265,18 +274,20 @@ def _load_accounts(
         if op.pending_id in existing
         for account_id in (existing[op.pending_id].debit_account_id, existing[op.pending_id].credit_account_id)
     }
-    held_ids = {account.id: account for account in held.values()}
-    accounts = {code: replace(held[code]) for code in codes if code in held}
-    accounts |= {held_ids[i].code: replace(held_ids[i]) for i in ids if i in held_ids}
+    by_id = {account.id: account for account in known.meta.values()} | {a.id: a for a in known.held.values()}
+    accounts = {code: replace(known.held.get(code) or known.meta[code]) for code in codes if code in known.meta}
+    accounts |= {by_id[i].code: replace(by_id[i]) for i in ids if i in by_id}
     codes -= set(accounts)
-    ids -= set(held_ids)
+    ids -= set(by_id)
     if codes or ids:
         rows = connection.execute(
             select(*META_COLUMNS).where(
                 _among(connection, ACCOUNTS.c.code, codes) | _among(connection, ACCOUNTS.c.id, ids)
             )
         )
-        accounts |= {row.code: _state(row) for row in rows}
+        loaded = {row.code: _state(row) for row in rows}
+        known.meta.update({code: replace(state) for code, state in loaded.items()})
+        accounts |= loaded
     return accounts
 
 
@@ -307,7 +318,7 @@ def _lock_and_refresh(
     ops: list[LedgerOp],
     existing: dict[str, StoredTransfer],
     accounts: dict[str, AccountState],
-    held: Held,
+    held: dict[str, AccountState],
 ) -> set[int]:
     """Lock every account a new op moves, unless all its moves are safe hot postings (then buffer).
     Returns the ids of the locked accounts, whose states now hold their exact totals (held accounts are

@@ -30,25 +30,28 @@ from app.domain.ledger import (
 from app.domain.ledger_batch import POSTED_KINDS, AccountState, LedgerOp, OpResult
 from app.errors import LedgerError
 
-HELD = "cunguan.ledger.held"
+KNOWN = "cunguan.ledger.known"
 
 
-def _held(session: Session) -> ledger_engine.Held:
-    """The accounts this session's transaction has locked, with their exact totals (`ledger_engine.Held`)."""
-    return session.info.setdefault(HELD, {})
+def _known(session: Session) -> ledger_engine.Known:
+    """What this session's transaction knows of its ledger accounts (`ledger_engine.Known`)."""
+    known = session.info.get(KNOWN)
+    if known is None:
+        known = session.info[KNOWN] = ledger_engine.Known()
+    return known
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _forget_held_after_rollback(session: Session, _transaction: SessionTransaction) -> None:
-    """Any rollback, a savepoint's too, may undo what the held totals say: read them again."""
-    session.info.pop(HELD, None)
+def _forget_after_rollback(session: Session, _transaction: SessionTransaction) -> None:
+    """Any rollback, a savepoint's too, may undo what the transaction knew: read it again."""
+    session.info.pop(KNOWN, None)
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_held_after_transaction(session: Session, transaction: SessionTransaction) -> None:
+def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
     """The locks end with the transaction (a savepoint's end keeps them)."""
     if transaction.parent is None:
-        session.info.pop(HELD, None)
+        session.info.pop(KNOWN, None)
 
 
 def _spec_of(account: LedgerAccount) -> AccountSpec:
@@ -113,7 +116,7 @@ class LedgerRepository:
         return balance_of(state.type, state.debits_posted, state.credits_posted)
 
     def _state(self, code: str) -> AccountState:
-        held = _held(self.session).get(code)
+        held = _known(self.session).held.get(code)
         if held is not None:
             return held
         state = ledger_engine.exact_state(self.session.connection(), code)
@@ -204,13 +207,13 @@ class LedgerRepository:
         assume_new = len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql"
         retries = 2
         while True:
-            held = _held(self.session)  # a rolled-back savepoint dropped what it held
+            known = _known(self.session)  # a rolled-back savepoint dropped what it knew
             try:
                 if len(ops) == 1:
-                    results = ledger_engine.execute(connection, ops, utcnow(), held, assume_new=assume_new)
+                    results = ledger_engine.execute(connection, ops, utcnow(), known, assume_new=assume_new)
                 else:
                     with self.session.begin_nested():
-                        results = ledger_engine.execute(connection, ops, utcnow(), held)
+                        results = ledger_engine.execute(connection, ops, utcnow(), known)
             except ledger_engine.ConcurrentPosting as error:
                 if not (error.clean or len(ops) > 1) or (retries == 0 and not assume_new):
                     raise

@@ -170,3 +170,28 @@ def test_balances_read_in_the_transaction_that_locked_the_account_follow_its_pos
     with rt.db.uow() as uow:
         assert LedgerRepository(uow.session).totals("custody:V") == (0, 100_00, 30_00, 0)
         assert check_ledger(uow.session).ok
+
+
+def test_an_account_created_in_a_rolled_back_savepoint_is_not_remembered(rt: Runtime) -> None:
+    """What a transaction knows of its accounts goes with a savepoint's rollback: an account created there
+    is gone, and a later posting creates it again instead of pointing at a row that does not exist."""
+    clearing, custody = ledger.bank_clearing("ceb"), ledger.deal_custody("W")
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        arrival = TransferSpec("arrival:W1", clearing.code, custody.code, 10_00, "arrival")
+        try:
+            with uow.session.begin_nested():
+                repo.post(arrival, T0, ensure=[(clearing, None), (custody, None)])
+                assert repo.balance(custody.code) == 10_00
+                raise RuntimeError("undo")
+        except RuntimeError:
+            pass
+        with pytest.raises(LedgerError) as missing:
+            repo.balance(custody.code)
+        assert missing.value.code == "UNKNOWN_ACCOUNT"
+        transfer, created = repo.post(arrival, T0, ensure=[(clearing, None), (custody, None)])
+        assert created and transfer.amount_fen == 10_00
+        uow.commit()
+    with rt.db.uow() as uow:
+        assert LedgerRepository(uow.session).balance(custody.code) == 10_00
+        assert check_ledger(uow.session).ok
