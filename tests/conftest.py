@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from app import create_app
+from app.banks.simulator.banks import SIMULATED_BANKS
 from app.config import BankEndpoint, Config
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
@@ -34,8 +35,9 @@ def _psycopg_url(url: str) -> str:
 
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The platform's keys and every simulated bank's (the tests' platform is configured with ceb only)."""
     folder = tmp_path_factory.mktemp("keys")
-    ensure_keys(folder, ["ceb"])
+    ensure_keys(folder, sorted(SIMULATED_BANKS))
     return folder
 
 

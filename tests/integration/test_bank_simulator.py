@@ -30,7 +30,6 @@ from app.banks.gateway import (
 )
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
 from app.banks.simulator.delivery import backoff_s
-from app.crypto.keys import ensure_keys
 from app.errors import CunguanError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -180,13 +179,6 @@ def _start_simulator(db_path: Path, keys_dir: Path) -> SimulatorProcess:
         simulator.stop()
         raise
     return simulator
-
-
-@pytest.fixture(scope="module")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("keys")
-    ensure_keys(directory, ["ceb"])
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ from app.banks.simulator.context import load_keys
 from app.banks.simulator.store import SCHEMA_VERSION, Store
 from app.config import Config
 from app.crypto import sm3
-from app.crypto.keys import ensure_keys
 from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
 from tests.integration.simulator_support import (
     NOTIFY_URL,
@@ -46,13 +45,6 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "app" / "schemas"
 PAYEE = {"payee_name": "李四", "payee_account": "6222020200998877665", "notify_url": NOTIFY_URL}
 ALL_BANKS = sorted(SIMULATED_BANKS)
 NEW_BANKS = ["abc", "ccb", "boc"]  # named by the shipped configs of 杭州, 济南 and 青岛
-
-
-@pytest.fixture(scope="module")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("keys")
-    ensure_keys(directory, SIMULATED_BANKS)
-    return directory
 
 
 @pytest.fixture

@@ -6,20 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from app.banks.simulator.banks import SIMULATED_BANKS
 from app.banks.simulator.faults import REORDER_HOLD_S
-from app.crypto.keys import ensure_keys
 from tests.integration.simulator_support import make_simulator, running_receiver
 from tests.integration.test_bank_simulator_faults import NOTIFICATION_FAULTS, _arrivals_under_faults
-
-
-@pytest.fixture(scope="module")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("keys")
-    ensure_keys(directory, SIMULATED_BANKS)
-    return directory
 
 
 def test_batches_keep_the_fault_decisions(tmp_path: Path, keys_dir: Path) -> None:

@@ -18,19 +18,11 @@ from app.banks.gateway import BankOutcomeUnknown, HttpBankGateway, PayoutRequest
 from app.banks.simulator.banks import SIMULATED_BANKS
 from app.banks.simulator.cli import bank_sim
 from app.banks.simulator.faults import REORDER_HOLD_S
-from app.crypto.keys import ensure_keys
 from tests.integration.simulator_support import InProcessSimulator, make_simulator, running_receiver
 from tests.integration.test_bank_simulator import PROJECT_ROOT, _start_simulator, _wait_for
 
 NOTIFICATION_FAULTS = {"drop": 0.25, "duplicate": 0.25, "reorder": True, "delay_ms": 500, "seed": 7}
 ARRIVALS = 16
-
-
-@pytest.fixture(scope="module")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("keys")
-    ensure_keys(directory, SIMULATED_BANKS)
-    return directory
 
 
 def _simulator(tmp_path: Path, keys_dir: Path, name: str) -> InProcessSimulator:

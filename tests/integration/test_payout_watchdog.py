@@ -16,10 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.banks.gateway import BankRejected
-from app.banks.simulator.banks import SIMULATED_BANKS
 from app.banks.simulator.operations import PAYEE_REFUSED
 from app.config import BankEndpoint
-from app.crypto.keys import ensure_keys
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import BankNotification, Deal, Job, LedgerTransfer
 from app.services import deals
@@ -32,13 +30,6 @@ from tests.integration.test_reconciliation import World, _serving
 from tests.integration.test_worker_jobs import FakeBank, _funded_and_released, _jobs, _run_due
 
 BUYER = {"payer_account": RESALE_FORM["buyer_bank_account"]}
-
-
-@pytest.fixture(scope="module")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("keys")
-    ensure_keys(directory, SIMULATED_BANKS)
-    return directory
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from app.banks.simulator.banks import SIMULATED_BANKS
 from app.config import BankEndpoint
-from app.crypto.keys import ensure_keys
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import LedgerTransfer, ReconciliationRun
 from app.errors import SignatureError, ValidationError
@@ -34,13 +32,6 @@ DAY = date(2026, 11, 20)
 BUYER = {"payer_account": RESALE_FORM["buyer_bank_account"]}
 FIRST_FEN = 100_000
 ALIEN_FEN = 777_77
-
-
-@pytest.fixture(scope="module")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("keys")
-    ensure_keys(directory, SIMULATED_BANKS)
-    return directory
 
 
 @contextmanager
