@@ -79,12 +79,13 @@ _TRANSFER_ARRAYS = (
     ("created_at", "timestamptz"),
 )
 # PostgreSQL: every changed account in one statement, one round trip, whatever the batch size.
-_UPDATE_TOTALS_PG = text(
+_UPDATE_TOTALS_SQL = (
     "UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp,"
     " debits_pending = v.dq, credits_pending = v.cq"
     " FROM unnest(CAST(:ids AS bigint[]), CAST(:dp AS bigint[]), CAST(:cp AS bigint[]),"
     " CAST(:dq AS bigint[]), CAST(:cq AS bigint[])) AS v(id, dp, cp, dq, cq) WHERE a.id = v.id"
 )
+_UPDATE_TOTALS_PG = text(_UPDATE_TOTALS_SQL)
 
 # PostgreSQL: a batch's whole write in one round trip. The totals and the hot buffer rows are written only
 # if every new transfer was inserted; otherwise (a concurrent transaction committed one of those ids first)
@@ -95,12 +96,7 @@ _WRITE_PG = text(
     + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TRANSFER_ARRAYS)
     + ") ON CONFLICT (id) DO NOTHING RETURNING id"
     "), complete AS (SELECT count(*) = :expected AS ok FROM t"
-    "), totals AS ("
-    " UPDATE ledger_accounts AS a SET debits_posted = v.dp, credits_posted = v.cp,"
-    " debits_pending = v.dq, credits_pending = v.cq"
-    " FROM unnest(CAST(:ids AS bigint[]), CAST(:dp AS bigint[]), CAST(:cp AS bigint[]),"
-    " CAST(:dq AS bigint[]), CAST(:cq AS bigint[])) AS v(id, dp, cp, dq, cq)"
-    " WHERE a.id = v.id AND (SELECT ok FROM complete) RETURNING a.id"
+    f"), totals AS ({_UPDATE_TOTALS_SQL} AND (SELECT ok FROM complete) RETURNING a.id"
     "), buffered AS ("
     " INSERT INTO ledger_hot_entries (account_id, debits_posted, credits_posted, created_at)"
     " SELECT v.id, v.dp, v.cp, CAST(:now AS timestamptz)"
@@ -397,12 +393,10 @@ def _write(connection: Connection, rows: list[dict[str, Any]], changed: list[Acc
         connection.execute(insert(TRANSFERS), rows)
         _write_totals(connection, changed, now)
         return True
-    exact = [state for state in changed if not state.buffered]
-    buffered = [s for s in changed if s.buffered and (s.debits_posted or s.credits_posted)]
-    totals = [list(column) for column in zip(*(state.totals() for state in exact), strict=True)] or [[], [], [], []]
+    buffered = _with_deltas(changed)
     parameters = {name: [row[name] for row in rows] for name, _ in _TRANSFER_ARRAYS}
-    parameters |= {"expected": len(rows), "ids": [state.id for state in exact], "now": now}
-    parameters |= dict(zip(("dp", "cp", "dq", "cq"), totals, strict=True))
+    parameters |= {"expected": len(rows), "now": now}
+    parameters |= _totals_arrays([state for state in changed if not state.buffered])
     parameters |= {
         "hot_ids": [s.id for s in buffered],
         "hot_dp": [s.debits_posted for s in buffered],
@@ -411,13 +405,23 @@ def _write(connection: Connection, rows: list[dict[str, Any]], changed: list[Acc
     return bool(connection.execute(_WRITE_PG, parameters).scalar_one())
 
 
+def _with_deltas(changed: list[AccountState]) -> list[AccountState]:
+    """The buffered (hot) accounts that moved: each gets a buffer row with its deltas."""
+    return [s for s in changed if s.buffered and (s.debits_posted or s.credits_posted)]
+
+
+def _totals_arrays(states: list[AccountState]) -> dict[str, list[int]]:
+    """The parameters of `_UPDATE_TOTALS_SQL`: one array per column."""
+    totals = [state.totals() for state in states]
+    columns = {name: [row[index] for row in totals] for index, name in enumerate(("dp", "cp", "dq", "cq"))}
+    return {"ids": [state.id for state in states]} | columns
+
+
 def _set_totals(connection: Connection, states: list[AccountState]) -> None:
     if not states:
         return
     if connection.dialect.name == "postgresql":
-        columns = [list(column) for column in zip(*(state.totals() for state in states), strict=True)]
-        params = dict(zip(("dp", "cp", "dq", "cq"), columns, strict=True))
-        connection.execute(_UPDATE_TOTALS_PG, {"ids": [state.id for state in states], **params})
+        connection.execute(_UPDATE_TOTALS_PG, _totals_arrays(states))
         return
     rows = [
         {"account_id": state.id, **{f"new_{name}": value for name, value in zip(TOTALS, state.totals(), strict=True)}}
@@ -430,8 +434,7 @@ def _write_totals(connection: Connection, changed: list[AccountState], now: date
     _set_totals(connection, [state for state in changed if not state.buffered])
     buffered = [
         {"account_id": s.id, "debits_posted": s.debits_posted, "credits_posted": s.credits_posted, "created_at": now}
-        for s in changed
-        if s.buffered and (s.debits_posted or s.credits_posted)
+        for s in _with_deltas(changed)
     ]
     if buffered:
         connection.execute(insert(HOT), buffered)

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, exists, func, or_, select
+from sqlalchemy import Connection, event, exists, func, or_, select
 from sqlalchemy.orm import Session, SessionTransaction, aliased, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
@@ -134,8 +134,8 @@ class LedgerRepository:
         try:
             return self._one(op)
         except LedgerError as error:
-            missing = [(a, deal_id) for a, deal_id in ensure if error.details == {"account": a.code}]
-            if error.code != "UNKNOWN_ACCOUNT" or not missing:
+            ensured = {account.code for account, _ in ensure}
+            if error.code != "UNKNOWN_ACCOUNT" or (error.details or {}).get("account") not in ensured:
                 raise
         for account, deal_id in ensure:
             self.ensure_account(account, deal_id)
@@ -204,26 +204,15 @@ class LedgerRepository:
         a single posting or hold is first tried as new (its id not looked up), since it nearly always is."""
         self.session.flush()
         connection = self.session.connection()
-        assume_new = len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql"
-        retries = 2
-        while True:
-            known = _known(self.session)  # a rolled-back savepoint dropped what it knew
+        if len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql":
             try:
-                if len(ops) == 1:
-                    results = ledger_engine.execute(connection, ops, utcnow(), known, assume_new=assume_new)
-                else:
-                    with self.session.begin_nested():
-                        results = ledger_engine.execute(connection, ops, utcnow(), known)
-            except ledger_engine.ConcurrentPosting as error:
-                if not (error.clean or len(ops) > 1) or (retries == 0 and not assume_new):
-                    raise
-                retries -= 0 if assume_new else 1
-                assume_new = False
-                continue
-            if assume_new and not results[0].ok:  # refused as new: it may exist - look, and run it again
-                assume_new = False
-                continue
-            break
+                results = ledger_engine.execute(connection, ops, utcnow(), _known(self.session), assume_new=True)
+            except ledger_engine.ConcurrentPosting:  # it exists after all (clean: nothing to undo)
+                results = []
+            if not (results and results[0].ok):  # refused as new: it may exist - look, and run it again
+                results = self._run_looking(connection, ops)
+        else:
+            results = self._run_looking(connection, ops)
         for obj in list(self.session.identity_map.values()):  # totals moved underneath the ORM
             if isinstance(obj, LedgerAccount):
                 self.session.expire(obj)
@@ -232,6 +221,21 @@ class LedgerRepository:
             first = next((r for r in failures if r.status != "LINKED_OP_FAILED"), failures[0])
             raise LedgerError(first.message, code=first.status, details=first.details)
         return [(self._transfer(r), r.status == "created") for r in results]
+
+    def _run_looking(self, connection: Connection, ops: list[LedgerOp]) -> list[OpResult]:
+        """The batch with its transfer ids looked up, run up to three times while a concurrent transaction
+        takes one of its ids first (a batch of one needs nothing undone; a larger one runs in a savepoint)."""
+        attempt = 1
+        while True:
+            try:
+                if len(ops) == 1:
+                    return ledger_engine.execute(connection, ops, utcnow(), _known(self.session))
+                with self.session.begin_nested():  # a rollback of it drops what the transaction knew
+                    return ledger_engine.execute(connection, ops, utcnow(), _known(self.session))
+            except ledger_engine.ConcurrentPosting:
+                if attempt == 3:
+                    raise
+                attempt += 1
 
     def _one(self, op: LedgerOp) -> tuple[LedgerTransfer, bool]:
         return self.run([op])[0]

@@ -32,11 +32,12 @@ from app.domain.ledger import TransferSpec
 from app.errors import ConfigError, CunguanError, ValidationError
 from app.services import case_blocks, suspense
 from app.services.runtime import Runtime
-from app.services.workflow_runner import DealContext, fire_or_note
+from app.services.workflow_runner import DealContext, fire_or_note, has_ended
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-notification.schema.json"
 NONCE_RETENTION_S = 3600  # far beyond the ±300 s timestamp window: an older nonce can never be fresh again
 INBOX = BankNotification.__table__
+_DUE = INBOX.c.processed_at.is_(None) & INBOX.c.outcome.is_(None)  # stored, waiting for a processor
 _MARK_PROCESSED = (
     update(INBOX)
     .where(INBOX.c.id == bindparam("inbox_id"))
@@ -369,9 +370,6 @@ def _claim(session: Session, batch_size: int, partitions: list[int]) -> tuple[in
     return partitions[0], []
 
 
-_DUE = INBOX.c.processed_at.is_(None) & INBOX.c.outcome.is_(None)
-
-
 def _has_due(partition: int) -> Select[tuple[int]]:
     return select(literal(partition)).where(exists().where(_DUE, INBOX.c.partition_no == partition))
 
@@ -433,11 +431,10 @@ class InboxBacklog:
 def inbox_backlog(rt: Runtime) -> InboxBacklog:
     """The inbox's backlog, for the admin and metrics."""
     with rt.db.uow() as uow:
-        unprocessed = INBOX.c.processed_at.is_(None)
-        due, oldest = uow.session.execute(
-            select(func.count(), func.min(INBOX.c.received_at)).where(unprocessed, INBOX.c.outcome.is_(None))
-        ).one()
-        failed = uow.session.scalar(select(func.count()).where(unprocessed, INBOX.c.outcome.startswith(FAILED_PREFIX)))
+        due, oldest = uow.session.execute(select(func.count(), func.min(INBOX.c.received_at)).where(_DUE)).one()
+        failed = uow.session.scalar(
+            select(func.count()).where(INBOX.c.processed_at.is_(None), INBOX.c.outcome.startswith(FAILED_PREFIX))
+        )
     return InboxBacklog(int(due or 0), int(failed or 0), oldest)
 
 
@@ -478,7 +475,7 @@ def _funds_arrived(
     if account is None:
         return suspense.receive(rt, session, bank_code, body, None, _actor(bank_code))
     deal: Deal = account.deal
-    if rt.workflow(deal.workflow_id, deal.workflow_version).states[deal.state].final:  # nobody's but the payer's
+    if has_ended(rt, deal):  # the money is nobody's but its payer's
         return suspense.receive(rt, session, bank_code, body, account, _actor(bank_code), deal_closed=True)
     if account.designated_payer and body.get("designated_payer_matched") is False:
         return suspense.receive(rt, session, bank_code, body, account, _actor(bank_code))

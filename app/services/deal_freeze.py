@@ -19,6 +19,7 @@ from app.errors import NotFound, ValidationError
 from app.services import audit
 from app.services.deals import Actor
 from app.services.runtime import Runtime
+from app.services.workflow_runner import has_ended
 
 FREEZE_ROLES = ("ops",)
 REASON_MAX = 256
@@ -87,8 +88,7 @@ def freeze(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> None:
         deal = _load(uow.session, deal_id)
         if deal.frozen_at is not None:
             raise ValidationError("存管单已处于冻结状态", code="ALREADY_FROZEN", details={"deal_no": deal.deal_no})
-        state = rt.workflow(deal.workflow_id, deal.workflow_version).states.get(deal.state)
-        if state is not None and state.final:
+        if has_ended(rt, deal):
             raise ValidationError("存管单已结束，无需冻结", code="DEAL_FINISHED", details={"state": deal.state})
         before, now = _state(deal), rt.clock()
         deal.frozen_at, deal.frozen_by, deal.frozen_reason = now, actor.label, reason

@@ -47,6 +47,12 @@ def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> 
     return fired
 
 
+def has_ended(rt: Runtime, deal: Deal) -> bool:
+    """Whether the deal is in a final state of its workflow (closed, cancelled, refunded…)."""
+    state = rt.workflow(deal.workflow_id, deal.workflow_version).states.get(deal.state)
+    return state is not None and state.final
+
+
 def fire_or_note(ctx: DealContext, event: str, detail: dict[str, Any]) -> str:
     """Fire the event; when the deal's state does not take it, keep the fact on the timeline instead."""
     try:
