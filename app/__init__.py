@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 from flask import Flask
 
 if TYPE_CHECKING:
-    from app.config import Config
+    from app.platform.config import Config
 
 
 def create_app(config: Config | None = None) -> Flask:
     # Imported here so that `import app.domain...` stays light for pure unit tests.
-    from app.config import ROOT, Config
-    from app.extensions import csrf, login_manager
-    from app.factory_runtime import build_runtime
-    from app.logs import configure_logging
+    from app.platform.bootstrap import build_runtime
+    from app.platform.config import ROOT, Config
+    from app.platform.extensions import csrf, login_manager
+    from app.platform.logs import configure_logging
 
     config = config or Config()
     configure_logging()
@@ -40,7 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     _register_web(app)
-    from app.cli import register_cli
+    from app.platform.cli import register_cli
 
     register_cli(app)
     return app
@@ -54,7 +54,7 @@ def _register_web(app: Flask) -> None:
 
     for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp, payouts.bp, agreements.bp):
         app.register_blueprint(blueprint)
-    from app.request_context import register as register_request_context
+    from app.platform.request_context import register as register_request_context
 
     register_request_context(app)  # first: even a request sent to the login page gets its request id
     app.before_request(require_login)

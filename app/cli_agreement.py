@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from flask import current_app
 
-from app.cli import CliGroup
-from app.services.runtime import Runtime
+from app.platform.cli import CliGroup
+from app.platform.runtime import Runtime
 
 agreement_cli = CliGroup("agreement", help="协议签章 / agreement signatures")
 

@@ -10,14 +10,14 @@ import click
 from flask import current_app
 
 from app.city_versions import GitVersions, unified_diff
-from app.cli import CliGroup
-from app.config import ROOT
 from app.domain.city_checks import validate_file
 from app.domain.problems import CityConfigInvalid, Problem
-from app.errors import WorkflowError
-from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR
+from app.platform.cli import CliGroup
+from app.platform.config import ROOT
+from app.platform.errors import WorkflowError
+from app.platform.runtime import Runtime
 from app.services.city_sources import DbVersions
-from app.services.runtime import Runtime
 from app.state_machine.definition import WorkflowDefinition
 
 city_cli = CliGroup("city", help="城市配置 / city configs")

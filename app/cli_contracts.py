@@ -16,10 +16,10 @@ from typing import Any
 import click
 from flask import current_app
 
-from app.cli import CliGroup
 from app.domain.contract_import import ROW_FIELD, SHANGHAI, duration_text
+from app.platform.cli import CliGroup
+from app.platform.runtime import Runtime
 from app.services.contract_import import BATCH_SIZE, ImportResult, form_labels, import_contracts
-from app.services.runtime import Runtime
 
 contracts_cli = CliGroup("contracts", help="存量合同导入 / stock contracts")
 PLAIN_EVERY_S = 2.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from app.cli import CliGroup, _rt, keys_cli
+from app.platform.cli import CliGroup, _rt, keys_cli
 
 pii_cli = CliGroup("pii", help="个人金融信息 / PII maintenance")
 

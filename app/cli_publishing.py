@@ -11,7 +11,7 @@ import click
 from app.cli_config import _echo_problems, _rt, city_cli
 from app.domain.config_versions import STATUS_LABELS
 from app.domain.problems import CityConfigInvalid
-from app.factory_runtime import CITY_CONFIGS_DIR
+from app.platform.bootstrap import CITY_CONFIGS_DIR
 from app.services import config_publishing as publishing
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

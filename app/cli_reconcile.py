@@ -14,9 +14,9 @@ from flask.cli import with_appcontext
 from app.db.models import ReconciliationItem, ReconciliationRun
 from app.domain.money import format_yuan
 from app.domain.statements import DIRECTION_LABELS, STATUS_LABELS
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
+from app.platform.runtime import Runtime
 from app.services import reconciliation
-from app.services.runtime import Runtime
 
 ITEM_COLUMNS = (
     ("行号", 5),

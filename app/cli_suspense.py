@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from app.cli import CliGroup
-from app.services.runtime import Runtime
+from app.platform.cli import CliGroup
+from app.platform.runtime import Runtime
 
 suspense_cli = CliGroup("suspense", help="挂账审核 / suspense review queue")
 

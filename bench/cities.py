@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.domain.city_checks import validate_file
-from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 
 CITIES = 338
 BANKS = ["ceb", "icbc", "abc", "ccb", "pab", "boc"]

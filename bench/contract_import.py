@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
-from app.config import BankEndpoint, Config  # noqa: E402
 from app.crypto.keys import ensure_keys  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.models import Deal, Job  # noqa: E402
+from app.platform.config import BankEndpoint, Config  # noqa: E402
 from app.services.contract_import import import_contracts  # noqa: E402
 from app.services.users import create_user  # noqa: E402
 from tests.integration.test_contract_import import contract_csv, contract_row  # noqa: E402 - the tests' rows

@@ -17,7 +17,7 @@ from typing import Any
 from gunicorn import glogging
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `app.logs` for the JSON formatter, whatever the current directory
+if str(ROOT) not in sys.path:  # `app.platform.logs` for the JSON formatter, whatever the current directory
     sys.path.insert(0, str(ROOT))
 
 # --- sockets and processes ---------------------------------------------------------------------
@@ -66,7 +66,7 @@ class JsonLogger(glogging.Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        from app.logs import JsonFormatter
+        from app.platform.logs import JsonFormatter
 
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:

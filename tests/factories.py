@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.db.models import Deal, User, VirtualAccount
+from app.platform.runtime import Runtime
 from app.services import deals
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 
 RESALE_FORM = {
     "city_code": "110000",

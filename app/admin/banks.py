@@ -7,7 +7,7 @@ from flask_admin import expose
 from werkzeug.wrappers import Response
 
 from app.admin.base import RoleView
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 from app.services import bank_settings
 from app.web.access import runtime
 

@@ -19,7 +19,7 @@ from flask_admin.helpers import get_redirect_target
 from werkzeug.wrappers import Response
 
 from app.admin.base import RoleView
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 
 MAX_ROWS = 100
 

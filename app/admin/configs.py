@@ -21,7 +21,7 @@ from app.city_versions import unified_diff
 from app.db.models import CityConfigVersion, ConfigSimulation
 from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES, REVIEWER_ROLES, STATUS_LABELS, content_sha256
 from app.domain.problems import CityConfigInvalid, Problem
-from app.errors import CunguanError, WorkflowError
+from app.platform.errors import CunguanError, WorkflowError
 from app.services import config_publishing as publishing
 from app.services import simulation_jobs
 from app.services.city_sources import SessionCitySource, open_version, published_version

@@ -15,13 +15,13 @@ from sqlalchemy.orm import selectinload
 from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
 from app.db.models import BankNotification, Deal, Job, VirtualAccount
-from app.errors import CunguanError, NotFound
 from app.pdf.verify import verify_pdf
+from app.platform.errors import CunguanError, NotFound
+from app.platform.runtime import Runtime
 from app.services import deal_freeze
 from app.services.dashboard import SHANGHAI
 from app.services.deals import Actor, deal_view
 from app.services.pii import UNMASK_ROLES, masked_parties, party_clause, unmask_deal_parties
-from app.services.runtime import Runtime
 from app.web.access import runtime
 
 FILTERS = ("deal_no", "city", "product", "state", "account_no", "date_from", "date_to", "party_id", "party_phone")

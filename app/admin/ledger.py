@@ -20,7 +20,7 @@ from app.db.ledger_repo import LedgerRepository, cutoff, history
 from app.db.models import LedgerAccount, LedgerTransfer
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS, balance_of
 from app.domain.money import format_yuan
-from app.errors import LedgerError
+from app.platform.errors import LedgerError
 from app.services.dashboard import SHANGHAI
 from app.web.access import runtime
 from app.web.filters import shanghai_time

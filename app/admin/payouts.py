@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
 from app.db.models import Payout
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 from app.services import payout_approvals
 from app.web.access import runtime
 

@@ -13,7 +13,7 @@ from app.admin.base import RoleView
 from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
 from app.db.models import Job, SuspenseItem
-from app.errors import CunguanError, NotFound
+from app.platform.errors import CunguanError, NotFound
 from app.services import ops_actions
 from app.services.suspense import REASON_LABELS, STATUS_LABELS
 from app.web.access import runtime

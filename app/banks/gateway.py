@@ -19,7 +19,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from app.banks.protocol import PLATFORM_PREFIX, encode_json, sign_headers
 from app.domain.statements import Statement
-from app.errors import BankError, ConfigError
+from app.platform.errors import BankError, ConfigError
 
 PayoutState = Literal["processing", "succeeded", "failed"]
 _PAYOUT_STATES: tuple[str, ...] = get_args(PayoutState)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.crypto import sm2_sign, sm2_verify
-from app.errors import CunguanError, SignatureError
+from app.platform.errors import CunguanError, SignatureError
 
 BANK_PREFIX = "X-Bank"
 PLATFORM_PREFIX = "X-Platform"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import cache
 
 from app.crypto.base import SM2_DEFAULT_USER_ID, Provider
-from app.errors import CryptoError
+from app.platform.errors import CryptoError
 
 DEFAULT_PROVIDER = "openssl"
 

@@ -14,7 +14,7 @@ import hmac
 import os
 from abc import ABC, abstractmethod
 
-from app.errors import CryptoError
+from app.platform.errors import CryptoError
 
 SM2_DEFAULT_USER_ID = b"1234567812345678"
 SM4_KEY_SIZE = 16

@@ -22,7 +22,7 @@ from gmssl import sm4 as gm_sm4
 
 from app.crypto.asn1 import SM2_CURVE_OID
 from app.crypto.base import SM4_BLOCK_SIZE, SM4_KEY_SIZE, Provider
-from app.errors import CryptoError
+from app.platform.errors import CryptoError
 
 _TABLE = gm_sm2.default_ecc_table
 _N = int(_TABLE["n"], 16)

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from app.crypto.base import SM2_DEFAULT_USER_ID, SM4_BLOCK_SIZE, Provider
-from app.errors import CryptoError
+from app.platform.errors import CryptoError
 
 _P = ctypes.c_void_p
 _BIO_CTRL_INFO = 3  # BIO_get_mem_data() is a macro for BIO_ctrl(bio, BIO_CTRL_INFO, 0, &ptr)

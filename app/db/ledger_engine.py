@@ -42,7 +42,7 @@ from app.domain.ledger_batch import (
     can_buffer,
     plan_batch,
 )
-from app.errors import LedgerError
+from app.platform.errors import LedgerError
 
 log = logging.getLogger("cunguan.ledger")
 

@@ -28,7 +28,7 @@ from app.domain.ledger import (
     running_balances,
 )
 from app.domain.ledger_batch import POSTED_KINDS, AccountState, LedgerOp, OpResult
-from app.errors import LedgerError
+from app.platform.errors import LedgerError
 
 KNOWN = "cunguan.ledger.known"
 

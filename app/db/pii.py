@@ -27,7 +27,7 @@ from sqlalchemy.types import TypeDecorator
 
 from app.crypto import get_provider, sm4_decrypt, sm4_encrypt
 from app.domain.pii_mask import NORMALIZERS, PiiKind
-from app.errors import ConfigError
+from app.platform.errors import ConfigError
 
 INDEX_KEY_FILE = "pii-index.key"
 _KEY_FILE = re.compile(r"^pii(?:\.k(\d+))?\.key$")

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from jsonschema import Draft202012Validator, validators
 
 from app.domain.problems import CityConfigInvalid, Problem, pointer
-from app.errors import ConfigError
+from app.platform.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "city.schema.json"
 FORM_KEYWORDS = ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum")

@@ -19,7 +19,7 @@ from app.domain.cities import (
 )
 from app.domain.durations import parse_duration
 from app.domain.problems import CityConfigInvalid, Problem, pointer
-from app.errors import ConfigError
+from app.platform.errors import ConfigError
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.parameters import TYPE_LABELS, type_problem
 

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from app.domain.cities import canonical_json
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 
 AUTHOR_ROLES = ("ops", "admin")
 REVIEWER_ROLES = ("reviewer", "admin")

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.domain.rate_limit import Limits
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CITY_COLUMN = "city_code"

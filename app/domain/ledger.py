@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from app.errors import LedgerError
+from app.platform.errors import LedgerError
 
 ACCOUNT_TYPES = ("asset", "liability", "income", "expense", "equity")
 TRANSFER_LABELS = {

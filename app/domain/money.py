@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 
 MAX_AMOUNT_FEN = 10**15  # ten trillion yuan (10^13 yuan, 拾万亿元): far above any housing deal
 

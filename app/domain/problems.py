@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from app.errors import ConfigError
+from app.platform.errors import ConfigError
 
 
 def pointer(*parts: object) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 
 
 @dataclass(frozen=True)

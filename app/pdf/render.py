@@ -12,9 +12,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 from markupsafe import Markup
 
 from app.domain.agreement import MASKABLE, PLATFORM_NAME
-from app.errors import ConfigError
 from app.pdf.fonts import ensure_harfbuzz_subset
 from app.pdf.seal import seal_markup
+from app.platform.errors import ConfigError
 
 TEMPLATES_ROOT = Path(__file__).resolve().parent.parent.parent / "agreement_templates"
 TEMPLATE_NAME = "agreement.html.j2"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from app.errors import ConfigError
+from app.platform.errors import ConfigError
 
 SEAL_COLOUR = "#d4000f"
 SEAL_SIZE = 200  # SVG user units; the template sets the printed size

@@ -29,7 +29,7 @@ from pypdf.generic import (
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_sign, sm3
 from app.crypto.openssl_provider import sm2_public_key_pem
-from app.errors import CryptoError
+from app.platform.errors import CryptoError
 
 SIGNATURE_SIZE = 8192  # bytes reserved for the CMS; a one-certificate SM2 CMS is about 1 KiB
 _CONTENTS_PLACEHOLDER = b"<" + b"0" * (2 * SIGNATURE_SIZE) + b">"

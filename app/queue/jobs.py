@@ -10,7 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Job
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0

@@ -22,12 +22,12 @@ from sqlalchemy import select
 
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal, DealEvent
-from app.errors import NotFound, ValidationError
 from app.pdf.verify import verify_pdf_signatures
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit
 from app.services.agreements import countersign_agreement
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 
 RESEND_ROLES = ("ops",)
 REASON_MAX = 256

@@ -17,13 +17,13 @@ from app.db.models import Agreement, Deal
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import CityConfig
 from app.domain.forms.schema_form import load_base_schema
-from app.errors import ConfigError, NotFound
 from app.pdf.render import render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
+from app.platform.errors import ConfigError, NotFound
+from app.platform.runtime import Runtime
 from app.services.metrics import timed_html_to_pdf as html_to_pdf  # html_to_pdf, timed for /metrics
 from app.services.pinning import pinned_city
-from app.services.runtime import Runtime
 
 PRODUCT_NAMES = {"resale_escrow": "二手房交易资金存管"}
 PLATFORM_SIGNER = "存管平台"

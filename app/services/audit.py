@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import AuditEntry
 from app.domain.audit import GENESIS, ChainBreak, EntryContent, StoredEntry, chain_hash, verify_chain
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 
 _PG_LOCK_KEY = 0x41554449  # "AUDI": one appender at a time, released at commit
 

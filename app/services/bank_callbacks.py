@@ -29,9 +29,9 @@ from app.db.pii import encrypted_columns
 from app.db.upsert import insert_if_absent
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
-from app.errors import ConfigError, CunguanError, ValidationError
+from app.platform.errors import ConfigError, CunguanError, ValidationError
+from app.platform.runtime import Runtime
 from app.services import case_blocks, suspense
-from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note, has_ended
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-notification.schema.json"

@@ -20,14 +20,14 @@ from app.banks.gateway import (
 )
 from app.db.models import Payout, VirtualAccount
 from app.db.rate_limits import drain, take_token
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
+from app.platform.request_context import bind_job_context
+from app.platform.runtime import Runtime
 from app.queue.jobs import Defer, enqueue
-from app.request_context import bind_job_context
 from app.services.bank_callbacks import REPAIR_MARKER, apply_payout_result, repair_account_opened
 from app.services.bank_settings import opening_limits
 from app.services.case_blocks import settle_empty_release
 from app.services.deal_freeze import RECHECK_S, frozen_payout
-from app.services.runtime import Runtime
 from app.services.simulation_jobs import simulate_city
 
 ACTOR = "system:worker"

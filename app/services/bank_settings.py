@@ -17,14 +17,14 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from app.config import BankEndpoint
 from app.crypto import sm3
 from app.db.models import BankOpeningLimit, BankRateLimit, Job, VirtualAccount
 from app.domain.contract_import import opening_slot
 from app.domain.rate_limit import MILLI, SHANGHAI, Limits
-from app.errors import CunguanError, NotFound, ValidationError
+from app.platform.config import BankEndpoint
+from app.platform.errors import CunguanError, NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit
-from app.services.runtime import Runtime
 
 MAX_PER_SECOND = 1000
 MAX_PER_DAY = 10_000_000

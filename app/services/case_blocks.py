@@ -27,11 +27,11 @@ from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, Payout
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
-from app.errors import LedgerError, WorkflowError
+from app.platform.errors import LedgerError, WorkflowError
+from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from app.services.deal_actions import hold_id, open_payout
 from app.services.pinning import pinned_city
-from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note, note, registry
 from app.state_machine import building_blocks as blocks
 from app.state_machine.parameters import resolve

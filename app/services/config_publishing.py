@@ -22,10 +22,10 @@ from app.domain.config_versions import (
     next_status,
     parse_content,
 )
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit
 from app.services.city_sources import SessionCitySource, open_version, published_version
-from app.services.runtime import Runtime
 
 
 def _role(session: Session, username: str) -> str | None:

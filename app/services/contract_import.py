@@ -61,12 +61,12 @@ from app.domain.contract_import import (
 from app.domain.forms.products import deal_fields
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.domain.rate_limit import Limits
-from app.errors import ConfigError, CunguanError, ValidationError
+from app.platform.errors import ConfigError, CunguanError, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit
 from app.services.bank_settings import opening_limits
 from app.services.deals import advisory_lock, allocate_deal_numbers, custody_bank
 from app.services.pinning import pin
-from app.services.runtime import Runtime
 from app.state_machine import building_blocks as blocks
 from app.state_machine.definition import Transition, WorkflowDefinition
 from app.state_machine.parameters import resolve

@@ -18,9 +18,9 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from app.db.models import Deal, Job, LedgerAccount, LedgerHotEntry, LedgerTransfer, Payout, VirtualAccount
 from app.domain.ledger import balance_of
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
+from app.platform.runtime import Runtime
 from app.services.ledger_alerts import AlertView, open_alerts
-from app.services.runtime import Runtime
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAYS = 14

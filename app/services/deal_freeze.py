@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Deal, DealEvent, Job, Payout
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 from app.services.workflow_runner import has_ended
 
 FREEZE_ROLES = ("ops",)

@@ -12,9 +12,9 @@ from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.db.models import Deal, DealEvent
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
+from app.platform.runtime import Runtime
 from app.services.pinning import pinned_city
-from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire, registry
 from app.state_machine.engine import Engine
 from app.state_machine.parameters import resolve

@@ -19,10 +19,10 @@ from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.money import parse_yuan
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit, case_blocks  # noqa: F401 - registers every guard and action
 from app.services.pinning import pin
-from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire
 from app.state_machine.parameters import resolve
 

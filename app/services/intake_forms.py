@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from app.db.models import FormDraft
 from app.domain.banks import KNOWN_BANKS
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 
 MAX_VALUE_LENGTH = 1000
 

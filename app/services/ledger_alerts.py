@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.db import ledger_engine
 from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry
 from app.domain.ledger_batch import AccountState
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 
 
 @dataclass(frozen=True)

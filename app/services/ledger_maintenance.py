@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from app.db.ledger_repo import LedgerRepository
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 
 log = logging.getLogger("cunguan.ledger")
 

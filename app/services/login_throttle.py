@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from app.db.models import LoginFailure
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)

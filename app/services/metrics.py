@@ -13,9 +13,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from app.db.models import BankNotification, BankRateLimit, Job, LedgerTransfer, Payout, VirtualAccount
+from app.platform.runtime import Runtime
 from app.services import bank_callbacks  # a module: it imports this one, through the agreements
 from app.services.ledger_alerts import hot_account_figures
-from app.services.runtime import Runtime
 
 OPENING_RATE_WINDOW = timedelta(minutes=5)
 PDF_RENDER_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from app.db.models import Job
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit, suspense
-from app.services.runtime import Runtime
 
 RETRYABLE = ("pending", "dead")
 

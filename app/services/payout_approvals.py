@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.db.models import Deal, DealEvent, Payout
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 
 APPROVER_ROLES = ("ops", "finance")
 

@@ -13,10 +13,10 @@ from app.db.base import Base
 from app.db.models import Deal
 from app.db.pii import EncryptedString, fill_blind_indexes, keyring
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone, normalize_id_number, normalize_phone
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 
 # Roles that may see a deal's parties unmasked (always with a reason, always audited). Finance checks
 # payees and payers against bank records; admin handles customer data requests. Everyone else: masks.

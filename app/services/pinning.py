@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import CityConfigSnapshot, CityConfigVersion, Deal
 from app.domain.cities import CityConfig, ResolvedCity, build_city, canonical_json, folder_reader, resolve
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 
 
 def _layer_version(session: Session, stem: str, content_sha256: str) -> int | None:

@@ -19,12 +19,12 @@ import requests
 from cryptography.x509 import load_pem_x509_certificate
 from sqlalchemy import text
 
-from app.config import ROOT
 from app.crypto import sm2_verify
 from app.crypto.keys import public_key_pem_from_private
-from app.errors import CunguanError
 from app.pdf.fonts import harfbuzz_subset_problem
-from app.services.runtime import Runtime
+from app.platform.config import ROOT
+from app.platform.errors import CunguanError
+from app.platform.runtime import Runtime
 
 BANK_TIMEOUT_S = 2.0
 BANK_CACHE_S = 5.0

@@ -50,9 +50,9 @@ from app.domain.statements import (
     StatementLine,
     parse_statement,
 )
-from app.errors import CunguanError, NotFound, SignatureError, ValidationError
+from app.platform.errors import CunguanError, NotFound, SignatureError, ValidationError
+from app.platform.runtime import Runtime
 from app.services.bank_callbacks import repair_funds_arrived, repair_payout_succeeded
-from app.services.runtime import Runtime
 from app.services.suspense import STATUS_LABELS as SUSPENSE_LABELS
 
 REPAIR_PREFIX = "recon:"  # inbox ids of repairs; ':' is outside the banks' id alphabet, so never a bank's id

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from app.banks.simulator.banks import SIMULATED_BANKS
-from app.config import ROOT, BankEndpoint
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.db.ledger_repo import check_ledger
@@ -27,12 +26,13 @@ from app.db.session import Database
 from app.domain.cities import CityCatalog, CityConfig, ResolvedCity
 from app.domain.config_versions import content_sha256
 from app.domain.problems import CityConfigInvalid
-from app.errors import CunguanError, NotFound
+from app.platform.config import ROOT, BankEndpoint
+from app.platform.errors import CunguanError, NotFound
+from app.platform.runtime import KeyStore, Runtime
 from app.services import deals
 from app.services.city_sources import DbVersions, open_version
 from app.services.config_publishing import validated
 from app.services.ledger_maintenance import maintain
-from app.services.runtime import KeyStore, Runtime
 from app.services.simulation_bank import SANDBOX_THREADS, BankProblem, SandboxBank
 from app.services.simulation_drivers import (
     PathProblem,

@@ -29,11 +29,11 @@ from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHand
 from app.banks.simulator import SimulatorConfig, create_simulator_app
 from app.banks.simulator.banks import SIMULATED_BANKS
 from app.banks.simulator.context import EXTENSION_KEY, Simulator
-from app.config import BankEndpoint
 from app.db.models import Job
+from app.platform.config import BankEndpoint
+from app.platform.runtime import Runtime
+from app.queue.worker import run_worker
 from app.services.bank_callbacks import INBOX_MODE, processing_mode
-from app.services.runtime import Runtime
-from app.worker import run_worker
 
 HOST = "127.0.0.1"
 CONTROL_TIMEOUT_S = 10.0

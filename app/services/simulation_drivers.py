@@ -32,11 +32,11 @@ from app.domain import ledger
 from app.domain.cities import CityConfig
 from app.domain.money import parse_yuan
 from app.domain.rent import plan_rent
-from app.errors import CunguanError, ValidationError
+from app.platform.errors import CunguanError, ValidationError
+from app.platform.runtime import Runtime
 from app.services import contract_import, deals, payout_approvals
 from app.services.case_blocks import arrival_event, free_in_custody
 from app.services.deal_timers import fire_due_timers
-from app.services.runtime import Runtime
 from app.services.simulation_bank import BankProblem, BankSnapshot, SandboxBank
 from app.services.simulation_forms import BUYER, form_has, product_form, sample_form
 from app.services.workflow_runner import DealContext, registry

@@ -10,7 +10,7 @@ from typing import Any
 
 from app.domain.cities import ProductConfig
 from app.domain.forms.schema_form import FieldSpec, SchemaForm, build_form, load_base_schema
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 
 BUYER = {"name": "张三", "id_number": "11010519491231002X", "phone": "13912345678", "account": "6226620012345678"}
 SELLER = {"name": "李四", "id_number": "110101198001010053", "phone": "13812345678", "account": "6222600260001072444"}

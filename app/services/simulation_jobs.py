@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Job
 from app.domain.problems import CityConfigInvalid
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
+from app.platform.request_context import job_id as current_job_id
+from app.platform.runtime import Runtime
 from app.queue.jobs import Defer, enqueue
-from app.request_context import job_id as current_job_id
 from app.services.city_sources import open_version
 from app.services.config_publishing import validated
-from app.services.runtime import Runtime
 
 KIND = "simulate_city"
 ACTIVE = ("pending", "running")

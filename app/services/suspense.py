@@ -19,11 +19,11 @@ from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, Payout, SuspenseItem, VirtualAccount
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
-from app.errors import NotFound, ValidationError
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from app.services import audit, case_blocks
 from app.services.pinning import pinned_city
-from app.services.runtime import Runtime
 from app.services.workflow_runner import DealContext, fire_or_note, note
 
 REASON_LABELS = {"unknown_account": "未知账户", "wrong_payer": "非指定付款人", "deal_closed": "存管单已结束"}

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db.models import ROLES, User
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
+from app.platform.runtime import Runtime
 from app.services import audit
-from app.services.runtime import Runtime
 
 ROLE_LABELS = {
     "agent": "经纪人",

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.db.models import Deal, DealEvent
-from app.errors import TransitionNotAllowed
-from app.services.runtime import Runtime
+from app.platform.errors import TransitionNotAllowed
+from app.platform.runtime import Runtime
 from app.state_machine.engine import Engine, Fired
 from app.state_machine.registry import Registry
 

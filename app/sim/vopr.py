@@ -52,7 +52,6 @@ from sqlalchemy import select
 
 from app.banks.gateway import BankGateway
 from app.banks.protocol import encode_json
-from app.config import BankEndpoint
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.db.ledger_repo import LedgerRepository, check_ledger
@@ -62,20 +61,21 @@ from app.db.session import Database
 from app.domain import ledger
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
-from app.errors import CunguanError
-from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.config import BankEndpoint
+from app.platform.errors import CunguanError
+from app.platform.runtime import KeyStore, Runtime
 from app.queue import jobs
+from app.queue.worker import _record as record
+from app.queue.worker import run_one
 from app.services import bank_callbacks, deals, payout_approvals, suspense
 from app.services.bank_jobs import HANDLERS
 from app.services.city_sources import DbCitySource
 from app.services.deal_timers import fire_due_timers
 from app.services.ledger_maintenance import maintain
-from app.services.runtime import KeyStore, Runtime
 from app.services.simulation_forms import SAMPLE_FORMS
 from app.services.users import create_user
 from app.sim.fake_bank import Delivery, FakeBank, Faults, ProcessDied
-from app.worker import _record as record
-from app.worker import run_one
 
 BANK = "ceb"
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.domain.cities import ReleaseRule
 from app.domain.rent import plan_rent
-from app.errors import WorkflowError
+from app.platform.errors import WorkflowError
 from app.state_machine.registry import Registry
 
 

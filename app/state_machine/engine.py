@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.errors import TransitionNotAllowed
+from app.platform.errors import TransitionNotAllowed
 from app.state_machine.definition import Timer, Transition, WorkflowDefinition
 from app.state_machine.parameters import duration
 from app.state_machine.registry import Registry

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from app.errors import WorkflowError
+from app.platform.errors import WorkflowError
 from app.state_machine.definition import WorkflowDefinition
 
 

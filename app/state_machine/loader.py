@@ -11,7 +11,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, validators
 
 from app.domain.problems import Problem, pointer
-from app.errors import WorkflowError
+from app.platform.errors import WorkflowError
 from app.state_machine.definition import Parameter, State, Timer, Transition, WorkflowDefinition
 from app.state_machine.parameters import type_problem
 from app.state_machine.registry import Registry

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from flask import abort, current_app, redirect, request, url_for
 from flask_login import UserMixin, current_user
 
+from app.platform.runtime import Runtime
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 from app.services.users import ROLE_LABELS, UserInfo
 
 PUBLIC_ENDPOINTS = frozenset(

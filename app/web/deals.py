@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, jsonify, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from app.errors import CunguanError, NotFound, ValidationError
+from app.platform.errors import CunguanError, NotFound, ValidationError
 from app.services import agreement_resend, deal_freeze, deals, intake_forms
 from app.web.access import ALL_ROLES, current_actor, roles_required, runtime
 

@@ -8,8 +8,8 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from app.errors import CunguanError
-from app.extensions import login_manager
+from app.platform.errors import CunguanError
+from app.platform.extensions import login_manager
 from app.services.users import get_user
 from app.web.access import SessionUser, runtime
 

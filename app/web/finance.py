@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.domain.statements import BANK_TIMEZONE, DIRECTION_LABELS, STATEMENT_LAYOUTS, STATUS_LABELS
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 from app.services import reconciliation
 from app.web.access import current_actor, roles_required, runtime
 

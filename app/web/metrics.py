@@ -13,7 +13,7 @@ import os
 from flask import Blueprint, Response, abort, current_app, request
 from flask_login import current_user
 
-from app.config import Config
+from app.platform.config import Config
 from app.services.metrics import exposition
 from app.web.access import runtime
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.db.models import Deal, Payout
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 from app.services import payout_approvals
 from app.web.access import current_actor, roles_required, runtime
 

@@ -42,7 +42,7 @@ def upgrade() -> None:
 
 def _backfill() -> None:
     from app.db.pii import keyring
-    from app.errors import ConfigError
+    from app.platform.errors import ConfigError
 
     connection = op.get_bind()
     sources = ", ".join(source for _, source, _ in _INDEXES)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from app.services.runtime import Runtime
-from app.worker import run_one
+from app.platform.runtime import Runtime
+from app.queue.worker import run_one
 from tests.browser.conftest import ARTIFACTS, no_horizontal_scroll
 from tests.conftest import PASSWORD
 from tests.factories import RESALE_FORM

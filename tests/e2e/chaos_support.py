@@ -51,7 +51,6 @@ from sqlalchemy import Engine, create_engine, func, select
 from app import create_app
 from app.banks.simulator.banks import SIMULATED_BANKS
 from app.banks.simulator.statements import BANK_TIMEZONE
-from app.config import BankEndpoint, Config
 from app.db.models import (
     BankNotification,
     Deal,
@@ -62,10 +61,11 @@ from app.db.models import (
     ReconciliationItem,
     VirtualAccount,
 )
+from app.platform.config import BankEndpoint, Config
+from app.platform.runtime import Runtime
 from app.services import config_publishing as publishing
 from app.services import deals, reconciliation
 from app.services.deals import Actor
-from app.services.runtime import Runtime
 from app.services.simulation_drivers import SignOnce
 from app.services.users import create_user
 from app.services.workflow_runner import registry

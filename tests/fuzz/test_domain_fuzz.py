@@ -21,8 +21,8 @@ from app.domain.city_checks import validate_file
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.statements import STATEMENT_LAYOUTS, ParsedStatement, parse_statement
-from app.errors import ConfigError, ValidationError
-from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.errors import ConfigError, ValidationError
 from app.services.simulation_forms import SAMPLE_FORMS
 
 WORKFLOWS = load_workflows()

@@ -22,8 +22,8 @@ from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import build_city, folder_reader, resolve
 from app.pdf.render import html_to_pdf, render_agreement_html
 from app.pdf.verify import verify_pdf_signatures
+from app.platform.runtime import Runtime
 from app.services.agreements import countersign_agreement, render_html, verify_agreement_pdf
-from app.services.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import confirmed_deal
 

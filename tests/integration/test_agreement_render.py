@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from app.domain.agreement import AgreementData, Party, agreement_context
-from app.errors import ConfigError
 from app.pdf import fonts
 from app.pdf.render import ensure_harfbuzz_subset, html_to_pdf, render_agreement_html
+from app.platform.errors import ConfigError
 
 PRICE_UPPER = "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分"
 DATA = AgreementData(

@@ -15,11 +15,11 @@ from app.banks.gateway import BankRateLimited, DesignatedPayer
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import Job, Payout, SuspenseItem, VirtualAccount
 from app.domain.rate_limit import SHANGHAI, Limits, fresh_state, take
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
+from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
+from app.queue.worker import run_one
 from app.services import deals, suspense
-from app.services.runtime import Runtime
-from app.worker import run_one
 from tests.factories import (
     CUSTODY_FEN,
     RESALE_FORM,
@@ -181,7 +181,7 @@ def test_finance_matches_an_unknown_credit_to_a_deal_with_a_reason(
 
 
 def test_several_worker_threads_run_each_job_exactly_once(rt: Runtime, users: dict, bank: FakeBank) -> None:
-    from app.worker import run_workers
+    from app.queue.worker import run_workers
 
     rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=100)
     _accounts_waiting(rt, 10)

@@ -30,7 +30,7 @@ from app.banks.gateway import (
 )
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
 from app.banks.simulator.delivery import backoff_s
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTIFICATION_SCHEMA = json.loads(

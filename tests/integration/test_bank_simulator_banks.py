@@ -28,9 +28,9 @@ from app.banks.simulator.banks import SIMULATED_BANKS, luhn_digit
 from app.banks.simulator.cli import bank_sim
 from app.banks.simulator.context import load_keys
 from app.banks.simulator.store import SCHEMA_VERSION, Store
-from app.config import Config
 from app.crypto import sm3
 from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
+from app.platform.config import Config
 from tests.integration.simulator_support import (
     NOTIFY_URL,
     PAYER_ACCOUNT,

@@ -13,8 +13,8 @@ from sqlalchemy import event, select, text
 
 from app.db import session as db_session
 from app.db.models import BankNotification, SeenNonce
+from app.platform.runtime import Runtime
 from app.services import bank_callbacks
-from app.services.runtime import Runtime
 from tests.factories import notification, post_callback
 
 

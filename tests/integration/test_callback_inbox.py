@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 from app import create_app
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import BankNotification, DealEvent, LedgerTransfer
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
+from app.platform.runtime import Runtime
+from app.queue.worker import run_worker
 from app.services import bank_callbacks
-from app.services.runtime import Runtime
-from app.worker import run_worker
 from tests.conftest import make_config
 from tests.factories import (
     CUSTODY_FEN,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 from app.services.bank_callbacks import _validator, parse_notification
 
 VALID: list[dict[str, Any]] = [

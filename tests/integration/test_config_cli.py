@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app.factory_runtime import CITY_CONFIGS_DIR
+from app.platform.bootstrap import CITY_CONFIGS_DIR
 
 
 def test_city_validate_passes_on_the_shipped_configs(app: Flask) -> None:
@@ -51,7 +51,7 @@ def test_city_diff_compares_draft_with_published(app: Flask, monkeypatch: pytest
 
 def test_city_diff_reads_the_committed_file_from_git(app: Flask) -> None:
     from app.city_versions import GitVersions
-    from app.config import ROOT
+    from app.platform.config import ROOT
 
     published = GitVersions(ROOT).published("110000")
     assert published is not None and json.loads(published)["admin_code"] == "110000"

@@ -18,9 +18,9 @@ from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import AuditEntry, Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
 from app.domain import ledger
 from app.domain.identity import id_check_char
+from app.platform.runtime import Runtime
+from app.queue.worker import run_one
 from app.services import bank_settings, deals
-from app.services.runtime import Runtime
-from app.worker import run_one
 from tests.factories import actor, load_deal, open_account
 from tests.integration.test_products_in_services import RENT_FORM
 from tests.integration.test_worker_jobs import FakeBank

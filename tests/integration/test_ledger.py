@@ -8,8 +8,8 @@ from sqlalchemy import text
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
-from app.errors import LedgerError
-from app.services.runtime import Runtime
+from app.platform.errors import LedgerError
+from app.platform.runtime import Runtime
 
 PAYABLE = AccountSpec("payable:D1", "liability", "应付卖方 D1", debits_must_not_exceed_credits=True)
 

@@ -21,7 +21,7 @@ from app.db.session import Database
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 
 THREADS = 32
 ROUNDS = 12

@@ -10,8 +10,8 @@ from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import LedgerTransfer
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
-from app.errors import LedgerError
-from app.services.runtime import Runtime
+from app.platform.errors import LedgerError
+from app.platform.runtime import Runtime
 
 FEES = AccountSpec("fee_income", "income", "手续费收入")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -17,8 +17,8 @@ from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTran
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
-from app.errors import LedgerError
-from app.services.runtime import Runtime
+from app.platform.errors import LedgerError
+from app.platform.runtime import Runtime
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 CLEARING = ledger.bank_clearing("ceb")
@@ -192,7 +192,7 @@ def test_batcher_serves_many_threads_with_their_own_results(rt: Runtime) -> None
 
 
 def test_worker_maintenance_folds_buffers_and_voids_expired_holds(rt: Runtime) -> None:
-    from app.worker import run_worker
+    from app.queue.worker import run_worker
 
     _setup(rt)
     _arrive(rt, "R1", 0, 300_00)

@@ -13,8 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.domain.ledger import AccountSpec, TransferSpec, flag_violation
-from app.errors import LedgerError
-from app.services.runtime import Runtime
+from app.platform.errors import LedgerError
+from app.platform.runtime import Runtime
 
 ACCOUNT_NAMES = ("clearing", "custody_a", "custody_b", "income")
 AMOUNTS = st.integers(min_value=1, max_value=5_000)

@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from app.cli import alembic_config
 from app.db.base import Base
 from app.db.session import make_engine
+from app.platform.cli import alembic_config
 
 
 def test_upgrade_head_matches_models(database_url: str) -> None:

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import Job, Payout
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
+from app.platform.runtime import Runtime
 from app.services import deals, payout_approvals
-from app.services.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import RESALE_FORM, actor, arrive, load_deal, open_account
 

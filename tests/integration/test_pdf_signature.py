@@ -17,9 +17,9 @@ from pypdf.generic import ArrayObject, DictionaryObject, NameObject
 
 from app.crypto import sm3
 from app.crypto.keys import ensure_keys, generate_sm2_private_key_pem
-from app.errors import CryptoError
 from app.pdf.sign import SIGNATURE_SIZE, sign_pdf
 from app.pdf.verify import verify_pdf
+from app.platform.errors import CryptoError
 
 SIGNING_TIME = datetime(2026, 11, 23, 16, 0, tzinfo=timezone(timedelta(hours=8)))
 SM3_OID = "1.2.156.10197.1.401"

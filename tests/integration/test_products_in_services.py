@@ -10,16 +10,16 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.config import BankEndpoint
 from app.crypto.keys import ensure_keys
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import Deal, Payout
 from app.domain import ledger
-from app.errors import ValidationError
+from app.platform.config import BankEndpoint
+from app.platform.errors import ValidationError
+from app.platform.runtime import Runtime
+from app.queue.worker import run_worker
 from app.services import deals
 from app.services.deal_timers import fire_due_timers
-from app.services.runtime import Runtime
-from app.worker import run_worker
 from tests.factories import (
     INTENT_FORM,
     RENT_PARTIES,

@@ -51,7 +51,7 @@ def _signed(keys: dict[str, bytes], body: bytes = BODY) -> dict[str, str]:
 
 
 def test_signing_payload_is_timestamp_nonce_body_joined_by_newlines() -> None:
-    assert signing_payload("1735720200", NONCE, b'{"a":1}') == b'1735720200\n' + NONCE.encode() + b'\n{"a":1}'
+    assert signing_payload("1735720200", NONCE, b'{"a":1}') == b"1735720200\n" + NONCE.encode() + b'\n{"a":1}'
 
 
 def test_sign_headers_names_and_values(keys: dict[str, bytes]) -> None:
@@ -186,14 +186,46 @@ def _notification_validator() -> Draft202012Validator:
         ({"type": "account_opened", "request_id": "VA-1", "account_no": "6226-0123", "account_name": "李四"}, False),
         ({"type": "account_opened", "request_id": "VA 1", "account_no": ACCOUNT_NO, "account_name": "李四"}, False),
         ({"type": "account_opened", "request_id": "VA-1", "account_no": ACCOUNT_NO, "account_name": ""}, False),
-        ({"type": "payout_result", "payout_id": "P1", "bank_reference": "R1", "status": "succeeded",
-          "failure_reason": None}, True),
-        ({"type": "payout_result", "payout_id": "P1", "bank_reference": "R1", "status": "failed",
-          "failure_reason": None}, False),
-        ({"type": "payout_result", "payout_id": "P1", "bank_reference": "R1", "status": "succeeded",
-          "failure_reason": "余额不足"}, False),
-        ({"type": "payout_result", "payout_id": "P1", "bank_reference": "R1", "status": "unknown",
-          "failure_reason": None}, False),
+        (
+            {
+                "type": "payout_result",
+                "payout_id": "P1",
+                "bank_reference": "R1",
+                "status": "succeeded",
+                "failure_reason": None,
+            },
+            True,
+        ),
+        (
+            {
+                "type": "payout_result",
+                "payout_id": "P1",
+                "bank_reference": "R1",
+                "status": "failed",
+                "failure_reason": None,
+            },
+            False,
+        ),
+        (
+            {
+                "type": "payout_result",
+                "payout_id": "P1",
+                "bank_reference": "R1",
+                "status": "succeeded",
+                "failure_reason": "余额不足",
+            },
+            False,
+        ),
+        (
+            {
+                "type": "payout_result",
+                "payout_id": "P1",
+                "bank_reference": "R1",
+                "status": "unknown",
+                "failure_reason": None,
+            },
+            False,
+        ),
         ({"type": "account_closed", "request_id": "VA-1"}, False),
     ],
 )

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from app.domain.cities import merge_patch
 from app.domain.city_checks import validate_file
 from app.domain.problems import CityConfigInvalid
-from app.errors import ConfigError
-from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.errors import ConfigError
 
 WORKFLOWS = load_workflows()
 VIRTUAL = json.loads((CITY_CONFIGS_DIR / "_virtual.json").read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ import pytest
 from app.domain.cities import SCHEMA_PATH as CITY_SCHEMA
 from app.domain.cities import build_city, folder_reader, resolve
 from app.domain.city_checks import validate_file
-from app.factory_runtime import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR, load_workflows
 from app.services.workflow_runner import registry
 from app.state_machine.loader import SCHEMA_PATH as WORKFLOW_SCHEMA
 from app.state_machine.loader import build_definition

@@ -21,7 +21,7 @@ from app.crypto.keys import (
     make_self_signed_certificate,
     public_key_pem_from_private,
 )
-from app.errors import CryptoError
+from app.platform.errors import CryptoError
 
 PROVIDERS = ("openssl", "gmssl")
 PAIRS = [(a, b) for a in PROVIDERS for b in PROVIDERS]

@@ -10,8 +10,8 @@ from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, Job, Payout
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
+from app.platform.runtime import Runtime
 from app.services import dashboard, deals
-from app.services.runtime import Runtime
 from tests.factories import RESALE_FORM, actor
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai

@@ -6,13 +6,13 @@ from datetime import date
 
 import pytest
 
-from app.config import ROOT
 from app.domain.cities import CityCatalog, FormField, FormSpec
 from app.domain.forms.formats import FORMATS, normalize_date
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.identity import id_check_char, is_valid_resident_id, is_valid_uscc, luhn_ok
-from app.errors import ConfigError, ValidationError
+from app.platform.config import ROOT
+from app.platform.errors import ConfigError, ValidationError
 from tests.factories import RESALE_FORM
 
 VALID = {key: value for key, value in RESALE_FORM.items() if key not in ("city_code", "product")}

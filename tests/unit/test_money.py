@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.domain.money import MAX_AMOUNT_FEN, format_yuan, parse_yuan, to_chinese_upper
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 
 
 @pytest.mark.parametrize(

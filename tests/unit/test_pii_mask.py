@@ -18,7 +18,7 @@ from app.domain.pii_mask import (
     normalize_id_number,
     normalize_phone,
 )
-from app.logs import JsonFormatter, PiiMaskingFilter
+from app.platform.logs import JsonFormatter, PiiMaskingFilter
 
 BUYER_ID = "11010519491231002X"
 SELLER_ID = "110101198001010053"

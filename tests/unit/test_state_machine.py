@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import TransitionNotAllowed, WorkflowError
+from app.platform.errors import TransitionNotAllowed, WorkflowError
 from app.state_machine.engine import Engine
 from app.state_machine.loader import build_definition, load_definition
 from app.state_machine.registry import Registry

@@ -13,8 +13,8 @@ import app.services.case_blocks  # noqa: F401 - completes the registry the shipp
 from app.domain.cities import ReleaseRule, Tranche
 from app.domain.durations import parse_duration
 from app.domain.rent import plan_rent
-from app.errors import WorkflowError
-from app.factory_runtime import WORKFLOWS_DIR
+from app.platform.bootstrap import WORKFLOWS_DIR
+from app.platform.errors import WorkflowError
 from app.services.workflow_runner import registry
 from app.state_machine import building_blocks as blocks
 from app.state_machine.building_blocks import CaseContext

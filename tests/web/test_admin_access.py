@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 from tests.conftest import ROLES, csrf_token
 from tests.factories import arrive, confirmed_deal, load_deal, open_account
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from app.db.ledger_repo import LedgerRepository
 from app.db.models import AuditEntry, Job, LedgerAccount, Payout, SuspenseItem
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 from app.services.users import password_problem
 from tests.conftest import PASSWORD, csrf_token
 from tests.factories import RESALE_FORM, arrive, confirmed_deal, load_deal, open_account

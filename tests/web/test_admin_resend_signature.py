@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.db.models import AuditEntry
+from app.platform.runtime import Runtime
 from app.services import deals
 from app.services.agreements import verify_agreement_pdf
-from app.services.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import RESALE_FORM, actor, confirmed_deal, load_deal
 

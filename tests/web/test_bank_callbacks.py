@@ -13,9 +13,9 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.crypto.keys import generate_sm2_private_key_pem
 from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import BankNotification, Job, Payout, SeenNonce
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
+from app.platform.runtime import Runtime
 from app.services import deals
-from app.services.runtime import Runtime
 from tests.factories import (
     CUSTODY_FEN,
     HAPPY_PATH_EVENTS,

@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.db.models import AuditEntry
+from app.platform.runtime import Runtime
 from app.services import deals
-from app.services.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import (
     CUSTODY_FEN,

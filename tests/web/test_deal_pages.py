@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 
 from app.db.models import Deal, Job
 from app.pdf.verify import verify_pdf
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import RESALE_FORM
 

@@ -8,8 +8,8 @@ from datetime import date
 
 from flask.testing import FlaskClient
 
+from app.platform.runtime import Runtime
 from app.services import reconciliation
-from app.services.runtime import Runtime
 from tests.conftest import csrf_token
 
 Login = Callable[[str], FlaskClient]

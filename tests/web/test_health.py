@@ -16,13 +16,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.cli import alembic_config
-from app.config import BankEndpoint
 from app.db.base import Base
-from app.logs import ContextFilter, JsonFormatter
-from app.request_context import bind_context
+from app.platform.cli import alembic_config
+from app.platform.config import BankEndpoint
+from app.platform.logs import ContextFilter, JsonFormatter
+from app.platform.request_context import bind_context
+from app.platform.runtime import Runtime
 from app.services import readiness
-from app.services.runtime import Runtime
 from tests.conftest import make_config
 
 
@@ -189,7 +189,8 @@ def test_log_lines_carry_request_id_deal_and_bank(app: Flask) -> None:
 def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app import request_context, worker
+    from app.platform import request_context
+    from app.queue import worker
     from app.queue.jobs import enqueue
     from app.services.bank_jobs import HANDLERS
 

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 
 from app.db.models import Deal, FormDraft
-from app.services.runtime import Runtime
+from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import RENT_PARTIES, RESALE_FORM
 

@@ -27,7 +27,7 @@ from app.banks.simulator.sim_views import sim_views
 from app.banks.simulator.store import Store
 from app.banks.simulator.worker import BackgroundWorker
 from app.domain.money import format_yuan
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 
 DISPLAY_TIMEZONE = ZoneInfo("Asia/Shanghai")
 _HTTP_ERRORS = {

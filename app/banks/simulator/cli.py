@@ -24,7 +24,7 @@ from app.banks.simulator.faults import DEFAULT_TIMEOUT_HOLD_MS, FaultSettings
 from app.banks.simulator.store import Store, Transaction
 from app.crypto.keys import ensure_keys
 from app.domain.money import format_yuan, parse_yuan
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _PAY_TIMEOUT_S = 10

@@ -12,7 +12,7 @@ from app.banks.simulator.banks import SIMULATED_BANKS
 from app.banks.simulator.operations import BankOperations
 from app.banks.simulator.store import Store
 from app.banks.simulator.worker import BackgroundWorker
-from app.errors import ConfigError
+from app.platform.errors import ConfigError
 
 EXTENSION_KEY = "bank_simulator"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 
 
 class SimulatorError(CunguanError):

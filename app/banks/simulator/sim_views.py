@@ -18,7 +18,7 @@ from app.banks.simulator.limits import effective_limits
 from app.banks.simulator.store import Transaction
 from app.banks.simulator.validation import PAY_IN_REQUEST, check, parse_json_object
 from app.domain.money import format_yuan, parse_yuan
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
 
 sim_views = Blueprint("sim_views", __name__)
 

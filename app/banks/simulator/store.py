@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.banks.simulator.faults import FaultSettings
-from app.errors import ConfigError
+from app.platform.errors import ConfigError
 
 SCHEMA_VERSION = 2
 # status 'dropped': a fault control decided never to send it; copy 1 is the duplicate of copy 0;

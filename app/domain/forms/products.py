@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from app.domain.rent import plan_rent
-from app.errors import ValidationError
+from app.platform.errors import ValidationError
 
 Clean = Mapping[str, Any]
 

@@ -25,7 +25,7 @@ from jsonschema.exceptions import SchemaError
 from app.domain.cities import FormSpec
 from app.domain.forms.formats import FORMATS, WIDGET_FORMATS, format_checker, parse_date
 from app.domain.money import format_yuan, parse_yuan
-from app.errors import ConfigError, ValidationError
+from app.platform.errors import ConfigError, ValidationError
 
 BASE_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "forms"
 CHECK_RULES = ("same", "differ", "at_most", "less_than", "greater_than")

@@ -6,8 +6,8 @@ from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
 from app.banks.protocol import BANK_PREFIX, MAX_BODY_BYTES, ReplayedNonce, verify_request
-from app.errors import CunguanError, NotFound
-from app.extensions import csrf
+from app.platform.errors import CunguanError, NotFound
+from app.platform.extensions import csrf
 from app.services import bank_callbacks
 from app.web.access import runtime
 

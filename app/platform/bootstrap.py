@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from app.config import ROOT, Config
 from app.db.pii import keyring
 from app.db.session import Database
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
+from app.platform.config import ROOT, Config
+from app.platform.runtime import KeyStore, Runtime
 from app.services.city_sources import DbCitySource
-from app.services.runtime import KeyStore, Runtime
 from app.services.workflow_runner import registry
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition

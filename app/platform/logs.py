@@ -15,7 +15,7 @@ class ContextFilter(logging.Filter):
     """Copies the request id, deal id, bank and job id of the current request or job onto each record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from app.request_context import current
+        from app.platform.request_context import current
 
         for key, value in current().items():
             if not hasattr(record, key):

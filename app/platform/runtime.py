@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.banks.gateway import BankGateway, HttpBankGateway
-from app.config import BankEndpoint
 from app.db.session import Database
 from app.domain.cities import CityCatalog
-from app.errors import ConfigError, NotFound
+from app.platform.config import BankEndpoint
+from app.platform.errors import ConfigError, NotFound
 from app.state_machine.definition import WorkflowDefinition
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.domain.banks import KNOWN_BANKS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _instance_path() -> Path:

@@ -1,7 +1,7 @@
 """What the current request or job is about - request id, deal id, bank - for the logs.
 
 Values live in contextvars (one per thread or task), so a log call anywhere below a view or a job
-handler carries them; `app.logs.ContextFilter` copies them onto every log record.
+handler carries them; `app.platform.logs.ContextFilter` copies them onto every log record.
 
 Web requests: the request id is the caller's `X-Request-ID` when it looks like one (a proxy's or load
 balancer's id, 1-64 of `A-Z a-z 0-9 . _ -`), otherwise a new random one; it is returned in the

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from app.config import DEFAULT_BANKS
+from app.platform.config import DEFAULT_BANKS
 
 GRACE_S = 10.0
 

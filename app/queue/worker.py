@@ -12,15 +12,15 @@ from collections.abc import Callable
 from contextvars import copy_context
 
 from app.db.models import Job
-from app.errors import CunguanError
+from app.platform.errors import CunguanError
+from app.platform.request_context import bind_context
+from app.platform.runtime import Runtime
 from app.queue import jobs
-from app.request_context import bind_context
 from app.services import bank_callbacks
 from app.services.bank_callbacks import prune_nonces
 from app.services.bank_jobs import HANDLERS, Retry
 from app.services.deal_timers import fire_due_timers
 from app.services.ledger_maintenance import maintain
-from app.services.runtime import Runtime
 
 log = logging.getLogger("cunguan.worker")
 

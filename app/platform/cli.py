@@ -12,15 +12,15 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from app.config import ROOT
-from app.services.runtime import Runtime
+from app.platform.config import ROOT
+from app.platform.runtime import Runtime
 
 
 class CliGroup(AppGroup):
     """Domain errors end a command with their Chinese message and exit code 1, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from app.errors import CunguanError
+        from app.platform.errors import CunguanError
 
         try:
             return super().invoke(ctx)
@@ -43,7 +43,7 @@ def _rt() -> Runtime:
 def keys_init() -> None:
     """Create the platform seal key and certificate, bank keys and the PII key, where missing."""
     from app.crypto.keys import ensure_keys
-    from app.factory_runtime import build_runtime
+    from app.platform.bootstrap import build_runtime
 
     config = current_app.extensions["cunguan.config"]
     ensure_keys(config.keys_dir, config.banks.keys())
@@ -124,7 +124,7 @@ def user_set_password(username: str, password: str) -> None:
 def worker_command(burst: bool, poll_s: float, concurrency: int, lease_s: float) -> None:
     """Run background jobs (bank requests) until stopped. On PostgreSQL, N threads claim jobs with
     SKIP LOCKED; SQLite has one writer at a time, so it runs a single loop whatever N says."""
-    from app.worker import run_workers
+    from app.queue.worker import run_workers
 
     rt = _rt()
     if concurrency > 1 and rt.db.url.startswith("sqlite"):
@@ -145,7 +145,7 @@ def worker_command(burst: bool, poll_s: float, concurrency: int, lease_s: float)
 @click.option("--sim-port", default=5001, show_default=True)
 def serve_all_command(web_port: int, sim_port: int) -> None:
     """Web app, worker and bank simulator together; Ctrl-C stops all three."""
-    from app.supervisor import run_platform
+    from app.platform.supervisor import run_platform
 
     sys.exit(run_platform(web_port, sim_port, lambda line: click.echo(line, err=True)))
 
