@@ -48,9 +48,16 @@ def create_app(config: Config | None = None) -> Flask:
 
 def _register_web(app: Flask) -> None:
     from app.admin import register as register_admin
-    from app.web import agreements, api, auth, banners, deals, errors, filters, finance, metrics, payouts
+    from app.agreements import web as agreements
+    from app.bank_inbox import finance_web as finance
+    from app.bank_inbox import web as callbacks
+    from app.deals import web as deals
+    from app.ops import metrics_web as metrics
+    from app.ops import web as api
+    from app.payouts import web as payouts
+    from app.users import web as auth
+    from app.web import banners, errors, filters
     from app.web.access import require_login
-    from app.web.bank import callbacks
 
     for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp, payouts.bp, agreements.bp):
         app.register_blueprint(blueprint)

@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from app.bank_inbox import callbacks as bank_callbacks  # noqa: E402
 from app.crypto.keys import ensure_keys  # noqa: E402
 from app.platform.config import Config  # noqa: E402
-from app.services import bank_callbacks  # noqa: E402
 from bench.callbacks import prepare, signed_requests  # noqa: E402 - the same deals and signed bodies
 
 

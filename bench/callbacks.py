@@ -33,11 +33,11 @@ from app import create_app  # noqa: E402
 from app.banks.protocol import BANK_PREFIX, encode_json, sign_headers  # noqa: E402
 from app.crypto.keys import ensure_keys  # noqa: E402
 from app.db.base import Base  # noqa: E402
-from app.db.ledger_repo import LedgerRepository, check_ledger  # noqa: E402
 from app.db.models import BankNotification, Deal, VirtualAccount  # noqa: E402
+from app.deals import service as deals  # noqa: E402
+from app.ledger.repo import LedgerRepository, check_ledger  # noqa: E402
 from app.platform.config import Config  # noqa: E402
-from app.services import deals  # noqa: E402
-from app.services.users import create_user  # noqa: E402
+from app.users.service import create_user  # noqa: E402
 from tests.factories import RESALE_FORM  # noqa: E402 - the same valid intake form the tests use
 
 

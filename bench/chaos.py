@@ -32,8 +32,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.banks.simulator.banks import SIMULATED_BANKS  # noqa: E402
 from app.crypto.keys import ensure_keys  # noqa: E402
+from app.tools.banksim.banks import SIMULATED_BANKS  # noqa: E402
 from tests.e2e.chaos_support import ChaosPlan, ChaosReport, ChaosStack, check_outcome, make_app, run_chaos  # noqa: E402
 
 

@@ -37,9 +37,9 @@ from app import create_app  # noqa: E402
 from app.crypto.keys import ensure_keys  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.models import Deal, Job  # noqa: E402
+from app.deals.contract_import import import_contracts  # noqa: E402
 from app.platform.config import BankEndpoint, Config  # noqa: E402
-from app.services.contract_import import import_contracts  # noqa: E402
-from app.services.users import create_user  # noqa: E402
+from app.users.service import create_user  # noqa: E402
 from tests.integration.test_contract_import import contract_csv, contract_row  # noqa: E402 - the tests' rows
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

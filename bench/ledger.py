@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, insert, text, update
 
 from app.db.base import Base, utcnow
-from app.db.ledger_batcher import LedgerBatcher
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import LedgerAccount, LedgerTransfer
 from app.db.session import Database
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
+from app.ledger.batcher import LedgerBatcher
+from app.ledger.repo import LedgerRepository, check_ledger
 
 COMMITTERS = int(os.environ.get("BENCH_COMMITTERS", "1"))
 HOT = AccountSpec("bank_clearing:bench", "asset", "热点清算户", credits_must_not_exceed_debits=True, hot=True)

@@ -1,5 +1,5 @@
 """Seeded fault simulation (VOPR-style) of deals, bank callbacks, payouts, worker crashes and clock skew through
-the real services; see app/sim/vopr.py for what is real and what is simulated.
+the real services; see app/tools/vopr/vopr.py for what is real and what is simulated.
 
     .venv/bin/python bench/simulate.py --seeds 1000 [--start 0] [--jobs 4]
     .venv/bin/python bench/simulate.py --seed 17 --verbose      # replay one seed exactly, with its trace
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.sim.vopr import SeedResult, replay_command, run_seed
+from app.tools.vopr.vopr import SeedResult, replay_command, run_seed
 
 
 def _quiet() -> None:

@@ -16,12 +16,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from app import create_app
-from app.banks.simulator.banks import SIMULATED_BANKS
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
-from app.services.users import create_user
+from app.tools.banksim.banks import SIMULATED_BANKS
+from app.users.service import create_user
 
 POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]

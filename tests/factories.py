@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.db.models import Deal, User, VirtualAccount
+from app.deals import service as deals
+from app.deals.service import Actor
 from app.platform.runtime import Runtime
-from app.services import deals
-from app.services.deals import Actor
 
 RESALE_FORM = {
     "city_code": "110000",

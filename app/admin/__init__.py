@@ -8,14 +8,14 @@ from flask_admin.theme import Bootstrap4Theme
 
 
 def register(app: Flask) -> Admin:
-    from app.admin.banks import BanksView
-    from app.admin.configs import ConfigsView
-    from app.admin.dashboard import DashboardView
-    from app.admin.deals import DealsView
-    from app.admin.ledger import LedgerView
-    from app.admin.payouts import PayoutsView
-    from app.admin.people import AuditView, UsersView
-    from app.admin.queues import JobsView, SuspenseView
+    from app.bank_inbox.admin import JobsView, SuspenseView
+    from app.banks.admin import BanksView
+    from app.cities.admin import ConfigsView
+    from app.deals.admin import DealsView
+    from app.ledger.admin import LedgerView
+    from app.ops.admin import DashboardView
+    from app.payouts.admin import PayoutsView
+    from app.users.admin import AuditView, UsersView
 
     admin = Admin(
         app,

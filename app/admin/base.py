@@ -10,7 +10,7 @@ from flask import abort, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_login import current_user
 
-from app.services.deals import Actor
+from app.deals.service import Actor
 
 STAFF = frozenset({"ops", "reviewer", "finance", "auditor", "admin"})
 READ_METHODS = frozenset({"GET", "HEAD"})

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from app.cities.sources import DbCitySource
 from app.db.pii import keyring
 from app.db.session import Database
+from app.deals.workflow import registry
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
 from app.platform.config import ROOT, Config
 from app.platform.runtime import KeyStore, Runtime
-from app.services.city_sources import DbCitySource
-from app.services.workflow_runner import registry
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
 
@@ -19,7 +19,7 @@ TEMPLATES_DIR = ROOT / "agreement_templates"
 
 
 def load_workflows() -> dict[tuple[str, int], WorkflowDefinition]:
-    import app.services.case_blocks  # noqa: F401 - registers every guard and action before loading
+    import app.deals.case_blocks  # noqa: F401 - registers every guard and action before loading
 
     definitions = [load_definition(path, registry) for path in sorted(WORKFLOWS_DIR.glob("*.json"))]
     return {(d.id, d.version): d for d in definitions}

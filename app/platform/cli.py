@@ -76,7 +76,7 @@ def db_upgrade(revision: str) -> None:
 @user_cli.command("create-demo")
 def user_create_demo() -> None:
     """One demo user per role; passwords are printed once, here."""
-    from app.services.users import ROLE_LABELS, create_demo_users
+    from app.users.service import ROLE_LABELS, create_demo_users
 
     created = create_demo_users(_rt())
     if not created:
@@ -93,7 +93,7 @@ def user_create_demo() -> None:
 @click.option("--name", "display_name", required=True)
 @click.password_option()
 def user_create(username: str, role: str, display_name: str, password: str) -> None:
-    from app.services.users import create_user
+    from app.users.service import create_user
 
     create_user(_rt(), username, password, role, display_name)
     click.echo(f"已创建用户 {username}")
@@ -103,7 +103,7 @@ def user_create(username: str, role: str, display_name: str, password: str) -> N
 @click.argument("username")
 @click.password_option()
 def user_set_password(username: str, password: str) -> None:
-    from app.services.users import set_password
+    from app.users.service import set_password
 
     set_password(_rt(), username, password)
     click.echo(f"已重设 {username} 的密码")
@@ -153,7 +153,7 @@ def serve_all_command(web_port: int, sim_port: int) -> None:
 @ledger_cli.command("check")
 def ledger_check() -> None:
     """Exit 1 unless debits equal credits, balances match their entries and no flagged account is broken."""
-    from app.db.ledger_repo import check_ledger
+    from app.ledger.repo import check_ledger
 
     with _rt().db.uow() as uow:
         report = check_ledger(uow.session)
@@ -184,8 +184,8 @@ def _parse_instant(text: str) -> datetime:
 @click.option("--at", "at_text", help="ISO 8601 instant (default: now); without a zone, Asia/Shanghai")
 def ledger_balance(account: str, at_text: str | None) -> None:
     """Balance of ACCOUNT now, or as it was at a past instant."""
-    from app.db.ledger_repo import LedgerRepository, balance_at
     from app.domain.money import format_yuan
+    from app.ledger.repo import LedgerRepository, balance_at
 
     with _rt().db.uow() as uow:
         if at_text is None:
@@ -204,9 +204,9 @@ def ledger_balance(account: str, at_text: str | None) -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def ledger_history(account: str, limit: int) -> None:
     """The latest entries of ACCOUNT with the balance after each."""
-    from app.db.ledger_repo import history
     from app.domain.ledger import TRANSFER_LABELS
     from app.domain.money import format_yuan
+    from app.ledger.repo import history
 
     with _rt().db.uow() as uow:
         lines = history(uow.session, account, limit)
@@ -225,8 +225,8 @@ def ledger_history(account: str, limit: int) -> None:
 @click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="calendar day, Asia/Shanghai")
 def ledger_cutoff(account: str, day: datetime) -> None:
     """日切: opening balance, debits, credits and closing balance of ACCOUNT for one day."""
-    from app.db.ledger_repo import cutoff
     from app.domain.money import format_yuan
+    from app.ledger.repo import cutoff
 
     with _rt().db.uow() as uow:
         report = cutoff(uow.session, account, day.date(), SHANGHAI)
@@ -239,7 +239,7 @@ def ledger_cutoff(account: str, day: datetime) -> None:
 @ledger_cli.command("fold")
 def ledger_fold() -> None:
     """Fold hot accounts' buffered postings and void expired holds now (the worker does it every few seconds)."""
-    from app.services.ledger_maintenance import maintain
+    from app.ledger.maintenance import maintain
 
     folded, voided = maintain(_rt())
     click.echo(f"已合并热点分录 {folded} 条，已解冻超时冻结 {voided} 笔")
@@ -251,8 +251,8 @@ def ledger_fold() -> None:
 @click.option("--off", is_flag=True, help="stop watching the account")
 def ledger_alert_threshold(account: str, yuan: str | None, off: bool) -> None:
     """Alert when ACCOUNT's projected balance falls below YUAN (a hot account only)."""
-    from app.db.ledger_repo import LedgerRepository
     from app.domain.money import format_yuan, parse_yuan
+    from app.ledger.repo import LedgerRepository
 
     if off == (yuan is not None):
         raise click.UsageError("请给出预警金额（元），或使用 --off")
@@ -270,7 +270,7 @@ def ledger_alert_threshold(account: str, yuan: str | None, off: bool) -> None:
 def ledger_alerts() -> None:
     """Open low-balance alerts of hot accounts; exit 1 when there is any (for scripts and cron)."""
     from app.domain.money import format_yuan
-    from app.services.ledger_alerts import open_alerts
+    from app.ledger.alerts import open_alerts
 
     alerts = open_alerts(_rt())
     for alert in alerts:
@@ -285,15 +285,15 @@ def ledger_alerts() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from app.banks.simulator.cli import bank_sim
-    from app.cli_agreement import agreement_cli
-    from app.cli_audit import audit_cli
-    from app.cli_config import city_cli, workflow_cli
-    from app.cli_contracts import contracts_cli
-    from app.cli_pii import pii_cli
-    from app.cli_publishing import city_draft  # noqa: F401 - adds the publishing commands to city_cli
-    from app.cli_reconcile import reconcile_command
-    from app.cli_suspense import suspense_cli
+    from app.agreements.cli import agreement_cli
+    from app.audit.cli import audit_cli
+    from app.bank_inbox.cli import reconcile_command
+    from app.bank_inbox.suspense_cli import suspense_cli
+    from app.cities.cli import city_cli, workflow_cli
+    from app.cities.publishing_cli import city_draft  # noqa: F401 - adds the publishing commands to city_cli
+    from app.deals.cli import contracts_cli
+    from app.pii.cli import pii_cli
+    from app.tools.banksim.cli import bank_sim
 
     for group in (keys_cli, db_cli, user_cli, ledger_cli, city_cli, workflow_cli, suspense_cli):
         app.cli.add_command(group)

@@ -11,16 +11,16 @@ import traceback
 from collections.abc import Callable
 from contextvars import copy_context
 
+from app.bank_inbox import callbacks as bank_callbacks
+from app.bank_inbox.callbacks import prune_nonces
 from app.db.models import Job
+from app.deals.timers import fire_due_timers
+from app.ledger.maintenance import maintain
+from app.payouts.jobs import HANDLERS, Retry
 from app.platform.errors import CunguanError
 from app.platform.request_context import bind_context
 from app.platform.runtime import Runtime
 from app.queue import jobs
-from app.services import bank_callbacks
-from app.services.bank_callbacks import prune_nonces
-from app.services.bank_jobs import HANDLERS, Retry
-from app.services.deal_timers import fire_due_timers
-from app.services.ledger_maintenance import maintain
 
 log = logging.getLogger("cunguan.worker")
 

@@ -9,14 +9,14 @@ from typing import Any, TypeVar
 from flask import abort, current_app, redirect, request, url_for
 from flask_login import UserMixin, current_user
 
+from app.deals.service import Actor
 from app.platform.runtime import Runtime
-from app.services.deals import Actor
-from app.services.users import ROLE_LABELS, UserInfo
+from app.users.service import ROLE_LABELS, UserInfo
 
 PUBLIC_ENDPOINTS = frozenset(
     {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz", "health.readyz"}
 )
-# Not public: the view itself accepts a staff login or a scrape token (see app/web/metrics.py).
+# Not public: the view itself accepts a staff login or a scrape token (see app/ops/metrics_web.py).
 SELF_AUTHENTICATING_ENDPOINTS = frozenset({"metrics.metrics"})
 ALL_ROLES = tuple(ROLE_LABELS)
 

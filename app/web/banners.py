@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from flask_login import current_user
 
-from app.services.ledger_alerts import open_alerts
+from app.ledger.alerts import open_alerts
 from app.web.access import runtime
 
 STAFF_ROLES = frozenset({"ops", "reviewer", "finance", "auditor", "admin"})

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from app.platform.errors import CunguanError
 from app.platform.extensions import login_manager
-from app.services.users import get_user
+from app.users.service import get_user
 from app.web.access import SessionUser, runtime
 
 MESSAGES = {

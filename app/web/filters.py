@@ -11,7 +11,7 @@ from app.domain.forms.products import PARTY_LABELS
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
-from app.services.users import ROLE_LABELS
+from app.users.service import ROLE_LABELS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -8,7 +8,7 @@ retries, queries), the bank simulator (its own process: accounts, arrivals, payo
 ledger, the workflows, `flask city simulate`, `flask reconcile` and `flask ledger check`.
 
 The one shortcut: agreements. Each one renders and signs a real PDF (~0.5 s), which several hundred deals cannot
-afford in a test, so the driver confirms deals with `SignOnce` (app/services/simulation_drivers.py, what the
+afford in a test, so the driver confirms deals with `SignOnce` (app/sandbox/drivers.py, what the
 simulation sandbox uses): the first confirmation renders and signs one real agreement, every later deal gets
 its own agreement row carrying a copy of that signed file. Everything after the agreement is untouched.
 
@@ -49,8 +49,8 @@ from flask import Flask
 from sqlalchemy import Engine, create_engine, func, select
 
 from app import create_app
-from app.banks.simulator.banks import SIMULATED_BANKS
-from app.banks.simulator.statements import BANK_TIMEZONE
+from app.bank_inbox import reconciliation
+from app.cities import publishing
 from app.db.models import (
     BankNotification,
     Deal,
@@ -61,14 +61,15 @@ from app.db.models import (
     ReconciliationItem,
     VirtualAccount,
 )
+from app.deals import service as deals
+from app.deals.service import Actor
+from app.deals.workflow import registry
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
-from app.services import config_publishing as publishing
-from app.services import deals, reconciliation
-from app.services.deals import Actor
-from app.services.simulation_drivers import SignOnce
-from app.services.users import create_user
-from app.services.workflow_runner import registry
+from app.sandbox.drivers import SignOnce
+from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.statements import BANK_TIMEZONE
+from app.users.service import create_user
 from tests.e2e.stack import FLASK, Stack, wait_until
 
 # city -> the bank its resale escrow uses. 110000 (ceb) and 440300 (pab) ship with the code; the icbc city is
@@ -195,7 +196,7 @@ class ChaosStack(Stack):
         )
 
     def start_simulator(self) -> None:
-        command = [sys.executable, "-m", "app.banks.simulator", "serve", "--port", str(self.sim_port)]
+        command = [sys.executable, "-m", "app.tools.banksim", "serve", "--port", str(self.sim_port)]
         command += ["--db", str(self.sim_db), "--keys-dir", str(self.keys_dir)]
         command += ["--open-delay", "0.05", "--payout-delay", "0.05", "--deliveries", str(self.tuning.deliveries)]
         self._spawn("simulator", command)

@@ -89,7 +89,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "app.banks.simulator",
+                "app.tools.banksim",
                 "serve",
                 "--port",
                 str(self.sim_port),

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from app.banks.simulator.banks import SIMULATED_BANKS
 from app.crypto.keys import ensure_keys
 from app.platform.runtime import Runtime
+from app.tools.banksim.banks import SIMULATED_BANKS
 from tests.conftest import DATABASES
 from tests.e2e.chaos_support import ChaosPlan, ChaosStack, check_outcome, make_app, run_chaos
 

@@ -54,7 +54,7 @@ def _pay(stack: Stack, account_no: str, amount: str) -> None:
         [
             sys.executable,
             "-m",
-            "app.banks.simulator",
+            "app.tools.banksim",
             "pay",
             "--bank",
             "ceb",

@@ -22,8 +22,8 @@ import requests
 from sqlalchemy import create_engine, text
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
-from app.banks.simulator.banks import SIMULATED_BANKS
 from app.crypto.keys import ensure_keys
+from app.tools.banksim.banks import SIMULATED_BANKS
 from tests.conftest import DATABASES, csrf_token
 from tests.e2e.stack import FLASK, ROOT, Stack, free_port, wait_until
 from tests.factories import CUSTODY_FEN, RESALE_FORM
@@ -71,7 +71,7 @@ class ScaleOutStack(Stack):
             [
                 sys.executable,
                 "-m",
-                "app.banks.simulator",
+                "app.tools.banksim",
                 "serve",
                 "--port",
                 str(self.sim_port),

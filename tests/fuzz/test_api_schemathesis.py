@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
-from app.web.api import OPENAPI_PATH
+from app.ops.web import OPENAPI_PATH
 
 NOTIFICATIONS = "/api/banks/{bank_code}/notifications"
 PING = "/api/banks/{bank_code}/ping"

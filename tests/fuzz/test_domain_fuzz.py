@@ -23,7 +23,7 @@ from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.statements import STATEMENT_LAYOUTS, ParsedStatement, parse_statement
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.errors import ConfigError, ValidationError
-from app.services.simulation_forms import SAMPLE_FORMS
+from app.sandbox.forms import SAMPLE_FORMS
 
 WORKFLOWS = load_workflows()
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

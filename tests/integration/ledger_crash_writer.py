@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from app.db import ledger_engine
 from app.db.base import utcnow
 from app.db.session import Database
 from app.domain.ledger import TransferSpec
 from app.domain.ledger_batch import LedgerOp
+from app.ledger import engine as ledger_engine
 
 CHAINS_PER_BATCH = 200
 

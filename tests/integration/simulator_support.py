@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app.banks.protocol import PLATFORM_PREFIX, encode_json, sign_headers
-from app.banks.simulator import SimulatorConfig, create_simulator_app
-from app.banks.simulator.context import EXTENSION_KEY, Simulator
+from app.tools.banksim import SimulatorConfig, create_simulator_app
+from app.tools.banksim.context import EXTENSION_KEY, Simulator
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=SHANGHAI).timestamp()

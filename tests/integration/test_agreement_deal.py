@@ -17,13 +17,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.agreements.service import countersign_agreement, render_html, verify_agreement_pdf
 from app.db.models import Agreement, Deal
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import build_city, folder_reader, resolve
 from app.pdf.render import html_to_pdf, render_agreement_html
 from app.pdf.verify import verify_pdf_signatures
 from app.platform.runtime import Runtime
-from app.services.agreements import countersign_agreement, render_html, verify_agreement_pdf
 from tests.conftest import csrf_token
 from tests.factories import confirmed_deal
 

@@ -11,15 +11,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.bank_inbox import suspense
 from app.banks.gateway import BankRateLimited, DesignatedPayer
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import Job, Payout, SuspenseItem, VirtualAccount
+from app.deals import service as deals
 from app.domain.rate_limit import SHANGHAI, Limits, fresh_state, take
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from app.queue.worker import run_one
-from app.services import deals, suspense
 from tests.factories import (
     CUSTODY_FEN,
     RESALE_FORM,

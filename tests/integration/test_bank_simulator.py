@@ -29,8 +29,8 @@ from app.banks.gateway import (
     PayoutStatus,
 )
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
-from app.banks.simulator.delivery import backoff_s
 from app.platform.errors import CunguanError
+from app.tools.banksim.delivery import backoff_s
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTIFICATION_SCHEMA = json.loads(
@@ -159,7 +159,7 @@ class SimulatorProcess:
 def _start_simulator(db_path: Path, keys_dir: Path) -> SimulatorProcess:
     port = _free_port()
     log_path = db_path.with_suffix(f".{port}.log")
-    command = [sys.executable, "-m", "app.banks.simulator", "serve", "--port", str(port), "--db", str(db_path)]
+    command = [sys.executable, "-m", "app.tools.banksim", "serve", "--port", str(port), "--db", str(db_path)]
     command += ["--keys-dir", str(keys_dir), "--open-delay", "0.1", "--payout-delay", "0.1"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -447,7 +447,7 @@ def test_pay_command_against_running_simulator(
     gateway: HttpBankGateway, receiver: Receiver, simulator: SimulatorProcess
 ) -> None:
     account_no = _open_account(gateway, receiver)
-    command = [sys.executable, "-m", "app.banks.simulator", "pay", "--bank", "ceb", "--account", account_no]
+    command = [sys.executable, "-m", "app.tools.banksim", "pay", "--bank", "ceb", "--account", account_no]
     command += ["--amount", "1234567.89", "--payer-name", "孙八", "--url", simulator.url]
     environment = os.environ | {"PYTHONIOENCODING": "utf-8"}
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15, env=environment)

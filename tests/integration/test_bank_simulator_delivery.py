@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.banks.simulator.faults import REORDER_HOLD_S
+from app.tools.banksim.faults import REORDER_HOLD_S
 from tests.integration.simulator_support import make_simulator, running_receiver
 from tests.integration.test_bank_simulator_faults import NOTIFICATION_FAULTS, _arrivals_under_faults
 

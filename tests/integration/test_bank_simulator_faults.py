@@ -15,9 +15,9 @@ import requests
 from click.testing import CliRunner
 
 from app.banks.gateway import BankOutcomeUnknown, HttpBankGateway, PayoutRequest, PayoutStatus
-from app.banks.simulator.banks import SIMULATED_BANKS
-from app.banks.simulator.cli import bank_sim
-from app.banks.simulator.faults import REORDER_HOLD_S
+from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.cli import bank_sim
+from app.tools.banksim.faults import REORDER_HOLD_S
 from tests.integration.simulator_support import InProcessSimulator, make_simulator, running_receiver
 from tests.integration.test_bank_simulator import PROJECT_ROOT, _start_simulator, _wait_for
 
@@ -166,7 +166,7 @@ def test_cli_with_db_sets_faults_the_running_simulator_uses(tmp_path: Path, keys
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "app.banks.simulator", *args, "--url", url]
+    command = [sys.executable, "-m", "app.tools.banksim", *args, "--url", url]
     environment = os.environ | {"PYTHONIOENCODING": "utf-8"}
     return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15, env=environment)
 

@@ -11,10 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import event, select, text
 
+from app.bank_inbox import callbacks as bank_callbacks
 from app.db import session as db_session
 from app.db.models import BankNotification, SeenNonce
 from app.platform.runtime import Runtime
-from app.services import bank_callbacks
 from tests.factories import notification, post_callback
 
 

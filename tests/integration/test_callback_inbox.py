@@ -21,12 +21,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import create_app
-from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.bank_inbox import callbacks as bank_callbacks
 from app.db.models import BankNotification, DealEvent, LedgerTransfer
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
 from app.queue.worker import run_worker
-from app.services import bank_callbacks
 from tests.conftest import make_config
 from tests.factories import (
     CUSTODY_FEN,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from app.bank_inbox.callbacks import _validator, parse_notification
 from app.platform.errors import ValidationError
-from app.services.bank_callbacks import _validator, parse_notification
 
 VALID: list[dict[str, Any]] = [
     {

@@ -14,11 +14,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from app.cities import publishing
 from app.db.models import ConfigSimulation, Deal
 from app.platform.config import ROOT
 from app.platform.runtime import Runtime
-from app.services import config_publishing as publishing
-from app.services.simulation import simulate
+from app.sandbox.simulate import simulate
 from app.state_machine.paths import enumerate_paths
 from tests.conftest import DATABASES, fresh_database
 from tests.integration.test_config_publishing import BEIJING

@@ -40,7 +40,7 @@ def test_city_show_resolved_merges_the_virtual_city(app: Flask) -> None:
 
 
 def test_city_diff_compares_draft_with_published(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app import city_versions
+    from app.cities import versions as city_versions
 
     monkeypatch.setattr(city_versions.GitVersions, "published", lambda self, stem: '{\n  "a": 1\n}\n')
     monkeypatch.setattr(city_versions.GitVersions, "draft", lambda self, stem: '{\n  "a": 2\n}\n')
@@ -50,7 +50,7 @@ def test_city_diff_compares_draft_with_published(app: Flask, monkeypatch: pytest
 
 
 def test_city_diff_reads_the_committed_file_from_git(app: Flask) -> None:
-    from app.city_versions import GitVersions
+    from app.cities.versions import GitVersions
     from app.platform.config import ROOT
 
     published = GitVersions(ROOT).published("110000")

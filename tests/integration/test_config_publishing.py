@@ -10,11 +10,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
+from app.cities import publishing
 from app.db.models import AuditEntry, CityConfigVersion, ConfigSimulation
 from app.platform.config import ROOT
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
-from app.services import config_publishing as publishing
 
 BEIJING = (ROOT / "city_configs" / "110000.json").read_text(encoding="utf-8")
 

@@ -14,13 +14,14 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.banks import settings as bank_settings
 from app.db.models import AuditEntry, Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
+from app.deals import service as deals
 from app.domain import ledger
 from app.domain.identity import id_check_char
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
-from app.services import bank_settings, deals
 from tests.factories import actor, load_deal, open_account
 from tests.integration.test_products_in_services import RENT_FORM
 from tests.integration.test_worker_jobs import FakeBank

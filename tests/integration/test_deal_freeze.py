@@ -10,9 +10,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.db.models import AuditEntry, Job
+from app.deals import freeze as deal_freeze
+from app.deals import service as deals
+from app.payouts import approvals as payout_approvals
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
-from app.services import deal_freeze, deals, payout_approvals
 from tests.factories import RESALE_FORM, actor, load_deal, notification, post_callback
 from tests.integration.test_payout_approval import _released_big_deal
 from tests.integration.test_worker_jobs import FakeBank, _funded_and_released, _run_due, bank  # noqa: F401

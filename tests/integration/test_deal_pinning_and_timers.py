@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from app.cities import publishing
 from app.db.models import CityConfigSnapshot, Deal, DealEvent
+from app.deals import service as deals
+from app.deals.timers import fire_due_timers
 from app.platform.runtime import Runtime
 from app.queue.worker import run_worker
-from app.services import config_publishing as publishing
-from app.services import deals
-from app.services.deal_timers import fire_due_timers
 from app.state_machine.definition import Parameter, Timer
 from tests.factories import RESALE_FORM, actor, load_deal
 from tests.integration.test_config_publishing import publish_renamed

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import LedgerError
 from app.platform.runtime import Runtime
 
@@ -135,7 +135,7 @@ def test_balance_at_any_past_instant_history_and_daily_cutoff(rt: Runtime) -> No
     from datetime import UTC, date, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from app.db.ledger_repo import balance_at, cutoff, history
+    from app.ledger.repo import balance_at, cutoff, history
 
     t0 = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)  # 23:30 on 22 Nov in Shanghai
     with rt.db.uow() as uow:

@@ -14,13 +14,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.db.base import utcnow
-from app.db.ledger_batcher import LedgerBatcher
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import LedgerTransfer
 from app.db.session import Database
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
+from app.ledger.batcher import LedgerBatcher
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.runtime import Runtime
 
 THREADS = 32

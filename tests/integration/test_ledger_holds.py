@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import LedgerTransfer
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import LedgerError
 from app.platform.runtime import Runtime
 

@@ -11,12 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.db.ledger_batcher import LedgerBatcher
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTransfer
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
+from app.ledger.batcher import LedgerBatcher
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import LedgerError
 from app.platform.runtime import Runtime
 

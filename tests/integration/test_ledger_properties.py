@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.domain.ledger import AccountSpec, TransferSpec, flag_violation
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import LedgerError
 from app.platform.runtime import Runtime
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.db.ledger_repo import LedgerRepository, check_ledger, history
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
+from app.ledger.repo import LedgerRepository, check_ledger, history
 from app.platform.runtime import Runtime
 
 T0 = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)

@@ -8,11 +8,12 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db.ledger_repo import LedgerRepository
 from app.db.models import Job, Payout
+from app.deals import service as deals
+from app.ledger.repo import LedgerRepository
+from app.payouts import approvals as payout_approvals
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
-from app.services import deals, payout_approvals
 from tests.conftest import csrf_token
 from tests.factories import RESALE_FORM, actor, arrive, load_deal, open_account
 

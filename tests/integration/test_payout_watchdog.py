@@ -15,15 +15,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from app.bank_inbox.callbacks import REPAIR_MARKER
 from app.banks.gateway import BankRejected
-from app.banks.simulator.operations import PAYEE_REFUSED
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import BankNotification, Deal, Job, LedgerTransfer
+from app.deals import service as deals
+from app.ledger.repo import LedgerRepository, check_ledger
+from app.payouts.jobs import PAYOUT_CHECK_DELAY_ENV, PAYOUT_CHECK_DELAY_S, payout_check_delay_s
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
-from app.services import deals
-from app.services.bank_callbacks import REPAIR_MARKER
-from app.services.bank_jobs import PAYOUT_CHECK_DELAY_ENV, PAYOUT_CHECK_DELAY_S, payout_check_delay_s
+from app.tools.banksim.operations import PAYEE_REFUSED
 from tests.factories import CUSTODY_FEN, RESALE_FORM, actor, confirmed_deal, load_deal, notification, post_callback
 from tests.integration.simulator_support import make_simulator
 from tests.integration.test_reconciliation import World, _serving

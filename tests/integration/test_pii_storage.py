@@ -20,12 +20,12 @@ from app import create_app
 from app.db.models import AuditEntry, Deal
 from app.db.pii import keyring, read_pii_keys, rotate_pii_key
 from app.db.session import make_engine
+from app.deals import service as deals
 from app.domain.identity import id_check_char
+from app.pii.service import find_deals_by_party, reencrypt, reindex, unmask_deal_parties
 from app.platform.cli import alembic_config
 from app.platform.errors import ConfigError, CryptoError, ValidationError
 from app.platform.runtime import Runtime
-from app.services import deals
-from app.services.pii import find_deals_by_party, reencrypt, reindex, unmask_deal_parties
 from tests.conftest import csrf_token, make_config
 from tests.factories import RESALE_FORM, actor
 

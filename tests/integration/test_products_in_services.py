@@ -11,15 +11,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.crypto.keys import ensure_keys
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import Deal, Payout
+from app.deals import service as deals
+from app.deals.timers import fire_due_timers
 from app.domain import ledger
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.config import BankEndpoint
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
 from app.queue.worker import run_worker
-from app.services import deals
-from app.services.deal_timers import fire_due_timers
 from tests.factories import (
     INTENT_FORM,
     RENT_PARTIES,

@@ -17,13 +17,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from app.db.ledger_repo import LedgerRepository, check_ledger
+from app.bank_inbox import reconciliation
 from app.db.models import LedgerTransfer, ReconciliationRun
+from app.deals import service as deals
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.config import BankEndpoint
 from app.platform.errors import SignatureError, ValidationError
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
-from app.services import deals, reconciliation
 from tests.conftest import csrf_token
 from tests.factories import CUSTODY_FEN, RESALE_FORM, actor, confirmed_deal, load_deal, notification, post_callback
 from tests.integration.simulator_support import InProcessSimulator, make_simulator

@@ -19,10 +19,10 @@ from app.banks.gateway import (
     PayoutStatus,
 )
 from app.db.models import Job
+from app.deals import service as deals
 from app.platform.runtime import Runtime
 from app.queue import jobs
 from app.queue.worker import run_one
-from app.services import deals
 from tests.factories import CUSTODY_FEN, actor, arrive, confirmed_deal, load_deal, open_account
 
 ACCOUNT = "6226000000000077"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from app.banks.gateway import BankOutcomeUnknown
-from app.services import bank_jobs
-from app.sim.vopr import Simulation, replay_command, run_seed
+from app.payouts import jobs as bank_jobs
+from app.tools.vopr.vopr import Simulation, replay_command, run_seed
 
 SEEDS = range(50)
 
@@ -32,8 +32,8 @@ def test_a_seed_replays_exactly() -> None:
 
 
 def test_a_seed_leaves_the_pdf_renderer_and_the_pii_keyring_as_they_were() -> None:
+    from app.agreements import service as agreements
     from app.db.pii import keyring
-    from app.services import agreements
 
     before, renderer = dict(vars(keyring)), agreements.html_to_pdf
     assert run_seed(3).ok

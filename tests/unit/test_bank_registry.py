@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from app.banks.simulator.banks import SIMULATED_BANKS
 from app.domain.banks import KNOWN_BANKS
 from app.domain.city_checks import validate_file
 from app.domain.problems import CityConfigInvalid
 from app.domain.statements import STATEMENT_LAYOUTS
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.config import DEFAULT_BANKS, Config
+from app.tools.banksim.banks import SIMULATED_BANKS
 
 WORKFLOWS = load_workflows()
 SHIPPED = sorted(CITY_CONFIGS_DIR.glob("*.json"))

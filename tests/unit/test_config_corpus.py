@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from app.deals.workflow import registry
 from app.domain.cities import SCHEMA_PATH as CITY_SCHEMA
 from app.domain.cities import build_city, folder_reader, resolve
 from app.domain.city_checks import validate_file
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR, load_workflows
-from app.services.workflow_runner import registry
 from app.state_machine.loader import SCHEMA_PATH as WORKFLOW_SCHEMA
 from app.state_machine.loader import build_definition
 

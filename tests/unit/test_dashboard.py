@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from app.admin import charts
-from app.db.ledger_repo import LedgerRepository
 from app.db.models import Deal, Job, Payout
+from app.deals import service as deals
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
+from app.ledger.repo import LedgerRepository
+from app.ops import dashboard
 from app.platform.runtime import Runtime
-from app.services import dashboard, deals
 from tests.factories import RESALE_FORM, actor
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-import app.services.case_blocks  # noqa: F401 - completes the registry the shipped workflows name
+import app.deals.case_blocks  # noqa: F401 - completes the registry the shipped workflows name
+from app.deals.workflow import registry
 from app.domain.cities import ReleaseRule, Tranche
 from app.domain.durations import parse_duration
 from app.domain.rent import plan_rent
 from app.platform.bootstrap import WORKFLOWS_DIR
 from app.platform.errors import WorkflowError
-from app.services.workflow_runner import registry
 from app.state_machine import building_blocks as blocks
 from app.state_machine.building_blocks import CaseContext
 from app.state_machine.engine import Engine

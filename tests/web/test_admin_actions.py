@@ -11,10 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from app.db.ledger_repo import LedgerRepository
 from app.db.models import AuditEntry, Job, LedgerAccount, Payout, SuspenseItem
+from app.ledger.repo import LedgerRepository
 from app.platform.runtime import Runtime
-from app.services.users import password_problem
+from app.users.service import password_problem
 from tests.conftest import PASSWORD, csrf_token
 from tests.factories import RESALE_FORM, arrive, confirmed_deal, load_deal, open_account
 
@@ -135,7 +135,7 @@ def test_admin_manages_users_under_the_password_rules(login: Login, client: Flas
 
 
 def test_audit_verify_button_reports_a_broken_chain(login: Login, rt: Runtime, users: dict) -> None:
-    from app.services import audit
+    from app.audit import log as audit
 
     with rt.db.uow() as uow:
         audit.append(uow.session, at=rt.clock(), actor="user:admin", action="job.retry", subject="job:1")

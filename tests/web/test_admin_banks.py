@@ -14,9 +14,9 @@ from gmssl import sm3 as gm_sm3
 from sqlalchemy import select, update
 
 from app.db.models import AuditEntry, Job, VirtualAccount
+from app.ops import dashboard
+from app.ops.dashboard import SHANGHAI
 from app.platform.runtime import Runtime
-from app.services import dashboard
-from app.services.dashboard import SHANGHAI
 from tests.conftest import csrf_token
 from tests.factories import confirmed_deal, load_deal
 from tests.integration.test_worker_jobs import FakeBank, _run_due, bank  # noqa: F401

@@ -11,13 +11,13 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.cities import publishing
 from app.db.models import AuditEntry, CityConfigVersion, ConfigSimulation, Job
 from app.platform.config import ROOT
 from app.platform.errors import NotFound
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
-from app.services import config_publishing as publishing
-from app.services import simulation
+from app.sandbox import simulate as simulation
 from tests.conftest import csrf_token
 from tests.integration.test_config_publishing import pass_simulation
 

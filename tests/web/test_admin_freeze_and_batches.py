@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from app.db.models import AuditEntry, Job, Payout
+from app.deals import freeze as deal_freeze
+from app.deals import service as deals
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
-from app.services import deal_freeze, deals
 from tests.conftest import csrf_token
 from tests.factories import RESALE_FORM, actor, arrive, confirmed_deal, load_deal, open_account
 

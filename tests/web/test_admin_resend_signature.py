@@ -8,10 +8,10 @@ from collections.abc import Callable
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.agreements.service import verify_agreement_pdf
 from app.db.models import AuditEntry
+from app.deals import service as deals
 from app.platform.runtime import Runtime
-from app.services import deals
-from app.services.agreements import verify_agreement_pdf
 from tests.conftest import csrf_token
 from tests.factories import RESALE_FORM, actor, confirmed_deal, load_deal
 

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.crypto.keys import generate_sm2_private_key_pem
-from app.db.ledger_repo import LedgerRepository, check_ledger
 from app.db.models import BankNotification, Job, Payout, SeenNonce
+from app.deals import service as deals
+from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
-from app.services import deals
 from tests.factories import (
     CUSTODY_FEN,
     HAPPY_PATH_EVENTS,
@@ -214,7 +214,7 @@ def test_ping_checks_the_signature_and_stores_nothing(client: FlaskClient, keys_
 def test_a_notification_whose_processing_fails_is_kept_and_processed_when_resent(
     client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, monkeypatch
 ) -> None:
-    from app.services import bank_callbacks
+    from app.bank_inbox import callbacks as bank_callbacks
 
     deal_id = confirmed_deal(rt)
     open_account(client, keys_dir, rt, deal_id, ACCOUNT)

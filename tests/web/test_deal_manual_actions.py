@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.db.models import AuditEntry
+from app.deals import service as deals
 from app.platform.runtime import Runtime
-from app.services import deals
 from tests.conftest import csrf_token
 from tests.factories import (
     CUSTODY_FEN,

@@ -102,7 +102,7 @@ def test_roles_and_ownership(login: Login, rt: Runtime) -> None:
     answer = client.post(f"/deals/{deal_id}/title-transferred", data={"csrf_token": token}, follow_redirects=True)
     assert "不能执行「过户完成」" in answer.text, "the workflow refuses title transfer before funding"
 
-    from app.services.users import create_user
+    from app.users.service import create_user
 
     create_user(rt, "agent2", "another-pass-1", "agent", "另一位经纪人")
     client.post("/logout", data={"csrf_token": token})

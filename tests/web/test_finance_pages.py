@@ -8,8 +8,8 @@ from datetime import date
 
 from flask.testing import FlaskClient
 
+from app.bank_inbox import reconciliation
 from app.platform.runtime import Runtime
-from app.services import reconciliation
 from tests.conftest import csrf_token
 
 Login = Callable[[str], FlaskClient]

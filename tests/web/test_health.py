@@ -17,12 +17,12 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.db.base import Base
+from app.ops import readiness
 from app.platform.cli import alembic_config
 from app.platform.config import BankEndpoint
 from app.platform.logs import ContextFilter, JsonFormatter
 from app.platform.request_context import bind_context
 from app.platform.runtime import Runtime
-from app.services import readiness
 from tests.conftest import make_config
 
 
@@ -189,10 +189,10 @@ def test_log_lines_carry_request_id_deal_and_bank(app: Flask) -> None:
 def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from app.payouts.jobs import HANDLERS
     from app.platform import request_context
     from app.queue import worker
     from app.queue.jobs import enqueue
-    from app.services.bank_jobs import HANDLERS
 
     capture = _Capture()
     logger = logging.getLogger("cunguan.test.job")

@@ -118,7 +118,7 @@ def test_draft_is_saved_encrypted_resumed_and_removed_on_submission(login: Login
 
 
 def test_drafts_belong_to_their_agent(login: Login, rt: Runtime) -> None:
-    from app.services.users import create_user
+    from app.users.service import create_user
 
     client = login("agent")
     saved = _post(client, {**RENT_FORM, "tenant_phone": "123"}, action="save_draft")

@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.db.base import Base
+from app.deals import service as deals
+from app.ops.metrics import PDF_RENDER_SECONDS, Histogram, pdf_render_timer
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
-from app.services import deals
-from app.services.metrics import PDF_RENDER_SECONDS, Histogram, pdf_render_timer
 from tests.conftest import make_config
 from tests.factories import CUSTODY_FEN, actor, arrive, confirmed_deal, load_deal, open_account
 from tests.web.test_deal_pages import Login

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from flask.testing import FlaskClient
 
+from app.deals import service as deals
 from app.platform.runtime import Runtime
-from app.services import deals
 from tests.conftest import csrf_token
 from tests.factories import INTENT_FORM, actor, load_deal
 from tests.integration.test_products_in_services import RENT_FORM

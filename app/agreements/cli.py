@@ -1,0 +1,46 @@
+"""flask agreement verify | countersign: signatures inside agreement PDFs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+
+from app.platform.cli import CliGroup
+from app.platform.runtime import Runtime
+
+agreement_cli = CliGroup("agreement", help="协议签章 / agreement signatures")
+
+
+def _rt() -> Runtime:
+    return current_app.extensions["cunguan.runtime"]
+
+
+@agreement_cli.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def agreement_verify(file: Path) -> None:
+    """Print, as JSON, every signature in FILE: signer, time, digest, signature, coverage. Exit 0 only if all valid."""
+    from app.agreements.service import verify_agreement_pdf
+
+    reports = verify_agreement_pdf(_rt(), file.read_bytes())
+    valid = all(report.valid for report in reports)
+    result = {"file": str(file), "valid": valid, "signatures": [report.as_dict() for report in reports]}
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    sys.exit(0 if valid else 1)
+
+
+@agreement_cli.command("countersign")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bank", "bank_code", required=True, help="bank code, e.g. ceb")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def agreement_countersign(file: Path, bank_code: str, output: Path) -> None:
+    """Add the bank's signature to a signed agreement PDF as an incremental update (earlier ones stay valid)."""
+    from app.agreements.service import countersign_pdf
+
+    rt = _rt()
+    signed = countersign_pdf(rt, file.read_bytes(), bank_code, reason="存管银行确认", when=rt.clock())
+    output.write_bytes(signed)
+    click.echo(f"已加盖银行签章：{output}")

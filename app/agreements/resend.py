@@ -1,0 +1,87 @@
+"""重新发起签署 (re-send for signature): ops re-issue the signing of a deal's agreement that is not fully signed.
+
+The rule:
+- An agreement is fully signed when it carries the platform's seal (applied when the agent confirms) and
+  the countersignature of the deal's bank. Re-sending is for a deal whose platform-signed agreement still
+  lacks a valid bank countersignature (the bank's signing failed or was never done).
+- The signed text is fixed once the platform has signed: re-sending never re-renders the agreement, even if
+  the template or the city's draft config changed since. The bank signs the stored PDF as an incremental
+  update, so the platform's signature stays verifiable.
+- Before the platform has signed there is nothing to re-send: the agent's own confirmation is the signing.
+  A fully signed agreement is refused too (nothing is signed twice).
+- Ops only, a reason is required, and the action is audited (PDF SM3 before and after) and put on the
+  deal's timeline in the same transaction.
+
+The banks' seals live in the instance key folder (as the bank simulator's do), so issuing the bank's
+signing request applies its countersignature at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.agreements.service import countersign_agreement
+from app.audit import log as audit
+from app.crypto.keys import bank_certificate_path
+from app.db.models import Agreement, Deal, DealEvent
+from app.deals.service import Actor
+from app.pdf.verify import verify_pdf_signatures
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
+
+RESEND_ROLES = ("ops",)
+REASON_MAX = 256
+
+
+def bank_has_signed(rt: Runtime, deal: Deal, pdf: bytes) -> bool:
+    """Whether `pdf` carries a valid signature made with the deal's bank's seal certificate."""
+    path = bank_certificate_path(rt.keys.folder, deal.bank_code)
+    if not path.is_file():
+        return False
+    return any(report.valid for report in verify_pdf_signatures(pdf, [path.read_bytes()]))
+
+
+def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> str:
+    """Re-issue the bank's signing of the deal's platform-signed agreement; returns the new PDF's SM3."""
+    if actor.role not in RESEND_ROLES:
+        raise ValidationError("只有运营可以重新发起签署", code="ROLE_NOT_ALLOWED")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("请填写操作原因", code="REASON_REQUIRED")
+    if len(reason) > REASON_MAX:
+        raise ValidationError(f"操作原因不能超过 {REASON_MAX} 字", code="REASON_TOO_LONG")
+    with rt.db.uow() as uow:
+        deal = uow.session.get(Deal, deal_id, with_for_update=True)
+        if deal is None:
+            raise NotFound("存管单不存在", details={"deal_id": deal_id})
+        agreement = uow.session.scalar(select(Agreement).where(Agreement.deal_id == deal.id))
+        if agreement is None:
+            raise ValidationError("协议尚未由平台签署，请经纪人确认协议后再发起签署", code="AGREEMENT_NOT_SIGNED")
+        if bank_has_signed(rt, deal, agreement.pdf):
+            raise ValidationError("协议已完成全部签署，无需重新发起", code="ALREADY_SIGNED")
+        before = agreement.pdf_sm3
+        countersign_agreement(rt, uow.session, deal.id)
+        now = rt.clock()
+        uow.session.add(
+            DealEvent(
+                deal_id=deal.id,
+                event="resend_signature",
+                from_state=deal.state,
+                to_state=deal.state,
+                actor=actor.label,
+                detail={"label": "重新发起签署，银行已签章", "reason": reason},
+                created_at=now,
+            )
+        )
+        audit.append(
+            uow.session,
+            at=now,
+            actor=actor.label,
+            action="deal.resend_signature",
+            subject=f"deal:{deal.deal_no}",
+            before={"pdf_sm3": before},
+            after={"pdf_sm3": agreement.pdf_sm3},
+            detail={"reason": reason, "bank": deal.bank_code},
+        )
+        uow.commit()
+        return agreement.pdf_sm3

@@ -1,0 +1,146 @@
+"""Agreements of deals: the data they are made of, the HTML preview, the signed PDF, later signatures.
+
+A deal's agreement is a function of (template version, the deal's pinned city config, the deal's data):
+`render_html` reads nothing else, so re-rendering a signed deal's agreement gives the same text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, object_session
+
+from app.crypto import sm3
+from app.crypto.keys import bank_certificate_path
+from app.db.models import Agreement, Deal
+from app.deals.pinning import pinned_city
+from app.domain.agreement import AgreementData, Party, agreement_context
+from app.domain.cities import CityConfig
+from app.domain.forms.schema_form import load_base_schema
+from app.ops.metrics import timed_html_to_pdf as html_to_pdf  # html_to_pdf, timed for /metrics
+from app.pdf.render import render_agreement_html, template_masked_fields
+from app.pdf.sign import sign_pdf
+from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
+from app.platform.errors import ConfigError, NotFound
+from app.platform.runtime import Runtime
+
+PRODUCT_NAMES = {"resale_escrow": "二手房交易资金存管"}
+PLATFORM_SIGNER = "存管平台"
+
+
+def _session(deal: Deal) -> Session:
+    session = object_session(deal)
+    assert session is not None, "the deal must be attached to a session"
+    return session
+
+
+def _city(rt: Runtime, deal: Deal) -> CityConfig:
+    """The config the deal pinned, read in the deal's own session."""
+    return pinned_city(rt, _session(deal), deal)
+
+
+def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
+    account = deal.virtual_account
+    city = _city(rt, deal)
+    product = city.products.get(deal.product)
+    return AgreementData(
+        agreement_no=deal.deal_no,
+        city_name=city.name,
+        product_name=PRODUCT_NAMES.get(deal.product) or load_base_schema(deal.product)["title"],
+        bank_name=rt.bank(deal.bank_code).name,
+        buyer=Party(deal.buyer_name, deal.buyer_id_number, deal.buyer_bank_name, deal.buyer_bank_account),
+        seller=Party(deal.seller_name, deal.seller_id_number, deal.seller_bank_name, deal.seller_bank_account),
+        property_address=deal.property_address,
+        certificate_no=deal.certificate_no,
+        price_fen=deal.price_fen,
+        custody_amount_fen=deal.custody_amount_fen,
+        created_at=deal.created_at,
+        account_no=account.account_no if account is not None else None,
+        clauses=product.clauses if product is not None else (),
+        authority=product.authority if product is not None else None,
+        stages=tuple(t.label for t in product.release.tranches) if product is not None and product.release else (),
+    )
+
+
+def render_html(rt: Runtime, deal: Deal) -> str:
+    product, version = deal.agreement_template.split("/")
+    masked = template_masked_fields(product, version)
+    return render_agreement_html(product, version, agreement_context(agreement_data(rt, deal), masked))
+
+
+def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
+    """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal."""
+    html = render_html(rt, deal)
+    now = rt.clock()
+    signed = sign_pdf(
+        html_to_pdf(html),
+        rt.keys.platform_private_key_pem,
+        rt.keys.platform_certificate_pem,
+        signer_name=PLATFORM_SIGNER,
+        reason=f"资金存管协议 {deal.deal_no}",
+        location=_city(rt, deal).name,
+        signing_time=now,
+    )
+    return Agreement(
+        deal_id=deal.id,
+        template=deal.agreement_template,
+        html=html,
+        pdf=signed,
+        pdf_sm3=sm3(signed).hex(),
+        signed_at=now,
+    )
+
+
+def _bank_seal(rt: Runtime, bank_code: str) -> tuple[bytes, bytes]:
+    folder = Path(rt.keys.folder) / "banks"
+    key_path, certificate_path = folder / f"{bank_code}.key.pem", bank_certificate_path(rt.keys.folder, bank_code)
+    for path in (key_path, certificate_path):
+        if not path.is_file():
+            raise ConfigError(
+                f"银行签章密钥文件缺失：{path}（请运行 flask keys init）",
+                code="KEY_MISSING",
+                details={"path": str(path)},
+            )
+    return key_path.read_bytes(), certificate_path.read_bytes()
+
+
+def countersign_pdf(rt: Runtime, pdf: bytes, bank_code: str, *, reason: str, when: datetime) -> bytes:
+    """`pdf` with the bank's signature added as an incremental update; earlier signatures stay verifiable."""
+    key, certificate = _bank_seal(rt, bank_code)
+    return sign_pdf(
+        pdf,
+        key,
+        certificate,
+        signer_name=rt.bank(bank_code).name,
+        reason=reason,
+        location=rt.bank(bank_code).name,
+        signing_time=when,
+    )
+
+
+def countersign_agreement(rt: Runtime, session: Session, deal_id: int, bank_code: str | None = None) -> Agreement:
+    """The bank (the deal's own, unless named) signs the deal's stored agreement after the platform."""
+    agreement = session.query(Agreement).filter_by(deal_id=deal_id).one_or_none()
+    if agreement is None:
+        raise NotFound("协议尚未签署", code="AGREEMENT_NOT_SIGNED", details={"deal_id": deal_id})
+    deal = agreement.deal
+    code = bank_code or deal.bank_code
+    agreement.pdf = countersign_pdf(rt, agreement.pdf, code, reason=f"存管银行确认 {deal.deal_no}", when=rt.clock())
+    agreement.pdf_sm3 = sm3(agreement.pdf).hex()
+    return agreement
+
+
+def trusted_certificates(rt: Runtime) -> list[bytes]:
+    """The seal certificates this instance knows: the platform's and each configured bank's, where present."""
+    found = [rt.keys.platform_certificate_pem]
+    for code in rt.banks:
+        path = bank_certificate_path(rt.keys.folder, code)
+        if path.is_file():
+            found.append(path.read_bytes())
+    return found
+
+
+def verify_agreement_pdf(rt: Runtime, pdf: bytes) -> list[PdfSignatureReport]:
+    """Every signature in `pdf`, checked against the seal certificates of this instance."""
+    return verify_pdf_signatures(pdf, trusted_certificates(rt))

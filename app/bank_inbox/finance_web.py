@@ -1,0 +1,75 @@
+"""Finance pages: reconciliation runs (对账) of banks' daily statements - list, one run, start a run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.bank_inbox import reconciliation
+from app.domain.statements import BANK_TIMEZONE, DIRECTION_LABELS, STATEMENT_LAYOUTS, STATUS_LABELS
+from app.platform.errors import CunguanError
+from app.web.access import current_actor, roles_required, runtime
+
+bp = Blueprint("finance", __name__, url_prefix="/finance")
+READERS = ("finance", "auditor", "admin")
+
+
+def _banks() -> dict[str, str]:
+    """Configured banks whose statement layout we know: code -> name."""
+    return {code: endpoint.name for code, endpoint in runtime().banks.items() if code in STATEMENT_LAYOUTS}
+
+
+@bp.route("/reconciliation")
+@roles_required(*READERS)
+def runs() -> str:
+    yesterday = datetime.now(BANK_TIMEZONE).date() - timedelta(days=1)
+    return render_template(
+        "finance/runs.html",
+        runs=reconciliation.list_runs(runtime()),
+        banks=_banks(),
+        default_day=yesterday.isoformat(),
+    )
+
+
+@bp.route("/reconciliation", methods=["POST"])
+@roles_required("finance")
+def start() -> Response:
+    bank_code = request.form.get("bank", "")
+    try:
+        day = datetime.strptime(request.form.get("date", ""), "%Y-%m-%d").date()
+    except ValueError:
+        flash("对账日期格式不正确，应为 YYYY-MM-DD", "error")
+        return redirect(url_for("finance.runs"))
+    if bank_code not in _banks():
+        flash("请选择银行", "error")
+        return redirect(url_for("finance.runs"))
+    try:
+        run_id = reconciliation.reconcile(
+            runtime(),
+            bank_code,
+            day,
+            allow_incomplete=request.form.get("allow_incomplete") == "1",
+            actor=current_actor().label,
+        )
+    except CunguanError as error:
+        flash(f"对账未完成：{error.message}", "error")
+        return redirect(url_for("finance.runs"))
+    flash("对账完成")
+    return redirect(url_for("finance.run", run_id=run_id))
+
+
+@bp.route("/reconciliation/<int:run_id>")
+@roles_required(*READERS)
+def run(run_id: int) -> str:
+    found = reconciliation.load_run(runtime(), run_id)
+    return render_template(
+        "finance/run.html",
+        run=found,
+        bank_name=_banks().get(found.bank_code, found.bank_code),
+        problems=[item for item in found.items if item.status != "matched"],
+        matched=[item for item in found.items if item.status == "matched"],
+        status_labels=STATUS_LABELS,
+        direction_labels=DIRECTION_LABELS,
+    )

@@ -1,0 +1,264 @@
+"""Suspense and its review queue: money we hold but cannot credit to a deal (yet).
+
+Three reasons: an arrival for an account we do not know - often only because the bank's `account_opened`
+notice is late, so the credit is matched as soon as the account is recorded; an arrival from someone
+other than the deal's designated payer, which goes back by original route, automatically or after a
+person looked (city config `payer.wrong_payer`); and an arrival for a deal that has ended (closed,
+cancelled, refunded): nobody is owed it but its payer, so it goes back by original route at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.audit import log as audit
+from app.db.models import Deal, Payout, SuspenseItem, VirtualAccount
+from app.deals import case_blocks
+from app.deals.pinning import pinned_city
+from app.deals.workflow import DealContext, fire_or_note, note
+from app.domain import ledger
+from app.domain.ledger import TransferSpec
+from app.ledger.repo import LedgerRepository
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
+from app.queue.jobs import enqueue
+
+REASON_LABELS = {"unknown_account": "未知账户", "wrong_payer": "非指定付款人", "deal_closed": "存管单已结束"}
+STATUS_LABELS = {"open": "待处理", "matched": "已匹配", "returning": "退回中", "returned": "已原路退回"}
+
+
+def receive(
+    rt: Runtime,
+    session: Session,
+    bank_code: str,
+    body: dict[str, Any],
+    account: VirtualAccount | None,
+    actor: str,
+    *,
+    deal_closed: bool = False,
+) -> str:
+    """Post the arrival to suspense (idempotent on the bank reference) and queue it for review: money for an
+    unknown account, from a payer the deal does not accept, or (`deal_closed`) for a deal that has ended."""
+    repo = LedgerRepository(session)
+    clearing = repo.ensure_account(ledger.bank_clearing(bank_code))
+    suspense = repo.ensure_account(ledger.suspense(bank_code))
+    transfer_id = f"arrival:{bank_code}:{body['bank_reference']}"
+    deal = account.deal if account is not None else None
+    _, created = repo.post(
+        TransferSpec(
+            transfer_id,
+            clearing.code,
+            suspense.code,
+            body["amount_fen"],
+            "unmatched_arrival",
+            deal.id if deal is not None else None,
+        ),
+        at=rt.clock(),
+    )
+    if not created:
+        return "duplicate_bank_reference"
+    item = SuspenseItem(
+        bank_code=bank_code,
+        bank_reference=body["bank_reference"],
+        transfer_id=transfer_id,
+        account_no=body["account_no"],
+        amount_fen=body["amount_fen"],
+        payer_name=body.get("payer_name"),
+        payer_account=body.get("payer_account"),
+        payer_matched=body.get("designated_payer_matched"),
+        reason="unknown_account" if deal is None else "deal_closed" if deal_closed else "wrong_payer",
+        status="open",
+        deal_id=deal.id if deal is not None else None,
+        created_at=rt.clock(),
+    )
+    session.add(item)
+    session.flush()
+    if deal is None:
+        return "suspense"
+    if deal_closed:
+        return _after_closing(rt, session, item, deal, actor)
+    return _wrong_payer(rt, session, item, deal, actor)
+
+
+def _after_closing(rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, actor: str) -> str:
+    label = "存管单已结束后入金，已挂账并自动原路退回"
+    note(
+        DealContext(rt, session, deal, actor),
+        "late_arrival",
+        {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "label": label},
+    )
+    start_return(rt, session, item, "system:auto", "存管单已结束后入金，自动原路退回")
+    return "deal_closed_returning"
+
+
+def _wrong_payer(rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, actor: str) -> str:
+    ctx = DealContext(rt, session, deal, actor)
+    detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "label": "非指定付款人入金，已挂账"}
+    fire_or_note(ctx, "wrong_payer_arrival", detail)
+    if pinned_city(rt, session, deal).product(deal.product).payer.wrong_payer == "return":
+        start_return(rt, session, item, "system:auto", "非指定付款人入金，按城市规则自动原路退回")
+        return "wrong_payer_returning"
+    return "wrong_payer_review"
+
+
+def rematch_after_opening(rt: Runtime, session: Session, account: VirtualAccount, actor: str) -> int:
+    """The account is known now: credit what arrived for it before `account_opened` did."""
+    items = session.scalars(
+        select(SuspenseItem)
+        .where(
+            SuspenseItem.bank_code == account.bank_code,
+            SuspenseItem.account_no == account.account_no,
+            SuspenseItem.reason == "unknown_account",
+            SuspenseItem.status == "open",
+        )
+        .order_by(SuspenseItem.id)
+    ).all()
+    for item in items:
+        item.deal_id = account.deal_id
+        if account.designated_payer and item.payer_matched is False:
+            item.reason = "wrong_payer"
+            _wrong_payer(rt, session, item, account.deal, actor)
+            continue
+        _credit_deal(rt, session, item, account.deal, "rematch", "开户通知晚于到账，自动匹配", actor)
+    return len(items)
+
+
+def match_to_deal(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: str) -> None:
+    """Finance decided the credit belongs to the deal (with a reason, kept on the item)."""
+    if not reason.strip():
+        raise ValidationError("请填写匹配原因", code="REASON_REQUIRED")
+    with rt.db.uow() as uow:
+        item = _open_item(uow.session, item_id)
+        deal = uow.session.scalar(select(Deal).where(Deal.deal_no == deal_no))
+        if deal is None:
+            raise NotFound("存管单不存在", code="DEAL_NOT_FOUND", details={"deal_no": deal_no})
+        if deal.bank_code != item.bank_code:
+            raise ValidationError("挂账与存管单不在同一家银行", code="BANK_MISMATCH")
+        item.deal_id = deal.id
+        _credit_deal(rt, uow.session, item, deal, "match", reason.strip(), actor)
+        _audit(rt, uow.session, item, actor, "suspense.match", {"deal_no": deal_no, "reason": reason.strip()})
+        uow.commit()
+
+
+def return_item(rt: Runtime, item_id: int, reason: str, actor: str) -> str:
+    """A person sends the credit back by original route; returns the payout id."""
+    if not reason.strip():
+        raise ValidationError("请填写退回原因", code="REASON_REQUIRED")
+    with rt.db.uow() as uow:
+        item = _open_item(uow.session, item_id)
+        payout_id = start_return(rt, uow.session, item, actor, reason.strip())
+        _audit(rt, uow.session, item, actor, "suspense.return", {"payout_id": payout_id, "reason": reason.strip()})
+        uow.commit()
+        return payout_id
+
+
+def start_return(rt: Runtime, session: Session, item: SuspenseItem, actor: str, reason: str) -> str:
+    """Hold the amount in suspense and pay it back to the account it came from (never anywhere else)."""
+    if item.deal is None or not item.payer_account or not item.payer_name:
+        raise ValidationError(
+            "无法原路退回：缺少来款账户或所属账户", code="NO_ORIGINAL_ROUTE", details={"item": item.id}
+        )
+    payout = Payout(
+        payout_id=f"RT-{uuid.uuid4().hex[:20]}",
+        deal_id=item.deal.id,
+        bank_code=item.bank_code,
+        amount_fen=item.amount_fen,
+        payee_name=item.payer_name,
+        payee_account=item.payer_account,
+        status="pending",
+        purpose="return",
+        suspense_item_id=item.id,
+        created_at=rt.clock(),
+    )
+    session.add(payout)
+    session.flush()
+    LedgerRepository(session).hold(
+        TransferSpec(
+            f"payout:{payout.payout_id}",
+            ledger.suspense(item.bank_code).code,
+            ledger.bank_clearing(item.bank_code).code,
+            item.amount_fen,
+            "refund",
+            item.deal.id,
+        ),
+        at=rt.clock(),
+    )
+    item.status, item.resolution, item.resolved_by = "returning", reason, actor
+    enqueue(session, "submit_payout", {"payout_id": payout.payout_id}, now=rt.clock())
+    return payout.payout_id
+
+
+def finish_return(rt: Runtime, session: Session, payout: Payout) -> str:
+    """The bank's result for a return: post the hold (returned) or void it (back in the queue)."""
+    item = payout.suspense_item
+    assert item is not None, "a return payout always names its suspense item"
+    repo = LedgerRepository(session)
+    hold_id = f"payout:{payout.payout_id}"
+    if payout.status == "succeeded":
+        repo.post_pending(f"{hold_id}:posted", hold_id, at=rt.clock())
+        item.status, item.resolved_at = "returned", rt.clock()
+        return "returned"
+    repo.void_pending(f"{hold_id}:void", hold_id, at=rt.clock())
+    item.status = "open"
+    item.resolution = f"退回失败：{payout.failure_reason or '银行未说明原因'}"
+    return "return_failed"
+
+
+def _credit_deal(
+    rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, kind: str, resolution: str, actor: str
+) -> None:
+    LedgerRepository(session).post(
+        TransferSpec(
+            f"{kind}:{item.bank_code}:{item.bank_reference}",
+            ledger.suspense(item.bank_code).code,
+            ledger.deal_custody(deal.deal_no).code,
+            item.amount_fen,
+            "arrival",
+            deal.id,
+        ),
+        at=rt.clock(),
+    )
+    item.status, item.resolution, item.resolved_by, item.resolved_at = "matched", resolution, actor, rt.clock()
+    detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "matched": resolution}
+    origin = {"payer_account": item.payer_account, "payer_name": item.payer_name, "amount_fen": item.amount_fen}
+    fire_or_note(DealContext(rt, session, deal, actor, origin), case_blocks.arrival_event(rt, deal), detail)
+
+
+def _audit(rt: Runtime, session: Session, item: SuspenseItem, actor: str, action: str, detail: dict[str, str]) -> None:
+    """A person's decision on a suspense item is audited in the same transaction as the decision."""
+    audit.append(
+        session,
+        at=rt.clock(),
+        actor=actor,
+        action=action,
+        subject=f"suspense:{item.id}",
+        before={"status": "open"},
+        after={"status": item.status, "resolution": item.resolution},
+        detail={**detail, "bank_reference": item.bank_reference, "amount_fen": item.amount_fen},
+    )
+
+
+def _open_item(session: Session, item_id: int) -> SuspenseItem:
+    item = session.get(SuspenseItem, item_id, with_for_update=True)
+    if item is None:
+        raise NotFound("挂账记录不存在", code="SUSPENSE_NOT_FOUND", details={"id": item_id})
+    if item.status != "open":
+        raise ValidationError(
+            f"该挂账已处理（{STATUS_LABELS[item.status]}）", code="SUSPENSE_RESOLVED", details={"id": item_id}
+        )
+    return item
+
+
+def list_items(rt: Runtime, status: str | None = "open") -> list[SuspenseItem]:
+    with rt.db.uow() as uow:
+        query = select(SuspenseItem).order_by(SuspenseItem.created_at)
+        if status is not None:
+            query = query.where(SuspenseItem.status == status)
+        items = list(uow.session.scalars(query))
+        for item in items:
+            _ = item.deal  # loaded for the caller after the session closes
+        return items

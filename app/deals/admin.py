@@ -1,0 +1,168 @@
+"""Deals for ops, finance, auditors and admins: search, and a detail page with everything around a deal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from typing import Any, ClassVar
+
+from flask import Response, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
+
+from app.admin.batch import BatchReport, BatchView, each
+from app.admin.paging import page_number, paginate
+from app.db.models import BankNotification, Deal, Job, VirtualAccount
+from app.deals import freeze as deal_freeze
+from app.deals.service import Actor, deal_view
+from app.ops.dashboard import SHANGHAI
+from app.pdf.verify import verify_pdf
+from app.pii.service import UNMASK_ROLES, masked_parties, party_clause, unmask_deal_parties
+from app.platform.errors import CunguanError, NotFound
+from app.platform.runtime import Runtime
+from app.web.access import runtime
+
+FILTERS = ("deal_no", "city", "product", "state", "account_no", "date_from", "date_to", "party_id", "party_phone")
+
+
+def _day(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+def search_query(args: dict[str, str]) -> Select[Any]:
+    """Deals matching the filled filters, newest first (dates are Shanghai calendar days, inclusive)."""
+    query = select(Deal).options(selectinload(Deal.virtual_account)).order_by(Deal.id.desc())
+    if args.get("deal_no"):
+        query = query.where(Deal.deal_no.contains(args["deal_no"]))
+    for key, column in (("city", Deal.city_code), ("product", Deal.product), ("state", Deal.state)):
+        if args.get(key):
+            query = query.where(column == args[key])
+    if args.get("account_no"):
+        query = query.where(Deal.virtual_account.has(VirtualAccount.account_no == args["account_no"]))
+    party = party_clause(args.get("party_id"), args.get("party_phone"))  # exact, through the blind index
+    if party is not None:
+        query = query.where(party)
+    start, end = _day(args.get("date_from", "")), _day(args.get("date_to", ""))
+    if start is not None:
+        query = query.where(Deal.created_at >= datetime.combine(start, time.min, tzinfo=SHANGHAI))
+    if end is not None:
+        query = query.where(Deal.created_at < datetime.combine(end + timedelta(days=1), time.min, tzinfo=SHANGHAI))
+    return query
+
+
+def _deal_id(row: str) -> int:
+    if not row.isdigit():
+        raise NotFound("存管单不存在", details={"deal_id": row})
+    return int(row)
+
+
+def _state_label(rt: Runtime, deal: Deal) -> str:
+    try:
+        return rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)
+    except CunguanError:
+        return deal.state
+
+
+FREEZERS = frozenset(deal_freeze.FREEZE_ROLES)
+
+
+class DealsView(BatchView):
+    read_roles = frozenset({"ops", "finance", "auditor", "admin"})
+    write_roles = UNMASK_ROLES  # 显示完整信息 (audited)
+    form_roles: ClassVar[dict[str, frozenset[str]]] = {"freeze": FREEZERS, "unfreeze": FREEZERS, "batch": FREEZERS}
+    reason_actions = frozenset({"freeze"})
+
+    @expose("/")
+    def index(self) -> str:
+        args = {key: request.args.get(key, "").strip() for key in FILTERS}
+        rt = runtime()
+        with rt.db.uow() as uow:
+            page = paginate(uow.session, search_query(args), page_number(request.args.get("page")))
+        labels = {deal.id: _state_label(rt, deal) for deal in page.rows}
+        filled = {key: value for key, value in args.items() if value}
+        return self.render("admin/cunguan/deals.html", page=page, args=args, filled=filled, labels=labels)  # type: ignore[no-any-return]
+
+    @expose("/<int:deal_id>")
+    def detail(self, deal_id: int) -> str:
+        return self._detail(deal_id)
+
+    @expose("/<int:deal_id>/unmask", methods=("POST",))
+    def unmask(self, deal_id: int) -> Response | str:
+        try:
+            parties = unmask_deal_parties(runtime(), self.actor, deal_id, request.form.get("reason", ""))
+        except CunguanError as error:
+            flash(error.message, "error")
+            return redirect(url_for(".detail", deal_id=deal_id))
+        return self._detail(deal_id, parties=parties, unmasked=True)
+
+    @expose("/<int:deal_id>/freeze", methods=("POST",))
+    def freeze(self, deal_id: int) -> Response:
+        return self._freeze(deal_id, deal_freeze.freeze, "存管单已冻结，付款将暂停提交银行")
+
+    @expose("/<int:deal_id>/unfreeze", methods=("POST",))
+    def unfreeze(self, deal_id: int) -> Response:
+        return self._freeze(deal_id, deal_freeze.unfreeze, "存管单已解冻，暂停的付款将提交银行")
+
+    def _freeze(self, deal_id: int, operation: Callable[[Runtime, Actor, int, str], object], done: str) -> Response:
+        try:
+            operation(runtime(), self.actor, deal_id, request.form.get("reason", ""))
+        except CunguanError as error:
+            flash(error.message, "error")
+        else:
+            flash(done, "success")
+        return redirect(url_for(".detail", deal_id=deal_id))
+
+    @action("freeze", "冻结", "冻结后这些存管单的付款将暂停提交银行，直到解冻。")
+    def batch_freeze(self, rows: list[str], reason: str) -> BatchReport:
+        rt, actor = runtime(), self.actor
+        with rt.db.uow() as uow:
+            ids = [int(row) for row in rows if row.isdigit()]
+            numbers = {
+                str(i): no for i, no in uow.session.execute(select(Deal.id, Deal.deal_no).where(Deal.id.in_(ids)))
+            }
+        return each(rows, lambda row: deal_freeze.freeze(rt, actor, _deal_id(row), reason), numbers)
+
+    def _detail(self, deal_id: int, parties: dict[str, Any] | None = None, unmasked: bool = False) -> str:
+        rt = runtime()
+        view = deal_view(rt, self.actor, deal_id)
+        deal = view.deal
+        account = deal.virtual_account
+        payout_ids = [payout.payout_id for payout in deal.payouts]
+        with rt.db.uow() as uow:
+            related = Job.payload["payout_id"].as_string().in_(payout_ids)
+            if account is not None:
+                related = related | (Job.payload["virtual_account_id"].as_integer() == account.id)
+            jobs = list(uow.session.scalars(select(Job).where(related).order_by(Job.id)))
+            callbacks = []
+            if account is not None and account.account_no:
+                callbacks = list(
+                    uow.session.scalars(
+                        select(BankNotification)
+                        .where(
+                            BankNotification.bank_code == account.bank_code,
+                            BankNotification.raw_body.contains(f'"{account.account_no}"'),
+                        )
+                        .order_by(BankNotification.id)
+                        .limit(100)
+                    )
+                )
+        signature = None
+        if deal.agreement is not None:
+            report = verify_pdf(deal.agreement.pdf, rt.keys.platform_certificate_pem)
+            signature = "签章有效" if report.valid else "签章无效：" + "；".join(report.errors)
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/deal.html",
+            view=view,
+            deal=deal,
+            jobs=jobs,
+            callbacks=callbacks,
+            signature=signature,
+            parties=parties or masked_parties(deal),
+            unmasked=unmasked,
+            can_unmask=self.actor.role in UNMASK_ROLES,
+        )

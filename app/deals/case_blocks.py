@@ -1,0 +1,281 @@
+"""The products' building blocks (app/state_machine/building_blocks.py) on real deals.
+
+Each block works on a `CaseContext`; here it gets one made from the deal: the workflow parameters the
+deal's pinned city config resolves, the city's release rule, the deal's case facts (`Deal.facts`) plus the
+money actually free in custody (posted balance less holds in flight) and the event's payload. After an
+action the facts are saved back and its instructions carried out in the same transaction:
+
+- payout / refund: one `Payout` per instruction, the amount held out of custody, the bank call queued
+  (or left for approval). The payouts of one action form a *release group*: the workflow hears
+  `payout_succeeded`/`refund_succeeded` once all of them are paid, `…_failed` once all are final and
+  one failed. A retry re-sends exactly the failed ones. A refund paid to where money came from lowers
+  what that origin may still get back (原路退回 never returns more than came in).
+- fund_draw, freeze, unfreeze, report: kept on the deal's timeline as an instruction to the fund centre,
+  the bank or the supervisor; their answers come back as events (a person records them, or the arrival
+  of the fund centre's money)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Deal, Payout
+from app.deals.actions import hold_id, open_payout
+from app.deals.pinning import pinned_city
+from app.deals.workflow import DealContext, fire_or_note, note, registry
+from app.domain import ledger
+from app.domain.ledger import TransferSpec
+from app.ledger.repo import LedgerRepository
+from app.platform.errors import LedgerError, WorkflowError
+from app.platform.runtime import Runtime
+from app.queue.jobs import enqueue
+from app.state_machine import building_blocks as blocks
+from app.state_machine.parameters import resolve
+
+COMPUTED = frozenset({"custody_fen", "custody_amount_fen"})  # read fresh every time, never saved as facts
+PAYER_ROLES = frozenset({"buyer", "tenant", "owner", "applicant"})
+PAYEE_ROLES = frozenset({"seller", "landlord", "contractor", "beneficiary", "developer"})
+RETRY_EVENTS = frozenset({"retry_payout", "retry_refund"})
+# the blocks that pay: on a retry event they re-send what failed instead of computing anew
+MONEY_BLOCKS = frozenset(
+    {blocks.release_rent, blocks.release_deposit, blocks.release_stage, blocks.refund_to_origin, blocks.release_custody}
+)
+NOTES = {
+    "fund_draw": "已向公积金中心申请提取",
+    "freeze": "已向银行发出冻结指令",
+    "unfreeze": "已向银行发出解冻指令",
+    "report": "已向住建监管平台报送",
+}
+
+
+def free_in_custody(session: Session, deal: Deal) -> int:
+    """Posted custody balance less the holds of payouts in flight (a liability: credits are money in)."""
+    repo = LedgerRepository(session)
+    custody = ledger.deal_custody(deal.deal_no)
+    try:
+        debits, credits, debits_pending, _ = repo.totals(custody.code)
+    except LedgerError as error:
+        if error.code != "UNKNOWN_ACCOUNT":
+            raise
+        repo.ensure_account(custody, deal_id=deal.id)
+        return 0
+    return credits - debits - debits_pending
+
+
+def case_context(ctx: DealContext) -> blocks.CaseContext:
+    deal = ctx.deal
+    product = pinned_city(ctx.rt, ctx.session, deal).product(deal.product)
+    definition = ctx.rt.workflow(deal.workflow_id, deal.workflow_version)
+    case = {
+        **copy.deepcopy(deal.facts or {}),  # a copy: facts saved back must differ from what was loaded
+        "custody_fen": free_in_custody(ctx.session, deal),
+        "custody_amount_fen": deal.custody_amount_fen,
+    }
+    return blocks.CaseContext(resolve(definition.parameters, product.overrides()), case, product.release, ctx.payload)
+
+
+def _save_facts(deal: Deal, case: dict[str, Any]) -> None:
+    deal.facts = {name: value for name, value in case.items() if name not in COMPUTED}  # a new dict: JSON change
+
+
+def _latest_origin(deal: Deal) -> tuple[str | None, str | None]:
+    origins = (deal.facts or {}).get("origins", [])
+    if not origins:
+        return None, None
+    return origins[-1]["account"], origins[-1].get("name")
+
+
+def _payee(deal: Deal, instruction: blocks.Instruction) -> tuple[str, str]:
+    """(name, account) the money goes to. A role names a party; a refund to the payer goes back to the
+    account the payer paid from; anything else is itself an account that money came from."""
+    if instruction.payee in PAYEE_ROLES:
+        name, account = deal.seller_name, deal.seller_bank_account
+    elif instruction.payee in PAYER_ROLES:
+        name, account = deal.buyer_name, deal.buyer_bank_account
+        if instruction.kind == "refund" or account is None:
+            origin_account, origin_name = _latest_origin(deal)
+            account, name = origin_account or account, origin_name or name
+    else:
+        origin = next(
+            (o for o in (deal.facts or {}).get("origins", []) if o["account"] == instruction.payee), {"name": None}
+        )
+        name, account = origin.get("name") or deal.buyer_name, instruction.payee
+    if not account or not name:
+        raise WorkflowError(
+            "收款方或收款账户未登记，无法划付",
+            code="PAYEE_ACCOUNT_MISSING",
+            details={"payee": instruction.payee, "memo": instruction.memo},
+        )
+    return name, account
+
+
+def _group_of(deal: Deal) -> str:
+    groups = {payout.release_group for payout in deal.payouts if payout.release_group}
+    return f"G-{deal.deal_no}-{len(groups) + 1}"
+
+
+def _failed_of_last_group(deal: Deal) -> list[Payout]:
+    grouped = [payout for payout in deal.payouts if payout.release_group]
+    if not grouped:
+        return []
+    last = max(grouped, key=lambda payout: payout.id).release_group
+    return [payout for payout in grouped if payout.release_group == last and payout.status == "failed"]
+
+
+def _pay(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
+    group = _group_of(ctx.deal)
+    for instruction in instructions:
+        name, account = _payee(ctx.deal, instruction)
+        purpose = "refund" if instruction.kind == "refund" else "release"
+        open_payout(ctx, instruction.amount_fen, name, account, purpose=purpose, group=group)
+
+
+def _retry_failed(ctx: DealContext) -> None:
+    """A retry re-sends the payouts of the last group that failed, as a new group; the paid ones stay paid."""
+    failed = _failed_of_last_group(ctx.deal)
+    if not failed:
+        raise WorkflowError("没有可重新划付的失败款项", code="NOTHING_TO_RETRY")
+    group = _group_of(ctx.deal)
+    for payout in failed:
+        open_payout(
+            ctx, payout.amount_fen, payout.payee_name, payout.payee_account, purpose=payout.purpose, group=group
+        )
+
+
+def _hold_frozen(ctx: DealContext, instruction: blocks.Instruction) -> None:
+    """A guarantee's money frozen at the bank is held for the deal (bank clearing -> custody); unfrozen, it
+    goes back (custody -> bank clearing). A claim pays the beneficiary out of custody like any payout."""
+    clearing = ledger.bank_clearing(ctx.deal.bank_code)
+    custody = ledger.deal_custody(ctx.deal.deal_no)
+    repo = LedgerRepository(ctx.session)
+    repo.ensure_account(clearing)
+    frozen = instruction.kind == "frozen"
+    spec = TransferSpec(
+        id=f"{instruction.kind}:{ctx.deal.deal_no}",
+        debit_code=clearing.code if frozen else custody.code,
+        credit_code=custody.code if frozen else clearing.code,
+        amount_fen=instruction.amount_fen,
+        code="freeze" if frozen else "unfreeze",
+        deal_id=ctx.deal.id,
+    )
+    repo.post(spec, at=ctx.rt.clock())
+
+
+def carry_out(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
+    money = [i for i in instructions if i.kind in ("payout", "refund")]
+    if money:
+        _pay(ctx, money)
+    for instruction in instructions:
+        if instruction.kind in ("frozen", "unfrozen"):
+            _hold_frozen(ctx, instruction)
+    for instruction in instructions:
+        if instruction.kind in NOTES:
+            note(
+                ctx,
+                f"instruction:{instruction.kind}",
+                {
+                    "label": f"{NOTES[instruction.kind]}：{instruction.memo}",
+                    "amount_fen": instruction.amount_fen,
+                },
+            )
+
+
+def _guard(block: Callable[[blocks.CaseContext], bool]) -> Callable[[DealContext], bool]:
+    def guard(ctx: DealContext) -> bool:
+        return block(case_context(ctx))
+
+    return guard
+
+
+def _action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealContext], None]:
+    pays = block in MONEY_BLOCKS
+
+    def action(ctx: DealContext) -> None:
+        if pays and ctx.event in RETRY_EVENTS:
+            _retry_failed(ctx)
+            return
+        case = case_context(ctx)
+        block(case)
+        _save_facts(ctx.deal, case.case)
+        carry_out(ctx, case.instructions)
+        if pays and not any(i.kind in ("payout", "refund") for i in case.instructions):
+            _nothing_to_pay(ctx, block)
+
+    return action
+
+
+def _nothing_to_pay(ctx: DealContext, block: Callable[[blocks.CaseContext], None]) -> None:
+    """A settlement with nothing left to pay (深圳: a deposit within the exempt month, all rent released) is
+    complete at once: its success event is fired by a job right after this transaction. A claim or release
+    of an empty custody is refused instead: paying nothing would look like paying."""
+    if block is blocks.release_custody:
+        raise WorkflowError("存管账户没有可划付的资金", code="NOTHING_TO_PAY")
+    event = "refund_succeeded" if block is blocks.refund_to_origin else "payout_succeeded"
+    note(ctx, "nothing_to_pay", {"label": "无需划付，结算即完成"})
+    enqueue(ctx.session, "settle_empty_release", {"deal_id": ctx.deal.id, "event": event}, now=ctx.rt.clock())
+
+
+def settle_empty_release(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Job: the success event of a settlement that had nothing to pay."""
+    with rt.db.uow() as uow:
+        deal = uow.session.get(Deal, payload["deal_id"])
+        assert deal is not None, "job refers to a missing deal"
+        fire_or_note(DealContext(rt, uow.session, deal, "system:worker"), payload["event"], {"amount_fen": 0})
+        uow.commit()
+
+
+def payout_final(rt: Runtime, session: Session, payout: Payout, actor: str, detail: dict[str, Any]) -> str:
+    """A payout of a release group became final: post or release its hold; tell the workflow when the
+    whole group is final."""
+    deal = payout.deal
+    repo = LedgerRepository(session)
+    if payout.status == "succeeded":
+        repo.post_pending(f"{hold_id(payout)}:posted", hold_id(payout), at=rt.clock())
+        if payout.purpose == "refund":
+            _reduce_origin(deal, payout)
+    else:
+        repo.void_pending(f"{hold_id(payout)}:void", hold_id(payout), at=rt.clock())
+    group = list(
+        session.scalars(select(Payout).where(Payout.release_group == payout.release_group).order_by(Payout.id))
+    )
+    ctx = DealContext(rt, session, deal, actor, {"payout": payout})
+    if any(p.status not in ("succeeded", "failed") for p in group):
+        note(ctx, "payout_partial", {"label": "同批款项尚未全部完成", **detail})
+        return "waiting_for_group"
+    kind = "refund" if all(p.purpose == "refund" for p in group) else "payout"
+    outcome = "succeeded" if all(p.status == "succeeded" for p in group) else "failed"
+    return fire_or_note(ctx, f"{kind}_{outcome}", detail)
+
+
+def _reduce_origin(deal: Deal, payout: Payout) -> None:
+    facts = dict(deal.facts or {})
+    origins = [dict(origin) for origin in facts.get("origins", [])]
+    left = payout.amount_fen
+    for origin in reversed(origins):
+        if origin["account"] == payout.payee_account and left > 0:
+            taken = min(left, origin["amount_fen"])
+            origin["amount_fen"] -= taken
+            left -= taken
+    facts["origins"] = [origin for origin in origins if origin["amount_fen"] > 0]
+    deal.facts = facts
+
+
+def arrival_event(rt: Runtime, deal: Deal) -> str:
+    """The event an arrival fires: `fund_drawn` while a deal waits for the provident fund centre's money
+    (the only money expected then), `funds_arrived` otherwise."""
+    events = rt.workflow(deal.workflow_id, deal.workflow_version).events_from(deal.state)
+    return "fund_drawn" if "fund_drawn" in events and "funds_arrived" not in events else "funds_arrived"
+
+
+def register() -> None:
+    for name, guard in blocks.GUARDS.items():
+        registry.guard(name)(_guard(guard))
+    for name, action in blocks.ACTIONS.items():
+        registry.action(name)(_action(action))
+
+
+register()

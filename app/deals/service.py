@@ -1,0 +1,372 @@
+"""Deal use cases: create from the intake form, confirm the agreement, record title transfer, read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from app.audit import log as audit
+from app.db.models import Deal, DealEvent, LedgerTransfer, VirtualAccount
+from app.deals.pinning import pin
+from app.deals.workflow import DealContext, fire
+from app.domain import ledger
+from app.domain.cities import ProductConfig
+from app.domain.forms.products import DealFields, deal_fields
+from app.domain.forms.resale import validate_resale_form
+from app.domain.forms.schema_form import build_form, load_base_schema
+from app.domain.money import parse_yuan
+from app.ledger.repo import LedgerRepository
+from app.platform.errors import NotFound, ValidationError
+from app.platform.runtime import Runtime
+from app.state_machine.parameters import resolve
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    username: str
+    role: str
+
+    @property
+    def label(self) -> str:
+        return f"user:{self.username}"
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+BANK_ACCOUNT = re.compile(r"[0-9]{8,32}")
+
+
+# deal numbers say the product: RE二手房 GE政府监管 RC租金托管 PF公积金付租 RN装修 IN意向金 GR担保
+DEAL_PREFIXES = {
+    "resale_escrow": "RE",
+    "gov_escrow": "GE",
+    "rent_custody": "RC",
+    "provident_fund_rent": "PF",
+    "renovation_escrow": "RN",
+    "intent_deposit": "IN",
+    "guarantee_release": "GR",
+}
+
+
+def advisory_lock(session: Session, key: str) -> None:
+    """On PostgreSQL a transaction lock on `key`; SQLite's BEGIN IMMEDIATE already serialises writers."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+
+
+def allocate_deal_numbers(session: Session, now: datetime, product: str, city_codes: list[str]) -> list[str]:
+    """Deal numbers (product prefix, city, the business day people see, a count), one per city code given,
+    in order: one count per prefix under its advisory lock, so concurrent creations and imports count in turn."""
+    day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
+    taken: dict[str, int] = {}
+    for code in sorted(set(city_codes)):
+        prefix = f"{DEAL_PREFIXES[product]}{code}{day}"
+        advisory_lock(session, prefix)
+        count = select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%"))
+        taken[prefix] = session.scalar(count) or 0
+    numbers = []
+    for code in city_codes:
+        prefix = f"{DEAL_PREFIXES[product]}{code}{day}"
+        taken[prefix] += 1
+        numbers.append(f"{prefix}{taken[prefix]:05d}")
+    return numbers
+
+
+def custody_bank(product_config: ProductConfig, chosen: str) -> str:
+    """The custodian bank chosen among the product's banks (government escrow may name several); the first
+    one when no choice was made."""
+    chosen = chosen.strip()
+    if not chosen:
+        return product_config.banks[0]
+    if chosen not in product_config.banks:
+        raise ValidationError(
+            f"存管银行 {chosen} 不在本城市该业务的合作银行之列（{'、'.join(product_config.banks)}）",
+            code="BANK_NOT_OFFERED",
+            details={"custody_bank": chosen, "banks": list(product_config.banks)},
+        )
+    return chosen
+
+
+def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str]) -> DealFields:
+    """The deal's columns and case facts from the intake form of any product."""
+    if product_config.product == "resale_escrow":
+        return DealFields(columns=validate_resale_form(form, product_config.form), facts={})
+    clean = build_form(product_config.product, load_base_schema(product_config.product), product_config.form).validate(
+        form
+    )
+    definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
+    return deal_fields(product_config.product, clean, resolve(definition.parameters, product_config.overrides()))
+
+
+def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: dict[str, str]) -> int:
+    """Validate the form and create the deal in its workflow's initial state. Nothing is created on error."""
+    if actor.role != "agent":
+        raise ValidationError("只有经纪人可以新建存管单", code="ROLE_NOT_ALLOWED")
+    resolved, city = rt.cities.get_resolved(city_code)
+    product_config = city.product(product)
+    fields = _deal_fields(rt, product_config, form)
+    bank_code = custody_bank(product_config, form.get("custody_bank") or "")
+    definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
+    with rt.db.uow() as uow:
+        now = rt.clock()
+        deal = Deal(
+            deal_no=allocate_deal_numbers(uow.session, now, product, [city_code])[0],
+            city_code=city_code,
+            product=product,
+            bank_code=bank_code,
+            workflow_id=definition.id,
+            workflow_version=definition.version,
+            city_config_sha256=city.sha256,
+            agreement_template=product_config.agreement_template,
+            state=definition.initial,
+            facts=fields.facts,
+            created_by_id=actor.user_id,
+            created_at=now,
+            updated_at=now,
+            **fields.columns,
+        )
+        uow.session.add(deal)
+        uow.session.flush()
+        pin(uow.session, resolved, city, now)
+        LedgerRepository(uow.session).ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
+        uow.session.add(
+            DealEvent(
+                deal_id=deal.id,
+                event="create",
+                from_state=None,
+                to_state=deal.state,
+                actor=actor.label,
+                detail={"label": "新建存管单"},
+                created_at=now,
+            )
+        )
+        uow.commit()
+        return deal.id
+
+
+def _load_for(session: Session, deal_id: int, actor: Actor) -> Deal:
+    deal = session.get(
+        Deal,
+        deal_id,
+        options=[selectinload(Deal.virtual_account), selectinload(Deal.agreement), selectinload(Deal.payouts)],
+    )
+    if deal is None or (actor.role == "agent" and deal.created_by_id != actor.user_id):
+        raise NotFound("存管单不存在或无权查看", details={"deal_id": deal_id})
+    return deal
+
+
+def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed_roles: tuple[str, ...]) -> None:
+    """A person moves a deal: role checked here, transition rules in the workflow."""
+    if actor.role not in allowed_roles:
+        raise ValidationError("当前角色无权执行此操作", code="ROLE_NOT_ALLOWED", details={"event": event})
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        fire(DealContext(rt, uow.session, deal, actor.label), event)
+        uow.commit()
+
+
+@dataclass(frozen=True)
+class ManualAction:
+    """An event a person fires on a deal with a reason; `fields` are the extra inputs it needs:
+    `deduction` (yuan kept from a deposit), `payee` (who receives the money: name and account) or
+    `frozen_account` (where the bank froze a guarantee's money)."""
+
+    label: str
+    roles: tuple[str, ...] = ("ops",)
+    fields: tuple[str, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The form inputs its fields are typed into."""
+        return tuple(name for field in self.fields for name in FIELD_INPUTS[field])
+
+
+# each extra field of a manual action and the form inputs it is typed into
+FIELD_INPUTS = {
+    "deduction": ("deduction",),
+    "payee": ("payee_name", "payee_account"),
+    "frozen_account": ("frozen_account",),
+}
+
+
+MANUAL_ACTIONS = {
+    "retry_payout": ManualAction("重新付款"),
+    "retry_refund": ManualAction("重新退款"),
+    "cancel": ManualAction("取消存管单"),
+    "terminate": ManualAction("解除合同"),
+    "move_out_confirmed": ManualAction("退租交接完成，结算押金", fields=("deduction",)),
+    "stage_completed": ManualAction("登记阶段完工"),
+    "stage_accepted": ManualAction("阶段验收通过"),
+    "stage_rejected": ManualAction("阶段验收不通过"),
+    "purchase_signed": ManualAction("已签购房合同，意向金转付", fields=("payee",)),
+    "buyer_withdrew": ManualAction("买方放弃购买，原路退回"),
+    "policy_cancelled": ManualAction("因政策取消，原路退回"),
+    "gov_approved": ManualAction("监管部门核准放款"),
+    "gov_rejected": ManualAction("监管部门不予放款"),
+    "conditions_met": ManualAction("解冻条件达成"),
+    "claim_made": ManualAction("担保索赔，向受益人付款", fields=("payee",)),
+    "freeze_confirmed": ManualAction("银行已冻结", fields=("frozen_account",)),
+    "freeze_failed": ManualAction("银行冻结失败"),
+    "unfreeze_confirmed": ManualAction("银行已解冻"),
+    "fund_rejected": ManualAction("公积金中心拒绝提取"),
+}
+
+
+def _action_payload(deal: Deal, action: ManualAction, inputs: dict[str, str], now: datetime) -> dict[str, Any]:
+    """The event payload from the action's extra inputs; a named payee becomes the deal's receiving party."""
+    payload: dict[str, Any] = {}
+    if "deduction" in action.fields:
+        payload["deduction_fen"] = parse_yuan(inputs.get("deduction") or "0")
+    if "payee" in action.fields:
+        name, account = (inputs.get("payee_name") or "").strip(), (inputs.get("payee_account") or "").strip()
+        if not name or not BANK_ACCOUNT.fullmatch(account):
+            raise ValidationError("请填写收款人户名和收款账号（8–32 位数字）", code="PAYEE_INVALID")
+        deal.seller_name, deal.seller_bank_account = name, account
+    if "frozen_account" in action.fields:
+        _record_frozen_account(deal, (inputs.get("frozen_account") or "").strip(), now)
+    return payload
+
+
+def _record_frozen_account(deal: Deal, account_no: str, now: datetime) -> None:
+    """The bank's freeze confirmation names the account the guarantee's money is frozen in: it is the deal's
+    account from now on (a claim is paid from it)."""
+    if not BANK_ACCOUNT.fullmatch(account_no):
+        raise ValidationError("请填写银行回执中的冻结账号（8–32 位数字）", code="FROZEN_ACCOUNT_INVALID")
+    deal.virtual_account = VirtualAccount(
+        deal_id=deal.id,
+        bank_code=deal.bank_code,
+        request_id=f"FZ-{deal.deal_no}",
+        account_name=f"冻结-{deal.deal_no}",
+        account_no=account_no,
+        status="opened",
+        designated_payer=False,
+        requested_at=now,
+        opened_at=now,
+    )
+
+
+def manual_action(
+    rt: Runtime, actor: Actor, deal_id: int, event: str, reason: str, inputs: dict[str, str] | None = None
+) -> None:
+    """A person's manual action on a deal (retry a failed payout, cancel, record a stage's acceptance…):
+    a reason is required, the workflow decides whether the deal's state allows it, and it is audited in the
+    same transaction."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("请填写操作原因", code="REASON_REQUIRED")
+    action = MANUAL_ACTIONS.get(event)
+    if action is None or actor.role not in action.roles:
+        raise ValidationError("当前角色无权执行此操作", code="ROLE_NOT_ALLOWED", details={"event": event})
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        before = deal.state
+        payload = _action_payload(deal, action, inputs or {}, rt.clock())
+        fire(DealContext(rt, uow.session, deal, actor.label, payload), event, {"reason": reason, **payload})
+        audit.append(
+            uow.session,
+            at=rt.clock(),
+            actor=actor.label,
+            action=f"deal.{event}",
+            subject=f"deal:{deal.deal_no}",
+            before={"state": before},
+            after={"state": deal.state},
+            detail={"reason": reason, **payload},
+        )
+        uow.commit()
+
+
+def confirm_agreement(rt: Runtime, actor: Actor, deal_id: int) -> None:
+    fire_user_event(rt, actor, deal_id, "confirm", ("agent",))
+
+
+def record_title_transferred(rt: Runtime, actor: Actor, deal_id: int) -> None:
+    fire_user_event(rt, actor, deal_id, "title_transferred", ("ops",))
+
+
+@dataclass(frozen=True)
+class DealView:
+    deal: Deal
+    state_label: str
+    events: list[DealEvent]
+    transfers: list[LedgerTransfer]
+    custody_balance_fen: int
+    arrived_total_fen: int
+    actions: list[str]
+    account_codes: dict[int, str]
+    event_labels: dict[str, str]
+
+
+def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
+    """Everything the deal page shows, read in one session (the objects stay usable after it closes) and
+    from one snapshot: on PostgreSQL the session reads at REPEATABLE READ, so a callback committing in
+    between cannot make the page show the account number with the state from before it."""
+    with rt.db.uow() as uow:
+        if uow.session.get_bind().dialect.name == "postgresql":
+            uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        deal = _load_for(uow.session, deal_id, actor)
+        definition = rt.workflow(deal.workflow_id, deal.workflow_version)
+        repo = LedgerRepository(uow.session)
+        custody_code = ledger.deal_custody(deal.deal_no).code
+        transfers = repo.transfers_for_deal(deal.id)
+        codes = {t.debit_account_id: t.debit_account.code for t in transfers}
+        codes.update({t.credit_account_id: t.credit_account.code for t in transfers})
+        return DealView(
+            deal=deal,
+            state_label=definition.label(deal.state),
+            events=list(deal.events),
+            transfers=transfers,
+            custody_balance_fen=repo.balance(custody_code),
+            arrived_total_fen=repo.account(custody_code).credits_posted,
+            actions=definition.events_from(deal.state),
+            account_codes=codes,
+            event_labels=definition.events,
+        )
+
+
+def list_deals(rt: Runtime, actor: Actor, limit: int = 100) -> list[tuple[Deal, str]]:
+    with rt.db.uow() as uow:
+        query = select(Deal).order_by(Deal.id.desc()).limit(limit)
+        if actor.role == "agent":
+            query = query.where(Deal.created_by_id == actor.user_id)
+        deals = list(uow.session.scalars(query))
+        return [(deal, rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)) for deal in deals]
+
+
+def agreement_html(rt: Runtime, actor: Actor, deal_id: int) -> str:
+    """The signed agreement's HTML, or before signing the preview of exactly what will be signed."""
+    from app.agreements.service import render_html
+
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        return deal.agreement.html if deal.agreement is not None else render_html(rt, deal)
+
+
+def agreement_pdf(rt: Runtime, actor: Actor, deal_id: int) -> tuple[str, bytes]:
+    with rt.db.uow() as uow:
+        deal = _load_for(uow.session, deal_id, actor)
+        if deal.agreement is None:
+            raise NotFound("协议尚未签署", code="AGREEMENT_NOT_SIGNED")
+        return deal.deal_no, deal.agreement.pdf
+
+
+def deal_payload(view: DealView) -> dict[str, Any]:
+    """A machine-readable summary of a deal (JSON for API clients and tests)."""
+    deal = view.deal
+    account = deal.virtual_account
+    return {
+        "deal_no": deal.deal_no,
+        "state": deal.state,
+        "state_label": view.state_label,
+        "custody_amount_fen": deal.custody_amount_fen,
+        "custody_balance_fen": view.custody_balance_fen,
+        "arrived_total_fen": view.arrived_total_fen,
+        "account_no": account.account_no if account is not None else None,
+        "agreement_signed": deal.agreement is not None,
+        "events": [{"event": e.event, "to_state": e.to_state, "actor": e.actor} for e in view.events],
+    }

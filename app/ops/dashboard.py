@@ -1,0 +1,246 @@
+"""The operations dashboard's figures, computed from the database on every request (nothing kept by hand).
+
+Days are calendar days in Asia/Shanghai. Inbound (入金) is money the banks received for us: posted
+transfers debiting a bank clearing account; outbound (出金) is money they paid out for us: posted
+transfers crediting one. Balances are exact: hot-account postings still in the buffer are included.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+
+from app.db.models import Deal, Job, LedgerAccount, LedgerHotEntry, LedgerTransfer, Payout, VirtualAccount
+from app.domain.ledger import balance_of
+from app.ledger.alerts import AlertView, open_alerts
+from app.platform.errors import CunguanError
+from app.platform.runtime import Runtime
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DAYS = 14
+OPENING_HOURS = 24
+CLEARING_PREFIX = "bank_clearing:"
+CUSTODY_PREFIX = "custody:"
+POSTED = ("single", "post_pending")
+
+
+@dataclass(frozen=True)
+class DayFlow:
+    day: date
+    inbound_count: int = 0
+    inbound_fen: int = 0
+    inbound_direct: int = 0  # credited straight to a deal's custody account (the rest went to suspense)
+    outbound_count: int = 0
+    outbound_fen: int = 0
+    payouts_succeeded: int = 0
+    payouts_failed: int = 0
+
+
+@dataclass(frozen=True)
+class Share:
+    key: str
+    label: str
+    value: int
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    pending: int
+    running: int
+    failing: int  # pending again after at least one failed attempt
+    dead: int
+    opening_queue: int  # account openings waiting (paced per bank)
+
+
+@dataclass(frozen=True)
+class OpeningRate:
+    """Accounts a bank opened in each of the last hours (oldest first), by `virtual_accounts.opened_at`."""
+
+    bank_code: str
+    label: str
+    per_hour: list[int]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    days: list[DayFlow]
+    custody_by_city: list[Share]
+    custody_by_bank: list[Share]
+    deals_by_state: list[Share]
+    jobs: JobFigures
+    alerts: list[AlertView]
+    hours: list[datetime]  # the starts of the opening-rate hours (UTC)
+    openings: list[OpeningRate]
+
+    @property
+    def custody_total_fen(self) -> int:
+        return sum(share.value for share in self.custody_by_city)
+
+    @property
+    def payout_success_rate(self) -> float | None:
+        """Succeeded / finished payouts over the whole window; None when none finished."""
+        return rate(sum(d.payouts_succeeded for d in self.days), sum(d.payouts_failed for d in self.days))
+
+    @property
+    def inbound_direct_rate(self) -> float | None:
+        direct = sum(d.inbound_direct for d in self.days)
+        return rate(direct, sum(d.inbound_count for d in self.days) - direct)
+
+
+def rate(good: int, bad: int) -> float | None:
+    return None if good + bad == 0 else good / (good + bad)
+
+
+def window(today: date, days: int = DAYS) -> tuple[list[date], datetime]:
+    """The last `days` Shanghai days ending today, and the instant the first one starts."""
+    first = today - timedelta(days=days - 1)
+    return [first + timedelta(days=n) for n in range(days)], datetime.combine(first, time.min, tzinfo=SHANGHAI)
+
+
+def compute(rt: Runtime, now: datetime | None = None) -> Dashboard:
+    now = now or rt.clock()
+    days, start = window(now.astimezone(SHANGHAI).date())
+    with rt.db.uow() as uow:
+        session = uow.session
+        flows = _flows(session, days, start)
+        by_city = _custody(session, Deal.city_code, lambda code: _city_name(rt, code))
+        by_bank = _custody(session, Deal.bank_code, lambda code: _bank_name(rt, code))
+        states = _deals_by_state(rt, session)
+        jobs = _jobs(session)
+        hours, openings = _openings(rt, session, now)
+    return Dashboard(flows, by_city, by_bank, states, jobs, open_alerts(rt), hours, openings)
+
+
+def _local_day(moment: datetime) -> date:
+    return moment.astimezone(SHANGHAI).date()
+
+
+def _flows(session: Session, days: list[date], start: datetime) -> list[DayFlow]:
+    debit, credit = aliased(LedgerAccount), aliased(LedgerAccount)
+    rows = session.execute(
+        select(LedgerTransfer.created_at, LedgerTransfer.amount_fen, debit.code, credit.code)
+        .join(debit, LedgerTransfer.debit_account_id == debit.id)
+        .join(credit, LedgerTransfer.credit_account_id == credit.id)
+        .where(
+            LedgerTransfer.created_at >= start,
+            LedgerTransfer.kind.in_(POSTED),
+            debit.code.startswith(CLEARING_PREFIX) | credit.code.startswith(CLEARING_PREFIX),
+        )
+    ).all()
+    sums: dict[date, Counter[str]] = defaultdict(Counter)
+    for created_at, amount, debit_code, credit_code in rows:
+        day = sums[_local_day(created_at)]
+        if debit_code.startswith(CLEARING_PREFIX):
+            day["inbound_count"] += 1
+            day["inbound_fen"] += amount
+            day["inbound_direct"] += credit_code.startswith(CUSTODY_PREFIX)
+        else:
+            day["outbound_count"] += 1
+            day["outbound_fen"] += amount
+    payouts = session.execute(
+        select(Payout.updated_at, Payout.status).where(
+            Payout.updated_at >= start, Payout.status.in_(("succeeded", "failed"))
+        )
+    ).all()
+    for updated_at, status in payouts:
+        sums[_local_day(updated_at)][f"payouts_{status}"] += 1
+    return [DayFlow(day, **sums.get(day, Counter())) for day in days]
+
+
+def _custody(session: Session, group: InstrumentedAttribute[str], label: Callable[[str], str]) -> list[Share]:
+    """Exact balances of the deals' custody accounts, summed by a deal column, largest first."""
+    buffered = (
+        select(
+            LedgerHotEntry.account_id,
+            func.sum(LedgerHotEntry.debits_posted).label("debits"),
+            func.sum(LedgerHotEntry.credits_posted).label("credits"),
+        )
+        .group_by(LedgerHotEntry.account_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            group,
+            LedgerAccount.type,
+            LedgerAccount.debits_posted + func.coalesce(buffered.c.debits, 0),
+            LedgerAccount.credits_posted + func.coalesce(buffered.c.credits, 0),
+        )
+        .join(Deal, LedgerAccount.deal_id == Deal.id)
+        .outerjoin(buffered, buffered.c.account_id == LedgerAccount.id)
+        .where(LedgerAccount.code.startswith(CUSTODY_PREFIX))
+    ).all()
+    totals: Counter[str] = Counter()
+    for key, account_type, debits, credits in rows:
+        totals[key] += balance_of(account_type, int(debits), int(credits))
+    return [Share(key, label(key), fen) for key, fen in totals.most_common() if fen]
+
+
+def _deals_by_state(rt: Runtime, session: Session) -> list[Share]:
+    rows = session.execute(
+        select(Deal.workflow_id, Deal.workflow_version, Deal.state, func.count()).group_by(
+            Deal.workflow_id, Deal.workflow_version, Deal.state
+        )
+    ).all()
+    counts: Counter[str] = Counter()
+    labels: dict[str, str] = {}
+    for workflow_id, version, state, count in rows:
+        counts[state] += count
+        try:
+            labels.setdefault(state, rt.workflow(workflow_id, version).label(state))
+        except CunguanError:
+            labels.setdefault(state, state)
+    return [Share(state, labels[state], count) for state, count in counts.most_common()]
+
+
+def hour_window(now: datetime, hours: int = OPENING_HOURS) -> list[datetime]:
+    """The starts of the last `hours` whole hours, the current (partial) one last."""
+    current = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return [current - timedelta(hours=hours - 1 - n) for n in range(hours)]
+
+
+def _openings(rt: Runtime, session: Session, now: datetime) -> tuple[list[datetime], list[OpeningRate]]:
+    """Account openings per hour and bank over the last 24 hours; every configured bank has a series."""
+    hours = hour_window(now)
+    rows = session.execute(
+        select(VirtualAccount.bank_code, VirtualAccount.opened_at).where(
+            VirtualAccount.opened_at >= hours[0], VirtualAccount.opened_at <= now
+        )
+    ).all()
+    counts: dict[str, list[int]] = {code: [0] * len(hours) for code in sorted(rt.banks)}
+    for bank_code, opened_at in rows:
+        slot = int((opened_at - hours[0]).total_seconds() // 3600)
+        counts.setdefault(bank_code, [0] * len(hours))[slot] += 1
+    return hours, [OpeningRate(code, _bank_name(rt, code), per_hour) for code, per_hour in counts.items()]
+
+
+def _jobs(session: Session) -> JobFigures:
+    by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    failing = session.scalar(select(func.count()).where(Job.status == "pending", Job.attempts > 0))
+    opening = session.scalar(
+        select(func.count()).where(Job.status.in_(("pending", "running")), Job.kind == "open_virtual_account")
+    )
+    return JobFigures(
+        pending=by_status.get("pending", 0),
+        running=by_status.get("running", 0),
+        failing=failing or 0,
+        dead=by_status.get("dead", 0),
+        opening_queue=opening or 0,
+    )
+
+
+def _city_name(rt: Runtime, code: str) -> str:
+    try:
+        return f"{rt.cities.get(code).name}（{code}）"
+    except CunguanError:
+        return code
+
+
+def _bank_name(rt: Runtime, code: str) -> str:
+    endpoint = rt.banks.get(code)
+    return endpoint.name if endpoint is not None else code

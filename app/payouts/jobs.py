@@ -1,0 +1,285 @@
+"""Jobs that talk to banks. Each returns normally when done, or raises Retry / a BankError."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any
+
+from sqlalchemy import select
+
+from app.bank_inbox.callbacks import REPAIR_MARKER, apply_payout_result, repair_account_opened
+from app.banks.gateway import (
+    BankOutcomeUnknown,
+    BankRateLimited,
+    BankRejected,
+    BankUnavailable,
+    DesignatedPayer,
+    PayoutRequest,
+    PayoutStatus,
+)
+from app.banks.settings import opening_limits
+from app.db.models import Payout, VirtualAccount
+from app.db.rate_limits import drain, take_token
+from app.deals.case_blocks import settle_empty_release
+from app.deals.freeze import RECHECK_S, frozen_payout
+from app.platform.errors import CunguanError
+from app.platform.request_context import bind_job_context
+from app.platform.runtime import Runtime
+from app.queue.jobs import Defer, enqueue
+from app.sandbox.job import simulate_city
+
+ACTOR = "system:worker"
+QUERY_DELAY_S = 5.0
+ACCOUNT_CHECK_DELAY_S = 10.0  # no `account_opened` this long after the bank accepted the request: ask the bank
+# no `payout_result` this long after the bank accepted a payout: ask the bank (then again this often while it
+# is still processing). Well beyond a normal settlement, so the watchdog rarely finds anything to do.
+PAYOUT_CHECK_DELAY_S = 600.0
+PAYOUT_CHECK_DELAY_ENV = "CUNGUAN_PAYOUT_CHECK_DELAY_S"  # overrides it (seconds), e.g. for short chaos runs
+
+log = logging.getLogger("cunguan.bank_jobs")
+
+
+class Retry(CunguanError):
+    """Try the job again later (with backoff); not a bug, the world is not ready yet."""
+
+    code = "RETRY"
+
+
+def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Ask the bank to open the account, paced by the bank's limits (a token bucket in the database that
+    every worker shares). Safe to resend: the bank dedupes on request_id."""
+    with rt.db.uow() as uow:
+        account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
+        assert account is not None, "job refers to a missing virtual account"
+        bind_job_context(deal_id=account.deal_id, bank=account.bank_code)  # for the logs
+        if account.status == "opened":
+            return
+        endpoint = rt.banks[account.bank_code]
+        limits = opening_limits(uow.session, endpoint)  # the admin's override, else the configured limits
+        wait_s = take_token(uow.session, account.bank_code, limits, rt.clock())
+        uow.commit()
+        request = (account.bank_code, account.request_id, account.account_name, _designated_payer(account))
+    if wait_s > 0:
+        raise Defer(f"{endpoint.name}开户限速，稍后再开", delay_s=wait_s, details={"bank": endpoint.code})
+    bank_code, request_id, account_name, payer = request
+    try:
+        rt.gateway(bank_code).open_virtual_account(request_id, account_name, rt.notify_url(bank_code), payer)
+    except BankRateLimited as error:  # our pace and the bank's disagree: the bank wins
+        with rt.db.uow() as uow:
+            drain(uow.session, bank_code, rt.clock())
+            uow.commit()
+        raise Defer(error.message, delay_s=error.retry_after_s, details=error.details) from error
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    with rt.db.uow() as uow:  # if the bank's `account_opened` never comes, ask the bank
+        check = {"virtual_account_id": payload["virtual_account_id"]}
+        enqueue(uow.session, "check_virtual_account", check, now=rt.clock(), delay_s=ACCOUNT_CHECK_DELAY_S)
+        uow.commit()
+
+
+def check_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
+    """An opening request the bank accepted a while ago and we still have no number for: the notification
+    was lost or is late. Ask the bank; an account it opened is recorded as that notification would have been
+    (补单). Still opening: ask again later. Never received: request it again (idempotent on request_id)."""
+    with rt.db.uow() as uow:
+        account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
+        assert account is not None, "job refers to a missing virtual account"
+        bind_job_context(deal_id=account.deal_id, bank=account.bank_code)
+        if account.status == "opened":
+            return
+        account_id, bank_code, request_id = account.id, account.bank_code, account.request_id
+    try:
+        answer = rt.gateway(bank_code).query_virtual_account(request_id)
+    except BankRejected as error:
+        if error.code != "NOT_FOUND":
+            raise
+        with rt.db.uow() as uow:
+            enqueue(uow.session, "open_virtual_account", {"virtual_account_id": account_id}, now=rt.clock())
+            uow.commit()
+        return
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    if answer.status != "open":
+        raise Retry("银行开户处理中", details={"request_id": request_id})
+    body = {
+        "notification_id": f"query:{request_id}",
+        "type": "account_opened",
+        "request_id": request_id,
+        "account_no": answer.account_no,
+        "account_name": answer.account_name,
+    }
+    with rt.db.uow() as uow:
+        repair_account_opened(rt, uow.session, bank_code, body)
+        uow.commit()
+
+
+def _designated_payer(account: VirtualAccount) -> DesignatedPayer | None:
+    """The buyer's own account, when the deal's city requires money to come from the named payer only."""
+    if not account.designated_payer:
+        return None
+    deal = account.deal
+    return DesignatedPayer(deal.buyer_name, deal.buyer_bank_account)
+
+
+def _load_payout(rt: Runtime, payout_id: str) -> tuple[PayoutRequest, str, str]:
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id))
+        assert payout is not None, "job refers to a missing payout"
+        bind_job_context(deal_id=payout.deal_id, bank=payout.bank_code)  # for the logs
+        account = payout.deal.virtual_account
+        assert account is not None and account.account_no, "payout from a deal without an opened account"
+        request = PayoutRequest(
+            payout_id=payout.payout_id,
+            account_no=account.account_no,
+            amount_fen=payout.amount_fen,
+            payee_name=payout.payee_name,
+            payee_account=payout.payee_account,
+            notify_url=rt.notify_url(payout.bank_code),
+        )
+        return request, payout.bank_code, payout.status
+
+
+def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Submit once. Unreachable bank: resend later. Unknown outcome: query, never resubmit blindly - and a
+    run after an earlier attempt (whose worker may have died after sending) asks the bank before sending."""
+    request, bank_code, status = _load_payout(rt, payload["payout_id"])
+    if status != "pending":
+        return
+    if payload.get("attempt", 1) > 1 and _found_at_bank(rt, request.payout_id, bank_code):
+        return
+    with rt.db.uow() as uow:
+        if frozen_payout(uow.session, request.payout_id):  # no money leaves a frozen deal; unfreezing wakes this
+            raise Defer("存管单已冻结，解冻后再提交付款", delay_s=RECHECK_S, details={"payout_id": request.payout_id})
+    try:
+        bank_reference = rt.gateway(bank_code).submit_payout(request)
+    except BankUnavailable as error:
+        raise Retry(error.message, details=error.details) from error
+    except BankOutcomeUnknown:
+        with rt.db.uow() as uow:
+            enqueue(
+                uow.session, "query_payout", {"payout_id": request.payout_id}, now=rt.clock(), delay_s=QUERY_DELAY_S
+            )
+            uow.commit()
+        return
+    except BankRejected as error:
+        _finish(rt, request.payout_id, "failed", "", f"银行拒绝付款：{error.message}")
+        return
+    _mark_submitted(rt, request.payout_id, bank_reference)
+
+
+def payout_check_delay_s() -> float:
+    """PAYOUT_CHECK_DELAY_S, or CUNGUAN_PAYOUT_CHECK_DELAY_S when set. Read on each call (as the callback processing
+    mode is). A bad value is logged and ignored: it must not fail the payout the bank has just accepted."""
+    raw = os.environ.get(PAYOUT_CHECK_DELAY_ENV, "").strip()
+    if not raw:
+        return PAYOUT_CHECK_DELAY_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        log.warning("bad payout check delay ignored", extra={"setting": PAYOUT_CHECK_DELAY_ENV, "value": raw[:40]})
+        return PAYOUT_CHECK_DELAY_S
+    return value
+
+
+def _mark_submitted(rt: Runtime, payout_id: str, bank_reference: str) -> None:
+    """The bank has the payout. In the same transaction: a watchdog (`check_payout`) that asks the bank if
+    its `payout_result` has not come by then."""
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
+        assert payout is not None
+        if payout.status == "pending":
+            payout.status = "submitted"
+            payout.bank_reference = bank_reference
+            payout.updated_at = rt.clock()
+            check = {"payout_id": payout_id}
+            enqueue(uow.session, "check_payout", check, now=rt.clock(), delay_s=payout_check_delay_s())
+        uow.commit()
+
+
+def _ask_bank(rt: Runtime, payout_id: str, bank_code: str) -> PayoutStatus | None:
+    """What the bank says of the payout; None when it never got it. Unreachable: try again later."""
+    try:
+        return rt.gateway(bank_code).query_payout(payout_id)
+    except BankRejected as error:
+        if error.code != "NOT_FOUND":
+            raise
+        return None
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+
+
+def _found_at_bank(rt: Runtime, payout_id: str, bank_code: str) -> bool:
+    """Whether the bank already has the payout (then its answer is recorded); False if it never got it."""
+    answer = _ask_bank(rt, payout_id, bank_code)
+    if answer is None:
+        return False
+    if answer.status == "processing":
+        _mark_submitted(rt, payout_id, answer.bank_reference)
+    else:
+        _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason)
+    return True
+
+
+def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Ask the bank what became of a payout whose submission had no clear answer."""
+    payout_id = payload["payout_id"]
+    _, bank_code, status = _load_payout(rt, payout_id)
+    if status in ("succeeded", "failed"):
+        return
+    if not _found_at_bank(rt, payout_id, bank_code):
+        with rt.db.uow() as uow:  # the bank never got it: submitting now cannot pay twice
+            enqueue(uow.session, "submit_payout", {"payout_id": payout_id}, now=rt.clock())
+            uow.commit()
+
+
+class PayoutUnknownAtBank(CunguanError):
+    """A payout we recorded as accepted by the bank that the bank says it never received: for people."""
+
+    code = "PAYOUT_UNKNOWN_AT_BANK"
+
+
+def check_payout(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Watchdog for a submitted payout whose `payout_result` has not come (lost or late). A failed payout is on
+    no statement, so reconciliation cannot repair it: ask the bank, and record a final answer as the callback
+    would have (补单 on the deal's timeline; a callback that comes after all finds it final and changes
+    nothing). Still processing: ask again later, without spending attempts. Unknown to the bank: that
+    contradicts `submitted` - never resubmitted here, the job ends dead for a person to look at."""
+    payout_id = payload["payout_id"]
+    _, bank_code, status = _load_payout(rt, payout_id)
+    if status in ("succeeded", "failed"):
+        return
+    answer = _ask_bank(rt, payout_id, bank_code)
+    if answer is None:
+        log.warning("submitted payout unknown to the bank", extra={"payout_id": payout_id, "bank": bank_code})
+        raise PayoutUnknownAtBank(
+            f"付款 {payout_id} 已记为银行受理，但银行查无此付款：请人工核实，不会自动重新提交",
+            details={"payout_id": payout_id, "bank": bank_code},
+        )
+    if answer.status == "processing":
+        raise Defer("银行付款处理中，稍后再查", delay_s=payout_check_delay_s(), details={"payout_id": payout_id})
+    _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason, marker=REPAIR_MARKER)
+
+
+def _finish(
+    rt: Runtime, payout_id: str, status: str, bank_reference: str, reason: str | None, marker: str | None = None
+) -> None:
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
+        assert payout is not None
+        apply_payout_result(rt, uow.session, payout, status, bank_reference, reason, ACTOR, marker=marker)
+        uow.commit()
+
+
+HANDLERS = {
+    "open_virtual_account": open_virtual_account,
+    "check_virtual_account": check_virtual_account,
+    "submit_payout": submit_payout,
+    "query_payout": query_payout,
+    "check_payout": check_payout,
+    "settle_empty_release": settle_empty_release,
+    "simulate_city": simulate_city,
+}

@@ -1,0 +1,40 @@
+"""flask keys rotate-pii | flask pii reindex | flask pii reencrypt."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from app.platform.cli import CliGroup, _rt, keys_cli
+
+pii_cli = CliGroup("pii", help="个人金融信息 / PII maintenance")
+
+
+@keys_cli.command("rotate-pii")
+def keys_rotate_pii() -> None:
+    """Create the next PII key file (pii.kN.key); new values are encrypted with it, old ones stay readable."""
+    from app.db.pii import keyring, rotate_pii_key
+
+    config = current_app.extensions["cunguan.config"]
+    key_id = rotate_pii_key(config.keys_dir)
+    keyring.configure_from_folder(config.keys_dir)
+    click.echo(f"新的 PII 密钥 {key_id} 已生效（重启各进程后使用）；旧数据仍可解密，可运行 flask pii reencrypt 迁移")
+
+
+@pii_cli.command("reindex")
+def pii_reindex() -> None:
+    """Recompute every deal's blind indexes from the decrypted values."""
+    from app.pii.service import reindex
+
+    click.echo(f"已更新检索索引：{reindex(_rt())} 笔存管单")
+
+
+@pii_cli.command("reencrypt")
+def pii_reencrypt() -> None:
+    """Re-encrypt every value still under an older key with the active key."""
+    from app.db.pii import keyring
+    from app.pii.service import reencrypt
+
+    changed = reencrypt(_rt())
+    summary = "，".join(f"{table} {count} 行" for table, count in sorted(changed.items())) or "无需更新"
+    click.echo(f"当前密钥 {keyring.active_key_id}：{summary}")

@@ -1,0 +1,268 @@
+"""`bank_sim` click group: `serve` the simulator, `pay` money into a virtual account, set `faults` and
+opening `limits` per bank.
+
+Registered by the platform as `flask bank-sim`; also runs as `python -m app.tools.banksim`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import requests
+from werkzeug.serving import make_server
+
+from app.crypto.keys import ensure_keys
+from app.domain.money import format_yuan, parse_yuan
+from app.platform.errors import CunguanError
+from app.tools.banksim import SimulatorConfig, create_simulator_app
+from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
+from app.tools.banksim.context import current_simulator
+from app.tools.banksim.controls import faults_view, limits_view
+from app.tools.banksim.delivery import DELIVERY_PARALLEL
+from app.tools.banksim.faults import DEFAULT_TIMEOUT_HOLD_MS, FaultSettings
+from app.tools.banksim.store import Store, Transaction
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+_PAY_TIMEOUT_S = 10
+_BANK_CHOICE = click.Choice(sorted(SIMULATED_BANKS))
+_URL_OPTION = click.option(
+    "--url", default="http://127.0.0.1:5001", show_default=True, envvar="BANK_SIM_URL", help="模拟器地址"
+)
+_DB_OPTION = click.option(
+    "--db",
+    "db_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="直接写入模拟器的 SQLite 文件（不经 HTTP；运行中的模拟器随即生效）",
+)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"错误：{message}", err=True)
+    raise SystemExit(1)
+
+
+@click.group("bank-sim", help="银行模拟器：模拟存管银行的开户、到账通知和付款。")
+def bank_sim() -> None:
+    """Group only; see the commands."""
+
+
+@bank_sim.command("serve", help="启动银行模拟器（单进程、多线程，无调试器与自动重载）。")
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址；/sim/* 无鉴权，请只绑定本机")
+@click.option("--port", default=5001, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--db",
+    "db_path",
+    default="instance/bank_sim.db",
+    show_default=True,
+    envvar="BANK_SIM_DB",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="模拟器自己的 SQLite 文件（环境变量 BANK_SIM_DB）",
+)
+@click.option(
+    "--keys-dir",
+    default="instance/keys",
+    show_default=True,
+    envvar="CUNGUAN_KEYS_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="密钥目录，缺少的密钥会自动生成（环境变量 CUNGUAN_KEYS_DIR）",
+)
+@click.option("--open-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="开户延迟（秒）")
+@click.option("--payout-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="付款处理延迟（秒）")
+@click.option(
+    "--deliveries",
+    default=DELIVERY_PARALLEL,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="同时发出的回调通知数（按序通知仍逐条发送）",
+)
+def serve(
+    host: str, port: int, db_path: Path, keys_dir: Path, open_delay: float, payout_delay: float, deliveries: int
+) -> None:
+    ensure_keys(keys_dir, SIMULATED_BANKS)
+    try:
+        app = create_simulator_app(
+            SimulatorConfig(
+                db_path=db_path,
+                keys_dir=keys_dir,
+                open_delay_s=open_delay,
+                payout_delay_s=payout_delay,
+                delivery_parallel=deliveries,
+            )
+        )
+    except CunguanError as error:
+        _fail(f"{error.message} {error.details or ''}")
+    server = make_server(host, port, app, threaded=True)
+    with app.app_context():
+        worker = current_simulator().worker
+    if host not in _LOOPBACK_HOSTS:
+        click.echo("警告：/sim/* 接口没有鉴权，只应绑定 127.0.0.1。", err=True)
+    worker.start()
+    banks = "、".join(f"{bank.name} {bank.code}" for bank in SIMULATED_BANKS.values())
+    click.echo(f"银行模拟器已启动：http://{host}:{server.port}/ （{banks}；数据库 {db_path}）", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("正在停止银行模拟器……", err=True)
+    finally:
+        server.server_close()
+        worker.stop()
+
+
+@bank_sim.command("pay", help="模拟一笔转账到虚户（调用运行中的模拟器 POST /sim/pay）。")
+@click.option("--bank", "bank_code", default="ceb", show_default=True, type=_BANK_CHOICE)
+@click.option("--account", "account_no", required=True, help="虚户账号")
+@click.option("--amount", required=True, help="金额（元），如 1234567.89")
+@click.option("--payer-name", default="张三", show_default=True, help="付款人户名")
+@click.option("--payer-account", default="6222020200112233445", show_default=True, help="付款人账号")
+@_URL_OPTION
+def pay(bank_code: str, account_no: str, amount: str, payer_name: str, payer_account: str, url: str) -> None:
+    try:
+        amount_fen = parse_yuan(amount)
+    except CunguanError as error:
+        _fail(error.message)
+    payload = {
+        "bank": bank_code,
+        "account_no": account_no,
+        "amount_fen": amount_fen,
+        "payer_name": payer_name,
+        "payer_account": payer_account,
+    }
+    try:
+        response = requests.post(f"{url.rstrip('/')}/sim/pay", json=payload, timeout=_PAY_TIMEOUT_S)
+    except requests.RequestException as error:
+        _fail(f"无法连接银行模拟器 {url}：{error}")
+    answer = _json_object(response)
+    if response.status_code != 200 or answer.get("code") != "OK":
+        _fail(f"入账失败（HTTP {response.status_code}）：{answer.get('message', response.text[:200])}")
+    click.echo(
+        f"入账成功：{SIMULATED_BANKS[bank_code].name} 账户 {account_no} 收到 {format_yuan(amount_fen)}，"
+        f"银行流水号 {answer['bank_reference']}，当前余额 {format_yuan(answer['balance_fen'])}；到账通知已排队发送。"
+    )
+
+
+def _json_object(response: requests.Response) -> dict[str, Any]:
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _control(
+    url: str, db_path: Path | None, method: str, path: str, payload: dict[str, Any] | None, direct: Callable[..., Any]
+) -> dict[str, Any]:
+    """Change a control through the running simulator's /sim/ endpoint, or with --db straight in its database."""
+    if db_path is not None:
+        with Store(db_path).transaction() as tx:
+            return direct(tx)
+    try:
+        response = requests.request(method, f"{url.rstrip('/')}/sim/{path}", json=payload, timeout=_PAY_TIMEOUT_S)
+    except requests.RequestException as error:
+        _fail(f"无法连接银行模拟器 {url}：{error}")
+    answer = _json_object(response)
+    if response.status_code != 200:
+        reason = f"{answer.get('message', response.text[:200])} {answer.get('details') or ''}"
+        _fail(f"设置失败（HTTP {response.status_code}）：{reason.strip()}")
+    return answer
+
+
+def _rate(value: float) -> str:
+    return f"{value:.2%}".replace(".00%", "%")
+
+
+def _describe_faults(bank_code: str, answer: dict[str, Any]) -> str:
+    bank = SIMULATED_BANKS[bank_code]
+    if not answer["active"]:
+        return f"{bank.name} {bank_code}：无故障注入。"
+    return (
+        f"{bank.name} {bank_code} 故障注入（种子 {answer['seed']}）：丢弃通知 {_rate(answer['drop'])}，"
+        f"重复通知 {_rate(answer['duplicate'])}，乱序 {'开' if answer['reorder'] else '关'}，"
+        f"延迟 {answer['delay_ms']} 毫秒，付款应答超时 {_rate(answer['payout_timeout'])}"
+        f"（挂起 {answer['timeout_hold_ms']} 毫秒），5xx {_rate(answer['error_5xx'])}。"
+    )
+
+
+@bank_sim.command("faults", help="查看或设置某家银行的故障注入（可复现：同一种子、同一请求序列，结果相同）。")
+@click.option("--bank", "bank_code", required=True, type=_BANK_CHOICE)
+@click.option("--drop", type=click.FloatRange(0, 1), help="丢弃回调通知的比例")
+@click.option("--duplicate", type=click.FloatRange(0, 1), help="重复发送回调通知的比例")
+@click.option("--reorder", is_flag=True, default=None, help="打乱同一地址的通知顺序")
+@click.option("--delay-ms", type=click.IntRange(min=0), help="每条通知延迟发送（毫秒）")
+@click.option("--payout-timeout", type=click.FloatRange(0, 1), help="付款已受理记账但应答超时的比例")
+@click.option(
+    "--timeout-hold-ms",
+    type=click.IntRange(min=0),
+    help=f"付款超时时挂起应答多久（毫秒，默认 {DEFAULT_TIMEOUT_HOLD_MS}）",
+)
+@click.option("--error-5xx", type=click.FloatRange(0, 1), help="请求在记账前返回 503 的比例")
+@click.option("--seed", type=click.IntRange(min=0), help="随机种子（默认 0）")
+@click.option("--clear", is_flag=True, help="关闭这家银行的全部故障")
+@_URL_OPTION
+@_DB_OPTION
+def faults(bank_code: str, clear: bool, url: str, db_path: Path | None, **options: Any) -> None:
+    chosen = {name: value for name, value in options.items() if value is not None}
+    bank = SIMULATED_BANKS[bank_code]
+    if clear and chosen:
+        _fail("--clear 不能与其他故障选项同时使用")
+    if clear:
+        answer = _control(url, db_path, "DELETE", f"faults/{bank_code}", None, lambda tx: _clear_faults(tx, bank_code))
+    elif chosen:
+        settings = FaultSettings.from_dict(chosen)
+        answer = _control(
+            url, db_path, "PUT", f"faults/{bank_code}", chosen, lambda tx: _set_faults(tx, bank_code, settings)
+        )
+    else:
+        answer = _control(url, db_path, "GET", f"faults/{bank_code}", None, lambda tx: faults_view(tx, bank))
+    click.echo(_describe_faults(bank_code, answer))
+
+
+def _set_faults(tx: Transaction, bank_code: str, settings: FaultSettings) -> dict[str, Any]:
+    tx.set_faults(bank_code, settings, time.time())
+    return faults_view(tx, SIMULATED_BANKS[bank_code])
+
+
+def _clear_faults(tx: Transaction, bank_code: str) -> dict[str, Any]:
+    tx.clear_faults(bank_code)
+    return faults_view(tx, SIMULATED_BANKS[bank_code])
+
+
+@bank_sim.command("limits", help="查看或调整某家银行的开户限额（每秒、每日）；--reset 恢复银行默认值。")
+@click.option("--bank", "bank_code", required=True, type=_BANK_CHOICE)
+@click.option("--per-second", type=click.IntRange(0, 10**9), help="每秒最多受理的新开户申请")
+@click.option("--per-day", type=click.IntRange(0, 10**9), help="每日（北京时间）最多受理的新开户申请")
+@click.option("--reset", is_flag=True, help="恢复银行默认限额")
+@_URL_OPTION
+@_DB_OPTION
+def limits(
+    bank_code: str, per_second: int | None, per_day: int | None, reset: bool, url: str, db_path: Path | None
+) -> None:
+    bank = SIMULATED_BANKS[bank_code]
+    if reset and (per_second is not None or per_day is not None):
+        _fail("--reset 不能与 --per-second / --per-day 同时使用")
+    if reset:
+        answer = _control(url, db_path, "DELETE", f"limits/{bank_code}", None, lambda tx: _reset_limits(tx, bank))
+    elif per_second is not None or per_day is not None:
+        wanted = {
+            "per_second": bank.limits.per_second if per_second is None else per_second,
+            "per_day": bank.limits.per_day if per_day is None else per_day,
+        }
+        answer = _control(url, db_path, "PUT", f"limits/{bank_code}", wanted, lambda tx: _set_limits(tx, bank, wanted))
+    else:
+        answer = _control(url, db_path, "GET", f"limits/{bank_code}", None, lambda tx: limits_view(tx, bank))
+    note = "（已调整）" if answer["overridden"] else "（银行默认）"
+    click.echo(f"{bank.name} {bank_code} 开户限额：每秒 {answer['per_second']} 笔，每日 {answer['per_day']} 笔{note}。")
+
+
+def _set_limits(tx: Transaction, bank: SimulatedBank, wanted: dict[str, int]) -> dict[str, Any]:
+    tx.set_limits(bank.code, wanted["per_second"], wanted["per_day"])
+    return limits_view(tx, bank)
+
+
+def _reset_limits(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
+    tx.clear_limits(bank.code)
+    return limits_view(tx, bank)

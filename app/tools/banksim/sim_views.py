@@ -1,0 +1,142 @@
+"""Simulator-only pages and endpoints, unauthenticated (serve on 127.0.0.1): the overview page,
+its JSON twin `/sim/state` (per bank: profile, limits, faults, accounts, arrivals, payouts, deliveries),
+and `/sim/pay` which makes money arrive in a virtual account."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from app.domain.money import format_yuan, parse_yuan
+from app.platform.errors import CunguanError
+from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
+from app.tools.banksim.context import current_simulator
+from app.tools.banksim.errors import malformed, unknown_bank
+from app.tools.banksim.limits import effective_limits
+from app.tools.banksim.store import Transaction
+from app.tools.banksim.validation import PAY_IN_REQUEST, check, parse_json_object
+
+sim_views = Blueprint("sim_views", __name__)
+
+
+def _bank_state(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
+    deliveries = [
+        {
+            "notification_id": delivery.notification_id,
+            "copy": delivery.copy,
+            "type": delivery.type,
+            "notify_url": delivery.notify_url,
+            "status": delivery.status,
+            "attempts": delivery.attempts,
+            "last_error": delivery.last_error,
+            "ordered": bool(delivery.ordered),
+            "created_at": delivery.created_at,
+            "next_attempt_at": delivery.next_attempt_at,
+            "delivered_at": delivery.delivered_at,
+            "body": json.loads(delivery.body),
+        }
+        for delivery in tx.deliveries(bank.code)
+    ]
+    faults = tx.faults(bank.code)
+    return {
+        "code": bank.code,
+        "name": bank.name,
+        "account_format": asdict(bank.account_format) | {"length": bank.account_format.length},
+        "limits": asdict(effective_limits(tx, bank)),
+        "statement_encoding": bank.statement.encoding,
+        "faults": asdict(faults) | {"active": faults.active},
+        "accounts": [asdict(account) for account in tx.accounts(bank.code)],
+        "payouts": [asdict(payout) for payout in tx.payouts(bank.code)],
+        "arrivals": [asdict(arrival) for arrival in tx.arrivals(bank.code)],
+        "deliveries": deliveries,
+    }
+
+
+def _state() -> dict[str, Any]:
+    with current_simulator().store.transaction() as tx:
+        return {"banks": [_bank_state(tx, bank) for bank in SIMULATED_BANKS.values()]}
+
+
+@sim_views.get("/")
+def index() -> str:
+    return render_template("index.html", banks=_state()["banks"])
+
+
+@sim_views.get("/sim/state")
+def state() -> Response:
+    return jsonify(_state())
+
+
+def _pay_in_fields() -> dict[str, Any]:
+    """JSON or form fields, with `amount` (yuan text) turned into `amount_fen`, checked against the schema."""
+    if request.is_json:
+        raw = parse_json_object(request.get_data())
+    else:
+        raw = {name: value.strip() for name, value in request.form.items()}
+        if isinstance(raw.get("amount_fen"), str) and raw["amount_fen"].isdigit():
+            raw["amount_fen"] = int(raw["amount_fen"])
+    fields = {name: value for name, value in raw.items() if name != "amount"}
+    if "amount" in raw:
+        if "amount_fen" in raw:
+            raise malformed("amount 与 amount_fen 只能填写一个")
+        if not isinstance(raw["amount"], str):
+            raise malformed('amount 必须是文本形式的金额（元），如 "1234.56"')
+        fields["amount_fen"] = parse_yuan(raw["amount"])
+    return check(fields, PAY_IN_REQUEST)
+
+
+def _pay_in() -> dict[str, Any]:
+    fields = _pay_in_fields()
+    bank = SIMULATED_BANKS.get(fields["bank"])
+    if bank is None:
+        raise unknown_bank(fields["bank"])
+    simulator = current_simulator()
+    arrival, balance_fen = simulator.operations.pay_in(
+        bank, fields["account_no"], fields["amount_fen"], fields["payer_name"], fields["payer_account"]
+    )
+    simulator.worker.wake()
+    return {
+        "code": "OK",
+        "bank": bank.code,
+        "bank_reference": arrival.bank_reference,
+        "account_no": arrival.account_no,
+        "amount_fen": arrival.amount_fen,
+        "balance_fen": balance_fen,
+    }
+
+
+@sim_views.post("/sim/pay")
+def pay() -> Response | BaseResponse:
+    if request.is_json:
+        return jsonify(_pay_in())
+    try:
+        answer = _pay_in()
+    except CunguanError as error:
+        flash(f"入账失败：{error.message}", "error")
+    else:
+        flash(
+            f"已入账 {format_yuan(answer['amount_fen'])} 到账户 {answer['account_no']}，"
+            f"银行流水号 {answer['bank_reference']}，到账通知已排队发送",
+            "ok",
+        )
+    return redirect(url_for("sim_views.index"), code=303)
+
+
+@sim_views.post("/sim/freeze")
+def freeze() -> Response:
+    """Freeze a customer's money for a guarantee (JSON: bank, amount_fen, account_name): the frozen account's
+    number, as the bank's freeze receipt would name it."""
+    raw = parse_json_object(request.get_data())
+    bank = SIMULATED_BANKS.get(str(raw.get("bank")))
+    if bank is None:
+        raise unknown_bank(str(raw.get("bank")))
+    amount_fen = raw.get("amount_fen")
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+        raise malformed("amount_fen 必须是正整数（分）")
+    name = str(raw.get("account_name") or "担保冻结资金")[:100]
+    account_no = current_simulator().operations.freeze_funds(bank, name, amount_fen)
+    return jsonify({"code": "OK", "bank": bank.code, "account_no": account_no, "balance_fen": amount_fen})
