@@ -18,8 +18,7 @@ from app.deals.pinning import pinned_city
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import CityConfig
 from app.domain.forms.schema_form import load_base_schema
-from app.ops.metrics import timed_html_to_pdf as html_to_pdf  # html_to_pdf, timed for /metrics
-from app.pdf.render import render_agreement_html, template_masked_fields
+from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
 from app.platform.errors import ConfigError, NotFound

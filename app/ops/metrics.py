@@ -1,68 +1,22 @@
 """Prometheus metrics (text exposition format 0.0.4), computed from the database so that every web
-process answers the same - except the PDF render histogram, which each process keeps in memory."""
+process answers the same - except the PDF render histogram, which each process keeps in memory (kept by
+`app.pdf.render`, read here: metrics only read)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app.bank_inbox import callbacks as bank_callbacks  # a module: it imports this one, through the agreements
+from app.bank_inbox import callbacks as bank_callbacks
 from app.db.models import BankNotification, BankRateLimit, Job, LedgerTransfer, Payout, VirtualAccount
 from app.ledger.alerts import hot_account_figures
+from app.pdf.render import PDF_RENDER_SECONDS
 from app.platform.runtime import Runtime
 
 OPENING_RATE_WINDOW = timedelta(minutes=5)
-PDF_RENDER_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-
-
-class Histogram:
-    """A cumulative Prometheus histogram kept in this process (thread-safe)."""
-
-    def __init__(self, buckets: Iterable[float]) -> None:
-        self.buckets = tuple(sorted(buckets))
-        self._counts = [0] * len(self.buckets)
-        self._count = 0
-        self._sum = 0.0
-        self._lock = threading.Lock()
-
-    def observe(self, value: float) -> None:
-        with self._lock:
-            self._count += 1
-            self._sum += value
-            for index, bound in enumerate(self.buckets):
-                if value <= bound:
-                    self._counts[index] += 1
-
-    def snapshot(self) -> tuple[list[tuple[float, int]], int, float]:
-        with self._lock:
-            return list(zip(self.buckets, self._counts, strict=True)), self._count, self._sum
-
-
-PDF_RENDER_SECONDS = Histogram(PDF_RENDER_BUCKETS_S)
-
-
-@contextmanager
-def pdf_render_timer() -> Iterator[None]:
-    """Time one HTML → PDF render into PDF_RENDER_SECONDS (failed renders too: they cost the same)."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        PDF_RENDER_SECONDS.observe(time.perf_counter() - started)
-
-
-def timed_html_to_pdf(html: str) -> bytes:
-    """`app.pdf.render.html_to_pdf`, timed into the render histogram."""
-    from app.pdf.render import html_to_pdf
-
-    with pdf_render_timer():
-        return html_to_pdf(html)
 
 
 @dataclass

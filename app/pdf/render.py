@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from app.domain.agreement import MASKABLE, PLATFORM_NAME
 from app.pdf.fonts import ensure_harfbuzz_subset
 from app.pdf.seal import seal_markup
 from app.platform.errors import ConfigError
+from app.platform.histogram import Histogram
 
 TEMPLATES_ROOT = Path(__file__).resolve().parent.parent.parent / "agreement_templates"
 TEMPLATE_NAME = "agreement.html.j2"
@@ -102,10 +106,25 @@ def render_agreement_html(product: str, version: str, context: dict[str, Any]) -
 _RENDERING = threading.Lock()
 
 
-def html_to_pdf(html: str) -> bytes:
-    """Lay out the agreement HTML as an A4 PDF with subset, embedded CJK fonts."""
-    ensure_harfbuzz_subset()
-    from weasyprint import HTML  # imported here: loading Pango and fonts is slow and only PDF rendering needs it
+PDF_RENDER_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+PDF_RENDER_SECONDS = Histogram(PDF_RENDER_BUCKETS_S)  # this process's renders, read by /metrics
 
-    with _RENDERING:
-        return HTML(string=html, base_url=str(TEMPLATES_ROOT)).write_pdf()
+
+@contextmanager
+def pdf_render_timer() -> Iterator[None]:
+    """Time one HTML → PDF render into PDF_RENDER_SECONDS (failed renders too: they cost the same)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        PDF_RENDER_SECONDS.observe(time.perf_counter() - started)
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Lay out the agreement HTML as an A4 PDF with subset, embedded CJK fonts (timed for /metrics)."""
+    with pdf_render_timer():
+        ensure_harfbuzz_subset()
+        from weasyprint import HTML  # imported here: loading Pango and fonts is slow and only PDF rendering needs it
+
+        with _RENDERING:
+            return HTML(string=html, base_url=str(TEMPLATES_ROOT)).write_pdf()

@@ -14,7 +14,8 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.db.base import Base
 from app.deals import service as deals
-from app.ops.metrics import PDF_RENDER_SECONDS, Histogram, pdf_render_timer
+from app.pdf.render import PDF_RENDER_SECONDS, pdf_render_timer
+from app.platform.histogram import Histogram
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from tests.conftest import make_config
