@@ -36,11 +36,15 @@ def create_app(config: Config | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
     app.extensions["cunguan.config"] = config
-    app.extensions["cunguan.runtime"] = build_runtime(config)
+    runtime = build_runtime(config)
+    from app.sandbox.job import JOBS as SANDBOX_JOBS  # the console's 运行仿真: a tool outside the core
+
+    runtime.jobs.update(SANDBOX_JOBS)
+    app.extensions["cunguan.runtime"] = runtime
     csrf.init_app(app)
     login_manager.init_app(app)
     _register_web(app)
-    from app.platform.cli import register_cli
+    from app.platform.commands import register_cli
 
     register_cli(app)
     return app

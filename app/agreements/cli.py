@@ -7,16 +7,10 @@ import sys
 from pathlib import Path
 
 import click
-from flask import current_app
 
-from app.platform.cli import CliGroup
-from app.platform.runtime import Runtime
+from app.platform.cli_base import CliGroup, current_runtime
 
 agreement_cli = CliGroup("agreement", help="协议签章 / agreement signatures")
-
-
-def _rt() -> Runtime:
-    return current_app.extensions["cunguan.runtime"]
 
 
 @agreement_cli.command("verify")
@@ -25,7 +19,7 @@ def agreement_verify(file: Path) -> None:
     """Print, as JSON, every signature in FILE: signer, time, digest, signature, coverage. Exit 0 only if all valid."""
     from app.agreements.service import verify_agreement_pdf
 
-    reports = verify_agreement_pdf(_rt(), file.read_bytes())
+    reports = verify_agreement_pdf(current_runtime(), file.read_bytes())
     valid = all(report.valid for report in reports)
     result = {"file": str(file), "valid": valid, "signatures": [report.as_dict() for report in reports]}
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -40,7 +34,7 @@ def agreement_countersign(file: Path, bank_code: str, output: Path) -> None:
     """Add the bank's signature to a signed agreement PDF as an incremental update (earlier ones stay valid)."""
     from app.agreements.service import countersign_pdf
 
-    rt = _rt()
+    rt = current_runtime()
     signed = countersign_pdf(rt, file.read_bytes(), bank_code, reason="存管银行确认", when=rt.clock())
     output.write_bytes(signed)
     click.echo(f"已加盖银行签章：{output}")

@@ -7,7 +7,7 @@ import sys
 import click
 from flask import current_app
 
-from app.platform.cli import CliGroup
+from app.platform.cli_base import CliGroup
 
 audit_cli = CliGroup("audit", help="审计日志 / audit log")
 

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 
-from app.platform.cli import CliGroup
-from app.platform.runtime import Runtime
+from app.platform.cli_base import CliGroup, current_runtime
 
 suspense_cli = CliGroup("suspense", help="挂账审核 / suspense review queue")
-
-
-def _rt() -> Runtime:
-    return current_app.extensions["cunguan.runtime"]
 
 
 @suspense_cli.command("list")
@@ -23,7 +17,7 @@ def suspense_list(show_all: bool) -> None:
     from app.domain.agreement import mask_bank_account
     from app.domain.money import format_yuan
 
-    items = list_items(_rt(), None if show_all else "open")
+    items = list_items(current_runtime(), None if show_all else "open")
     for item in items:
         deal = item.deal.deal_no if item.deal is not None else "-"
         payer = f"{item.payer_name or '?'} {mask_bank_account(item.payer_account or '')}"
@@ -43,7 +37,7 @@ def suspense_match(item_id: int, deal_no: str, reason: str, actor: str) -> None:
     """Credit a suspense item to a deal."""
     from app.bank_inbox.suspense import match_to_deal
 
-    match_to_deal(_rt(), item_id, deal_no, reason, f"user:{actor}")
+    match_to_deal(current_runtime(), item_id, deal_no, reason, f"user:{actor}")
     click.echo(f"挂账 #{item_id} 已匹配到 {deal_no}")
 
 
@@ -55,5 +49,5 @@ def suspense_return(item_id: int, reason: str, actor: str) -> None:
     """Send a suspense item back by original route (to the account it came from)."""
     from app.bank_inbox.suspense import return_item
 
-    payout_id = return_item(_rt(), item_id, reason, f"user:{actor}")
+    payout_id = return_item(current_runtime(), item_id, reason, f"user:{actor}")
     click.echo(f"挂账 #{item_id} 原路退回已提交（付款编号 {payout_id}）")

@@ -7,25 +7,19 @@ import sys
 from pathlib import Path
 
 import click
-from flask import current_app
 
 from app.cities.sources import DbVersions
 from app.cities.versions import GitVersions, unified_diff
 from app.domain.city_checks import validate_file
 from app.domain.problems import CityConfigInvalid, Problem
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR
-from app.platform.cli import CliGroup
+from app.platform.cli_base import CliGroup, current_runtime
 from app.platform.config import ROOT
 from app.platform.errors import WorkflowError
-from app.platform.runtime import Runtime
 from app.state_machine.definition import WorkflowDefinition
 
 city_cli = CliGroup("city", help="城市配置 / city configs")
 workflow_cli = CliGroup("workflow", help="流程定义 / workflows")
-
-
-def _rt() -> Runtime:
-    return current_app.extensions["cunguan.runtime"]
 
 
 def _echo_problems(problems: list[Problem] | list[dict[str, str]]) -> None:
@@ -41,7 +35,7 @@ def city_validate(paths: tuple[Path, ...]) -> None:
     failed = 0
     for path in targets:
         try:
-            validate_file(path, _rt().workflows, TEMPLATES_DIR)
+            validate_file(path, current_runtime().workflows, TEMPLATES_DIR)
         except CityConfigInvalid as error:
             failed += 1
             click.echo(f"✗ {path.name}：{len(error.problems)} 处错误", err=True)
@@ -58,7 +52,11 @@ def city_validate(paths: tuple[Path, ...]) -> None:
 @click.option("--resolved", is_flag=True, help="merge the extends chain")
 def city_show(code: str, resolved: bool) -> None:
     """Print the config of CODE (a file stem: 110000, _virtual…), as written or --resolved."""
-    data = _rt().cities.resolve(code).data if resolved else _rt().cities.resolve(code).layers[0].data
+    data = (
+        current_runtime().cities.resolve(code).data
+        if resolved
+        else current_runtime().cities.resolve(code).layers[0].data
+    )
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
@@ -66,7 +64,7 @@ def city_show(code: str, resolved: bool) -> None:
 @click.argument("code")
 def city_diff(code: str) -> None:
     """Unified diff from the published config of CODE to its draft (database versions; files where there are none)."""
-    text = unified_diff(DbVersions(_rt().db, GitVersions(ROOT)), code)
+    text = unified_diff(DbVersions(current_runtime().db, GitVersions(ROOT)), code)
     click.echo(text if text else f"{code}：草稿与已发布版本相同", nl=not text)
 
 
@@ -96,7 +94,7 @@ def workflow_validate(paths: tuple[Path, ...]) -> None:
 
 
 def _latest(workflow_id: str) -> WorkflowDefinition:
-    versions = [d for (wid, _), d in _rt().workflows.items() if wid == workflow_id]
+    versions = [d for (wid, _), d in current_runtime().workflows.items() if wid == workflow_id]
     if not versions:
         raise WorkflowError(f"工作流 {workflow_id} 不存在", code="UNKNOWN_WORKFLOW")
     return max(versions, key=lambda d: d.version)
@@ -110,7 +108,7 @@ def workflow_graph(workflow_id: str, version: int | None, output: Path | None) -
     """Draw workflow ID as an SVG diagram (Graphviz dot)."""
     from app.state_machine.graph import render_svg
 
-    definition = _latest(workflow_id) if version is None else _rt().workflow(workflow_id, version)
+    definition = _latest(workflow_id) if version is None else current_runtime().workflow(workflow_id, version)
     target = output or Path(f"{workflow_id}.svg")
     target.write_bytes(render_svg(definition))
     click.echo(f"已生成 {target}")

@@ -1,4 +1,4 @@
-"""flask city draft | submit | approve | reject | publish | rollback | versions | import-files | simulate."""
+"""flask city draft | submit | approve | reject | publish | rollback | versions | import-files."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo
 import click
 
 from app.cities import publishing
-from app.cities.cli import _echo_problems, _rt, city_cli
+from app.cities.cli import _echo_problems
 from app.domain.config_versions import STATUS_LABELS
 from app.domain.problems import CityConfigInvalid
 from app.platform.bootstrap import CITY_CONFIGS_DIR
+from app.platform.cli_base import current_runtime
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -21,7 +22,7 @@ def _done(what: str, code: str, version: int, status: str) -> None:
     click.echo(f"{code} 第 {version} 版{what}（{STATUS_LABELS[status]}）")
 
 
-@city_cli.command("draft")
+@click.command("draft")
 @click.argument("code")
 @click.option(
     "--file",
@@ -35,17 +36,17 @@ def city_draft(code: str, path: Path | None, author: str) -> None:
     source = path or CITY_CONFIGS_DIR / f"{code}.json"
     if not source.is_file():
         raise click.ClickException(f"文件不存在：{source}")
-    version = publishing.save_draft(_rt(), code, source.read_text(encoding="utf-8"), author)
+    version = publishing.save_draft(current_runtime(), code, source.read_text(encoding="utf-8"), author)
     _done("已保存为草稿", code, version.version, version.status)
 
 
-@city_cli.command("submit")
+@click.command("submit")
 @click.argument("code")
 @click.option("--author", required=True)
 def city_submit(code: str, author: str) -> None:
     """Send the draft of CODE for review (every check must pass)."""
     try:
-        version = publishing.submit(_rt(), code, author)
+        version = publishing.submit(current_runtime(), code, author)
     except CityConfigInvalid as error:
         click.echo(f"✗ {error.message}", err=True)
         _echo_problems(error.problems)
@@ -53,51 +54,51 @@ def city_submit(code: str, author: str) -> None:
     _done("已提交审核", code, version.version, version.status)
 
 
-@city_cli.command("approve")
+@click.command("approve")
 @click.argument("code")
 @click.option("--reviewer", required=True)
 @click.option("--comment", required=True)
 def city_approve(code: str, reviewer: str, comment: str) -> None:
     """Approve the submitted version of CODE (not your own; a passing simulation of it is required)."""
-    version = publishing.review(_rt(), code, reviewer, comment, approve=True)
+    version = publishing.review(current_runtime(), code, reviewer, comment, approve=True)
     _done("已批准", code, version.version, version.status)
 
 
-@city_cli.command("reject")
+@click.command("reject")
 @click.argument("code")
 @click.option("--reviewer", required=True)
 @click.option("--comment", required=True)
 def city_reject(code: str, reviewer: str, comment: str) -> None:
     """Reject the submitted version of CODE with a comment."""
-    version = publishing.review(_rt(), code, reviewer, comment, approve=False)
+    version = publishing.review(current_runtime(), code, reviewer, comment, approve=False)
     _done("已驳回", code, version.version, version.status)
 
 
-@city_cli.command("publish")
+@click.command("publish")
 @click.argument("code")
 @click.option("--reviewer", required=True)
 def city_publish(code: str, reviewer: str) -> None:
     """Publish the approved version of CODE; the previous one is retired (running deals keep theirs)."""
-    version = publishing.publish(_rt(), code, reviewer)
+    version = publishing.publish(current_runtime(), code, reviewer)
     _done("已发布", code, version.version, version.status)
 
 
-@city_cli.command("rollback")
+@click.command("rollback")
 @click.argument("code")
 @click.option("--to", "to_version", required=True, type=int)
 @click.option("--reviewer", required=True)
 @click.option("--comment", default="")
 def city_rollback(code: str, to_version: int, reviewer: str, comment: str) -> None:
     """Republish an earlier version of CODE as a new version."""
-    version = publishing.rollback(_rt(), code, to_version, reviewer, comment)
+    version = publishing.rollback(current_runtime(), code, to_version, reviewer, comment)
     _done(f"已发布（回滚到第 {to_version} 版）", code, version.version, version.status)
 
 
-@city_cli.command("versions")
+@click.command("versions")
 @click.argument("code")
 def city_versions(code: str) -> None:
     """Every version of CODE, newest first."""
-    rows = publishing.versions(_rt(), code)
+    rows = publishing.versions(current_runtime(), code)
     if not rows:
         click.echo(f"{code}：数据库中没有版本（使用随代码发布的文件）")
         return
@@ -110,53 +111,24 @@ def city_versions(code: str) -> None:
         )
 
 
-@city_cli.command("import-files")
+@click.command("import-files")
 def city_import_files() -> None:
     """Publish the shipped files of cities without a version in the database, as version 1 by "system"."""
-    imported = publishing.import_files(_rt())
+    imported = publishing.import_files(current_runtime())
     click.echo(f"已导入 {len(imported)} 个城市配置" + (f"：{'、'.join(imported)}" if imported else ""))
 
 
 LEVELS = {"services": "服务层（真实存管单、账务、协议）", "state_machine": "状态机层（业务构件未接入服务）"}
 
 
-def _echo_report(report: dict[str, object]) -> None:
-    click.echo(f"仿真 {report['city']}（{report['target']}，内容 {str(report['content_sha256'])[:12]}）")
-    for result in report.get("products", []):  # type: ignore[union-attr]
-        level = (
-            "服务层（真实存管单、账务、协议）" if result["level"] == "services" else "状态机层（业务构件未接入服务）"
-        )
-        click.echo(
-            f"  {result['product']}（{result['workflow']}，{level}）：路径 {result['paths_run']}/{result['paths']}，"
-            f"流转覆盖 {result['transitions_covered']}/{result['transitions_total']}，"
-            f"协议生成 {result['agreements_rendered']} 份"
-        )
-        for note in result["notes"]:
-            click.echo(f"    · {note}")
-        for edge in result["uncovered"]:
-            click.echo(f"    · 未覆盖：{edge}")
-    ledger = report.get("ledger")
-    if isinstance(ledger, dict):
-        click.echo("  账务平衡" if ledger["ok"] else "  账务不平")
-    for problem in report.get("problems", []):  # type: ignore[union-attr]
-        click.echo(f"  ✗ {problem}", err=True)
-
-
-@city_cli.command("simulate")
-@click.argument("code")
-@click.argument("product", required=False)
-@click.option("--version", "version", type=int, help="a stored version (default: the draft under work, else the file)")
-@click.option("--by", "run_by", default="cli", show_default=True, help="who runs it (kept with the result)")
-def city_simulate(code: str, product: str | None, version: int | None, run_by: str) -> None:
-    """Run every path of each product's workflow for CODE in a sandbox; exit 1 on any problem."""
-    from app.sandbox.simulate import simulate
-
-    def progress(done: int, total: int, label: str) -> None:
-        click.echo(f"仿真中 {done}/{total} 条路径 · {label}", err=True)
-
-    report = simulate(_rt(), code, product, version, run_by, progress)
-    _echo_report(report)
-    if not report["ok"]:
-        click.echo("✗ 仿真发现问题", err=True)
-        sys.exit(1)
-    click.echo("✓ 仿真通过" + ("" if product is None else "（仅部分业务，不能作为审批依据）"))
+# added to `flask city` by app.platform.commands
+COMMANDS = (
+    city_draft,
+    city_submit,
+    city_approve,
+    city_reject,
+    city_publish,
+    city_rollback,
+    city_versions,
+    city_import_files,
+)

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import current_app
 
 from app.deals.contract_import import BATCH_SIZE, ImportResult, form_labels, import_contracts
 from app.domain.contract_import import ROW_FIELD, SHANGHAI, duration_text
-from app.platform.cli import CliGroup
+from app.platform.cli_base import CliGroup, current_runtime
 from app.platform.runtime import Runtime
 
 contracts_cli = CliGroup("contracts", help="存量合同导入 / stock contracts")
@@ -26,10 +25,6 @@ PLAIN_EVERY_S = 2.0
 EXIT_OK = 0
 EXIT_FAILED = 1  # nothing imported: the file, its header or --agent is wrong, or every row was rejected
 EXIT_SOME_REJECTED = 2  # imported, but some rows were rejected (see the report)
-
-
-def _rt() -> Runtime:
-    return current_app.extensions["cunguan.runtime"]
 
 
 class _Progress:
@@ -163,7 +158,7 @@ def contracts_import(file: Path, agent: str, report: Path | None, batch_size: in
       2  some rows rejected (listed in the report), the others imported
       1  nothing imported: the file cannot be read, its encoding or header is wrong, --agent is not an
          active agent, or every row was rejected"""
-    rt = _rt()
+    rt = current_runtime()
     report = report or file.with_name(f"{file.stem}.errors.csv")
     progress = _Progress(sys.stderr.isatty())
     started, now = time.monotonic(), rt.clock()

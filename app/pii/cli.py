@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 from flask import current_app
 
-from app.platform.cli import CliGroup, _rt, keys_cli
+from app.platform.cli_base import CliGroup, current_runtime
 
 pii_cli = CliGroup("pii", help="个人金融信息 / PII maintenance")
 
 
-@keys_cli.command("rotate-pii")
+@click.command("rotate-pii")
 def keys_rotate_pii() -> None:
     """Create the next PII key file (pii.kN.key); new values are encrypted with it, old ones stay readable."""
     from app.db.pii import keyring, rotate_pii_key
@@ -26,7 +26,7 @@ def pii_reindex() -> None:
     """Recompute every deal's blind indexes from the decrypted values."""
     from app.pii.service import reindex
 
-    click.echo(f"已更新检索索引：{reindex(_rt())} 笔存管单")
+    click.echo(f"已更新检索索引：{reindex(current_runtime())} 笔存管单")
 
 
 @pii_cli.command("reencrypt")
@@ -35,6 +35,10 @@ def pii_reencrypt() -> None:
     from app.db.pii import keyring
     from app.pii.service import reencrypt
 
-    changed = reencrypt(_rt())
+    changed = reencrypt(current_runtime())
     summary = "，".join(f"{table} {count} 行" for table, count in sorted(changed.items())) or "无需更新"
     click.echo(f"当前密钥 {keyring.active_key_id}：{summary}")
+
+
+# added to `flask keys` by app.platform.commands
+KEYS_COMMANDS = (keys_rotate_pii,)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from app.banks import accounts as account_jobs
 from app.cities.sources import DbCitySource
 from app.db.pii import keyring
 from app.db.session import Database
+from app.deals import case_blocks
 from app.deals.workflow import registry
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
+from app.payouts import jobs as payout_jobs
 from app.platform.config import ROOT, Config
-from app.platform.runtime import KeyStore, Runtime
+from app.platform.runtime import JobHandler, KeyStore, Runtime
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
 
@@ -23,6 +26,16 @@ def load_workflows() -> dict[tuple[str, int], WorkflowDefinition]:
 
     definitions = [load_definition(path, registry) for path in sorted(WORKFLOWS_DIR.glob("*.json"))]
     return {(d.id, d.version): d for d in definitions}
+
+
+def job_table() -> dict[str, JobHandler]:
+    """Every job kind the worker runs, from the features that own them (the city simulation's, a tool outside
+    the core, is added by the app factory)."""
+    return {
+        **account_jobs.JOBS,
+        **payout_jobs.JOBS,
+        "settle_empty_release": case_blocks.settle_empty_release,
+    }
 
 
 def build_runtime(config: Config) -> Runtime:
@@ -40,4 +53,5 @@ def build_runtime(config: Config) -> Runtime:
         banks=config.banks,
         public_base_url=config.public_base_url,
         bank_timeout_s=config.bank_timeout_s,
+        jobs=job_table(),
     )

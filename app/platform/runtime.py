@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from app.banks.gateway import BankGateway, HttpBankGateway
 from app.db.session import Database
@@ -48,6 +49,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+JobHandler = Callable[["Runtime", dict[str, Any]], None]
+
+
 @dataclass
 class Runtime:
     db: Database
@@ -58,6 +62,7 @@ class Runtime:
     public_base_url: str
     bank_timeout_s: float = 10.0
     clock: Callable[[], datetime] = field(default=_utcnow)
+    jobs: dict[str, JobHandler] = field(default_factory=dict)  # job kind -> handler: app.platform.bootstrap
 
     def workflow(self, workflow_id: str, version: int) -> WorkflowDefinition:
         try:

@@ -17,6 +17,12 @@ BACKOFF_CAP_S = 600.0
 LEASE_S = 60.0  # a claimed job whose worker died is due again after this long (`flask worker --lease`)
 
 
+class Retry(CunguanError):
+    """Try the job again later (with backoff); not a bug, the world is not ready yet."""
+
+    code = "RETRY"
+
+
 class Defer(CunguanError):
     """Not now, and not a failure: run the job again after `delay_s` without spending an attempt
     (a rate limit, a quota, a dependency not ready)."""

@@ -16,11 +16,11 @@ from app.bank_inbox.callbacks import prune_nonces
 from app.db.models import Job
 from app.deals.timers import fire_due_timers
 from app.ledger.maintenance import maintain
-from app.payouts.jobs import HANDLERS, Retry
 from app.platform.errors import CunguanError
 from app.platform.request_context import bind_context
 from app.platform.runtime import Runtime
 from app.queue import jobs
+from app.queue.jobs import Retry
 
 log = logging.getLogger("cunguan.worker")
 
@@ -43,7 +43,7 @@ def run_one(rt: Runtime, worker: str, *, lease_s: float = jobs.LEASE_S) -> bool:
     outcome: tuple[str, bool] | None = None  # (error text, retry)
     try:
         with bind_context(job_id=job_id):  # in a copy of the context: what a handler binds ends with the job
-            copy_context().run(HANDLERS[kind], rt, payload)
+            copy_context().run(rt.jobs[kind], rt, payload)
     except jobs.Defer as error:
         _defer(rt, job_id, error)
         return True

@@ -639,4 +639,4 @@ class _PathRun:
 
 def new_runtime(base: Runtime, **changes: Any) -> SandboxRuntime:
     """A sandbox runtime from the platform's (workflows), with the sandbox's own parts."""
-    return SandboxRuntime(workflows=base.workflows, **changes)
+    return SandboxRuntime(workflows=base.workflows, jobs=base.jobs, **changes)

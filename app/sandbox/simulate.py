@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from app.cities.publishing import validated
-from app.cities.sources import DbVersions, open_version
+from app.cities.simulation_runs import target
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
-from app.db.models import CityConfigVersion, ConfigSimulation, User
+from app.db.models import ConfigSimulation, User
 from app.db.session import Database
 from app.deals import service as deals
 from app.domain.cities import CityCatalog, CityConfig, ResolvedCity
@@ -29,8 +29,8 @@ from app.domain.config_versions import content_sha256
 from app.domain.problems import CityConfigInvalid
 from app.ledger.maintenance import maintain
 from app.ledger.repo import check_ledger
-from app.platform.config import ROOT, BankEndpoint
-from app.platform.errors import CunguanError, NotFound
+from app.platform.config import BankEndpoint
+from app.platform.errors import CunguanError
 from app.platform.runtime import KeyStore, Runtime
 from app.sandbox.bank import SANDBOX_THREADS, BankProblem, SandboxBank
 from app.sandbox.drivers import (
@@ -55,34 +55,6 @@ SANDBOX_PARENT = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
 # (paths done, paths in all, what runs now): called before each product and once all of them ran
 Progress = Callable[[int, int, str], None]
-
-
-@dataclass(frozen=True)
-class Target:
-    """What is simulated: the raw content of `stem` (a version, the draft under work or the working file)."""
-
-    stem: str
-    content: str
-    label: str
-
-
-def target(rt: Runtime, stem: str, version: int | None) -> Target:
-    if version is not None:
-        with rt.db.uow() as uow:
-            row = uow.session.query(CityConfigVersion).filter_by(city_code=stem, version=version).one_or_none()
-            if row is None:
-                raise NotFound(f"城市配置 {stem} 没有第 {version} 版", code="CONFIG_VERSION_NOT_FOUND")
-            return Target(stem, row.content, f"第 {version} 版")
-    with rt.db.uow() as uow:
-        draft = open_version(uow.session, stem)
-        if draft is not None:
-            return Target(stem, draft.content, f"第 {draft.version} 版（{draft.status}）")
-    from app.cities.versions import GitVersions
-
-    content = DbVersions(rt.db, GitVersions(ROOT)).draft(stem)
-    if content is None:
-        raise NotFound(f"城市配置 {stem} 不存在", code="UNKNOWN_CITY")
-    return Target(stem, content, "工作区文件")
 
 
 class _Layers:
@@ -171,6 +143,7 @@ def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str,
             db=db,
             cities=CityCatalog(rt.cities.folder, rt.cities.check, _Layers(resolved, admin_code)),
             workflows=rt.workflows,
+            jobs=rt.jobs,
             keys=KeyStore(keys_dir),
             banks=banks,
             public_base_url=public_base_url,

@@ -55,7 +55,7 @@ def _timeout_means_failed(rt: Any, payload: dict[str, Any]) -> None:
 
 
 def test_invariants_catch_a_payout_taken_as_failed_on_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(bank_jobs.HANDLERS, "submit_payout", _timeout_means_failed)
+    monkeypatch.setitem(bank_jobs.JOBS, "submit_payout", _timeout_means_failed)
     found: list[str] = []
     for seed in range(40):
         found = [problem for problem in run_seed(seed).problems if "bank says succeeded, we say failed" in problem]

@@ -189,7 +189,6 @@ def test_log_lines_carry_request_id_deal_and_bank(app: Flask) -> None:
 def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.payouts.jobs import HANDLERS
     from app.platform import request_context
     from app.queue import worker
     from app.queue.jobs import enqueue
@@ -203,7 +202,7 @@ def test_a_jobs_log_lines_carry_job_deal_and_bank_and_nothing_outlives_the_job(
         request_context.bind_job_context(deal_id=payload["deal"], bank="pab")  # as bank_jobs does, without reset
         logger.info("handling")
 
-    monkeypatch.setitem(HANDLERS, "test_job", handler)
+    monkeypatch.setitem(rt.jobs, "test_job", handler)
     with rt.db.uow() as uow:
         job_id = enqueue(uow.session, "test_job", {"deal": 5}, now=rt.clock()).id
         uow.commit()

@@ -68,8 +68,7 @@ from app.domain.city_checks import checker
 from app.ledger.maintenance import maintain
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import approvals as payout_approvals
-from app.payouts.jobs import HANDLERS
-from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, job_table, load_workflows
 from app.platform.config import BankEndpoint
 from app.platform.errors import CunguanError
 from app.platform.runtime import KeyStore, Runtime
@@ -176,6 +175,7 @@ def _runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: Cal
         banks={BANK: BankEndpoint(BANK, "中国光大银行", "http://bank.invalid/ceb", 20, 20_000)},
         public_base_url="http://127.0.0.1:9",
         clock=clock,
+        jobs=job_table(),
     )
 
 
@@ -414,7 +414,7 @@ class Simulation:
         elif mode in ("mid", "after"):
             self.bank.die_after_next_call = mode == "mid"
             try:
-                HANDLERS[kind](rt, payload)
+                rt.jobs[kind](rt, payload)
             except (CunguanError, ProcessDied):
                 pass  # whatever happened, the process is gone before it records anything
             finally:
@@ -431,7 +431,7 @@ class Simulation:
         rt = self.rt_workers[worker]
         outcome: tuple[str, bool] | None = None
         try:
-            HANDLERS[kind](rt, payload)
+            rt.jobs[kind](rt, payload)
         except jobs.Defer as error:
             outcome = (f"{error.code}: {error.message}", True)
         except CunguanError as error:

@@ -1,0 +1,100 @@
+"""Account-opening jobs: ask the bank for a deal's virtual account at the bank's pace, and ask again when its
+`account_opened` notice does not come. Each returns normally when done, or raises Retry / Defer / a BankError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.bank_inbox.callbacks import repair_account_opened
+from app.banks.gateway import BankOutcomeUnknown, BankRateLimited, BankRejected, BankUnavailable, DesignatedPayer
+from app.banks.settings import opening_limits
+from app.db.models import VirtualAccount
+from app.db.rate_limits import drain, take_token
+from app.platform.request_context import bind_job_context
+from app.platform.runtime import Runtime
+from app.queue.jobs import Defer, Retry, enqueue
+
+ACCOUNT_CHECK_DELAY_S = 10.0  # no `account_opened` this long after the bank accepted the request: ask the bank
+
+
+def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Ask the bank to open the account, paced by the bank's limits (a token bucket in the database that
+    every worker shares). Safe to resend: the bank dedupes on request_id."""
+    with rt.db.uow() as uow:
+        account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
+        assert account is not None, "job refers to a missing virtual account"
+        bind_job_context(deal_id=account.deal_id, bank=account.bank_code)  # for the logs
+        if account.status == "opened":
+            return
+        endpoint = rt.banks[account.bank_code]
+        limits = opening_limits(uow.session, endpoint)  # the admin's override, else the configured limits
+        wait_s = take_token(uow.session, account.bank_code, limits, rt.clock())
+        uow.commit()
+        request = (account.bank_code, account.request_id, account.account_name, _designated_payer(account))
+    if wait_s > 0:
+        raise Defer(f"{endpoint.name}开户限速，稍后再开", delay_s=wait_s, details={"bank": endpoint.code})
+    bank_code, request_id, account_name, payer = request
+    try:
+        rt.gateway(bank_code).open_virtual_account(request_id, account_name, rt.notify_url(bank_code), payer)
+    except BankRateLimited as error:  # our pace and the bank's disagree: the bank wins
+        with rt.db.uow() as uow:
+            drain(uow.session, bank_code, rt.clock())
+            uow.commit()
+        raise Defer(error.message, delay_s=error.retry_after_s, details=error.details) from error
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    with rt.db.uow() as uow:  # if the bank's `account_opened` never comes, ask the bank
+        check = {"virtual_account_id": payload["virtual_account_id"]}
+        enqueue(uow.session, "check_virtual_account", check, now=rt.clock(), delay_s=ACCOUNT_CHECK_DELAY_S)
+        uow.commit()
+
+
+def check_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
+    """An opening request the bank accepted a while ago and we still have no number for: the notification
+    was lost or is late. Ask the bank; an account it opened is recorded as that notification would have been
+    (补单). Still opening: ask again later. Never received: request it again (idempotent on request_id)."""
+    with rt.db.uow() as uow:
+        account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
+        assert account is not None, "job refers to a missing virtual account"
+        bind_job_context(deal_id=account.deal_id, bank=account.bank_code)
+        if account.status == "opened":
+            return
+        account_id, bank_code, request_id = account.id, account.bank_code, account.request_id
+    try:
+        answer = rt.gateway(bank_code).query_virtual_account(request_id)
+    except BankRejected as error:
+        if error.code != "NOT_FOUND":
+            raise
+        with rt.db.uow() as uow:
+            enqueue(uow.session, "open_virtual_account", {"virtual_account_id": account_id}, now=rt.clock())
+            uow.commit()
+        return
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(error.message, details=error.details) from error
+    if answer.status != "open":
+        raise Retry("银行开户处理中", details={"request_id": request_id})
+    body = {
+        "notification_id": f"query:{request_id}",
+        "type": "account_opened",
+        "request_id": request_id,
+        "account_no": answer.account_no,
+        "account_name": answer.account_name,
+    }
+    with rt.db.uow() as uow:
+        repair_account_opened(rt, uow.session, bank_code, body)
+        uow.commit()
+
+
+def _designated_payer(account: VirtualAccount) -> DesignatedPayer | None:
+    """The buyer's own account, when the deal's city requires money to come from the named payer only."""
+    if not account.designated_payer:
+        return None
+    deal = account.deal
+    return DesignatedPayer(deal.buyer_name, deal.buyer_bank_account)
+
+
+# the account-opening jobs, added to the job table by app.platform.bootstrap
+JOBS = {
+    "open_virtual_account": open_virtual_account,
+    "check_virtual_account": check_virtual_account,
+}

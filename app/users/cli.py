@@ -1,0 +1,45 @@
+"""flask user create-demo | create | set-password."""
+
+from __future__ import annotations
+
+import click
+
+from app.platform.cli_base import CliGroup, current_runtime
+
+user_cli = CliGroup("user", help="用户管理 / users")
+
+
+@user_cli.command("create-demo")
+def user_create_demo() -> None:
+    """One demo user per role; passwords are printed once, here."""
+    from app.users.service import ROLE_LABELS, create_demo_users
+
+    created = create_demo_users(current_runtime())
+    if not created:
+        click.echo("演示用户已存在（忘记密码可用 flask user set-password 用户名 重设）")
+        return
+    click.echo("演示用户（密码只显示这一次，请记下）：")
+    for username, password in created.items():
+        click.echo(f"  {ROLE_LABELS[username]:<4} 用户名 {username:<9} 密码 {password}")
+
+
+@user_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True)
+@click.option("--name", "display_name", required=True)
+@click.password_option()
+def user_create(username: str, role: str, display_name: str, password: str) -> None:
+    from app.users.service import create_user
+
+    create_user(current_runtime(), username, password, role, display_name)
+    click.echo(f"已创建用户 {username}")
+
+
+@user_cli.command("set-password")
+@click.argument("username")
+@click.password_option()
+def user_set_password(username: str, password: str) -> None:
+    from app.users.service import set_password
+
+    set_password(current_runtime(), username, password)
+    click.echo(f"已重设 {username} 的密码")
