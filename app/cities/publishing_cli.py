@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -12,10 +11,9 @@ from app.cities import publishing
 from app.cities.cli import _echo_problems
 from app.domain.config_versions import STATUS_LABELS
 from app.domain.problems import CityConfigInvalid
+from app.domain.timezone import SHANGHAI
 from app.platform.bootstrap import CITY_CONFIGS_DIR
 from app.platform.cli_base import current_runtime
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _done(what: str, code: str, version: int, status: str) -> None:

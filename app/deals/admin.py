@@ -17,7 +17,7 @@ from app.admin.paging import page_number, paginate
 from app.db.models import BankNotification, Deal, Job, VirtualAccount
 from app.deals import freeze as deal_freeze
 from app.deals.service import Actor, deal_view
-from app.ops.dashboard import SHANGHAI
+from app.domain.timezone import SHANGHAI
 from app.pdf.verify import verify_pdf
 from app.pii.service import UNMASK_ROLES, masked_parties, party_clause, unmask_deal_parties
 from app.platform.errors import CunguanError, NotFound

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -64,6 +63,7 @@ from app.domain.contract_import import (
 from app.domain.forms.products import deal_fields
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.domain.rate_limit import Limits
+from app.domain.timezone import SHANGHAI
 from app.ledger.repo import account_row
 from app.platform.errors import ConfigError, CunguanError, ValidationError
 from app.platform.runtime import Runtime
@@ -74,7 +74,7 @@ from app.state_machine.parameters import resolve
 PRODUCT = "rent_custody"
 EVENT = "imported"
 BATCH_SIZE = 500
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+
 BULK_ACTIONS = frozenset({"plan_rent_custody", "request_virtual_account"})  # what _write_batch carries out
 IMPORT_LOCK = "contract_import"  # one importer writes a batch at a time (PostgreSQL advisory lock)
 

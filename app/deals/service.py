@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -21,6 +20,7 @@ from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.money import parse_yuan
+from app.domain.timezone import SHANGHAI
 from app.ledger.repo import LedgerRepository
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -38,7 +38,6 @@ class Actor:
         return f"user:{self.username}"
 
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 BANK_ACCOUNT = re.compile(r"[0-9]{8,32}")
 
 

@@ -17,12 +17,11 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from app.domain.rate_limit import Limits
+from app.domain.timezone import SHANGHAI
 from app.platform.errors import ValidationError
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 CITY_COLUMN = "city_code"
 BANK_COLUMN = "custody_bank"
 CITY_ALIASES = ("城市代码", "城市编码", "行政区划代码", "城市")

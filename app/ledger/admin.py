@@ -19,8 +19,8 @@ from app.admin.paging import page_number, paginate
 from app.db.models import LedgerAccount, LedgerTransfer
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS, balance_of
 from app.domain.money import format_yuan
+from app.domain.timezone import SHANGHAI
 from app.ledger.repo import LedgerRepository, cutoff, history
-from app.ops.dashboard import SHANGHAI
 from app.platform.errors import LedgerError
 from app.web.access import runtime
 from app.web.filters import shanghai_time

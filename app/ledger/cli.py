@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import click
 
+from app.domain.timezone import SHANGHAI
 from app.platform.cli_base import CliGroup, current_runtime
 
 ledger_cli = CliGroup("ledger", help="账务 / ledger")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @ledger_cli.command("check")

@@ -8,8 +8,8 @@ from markupsafe import Markup
 from app.admin import charts
 from app.admin.base import STAFF, RoleIndexView
 from app.domain.money import format_yuan
+from app.domain.timezone import SHANGHAI
 from app.ops import dashboard
-from app.ops.dashboard import SHANGHAI
 from app.web.access import runtime
 
 

@@ -11,18 +11,17 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from app.db.models import Deal, Job, LedgerAccount, LedgerHotEntry, LedgerTransfer, Payout, VirtualAccount
 from app.domain.ledger import balance_of
+from app.domain.timezone import SHANGHAI
 from app.ledger.alerts import AlertView, open_alerts
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAYS = 14
 OPENING_HOURS = 24
 CLEARING_PREFIX = "bank_clearing:"

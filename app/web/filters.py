@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 
@@ -11,9 +10,8 @@ from app.domain.forms.products import PARTY_LABELS
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
+from app.domain.timezone import SHANGHAI
 from app.users.service import ROLE_LABELS
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def shanghai_time(value: datetime | None) -> str:
