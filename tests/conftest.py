@@ -8,12 +8,13 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from app import create_app
 from app.banks.simulator.banks import SIMULATED_BANKS
@@ -41,13 +42,45 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@cache
+def _process_database() -> str:
+    """The URL of a PostgreSQL database of this test process's own, created on first use and dropped when the
+    session ends (pytest_sessionfinish). Tests get schemas in it, never in the configured database itself: the
+    platform takes PostgreSQL advisory locks on fixed keys (the audit chain, deal numbers, contract imports, the
+    callback inbox's partitions), and those locks are per database, not per schema - two xdist workers, or two
+    test runs on one server, sharing a database would wait on, or be refused, each other's locks. The name is
+    random, so concurrent runs against one server never meet."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"cunguan_test_{worker}_{uuid.uuid4().hex[:10]}"
+    server = _psycopg_url(POSTGRES_URL)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _process_database.cache_info().currsize == 0:
+        return
+    database = make_url(_process_database())
+    admin = create_engine(_psycopg_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @contextmanager
 def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own (in this process's database)."""
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    base = _psycopg_url(POSTGRES_URL)
+    base = _process_database()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
