@@ -25,7 +25,7 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.banks.simulator.banks import SIMULATED_BANKS
 from app.crypto.keys import ensure_keys
 from tests.conftest import DATABASES, csrf_token
-from tests.e2e.stack import FLASK, ROOT, Stack, free_port, wait_until
+from tests.e2e.stack import FLASK, ROOT, Stack, wait_until
 from tests.factories import CUSTODY_FEN, RESALE_FORM
 
 # PostgreSQL only (production scale-out; CI sets CUNGUAN_TEST_POSTGRES_URL). Two servers on one SQLite file
@@ -45,7 +45,7 @@ class ScaleOutStack(Stack):
 
     def __init__(self, workdir: Path, database_url: str, keys_dir: Path) -> None:
         super().__init__(workdir, database_url, keys_dir)
-        self.other_web_port = free_port()
+        self.other_web_port = self.reserve_port()
 
     @property
     def web_urls(self) -> tuple[str, str]:
