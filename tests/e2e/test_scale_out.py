@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -36,7 +37,10 @@ pytestmark = [
 ]
 
 METRICS_TOKEN = "scale-out-metrics-token-0123456789"
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-w", "2"]
+# no control socket: its default path ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is one per user, which
+# the two servers here, and those of any other test process, would take from each other
+CONFIG = str(ROOT / "deploy" / "gunicorn.conf.py")
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", CONFIG, "-w", "2", "--no-control-socket"]
 
 
 class ScaleOutStack(Stack):
@@ -115,6 +119,10 @@ def _login(url: str, username: str, password: str) -> requests.Session:
         timeout=10,
     )
     assert answer.status_code == 302, answer.text
+    # land on the page the login redirects to, as a browser does: the fresh session (login clears the old one)
+    # gets its CSRF token now, not from two of the concurrent requests below, each setting a token of its own
+    # in the one cookie jar (the loser's form post would then be refused with a 400)
+    assert session.get(urljoin(f"{url}/login", answer.headers["Location"]), timeout=10).ok
     return session
 
 
