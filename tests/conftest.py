@@ -15,12 +15,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, make_url, text
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.banks.simulator.banks import SIMULATED_BANKS
 from app.config import BankEndpoint, Config
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
+from app.services import users as users_service
 from app.services.runtime import Runtime
 from app.services.users import create_user
 
@@ -132,9 +134,24 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """PASSWORD hashed once per session (scrypt: a tenth of a second or more each time, six users per test)."""
+    return generate_password_hash(PASSWORD)
+
+
 @pytest.fixture
-def users(rt: Runtime) -> dict[str, int]:
-    return {role: create_user(rt, role, PASSWORD, role, f"测试{role}").id for role in ROLES}
+def users(rt: Runtime, password_hash: str) -> dict[str, int]:
+    """One user per role, made by create_user; their (equal) password is hashed once per session, any other
+    password a test hashes is hashed as usual."""
+    hash_password = users_service.generate_password_hash
+
+    def hash_once(password: str) -> str:
+        return password_hash if password == PASSWORD else hash_password(password)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users_service, "generate_password_hash", hash_once)
+        return {role: create_user(rt, role, PASSWORD, role, f"测试{role}").id for role in ROLES}
 
 
 def csrf_token(html: str) -> str:
