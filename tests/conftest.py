@@ -8,7 +8,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,20 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("keys")
     ensure_keys(folder, sorted(SIMULATED_BANKS))
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _agreement_pdfs_by_html() -> Iterator[None]:
+    """Agreement PDFs laid out once per HTML in a test process. WeasyPrint lays the same HTML out to the same
+    bytes (nothing in the file depends on the time), and most tests confirm the same deal (RESALE_FORM, today,
+    the first number of a fresh database), each render taking about half a second; the platform signs the
+    bytes afterwards as always. Other HTML is rendered as usual, and tests that call
+    `app.pdf.render.html_to_pdf` by its imported name always render."""
+    from app.pdf import render
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "html_to_pdf", lru_cache(maxsize=16)(render.html_to_pdf))
+        yield
 
 
 @cache
