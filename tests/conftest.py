@@ -150,14 +150,16 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture(scope="session")
 def password_hash() -> str:
-    """PASSWORD hashed once per session (scrypt: a tenth of a second or more each time, six users per test)."""
-    return generate_password_hash(PASSWORD)
+    """PASSWORD hashed once per session, with scrypt at a lower cost than the default's (N = 2^15, a tenth of a
+    second or more for each hash and for each login's check; six users per test, logins in most web tests):
+    werkzeug checks a hash at the cost written in it, so logins run the same code, faster."""
+    return generate_password_hash(PASSWORD, method="scrypt:1024:8:1")
 
 
 @pytest.fixture
 def users(rt: Runtime, password_hash: str) -> dict[str, int]:
-    """One user per role, made by create_user; their (equal) password is hashed once per session, any other
-    password a test hashes is hashed as usual."""
+    """One user per role, made by create_user; their (equal) password's hash is the session's `password_hash`,
+    any other password a test hashes is hashed as usual."""
     hash_password = users_service.generate_password_hash
 
     def hash_once(password: str) -> str:
