@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from jinja2.bccache import Bucket, BytecodeCache
 from sqlalchemy import create_engine, make_url, text
 from werkzeug.security import generate_password_hash
 
@@ -129,9 +130,29 @@ def make_config(instance: Path, database_url: str, keys_dir: Path, bank_url: str
     )
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Jinja's compiled templates kept in memory for every app of a test process: each test's new app would
+    otherwise parse and compile each page template again. A bucket is keyed by the template's name and file
+    and checked against its source, as Jinja's file cache is."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = _CompiledTemplates()
+
+
 @pytest.fixture
 def app(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[Flask]:
     flask_app = create_app(make_config(tmp_path / "instance", database_url, keys_dir))
+    flask_app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
     runtime: Runtime = flask_app.extensions["cunguan.runtime"]
     Base.metadata.create_all(runtime.db.engine)
     yield flask_app
