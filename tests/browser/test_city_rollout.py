@@ -52,10 +52,13 @@ def _log_in(page: Page, base_url: str, username: str) -> None:
     page.fill('input[name="username"]', username)
     page.fill('input[name="password"]', PASSWORD)
     with page.expect_navigation(url=re.compile(r".*/deals$"), timeout=30_000):
-        page.click('button[type="submit"]')
+        page.click('form:has(input[name="password"]) button[type="submit"]')
 
 
 def _log_out(page: Page) -> None:
+    # nothing of this page still loading: a request sent before the logout (a workflow diagram) and answered
+    # after it would set the logged-in session cookie again (the session is refreshed on every response)
+    page.wait_for_load_state("networkidle")
     with page.expect_navigation(url=re.compile(r".*/login$"), timeout=30_000):
         page.click('form[action$="/logout"] button[type="submit"]')
     page.wait_for_load_state("load")
