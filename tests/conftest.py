@@ -66,14 +66,15 @@ def _process_database() -> str:
     platform takes PostgreSQL advisory locks on fixed keys (the audit chain, deal numbers, contract imports, the
     callback inbox's partitions), and those locks are per database, not per schema - two xdist workers, or two
     test runs on one server, sharing a database would wait on, or be refused, each other's locks. The name is
-    random, so concurrent runs against one server never meet."""
+    random, so concurrent runs against one server never meet; the copy is of template0, which accepts no
+    connections (CREATE DATABASE fails while anyone is connected to the template)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     name = f"cunguan_test_{worker}_{uuid.uuid4().hex[:10]}"
     server = _psycopg_url(POSTGRES_URL)
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
     finally:
         admin.dispose()
     return make_url(server).set(database=name).render_as_string(hide_password=False)
