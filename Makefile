@@ -7,6 +7,8 @@ FLASK := $(BIN)/flask --app wsgi
 APT_PACKAGES := python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk poppler-utils openssl graphviz chromium
 WEB_PORT ?= 5000
 SIM_PORT ?= 5001
+# `make test`: pytest-xdist worker processes (every test is isolated: its own database or schema, its own ports)
+TEST_WORKERS ?= 2
 
 .PHONY: run test setup system-deps lint bench
 
@@ -38,7 +40,7 @@ lint: $(VENV)/.installed
 
 test: system-deps $(VENV)/.installed
 	$(BIN)/ruff check app tests migrations
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/crypto_and_pdf.py

@@ -8,20 +8,29 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from jinja2.bccache import Bucket, BytecodeCache
+from sqlalchemy import create_engine, make_url, text
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
+<<<<<<< HEAD
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.users.service import create_user
+=======
+from app.services import users as users_service
+from app.services.runtime import Runtime
+from app.services.users import create_user
+>>>>>>> tests-xdist
 
 POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -41,13 +50,60 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _agreement_pdfs_by_html() -> Iterator[None]:
+    """Agreement PDFs laid out once per HTML in a test process. WeasyPrint lays the same HTML out to the same
+    bytes (nothing in the file depends on the time), and most tests confirm the same deal (RESALE_FORM, today,
+    the first number of a fresh database), each render taking about half a second; the platform signs the
+    bytes afterwards as always. Other HTML is rendered as usual, and tests that call
+    `app.pdf.render.html_to_pdf` by its imported name always render."""
+    from app.pdf import render
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "html_to_pdf", lru_cache(maxsize=16)(render.html_to_pdf))
+        yield
+
+
+@cache
+def _process_database() -> str:
+    """The URL of a PostgreSQL database of this test process's own, created on first use and dropped when the
+    session ends (pytest_sessionfinish). Tests get schemas in it, never in the configured database itself: the
+    platform takes PostgreSQL advisory locks on fixed keys (the audit chain, deal numbers, contract imports, the
+    callback inbox's partitions), and those locks are per database, not per schema - two xdist workers, or two
+    test runs on one server, sharing a database would wait on, or be refused, each other's locks. The name is
+    random, so concurrent runs against one server never meet; the copy is of template0, which accepts no
+    connections (CREATE DATABASE fails while anyone is connected to the template)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"cunguan_test_{worker}_{uuid.uuid4().hex[:10]}"
+    server = _psycopg_url(POSTGRES_URL)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    finally:
+        admin.dispose()
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _process_database.cache_info().currsize == 0:
+        return
+    database = make_url(_process_database())
+    admin = create_engine(_psycopg_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 @contextmanager
 def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own (in this process's database)."""
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    base = _psycopg_url(POSTGRES_URL)
+    base = _process_database()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -80,9 +136,29 @@ def make_config(instance: Path, database_url: str, keys_dir: Path, bank_url: str
     )
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Jinja's compiled templates kept in memory for every app of a test process: each test's new app would
+    otherwise parse and compile each page template again. A bucket is keyed by the template's name and file
+    and checked against its source, as Jinja's file cache is."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+COMPILED_TEMPLATES = _CompiledTemplates()
+
+
 @pytest.fixture
 def app(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[Flask]:
     flask_app = create_app(make_config(tmp_path / "instance", database_url, keys_dir))
+    flask_app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
     runtime: Runtime = flask_app.extensions["cunguan.runtime"]
     Base.metadata.create_all(runtime.db.engine)
     yield flask_app
@@ -99,9 +175,26 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    """PASSWORD hashed once per session, with scrypt at a lower cost than the default's (N = 2^15, a tenth of a
+    second or more for each hash and for each login's check; six users per test, logins in most web tests):
+    werkzeug checks a hash at the cost written in it, so logins run the same code, faster."""
+    return generate_password_hash(PASSWORD, method="scrypt:1024:8:1")
+
+
 @pytest.fixture
-def users(rt: Runtime) -> dict[str, int]:
-    return {role: create_user(rt, role, PASSWORD, role, f"测试{role}").id for role in ROLES}
+def users(rt: Runtime, password_hash: str) -> dict[str, int]:
+    """One user per role, made by create_user; their (equal) password's hash is the session's `password_hash`,
+    any other password a test hashes is hashed as usual."""
+    hash_password = users_service.generate_password_hash
+
+    def hash_once(password: str) -> str:
+        return password_hash if password == PASSWORD else hash_password(password)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users_service, "generate_password_hash", hash_once)
+        return {role: create_user(rt, role, PASSWORD, role, f"测试{role}").id for role in ROLES}
 
 
 def csrf_token(html: str) -> str:

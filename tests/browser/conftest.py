@@ -5,7 +5,7 @@ Playwright, the artifact folder and the no-horizontal-scroll check. Each test op
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,21 @@ def browser(base_url: str) -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def artifact(request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """The path in the artifact folder (kept for people to look at) for the file `name`, with the test's
+    parameters in it (`shot.png` → `shot-sqlite.png`): a test's runs on each database may run at the same time
+    (xdist workers) and must not write one file."""
+
+    def path(name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        callspec = getattr(request.node, "callspec", None)
+        file = Path(name)
+        return ARTIFACTS / (f"{file.stem}-{callspec.id}{file.suffix}" if callspec else name)
+
+    return path
 
 
 def no_horizontal_scroll(page: Page) -> bool:

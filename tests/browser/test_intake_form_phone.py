@@ -4,12 +4,13 @@ a wrong ID number is refused next to its field, fixed, submitted, and the deal p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.conftest import ARTIFACTS, no_horizontal_scroll
+from tests.browser.conftest import no_horizontal_scroll
 from tests.conftest import PASSWORD
 from tests.factories import RESALE_FORM
 
@@ -36,7 +37,9 @@ def _fill(page: Page, values: dict[str, str]) -> None:
             page.fill(f"#f-{name}", value)
 
 
-def test_wrong_id_is_refused_fixed_and_the_deal_page_is_reached_on_a_phone(page: Page, base_url: str) -> None:
+def test_wrong_id_is_refused_fixed_and_the_deal_page_is_reached_on_a_phone(
+    page: Page, base_url: str, artifact: Callable[[str], Path]
+) -> None:
     page.goto(f"{base_url}/login")
     page.fill('input[name="username"]', "agent")
     page.fill('input[name="password"]', PASSWORD)
@@ -58,8 +61,7 @@ def test_wrong_id_is_refused_fixed_and_the_deal_page_is_reached_on_a_phone(page:
     assert "买方身份证号无效" in page.inner_text("#w-buyer_id_number .error")
     assert page.input_value("#f-property_address") == RESALE_FORM["property_address"], "typed values are kept"
     assert no_horizontal_scroll(page), "errors do not widen the page"
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "intake-form-phone-390px.png"
+    shot = artifact("intake-form-phone-390px.png")
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
 

@@ -1,4 +1,5 @@
-"""Start the platform (web + worker) and the bank simulator as real processes on free loopback ports."""
+"""Start the platform (web + worker) and the bank simulator as real processes on loopback ports reserved for
+them (tests/ports.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,11 @@ from pathlib import Path
 
 import requests
 
+from app.banks.simulator.banks import SIMULATED_BANKS
+from tests.ports import port_of, reserve_port
+
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float = 30.0, what: str = "condition") -> object:
@@ -42,9 +40,19 @@ class Stack:
     workdir: Path
     database_url: str
     keys_dir: Path
-    web_port: int = field(default_factory=free_port)
-    sim_port: int = field(default_factory=free_port)
+    web_port: int = field(init=False)
+    sim_port: int = field(init=False)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    reservations: list[socket.socket] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self.web_port = self.reserve_port()
+        self.sim_port = self.reserve_port()
+
+    def reserve_port(self) -> int:
+        """A loopback port held until `stop()`, for a server process of this stack to bind."""
+        self.reservations.append(reserve_port())
+        return port_of(self.reservations[-1])
 
     @property
     def web_url(self) -> str:
@@ -61,7 +69,8 @@ class Stack:
             "CUNGUAN_KEYS_DIR": str(self.keys_dir),
             "CUNGUAN_SECRET_KEY": "e2e-secret",
             "DATABASE_URL": self.database_url,
-            "CUNGUAN_BANK_CEB_URL": f"{self.sim_url}/ceb",
+            # every bank at this stack's simulator: none at the default address (another stack's, or `make run`'s)
+            **{f"CUNGUAN_BANK_{code.upper()}_URL": f"{self.sim_url}/{code}" for code in SIMULATED_BANKS},
             "CUNGUAN_PUBLIC_URL": self.web_url,
             "PYTHONUNBUFFERED": "1",
             # the payout watchdog asks the bank seconds, not minutes, after a payout went out: a run's jobs finish
@@ -117,6 +126,10 @@ class Stack:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait(timeout=10)
+        for reservation in self.reservations:
+            reservation.close()
+        self.reservations.clear()
 
     def logs(self) -> str:
         return "\n".join(

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.crypto.keys import ensure_keys
 from app.tools.banksim.banks import SIMULATED_BANKS
 from tests.conftest import DATABASES, csrf_token
-from tests.e2e.stack import FLASK, ROOT, Stack, free_port, wait_until
+from tests.e2e.stack import FLASK, ROOT, Stack, wait_until
 from tests.factories import CUSTODY_FEN, RESALE_FORM
 
 # PostgreSQL only (production scale-out; CI sets CUNGUAN_TEST_POSTGRES_URL). Two servers on one SQLite file
@@ -36,7 +37,10 @@ pytestmark = [
 ]
 
 METRICS_TOKEN = "scale-out-metrics-token-0123456789"
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "-w", "2"]
+# no control socket: its default path ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is one per user, which
+# the two servers here, and those of any other test process, would take from each other
+CONFIG = str(ROOT / "deploy" / "gunicorn.conf.py")
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", CONFIG, "-w", "2", "--no-control-socket"]
 
 
 class ScaleOutStack(Stack):
@@ -45,7 +49,7 @@ class ScaleOutStack(Stack):
 
     def __init__(self, workdir: Path, database_url: str, keys_dir: Path) -> None:
         super().__init__(workdir, database_url, keys_dir)
-        self.other_web_port = free_port()
+        self.other_web_port = self.reserve_port()
 
     @property
     def web_urls(self) -> tuple[str, str]:
@@ -115,6 +119,10 @@ def _login(url: str, username: str, password: str) -> requests.Session:
         timeout=10,
     )
     assert answer.status_code == 302, answer.text
+    # land on the page the login redirects to, as a browser does: the fresh session (login clears the old one)
+    # gets its CSRF token now, not from two of the concurrent requests below, each setting a token of its own
+    # in the one cookie jar (the loser's form post would then be refused with a 400)
+    assert session.get(urljoin(f"{url}/login", answer.headers["Location"]), timeout=10).ok
     return session
 
 

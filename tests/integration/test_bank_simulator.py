@@ -31,6 +31,7 @@ from app.banks.gateway import (
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
 from app.platform.errors import CunguanError
 from app.tools.banksim.delivery import backoff_s
+from tests.ports import port_of, reserve_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 NOTIFICATION_SCHEMA = json.loads(
@@ -38,12 +39,6 @@ NOTIFICATION_SCHEMA = json.loads(
 )
 PAYEE_ACCOUNT = "6222020200998877665"
 WAIT_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for(predicate: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
@@ -143,6 +138,7 @@ class SimulatorProcess:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    port_reservation: socket.socket  # held while the simulator runs (tests/ports.py)
 
     def state(self) -> dict[str, Any]:
         return requests.get(f"{self.url}/sim/state", timeout=5).json()["banks"][0]
@@ -154,16 +150,18 @@ class SimulatorProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+        self.port_reservation.close()
 
 
 def _start_simulator(db_path: Path, keys_dir: Path) -> SimulatorProcess:
-    port = _free_port()
+    reservation = reserve_port()
+    port = port_of(reservation)
     log_path = db_path.with_suffix(f".{port}.log")
     command = [sys.executable, "-m", "app.tools.banksim", "serve", "--port", str(port), "--db", str(db_path)]
     command += ["--keys-dir", str(keys_dir), "--open-delay", "0.1", "--payout-delay", "0.1"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    simulator = SimulatorProcess(f"http://127.0.0.1:{port}", process, log_path)
+    simulator = SimulatorProcess(f"http://127.0.0.1:{port}", process, log_path, reservation)
 
     def answers() -> bool:
         if process.poll() is not None:
@@ -463,9 +461,10 @@ def test_pay_command_against_running_simulator(
 
 
 def test_gateway_failure_kinds(receiver: Receiver, platform_key: bytes) -> None:
-    closed = HttpBankGateway("ceb", f"http://127.0.0.1:{_free_port()}", platform_key, timeout_s=2)
-    with pytest.raises(BankUnavailable):
-        closed.open_virtual_account("VA-1", "名", receiver.notify_url)
+    with reserve_port() as unused:  # bound, never listening: connections are refused, and no one else gets it
+        closed = HttpBankGateway("ceb", f"http://127.0.0.1:{port_of(unused)}", platform_key, timeout_s=2)
+        with pytest.raises(BankUnavailable):
+            closed.open_virtual_account("VA-1", "名", receiver.notify_url)
     broken = HttpBankGateway("ceb", f"{receiver.url}/broken", platform_key, timeout_s=2)
     with pytest.raises(BankOutcomeUnknown) as server_error:
         broken.submit_payout(_payout("6226000000000000", 100, receiver))
