@@ -24,12 +24,13 @@ from jsonschema import Draft202012Validator
 
 from app import create_app
 from app.banks.protocol import BANK_PREFIX, BadSignature, verify_request
-from app.banks.simulator.banks import SIMULATED_BANKS, luhn_digit
+from app.banks.simulator.banks import SIMULATED_BANKS
 from app.banks.simulator.cli import bank_sim
 from app.banks.simulator.context import load_keys
 from app.banks.simulator.store import SCHEMA_VERSION, Store
 from app.config import Config
 from app.crypto import sm3
+from app.domain.banks import luhn_digit
 from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
 from tests.integration.simulator_support import (
     NOTIFY_URL,

@@ -1,6 +1,6 @@
 """Account-opening limits per bank: new requests per second (sliding window) and per Asia/Shanghai day.
 
-The defaults are the bank's data (banks.py); `/sim/limits` or `flask bank-sim limits` override them.
+The defaults are the bank's contract (app.domain.banks); `/sim/limits` or `flask bank-sim limits` override them.
 """
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from app.banks.simulator.banks import LimitError, SimulatedBank
+from app.banks.simulator.banks import SimulatedBank
 from app.banks.simulator.errors import SimulatorError
 from app.banks.simulator.statements import bank_day, day_bounds
 from app.banks.simulator.store import Transaction
+from app.domain.banks import LimitError
 
 WINDOW_S = 1.0
 

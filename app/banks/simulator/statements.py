@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from app.banks.simulator.banks import Direction, StatementLayout
 from app.crypto import sm3
+from app.domain.banks import Direction, StatementLayout
 
 BANK_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
