@@ -52,7 +52,7 @@ from sqlalchemy import select
 
 from app.banks.gateway import BankGateway
 from app.banks.protocol import encode_json
-from app.config import BankEndpoint
+from app.config import DEFAULT_BANKS, BankEndpoint
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.db.ledger_repo import LedgerRepository, check_ledger
@@ -165,12 +165,13 @@ class SimRuntime(Runtime):
 
 
 def _runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: Callable[[], datetime]) -> SimRuntime:
+    name, per_second, per_day = DEFAULT_BANKS[BANK]  # the registry's name and contract limits
     return SimRuntime(
         db=db,
         cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
         workflows=workflows,
         keys=keys,
-        banks={BANK: BankEndpoint(BANK, "中国光大银行", "http://bank.invalid/ceb", 20, 20_000)},
+        banks={BANK: BankEndpoint(BANK, name, f"http://bank.invalid/{BANK}", per_second, per_day)},
         public_base_url="http://127.0.0.1:9",
         clock=clock,
     )
