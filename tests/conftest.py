@@ -21,16 +21,11 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
-<<<<<<< HEAD
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
 from app.tools.banksim.banks import SIMULATED_BANKS
+from app.users import service as users_service
 from app.users.service import create_user
-=======
-from app.services import users as users_service
-from app.services.runtime import Runtime
-from app.services.users import create_user
->>>>>>> tests-xdist
 
 POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]

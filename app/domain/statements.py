@@ -1,23 +1,24 @@
-"""Bank daily statements (日对账单): each bank's CSV layout as data, and a parser that turns a file into
-lines (integer fen, UTC times) and problems (row number and reason). Nothing in a file is silently
-dropped: a row that does not fit its bank's layout, or carries a value we do not know, is a problem.
+"""Bank daily statements (日对账单): a parser that turns a file in its bank's CSV layout (the layouts are
+facts of the bank registry, app.domain.banks) into lines (integer fen, UTC times) and problems (row number
+and reason). Nothing in a file is silently dropped: a row that does not fit its bank's layout, or carries a
+value we do not know, is a problem.
 
 Row numbers count CSV records as a spreadsheet shows them: the header is row 1, the first line row 2.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-Direction = Literal["credit", "debit"]
-AmountUnit = Literal["yuan", "fen"]
+from app.domain.banks import KNOWN_BANKS, AmountUnit, Direction, StatementLayout
 
 BANK_TIMEZONE = ZoneInfo("Asia/Shanghai")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -41,148 +42,8 @@ RESOLVED_STATUSES = frozenset({"matched", "repaired", "suspense"})
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class StatementLayout:
-    """How one bank writes its statement. `columns` pairs each header with the field it carries:
-    date, time, datetime, bank_reference, account_no, direction, amount, credit_amount, debit_amount,
-    counterparty_name, counterparty_account, payout_id, summary."""
-
-    bank_name: str
-    columns: tuple[tuple[str, str], ...]
-    encoding: str
-    amount_unit: AmountUnit
-    summaries: dict[Direction, str]
-    directions: dict[str, Direction] = field(default_factory=dict)  # value in the file -> direction
-    date_format: str = ""
-    time_format: str = ""
-    datetime_format: str = ""
-
-    @property
-    def headers(self) -> tuple[str, ...]:
-        return tuple(header for header, _ in self.columns)
-
-
-STATEMENT_LAYOUTS: dict[str, StatementLayout] = {
-    "ceb": StatementLayout(
-        bank_name="中国光大银行",
-        columns=(
-            ("交易日期", "date"),
-            ("交易时间", "time"),
-            ("交易流水号", "bank_reference"),
-            ("虚户账号", "account_no"),
-            ("借贷标志", "direction"),
-            ("交易金额", "amount"),
-            ("对方户名", "counterparty_name"),
-            ("对方账号", "counterparty_account"),
-            ("业务编号", "payout_id"),
-            ("摘要", "summary"),
-        ),
-        encoding="utf-8-sig",
-        amount_unit="yuan",
-        summaries={"credit": "来账", "debit": "付款"},
-        directions={"贷": "credit", "借": "debit"},
-        date_format="%Y-%m-%d",
-        time_format="%H:%M:%S",
-    ),
-    "icbc": StatementLayout(
-        bank_name="中国工商银行",
-        columns=(
-            ("账号", "account_no"),
-            ("交易时间", "datetime"),
-            ("借方发生额", "debit_amount"),
-            ("贷方发生额", "credit_amount"),
-            ("对方单位名称", "counterparty_name"),
-            ("对方账号", "counterparty_account"),
-            ("凭证号", "bank_reference"),
-            ("客户流水号", "payout_id"),
-            ("用途", "summary"),
-        ),
-        encoding="gbk",
-        amount_unit="yuan",
-        summaries={"credit": "转账收入", "debit": "代发付款"},
-        datetime_format="%Y%m%d %H:%M:%S",
-    ),
-    "abc": StatementLayout(
-        bank_name="中国农业银行",
-        columns=(
-            ("交易日期", "date"),
-            ("交易时间", "time"),
-            ("账号", "account_no"),
-            ("收入金额", "credit_amount"),
-            ("支出金额", "debit_amount"),
-            ("对方户名", "counterparty_name"),
-            ("对方账号", "counterparty_account"),
-            ("交易流水号", "bank_reference"),
-            ("商户流水号", "payout_id"),
-            ("交易用途", "summary"),
-        ),
-        encoding="gb18030",
-        amount_unit="yuan",
-        summaries={"credit": "转账存入", "debit": "代付支出"},
-        date_format="%Y%m%d",
-        time_format="%H%M%S",
-    ),
-    "ccb": StatementLayout(
-        bank_name="中国建设银行",
-        columns=(
-            ("记账时间", "datetime"),
-            ("账户账号", "account_no"),
-            ("交易流水号", "bank_reference"),
-            ("借贷方向", "direction"),
-            ("交易金额", "amount"),
-            ("对方户名", "counterparty_name"),
-            ("对方账号", "counterparty_account"),
-            ("企业流水号", "payout_id"),
-            ("摘要", "summary"),
-        ),
-        encoding="utf-8-sig",
-        amount_unit="yuan",
-        summaries={"credit": "跨行转入", "debit": "对外支付"},
-        directions={"贷方": "credit", "借方": "debit"},
-        datetime_format="%Y/%m/%d %H:%M:%S",
-    ),
-    "pab": StatementLayout(
-        bank_name="平安银行",
-        columns=(
-            ("TranDate", "date"),
-            ("TranTime", "time"),
-            ("HostSeqNo", "bank_reference"),
-            ("SubAcctNo", "account_no"),
-            ("DcFlag", "direction"),
-            ("TranAmt", "amount"),
-            ("OppAcctNo", "counterparty_account"),
-            ("OppAcctName", "counterparty_name"),
-            ("ThirdSeqNo", "payout_id"),
-            ("Remark", "summary"),
-        ),
-        encoding="utf-8-sig",
-        amount_unit="fen",
-        summaries={"credit": "来账", "debit": "出金"},
-        directions={"C": "credit", "D": "debit"},
-        date_format="%Y%m%d",
-        time_format="%H%M%S",
-    ),
-    "boc": StatementLayout(
-        bank_name="中国银行",
-        columns=(
-            ("Account No.", "account_no"),
-            ("Transaction Date", "date"),
-            ("Transaction Time", "time"),
-            ("Debit Amount", "debit_amount"),
-            ("Credit Amount", "credit_amount"),
-            ("Payer/Payee Name", "counterparty_name"),
-            ("Payer/Payee Account", "counterparty_account"),
-            ("Transaction Reference", "bank_reference"),
-            ("Customer Reference", "payout_id"),
-            ("Remark", "summary"),
-        ),
-        encoding="utf-8-sig",
-        amount_unit="fen",
-        summaries={"credit": "汇入", "debit": "汇出"},
-        date_format="%d/%m/%Y",
-        time_format="%H:%M:%S",
-    ),
-}
+# The parser's view of the registry: every known bank's statement layout.
+STATEMENT_LAYOUTS: dict[str, StatementLayout] = {code: bank.statement for code, bank in KNOWN_BANKS.items()}
 
 
 @dataclass(frozen=True)
@@ -265,7 +126,7 @@ class _Row:
     def direction_and_amount(self) -> tuple[Direction | None, int | None]:
         layout = self.layout
         if "direction" in self.values:
-            direction = self.get("direction", lambda text: _known(text, layout.directions))
+            direction = self.get("direction", lambda text: _known(text, layout.direction_of))
             return direction, self.get("amount", lambda text: parse_amount(text, layout.amount_unit))
         debit, credit = self.values["debit_amount"], self.values["credit_amount"]
         if bool(debit) == bool(credit):
@@ -341,9 +202,14 @@ def _parse_row(layout: StatementLayout, row_no: int, values: list[str], day: dat
     )
 
 
+def _reading_encoding(layout: StatementLayout) -> str:
+    """The codec the parser reads the bank's files with: its encoding, a UTF-8 byte-order mark tolerated."""
+    return "utf-8-sig" if codecs.lookup(layout.encoding).name == "utf-8" else layout.encoding
+
+
 def _decode(layout: StatementLayout, content: bytes) -> tuple[str, set[int]]:
     """The text, and the rows (by physical line) holding bytes that are not valid in the bank's encoding."""
-    text = content.decode(layout.encoding, errors="replace")
+    text = content.decode(_reading_encoding(layout), errors="replace")
     bad_lines = {number for number, line in enumerate(text.split("\n"), start=1) if "\ufffd" in line}
     return text, bad_lines
 
@@ -361,7 +227,7 @@ def parse_statement(layout: StatementLayout, content: bytes, day: date) -> Parse
             row_no += 1
             raw = ",".join(values)
             if reader.line_num in bad_lines:
-                problems.append(LineProblem(row_no, f"含有无法按 {layout.encoding.upper()} 解码的字节", raw))
+                problems.append(LineProblem(row_no, f"含有无法按 {_reading_encoding(layout).upper()} 解码的字节", raw))
                 header_ok = header_ok and row_no > 1  # an undecodable header is a wrong header
                 continue
             if row_no == 1:

@@ -33,24 +33,17 @@ class BankEndpoint:
     code: str
     name: str
     base_url: str
-    open_per_second: int = 5  # the bank's account-opening limits: we pace to them, never faster
+    # The bank's account-opening limits: we pace to them, never faster. The configured banks take their
+    # contract's limits from the registry (DEFAULT_BANKS); these defaults are only a cautious pace for an
+    # endpoint built by hand (tests).
+    open_per_second: int = 5
     open_per_day: int = 2000
 
 
-# Account-opening limits per second and per day, as each bank's contract says (the simulator enforces them).
-_OPENING_LIMITS: dict[str, tuple[int, int]] = {
-    "ceb": (20, 20_000),
-    "icbc": (10, 5_000),
-    "abc": (8, 3_000),
-    "ccb": (15, 10_000),
-    "pab": (5, 2_000),
-    "boc": (3, 1_000),
-}
-if set(_OPENING_LIMITS) != set(KNOWN_BANKS):
-    raise RuntimeError(f"opening limits {sorted(_OPENING_LIMITS)} do not cover the known banks {sorted(KNOWN_BANKS)}")
-# code -> name, opening limits per second and per day: every bank of the one registry (app.domain.banks)
+# code -> name, opening limits per second and per day: every bank of the one registry (app.domain.banks), whose
+# contracts set the limits we pace to by default (the simulator enforces the same ones).
 DEFAULT_BANKS: dict[str, tuple[str, int, int]] = {
-    code: (bank.name, *_OPENING_LIMITS[code]) for code, bank in KNOWN_BANKS.items()
+    code: (bank.name, bank.opening_limits.per_second, bank.opening_limits.per_day) for code, bank in KNOWN_BANKS.items()
 }
 
 

@@ -12,15 +12,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-<<<<<<< HEAD
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
-from tests.browser.conftest import ARTIFACTS, no_horizontal_scroll
-=======
-from app.services.runtime import Runtime
-from app.worker import run_one
 from tests.browser.conftest import no_horizontal_scroll
->>>>>>> tests-xdist
 from tests.conftest import PASSWORD
 from tests.factories import RESALE_FORM
 

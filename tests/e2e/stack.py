@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from app.banks.simulator.banks import SIMULATED_BANKS
+from app.tools.banksim.banks import SIMULATED_BANKS
 from tests.ports import port_of, reserve_port
 
 ROOT = Path(__file__).resolve().parents[2]

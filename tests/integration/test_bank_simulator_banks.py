@@ -25,9 +25,10 @@ from jsonschema import Draft202012Validator
 from app import create_app
 from app.banks.protocol import BANK_PREFIX, BadSignature, verify_request
 from app.crypto import sm3
+from app.domain.banks import luhn_digit
 from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
 from app.platform.config import Config
-from app.tools.banksim.banks import SIMULATED_BANKS, luhn_digit
+from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.cli import bank_sim
 from app.tools.banksim.context import load_keys
 from app.tools.banksim.store import SCHEMA_VERSION, Store

@@ -1,6 +1,6 @@
 """Account-opening limits per bank: new requests per second (sliding window) and per Asia/Shanghai day.
 
-The defaults are the bank's data (banks.py); `/sim/limits` or `flask bank-sim limits` override them.
+The defaults are the bank's contract (app.domain.banks); `/sim/limits` or `flask bank-sim limits` override them.
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from app.tools.banksim.banks import LimitError, SimulatedBank
+from app.domain.banks import LimitError
+from app.tools.banksim.banks import SimulatedBank
 from app.tools.banksim.errors import SimulatorError
 from app.tools.banksim.statements import bank_day, day_bounds
 from app.tools.banksim.store import Transaction

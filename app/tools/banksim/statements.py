@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from app.crypto import sm3
-from app.tools.banksim.banks import Direction, StatementLayout
+from app.domain.banks import Direction, StatementLayout
 
 BANK_TIMEZONE = ZoneInfo("Asia/Shanghai")
 

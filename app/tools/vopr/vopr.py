@@ -69,7 +69,7 @@ from app.ledger.maintenance import maintain
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import approvals as payout_approvals
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, job_table, load_workflows
-from app.platform.config import BankEndpoint
+from app.platform.config import DEFAULT_BANKS, BankEndpoint
 from app.platform.errors import CunguanError
 from app.platform.runtime import KeyStore, Runtime
 from app.queue import jobs
@@ -167,12 +167,13 @@ class SimRuntime(Runtime):
 
 
 def _runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: Callable[[], datetime]) -> SimRuntime:
+    name, per_second, per_day = DEFAULT_BANKS[BANK]  # the registry's name and contract limits
     return SimRuntime(
         db=db,
         cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
         workflows=workflows,
         keys=keys,
-        banks={BANK: BankEndpoint(BANK, "中国光大银行", "http://bank.invalid/ceb", 20, 20_000)},
+        banks={BANK: BankEndpoint(BANK, name, f"http://bank.invalid/{BANK}", per_second, per_day)},
         public_base_url="http://127.0.0.1:9",
         clock=clock,
         jobs=job_table(),
