@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import app.deals.case_blocks  # noqa: F401 - completes the registry the shipped workflows name
-from app.deals.workflow import registry
+from app.deals import vocabulary
 from app.domain.cities import ReleaseRule, Tranche
 from app.domain.durations import parse_duration
 from app.domain.rent import plan_rent
-from app.platform.bootstrap import WORKFLOWS_DIR
+from app.platform.bootstrap import WORKFLOWS_DIR, build_registry
 from app.platform.errors import WorkflowError
 from app.state_machine import building_blocks as blocks
 from app.state_machine.building_blocks import CaseContext
@@ -23,6 +22,8 @@ from app.state_machine.graph import to_dot
 from app.state_machine.loader import build_definition, load_definition
 from app.state_machine.parameters import resolve
 from app.state_machine.registry import Registry
+
+registry = build_registry()  # the platform's vocabulary, built for these tests
 
 
 def _base() -> dict:
@@ -152,11 +153,15 @@ def _request_payout(ctx: CaseContext) -> None:
 
 
 def case_registry() -> Registry:
-    """The building blocks, with the deal services' own actions recorded instead of run (no deal here)."""
+    """The vocabulary's names with the products' blocks on a CaseContext as they are (no deal here), the deal's
+    own actions recorded instead of run."""
     registry = Registry()
-    blocks.register_building_blocks(registry)
-    registry.guards["fully_funded"] = blocks.custody_covered
-    registry.actions["request_payout"] = _request_payout
+    for name, rule in vocabulary.CASE_GUARDS.items():
+        registry.guard(name)(rule)
+    registry.guard("fully_funded")(blocks.custody_covered)
+    for name, block in vocabulary.CASE_ACTIONS.items():
+        registry.action(name)(block)
+    registry.action("request_payout")(_request_payout)
     for name in (
         "sign_agreement",
         "request_virtual_account",
@@ -164,11 +169,16 @@ def case_registry() -> Registry:
         "settle_payout",
         "release_payout_hold",
     ):
-        registry.actions[name] = _recorded(name)
+        registry.action(name)(_recorded(name))
     return registry
 
 
 blocks_registry = case_registry()
+
+
+def test_the_blocks_registry_names_what_the_platform_vocabulary_names() -> None:
+    assert set(blocks_registry.guards) == set(registry.guards)
+    assert set(blocks_registry.actions) == set(registry.actions)
 
 
 def _rent_case(**facts: int) -> CaseContext:

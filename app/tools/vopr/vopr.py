@@ -69,7 +69,7 @@ from app.ledger.maintenance import maintain
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import approvals as payout_approvals
 from app.payouts.jobs import HANDLERS
-from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, build_registry, load_workflows
 from app.platform.config import BankEndpoint
 from app.platform.errors import CunguanError
 from app.platform.runtime import KeyStore, Runtime
@@ -172,6 +172,7 @@ def _runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: Cal
         db=db,
         cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
         workflows=workflows,
+        registry=build_registry(),
         keys=keys,
         banks={BANK: BankEndpoint(BANK, "中国光大银行", "http://bank.invalid/ceb", 20, 20_000)},
         public_base_url="http://127.0.0.1:9",
