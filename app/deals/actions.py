@@ -17,11 +17,6 @@ from app.queue.jobs import enqueue
 AgreementSigner = Callable[[Runtime, Deal], Agreement]
 
 
-def fully_funded(ctx: DealContext) -> bool:
-    held_fen = LedgerRepository(ctx.session).balance(ledger.deal_custody(ctx.deal.deal_no).code)
-    return held_fen >= ctx.deal.custody_amount_fen
-
-
 def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
     """The `sign_agreement` action with its signer: the platform's key in production, the sandbox's copies of
     one signed file in a simulation."""

@@ -14,11 +14,11 @@ from app.deals.actions import AgreementSigner, signing
 from app.deals.case_blocks import case_action, case_guard
 from app.state_machine import building_blocks as blocks
 from app.state_machine.building_blocks import CaseContext
-from app.state_machine.registry import Action, Guard, Registry
+from app.state_machine.registry import Action, Registry
 
 # the products' rules, written on a CaseContext, by the names workflows use
 CASE_GUARDS: dict[str, Callable[[CaseContext], bool]] = {
-    "custody_covered": blocks.custody_covered,
+    "fully_funded": blocks.fully_funded,
     "has_custody_funds": blocks.has_custody_funds,
     "move_in_funded": blocks.move_in_funded,
     "rent_covered": blocks.rent_covered,
@@ -45,10 +45,6 @@ CASE_ACTIONS: dict[str, Callable[[CaseContext], None]] = {
 }
 
 
-def _deal_guards() -> dict[str, Guard]:
-    return {"fully_funded": actions.fully_funded}
-
-
 def _deal_actions(signer: AgreementSigner) -> dict[str, Action]:
     """The deal's agreement, account and single payout."""
     return {
@@ -65,8 +61,6 @@ def build_vocabulary(signer: AgreementSigner) -> Registry:
     """A new registry of every guard and action, each taking a DealContext; `signer` signs a deal's agreement
     (`sign_agreement`)."""
     registry = Registry()
-    for name, guard in _deal_guards().items():
-        registry.guard(name)(guard)
     for name, rule in CASE_GUARDS.items():
         registry.guard(name)(case_guard(rule))
     for name, action in _deal_actions(signer).items():

@@ -30,11 +30,9 @@ from app.deals import contract_import
 from app.deals import service as deals
 from app.deals.case_blocks import arrival_event, free_in_custody
 from app.deals.timers import fire_due_timers
-from app.domain import ledger
 from app.domain.cities import CityConfig
 from app.domain.money import parse_yuan
 from app.domain.rent import plan_rent
-from app.ledger.repo import LedgerRepository
 from app.payouts import approvals as payout_approvals
 from app.platform.errors import CunguanError, ValidationError
 from app.platform.runtime import Runtime
@@ -476,11 +474,9 @@ class _PathRun:
         """Fen still to arrive for a money guard to hold (zero or less: it holds), None for other guards."""
         with self._deal() as (session, deal):
             free = free_in_custody(session, deal)
-            held = LedgerRepository(session).balance(ledger.deal_custody(deal.deal_no).code)
             facts = deal.facts or {}
             needs = {
-                "fully_funded": lambda: deal.custody_amount_fen - held,
-                "custody_covered": lambda: deal.custody_amount_fen - free,
+                "fully_funded": lambda: deal.custody_amount_fen - free,
                 "has_custody_funds": lambda: 1 - free,
                 "move_in_funded": lambda: facts["custody_per_installment_fen"] + facts["deposit_custody_fen"] - free,
                 "rent_covered": lambda: facts["deposit_custody_fen"] + facts["custody_per_month_fen"] - free,

@@ -1,12 +1,13 @@
-"""Guards and actions of the products not yet wired into the deal services (rent, provident fund,
-renovation, intent deposit, guarantee, government reporting).
+"""The products' rules: guards and actions on a `CaseContext` (resale and government escrow, rent,
+provident fund, renovation, intent deposit, guarantee, government reporting).
 
-They work on a `CaseContext`: the workflow parameters resolved for the city, the city's release rule,
-the case's facts (amounts in fen, counters; `custody_fen` is the custody balance, kept up to date by
-whoever posts money) and the event payload. Actions never move money themselves: they compute amounts
-and append `Instruction`s that the caller carries out (bank jobs and ledger holds in the services).
-Workflows name them through the vocabulary (app/deals/vocabulary.py), which adapts each to the deal's
-context in one place (app/deals/case_blocks.py: case_guard, case_action)."""
+A `CaseContext` holds the workflow parameters resolved for the city, the city's release rule, the case's
+facts (amounts in fen, counters; `custody_fen` is the money free in custody: the posted balance less the
+holds of payouts in flight; `custody_amount_fen` what the agreement puts in custody) and the event payload.
+Actions never move money themselves: they compute amounts and append `Instruction`s that the caller carries
+out (bank jobs and ledger holds in the services). Workflows name them through the vocabulary
+(app/deals/vocabulary.py), which adapts each to the deal's context in one place (app/deals/case_blocks.py:
+case_guard, case_action)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def _stage_amount(ctx: CaseContext, index: int) -> int:
     return total - sum(shares) if tranche.remainder else tranche.share_bps * total // 10_000
 
 
-def custody_covered(ctx: CaseContext) -> bool:
+def fully_funded(ctx: CaseContext) -> bool:
+    """The money free in custody covers the custody amount the agreement names."""
     return ctx.fact("custody_fen") >= ctx.fact("custody_amount_fen")
 
 

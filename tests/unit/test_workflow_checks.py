@@ -40,8 +40,8 @@ def _base() -> dict:
         },
         "events": {"go": "前进", "tick": "到时"},
         "transitions": [
-            {"from": "a", "event": "go", "to": "b", "label": "走", "guard": "custody_covered"},
-            {"from": "a", "event": "go", "to": "a", "label": "等", "guard": "!custody_covered"},
+            {"from": "a", "event": "go", "to": "b", "label": "走", "guard": "fully_funded"},
+            {"from": "a", "event": "go", "to": "a", "label": "等", "guard": "!fully_funded"},
             {"from": "a", "event": "tick", "to": "b", "label": "到时前进"},
             {"from": "b", "event": "go", "to": "done", "label": "完成"},
         ],
@@ -83,9 +83,9 @@ def test_transition_out_of_a_final_state() -> None:
     ("first", "second"),
     [
         (None, None),
-        ("custody_covered", None),
-        ("custody_covered", "custody_covered"),
-        ("custody_covered", "last_stage"),
+        ("fully_funded", None),
+        ("fully_funded", "fully_funded"),
+        ("fully_funded", "last_stage"),
     ],
 )
 def test_duplicate_state_event_needs_mutually_exclusive_guards(first: str | None, second: str | None) -> None:
@@ -158,7 +158,6 @@ def case_registry() -> Registry:
     registry = Registry()
     for name, rule in vocabulary.CASE_GUARDS.items():
         registry.guard(name)(rule)
-    registry.guard("fully_funded")(blocks.custody_covered)
     for name, block in vocabulary.CASE_ACTIONS.items():
         registry.action(name)(block)
     registry.action("request_payout")(_request_payout)
@@ -247,3 +246,11 @@ def test_graph_marks_final_states_and_timer_edges() -> None:
     dot = to_dot(load_definition(Path(WORKFLOWS_DIR / "intent_deposit.json"), blocks_registry))
     assert '"refunded" [label="已原路退回", shape=doublecircle]' in dot
     assert "style=dashed" in dot and json.dumps("意向金缴纳期限") not in dot
+
+
+def test_fully_funded_means_the_money_free_in_custody_covers_the_custody_amount() -> None:
+    """One name, one meaning for every product (resale, government escrow, renovation, intent deposit): the
+    deal's `custody_fen` is the posted balance less the holds of payouts in flight (case_blocks.case_context)."""
+    assert blocks.fully_funded(CaseContext({}, {"custody_fen": 100_000, "custody_amount_fen": 100_000}))
+    assert blocks.fully_funded(CaseContext({}, {"custody_fen": 100_001, "custody_amount_fen": 100_000}))
+    assert not blocks.fully_funded(CaseContext({}, {"custody_fen": 99_999, "custody_amount_fen": 100_000}))
