@@ -76,13 +76,12 @@ def _workflow_files() -> list[Path]:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def workflow_validate(paths: tuple[Path, ...]) -> None:
     """Load every workflow (schema, references, static checks); exit 1 on any error."""
-    from app.deals.workflow import registry
     from app.state_machine.loader import load_definition
 
     failed = 0
     for path in paths or tuple(_workflow_files()):
         try:
-            definition = load_definition(path, registry)
+            definition = load_definition(path, current_runtime().registry)
         except WorkflowError as error:
             failed += 1
             click.echo(f"✗ {path.name}：{error.message}", err=True)

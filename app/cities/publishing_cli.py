@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from flask.cli import with_appcontext
 
 from app.cities import publishing
 from app.cities.cli import _echo_problems
@@ -29,6 +30,7 @@ def _done(what: str, code: str, version: int, status: str) -> None:
     help="default: city_configs/CODE.json",
 )
 @click.option("--author", required=True)
+@with_appcontext
 def city_draft(code: str, path: Path | None, author: str) -> None:
     """Store the config of CODE as a draft version (new, or replacing the draft under work)."""
     source = path or CITY_CONFIGS_DIR / f"{code}.json"
@@ -41,6 +43,7 @@ def city_draft(code: str, path: Path | None, author: str) -> None:
 @click.command("submit")
 @click.argument("code")
 @click.option("--author", required=True)
+@with_appcontext
 def city_submit(code: str, author: str) -> None:
     """Send the draft of CODE for review (every check must pass)."""
     try:
@@ -56,6 +59,7 @@ def city_submit(code: str, author: str) -> None:
 @click.argument("code")
 @click.option("--reviewer", required=True)
 @click.option("--comment", required=True)
+@with_appcontext
 def city_approve(code: str, reviewer: str, comment: str) -> None:
     """Approve the submitted version of CODE (not your own; a passing simulation of it is required)."""
     version = publishing.review(current_runtime(), code, reviewer, comment, approve=True)
@@ -66,6 +70,7 @@ def city_approve(code: str, reviewer: str, comment: str) -> None:
 @click.argument("code")
 @click.option("--reviewer", required=True)
 @click.option("--comment", required=True)
+@with_appcontext
 def city_reject(code: str, reviewer: str, comment: str) -> None:
     """Reject the submitted version of CODE with a comment."""
     version = publishing.review(current_runtime(), code, reviewer, comment, approve=False)
@@ -75,6 +80,7 @@ def city_reject(code: str, reviewer: str, comment: str) -> None:
 @click.command("publish")
 @click.argument("code")
 @click.option("--reviewer", required=True)
+@with_appcontext
 def city_publish(code: str, reviewer: str) -> None:
     """Publish the approved version of CODE; the previous one is retired (running deals keep theirs)."""
     version = publishing.publish(current_runtime(), code, reviewer)
@@ -86,6 +92,7 @@ def city_publish(code: str, reviewer: str) -> None:
 @click.option("--to", "to_version", required=True, type=int)
 @click.option("--reviewer", required=True)
 @click.option("--comment", default="")
+@with_appcontext
 def city_rollback(code: str, to_version: int, reviewer: str, comment: str) -> None:
     """Republish an earlier version of CODE as a new version."""
     version = publishing.rollback(current_runtime(), code, to_version, reviewer, comment)
@@ -94,6 +101,7 @@ def city_rollback(code: str, to_version: int, reviewer: str, comment: str) -> No
 
 @click.command("versions")
 @click.argument("code")
+@with_appcontext
 def city_versions(code: str) -> None:
     """Every version of CODE, newest first."""
     rows = publishing.versions(current_runtime(), code)
@@ -110,6 +118,7 @@ def city_versions(code: str) -> None:
 
 
 @click.command("import-files")
+@with_appcontext
 def city_import_files() -> None:
     """Publish the shipped files of cities without a version in the database, as version 1 by "system"."""
     imported = publishing.import_files(current_runtime())

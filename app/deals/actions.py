@@ -1,31 +1,32 @@
-"""The named guards and actions that workflow definitions compose (registered on import)."""
+"""The deal actions that workflow definitions name (listed by app.deals.vocabulary; nothing registers here)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
-from app.agreements.service import sign_agreement
-from app.db.models import Payout, VirtualAccount
+from app.db.models import Agreement, Deal, Payout, VirtualAccount
 from app.deals.pinning import pinned_city
-from app.deals.workflow import DealContext, registry
+from app.deals.workflow import DealContext
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
+from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 
-
-@registry.guard("fully_funded")
-def fully_funded(ctx: DealContext) -> bool:
-    held_fen = LedgerRepository(ctx.session).balance(ledger.deal_custody(ctx.deal.deal_no).code)
-    return held_fen >= ctx.deal.custody_amount_fen
+AgreementSigner = Callable[[Runtime, Deal], Agreement]
 
 
-@registry.action("sign_agreement")
-def sign_agreement_action(ctx: DealContext) -> None:
-    ctx.session.add(sign_agreement(ctx.rt, ctx.deal))
+def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
+    """The `sign_agreement` action with its signer: the platform's key in production, the sandbox's copies of
+    one signed file in a simulation."""
+
+    def sign_agreement_action(ctx: DealContext) -> None:
+        ctx.session.add(signer(ctx.rt, ctx.deal))
+
+    return sign_agreement_action
 
 
-@registry.action("request_virtual_account")
 def request_virtual_account(ctx: DealContext) -> None:
     account = VirtualAccount(
         deal_id=ctx.deal.id,
@@ -41,7 +42,6 @@ def request_virtual_account(ctx: DealContext) -> None:
     enqueue(ctx.session, "open_virtual_account", {"virtual_account_id": account.id}, now=ctx.rt.clock())
 
 
-@registry.action("record_virtual_account")
 def record_virtual_account(ctx: DealContext) -> None:
     account = ctx.deal.virtual_account
     assert account is not None, "account_opened for a deal without an account request"
@@ -102,7 +102,6 @@ def open_payout(
     return payout
 
 
-@registry.action("request_payout")
 def request_payout(ctx: DealContext) -> None:
     """Resale and government escrow: the custody amount to the seller."""
     seller_name, seller_account = ctx.deal.seller_name, ctx.deal.seller_bank_account
@@ -114,14 +113,12 @@ def hold_id(payout: Payout) -> str:
     return f"payout:{payout.payout_id}"
 
 
-@registry.action("settle_payout")
 def settle_payout(ctx: DealContext) -> None:
     """The bank paid the seller: the hold becomes a posted movement out of custody."""
     payout: Payout = ctx.payload["payout"]
     LedgerRepository(ctx.session).post_pending(f"{hold_id(payout)}:posted", hold_id(payout), at=ctx.rt.clock())
 
 
-@registry.action("release_payout_hold")
 def release_payout_hold(ctx: DealContext) -> None:
     """The bank did not pay: the money is free in custody again, for a retry or a refund."""
     payout: Payout = ctx.payload["payout"]

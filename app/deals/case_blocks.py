@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Deal, Payout
 from app.deals.actions import hold_id, open_payout
 from app.deals.pinning import pinned_city
-from app.deals.workflow import DealContext, fire_or_note, note, registry
+from app.deals.workflow import DealContext, fire_or_note, note
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
@@ -184,14 +184,18 @@ def carry_out(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
             )
 
 
-def _guard(block: Callable[[blocks.CaseContext], bool]) -> Callable[[DealContext], bool]:
+def case_guard(block: Callable[[blocks.CaseContext], bool]) -> Callable[[DealContext], bool]:
+    """A product rule on a CaseContext as a guard on the deal (the one place the two contexts meet)."""
+
     def guard(ctx: DealContext) -> bool:
         return block(case_context(ctx))
 
     return guard
 
 
-def _action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealContext], None]:
+def case_action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealContext], None]:
+    """A product block on a CaseContext as an action on the deal: facts saved back, instructions carried out."""
+
     pays = block in MONEY_BLOCKS
 
     def action(ctx: DealContext) -> None:
@@ -269,13 +273,3 @@ def arrival_event(rt: Runtime, deal: Deal) -> str:
     (the only money expected then), `funds_arrived` otherwise."""
     events = rt.workflow(deal.workflow_id, deal.workflow_version).events_from(deal.state)
     return "fund_drawn" if "fund_drawn" in events and "funds_arrived" not in events else "funds_arrived"
-
-
-def register() -> None:
-    for name, guard in blocks.GUARDS.items():
-        registry.guard(name)(_guard(guard))
-    for name, action in blocks.ACTIONS.items():
-        registry.action(name)(_action(action))
-
-
-register()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Deal, DealEvent
 from app.deals.pinning import pinned_city
-from app.deals.workflow import DealContext, fire, registry
+from app.deals.workflow import DealContext, fire
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 from app.state_machine.engine import Engine
@@ -58,7 +58,7 @@ def _fire_one(rt: Runtime, deal_id: int) -> bool:
         overrides = pinned_city(rt, session, deal).product(deal.product).overrides()
         params = resolve(definition.parameters, overrides)
         now = rt.clock()
-        timers = Engine(definition, registry).timers(deal.state, _entered_at(session, deal), params)
+        timers = Engine(definition, rt.registry).timers(deal.state, _entered_at(session, deal), params)
         first = next((item for item in timers if item.due_at <= now), None)
         if first is None:
             return False

@@ -1,4 +1,5 @@
-"""Fire workflow events on deals: the engine plus the timeline row every transition writes."""
+"""Fire workflow events on deals: the engine (with the runtime's vocabulary) plus the timeline row every
+transition writes."""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ from app.db.models import Deal, DealEvent
 from app.platform.errors import TransitionNotAllowed
 from app.platform.runtime import Runtime
 from app.state_machine.engine import Engine, Fired
-from app.state_machine.registry import Registry
-
-registry = Registry()
 
 
 @dataclass
@@ -32,7 +30,7 @@ class DealContext:
 def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> Fired:
     definition = ctx.rt.workflow(ctx.deal.workflow_id, ctx.deal.workflow_version)
     ctx.event = event
-    fired = Engine(definition, registry).fire(ctx.deal, event, ctx)
+    fired = Engine(definition, ctx.rt.registry).fire(ctx.deal, event, ctx)
     ctx.session.add(
         DealEvent(
             deal_id=ctx.deal.id,

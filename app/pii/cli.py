@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from app.platform.cli_base import CliGroup, current_runtime
 
@@ -11,6 +12,7 @@ pii_cli = CliGroup("pii", help="个人金融信息 / PII maintenance")
 
 
 @click.command("rotate-pii")
+@with_appcontext
 def keys_rotate_pii() -> None:
     """Create the next PII key file (pii.kN.key); new values are encrypted with it, old ones stay readable."""
     from app.db.pii import keyring, rotate_pii_key

@@ -1,13 +1,14 @@
-"""Build the Runtime from a Config: database, catalogs, workflows, keys, PII keyring."""
+"""Build the Runtime from a Config: database, catalogs, the workflow vocabulary and workflows, keys, PII keyring."""
 
 from __future__ import annotations
 
+from app.agreements.service import sign_agreement
 from app.banks import accounts as account_jobs
 from app.cities.sources import DbCitySource
 from app.db.pii import keyring
 from app.db.session import Database
 from app.deals import case_blocks
-from app.deals.workflow import registry
+from app.deals.vocabulary import build_vocabulary
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
 from app.payouts import jobs as payout_jobs
@@ -15,15 +16,22 @@ from app.platform.config import ROOT, Config
 from app.platform.runtime import JobHandler, KeyStore, Runtime
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
+from app.state_machine.registry import Registry
 
 WORKFLOWS_DIR = ROOT / "workflows"
 CITY_CONFIGS_DIR = ROOT / "city_configs"
 TEMPLATES_DIR = ROOT / "agreement_templates"
 
 
-def load_workflows() -> dict[tuple[str, int], WorkflowDefinition]:
-    import app.deals.case_blocks  # noqa: F401 - registers every guard and action before loading
+def build_registry() -> Registry:
+    """The platform's workflow vocabulary: every guard and action by name, agreements signed with the platform's
+    key. Built here at start-up, kept on the Runtime; nothing registers on import."""
+    return build_vocabulary(signer=sign_agreement)
 
+
+def load_workflows(registry: Registry | None = None) -> dict[tuple[str, int], WorkflowDefinition]:
+    """Every shipped workflow, checked against `registry` (the platform's vocabulary when not given)."""
+    registry = build_registry() if registry is None else registry
     definitions = [load_definition(path, registry) for path in sorted(WORKFLOWS_DIR.glob("*.json"))]
     return {(d.id, d.version): d for d in definitions}
 
@@ -42,13 +50,15 @@ def build_runtime(config: Config) -> Runtime:
     assert config.keys_dir is not None
     keys = KeyStore(config.keys_dir)
     keyring.configure_from_folder(config.keys_dir)  # pii.key (k1), pii.k2.key … and pii-index.key
-    workflows = load_workflows()
+    registry = build_registry()
+    workflows = load_workflows(registry)
     db = Database(config.database_url)
     return Runtime(
         db=db,
         # the published version in the database; the shipped file while a city has none
         cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
         workflows=workflows,
+        registry=registry,
         keys=keys,
         banks=config.banks,
         public_base_url=config.public_base_url,

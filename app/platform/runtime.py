@@ -14,6 +14,7 @@ from app.domain.cities import CityCatalog
 from app.platform.config import BankEndpoint
 from app.platform.errors import ConfigError, NotFound
 from app.state_machine.definition import WorkflowDefinition
+from app.state_machine.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Runtime:
     db: Database
     cities: CityCatalog
     workflows: dict[tuple[str, int], WorkflowDefinition]
+    registry: Registry  # the guards and actions the workflows name (app.platform.bootstrap.build_registry)
     keys: KeyStore
     banks: dict[str, BankEndpoint]
     public_base_url: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask.cli import with_appcontext
 
 from app.platform.cli_base import current_runtime
 from app.sandbox.simulate import simulate
@@ -37,6 +38,7 @@ def _echo_report(report: dict[str, object]) -> None:
 @click.argument("product", required=False)
 @click.option("--version", "version", type=int, help="a stored version (default: the draft under work, else the file)")
 @click.option("--by", "run_by", default="cli", show_default=True, help="who runs it (kept with the result)")
+@with_appcontext
 def city_simulate(code: str, product: str | None, version: int | None, run_by: str) -> None:
     """Run every path of each product's workflow for CODE in a sandbox; exit 1 on any problem."""
 

@@ -16,12 +16,11 @@ import io
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -31,12 +30,9 @@ from app.deals import contract_import
 from app.deals import service as deals
 from app.deals.case_blocks import arrival_event, free_in_custody
 from app.deals.timers import fire_due_timers
-from app.deals.workflow import DealContext, registry
-from app.domain import ledger
 from app.domain.cities import CityConfig
 from app.domain.money import parse_yuan
 from app.domain.rent import plan_rent
-from app.ledger.repo import LedgerRepository
 from app.payouts import approvals as payout_approvals
 from app.platform.errors import CunguanError, ValidationError
 from app.platform.runtime import Runtime
@@ -81,53 +77,29 @@ def wants(transition: Transition) -> tuple[str, bool] | None:
 
 @dataclass
 class SignOnce:
-    """sign_agreement that renders and signs one PDF (per product: each product has its own template);
-    later deals of the product get a copy of that signed file."""
+    """The sandbox's agreement signer (its vocabulary's `sign_agreement` signs with it): it renders and signs
+    one PDF per product (each product has its own template); later deals of the product get a copy of that
+    signed file."""
 
     rendered: int = 0
     signed: dict[str, Agreement] = field(default_factory=dict)
 
-    def __call__(self, ctx: DealContext) -> None:
+    def __call__(self, rt: Runtime, deal: Deal) -> Agreement:
         from app.agreements.service import sign_agreement
 
-        first = self.signed.get(ctx.deal.product)
+        first = self.signed.get(deal.product)
         if first is None:
-            first = self.signed[ctx.deal.product] = sign_agreement(ctx.rt, ctx.deal)
+            first = self.signed[deal.product] = sign_agreement(rt, deal)
             self.rendered += 1
-            ctx.session.add(first)
-            return
-        ctx.session.add(
-            Agreement(
-                deal_id=ctx.deal.id,
-                template=first.template,
-                html=first.html,
-                pdf=first.pdf,
-                pdf_sm3=first.pdf_sm3,
-                signed_at=ctx.rt.clock(),
-            )
+            return first
+        return Agreement(
+            deal_id=deal.id,
+            template=first.template,
+            html=first.html,
+            pdf=first.pdf,
+            pdf_sm3=first.pdf_sm3,
+            signed_at=rt.clock(),
         )
-
-
-@dataclass
-class SandboxRuntime(Runtime):
-    """The sandbox's runtime: its own database, keys, bank URLs and clock, and the agreement signer."""
-
-    agreement_signer: Callable[[DealContext], None] | None = None
-
-
-def install_sandbox_signing() -> None:
-    """Route the `sign_agreement` action to the sandbox's signer for sandbox deals; every other runtime's
-    deals keep the real action (idempotent)."""
-    original = registry.actions["sign_agreement"]
-    if getattr(original, "sandbox_dispatch", False):
-        return
-
-    def sign_agreement(ctx: DealContext) -> None:
-        signer = getattr(ctx.rt, "agreement_signer", None)
-        (signer or original)(ctx)
-
-    sign_agreement.sandbox_dispatch = True  # type: ignore[attr-defined]
-    registry.actions["sign_agreement"] = sign_agreement
 
 
 @dataclass
@@ -193,7 +165,7 @@ class ProductDriver:
 
     def __init__(
         self,
-        rt: SandboxRuntime,
+        rt: Runtime,
         bank: SandboxBank,
         clock: SandboxClock,
         city: CityConfig,
@@ -502,11 +474,9 @@ class _PathRun:
         """Fen still to arrive for a money guard to hold (zero or less: it holds), None for other guards."""
         with self._deal() as (session, deal):
             free = free_in_custody(session, deal)
-            held = LedgerRepository(session).balance(ledger.deal_custody(deal.deal_no).code)
             facts = deal.facts or {}
             needs = {
-                "fully_funded": lambda: deal.custody_amount_fen - held,
-                "custody_covered": lambda: deal.custody_amount_fen - free,
+                "fully_funded": lambda: deal.custody_amount_fen - free,
                 "has_custody_funds": lambda: 1 - free,
                 "move_in_funded": lambda: facts["custody_per_installment_fen"] + facts["deposit_custody_fen"] - free,
                 "rent_covered": lambda: facts["deposit_custody_fen"] + facts["custody_per_month_fen"] - free,
@@ -582,7 +552,7 @@ class _PathRun:
         self.d.bank.pay(bank_code, account_no, amount_fen, *payer)
 
     def _let_time_pass(self, transition: Transition) -> None:
-        engine = Engine(self.d.definition, registry)
+        engine = Engine(self.d.definition, self.rt.registry)
         due = next(
             item.due_at
             for item in engine.timers(transition.source, self.d.clock.now, self.d.params)
@@ -635,8 +605,3 @@ class _PathRun:
                 except ValidationError as refused:
                     if refused.code != "SAME_PERSON":
                         raise
-
-
-def new_runtime(base: Runtime, **changes: Any) -> SandboxRuntime:
-    """A sandbox runtime from the platform's (workflows), with the sandbox's own parts."""
-    return SandboxRuntime(workflows=base.workflows, jobs=base.jobs, **changes)

@@ -24,6 +24,7 @@ from app.db.base import Base
 from app.db.models import ConfigSimulation, User
 from app.db.session import Database
 from app.deals import service as deals
+from app.deals.vocabulary import build_vocabulary
 from app.domain.cities import CityCatalog, CityConfig, ResolvedCity
 from app.domain.config_versions import content_sha256
 from app.domain.problems import CityConfigInvalid
@@ -39,10 +40,8 @@ from app.sandbox.drivers import (
     ProductDriver,
     QuietLog,
     SandboxClock,
-    SandboxRuntime,
     SignOnce,
     Unreachable,
-    install_sandbox_signing,
 )
 from app.sandbox.forms import parse_details
 from app.state_machine.paths import enumerate_paths
@@ -76,7 +75,7 @@ class _Layers:
 
 @dataclass
 class Sandbox:
-    rt: SandboxRuntime
+    rt: Runtime
     bank: SandboxBank
     clock: SandboxClock
     signer: SignOnce
@@ -131,24 +130,25 @@ def _quiet_logs() -> Iterator[QuietLog]:
 def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str, log: QuietLog) -> Iterator[Sandbox]:
     """A temporary database, keys folder and bank simulator (served over HTTP), the sandbox platform's
     callback endpoint, and the people who act in the simulation."""
-    install_sandbox_signing()
     keys_dir = folder / "keys"
     ensure_keys(keys_dir, sorted(set(rt.banks) | set(SIMULATED_BANKS)))
     db = Database(f"sqlite:///{folder / 'simulation.db'}")
     Base.metadata.create_all(db.engine)
     clock, signer = SandboxClock(SIM_CLOCK), SignOnce()
 
-    def runtime(public_base_url: str, banks: dict[str, BankEndpoint]) -> SandboxRuntime:
-        return SandboxRuntime(
+    def runtime(public_base_url: str, banks: dict[str, BankEndpoint]) -> Runtime:
+        """The sandbox's own database, keys, clock, bank (the simulator's endpoints, `banks`) and vocabulary:
+        the platform's workflows, its agreements signed by `signer`."""
+        return Runtime(
             db=db,
             cities=CityCatalog(rt.cities.folder, rt.cities.check, _Layers(resolved, admin_code)),
             workflows=rt.workflows,
             jobs=rt.jobs,
+            registry=build_vocabulary(signer),
             keys=KeyStore(keys_dir),
             banks=banks,
             public_base_url=public_base_url,
             clock=clock,
-            agreement_signer=signer,
         )
 
     bank, sandbox_rt = SandboxBank.start(folder, keys_dir, runtime)

@@ -1,10 +1,13 @@
-"""Guards and actions of the products not yet wired into the deal services (rent, provident fund,
-renovation, intent deposit, guarantee, government reporting).
+"""The products' rules: guards and actions on a `CaseContext` (resale and government escrow, rent,
+provident fund, renovation, intent deposit, guarantee, government reporting).
 
-They work on a `CaseContext`: the workflow parameters resolved for the city, the city's release rule,
-the case's facts (amounts in fen, counters; `custody_fen` is the custody balance, kept up to date by
-whoever posts money) and the event payload. Actions never move money themselves: they compute amounts
-and append `Instruction`s that the caller carries out (bank jobs and ledger holds in the services)."""
+A `CaseContext` holds the workflow parameters resolved for the city, the city's release rule, the case's
+facts (amounts in fen, counters; `custody_fen` is the money free in custody: the posted balance less the
+holds of payouts in flight; `custody_amount_fen` what the agreement puts in custody) and the event payload.
+Actions never move money themselves: they compute amounts and append `Instruction`s that the caller carries
+out (bank jobs and ledger holds in the services). Workflows name them through the vocabulary
+(app/deals/vocabulary.py), which adapts each to the deal's context in one place (app/deals/case_blocks.py:
+case_guard, case_action)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from typing import Any
 from app.domain.cities import ReleaseRule
 from app.domain.rent import plan_rent
 from app.platform.errors import WorkflowError
-from app.state_machine.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ def _stage_amount(ctx: CaseContext, index: int) -> int:
     return total - sum(shares) if tranche.remainder else tranche.share_bps * total // 10_000
 
 
-def custody_covered(ctx: CaseContext) -> bool:
+def fully_funded(ctx: CaseContext) -> bool:
+    """The money free in custody covers the custody amount the agreement names."""
     return ctx.fact("custody_fen") >= ctx.fact("custody_amount_fen")
 
 
@@ -193,38 +196,3 @@ def request_unfreeze(ctx: CaseContext) -> None:
 
 def report_to_supervisor(ctx: CaseContext) -> None:
     ctx.emit("report", ctx.fact("custody_amount_fen"), "supervisor", "向住建监管平台报送")
-
-
-GUARDS = {
-    "custody_covered": custody_covered,
-    "has_custody_funds": has_custody_funds,
-    "move_in_funded": move_in_funded,
-    "rent_covered": rent_covered,
-    "last_rent_month": last_rent_month,
-    "last_stage": last_stage,
-}
-ACTIONS = {
-    "plan_rent_custody": plan_rent_custody,
-    "release_rent": release_rent,
-    "settle_rent_release": settle_rent_release,
-    "release_deposit": release_deposit,
-    "request_fund_draw": request_fund_draw,
-    "release_stage": release_stage,
-    "settle_stage": settle_stage,
-    "record_payer_account": record_payer_account,
-    "refund_to_origin": refund_to_origin,
-    "refund_excess": refund_excess,
-    "release_custody": release_custody,
-    "request_freeze": request_freeze,
-    "record_freeze": record_freeze,
-    "release_freeze": release_freeze,
-    "request_unfreeze": request_unfreeze,
-    "report_to_supervisor": report_to_supervisor,
-}
-
-
-def register_building_blocks(registry: Registry) -> None:
-    for name, guard in GUARDS.items():
-        registry.guard(name)(guard)
-    for name, action in ACTIONS.items():
-        registry.action(name)(action)

@@ -1,4 +1,7 @@
-"""Named guards and actions: the vocabulary that workflow definitions compose."""
+"""Named guards and actions: the vocabulary that workflow definitions compose.
+
+A registry is built once at start-up by one function that lists every name (app.deals.vocabulary, called by
+app.platform.bootstrap) and lives on the Runtime; nothing registers into one on import."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ Action = Callable[[Any], None]
 
 
 class Registry:
+    """Name -> callable. `guard(name)` and `action(name)` add one (a name only once); nothing else writes."""
+
     def __init__(self) -> None:
         self.guards: dict[str, Guard] = {}
         self.actions: dict[str, Action] = {}

@@ -63,7 +63,7 @@ from app.db.models import (
 )
 from app.deals import service as deals
 from app.deals.service import Actor
-from app.deals.workflow import registry
+from app.deals.vocabulary import build_vocabulary
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
 from app.sandbox.drivers import SignOnce
@@ -519,7 +519,7 @@ def run_chaos(stack: ChaosStack, flask_app: Flask, plan: ChaosPlan, log: Any = p
     people = People(rt, stack, plan, actors)
     sign_once = SignOnce()
     stop = threading.Event()
-    registry.actions["sign_agreement"], original = sign_once, registry.actions["sign_agreement"]
+    rt.registry, platform_vocabulary = build_vocabulary(sign_once), rt.registry  # this process signs once
     try:
         with ThreadPoolExecutor(1) as agents:
             creation = agents.submit(create_deals, stack, rt, people, phases, stop)
@@ -528,7 +528,7 @@ def run_chaos(stack: ChaosStack, flask_app: Flask, plan: ChaosPlan, log: Any = p
             finally:
                 stop.set()
     finally:
-        registry.actions["sign_agreement"] = original
+        rt.registry = platform_vocabulary
     assert sign_once.rendered == 1, sign_once.rendered
     if report.killed_at_payouts < 0:
         raise AssertionError("the run ended before a worker was killed")

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.deals.workflow import registry
 from app.domain.cities import SCHEMA_PATH as CITY_SCHEMA
 from app.domain.cities import build_city, folder_reader, resolve
 from app.domain.city_checks import validate_file
-from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR, build_registry, load_workflows
 from app.state_machine.loader import SCHEMA_PATH as WORKFLOW_SCHEMA
 from app.state_machine.loader import build_definition
 
@@ -176,7 +175,7 @@ def test_workflow_schema_and_loader_agree() -> None:
     allowed = _schema_paths(schema, schema)
     log = _Log()
     data = json.loads((WORKFLOWS_DIR / "rent_custody.json").read_text(encoding="utf-8"))
-    build_definition(_RecordingDict(data, "", log), registry, "rent_custody.json")
+    build_definition(_RecordingDict(data, "", log), build_registry(), "rent_custody.json")
     read = {_normalise(path, schema, schema) for path in log.paths}
     assert allowed - read == set(), "the schema allows properties the loader ignores"
     assert read - allowed == set(), "the loader reads properties the schema does not allow"

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import app.deals.case_blocks  # noqa: F401 - completes the registry the shipped workflows name
-from app.deals.workflow import registry
+from app.deals import vocabulary
 from app.domain.cities import ReleaseRule, Tranche
 from app.domain.durations import parse_duration
 from app.domain.rent import plan_rent
-from app.platform.bootstrap import WORKFLOWS_DIR
+from app.platform.bootstrap import WORKFLOWS_DIR, build_registry
 from app.platform.errors import WorkflowError
 from app.state_machine import building_blocks as blocks
 from app.state_machine.building_blocks import CaseContext
@@ -23,6 +22,8 @@ from app.state_machine.graph import to_dot
 from app.state_machine.loader import build_definition, load_definition
 from app.state_machine.parameters import resolve
 from app.state_machine.registry import Registry
+
+registry = build_registry()  # the platform's vocabulary, built for these tests
 
 
 def _base() -> dict:
@@ -39,8 +40,8 @@ def _base() -> dict:
         },
         "events": {"go": "前进", "tick": "到时"},
         "transitions": [
-            {"from": "a", "event": "go", "to": "b", "label": "走", "guard": "custody_covered"},
-            {"from": "a", "event": "go", "to": "a", "label": "等", "guard": "!custody_covered"},
+            {"from": "a", "event": "go", "to": "b", "label": "走", "guard": "fully_funded"},
+            {"from": "a", "event": "go", "to": "a", "label": "等", "guard": "!fully_funded"},
             {"from": "a", "event": "tick", "to": "b", "label": "到时前进"},
             {"from": "b", "event": "go", "to": "done", "label": "完成"},
         ],
@@ -82,9 +83,9 @@ def test_transition_out_of_a_final_state() -> None:
     ("first", "second"),
     [
         (None, None),
-        ("custody_covered", None),
-        ("custody_covered", "custody_covered"),
-        ("custody_covered", "last_stage"),
+        ("fully_funded", None),
+        ("fully_funded", "fully_funded"),
+        ("fully_funded", "last_stage"),
     ],
 )
 def test_duplicate_state_event_needs_mutually_exclusive_guards(first: str | None, second: str | None) -> None:
@@ -152,11 +153,14 @@ def _request_payout(ctx: CaseContext) -> None:
 
 
 def case_registry() -> Registry:
-    """The building blocks, with the deal services' own actions recorded instead of run (no deal here)."""
+    """The vocabulary's names with the products' blocks on a CaseContext as they are (no deal here), the deal's
+    own actions recorded instead of run."""
     registry = Registry()
-    blocks.register_building_blocks(registry)
-    registry.guards["fully_funded"] = blocks.custody_covered
-    registry.actions["request_payout"] = _request_payout
+    for name, rule in vocabulary.CASE_GUARDS.items():
+        registry.guard(name)(rule)
+    for name, block in vocabulary.CASE_ACTIONS.items():
+        registry.action(name)(block)
+    registry.action("request_payout")(_request_payout)
     for name in (
         "sign_agreement",
         "request_virtual_account",
@@ -164,11 +168,16 @@ def case_registry() -> Registry:
         "settle_payout",
         "release_payout_hold",
     ):
-        registry.actions[name] = _recorded(name)
+        registry.action(name)(_recorded(name))
     return registry
 
 
 blocks_registry = case_registry()
+
+
+def test_the_blocks_registry_names_what_the_platform_vocabulary_names() -> None:
+    assert set(blocks_registry.guards) == set(registry.guards)
+    assert set(blocks_registry.actions) == set(registry.actions)
 
 
 def _rent_case(**facts: int) -> CaseContext:
@@ -237,3 +246,11 @@ def test_graph_marks_final_states_and_timer_edges() -> None:
     dot = to_dot(load_definition(Path(WORKFLOWS_DIR / "intent_deposit.json"), blocks_registry))
     assert '"refunded" [label="已原路退回", shape=doublecircle]' in dot
     assert "style=dashed" in dot and json.dumps("意向金缴纳期限") not in dot
+
+
+def test_fully_funded_means_the_money_free_in_custody_covers_the_custody_amount() -> None:
+    """One name, one meaning for every product (resale, government escrow, renovation, intent deposit): the
+    deal's `custody_fen` is the posted balance less the holds of payouts in flight (case_blocks.case_context)."""
+    assert blocks.fully_funded(CaseContext({}, {"custody_fen": 100_000, "custody_amount_fen": 100_000}))
+    assert blocks.fully_funded(CaseContext({}, {"custody_fen": 100_001, "custody_amount_fen": 100_000}))
+    assert not blocks.fully_funded(CaseContext({}, {"custody_fen": 99_999, "custody_amount_fen": 100_000}))

@@ -68,7 +68,7 @@ from app.domain.city_checks import checker
 from app.ledger.maintenance import maintain
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import approvals as payout_approvals
-from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, job_table, load_workflows
+from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, build_registry, job_table, load_workflows
 from app.platform.config import DEFAULT_BANKS, BankEndpoint
 from app.platform.errors import CunguanError
 from app.platform.runtime import KeyStore, Runtime
@@ -172,6 +172,7 @@ def _runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: Cal
         db=db,
         cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
         workflows=workflows,
+        registry=build_registry(),
         keys=keys,
         banks={BANK: BankEndpoint(BANK, name, f"http://bank.invalid/{BANK}", per_second, per_day)},
         public_base_url="http://127.0.0.1:9",
