@@ -32,6 +32,8 @@ from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.engine import ConcurrentPosting
 from app.ledger.repo import LedgerRepository
+from app.payouts import results as payout_results
+from app.payouts.status import PayoutStatus
 from app.platform.errors import ConfigError, CunguanError, ValidationError
 from app.platform.runtime import Runtime
 
@@ -507,43 +509,13 @@ def _funds_arrived(
     return fire_or_note(ctx, case_blocks.arrival_event(rt, deal), detail)
 
 
-def apply_payout_result(
-    rt: Runtime,
-    session: Session,
-    payout: Payout,
-    status: str,
-    bank_reference: str,
-    reason: str | None,
-    actor: str,
-    marker: str | None = None,
-) -> str:
-    """The one place a payout becomes final, whether a callback or a query told us."""
-    if payout.status in ("succeeded", "failed"):
-        return "already_final"
-    payout.status = status
-    payout.bank_reference = bank_reference
-    payout.failure_reason = reason
-    payout.updated_at = rt.clock()
-    if payout.purpose == "return":
-        return suspense.finish_return(rt, session, payout)
-    detail = {"payout_id": payout.payout_id, "amount_fen": payout.amount_fen}
-    if status == "failed":
-        detail["failure_reason"] = reason or ""
-    if marker:
-        detail["marker"] = marker
-    if payout.release_group is not None:
-        return case_blocks.payout_final(rt, session, payout, actor, detail)
-    ctx = DealContext(rt, session, payout.deal, actor, {"payout": payout})
-    return fire_or_note(ctx, "payout_succeeded" if status == "succeeded" else "payout_failed", detail)
-
-
 def _payout_result(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:
     payout = session.scalar(
         select(Payout).where(Payout.bank_code == bank_code, Payout.payout_id == body["payout_id"]).with_for_update()
     )
     if payout is None:
         return "unknown_payout"
-    return apply_payout_result(
+    return payout_results.apply_result(
         rt, session, payout, body["status"], body["bank_reference"], body.get("failure_reason"), _actor(bank_code)
     )
 
@@ -573,4 +545,6 @@ def repair_funds_arrived(rt: Runtime, session: Session, bank_code: str, body: di
 def repair_payout_succeeded(rt: Runtime, session: Session, payout: Payout, bank_reference: str) -> str:
     """补单: a payout the bank's statement shows as paid whose `payout_result` never came."""
     actor = _actor(payout.bank_code)
-    return apply_payout_result(rt, session, payout, "succeeded", bank_reference, None, actor, marker=REPAIR_MARKER)
+    return payout_results.apply_result(
+        rt, session, payout, PayoutStatus.SUCCEEDED, bank_reference, None, actor, marker=REPAIR_MARKER
+    )

@@ -52,6 +52,7 @@ from app.domain.statements import (
     StatementLine,
     parse_statement,
 )
+from app.payouts.status import PayoutStatus
 from app.platform.errors import CunguanError, NotFound, SignatureError, ValidationError
 from app.platform.runtime import Runtime
 
@@ -318,9 +319,9 @@ def _judge_debit(rt: Runtime, bank_code: str, line: StatementLine, payout: Payou
         return Item("amount_mismatch", "付款金额与对账单不符", line.row, line, **found)
     if payout.bank_reference not in (None, line.bank_reference):
         return Item("mismatch", f"银行流水号不符（平台记录 {payout.bank_reference}）", line.row, line, **found)
-    if payout.status == "failed":
+    if payout.status == PayoutStatus.FAILED:
         return Item("mismatch", "平台记为付款失败，但银行已出金", line.row, line, **found)
-    if payout.status == "succeeded":
+    if payout.status == PayoutStatus.SUCCEEDED:
         if line.bank_reference in repaired:
             return Item("repaired", "付款结果通知缺失，已按对账单补单", line.row, line, **found)
         return Item("matched", "", line.row, line, **found)
@@ -339,7 +340,7 @@ def _repair_payout(rt: Runtime, bank_code: str, line: StatementLine) -> str:
         "type": "payout_result",
         "payout_id": line.payout_id,
         "bank_reference": line.bank_reference,
-        "status": "succeeded",
+        "status": PayoutStatus.SUCCEEDED.value,
         "failure_reason": None,
     }
     with rt.db.uow() as uow:
@@ -370,7 +371,7 @@ def _payouts_missing(rt: Runtime, bank_code: str, day: date, on_statement: set[s
             .options(selectinload(Payout.deal))
             .where(
                 Payout.bank_code == bank_code,
-                Payout.status == "succeeded",
+                Payout.status == PayoutStatus.SUCCEEDED,
                 Payout.updated_at >= start,
                 Payout.updated_at < end,
             )

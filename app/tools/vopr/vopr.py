@@ -69,6 +69,7 @@ from app.ledger.maintenance import maintain
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import approvals as payout_approvals
 from app.payouts.jobs import HANDLERS
+from app.payouts.status import PayoutPurpose, PayoutStatus
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.config import BankEndpoint
 from app.platform.errors import CunguanError
@@ -488,7 +489,9 @@ class Simulation:
         with self.rt_web.db.uow() as uow:
             waiting = list(
                 uow.session.scalars(
-                    select(Payout.payout_id).where(Payout.deal_id == deal_id, Payout.status == "awaiting_approval")
+                    select(Payout.payout_id).where(
+                        Payout.deal_id == deal_id, Payout.status == PayoutStatus.AWAITING_APPROVAL
+                    )
                 )
             )
         for payout_id in waiting:
@@ -632,18 +635,18 @@ class Simulation:
             payouts = {p.payout_id: p for p in session.scalars(select(Payout))}
             for payout_id, at_bank in bank.payouts.items():
                 ours = payouts.get(payout_id)
-                if ours is None or (at_bank.status == "succeeded") != (ours.status == "succeeded"):
+                if ours is None or (at_bank.status == "succeeded") != (ours.status == PayoutStatus.SUCCEEDED):
                     self._fail(f"payout {payout_id}: bank says {at_bank.status}, we say {ours and ours.status}")
             paid_per_deal: dict[int, list[str]] = {}
             for payout_id, at_bank in bank.payouts.items():
                 ours = payouts.get(payout_id)
-                if at_bank.status == "succeeded" and ours is not None and ours.purpose == "release":
+                if at_bank.status == "succeeded" and ours is not None and ours.purpose == PayoutPurpose.RELEASE:
                     paid_per_deal.setdefault(ours.deal_id, []).append(payout_id)
             for deal_id, paid in paid_per_deal.items():
                 if len(paid) > 1:
                     self._fail(f"double payout: deal {deal_id} paid to the seller {len(paid)} times ({paid})")
             for payout_id, ours in payouts.items():
-                if ours.status == "succeeded" and payout_id not in bank.payouts:
+                if ours.status == PayoutStatus.SUCCEEDED and payout_id not in bank.payouts:
                     self._fail(f"payout {payout_id} succeeded here but the bank never booked it")
             for plan in self.plans:
                 deal = session.get(Deal, plan.deal_id)
@@ -656,7 +659,7 @@ class Simulation:
                 refunded = sum(
                     p.amount_fen
                     for p in payouts.values()
-                    if p.deal_id == deal.id and p.purpose == "refund" and p.status == "succeeded"
+                    if p.deal_id == deal.id and p.purpose == PayoutPurpose.REFUND and p.status == PayoutStatus.SUCCEEDED
                 )
                 late = session.scalars(
                     select(SuspenseItem).where(SuspenseItem.deal_id == deal.id, SuspenseItem.reason == "deal_closed")
