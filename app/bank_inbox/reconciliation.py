@@ -29,7 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.bank_inbox.callbacks import repair_funds_arrived, repair_payout_succeeded
+from app.bank_inbox.handlers import repair_funds_arrived, repair_payout_succeeded
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
 from app.crypto import sm2_verify, sm3

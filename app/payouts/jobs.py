@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.bank_inbox.callbacks import REPAIR_MARKER, repair_account_opened
+from app.bank_inbox.handlers import REPAIR_MARKER, repair_account_opened
 from app.banks.gateway import (
     BankOutcomeUnknown,
     BankRateLimited,

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.bank_inbox.callbacks import REPAIR_MARKER
+from app.bank_inbox.handlers import REPAIR_MARKER
 from app.banks.gateway import BankRejected
 from app.db.models import BankNotification, Deal, Job, LedgerTransfer
 from app.deals import service as deals

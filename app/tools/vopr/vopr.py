@@ -1,7 +1,7 @@
 """Seeded fault simulation (after TigerBeetle's VOPR): one seed = one reproducible run of deals, bank
 callbacks and worker jobs through the REAL services, with faults, then invariants.
 
-What is real: `services.deals` (create, confirm, title transfer, retry), `services.bank_callbacks.receive`
+What is real: `services.deals` (create, confirm, title transfer, retry), `bank_inbox.receive.receive`
 (nonce, raw inbox, idempotent processing), the worker's `run_one` with leases and backoff, `bank_jobs`,
 suspense, the ledger engine and its CHECK constraints, a SQLite database file per seed.
 
@@ -50,7 +50,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.bank_inbox import callbacks as bank_callbacks
+from app.bank_inbox import receive as bank_callbacks
 from app.bank_inbox import suspense
 from app.banks.gateway import BankGateway
 from app.banks.protocol import encode_json
