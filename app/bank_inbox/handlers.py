@@ -2,7 +2,7 @@
 or rebuilt from a query or a statement (补单): idempotent, it may run again and changes nothing then.
 
 - `account_opened`: the deal's account is recorded (workflow), then money that arrived before it is matched;
-- `funds_arrived`: the deal's custody is credited, or the money goes to suspense
+- `funds_arrived`: the deal's custody is credited (`custody.credit_custody`), or the money goes to suspense
   (unknown account, a payer the deal does not accept, a deal that has ended);
 - `payout_result`: the payouts package applies the bank's result (`app/payouts/results.py`)."""
 
@@ -14,14 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from app.bank_inbox import suspense
+from app.bank_inbox.custody import Credit, credit_custody
 from app.bank_inbox.store import bank_actor
 from app.db.models import Deal, Payout, VirtualAccount
 from app.db.pii import encrypted_columns
-from app.deals import case_blocks
 from app.deals.workflow import DealContext, fire_or_note, has_ended
-from app.domain import ledger
-from app.domain.ledger import TransferSpec
-from app.ledger.repo import LedgerRepository
 from app.payouts import results as payout_results
 from app.payouts.status import PayoutStatus
 from app.platform.runtime import Runtime
@@ -67,31 +64,10 @@ def funds_arrived(
         return suspense.receive(rt, session, bank_code, body, account, actor, deal_closed=True)
     if account.designated_payer and body.get("designated_payer_matched") is False:
         return suspense.receive(rt, session, bank_code, body, account, actor)
-    clearing, custody = ledger.bank_clearing(bank_code), ledger.deal_custody(deal.deal_no)
-    _, created = LedgerRepository(session).post(
-        TransferSpec(
-            id=f"arrival:{bank_code}:{body['bank_reference']}",
-            debit_code=clearing.code,
-            credit_code=custody.code,
-            amount_fen=body["amount_fen"],
-            code="arrival",
-            deal_id=deal.id,
-        ),
-        at=rt.clock(),
-        ensure=[(clearing, None), (custody, deal.id)],
+    credit = Credit(
+        "arrival", bank_code, body["bank_reference"], body["amount_fen"], body["payer_name"], body["payer_account"]
     )
-    if not created:
-        return "duplicate_bank_reference"
-    detail = {"amount_fen": body["amount_fen"], "bank_reference": body["bank_reference"]}
-    if marker:
-        detail["marker"] = marker
-    origin = {
-        "payer_account": body["payer_account"],
-        "payer_name": body["payer_name"],
-        "amount_fen": body["amount_fen"],
-    }
-    ctx = DealContext(rt, session, deal, actor, origin)
-    return fire_or_note(ctx, case_blocks.arrival_event(rt, deal), detail)
+    return credit_custody(rt, session, deal, credit, actor, {"marker": marker} if marker else {})
 
 
 def payout_result(rt: Runtime, session: Session, bank_code: str, body: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from app.bank_inbox.custody import credit_transfer_id
 from app.bank_inbox.handlers import repair_funds_arrived, repair_payout_succeeded
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
@@ -143,7 +144,7 @@ def _chunks(values: list[str]) -> Iterable[list[str]]:
 
 
 def _arrival_id(bank_code: str, reference: str) -> str:
-    return f"arrival:{bank_code}:{reference}"
+    return credit_transfer_id("arrival", bank_code, reference)
 
 
 def _transfers(session: Session, ids: list[str]) -> dict[str, tuple[int, str]]:

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import log as audit
+from app.bank_inbox.custody import Credit, CreditKind, credit_custody, credit_transfer_id
 from app.db.models import Deal, SuspenseItem, VirtualAccount
-from app.deals import case_blocks
 from app.deals.pinning import pinned_city
-from app.deals.workflow import DealContext, fire_or_note, note
+from app.deals.workflow import DealContext, fire_or_note, has_ended, note
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
@@ -45,7 +45,7 @@ def receive(
     repo = LedgerRepository(session)
     clearing = repo.ensure_account(ledger.bank_clearing(bank_code))
     suspense = repo.ensure_account(ledger.suspense(bank_code))
-    transfer_id = f"arrival:{bank_code}:{body['bank_reference']}"
+    transfer_id = credit_transfer_id("arrival", bank_code, body["bank_reference"])
     deal = account.deal if account is not None else None
     _, created = repo.post(
         TransferSpec(
@@ -137,6 +137,10 @@ def match_to_deal(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: s
             raise NotFound("存管单不存在", code="DEAL_NOT_FOUND", details={"deal_no": deal_no})
         if deal.bank_code != item.bank_code:
             raise ValidationError("挂账与存管单不在同一家银行", code="BANK_MISMATCH")
+        if has_ended(rt, deal):  # as an arrival for it would: its custody would keep the money for good
+            raise ValidationError(
+                "存管单已结束，不能匹配入账，请原路退回", code="DEAL_FINISHED", details={"deal_no": deal_no}
+            )
         item.deal_id = deal.id
         _credit_deal(rt, uow.session, item, deal, "match", reason.strip(), actor)
         _audit(rt, uow.session, item, actor, "suspense.match", {"deal_no": deal_no, "reason": reason.strip()})
@@ -156,23 +160,12 @@ def return_item(rt: Runtime, item_id: int, reason: str, actor: str) -> str:
 
 
 def _credit_deal(
-    rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, kind: str, resolution: str, actor: str
+    rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, kind: CreditKind, resolution: str, actor: str
 ) -> None:
-    LedgerRepository(session).post(
-        TransferSpec(
-            f"{kind}:{item.bank_code}:{item.bank_reference}",
-            ledger.suspense(item.bank_code).code,
-            ledger.deal_custody(deal.deal_no).code,
-            item.amount_fen,
-            "arrival",
-            deal.id,
-        ),
-        at=rt.clock(),
-    )
+    """The item's money into the deal's custody (`custody.credit_custody`, from suspense); the item is matched."""
+    credit = Credit(kind, item.bank_code, item.bank_reference, item.amount_fen, item.payer_name, item.payer_account)
     item.status, item.resolution, item.resolved_by, item.resolved_at = "matched", resolution, actor, rt.clock()
-    detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "matched": resolution}
-    origin = {"payer_account": item.payer_account, "payer_name": item.payer_name, "amount_fen": item.amount_fen}
-    fire_or_note(DealContext(rt, session, deal, actor, origin), case_blocks.arrival_event(rt, deal), detail)
+    credit_custody(rt, session, deal, credit, actor, {"matched": resolution})
 
 
 def _audit(rt: Runtime, session: Session, item: SuspenseItem, actor: str, action: str, detail: dict[str, str]) -> None:
