@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
-from app.bank_inbox import callbacks as bank_callbacks  # noqa: E402
+from app.bank_inbox.inbox import drain_inbox  # noqa: E402
 from app.crypto.keys import ensure_keys  # noqa: E402
 from app.platform.config import Config  # noqa: E402
 from bench.callbacks import prepare, signed_requests  # noqa: E402 - the same deals and signed bodies
@@ -110,7 +110,7 @@ def main() -> None:
                 with measured(rt.db.engine, args.callbacks, label):
                     run()
             with measured(rt.db.engine, 2 * args.callbacks, "processed by the worker"):
-                processed = bank_callbacks.drain_inbox(rt)
+                processed = drain_inbox(rt)
             assert processed == 2 * args.callbacks, processed
             # one thread, one pooled connection: the backend measured above is the only one that worked
             assert rt.db.engine.pool.checkedin() == 1, rt.db.engine.pool.status()

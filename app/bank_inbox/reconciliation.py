@@ -29,7 +29,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.bank_inbox.callbacks import repair_funds_arrived, repair_payout_succeeded
+from app.bank_inbox.custody import credit_transfer_id
+from app.bank_inbox.handlers import repair_funds_arrived, repair_payout_succeeded
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
 from app.crypto import sm2_verify, sm3
@@ -52,6 +53,7 @@ from app.domain.statements import (
     StatementLine,
     parse_statement,
 )
+from app.payouts.status import PayoutStatus
 from app.platform.errors import CunguanError, NotFound, SignatureError, ValidationError
 from app.platform.runtime import Runtime
 
@@ -142,7 +144,7 @@ def _chunks(values: list[str]) -> Iterable[list[str]]:
 
 
 def _arrival_id(bank_code: str, reference: str) -> str:
-    return f"arrival:{bank_code}:{reference}"
+    return credit_transfer_id("arrival", bank_code, reference)
 
 
 def _transfers(session: Session, ids: list[str]) -> dict[str, tuple[int, str]]:
@@ -318,9 +320,9 @@ def _judge_debit(rt: Runtime, bank_code: str, line: StatementLine, payout: Payou
         return Item("amount_mismatch", "付款金额与对账单不符", line.row, line, **found)
     if payout.bank_reference not in (None, line.bank_reference):
         return Item("mismatch", f"银行流水号不符（平台记录 {payout.bank_reference}）", line.row, line, **found)
-    if payout.status == "failed":
+    if payout.status == PayoutStatus.FAILED:
         return Item("mismatch", "平台记为付款失败，但银行已出金", line.row, line, **found)
-    if payout.status == "succeeded":
+    if payout.status == PayoutStatus.SUCCEEDED:
         if line.bank_reference in repaired:
             return Item("repaired", "付款结果通知缺失，已按对账单补单", line.row, line, **found)
         return Item("matched", "", line.row, line, **found)
@@ -339,7 +341,7 @@ def _repair_payout(rt: Runtime, bank_code: str, line: StatementLine) -> str:
         "type": "payout_result",
         "payout_id": line.payout_id,
         "bank_reference": line.bank_reference,
-        "status": "succeeded",
+        "status": PayoutStatus.SUCCEEDED.value,
         "failure_reason": None,
     }
     with rt.db.uow() as uow:
@@ -370,7 +372,7 @@ def _payouts_missing(rt: Runtime, bank_code: str, day: date, on_statement: set[s
             .options(selectinload(Payout.deal))
             .where(
                 Payout.bank_code == bank_code,
-                Payout.status == "succeeded",
+                Payout.status == PayoutStatus.SUCCEEDED,
                 Payout.updated_at >= start,
                 Payout.updated_at < end,
             )

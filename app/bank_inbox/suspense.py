@@ -9,23 +9,22 @@ cancelled, refunded): nobody is owed it but its payer, so it goes back by origin
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import log as audit
-from app.db.models import Deal, Payout, SuspenseItem, VirtualAccount
-from app.deals import case_blocks
+from app.bank_inbox.custody import Credit, CreditKind, credit_custody, credit_transfer_id
+from app.db.models import Deal, SuspenseItem, VirtualAccount
 from app.deals.pinning import pinned_city
-from app.deals.workflow import DealContext, fire_or_note, note
+from app.deals.workflow import DealContext, fire_or_note, has_ended, note
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
+from app.payouts import lifecycle
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
-from app.queue.jobs import enqueue
 
 REASON_LABELS = {"unknown_account": "未知账户", "wrong_payer": "非指定付款人", "deal_closed": "存管单已结束"}
 STATUS_LABELS = {"open": "待处理", "matched": "已匹配", "returning": "退回中", "returned": "已原路退回"}
@@ -46,7 +45,7 @@ def receive(
     repo = LedgerRepository(session)
     clearing = repo.ensure_account(ledger.bank_clearing(bank_code))
     suspense = repo.ensure_account(ledger.suspense(bank_code))
-    transfer_id = f"arrival:{bank_code}:{body['bank_reference']}"
+    transfer_id = credit_transfer_id("arrival", bank_code, body["bank_reference"])
     deal = account.deal if account is not None else None
     _, created = repo.post(
         TransferSpec(
@@ -91,7 +90,7 @@ def _after_closing(rt: Runtime, session: Session, item: SuspenseItem, deal: Deal
         "late_arrival",
         {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "label": label},
     )
-    start_return(rt, session, item, "system:auto", "存管单已结束后入金，自动原路退回")
+    lifecycle.open_return(rt, session, item, "system:auto", "存管单已结束后入金，自动原路退回")
     return "deal_closed_returning"
 
 
@@ -100,7 +99,7 @@ def _wrong_payer(rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, 
     detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "label": "非指定付款人入金，已挂账"}
     fire_or_note(ctx, "wrong_payer_arrival", detail)
     if pinned_city(rt, session, deal).product(deal.product).payer.wrong_payer == "return":
-        start_return(rt, session, item, "system:auto", "非指定付款人入金，按城市规则自动原路退回")
+        lifecycle.open_return(rt, session, item, "system:auto", "非指定付款人入金，按城市规则自动原路退回")
         return "wrong_payer_returning"
     return "wrong_payer_review"
 
@@ -138,6 +137,10 @@ def match_to_deal(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: s
             raise NotFound("存管单不存在", code="DEAL_NOT_FOUND", details={"deal_no": deal_no})
         if deal.bank_code != item.bank_code:
             raise ValidationError("挂账与存管单不在同一家银行", code="BANK_MISMATCH")
+        if has_ended(rt, deal):  # as an arrival for it would: its custody would keep the money for good
+            raise ValidationError(
+                "存管单已结束，不能匹配入账，请原路退回", code="DEAL_FINISHED", details={"deal_no": deal_no}
+            )
         item.deal_id = deal.id
         _credit_deal(rt, uow.session, item, deal, "match", reason.strip(), actor)
         _audit(rt, uow.session, item, actor, "suspense.match", {"deal_no": deal_no, "reason": reason.strip()})
@@ -150,82 +153,19 @@ def return_item(rt: Runtime, item_id: int, reason: str, actor: str) -> str:
         raise ValidationError("请填写退回原因", code="REASON_REQUIRED")
     with rt.db.uow() as uow:
         item = _open_item(uow.session, item_id)
-        payout_id = start_return(rt, uow.session, item, actor, reason.strip())
+        payout_id = lifecycle.open_return(rt, uow.session, item, actor, reason.strip())
         _audit(rt, uow.session, item, actor, "suspense.return", {"payout_id": payout_id, "reason": reason.strip()})
         uow.commit()
         return payout_id
 
 
-def start_return(rt: Runtime, session: Session, item: SuspenseItem, actor: str, reason: str) -> str:
-    """Hold the amount in suspense and pay it back to the account it came from (never anywhere else)."""
-    if item.deal is None or not item.payer_account or not item.payer_name:
-        raise ValidationError(
-            "无法原路退回：缺少来款账户或所属账户", code="NO_ORIGINAL_ROUTE", details={"item": item.id}
-        )
-    payout = Payout(
-        payout_id=f"RT-{uuid.uuid4().hex[:20]}",
-        deal_id=item.deal.id,
-        bank_code=item.bank_code,
-        amount_fen=item.amount_fen,
-        payee_name=item.payer_name,
-        payee_account=item.payer_account,
-        status="pending",
-        purpose="return",
-        suspense_item_id=item.id,
-        created_at=rt.clock(),
-    )
-    session.add(payout)
-    session.flush()
-    LedgerRepository(session).hold(
-        TransferSpec(
-            f"payout:{payout.payout_id}",
-            ledger.suspense(item.bank_code).code,
-            ledger.bank_clearing(item.bank_code).code,
-            item.amount_fen,
-            "refund",
-            item.deal.id,
-        ),
-        at=rt.clock(),
-    )
-    item.status, item.resolution, item.resolved_by = "returning", reason, actor
-    enqueue(session, "submit_payout", {"payout_id": payout.payout_id}, now=rt.clock())
-    return payout.payout_id
-
-
-def finish_return(rt: Runtime, session: Session, payout: Payout) -> str:
-    """The bank's result for a return: post the hold (returned) or void it (back in the queue)."""
-    item = payout.suspense_item
-    assert item is not None, "a return payout always names its suspense item"
-    repo = LedgerRepository(session)
-    hold_id = f"payout:{payout.payout_id}"
-    if payout.status == "succeeded":
-        repo.post_pending(f"{hold_id}:posted", hold_id, at=rt.clock())
-        item.status, item.resolved_at = "returned", rt.clock()
-        return "returned"
-    repo.void_pending(f"{hold_id}:void", hold_id, at=rt.clock())
-    item.status = "open"
-    item.resolution = f"退回失败：{payout.failure_reason or '银行未说明原因'}"
-    return "return_failed"
-
-
 def _credit_deal(
-    rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, kind: str, resolution: str, actor: str
+    rt: Runtime, session: Session, item: SuspenseItem, deal: Deal, kind: CreditKind, resolution: str, actor: str
 ) -> None:
-    LedgerRepository(session).post(
-        TransferSpec(
-            f"{kind}:{item.bank_code}:{item.bank_reference}",
-            ledger.suspense(item.bank_code).code,
-            ledger.deal_custody(deal.deal_no).code,
-            item.amount_fen,
-            "arrival",
-            deal.id,
-        ),
-        at=rt.clock(),
-    )
+    """The item's money into the deal's custody (`custody.credit_custody`, from suspense); the item is matched."""
+    credit = Credit(kind, item.bank_code, item.bank_reference, item.amount_fen, item.payer_name, item.payer_account)
     item.status, item.resolution, item.resolved_by, item.resolved_at = "matched", resolution, actor, rt.clock()
-    detail = {"amount_fen": item.amount_fen, "bank_reference": item.bank_reference, "matched": resolution}
-    origin = {"payer_account": item.payer_account, "payer_name": item.payer_name, "amount_fen": item.amount_fen}
-    fire_or_note(DealContext(rt, session, deal, actor, origin), case_blocks.arrival_event(rt, deal), detail)
+    credit_custody(rt, session, deal, credit, actor, {"matched": resolution})
 
 
 def _audit(rt: Runtime, session: Session, item: SuspenseItem, actor: str, action: str, detail: dict[str, str]) -> None:

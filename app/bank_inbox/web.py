@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
-from app.bank_inbox import callbacks as bank_callbacks
+from app.bank_inbox import receive as bank_callbacks
+from app.bank_inbox.store import INBOX_MODE, processing_mode
 from app.banks.protocol import BANK_PREFIX, MAX_BODY_BYTES, ReplayedNonce, verify_request
 from app.platform.errors import CunguanError, NotFound
 from app.platform.extensions import csrf
@@ -38,7 +39,7 @@ def notify(bank_code: str) -> tuple[Response, int]:
         code = error.code if status != 400 else "MALFORMED"
         return _answer(code, status, message=error.message, errors=error.details)
     try:
-        if bank_callbacks.processing_mode() == bank_callbacks.INBOX_MODE:  # 200 = stored; workers process it
+        if processing_mode() == INBOX_MODE:  # 200 = stored; workers process it
             result = bank_callbacks.acknowledge(rt, bank_code, raw_body, body, signed.nonce)
         else:  # 200 = stored and processed
             result = bank_callbacks.receive(rt, bank_code, raw_body, body, signed.nonce)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.bank_inbox.callbacks import repair_account_opened
+from app.bank_inbox.handlers import repair_account_opened
 from app.banks.gateway import BankOutcomeUnknown, BankRateLimited, BankRejected, BankUnavailable, DesignatedPayer
 from app.banks.settings import opening_limits
 from app.db.models import VirtualAccount

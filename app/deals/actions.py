@@ -8,9 +8,7 @@ from collections.abc import Callable
 from app.db.models import Agreement, Deal, Payout, VirtualAccount
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext
-from app.domain import ledger
-from app.domain.ledger import TransferSpec
-from app.ledger.repo import LedgerRepository
+from app.payouts import holds, lifecycle
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 
@@ -50,76 +48,22 @@ def record_virtual_account(ctx: DealContext) -> None:
     account.opened_at = ctx.rt.clock()
 
 
-def open_payout(
-    ctx: DealContext,
-    amount_fen: int,
-    payee_name: str,
-    payee_account: str,
-    *,
-    purpose: str = "release",
-    group: str | None = None,
-) -> Payout:
-    """Hold `amount_fen` out of the deal's custody and ask the bank to pay it; the bank call is a job.
-
-    The hold (a pending transfer custody -> bank clearing) is what makes a second release of the same
-    money impossible while the bank works; its result posts or voids it. A payout above the city's approval
-    threshold (for its operation: payout or refund) holds the money but waits for other people's approval
-    before the bank sees it."""
-    operation = "refund" if purpose == "refund" else "payout"
-    product = pinned_city(ctx.rt, ctx.session, ctx.deal).product(ctx.deal.product)
-    required = product.approvers_required(operation, amount_fen)
-    payout = Payout(
-        payout_id=f"PO-{ctx.deal.deal_no}-{len(ctx.deal.payouts) + 1}",
-        deal_id=ctx.deal.id,
-        bank_code=ctx.deal.bank_code,
-        amount_fen=amount_fen,
-        payee_name=payee_name,
-        payee_account=payee_account,
-        purpose=purpose,
-        release_group=group,
-        status="awaiting_approval" if required > 1 else "pending",
-        requested_by=ctx.actor,
-        approvals_required=required,
-        approved_by=[],
-        created_at=ctx.rt.clock(),
-    )
-    ctx.session.add(payout)
-    ctx.deal.payouts.append(payout)
-    ctx.session.flush()
-    LedgerRepository(ctx.session).hold(
-        TransferSpec(
-            id=hold_id(payout),
-            debit_code=ledger.deal_custody(ctx.deal.deal_no).code,
-            credit_code=ledger.bank_clearing(payout.bank_code).code,
-            amount_fen=payout.amount_fen,
-            code="payout",
-            deal_id=ctx.deal.id,
-        ),
-        at=ctx.rt.clock(),
-    )
-    if payout.status == "pending":
-        enqueue(ctx.session, "submit_payout", {"payout_id": payout.payout_id}, now=ctx.rt.clock())
-    return payout
-
-
 def request_payout(ctx: DealContext) -> None:
     """Resale and government escrow: the custody amount to the seller."""
     seller_name, seller_account = ctx.deal.seller_name, ctx.deal.seller_bank_account
     assert seller_name and seller_account, "escrow deals are created with the seller's account"
-    open_payout(ctx, ctx.deal.custody_amount_fen, seller_name, seller_account)
-
-
-def hold_id(payout: Payout) -> str:
-    return f"payout:{payout.payout_id}"
+    lifecycle.open_deal_payout(ctx, lifecycle.PayoutOrder(ctx.deal.custody_amount_fen, seller_name, seller_account))
 
 
 def settle_payout(ctx: DealContext) -> None:
-    """The bank paid the seller: the hold becomes a posted movement out of custody."""
+    """The bank paid the seller: the hold is a posted movement out of custody (posted by `payouts.results` when
+    the result came; this repeat is a no-op, kept for the workflows that name it)."""
     payout: Payout = ctx.payload["payout"]
-    LedgerRepository(ctx.session).post_pending(f"{hold_id(payout)}:posted", hold_id(payout), at=ctx.rt.clock())
+    holds.settle(ctx.session, payout, ctx.rt.clock())
 
 
 def release_payout_hold(ctx: DealContext) -> None:
-    """The bank did not pay: the money is free in custody again, for a retry or a refund."""
+    """The bank did not pay: the money is free in custody again, for a retry or a refund (voided by
+    `payouts.results` when the result came; this repeat is a no-op, kept for the workflows that name it)."""
     payout: Payout = ctx.payload["payout"]
-    LedgerRepository(ctx.session).void_pending(f"{hold_id(payout)}:void", hold_id(payout), at=ctx.rt.clock())
+    holds.release(ctx.session, payout, ctx.rt.clock())

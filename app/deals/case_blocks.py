@@ -5,11 +5,12 @@ deal's pinned city config resolves, the city's release rule, the deal's case fac
 money actually free in custody (posted balance less holds in flight) and the event's payload. After an
 action the facts are saved back and its instructions carried out in the same transaction:
 
-- payout / refund: one `Payout` per instruction, the amount held out of custody, the bank call queued
-  (or left for approval). The payouts of one action form a *release group*: the workflow hears
-  `payout_succeeded`/`refund_succeeded` once all of them are paid, `…_failed` once all are final and
-  one failed. A retry re-sends exactly the failed ones. A refund paid to where money came from lowers
-  what that origin may still get back (原路退回 never returns more than came in).
+- payout / refund: the payouts package (`app/payouts/lifecycle.py`) makes one `Payout` per instruction,
+  the amount held out of custody, the bank call queued (or left for approval). The payouts of one action
+  form a *release group*: the workflow hears `payout_succeeded`/`refund_succeeded` once all of them are
+  paid, `…_failed` once all are final and one failed (`app/payouts/results.py`). A retry re-sends exactly
+  the failed ones. A refund paid to where money came from lowers what that origin may still get back
+  (原路退回 never returns more than came in).
 - fund_draw, freeze, unfreeze, report: kept on the deal's timeline as an instruction to the fund centre,
   the bank or the supervisor; their answers come back as events (a person records them, or the arrival
   of the fund centre's money)."""
@@ -20,16 +21,17 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Deal, Payout
-from app.deals.actions import hold_id, open_payout
+import app.deals.actions  # noqa: F401 - the escrow actions register with this module's (bootstrap imports this one)
+from app.db.models import Deal
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, fire_or_note, note
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
+from app.payouts.lifecycle import PayoutOrder, open_group, retry_failed
+from app.payouts.status import PayoutPurpose
 from app.platform.errors import LedgerError, WorkflowError
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
@@ -113,37 +115,14 @@ def _payee(deal: Deal, instruction: blocks.Instruction) -> tuple[str, str]:
     return name, account
 
 
-def _group_of(deal: Deal) -> str:
-    groups = {payout.release_group for payout in deal.payouts if payout.release_group}
-    return f"G-{deal.deal_no}-{len(groups) + 1}"
-
-
-def _failed_of_last_group(deal: Deal) -> list[Payout]:
-    grouped = [payout for payout in deal.payouts if payout.release_group]
-    if not grouped:
-        return []
-    last = max(grouped, key=lambda payout: payout.id).release_group
-    return [payout for payout in grouped if payout.release_group == last and payout.status == "failed"]
-
-
 def _pay(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
-    group = _group_of(ctx.deal)
+    """One release group: a payout (or refund) per instruction, made by the payouts package."""
+    orders = []
     for instruction in instructions:
         name, account = _payee(ctx.deal, instruction)
-        purpose = "refund" if instruction.kind == "refund" else "release"
-        open_payout(ctx, instruction.amount_fen, name, account, purpose=purpose, group=group)
-
-
-def _retry_failed(ctx: DealContext) -> None:
-    """A retry re-sends the payouts of the last group that failed, as a new group; the paid ones stay paid."""
-    failed = _failed_of_last_group(ctx.deal)
-    if not failed:
-        raise WorkflowError("没有可重新划付的失败款项", code="NOTHING_TO_RETRY")
-    group = _group_of(ctx.deal)
-    for payout in failed:
-        open_payout(
-            ctx, payout.amount_fen, payout.payee_name, payout.payee_account, purpose=payout.purpose, group=group
-        )
+        purpose = PayoutPurpose.REFUND if instruction.kind == "refund" else PayoutPurpose.RELEASE
+        orders.append(PayoutOrder(instruction.amount_fen, name, account, purpose))
+    open_group(ctx, orders)
 
 
 def _hold_frozen(ctx: DealContext, instruction: blocks.Instruction) -> None:
@@ -199,8 +178,8 @@ def case_action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealCo
     pays = block in MONEY_BLOCKS
 
     def action(ctx: DealContext) -> None:
-        if pays and ctx.event in RETRY_EVENTS:
-            _retry_failed(ctx)
+        if pays and ctx.event in RETRY_EVENTS:  # re-send exactly what failed, as a new group
+            retry_failed(ctx)
             return
         case = case_context(ctx)
         block(case)
@@ -230,42 +209,6 @@ def settle_empty_release(rt: Runtime, payload: dict[str, Any]) -> None:
         assert deal is not None, "job refers to a missing deal"
         fire_or_note(DealContext(rt, uow.session, deal, "system:worker"), payload["event"], {"amount_fen": 0})
         uow.commit()
-
-
-def payout_final(rt: Runtime, session: Session, payout: Payout, actor: str, detail: dict[str, Any]) -> str:
-    """A payout of a release group became final: post or release its hold; tell the workflow when the
-    whole group is final."""
-    deal = payout.deal
-    repo = LedgerRepository(session)
-    if payout.status == "succeeded":
-        repo.post_pending(f"{hold_id(payout)}:posted", hold_id(payout), at=rt.clock())
-        if payout.purpose == "refund":
-            _reduce_origin(deal, payout)
-    else:
-        repo.void_pending(f"{hold_id(payout)}:void", hold_id(payout), at=rt.clock())
-    group = list(
-        session.scalars(select(Payout).where(Payout.release_group == payout.release_group).order_by(Payout.id))
-    )
-    ctx = DealContext(rt, session, deal, actor, {"payout": payout})
-    if any(p.status not in ("succeeded", "failed") for p in group):
-        note(ctx, "payout_partial", {"label": "同批款项尚未全部完成", **detail})
-        return "waiting_for_group"
-    kind = "refund" if all(p.purpose == "refund" for p in group) else "payout"
-    outcome = "succeeded" if all(p.status == "succeeded" for p in group) else "failed"
-    return fire_or_note(ctx, f"{kind}_{outcome}", detail)
-
-
-def _reduce_origin(deal: Deal, payout: Payout) -> None:
-    facts = dict(deal.facts or {})
-    origins = [dict(origin) for origin in facts.get("origins", [])]
-    left = payout.amount_fen
-    for origin in reversed(origins):
-        if origin["account"] == payout.payee_account and left > 0:
-            taken = min(left, origin["amount_fen"])
-            origin["amount_fen"] -= taken
-            left -= taken
-    facts["origins"] = [origin for origin in origins if origin["amount_fen"] > 0]
-    deal.facts = facts
 
 
 def arrival_event(rt: Runtime, deal: Deal) -> str:

@@ -2,7 +2,8 @@
 
 A freeze does not move the deal in its workflow; it is a flag beside the state. Payouts may still be
 asked for and approved-in-waiting, but `submit_payout` defers every payout of a frozen deal (the bank
-never sees it) and approval is refused. Unfreezing makes the deferred submissions due at once.
+never sees it) and approval is refused. Unfreezing makes the deferred submissions due at once (the payouts
+package knows them: `app/payouts/submission.py`).
 Both are ops actions with a required reason, audited (before/after) and shown on the deal's timeline.
 """
 
@@ -11,19 +12,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import log as audit
-from app.db.models import Deal, DealEvent, Job, Payout
+from app.db.models import Deal, DealEvent
 from app.deals.service import Actor
 from app.deals.workflow import has_ended
+from app.payouts import submission
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 
 FREEZE_ROLES = ("ops",)
 REASON_MAX = 256
-RECHECK_S = 300.0  # a frozen deal's payout submission looks again this often (unfreezing wakes it at once)
 
 
 def _state(deal: Deal) -> dict[str, Any]:
@@ -105,30 +105,7 @@ def unfreeze(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> int:
             raise ValidationError("存管单未冻结", code="NOT_FROZEN", details={"deal_no": deal.deal_no})
         before, now = _state(deal), rt.clock()
         deal.frozen_at = deal.frozen_by = deal.frozen_reason = None
-        woken = _wake_submissions(uow.session, deal.id, now)
+        woken = submission.wake_submissions(uow.session, deal.id, now)
         _record(uow.session, deal, actor, "unfreeze", before, reason, now)
         uow.commit()
         return woken
-
-
-def _wake_submissions(session: Session, deal_id: int, now: datetime) -> int:
-    payout_ids = list(session.scalars(select(Payout.payout_id).where(Payout.deal_id == deal_id)))
-    waiting = session.scalars(
-        select(Job).where(
-            Job.kind == "submit_payout",
-            Job.status == "pending",
-            Job.run_after > now,
-            Job.payload["payout_id"].as_string().in_(payout_ids),
-        )
-    ).all()
-    for job in waiting:
-        job.run_after = now
-    return len(waiting)
-
-
-def frozen_payout(session: Session, payout_id: str) -> bool:
-    """Whether the payout belongs to a frozen deal (asked by `submit_payout` before it calls the bank)."""
-    frozen_at = session.scalar(
-        select(Deal.frozen_at).join(Payout, Payout.deal_id == Deal.id).where(Payout.payout_id == payout_id)
-    )
-    return frozen_at is not None

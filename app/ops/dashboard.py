@@ -19,6 +19,7 @@ from app.db.models import Deal, Job, LedgerAccount, LedgerHotEntry, LedgerTransf
 from app.domain.ledger import balance_of
 from app.domain.timezone import SHANGHAI
 from app.ledger.alerts import AlertView, open_alerts
+from app.payouts.status import PayoutStatus
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 
@@ -144,7 +145,7 @@ def _flows(session: Session, days: list[date], start: datetime) -> list[DayFlow]
             day["outbound_fen"] += amount
     payouts = session.execute(
         select(Payout.updated_at, Payout.status).where(
-            Payout.updated_at >= start, Payout.status.in_(("succeeded", "failed"))
+            Payout.updated_at >= start, Payout.status.in_((PayoutStatus.SUCCEEDED, PayoutStatus.FAILED))
         )
     ).all()
     for updated_at, status in payouts:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from app.bank_inbox import callbacks as bank_callbacks
+from app.bank_inbox.store import inbox_backlog
 from app.db.models import BankNotification, BankRateLimit, Job, LedgerTransfer, Payout, VirtualAccount
 from app.ledger.alerts import hot_account_figures
 from app.pdf.render import PDF_RENDER_SECONDS
@@ -100,7 +100,7 @@ def database_families(rt: Runtime) -> list[Family]:
             ).all()
         )
         buckets = session.execute(select(BankRateLimit.bank_code, BankRateLimit.day, BankRateLimit.day_count)).all()
-    backlog = bank_callbacks.inbox_backlog(rt)
+    backlog = inbox_backlog(rt)
     window_min = OPENING_RATE_WINDOW.total_seconds() / 60
     due_by_kind = {kind: (count, oldest) for kind, count, oldest in due}
     return [

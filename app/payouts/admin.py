@@ -13,6 +13,7 @@ from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
 from app.db.models import Payout
 from app.payouts import approvals as payout_approvals
+from app.payouts.status import PayoutStatus
 from app.platform.errors import CunguanError
 from app.web.access import runtime
 
@@ -26,7 +27,7 @@ class PayoutsView(BatchView):
         query = (
             select(Payout)
             .options(selectinload(Payout.deal))
-            .where(Payout.status == "awaiting_approval")
+            .where(Payout.status == PayoutStatus.AWAITING_APPROVAL)
             .order_by(Payout.created_at, Payout.id)
         )
         with runtime().db.uow() as uow:

@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from app.db.models import Deal, DealEvent, Payout
 from app.deals.service import Actor
+from app.payouts import submission
+from app.payouts.status import PayoutStatus
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
-from app.queue.jobs import enqueue
 
 APPROVER_ROLES = ("ops", "finance")
 
@@ -27,7 +28,7 @@ def refusal(actor: Actor, payout: Payout, deal: Deal) -> ValidationError | None:
     """Why `actor` may not approve `payout` (of `deal`) now, or None (the deal page asks the same question)."""
     if actor.role not in APPROVER_ROLES:
         return ValidationError("只有运营或财务可以审批付款", code="ROLE_NOT_ALLOWED")
-    if payout.status != "awaiting_approval":
+    if payout.status != PayoutStatus.AWAITING_APPROVAL:
         return ValidationError(
             "该付款无需审批或已审批", code="NOT_AWAITING_APPROVAL", details={"status": payout.status}
         )
@@ -57,8 +58,7 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
         required_others = payout.approvals_required - 1
         released = len(payout.approved_by) >= required_others
         if released:
-            payout.status = "pending"
-            enqueue(uow.session, "submit_payout", {"payout_id": payout.payout_id}, now=rt.clock())
+            submission.release_approved(uow.session, payout, rt.clock())
         deal = payout.deal
         uow.session.add(
             DealEvent(

@@ -1,25 +1,24 @@
-"""Payout jobs that talk to banks: submit, query, watchdog. Each returns normally when done, or raises Retry /
-a BankError."""
+"""Payout jobs that talk to banks: submit, query, watchdog. Each returns normally when done, or raises Retry / a
+BankError."""
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 from typing import Any
 
 from sqlalchemy import select
 
-from app.bank_inbox.callbacks import REPAIR_MARKER, apply_payout_result
+from app.bank_inbox.handlers import REPAIR_MARKER
 from app.banks.gateway import (
     BankOutcomeUnknown,
     BankRejected,
     BankUnavailable,
     PayoutRequest,
-    PayoutStatus,
 )
+from app.banks.gateway import PayoutStatus as BankAnswer  # the bank's answer, not ours (app.payouts.status)
 from app.db.models import Payout
-from app.deals.freeze import RECHECK_S, frozen_payout
+from app.payouts import results, submission
+from app.payouts.status import PayoutStatus, is_final
 from app.platform.errors import CunguanError
 from app.platform.request_context import bind_job_context
 from app.platform.runtime import Runtime
@@ -27,10 +26,6 @@ from app.queue.jobs import Defer, Retry, enqueue
 
 ACTOR = "system:worker"
 QUERY_DELAY_S = 5.0
-# no `payout_result` this long after the bank accepted a payout: ask the bank (then again this often while it
-# is still processing). Well beyond a normal settlement, so the watchdog rarely finds anything to do.
-PAYOUT_CHECK_DELAY_S = 600.0
-PAYOUT_CHECK_DELAY_ENV = "CUNGUAN_PAYOUT_CHECK_DELAY_S"  # overrides it (seconds), e.g. for short chaos runs
 
 log = logging.getLogger("cunguan.bank_jobs")
 
@@ -57,13 +52,15 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     """Submit once. Unreachable bank: resend later. Unknown outcome: query, never resubmit blindly - and a
     run after an earlier attempt (whose worker may have died after sending) asks the bank before sending."""
     request, bank_code, status = _load_payout(rt, payload["payout_id"])
-    if status != "pending":
+    if status != PayoutStatus.PENDING:
         return
     if payload.get("attempt", 1) > 1 and _found_at_bank(rt, request.payout_id, bank_code):
         return
     with rt.db.uow() as uow:
-        if frozen_payout(uow.session, request.payout_id):  # no money leaves a frozen deal; unfreezing wakes this
-            raise Defer("存管单已冻结，解冻后再提交付款", delay_s=RECHECK_S, details={"payout_id": request.payout_id})
+        if submission.frozen_payout(uow.session, request.payout_id):  # no money leaves a frozen deal
+            raise Defer(  # unfreezing wakes this
+                "存管单已冻结，解冻后再提交付款", delay_s=submission.RECHECK_S, details={"payout_id": request.payout_id}
+            )
     try:
         bank_reference = rt.gateway(bank_code).submit_payout(request)
     except BankUnavailable as error:
@@ -76,43 +73,21 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
             uow.commit()
         return
     except BankRejected as error:
-        _finish(rt, request.payout_id, "failed", "", f"银行拒绝付款：{error.message}")
+        _finish(rt, request.payout_id, PayoutStatus.FAILED, "", f"银行拒绝付款：{error.message}")
         return
     _mark_submitted(rt, request.payout_id, bank_reference)
 
 
-def payout_check_delay_s() -> float:
-    """PAYOUT_CHECK_DELAY_S, or CUNGUAN_PAYOUT_CHECK_DELAY_S when set. Read on each call (as the callback processing
-    mode is). A bad value is logged and ignored: it must not fail the payout the bank has just accepted."""
-    raw = os.environ.get(PAYOUT_CHECK_DELAY_ENV, "").strip()
-    if not raw:
-        return PAYOUT_CHECK_DELAY_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        log.warning("bad payout check delay ignored", extra={"setting": PAYOUT_CHECK_DELAY_ENV, "value": raw[:40]})
-        return PAYOUT_CHECK_DELAY_S
-    return value
-
-
 def _mark_submitted(rt: Runtime, payout_id: str, bank_reference: str) -> None:
-    """The bank has the payout. In the same transaction: a watchdog (`check_payout`) that asks the bank if
-    its `payout_result` has not come by then."""
+    """The bank has the payout (and a watchdog asks the bank if its `payout_result` does not come)."""
     with rt.db.uow() as uow:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         assert payout is not None
-        if payout.status == "pending":
-            payout.status = "submitted"
-            payout.bank_reference = bank_reference
-            payout.updated_at = rt.clock()
-            check = {"payout_id": payout_id}
-            enqueue(uow.session, "check_payout", check, now=rt.clock(), delay_s=payout_check_delay_s())
+        submission.mark_submitted(uow.session, payout, bank_reference, rt.clock())
         uow.commit()
 
 
-def _ask_bank(rt: Runtime, payout_id: str, bank_code: str) -> PayoutStatus | None:
+def _ask_bank(rt: Runtime, payout_id: str, bank_code: str) -> BankAnswer | None:
     """What the bank says of the payout; None when it never got it. Unreachable: try again later."""
     try:
         return rt.gateway(bank_code).query_payout(payout_id)
@@ -140,7 +115,7 @@ def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     """Ask the bank what became of a payout whose submission had no clear answer."""
     payout_id = payload["payout_id"]
     _, bank_code, status = _load_payout(rt, payout_id)
-    if status in ("succeeded", "failed"):
+    if is_final(status):
         return
     if not _found_at_bank(rt, payout_id, bank_code):
         with rt.db.uow() as uow:  # the bank never got it: submitting now cannot pay twice
@@ -162,7 +137,7 @@ def check_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     contradicts `submitted` - never resubmitted here, the job ends dead for a person to look at."""
     payout_id = payload["payout_id"]
     _, bank_code, status = _load_payout(rt, payout_id)
-    if status in ("succeeded", "failed"):
+    if is_final(status):
         return
     answer = _ask_bank(rt, payout_id, bank_code)
     if answer is None:
@@ -172,7 +147,9 @@ def check_payout(rt: Runtime, payload: dict[str, Any]) -> None:
             details={"payout_id": payout_id, "bank": bank_code},
         )
     if answer.status == "processing":
-        raise Defer("银行付款处理中，稍后再查", delay_s=payout_check_delay_s(), details={"payout_id": payout_id})
+        raise Defer(
+            "银行付款处理中，稍后再查", delay_s=submission.payout_check_delay_s(), details={"payout_id": payout_id}
+        )
     _finish(rt, payout_id, answer.status, answer.bank_reference, answer.failure_reason, marker=REPAIR_MARKER)
 
 
@@ -182,7 +159,7 @@ def _finish(
     with rt.db.uow() as uow:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         assert payout is not None
-        apply_payout_result(rt, uow.session, payout, status, bank_reference, reason, ACTOR, marker=marker)
+        results.apply_result(rt, uow.session, payout, status, bank_reference, reason, ACTOR, marker=marker)
         uow.commit()
 
 

@@ -11,8 +11,8 @@ import traceback
 from collections.abc import Callable
 from contextvars import copy_context
 
-from app.bank_inbox import callbacks as bank_callbacks
-from app.bank_inbox.callbacks import prune_nonces
+from app.bank_inbox.inbox import process_inbox
+from app.bank_inbox.store import INBOX_MODE, processing_mode, prune_nonces
 from app.db.models import Job
 from app.deals.timers import fire_due_timers
 from app.ledger.maintenance import maintain
@@ -99,10 +99,10 @@ def _maintain(rt: Runtime) -> None:
 def _process_inbox(rt: Runtime) -> bool:
     """With CUNGUAN_CALLBACK_PROCESSING=inbox, process one batch of acknowledged bank callbacks; True when
     it found work (so the loop does not sleep). A failure is logged; the rows stay due for the next round."""
-    if bank_callbacks.processing_mode() != bank_callbacks.INBOX_MODE:
+    if processing_mode() != INBOX_MODE:
         return False
     try:
-        batch = bank_callbacks.process_inbox(rt)
+        batch = process_inbox(rt)
     except Exception:  # a lost connection: nothing of the batch was committed, the next round retries
         log.warning("inbox processing failed", extra={"error": traceback.format_exc(limit=3)})
         return False

@@ -26,7 +26,7 @@ from flask import Flask
 from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
-from app.bank_inbox.callbacks import INBOX_MODE, processing_mode
+from app.bank_inbox.store import INBOX_MODE, processing_mode
 from app.db.models import Job
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime

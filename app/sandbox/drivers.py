@@ -34,6 +34,7 @@ from app.domain.cities import CityConfig
 from app.domain.money import parse_yuan
 from app.domain.rent import plan_rent
 from app.payouts import approvals as payout_approvals
+from app.payouts.status import PayoutStatus
 from app.platform.errors import CunguanError, ValidationError
 from app.platform.runtime import Runtime
 from app.sandbox.bank import BankProblem, BankSnapshot, SandboxBank
@@ -596,7 +597,9 @@ class _PathRun:
     def _approve(self) -> None:
         """Payouts above the city's approval threshold: approved by people other than who asked."""
         with self.rt.db.uow() as uow:
-            waiting = list(uow.session.scalars(select(Payout.payout_id).where(Payout.status == "awaiting_approval")))
+            waiting = list(
+                uow.session.scalars(select(Payout.payout_id).where(Payout.status == PayoutStatus.AWAITING_APPROVAL))
+            )
         for payout_id in waiting:
             for approver in self.d.people.approvers:
                 try:

@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import event, select, text
 
-from app.bank_inbox import callbacks as bank_callbacks
+from app.bank_inbox.store import inbox_backlog
 from app.db import session as db_session
 from app.db.models import BankNotification, SeenNonce
 from app.platform.runtime import Runtime
@@ -89,4 +89,4 @@ def test_an_acknowledged_callback_is_one_statement_on_postgresql(
         row = uow.session.scalars(select(BankNotification)).one()
         assert json.loads(row.raw_body) == body and row.processed_at is None
         assert uow.session.scalars(select(SeenNonce)).one().sender == "bank:ceb"
-    assert bank_callbacks.inbox_backlog(rt).due == 1
+    assert inbox_backlog(rt).due == 1

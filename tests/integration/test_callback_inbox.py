@@ -21,10 +21,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import create_app
-from app.bank_inbox import callbacks as bank_callbacks
+from app.bank_inbox import handlers, inbox, store
 from app.db.models import BankNotification, DealEvent, LedgerTransfer
 from app.ledger.repo import LedgerRepository, check_ledger
-from app.platform.errors import ValidationError
+from app.platform.errors import ConfigError, ValidationError
 from app.platform.runtime import Runtime
 from app.queue.worker import run_worker
 from tests.conftest import make_config
@@ -76,12 +76,12 @@ def _awaiting_funds(client: FlaskClient, rt: Runtime, keys_dir: Path, monkeypatc
 
 def test_the_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUNGUAN_CALLBACK_PROCESSING", raising=False)
-    assert bank_callbacks.processing_mode() == "inline", "inline is the default"
+    assert store.processing_mode() == "inline", "inline is the default"
     monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", "Inbox ")
-    assert bank_callbacks.processing_mode() == "inbox"
+    assert store.processing_mode() == "inbox"
     monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", "later")
-    with pytest.raises(bank_callbacks.ConfigError):
-        bank_callbacks.processing_mode()
+    with pytest.raises(ConfigError):
+        store.processing_mode()
 
 
 def test_acknowledged_callbacks_are_processed_in_order_by_the_worker(
@@ -95,14 +95,14 @@ def test_acknowledged_callbacks_are_processed_in_order_by_the_worker(
     stored = _inbox(rt)[-2:]
     assert [row.processed_at for row in stored] == [None, None], "acknowledged, not processed"
     assert load_deal(rt, deal_id).state == "awaiting_funds"
-    assert bank_callbacks.inbox_backlog(rt).due == 2
+    assert store.inbox_backlog(rt).due == 2
     if rt.db.engine.dialect.name == "postgresql":  # one processor per partition: another one holds this one
-        partition = bank_callbacks.inbox_partition(first)
-        assert partition == bank_callbacks.inbox_partition(second), "one account, one partition"
+        partition = store.inbox_partition(first)
+        assert partition == store.inbox_partition(second), "one account, one partition"
         with rt.db.engine.begin() as other:
-            other.execute(select(func.pg_advisory_xact_lock(func.hashtext(bank_callbacks.INBOX_LOCK), partition)))
-            assert bank_callbacks.process_inbox(rt) == bank_callbacks.InboxBatch(0, 0, interrupted=False)
-        assert bank_callbacks.inbox_backlog(rt).due == 2
+            other.execute(select(func.pg_advisory_xact_lock(func.hashtext(inbox.INBOX_LOCK), partition)))
+            assert inbox.process_inbox(rt) == inbox.InboxBatch(0, 0, interrupted=False)
+        assert store.inbox_backlog(rt).due == 2
 
     run_worker(rt, should_stop=lambda: False, burst=True, maintenance_s=3600)  # `flask worker --burst`
     stored = _inbox(rt)[-2:]
@@ -113,7 +113,7 @@ def test_acknowledged_callbacks_are_processed_in_order_by_the_worker(
     arrivals = [e.detail["bank_reference"] for e in deal.events if e.event == "funds_arrived"]
     assert arrivals == ["REF-A", "REF-B"], "processed in order of receipt"
     assert _custody(rt, deal_id) == CUSTODY_FEN
-    backlog = bank_callbacks.inbox_backlog(rt)
+    backlog = store.inbox_backlog(rt)
     assert (backlog.due, backlog.failed, backlog.oldest_due_at) == (0, 0, None)
 
 
@@ -124,9 +124,7 @@ def test_processors_share_the_inbox_by_partition_each_account_in_order(
     process the rest, and each account's arrivals are still applied in the order they were received."""
     accounts: dict[int, str] = {}  # partition -> an account number in it
     for n in range(100):
-        accounts.setdefault(
-            bank_callbacks.inbox_partition({"account_no": f"62260000000001{n:02d}"}), f"62260000000001{n:02d}"
-        )
+        accounts.setdefault(store.inbox_partition({"account_no": f"62260000000001{n:02d}"}), f"62260000000001{n:02d}")
     first, other = sorted(accounts)[:2]
     deals: dict[str, int] = {}
     for account_no in (accounts[first], accounts[other]):
@@ -146,16 +144,16 @@ def test_processors_share_the_inbox_by_partition_each_account_in_order(
 
     if rt.db.engine.dialect.name == "postgresql":
         with rt.db.engine.begin() as busy:  # another processor is working on the first partition
-            busy.execute(select(func.pg_advisory_xact_lock(func.hashtext(bank_callbacks.INBOX_LOCK), first)))
-            assert bank_callbacks.drain_inbox(rt) == 3, "the other partition is not held up"
+            busy.execute(select(func.pg_advisory_xact_lock(func.hashtext(inbox.INBOX_LOCK), first)))
+            assert inbox.drain_inbox(rt) == 3, "the other partition is not held up"
             assert arrivals(accounts[first]) == [] and arrivals(accounts[other]) == references[accounts[other]]
-    assert bank_callbacks.drain_inbox(rt) == (3 if rt.db.engine.dialect.name == "postgresql" else 6)
+    assert inbox.drain_inbox(rt) == (3 if rt.db.engine.dialect.name == "postgresql" else 6)
     for account_no in deals:
         assert arrivals(account_no) == references[account_no], "each account in order of receipt"
         assert _custody(rt, deals[account_no]) == 3 * 1_000_00
     with rt.db.uow() as uow:
         assert check_ledger(uow.session).ok
-    assert bank_callbacks.inbox_backlog(rt).due == 0
+    assert store.inbox_backlog(rt).due == 0
 
 
 def test_a_resend_is_stored_once_and_processed_once(
@@ -165,9 +163,9 @@ def test_a_resend_is_stored_once_and_processed_once(
     body = _arrival(CUSTODY_FEN, "REF-ONCE")
     assert post_callback(client, keys_dir, body) == (200, {"code": "OK"})
     assert post_callback(client, keys_dir, body) == (200, {"code": "OK"}), "held, not yet processed"
-    assert bank_callbacks.drain_inbox(rt) == 1
+    assert inbox.drain_inbox(rt) == 1
     assert post_callback(client, keys_dir, body) == (200, {"code": "DUPLICATE"}), "processed before"
-    assert bank_callbacks.drain_inbox(rt) == 0
+    assert inbox.drain_inbox(rt) == 0
     with rt.db.uow() as uow:
         rows = uow.session.scalar(
             select(func.count()).where(BankNotification.notification_id == body["notification_id"])
@@ -193,7 +191,7 @@ def test_a_failing_row_is_kept_for_review_and_a_resend_makes_it_due_again(
     client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deal_id = _awaiting_funds(client, rt, keys_dir, monkeypatch)
-    real = bank_callbacks._HANDLERS["funds_arrived"]
+    real = handlers.HANDLERS["funds_arrived"]
 
     def broken(*args: object) -> str:
         real(*args)  # writes, then fails: its writes are rolled back, the row is marked
@@ -203,8 +201,8 @@ def test_a_failing_row_is_kept_for_review_and_a_resend_makes_it_due_again(
     fine = notification("account_opened", request_id="VA-none", account_no=ACCOUNT, account_name="存管")
     assert post_callback(client, keys_dir, failing)[0] == 200
     assert post_callback(client, keys_dir, fine)[0] == 200
-    monkeypatch.setitem(bank_callbacks._HANDLERS, "funds_arrived", broken)
-    batch = bank_callbacks.process_inbox(rt)  # one account, one partition: one batch
+    monkeypatch.setitem(handlers.HANDLERS, "funds_arrived", broken)
+    batch = inbox.process_inbox(rt)  # one account, one partition: one batch
     assert (batch.processed, batch.failed, batch.interrupted) == (1, 1, False), "one bad row stops nobody"
     rows = {row.notification_id: row for row in _inbox(rt)}
     assert rows[failing["notification_id"]].processed_at is None
@@ -212,14 +210,14 @@ def test_a_failing_row_is_kept_for_review_and_a_resend_makes_it_due_again(
     assert rows[fine["notification_id"]].outcome == "unknown_request"
     with rt.db.uow() as uow:
         assert check_ledger(uow.session).transfers_checked == 0, "nothing of the failed run stayed"
-    assert bank_callbacks.inbox_backlog(rt).failed == 1
-    assert bank_callbacks.process_inbox(rt).processed == 0, "a failed row is not retried blindly"
+    assert store.inbox_backlog(rt).failed == 1
+    assert inbox.process_inbox(rt).processed == 0, "a failed row is not retried blindly"
 
-    monkeypatch.setitem(bank_callbacks._HANDLERS, "funds_arrived", real)
+    monkeypatch.setitem(handlers.HANDLERS, "funds_arrived", real)
     assert post_callback(client, keys_dir, failing) == (200, {"code": "OK"})  # the bank resends
-    assert bank_callbacks.drain_inbox(rt) == 1
+    assert inbox.drain_inbox(rt) == 1
     assert load_deal(rt, deal_id).state == "funded"
-    assert bank_callbacks.inbox_backlog(rt).failed == 0
+    assert store.inbox_backlog(rt).failed == 0
 
 
 def test_inline_mode_does_not_drain_in_the_worker(
@@ -268,9 +266,9 @@ def test_a_processor_killed_mid_batch_loses_nothing(
     with rt.db.uow() as uow:
         posted = list(uow.session.scalars(select(LedgerTransfer.id).where(LedgerTransfer.code == "arrival")))
     assert sorted(posted) == sorted(f"arrival:ceb:{ref}" for ref in references[:BATCH]), "only the first batch"
-    assert bank_callbacks.inbox_backlog(rt).due == len(bodies) - BATCH, "the killed batch is due again"
+    assert store.inbox_backlog(rt).due == len(bodies) - BATCH, "the killed batch is due again"
 
-    assert bank_callbacks.drain_inbox(rt) == len(bodies) - BATCH
+    assert inbox.drain_inbox(rt) == len(bodies) - BATCH
     with rt.db.uow() as uow:
         posted = list(uow.session.scalars(select(LedgerTransfer.id).where(LedgerTransfer.code == "arrival")))
         events = list(
@@ -290,7 +288,7 @@ def test_a_processor_killed_mid_batch_loses_nothing(
 
 def _stalling_processor(database_url: str, instance: str, keys: str, stall_after: int) -> None:
     rt = create_app(make_config(Path(instance), database_url, Path(keys))).extensions["cunguan.runtime"]
-    real = bank_callbacks._HANDLERS["funds_arrived"]
+    real = handlers.HANDLERS["funds_arrived"]
     handled = [0]
 
     def counting(*args: object) -> str:
@@ -302,9 +300,9 @@ def _stalling_processor(database_url: str, instance: str, keys: str, stall_after
             time.sleep(600)  # inside the batch's open transaction: the test kills us here
         return outcome
 
-    bank_callbacks._HANDLERS["funds_arrived"] = counting
+    handlers.HANDLERS["funds_arrived"] = counting
     while True:
-        batch = bank_callbacks.process_inbox(rt, BATCH)
+        batch = inbox.process_inbox(rt, BATCH)
         print(f"committed {batch.processed}", flush=True)
 
 

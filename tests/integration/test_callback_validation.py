@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.bank_inbox.callbacks import _validator, parse_notification
+from app.bank_inbox.receive import _validator, parse_notification
 from app.platform.errors import ValidationError
 
 VALID: list[dict[str, Any]] = [

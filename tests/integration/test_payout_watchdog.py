@@ -15,12 +15,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.bank_inbox.callbacks import REPAIR_MARKER
+from app.bank_inbox.handlers import REPAIR_MARKER
 from app.banks.gateway import BankRejected
 from app.db.models import BankNotification, Deal, Job, LedgerTransfer
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository, check_ledger
-from app.payouts.jobs import PAYOUT_CHECK_DELAY_ENV, PAYOUT_CHECK_DELAY_S, payout_check_delay_s
+from app.payouts.submission import PAYOUT_CHECK_DELAY_ENV, PAYOUT_CHECK_DELAY_S, payout_check_delay_s
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
 from app.tools.banksim.operations import PAYEE_REFUSED

@@ -214,17 +214,17 @@ def test_ping_checks_the_signature_and_stores_nothing(client: FlaskClient, keys_
 def test_a_notification_whose_processing_fails_is_kept_and_processed_when_resent(
     client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, monkeypatch
 ) -> None:
-    from app.bank_inbox import callbacks as bank_callbacks
+    from app.bank_inbox import handlers as bank_handlers
 
     deal_id = confirmed_deal(rt)
     open_account(client, keys_dir, rt, deal_id, ACCOUNT)
-    real = bank_callbacks._HANDLERS["funds_arrived"]
+    real = bank_handlers.HANDLERS["funds_arrived"]
 
     def broken(*args: object) -> str:
         real(*args)  # writes, then fails: everything it wrote must be rolled back
         raise ValidationError("处理失败（测试）", code="TEST_FAILURE")
 
-    monkeypatch.setitem(bank_callbacks._HANDLERS, "funds_arrived", broken)
+    monkeypatch.setitem(bank_handlers.HANDLERS, "funds_arrived", broken)
     body = notification(
         "funds_arrived",
         bank_reference="REF-KEEP",
@@ -240,7 +240,7 @@ def test_a_notification_whose_processing_fails_is_kept_and_processed_when_resent
         inbox = uow.session.scalars(select(BankNotification).where(BankNotification.type == "funds_arrived")).one()
         assert inbox.processed_at is None and "REF-KEEP" in inbox.raw_body, "kept raw, not processed"
         assert check_ledger(uow.session).transfers_checked == 0, "nothing of the failed run stayed"
-    monkeypatch.setitem(bank_callbacks._HANDLERS, "funds_arrived", real)
+    monkeypatch.setitem(bank_handlers.HANDLERS, "funds_arrived", real)
     status, answer = post_callback(client, keys_dir, body)  # the bank resends: same body, new nonce
     assert (status, answer["code"]) == (200, "OK")
     assert load_deal(rt, deal_id).state == "funded"

@@ -1,7 +1,7 @@
 """Seeded fault simulation (after TigerBeetle's VOPR): one seed = one reproducible run of deals, bank
 callbacks and worker jobs through the REAL services, with faults, then invariants.
 
-What is real: `services.deals` (create, confirm, title transfer, retry), `services.bank_callbacks.receive`
+What is real: `services.deals` (create, confirm, title transfer, retry), `bank_inbox.receive.receive`
 (nonce, raw inbox, idempotent processing), the worker's `run_one` with leases and backoff, `bank_jobs`,
 suspense, the ledger engine and its CHECK constraints, a SQLite database file per seed.
 
@@ -50,7 +50,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.bank_inbox import callbacks as bank_callbacks
+from app.bank_inbox import receive as bank_callbacks
 from app.bank_inbox import suspense
 from app.banks.gateway import BankGateway
 from app.banks.protocol import encode_json
@@ -68,6 +68,7 @@ from app.domain.city_checks import checker
 from app.ledger.maintenance import maintain
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import approvals as payout_approvals
+from app.payouts.status import PayoutPurpose, PayoutStatus
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, build_registry, job_table, load_workflows
 from app.platform.config import DEFAULT_BANKS, BankEndpoint
 from app.platform.errors import CunguanError
@@ -490,7 +491,9 @@ class Simulation:
         with self.rt_web.db.uow() as uow:
             waiting = list(
                 uow.session.scalars(
-                    select(Payout.payout_id).where(Payout.deal_id == deal_id, Payout.status == "awaiting_approval")
+                    select(Payout.payout_id).where(
+                        Payout.deal_id == deal_id, Payout.status == PayoutStatus.AWAITING_APPROVAL
+                    )
                 )
             )
         for payout_id in waiting:
@@ -634,18 +637,18 @@ class Simulation:
             payouts = {p.payout_id: p for p in session.scalars(select(Payout))}
             for payout_id, at_bank in bank.payouts.items():
                 ours = payouts.get(payout_id)
-                if ours is None or (at_bank.status == "succeeded") != (ours.status == "succeeded"):
+                if ours is None or (at_bank.status == "succeeded") != (ours.status == PayoutStatus.SUCCEEDED):
                     self._fail(f"payout {payout_id}: bank says {at_bank.status}, we say {ours and ours.status}")
             paid_per_deal: dict[int, list[str]] = {}
             for payout_id, at_bank in bank.payouts.items():
                 ours = payouts.get(payout_id)
-                if at_bank.status == "succeeded" and ours is not None and ours.purpose == "release":
+                if at_bank.status == "succeeded" and ours is not None and ours.purpose == PayoutPurpose.RELEASE:
                     paid_per_deal.setdefault(ours.deal_id, []).append(payout_id)
             for deal_id, paid in paid_per_deal.items():
                 if len(paid) > 1:
                     self._fail(f"double payout: deal {deal_id} paid to the seller {len(paid)} times ({paid})")
             for payout_id, ours in payouts.items():
-                if ours.status == "succeeded" and payout_id not in bank.payouts:
+                if ours.status == PayoutStatus.SUCCEEDED and payout_id not in bank.payouts:
                     self._fail(f"payout {payout_id} succeeded here but the bank never booked it")
             for plan in self.plans:
                 deal = session.get(Deal, plan.deal_id)
@@ -658,7 +661,7 @@ class Simulation:
                 refunded = sum(
                     p.amount_fen
                     for p in payouts.values()
-                    if p.deal_id == deal.id and p.purpose == "refund" and p.status == "succeeded"
+                    if p.deal_id == deal.id and p.purpose == PayoutPurpose.REFUND and p.status == PayoutStatus.SUCCEEDED
                 )
                 late = session.scalars(
                     select(SuspenseItem).where(SuspenseItem.deal_id == deal.id, SuspenseItem.reason == "deal_closed")

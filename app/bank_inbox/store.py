@@ -1,0 +1,169 @@
+"""The bank inbox table: a verified notification's nonce remembered and its raw body stored (unique per bank
+and notification id) before anything else, the mark that it was processed, its partition, the processing
+mode, and the backlog. Nothing here processes a notification (`receive`, `inbox`, `handlers` do)."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy.orm import Session
+
+from app.banks.protocol import ReplayedNonce
+from app.db.base import UTCDateTime
+from app.db.models import BankNotification, SeenNonce
+from app.db.upsert import insert_if_absent
+from app.platform.errors import ConfigError
+from app.platform.runtime import Runtime
+
+NONCE_RETENTION_S = 3600  # far beyond the ±300 s timestamp window: an older nonce can never be fresh again
+INBOX = BankNotification.__table__
+DUE = INBOX.c.processed_at.is_(None) & INBOX.c.outcome.is_(None)  # stored, waiting for a processor
+MARK_PROCESSED = (
+    update(INBOX)
+    .where(INBOX.c.id == bindparam("inbox_id"))
+    .values(processed_at=bindparam("processed_at"), outcome=bindparam("outcome"))
+)
+INLINE, INBOX_MODE = "inline", "inbox"
+PROCESSING_MODES = (INLINE, INBOX_MODE)
+FAILED_PREFIX = "failed:"  # outcome of a row whose processing failed: kept for review, not retried blindly
+INBOX_PARTITIONS = 8
+
+
+def bank_actor(bank_code: str) -> str:
+    return f"bank:{bank_code}"
+
+
+def prune_nonces(rt: Runtime) -> int:
+    """Forget nonces older than the retention (run by the workers' maintenance); returns how many."""
+    with rt.db.uow() as uow:
+        cutoff = rt.clock() - timedelta(seconds=NONCE_RETENTION_S)
+        pruned = uow.session.execute(delete(SeenNonce).where(SeenNonce.seen_at < cutoff)).rowcount
+        uow.commit()
+    return int(pruned or 0)
+
+
+def processing_mode() -> str:
+    """`inline` (default: the 200 means stored and processed) or `inbox` (the 200 means stored; workers
+    process), from CUNGUAN_CALLBACK_PROCESSING. Read on each call, so web and worker see the same setting."""
+    mode = os.environ.get("CUNGUAN_CALLBACK_PROCESSING", INLINE).strip().lower() or INLINE
+    if mode not in PROCESSING_MODES:
+        raise ConfigError(
+            "CUNGUAN_CALLBACK_PROCESSING 只能是 inline 或 inbox", code="BAD_SETTING", details={"value": mode}
+        )
+    return mode
+
+
+@dataclass(frozen=True)
+class StoredNotification:
+    """The inbox row of a verified notification: its id, whether this delivery created it, and whether it
+    was processed before (a resend of a notification we already acted on)."""
+
+    inbox_id: int
+    created: bool
+    processed: bool
+    outcome: str | None
+
+
+# PostgreSQL: the nonce and the raw notification in one round trip. The inbox row is inserted only when
+# the nonce is new; an inbox row that already exists (a resend) is left as it was.
+STORE_PG = text(
+    "WITH nonce AS ("
+    " INSERT INTO seen_nonces (sender, nonce, seen_at) VALUES (:sender, :nonce, :now)"
+    " ON CONFLICT DO NOTHING RETURNING 1 AS fresh"
+    "), inbox AS ("
+    " INSERT INTO bank_notifications (bank_code, notification_id, type, raw_body, received_at, partition_no)"
+    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no FROM nonce"
+    " ON CONFLICT DO NOTHING RETURNING id"
+    ") SELECT EXISTS (SELECT 1 FROM nonce) AS fresh_nonce, (SELECT id FROM inbox) AS inbox_id"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def store_raw(
+    session: Session, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime
+) -> StoredNotification:
+    """Remember the nonce (ReplayedNonce if it was seen before) and store the notification raw unless its
+    inbox row exists; an existing row is locked (a concurrent resend waits for this transaction)."""
+    values = store_values(bank_code, raw_body, body, nonce, now)
+    if session.get_bind().dialect.name == "postgresql":
+        fresh_nonce, inbox_id = session.execute(STORE_PG, values).one()
+    else:
+        fresh_nonce = insert_if_absent(
+            session, SeenNonce.__table__, {"sender": values["sender"], "nonce": nonce, "seen_at": now}
+        )
+        inbox_id = None
+        if fresh_nonce and insert_if_absent(
+            session,
+            INBOX,
+            {k: values[k] for k in ("bank_code", "notification_id", "type", "raw_body", "partition_no")}
+            | {"received_at": now},
+        ):
+            inbox_id = session.scalar(
+                select(INBOX.c.id).where(
+                    INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"]
+                )
+            )
+    if not fresh_nonce:
+        raise ReplayedNonce("该随机数已使用过（疑似重放）", details={"nonce": nonce})
+    if inbox_id is not None:
+        return StoredNotification(inbox_id, created=True, processed=False, outcome=None)
+    row = session.execute(
+        select(INBOX.c.id, INBOX.c.processed_at, INBOX.c.outcome)
+        .where(INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"])
+        .with_for_update()
+    ).one()
+    return StoredNotification(row.id, created=False, processed=row.processed_at is not None, outcome=row.outcome)
+
+
+def store_values(bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime) -> dict[str, Any]:
+    return {
+        "partition_no": inbox_partition(body),
+        "sender": bank_actor(bank_code),
+        "nonce": nonce,
+        "now": now,
+        "bank_code": bank_code,
+        "notification_id": body["notification_id"],
+        "type": body["type"],
+        "raw_body": raw_body.decode("utf-8"),
+    }
+
+
+def mark_processed(session: Session, inbox_id: int, outcome: str, at: datetime) -> None:
+    session.flush()  # the handler's ORM changes go first, as they did when the row was an ORM object
+    session.execute(MARK_PROCESSED, {"inbox_id": inbox_id, "outcome": outcome, "processed_at": at})
+
+
+# A resend: a row whose processing failed is due again; returns processed_at (waits for a processor that
+# holds the row, so a notification being processed right now is answered after it commits).
+MAKE_DUE_AGAIN_PG = text(
+    "UPDATE bank_notifications SET outcome = CASE WHEN outcome LIKE 'failed:%' THEN NULL ELSE outcome END"
+    " WHERE bank_code = :bank_code AND notification_id = :notification_id RETURNING processed_at"
+)
+
+
+def inbox_partition(body: dict[str, Any]) -> int:
+    """The inbox partition of a notification: by its account (an opening, an arrival) or its payout, so
+    that what concerns one account or one payout is processed by one processor, in order."""
+    subject = body.get("account_no") or body.get("payout_id") or body["notification_id"]
+    return zlib.crc32(subject.encode()) % INBOX_PARTITIONS
+
+
+@dataclass(frozen=True)
+class InboxBacklog:
+    due: int  # stored, not yet processed
+    failed: int  # processing failed: waiting for review or a resend
+    oldest_due_at: datetime | None
+
+
+def inbox_backlog(rt: Runtime) -> InboxBacklog:
+    """The inbox's backlog, for the admin and metrics."""
+    with rt.db.uow() as uow:
+        due, oldest = uow.session.execute(select(func.count(), func.min(INBOX.c.received_at)).where(DUE)).one()
+        failed = uow.session.scalar(
+            select(func.count()).where(INBOX.c.processed_at.is_(None), INBOX.c.outcome.startswith(FAILED_PREFIX))
+        )
+    return InboxBacklog(int(due or 0), int(failed or 0), oldest)

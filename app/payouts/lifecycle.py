@@ -1,0 +1,138 @@
+"""Creating payouts: the one constructor of `Payout` rows, for a deal (release or refund, alone or as a
+release group, and the retry of a group's failed ones) and for a suspense item (its return by original
+route). Creating one holds its money (`holds`) and queues its bank call (`submission`) or leaves it for
+approval; the bank's result is applied by `results`."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.db.models import Deal, Payout, SuspenseItem
+from app.deals.pinning import pinned_city
+from app.deals.workflow import DealContext
+from app.payouts import holds, submission
+from app.payouts.status import PayoutPurpose, PayoutStatus
+from app.platform.errors import ValidationError, WorkflowError
+from app.platform.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class PayoutOrder:
+    """One payout a deal's action asks for: how much, to whom, and why."""
+
+    amount_fen: int
+    payee_name: str
+    payee_account: str
+    purpose: PayoutPurpose = PayoutPurpose.RELEASE
+
+
+def _create(
+    session: Session,
+    deal: Deal,
+    payout_id: str,
+    order: PayoutOrder,
+    now: datetime,
+    *,
+    group: str | None = None,
+    requested_by: str | None = None,
+    approvals_required: int = 1,
+    suspense_item: SuspenseItem | None = None,
+) -> Payout:
+    """The row, its hold, and its bank call queued (or left for approval when more than one person must
+    agree). Every payout is made here."""
+    payout = Payout(
+        payout_id=payout_id,
+        deal=deal,
+        bank_code=deal.bank_code if suspense_item is None else suspense_item.bank_code,
+        amount_fen=order.amount_fen,
+        payee_name=order.payee_name,
+        payee_account=order.payee_account,
+        purpose=order.purpose,
+        release_group=group,
+        suspense_item_id=suspense_item.id if suspense_item is not None else None,
+        status=PayoutStatus.AWAITING_APPROVAL if approvals_required > 1 else PayoutStatus.PENDING,
+        requested_by=requested_by,
+        approvals_required=approvals_required,
+        approved_by=[],
+        created_at=now,
+    )
+    session.add(payout)
+    session.flush()
+    holds.hold(session, payout, deal.deal_no, now)
+    if payout.status == PayoutStatus.PENDING:
+        submission.queue_submission(session, payout, now)
+    return payout
+
+
+def open_deal_payout(ctx: DealContext, order: PayoutOrder, *, group: str | None = None) -> Payout:
+    """Hold `order.amount_fen` out of the deal's custody and ask the bank to pay it; the bank call is a job.
+
+    The hold (custody -> bank clearing) is what makes a second release of the same money impossible while
+    the bank works. A payout above the city's approval threshold (for its operation: payout or refund) holds
+    the money but waits for other people's approval before the bank sees it."""
+    assert order.purpose in (PayoutPurpose.RELEASE, PayoutPurpose.REFUND), order.purpose
+    deal = ctx.deal
+    operation = "refund" if order.purpose == PayoutPurpose.REFUND else "payout"
+    required = (
+        pinned_city(ctx.rt, ctx.session, deal).product(deal.product).approvers_required(operation, order.amount_fen)
+    )
+    payout_id = f"PO-{deal.deal_no}-{len(deal.payouts) + 1}"
+    return _create(
+        ctx.session,
+        deal,
+        payout_id,
+        order,
+        ctx.rt.clock(),
+        group=group,
+        requested_by=ctx.actor,
+        approvals_required=required,
+    )
+
+
+def open_group(ctx: DealContext, orders: list[PayoutOrder]) -> str:
+    """The payouts one action asks for together, as a new release group: the workflow hears once all of them
+    are final (`results`). Returns the group's name."""
+    group = _next_group(ctx.deal)
+    for order in orders:
+        open_deal_payout(ctx, order, group=group)
+    return group
+
+
+def retry_failed(ctx: DealContext) -> str:
+    """Re-send the payouts of the deal's last group that failed, as a new group; the paid ones stay paid."""
+    failed = _failed_of_last_group(ctx.deal)
+    if not failed:
+        raise WorkflowError("没有可重新划付的失败款项", code="NOTHING_TO_RETRY")
+    orders = [PayoutOrder(p.amount_fen, p.payee_name, p.payee_account, PayoutPurpose(p.purpose)) for p in failed]
+    return open_group(ctx, orders)
+
+
+def _next_group(deal: Deal) -> str:
+    groups = {payout.release_group for payout in deal.payouts if payout.release_group}
+    return f"G-{deal.deal_no}-{len(groups) + 1}"
+
+
+def _failed_of_last_group(deal: Deal) -> list[Payout]:
+    grouped = [payout for payout in deal.payouts if payout.release_group]
+    if not grouped:
+        return []
+    last = max(grouped, key=lambda payout: payout.id).release_group
+    return [p for p in grouped if p.release_group == last and p.status == PayoutStatus.FAILED]
+
+
+def open_return(rt: Runtime, session: Session, item: SuspenseItem, actor: str, reason: str) -> str:
+    """Hold a suspense credit and pay it back to the account it came from (never anywhere else); the item is
+    `returning` until the bank's result. Returns need no approval: they go back by original route only.
+    Returns the payout id."""
+    if item.deal is None or not item.payer_account or not item.payer_name:
+        raise ValidationError(
+            "无法原路退回：缺少来款账户或所属账户", code="NO_ORIGINAL_ROUTE", details={"item": item.id}
+        )
+    order = PayoutOrder(item.amount_fen, item.payer_name, item.payer_account, PayoutPurpose.RETURN)
+    payout = _create(session, item.deal, f"RT-{uuid.uuid4().hex[:20]}", order, rt.clock(), suspense_item=item)
+    item.status, item.resolution, item.resolved_by = "returning", reason, actor
+    return payout.payout_id
