@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 from app.agreements.service import sign_agreement
 from app.db.models import Payout, VirtualAccount
@@ -27,18 +29,35 @@ def sign_agreement_action(ctx: DealContext) -> None:
 
 @registry.action("request_virtual_account")
 def request_virtual_account(ctx: DealContext) -> None:
+    now = ctx.rt.clock()
+    designated = pinned_city(ctx.rt, ctx.session, ctx.deal).product(ctx.deal.product).payer.designated
     account = VirtualAccount(
-        deal_id=ctx.deal.id,
-        bank_code=ctx.deal.bank_code,
-        request_id=f"VA-{uuid.uuid4().hex}",
-        account_name=f"存管-{ctx.deal.deal_no}",
-        status="requested",
-        designated_payer=pinned_city(ctx.rt, ctx.session, ctx.deal).product(ctx.deal.product).payer.designated,
-        requested_at=ctx.rt.clock(),
+        **virtual_account_request(ctx.deal.id, ctx.deal.deal_no, ctx.deal.bank_code, designated, now)
     )
     ctx.session.add(account)
     ctx.session.flush()
-    enqueue(ctx.session, "open_virtual_account", {"virtual_account_id": account.id}, now=ctx.rt.clock())
+    enqueue(ctx.session, *account_opening(account.id), now=now)
+
+
+def virtual_account_request(
+    deal_id: int, deal_no: str, bank_code: str, designated: bool, now: datetime
+) -> dict[str, Any]:
+    """The row that asks the bank for a deal's custody account (`designated`: only the payer the city
+    designates may pay in); the job `account_opening` names carries the request to the bank."""
+    return {
+        "deal_id": deal_id,
+        "bank_code": bank_code,
+        "request_id": f"VA-{uuid.uuid4().hex}",
+        "account_name": f"存管-{deal_no}",
+        "status": "requested",
+        "designated_payer": designated,
+        "requested_at": now,
+    }
+
+
+def account_opening(account_id: int) -> tuple[str, dict[str, Any]]:
+    """The job (kind, payload) that opens a requested account at its bank."""
+    return "open_virtual_account", {"virtual_account_id": account_id}
 
 
 @registry.action("record_virtual_account")
