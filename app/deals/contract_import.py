@@ -9,8 +9,10 @@ anything else.
 
 Rows are written in batches, each one transaction of a few set-based INSERTs (deals, their timeline, their
 custody ledger accounts, account requests, opening jobs, the import record) with deal numbers allocated
-once per batch. A contract is imported once per city and contract number (`imported_contracts`, unique):
-re-running a file imports only what is new.
+once per batch; every row is built by the builder the one-at-a-time path uses (`deal_row`, `blind_indexes`,
+`creation_row`, `transition_row`, `virtual_account_request`, `account_opening`, `job_row`, `account_row`).
+A contract is imported once per city and contract number (`imported_contracts`, unique): re-running a file
+imports only what is new.
 
 The import only queues the account openings. Their jobs are spread over time at the bank's limits (per
 second, per day) so that workers do not spin deferring 100,000 due jobs; the token bucket
@@ -19,7 +21,6 @@ second, per day) so that workers do not spin deferring 100,000 due jobs; the tok
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,9 +43,11 @@ from app.db.models import (
     User,
     VirtualAccount,
 )
-from app.db.pii import blind_index_columns, keyring
+from app.db.pii import blind_indexes
+from app.deals.actions import account_opening, virtual_account_request
 from app.deals.pinning import pin
-from app.deals.service import advisory_lock, allocate_deal_numbers, custody_bank
+from app.deals.service import DealOrigin, advisory_lock, allocate_deal_numbers, creation_row, custody_bank, deal_row
+from app.deals.workflow import transition_row
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig, ResolvedCity
 from app.domain.contract_import import (
@@ -61,12 +64,13 @@ from app.domain.contract_import import (
     rows,
     split_rows,
 )
-from app.domain.forms.products import deal_fields
+from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.domain.rate_limit import Limits
 from app.ledger.repo import account_row
 from app.platform.errors import ConfigError, CunguanError, ValidationError
 from app.platform.runtime import Runtime
+from app.queue.jobs import job_row
 from app.state_machine import building_blocks as blocks
 from app.state_machine.definition import Transition, WorkflowDefinition
 from app.state_machine.parameters import resolve
@@ -77,6 +81,7 @@ BATCH_SIZE = 500
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BULK_ACTIONS = frozenset({"plan_rent_custody", "request_virtual_account"})  # what _write_batch carries out
 IMPORT_LOCK = "contract_import"  # one importer writes a batch at a time (PostgreSQL advisory lock)
+IMPORTED_LABEL = "新建存管单（存量合同导入）"
 
 Progress = Callable[[int], None]
 
@@ -101,8 +106,7 @@ class ValidRow:
     city: CityImport
     contract_no: str
     bank_code: str
-    columns: dict[str, Any]
-    facts: dict[str, Any]
+    fields: DealFields  # the deal's columns and facts, the rent plan made
 
 
 @dataclass
@@ -293,7 +297,8 @@ class _Importer:
             return None
         case = blocks.CaseContext(city.params, dict(fields.facts))
         blocks.plan_rent_custody(case)  # the transition's plan, as the workflow action computes it
-        return ValidRow(row.row_no, city, clean["lease_contract_no"], bank_code, fields.columns, case.case)
+        planned = DealFields(columns=fields.columns, facts=case.case)
+        return ValidRow(row.row_no, city, clean["lease_contract_no"], bank_code, planned)
 
     # --- writing a batch ------------------------------------------------------------------------------
 
@@ -330,31 +335,13 @@ class _Importer:
         return [row for row in fresh if (row.city.code, row.contract_no) not in existing]
 
     def insert_deals(self, session: Session, batch: list[ValidRow], numbers: list[str], now: datetime) -> list[int]:
-        index_of = blind_index_columns(Deal)
+        """The deals, made directly in the `imported` transition's target state."""
         values = []
         for row, deal_no in zip(batch, numbers, strict=True):
-            deal = {
-                "deal_no": deal_no,
-                "city_code": row.city.code,
-                "product": PRODUCT,
-                "bank_code": row.bank_code,
-                "workflow_id": row.city.definition.id,
-                "workflow_version": row.city.definition.version,
-                "city_config_sha256": row.city.city.sha256,
-                "agreement_template": row.city.product.agreement_template,
-                "state": row.city.transition.target,
-                "version": 1,
-                "facts": row.facts,
-                "created_by_id": self.user_id,
-                "created_at": now,
-                "updated_at": now,
-                "buyer_bank_name": None,
-                "buyer_bank_account": None,
-                "seller_bank_name": None,
-                **row.columns,
-            }
-            for index, (source, kind) in index_of.items():  # what the ORM's before_insert hook writes
-                deal[index] = keyring.blind_index(kind, deal[source]) if deal[source] else None
+            city = row.city
+            origin = DealOrigin(city.code, city.city, city.product, city.definition, row.bank_code, self.user_id)
+            deal = deal_row(deal_no, origin, city.transition.target, row.fields, now)
+            deal.update(blind_indexes(Deal, deal.__getitem__))  # what the ORM's before_insert hook writes
             values.append(deal)
         return _insert_returning_ids(session, Deal.__table__, values, "deal_no", numbers)
 
@@ -365,40 +352,35 @@ class _Importer:
         events, accounts, requests, records = [], [], [], []
         for row, deal_no, deal_id in zip(batch, numbers, deal_ids, strict=True):
             source = {"file": self.result.source_name, "row": row.row_no}
-            events.append(_event(deal_id, "create", None, row.city.definition.initial, self.actor, now, source))
-            transition = row.city.transition
-            detail = {**source, "label": transition.label}
-            events.append(_event(deal_id, EVENT, transition.source, transition.target, self.actor, now, detail))
+            initial = row.city.definition.initial
+            events.append(creation_row(deal_id, initial, self.actor, {"label": IMPORTED_LABEL, **source}, now))
+            events.append(transition_row(deal_id, row.city.transition, self.actor, source, now))
             accounts.append(account_row(ledger.deal_custody(deal_no), deal_id, now))
-            requests.append(
-                {
-                    "deal_id": deal_id,
-                    "bank_code": row.bank_code,
-                    "request_id": f"VA-{uuid.uuid4().hex}",
-                    "account_name": f"存管-{deal_no}",
-                    "status": "requested",
-                    "designated_payer": row.city.product.payer.designated,
-                    "requested_at": now,
-                }
-            )
-            records.append(
-                {
-                    "city_code": row.city.code,
-                    "contract_no": row.contract_no,
-                    "deal_id": deal_id,
-                    "source_name": self.result.source_name[:256],
-                    "row_no": row.row_no,
-                    "imported_by": self.actor,
-                    "imported_at": now,
-                }
-            )
+            designated = row.city.product.payer.designated
+            requests.append(virtual_account_request(deal_id, deal_no, row.bank_code, designated, now))
+            records.append(self.import_record(row, deal_id, now))
         session.execute(insert(DealEvent.__table__), events)
         session.execute(_insert_ignoring_conflicts(session, LedgerAccount.__table__), accounts)
         slots = [self.queue(session, row.bank_code, now).next_slot() for row in batch]
         account_ids = _insert_returning_ids(session, VirtualAccount.__table__, requests, "deal_id", deal_ids)
-        jobs = [_job(account_id, max(now, slot), now) for account_id, slot in zip(account_ids, slots, strict=True)]
+        jobs = [
+            job_row(*account_opening(account_id), now, max(0.0, (slot - now).total_seconds()))
+            for account_id, slot in zip(account_ids, slots, strict=True)
+        ]
         session.execute(insert(Job.__table__), jobs)
         session.execute(insert(ImportedContract.__table__), records)
+
+    def import_record(self, row: ValidRow, deal_id: int, now: datetime) -> dict[str, Any]:
+        """The row that makes this contract imported, once per city and contract number (a re-run skips it)."""
+        return {
+            "city_code": row.city.code,
+            "contract_no": row.contract_no,
+            "deal_id": deal_id,
+            "source_name": self.result.source_name[:256],
+            "row_no": row.row_no,
+            "imported_by": self.actor,
+            "imported_at": now,
+        }
 
     def queue(self, session: Session, bank_code: str, now: datetime) -> _BankQueue:
         """The bank's opening queue as this import starts to add to it: its limits, today's openings so far
@@ -436,9 +418,6 @@ class _Importer:
                 },
             )
             uow.commit()
-
-
-# --- pieces that deals.py has one-at-a-time; here for a batch --------------------------------------------
 
 
 def import_transition(definition: WorkflowDefinition) -> Transition:
@@ -509,31 +488,3 @@ def _insert_returning_ids(
 def _insert_ignoring_conflicts(session: Session, table: Table) -> Any:
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
-
-
-def _event(
-    deal_id: int, event: str, source: str | None, target: str, actor: str, now: datetime, detail: dict[str, Any]
-) -> dict[str, Any]:
-    label = detail.get("label", "新建存管单（存量合同导入）")
-    return {
-        "deal_id": deal_id,
-        "event": event,
-        "from_state": source,
-        "to_state": target,
-        "actor": actor,
-        "detail": {**detail, "label": label},
-        "created_at": now,
-    }
-
-
-def _job(account_id: int, run_after: datetime, now: datetime) -> dict[str, Any]:
-    return {
-        "kind": "open_virtual_account",
-        "payload": {"virtual_account_id": account_id},
-        "status": "pending",
-        "attempts": 0,
-        "max_attempts": 12,
-        "run_after": run_after,
-        "created_at": now,
-        "updated_at": now,
-    }
