@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Any
-
 from app.agreements.service import sign_agreement
 from app.db.models import Payout, VirtualAccount
+from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, registry
 from app.domain import ledger
@@ -37,27 +34,6 @@ def request_virtual_account(ctx: DealContext) -> None:
     ctx.session.add(account)
     ctx.session.flush()
     enqueue(ctx.session, *account_opening(account.id), now=now)
-
-
-def virtual_account_request(
-    deal_id: int, deal_no: str, bank_code: str, designated: bool, now: datetime
-) -> dict[str, Any]:
-    """The row that asks the bank for a deal's custody account (`designated`: only the payer the city
-    designates may pay in); the job `account_opening` names carries the request to the bank."""
-    return {
-        "deal_id": deal_id,
-        "bank_code": bank_code,
-        "request_id": f"VA-{uuid.uuid4().hex}",
-        "account_name": f"存管-{deal_no}",
-        "status": "requested",
-        "designated_payer": designated,
-        "requested_at": now,
-    }
-
-
-def account_opening(account_id: int) -> tuple[str, dict[str, Any]]:
-    """The job (kind, payload) that opens a requested account at its bank."""
-    return "open_virtual_account", {"virtual_account_id": account_id}
 
 
 @registry.action("record_virtual_account")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from app.banks.settings import opening_limits
 from app.db.models import BankRateLimit, Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
 from app.db.pii import blind_indexes
-from app.deals.actions import account_opening, virtual_account_request
+from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.contract_import_report import ImportResult
 from app.deals.contract_import_rows import PRODUCT, ValidRow
 from app.deals.pinning import pin
