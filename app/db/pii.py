@@ -19,6 +19,7 @@ import base64
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +156,24 @@ def blind_index_columns(model: type) -> dict[str, tuple[str, PiiKind]]:
     return {column.key: column.info[BLIND_INDEX_INFO] for column in table.columns if BLIND_INDEX_INFO in column.info}
 
 
+def blind_index(kind: PiiKind, value: str | None) -> str | None:
+    """The blind index of one plain-text value; None for an empty one (nothing to search for)."""
+    return keyring.blind_index(kind, value) if value else None
+
+
+def blind_indexes(model: type, value_of: Callable[[str], Any]) -> dict[str, str | None]:
+    """index attribute -> its blind index, each from its source's plain text as `value_of(source)` gives it:
+    a mapped object's attribute (the mapper hook) or a row's value (bulk inserts, which bypass the hook)."""
+    return {
+        index_attr: blind_index(kind, value_of(source))
+        for index_attr, (source, kind) in blind_index_columns(model).items()
+    }
+
+
 def fill_blind_indexes(target: Any) -> None:
     """Set every blind index of a mapped object from its (plain text) source attribute."""
-    for index_attr, (source, kind) in blind_index_columns(type(target)).items():
-        value = getattr(target, source)
-        setattr(target, index_attr, keyring.blind_index(kind, value) if value else None)
+    for index_attr, value in blind_indexes(type(target), lambda source: getattr(target, source)).items():
+        setattr(target, index_attr, value)
 
 
 def install_blind_indexes(model: type) -> None:
@@ -174,8 +188,7 @@ def install_blind_indexes(model: type) -> None:
         state = inspect(target)
         for index_attr, (source, kind) in blind_index_columns(type(target)).items():
             if state.attrs[source].history.has_changes():
-                value = getattr(target, source)
-                setattr(target, index_attr, keyring.blind_index(kind, value) if value else None)
+                setattr(target, index_attr, blind_index(kind, getattr(target, source)))
 
     event.listen(model, "before_insert", before_insert)
     event.listen(model, "before_update", before_update)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 
 from app.db.models import Agreement, Deal, Payout, VirtualAccount
+from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext
 from app.payouts import holds, lifecycle
@@ -26,18 +26,14 @@ def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
 
 
 def request_virtual_account(ctx: DealContext) -> None:
+    now = ctx.rt.clock()
+    designated = pinned_city(ctx.rt, ctx.session, ctx.deal).product(ctx.deal.product).payer.designated
     account = VirtualAccount(
-        deal_id=ctx.deal.id,
-        bank_code=ctx.deal.bank_code,
-        request_id=f"VA-{uuid.uuid4().hex}",
-        account_name=f"存管-{ctx.deal.deal_no}",
-        status="requested",
-        designated_payer=pinned_city(ctx.rt, ctx.session, ctx.deal).product(ctx.deal.product).payer.designated,
-        requested_at=ctx.rt.clock(),
+        **virtual_account_request(ctx.deal.id, ctx.deal.deal_no, ctx.deal.bank_code, designated, now)
     )
     ctx.session.add(account)
     ctx.session.flush()
-    enqueue(ctx.session, "open_virtual_account", {"virtual_account_id": account.id}, now=ctx.rt.clock())
+    enqueue(ctx.session, *account_opening(account.id), now=now)
 
 
 def record_virtual_account(ctx: DealContext) -> None:

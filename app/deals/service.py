@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, selectinload
 from app.audit import log as audit
 from app.db.models import Deal, DealEvent, LedgerTransfer, VirtualAccount
 from app.deals.pinning import pin
-from app.deals.workflow import DealContext, fire
+from app.deals.workflow import DealContext, fire, timeline_row
 from app.domain import ledger
-from app.domain.cities import ProductConfig
+from app.domain.cities import CityConfig, ProductConfig
 from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
@@ -24,6 +24,7 @@ from app.domain.timezone import SHANGHAI
 from app.ledger.repo import LedgerRepository
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
+from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.parameters import resolve
 
 
@@ -114,39 +115,54 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
     with rt.db.uow() as uow:
         now = rt.clock()
-        deal = Deal(
-            deal_no=allocate_deal_numbers(uow.session, now, product, [city_code])[0],
-            city_code=city_code,
-            product=product,
-            bank_code=bank_code,
-            workflow_id=definition.id,
-            workflow_version=definition.version,
-            city_config_sha256=city.sha256,
-            agreement_template=product_config.agreement_template,
-            state=definition.initial,
-            facts=fields.facts,
-            created_by_id=actor.user_id,
-            created_at=now,
-            updated_at=now,
-            **fields.columns,
-        )
+        deal_no = allocate_deal_numbers(uow.session, now, product, [city_code])[0]
+        made = DealOrigin(city_code, city, product_config, definition, bank_code, actor.user_id)
+        deal = Deal(**deal_row(deal_no, made, definition.initial, fields, now))
         uow.session.add(deal)
         uow.session.flush()
         pin(uow.session, resolved, city, now)
         LedgerRepository(uow.session).ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
-        uow.session.add(
-            DealEvent(
-                deal_id=deal.id,
-                event="create",
-                from_state=None,
-                to_state=deal.state,
-                actor=actor.label,
-                detail={"label": "新建存管单"},
-                created_at=now,
-            )
-        )
+        uow.session.add(DealEvent(**creation_row(deal.id, deal.state, actor.label, {}, now)))
         uow.commit()
         return deal.id
+
+
+@dataclass(frozen=True)
+class DealOrigin:
+    """What a new deal is made with besides its form: where, under which rules, at which bank, by whom."""
+
+    city_code: str
+    city: CityConfig
+    product: ProductConfig
+    definition: WorkflowDefinition
+    bank_code: str
+    created_by_id: int
+
+
+def deal_row(deal_no: str, made: DealOrigin, state: str, fields: DealFields, now: datetime) -> dict[str, Any]:
+    """A new deal's row in `state`, pinned to the city config and workflow version it is made under (the
+    ORM's hook adds the blind indexes; a bulk insert adds them with `blind_indexes`)."""
+    return {
+        "deal_no": deal_no,
+        "city_code": made.city_code,
+        "product": made.product.product,
+        "bank_code": made.bank_code,
+        "workflow_id": made.definition.id,
+        "workflow_version": made.definition.version,
+        "city_config_sha256": made.city.sha256,
+        "agreement_template": made.product.agreement_template,
+        "state": state,
+        "facts": fields.facts,
+        "created_by_id": made.created_by_id,
+        "created_at": now,
+        "updated_at": now,
+        **fields.columns,
+    }
+
+
+def creation_row(deal_id: int, state: str, actor: str, detail: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A deal's first timeline row: made in `state` (by the intake, or by an import that names its source)."""
+    return timeline_row(deal_id, "create", None, state, actor, {"label": "新建存管单", **detail}, now)
 
 
 def _load_for(session: Session, deal_id: int, actor: Actor) -> Deal:

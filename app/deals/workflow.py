@@ -4,6 +4,7 @@ transition writes."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Deal, DealEvent
 from app.platform.errors import TransitionNotAllowed
 from app.platform.runtime import Runtime
+from app.state_machine.definition import Transition
 from app.state_machine.engine import Engine, Fired
 
 
@@ -31,18 +33,38 @@ def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> 
     definition = ctx.rt.workflow(ctx.deal.workflow_id, ctx.deal.workflow_version)
     ctx.event = event
     fired = Engine(definition, ctx.rt.registry).fire(ctx.deal, event, ctx)
-    ctx.session.add(
-        DealEvent(
-            deal_id=ctx.deal.id,
-            event=event,
-            from_state=fired.source,
-            to_state=fired.target,
-            actor=ctx.actor,
-            detail={"label": fired.transition.label, **(detail or {})},
-            created_at=ctx.rt.clock(),
-        )
-    )
+    ctx.session.add(DealEvent(**transition_row(ctx.deal.id, fired.transition, ctx.actor, detail, ctx.rt.clock())))
     return fired
+
+
+def timeline_row(
+    deal_id: int,
+    event: str,
+    from_state: str | None,
+    to_state: str,
+    actor: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """A timeline entry's row (DealEvent): what the runner adds one at a time, and a bulk insert for many."""
+    return {
+        "deal_id": deal_id,
+        "event": event,
+        "from_state": from_state,
+        "to_state": to_state,
+        "actor": actor,
+        "detail": detail,
+        "created_at": now,
+    }
+
+
+def transition_row(
+    deal_id: int, transition: Transition, actor: str, detail: dict[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """The timeline row of a transition taken: its states, labelled with the transition's label unless
+    `detail` names another."""
+    detail = {"label": transition.label, **(detail or {})}
+    return timeline_row(deal_id, transition.event, transition.source, transition.target, actor, detail, now)
 
 
 def has_ended(rt: Runtime, deal: Deal) -> bool:
@@ -63,14 +85,5 @@ def fire_or_note(ctx: DealContext, event: str, detail: dict[str, Any]) -> str:
 
 def note(ctx: DealContext, event: str, detail: dict[str, Any]) -> None:
     """A timeline entry that does not move the deal (its state before and after is the current one)."""
-    ctx.session.add(
-        DealEvent(
-            deal_id=ctx.deal.id,
-            event=event,
-            from_state=ctx.deal.state,
-            to_state=ctx.deal.state,
-            actor=ctx.actor,
-            detail=detail,
-            created_at=ctx.rt.clock(),
-        )
-    )
+    state = ctx.deal.state
+    ctx.session.add(DealEvent(**timeline_row(ctx.deal.id, event, state, state, ctx.actor, detail, ctx.rt.clock())))

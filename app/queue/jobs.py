@@ -34,9 +34,24 @@ class Defer(CunguanError):
         self.delay_s = delay_s
 
 
+def job_row(kind: str, payload: dict[str, Any], now: datetime, delay_s: float = 0.0) -> dict[str, Any]:
+    """A new job's row, due `delay_s` after `now`: what `enqueue` adds, and what a bulk insert writes for
+    each of many jobs (`max_attempts` is the column's default)."""
+    assert delay_s >= 0, "a job is never due before it is queued"
+    return {
+        "kind": kind,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "run_after": now + timedelta(seconds=delay_s),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime, delay_s: float = 0.0) -> Job:
     """Add a job to the caller's transaction: it exists exactly when the state change that wants it commits."""
-    job = Job(kind=kind, payload=payload, status="pending", attempts=0, run_after=now + timedelta(seconds=delay_s))
+    job = Job(**job_row(kind, payload, now, delay_s))
     session.add(job)
     session.flush()
     return job

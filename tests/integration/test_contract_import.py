@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from app.banks import settings as bank_settings
 from app.db.models import AuditEntry, Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
 from app.deals import service as deals
+from app.deals.workflow import DealContext, fire
 from app.domain import ledger
 from app.domain.identity import id_check_char
 from app.ledger.repo import LedgerRepository, check_ledger
@@ -201,6 +202,51 @@ def test_an_imported_deal_is_the_deal_the_intake_would_make(
         assert job.payload == {"virtual_account_id": account.id}
         assert LedgerRepository(uow.session).balance(ledger.deal_custody(deal.deal_no).code) == 0
         assert check_ledger(uow.session).ok
+
+
+def _values(row: object, *leave_out: str) -> dict[str, object]:
+    """A mapped object's column values (plain text: the ORM decrypts), but those named."""
+    return {c.key: getattr(row, c.key) for c in type(row).__table__.columns if c.key not in leave_out}  # type: ignore[attr-defined]
+
+
+def test_the_import_writes_the_rows_the_single_path_writes(app: Flask, rt: Runtime, agent: str, tmp_path: Path) -> None:
+    """The same contract imported, and entered at the intake then moved by the workflow's `imported`
+    transition one deal at a time: the same deal, timeline, custody account, account request and job."""
+    row = contract_row(3)
+    path = tmp_path / "one.csv"
+    path.write_bytes(contract_csv([row]))
+    _import(app, path)
+    form = dict(zip(COLUMNS[1:], row[1:], strict=True))
+    single_id = deals.create_deal(rt, actor(rt, "agent"), row[0], "rent_custody", form)
+    with rt.db.uow() as uow:
+        fire(DealContext(rt, uow.session, uow.session.get(Deal, single_id), "user:agent"), "imported")  # type: ignore[arg-type]
+        uow.commit()
+    with rt.db.uow() as uow:
+        bulk, single = uow.session.scalars(select(Deal).order_by(Deal.id)).all()
+        assert single.id == single_id
+        varying = ("id", "deal_no", "version", "updated_at")  # the single path updated its deal once more
+        assert _values(bulk, *varying) == _values(single, *varying)
+        for deal in (bulk, single):
+            assert [(e.event, e.from_state, e.to_state, e.actor) for e in deal.events] == [
+                ("create", None, "created", "user:agent"),
+                ("imported", "created", "awaiting_account", "user:agent"),
+            ]
+        assert bulk.events[1].detail["label"] == single.events[1].detail["label"]
+        assert (
+            bulk.events[0].detail["label"] == "新建存管单（存量合同导入）"
+            and single.events[0].detail["label"] == "新建存管单"
+        )
+        varying = ("id", "deal_id", "request_id", "account_name")
+        assert _values(bulk.virtual_account, *varying) == _values(single.virtual_account, *varying)
+        for deal in (bulk, single):
+            assert deal.virtual_account.account_name == f"存管-{deal.deal_no}"  # type: ignore[union-attr]
+        bulk_job, single_job = uow.session.scalars(select(Job).order_by(Job.id)).all()
+        assert _values(bulk_job, "id", "payload") == _values(single_job, "id", "payload")
+        assert bulk_job.payload == {"virtual_account_id": bulk.virtual_account.id}  # type: ignore[union-attr]
+        assert single_job.payload == {"virtual_account_id": single.virtual_account.id}  # type: ignore[union-attr]
+        accounts = [LedgerRepository(uow.session).account(ledger.deal_custody(d.deal_no).code) for d in (bulk, single)]
+        varying = ("id", "code", "name", "deal_id", "created_at")  # ensure_account stamps the wall clock
+        assert _values(accounts[0], *varying) == _values(accounts[1], *varying)
 
 
 def test_a_contract_already_in_custody_at_the_intake_is_reported(
