@@ -25,6 +25,7 @@ from app.audit import log as audit
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal, DealEvent
 from app.deals.service import Actor
+from app.deals.workflow import timeline_row
 from app.pdf.verify import verify_pdf_signatures
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -62,17 +63,9 @@ def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> str:
         before = agreement.pdf_sm3
         countersign_agreement(rt, uow.session, deal.id)
         now = rt.clock()
-        uow.session.add(
-            DealEvent(
-                deal_id=deal.id,
-                event="resend_signature",
-                from_state=deal.state,
-                to_state=deal.state,
-                actor=actor.label,
-                detail={"label": "重新发起签署，银行已签章", "reason": reason},
-                created_at=now,
-            )
-        )
+        detail = {"label": "重新发起签署，银行已签章", "reason": reason}
+        event = timeline_row(deal.id, "resend_signature", deal.state, deal.state, actor.label, detail, now)
+        uow.session.add(DealEvent(**event))
         audit.append(
             uow.session,
             at=now,

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.bank_inbox.custody import credit_transfer_id
 from app.bank_inbox.handlers import repair_funds_arrived, repair_payout_succeeded
+from app.bank_inbox.store import inbox_row
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
 from app.crypto import sm2_verify, sm3
@@ -281,17 +282,8 @@ def _repair_arrival(rt: Runtime, bank_code: str, line: StatementLine, account: V
 
 def _remember_repair(rt: Runtime, session: Session, bank_code: str, body: dict[str, object], outcome: str) -> None:
     now = rt.clock()
-    session.add(
-        BankNotification(
-            bank_code=bank_code,
-            notification_id=body["notification_id"],
-            type=body["type"],
-            raw_body=json.dumps(body, ensure_ascii=False, sort_keys=True),
-            received_at=now,
-            processed_at=now,
-            outcome=outcome,
-        )
-    )
+    raw_body = json.dumps(body, ensure_ascii=False, sort_keys=True)
+    session.add(BankNotification(**inbox_row(bank_code, raw_body, body, now), processed_at=now, outcome=outcome))
 
 
 # --- debits ---------------------------------------------------------------------------------------

@@ -96,12 +96,7 @@ def store_raw(
             session, SeenNonce.__table__, {"sender": values["sender"], "nonce": nonce, "seen_at": now}
         )
         inbox_id = None
-        if fresh_nonce and insert_if_absent(
-            session,
-            INBOX,
-            {k: values[k] for k in ("bank_code", "notification_id", "type", "raw_body", "partition_no")}
-            | {"received_at": now},
-        ):
+        if fresh_nonce and insert_if_absent(session, INBOX, inbox_row(bank_code, values["raw_body"], body, now)):
             inbox_id = session.scalar(
                 select(INBOX.c.id).where(
                     INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"]
@@ -119,17 +114,23 @@ def store_raw(
     return StoredNotification(row.id, created=False, processed=row.processed_at is not None, outcome=row.outcome)
 
 
-def store_values(bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime) -> dict[str, Any]:
+def inbox_row(bank_code: str, raw_body: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A notification's inbox row (bank_notifications), as received; reconciliation's 补单 stores its repairs
+    with the same builder, so they land in the same partition as the notification they stand for."""
     return {
-        "partition_no": inbox_partition(body),
-        "sender": bank_actor(bank_code),
-        "nonce": nonce,
-        "now": now,
         "bank_code": bank_code,
         "notification_id": body["notification_id"],
         "type": body["type"],
-        "raw_body": raw_body.decode("utf-8"),
+        "raw_body": raw_body,
+        "received_at": now,
+        "partition_no": inbox_partition(body),
     }
+
+
+def store_values(bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime) -> dict[str, Any]:
+    """STORE_PG's parameters: the nonce's and the inbox row's (`now` is both `seen_at` and `received_at`)."""
+    row = inbox_row(bank_code, raw_body.decode("utf-8"), body, now)
+    return {**row, "sender": bank_actor(bank_code), "nonce": nonce, "now": now}
 
 
 def mark_processed(session: Session, inbox_id: int, outcome: str, at: datetime) -> None:

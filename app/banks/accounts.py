@@ -10,6 +10,7 @@ from app.banks.gateway import BankOutcomeUnknown, BankRateLimited, BankRejected,
 from app.banks.settings import opening_limits
 from app.db.models import VirtualAccount
 from app.db.rate_limits import drain, take_token
+from app.deals.account_request import account_opening
 from app.platform.request_context import bind_job_context
 from app.platform.runtime import Runtime
 from app.queue.jobs import Defer, Retry, enqueue
@@ -66,7 +67,7 @@ def check_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
         if error.code != "NOT_FOUND":
             raise
         with rt.db.uow() as uow:
-            enqueue(uow.session, "open_virtual_account", {"virtual_account_id": account_id}, now=rt.clock())
+            enqueue(uow.session, *account_opening(account_id), now=rt.clock())
             uow.commit()
         return
     except (BankUnavailable, BankOutcomeUnknown) as error:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.audit import log as audit
 from app.db.models import Deal, DealEvent
 from app.deals.service import Actor
-from app.deals.workflow import has_ended
+from app.deals.workflow import has_ended, timeline_row
 from app.payouts import submission
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -57,17 +57,8 @@ def _record(
     session: Session, deal: Deal, actor: Actor, action: str, before: dict[str, Any], reason: str, now: datetime
 ) -> None:
     label = "冻结存管单" if action == "freeze" else "解冻存管单"
-    session.add(
-        DealEvent(
-            deal_id=deal.id,
-            event=action,
-            from_state=deal.state,
-            to_state=deal.state,
-            actor=actor.label,
-            detail={"label": label, "reason": reason},
-            created_at=now,
-        )
-    )
+    detail = {"label": label, "reason": reason}
+    session.add(DealEvent(**timeline_row(deal.id, action, deal.state, deal.state, actor.label, detail, now)))
     audit.append(
         session,
         at=now,

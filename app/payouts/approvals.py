@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.db.models import Deal, DealEvent, Payout
 from app.deals.service import Actor
+from app.deals.workflow import timeline_row
 from app.payouts import submission
 from app.payouts.status import PayoutStatus
 from app.platform.errors import NotFound, ValidationError
@@ -60,20 +61,15 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
         if released:
             submission.release_approved(uow.session, payout, rt.clock())
         deal = payout.deal
+        detail = {
+            "label": "付款审批通过" + ("，已提交银行" if released else ""),
+            "payout_id": payout.payout_id,
+            "amount_fen": payout.amount_fen,
+            "approvals": f"{len(payout.approved_by)}/{required_others}",
+        }
         uow.session.add(
             DealEvent(
-                deal_id=deal.id,
-                event="payout_approved",
-                from_state=deal.state,
-                to_state=deal.state,
-                actor=actor.label,
-                detail={
-                    "label": "付款审批通过" + ("，已提交银行" if released else ""),
-                    "payout_id": payout.payout_id,
-                    "amount_fen": payout.amount_fen,
-                    "approvals": f"{len(payout.approved_by)}/{required_others}",
-                },
-                created_at=rt.clock(),
+                **timeline_row(deal.id, "payout_approved", deal.state, deal.state, actor.label, detail, rt.clock())
             )
         )
         uow.commit()

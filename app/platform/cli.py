@@ -20,11 +20,11 @@ db_cli = CliGroup("db", help="数据库迁移 / database migrations")
 def keys_init() -> None:
     """Create the platform seal key and certificate, bank keys and the PII key, where missing."""
     from app.crypto.keys import ensure_keys
-    from app.platform.bootstrap import build_runtime
+    from app.db.pii import keyring
 
     config = current_app.extensions["cunguan.config"]
     ensure_keys(config.keys_dir, config.banks.keys())
-    current_app.extensions["cunguan.runtime"] = build_runtime(config)
+    keyring.configure_from_folder(config.keys_dir)  # the runtime's KeyStore reads its files when asked
     click.echo(f"密钥目录：{config.keys_dir}")
 
 

@@ -4,6 +4,7 @@ but the bank never booked is reported, and running it again changes nothing."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from app.bank_inbox import reconciliation
-from app.db.models import LedgerTransfer, ReconciliationRun
+from app.bank_inbox.store import inbox_partition
+from app.db.models import BankNotification, LedgerTransfer, ReconciliationRun
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.config import BankEndpoint
@@ -172,6 +174,16 @@ def test_reconcile_repairs_reports_and_is_idempotent(world: World, login: Callab
         assert repo.balance(f"custody:{deal.deal_no}") == CUSTODY_FEN
         assert repo.balance("suspense:ceb") == ALIEN_FEN
         assert check_ledger(uow.session).ok
+        repairs = list(
+            uow.session.scalars(
+                select(BankNotification).where(
+                    BankNotification.notification_id.startswith(reconciliation.REPAIR_PREFIX)
+                )
+            )
+        )
+        assert repairs, "the repairs are kept in the inbox"
+        for row in repairs:
+            assert row.partition_no == inbox_partition(json.loads(row.raw_body)), "in its account's partition"
 
     transfers, events = _transfer_count(rt), len(deal.events)
     again = reconciliation.load_run(rt, reconciliation.reconcile(rt, "ceb", DAY))
