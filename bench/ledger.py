@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, insert, text, update
 
 from app.db.base import Base, utcnow
-from app.db.models import LedgerAccount, LedgerTransfer
+from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.session import Database
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp

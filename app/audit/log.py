@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.db.models import AuditEntry
+from app.db.audit_models import AuditEntry
 from app.domain.audit import GENESIS, ChainBreak, EntryContent, StoredEntry, chain_hash, verify_chain
 from app.platform.runtime import Runtime
 

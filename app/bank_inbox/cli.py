@@ -12,7 +12,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.bank_inbox import reconciliation
-from app.db.models import ReconciliationItem, ReconciliationRun
+from app.db.reconciliation_models import ReconciliationItem, ReconciliationRun
 from app.domain.money import format_yuan
 from app.domain.statements import DIRECTION_LABELS, STATUS_LABELS
 from app.platform.errors import CunguanError

@@ -35,16 +35,9 @@ from app.bank_inbox.store import inbox_row
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
 from app.crypto import sm2_verify, sm3
-from app.db.models import (
-    BankNotification,
-    LedgerAccount,
-    LedgerTransfer,
-    Payout,
-    ReconciliationItem,
-    ReconciliationRun,
-    SuspenseItem,
-    VirtualAccount,
-)
+from app.db.ledger_models import LedgerAccount, LedgerTransfer
+from app.db.models import BankNotification, Payout, SuspenseItem, VirtualAccount
+from app.db.reconciliation_models import ReconciliationItem, ReconciliationRun
 from app.domain import ledger
 from app.domain.statements import (
     BANK_TIMEZONE,

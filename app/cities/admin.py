@@ -21,7 +21,7 @@ from app.cities import publishing
 from app.cities import simulation_runs as simulation_jobs
 from app.cities.sources import SessionCitySource, open_version, published_version
 from app.cities.versions import unified_diff
-from app.db.models import CityConfigVersion, ConfigSimulation
+from app.db.config_models import CityConfigVersion, ConfigSimulation
 from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES, REVIEWER_ROLES, STATUS_LABELS, content_sha256
 from app.domain.problems import CityConfigInvalid, Problem
 from app.platform.errors import CunguanError, WorkflowError

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.audit import log as audit
 from app.cities.sources import SessionCitySource, open_version, published_version
-from app.db.models import CityConfigVersion, ConfigSimulation, User
+from app.db.config_models import CityConfigVersion, ConfigSimulation
+from app.db.models import User
 from app.domain.cities import CityCatalog, CityConfig, ResolvedCity
 from app.domain.config_versions import (
     AUTHOR_ROLES,

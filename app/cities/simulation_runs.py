@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.cities.publishing import validated
 from app.cities.sources import DbVersions, open_version
-from app.db.models import CityConfigVersion, Job
+from app.db.config_models import CityConfigVersion
+from app.db.models import Job
 from app.domain.problems import CityConfigInvalid
 from app.platform.config import ROOT
 from app.platform.errors import NotFound, ValidationError

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.orm import Session
 
 from app.cities.versions import CityVersions
-from app.db.models import CityConfigVersion
+from app.db.config_models import CityConfigVersion
 from app.db.session import Database
 from app.domain.cities import FolderSource
 from app.domain.config_versions import OPEN_STATUSES

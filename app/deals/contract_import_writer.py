@@ -21,7 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.banks.settings import opening_limits
-from app.db.models import BankRateLimit, Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
+from app.db.ledger_models import LedgerAccount
+from app.db.models import BankRateLimit, Deal, DealEvent, ImportedContract, Job, VirtualAccount
 from app.db.pii import blind_indexes
 from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.contract_import_report import ImportResult

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db.models import CityConfigSnapshot, CityConfigVersion, Deal
+from app.db.config_models import CityConfigSnapshot, CityConfigVersion
+from app.db.models import Deal
 from app.domain.cities import CityConfig, ResolvedCity, build_city, canonical_json, folder_reader, resolve
 from app.platform.runtime import Runtime
 

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.audit import log as audit
-from app.db.models import Deal, DealEvent, LedgerTransfer, VirtualAccount
+from app.db.ledger_models import LedgerTransfer
+from app.db.models import Deal, DealEvent, VirtualAccount
 from app.deals.pinning import pin
 from app.deals.workflow import DealContext, fire, timeline_row
 from app.domain import ledger

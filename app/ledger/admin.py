@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 
 from app.admin.base import RoleView
 from app.admin.paging import page_number, paginate
-from app.db.models import LedgerAccount, LedgerTransfer
+from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS, balance_of
 from app.domain.money import format_yuan
 from app.domain.timezone import SHANGHAI

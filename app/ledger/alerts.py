@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry
+from app.db.ledger_models import LedgerAccount, LedgerAlert, LedgerHotEntry
 from app.domain.ledger_batch import AccountState
 from app.ledger import engine as ledger_engine
 from app.platform.runtime import Runtime

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTransfer
+from app.db.ledger_models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTransfer
 from app.domain.ledger_batch import (
     RESOLUTIONS,
     TOTALS,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, SessionTransaction, aliased, make_transient_
 from sqlalchemy.orm.util import identity_key
 
 from app.db.base import utcnow
-from app.db.models import LedgerAccount, LedgerHotEntry, LedgerTransfer
+from app.db.ledger_models import LedgerAccount, LedgerHotEntry, LedgerTransfer
 from app.db.upsert import insert_if_absent
 from app.domain.ledger import (
     AccountSpec,

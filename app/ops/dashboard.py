@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from app.db.models import Deal, Job, LedgerAccount, LedgerHotEntry, LedgerTransfer, Payout, VirtualAccount
+from app.db.ledger_models import LedgerAccount, LedgerHotEntry, LedgerTransfer
+from app.db.models import Deal, Job, Payout, VirtualAccount
 from app.domain.ledger import balance_of
 from app.domain.timezone import SHANGHAI
 from app.ledger.alerts import AlertView, open_alerts

@@ -11,7 +11,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from app.bank_inbox.store import inbox_backlog
-from app.db.models import BankNotification, BankRateLimit, Job, LedgerTransfer, Payout, VirtualAccount
+from app.db.ledger_models import LedgerTransfer
+from app.db.models import BankNotification, BankRateLimit, Job, Payout, VirtualAccount
 from app.ledger.alerts import hot_account_figures
 from app.pdf.render import PDF_RENDER_SECONDS
 from app.platform.runtime import Runtime

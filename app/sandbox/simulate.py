@@ -21,7 +21,8 @@ from app.cities.publishing import validated
 from app.cities.simulation_runs import target
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
-from app.db.models import ConfigSimulation, User
+from app.db.config_models import ConfigSimulation
+from app.db.models import User
 from app.db.session import Database
 from app.deals import service as deals
 from app.deals.vocabulary import build_vocabulary

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from app.admin.base import RoleView
 from app.admin.paging import page_number, paginate
 from app.audit import log as audit
-from app.db.models import AuditEntry
+from app.db.audit_models import AuditEntry
 from app.platform.errors import CunguanError
 from app.users.service import ROLE_LABELS, create_user, list_users, set_active, set_password
 from app.web.access import runtime

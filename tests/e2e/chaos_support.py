@@ -51,16 +51,9 @@ from sqlalchemy import Engine, create_engine, func, select
 from app import create_app
 from app.bank_inbox import reconciliation
 from app.cities import publishing
-from app.db.models import (
-    BankNotification,
-    Deal,
-    DealEvent,
-    Job,
-    LedgerTransfer,
-    Payout,
-    ReconciliationItem,
-    VirtualAccount,
-)
+from app.db.ledger_models import LedgerTransfer
+from app.db.models import BankNotification, Deal, DealEvent, Job, Payout, VirtualAccount
+from app.db.reconciliation_models import ReconciliationItem
 from app.deals import service as deals
 from app.deals.service import Actor
 from app.deals.vocabulary import build_vocabulary

@@ -22,7 +22,8 @@ from sqlalchemy import func, select
 
 from app import create_app
 from app.bank_inbox import handlers, inbox, store
-from app.db.models import BankNotification, DealEvent, LedgerTransfer
+from app.db.ledger_models import LedgerTransfer
+from app.db.models import BankNotification, DealEvent
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import ConfigError, ValidationError
 from app.platform.runtime import Runtime

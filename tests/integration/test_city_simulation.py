@@ -15,7 +15,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.cities import publishing
-from app.db.models import ConfigSimulation, Deal
+from app.db.config_models import ConfigSimulation
+from app.db.models import Deal
 from app.platform.config import ROOT
 from app.platform.runtime import Runtime
 from app.sandbox.simulate import simulate

@@ -11,7 +11,8 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from app.cities import publishing
-from app.db.models import AuditEntry, CityConfigVersion, ConfigSimulation
+from app.db.audit_models import AuditEntry
+from app.db.config_models import CityConfigVersion, ConfigSimulation
 from app.platform.config import ROOT
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime

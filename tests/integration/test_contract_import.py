@@ -15,7 +15,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.banks import settings as bank_settings
-from app.db.models import AuditEntry, Deal, DealEvent, ImportedContract, Job, LedgerAccount, VirtualAccount
+from app.db.audit_models import AuditEntry
+from app.db.ledger_models import LedgerAccount
+from app.db.models import Deal, DealEvent, ImportedContract, Job, VirtualAccount
 from app.deals import service as deals
 from app.deals.workflow import DealContext, fire
 from app.domain import ledger

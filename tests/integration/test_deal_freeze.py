@@ -9,7 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db.models import AuditEntry, Job
+from app.db.audit_models import AuditEntry
+from app.db.models import Job
 from app.deals import freeze as deal_freeze
 from app.deals import service as deals
 from app.payouts import approvals as payout_approvals

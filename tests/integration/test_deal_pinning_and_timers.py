@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from app.cities import publishing
-from app.db.models import CityConfigSnapshot, Deal, DealEvent
+from app.db.config_models import CityConfigSnapshot
+from app.db.models import Deal, DealEvent
 from app.deals import service as deals
 from app.deals.timers import fire_due_timers
 from app.platform.runtime import Runtime

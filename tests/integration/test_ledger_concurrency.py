@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.db.base import utcnow
-from app.db.models import LedgerTransfer
+from app.db.ledger_models import LedgerTransfer
 from app.db.session import Database
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec

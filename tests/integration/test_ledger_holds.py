@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.db.models import LedgerTransfer
+from app.db.ledger_models import LedgerTransfer
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.ledger.repo import LedgerRepository, check_ledger

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app.db.models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTransfer
+from app.db.ledger_models import LedgerAccount, LedgerAlert, LedgerHotEntry, LedgerTransfer
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp

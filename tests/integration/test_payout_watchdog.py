@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from app.bank_inbox.handlers import REPAIR_MARKER
 from app.banks.gateway import BankRejected
-from app.db.models import BankNotification, Deal, Job, LedgerTransfer
+from app.db.ledger_models import LedgerTransfer
+from app.db.models import BankNotification, Deal, Job
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts.submission import PAYOUT_CHECK_DELAY_ENV, PAYOUT_CHECK_DELAY_S, payout_check_delay_s

@@ -12,7 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.bank_inbox import suspense
-from app.db.models import Deal, LedgerTransfer, Payout
+from app.db.ledger_models import LedgerTransfer
+from app.db.models import Deal, Payout
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import lifecycle

@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import inspect, select, text
 
 from app import create_app
-from app.db.models import AuditEntry, Deal
+from app.db.audit_models import AuditEntry
+from app.db.models import Deal
 from app.db.pii import keyring, read_pii_keys, rotate_pii_key
 from app.db.session import make_engine
 from app.deals import service as deals

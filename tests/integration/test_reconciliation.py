@@ -20,7 +20,9 @@ from werkzeug.serving import make_server
 
 from app.bank_inbox import reconciliation
 from app.bank_inbox.store import inbox_partition
-from app.db.models import BankNotification, LedgerTransfer, ReconciliationRun
+from app.db.ledger_models import LedgerTransfer
+from app.db.models import BankNotification
+from app.db.reconciliation_models import ReconciliationRun
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.config import BankEndpoint

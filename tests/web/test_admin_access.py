@@ -143,7 +143,7 @@ def test_every_admin_page_by_every_role(app: Flask, client: FlaskClient, login: 
 def test_admin_pages_are_chinese_with_security_headers_and_the_alert_banner(
     login: Login, rt: Runtime, users: dict
 ) -> None:
-    from app.db.models import LedgerAlert
+    from app.db.ledger_models import LedgerAlert
     from app.domain import ledger
     from app.ledger.repo import LedgerRepository
 

@@ -11,7 +11,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from app.db.models import AuditEntry, Job, LedgerAccount, Payout, SuspenseItem
+from app.db.audit_models import AuditEntry
+from app.db.ledger_models import LedgerAccount
+from app.db.models import Job, Payout, SuspenseItem
 from app.ledger.repo import LedgerRepository
 from app.platform.runtime import Runtime
 from app.users.service import password_problem

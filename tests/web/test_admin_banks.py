@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 from gmssl import sm3 as gm_sm3
 from sqlalchemy import select, update
 
-from app.db.models import AuditEntry, Job, VirtualAccount
+from app.db.audit_models import AuditEntry
+from app.db.models import Job, VirtualAccount
 from app.ops import dashboard
 from app.ops.dashboard import SHANGHAI
 from app.platform.runtime import Runtime

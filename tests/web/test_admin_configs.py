@@ -12,7 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.cities import publishing
-from app.db.models import AuditEntry, CityConfigVersion, ConfigSimulation, Job
+from app.db.audit_models import AuditEntry
+from app.db.config_models import CityConfigVersion, ConfigSimulation
+from app.db.models import Job
 from app.platform.config import ROOT
 from app.platform.errors import NotFound
 from app.platform.runtime import Runtime

@@ -10,7 +10,8 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
-from app.db.models import AuditEntry, Job, Payout
+from app.db.audit_models import AuditEntry
+from app.db.models import Job, Payout
 from app.deals import freeze as deal_freeze
 from app.deals import service as deals
 from app.platform.runtime import Runtime

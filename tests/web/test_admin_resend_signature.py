@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.agreements.service import verify_agreement_pdf
-from app.db.models import AuditEntry
+from app.db.audit_models import AuditEntry
 from app.deals import service as deals
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token

@@ -8,7 +8,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.db.models import AuditEntry
+from app.db.audit_models import AuditEntry
 from app.deals import service as deals
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token

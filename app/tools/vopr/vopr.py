@@ -57,7 +57,8 @@ from app.banks.protocol import encode_json
 from app.cities.sources import DbCitySource
 from app.crypto.keys import ensure_keys
 from app.db.base import Base
-from app.db.models import Deal, Job, LedgerAccount, LedgerTransfer, Payout, SuspenseItem, VirtualAccount
+from app.db.ledger_models import LedgerAccount, LedgerTransfer
+from app.db.models import Deal, Job, Payout, SuspenseItem, VirtualAccount
 from app.db.pii import keyring
 from app.db.session import Database
 from app.deals import service as deals

@@ -1,0 +1,81 @@
+"""Reconciliation tables: one run per statement, one item per line or missing payout."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base, UTCDateTime
+
+RECONCILIATION_STATUSES = (
+    "matched",
+    "repaired",
+    "suspense",
+    "amount_mismatch",
+    "mismatch",
+    "unknown_debit",
+    "payout_missing",
+    "invalid",
+    "error",
+)
+
+
+class ReconciliationRun(Base):
+    """One reconciliation of a bank's daily statement with our inbox and ledger; every run is kept."""
+
+    __tablename__ = "reconciliation_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_code: Mapped[str] = mapped_column(String(16))
+    statement_date: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(160))  # "bank", or "file:<name>" for a file someone gave us
+    statement_sm3: Mapped[str] = mapped_column(String(64))
+    complete: Mapped[bool] = mapped_column()
+    line_count: Mapped[int] = mapped_column(Integer)  # rows after the header
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)  # status -> items
+    unresolved: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    items: Mapped[list[ReconciliationItem]] = relationship(
+        order_by="ReconciliationItem.id", back_populates="run", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_reconciliation_runs_bank_day", "bank_code", "statement_date"),)
+
+
+class ReconciliationItem(Base):
+    """A statement line (row_no set) or one of our payouts the statement lacks (row_no empty), with its outcome."""
+
+    __tablename__ = "reconciliation_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"), index=True)
+    row_no: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(24))
+    resolved: Mapped[bool] = mapped_column()
+    direction: Mapped[str | None] = mapped_column(String(8))
+    bank_reference: Mapped[str | None] = mapped_column(String(64))
+    account_no: Mapped[str | None] = mapped_column(String(40))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as the statement says
+    our_amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as our ledger or payout says
+    counterparty_name: Mapped[str | None] = mapped_column(String(128))
+    payout_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    deal_no: Mapped[str | None] = mapped_column(String(32))
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    detail: Mapped[str] = mapped_column(Text)  # Chinese, for finance
+
+    run: Mapped[ReconciliationRun] = relationship(back_populates="items")
+
+    __table_args__ = (CheckConstraint(f"status IN {RECONCILIATION_STATUSES!r}", name="status_known"),)
