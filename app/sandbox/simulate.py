@@ -35,16 +35,10 @@ from app.platform.config import BankEndpoint
 from app.platform.errors import CunguanError
 from app.platform.runtime import KeyStore, Runtime
 from app.sandbox.bank import SANDBOX_THREADS, BankProblem, SandboxBank
-from app.sandbox.drivers import (
-    PathProblem,
-    People,
-    ProductDriver,
-    QuietLog,
-    SandboxClock,
-    SignOnce,
-    Unreachable,
-)
+from app.sandbox.drivers import ProductDriver
 from app.sandbox.forms import parse_details
+from app.sandbox.harness import People, QuietLog, SandboxClock, SignOnce
+from app.sandbox.steps import PathProblem, Unreachable
 from app.state_machine.paths import enumerate_paths
 from app.tools.banksim.banks import SIMULATED_BANKS
 

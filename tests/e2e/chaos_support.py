@@ -8,7 +8,7 @@ retries, queries), the bank simulator (its own process: accounts, arrivals, payo
 ledger, the workflows, `flask city simulate`, `flask reconcile` and `flask ledger check`.
 
 The one shortcut: agreements. Each one renders and signs a real PDF (~0.5 s), which several hundred deals cannot
-afford in a test, so the driver confirms deals with `SignOnce` (app/sandbox/drivers.py, what the
+afford in a test, so the driver confirms deals with `SignOnce` (app/sandbox/harness.py, what the
 simulation sandbox uses): the first confirmation renders and signs one real agreement, every later deal gets
 its own agreement row carrying a copy of that signed file. Everything after the agreement is untouched.
 
@@ -59,7 +59,7 @@ from app.deals.service import Actor
 from app.deals.vocabulary import build_vocabulary
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
-from app.sandbox.drivers import SignOnce
+from app.sandbox.harness import SignOnce
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.statements import BANK_TIMEZONE
 from app.users.service import create_user
