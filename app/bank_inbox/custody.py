@@ -2,8 +2,8 @@
 (`arrival:<bank>:<ref>`, from the bank's clearing account), money matched after a late `account_opened`
 (`rematch:<bank>:<ref>`, from suspense) and money finance matched by hand (`match:<bank>:<ref>`, from
 suspense). Reconciliation's 补单 comes through the arrival's handler. The transfer id is the bank's
-reference, so the same money is credited once whatever carries it; the deal's workflow hears of it (with
-where the money came from) only when it was credited now."""
+reference, so the same money is credited once whatever carries it; its origin (the payer's account) is recorded with
+it, and the deal's workflow hears of it (with where the money came from) only when it was credited now."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from app.deals.workflow import DealContext, fire_or_note
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
 from app.ledger.repo import LedgerRepository
+from app.payouts import origins
 from app.platform.runtime import Runtime
 
 CreditKind = Literal["arrival", "rematch", "match"]
@@ -54,9 +55,10 @@ def credit_custody(
     so the workflow records where the money came from. Returns the event's outcome, or
     `duplicate_bank_reference` when this money was credited before (then nothing else happens)."""
     source, custody = credit.source(), ledger.deal_custody(deal.deal_no)
+    transfer_id = credit_transfer_id(credit.kind, credit.bank_code, credit.bank_reference)
     _, created = LedgerRepository(session).post(
         TransferSpec(
-            id=credit_transfer_id(credit.kind, credit.bank_code, credit.bank_reference),
+            id=transfer_id,
             debit_code=source.code,
             credit_code=custody.code,
             amount_fen=credit.amount_fen,
@@ -68,6 +70,10 @@ def credit_custody(
     )
     if not created:
         return "duplicate_bank_reference"
+    if credit.payer_account:  # whatever the deal's state: a refund may go back there (原路退回)
+        origins.record(
+            session, deal, transfer_id, credit.payer_account, credit.payer_name, credit.amount_fen, rt.clock()
+        )
     origin = {"payer_account": credit.payer_account, "payer_name": credit.payer_name, "amount_fen": credit.amount_fen}
     detail = {"amount_fen": credit.amount_fen, "bank_reference": credit.bank_reference, **detail}
     return fire_or_note(DealContext(rt, session, deal, actor, origin), arrival_event(rt, deal), detail)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 # The tables kept in sibling modules by subject: imported so that Base.metadata holds every table.
-from app.db import audit_models, config_models, ledger_models, reconciliation_models  # noqa: F401
+from app.db import audit_models, config_models, ledger_models, payee_models, reconciliation_models  # noqa: F401
 from app.db.base import Base, UTCDateTime, utcnow
 from app.db.pii import EncryptedString, EncryptedText, blind_index_column_info, install_blind_indexes
 

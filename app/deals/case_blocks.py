@@ -9,8 +9,8 @@ action the facts are saved back and its instructions carried out in the same tra
   the amount held out of custody, the bank call queued (or left for approval). The payouts of one action
   form a *release group*: the workflow hears `payout_succeeded`/`refund_succeeded` once all of them are
   paid, `…_failed` once all are final and one failed (`app/payouts/results.py`). A retry re-sends exactly
-  the failed ones. A refund paid to where money came from lowers what that origin may still get back
-  (原路退回 never returns more than came in).
+  the failed ones. The case's `origins` are read fresh from the origins recorded with each custody credit
+  (`app/payouts/origins.py`), less what refunds gave back, so 原路退回 never returns more than came in.
 - fund_draw, freeze, unfreeze, report: kept on the deal's timeline as an instruction to the fund centre,
   the bank or the supervisor; their answers come back as events (a person records them, or the arrival
   of the fund centre's money)."""
@@ -30,6 +30,7 @@ from app.deals.workflow import DealContext, fire_or_note, note
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
+from app.payouts import amendments, origins
 from app.payouts.lifecycle import PayoutOrder, open_group, retry_failed
 from app.payouts.status import PayoutPurpose
 from app.platform.errors import LedgerError, WorkflowError
@@ -38,7 +39,7 @@ from app.queue.jobs import enqueue
 from app.state_machine import building_blocks as blocks
 from app.state_machine.parameters import resolve
 
-COMPUTED = frozenset({"custody_fen", "custody_amount_fen"})  # read fresh every time, never saved as facts
+COMPUTED = frozenset({"custody_fen", "custody_amount_fen", "origins"})  # read fresh every time, never saved
 PAYER_ROLES = frozenset({"buyer", "tenant", "owner", "applicant"})
 PAYEE_ROLES = frozenset({"seller", "landlord", "contractor", "beneficiary", "developer"})
 RETRY_EVENTS = frozenset({"retry_payout", "retry_refund"})
@@ -76,6 +77,11 @@ def case_context(ctx: DealContext) -> blocks.CaseContext:
         **copy.deepcopy(deal.facts or {}),  # a copy: facts saved back must differ from what was loaded
         "custody_fen": free_in_custody(ctx.session, deal),
         "custody_amount_fen": deal.custody_amount_fen,
+        "origins": [
+            {"account": o.account, "name": o.name, "amount_fen": o.left_fen}
+            for o in origins.of_deal(ctx.session, deal.id)
+            if o.left_fen > 0
+        ],
     }
     return blocks.CaseContext(resolve(definition.parameters, product.overrides()), case, product.release, ctx.payload)
 
@@ -84,45 +90,49 @@ def _save_facts(deal: Deal, case: dict[str, Any]) -> None:
     deal.facts = {name: value for name, value in case.items() if name not in COMPUTED}  # a new dict: JSON change
 
 
-def _latest_origin(deal: Deal) -> tuple[str | None, str | None]:
-    origins = (deal.facts or {}).get("origins", [])
-    if not origins:
-        return None, None
-    return origins[-1]["account"], origins[-1].get("name")
-
-
-def _payee(deal: Deal, instruction: blocks.Instruction) -> tuple[str, str]:
-    """(name, account) the money goes to. A role names a party; a refund to the payer goes back to the
-    account the payer paid from; anything else is itself an account that money came from."""
+def _orders(ctx: DealContext, instruction: blocks.Instruction, left: dict[str, int]) -> list[PayoutOrder]:
+    """The payouts one instruction becomes. A receiving role is paid to the account the agreement (or an
+    approved amendment) names; a refund to the paying party goes back to the accounts money came from, oldest
+    first, each at most what it has still to get back (`left`, lowered as orders take it); an account is
+    itself an origin. The payee rules (`payouts.payees`) check each order again."""
+    purpose = PayoutPurpose.REFUND if instruction.kind == "refund" else PayoutPurpose.RELEASE
     if instruction.payee in PAYEE_ROLES:
-        name, account = deal.seller_name, deal.seller_bank_account
-    elif instruction.payee in PAYER_ROLES:
-        name, account = deal.buyer_name, deal.buyer_bank_account
-        if instruction.kind == "refund" or account is None:
-            origin_account, origin_name = _latest_origin(deal)
-            account, name = origin_account or account, origin_name or name
-    else:
-        origin = next(
-            (o for o in (deal.facts or {}).get("origins", []) if o["account"] == instruction.payee), {"name": None}
+        name, account = amendments.named_payee(ctx.session, ctx.deal)
+        return [PayoutOrder(instruction.amount_fen, _named(name, instruction), _named(account, instruction), purpose)]
+    known = origins.of_deal(ctx.session, ctx.deal.id)
+    candidates = known if instruction.payee in PAYER_ROLES else [o for o in known if o.account == instruction.payee]
+    orders, remaining = [], instruction.amount_fen
+    for origin in candidates:
+        amount = min(remaining, left.get(origin.account, origin.left_fen))
+        if amount > 0:
+            name = origin.name or ctx.deal.buyer_name
+            orders.append(PayoutOrder(amount, _named(name, instruction), origin.account, purpose))
+            left[origin.account] = left.get(origin.account, origin.left_fen) - amount
+            remaining -= amount
+    if remaining > 0:
+        raise WorkflowError(
+            "退款只能原路退回，付款账户可退金额不足",
+            code="REFUND_ABOVE_ORIGIN",
+            details={"payee": instruction.payee, "memo": instruction.memo, "unmatched_fen": remaining},
         )
-        name, account = origin.get("name") or deal.buyer_name, instruction.payee
-    if not account or not name:
+    return orders
+
+
+def _named(value: str | None, instruction: blocks.Instruction) -> str:
+    if not value:
         raise WorkflowError(
             "收款方或收款账户未登记，无法划付",
             code="PAYEE_ACCOUNT_MISSING",
             details={"payee": instruction.payee, "memo": instruction.memo},
         )
-    return name, account
+    return value
 
 
 def _pay(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
-    """One release group: a payout (or refund) per instruction, made by the payouts package."""
-    orders = []
-    for instruction in instructions:
-        name, account = _payee(ctx.deal, instruction)
-        purpose = PayoutPurpose.REFUND if instruction.kind == "refund" else PayoutPurpose.RELEASE
-        orders.append(PayoutOrder(instruction.amount_fen, name, account, purpose))
-    open_group(ctx, orders)
+    """One release group: a payout (or refund) per instruction (a refund to the payer may be several, one
+    per origin), made by the payouts package."""
+    left: dict[str, int] = {}
+    open_group(ctx, [order for instruction in instructions for order in _orders(ctx, instruction, left)])
 
 
 def _hold_frozen(ctx: DealContext, instruction: blocks.Instruction) -> None:

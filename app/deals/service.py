@@ -190,8 +190,8 @@ def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed
 @dataclass(frozen=True)
 class ManualAction:
     """An event a person fires on a deal with a reason; `fields` are the extra inputs it needs:
-    `deduction` (yuan kept from a deposit), `payee` (who receives the money: name and account) or
-    `frozen_account` (where the bank froze a guarantee's money)."""
+    `deduction` (yuan kept from a deposit) or `frozen_account` (where the bank froze a guarantee's money).
+    No action takes a payee: money goes where the signed agreement (or an approved amendment) says."""
 
     label: str
     roles: tuple[str, ...] = ("ops",)
@@ -206,7 +206,6 @@ class ManualAction:
 # each extra field of a manual action and the form inputs it is typed into
 FIELD_INPUTS = {
     "deduction": ("deduction",),
-    "payee": ("payee_name", "payee_account"),
     "frozen_account": ("frozen_account",),
 }
 
@@ -220,13 +219,13 @@ MANUAL_ACTIONS = {
     "stage_completed": ManualAction("登记阶段完工"),
     "stage_accepted": ManualAction("阶段验收通过"),
     "stage_rejected": ManualAction("阶段验收不通过"),
-    "purchase_signed": ManualAction("已签购房合同，意向金转付", fields=("payee",)),
+    "purchase_signed": ManualAction("已签购房合同，意向金转付开发企业"),
     "buyer_withdrew": ManualAction("买方放弃购买，原路退回"),
     "policy_cancelled": ManualAction("因政策取消，原路退回"),
     "gov_approved": ManualAction("监管部门核准放款"),
     "gov_rejected": ManualAction("监管部门不予放款"),
     "conditions_met": ManualAction("解冻条件达成"),
-    "claim_made": ManualAction("担保索赔，向受益人付款", fields=("payee",)),
+    "claim_made": ManualAction("担保索赔，向受益人付款"),
     "freeze_confirmed": ManualAction("银行已冻结", fields=("frozen_account",)),
     "freeze_failed": ManualAction("银行冻结失败"),
     "unfreeze_confirmed": ManualAction("银行已解冻"),
@@ -235,15 +234,10 @@ MANUAL_ACTIONS = {
 
 
 def _action_payload(deal: Deal, action: ManualAction, inputs: dict[str, str], now: datetime) -> dict[str, Any]:
-    """The event payload from the action's extra inputs; a named payee becomes the deal's receiving party."""
+    """The event payload from the action's extra inputs."""
     payload: dict[str, Any] = {}
     if "deduction" in action.fields:
         payload["deduction_fen"] = parse_yuan(inputs.get("deduction") or "0")
-    if "payee" in action.fields:
-        name, account = (inputs.get("payee_name") or "").strip(), (inputs.get("payee_account") or "").strip()
-        if not name or not BANK_ACCOUNT.fullmatch(account):
-            raise ValidationError("请填写收款人户名和收款账号（8–32 位数字）", code="PAYEE_INVALID")
-        deal.seller_name, deal.seller_bank_account = name, account
     if "frozen_account" in action.fields:
         _record_frozen_account(deal, (inputs.get("frozen_account") or "").strip(), now)
     return payload

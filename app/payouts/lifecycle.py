@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Deal, Payout, SuspenseItem
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext
-from app.payouts import holds, submission
+from app.payouts import amendments, holds, payees, submission
 from app.payouts.status import PayoutPurpose, PayoutStatus
 from app.platform.errors import ValidationError, WorkflowError
 from app.platform.runtime import Runtime
@@ -73,9 +73,11 @@ def open_deal_payout(ctx: DealContext, order: PayoutOrder, *, group: str | None 
 
     The hold (custody -> bank clearing) is what makes a second release of the same money impossible while
     the bank works. A payout above the city's approval threshold (for its operation: payout or refund) holds
-    the money but waits for other people's approval before the bank sees it."""
+    the money but waits for other people's approval before the bank sees it. The payee and amount rules
+    (`payees.check`) refuse, before anything exists, a payee or amount the agreement does not allow."""
     assert order.purpose in (PayoutPurpose.RELEASE, PayoutPurpose.REFUND), order.purpose
     deal = ctx.deal
+    payees.check(ctx.session, deal, order.purpose, order.payee_account, order.amount_fen)
     operation = "refund" if order.purpose == PayoutPurpose.REFUND else "payout"
     required = (
         pinned_city(ctx.rt, ctx.session, deal).product(deal.product).approvers_required(operation, order.amount_fen)
@@ -103,12 +105,20 @@ def open_group(ctx: DealContext, orders: list[PayoutOrder]) -> str:
 
 
 def retry_failed(ctx: DealContext) -> str:
-    """Re-send the payouts of the deal's last group that failed, as a new group; the paid ones stay paid."""
+    """Re-send the payouts of the deal's last group that failed, as a new group; the paid ones stay paid. A
+    release goes to the account named now (an approved amendment may have replaced the failed one)."""
     failed = _failed_of_last_group(ctx.deal)
     if not failed:
         raise WorkflowError("没有可重新划付的失败款项", code="NOTHING_TO_RETRY")
-    orders = [PayoutOrder(p.amount_fen, p.payee_name, p.payee_account, PayoutPurpose(p.purpose)) for p in failed]
-    return open_group(ctx, orders)
+    return open_group(ctx, [_again(ctx, payout) for payout in failed])
+
+
+def _again(ctx: DealContext, payout: Payout) -> PayoutOrder:
+    if payout.purpose == PayoutPurpose.RELEASE:
+        name, account = amendments.named_payee(ctx.session, ctx.deal)
+        if name and account:
+            return PayoutOrder(payout.amount_fen, name, account, PayoutPurpose.RELEASE)
+    return PayoutOrder(payout.amount_fen, payout.payee_name, payout.payee_account, PayoutPurpose(payout.purpose))
 
 
 def _next_group(deal: Deal) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Deal, Payout
+from app.db.models import Payout
 from app.deals.workflow import DealContext, fire_or_note, note
 from app.payouts import holds
 from app.payouts.status import PayoutPurpose, PayoutStatus, is_final
@@ -47,8 +47,6 @@ def apply_result(
         detail["failure_reason"] = reason or ""
     if marker:
         detail["marker"] = marker
-    if payout.status == PayoutStatus.SUCCEEDED and payout.purpose == PayoutPurpose.REFUND:
-        _reduce_origin(payout.deal, payout)
     ctx = DealContext(rt, session, payout.deal, actor, {"payout": payout})
     if payout.release_group is None:  # `payout_succeeded` or `payout_failed`
         return fire_or_note(ctx, f"payout_{payout.status.value}", detail)
@@ -67,21 +65,6 @@ def _group_final(ctx: DealContext, session: Session, payout: Payout, detail: dic
     paid = all(p.status == PayoutStatus.SUCCEEDED for p in group)
     outcome = PayoutStatus.SUCCEEDED if paid else PayoutStatus.FAILED
     return fire_or_note(ctx, f"{kind}_{outcome.value}", detail)  # e.g. `refund_succeeded`, `payout_failed`
-
-
-def _reduce_origin(deal: Deal, payout: Payout) -> None:
-    """A refund paid to where money came from lowers what that origin may still get back (原路退回 never
-    returns more to an account than came from it)."""
-    facts = dict(deal.facts or {})
-    origins = [dict(origin) for origin in facts.get("origins", [])]
-    left = payout.amount_fen
-    for origin in reversed(origins):
-        if origin["account"] == payout.payee_account and left > 0:
-            taken = min(left, origin["amount_fen"])
-            origin["amount_fen"] -= taken
-            left -= taken
-    facts["origins"] = [origin for origin in origins if origin["amount_fen"] > 0]
-    deal.facts = facts
 
 
 def _return_final(rt: Runtime, payout: Payout) -> str:

@@ -35,7 +35,6 @@ BANK_ANSWERS = PAYMENT_RESULTS | {"account_opened"}
 ARRIVALS = frozenset({"funds_arrived", "fund_drawn"})
 NOTED_LABEL = "已记录，未触发流转"  # workflow_runner.fire_or_note: an event the state did not take
 FUND_CENTRE = ("住房公积金管理中心", "955880000000000001")
-CLAIM_PAYEE = {"payee_name": "王五", "payee_account": "6222020200112233445"}
 UNGUARDED_ARRIVAL_FEN = 100  # money that changes no guard: a small overpayment
 
 
@@ -264,8 +263,6 @@ class PathRun:
             with self._deal() as (_, deal):
                 deposit_fen = (deal.facts or {}).get("deposit_custody_fen", 0)
             inputs["deduction"] = f"{deposit_fen // 4 // 100}.{deposit_fen // 4 % 100:02d}"
-        if "payee" in fields:
-            inputs |= CLAIM_PAYEE
         if "frozen_account" in fields:
             with self._deal() as (_, deal):
                 bank_code, amount_fen = deal.bank_code, deal.custody_amount_fen

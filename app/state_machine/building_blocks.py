@@ -137,14 +137,11 @@ def settle_stage(ctx: CaseContext) -> None:
 
 
 def record_payer_account(ctx: CaseContext) -> None:
-    """Remember where each arrival came from: refunds may only go back there (原路退回)."""
+    """An arrival must say where it came from: refunds may only go back there (原路退回). The origin itself is
+    recorded with the custody credit, in whatever state the deal is; the case reads them as `origins`."""
     account, amount = ctx.payload.get("payer_account"), ctx.payload.get("amount_fen")
     if not isinstance(account, str) or not account or not isinstance(amount, int) or amount <= 0:
         raise WorkflowError("到账通知缺少付款账户或金额", code="ARRIVAL_ORIGIN_MISSING")
-    origin: dict[str, Any] = {"account": account, "amount_fen": amount}
-    if isinstance(ctx.payload.get("payer_name"), str):
-        origin["name"] = ctx.payload["payer_name"]
-    ctx.case.setdefault("origins", []).append(origin)
 
 
 def refund_to_origin(ctx: CaseContext) -> None:
@@ -163,7 +160,11 @@ def refund_to_origin(ctx: CaseContext) -> None:
 def refund_excess(ctx: CaseContext) -> None:
     """After the agreed release: whatever is still in custody was paid in too much; it goes back to the
     latest arrivals' accounts first (the overpayment is the last money in)."""
-    remaining = ctx.fact("custody_fen")
+    _refund_latest_first(ctx, ctx.fact("custody_fen"))
+
+
+def _refund_latest_first(ctx: CaseContext, amount_fen: int) -> None:
+    remaining = amount_fen
     for origin in reversed(ctx.case.get("origins", [])):
         amount = min(remaining, origin["amount_fen"])
         ctx.emit("refund", amount, origin["account"], "多付款项原路退回")
@@ -171,7 +172,13 @@ def refund_excess(ctx: CaseContext) -> None:
 
 
 def release_custody(ctx: CaseContext) -> None:
-    ctx.emit("payout", ctx.fact("custody_fen"), ctx.fact("payee"), "存管资金释放")
+    """Release to the payee what the agreement puts in custody, never more; anything paid in beyond it goes
+    back by original route in the same group (an intent deposit of 50,000 paid 70,000: 50,000 to the
+    developer, 20,000 back)."""
+    free = ctx.fact("custody_fen")
+    agreed = min(free, ctx.fact("custody_amount_fen"))
+    ctx.emit("payout", agreed, ctx.fact("payee"), "存管资金释放")
+    _refund_latest_first(ctx, free - agreed)
 
 
 def request_freeze(ctx: CaseContext) -> None:

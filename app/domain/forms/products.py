@@ -143,9 +143,13 @@ def _gov_escrow(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any]
 
 
 def _intent_deposit(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The seller is not known yet: whoever receives the deposit is named when the purchase is signed."""
+    """The developer the deposit goes to once the purchase is signed is named, with its account, in the
+    agreement (the receiving party)."""
     columns = {
         **_party("buyer", clean, name="buyer_name", id_number="buyer_id_number", phone="buyer_phone"),
+        **_party(
+            "seller", clean, name="developer_name", id_number="developer_uscc", bank_account="developer_bank_account"
+        ),
         "property_address": clean["property_address"],
         "price_fen": clean["deposit_amount"],
         "custody_amount_fen": clean["deposit_amount"],
@@ -154,10 +158,11 @@ def _intent_deposit(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, 
 
 
 def _guarantee_release(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The applicant's own money is frozen at the bank; a claim pays the beneficiary named with the claim."""
+    """The applicant's own money is frozen at the bank; a claim pays the beneficiary the agreement names."""
     id_number = clean.get("applicant_id_number") or clean.get("applicant_uscc")
     columns = {
         **_party("buyer", clean, name="applicant_name", phone="applicant_phone"),
+        **_party("seller", clean, name="beneficiary_name", bank_account="beneficiary_bank_account"),
         "buyer_id_number": id_number,
         "price_fen": clean["freeze_amount"],
         "custody_amount_fen": clean["freeze_amount"],
@@ -172,7 +177,7 @@ PARTY_LABELS = {
     "rent_custody": ("承租人", "出租人"),
     "provident_fund_rent": ("承租人", "出租人"),
     "renovation_escrow": ("业主", "装修企业"),
-    "intent_deposit": ("意向购房人", "收款方"),
+    "intent_deposit": ("意向购房人", "开发企业"),
     "guarantee_release": ("申请人", "受益人"),
 }
 
