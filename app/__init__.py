@@ -58,12 +58,23 @@ def _register_web(app: Flask) -> None:
     from app.deals import web as deals
     from app.ops import metrics_web as metrics
     from app.ops import web as api
+    from app.payouts import amendment_web as payee_amendments
     from app.payouts import web as payouts
     from app.users import web as auth
     from app.web import banners, errors, filters
     from app.web.access import require_login
 
-    for blueprint in (auth.bp, deals.bp, callbacks.bp, api.bp, metrics.bp, finance.bp, payouts.bp, agreements.bp):
+    for blueprint in (
+        auth.bp,
+        deals.bp,
+        callbacks.bp,
+        api.bp,
+        metrics.bp,
+        finance.bp,
+        payouts.bp,
+        agreements.bp,
+        payee_amendments.bp,
+    ):
         app.register_blueprint(blueprint)
     from app.platform.request_context import register as register_request_context
 

@@ -15,6 +15,7 @@ def register(app: Flask) -> Admin:
     from app.ledger.admin import LedgerView
     from app.ops.admin import DashboardView
     from app.payouts.admin import PayoutsView
+    from app.payouts.amendment_admin import PayeeAmendmentsView
     from app.users.admin import AuditView, UsersView
 
     admin = Admin(
@@ -29,6 +30,7 @@ def register(app: Flask) -> Admin:
         ConfigsView(name="城市配置", endpoint="admin_configs", url="/admin/configs"),
         SuspenseView(name="挂账队列", endpoint="admin_suspense", url="/admin/suspense"),
         PayoutsView(name="付款审批", endpoint="admin_payouts", url="/admin/payouts"),
+        PayeeAmendmentsView(name="收款账户变更", endpoint="admin_payee_amendments", url="/admin/payee-amendments"),
         JobsView(name="任务", endpoint="admin_jobs", url="/admin/jobs"),
         UsersView(name="用户", endpoint="admin_users", url="/admin/users"),
         BanksView(name="银行", endpoint="admin_banks", url="/admin/banks"),

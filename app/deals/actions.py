@@ -8,7 +8,7 @@ from app.db.models import Agreement, Deal, Payout, VirtualAccount
 from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext
-from app.payouts import holds, lifecycle
+from app.payouts import amendments, holds, lifecycle
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 
@@ -45,8 +45,9 @@ def record_virtual_account(ctx: DealContext) -> None:
 
 
 def request_payout(ctx: DealContext) -> None:
-    """Resale and government escrow: the custody amount to the seller."""
-    seller_name, seller_account = ctx.deal.seller_name, ctx.deal.seller_bank_account
+    """Resale and government escrow: the custody amount to the seller's account the agreement names (or an
+    approved amendment's)."""
+    seller_name, seller_account = amendments.named_payee(ctx.session, ctx.deal)
     assert seller_name and seller_account, "escrow deals are created with the seller's account"
     lifecycle.open_deal_payout(ctx, lifecycle.PayoutOrder(ctx.deal.custody_amount_fen, seller_name, seller_account))
 

@@ -96,8 +96,9 @@ def propose(rt: Runtime, actor: Actor, deal_id: int, payee_name: str, account: s
         return amendment.id
 
 
-def approve(rt: Runtime, actor: Actor, amendment_id: int) -> None:
-    """A second person approves: from now on the deal's releases go to the amendment's account."""
+def approve(rt: Runtime, actor: Actor, amendment_id: int) -> int:
+    """A second person approves: from now on the deal's releases go to the amendment's account. Returns
+    the deal's id."""
     if actor.role not in APPROVER_ROLES:
         raise ValidationError("只有运营或财务可以审批收款账户变更", code="ROLE_NOT_ALLOWED")
     with rt.db.uow() as uow:
@@ -123,3 +124,4 @@ def approve(rt: Runtime, actor: Actor, amendment_id: int) -> None:
             detail={"amendment_id": amendment.id, "proposed_by": amendment.proposed_by},
         )
         uow.commit()
+        return deal.id

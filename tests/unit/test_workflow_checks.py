@@ -226,11 +226,11 @@ def test_renovation_stages_come_from_the_city_and_add_up_to_the_custody_amount()
 
 
 def test_refund_goes_back_only_to_where_the_money_came_from() -> None:
-    ctx = CaseContext({}, {"custody_fen": 0})
-    for account, amount in (("6222000011112222", 30_000), ("6222000033334444", 20_000)):
-        ctx.payload = {"payer_account": account, "amount_fen": amount}
-        blocks_registry.actions["record_payer_account"](ctx)
-    ctx.case["custody_fen"] = 50_000
+    origins = [
+        {"account": "6222000011112222", "amount_fen": 30_000},
+        {"account": "6222000033334444", "amount_fen": 20_000},
+    ]
+    ctx = CaseContext({}, {"custody_fen": 50_000, "origins": origins})
     blocks_registry.actions["refund_to_origin"](ctx)
     assert [(i.payee, i.amount_fen) for i in ctx.instructions] == [
         ("6222000011112222", 30_000),
@@ -240,6 +240,10 @@ def test_refund_goes_back_only_to_where_the_money_came_from() -> None:
     with pytest.raises(WorkflowError) as caught:
         blocks_registry.actions["refund_to_origin"](ctx)
     assert caught.value.code == "REFUND_ORIGIN_UNKNOWN"
+    ctx.payload = {"amount_fen": 1}
+    with pytest.raises(WorkflowError) as missing:
+        blocks_registry.actions["record_payer_account"](ctx)
+    assert missing.value.code == "ARRIVAL_ORIGIN_MISSING", "an arrival must say where it came from"
 
 
 def test_graph_marks_final_states_and_timer_edges() -> None:

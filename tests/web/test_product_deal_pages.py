@@ -23,9 +23,10 @@ def test_rent_custody_deal_page_names_tenant_and_landlord(login: Login, rt: Runt
     assert "110***********002X" in page and "11010519491231002X" not in page, "ID numbers masked"
 
 
-def test_intent_deposit_without_a_payee_yet_shows_in_the_deal_page_and_the_admin(login: Login, rt: Runtime) -> None:
+def test_intent_deposit_names_its_developer_in_the_deal_page_and_the_admin(login: Login, rt: Runtime) -> None:
     deal_id = deals.create_deal(rt, actor(rt, "agent"), "310000", "intent_deposit", INTENT_FORM)
-    assert "待登记" in login("agent").get(f"/deals/{deal_id}").text
+    page = login("agent").get(f"/deals/{deal_id}").text
+    assert "开发企业" in page and INTENT_FORM["developer_name"] in page and "待登记" not in page
     ops = login("ops")
     detail = ops.get(f"/admin/deals/{deal_id}")
     assert detail.status_code == 200 and "意向购房人" in detail.text
