@@ -8,6 +8,7 @@ from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.models import Deal, Job, Payout, SuspenseItem
 from app.domain import ledger
 from app.ledger.repo import LedgerRepository, check_ledger
+from app.payouts import payees
 from app.payouts.status import PayoutPurpose, PayoutStatus
 from app.tools.vopr.environment import BANK
 from app.tools.vopr.world import FINAL_STATES, SeedWorld
@@ -23,7 +24,8 @@ class Invariants(SeedWorld):
         paid out); every arrival reached the ledger, and each bank reference reached custody at most once;
         the platform's and the bank's payout outcomes agree and no deal's seller was paid twice; every deal is
         final and its custody balance is exactly what its buyer paid minus what was released and what arrived after
-        it ended (returned by original route); every job done."""
+        it ended (returned by original route); every payout's payee satisfies the payee rule, no origin got back
+        more than it paid, no release exceeded its agreed amount (`payouts.payees`); every job done."""
         bank = self.bank
         for payout_id, times in bank.bookings.items():
             if times > 1:
@@ -108,5 +110,8 @@ class Invariants(SeedWorld):
                         f"deal {deal.id} ({deal.state}): custody {custody}, buyer paid {plan.paid_matched_fen}, "
                         f"released {released}, returned after it ended {returned_late}"
                     )
+            rules = payees.payee_violations(session) + payees.over_refunded_origins(session)
+            for broken in rules + payees.releases_over_agreement(session):
+                self._fail(f"payee rule {broken.rule}: {broken.deal_no} {broken.payout_id} {broken.amount_fen} fen")
             for job in session.scalars(select(Job).where(Job.status != "done")):
                 self._fail(f"job {job.id} {job.kind} left {job.status}: {job.last_error}")
