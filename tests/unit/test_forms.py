@@ -135,7 +135,8 @@ def test_mortgage_fields_only_when_loan_is_chosen() -> None:
 def test_second_conditional_pair_in_another_product() -> None:
     form = build_form("guarantee_release", load_base_schema("guarantee_release"), None)
     base = {"applicant_name": "某某公司", "applicant_phone": "13812345678", "freeze_amount": "100"}
-    base |= {"freeze_from": "2026-11-23", "beneficiary_name": "某某银行", "beneficiary_bank_account": "6222600260001072444"}
+    base |= {"freeze_from": "2026-11-23", "beneficiary_name": "某某银行"}
+    base["beneficiary_bank_account"] = "6222600260001072444"
     with pytest.raises(ValidationError) as caught:
         form.validate({**base, "applicant_kind": "企业", "applicant_id_number": "bad"})
     assert caught.value.details == {"applicant_uscc": "请填写统一社会信用代码"}
