@@ -19,13 +19,14 @@ from sqlalchemy import create_engine, make_url, text
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
 from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.keys import provision_simulated_banks
 from app.users import service as users_service
 from app.users.service import create_user
+from tests.factories import SIMULATED_BANK_KEYS, bank_signing_key
 
 POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -38,11 +39,32 @@ def _psycopg_url(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The platform's keys and every simulated bank's (the tests' platform is configured with ceb only)."""
-    folder = tmp_path_factory.mktemp("keys")
-    ensure_keys(folder, sorted(SIMULATED_BANKS))
-    return folder
+def key_folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(platform's folder, simulated banks' folder): the platform's keys with every simulated bank's certificate
+    imported (no bank private key), and the banks' own keys (the tests' platform is configured with ceb only)."""
+    platform, banks = tmp_path_factory.mktemp("keys"), tmp_path_factory.mktemp("bank-sim-keys")
+    provision_simulated_banks(platform, banks, SIMULATED_BANKS)
+    SIMULATED_BANK_KEYS[platform] = banks
+    return platform, banks
+
+
+@pytest.fixture(scope="session")
+def keys_dir(key_folders: tuple[Path, Path]) -> Path:
+    """The platform's key folder: its own keys, the banks' public keys and certificates."""
+    return key_folders[0]
+
+
+@pytest.fixture(scope="session")
+def bank_keys_dir(key_folders: tuple[Path, Path]) -> Path:
+    """The simulated banks' own key folder (what the bank simulator is started with)."""
+    return key_folders[1]
+
+
+@pytest.fixture(scope="session")
+def bank_private_key(keys_dir: Path) -> Callable[[str], bytes]:
+    """For tests that must sign as a bank: `bank_private_key("ceb")` is that simulated bank's SM2 private key
+    (PEM), from the banks' folder, never the platform's."""
+    return lambda code: bank_signing_key(keys_dir, code)
 
 
 @pytest.fixture(scope="session", autouse=True)

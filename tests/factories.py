@@ -15,6 +15,7 @@ from app.db.models import Deal, User, VirtualAccount
 from app.deals import service as deals
 from app.deals.service import Actor
 from app.platform.runtime import Runtime
+from app.tools.banksim.keys import bank_private_key_path
 
 RESALE_FORM = {
     "city_code": "110000",
@@ -109,6 +110,21 @@ def notification(kind: str, **fields: Any) -> dict[str, Any]:
     return {"notification_id": f"N-{uuid.uuid4().hex}", "type": kind, **fields}
 
 
+SIMULATED_BANK_KEYS: dict[Path, Path] = {}  # a platform key folder -> its simulated banks' own folder (conftest)
+
+
+def simulated_banks_folder(keys_dir: Path) -> Path:
+    """The simulated banks' own key folder paired with the platform key folder `keys_dir` (what a simulator
+    for that platform is started with)."""
+    return SIMULATED_BANK_KEYS[Path(keys_dir)]
+
+
+def bank_signing_key(keys_dir: Path, bank: str = "ceb") -> bytes:
+    """`bank`'s private key, as its simulator holds it, for the platform whose key folder is `keys_dir` (the
+    platform's folder has the banks' certificates only): tests that speak as the bank sign with it."""
+    return bank_private_key_path(simulated_banks_folder(keys_dir), bank).read_bytes()
+
+
 def post_callback(
     client: FlaskClient,
     keys_dir: Path,
@@ -120,7 +136,7 @@ def post_callback(
     nonce: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
-    key = signing_key or (keys_dir / "banks" / f"{bank}.key.pem").read_bytes()
+    key = signing_key or bank_signing_key(keys_dir, bank)
     headers = sign_headers(BANK_PREFIX, key, raw, now=now, nonce=nonce)
     answer = client.post(f"/api/banks/{bank}/notifications", data=raw, headers=headers, content_type="application/json")
     return answer.status_code, answer.get_json()

@@ -1,4 +1,4 @@
-"""flask agreement verify | countersign: signatures inside agreement PDFs."""
+"""flask agreement verify: signatures inside agreement PDFs (banks sign over the protocol: agreements.countersign)."""
 
 from __future__ import annotations
 
@@ -24,17 +24,3 @@ def agreement_verify(file: Path) -> None:
     result = {"file": str(file), "valid": valid, "signatures": [report.as_dict() for report in reports]}
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     sys.exit(0 if valid else 1)
-
-
-@agreement_cli.command("countersign")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--bank", "bank_code", required=True, help="bank code, e.g. ceb")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def agreement_countersign(file: Path, bank_code: str, output: Path) -> None:
-    """Add the bank's signature to a signed agreement PDF as an incremental update (earlier ones stay valid)."""
-    from app.agreements.service import countersign_pdf
-
-    rt = current_runtime()
-    signed = countersign_pdf(rt, file.read_bytes(), bank_code, reason="存管银行确认", when=rt.clock())
-    output.write_bytes(signed)
-    click.echo(f"已加盖银行签章：{output}")

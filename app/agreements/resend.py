@@ -12,38 +12,29 @@ The rule:
 - Ops only, a reason is required, and the action is audited (PDF SM3 before and after) and put on the
   deal's timeline in the same transaction.
 
-The banks' seals live in the instance key folder (as the bank simulator's do), so issuing the bank's
-signing request applies its countersignature at once.
+The bank's seal key is the bank's own: re-sending asks the bank again over the protocol, as a new worker job
+(app.agreements.countersign); the bank's signature is added when it answers.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.agreements.service import countersign_agreement
+from app.agreements.countersign import bank_has_signed, countersign_request
 from app.audit import log as audit
-from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal, DealEvent
 from app.deals.service import Actor
 from app.deals.workflow import timeline_row
-from app.pdf.verify import verify_pdf_signatures
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
+from app.queue.jobs import enqueue
 
 RESEND_ROLES = ("ops",)
 REASON_MAX = 256
 
 
-def bank_has_signed(rt: Runtime, deal: Deal, pdf: bytes) -> bool:
-    """Whether `pdf` carries a valid signature made with the deal's bank's seal certificate."""
-    path = bank_certificate_path(rt.keys.folder, deal.bank_code)
-    if not path.is_file():
-        return False
-    return any(report.valid for report in verify_pdf_signatures(pdf, [path.read_bytes()]))
-
-
-def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> str:
-    """Re-issue the bank's signing of the deal's platform-signed agreement; returns the new PDF's SM3."""
+def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> int:
+    """Ask the deal's bank again to sign its platform-signed agreement (a new worker job); returns the job's id."""
     if actor.role not in RESEND_ROLES:
         raise ValidationError("只有运营可以重新发起签署", code="ROLE_NOT_ALLOWED")
     reason = reason.strip()
@@ -58,12 +49,11 @@ def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> str:
         agreement = uow.session.scalar(select(Agreement).where(Agreement.deal_id == deal.id))
         if agreement is None:
             raise ValidationError("协议尚未由平台签署，请经纪人确认协议后再发起签署", code="AGREEMENT_NOT_SIGNED")
-        if bank_has_signed(rt, deal, agreement.pdf):
+        if bank_has_signed(rt, deal.bank_code, agreement.pdf):
             raise ValidationError("协议已完成全部签署，无需重新发起", code="ALREADY_SIGNED")
-        before = agreement.pdf_sm3
-        countersign_agreement(rt, uow.session, deal.id)
         now = rt.clock()
-        detail = {"label": "重新发起签署，银行已签章", "reason": reason}
+        job = enqueue(uow.session, *countersign_request(deal.id), now=now)
+        detail = {"label": "重新发起签署，已请银行签章", "reason": reason}
         event = timeline_row(deal.id, "resend_signature", deal.state, deal.state, actor.label, detail, now)
         uow.session.add(DealEvent(**event))
         audit.append(
@@ -72,9 +62,9 @@ def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> str:
             actor=actor.label,
             action="deal.resend_signature",
             subject=f"deal:{deal.deal_no}",
-            before={"pdf_sm3": before},
-            after={"pdf_sm3": agreement.pdf_sm3},
+            before={"pdf_sm3": agreement.pdf_sm3},
+            after={"job_id": job.id},
             detail={"reason": reason, "bank": deal.bank_code},
         )
         uow.commit()
-        return agreement.pdf_sm3
+        return job.id

@@ -6,9 +6,6 @@ A deal's agreement is a function of (template version, the deal's pinned city co
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-
 from sqlalchemy.orm import Session, object_session
 
 from app.crypto import sm3
@@ -21,7 +18,6 @@ from app.domain.forms.schema_form import load_base_schema
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
-from app.platform.errors import ConfigError, NotFound
 from app.platform.runtime import Runtime
 
 PRODUCT_NAMES = {"resale_escrow": "二手房交易资金存管"}
@@ -89,45 +85,6 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         pdf_sm3=sm3(signed).hex(),
         signed_at=now,
     )
-
-
-def _bank_seal(rt: Runtime, bank_code: str) -> tuple[bytes, bytes]:
-    folder = Path(rt.keys.folder) / "banks"
-    key_path, certificate_path = folder / f"{bank_code}.key.pem", bank_certificate_path(rt.keys.folder, bank_code)
-    for path in (key_path, certificate_path):
-        if not path.is_file():
-            raise ConfigError(
-                f"银行签章密钥文件缺失：{path}（请运行 flask keys init）",
-                code="KEY_MISSING",
-                details={"path": str(path)},
-            )
-    return key_path.read_bytes(), certificate_path.read_bytes()
-
-
-def countersign_pdf(rt: Runtime, pdf: bytes, bank_code: str, *, reason: str, when: datetime) -> bytes:
-    """`pdf` with the bank's signature added as an incremental update; earlier signatures stay verifiable."""
-    key, certificate = _bank_seal(rt, bank_code)
-    return sign_pdf(
-        pdf,
-        key,
-        certificate,
-        signer_name=rt.bank(bank_code).name,
-        reason=reason,
-        location=rt.bank(bank_code).name,
-        signing_time=when,
-    )
-
-
-def countersign_agreement(rt: Runtime, session: Session, deal_id: int, bank_code: str | None = None) -> Agreement:
-    """The bank (the deal's own, unless named) signs the deal's stored agreement after the platform."""
-    agreement = session.query(Agreement).filter_by(deal_id=deal_id).one_or_none()
-    if agreement is None:
-        raise NotFound("协议尚未签署", code="AGREEMENT_NOT_SIGNED", details={"deal_id": deal_id})
-    deal = agreement.deal
-    code = bank_code or deal.bank_code
-    agreement.pdf = countersign_pdf(rt, agreement.pdf, code, reason=f"存管银行确认 {deal.deal_no}", when=rt.clock())
-    agreement.pdf_sm3 = sm3(agreement.pdf).hex()
-    return agreement
 
 
 def trusted_certificates(rt: Runtime) -> list[bytes]:

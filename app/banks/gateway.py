@@ -9,6 +9,7 @@ Failures are typed so that callers know what is safe:
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Literal, Protocol, get_args
@@ -104,6 +105,9 @@ class BankGateway(Protocol):
     def query_payout(self, payout_id: str) -> PayoutStatus:
         """Current status of a payout at the bank (raises BankRejected with code NOT_FOUND if never received)."""
 
+    def request_signature(self, request_id: str, document_sm3: bytes, purpose: str) -> bytes:
+        """The bank's detached CMS signature (DER) over a document's SM3 digest, made with its seal key."""
+
 
 class HttpBankGateway:
     """Bank protocol v1 over HTTP; every request is signed with the platform key (X-Platform-* headers)."""
@@ -157,6 +161,17 @@ class HttpBankGateway:
         ):
             raise self._garbled("付款查询", answer)
         return PayoutStatus(payout_id, status, answer["bank_reference"], reason)
+
+    def request_signature(self, request_id: str, document_sm3: bytes, purpose: str) -> bytes:
+        payload = {"request_id": request_id, "document_sm3": document_sm3.hex(), "purpose": purpose}
+        answer = self._call("POST", "/v1/signatures", payload)
+        encoded = answer.get("cms")
+        if answer.get("code") != "SIGNED" or answer.get("request_id") != request_id or not isinstance(encoded, str):
+            raise self._garbled("签章请求", answer)
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except ValueError as error:
+            raise self._garbled("签章请求", answer) from error
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
         body = b"" if payload is None else encode_json(payload)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,16 +13,19 @@ from asn1crypto import pem, x509
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_sign
 from app.crypto.openssl_provider import generate_sm2_private_key_pem, sm2_public_key_pem
+from app.platform.errors import ValidationError
 
 SEAL_COMMON_NAME = "存管平台电子签章"
-BANK_SEAL_COMMON_NAME = "存管银行电子签章（{code}）"
 SEAL_ORGANIZATION = "Cunguan"
 _PRIVATE = 0o600
 
 __all__ = [
     "bank_certificate_path",
+    "certificate_public_key_pem",
     "ensure_keys",
+    "ensure_private_key",
     "generate_sm2_private_key_pem",
+    "import_bank_certificate",
     "make_self_signed_certificate",
     "public_key_pem_from_private",
 ]
@@ -90,8 +92,10 @@ def _write_new(path: Path, content: bytes, mode: int = 0o644) -> None:
         file.write(content)
 
 
-def ensure_keys(keys_dir: Path, bank_codes: Iterable[str]) -> None:
-    """Create what is missing: platform key, public key and seal certificate, bank key pairs, PII keys.
+def ensure_keys(keys_dir: Path) -> None:
+    """Create what is missing: platform key, public key and seal certificate, PII keys, and the empty folder
+    for the banks' public keys and certificates (`import_bank_certificate`). No bank private key is ever made
+    here: each bank keeps its own (the simulator's in its own folder, app.tools.banksim.keys).
 
     Existing files are never overwritten; private files are created 0600 and the folders are 0700.
     """
@@ -99,26 +103,53 @@ def ensure_keys(keys_dir: Path, bank_codes: Iterable[str]) -> None:
     for folder in (keys_dir, keys_dir / "banks"):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.chmod(0o700)
-    platform_key = _ensure_private_key(keys_dir / "platform.key.pem")
+    platform_key = ensure_private_key(keys_dir / "platform.key.pem")
     if not (keys_dir / "platform.pub.pem").exists():
         _write_new(keys_dir / "platform.pub.pem", public_key_pem_from_private(platform_key))
     if not (keys_dir / "platform.cert.pem").exists():
         certificate = make_self_signed_certificate(platform_key, SEAL_COMMON_NAME, SEAL_ORGANIZATION)
         _write_new(keys_dir / "platform.cert.pem", certificate)
-    for code in bank_codes:
-        bank_key = _ensure_private_key(keys_dir / "banks" / f"{code}.key.pem")
-        if not (keys_dir / "banks" / f"{code}.pub.pem").exists():
-            _write_new(keys_dir / "banks" / f"{code}.pub.pem", public_key_pem_from_private(bank_key))
-        if not bank_certificate_path(keys_dir, code).exists():
-            common_name = BANK_SEAL_COMMON_NAME.format(code=code)
-            _write_new(bank_certificate_path(keys_dir, code), make_self_signed_certificate(bank_key, common_name, code))
     if not (keys_dir / "pii.key").exists():
         _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)
     if not (keys_dir / "pii-index.key").exists():  # keys the blind index (HMAC-SM3), apart from pii*.key
         _write_new(keys_dir / "pii-index.key", secrets.token_hex(32).encode(), _PRIVATE)
 
 
-def _ensure_private_key(path: Path) -> bytes:
+def certificate_public_key_pem(certificate_pem: bytes) -> bytes:
+    """The SM2 public key a PEM certificate certifies (ValidationError if it is no SM2 certificate)."""
+    try:
+        _, _, der = pem.unarmor(certificate_pem)
+        certificate = x509.Certificate.load(der)
+        public_key = certificate.public_key
+        algorithm = public_key["algorithm"]
+        curve = algorithm["parameters"].chosen.native if algorithm["algorithm"].native == "ec" else None
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValidationError("无法解析银行证书", code="INVALID_CERTIFICATE") from error
+    if curve not in (sm_oids.SM2_CURVE_OID, sm_oids.SM2_CURVE_NAME):
+        raise ValidationError("银行证书不是 SM2 证书", code="INVALID_CERTIFICATE", details={"curve": curve})
+    return pem.armor("PUBLIC KEY", public_key.dump())
+
+
+def import_bank_certificate(keys_dir: Path, bank_code: str, certificate_pem: bytes) -> Path:
+    """Keep a bank's seal certificate and the public key it certifies (banks/CODE.cert.pem, banks/CODE.pub.pem):
+    the platform verifies the bank's callbacks, statements and agreement signatures with them. A new
+    certificate replaces the old one (the bank's key rotation). Returns the certificate's path."""
+    public_key = certificate_public_key_pem(certificate_pem)
+    folder = Path(keys_dir) / "banks"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path, content in (
+        (folder / f"{bank_code}.pub.pem", public_key),
+        (bank_certificate_path(keys_dir, bank_code), certificate_pem),
+    ):
+        temporary = path.with_name(path.name + ".new")
+        temporary.unlink(missing_ok=True)
+        _write_new(temporary, content)
+        temporary.replace(path)
+    return bank_certificate_path(keys_dir, bank_code)
+
+
+def ensure_private_key(path: Path) -> bytes:
+    """The SM2 private key at `path`, created (0600) if missing."""
     if not path.exists():
         _write_new(path, generate_sm2_private_key_pem(), _PRIVATE)
     return path.read_bytes()

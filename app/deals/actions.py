@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.agreements.countersign import countersign_request
 from app.db.models import Agreement, Deal, Payout, VirtualAccount
 from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.pinning import pinned_city
@@ -21,6 +22,7 @@ def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
 
     def sign_agreement_action(ctx: DealContext) -> None:
         ctx.session.add(signer(ctx.rt, ctx.deal))
+        enqueue(ctx.session, *countersign_request(ctx.deal.id), now=ctx.rt.clock())  # then the bank signs
 
     return sign_agreement_action
 

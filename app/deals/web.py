@@ -175,7 +175,7 @@ def resend_signature(deal_id: int) -> Response:
     """重新发起签署: re-issue the bank's countersigning of the signed agreement, with a reason (audited)."""
     try:
         agreement_resend.resend(runtime(), current_actor(), deal_id, request.form.get("reason", ""))
-        flash("已重新发起签署，银行签章已加盖", "info")
+        flash("已重新发起签署，银行签章后即加盖在协议上", "info")
     except CunguanError as error:
         flash(error.message, "error")
     return redirect(url_for("deals.show", deal_id=deal_id))

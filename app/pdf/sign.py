@@ -299,6 +299,40 @@ def build_cms(digest: bytes, private_key_pem: bytes, certificate: x509.Certifica
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
 
 
+@dataclass(frozen=True)
+class PreparedSignature:
+    """A PDF with an empty signature field appended: `digest` (SM3 of the signed byte ranges) is what the
+    signer signs - the platform itself, or a bank asked over the protocol - and `embed` puts its CMS in."""
+
+    document: bytes
+    start: int
+    end: int
+
+    @property
+    def digest(self) -> bytes:
+        return sm3(self.document[: self.start] + self.document[self.end :])
+
+    def embed(self, signature: bytes) -> bytes:
+        if len(signature) > SIGNATURE_SIZE:
+            raise CryptoError("签名数据超出预留空间", code="PDF_SIGN_FAILED", details={"size": len(signature)})
+        contents = b"<" + signature.hex().encode().ljust(2 * SIGNATURE_SIZE, b"0") + b">"
+        return self.document[: self.start] + contents + self.document[self.end :]
+
+
+def prepare_signature(
+    pdf_bytes: bytes, *, signer_name: str, reason: str, location: str, signing_time: datetime
+) -> PreparedSignature:
+    """The incremental update that will hold a signature, its byte range fixed; the same arguments give the
+    same bytes. A naive `signing_time` is taken to be UTC."""
+    prepared, signature_at = _prepare(pdf_bytes, signer_name, reason, location, _as_utc(signing_time))
+    range_at = prepared.index(_BYTE_RANGE_PLACEHOLDER, signature_at)
+    start = prepared.index(_CONTENTS_PLACEHOLDER, signature_at)
+    end = start + len(_CONTENTS_PLACEHOLDER)
+    byte_range = f"[0 {start} {end} {len(prepared) - end}]".encode().ljust(len(_BYTE_RANGE_PLACEHOLDER))
+    patched = prepared[:range_at] + byte_range + prepared[range_at + len(byte_range) :]
+    return PreparedSignature(patched, start, end)
+
+
 def sign_pdf(
     pdf_bytes: bytes,
     private_key_pem: bytes,
@@ -309,20 +343,18 @@ def sign_pdf(
     location: str,
     signing_time: datetime,
 ) -> bytes:
-    """The PDF with the platform's signature inside it; the original bytes stay untouched in front.
+    """The PDF with the signature of the key's holder inside it; the original bytes stay untouched in front.
 
     A naive `signing_time` is taken to be UTC.
     """
     certificate = _certificate(certificate_pem, private_key_pem)
-    prepared, signature_at = _prepare(pdf_bytes, signer_name, reason, location, _as_utc(signing_time))
-    range_at = prepared.index(_BYTE_RANGE_PLACEHOLDER, signature_at)
-    start = prepared.index(_CONTENTS_PLACEHOLDER, signature_at)
-    end = start + len(_CONTENTS_PLACEHOLDER)
-    byte_range = f"[0 {start} {end} {len(prepared) - end}]".encode().ljust(len(_BYTE_RANGE_PLACEHOLDER))
-    patched = prepared[:range_at] + byte_range + prepared[range_at + len(byte_range) :]
-    digest = sm3(patched[:start] + patched[end:])
-    signature = build_cms(digest, private_key_pem, certificate, signing_time)
-    if len(signature) > SIGNATURE_SIZE:
-        raise CryptoError("签名数据超出预留空间", code="PDF_SIGN_FAILED", details={"size": len(signature)})
-    contents = b"<" + signature.hex().encode().ljust(2 * SIGNATURE_SIZE, b"0") + b">"
-    return patched[:start] + contents + patched[end:]
+    prepared = prepare_signature(
+        pdf_bytes, signer_name=signer_name, reason=reason, location=location, signing_time=signing_time
+    )
+    return prepared.embed(build_cms(prepared.digest, private_key_pem, certificate, signing_time))
+
+
+def sign_digest(digest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime) -> bytes:
+    """A detached CMS over an SM3 `digest` with the key and its certificate: what a bank answers when the
+    platform asks it to sign a document (bank protocol `POST /v1/signatures`)."""
+    return build_cms(digest, private_key_pem, _certificate(certificate_pem, private_key_pem), signing_time)

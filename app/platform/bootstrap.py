@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.agreements import countersign
 from app.agreements.service import sign_agreement
 from app.banks import accounts as account_jobs
 from app.cities.sources import DbCitySource
@@ -41,6 +42,7 @@ def job_table() -> dict[str, JobHandler]:
     the core, is added by the app factory)."""
     return {
         **account_jobs.JOBS,
+        **countersign.JOBS,
         **payout_jobs.JOBS,
         "settle_empty_release": case_blocks.settle_empty_release,
     }

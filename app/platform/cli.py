@@ -18,14 +18,52 @@ db_cli = CliGroup("db", help="数据库迁移 / database migrations")
 
 @keys_cli.command("init")
 def keys_init() -> None:
-    """Create the platform seal key and certificate, bank keys and the PII key, where missing."""
+    """Create the platform seal key and certificate and the PII keys, where missing (no bank key: the banks
+    keep theirs; import their certificates with `flask keys import-bank`)."""
     from app.crypto.keys import ensure_keys
     from app.db.pii import keyring
 
     config = current_app.extensions["cunguan.config"]
-    ensure_keys(config.keys_dir, config.banks.keys())
+    ensure_keys(config.keys_dir)
     keyring.configure_from_folder(config.keys_dir)  # the runtime's KeyStore reads its files when asked
     click.echo(f"密钥目录：{config.keys_dir}")
+
+
+@keys_cli.command("import-bank")
+@click.argument("bank_code", required=False)
+@click.option("--cert", "certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="银行证书")
+@click.option(
+    "--from-dir",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="导入目录中每家已配置银行的证书 CODE.cert.pem（如银行模拟器的密钥目录）",
+)
+def keys_import_bank(bank_code: str | None, certificate: Path | None, folder: Path | None) -> None:
+    """Keep a bank's seal certificate and public key (BANK_CODE --cert FILE), or every configured bank's from a
+    folder (--from-dir DIR). The platform never holds a bank's private key."""
+    from app.crypto.keys import import_bank_certificate
+    from app.platform.errors import CunguanError
+
+    config = current_app.extensions["cunguan.config"]
+    if (certificate is None) == (folder is None) or (certificate is not None) != (bank_code is not None):
+        raise click.UsageError(
+            "用法：flask keys import-bank CODE --cert FILE，或 flask keys import-bank --from-dir DIR"
+        )
+    wanted = {bank_code: certificate} if certificate is not None and bank_code is not None else {}
+    if folder is not None:
+        wanted = {code: folder / f"{code}.cert.pem" for code in sorted(config.banks)}
+    unknown = sorted(code for code in wanted if code not in config.banks)
+    missing = [str(path) for path in wanted.values() if not path.is_file()]
+    if unknown or missing:
+        click.echo(f"错误：未配置的银行 {unknown or ''} 缺少证书 {missing or ''}", err=True)
+        sys.exit(1)
+    for code, path in wanted.items():
+        try:
+            kept = import_bank_certificate(config.keys_dir, code, path.read_bytes())
+        except CunguanError as error:
+            click.echo(f"错误：{code}：{error.message}", err=True)
+            sys.exit(1)
+        click.echo(f"已导入银行 {code} 的证书：{kept}")
 
 
 def alembic_config(database_url: str):  # type: ignore[no-untyped-def] - alembic.config.Config

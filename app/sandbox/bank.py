@@ -104,12 +104,12 @@ class SandboxBank:
 
     @classmethod
     def start(
-        cls, folder: Path, keys_dir: Path, runtime: Callable[[str, dict[str, BankEndpoint]], Runtime]
+        cls, folder: Path, bank_keys_dir: Path, runtime: Callable[[str, dict[str, BankEndpoint]], Runtime]
     ) -> tuple[SandboxBank, Runtime]:
-        """Serve the simulator (own database in `folder`, keys in `keys_dir`, no delays) and the sandbox
+        """Serve the simulator (own database in `folder`, the banks' keys in `bank_keys_dir`, no delays) and the sandbox
         platform's callback endpoint; `runtime(public_base_url, banks)` builds the sandbox runtime."""
         simulator_app = create_simulator_app(
-            SimulatorConfig(db_path=folder / "bank_sim.db", keys_dir=keys_dir, open_delay_s=0, payout_delay_s=0)
+            SimulatorConfig(db_path=folder / "bank_sim.db", keys_dir=bank_keys_dir, open_delay_s=0, payout_delay_s=0)
         )
         simulator_server = _serve(simulator_app)
         simulator_url = f"http://{HOST}:{simulator_server[0].port}"

@@ -19,7 +19,6 @@ from typing import Any
 
 from app.cities.publishing import validated
 from app.cities.simulation_runs import target
-from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.db.config_models import ConfigSimulation
 from app.db.models import User
@@ -41,6 +40,7 @@ from app.sandbox.harness import People, QuietLog, SandboxClock, SignOnce
 from app.sandbox.steps import PathProblem, Unreachable
 from app.state_machine.paths import enumerate_paths
 from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.keys import provision_simulated_banks
 
 SIM_CLOCK = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
 QUIET_LOGGERS = ("cunguan.worker", "cunguan.ledger", "cunguan.timers", "cunguan.bank_callbacks", "cunguan.bank_jobs")
@@ -125,8 +125,8 @@ def _quiet_logs() -> Iterator[QuietLog]:
 def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str, log: QuietLog) -> Iterator[Sandbox]:
     """A temporary database, keys folder and bank simulator (served over HTTP), the sandbox platform's
     callback endpoint, and the people who act in the simulation."""
-    keys_dir = folder / "keys"
-    ensure_keys(keys_dir, sorted(set(rt.banks) | set(SIMULATED_BANKS)))
+    keys_dir, bank_keys_dir = folder / "keys", folder / "bank-keys"
+    provision_simulated_banks(keys_dir, bank_keys_dir, SIMULATED_BANKS)
     db = Database(f"sqlite:///{folder / 'simulation.db'}")
     Base.metadata.create_all(db.engine)
     clock, signer = SandboxClock(SIM_CLOCK), SignOnce()
@@ -146,7 +146,7 @@ def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str,
             clock=clock,
         )
 
-    bank, sandbox_rt = SandboxBank.start(folder, keys_dir, runtime)
+    bank, sandbox_rt = SandboxBank.start(folder, bank_keys_dir, runtime)
     try:
         people = People(
             agent=_person(sandbox_rt, "sim-agent", "agent", "仿真经纪人"),

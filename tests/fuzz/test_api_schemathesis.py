@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.ops.web import OPENAPI_PATH
+from tests.factories import bank_signing_key
 
 NOTIFICATIONS = "/api/banks/{bank_code}/notifications"
 PING = "/api/banks/{bank_code}/ping"
@@ -88,7 +89,7 @@ def test_bank_api_answers_match_the_spec(app: Flask, keys_dir: Path, case: Any, 
     if signing == "generated":
         headers.update({k: v for k, v in (case.headers or {}).items() if k.lower().startswith("x-bank-")})
     elif signing != "unsigned":
-        key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+        key = bank_signing_key(keys_dir)
         now = time.time() - (1000 if signing == "stale" else 0)
         headers.update(sign_headers(BANK_PREFIX, key, raw, now=now))
     path = case.formatted_path
@@ -100,7 +101,7 @@ def test_bank_api_answers_match_the_spec(app: Flask, keys_dir: Path, case: Any, 
 
 def _post(app: Flask, keys_dir: Path, body: dict[str, Any]) -> Any:
     raw = _raw(body)
-    headers = sign_headers(BANK_PREFIX, (keys_dir / "banks" / "ceb.key.pem").read_bytes(), raw)
+    headers = sign_headers(BANK_PREFIX, bank_signing_key(keys_dir), raw)
     return app.test_client().post(
         "/api/banks/ceb/notifications", data=raw, headers=headers, content_type="application/json"
     )

@@ -20,6 +20,7 @@ from werkzeug.test import TestResponse
 from app.banks.protocol import PLATFORM_PREFIX, encode_json, sign_headers
 from app.tools.banksim import SimulatorConfig, create_simulator_app
 from app.tools.banksim.context import EXTENSION_KEY, Simulator
+from tests.factories import simulated_banks_folder
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 20, 10, 0, 0, tzinfo=SHANGHAI).timestamp()
@@ -81,7 +82,8 @@ class InProcessSimulator:
 
 def make_simulator(db_path: Path, keys_dir: Path, clock: FakeClock | None = None) -> InProcessSimulator:
     clock = clock or FakeClock()
-    config = SimulatorConfig(db_path=db_path, keys_dir=keys_dir, open_delay_s=0, payout_delay_s=0, clock=clock)
+    banks_folder = simulated_banks_folder(keys_dir)  # `keys_dir` is the platform's; the banks keep their own
+    config = SimulatorConfig(db_path=db_path, keys_dir=banks_folder, open_delay_s=0, payout_delay_s=0, clock=clock)
     app = create_simulator_app(config)
     return InProcessSimulator(
         app.test_client(), app.extensions[EXTENSION_KEY], clock, (keys_dir / "platform.key.pem").read_bytes()

@@ -31,6 +31,7 @@ from app.banks.gateway import (
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
 from app.platform.errors import CunguanError
 from app.tools.banksim.delivery import backoff_s
+from tests.factories import bank_signing_key, simulated_banks_folder
 from tests.ports import port_of, reserve_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -153,12 +154,12 @@ class SimulatorProcess:
         self.port_reservation.close()
 
 
-def _start_simulator(db_path: Path, keys_dir: Path) -> SimulatorProcess:
+def _start_simulator(db_path: Path, bank_keys_dir: Path) -> SimulatorProcess:
     reservation = reserve_port()
     port = port_of(reservation)
     log_path = db_path.with_suffix(f".{port}.log")
     command = [sys.executable, "-m", "app.tools.banksim", "serve", "--port", str(port), "--db", str(db_path)]
-    command += ["--keys-dir", str(keys_dir), "--open-delay", "0.1", "--payout-delay", "0.1"]
+    command += ["--keys-dir", str(bank_keys_dir), "--open-delay", "0.1", "--payout-delay", "0.1"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
     simulator = SimulatorProcess(f"http://127.0.0.1:{port}", process, log_path, reservation)
@@ -194,7 +195,7 @@ def receiver(keys_dir: Path) -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def simulator(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Iterator[SimulatorProcess]:
-    running = _start_simulator(tmp_path_factory.mktemp("sim") / "bank_sim.db", keys_dir)
+    running = _start_simulator(tmp_path_factory.mktemp("sim") / "bank_sim.db", simulated_banks_folder(keys_dir))
     yield running
     running.stop()
 
@@ -371,7 +372,7 @@ def test_unsigned_forged_stale_and_malformed_requests(
     payload = {"request_id": "VA-forged", "account_name": "伪造", "notify_url": "http://127.0.0.1:9/x"}
     unsigned = requests.post(f"{simulator.url}/ceb/v1/virtual-accounts", json=payload, timeout=5)
     assert (unsigned.status_code, unsigned.json()["code"]) == (401, "BAD_SIGNATURE")
-    bank_key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+    bank_key = bank_signing_key(keys_dir)
     forged = _signed_call(simulator, "POST", "/ceb/v1/virtual-accounts", bank_key, payload)
     assert (forged.status_code, forged.json()["code"]) == (401, "BAD_SIGNATURE")
     stale = _signed_call(simulator, "POST", "/ceb/v1/virtual-accounts", platform_key, payload, now=time.time() - 400)
@@ -421,7 +422,7 @@ def test_callback_is_retried_after_an_error_with_fresh_signature(
 def test_pending_deliveries_resume_after_restart(
     tmp_path: Path, keys_dir: Path, platform_key: bytes, receiver: Receiver
 ) -> None:
-    first = _start_simulator(tmp_path / "restart.db", keys_dir)
+    first = _start_simulator(tmp_path / "restart.db", simulated_banks_folder(keys_dir))
     try:
         gateway = HttpBankGateway("ceb", f"{first.url}/ceb", platform_key)
         request_id = f"VA-{uuid.uuid4().hex[:12]}"
@@ -429,7 +430,7 @@ def test_pending_deliveries_resume_after_restart(
         _wait_for(lambda: [d for d in first.state()["deliveries"] if d["attempts"] >= 1], "a failed delivery")
     finally:
         first.stop()
-    second = _start_simulator(tmp_path / "restart.db", keys_dir)
+    second = _start_simulator(tmp_path / "restart.db", simulated_banks_folder(keys_dir))
     try:
         (delivery,) = second.state()["deliveries"]
         assert delivery["status"] == "pending" and delivery["attempts"] >= 1

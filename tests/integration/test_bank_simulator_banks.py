@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from app import create_app
 from app.banks.protocol import BANK_PREFIX, BadSignature, verify_request
 from app.crypto import sm3
+from app.crypto.keys import public_key_pem_from_private
 from app.domain.banks import luhn_digit
 from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
 from app.platform.config import Config
@@ -32,6 +33,7 @@ from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.cli import bank_sim
 from app.tools.banksim.context import load_keys
 from app.tools.banksim.store import SCHEMA_VERSION, Store
+from tests.factories import SIMULATED_BANK_KEYS
 from tests.integration.simulator_support import (
     NOTIFY_URL,
     PAYER_ACCOUNT,
@@ -433,10 +435,10 @@ def test_new_bank_opens_takes_money_and_signs_its_callbacks_with_its_own_key(
                 )
 
 
-def test_keys_init_creates_every_banks_key_and_the_simulator_starts_on_them(
+def test_keys_init_creates_no_bank_key_the_simulator_keeps_its_own_and_the_platform_imports_certificates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keys = tmp_path / "keys"
+    keys, bank_keys = tmp_path / "keys", tmp_path / "bank-sim-keys"
     config = Config(
         instance_path=tmp_path / "instance",
         database_url=f"sqlite:///{tmp_path / 'platform.db'}",
@@ -444,12 +446,27 @@ def test_keys_init_creates_every_banks_key_and_the_simulator_starts_on_them(
         secret_key="x",
         testing=True,
     )
-    done = create_app(config).test_cli_runner().invoke(args=["keys", "init"])
+    cli = create_app(config).test_cli_runner()
+    done = cli.invoke(args=["keys", "init"])
     assert done.exit_code == 0, done.output
+    assert sorted(path.name for path in keys.rglob("*.key.pem")) == ["platform.key.pem"], "no bank private key"
+    assert list((keys / "banks").iterdir()) == []
+    platform_key = str(keys / "platform.pub.pem")
+    made = CliRunner().invoke(bank_sim, ["keys", "--keys-dir", str(bank_keys), "--platform-key", platform_key])
+    assert made.exit_code == 0, made.output
+    imported = cli.invoke(args=["keys", "import-bank", "--from-dir", str(bank_keys)])
+    assert imported.exit_code == 0, imported.output
     for code in SIMULATED_BANKS:
-        for kind in ("key", "pub", "cert"):
-            assert (keys / "banks" / f"{code}.{kind}.pem").is_file(), (code, kind)
-    assert set(load_keys(keys).bank_private_keys) == set(SIMULATED_BANKS)
+        assert (keys / "banks" / f"{code}.cert.pem").read_bytes() == (bank_keys / f"{code}.cert.pem").read_bytes()
+        assert (keys / "banks" / f"{code}.pub.pem").read_bytes() == public_key_pem_from_private(
+            (bank_keys / f"{code}.key.pem").read_bytes()
+        )
+        assert not (keys / "banks" / f"{code}.key.pem").exists()
+    assert set(load_keys(bank_keys).bank_private_keys) == set(SIMULATED_BANKS)
+    assert sorted(path.name for path in keys.rglob("*.key.pem")) == ["platform.key.pem"]
+    one = cli.invoke(args=["keys", "import-bank", "boc", "--cert", str(keys / "platform.pub.pem")])
+    assert one.exit_code == 1 and "无法解析银行证书" in one.output, "a public key is no certificate"
+    SIMULATED_BANK_KEYS[keys] = bank_keys
     make_simulator(tmp_path / "bank_sim.db", keys).open_account("boc", "VA-keys")
 
 

@@ -92,7 +92,7 @@ def _run(*command: str) -> subprocess.CompletedProcess[bytes]:
 @pytest.fixture(scope="module")
 def seal(tmp_path_factory: pytest.TempPathFactory) -> Seal:
     folder = tmp_path_factory.mktemp("seal")
-    ensure_keys(folder, [])
+    ensure_keys(folder)
     return Seal((folder / "platform.key.pem").read_bytes(), (folder / "platform.cert.pem").read_bytes(), folder)
 
 
@@ -220,7 +220,7 @@ def test_bytes_after_the_signature_are_not_covered(seal: Seal, signed: bytes) ->
 
 
 def test_another_certificate_is_not_trusted(signed: bytes, tmp_path: Path) -> None:
-    ensure_keys(tmp_path, [])
+    ensure_keys(tmp_path)
     report = verify_pdf(signed, (tmp_path / "platform.cert.pem").read_bytes())
     assert report.signature_valid and report.intact and not report.trusted and not report.valid
     assert verify_pdf(signed).valid, "without a trusted certificate the embedded one is used"

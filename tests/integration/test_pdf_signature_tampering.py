@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from io import BytesIO
-from pathlib import Path
 
 import pydyf
 import pytest
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
 
-from app.crypto.keys import ensure_keys
 from app.pdf.sign import _first_free_number, _Update, sign_pdf
 from app.pdf.verify import verify_pdf_signatures
+from app.tools.banksim.keys import provision_simulated_banks
 
 WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -42,11 +41,11 @@ def _document() -> bytes:
 
 @pytest.fixture(scope="module")
 def seals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, bytes]]:
-    folder: Path = tmp_path_factory.mktemp("seals")
-    ensure_keys(folder, ["ceb"])
+    folder, banks = tmp_path_factory.mktemp("seals"), tmp_path_factory.mktemp("bank-seals")
+    provision_simulated_banks(folder, banks, ["ceb"])
     return {
         "platform": ((folder / "platform.key.pem").read_bytes(), (folder / "platform.cert.pem").read_bytes()),
-        "ceb": ((folder / "banks/ceb.key.pem").read_bytes(), (folder / "banks/ceb.cert.pem").read_bytes()),
+        "ceb": ((banks / "ceb.key.pem").read_bytes(), (banks / "ceb.cert.pem").read_bytes()),
     }
 
 

@@ -10,7 +10,6 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.crypto.keys import ensure_keys
 from app.db.models import Deal, Payout
 from app.deals import service as deals
 from app.deals.timers import fire_due_timers
@@ -132,8 +131,7 @@ def test_intent_deposit_expires_and_goes_back_by_the_original_route(
     rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
 ) -> None:
     clock = Clock(rt)
-    ensure_keys(keys_dir, ["pab"])  # 上海's intent deposits are kept at PAB
-    rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")
+    rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")  # 上海's intent deposits are at PAB
     agent = actor(rt, "agent")
     deal_id = deals.create_deal(rt, agent, "310000", "intent_deposit", INTENT_FORM)
     deals.confirm_agreement(rt, agent, deal_id)
@@ -201,7 +199,6 @@ def test_a_deposit_settlement_with_nothing_to_pay_closes_the_lease(
 ) -> None:
     """深圳: a deposit within the exempt month is not supervised; once all rent is released, nothing is left."""
     clock = Clock(rt)
-    ensure_keys(keys_dir, ["pab"])
     rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")
     agent, ops = actor(rt, "agent"), actor(rt, "ops")
     form = {**RENT_FORM, "lease_months": "6", "months_per_installment": "6"}
@@ -249,8 +246,7 @@ def test_a_deposit_settlement_with_nothing_to_pay_closes_the_lease(
 def test_a_guarantee_holds_the_frozen_money_and_a_claim_pays_the_beneficiary(
     rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
 ) -> None:
-    ensure_keys(keys_dir, ["boc"])  # 青岛's guarantees are at BOC
-    rt.banks["boc"] = BankEndpoint("boc", "中国银行", "http://127.0.0.1:9")
+    rt.banks["boc"] = BankEndpoint("boc", "中国银行", "http://127.0.0.1:9")  # 青岛's guarantees are at BOC
     agent, ops = actor(rt, "agent"), actor(rt, "ops")
     form = {
         "applicant_kind": "个人",

@@ -25,8 +25,8 @@ from app.banks.protocol import (
     signing_payload,
     verify_request,
 )
-from app.crypto.keys import ensure_keys
 from app.domain.money import MAX_AMOUNT_FEN
+from app.tools.banksim.keys import provision_simulated_banks
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "app" / "schemas"
 NOW = 1_735_720_200.0
@@ -37,10 +37,10 @@ BODY = b'{"notification_id":"n1","type":"account_opened"}'
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    keys_dir = tmp_path_factory.mktemp("keys")
-    ensure_keys(keys_dir, ["ceb"])
+    keys_dir, banks = tmp_path_factory.mktemp("keys"), tmp_path_factory.mktemp("bank-keys")
+    provision_simulated_banks(keys_dir, banks, ["ceb"])
     return {
-        "bank_private": (keys_dir / "banks" / "ceb.key.pem").read_bytes(),
+        "bank_private": (banks / "ceb.key.pem").read_bytes(),
         "bank_public": (keys_dir / "banks" / "ceb.pub.pem").read_bytes(),
         "platform_public": (keys_dir / "platform.pub.pem").read_bytes(),
     }

@@ -18,10 +18,12 @@ from app.crypto.base import Provider
 from app.crypto.keys import (
     ensure_keys,
     generate_sm2_private_key_pem,
+    import_bank_certificate,
     make_self_signed_certificate,
     public_key_pem_from_private,
 )
-from app.platform.errors import CryptoError
+from app.platform.errors import CryptoError, ValidationError
+from app.tools.banksim.keys import provision_simulated_banks
 
 PROVIDERS = ("openssl", "gmssl")
 PAIRS = [(a, b) for a in PROVIDERS for b in PROVIDERS]
@@ -230,33 +232,45 @@ def test_facade_uses_the_c_backed_provider(key_pair: tuple[bytes, bytes]) -> Non
     assert caught.value.code == "UNKNOWN_PROVIDER"
 
 
-def test_ensure_keys_creates_private_files_privately_and_never_overwrites(tmp_path: Path) -> None:
+def test_ensure_keys_creates_private_files_privately_never_overwrites_and_makes_no_bank_key(tmp_path: Path) -> None:
     folder = tmp_path / "keys"
-    ensure_keys(folder, ["ceb", "icbc"])
-    private = ["platform.key.pem", "banks/ceb.key.pem", "banks/icbc.key.pem", "pii.key"]
-    public = ["platform.pub.pem", "platform.cert.pem", "banks/ceb.pub.pem", "banks/icbc.pub.pem"]
-    public += ["banks/ceb.cert.pem", "banks/icbc.cert.pem"]  # the banks' seal certificates (their agreement signature)
+    ensure_keys(folder)
+    private = ["platform.key.pem", "pii.key"]
+    public = ["platform.pub.pem", "platform.cert.pem"]
     made = {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
     assert set(private + public) <= made
     assert all(name.startswith("pii") and name.endswith(".key") for name in made - set(private + public)), made
+    assert list((folder / "banks").iterdir()) == [], "the banks' folder holds imported certificates only"
     for name in private:
         assert (folder / name).stat().st_mode & 0o777 == 0o600, name
     for directory in (folder, folder / "banks"):
         assert directory.stat().st_mode & 0o777 == 0o700
     assert len(bytes.fromhex((folder / "pii.key").read_text())) == 16
-    for code in ("ceb", "icbc"):
-        bank_key = (folder / "banks" / f"{code}.key.pem").read_bytes()
-        assert (folder / "banks" / f"{code}.pub.pem").read_bytes() == public_key_pem_from_private(bank_key)
 
     before = {name: (folder / name).read_bytes() for name in private + public}
     (folder / "platform.cert.pem").unlink()
-    ensure_keys(folder, ["ceb", "icbc", "abc"])
+    ensure_keys(folder)
     for name in private + public:
         if name != "platform.cert.pem":
             assert (folder / name).read_bytes() == before[name], f"{name} overwritten"
     certificate = x509.Certificate.load(pem.unarmor((folder / "platform.cert.pem").read_bytes())[2])
     assert pem.armor("PUBLIC KEY", certificate.public_key.dump()) == before["platform.pub.pem"], "same key"
-    assert (folder / "banks" / "abc.key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_simulated_banks_keep_their_keys_and_the_platform_imports_their_certificates(tmp_path: Path) -> None:
+    platform, banks = tmp_path / "keys", tmp_path / "bank-sim-keys"
+    provision_simulated_banks(platform, banks, ["ceb", "icbc"])
+    assert banks.stat().st_mode & 0o777 == 0o700
+    for code in ("ceb", "icbc"):
+        bank_key = (banks / f"{code}.key.pem").read_bytes()
+        assert (banks / f"{code}.key.pem").stat().st_mode & 0o777 == 0o600
+        assert (platform / "banks" / f"{code}.pub.pem").read_bytes() == public_key_pem_from_private(bank_key)
+        assert (platform / "banks" / f"{code}.cert.pem").read_bytes() == (banks / f"{code}.cert.pem").read_bytes()
+    assert (banks / "platform.pub.pem").read_bytes() == (platform / "platform.pub.pem").read_bytes()
+    assert sorted(path.name for path in platform.rglob("*.key.pem")) == ["platform.key.pem"]
+    with pytest.raises(ValidationError) as refused:
+        import_bank_certificate(platform, "ceb", (platform / "platform.pub.pem").read_bytes())
+    assert refused.value.code == "INVALID_CERTIFICATE"
 
 
 def test_openssl_reads_our_keys_and_certificate(key_pair: tuple[bytes, bytes], tmp_path: Path) -> None:

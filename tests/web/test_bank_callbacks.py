@@ -21,6 +21,7 @@ from tests.factories import (
     HAPPY_PATH_EVENTS,
     actor,
     arrive,
+    bank_signing_key,
     confirmed_deal,
     load_deal,
     notification,
@@ -196,7 +197,7 @@ def test_failed_payout_is_recorded_and_can_be_retried(
 
 def test_ping_checks_the_signature_and_stores_nothing(client: FlaskClient, keys_dir: Path, rt: Runtime) -> None:
     body = b'{"hello": "bank"}'
-    key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+    key = bank_signing_key(keys_dir)
     headers = sign_headers(BANK_PREFIX, key, body)
     answer = client.post("/api/banks/ceb/ping", data=body, headers=headers, content_type="application/json")
     assert (answer.status_code, answer.get_json()["code"]) == (200, "PONG")

@@ -6,13 +6,16 @@ Fault controls act here: a 503 before anything is booked, a payout booked and th
 
 from __future__ import annotations
 
+import base64
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
 from app.banks.gateway import PayoutRequest
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, sign_headers, verify_request
+from app.pdf.sign import sign_digest
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.context import current_simulator
 from app.tools.banksim.errors import system_busy, unknown_bank
@@ -23,6 +26,7 @@ from app.tools.banksim.validation import (
     PAYOUT_ID,
     PAYOUT_REQUEST,
     REQUEST_ID,
+    SIGNATURE_REQUEST,
     check,
     parse_json_object,
     parse_statement_date,
@@ -111,6 +115,19 @@ def query_payout(payout_id: str) -> Response:
         bank_reference=payout.bank_reference,
         failure_reason=payout.failure_reason,
     )
+
+
+@bank_api.post("/signatures")
+def sign_document() -> Response:
+    """The bank's signature on a document the platform has signed (an agreement): the platform sends the SM3
+    digest of the PDF's signed byte ranges, the bank answers a detached CMS signed with its seal key, which
+    never leaves the bank. Signing the same digest again is harmless, so a repeat is answered anew."""
+    data = check(parse_json_object(request.get_data()), SIGNATURE_REQUEST)
+    simulator = current_simulator()
+    when = datetime.fromtimestamp(simulator.operations.clock(), UTC)
+    key, certificate = simulator.keys.bank_private_keys[g.bank.code], simulator.keys.bank_certificates[g.bank.code]
+    signature = sign_digest(bytes.fromhex(data["document_sm3"]), key, certificate, when)
+    return jsonify(code="SIGNED", request_id=data["request_id"], cms=base64.b64encode(signature).decode())
 
 
 @bank_api.get("/statements/<day>")

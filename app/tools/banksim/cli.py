@@ -1,5 +1,5 @@
-"""`bank_sim` click group: `serve` the simulator, `pay` money into a virtual account, set `faults` and
-opening `limits` per bank.
+"""`bank_sim` click group: `serve` the simulator, make its banks' own `keys`, `pay` money into a virtual account,
+set `faults` and opening `limits` per bank.
 
 Registered by the platform as `flask bank-sim`; also runs as `python -m app.tools.banksim`.
 """
@@ -15,7 +15,6 @@ import click
 import requests
 from werkzeug.serving import make_server
 
-from app.crypto.keys import ensure_keys
 from app.domain.money import format_yuan, parse_yuan
 from app.platform.errors import CunguanError
 from app.tools.banksim import SimulatorConfig, create_simulator_app
@@ -24,6 +23,7 @@ from app.tools.banksim.context import current_simulator
 from app.tools.banksim.controls import faults_view, limits_view
 from app.tools.banksim.delivery import DELIVERY_PARALLEL
 from app.tools.banksim.faults import DEFAULT_TIMEOUT_HOLD_MS, FaultSettings
+from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, ensure_bank_keys
 from app.tools.banksim.store import Store, Transaction
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -38,6 +38,25 @@ _DB_OPTION = click.option(
     default=None,
     type=click.Path(dir_okay=False, path_type=Path),
     help="直接写入模拟器的 SQLite 文件（不经 HTTP；运行中的模拟器随即生效）",
+)
+
+
+_KEYS_DIR_OPTION = click.option(
+    "--keys-dir",
+    default="instance/bank-sim-keys",
+    show_default=True,
+    envvar="BANK_SIM_KEYS_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="模拟银行自己的密钥目录（银行私钥只在这里），缺少的密钥会自动生成（环境变量 BANK_SIM_KEYS_DIR）",
+)
+_PLATFORM_KEY_OPTION = click.option(
+    "--platform-key",
+    default="instance/keys/platform.pub.pem",
+    show_default=True,
+    envvar="BANK_SIM_PLATFORM_KEY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="平台公钥（验证平台请求）：keys 命令登记（复制）到模拟银行的密钥目录；serve 仅在目录中尚无平台公钥时登记"
+    "（环境变量 BANK_SIM_PLATFORM_KEY）",
 )
 
 
@@ -63,14 +82,8 @@ def bank_sim() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="模拟器自己的 SQLite 文件（环境变量 BANK_SIM_DB）",
 )
-@click.option(
-    "--keys-dir",
-    default="instance/keys",
-    show_default=True,
-    envvar="CUNGUAN_KEYS_DIR",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="密钥目录，缺少的密钥会自动生成（环境变量 CUNGUAN_KEYS_DIR）",
-)
+@_KEYS_DIR_OPTION
+@_PLATFORM_KEY_OPTION
 @click.option("--open-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="开户延迟（秒）")
 @click.option("--payout-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="付款处理延迟（秒）")
 @click.option(
@@ -81,9 +94,17 @@ def bank_sim() -> None:
     help="同时发出的回调通知数（按序通知仍逐条发送）",
 )
 def serve(
-    host: str, port: int, db_path: Path, keys_dir: Path, open_delay: float, payout_delay: float, deliveries: int
+    host: str,
+    port: int,
+    db_path: Path,
+    keys_dir: Path,
+    platform_key: Path,
+    open_delay: float,
+    payout_delay: float,
+    deliveries: int,
 ) -> None:
-    ensure_keys(keys_dir, SIMULATED_BANKS)
+    registered = (keys_dir / PLATFORM_PUBLIC_KEY).is_file()  # `bank-sim keys` registers a new one
+    ensure_bank_keys(keys_dir, SIMULATED_BANKS, None if registered else platform_key)
     try:
         app = create_simulator_app(
             SimulatorConfig(
@@ -111,6 +132,16 @@ def serve(
     finally:
         server.server_close()
         worker.stop()
+
+
+@bank_sim.command("keys", help="生成模拟银行自己的私钥与签章证书（已有的保留），并登记平台公钥。")
+@_KEYS_DIR_OPTION
+@_PLATFORM_KEY_OPTION
+def keys(keys_dir: Path, platform_key: Path) -> None:
+    if not platform_key.is_file():
+        _fail(f"找不到平台公钥 {platform_key}（请先运行 flask keys init）")
+    ensure_bank_keys(keys_dir, SIMULATED_BANKS, platform_key)
+    click.echo(f"模拟银行密钥目录：{keys_dir}（银行证书可用 flask keys import-bank --from-dir {keys_dir} 导入平台）")
 
 
 @bank_sim.command("pay", help="模拟一笔转账到虚户（调用运行中的模拟器 POST /sim/pay）。")

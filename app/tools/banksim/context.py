@@ -10,6 +10,7 @@ from flask import current_app
 from app.banks.protocol import TIMESTAMP_TOLERANCE_S, SignedRequest
 from app.platform.errors import ConfigError
 from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, bank_certificate_path, bank_private_key_path
 from app.tools.banksim.operations import BankOperations
 from app.tools.banksim.store import Store
 from app.tools.banksim.worker import BackgroundWorker
@@ -21,19 +22,22 @@ EXTENSION_KEY = "bank_simulator"
 class SimulatorKeys:
     platform_public_key_pem: bytes
     bank_private_keys: dict[str, bytes]
+    bank_certificates: dict[str, bytes]
 
 
 def load_keys(keys_dir: Path) -> SimulatorKeys:
-    """The platform public key (to verify requests) and each simulated bank's private key (to sign callbacks)."""
-    paths = {"platform": keys_dir / "platform.pub.pem"} | {
-        code: keys_dir / "banks" / f"{code}.key.pem" for code in SIMULATED_BANKS
-    }
-    missing = [str(path) for path in paths.values() if not path.is_file()]
+    """From the simulator's own folder (app.tools.banksim.keys): the platform public key (to verify requests),
+    each simulated bank's private key (to sign callbacks, statements and agreements) and seal certificate."""
+    keys = {code: bank_private_key_path(keys_dir, code) for code in SIMULATED_BANKS}
+    certificates = {code: bank_certificate_path(keys_dir, code) for code in SIMULATED_BANKS}
+    platform = keys_dir / PLATFORM_PUBLIC_KEY
+    missing = [str(path) for path in (platform, *keys.values(), *certificates.values()) if not path.is_file()]
     if missing:
         raise ConfigError("找不到银行模拟器所需的密钥文件", details={"missing": missing})
     return SimulatorKeys(
-        platform_public_key_pem=paths["platform"].read_bytes(),
-        bank_private_keys={code: paths[code].read_bytes() for code in SIMULATED_BANKS},
+        platform_public_key_pem=platform.read_bytes(),
+        bank_private_keys={code: path.read_bytes() for code, path in keys.items()},
+        bank_certificates={code: path.read_bytes() for code, path in certificates.items()},
     )
 
 

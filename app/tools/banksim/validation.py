@@ -51,6 +51,13 @@ PAY_IN_REQUEST = _object(
         "payer_account": _ACCOUNT_NO,
     }
 )
+SIGNATURE_REQUEST = _object(
+    {
+        "request_id": _ID,
+        "document_sm3": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "purpose": {"type": "string", "minLength": 1, "maxLength": 200},
+    }
+)
 PAYOUT_ID = _ID
 REQUEST_ID = _ID
 _LIMIT = {"type": "integer", "minimum": 0, "maximum": 10**9}

@@ -17,7 +17,6 @@ from typing import Any
 
 from app.banks.gateway import BankGateway
 from app.cities.sources import DbCitySource
-from app.crypto.keys import ensure_keys
 from app.db.base import Base
 from app.db.pii import keyring
 from app.db.session import Database
@@ -26,6 +25,7 @@ from app.domain.city_checks import checker
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, build_registry, job_table, load_workflows
 from app.platform.config import DEFAULT_BANKS, BankEndpoint
 from app.platform.runtime import KeyStore, Runtime
+from app.tools.banksim.keys import bank_certificate_path, bank_private_key_path, provision_simulated_banks
 from app.users.service import create_user
 
 BANK = "ceb"
@@ -37,6 +37,7 @@ PASSWORD = "Simulation-Only-1"
 class Template:
     folder: Path
     keys: KeyStore
+    bank_seal: tuple[bytes, bytes]  # the fake bank's own key and certificate (the platform has the certificate)
     db_file: Path
     workflows: dict[Any, Any]
 
@@ -72,8 +73,10 @@ def sim_environment(keys_folder: Path) -> Iterator[None]:
 def template() -> Template:
     """Keys, workflows and an empty database with the users, made once per process and copied per seed."""
     folder = Path(tempfile.mkdtemp(prefix="cunguan-vopr-", dir=tmp_root()))
-    ensure_keys(folder / "keys", [BANK])
+    bank_keys = folder / "bank-keys"
+    provision_simulated_banks(folder / "keys", bank_keys, [BANK])
     keys = KeyStore(folder / "keys")
+    seal = (bank_private_key_path(bank_keys, BANK).read_bytes(), bank_certificate_path(bank_keys, BANK).read_bytes())
     workflows = load_workflows()
     db_file = folder / "template.db"
     db = Database(f"sqlite:///{db_file}")
@@ -85,7 +88,7 @@ def template() -> Template:
         create_user(rt, "finance", PASSWORD, "finance", "仿真财务")
     db.dispose()
     atexit.register(shutil.rmtree, folder, True)
-    return Template(folder, keys, db_file, workflows)
+    return Template(folder, keys, seal, db_file, workflows)
 
 
 def tmp_root() -> str | None:

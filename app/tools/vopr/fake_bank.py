@@ -26,6 +26,7 @@ from app.banks.gateway import (
     PayoutStatus,
 )
 from app.domain.banks import KNOWN_BANKS
+from app.pdf.sign import sign_digest
 
 
 class ProcessDied(BaseException):
@@ -103,6 +104,7 @@ class FakeBank:
     log: list[str] = field(default_factory=list)
     _serial: int = 0
     max_delay_s: float = 90.0
+    seal: tuple[bytes, bytes] | None = None  # the bank's own seal key and certificate, to sign agreements
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -201,6 +203,13 @@ class FakeBank:
         if payout is None:
             raise BankRejected("付款不存在", code="NOT_FOUND", details={"payout_id": payout_id})
         return PayoutStatus(payout_id, payout.status, payout.bank_reference, payout.failure_reason)  # type: ignore[arg-type]
+
+    def request_signature(self, request_id: str, document_sm3: bytes, purpose: str) -> bytes:
+        """Sign with the bank's own seal (no faults drawn: the simulation's money paths keep their random draws)."""
+        if self.seal is None:
+            raise BankRejected("模拟银行没有签章密钥", code="NO_SEAL", details={"request_id": request_id})
+        self.log.append(f"sign {request_id}: {purpose}")
+        return sign_digest(document_sm3, *self.seal, self.clock())
 
     # --- the bank's own doings ----------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ class SeedWorld:
         shutil.copyfile(tpl.db_file, db_file)
         self.db = Database(f"sqlite:///{db_file}")
         self.clock = SeedClock()
-        self.bank = FakeBank(BANK, self.rng, lambda: self.clock.now)
+        self.bank = FakeBank(BANK, self.rng, lambda: self.clock.now, seal=tpl.bank_seal)
         if self.storm:
             self.bank.faults = Faults(0.25, 0.3, 0.15, 0.1, 0.05, 0.4)
         base = sim_runtime(self.db, tpl.keys, tpl.workflows, self.clock.of("web"))

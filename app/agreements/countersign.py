@@ -1,0 +1,92 @@
+"""The bank's countersignature on a deal's agreement, asked of the bank over the protocol.
+
+After the platform signs (the `sign_agreement` action), a job asks the deal's bank to sign: the platform
+appends an empty signature field to the stored PDF (an incremental update, so the platform's signature stays
+verifiable), sends the SM3 digest of the signed byte ranges (`POST /v1/signatures`), and embeds the detached
+CMS the bank answers - made with the bank's seal key, which only the bank holds. The signature is checked
+against the bank's imported certificate before it is kept. A bank that cannot be reached, or an answer that
+does not verify, is asked again later (the worker's backoff); a second signature request is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.audit import log as audit
+from app.banks.gateway import BankOutcomeUnknown, BankUnavailable
+from app.crypto import sm3
+from app.crypto.keys import bank_certificate_path
+from app.db.models import Agreement
+from app.pdf.sign import prepare_signature
+from app.pdf.verify import verify_pdf_signatures
+from app.platform.errors import CryptoError, NotFound
+from app.platform.runtime import Runtime
+from app.queue.jobs import Retry
+
+COUNTERSIGN_JOB = "agreement_countersign"
+
+
+def countersign_request(deal_id: int) -> tuple[str, dict[str, Any]]:
+    """The job (kind, payload) that asks the deal's bank to countersign its platform-signed agreement."""
+    return COUNTERSIGN_JOB, {"deal_id": deal_id}
+
+
+def bank_has_signed(rt: Runtime, bank_code: str, pdf: bytes) -> bool:
+    """Whether `pdf` carries a valid signature made with the bank's seal certificate (as imported)."""
+    path = bank_certificate_path(rt.keys.folder, bank_code)
+    if not path.is_file():
+        return False
+    try:
+        return any(report.valid for report in verify_pdf_signatures(pdf, [path.read_bytes()]))
+    except CryptoError:
+        return False
+
+
+def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
+    """Job handler: ask the deal's bank for its signature on the stored agreement and keep the signed PDF."""
+    deal_id = payload["deal_id"]
+    with rt.db.uow() as uow:
+        agreement = uow.session.scalar(select(Agreement).where(Agreement.deal_id == deal_id))
+        if agreement is None:
+            raise NotFound("协议尚未签署", code="AGREEMENT_NOT_SIGNED", details={"deal_id": deal_id})
+        bank_code, deal_no, pdf, before = (
+            agreement.deal.bank_code,
+            agreement.deal.deal_no,
+            agreement.pdf,
+            agreement.pdf_sm3,
+        )
+    if bank_has_signed(rt, bank_code, pdf):
+        return
+    bank, purpose = rt.bank(bank_code), f"存管银行确认 {deal_no}"
+    prepared = prepare_signature(
+        pdf, signer_name=bank.name, reason=purpose, location=bank.name, signing_time=rt.clock()
+    )
+    try:
+        signature = rt.gateway(bank_code).request_signature(f"SIG-{deal_no}-{before[:16]}", prepared.digest, purpose)
+    except (BankUnavailable, BankOutcomeUnknown) as error:
+        raise Retry(f"银行 {bank_code} 暂时无法签章：{error.message}", details=error.details) from error
+    signed = prepared.embed(signature)
+    if not bank_has_signed(rt, bank_code, signed):
+        raise Retry(f"银行 {bank_code} 的签章无法用其证书验证", details={"deal_id": deal_id, "bank": bank_code})
+    with rt.db.uow() as uow:
+        query = select(Agreement).where(Agreement.deal_id == deal_id).with_for_update()
+        agreement = uow.session.scalar(query)
+        if agreement is None or agreement.pdf_sm3 != before:  # signed meanwhile by another run
+            return
+        agreement.pdf, agreement.pdf_sm3 = signed, sm3(signed).hex()
+        audit.append(
+            uow.session,
+            at=rt.clock(),
+            actor=f"bank:{bank_code}",
+            action="agreement.bank_signed",
+            subject=f"deal:{deal_no}",
+            before={"pdf_sm3": before},
+            after={"pdf_sm3": agreement.pdf_sm3},
+            detail={"bank": bank_code},
+        )
+        uow.commit()
+
+
+JOBS = {COUNTERSIGN_JOB: countersign}
