@@ -15,10 +15,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from app.banks.protocol import PLATFORM_PREFIX, encode_json, sign_headers
+from app.platform.config import BankEndpoint
+from app.platform.runtime import Runtime
 from app.tools.banksim import SimulatorConfig, create_simulator_app
+from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.context import EXTENSION_KEY, Simulator
 from tests.factories import simulated_banks_folder
 
@@ -124,3 +128,31 @@ def running_receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serving(wsgi_app: Any) -> Iterator[str]:
+    """`wsgi_app` served over HTTP on a free local port while the block runs; yields its base URL."""
+    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def bank_over_http(rt: Runtime, keys_dir: Path, folder: Path, bank_code: str = "ceb") -> Iterator[InProcessSimulator]:
+    """The simulated bank (its own keys, its own database in `folder`) served over HTTP, and `rt`'s bank
+    `bank_code` pointed at it: the platform's gateway calls reach it, signed, as in production."""
+    sim = make_simulator(folder / "bank_sim.db", keys_dir)
+    with serving(sim.client.application) as url:
+        saved = rt.banks.get(bank_code)
+        rt.banks[bank_code] = BankEndpoint(bank_code, SIMULATED_BANKS[bank_code].name, f"{url}/{bank_code}")
+        try:
+            yield sim
+        finally:
+            if saved is not None:
+                rt.banks[bank_code] = saved

@@ -16,16 +16,23 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
-from app.agreements.service import countersign_agreement, render_html, verify_agreement_pdf
-from app.db.models import Agreement, Deal
+from app.agreements.countersign import COUNTERSIGN_JOB
+from app.agreements.service import render_html, verify_agreement_pdf
+from app.crypto import sm3
+from app.db.audit_models import AuditEntry
+from app.db.models import Agreement, Deal, Job
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import build_city, folder_reader, resolve
 from app.pdf.render import html_to_pdf, render_agreement_html
+from app.pdf.sign import sign_digest
 from app.pdf.verify import verify_pdf_signatures
 from app.platform.runtime import Runtime
+from app.queue.worker import run_one
 from tests.conftest import csrf_token
-from tests.factories import confirmed_deal
+from tests.factories import confirmed_deal, load_deal
+from tests.integration.simulator_support import bank_over_http
 
 MM = 72 / 25.4
 # the body area of an A4 page (margins 24 mm top, 22 mm bottom): without the running header and footer
@@ -97,11 +104,36 @@ def test_signed_agreement_is_reproducible_and_preview_text_is_pdf_text(rt: Runti
     assert re.search(r"第1页共(\d+)页", stored_text), "page numbers in the footer"
 
 
-@pytest.mark.usefixtures("users")
-def test_bank_countersignature_keeps_the_platform_signature(app: Flask, rt: Runtime, tmp_path: Path) -> None:
-    deal_id, platform_signed = _signed_agreement(rt)
+def _run_jobs(rt: Runtime) -> None:
+    while run_one(rt, "test-worker"):
+        pass
+
+
+def _countersign_jobs(rt: Runtime) -> list[Job]:
     with rt.db.uow() as uow:
-        countersigned = countersign_agreement(rt, uow.session, deal_id).pdf
+        return list(uow.session.scalars(select(Job).where(Job.kind == COUNTERSIGN_JOB).order_by(Job.id)))
+
+
+@pytest.mark.usefixtures("users")
+def test_the_bank_countersigns_over_the_protocol_keeping_the_platform_signature(
+    app: Flask, rt: Runtime, keys_dir: Path, tmp_path: Path
+) -> None:
+    deal_id, platform_signed = _signed_agreement(rt)
+    (job,) = _countersign_jobs(rt)
+    assert job.status == "pending", "the platform's signing queued the bank's"
+    _run_jobs(rt)  # the bank cannot be reached (nothing listens at its address): asked again later
+    (job,) = _countersign_jobs(rt)
+    assert job.status == "pending" and job.attempts == 1 and "暂时无法签章" in (job.last_error or "")
+    assert load_deal(rt, deal_id).agreement.pdf == platform_signed.pdf  # type: ignore[union-attr]
+
+    with bank_over_http(rt, keys_dir, tmp_path):
+        with rt.db.uow() as uow:
+            uow.session.get(Job, job.id).run_after = rt.clock()  # type: ignore[union-attr]
+            uow.commit()
+        _run_jobs(rt)
+    (job,) = _countersign_jobs(rt)
+    assert job.status == "done"
+    countersigned = load_deal(rt, deal_id).agreement.pdf  # type: ignore[union-attr]
     assert countersigned.startswith(platform_signed.pdf), "an incremental update"
     first, second = verify_agreement_pdf(rt, countersigned)
     assert first.signer_subject == "存管平台电子签章" and second.signer_subject == "存管银行电子签章（ceb）"
@@ -109,6 +141,9 @@ def test_bank_countersignature_keeps_the_platform_signature(app: Flask, rt: Runt
     assert not first.covers_whole_file and first.revision_intact and first.changes_after_signing == []
     assert second.covers_whole_file
     assert pdf_text(countersigned, tmp_path) == pdf_text(platform_signed.pdf, tmp_path), "text unchanged"
+    with rt.db.uow() as uow:
+        (entry,) = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "agreement.bank_signed"))
+        assert entry.actor == "bank:ceb" and entry.after == {"pdf_sm3": sm3(countersigned).hex()}
 
     path = tmp_path / "countersigned.pdf"
     path.write_bytes(countersigned)
@@ -125,6 +160,25 @@ def test_bank_countersignature_keeps_the_platform_signature(app: Flask, rt: Runt
     result = app.test_cli_runner().invoke(args=["agreement", "verify", str(path)])
     assert result.exit_code == 1
     assert [s["digest_matches"] for s in json.loads(result.output)["signatures"]] == [False, False]
+
+
+@pytest.mark.usefixtures("users")
+def test_a_signature_the_banks_certificate_does_not_verify_is_not_kept(
+    rt: Runtime, keys_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bank answer signed with another key (here the platform's seal) is refused and asked again later."""
+    deal_id, platform_signed = _signed_agreement(rt)
+    platform_seal = (rt.keys.platform_private_key_pem, rt.keys.platform_certificate_pem)
+
+    class WrongSeal:
+        def request_signature(self, request_id: str, document_sm3: bytes, purpose: str) -> bytes:
+            return sign_digest(document_sm3, *platform_seal, datetime.now(UTC))
+
+    monkeypatch.setattr(rt, "gateway", lambda code: WrongSeal())
+    _run_jobs(rt)
+    (job,) = _countersign_jobs(rt)
+    assert job.status == "pending" and "无法用其证书验证" in (job.last_error or "")
+    assert load_deal(rt, deal_id).agreement.pdf == platform_signed.pdf  # type: ignore[union-attr]
 
 
 def test_verify_page_for_any_logged_in_role(rt: Runtime, login: Callable[[str], FlaskClient], tmp_path: Path) -> None:
