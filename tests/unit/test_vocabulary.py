@@ -8,6 +8,7 @@ import importlib
 import json
 import pkgutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -140,12 +141,14 @@ def test_every_name_of_the_vocabulary_is_used_by_a_shipped_workflow() -> None:
 def test_sign_agreement_signs_with_the_signer_the_vocabulary_was_built_with() -> None:
     signed: list[Any] = []
     added: list[Any] = []
-    deal, rt = SimpleNamespace(id=7), SimpleNamespace()
+    deal, rt = SimpleNamespace(id=7), SimpleNamespace(clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
 
     def signer(runtime: Any, the_deal: Any) -> str:
         signed.append((runtime, the_deal))
         return "agreement"
 
-    context = SimpleNamespace(rt=rt, deal=deal, session=SimpleNamespace(add=added.append))
+    context = SimpleNamespace(rt=rt, deal=deal, session=SimpleNamespace(add=added.append, flush=lambda: None))
     build_vocabulary(signer).actions["sign_agreement"](context)
-    assert signed == [(rt, deal)] and added == ["agreement"]
+    assert signed == [(rt, deal)] and added[0] == "agreement"
+    (job,) = added[1:]
+    assert (job.kind, job.payload) == ("agreement_countersign", {"deal_id": 7}), "then the bank is asked to sign"

@@ -63,7 +63,7 @@ def test_journey_through_callbacks(client: FlaskClient, rt: Runtime, keys_dir: P
     assert payout.amount_fen == CUSTODY_FEN and payout.payee_account == "6222020200112233445"
     with rt.db.uow() as uow:
         kinds = list(uow.session.scalars(select(Job.kind).order_by(Job.id)))
-    assert kinds == ["open_virtual_account", "submit_payout"]
+    assert kinds == ["agreement_countersign", "open_virtual_account", "submit_payout"]
 
     result = notification(
         "payout_result", payout_id=payout.payout_id, bank_reference="B-9", status="succeeded", failure_reason=None

@@ -82,8 +82,8 @@ def test_agent_creates_previews_confirms_and_downloads_signed_pdf(login: Login, 
     assert report.valid, report.errors
     assert client.get(f"/deals/{deal_id}/agreement.html").text == preview.text, "what was previewed was signed"
     with rt.db.uow() as uow:
-        job = uow.session.scalar(select(Job))
-        assert job is not None and job.kind == "open_virtual_account"
+        kinds = list(uow.session.scalars(select(Job.kind).order_by(Job.id)))
+        assert kinds == ["agreement_countersign", "open_virtual_account"], "the bank is asked to sign and to open"
     state = client.get(f"/deals/{deal_id}?format=json").get_json()
     assert state["state"] == "awaiting_account" and state["agreement_signed"] is True
 
