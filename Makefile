@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 APT_PACKAGES := python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk poppler-utils openssl graphviz chromium
+# the platform's key folder (no bank private key in it) and the bank simulator's own (the banks' private keys)
+KEYS_DIR ?= $(or $(CUNGUAN_KEYS_DIR),instance/keys)
+BANK_SIM_KEYS_DIR ?= instance/bank-sim-keys
 WEB_PORT ?= 5000
 SIM_PORT ?= 5001
 # `make test`: pytest-xdist worker processes (every test is isolated: its own database or schema, its own ports)
@@ -27,6 +30,8 @@ $(VENV)/.installed: requirements.txt
 
 setup: system-deps $(VENV)/.installed
 	@$(FLASK) keys init
+	@$(FLASK) bank-sim keys --keys-dir $(BANK_SIM_KEYS_DIR) --platform-key $(KEYS_DIR)/platform.pub.pem
+	@$(FLASK) keys import-bank --from-dir $(BANK_SIM_KEYS_DIR)
 	@$(FLASK) db upgrade
 	@$(FLASK) city import-files
 	@$(FLASK) user create-demo

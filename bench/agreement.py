@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--memory-runs", type=int, default=200)
     args = parser.parse_args()
     keys = Path(tempfile.mkdtemp())
-    ensure_keys(keys, [])
+    ensure_keys(keys)
     key, certificate = (keys / "platform.key.pem").read_bytes(), (keys / "platform.cert.pem").read_bytes()
     html = render_agreement_html("resale_escrow", "v1", agreement_context(DATA))
 

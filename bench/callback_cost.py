@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from app.bank_inbox.inbox import drain_inbox  # noqa: E402
-from app.crypto.keys import ensure_keys  # noqa: E402
 from app.platform.config import Config  # noqa: E402
+from app.tools.banksim.keys import provision_simulated_banks  # noqa: E402
 from bench.callbacks import prepare, signed_requests  # noqa: E402 - the same deals and signed bodies
 
 
@@ -74,8 +74,8 @@ def main() -> None:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
         with tempfile.TemporaryDirectory() as folder:
-            keys_dir = Path(folder) / "keys"
-            ensure_keys(keys_dir, ["ceb"])
+            keys_dir, bank_keys_dir = Path(folder) / "keys", Path(folder) / "bank-sim-keys"
+            provision_simulated_banks(keys_dir, bank_keys_dir, ["ceb"])
             config = Config(
                 instance_path=Path(folder),
                 database_url=f"{base}?options=-csearch_path%3D{schema}",
@@ -88,7 +88,7 @@ def main() -> None:
             client = app.test_client()
 
             def post_all(kind: str) -> Callable[[], None]:
-                requests = signed_requests(keys_dir, accounts, args.callbacks, kind)
+                requests = signed_requests(bank_keys_dir, accounts, args.callbacks, kind)
 
                 def run() -> None:
                     for path, body, headers in requests:

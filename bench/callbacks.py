@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from app.banks.protocol import BANK_PREFIX, encode_json, sign_headers  # noqa: E402
-from app.crypto.keys import ensure_keys  # noqa: E402
 from app.db.base import Base  # noqa: E402
 from app.db.models import BankNotification, Deal, VirtualAccount  # noqa: E402
 from app.deals import service as deals  # noqa: E402
 from app.ledger.repo import LedgerRepository, check_ledger  # noqa: E402
 from app.platform.config import Config  # noqa: E402
+from app.tools.banksim.keys import bank_private_key_path, provision_simulated_banks  # noqa: E402
 from app.users.service import create_user  # noqa: E402
 from tests.factories import RESALE_FORM  # noqa: E402 - the same valid intake form the tests use
 
@@ -72,8 +72,8 @@ def prepare(config: Config, deals_count: int) -> list[str]:
     return accounts
 
 
-def signed_requests(keys_dir: Path, accounts: list[str], count: int, kind: str) -> list[tuple[str, bytes, dict]]:
-    key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+def signed_requests(bank_keys_dir: Path, accounts: list[str], count: int, kind: str) -> list[tuple[str, bytes, dict]]:
+    key = bank_private_key_path(bank_keys_dir, "ceb").read_bytes()  # signed as the bank, with its own key
     prepared = []
     for n in range(count):
         if kind == "ping":
@@ -211,7 +211,7 @@ def drain_rate(url: str, before: int, expected: int, timeout_s: float = 600) -> 
 
 
 def run_mode(
-    args: argparse.Namespace, mode: str, url: str, keys_dir: Path, base_env: dict[str, str], accounts: list[str]
+    args: argparse.Namespace, mode: str, url: str, bank_keys_dir: Path, base_env: dict[str, str], accounts: list[str]
 ) -> list[dict]:
     environment = {**base_env, "CUNGUAN_CALLBACK_PROCESSING": mode}
     server = start_server(args, environment)
@@ -219,10 +219,10 @@ def run_mode(
     rows = []
     try:
         base_url = f"http://127.0.0.1:{args.port}"
-        ping = signed_requests(keys_dir, accounts, args.requests, "ping")
+        ping = signed_requests(bank_keys_dir, accounts, args.requests, "ping")
         load(base_url, ping[: args.clients * 4], args.clients)  # warm up: imports, connection pools
         rows.append({"endpoint": "ping", "mode": mode, **load(base_url, ping, args.clients)})
-        callbacks = signed_requests(keys_dir, accounts, args.requests, "callback")
+        callbacks = signed_requests(bank_keys_dir, accounts, args.requests, "callback")
         if mode == "inbox" and not args.process_after:
             processors = start_processors(args.processors, environment)
             time.sleep(3)  # let them import and connect before the clock starts
@@ -283,8 +283,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             instance = Path(folder)
-            keys_dir = instance / "keys"
-            ensure_keys(keys_dir, ["ceb", "icbc", "pab"])
+            keys_dir, bank_keys_dir = instance / "keys", instance / "bank-sim-keys"
+            provision_simulated_banks(keys_dir, bank_keys_dir, ["ceb", "icbc", "pab"])
             config = Config(instance_path=instance, database_url=url, keys_dir=keys_dir, secret_key="bench")
             accounts = prepare(config, args.deals)
             environment = {
@@ -296,7 +296,7 @@ def main() -> None:
                 "CUNGUAN_LOG_LEVEL": "WARNING",
             }
             for mode in modes:
-                rows += run_mode(args, mode, url, keys_dir, environment, accounts)
+                rows += run_mode(args, mode, url, bank_keys_dir, environment, accounts)
             engine = create_engine(url)
             with engine.connect() as connection:
                 stored = connection.scalar(select(func.count()).select_from(BankNotification))

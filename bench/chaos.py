@@ -32,9 +32,8 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.crypto.keys import ensure_keys  # noqa: E402
-from app.tools.banksim.banks import SIMULATED_BANKS  # noqa: E402
 from tests.e2e.chaos_support import ChaosPlan, ChaosReport, ChaosStack, check_outcome, make_app, run_chaos  # noqa: E402
+from tests.factories import provision_key_folders  # noqa: E402
 
 
 @contextmanager
@@ -100,7 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="chaos-bench-") as folder:
         workdir = Path(folder)
         keys = workdir / "keys"
-        ensure_keys(keys, SIMULATED_BANKS)
+        provision_key_folders(keys, workdir / "bank-sim-keys")
         with database(workdir, args.postgres) as url:
             stack = ChaosStack(workdir, url, keys, plan)
             flask_app = make_app(stack)

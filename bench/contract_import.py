@@ -69,7 +69,7 @@ def run(kind: str, rows: int, batch_size: int, postgres_url: str, profile: bool)
         url, drop = _database(kind, folder, postgres_url)
         try:
             keys = folder / "keys"
-            ensure_keys(keys, ["ceb"])
+            ensure_keys(keys)
             config = Config(
                 instance_path=folder / "instance",
                 database_url=url,

@@ -22,11 +22,9 @@ from app import create_app
 from app.db.base import Base
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
-from app.tools.banksim.banks import SIMULATED_BANKS
-from app.tools.banksim.keys import provision_simulated_banks
 from app.users import service as users_service
 from app.users.service import create_user
-from tests.factories import SIMULATED_BANK_KEYS, bank_signing_key
+from tests.factories import bank_signing_key, provision_key_folders
 
 POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -43,8 +41,7 @@ def key_folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(platform's folder, simulated banks' folder): the platform's keys with every simulated bank's certificate
     imported (no bank private key), and the banks' own keys (the tests' platform is configured with ceb only)."""
     platform, banks = tmp_path_factory.mktemp("keys"), tmp_path_factory.mktemp("bank-sim-keys")
-    provision_simulated_banks(platform, banks, SIMULATED_BANKS)
-    SIMULATED_BANK_KEYS[platform] = banks
+    provision_key_folders(platform, banks)
     return platform, banks
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from app.db.models import Deal, User, VirtualAccount
 from app.deals import service as deals
 from app.deals.service import Actor
 from app.platform.runtime import Runtime
-from app.tools.banksim.keys import bank_private_key_path
+from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.keys import bank_private_key_path, provision_simulated_banks
 
 RESALE_FORM = {
     "city_code": "110000",
@@ -111,6 +113,13 @@ def notification(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 SIMULATED_BANK_KEYS: dict[Path, Path] = {}  # a platform key folder -> its simulated banks' own folder (conftest)
+
+
+def provision_key_folders(keys_dir: Path, bank_keys_dir: Path, bank_codes: Iterable[str] = SIMULATED_BANKS) -> None:
+    """A platform key folder and its simulated banks' own (app.tools.banksim.keys.provision_simulated_banks),
+    paired so that the helpers below find the banks' keys from the platform's folder."""
+    provision_simulated_banks(keys_dir, bank_keys_dir, bank_codes)
+    SIMULATED_BANK_KEYS[Path(keys_dir)] = Path(bank_keys_dir)
 
 
 def simulated_banks_folder(keys_dir: Path) -> Path:

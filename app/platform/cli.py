@@ -27,6 +27,8 @@ def keys_init() -> None:
     ensure_keys(config.keys_dir)
     keyring.configure_from_folder(config.keys_dir)  # the runtime's KeyStore reads its files when asked
     click.echo(f"密钥目录：{config.keys_dir}")
+    for leftover in sorted((config.keys_dir / "banks").glob("*.key.pem")):
+        click.echo(f"警告：平台不应持有银行私钥，请移除 {leftover}（银行私钥只在银行/模拟器一方）", err=True)
 
 
 @keys_cli.command("import-bank")

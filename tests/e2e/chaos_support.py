@@ -190,7 +190,7 @@ class ChaosStack(Stack):
 
     def start_simulator(self) -> None:
         command = [sys.executable, "-m", "app.tools.banksim", "serve", "--port", str(self.sim_port)]
-        command += ["--db", str(self.sim_db), "--keys-dir", str(self.keys_dir)]
+        command += ["--db", str(self.sim_db), "--keys-dir", str(self.bank_keys_dir)]
         command += ["--open-delay", "0.05", "--payout-delay", "0.05", "--deliveries", str(self.tuning.deliveries)]
         self._spawn("simulator", command)
         wait_until(lambda: requests.get(f"{self.sim_url}/sim/state", timeout=1).ok, what="bank simulator")

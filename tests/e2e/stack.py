@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 from app.tools.banksim.banks import SIMULATED_BANKS
+from tests.factories import simulated_banks_folder
 from tests.ports import port_of, reserve_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +54,11 @@ class Stack:
         """A loopback port held until `stop()`, for a server process of this stack to bind."""
         self.reservations.append(reserve_port())
         return port_of(self.reservations[-1])
+
+    @property
+    def bank_keys_dir(self) -> Path:
+        """The simulated banks' own key folder (the simulator's), paired with the platform's `keys_dir`."""
+        return simulated_banks_folder(self.keys_dir)
 
     @property
     def web_url(self) -> str:
@@ -105,7 +111,7 @@ class Stack:
                 "--db",
                 sim_db,
                 "--keys-dir",
-                str(self.keys_dir),
+                str(self.bank_keys_dir),
                 "--open-delay",
                 "0.2",
                 "--payout-delay",

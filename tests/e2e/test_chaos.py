@@ -28,11 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from app.crypto.keys import ensure_keys
 from app.platform.runtime import Runtime
-from app.tools.banksim.banks import SIMULATED_BANKS
 from tests.conftest import DATABASES
 from tests.e2e.chaos_support import ChaosPlan, ChaosStack, check_outcome, make_app, run_chaos
+from tests.factories import provision_key_folders
 
 # One database per run: PostgreSQL where it is configured (CI), SQLite otherwise - the run is too long to
 # repeat per database, and CI runs the suite once with PostgreSQL configured.
@@ -44,7 +43,7 @@ PLAN = ChaosPlan(deals=200)
 @pytest.fixture
 def stack(tmp_path: Path, database_url: str) -> Iterator[ChaosStack]:
     keys = tmp_path / "keys"
-    ensure_keys(keys, SIMULATED_BANKS)
+    provision_key_folders(keys, tmp_path / "bank-sim-keys")
     running = ChaosStack(tmp_path, database_url, keys, PLAN)
     try:
         yield running

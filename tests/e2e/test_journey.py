@@ -15,10 +15,10 @@ import requests
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.crypto.keys import generate_sm2_private_key_pem
-from app.pdf.verify import verify_pdf
+from app.pdf.verify import verify_pdf_signatures
 from tests.conftest import csrf_token
 from tests.e2e.stack import ROOT, Stack, wait_until
-from tests.factories import CUSTODY_FEN, HAPPY_PATH_EVENTS, RESALE_FORM
+from tests.factories import CUSTODY_FEN, HAPPY_PATH_EVENTS, RESALE_FORM, bank_signing_key
 
 pytestmark = pytest.mark.e2e
 
@@ -135,8 +135,10 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
         assert label in page, label
 
     pdf = ops.get(f"{deal_url}/agreement.pdf", timeout=10).content
-    report = verify_pdf(pdf, (keys_dir / "platform.cert.pem").read_bytes())
-    assert report.valid, report.errors
+    trusted = [(keys_dir / "platform.cert.pem").read_bytes(), (keys_dir / "banks" / "ceb.cert.pem").read_bytes()]
+    platform, bank = verify_pdf_signatures(pdf, trusted)  # the worker asked the bank, which signed with its own key
+    assert platform.valid and bank.valid and bank.covers_whole_file, (platform.errors, bank.errors)
+    assert bank.signer_subject == "存管银行电子签章（ceb）"
     pdf_path = stack.workdir / "agreement.pdf"
     pdf_path.write_bytes(pdf)
     text = subprocess.run(["pdftotext", str(pdf_path), "-"], capture_output=True, text=True, check=True).stdout
@@ -154,7 +156,7 @@ def _hostile_callbacks(
 ) -> None:
     """A duplicate, a forged, a stale and a replayed callback: none may change anything."""
     before = (_deal(ops, stack, deal_url), _ledger_totals(stack))
-    bank_key = (keys_dir / "banks" / "ceb.key.pem").read_bytes()
+    bank_key = bank_signing_key(keys_dir)
     delivered = [d for d in _deliveries(sim_state) if d["type"] == "funds_arrived"]
     assert delivered, "the simulator shows what it delivered"
     duplicate = delivered[0]["body"].encode()

@@ -23,11 +23,10 @@ import requests
 from sqlalchemy import create_engine, text
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
-from app.crypto.keys import ensure_keys
 from app.tools.banksim.banks import SIMULATED_BANKS
 from tests.conftest import DATABASES, csrf_token
 from tests.e2e.stack import FLASK, ROOT, Stack, wait_until
-from tests.factories import CUSTODY_FEN, RESALE_FORM
+from tests.factories import CUSTODY_FEN, RESALE_FORM, bank_signing_key, provision_key_folders
 
 # PostgreSQL only (production scale-out; CI sets CUNGUAN_TEST_POSTGRES_URL). Two servers on one SQLite file
 # work too, but every agreement render holds SQLite's single write lock, which makes the run twice as slow.
@@ -82,7 +81,7 @@ class ScaleOutStack(Stack):
                 "--db",
                 str(self.workdir / "bank_sim.db"),
                 "--keys-dir",
-                str(self.keys_dir),
+                str(self.bank_keys_dir),
                 "--open-delay",
                 "0.1",
                 "--payout-delay",
@@ -101,7 +100,7 @@ class ScaleOutStack(Stack):
 @pytest.fixture
 def stack(tmp_path: Path, database_url: str) -> Iterator[ScaleOutStack]:
     keys = tmp_path / "keys"
-    ensure_keys(keys, SIMULATED_BANKS)  # every configured bank: /readyz checks all their keys
+    provision_key_folders(keys, tmp_path / "bank-sim-keys")  # every configured bank: /readyz checks all their keys
     running = ScaleOutStack(tmp_path, database_url, keys)
     try:
         yield running
@@ -194,7 +193,7 @@ def _scenario(stack: ScaleOutStack, passwords: dict[str, str]) -> None:
     deals = [deal(p) for p in deal_paths]
     assert all(d["state"] == "awaiting_funds" for d in deals), [d["state"] for d in deals]
 
-    bank_key = (stack.keys_dir / "banks" / "ceb.key.pem").read_bytes()
+    bank_key = bank_signing_key(stack.keys_dir)
 
     def funds(deal_info: dict[str, Any], reference: str, notification_id: str | None = None) -> bytes:
         body = {

@@ -53,7 +53,8 @@ def _spec() -> dict[str, Any]:
     body = spec["paths"][NOTIFICATIONS]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "bank-notification.schema.json"}, "the spec's body reference moved"
     body["schema"] = {"$ref": "#/components/schemas/BankNotification"}
-    del spec["paths"]["/v1/statements/{date}"]  # served by the banks, not by us
+    for served_by_the_banks in ("/v1/statements/{date}", "/v1/signatures"):
+        del spec["paths"][served_by_the_banks]
     return spec
 
 

@@ -5,6 +5,7 @@ bank choices, and the upgrade of an old database."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asn1crypto import cms, pem
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from app import create_app
 from app.banks.protocol import BANK_PREFIX, BadSignature, verify_request
-from app.crypto import sm3
+from app.crypto import sm2_verify, sm3
 from app.crypto.keys import public_key_pem_from_private
 from app.domain.banks import luhn_digit
 from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
@@ -526,3 +528,35 @@ def test_a_database_from_before_the_banks_issue_is_upgraded(tmp_path: Path, keys
         assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     sim = make_simulator(path, keys_dir, FakeClock())  # and the simulator runs on it
     assert sim.pay_in("ceb", "6226000000000001", 50)["balance_fen"] == 550
+
+
+@pytest.mark.parametrize("bank_code", ["icbc", "boc"])
+def test_a_bank_signs_a_digest_with_its_own_seal_as_the_api_document_says(
+    sim: InProcessSimulator, keys_dir: Path, bank_code: str
+) -> None:
+    digest = sm3(b"the agreement's signed byte ranges")
+    payload = {"request_id": "SIG-1", "document_sm3": digest.hex(), "purpose": "存管银行确认 CG-1"}
+    answer = sim.call("POST", f"/{bank_code}/v1/signatures", payload)
+    assert answer.status_code == 200, answer.get_json()
+    operation = json.loads((SCHEMAS / "bank-api.openapi.json").read_text("utf-8"))["paths"]["/v1/signatures"]["post"]
+    request_schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert Draft202012Validator(request_schema).is_valid(payload)
+    answer_schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert Draft202012Validator(answer_schema).is_valid(answer.get_json()), answer.get_json()
+    signed = cms.ContentInfo.load(base64.b64decode(answer.get_json()["cms"]))["content"]
+    (signer,) = signed["signer_infos"]
+    (certificate,) = signed["certificates"]
+    imported = (keys_dir / "banks" / f"{bank_code}.cert.pem").read_bytes()
+    assert certificate.chosen.dump() == pem.unarmor(imported)[2], "the seal the platform imported"
+    attributes = {attribute["type"].native: attribute["values"][0].native for attribute in signer["signed_attrs"]}
+    assert attributes["message_digest"] == digest
+    signed_bytes = b"\x31" + signer["signed_attrs"].dump()[1:]  # the DER SET OF, not its [0] tag (RFC 5652 §5.4)
+    public_key = (keys_dir / "banks" / f"{bank_code}.pub.pem").read_bytes()
+    assert sm2_verify(public_key, signed_bytes, signer["signature"].native)
+    other = (keys_dir / "banks" / "ceb.pub.pem").read_bytes()
+    assert not sm2_verify(other, signed_bytes, signer["signature"].native), "each bank its own key"
+
+    bad = sim.call("POST", f"/{bank_code}/v1/signatures", payload | {"document_sm3": "not-a-digest"})
+    assert (bad.status_code, bad.get_json()["code"]) == (400, "MALFORMED")
+    unsigned = sim.client.post(f"/{bank_code}/v1/signatures", json=payload)
+    assert (unsigned.status_code, unsigned.get_json()["code"]) == (401, "BAD_SIGNATURE")
