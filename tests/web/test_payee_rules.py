@@ -13,7 +13,6 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from app.crypto.keys import ensure_keys
 from app.db.audit_models import AuditEntry
 from app.db.models import Deal, Payout
 from app.deals import service as deals
@@ -85,7 +84,6 @@ def _violations(rt: Runtime) -> list[Any]:
 
 def _held_intent_deposit(rt: Runtime, client: FlaskClient, keys_dir: Path, paid: list[int]) -> int:
     """上海's intent deposit of 50,000 yuan, signed and funded with `paid` (fen) from the buyer's account."""
-    ensure_keys(keys_dir, ["pab"])
     rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")
     agent = actor(rt, "agent")
     deal_id = deals.create_deal(rt, agent, "310000", "intent_deposit", {**INTENT_FORM, "deposit_amount": "50000"})
@@ -133,7 +131,6 @@ def test_case1_intent_deposit_pays_only_the_developer_the_agreement_names_whatev
 def test_case1_a_guarantee_claim_pays_the_beneficiary_the_agreement_names(
     rt: Runtime, client: FlaskClient, keys_dir: Path, login: Login
 ) -> None:
-    ensure_keys(keys_dir, ["boc"])
     rt.banks["boc"] = BankEndpoint("boc", "中国银行", "http://127.0.0.1:9")
     agent = actor(rt, "agent")
     form = {
