@@ -69,7 +69,9 @@ def free_in_custody(session: Session, deal: Deal) -> int:
     return credits - debits - debits_pending
 
 
-def case_context(ctx: DealContext) -> blocks.CaseContext:
+def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.CaseContext:
+    """The block's context; `origins` (what each account money came from may still get back) is read only for
+    an action: no guard needs it, and an arrival's guards run on the hot path."""
     deal = ctx.deal
     product = pinned_city(ctx.rt, ctx.session, deal).product(deal.product)
     definition = ctx.rt.workflow(deal.workflow_id, deal.workflow_version)
@@ -77,12 +79,13 @@ def case_context(ctx: DealContext) -> blocks.CaseContext:
         **copy.deepcopy(deal.facts or {}),  # a copy: facts saved back must differ from what was loaded
         "custody_fen": free_in_custody(ctx.session, deal),
         "custody_amount_fen": deal.custody_amount_fen,
-        "origins": [
+    }
+    if with_origins:
+        case["origins"] = [
             {"account": o.account, "name": o.name, "amount_fen": o.left_fen}
             for o in origins.of_deal(ctx.session, deal.id)
             if o.left_fen > 0
-        ],
-    }
+        ]
     return blocks.CaseContext(resolve(definition.parameters, product.overrides()), case, product.release, ctx.payload)
 
 
@@ -191,7 +194,7 @@ def case_action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealCo
         if pays and ctx.event in RETRY_EVENTS:  # re-send exactly what failed, as a new group
             retry_failed(ctx)
             return
-        case = case_context(ctx)
+        case = case_context(ctx, with_origins=True)
         block(case)
         _save_facts(ctx.deal, case.case)
         carry_out(ctx, case.instructions)
