@@ -103,7 +103,9 @@ class StatementLayout:
     writes each direction in its `direction` column (empty when credits and debits have their own amount
     columns). Times are Asia/Shanghai: `date_format` and `time_format` for separate date and time columns,
     `datetime_format` for one column. `encoding` is what the bank writes (the platform also accepts a UTF-8
-    file with a byte-order mark). `bank_name` is filled from the bank the layout belongs to."""
+    file with a byte-order mark). The file ends with the closing-balance row: `closing_label` in the first
+    column, the day's closing balance of all the platform's accounts at the bank in the second (in
+    `amount_unit`), the other columns empty. `bank_name` is filled from the bank the layout belongs to."""
 
     columns: tuple[tuple[str, str], ...]
     encoding: str
@@ -113,6 +115,7 @@ class StatementLayout:
     date_format: str = ""
     time_format: str = ""
     datetime_format: str = ""
+    closing_label: str = "期末余额"
     bank_name: str = ""
 
     def __post_init__(self) -> None:

@@ -3,7 +3,8 @@ facts of the bank registry, app.domain.banks) into lines (integer fen, UTC times
 and reason). Nothing in a file is silently dropped: a row that does not fit its bank's layout, or carries a
 value we do not know, is a problem.
 
-Row numbers count CSV records as a spreadsheet shows them: the header is row 1, the first line row 2.
+Row numbers count CSV records as a spreadsheet shows them: the header is row 1, the first line row 2. The
+last row is the closing balance (期末余额, see StatementLayout.closing_label); it is not a line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ACCOUNT_NO = re.compile(r"^[0-9]{8,32}$")
 _YUAN = re.compile(r"^(0|[1-9][0-9]{0,14})\.[0-9]{2}$")
 _FEN = re.compile(r"^[1-9][0-9]{0,16}$")
+_BALANCE_FEN = re.compile(r"^(0|[1-9][0-9]{0,16})$")
 DIRECTION_LABELS: dict[str, str] = {"credit": "来账", "debit": "出金"}
 # Outcomes of reconciling a line (or one of our payouts) - the first three need nobody.
 STATUS_LABELS = {
@@ -37,6 +39,8 @@ STATUS_LABELS = {
     "payout_missing": "对账单无此出金",
     "invalid": "无法解析",
     "error": "处理失败",
+    "ledger_only": "平台有账银行无账",
+    "balance_gap": "余额不符",
 }
 RESOLVED_STATUSES = frozenset({"matched", "repaired", "suspense"})
 T = TypeVar("T")
@@ -85,7 +89,8 @@ class LineProblem:
 class ParsedStatement:
     lines: tuple[StatementLine, ...]
     problems: tuple[LineProblem, ...]
-    data_rows: int  # rows after the header, parsed or not
+    data_rows: int  # rows after the header, parsed or not, the closing-balance row not counted
+    closing_balance_fen: int | None = None  # the bank's closing balance of the day, when the file states it
 
 
 class _RowError(Exception):
@@ -105,6 +110,14 @@ def parse_amount(text: str, unit: AmountUnit) -> int:
     amount_fen = int(text.replace(".", ""))
     _check(amount_fen > 0, f"金额“{text}”必须大于零")
     return amount_fen
+
+
+def parse_balance(text: str, unit: AmountUnit) -> int:
+    """A balance: as an amount (`parse_amount`), zero allowed."""
+    pattern = _YUAN if unit == "yuan" else _BALANCE_FEN
+    expected = "以元为单位、两位小数" if unit == "yuan" else "以分为单位的整数"
+    _check(pattern.match(text) is not None, f"余额“{text}”格式不正确（应为{expected}）")
+    return int(text.replace(".", ""))
 
 
 class _Row:
@@ -214,6 +227,15 @@ def _decode(layout: StatementLayout, content: bytes) -> tuple[str, set[int]]:
     return text, bad_lines
 
 
+def _closing_balance(layout: StatementLayout, values: list[str]) -> int:
+    """The closing-balance row: its label, the balance, the other columns empty."""
+    _check(
+        len(values) == len(layout.columns) and not any(value.strip() for value in values[2:]),
+        f"{layout.closing_label}行应只有标签和余额两栏有值（共 {len(layout.columns)} 个字段）",
+    )
+    return parse_balance(values[1].strip(), layout.amount_unit)
+
+
 def parse_statement(layout: StatementLayout, content: bytes, day: date) -> ParsedStatement:
     text, bad_lines = _decode(layout, content)
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -222,10 +244,22 @@ def parse_statement(layout: StatementLayout, content: bytes, day: date) -> Parse
     seen: dict[str, int] = {}
     header_ok = True
     row_no = 0
+    closing: int | None = None
+    closing_row = 0
     try:
         for values in reader:
             row_no += 1
             raw = ",".join(values)
+            if closing_row:
+                problems.append(LineProblem(row_no, f"{layout.closing_label}行（第 {closing_row} 行）之后不应再有内容", raw))
+                continue
+            if row_no > 1 and header_ok and values and values[0].strip() == layout.closing_label:
+                closing_row = row_no
+                try:
+                    closing = _closing_balance(layout, values)
+                except _RowError as error:
+                    problems.append(LineProblem(row_no, str(error), raw))
+                continue
             if reader.line_num in bad_lines:
                 problems.append(LineProblem(row_no, f"含有无法按 {_reading_encoding(layout).upper()} 解码的字节", raw))
                 header_ok = header_ok and row_no > 1  # an undecodable header is a wrong header
@@ -254,4 +288,5 @@ def parse_statement(layout: StatementLayout, content: bytes, day: date) -> Parse
         problems.append(LineProblem(row_no + 1, f"CSV 格式错误：{error}", ""))
     if row_no == 0:
         problems.append(LineProblem(1, "文件为空，没有表头", ""))
-    return ParsedStatement(tuple(lines), tuple(problems), max(row_no - 1, 0))
+    data_rows = max(row_no - 1, 0) - (1 if closing_row else 0)
+    return ParsedStatement(tuple(lines), tuple(problems), data_rows, closing)

@@ -311,9 +311,12 @@ def test_statement_lists_the_days_credits_and_debits_in_the_banks_layout(
         with pytest.raises(UnicodeDecodeError):
             content.decode("utf-8")
     text = content.decode(encoding)
-    assert text.splitlines() == [header, *(row.format(**booked) for row in rows)]
+    layout = SIMULATED_BANKS[bank_code].statement
+    closing = "23456795" if layout.amount_unit == "fen" else "234567.95"  # 0.01 the day before, then this day
+    closing_row = f"期末余额,{closing}" + "," * (len(layout.columns) - 2)
+    assert text.splitlines() == [header, *(row.format(**booked) for row in rows), closing_row]
     parsed = list(csv.reader(io.StringIO(text)))
-    assert parsed[0] == [name for name, _ in SIMULATED_BANKS[bank_code].statement.columns] and len(parsed) == 4
+    assert parsed[0] == [name for name, _ in layout.columns] and len(parsed) == 5
     own_key = (keys_dir / "banks" / f"{bank_code}.pub.pem").read_bytes()
     assert verify_request(BANK_PREFIX, own_key, answer.headers, content).nonce == answer.headers["X-Bank-Nonce"]
     other_key = (keys_dir / "banks" / f"{'pab' if bank_code != 'pab' else 'ceb'}.pub.pem").read_bytes()
@@ -327,7 +330,7 @@ def test_statement_lists_the_days_credits_and_debits_in_the_banks_layout(
 def _assert_the_platform_reads(bank_code: str, content: bytes, booked: dict[str, str]) -> None:
     """The reconciliation parser, given only the platform's layout for this bank, reads every line back."""
     parsed = parse_statement(STATEMENT_LAYOUTS[bank_code], content, date(2026, 11, 20))
-    assert (parsed.problems, parsed.data_rows) == ((), 3)
+    assert (parsed.problems, parsed.data_rows, parsed.closing_balance_fen) == ((), 3, 23456795)
     assert [
         (line.bank_reference, line.direction, line.amount_fen, line.counterparty_name, line.payout_id)
         for line in parsed.lines
@@ -346,7 +349,9 @@ def _assert_the_platform_reads(bank_code: str, content: bytes, booked: dict[str,
 def test_statement_of_a_quiet_day_today_and_bad_dates(sim: InProcessSimulator) -> None:
     quiet = sim.call("GET", "/pab/v1/statements/2026-11-19")
     assert quiet.status_code == 200 and quiet.headers["X-Bank-Statement-Lines"] == "0"
-    assert quiet.data.decode().splitlines() == [",".join(name for name, _ in SIMULATED_BANKS["pab"].statement.columns)]
+    columns = SIMULATED_BANKS["pab"].statement.columns
+    closing_row = "期末余额,0" + "," * (len(columns) - 2)  # PAB writes fen
+    assert quiet.data.decode().splitlines() == [",".join(name for name, _ in columns), closing_row]
     assert sim.call("GET", "/pab/v1/statements/2026-11-20").headers["X-Bank-Statement-Complete"] == "false"
     for bad in ("20261120", "2026-13-01", "2026-11-20x"):
         refused = sim.call("GET", f"/pab/v1/statements/{bad}")

@@ -146,13 +146,13 @@ def test_statements_the_simulated_bank_writes_round_trip_through_the_platforms_p
             f"{code.upper()}P1", _booked(23, 59, 59), "debit", 100, account_no, "李四", "62220202009988", "PO-1"
         ),
     ]
-    statement = render_statement(SIMULATED_BANKS[code].statement, reversed(written))
+    statement = render_statement(SIMULATED_BANKS[code].statement, reversed(written), 123456694)
     contents = [statement.content]
     if codecs.lookup(bank.statement.encoding).name == "utf-8":
         contents.append(codecs.BOM_UTF8 + statement.content)  # the platform also accepts a byte-order mark
     for content in contents:
         parsed = parse_statement(STATEMENT_LAYOUTS[code], content, DAY)
-        assert (parsed.problems, parsed.data_rows) == ((), 3)
+        assert (parsed.problems, parsed.data_rows, parsed.closing_balance_fen) == ((), 3, 123456694)
         assert [
             (
                 line.bank_reference,

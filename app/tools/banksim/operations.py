@@ -158,12 +158,14 @@ class BankOperations:
             return fault_happens(tx, bank.code, stream)
 
     def statement(self, bank: SimulatedBank, day: date) -> StatementFile:
-        """Every credit (arrival) and debit (succeeded payout) booked on `day` (Asia/Shanghai)."""
+        """Every credit (arrival) and debit (succeeded payout) booked on `day` (Asia/Shanghai), and the
+        closing balance of the bank's accounts at the end of that day."""
         start, end = day_bounds(day)
         with self.store.transaction() as tx:
             credits = [_credit_line(arrival) for arrival in tx.arrivals_between(bank.code, start, end)]
             debits = [_debit_line(payout) for payout in tx.payouts_succeeded_between(bank.code, start, end)]
-        return render_statement(bank.statement, credits + debits)
+            closing_fen = _closing_balance(tx, bank.code, end)
+        return render_statement(bank.statement, credits + debits, closing_fen)
 
     def account(self, bank: SimulatedBank, request_id: str) -> Account:
         with self.store.transaction() as tx:
@@ -261,6 +263,23 @@ class BankOperations:
             "failure_reason": reason,
         }
         _enqueue_notification(tx, payout.bank_code, payout.notify_url, "payout_result", fields, now)
+
+
+def _closing_balance(tx: Transaction, bank_code: str, end: float) -> int:
+    """The sum of the balances of the bank's accounts at `end`: today's balances less what moved since (an
+    account opened since held nothing then)."""
+    balances = {
+        account.account_no: account.balance_fen
+        for account in tx.accounts(bank_code)
+        if account.account_no is not None and account.opened_at is not None and account.opened_at < end
+    }
+    came_since = sum(a.amount_fen for a in tx.arrivals(bank_code) if a.arrived_at >= end and a.account_no in balances)
+    paid_since = sum(
+        payout.amount_fen
+        for payout in tx.payouts(bank_code)
+        if payout.status == "succeeded" and (payout.finished_at or 0) >= end and payout.account_no in balances
+    )
+    return sum(balances.values()) - came_since + paid_since
 
 
 def _request_content(account: Account) -> tuple[str | None, ...]:

@@ -1,5 +1,6 @@
 """Daily statement files (对账单): every credit and debit a bank booked on one Asia/Shanghai day, as CSV
-in the bank's own layout, with an SM3 digest of the exact bytes."""
+in the bank's own layout, ending with the day's closing balance (期末余额) of all the platform's accounts at
+the bank, with an SM3 digest of the exact bytes."""
 
 from __future__ import annotations
 
@@ -74,13 +75,18 @@ RENDERERS: dict[str, Callable[[StatementLine, StatementLayout], str]] = {
 }
 
 
-def render_statement(layout: StatementLayout, lines: Iterable[StatementLine]) -> StatementFile:
-    """Header row, then one row per line in booking order. Characters the encoding lacks become `?`."""
+def render_statement(
+    layout: StatementLayout, lines: Iterable[StatementLine], closing_balance_fen: int
+) -> StatementFile:
+    """Header row, one row per line in booking order, then the closing-balance row (not a line: the line
+    count leaves it out). Characters the encoding lacks become `?`."""
     text = io.StringIO(newline="")
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow([header for header, _ in layout.columns])
     ordered = sorted(lines, key=lambda line: (line.booked_at, line.bank_reference))
     for line in ordered:
         writer.writerow([RENDERERS[field](line, layout) for _, field in layout.columns])
+    closing = [layout.closing_label, _amount(closing_balance_fen, layout)]
+    writer.writerow(closing + [""] * (len(layout.columns) - len(closing)))
     content = text.getvalue().encode(layout.encoding, errors="replace")
     return StatementFile(content=content, sm3_hex=sm3(content).hex(), line_count=len(ordered))
