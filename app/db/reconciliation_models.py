@@ -1,4 +1,5 @@
-"""Reconciliation tables: one run per statement, one item per line or missing payout."""
+"""Reconciliation tables: one run per statement, one item per line, per ledger posting the statement lacks
+or per balance gap, and the exceptions (差错) that stay open until a person resolves them with a reason."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -29,6 +31,8 @@ RECONCILIATION_STATUSES = (
     "payout_missing",
     "invalid",
     "error",
+    "ledger_only",
+    "balance_gap",
 )
 
 
@@ -44,7 +48,9 @@ class ReconciliationRun(Base):
     complete: Mapped[bool] = mapped_column()
     line_count: Mapped[int] = mapped_column(Integer)  # rows after the header
     counts: Mapped[dict[str, int]] = mapped_column(JSON)  # status -> items
-    unresolved: Mapped[int] = mapped_column(Integer)
+    unresolved: Mapped[int] = mapped_column(Integer)  # items needing a person when the run ended
+    closing_balance_fen: Mapped[int | None] = mapped_column(BigInteger)  # as the statement says
+    ledger_balance_fen: Mapped[int | None] = mapped_column(BigInteger)  # bank clearing at the cut-off, in transit added
     actor: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -57,7 +63,8 @@ class ReconciliationRun(Base):
 
 
 class ReconciliationItem(Base):
-    """A statement line (row_no set) or one of our payouts the statement lacks (row_no empty), with its outcome."""
+    """A statement line (row_no set), or (row_no empty) a ledger posting the statement lacks or the balance gap,
+    with its outcome; an item needing a person points at its exception."""
 
     __tablename__ = "reconciliation_items"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,7 +82,45 @@ class ReconciliationItem(Base):
     deal_no: Mapped[str | None] = mapped_column(String(32))
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     detail: Mapped[str] = mapped_column(Text)  # Chinese, for finance
+    exception_id: Mapped[int | None] = mapped_column(ForeignKey("reconciliation_exceptions.id"))
 
     run: Mapped[ReconciliationRun] = relationship(back_populates="items")
+    exception: Mapped[ReconciliationException | None] = relationship()
 
     __table_args__ = (CheckConstraint(f"status IN {RECONCILIATION_STATUSES!r}", name="status_known"),)
+
+
+class ReconciliationException(Base):
+    """Something a run found that needs a person (差错): one per bank and `key` (the line's reference, the
+    payout, the ledger posting, the gap's figures), seen again by later runs, open until someone resolves it
+    with a reason (audited)."""
+
+    __tablename__ = "reconciliation_exceptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_code: Mapped[str] = mapped_column(String(16))
+    statement_date: Mapped[date] = mapped_column(Date)
+    key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(24))  # the item's status when first found
+    detail: Mapped[str] = mapped_column(Text)
+    bank_reference: Mapped[str | None] = mapped_column(String(64))
+    payout_id: Mapped[str | None] = mapped_column(String(64))
+    deal_no: Mapped[str | None] = mapped_column(String(32))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as the statement says
+    our_amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as our ledger or payout says
+    first_run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"))
+    last_run_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_runs.id"))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("bank_code", "key"),
+        Index("ix_reconciliation_exceptions_bank_day", "bank_code", "statement_date"),
+        CheckConstraint(f"kind IN {RECONCILIATION_STATUSES!r}", name="kind_known"),
+        CheckConstraint(
+            "(resolved_at IS NULL AND resolved_by IS NULL AND resolution IS NULL)"
+            " OR (resolved_at IS NOT NULL AND resolved_by IS NOT NULL AND resolution IS NOT NULL)",
+            name="resolved_with_reason",
+        ),
+    )
