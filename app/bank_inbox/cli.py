@@ -12,6 +12,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.bank_inbox import reconciliation
+from app.bank_inbox.reconciliation_exceptions import OpenCounts, open_counts, verdict
 from app.db.reconciliation_models import ReconciliationItem, ReconciliationRun
 from app.domain.money import format_yuan
 from app.domain.statements import DIRECTION_LABELS, STATUS_LABELS
@@ -58,13 +59,25 @@ def _item_cells(item: ReconciliationItem) -> list[str]:
     ]
 
 
-def render_report(run: ReconciliationRun, bank_name: str) -> list[str]:
-    """The run as lines of text: header, counts per status, then every item that is not a plain match."""
+def _exception_state(item: ReconciliationItem) -> str:
+    found = item.exception
+    if found is None:
+        return ""
+    if found.resolved_at is None:
+        return f"［差错 #{found.id} 待处理］"
+    return f"［差错 #{found.id} 已处理：{found.resolution}］"
+
+
+def render_report(run: ReconciliationRun, bank_name: str, counts: OpenCounts) -> list[str]:
+    """The run as lines of text: header, balances, counts per status, every item that is not a plain match
+    with its exception's state, and the verdict from the exceptions open now (`counts`)."""
     source = "银行接口" if run.source == "bank" else f"文件 {run.source.removeprefix('file:')}"
     lines = [
         f"对账 #{run.id}：{bank_name}（{run.bank_code}） {run.statement_date.isoformat()}"
         f"  来源：{source}{'' if run.complete else '（未完整）'}  共 {run.line_count} 行",
         f"对账单 SM3：{run.statement_sm3}",
+        f"银行期末余额：{_yuan(run.closing_balance_fen) or '（对账单未提供）'}"
+        f"  平台日切余额：{_yuan(run.ledger_balance_fen)}",
         "",
         _cell("状态", 16) + _cell("笔数", 6, right=True),
     ]
@@ -81,9 +94,9 @@ def render_report(run: ReconciliationRun, bank_name: str) -> list[str]:
                 _cell(text, width, right=title.endswith("金额"))
                 for text, (title, width) in zip(cells, ITEM_COLUMNS, strict=True)
             )
-            lines.append(f"{row}  {item.detail}")
+            lines.append(f"{row}  {item.detail}{_exception_state(item)}")
     lines.append("")
-    lines.append(f"✗ 未解决 {run.unresolved} 项，请财务核查" if run.unresolved else "✓ 对账完成，无未解决项")
+    lines.append(verdict(counts))
     return lines
 
 
@@ -100,7 +113,7 @@ def render_report(run: ReconciliationRun, bank_name: str) -> list[str]:
 @with_appcontext
 def reconcile_command(bank_code: str, day: datetime, file_path: Path | None, allow_incomplete: bool) -> None:
     """Match the bank's statement of DATE with our inbox and ledger; repair missing notifications (补单).
-    Exit 1 when anything is left unresolved."""
+    Exit 1 while any exception of the bank is open."""
     rt: Runtime = current_app.extensions["cunguan.runtime"]
     statement = None
     if file_path is not None:
@@ -112,7 +125,8 @@ def reconcile_command(bank_code: str, day: datetime, file_path: Path | None, all
     except CunguanError as error:
         raise click.ClickException(f"{error.message}（{error.code}）") from error
     run = reconciliation.load_run(rt, run_id)
-    for line in render_report(run, rt.bank(bank_code).name):
+    counts = open_counts(rt, bank_code, day.date())
+    for line in render_report(run, rt.bank(bank_code).name, counts):
         click.echo(line)
-    if run.unresolved:
+    if counts.total:
         sys.exit(1)

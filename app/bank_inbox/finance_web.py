@@ -1,4 +1,5 @@
-"""Finance pages: reconciliation runs (对账) of banks' daily statements - list, one run, start a run."""
+"""Finance pages: reconciliation runs (对账) of banks' daily statements - list, one run, start a run - and
+their exceptions (差错): the open ones, resolving one with a reason."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime, timedelta
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from app.bank_inbox import reconciliation
+from app.bank_inbox import reconciliation, reconciliation_exceptions
 from app.domain.statements import BANK_TIMEZONE, DIRECTION_LABELS, STATEMENT_LAYOUTS, STATUS_LABELS
 from app.platform.errors import CunguanError
 from app.web.access import current_actor, roles_required, runtime
@@ -28,6 +29,7 @@ def runs() -> str:
     return render_template(
         "finance/runs.html",
         runs=reconciliation.list_runs(runtime()),
+        open_exceptions=len(reconciliation_exceptions.list_exceptions(runtime())),
         banks=_banks(),
         default_day=yesterday.isoformat(),
     )
@@ -67,9 +69,41 @@ def run(run_id: int) -> str:
     return render_template(
         "finance/run.html",
         run=found,
+        counts=reconciliation_exceptions.open_counts(runtime(), found.bank_code, found.statement_date),
+        verdict=reconciliation_exceptions.verdict,
         bank_name=_banks().get(found.bank_code, found.bank_code),
         problems=[item for item in found.items if item.status != "matched"],
         matched=[item for item in found.items if item.status == "matched"],
         status_labels=STATUS_LABELS,
         direction_labels=DIRECTION_LABELS,
     )
+
+
+@bp.route("/reconciliation/exceptions")
+@roles_required(*READERS)
+def exceptions() -> str:
+    open_only = request.args.get("status", "open") == "open"
+    return render_template(
+        "finance/exceptions.html",
+        exceptions=reconciliation_exceptions.list_exceptions(runtime(), open_only=open_only),
+        open_only=open_only,
+        banks=_banks(),
+        status_labels=STATUS_LABELS,
+    )
+
+
+@bp.route("/reconciliation/exceptions/<int:exception_id>/resolve", methods=["POST"])
+@roles_required("finance")
+def resolve(exception_id: int) -> Response:
+    back = request.form.get("next", "")
+    if not back.startswith("/finance/"):
+        back = url_for("finance.exceptions")
+    try:
+        reconciliation_exceptions.resolve(
+            runtime(), exception_id, request.form.get("reason", ""), current_actor().label
+        )
+    except CunguanError as error:
+        flash(f"处理失败：{error.message}", "error")
+        return redirect(back)
+    flash(f"差错 #{exception_id} 已处理")
+    return redirect(back)

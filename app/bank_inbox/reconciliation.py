@@ -9,8 +9,12 @@ Each statement line ends as one item:
 - debit: our payout with that id, same amount, succeeded → matched; still in flight → its result never
   came: settled now through `repair_payout_succeeded` → repaired; unknown payout id → unknown_debit;
   failed on our side, other amount or reference → amount_mismatch / mismatch;
-- a row that cannot be read → invalid. Our payouts that succeeded that day (by our records) and are on
-  no statement of the bank → payout_missing.
+- a row that cannot be read → invalid.
+Then the other direction and the balance (`reconciliation_ledger`): a posting on the bank's clearing account
+that no statement line explains → ledger_only (or payout_missing for a payout we posted as paid), and the
+statement's closing balance against the ledger at the cut-off → balance_gap. Every item needing a person
+opens (or points at) an exception that stays open until someone resolves it with a reason
+(`reconciliation_exceptions`).
 
 Re-running is idempotent: repairs are keyed by the same ledger transfer ids and inbox rows, so a second
 run posts nothing and reports the earlier repairs as repaired. Every run is stored with its items.
@@ -22,15 +26,16 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from app.bank_inbox import reconciliation_exceptions
 from app.bank_inbox.custody import credit_transfer_id
 from app.bank_inbox.handlers import repair_funds_arrived, repair_payout_succeeded
+from app.bank_inbox.reconciliation_item import Item, chunks
+from app.bank_inbox.reconciliation_ledger import ledger_side
 from app.bank_inbox.store import inbox_row
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
@@ -40,7 +45,6 @@ from app.db.models import BankNotification, Payout, SuspenseItem, VirtualAccount
 from app.db.reconciliation_models import ReconciliationItem, ReconciliationRun
 from app.domain import ledger
 from app.domain.statements import (
-    BANK_TIMEZONE,
     RESOLVED_STATUSES,
     STATEMENT_LAYOUTS,
     Statement,
@@ -52,18 +56,6 @@ from app.platform.errors import CunguanError, NotFound, SignatureError, Validati
 from app.platform.runtime import Runtime
 
 REPAIR_PREFIX = "recon:"  # inbox ids of repairs; ':' is outside the banks' id alphabet, so never a bank's id
-_CHUNK = 500
-
-
-@dataclass
-class Item:
-    status: str
-    detail: str
-    row_no: int | None = None
-    line: StatementLine | None = None
-    our_amount_fen: int | None = None
-    payout_id: str | None = None
-    deal_no: str | None = None
 
 
 def reconcile(
@@ -96,10 +88,10 @@ def reconcile(
     if statement.line_count is not None and statement.line_count != parsed.data_rows:
         items.append(Item("invalid", f"银行声明 {statement.line_count} 行，文件实有 {parsed.data_rows} 行"))
     items += _credits(rt, bank_code, [line for line in parsed.lines if line.direction == "credit"])
-    debits = [line for line in parsed.lines if line.direction == "debit"]
-    items += _debits(rt, bank_code, debits)
-    items += _payouts_missing(rt, bank_code, day, {line.payout_id for line in debits if line.payout_id})
-    return _store(rt, bank_code, day, statement, parsed.data_rows, items, actor, started_at)
+    items += _debits(rt, bank_code, [line for line in parsed.lines if line.direction == "debit"])
+    ledger_items, ledger_fen = ledger_side(rt, bank_code, day, list(parsed.lines), parsed.closing_balance_fen)
+    balances = (parsed.closing_balance_fen, ledger_fen)
+    return _store(rt, bank_code, day, statement, parsed.data_rows, items + ledger_items, balances, actor, started_at)
 
 
 def verify_statement(statement: Statement, bank_public_key_pem: bytes) -> None:
@@ -132,11 +124,6 @@ def statement_from_file(bank_code: str, day: date, name: str, content: bytes) ->
 # --- credits --------------------------------------------------------------------------------------
 
 
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
-
-
 def _arrival_id(bank_code: str, reference: str) -> str:
     return credit_transfer_id("arrival", bank_code, reference)
 
@@ -144,7 +131,7 @@ def _arrival_id(bank_code: str, reference: str) -> str:
 def _transfers(session: Session, ids: list[str]) -> dict[str, tuple[int, str]]:
     """Transfer id -> (amount, credited account code)."""
     found: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         rows = session.execute(
             select(LedgerTransfer.id, LedgerTransfer.amount_fen, LedgerAccount.code)
             .join(LedgerAccount, LedgerAccount.id == LedgerTransfer.credit_account_id)
@@ -157,7 +144,7 @@ def _transfers(session: Session, ids: list[str]) -> dict[str, tuple[int, str]]:
 def _repaired(session: Session, bank_code: str, references: list[str]) -> set[str]:
     """References already repaired (a `recon:` row in the inbox)."""
     repaired: set[str] = set()
-    for chunk in _chunks([REPAIR_PREFIX + reference for reference in references]):
+    for chunk in chunks([REPAIR_PREFIX + reference for reference in references]):
         rows = session.scalars(
             select(BankNotification.notification_id).where(
                 BankNotification.bank_code == bank_code, BankNotification.notification_id.in_(chunk)
@@ -169,7 +156,7 @@ def _repaired(session: Session, bank_code: str, references: list[str]) -> set[st
 
 def _accounts(session: Session, bank_code: str, numbers: list[str]) -> dict[str, VirtualAccount]:
     accounts: dict[str, VirtualAccount] = {}
-    for chunk in _chunks(numbers):
+    for chunk in chunks(numbers):
         rows = session.scalars(
             select(VirtualAccount)
             .options(selectinload(VirtualAccount.deal))
@@ -286,7 +273,7 @@ def _debits(rt: Runtime, bank_code: str, lines: list[StatementLine]) -> list[Ite
     ids = [line.payout_id for line in lines if line.payout_id]
     with rt.db.uow() as uow:
         payouts: dict[str, Payout] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             rows = uow.session.scalars(
                 select(Payout)
                 .options(selectinload(Payout.deal))
@@ -342,53 +329,6 @@ def _repair_payout(rt: Runtime, bank_code: str, line: StatementLine) -> str:
     return outcome
 
 
-def _day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime(day.year, day.month, day.day, tzinfo=BANK_TIMEZONE).astimezone(UTC)
-    return start, start + timedelta(days=1)
-
-
-def _payouts_missing(rt: Runtime, bank_code: str, day: date, on_statement: set[str]) -> list[Item]:
-    """Payouts we recorded as succeeded that day and the bank's statement does not show - neither this
-    one nor another day's already reconciled (a payout booked just before midnight may be told after)."""
-    start, end = _day_bounds(day)
-    with rt.db.uow() as uow:
-        payouts = uow.session.scalars(
-            select(Payout)
-            .options(selectinload(Payout.deal))
-            .where(
-                Payout.bank_code == bank_code,
-                Payout.status == PayoutStatus.SUCCEEDED,
-                Payout.updated_at >= start,
-                Payout.updated_at < end,
-            )
-            .order_by(Payout.payout_id)
-        ).all()
-        candidates = [payout for payout in payouts if payout.payout_id not in on_statement]
-        seen_elsewhere = set(
-            uow.session.scalars(
-                select(ReconciliationItem.payout_id)
-                .join(ReconciliationRun)
-                .where(
-                    ReconciliationRun.bank_code == bank_code,
-                    ReconciliationRun.statement_date != day,
-                    ReconciliationItem.status.in_(("matched", "repaired")),
-                    ReconciliationItem.payout_id.in_([payout.payout_id for payout in candidates]),
-                )
-            )
-        )
-    return [
-        Item(
-            "payout_missing",
-            "平台记为付款成功，但银行对账单无此出金",
-            our_amount_fen=payout.amount_fen,
-            payout_id=payout.payout_id,
-            deal_no=payout.deal.deal_no,
-        )
-        for payout in candidates
-        if payout.payout_id not in seen_elsewhere
-    ]
-
-
 # --- the stored report ----------------------------------------------------------------------------
 
 
@@ -399,6 +339,7 @@ def _store(
     statement: Statement,
     data_rows: int,
     items: list[Item],
+    balances: tuple[int | None, int],
     actor: str,
     started_at: datetime,
 ) -> int:
@@ -415,6 +356,8 @@ def _store(
         line_count=data_rows,
         counts=counts,
         unresolved=sum(1 for item in items if item.status not in RESOLVED_STATUSES),
+        closing_balance_fen=balances[0],
+        ledger_balance_fen=balances[1],
         actor=actor,
         started_at=started_at,
         finished_at=rt.clock(),
@@ -422,8 +365,15 @@ def _store(
     )
     with rt.db.uow() as uow:
         uow.session.add(run)
+        uow.session.flush()
+        reconciliation_exceptions.record(uow.session, run, [item.key for item in items])
         uow.commit()
         return run.id
+
+
+def _direction_without_line(item: Item) -> str | None:
+    """A payout the statement lacks is a debit, an arrival posting it lacks a credit, the balance neither."""
+    return "debit" if item.payout_id else "credit" if item.bank_reference else None
 
 
 def _row(item: Item) -> ReconciliationItem:
@@ -432,10 +382,10 @@ def _row(item: Item) -> ReconciliationItem:
         row_no=item.row_no,
         status=item.status,
         resolved=item.status in RESOLVED_STATUSES,
-        direction=line.direction if line else ("debit" if item.payout_id else None),
-        bank_reference=line.bank_reference if line else None,
+        direction=line.direction if line else _direction_without_line(item),
+        bank_reference=line.bank_reference if line else item.bank_reference,
         account_no=line.account_no if line else None,
-        amount_fen=line.amount_fen if line else None,
+        amount_fen=line.amount_fen if line else item.amount_fen,
         our_amount_fen=item.our_amount_fen,
         counterparty_name=line.counterparty_name[:128] if line else None,
         payout_id=item.payout_id,
@@ -457,7 +407,7 @@ def load_run(rt: Runtime, run_id: int) -> ReconciliationRun:
     with rt.db.uow() as uow:
         run = uow.session.scalar(
             select(ReconciliationRun)
-            .options(selectinload(ReconciliationRun.items))
+            .options(selectinload(ReconciliationRun.items).selectinload(ReconciliationItem.exception))
             .where(ReconciliationRun.id == run_id)
         )
         if run is None:

@@ -251,7 +251,8 @@ def parse_statement(layout: StatementLayout, content: bytes, day: date) -> Parse
             row_no += 1
             raw = ",".join(values)
             if closing_row:
-                problems.append(LineProblem(row_no, f"{layout.closing_label}行（第 {closing_row} 行）之后不应再有内容", raw))
+                reason = f"{layout.closing_label}行（第 {closing_row} 行）之后不应再有内容"
+                problems.append(LineProblem(row_no, reason, raw))
                 continue
             if row_no > 1 and header_ok and values and values[0].strip() == layout.closing_label:
                 closing_row = row_no

@@ -150,8 +150,10 @@ def test_reconcile_repairs_reports_and_is_idempotent(world: World, login: Callab
     run = reconciliation.load_run(rt, reconciliation.reconcile(rt, "ceb", DAY))
 
     assert run.complete and run.line_count == 11  # eight arrivals, two payouts, one credit not for us
-    assert run.counts == {"matched": 8, "repaired": 2, "suspense": 1, "payout_missing": 1}
-    assert run.unresolved == 1
+    assert run.counts == {"matched": 8, "repaired": 2, "suspense": 1, "payout_missing": 1, "balance_gap": 1}
+    assert run.unresolved == 2
+    (gap,) = [item for item in run.items if item.status == "balance_gap"]
+    assert gap.amount_fen - gap.our_amount_fen == CUSTODY_FEN, "the bank kept what we think it paid"
     by_status = {status: [item for item in run.items if item.status == status] for status in run.counts}
     assert [(item.direction, item.deal_no, item.amount_fen) for item in by_status["repaired"]] == [
         ("credit", deal_no["dropped"], CUSTODY_FEN - FIRST_FEN),
@@ -202,7 +204,7 @@ def test_cli_prints_the_table_takes_a_file_and_refuses_an_unfinished_day(
     runner = app.test_cli_runner()
     result = runner.invoke(args=["reconcile", "--bank", "ceb", "--date", "2026-11-20"])
     assert result.exit_code == 1, result.output
-    assert "已补单" in result.output and "对账单无此出金" in result.output and "未解决 1 项" in result.output
+    assert "已补单" in result.output and "对账单无此出金" in result.output and "未解决 2 项" in result.output
 
     saved = tmp_path / "ceb-2026-11-20.csv"
     saved.write_bytes(world.rt.gateway("ceb").fetch_statement(DAY).content)  # type: ignore[attr-defined]

@@ -35,7 +35,8 @@ def test_finance_sees_runs_and_a_runs_problems(rt: Runtime, login: Login) -> Non
     detail = client.get(f"/finance/reconciliation/{run_id}").text
     assert "已挂账" in detail and "¥12.34" in detail  # a credit to an account we do not know
     assert "无法解析" in detail and "交易金额：金额“12.3”格式不正确" in detail
-    assert re.search(r"未解决</span><br><strong class=\"error\">1 项", detail)
+    assert "对账单没有期末余额行" in detail  # a saved file without the closing-balance row
+    assert re.search(r"未解决</span><br><strong class=\"error\">2 项", detail)
 
 
 def test_auditor_and_admin_read_only_others_refused(rt: Runtime, login: Login) -> None:
