@@ -18,11 +18,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from app.bank_inbox import reconciliation
+from app.bank_inbox import reconciliation, reconciliation_exceptions
 from app.bank_inbox.store import inbox_partition
+from app.db.audit_models import AuditEntry
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import BankNotification
-from app.db.reconciliation_models import ReconciliationRun
+from app.db.reconciliation_models import ReconciliationException, ReconciliationRun
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.config import BankEndpoint
@@ -242,3 +243,112 @@ def test_statement_signature_and_digest_are_checked(world: World) -> None:
         reconciliation.verify_statement(tampered, bank_key)
     with pytest.raises(ValidationError, match="不完整"):
         reconciliation.reconcile(world.rt, "ceb", date(2026, 11, 20))  # the sim's today: not over yet
+
+
+# --- case 6: both ways and by balance, exceptions open until resolved --------------------------------------
+
+
+FORGED_REFERENCE = "CEBI20261120FORGED01"
+
+
+def _forge_an_arrival(world: World) -> int:
+    """A deal whose account the bank opened, marked paid by a correctly signed arrival the bank never booked."""
+    deal_id = confirmed_deal(world.rt)
+    world.pump()
+    body = notification(
+        "funds_arrived",
+        bank_reference=FORGED_REFERENCE,
+        account_no=world.account_no(deal_id),
+        amount_fen=CUSTODY_FEN,
+        payer_name=RESALE_FORM["buyer_name"],
+        payer_account=RESALE_FORM["buyer_bank_account"],
+        arrived_at="2026-11-20T03:00:00Z",
+    )
+    status, _ = post_callback(world.client, world.keys_dir, body)
+    assert status == 200 and load_deal(world.rt, deal_id).state == "funded", "our ledger believed it"
+    return deal_id
+
+
+def _start_run(client: FlaskClient) -> str:
+    token = csrf_token(client.get("/finance/reconciliation").text)
+    answer = client.post("/finance/reconciliation", data={"csrf_token": token, "bank": "ceb", "date": "2026-11-20"})
+    assert answer.status_code == 302 and "/finance/reconciliation/" in answer.headers["Location"], answer.text
+    return str(answer.headers["Location"])
+
+
+def _resolve(client: FlaskClient, exception_id: int, reason: str, page: str) -> str:
+    token = csrf_token(client.get(page).text)
+    form = {"csrf_token": token, "reason": reason, "next": page}
+    answer = client.post(f"/finance/reconciliation/exceptions/{exception_id}/resolve", data=form)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(page)
+    return client.get(page).text
+
+
+def _open_exceptions(rt: Runtime) -> dict[str, ReconciliationException]:
+    return {found.kind: found for found in reconciliation_exceptions.list_exceptions(rt)}
+
+
+def test_a_forged_credit_and_the_balance_gap_are_reported_and_stay_open_until_resolved_with_a_reason(
+    world: World, app: Flask, login: Callable[[str], FlaskClient]
+) -> None:
+    rt = world.rt
+    _funded_deal(world)  # real money, booked by the bank and by us
+    forged = load_deal(rt, _forge_an_arrival(world)).deal_no
+    world.sim.clock.advance(24 * 3600)
+    client = login("finance")
+
+    page_url = _start_run(client)
+    page = client.get(page_url).text
+    run = reconciliation.load_run(rt, int(page_url.rsplit("/", 1)[1]))
+    assert run.counts == {"matched": 2, "ledger_only": 1, "balance_gap": 1}
+    (credit,) = [item for item in run.items if item.status == "ledger_only"]
+    assert (credit.bank_reference, credit.deal_no, credit.our_amount_fen) == (FORGED_REFERENCE, forged, CUSTODY_FEN)
+    (gap,) = [item for item in run.items if item.status == "balance_gap"]
+    assert (gap.amount_fen, gap.our_amount_fen) == (CUSTODY_FEN, 2 * CUSTODY_FEN), "bank holds one deal's money"
+    assert (run.closing_balance_fen, run.ledger_balance_fen) == (CUSTODY_FEN, 2 * CUSTODY_FEN)
+    assert "平台有账银行无账" in page and FORGED_REFERENCE in page and "疑似伪造" in page
+    assert "余额不符" in page and "差额 -¥1,234,567.89" in page
+    assert "无未解决项" not in page and "✗ 未解决 2 项" in page
+    opened = _open_exceptions(rt)
+    assert set(opened) == {"ledger_only", "balance_gap"}
+
+    again = client.get(_start_run(client)).text  # a second run finds the same things: same exceptions, open
+    assert "无未解决项" not in again and "✗ 未解决 2 项" in again
+    assert {kind: found.id for kind, found in _open_exceptions(rt).items()} == {k: f.id for k, f in opened.items()}
+
+    refused = _resolve(client, opened["ledger_only"].id, "   ", page_url)
+    assert "请填写处理原因" in refused and len(_open_exceptions(rt)) == 2, "no reason, still open"
+    auditor = login("auditor")
+    token = csrf_token(auditor.get(page_url).text)
+    answer = auditor.post(
+        f"/finance/reconciliation/exceptions/{opened['ledger_only'].id}/resolve",
+        data={"csrf_token": token, "reason": "看过了"},
+    )
+    assert answer.status_code == 403 and len(_open_exceptions(rt)) == 2, "an auditor reads, does not resolve"
+
+    client = login("finance")
+    reason = "银行确认未入账，到账通知系伪造；已报安全部门，分录待冲正"
+    page = _resolve(client, opened["ledger_only"].id, reason, page_url)
+    assert f"已处理：{reason}" in page and "✗ 未解决 1 项" in page and "无未解决项" not in page
+    with rt.db.uow() as uow:
+        (entry,) = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "reconciliation.resolve"))
+        assert entry.subject == f"reconciliation_exception:{opened['ledger_only'].id}"
+        assert (entry.actor, entry.before, entry.after) == (
+            "user:finance",
+            {"status": "open"},
+            {"status": "resolved", "resolution": reason},
+        )
+        assert entry.detail["key"] == f"ledger:arrival:ceb:{FORGED_REFERENCE}"
+    listed = client.get("/finance/reconciliation/exceptions").text
+    assert "余额不符" in listed and FORGED_REFERENCE not in listed, "the list shows what is still open"
+
+    runner = app.test_cli_runner()
+    report = runner.invoke(args=["reconcile", "--bank", "ceb", "--date", "2026-11-20"])
+    assert report.exit_code == 1 and "✗ 未解决 1 项" in report.output and "无未解决项" not in report.output
+    assert "银行期末余额：¥1,234,567.89  平台日切余额：¥2,469,135.78" in report.output
+    assert f"已处理：{reason}" in report.output and "待处理" in report.output
+
+    _resolve(client, opened["balance_gap"].id, "差额即伪造到账的金额，随该分录冲正处理", page_url)
+    report = runner.invoke(args=["reconcile", "--bank", "ceb", "--date", "2026-11-20"])
+    assert report.exit_code == 0 and report.output.rstrip().endswith("✓ 对账完成，无未解决项"), report.output
+    assert reconciliation_exceptions.list_exceptions(rt) == [], "resolved stays resolved on the next run"
