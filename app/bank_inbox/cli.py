@@ -12,7 +12,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.bank_inbox import reconciliation
-from app.bank_inbox.reconciliation_exceptions import OpenCounts, open_counts, verdict
+from app.bank_inbox.reconciliation_exceptions import OpenCounts, run_counts, verdict
 from app.db.reconciliation_models import ReconciliationItem, ReconciliationRun
 from app.domain.money import format_yuan
 from app.domain.statements import DIRECTION_LABELS, STATUS_LABELS
@@ -113,7 +113,7 @@ def render_report(run: ReconciliationRun, bank_name: str, counts: OpenCounts) ->
 @with_appcontext
 def reconcile_command(bank_code: str, day: datetime, file_path: Path | None, allow_incomplete: bool) -> None:
     """Match the bank's statement of DATE with our inbox and ledger; repair missing notifications (补单).
-    Exit 1 while any exception of the bank is open."""
+    Exit 1 while anything of the bank is unresolved (an open exception, or a finding of today's statement)."""
     rt: Runtime = current_app.extensions["cunguan.runtime"]
     statement = None
     if file_path is not None:
@@ -125,7 +125,7 @@ def reconcile_command(bank_code: str, day: datetime, file_path: Path | None, all
     except CunguanError as error:
         raise click.ClickException(f"{error.message}（{error.code}）") from error
     run = reconciliation.load_run(rt, run_id)
-    counts = open_counts(rt, bank_code, day.date())
+    counts = run_counts(rt, run)
     for line in render_report(run, rt.bank(bank_code).name, counts):
         click.echo(line)
     if counts.total:

@@ -69,7 +69,7 @@ def run(run_id: int) -> str:
     return render_template(
         "finance/run.html",
         run=found,
-        counts=reconciliation_exceptions.open_counts(runtime(), found.bank_code, found.statement_date),
+        counts=reconciliation_exceptions.run_counts(runtime(), found),
         verdict=reconciliation_exceptions.verdict,
         bank_name=_banks().get(found.bank_code, found.bank_code),
         problems=[item for item in found.items if item.status != "matched"],

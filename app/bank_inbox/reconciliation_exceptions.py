@@ -1,8 +1,9 @@
 """Reconciliation exceptions (差错): what a run found that needs a person, kept open until someone resolves it
 with a reason (audited). Each has an identity per bank (`key`): the statement line's reference, the payout,
 the ledger posting, the balance gap's figures; a later run that finds the same thing points at the same
-exception, so re-running reconciliation never closes or duplicates one. A report may say "无未解决项" only
-when none is open."""
+exception, so re-running reconciliation never closes or duplicates one. A statement the bank marks incomplete
+(the day is not over) is provisional: its findings are shown, counted as unresolved, and opened only by the
+run of the day's final statement. A report may say "无未解决项" only when none is open and none is found."""
 
 from __future__ import annotations
 
@@ -30,8 +31,11 @@ def exception_key(run: ReconciliationRun, item: ReconciliationItem, key: str | N
 
 
 def record(session: Session, run: ReconciliationRun, keys: list[str | None]) -> None:
-    """Open an exception for every item of the (flushed) run that needs a person, or point it at the one
-    already opened for the same thing (its last run is this one); `keys` pairs with `run.items`."""
+    """Open an exception for every item of the (flushed) run of a complete statement that needs a person, or
+    point it at the one already opened for the same thing (its last run is this one); `keys` pairs with
+    `run.items`."""
+    if not run.complete:
+        return
     for item, given in zip(run.items, keys, strict=True):
         if item.status in RESOLVED_STATUSES:
             continue
@@ -100,12 +104,21 @@ def resolve(rt: Runtime, exception_id: int, reason: str, actor: str) -> Reconcil
 
 @dataclass(frozen=True)
 class OpenCounts:
-    day: int  # open exceptions of the run's bank and day
+    day: int  # open exceptions of the run's bank and day, and the findings of a provisional run
     other_days: int  # open exceptions of the same bank, other days
+    provisional: bool = False  # the run's statement was incomplete: its findings are not opened
 
     @property
     def total(self) -> int:
         return self.day + self.other_days
+
+
+def run_counts(rt: Runtime, run: ReconciliationRun) -> OpenCounts:
+    """What is unresolved as a run's report says it now."""
+    counts = open_counts(rt, run.bank_code, run.statement_date)
+    if run.complete:
+        return counts
+    return OpenCounts(counts.day + run.unresolved, counts.other_days, provisional=True)
 
 
 def open_counts(rt: Runtime, bank_code: str, day: date) -> OpenCounts:
@@ -122,6 +135,8 @@ def verdict(counts: OpenCounts) -> str:
     """The report's last line: it says 无未解决项 only when no exception of the bank is open."""
     if counts.day:
         extra = f"（该银行其他对账日另有 {counts.other_days} 项）" if counts.other_days else ""
+        if counts.provisional:
+            extra += "（对账单未完整，银行日终后再对账登记差错）"
         return f"✗ 未解决 {counts.day} 项{extra}，请财务核查并填写处理原因"
     if counts.other_days:
         return f"✗ 本对账日各项已处理，但该银行其他对账日尚有 {counts.other_days} 项未解决"

@@ -294,6 +294,11 @@ def test_a_forged_credit_and_the_balance_gap_are_reported_and_stay_open_until_re
     rt = world.rt
     _funded_deal(world)  # real money, booked by the bank and by us
     forged = load_deal(rt, _forge_an_arrival(world)).deal_no
+    provisional = reconciliation.load_run(rt, reconciliation.reconcile(rt, "ceb", DAY, allow_incomplete=True))
+    assert provisional.counts == {"matched": 2, "ledger_only": 1, "balance_gap": 1}
+    assert reconciliation_exceptions.list_exceptions(rt) == [], "the day is not over: nothing opened yet"
+    counts = reconciliation_exceptions.run_counts(rt, provisional)
+    assert "✗ 未解决 2 项（对账单未完整" in reconciliation_exceptions.verdict(counts)
     world.sim.clock.advance(24 * 3600)
     client = login("finance")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from app.bank_inbox.reconciliation_exceptions import OpenCounts, verdict
 from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
 
 DAY = date(2026, 11, 20)
@@ -120,3 +121,34 @@ def test_a_file_in_another_banks_layout_is_refused_row_by_row() -> None:
     assert parsed.lines == ()
     assert [problem.row for problem in parsed.problems] == [1, 2]
     assert "表头" in parsed.problems[0].reason and "平安银行" in parsed.problems[0].reason
+
+
+CEB_LINE = "2026-11-20,09:05:07,CEBI1,6226012345678901,贷,1234567.89,张三,6222020200112233445,,来账"
+
+
+def test_the_closing_balance_row_is_read_and_is_not_a_line() -> None:
+    parsed = parse_statement(STATEMENT_LAYOUTS["ceb"], _file(CEB_HEADER, CEB_LINE, "期末余额,1234567.89,,,,,,,,"), DAY)
+    assert (parsed.problems, parsed.data_rows, parsed.closing_balance_fen, len(parsed.lines)) == ((), 1, 123456789, 1)
+    quiet = parse_statement(STATEMENT_LAYOUTS["pab"], _file(PAB_HEADER, "期末余额,0,,,,,,,,"), DAY)
+    assert (quiet.problems, quiet.data_rows, quiet.closing_balance_fen) == ((), 0, 0)
+    without = parse_statement(STATEMENT_LAYOUTS["ceb"], _file(CEB_HEADER, CEB_LINE), DAY)
+    assert (without.problems, without.closing_balance_fen) == ((), None), "the reconciliation reports it missing"
+
+
+def test_a_malformed_closing_row_and_rows_after_it_are_problems() -> None:
+    layout = STATEMENT_LAYOUTS["ceb"]
+    bad_amount = parse_statement(layout, _file(CEB_HEADER, "期末余额,12.3,,,,,,,,"), DAY)
+    assert [(p.row, p.reason) for p in bad_amount.problems] == [(2, "余额“12.3”格式不正确（应为以元为单位、两位小数）")]
+    assert bad_amount.closing_balance_fen is None
+    extra = parse_statement(layout, _file(CEB_HEADER, "期末余额,1.00,x,,,,,,,"), DAY)
+    assert [p.row for p in extra.problems] == [2] and "只有标签和余额两栏" in extra.problems[0].reason
+    after = parse_statement(layout, _file(CEB_HEADER, "期末余额,1.00,,,,,,,,", CEB_LINE), DAY)
+    assert (after.closing_balance_fen, after.lines, after.data_rows) == (100, (), 1)
+    assert [(p.row, p.reason) for p in after.problems] == [(3, "期末余额行（第 2 行）之后不应再有内容")]
+
+
+def test_the_verdict_says_nothing_is_open_only_when_nothing_is() -> None:
+    assert verdict(OpenCounts(0, 0)) == "✓ 对账完成，无未解决项"
+    for counts in (OpenCounts(1, 0), OpenCounts(0, 3), OpenCounts(2, 1, provisional=True)):
+        assert "无未解决项" not in verdict(counts) and verdict(counts).startswith("✗"), counts
+    assert "其他对账日尚有 3 项" in verdict(OpenCounts(0, 3))
