@@ -287,7 +287,8 @@ def _debits(rt: Runtime, bank_code: str, lines: list[StatementLine]) -> list[Ite
 def _judge_debit(rt: Runtime, bank_code: str, line: StatementLine, payout: Payout | None, repaired: set[str]) -> Item:
     if payout is None:
         return Item("unknown_debit", "平台无此付款编号的出金记录", line.row, line, payout_id=line.payout_id)
-    found = {"our_amount_fen": payout.amount_fen, "payout_id": payout.payout_id, "deal_no": payout.deal.deal_no}
+    deal_no = payout.deal.deal_no if payout.deal is not None else None  # an unknown credit's return has none
+    found = {"our_amount_fen": payout.amount_fen, "payout_id": payout.payout_id, "deal_no": deal_no}
     if payout.amount_fen != line.amount_fen:
         return Item("amount_mismatch", "付款金额与对账单不符", line.row, line, **found)
     if payout.bank_reference not in (None, line.bank_reference):

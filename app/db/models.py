@@ -163,7 +163,7 @@ class Payout(Base):
     __tablename__ = "payouts"
     id: Mapped[int] = mapped_column(primary_key=True)
     payout_id: Mapped[str] = mapped_column(String(64), unique=True)
-    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)  # none: an unknown credit's return
     bank_code: Mapped[str] = mapped_column(String(16))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     payee_name: Mapped[str] = mapped_column(String(64))
@@ -184,7 +184,7 @@ class Payout(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    deal: Mapped[Deal] = relationship(back_populates="payouts")
+    deal: Mapped[Deal | None] = relationship(back_populates="payouts")
     suspense_item: Mapped[SuspenseItem | None] = relationship()
 
     __table_args__ = (
@@ -193,6 +193,7 @@ class Payout(Base):
             "status IN ('awaiting_approval','pending','submitted','succeeded','failed')", name="status_known"
         ),
         CheckConstraint("purpose IN ('release','return','refund')", name="purpose_known"),
+        CheckConstraint("deal_id IS NOT NULL OR purpose = 'return'", name="deal_or_return"),
     )
 
 

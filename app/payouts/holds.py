@@ -22,14 +22,16 @@ def hold_id(payout_id: str) -> str:
     return f"payout:{payout_id}"
 
 
-def source_of(payout: Payout, deal_no: str) -> AccountSpec:
-    """Where a payout's money is held from: suspense for a return, else the deal's custody."""
+def source_of(payout: Payout, deal_no: str | None) -> AccountSpec:
+    """Where a payout's money is held from: suspense for a return (which may have no deal), else the deal's
+    custody."""
     if payout.purpose == PayoutPurpose.RETURN:
         return ledger.suspense(payout.bank_code)
+    assert deal_no is not None, "a release or refund pays out of its deal's custody"
     return ledger.deal_custody(deal_no)
 
 
-def hold(session: Session, payout: Payout, deal_no: str, at: datetime) -> None:
+def hold(session: Session, payout: Payout, deal_no: str | None, at: datetime) -> None:
     """Reserve the payout's amount (source -> bank clearing) until the bank's result."""
     LedgerRepository(session).hold(
         TransferSpec(

@@ -35,17 +35,24 @@ def _load_payout(rt: Runtime, payout_id: str) -> tuple[PayoutRequest, str, str]:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id))
         assert payout is not None, "job refers to a missing payout"
         bind_job_context(deal_id=payout.deal_id, bank=payout.bank_code)  # for the logs
-        account = payout.deal.virtual_account
-        assert account is not None and account.account_no, "payout from a deal without an opened account"
         request = PayoutRequest(
             payout_id=payout.payout_id,
-            account_no=account.account_no,
+            account_no=_paid_from(payout),
             amount_fen=payout.amount_fen,
             payee_name=payout.payee_name,
             payee_account=payout.payee_account,
             notify_url=rt.notify_url(payout.bank_code),
         )
         return request, payout.bank_code, payout.status
+
+
+def _paid_from(payout: Payout) -> str:
+    """The bank account the money leaves from: where a returned credit arrived, else the deal's account."""
+    if payout.suspense_item is not None:
+        return payout.suspense_item.account_no
+    account = payout.deal.virtual_account if payout.deal is not None else None
+    assert account is not None and account.account_no, "payout from a deal without an opened account"
+    return account.account_no
 
 
 def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ class PayoutOrder:
 
 def _create(
     session: Session,
-    deal: Deal,
+    deal: Deal | None,
     payout_id: str,
     order: PayoutOrder,
     now: datetime,
@@ -43,11 +43,16 @@ def _create(
     suspense_item: SuspenseItem | None = None,
 ) -> Payout:
     """The row, its hold, and its bank call queued (or left for approval when more than one person must
-    agree). Every payout is made here."""
+    agree). Every payout is made here; only a suspense item's return may have no deal."""
+    if suspense_item is not None:
+        bank_code = suspense_item.bank_code
+    else:
+        assert deal is not None, "a deal's payout names its deal"
+        bank_code = deal.bank_code
     payout = Payout(
         payout_id=payout_id,
         deal=deal,
-        bank_code=deal.bank_code if suspense_item is None else suspense_item.bank_code,
+        bank_code=bank_code,
         amount_fen=order.amount_fen,
         payee_name=order.payee_name,
         payee_account=order.payee_account,
@@ -62,7 +67,7 @@ def _create(
     )
     session.add(payout)
     session.flush()
-    holds.hold(session, payout, deal.deal_no, now)
+    holds.hold(session, payout, deal.deal_no if deal is not None else None, now)
     if payout.status == PayoutStatus.PENDING:
         submission.queue_submission(session, payout, now)
     return payout
@@ -137,11 +142,10 @@ def _failed_of_last_group(deal: Deal) -> list[Payout]:
 def open_return(rt: Runtime, session: Session, item: SuspenseItem, actor: str, reason: str) -> str:
     """Hold a suspense credit and pay it back to the account it came from (never anywhere else); the item is
     `returning` until the bank's result. Returns need no approval: they go back by original route only.
-    Returns the payout id."""
-    if item.deal is None or not item.payer_account or not item.payer_name:
-        raise ValidationError(
-            "无法原路退回：缺少来款账户或所属账户", code="NO_ORIGINAL_ROUTE", details={"item": item.id}
-        )
+    A credit to an account we do not know has no deal: it goes back to its sender all the same, paid from
+    the account it arrived in. Returns the payout id."""
+    if not item.payer_account or not item.payer_name:
+        raise ValidationError("无法原路退回：缺少来款账户", code="NO_ORIGINAL_ROUTE", details={"item": item.id})
     order = PayoutOrder(item.amount_fen, item.payer_name, item.payer_account, PayoutPurpose.RETURN)
     payout = _create(session, item.deal, f"RT-{uuid.uuid4().hex[:20]}", order, rt.clock(), suspense_item=item)
     item.status, item.resolution, item.resolved_by = "returning", reason, actor

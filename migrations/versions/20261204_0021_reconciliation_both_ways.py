@@ -1,5 +1,6 @@
 """reconciliation both ways and by balance: ledger postings the statement lacks (ledger_only), the closing
-balance against the ledger (balance_gap), and exceptions that stay open until a person resolves them
+balance against the ledger (balance_gap), exceptions that stay open until a person resolves them, and the
+return of a credit to an account we do not know (a payout without a deal)
 
 Revision ID: 0021
 Revises: 0016
@@ -29,6 +30,7 @@ OLD_STATUSES = (
 )
 STATUSES = (*OLD_STATUSES, "ledger_only", "balance_gap")
 STATUS_CHECK = "ck_reconciliation_items_status_known"
+DEAL_OR_RETURN = "ck_payouts_deal_or_return"
 RESOLVED_WITH_REASON = (
     "(resolved_at IS NULL AND resolved_by IS NULL AND resolution IS NULL)"
     " OR (resolved_at IS NOT NULL AND resolved_by IS NOT NULL AND resolution IS NOT NULL)"
@@ -71,9 +73,15 @@ def upgrade() -> None:
         )
         batch_op.drop_constraint(op.f(STATUS_CHECK), type_="check")
         batch_op.create_check_constraint(op.f(STATUS_CHECK), f"status IN {STATUSES!r}")
+    with op.batch_alter_table("payouts") as batch_op:  # an unknown credit's return has no deal
+        batch_op.alter_column("deal_id", existing_type=sa.Integer(), nullable=True)
+        batch_op.create_check_constraint(op.f(DEAL_OR_RETURN), "deal_id IS NOT NULL OR purpose = 'return'")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("payouts") as batch_op:
+        batch_op.drop_constraint(op.f(DEAL_OR_RETURN), type_="check")
+        batch_op.alter_column("deal_id", existing_type=sa.Integer(), nullable=False)
     with op.batch_alter_table("reconciliation_items") as batch_op:
         batch_op.drop_constraint(op.f(STATUS_CHECK), type_="check")
         batch_op.create_check_constraint(op.f(STATUS_CHECK), f"status IN {OLD_STATUSES!r}")

@@ -18,11 +18,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
-from app.bank_inbox import reconciliation, reconciliation_exceptions
+from app.bank_inbox import reconciliation, reconciliation_exceptions, suspense
 from app.bank_inbox.store import inbox_partition
 from app.db.audit_models import AuditEntry
 from app.db.ledger_models import LedgerTransfer
-from app.db.models import BankNotification
+from app.db.models import BankNotification, Payout, SuspenseItem
 from app.db.reconciliation_models import ReconciliationException, ReconciliationRun
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository, check_ledger
@@ -357,3 +357,40 @@ def test_a_forged_credit_and_the_balance_gap_are_reported_and_stay_open_until_re
     report = runner.invoke(args=["reconcile", "--bank", "ceb", "--date", "2026-11-20"])
     assert report.exit_code == 0 and report.output.rstrip().endswith("✓ 对账完成，无未解决项"), report.output
     assert reconciliation_exceptions.list_exceptions(rt) == [], "resolved stays resolved on the next run"
+
+
+def test_a_credit_to_an_account_we_do_not_know_goes_back_to_its_sender(
+    world: World, login: Callable[[str], FlaskClient]
+) -> None:
+    rt = world.rt
+    alien = world.sim.open_account("ceb", "REQ-NOT-OURS", notify_url=rt.notify_url("ceb"))
+    sender = {"payer_account": "6222020200556677889"}
+    world.sim.pay_in("ceb", alien, ALIEN_FEN, "赵六", **sender)
+    world.pump()
+    (item,) = suspense.list_items(rt)
+    assert (item.reason, item.deal, item.account_no) == ("unknown_account", None, alien)
+
+    client = login("finance")
+    token = csrf_token(client.get(f"/admin/suspense/{item.id}").text)
+    form = {"csrf_token": token, "reason": "付款人确认汇错账户，申请原路退回"}
+    answer = client.post(f"/admin/suspense/{item.id}/return", data=form, follow_redirects=True)
+    assert "已发起原路退回" in answer.text
+    world.pump()
+
+    with rt.db.uow() as uow:
+        returned = uow.session.get(SuspenseItem, item.id)
+        assert returned is not None and returned.status == "returned"
+        (payout,) = uow.session.scalars(select(Payout))
+        assert (payout.purpose, payout.deal_id, payout.status) == ("return", None, "succeeded")
+        assert (payout.payee_name, payout.payee_account) == ("赵六", sender["payer_account"])
+        assert payout.amount_fen == ALIEN_FEN
+        assert LedgerRepository(uow.session).balance("suspense:ceb") == 0
+        assert check_ledger(uow.session).ok
+        (entry,) = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "suspense.return"))
+        assert entry.detail["payout_id"] == payout.payout_id
+    (paid,) = world.sim.state("ceb")["payouts"]
+    assert (paid["account_no"], paid["payee_account"], paid["status"]) == (alien, sender["payer_account"], "succeeded")
+
+    world.sim.clock.advance(24 * 3600)
+    page = client.get(_start_run(client)).text
+    assert "✓ 对账完成，无未解决项" in page, "the credit and its return are both on the statement, balance 0"
