@@ -204,8 +204,10 @@ def test_suspense_commands(app: Flask, client: FlaskClient, rt: Runtime, keys_di
     assert listing.exit_code == 0 and "REF-CLI" in listing.output and "未知账户" in listing.output
     assert "6226620012345678" not in listing.output, "the payer's account is masked"
     item_id = suspense.list_items(rt)[0].id
-    refused = runner.invoke(args=["suspense", "return", str(item_id), "--reason", "退回", "--by", "finance"])
-    assert refused.exit_code == 1 and "无法原路退回" in refused.output, "no deal, no virtual account to pay from"
+    arrive(client, keys_dir, "6226999999999997", 30_00, "REF-CLI-2")  # also unknown: goes back to its sender
+    (other_id,) = [item.id for item in suspense.list_items(rt) if item.bank_reference == "REF-CLI-2"]
+    returned = runner.invoke(args=["suspense", "return", str(other_id), "--reason", "汇错账户", "--by", "finance"])
+    assert returned.exit_code == 0 and "RT-" in returned.output, returned.output
     deal_no = load_deal(rt, deal_id).deal_no
     matched = runner.invoke(
         args=["suspense", "match", str(item_id), deal_no, "--reason", "银行来电确认", "--by", "finance"]
