@@ -3,7 +3,7 @@ balance against the ledger (balance_gap), exceptions that stay open until a pers
 return of a credit to an account we do not know (a payout without a deal)
 
 Revision ID: 0021
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-04 07:10:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
