@@ -62,7 +62,7 @@ def _register_web(app: Flask) -> None:
     from app.payouts import web as payouts
     from app.users import web as auth
     from app.web import banners, errors, filters
-    from app.web.access import require_login
+    from app.web.access import require_login, require_password_change
 
     for blueprint in (
         auth.bp,
@@ -80,6 +80,7 @@ def _register_web(app: Flask) -> None:
 
     register_request_context(app)  # first: even a request sent to the login page gets its request id
     app.before_request(require_login)
+    app.before_request(require_password_change)
     banners.register(app)
     errors.register(app)
     filters.register(app)

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from app.admin.base import RoleView
 from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
+from app.bank_inbox import suspense
 from app.bank_inbox.suspense import REASON_LABELS, STATUS_LABELS
 from app.db.models import Job, SuspenseItem
 from app.deals import ops_actions
@@ -20,7 +21,7 @@ from app.web.access import runtime
 
 
 class SuspenseView(RoleView):
-    read_roles = frozenset({"finance", "auditor", "admin"})
+    read_roles = frozenset({"finance", "auditor"})
     write_roles = frozenset({"finance"})
 
     @expose("/")
@@ -42,7 +43,11 @@ class SuspenseView(RoleView):
     @expose("/<int:item_id>")
     def item(self, item_id: int) -> str:
         with runtime().db.uow() as uow:
-            item = uow.session.get(SuspenseItem, item_id, options=[selectinload(SuspenseItem.deal)])
+            item = uow.session.get(
+                SuspenseItem,
+                item_id,
+                options=[selectinload(SuspenseItem.deal), selectinload(SuspenseItem.proposed_deal)],
+            )
         if item is None:
             abort(404)
         return self.render(  # type: ignore[no-any-return]
@@ -59,7 +64,17 @@ class SuspenseView(RoleView):
         except CunguanError as error:
             flash(error.message, "error")
             return redirect(url_for(".item", item_id=item_id))
-        flash("已匹配到存管单", "success")
+        flash("已提出匹配，待另一位财务人员批准", "success")
+        return redirect(url_for(".item", item_id=item_id))
+
+    @expose("/<int:item_id>/approve-match", methods=("POST",))
+    def approve_match(self, item_id: int) -> Response:
+        try:
+            deal_no = suspense.approve_match(runtime(), item_id, self.actor.label)
+        except CunguanError as error:
+            flash(error.message, "error")
+            return redirect(url_for(".item", item_id=item_id))
+        flash(f"已批准匹配到存管单 {deal_no}", "success")
         return redirect(url_for(".index"))
 
     @expose("/<int:item_id>/return", methods=("POST",))

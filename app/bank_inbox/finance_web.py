@@ -14,7 +14,7 @@ from app.platform.errors import CunguanError
 from app.web.access import current_actor, roles_required, runtime
 
 bp = Blueprint("finance", __name__, url_prefix="/finance")
-READERS = ("finance", "auditor", "admin")
+READERS = ("finance", "auditor")
 
 
 def _banks() -> dict[str, str]:

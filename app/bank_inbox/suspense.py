@@ -126,25 +126,52 @@ def rematch_after_opening(rt: Runtime, session: Session, account: VirtualAccount
     return len(items)
 
 
-def match_to_deal(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: str) -> None:
-    """Finance decided the credit belongs to the deal (with a reason, kept on the item)."""
+def _matchable_deal(rt: Runtime, item: SuspenseItem, deal: Deal | None, deal_no: str) -> Deal:
+    if deal is None:
+        raise NotFound("存管单不存在", code="DEAL_NOT_FOUND", details={"deal_no": deal_no})
+    if deal.bank_code != item.bank_code:
+        raise ValidationError("挂账与存管单不在同一家银行", code="BANK_MISMATCH")
+    if has_ended(rt, deal):  # as an arrival for it would: its custody would keep the money for good
+        raise ValidationError(
+            "存管单已结束，不能匹配入账，请原路退回", code="DEAL_FINISHED", details={"deal_no": deal_no}
+        )
+    return deal
+
+
+def propose_match(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: str) -> None:
+    """A finance user proposes that the credit belongs to the deal (with a reason); nothing moves until a
+    second finance user approves it (`approve_match`). A new proposal replaces an earlier one."""
     if not reason.strip():
         raise ValidationError("请填写匹配原因", code="REASON_REQUIRED")
     with rt.db.uow() as uow:
         item = _open_item(uow.session, item_id)
         deal = uow.session.scalar(select(Deal).where(Deal.deal_no == deal_no))
-        if deal is None:
-            raise NotFound("存管单不存在", code="DEAL_NOT_FOUND", details={"deal_no": deal_no})
-        if deal.bank_code != item.bank_code:
-            raise ValidationError("挂账与存管单不在同一家银行", code="BANK_MISMATCH")
-        if has_ended(rt, deal):  # as an arrival for it would: its custody would keep the money for good
-            raise ValidationError(
-                "存管单已结束，不能匹配入账，请原路退回", code="DEAL_FINISHED", details={"deal_no": deal_no}
-            )
-        item.deal_id = deal.id
-        _credit_deal(rt, uow.session, item, deal, "match", reason.strip(), actor)
-        _audit(rt, uow.session, item, actor, "suspense.match", {"deal_no": deal_no, "reason": reason.strip()})
+        deal = _matchable_deal(rt, item, deal, deal_no)
+        item.proposed_deal_id, item.proposed_reason = deal.id, reason.strip()
+        item.proposed_by, item.proposed_at = actor, rt.clock()
+        _audit(rt, uow.session, item, actor, "suspense.match_propose", {"deal_no": deal_no, "reason": reason.strip()})
         uow.commit()
+
+
+def approve_match(rt: Runtime, item_id: int, actor: str) -> str:
+    """A second finance user approves the proposed match: the money goes into the deal's custody. Returns
+    the deal number."""
+    with rt.db.uow() as uow:
+        item = _open_item(uow.session, item_id)
+        if item.proposed_by is None or item.proposed_reason is None:
+            raise ValidationError("该挂账没有待批准的匹配", code="NO_MATCH_PROPOSED", details={"id": item_id})
+        if item.proposed_by == actor:
+            raise ValidationError(
+                "匹配须由另一位财务人员批准，提出人不能批准自己的匹配", code="SAME_PERSON", details={"actor": actor}
+            )
+        deal = item.proposed_deal
+        deal = _matchable_deal(rt, item, deal, deal.deal_no if deal is not None else "")
+        item.deal_id = deal.id
+        _credit_deal(rt, uow.session, item, deal, "match", item.proposed_reason, actor)
+        detail = {"deal_no": deal.deal_no, "reason": item.proposed_reason, "proposed_by": item.proposed_by}
+        _audit(rt, uow.session, item, actor, "suspense.match", detail)
+        uow.commit()
+        return deal.deal_no
 
 
 def return_item(rt: Runtime, item_id: int, reason: str, actor: str) -> str:

@@ -1,4 +1,4 @@
-"""flask suspense list | match | return: the suspense review queue from the command line."""
+"""flask suspense list | match | approve-match | return: the suspense review queue from the command line."""
 
 from __future__ import annotations
 
@@ -34,10 +34,21 @@ def suspense_list(show_all: bool) -> None:
 @click.option("--reason", required=True, help="why this credit belongs to the deal (kept on the item)")
 @click.option("--by", "actor", required=True, help="who decided (username)")
 def suspense_match(item_id: int, deal_no: str, reason: str, actor: str) -> None:
-    """Credit a suspense item to a deal."""
-    from app.bank_inbox.suspense import match_to_deal
+    """Propose to credit a suspense item to a deal (a second person approves it with approve-match)."""
+    from app.bank_inbox.suspense import propose_match
 
-    match_to_deal(current_runtime(), item_id, deal_no, reason, f"user:{actor}")
+    propose_match(current_runtime(), item_id, deal_no, reason, f"user:{actor}")
+    click.echo(f"挂账 #{item_id} 已提出匹配到 {deal_no}，待另一位财务人员批准")
+
+
+@suspense_cli.command("approve-match")
+@click.argument("item_id", type=int)
+@click.option("--by", "actor", required=True, help="who approves (username; not the proposer)")
+def suspense_approve_match(item_id: int, actor: str) -> None:
+    """Approve the proposed match of a suspense item: the money is credited to the deal."""
+    from app.bank_inbox.suspense import approve_match
+
+    deal_no = approve_match(current_runtime(), item_id, f"user:{actor}")
     click.echo(f"挂账 #{item_id} 已匹配到 {deal_no}")
 
 

@@ -2,7 +2,8 @@
 
 Every change goes through `app.cities.publishing` (rules, roles, audit entries); this view only
 adds the per-action roles on top of the base view's read/write split: ops write drafts, simulate and
-submit; reviewers approve, reject, publish and roll back; admins do both; auditors read."""
+submit; reviewers approve, reject, publish and propose rollbacks (reviewed like any version); auditors read.
+Administrators, who manage accounts only, see none of it."""
 
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ def _name_of(content: str | None) -> str:
 
 
 class ConfigsView(RoleView):
-    read_roles = frozenset({"ops", "reviewer", "auditor", "admin"})
-    write_roles = frozenset({"ops", "reviewer", "admin"})
+    read_roles = frozenset({"ops", "reviewer", "auditor"})
+    write_roles = frozenset({"ops", "reviewer"})
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class ConfigsView(RoleView):
     def simulate(self, stem: str) -> Response:
         """Queue the simulation for the worker (a full city takes a minute or more) and come straight back: the
         city page shows its progress, then its outcome. One queued or running simulation per city."""
-        self._require(AUTHOR_ROLES)
+        self._require(AUTHOR_ROLES + REVIEWER_ROLES)  # a reviewer checks a proposed rollback
         stem = self._stem(stem)
         product = request.form.get("product", "").strip() or None
         try:
@@ -317,11 +318,14 @@ class ConfigsView(RoleView):
             flash("请选择要回滚到的版本", "error")
             return self._back(stem)
         try:
-            version = publishing.rollback(
+            version = publishing.propose_rollback(
                 runtime(), stem, int(target), self.actor.username, request.form.get("comment", "").strip()
             )
         except CunguanError as error:
             flash(error.message, "error")
             return self._back(stem)
-        flash(f"已回滚到第 {target} 版（新版本第 {version.version} 版已发布）", "success")
+        flash(
+            f"已提出回滚到第 {target} 版（第 {version.version} 版待审核：须另一位审核人在仿真通过后批准，再发布）",
+            "success",
+        )
         return self._back(stem)

@@ -122,7 +122,9 @@ def submit(rt: Runtime, stem: str, author: str) -> CityConfigVersion:
 
 
 def passing_simulation(session: Session, version: CityConfigVersion, resolved_sha256: str) -> ConfigSimulation | None:
-    """The latest complete, passing simulation of exactly this content resolved exactly this way."""
+    """The latest complete, passing simulation of exactly this content resolved exactly this way; for a
+    rollback, one run since it was proposed (the content's earlier simulations were of another version)."""
+    since = [ConfigSimulation.created_at >= version.created_at] if version.rollback_of is not None else []
     return session.scalar(
         select(ConfigSimulation)
         .where(
@@ -131,6 +133,7 @@ def passing_simulation(session: Session, version: CityConfigVersion, resolved_sh
             ConfigSimulation.resolved_sha256 == resolved_sha256,
             ConfigSimulation.complete.is_(True),
             ConfigSimulation.ok.is_(True),
+            *since,
         )
         .order_by(ConfigSimulation.id.desc())
         .limit(1)
@@ -195,14 +198,21 @@ def publish(rt: Runtime, stem: str, reviewer: str) -> CityConfigVersion:
         return version
 
 
-def rollback(rt: Runtime, stem: str, to_version: int, reviewer: str, comment: str) -> CityConfigVersion:
-    """Republish an earlier published version as a new version (`rollback_of`); the history only grows.
-
-    No new simulation is required: the content was reviewed and simulated when first published; it must
-    still pass every check against today's parents."""
+def propose_rollback(rt: Runtime, stem: str, to_version: int, reviewer: str, comment: str) -> CityConfigVersion:
+    """Propose to republish an earlier published version: a new version with its content (`rollback_of`),
+    submitted for review with the proposer as its author. It is published like any other version: a second
+    reviewer approves it on a passing simulation of this exact version run after the proposal, then it is
+    published. The history only grows."""
     with rt.db.uow() as uow:
         session = uow.session
         check_role(reviewer, _role(session, reviewer), REVIEWER_ROLES, "回滚城市配置")
+        current = open_version(session, stem)
+        if current is not None:
+            raise ValidationError(
+                f"第 {current.version} 版{STATUS_LABELS[current.status]}，处理完成前不能提出回滚",
+                code="CONFIG_VERSION_OPEN",
+                details={"version": current.version, "status": current.status},
+            )
         target = _version(session, stem, to_version)
         if target.status != "retired":
             raise ValidationError(
@@ -211,25 +221,23 @@ def rollback(rt: Runtime, stem: str, to_version: int, reviewer: str, comment: st
                 details={"version": to_version, "status": target.status},
             )
         validated(rt, session, stem, target.content)
-        previous = _retire_published(rt, session, stem)
         now = rt.clock()
         version = CityConfigVersion(
             city_code=stem,
             version=_next_number(session, stem),
-            status="published",
+            status="submitted",
             content=target.content,
             content_sha256=target.content_sha256,
-            author=target.author,
-            reviewer=reviewer,
+            author=reviewer,
             comment=comment or f"回滚到第 {to_version} 版",
             rollback_of=to_version,
             created_at=now,
-            reviewed_at=now,
-            published_at=now,
+            submitted_at=now,
         )
         session.add(version)
         session.flush()
-        before = parse_content(previous.content) if previous is not None else None
+        published = published_version(session, stem)
+        before = parse_content(published.content) if published is not None else None
         _record(rt, session, reviewer, "city_config.rollback", version, before, parse_content(version.content))
         uow.commit()
         return version

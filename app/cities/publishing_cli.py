@@ -94,9 +94,10 @@ def city_publish(code: str, reviewer: str) -> None:
 @click.option("--comment", default="")
 @with_appcontext
 def city_rollback(code: str, to_version: int, reviewer: str, comment: str) -> None:
-    """Republish an earlier version of CODE as a new version."""
-    version = publishing.rollback(current_runtime(), code, to_version, reviewer, comment)
-    _done(f"已发布（回滚到第 {to_version} 版）", code, version.version, version.status)
+    """Propose to republish an earlier version of CODE as a new version: another reviewer approves it on a
+    passing simulation of it (flask city simulate, approve), then it is published (flask city publish)."""
+    version = publishing.propose_rollback(current_runtime(), code, to_version, reviewer, comment)
+    _done(f"已提出回滚到第 {to_version} 版，待另一位审核人仿真后批准并发布", code, version.version, version.status)
 
 
 @click.command("versions")

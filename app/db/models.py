@@ -23,7 +23,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 # The tables kept in sibling modules by subject: imported so that Base.metadata holds every table.
-from app.db import audit_models, config_models, ledger_models, payee_models, reconciliation_models  # noqa: F401
+from app.db import (  # noqa: F401
+    audit_models,
+    config_models,
+    grant_models,
+    ledger_models,
+    payee_models,
+    reconciliation_models,
+)
 from app.db.base import Base, UTCDateTime, utcnow
 from app.db.pii import EncryptedString, EncryptedText, blind_index_column_info, install_blind_indexes
 
@@ -39,6 +46,12 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # False until a second administrator approved the role grant of the user's creation (app/users/grants.py)
+    role_approved: Mapped[bool] = mapped_column(default=True, server_default="1")
+    # a password an administrator set is one-time: the user changes it before anything else
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default="0")
+    # part of every session's id: raising it (password, deactivation, role) ends every session of the user
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     __table_args__ = (CheckConstraint(f"role IN {ROLES!r}", name="role_known"),)
 
@@ -218,8 +231,14 @@ class SuspenseItem(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # a match into a deal is proposed by one finance user and carried out when a second one approves it
+    proposed_deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    proposed_reason: Mapped[str | None] = mapped_column(String(256))
+    proposed_by: Mapped[str | None] = mapped_column(String(64))
+    proposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    deal: Mapped[Deal | None] = relationship()
+    deal: Mapped[Deal | None] = relationship(foreign_keys=[deal_id])
+    proposed_deal: Mapped[Deal | None] = relationship(foreign_keys=[proposed_deal_id])
 
     __table_args__ = (
         UniqueConstraint("bank_code", "bank_reference"),

@@ -72,7 +72,7 @@ FREEZERS = frozenset(deal_freeze.FREEZE_ROLES)
 
 
 class DealsView(BatchView):
-    read_roles = frozenset({"ops", "finance", "auditor", "admin"})
+    read_roles = frozenset({"ops", "finance", "auditor"})
     write_roles = UNMASK_ROLES  # 显示完整信息 (audited)
     form_roles: ClassVar[dict[str, frozenset[str]]] = {"freeze": FREEZERS, "unfreeze": FREEZERS, "batch": FREEZERS}
     reason_actions = frozenset({"freeze"})

@@ -44,12 +44,12 @@ def retry_job(rt: Runtime, job_id: int, reason: str, actor: str) -> None:
 
 
 def match_suspense(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: str) -> None:
-    """Credit a suspense item to a deal (audited by the suspense service in the same transaction)."""
+    """Propose to credit a suspense item to a deal; a second person approves (`suspense.approve_match`)."""
     reason = _reason(reason, "请填写匹配原因")
     deal_no = deal_no.strip()
     if not deal_no:
         raise ValidationError("请填写存管单号", code="DEAL_NO_REQUIRED")
-    suspense.match_to_deal(rt, item_id, deal_no, reason, actor)
+    suspense.propose_match(rt, item_id, deal_no, reason, actor)
 
 
 def return_suspense(rt: Runtime, item_id: int, reason: str, actor: str) -> str:

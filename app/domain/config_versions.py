@@ -12,8 +12,8 @@ from typing import Any
 from app.domain.cities import canonical_json
 from app.platform.errors import ValidationError
 
-AUTHOR_ROLES = ("ops", "admin")
-REVIEWER_ROLES = ("reviewer", "admin")
+AUTHOR_ROLES = ("ops",)
+REVIEWER_ROLES = ("reviewer",)
 SYSTEM_AUTHOR = "system"  # the shipped files, imported as version 1
 OPEN_STATUSES = ("draft", "submitted", "approved")  # at most one version per city is in one of these
 STATUS_LABELS = {

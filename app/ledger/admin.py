@@ -84,7 +84,7 @@ def _csv_lines(rows: list[Any]) -> Iterator[str]:
 
 
 class LedgerView(RoleView):
-    read_roles = frozenset({"finance", "auditor", "admin"})
+    read_roles = frozenset({"finance", "auditor"})
 
     @expose("/")
     def index(self) -> str:

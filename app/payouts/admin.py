@@ -19,7 +19,7 @@ from app.web.access import runtime
 
 
 class PayoutsView(BatchView):
-    read_roles = frozenset({"ops", "finance", "auditor", "admin"})
+    read_roles = frozenset({"ops", "finance", "auditor"})
     write_roles = frozenset(payout_approvals.APPROVER_ROLES)
 
     @expose("/")

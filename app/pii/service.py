@@ -19,8 +19,8 @@ from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 
 # Roles that may see a deal's parties unmasked (always with a reason, always audited). Finance checks
-# payees and payers against bank records; admin handles customer data requests. Everyone else: masks.
-UNMASK_ROLES = frozenset({"finance", "admin"})
+# payees and payers against bank records. Everyone else (administrators too): masks.
+UNMASK_ROLES = frozenset({"finance"})
 UNMASK_ACTION = "pii.unmask"
 
 

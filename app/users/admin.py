@@ -1,4 +1,6 @@
-"""Users (admins manage, auditors read) and the audit log (auditors and admins, read-only, chain check)."""
+"""Users (admins manage, auditors read) and the audit log (auditors and admins, read-only, chain check).
+
+A role an administrator gives (a new account or a change) waits for a second administrator's approval."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from app.admin.paging import page_number, paginate
 from app.audit import log as audit
 from app.db.audit_models import AuditEntry
 from app.platform.errors import CunguanError
+from app.users import grants
 from app.users.service import ROLE_LABELS, create_user, list_users, set_active, set_password
 from app.web.access import runtime
 
@@ -22,7 +25,12 @@ class UsersView(RoleView):
 
     @expose("/")
     def index(self) -> str:
-        return self.render("admin/cunguan/users.html", users=list_users(runtime()), roles=ROLE_LABELS)  # type: ignore[no-any-return]
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/users.html",
+            users=list_users(runtime()),
+            roles=ROLE_LABELS,
+            grants=grants.pending_grants(runtime()),
+        )
 
     @expose("/create", methods=("POST",))
     def create(self) -> Response:
@@ -40,7 +48,37 @@ class UsersView(RoleView):
         except CunguanError as error:
             flash(f"未能创建用户：{error.message}", "error")
         else:
-            flash(f"已创建用户 {username}", "success")
+            flash(f"已创建用户 {username}：角色待另一位管理员批准后生效，初始密码须在首次登录时修改", "success")
+        return redirect(url_for(".index"))
+
+    @expose("/<username>/role", methods=("POST",))
+    def role(self, username: str) -> Response:
+        try:
+            grants.propose_role(runtime(), username, request.form.get("role", ""), self.actor.label)
+        except CunguanError as error:
+            flash(f"未能提出角色变更：{error.message}", "error")
+        else:
+            flash(f"已提出 {username} 的角色变更，待另一位管理员批准", "success")
+        return redirect(url_for(".index"))
+
+    @expose("/grants/<int:grant_id>/approve", methods=("POST",))
+    def approve_grant(self, grant_id: int) -> Response:
+        try:
+            grants.approve(runtime(), grant_id, self.actor.label)
+        except CunguanError as error:
+            flash(error.message, "error")
+        else:
+            flash("已批准角色授权，该用户的会话已全部退出", "success")
+        return redirect(url_for(".index"))
+
+    @expose("/grants/<int:grant_id>/reject", methods=("POST",))
+    def reject_grant(self, grant_id: int) -> Response:
+        try:
+            grants.reject(runtime(), grant_id, self.actor.label)
+        except CunguanError as error:
+            flash(error.message, "error")
+        else:
+            flash("已驳回角色授权", "success")
         return redirect(url_for(".index"))
 
     @expose("/<username>/active", methods=("POST",))
@@ -64,7 +102,7 @@ class UsersView(RoleView):
         except CunguanError as error:
             flash(f"未能重置密码：{error.message}", "error")
         else:
-            flash(f"已重置 {username} 的密码", "success")
+            flash(f"已重置 {username} 的密码（一次性密码，须由本人登录后修改）", "success")
         return redirect(url_for(".index"))
 
 

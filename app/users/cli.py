@@ -29,17 +29,22 @@ def user_create_demo() -> None:
 @click.option("--name", "display_name", required=True)
 @click.password_option()
 def user_create(username: str, role: str, display_name: str, password: str) -> None:
+    """Create an administrator (set-up). Business roles are given in the console: one administrator proposes,
+    a second approves; the command line is no way around that."""
     from app.users.service import create_user
 
+    if role != "admin":
+        raise click.ClickException("业务角色须在运营后台由一位管理员提出、另一位管理员批准，命令行只能创建管理员")
     create_user(current_runtime(), username, password, role, display_name)
-    click.echo(f"已创建用户 {username}")
+    click.echo(f"已创建管理员 {username}")
 
 
 @user_cli.command("set-password")
 @click.argument("username")
 @click.password_option()
 def user_set_password(username: str, password: str) -> None:
+    """Reset a password: it is one-time (the user changes it at the next login) and every session ends."""
     from app.users.service import set_password
 
     set_password(current_runtime(), username, password)
-    click.echo(f"已重设 {username} 的密码")
+    click.echo(f"已重设 {username} 的密码（一次性密码，登录后须修改）")

@@ -1,4 +1,9 @@
-"""Users: password hashing, authentication, demo accounts."""
+"""Users: password hashing, authentication, demo accounts.
+
+Separation of duties (三权分立): an administrator manages accounts and holds no business role. A role an
+administrator gives takes effect when a second one approves it (`app.users.grants`); a password an
+administrator sets is one-time (`must_change_password`); a password change or reset, a deactivation or a
+role change raises `session_version`, which every session carries, so every older session ends."""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.audit import log as audit
 from app.db.models import ROLES, User
-from app.platform.errors import ValidationError
+from app.platform.errors import CunguanError, ValidationError
 from app.platform.runtime import Runtime
+from app.users import grants
 
 ROLE_LABELS = {
     "agent": "经纪人",
@@ -26,12 +32,19 @@ ROLE_LABELS = {
 MIN_PASSWORD_LENGTH = 10
 
 
+class RolePending(CunguanError):
+    code = "ROLE_PENDING"
+    http_status = 403
+
+
 @dataclass(frozen=True)
 class UserInfo:
     id: int
     username: str
     display_name: str
     role: str
+    session_version: int
+    must_change_password: bool
 
 
 @dataclass(frozen=True)
@@ -41,10 +54,14 @@ class UserRow:
     display_name: str
     role: str
     active: bool
+    role_approved: bool
+    must_change_password: bool
 
 
 def _info(user: User) -> UserInfo:
-    return UserInfo(user.id, user.username, user.display_name, user.role)
+    return UserInfo(
+        user.id, user.username, user.display_name, user.role, user.session_version, user.must_change_password
+    )
 
 
 def password_problem(username: str, password: str) -> str | None:
@@ -74,6 +91,8 @@ def _audit(rt: Runtime, session: Session, actor: str | None, action: str, userna
 def create_user(
     rt: Runtime, username: str, password: str, role: str, display_name: str, *, actor: str | None = None
 ) -> UserInfo:
+    """A new user. Made by an administrator (`actor`), the role waits for a second administrator's approval
+    and the password is one-time; set-up (fixtures, `flask user create-demo`) makes it effective at once."""
     if role not in ROLES:
         raise ValidationError("未知角色", code="UNKNOWN_ROLE", details={"role": role})
     _check_password(username, password)
@@ -87,25 +106,36 @@ def create_user(
             role=role,
             active=True,
             created_at=rt.clock(),
+            role_approved=actor is None,
+            must_change_password=actor is not None,
         )
         uow.session.add(user)
+        uow.session.flush()
         _audit(rt, uow.session, actor, "user.create", username, after={"role": role, "display_name": display_name})
+        if actor is not None:
+            grants.open_grant(uow.session, user, role, actor, rt.clock())
         uow.commit()
         return _info(user)
 
 
 def authenticate(rt: Runtime, username: str, password: str) -> UserInfo | None:
+    """The user, or None for a wrong name or password; RolePending when no approved role lets them in yet."""
     with rt.db.uow() as uow:
         user = uow.session.scalar(select(User).where(User.username == username))
         if user is None or not user.active or not check_password_hash(user.password_hash, password):
             return None
+        if not user.role_approved:
+            raise RolePending("该账号的角色尚待另一位管理员批准，批准后才能登录", details={"username": username})
         return _info(user)
 
 
-def get_user(rt: Runtime, user_id: int) -> UserInfo | None:
+def get_user(rt: Runtime, user_id: int, session_version: int) -> UserInfo | None:
+    """The user of a session made at `session_version`; None once that session has ended."""
     with rt.db.uow() as uow:
         user = uow.session.get(User, user_id)
-        return _info(user) if user is not None and user.active else None
+        if user is None or not user.active or not user.role_approved or user.session_version != session_version:
+            return None
+        return _info(user)
 
 
 def create_demo_users(rt: Runtime) -> dict[str, str]:
@@ -129,14 +159,37 @@ def _random_password(username: str) -> str:
 
 
 def set_password(rt: Runtime, username: str, password: str, *, actor: str | None = None) -> None:
+    """An administrator's (or the CLI's) reset: the password is one-time and every session of the user ends."""
     _check_password(username, password)
     with rt.db.uow() as uow:
         user = uow.session.scalar(select(User).where(User.username == username))
         if user is None:
             raise ValidationError("用户不存在", code="UNKNOWN_USER", details={"username": username})
         user.password_hash = generate_password_hash(password)
+        user.must_change_password = True
+        user.session_version += 1
         _audit(rt, uow.session, actor, "user.reset_password", username)
         uow.commit()
+
+
+def change_password(rt: Runtime, user_id: int, current: str, new: str) -> UserInfo:
+    """The user's own change (the only way past a one-time password): every session ends, the caller's too;
+    returns the user as a fresh session should carry it."""
+    with rt.db.uow() as uow:
+        user = uow.session.get(User, user_id, with_for_update=True)
+        if user is None or not user.active:
+            raise ValidationError("用户不存在", code="UNKNOWN_USER")
+        if not check_password_hash(user.password_hash, current):
+            raise ValidationError("当前密码不正确", code="WRONG_PASSWORD")
+        if current == new:
+            raise ValidationError("新密码不能与当前密码相同", code="SAME_PASSWORD")
+        _check_password(user.username, new)
+        user.password_hash = generate_password_hash(new)
+        user.must_change_password = False
+        user.session_version += 1
+        _audit(rt, uow.session, f"user:{user.username}", "user.change_password", user.username)
+        uow.commit()
+        return _info(user)
 
 
 def set_active(rt: Runtime, username: str, active: bool, *, actor: str) -> None:
@@ -149,10 +202,14 @@ def set_active(rt: Runtime, username: str, active: bool, *, actor: str) -> None:
             change = {"before": {"active": user.active}, "after": {"active": active}}
             _audit(rt, uow.session, actor, "user.set_active", username, **change)
             user.active = active
+            user.session_version += 1
         uow.commit()
 
 
 def list_users(rt: Runtime) -> list[UserRow]:
     with rt.db.uow() as uow:
         users = uow.session.scalars(select(User).order_by(User.username))
-        return [UserRow(u.id, u.username, u.display_name, u.role, u.active) for u in users]
+        return [
+            UserRow(u.id, u.username, u.display_name, u.role, u.active, u.role_approved, u.must_change_password)
+            for u in users
+        ]

@@ -1,4 +1,7 @@
-"""Access control: everything needs a login except the endpoints listed here; views name their roles."""
+"""Access control: everything needs a login except the endpoints listed here; views name their roles.
+
+A session is bound to the user's `session_version` (its id is `<user id>.<version>`), so raising the version
+ends it; a user whose password is one-time may only change it or log out (PASSWORD_CHANGE_REQUIRED)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from flask import abort, current_app, redirect, request, url_for
 from flask_login import UserMixin, current_user
 
 from app.deals.service import Actor
+from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 from app.users.service import ROLE_LABELS, UserInfo
 
@@ -18,7 +22,10 @@ PUBLIC_ENDPOINTS = frozenset(
 )
 # Not public: the view itself accepts a staff login or a scrape token (see app/ops/metrics_web.py).
 SELF_AUTHENTICATING_ENDPOINTS = frozenset({"metrics.metrics"})
-ALL_ROLES = tuple(ROLE_LABELS)
+# what a user with a one-time password may still reach
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.change_password", "auth.logout", "static"})
+# every role that works on deals: all but the system administrator, who manages accounts only (三权分立)
+ALL_ROLES = tuple(role for role in ROLE_LABELS if role != "admin")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,7 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class SessionUser(UserMixin):
     def __init__(self, info: UserInfo) -> None:
         self.info = info
-        self.id = str(info.id)
+        self.id = session_id(info.id, info.session_version)
 
     @property
     def role(self) -> str:
@@ -39,6 +46,20 @@ class SessionUser(UserMixin):
     @property
     def actor(self) -> Actor:
         return Actor(self.info.id, self.info.username, self.info.role)
+
+
+class PasswordChangeRequired(CunguanError):
+    code = "PASSWORD_CHANGE_REQUIRED"
+    http_status = 403
+
+
+def session_id(user_id: int, session_version: int) -> str:
+    return f"{user_id}.{session_version}"
+
+
+def parse_session_id(value: str) -> tuple[int, int] | None:
+    user_id, _, version = value.partition(".")
+    return (int(user_id), int(version)) if user_id.isdigit() and version.isdigit() else None
 
 
 def runtime() -> Runtime:
@@ -56,6 +77,19 @@ def require_login() -> Any:
     if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
         abort(401)
     return redirect(url_for("auth.login", next=request.full_path))
+
+
+def require_password_change() -> Any:
+    """before_request hook (after require_login): a one-time password must be changed before anything else;
+    a page is sent to the change form, anything else is refused with PASSWORD_CHANGE_REQUIRED."""
+    if not current_user.is_authenticated or not current_user.info.must_change_password:
+        return None
+    if request.endpoint is None or request.endpoint in PASSWORD_CHANGE_ENDPOINTS:
+        return None
+    wants_json = request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    if request.method == "GET" and not wants_json:
+        return redirect(url_for("auth.change_password"))
+    raise PasswordChangeRequired("管理员设置的密码只能使用一次，请先修改密码")
 
 
 def roles_required(*roles: str) -> Callable[[F], F]:

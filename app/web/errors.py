@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from app.platform.errors import CunguanError
 from app.platform.extensions import login_manager
 from app.users.service import get_user
-from app.web.access import SessionUser, runtime
+from app.web.access import SessionUser, parse_session_id, runtime
 
 MESSAGES = {
     400: "请求有误",
@@ -50,8 +50,10 @@ def _security_headers(response: Response) -> Response:
 
 def register(app: Flask) -> None:
     @login_manager.user_loader
-    def load_user(user_id: str) -> SessionUser | None:
-        info = get_user(runtime(), int(user_id)) if user_id.isdigit() else None
+    def load_user(session_id: str) -> SessionUser | None:
+        """The session's user, or None (the session has ended) when its version is no longer the user's."""
+        parsed = parse_session_id(session_id)
+        info = get_user(runtime(), *parsed) if parsed is not None else None
         return SessionUser(info) if info is not None else None
 
     @app.errorhandler(CunguanError)

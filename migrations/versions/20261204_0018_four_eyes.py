@@ -1,0 +1,72 @@
+"""four eyes: role grants approved by a second administrator, one-time passwords and session versions of
+users, a suspense match proposed by one finance user and approved by another
+
+Revision ID: 0018
+Revises: 0016
+Create Date: 2026-12-04 08:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0018"
+down_revision = "0016"
+branch_labels = None
+depends_on = None
+
+PENDING = "status = 'pending'"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("role_approved", sa.Boolean(), server_default="1", nullable=False))
+        batch_op.add_column(sa.Column("must_change_password", sa.Boolean(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("session_version", sa.Integer(), server_default="1", nullable=False))
+    with op.batch_alter_table("suspense_items") as batch_op:
+        batch_op.add_column(sa.Column("proposed_deal_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("proposed_reason", sa.String(length=256), nullable=True))
+        batch_op.add_column(sa.Column("proposed_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("proposed_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_foreign_key(
+            op.f("fk_suspense_items_proposed_deal_id_deals"), "deals", ["proposed_deal_id"], ["id"]
+        )
+    op.create_table(
+        "role_grants",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("previous_role", sa.String(length=16), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("proposed_by", sa.String(length=64), nullable=False),
+        sa.Column("proposed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("decided_by", sa.String(length=64), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name=op.f("ck_role_grants_status_known")),
+        sa.CheckConstraint(
+            "decided_by IS NULL OR decided_by <> proposed_by", name=op.f("ck_role_grants_four_eyes")
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_role_grants_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_role_grants")),
+    )
+    op.create_index(
+        "uq_role_grants_pending",
+        "role_grants",
+        ["user_id"],
+        unique=True,
+        postgresql_where=sa.text(PENDING),
+        sqlite_where=sa.text(PENDING),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("uq_role_grants_pending", table_name="role_grants")
+    op.drop_table("role_grants")
+    with op.batch_alter_table("suspense_items") as batch_op:
+        batch_op.drop_constraint(op.f("fk_suspense_items_proposed_deal_id_deals"), type_="foreignkey")
+        for column in ("proposed_at", "proposed_by", "proposed_reason", "proposed_deal_id"):
+            batch_op.drop_column(column)
+    with op.batch_alter_table("users") as batch_op:
+        for column in ("session_version", "must_change_password", "role_approved"):
+            batch_op.drop_column(column)
