@@ -85,6 +85,16 @@ def actor(rt: Runtime, username: str) -> Actor:
         return Actor(user.id, user.username, user.role)
 
 
+def colleague(rt: Runtime, role: str, password: str) -> str:
+    """A second user of `role` (named `<role>2`, set up directly like the `users` fixture's): four eyes need
+    two people of one role. Returns the username."""
+    from app.users.service import create_user
+
+    username = f"{role}2"
+    create_user(rt, username, password, role, f"第二位{role}")
+    return username
+
+
 def confirmed_deal(rt: Runtime, agent: str = "agent", city: str = "110000") -> int:
     """A deal whose agreement is signed and whose account opening was requested."""
     who = actor(rt, agent)

@@ -170,10 +170,14 @@ def test_finance_matches_an_unknown_credit_to_a_deal_with_a_reason(
     item_id = suspense.list_items(rt)[0].id
     deal_no = load_deal(rt, deal_id).deal_no
     with pytest.raises(ValidationError):
-        suspense.match_to_deal(rt, item_id, deal_no, "  ", "finance")
-    suspense.match_to_deal(rt, item_id, deal_no, "买方电话确认，账号输错一位", "finance")
+        suspense.propose_match(rt, item_id, deal_no, "  ", "finance")
+    suspense.propose_match(rt, item_id, deal_no, "买方电话确认，账号输错一位", "finance")
+    with pytest.raises(ValidationError) as alone:
+        suspense.approve_match(rt, item_id, "finance")
+    assert alone.value.code == "SAME_PERSON"
+    assert suspense.approve_match(rt, item_id, "finance2") == deal_no
     with pytest.raises(ValidationError) as again:
-        suspense.match_to_deal(rt, item_id, deal_no, "重复", "finance")
+        suspense.propose_match(rt, item_id, deal_no, "重复", "finance")
     assert again.value.code == "SUSPENSE_RESOLVED"
     with rt.db.uow() as uow:
         assert LedgerRepository(uow.session).balance(f"custody:{deal_no}") == 10_00
@@ -212,7 +216,12 @@ def test_suspense_commands(app: Flask, client: FlaskClient, rt: Runtime, keys_di
     matched = runner.invoke(
         args=["suspense", "match", str(item_id), deal_no, "--reason", "银行来电确认", "--by", "finance"]
     )
-    assert matched.exit_code == 0, matched.output
+    assert matched.exit_code == 0 and "待另一位财务人员批准" in matched.output, matched.output
+    alone = runner.invoke(args=["suspense", "approve-match", str(item_id), "--by", "finance"])
+    assert alone.exit_code == 1 and "SAME_PERSON" in alone.output, "the command line is no way around four eyes"
+    assert "共 1 条" in runner.invoke(args=["suspense", "list"]).output
+    approved = runner.invoke(args=["suspense", "approve-match", str(item_id), "--by", "finance2"])
+    assert approved.exit_code == 0 and f"已匹配到 {deal_no}" in approved.output, approved.output
     assert "共 0 条" in runner.invoke(args=["suspense", "list"]).output
 
 

@@ -4,6 +4,7 @@ and the running catalog serving the published version."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from app.db.config_models import CityConfigVersion, ConfigSimulation
 from app.platform.config import ROOT
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
+from tests.conftest import PASSWORD
+from tests.factories import colleague
 
 BEIJING = (ROOT / "city_configs" / "110000.json").read_text(encoding="utf-8")
 
@@ -99,13 +102,19 @@ def test_review_flow_roles_simulation_gate_and_one_published_version(rt: Runtime
     assert rt.cities.get("110000").name == "北京市"
 
 
-def test_the_author_cannot_approve_their_own_change(rt: Runtime, users: dict[str, int]) -> None:
-    publishing.save_draft(rt, "110000", renamed("北京市"), "admin")
-    publishing.submit(rt, "110000", "admin")
+def test_administrators_neither_write_nor_review_and_the_author_cannot_approve(
+    rt: Runtime, users: dict[str, int]
+) -> None:
+    with pytest.raises(ValidationError) as admin_writes:
+        publishing.save_draft(rt, "110000", renamed("北京市"), "admin")
+    assert admin_writes.value.code == "ROLE_NOT_ALLOWED", "the administrator holds no business role"
+    publishing.save_draft(rt, "110000", renamed("北京市"), "ops")
+    publishing.submit(rt, "110000", "ops")
     pass_simulation(rt, "110000")
-    with pytest.raises(ValidationError) as refused:
-        publishing.review(rt, "110000", "admin", "自审", approve=True)
-    assert refused.value.code == "SELF_REVIEW"
+    for alone in ("admin", "ops"):  # the administrator, and the author (not a reviewer either)
+        with pytest.raises(ValidationError) as refused:
+            publishing.review(rt, "110000", alone, "同意", approve=True)
+        assert refused.value.code == "ROLE_NOT_ALLOWED"
     rejected = publishing.review(rt, "110000", "reviewer", "名称不规范", approve=False)
     assert (rejected.status, rejected.comment) == ("rejected", "名称不规范")
     assert publishing.save_draft(rt, "110000", renamed("北京"), "ops").version == 2
@@ -123,16 +132,51 @@ def test_submit_refuses_an_invalid_config_with_its_problems(rt: Runtime, users: 
     assert statuses(rt, "110000") == {1: "draft"}
 
 
-def test_rollback_republishes_an_earlier_version_as_a_new_one(rt: Runtime, users: dict[str, int]) -> None:
+def test_a_rollback_is_a_proposal_a_second_reviewer_approves_on_a_fresh_simulation(
+    rt: Runtime, users: dict[str, int]
+) -> None:
     publishing.import_files(rt)
     publish_renamed(rt, "北京市")
     with pytest.raises(ValidationError) as current:
-        publishing.rollback(rt, "110000", 2, "reviewer", "")
+        publishing.propose_rollback(rt, "110000", 2, "reviewer", "")
     assert current.value.code == "ROLLBACK_TARGET"
     with pytest.raises(NotFound):
-        publishing.rollback(rt, "110000", 9, "reviewer", "")
-    back = publishing.rollback(rt, "110000", 1, "reviewer", "新名称影响打印")
-    assert (back.version, back.rollback_of, back.status) == (3, 1, "published")
+        publishing.propose_rollback(rt, "110000", 9, "reviewer", "")
+    proposal = publishing.propose_rollback(rt, "110000", 1, "reviewer", "新名称影响打印")
+    assert (proposal.version, proposal.rollback_of, proposal.status, proposal.author) == (3, 1, "submitted", "reviewer")
+    assert statuses(rt, "110000") == {3: "submitted", 2: "published", 1: "retired"}
+    assert rt.cities.get("110000").name == "北京市", "a proposal changes nothing"
+    with pytest.raises(ValidationError) as open_one:
+        publishing.propose_rollback(rt, "110000", 1, "reviewer", "再来一次")
+    assert open_one.value.code == "CONFIG_VERSION_OPEN"
+
+    with rt.db.uow() as uow:  # version 1's content passed a simulation before: it was another version
+        _, city = publishing.validated(rt, uow.session, "110000", proposal.content)
+        earlier = proposal.created_at - timedelta(days=1)
+        uow.session.add(
+            ConfigSimulation(
+                city_code="110000",
+                content_sha256=proposal.content_sha256,
+                resolved_sha256=city.sha256,
+                complete=True,
+                ok=True,
+                report={},
+                run_by="test",
+                created_at=earlier,
+            )
+        )
+        uow.commit()
+    second = colleague(rt, "reviewer", PASSWORD)
+    with pytest.raises(ValidationError) as stale:
+        publishing.review(rt, "110000", second, "同意", approve=True)
+    assert stale.value.code == "SIMULATION_REQUIRED", "a rollback needs a simulation of this exact version"
+    pass_simulation(rt, "110000")
+    with pytest.raises(ValidationError) as own:
+        publishing.review(rt, "110000", "reviewer", "同意", approve=True)
+    assert own.value.code == "SELF_REVIEW", "the proposer is the author: a second person approves"
+    publishing.review(rt, "110000", second, "仿真通过，同意回滚", approve=True)
+    back = publishing.publish(rt, "110000", second)
+    assert (back.version, back.rollback_of, back.status, back.reviewer) == (3, 1, "published", second)
     assert statuses(rt, "110000") == {3: "published", 2: "retired", 1: "retired"}
     assert rt.cities.get("110000").name == "北京"
 
@@ -170,10 +214,13 @@ def test_cli_review_flow_versions_and_diff(app: Flask, rt: Runtime, users: dict[
     assert runner.invoke(args=["city", "approve", "110000", "--reviewer", "reviewer", "--comment", "好"]).exit_code == 0
     assert runner.invoke(args=["city", "publish", "110000", "--reviewer", "reviewer"]).exit_code == 0
     rolled = runner.invoke(args=["city", "rollback", "110000", "--to", "1", "--reviewer", "reviewer"])
-    assert rolled.exit_code == 0, rolled.output
+    assert rolled.exit_code == 0 and "待另一位审核人仿真后批准并发布" in rolled.output, rolled.output
     listing = runner.invoke(args=["city", "versions", "110000"]).output.splitlines()
-    assert listing[0].startswith("v3") and "已发布" in listing[0] and "回滚自 v1" in listing[0]
-    assert "已停用" in listing[1] and "审核 reviewer" in listing[1]
+    assert listing[0].startswith("v3") and "待审核" in listing[0] and "回滚自 v1" in listing[0]
+    assert "已发布" in listing[1] and "审核 reviewer" in listing[1], "the command line publishes nothing alone"
+    pass_simulation(rt, "110000")
+    alone = runner.invoke(args=["city", "approve", "110000", "--reviewer", "reviewer", "--comment", "好"])
+    assert alone.exit_code == 1 and "SELF_REVIEW" in alone.output
 
 
 def test_audit_verify_passes_then_fails_after_tampering(app: Flask, rt: Runtime, users: dict[str, int]) -> None:

@@ -135,7 +135,8 @@ def test_money_matched_from_suspense_keeps_its_transfer_ids_and_never_goes_to_an
     assert load_deal(rt, early).state == "funded"
     arrive(client, keys_dir, "6226999999999990", 10_00, "R-TYPO")  # an account nobody has
     item_id = suspense.list_items(rt)[0].id
-    suspense.match_to_deal(rt, item_id, load_deal(rt, early).deal_no, "买方确认", "user:finance")
+    suspense.propose_match(rt, item_id, load_deal(rt, early).deal_no, "买方确认", "user:finance")
+    suspense.approve_match(rt, item_id, "user:finance2")
     assert {"rematch:ceb:R-EARLY", "match:ceb:R-TYPO"} <= _transfer_ids(rt)
     assert [e.event for e in load_deal(rt, early).events].count("funds_arrived") == 2, "each credit fired once"
 
@@ -145,6 +146,6 @@ def test_money_matched_from_suspense_keeps_its_transfer_ids_and_never_goes_to_an
     arrive(client, keys_dir, "6226999999999991", 5_00, "R-LATE")
     item_id = suspense.list_items(rt)[0].id
     with pytest.raises(ValidationError) as refused:
-        suspense.match_to_deal(rt, item_id, load_deal(rt, early).deal_no, "误匹配", "user:finance")
+        suspense.propose_match(rt, item_id, load_deal(rt, early).deal_no, "误匹配", "user:finance")
     assert refused.value.code == "DEAL_FINISHED", "a closed custody would keep the money for good"
     assert "match:ceb:R-LATE" not in _transfer_ids(rt)

@@ -18,7 +18,7 @@ from app.ledger.repo import LedgerRepository
 from app.platform.runtime import Runtime
 from app.users.service import password_problem
 from tests.conftest import PASSWORD, csrf_token
-from tests.factories import RESALE_FORM, arrive, confirmed_deal, load_deal, open_account
+from tests.factories import RESALE_FORM, arrive, colleague, confirmed_deal, load_deal, open_account
 
 Login = Callable[[str], FlaskClient]
 
@@ -54,16 +54,24 @@ def test_finance_matches_a_suspense_item_with_a_reason(login: Login, rt: Runtime
     answer = _post(client, "/admin/suspense/1/match", deal_no="RE-NOPE", reason="电话确认")
     assert "存管单不存在" in answer.text
     answer = _post(client, "/admin/suspense/1/match", deal_no=deal_no, reason="买方电话确认，账号输错一位")
-    assert "已匹配到存管单" in answer.text
+    assert "已提出匹配，待另一位财务人员批准" in answer.text and "买方电话确认" in answer.text
+    assert "须另一位财务人员" in _post(client, "/admin/suspense/1/approve-match").text, "not one's own proposal"
+    with rt.db.uow() as uow:
+        assert LedgerRepository(uow.session).balance(f"custody:{deal_no}") == 500_00, "nothing moved yet"
+    second = login(colleague(rt, "finance", PASSWORD))
+    assert f"已批准匹配到存管单 {deal_no}" in _post(second, "/admin/suspense/1/approve-match").text
     with rt.db.uow() as uow:
         item = uow.session.get(SuspenseItem, 1)
         assert item is not None and (item.status, item.deal_id) == ("matched", deal_id)
         assert LedgerRepository(uow.session).balance(f"custody:{deal_no}") == 520_00
-    assert _audit_actions(rt) == [("user:finance", "suspense.match", "suspense:1")]
+    assert _audit_actions(rt) == [
+        ("user:finance", "suspense.match_propose", "suspense:1"),
+        ("user:finance2", "suspense.match", "suspense:1"),
+    ]
     assert "该挂账已处理" in _post(client, "/admin/suspense/1/match", deal_no=deal_no, reason="再次").text
 
     auditor = login("auditor")
-    assert "确认匹配" not in auditor.get("/admin/suspense/1").text, "auditors read, never act"
+    assert "提出匹配" not in auditor.get("/admin/suspense/1").text, "auditors read, never act"
     assert _post(auditor, "/admin/suspense/1/return", reason="x").status_code == 403
 
 
@@ -114,14 +122,19 @@ def test_admin_manages_users_under_the_password_rules(login: Login, client: Flas
         in _post(admin, "/admin/users/create", username="clerk", role="finance", password="clerk12345x").text
     )
     assert (
-        "已创建用户 clerk"
+        "已创建用户 clerk：角色待另一位管理员批准后生效"
         in _post(admin, "/admin/users/create", username="clerk", role="finance", password="ledger-2026x").text
     )
     assert "已停用用户 clerk" in _post(admin, "/admin/users/clerk/active", active="0").text
     assert "不能停用自己的账号" in _post(admin, "/admin/users/admin/active", active="0").text
     assert "密码至少 10 位" in _post(admin, "/admin/users/clerk/password", password="short1").text
     assert "已重置 clerk 的密码" in _post(admin, "/admin/users/clerk/password", password="another-2027y").text
-    assert [a for _, a, _ in _audit_actions(rt)] == ["user.create", "user.set_active", "user.reset_password"]
+    assert [a for _, a, _ in _audit_actions(rt)] == [
+        "user.create",
+        "user.role_grant.propose",
+        "user.set_active",
+        "user.reset_password",
+    ]
     assert "已停用" in admin.get("/admin/users/").text
 
     client.post("/logout", data={"csrf_token": csrf_token(client.get("/login").text)})
@@ -131,7 +144,7 @@ def test_admin_manages_users_under_the_password_rules(login: Login, client: Flas
 
     auditor = login("auditor")
     page = auditor.get("/admin/audit/verify").text
-    assert "哈希链完整：已检查 3 条" in page and "user.set_active" in page
+    assert "哈希链完整：已检查 4 条" in page and "user.set_active" in page
 
 
 def test_audit_verify_button_reports_a_broken_chain(login: Login, rt: Runtime, users: dict) -> None:

@@ -20,7 +20,8 @@ from app.platform.errors import NotFound
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
 from app.sandbox import simulate as simulation
-from tests.conftest import csrf_token
+from tests.conftest import PASSWORD, csrf_token
+from tests.factories import colleague
 from tests.integration.test_config_publishing import pass_simulation
 
 Login = Callable[[str], FlaskClient]
@@ -127,8 +128,16 @@ def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back
     assert rt.cities.get("110000").name == "北京市", "the running catalog serves the published version"
 
     page = post(reviewer, f"{PAGE}/rollback", to_version="1", comment="名称改回")
-    assert "已回滚到第 1 版" in page and "回滚自第 1 版" in page
-    assert versions(rt)[3] == ("published", "system", "reviewer") and versions(rt)[2][0] == "retired"
+    assert "已提出回滚到第 1 版" in page and "回滚自第 1 版" in page
+    assert versions(rt)[3] == ("submitted", "reviewer", None) and versions(rt)[2][0] == "published"
+    assert rt.cities.get("110000").name == "北京市", "one reviewer alone only proposes"
+    second = login(colleague(rt, "reviewer", PASSWORD))
+    page = post(second, f"{PAGE}/approve", comment="同意回滚")
+    assert "第 3 版尚无通过的仿真" in page, "the simulations of version 1's content were not of this version"
+    pass_simulation(rt, "110000")
+    assert "第 3 版已批准" in post(second, f"{PAGE}/approve", comment="仿真通过，同意回滚")
+    assert "第 3 版已发布" in post(second, f"{PAGE}/publish")
+    assert versions(rt)[3] == ("published", "reviewer", "reviewer2") and versions(rt)[2][0] == "retired"
     assert rt.cities.get("110000").name == "北京"
     with rt.db.uow() as uow:
         trail = [(e.action, e.actor) for e in uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
@@ -138,21 +147,38 @@ def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back
         ("city_config.approve", "reviewer"),
         ("city_config.publish", "reviewer"),
         ("city_config.rollback", "reviewer"),
+        ("city_config.approve", "reviewer2"),
+        ("city_config.publish", "reviewer2"),
     ]
 
 
-def test_nobody_approves_their_own_version(login: Login, rt: Runtime, users: dict[str, int]) -> None:
+def test_the_administrator_is_refused_and_nobody_approves_their_own_version(
+    login: Login, rt: Runtime, users: dict[str, int]
+) -> None:
     publishing.import_files(rt)
-    admin = login("admin")  # may both write and review: the service still refuses a self-review
-    post(admin, f"{PAGE}/draft", content=edited(name="北京市"))
-    post(admin, f"{PAGE}/simulate")
-    page = post(admin, f"{PAGE}/submit")
+    admin = login("admin")  # manages accounts only: no config page, no draft, no review, no publishing
+    assert admin.get(PAGE).status_code == 403
+    token = csrf_token(admin.get("/login").text)
+    for step in ("draft", "submit", "approve", "publish", "rollback"):
+        answer = admin.post(f"{PAGE}/{step}", data={"csrf_token": token, "content": edited(name="北京市")})
+        assert answer.status_code == 403, step
+    assert versions(rt) == {1: ("published", "system", "system")}
+    ops = login("ops")
+    post(ops, f"{PAGE}/draft", content=edited(name="北京市"))
+    post(ops, f"{PAGE}/submit")
+    pass_simulation(rt, "110000")
+    reviewer = login("reviewer")
+    assert "第 2 版已批准" in post(reviewer, f"{PAGE}/approve", comment="同意")
+    post(reviewer, f"{PAGE}/publish")
+    page = post(reviewer, f"{PAGE}/rollback", to_version="1", comment="改回")
     assert "这是你提交的版本，不能自己审核" in page
-    page = post(admin, f"{PAGE}/approve", comment="自己批准")
+    pass_simulation(rt, "110000")
+    page = post(reviewer, f"{PAGE}/approve", comment="自己批准")
     assert "不能审核自己提交的版本" in page
-    assert versions(rt)[2] == ("submitted", "admin", None)
-    page = post(login("reviewer"), f"{PAGE}/reject", comment="名称不规范")
-    assert "第 2 版已驳回" in page and versions(rt)[2] == ("rejected", "admin", "reviewer")
+    assert versions(rt)[3] == ("submitted", "reviewer", None)
+    page = post(login(colleague(rt, "reviewer", PASSWORD)), f"{PAGE}/reject", comment="名称不必改回")
+    assert "第 3 版已驳回" in page and versions(rt)[3] == ("rejected", "reviewer", "reviewer2")
+    assert rt.cities.get("110000").name == "北京市"
 
 
 def test_a_new_city_is_a_draft_copied_from_the_virtual_city(login: Login, rt: Runtime, users: dict[str, int]) -> None:
