@@ -11,12 +11,12 @@ user_cli = CliGroup("user", help="用户管理 / users")
 
 @user_cli.command("create-demo")
 def user_create_demo() -> None:
-    """One demo user per role; passwords are printed once, here."""
+    """One demo user per role on a fresh install; passwords are printed once, here."""
     from app.users.service import ROLE_LABELS, create_demo_users
 
     created = create_demo_users(current_runtime())
     if not created:
-        click.echo("演示用户已存在（忘记密码可用 flask user set-password 用户名 重设）")
+        click.echo("已有用户，不再创建演示用户（忘记密码可用 flask user set-password 用户名 重设）")
         return
     click.echo("演示用户（密码只显示这一次，请记下）：")
     for username, password in created.items():

@@ -139,12 +139,13 @@ def get_user(rt: Runtime, user_id: int, session_version: int) -> UserInfo | None
 
 
 def create_demo_users(rt: Runtime) -> dict[str, str]:
-    """One user per role, named after the role, with a random password; returns only the new ones."""
+    """On a fresh install only (no user yet), one user per role, named after the role, with a random password;
+    once there are users, roles are given under four eyes (`grants`), so this creates nothing."""
+    with rt.db.uow() as uow:
+        if uow.session.scalar(select(User.id).limit(1)) is not None:
+            return {}
     created = {}
     for role in ROLES:
-        with rt.db.uow() as uow:
-            if uow.session.scalar(select(User).where(User.username == role)) is not None:
-                continue
         password = _random_password(role)
         create_user(rt, role, password, role, f"演示{ROLE_LABELS[role]}")
         created[role] = password

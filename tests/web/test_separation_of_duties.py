@@ -207,3 +207,20 @@ def test_deactivation_and_a_password_change_end_the_other_sessions(
     assert _log_in(agent, "agent", PASSWORD).status_code == 302
     assert "已停用用户 agent" in _post(login("admin"), "/admin/users/agent/active", active="0").text
     assert agent.get("/deals").status_code == 302
+
+
+def test_the_command_line_gives_no_business_role_and_its_passwords_are_one_time(
+    app: Flask, rt: Runtime, users: dict
+) -> None:
+    runner = app.test_cli_runner()
+    typed = f"{RESET}\n{RESET}\n"
+    refused = runner.invoke(args=["user", "create", "clerk", "--role", "finance", "--name", "职员"], input=typed)
+    assert refused.exit_code == 1 and "另一位管理员批准" in refused.output
+    assert "不再创建演示用户" in runner.invoke(args=["user", "create-demo"]).output, "users exist: no demo back door"
+    made = runner.invoke(args=["user", "create", "root2", "--role", "admin", "--name", "管理员二"], input=typed)
+    assert made.exit_code == 0 and "已创建管理员 root2" in made.output
+    assert runner.invoke(args=["user", "set-password", "finance"], input=typed).exit_code == 0
+    client = app.test_client()
+    answer = _log_in(client, "finance", RESET)
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/password")
+    assert client.get("/admin/payouts/").headers["Location"].endswith("/password")
