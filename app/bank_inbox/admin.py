@@ -43,11 +43,7 @@ class SuspenseView(RoleView):
     @expose("/<int:item_id>")
     def item(self, item_id: int) -> str:
         with runtime().db.uow() as uow:
-            item = uow.session.get(
-                SuspenseItem,
-                item_id,
-                options=[selectinload(SuspenseItem.deal), selectinload(SuspenseItem.proposed_deal)],
-            )
+            item = uow.session.get(SuspenseItem, item_id, options=[selectinload(SuspenseItem.deal)])
         if item is None:
             abort(404)
         return self.render(  # type: ignore[no-any-return]

@@ -147,7 +147,7 @@ def propose_match(rt: Runtime, item_id: int, deal_no: str, reason: str, actor: s
         item = _open_item(uow.session, item_id)
         deal = uow.session.scalar(select(Deal).where(Deal.deal_no == deal_no))
         deal = _matchable_deal(rt, item, deal, deal_no)
-        item.proposed_deal_id, item.proposed_reason = deal.id, reason.strip()
+        item.proposed_deal_no, item.proposed_reason = deal.deal_no, reason.strip()
         item.proposed_by, item.proposed_at = actor, rt.clock()
         _audit(rt, uow.session, item, actor, "suspense.match_propose", {"deal_no": deal_no, "reason": reason.strip()})
         uow.commit()
@@ -158,20 +158,21 @@ def approve_match(rt: Runtime, item_id: int, actor: str) -> str:
     the deal number."""
     with rt.db.uow() as uow:
         item = _open_item(uow.session, item_id)
-        if item.proposed_by is None or item.proposed_reason is None:
+        deal_no, reason = item.proposed_deal_no, item.proposed_reason
+        if item.proposed_by is None or deal_no is None or reason is None:
             raise ValidationError("该挂账没有待批准的匹配", code="NO_MATCH_PROPOSED", details={"id": item_id})
         if item.proposed_by == actor:
             raise ValidationError(
                 "匹配须由另一位财务人员批准，提出人不能批准自己的匹配", code="SAME_PERSON", details={"actor": actor}
             )
-        deal = item.proposed_deal
-        deal = _matchable_deal(rt, item, deal, deal.deal_no if deal is not None else "")
+        deal = uow.session.scalar(select(Deal).where(Deal.deal_no == deal_no))
+        deal = _matchable_deal(rt, item, deal, deal_no)
         item.deal_id = deal.id
-        _credit_deal(rt, uow.session, item, deal, "match", item.proposed_reason, actor)
-        detail = {"deal_no": deal.deal_no, "reason": item.proposed_reason, "proposed_by": item.proposed_by}
+        _credit_deal(rt, uow.session, item, deal, "match", reason, actor)
+        detail = {"deal_no": deal_no, "reason": reason, "proposed_by": item.proposed_by}
         _audit(rt, uow.session, item, actor, "suspense.match", detail)
         uow.commit()
-        return deal.deal_no
+        return deal_no
 
 
 def return_item(rt: Runtime, item_id: int, reason: str, actor: str) -> str:

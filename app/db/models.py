@@ -232,13 +232,12 @@ class SuspenseItem(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # a match into a deal is proposed by one finance user and carried out when a second one approves it
-    proposed_deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"))
+    proposed_deal_no: Mapped[str | None] = mapped_column(String(32))
     proposed_reason: Mapped[str | None] = mapped_column(String(256))
     proposed_by: Mapped[str | None] = mapped_column(String(64))
     proposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    deal: Mapped[Deal | None] = relationship(foreign_keys=[deal_id])
-    proposed_deal: Mapped[Deal | None] = relationship(foreign_keys=[proposed_deal_id])
+    deal: Mapped[Deal | None] = relationship()
 
     __table_args__ = (
         UniqueConstraint("bank_code", "bank_reference"),

@@ -20,18 +20,15 @@ PENDING = "status = 'pending'"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.add_column(sa.Column("role_approved", sa.Boolean(), server_default="1", nullable=False))
-        batch_op.add_column(sa.Column("must_change_password", sa.Boolean(), server_default="0", nullable=False))
-        batch_op.add_column(sa.Column("session_version", sa.Integer(), server_default="1", nullable=False))
-    with op.batch_alter_table("suspense_items") as batch_op:
-        batch_op.add_column(sa.Column("proposed_deal_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("proposed_reason", sa.String(length=256), nullable=True))
-        batch_op.add_column(sa.Column("proposed_by", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("proposed_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_foreign_key(
-            op.f("fk_suspense_items_proposed_deal_id_deals"), "deals", ["proposed_deal_id"], ["id"]
-        )
+    # plain ADD COLUMNs, no table copy: on SQLite, copying `users` or `suspense_items` would mean dropping a
+    # table other rows refer to, which the foreign keys refuse
+    op.add_column("users", sa.Column("role_approved", sa.Boolean(), server_default="1", nullable=False))
+    op.add_column("users", sa.Column("must_change_password", sa.Boolean(), server_default="0", nullable=False))
+    op.add_column("users", sa.Column("session_version", sa.Integer(), server_default="1", nullable=False))
+    op.add_column("suspense_items", sa.Column("proposed_deal_no", sa.String(length=32), nullable=True))
+    op.add_column("suspense_items", sa.Column("proposed_reason", sa.String(length=256), nullable=True))
+    op.add_column("suspense_items", sa.Column("proposed_by", sa.String(length=64), nullable=True))
+    op.add_column("suspense_items", sa.Column("proposed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "role_grants",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -63,10 +60,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("uq_role_grants_pending", table_name="role_grants")
     op.drop_table("role_grants")
-    with op.batch_alter_table("suspense_items") as batch_op:
-        batch_op.drop_constraint(op.f("fk_suspense_items_proposed_deal_id_deals"), type_="foreignkey")
-        for column in ("proposed_at", "proposed_by", "proposed_reason", "proposed_deal_id"):
-            batch_op.drop_column(column)
-    with op.batch_alter_table("users") as batch_op:
-        for column in ("session_version", "must_change_password", "role_approved"):
-            batch_op.drop_column(column)
+    for column in ("proposed_at", "proposed_by", "proposed_reason", "proposed_deal_no"):
+        op.drop_column("suspense_items", column)
+    for column in ("session_version", "must_change_password", "role_approved"):
+        op.drop_column("users", column)
