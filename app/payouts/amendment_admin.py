@@ -15,7 +15,7 @@ from app.web.access import runtime
 
 
 class PayeeAmendmentsView(RoleView):
-    read_roles = frozenset({"ops", "finance", "auditor", "admin"})
+    read_roles = frozenset({"ops", "finance", "auditor"})
     write_roles = frozenset(amendments.APPROVER_ROLES)
 
     @expose("/")

@@ -35,7 +35,7 @@ ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
     "admin_payouts.index": ("GET", {"ops", "finance", "auditor"}),
     "admin_payouts.approve": ("POST", {"ops", "finance"}),
     "admin_payouts.batch": ("POST", {"ops", "finance"}),
-    "admin_payee_amendments.index": ("GET", {"ops", "finance", "auditor", "admin"}),
+    "admin_payee_amendments.index": ("GET", {"ops", "finance", "auditor"}),
     "admin_payee_amendments.approve": ("POST", {"ops", "finance"}),
     "admin_banks.index": ("GET", {"auditor", "admin"}),
     "admin_banks.limits": ("POST", {"admin"}),
