@@ -2,7 +2,7 @@
 users, a suspense match proposed by one finance user and approved by another
 
 Revision ID: 0018
-Revises: 0017
+Revises: 0021
 Create Date: 2026-12-04 08:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0017"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
