@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from app.bank_inbox.store import inbox_backlog
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import BankNotification, BankRateLimit, Job, Payout, VirtualAccount
+from app.db.reconciliation_models import ReconciliationException
 from app.ledger.alerts import hot_account_figures
 from app.pdf.render import PDF_RENDER_SECONDS
 from app.platform.runtime import Runtime
@@ -101,6 +102,11 @@ def database_families(rt: Runtime) -> list[Family]:
             ).all()
         )
         buckets = session.execute(select(BankRateLimit.bank_code, BankRateLimit.day, BankRateLimit.day_count)).all()
+        exceptions = session.execute(
+            select(ReconciliationException.bank_code, ReconciliationException.kind, func.count())
+            .where(ReconciliationException.resolved_at.is_(None))
+            .group_by(ReconciliationException.bank_code, ReconciliationException.kind)
+        ).all()
     backlog = inbox_backlog(rt)
     window_min = OPENING_RATE_WINDOW.total_seconds() / 60
     due_by_kind = {kind: (count, oldest) for kind, count, oldest in due}
@@ -120,6 +126,11 @@ def database_families(rt: Runtime) -> list[Family]:
             "cunguan_bank_callbacks_total",
             "Bank notifications received (inbox rows), by bank, type and processing outcome.",
             (({"bank": b, "type": t, "outcome": o}, n) for b, t, o, n in callbacks),
+        ),
+        _gauge(
+            "cunguan_reconciliation_open_exceptions",
+            "Reconciliation exceptions (差错) open until a person resolves them with a reason, by bank and kind.",
+            (({"bank": b, "kind": k}, n) for b, k, n in exceptions),
         ),
         _gauge(
             "cunguan_payouts",

@@ -316,6 +316,8 @@ def test_a_forged_credit_and_the_balance_gap_are_reported_and_stay_open_until_re
     assert "无未解决项" not in page and "✗ 未解决 2 项" in page
     opened = _open_exceptions(rt)
     assert set(opened) == {"ledger_only", "balance_gap"}
+    metrics = client.get("/metrics").text
+    assert 'cunguan_reconciliation_open_exceptions{bank="ceb",kind="ledger_only"} 1' in metrics
 
     again = client.get(_start_run(client)).text  # a second run finds the same things: same exceptions, open
     assert "无未解决项" not in again and "✗ 未解决 2 项" in again
