@@ -18,8 +18,10 @@ from app.platform.errors import ValidationError
 SEAL_COMMON_NAME = "存管平台电子签章"
 SEAL_ORGANIZATION = "Cunguan"
 _PRIVATE = 0o600
+AUDIT_MAC_KEY_FILE = "audit-mac.key"  # HMAC-SM3 key of the audit log's entries (kept out of the database)
 
 __all__ = [
+    "AUDIT_MAC_KEY_FILE",
     "bank_certificate_path",
     "certificate_public_key_pem",
     "ensure_keys",
@@ -93,9 +95,9 @@ def _write_new(path: Path, content: bytes, mode: int = 0o644) -> None:
 
 
 def ensure_keys(keys_dir: Path) -> None:
-    """Create what is missing: platform key, public key and seal certificate, PII keys, and the empty folder
-    for the banks' public keys and certificates (`import_bank_certificate`). No bank private key is ever made
-    here: each bank keeps its own (the simulator's in its own folder, app.tools.banksim.keys).
+    """Create what is missing: platform key, public key and seal certificate, PII keys, the audit MAC key, and
+    the empty folder for the banks' public keys and certificates (`import_bank_certificate`). No bank private key
+    is ever made here: each bank keeps its own (the simulator's in its own folder, app.tools.banksim.keys).
 
     Existing files are never overwritten; private files are created 0600 and the folders are 0700.
     """
@@ -113,6 +115,8 @@ def ensure_keys(keys_dir: Path) -> None:
         _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)
     if not (keys_dir / "pii-index.key").exists():  # keys the blind index (HMAC-SM3), apart from pii*.key
         _write_new(keys_dir / "pii-index.key", secrets.token_hex(32).encode(), _PRIVATE)
+    if not (keys_dir / AUDIT_MAC_KEY_FILE).exists():
+        _write_new(keys_dir / AUDIT_MAC_KEY_FILE, secrets.token_hex(32).encode(), _PRIVATE)
 
 
 def certificate_public_key_pem(certificate_pem: bytes) -> bytes:

@@ -18,7 +18,8 @@ from app.db.base import Base, UTCDateTime
 
 
 class AuditEntry(Base):
-    """Append-only (database triggers) and chained: `hash` = SM3(previous hash + this entry's canonical content)."""
+    """Append-only (database triggers) and chained: `hash` = SM3(previous hash + this entry's canonical content);
+    `mac` = HMAC-SM3 of the hash under a key kept out of the database (app.audit.mac_key)."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # 1, 2, 3… without gaps
@@ -31,6 +32,7 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)  # HMAC-SM3(audit-mac.key, hash)
 
 
 @event.listens_for(AuditEntry.__table__, "after_create")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.agreements import countersign
 from app.agreements.service import sign_agreement
+from app.audit.mac_key import mac_key
 from app.banks import accounts as account_jobs
 from app.cities.sources import DbCitySource
 from app.db.pii import keyring
@@ -52,6 +53,7 @@ def build_runtime(config: Config) -> Runtime:
     assert config.keys_dir is not None
     keys = KeyStore(config.keys_dir)
     keyring.configure_from_folder(config.keys_dir)  # pii.key (k1), pii.k2.key … and pii-index.key
+    mac_key.configure_from_folder(config.keys_dir)  # audit-mac.key: the audit log refuses to write without it
     registry = build_registry()
     workflows = load_workflows(registry)
     db = Database(config.database_url)
@@ -66,4 +68,5 @@ def build_runtime(config: Config) -> Runtime:
         public_base_url=config.public_base_url,
         bank_timeout_s=config.bank_timeout_s,
         jobs=job_table(),
+        audit_checkpoints=config.instance_path / "audit" / "checkpoints.jsonl",
     )

@@ -36,6 +36,10 @@ class KeyStore:
         return self._read("platform.key.pem")
 
     @property
+    def platform_public_key_pem(self) -> bytes:
+        return self._read("platform.pub.pem")
+
+    @property
     def platform_certificate_pem(self) -> bytes:
         return self._read("platform.cert.pem")
 
@@ -65,6 +69,7 @@ class Runtime:
     bank_timeout_s: float = 10.0
     clock: Callable[[], datetime] = field(default=_utcnow)
     jobs: dict[str, JobHandler] = field(default_factory=dict)  # job kind -> handler: app.platform.bootstrap
+    audit_checkpoints: Path | None = None  # signed audit chain heads, outside the database (app.audit.checkpoints)
 
     def workflow(self, workflow_id: str, version: int) -> WorkflowDefinition:
         try:

@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Callable
 from contextvars import copy_context
 
+from app.audit import checkpoints as audit_checkpoints
 from app.bank_inbox.inbox import process_inbox
 from app.bank_inbox.store import INBOX_MODE, processing_mode, prune_nonces
 from app.db.models import Job
@@ -85,6 +86,7 @@ MAINTENANCE: tuple[tuple[str, Callable[[Runtime], object]], ...] = (
     ("ledger maintenance", maintain),
     ("workflow timers", fire_due_timers),
     ("nonce pruning", prune_nonces),
+    ("audit checkpoint", audit_checkpoints.maintain),  # every CHECKPOINT_EVERY_S when the chain grew
 )
 
 

@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from app.audit.mac_key import mac_key
 from app.banks.gateway import BankGateway
 from app.cities.sources import DbCitySource
 from app.db.base import Base
@@ -55,7 +56,8 @@ def sim_environment(keys_folder: Path) -> Iterator[None]:
     duration of a seed only: both are process-wide, and the rest of a test session must not see them."""
     import app.agreements.service as agreements
 
-    saved_keyring, saved_render = dict(vars(keyring)), agreements.html_to_pdf
+    saved_keyring, saved_render, saved_mac_key = dict(vars(keyring)), agreements.html_to_pdf, dict(vars(mac_key))
+    mac_key.configure_from_folder(keys_folder)  # the simulation's audit entries are MACed with its own key
     if hasattr(keyring, "configure_from_folder"):  # pii.key, pii.k2.key … and pii-index.key
         keyring.configure_from_folder(keys_folder)
     else:
@@ -67,6 +69,8 @@ def sim_environment(keys_folder: Path) -> Iterator[None]:
         agreements.html_to_pdf = saved_render  # type: ignore[assignment]
         vars(keyring).clear()
         vars(keyring).update(saved_keyring)
+        vars(mac_key).clear()
+        vars(mac_key).update(saved_mac_key)
 
 
 @cache
