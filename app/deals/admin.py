@@ -19,7 +19,7 @@ from app.deals import freeze as deal_freeze
 from app.deals.service import Actor, deal_view
 from app.domain.timezone import SHANGHAI
 from app.pdf.verify import verify_pdf
-from app.pii.service import UNMASK_ROLES, masked_parties, party_clause, unmask_deal_parties
+from app.pii.service import UNMASK_ROLES, audit_party_search, masked_parties, party_clause, unmask_deal_parties
 from app.platform.errors import CunguanError, NotFound
 from app.platform.runtime import Runtime
 from app.web.access import runtime
@@ -83,6 +83,8 @@ class DealsView(BatchView):
         rt = runtime()
         with rt.db.uow() as uow:
             page = paginate(uow.session, search_query(args), page_number(request.args.get("page")))
+            audit_party_search(rt, uow.session, self.actor.label, args["party_id"], args["party_phone"], page.total)
+            uow.commit()
         labels = {deal.id: _state_label(rt, deal) for deal in page.rows}
         filled = {key: value for key, value in args.items() if value}
         return self.render("admin/cunguan/deals.html", page=page, args=args, filled=filled, labels=labels)  # type: ignore[no-any-return]

@@ -124,6 +124,15 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
         pin(uow.session, resolved, city, now)
         LedgerRepository(uow.session).ensure_account(ledger.deal_custody(deal.deal_no), deal_id=deal.id)
         uow.session.add(DealEvent(**creation_row(deal.id, deal.state, actor.label, {}, now)))
+        created = {"state": deal.state, "city": city_code, "product": product, "bank": bank_code}
+        audit.append(
+            uow.session,
+            at=now,
+            actor=actor.label,
+            action="deal.create",
+            subject=f"deal:{deal_no}",
+            after={**created, "custody_amount_fen": deal.custody_amount_fen},
+        )
         uow.commit()
         return deal.id
 
@@ -358,11 +367,23 @@ def agreement_html(rt: Runtime, actor: Actor, deal_id: int) -> str:
 
 
 def agreement_pdf(rt: Runtime, actor: Actor, deal_id: int) -> tuple[str, bytes]:
+    """The signed agreement's PDF; every download is audited (who, which deal, the file's SM3)."""
     with rt.db.uow() as uow:
         deal = _load_for(uow.session, deal_id, actor)
         if deal.agreement is None:
             raise NotFound("协议尚未签署", code="AGREEMENT_NOT_SIGNED")
-        return deal.deal_no, deal.agreement.pdf
+        deal_no, pdf = deal.deal_no, deal.agreement.pdf
+        detail = {"pdf_sm3": deal.agreement.pdf_sm3, "bytes": len(pdf)}
+        audit.append(
+            uow.session,
+            at=rt.clock(),
+            actor=actor.label,
+            action="agreement.download",
+            subject=f"deal:{deal_no}",
+            detail=detail,
+        )
+        uow.commit()
+        return deal_no, pdf
 
 
 def deal_payload(view: DealView) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Fire workflow events on deals: the engine (with the runtime's vocabulary) plus the timeline row every
-transition writes."""
+"""Fire workflow events on deals: the engine (with the runtime's vocabulary) plus the timeline row and the
+audit entry (`workflow.<event>`, state before and after) every transition and every timeline note writes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.audit import log as audit
 from app.db.models import Deal, DealEvent
 from app.platform.errors import TransitionNotAllowed
 from app.platform.runtime import Runtime
@@ -33,8 +34,24 @@ def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> 
     definition = ctx.rt.workflow(ctx.deal.workflow_id, ctx.deal.workflow_version)
     ctx.event = event
     fired = Engine(definition, ctx.rt.registry).fire(ctx.deal, event, ctx)
-    ctx.session.add(DealEvent(**transition_row(ctx.deal.id, fired.transition, ctx.actor, detail, ctx.rt.clock())))
+    row = transition_row(ctx.deal.id, fired.transition, ctx.actor, detail, ctx.rt.clock())
+    ctx.session.add(DealEvent(**row))
+    _audit(ctx, row)
     return fired
+
+
+def _audit(ctx: DealContext, row: dict[str, Any]) -> None:
+    """The deal event in the audit log: who, which deal, its state before and after, the timeline's detail."""
+    audit.append(
+        ctx.session,
+        at=row["created_at"],
+        actor=ctx.actor,
+        action=f"workflow.{row['event']}"[:64],
+        subject=f"deal:{ctx.deal.deal_no}",
+        before={"state": row["from_state"]},
+        after={"state": row["to_state"]},
+        detail=row["detail"],
+    )
 
 
 def timeline_row(
@@ -86,4 +103,6 @@ def fire_or_note(ctx: DealContext, event: str, detail: dict[str, Any]) -> str:
 def note(ctx: DealContext, event: str, detail: dict[str, Any]) -> None:
     """A timeline entry that does not move the deal (its state before and after is the current one)."""
     state = ctx.deal.state
-    ctx.session.add(DealEvent(**timeline_row(ctx.deal.id, event, state, state, ctx.actor, detail, ctx.rt.clock())))
+    row = timeline_row(ctx.deal.id, event, state, state, ctx.actor, detail, ctx.rt.clock())
+    ctx.session.add(DealEvent(**row))
+    _audit(ctx, row)

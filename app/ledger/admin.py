@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from app.admin.base import RoleView
 from app.admin.paging import page_number, paginate
+from app.audit import log as audit
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS, balance_of
 from app.domain.money import format_yuan
@@ -137,6 +138,16 @@ class LedgerView(RoleView):
         args = {key: request.args.get(key, "").strip() for key in TRANSFER_FILTERS}
         with runtime().db.uow() as uow:
             rows = list(uow.session.execute(transfers_query(args).limit(CSV_LIMIT)).all())
+            filters = {key: value for key, value in args.items() if value}
+            audit.append(
+                uow.session,
+                at=runtime().clock(),
+                actor=self.actor.label,
+                action="export.csv",
+                subject="ledger:transfers",
+                detail={"filters": filters, "rows": len(rows)},
+            )
+            uow.commit()
         stamp = runtime().clock().astimezone(SHANGHAI).strftime("%Y%m%d-%H%M%S")
         return Response(
             _csv_lines(rows),

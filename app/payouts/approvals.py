@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.db.models import Deal, DealEvent, Payout
 from app.deals.service import Actor
 from app.deals.workflow import timeline_row
-from app.payouts import submission
+from app.payouts import submission, trail
 from app.payouts.status import PayoutStatus
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -55,6 +55,7 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
         refused = refusal(actor, payout, payout.deal)
         if refused is not None:
             raise refused
+        before = trail.payout_state(payout)
         payout.approved_by = [*payout.approved_by, actor.label]
         required_others = payout.approvals_required - 1
         released = len(payout.approved_by) >= required_others
@@ -71,6 +72,9 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
             DealEvent(
                 **timeline_row(deal.id, "payout_approved", deal.state, deal.state, actor.label, detail, rt.clock())
             )
+        )
+        trail.record(
+            uow.session, payout, "approve", actor.label, rt.clock(), before=before, detail={"released": released}
         )
         uow.commit()
         return ApprovalOutcome(payout.payout_id, len(payout.approved_by), required_others, released)

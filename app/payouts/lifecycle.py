@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Deal, Payout, SuspenseItem
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext
-from app.payouts import amendments, holds, payees, submission
+from app.payouts import amendments, holds, payees, submission, trail
 from app.payouts.status import PayoutPurpose, PayoutStatus
 from app.platform.errors import ValidationError, WorkflowError
 from app.platform.runtime import Runtime
@@ -70,6 +70,7 @@ def _create(
     holds.hold(session, payout, deal.deal_no if deal is not None else None, now)
     if payout.status == PayoutStatus.PENDING:
         submission.queue_submission(session, payout, now)
+    trail.record(session, payout, "open", requested_by, now, detail={"release_group": group})
     return payout
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Payout
 from app.deals.workflow import DealContext, fire_or_note, note
-from app.payouts import holds
+from app.payouts import holds, trail
 from app.payouts.status import PayoutPurpose, PayoutStatus, is_final
 from app.platform.runtime import Runtime
 
@@ -34,12 +34,16 @@ def apply_result(
     the outcome (`already_final` when an answer was recorded before: nothing changes)."""
     if is_final(payout.status):
         return "already_final"
+    before = trail.payout_state(payout)
     payout.status = PayoutStatus(status)
     assert payout.status.final, f"not a final result: {status}"
     payout.bank_reference = bank_reference
     payout.failure_reason = reason
     payout.updated_at = rt.clock()
     holds.resolve(session, payout, rt.clock())
+    trail.record(
+        session, payout, "result", actor, rt.clock(), before=before, detail={"reason": reason, "marker": marker}
+    )
     if payout.purpose == PayoutPurpose.RETURN:
         return _return_final(rt, payout)
     detail: dict[str, Any] = {"payout_id": payout.payout_id, "amount_fen": payout.amount_fen}

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Deal, Job, Payout
+from app.payouts import trail
 from app.payouts.status import PayoutStatus
 from app.queue.jobs import enqueue
 
@@ -42,10 +43,12 @@ def mark_submitted(session: Session, payout: Payout, bank_reference: str, now: d
     watchdog (`check_payout`) that asks the bank if its `payout_result` has not come by then."""
     if payout.status != PayoutStatus.PENDING:
         return
+    before = trail.payout_state(payout)
     payout.status = PayoutStatus.SUBMITTED
     payout.bank_reference = bank_reference
     payout.updated_at = now
     enqueue(session, "check_payout", {"payout_id": payout.payout_id}, now=now, delay_s=payout_check_delay_s())
+    trail.record(session, payout, "submitted", f"bank:{payout.bank_code}", now, before=before)
 
 
 def payout_check_delay_s() -> float:

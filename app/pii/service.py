@@ -22,6 +22,7 @@ from app.platform.runtime import Runtime
 # payees and payers against bank records. Everyone else (administrators too): masks.
 UNMASK_ROLES = frozenset({"finance"})
 UNMASK_ACTION = "pii.unmask"
+SEARCH_ACTION = "pii.search"
 
 
 def party_clause(id_number: str | None = None, phone: str | None = None) -> ColumnElement[bool] | None:
@@ -51,6 +52,21 @@ def find_deals_by_party(rt: Runtime, id_number: str | None = None, phone: str | 
     with rt.db.uow() as uow:
         query = select(Deal).options(selectinload(Deal.virtual_account)).where(clause).order_by(Deal.id.desc())
         return list(uow.session.scalars(query))
+
+
+def audit_party_search(
+    rt: Runtime, session: Session, actor: str, id_number: str | None, phone: str | None, found: int
+) -> None:
+    """A search by a party's ID number or phone goes into the audit log (masked as pages show them, never in
+    full), in the searching transaction; nothing is recorded for a search by other fields."""
+    searched = {
+        key: masked
+        for key, value, mask in (("id_number", id_number, mask_id_number), ("phone", phone, mask_phone))
+        if value and value.strip() and (masked := mask(value.strip()))
+    }
+    if searched:
+        detail = {"searched": searched, "found": found}
+        audit.append(session, at=rt.clock(), actor=actor, action=SEARCH_ACTION, subject="deals", detail=detail)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,51 @@
+"""Payouts in the audit log: every money instruction — a release, refund or return opened, an approval, the
+bank accepting it, the bank's result — with who, the payout, its payee and amount, and its state before and
+after (`payout.open`, `payout.approve`, `payout.submitted`, `payout.result`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.audit import log as audit
+from app.db.models import Payout
+from app.domain.pii_mask import mask_card
+
+
+def payout_state(payout: Payout) -> dict[str, Any]:
+    """What an entry says about a payout: the payee's account masked as pages show it."""
+    return {
+        "status": str(payout.status),
+        "purpose": str(payout.purpose),
+        "amount_fen": payout.amount_fen,
+        "payee_name": payout.payee_name,
+        "payee_account": mask_card(payout.payee_account) if payout.payee_account else "",
+        "approvals_required": payout.approvals_required,
+        "approved_by": list(payout.approved_by or []),
+        "bank_reference": payout.bank_reference,
+    }
+
+
+def record(
+    session: Session,
+    payout: Payout,
+    action: str,
+    actor: str | None,
+    now: datetime,
+    *,
+    before: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    deal = payout.deal
+    audit.append(
+        session,
+        at=now,
+        actor=actor or "system",
+        action=f"payout.{action}",
+        subject=f"payout:{payout.payout_id}",
+        before=before,
+        after=payout_state(payout),
+        detail={"deal_no": deal.deal_no if deal is not None else None, **(detail or {})},
+    )
