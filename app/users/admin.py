@@ -121,7 +121,10 @@ class AuditView(RoleView):
 
     @expose("/verify")
     def verify(self) -> str:
-        checked, breaks = audit.verify(runtime())
+        try:
+            checked, breaks = audit.verify(runtime())
+        except CunguanError as error:  # the MAC key is missing: say so instead of an error page
+            checked, breaks = 0, [error.message]
         with runtime().db.uow() as uow:
             page = paginate(uow.session, select(AuditEntry).order_by(AuditEntry.id.desc()), 1)
         return self.render("admin/cunguan/audit.html", page=page, args={}, result=(checked, breaks))  # type: ignore[no-any-return]
