@@ -66,17 +66,25 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+def _recent(path: Path) -> bool:
+    """The file holds a checkpoint written (or confirmed as current) less than CHECKPOINT_EVERY_S ago."""
+    if not path.is_file():
+        return False
+    status = path.stat()
+    return status.st_size > 0 and time.time() - status.st_mtime < CHECKPOINT_EVERY_S
+
+
 def write_checkpoint(rt: Runtime, *, force: bool = False) -> Checkpoint | None:
     """Sign the chain head and add it to the file, unless the head is the last checkpoint's or (without
     `force`) the last one is younger than CHECKPOINT_EVERY_S. The head's MAC is checked first: a forged head
     is never signed. Returns the new checkpoint, or None."""
     path = checkpoint_path(rt)
-    if not force and path.is_file() and time.time() - path.stat().st_mtime < CHECKPOINT_EVERY_S:
+    if not force and _recent(path):
         return None
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as file:
         fcntl.flock(file, fcntl.LOCK_EX)  # workers in several processes: one checks and writes at a time
-        if not force and time.time() - path.stat().st_mtime < CHECKPOINT_EVERY_S and path.stat().st_size:
+        if not force and _recent(path):
             return None
         with rt.db.uow() as uow:
             head = uow.session.execute(
