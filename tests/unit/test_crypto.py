@@ -235,7 +235,7 @@ def test_facade_uses_the_c_backed_provider(key_pair: tuple[bytes, bytes]) -> Non
 def test_ensure_keys_creates_private_files_privately_never_overwrites_and_makes_no_bank_key(tmp_path: Path) -> None:
     folder = tmp_path / "keys"
     ensure_keys(folder)
-    private = ["platform.key.pem", "pii.key"]
+    private = ["platform.key.pem", "pii.key", "audit-mac.key"]
     public = ["platform.pub.pem", "platform.cert.pem"]
     made = {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
     assert set(private + public) <= made
@@ -246,6 +246,7 @@ def test_ensure_keys_creates_private_files_privately_never_overwrites_and_makes_
     for directory in (folder, folder / "banks"):
         assert directory.stat().st_mode & 0o777 == 0o700
     assert len(bytes.fromhex((folder / "pii.key").read_text())) == 16
+    assert len(bytes.fromhex((folder / "audit-mac.key").read_text())) == 32, "the audit log's HMAC-SM3 key"
 
     before = {name: (folder / name).read_bytes() for name in private + public}
     (folder / "platform.cert.pem").unlink()
