@@ -31,7 +31,7 @@ from app.domain.audit import (
 )
 from app.platform.runtime import Runtime
 
-_PG_LOCK_KEY = 0x41554449  # "AUDI": one appender at a time, released at commit
+CHAIN_LOCK_KEY = 0x41554449  # "AUDI": one appender at a time, released at commit
 PENDING = "cunguan.audit.pending"
 
 
@@ -85,7 +85,7 @@ def _write_pending(session: Session) -> None:
 def _write(session: Session, pending: list[_Pending]) -> None:
     key = mac_key.key()
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
     last = session.execute(select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
     next_id, prev_hash = (1, GENESIS) if last is None else (last.id + 1, last.hash)
     for item in pending:
@@ -137,7 +137,7 @@ def _forget_after_transaction(session: Session, transaction: SessionTransaction)
         session.info.pop(PENDING, None)
 
 
-def _stored(entry: AuditEntry) -> StoredEntry:
+def stored_entry(entry: AuditEntry) -> StoredEntry:
     content = EntryContent(
         entry.id, entry.at, entry.actor, entry.action, entry.subject, entry.before, entry.after, entry.detail
     )
@@ -152,5 +152,5 @@ def verify(rt: Runtime) -> tuple[int, list[ChainBreak]]:
     wanted = {point.seq for point in checkpoints}
     with rt.db.uow() as uow:
         rows = uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=1000))
-        head, chain_breaks = verify_chain((_stored(row) for row in rows), key, wanted.__contains__)
+        head, chain_breaks = verify_chain((stored_entry(row) for row in rows), key, wanted.__contains__)
     return head.count, [*breaks, *chain_breaks, *check_against_checkpoints(head, checkpoints)]

@@ -18,14 +18,16 @@ db_cli = CliGroup("db", help="数据库迁移 / database migrations")
 
 @keys_cli.command("init")
 def keys_init() -> None:
-    """Create the platform seal key and certificate and the PII keys, where missing (no bank key: the banks
-    keep theirs; import their certificates with `flask keys import-bank`)."""
+    """Create the platform seal key and certificate, the PII keys and the audit MAC key, where missing (no bank
+    key: the banks keep theirs; import their certificates with `flask keys import-bank`)."""
+    from app.audit.mac_key import mac_key
     from app.crypto.keys import ensure_keys
     from app.db.pii import keyring
 
     config = current_app.extensions["cunguan.config"]
     ensure_keys(config.keys_dir)
     keyring.configure_from_folder(config.keys_dir)  # the runtime's KeyStore reads its files when asked
+    mac_key.configure_from_folder(config.keys_dir)
     click.echo(f"密钥目录：{config.keys_dir}")
     for leftover in sorted((config.keys_dir / "banks").glob("*.key.pem")):
         click.echo(f"警告：平台不应持有银行私钥，请移除 {leftover}（银行私钥只在银行/模拟器一方）", err=True)

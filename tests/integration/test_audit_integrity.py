@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 
 from app import create_app
 from app.audit.checkpoints import CHECKPOINT_EVERY_S
+from app.audit.log import stored_entry
 from app.audit.mac_key import mac_key
 from app.crypto.keys import AUDIT_MAC_KEY_FILE
 from app.db.audit_models import AuditEntry
@@ -42,16 +43,7 @@ def _drop_append_only_guard(rt: Runtime) -> None:
 
 def _entries(rt: Runtime) -> list[StoredEntry]:
     with rt.db.uow() as uow:
-        rows = uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id))
-        return [
-            StoredEntry(
-                EntryContent(e.id, e.at, e.actor, e.action, e.subject, e.before, e.after, e.detail),
-                e.prev_hash,
-                e.hash,
-                e.mac,
-            )
-            for e in rows
-        ]
+        return [stored_entry(e) for e in uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
 
 
 def _verify(app: Flask) -> tuple[int, str]:
