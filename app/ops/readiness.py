@@ -19,8 +19,9 @@ import requests
 from cryptography.x509 import load_pem_x509_certificate
 from sqlalchemy import text
 
+from app.audit.mac_key import mac_key
 from app.crypto import sm2_verify
-from app.crypto.keys import public_key_pem_from_private
+from app.crypto.keys import AUDIT_MAC_KEY_FILE, public_key_pem_from_private
 from app.pdf.fonts import harfbuzz_subset_problem
 from app.platform.config import ROOT
 from app.platform.errors import CunguanError
@@ -100,6 +101,7 @@ def check_keys(rt: Runtime) -> Check:
     attempt("platform.key.pem", lambda: public_key_pem_from_private(rt.keys.platform_private_key_pem))
     attempt("platform.cert.pem", lambda: load_pem_x509_certificate(rt.keys.platform_certificate_pem))
     attempt("pii.key", lambda: _check_pii_key(rt.keys.pii_key()))
+    attempt(AUDIT_MAC_KEY_FILE, mac_key.key)  # loaded at start-up: the audit log writes nothing without it
     for code in sorted(rt.banks):  # parsing happens in the verifier; a bad signature answers False, a bad key raises
         attempt(f"banks/{code}.pub.pem", lambda code=code: sm2_verify(rt.keys.bank_public_key_pem(code), b"", b"0\x00"))
     return Check(not problems, {"problems": problems} if problems else {})

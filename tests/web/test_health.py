@@ -115,13 +115,18 @@ def test_readyz_reports_missing_keys_by_name(
     partial = tmp_path / "keys"
     shutil.copytree(keys_dir, partial)
     (partial / "pii.key").unlink()
+    (partial / "audit-mac.key").unlink()
     (partial / "banks" / "ceb.pub.pem").write_text("not a key")
     app = _ready_app(tmp_path, database_url, partial, bank_server)
     try:
         body = app.test_client().get("/readyz").get_json()
         assert body["checks"]["keys"] == {
             "ok": False,
-            "problems": ["pii.key: KEY_MISSING", "banks/ceb.pub.pem: INVALID_KEY"],
+            "problems": [
+                "pii.key: KEY_MISSING",
+                "audit-mac.key: AUDIT_MAC_KEY_MISSING",
+                "banks/ceb.pub.pem: INVALID_KEY",
+            ],
         }
         assert "not a key" not in json.dumps(body)
         assert body["status"] == "not_ready"
