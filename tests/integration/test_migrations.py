@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -81,3 +82,53 @@ def test_payouts_submitted_before_the_watchdog_get_their_check(database_url: str
         engine.dispose()
     checks = [(kind, json.loads(p) if isinstance(p, str) else p, status, n) for kind, p, status, n in rows]
     assert checks == [("check_payout", {"payout_id": "PO-1"}, "pending", 0)]
+
+
+def test_audit_entries_from_before_the_mac_get_theirs_and_stay_append_only(database_url: str, keys_dir: Path) -> None:
+    """Migration 0019: an intact chain written before MACs existed gets them (the key loaded, as by flask db
+    upgrade); the append-only triggers are back afterwards."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from app.audit.mac_key import mac_key
+    from app.db.base import UTCDateTime
+    from app.domain.audit import GENESIS, EntryContent, chain_hash, entry_mac
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0016")
+    old_log = sa.table(
+        "audit_log",
+        *(sa.column(name, sa.String) for name in ("actor", "action", "subject", "prev_hash", "hash")),
+        sa.column("id", sa.Integer),
+        sa.column("at", UTCDateTime()),
+        *(sa.column(name, sa.JSON) for name in ("before", "after", "detail")),
+    )
+    prev, rows = GENESIS, []
+    for number in (1, 2):
+        content = EntryContent(
+            number,
+            datetime(2026, 12, 1, number, tzinfo=UTC),
+            "user:admin",
+            "user.create",
+            f"user:u{number}",
+            None,
+            {"role": "ops"},
+            {},
+        )
+        entry_hash = chain_hash(prev, content)
+        rows.append({**vars(content), "prev_hash": prev, "hash": entry_hash})
+        prev = entry_hash
+    engine = create_engine(database_url)
+    assert mac_key.configure_from_folder(keys_dir)
+    try:
+        with engine.begin() as connection:
+            connection.execute(old_log.insert(), rows)
+        command.upgrade(config, "head")
+        with engine.connect() as connection:
+            macs = connection.execute(text("SELECT hash, mac FROM audit_log ORDER BY id")).all()
+        assert [mac for _, mac in macs] == [entry_mac(mac_key.key(), entry_hash) for entry_hash, _ in macs]
+        with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
+            connection.execute(text("UPDATE audit_log SET mac = NULL"))
+    finally:
+        engine.dispose()
