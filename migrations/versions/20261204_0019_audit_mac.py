@@ -1,7 +1,7 @@
 """audit mac: each audit entry's HMAC-SM3 under a key kept out of the database
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-04 08:00:00
 
 Existing entries get their MAC here when the key is loaded (`flask db upgrade` loads it from the key folder),
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
