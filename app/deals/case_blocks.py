@@ -30,7 +30,7 @@ from app.deals.workflow import DealContext, fire_or_note, note
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
-from app.payouts import amendments, origins
+from app.payouts import amendments, origins, payees
 from app.payouts.lifecycle import PayoutOrder, open_group, retry_failed
 from app.payouts.status import PayoutPurpose
 from app.platform.errors import LedgerError, WorkflowError
@@ -39,7 +39,8 @@ from app.queue.jobs import enqueue
 from app.state_machine import building_blocks as blocks
 from app.state_machine.parameters import resolve
 
-COMPUTED = frozenset({"custody_fen", "custody_amount_fen", "origins"})  # read fresh every time, never saved
+# read fresh every time, never saved as facts
+COMPUTED = frozenset({"custody_fen", "custody_amount_fen", "origins", "release_room_fen"})
 PAYER_ROLES = frozenset({"buyer", "tenant", "owner", "applicant"})
 PAYEE_ROLES = frozenset({"seller", "landlord", "contractor", "beneficiary", "developer"})
 RETRY_EVENTS = frozenset({"retry_payout", "retry_refund"})
@@ -70,8 +71,9 @@ def free_in_custody(session: Session, deal: Deal) -> int:
 
 
 def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.CaseContext:
-    """The block's context; `origins` (what each account money came from may still get back) is read only for
-    an action: no guard needs it, and an arrival's guards run on the hot path."""
+    """The block's context; `origins` (what each account money came from may still get back) and
+    `release_room_fen` (what the agreement still allows to be released) are read only for an action: no guard
+    needs them, and an arrival's guards run on the hot path."""
     deal = ctx.deal
     product = pinned_city(ctx.rt, ctx.session, deal).product(deal.product)
     definition = ctx.rt.workflow(deal.workflow_id, deal.workflow_version)
@@ -86,6 +88,7 @@ def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.Case
             for o in origins.of_deal(ctx.session, deal.id)
             if o.left_fen > 0
         ]
+        case["release_room_fen"] = payees.release_room_fen(ctx.session, deal)
     return blocks.CaseContext(resolve(definition.parameters, product.overrides()), case, product.release, ctx.payload)
 
 

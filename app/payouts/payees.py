@@ -38,6 +38,12 @@ def agreed_release_fen(deal: Deal) -> int:
     return deal.price_fen if deal.product in WHOLE_CONTRACT_PRODUCTS else deal.custody_amount_fen
 
 
+def release_room_fen(session: Session, deal: Deal) -> int:
+    """What the agreement still allows to be released (less the releases paid or in flight)."""
+    payouts = list(session.scalars(select(Payout).where(Payout.deal_id == deal.id)))
+    return agreed_release_fen(deal) - sum(p.amount_fen for p in _live(payouts, PayoutPurpose.RELEASE))
+
+
 def release_accounts(session: Session, deal: Deal) -> set[str]:
     """Accounts a release may go to: the agreement's, and those of approved amendments."""
     named = {deal.seller_bank_account} if deal.seller_bank_account else set()

@@ -110,14 +110,19 @@ def settle_rent_release(ctx: CaseContext) -> None:
 
 
 def release_deposit(ctx: CaseContext) -> None:
-    """End of lease: the deposit back to the tenant less agreed deductions; rent left over to the landlord."""
+    """End of lease: the deposit back to the tenant less agreed deductions; rent left over to the landlord, as
+    far as the agreement still allows releases (`release_room_fen`); any more was paid in too much and goes
+    back by original route."""
     deposit = ctx.case.get("deposit_custody_fen", 0)
     deduction = ctx.payload.get("deduction_fen", 0)
     if not isinstance(deduction, int) or not 0 <= deduction <= deposit:
         raise WorkflowError("押金扣款须为不超过押金的非负整数（分）", code="DEDUCTION_INVALID")
+    leftover = _rent_available(ctx)
+    rent = max(0, min(leftover, ctx.fact("release_room_fen") - deduction))
     ctx.emit("refund", deposit - deduction, "tenant", "押金退还")
     ctx.emit("payout", deduction, "landlord", "押金扣款")
-    ctx.emit("payout", _rent_available(ctx), "landlord", "剩余租金结清")
+    ctx.emit("payout", rent, "landlord", "剩余租金结清")
+    _refund_latest_first(ctx, leftover - rent)
 
 
 def request_fund_draw(ctx: CaseContext) -> None:

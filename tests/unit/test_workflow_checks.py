@@ -205,6 +205,7 @@ def test_rent_custody_runs_two_months_then_returns_the_deposit() -> None:
         engine.fire(ctx, event, ctx)
     assert ctx.state == "deposit_settlement"  # type: ignore[attr-defined]
     ctx.case["custody_fen"] = 300_000
+    ctx.case["release_room_fen"] = 300_000  # the deposit: the rent of both months was released
     ctx.payload = {"deduction_fen": 50_000}
     engine.fire(ctx, "move_out_confirmed", ctx)
     assert [(i.kind, i.amount_fen, i.payee) for i in ctx.instructions[-2:]] == [
@@ -258,3 +259,19 @@ def test_fully_funded_means_the_money_free_in_custody_covers_the_custody_amount(
     assert blocks.fully_funded(CaseContext({}, {"custody_fen": 100_000, "custody_amount_fen": 100_000}))
     assert blocks.fully_funded(CaseContext({}, {"custody_fen": 100_001, "custody_amount_fen": 100_000}))
     assert not blocks.fully_funded(CaseContext({}, {"custody_fen": 99_999, "custody_amount_fen": 100_000}))
+
+
+def test_rent_left_over_beyond_the_agreement_goes_back_by_original_route() -> None:
+    origins = [
+        {"account": "6222000011112222", "amount_fen": 600_000},
+        {"account": "6222000033334444", "amount_fen": 350_000},
+    ]
+    case = {"custody_fen": 350_000, "deposit_custody_fen": 300_000, "release_room_fen": 20_000, "origins": origins}
+    ctx = CaseContext({}, case, payload={"deduction_fen": 10_000})
+    blocks_registry.actions["release_deposit"](ctx)
+    assert [(i.kind, i.payee, i.amount_fen) for i in ctx.instructions] == [
+        ("refund", "tenant", 290_000),
+        ("payout", "landlord", 10_000),
+        ("payout", "landlord", 10_000),  # the agreement allows 20,000 more in all: the deduction and 10,000
+        ("refund", "6222000033334444", 40_000),  # the rest of the 50,000 left over was paid in too much
+    ]
