@@ -27,6 +27,7 @@ from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 
 REASON_LABELS = {"unknown_account": "未知账户", "wrong_payer": "非指定付款人", "deal_closed": "存管单已结束"}
+REMATCH_RESOLUTION = "开户通知晚于到账，自动匹配"
 STATUS_LABELS = {"open": "待处理", "matched": "已匹配", "returning": "退回中", "returned": "已原路退回"}
 
 
@@ -122,7 +123,7 @@ def rematch_after_opening(rt: Runtime, session: Session, account: VirtualAccount
             item.reason = "wrong_payer"
             _wrong_payer(rt, session, item, account.deal, actor)
             continue
-        _credit_deal(rt, session, item, account.deal, "rematch", "开户通知晚于到账，自动匹配", actor)
+        _credit_deal(rt, session, item, account.deal, "rematch", REMATCH_RESOLUTION, actor)
     return len(items)
 
 
@@ -230,3 +231,15 @@ def list_items(rt: Runtime, status: str | None = "open") -> list[SuspenseItem]:
         for item in items:
             _ = item.deal  # loaded for the caller after the session closes
         return items
+
+
+def match_violations(session: Session) -> list[str]:
+    """Suspense credits moved into a deal by one person alone (for the simulations' invariants): a person's match
+    needs a proposal by another finance user (the automatic re-match after a late account notice has none)."""
+    found: list[str] = []
+    matched = session.scalars(select(SuspenseItem).where(SuspenseItem.status == "matched"))
+    for item in matched:
+        by_person = item.resolution != REMATCH_RESOLUTION
+        if by_person and (item.proposed_by is None or item.proposed_by == item.resolved_by):
+            found.append(f"suspense {item.id}: matched by {item.resolved_by}, proposed by {item.proposed_by}")
+    return found

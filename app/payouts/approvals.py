@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.db.models import Deal, DealEvent, Payout
 from app.deals.service import Actor
@@ -78,3 +79,19 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
         )
         uow.commit()
         return ApprovalOutcome(payout.payout_id, len(payout.approved_by), required_others, released)
+
+
+def four_eyes_violations(session: Session) -> list[str]:
+    """Payouts whose approvals broke four eyes (for the simulations' invariants): approved by whoever asked for
+    it, approved twice by one person, or past approval with fewer approvers than it needed."""
+    found: list[str] = []
+    for payout in session.scalars(select(Payout).where(Payout.approvals_required > 1)):
+        approvers = list(payout.approved_by or [])
+        if payout.requested_by is not None and payout.requested_by in approvers:
+            found.append(f"{payout.payout_id}: approved by its requester {payout.requested_by}")
+        if len(set(approvers)) != len(approvers):
+            found.append(f"{payout.payout_id}: one person approved it twice ({approvers})")
+        needed = payout.approvals_required - 1
+        if payout.status != PayoutStatus.AWAITING_APPROVAL and len(set(approvers)) < needed:
+            found.append(f"{payout.payout_id}: {payout.status} with {len(set(approvers))} of {needed} approvals")
+    return found

@@ -7,11 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import log as audit
+from app.db.audit_models import AuditEntry
 from app.db.models import Payout
 from app.domain.pii_mask import mask_card
+from app.payouts.status import PayoutStatus, is_final
 
 
 def payout_state(payout: Payout) -> dict[str, Any]:
@@ -49,3 +52,23 @@ def record(
         after=payout_state(payout),
         detail={"deal_no": deal.deal_no if deal is not None else None, **(detail or {})},
     )
+
+
+def uncovered_payouts(session: Session) -> list[str]:
+    """Payouts the audit log does not explain (for the simulations' invariants): each must have its opening, one
+    the bank holds its acceptance, and a settled one the bank's result."""
+    actions: dict[str, set[str]] = {}
+    entries = session.execute(select(AuditEntry.subject, AuditEntry.action).where(AuditEntry.subject.like("payout:%")))
+    for subject, action in entries:
+        actions.setdefault(subject.removeprefix("payout:"), set()).add(action)
+    found: list[str] = []
+    for payout in session.scalars(select(Payout)):
+        needed = {"payout.open"}
+        if payout.status == PayoutStatus.SUBMITTED:
+            needed.add("payout.submitted")
+        if is_final(payout.status):
+            needed.add("payout.result")
+        missing = needed - actions.get(payout.payout_id, set())
+        if missing:
+            found.append(f"{payout.payout_id} ({payout.status}): no {', '.join(sorted(missing))} in the audit log")
+    return found

@@ -57,12 +57,12 @@ from app.db.reconciliation_models import ReconciliationItem
 from app.deals import service as deals
 from app.deals.service import Actor
 from app.deals.vocabulary import build_vocabulary
-from app.payouts import payees
 from app.platform.config import BankEndpoint, Config
 from app.platform.runtime import Runtime
 from app.sandbox.harness import SignOnce
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.statements import BANK_TIMEZONE
+from app.tools.vopr.invariants import audit_problems, fund_safety_problems
 from app.users.service import create_user
 from tests.e2e.stack import FLASK, Stack, wait_until
 
@@ -649,10 +649,10 @@ def check_outcome(stack: ChaosStack, rt: Runtime, report: ChaosReport) -> None:
             )
         )
     assert posted == {f"arrival:{bank}:{reference}" for bank, reference in arrivals}, "arrivals posted != booked"
-    with rt.db.uow() as uow:  # every payout to a payee the rules allow, no origin over-refunded, no release too big
-        broken = payees.payee_violations(uow.session) + payees.over_refunded_origins(uow.session)
-        broken += payees.releases_over_agreement(uow.session)
+    with rt.db.uow() as uow:  # payee and amount rules, two people on every approval, every payout audited
+        broken = fund_safety_problems(uow.session)
     assert broken == [], broken
+    assert audit_problems(rt) == [], "the audit chain does not verify"
     # no payout sent twice: one per deal, each submitted to the bank once, paid once, settled once in the ledger
     assert len(bank_payouts) == plan.deals, len(bank_payouts)
     assert [row["payout_id"] for row in bank_payouts if row["submissions"] != 1] == [], "a payout was resubmitted"

@@ -3,15 +3,40 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from app.audit import log as audit_log
+from app.bank_inbox import suspense
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.models import Deal, Job, Payout, SuspenseItem
 from app.domain import ledger
 from app.ledger.repo import LedgerRepository, check_ledger
-from app.payouts import payees
+from app.payouts import approvals, payees, trail
 from app.payouts.status import PayoutPurpose, PayoutStatus
+from app.platform.runtime import Runtime
 from app.tools.vopr.environment import BANK
 from app.tools.vopr.world import FINAL_STATES, SeedWorld
+
+
+def fund_safety_problems(session: Session) -> list[str]:
+    """The fund-safety invariants both simulations check after a run: every payout's payee satisfies the payee
+    rule, no origin got back more than it paid, no release exceeded its agreed amount (`payouts.payees`); every
+    approval had two different people (payouts, suspense matches); the audit log holds every payout's life.
+    The chain itself is checked by `audit_problems`."""
+    rules = payees.payee_violations(session) + payees.over_refunded_origins(session)
+    problems = [
+        f"payee rule {broken.rule}: {broken.deal_no} {broken.payout_id} {broken.amount_fen} fen"
+        for broken in rules + payees.releases_over_agreement(session)
+    ]
+    problems += [f"four eyes: {text}" for text in approvals.four_eyes_violations(session)]
+    problems += [f"four eyes: {text}" for text in suspense.match_violations(session)]
+    return problems + [f"audit: {text}" for text in trail.uncovered_payouts(session)]
+
+
+def audit_problems(rt: Runtime) -> list[str]:
+    """The audit chain verifies: hashes, MACs and the signed checkpoints (`flask audit verify`)."""
+    _, breaks = audit_log.verify(rt)
+    return [f"audit chain: {broken}" for broken in breaks]
 
 
 class Invariants(SeedWorld):
@@ -24,8 +49,8 @@ class Invariants(SeedWorld):
         paid out); every arrival reached the ledger, and each bank reference reached custody at most once;
         the platform's and the bank's payout outcomes agree and no deal's seller was paid twice; every deal is
         final and its custody balance is exactly what its buyer paid minus what was released and what arrived after
-        it ended (returned by original route); every payout's payee satisfies the payee rule, no origin got back
-        more than it paid, no release exceeded its agreed amount (`payouts.payees`); every job done."""
+        it ended (returned by original route); the fund-safety invariants (`fund_safety_problems`) and the audit
+        chain (`audit_problems`); every job done."""
         bank = self.bank
         for payout_id, times in bank.bookings.items():
             if times > 1:
@@ -110,8 +135,9 @@ class Invariants(SeedWorld):
                         f"deal {deal.id} ({deal.state}): custody {custody}, buyer paid {plan.paid_matched_fen}, "
                         f"released {released}, returned after it ended {returned_late}"
                     )
-            rules = payees.payee_violations(session) + payees.over_refunded_origins(session)
-            for broken in rules + payees.releases_over_agreement(session):
-                self._fail(f"payee rule {broken.rule}: {broken.deal_no} {broken.payout_id} {broken.amount_fen} fen")
+            for problem in fund_safety_problems(session):
+                self._fail(problem)
             for job in session.scalars(select(Job).where(Job.status != "done")):
                 self._fail(f"job {job.id} {job.kind} left {job.status}: {job.last_error}")
+        for problem in audit_problems(self.rt_web):
+            self._fail(problem)
