@@ -235,6 +235,7 @@ MANUAL_ACTIONS = {
     "gov_rejected": ManualAction("监管部门不予放款"),
     "conditions_met": ManualAction("解冻条件达成"),
     "claim_made": ManualAction("担保索赔，向受益人付款"),
+    "claim_withdrawn": ManualAction("担保权人撤回兑付主张，申请解冻"),
     "freeze_confirmed": ManualAction("银行已冻结", fields=("frozen_account",)),
     "freeze_failed": ManualAction("银行冻结失败"),
     "unfreeze_confirmed": ManualAction("银行已解冻"),

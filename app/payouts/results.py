@@ -65,10 +65,23 @@ def _group_final(ctx: DealContext, session: Session, payout: Payout, detail: dic
     if not all(is_final(p.status) for p in group):
         note(ctx, "payout_partial", {"label": "同批款项尚未全部完成", **detail})
         return "waiting_for_group"
-    kind = "refund" if all(p.purpose == PayoutPurpose.REFUND for p in group) else "payout"
     paid = all(p.status == PayoutStatus.SUCCEEDED for p in group)
     outcome = PayoutStatus.SUCCEEDED if paid else PayoutStatus.FAILED
-    return fire_or_note(ctx, f"{kind}_{outcome.value}", detail)  # e.g. `refund_succeeded`, `payout_failed`
+    return fire_or_note(ctx, _answer(ctx, group, outcome), detail)  # e.g. `refund_succeeded`, `payout_failed`
+
+
+def _answer(ctx: DealContext, group: list[Payout], outcome: PayoutStatus) -> str:
+    """The group's outcome as the event its deal waits for. A deal waiting for a group waits either for a
+    payout's answer (`payout_*`) or a refund's (`refund_*`), as the action that opened the group declared (the
+    workflows' money check holds every waiting state to it): a deposit settlement that turned out to be the
+    refund alone is still answered as the settlement the workflow waits for. A deal waiting for neither (it
+    ended: an overpayment sent back on closing) hears what the group was: `refund_*` when it held only
+    refunds."""
+    waits = ctx.rt.workflow(ctx.deal.workflow_id, ctx.deal.workflow_version).events_from(ctx.deal.state)
+    kinds = [kind for kind in ("payout", "refund") if f"{kind}_{outcome.value}" in waits]
+    if len(kinds) != 1:
+        kinds = ["refund" if all(p.purpose == PayoutPurpose.REFUND for p in group) else "payout"]
+    return f"{kinds[0]}_{outcome.value}"
 
 
 def _return_final(rt: Runtime, payout: Payout) -> str:

@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator, validators
 from app.domain.problems import Problem, pointer
 from app.platform.errors import WorkflowError
 from app.state_machine.definition import Parameter, State, Timer, Transition, WorkflowDefinition
+from app.state_machine.money_checks import money_problems
 from app.state_machine.parameters import type_problem
 from app.state_machine.registry import Registry
 from app.state_machine.static_checks import static_problems
@@ -136,7 +137,7 @@ def build_definition(data: Any, registry: Registry, source: str = "<memory>") ->
         problems = _reference_problems(data, registry, source)
     if not problems:
         definition = _build(data)
-        problems = static_problems(definition, source)
+        problems = static_problems(definition, source) + money_problems(definition, registry.money, source)
     if problems:
         raise WorkflowError(
             f"工作流定义 {source} 有 {len(problems)} 处错误",

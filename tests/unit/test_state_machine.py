@@ -27,6 +27,7 @@ class Subject:
 def fake_registry() -> Registry:
     registry = Registry()
     registry.guard("fully_funded")(lambda ctx: ctx.funded)
+    registry.guard("has_custody_funds")(lambda ctx: ctx.funded)
     for name in (
         "sign_agreement",
         "request_virtual_account",
@@ -36,6 +37,7 @@ def fake_registry() -> Registry:
         "settle_payout",
         "record_payer_account",
         "refund_excess",
+        "refund_to_origin",
     ):
         registry.action(name)(lambda ctx, name=name: ctx.log.append(name))
     return registry
@@ -92,7 +94,7 @@ def _data() -> dict:
         (lambda d: d["transitions"][0].update(event="undeclared"), "/transitions/0/event"),
         (
             lambda d: d["transitions"].append({"from": "closed", "event": "cancel", "to": "cancelled", "label": "x"}),
-            "/transitions/10/from",
+            "/transitions/19/from",
         ),
         (lambda d: d.pop("states"), "/"),
     ],

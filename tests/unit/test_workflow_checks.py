@@ -159,8 +159,8 @@ def case_registry() -> Registry:
     for name, rule in vocabulary.CASE_GUARDS.items():
         registry.guard(name)(rule)
     for name, block in vocabulary.CASE_ACTIONS.items():
-        registry.action(name)(block)
-    registry.action("request_payout")(_request_payout)
+        registry.action(name, block.money)(block.function)
+    registry.action("request_payout", vocabulary.RELEASES)(_request_payout)
     for name in (
         "sign_agreement",
         "request_virtual_account",
@@ -178,6 +178,7 @@ blocks_registry = case_registry()
 def test_the_blocks_registry_names_what_the_platform_vocabulary_names() -> None:
     assert set(blocks_registry.guards) == set(registry.guards)
     assert set(blocks_registry.actions) == set(registry.actions)
+    assert blocks_registry.money == registry.money
 
 
 def _rent_case(**facts: int) -> CaseContext:
