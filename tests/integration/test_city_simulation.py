@@ -42,7 +42,7 @@ def _products(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_paths_reach_a_final_state_and_take_each_transition_once(rt: Runtime) -> None:
     definition = rt.workflow("resale_escrow", 1)
     paths = enumerate_paths(definition)
-    assert len(paths) == 9
+    assert len(paths) == 47  # the release, and a refund by original route wherever the deal can fail
     for path in paths:
         assert path[0].source == definition.initial and definition.states[path[-1].target].final
         assert len(set(path)) == len(path)
@@ -55,7 +55,8 @@ def test_simulate_runs_every_path_of_every_product_on_real_deals_and_stores_the_
     result = app.test_cli_runner().invoke(args=["city", "simulate", "110000", "--by", "ops"])
     assert result.exit_code == 0, result.output
     assert "resale_escrow（resale_escrow v1，服务层" in result.output
-    assert "路径 9/9，流转覆盖 10/10，协议生成 1 份" in result.output
+    # one path is a note: a partly funded deal cancelled "without money" cannot be made once money arrived
+    assert "路径 46/47，流转覆盖 19/19，协议生成 1 份" in result.output
     assert "rent_custody（rent_custody v1，服务层" in result.output and "账务平衡" in result.output
     assert "状态机层" not in result.output
     with rt.db.uow() as uow:
@@ -65,7 +66,7 @@ def test_simulate_runs_every_path_of_every_product_on_real_deals_and_stores_the_
     products = _products(stored.report)
     assert {p["level"] for p in products.values()} == {"services"}
     rent = products["rent_custody"]
-    assert (rent["paths"], rent["paths_run"], rent["problems"]) == (105, 103, [])  # confirmed or imported
+    assert (rent["paths"], rent["paths_run"], rent["problems"]) == (117, 115, [])  # confirmed or imported
     # a partial arrival leaves money in custody: at the move-in deadline it goes back, never "cancelled"
     assert [note.split("：")[0] for note in rent["notes"]] == [
         "路径 confirm → account_opened → funds_arrived → move_in_expired",
@@ -107,11 +108,11 @@ def test_simulate_reports_its_progress_in_paths_as_products_finish(app: Flask, r
     calls: list[tuple[int, int, str]] = []
     report = simulate(rt, "110000", "resale_escrow", run_by="test", progress=lambda *call: calls.append(call))
     assert report["ok"], report["problems"]
-    assert calls == [(0, 9, "resale_escrow（第 1/1 个业务）"), (9, 9, "账务核对")]
+    assert calls == [(0, 47, "resale_escrow（第 1/1 个业务）"), (47, 47, "账务核对")]
     result = app.test_cli_runner().invoke(args=["city", "simulate", "110000", "resale_escrow"])
     assert result.exit_code == 0, result.output
-    assert "仿真中 0/9 条路径 · resale_escrow（第 1/1 个业务）" in result.stderr
-    assert "仿真中 9/9 条路径 · 账务核对" in result.stderr and "仿真中" not in result.stdout
+    assert "仿真中 0/47 条路径 · resale_escrow（第 1/1 个业务）" in result.stderr
+    assert "仿真中 47/47 条路径 · 账务核对" in result.stderr and "仿真中" not in result.stdout
 
 
 def test_simulate_exits_1_on_an_invalid_config(app: Flask, rt: Runtime, users: dict[str, int], tmp_path: Path) -> None:
@@ -130,8 +131,8 @@ def test_government_escrow_runs_with_approvals_failed_payouts_and_refunds_by_ori
     report = simulate(rt, "330100", run_by="test")
     assert report["ok"], report["problems"]
     gov = _products(report)["gov_escrow"]
-    assert (gov["level"], gov["paths"], gov["paths_run"], gov["agreements_rendered"]) == ("services", 11, 10, 1)
-    assert gov["uncovered"] == ["awaiting_approval -gov_rejected-> funded"]  # no path leaves funded twice
+    assert (gov["level"], gov["paths"], gov["paths_run"], gov["agreements_rendered"]) == ("services", 27, 26, 1)
+    assert gov["uncovered"] == []  # back in funded after a rejection, the contract's termination refunds
     assert [note.split("：")[0] for note in gov["notes"]] == [
         "路径 confirm → account_opened → funds_arrived → funding_expired"
     ]
@@ -162,7 +163,9 @@ def test_the_other_shipped_cities_simulate_at_the_services_level(rt: Runtime) ->
     jinan, qingdao, shenzhen = (simulate(rt, code, run_by="test") for code in sorted(cities))
     assert jinan["ok"], jinan["problems"]
     fund = _products(jinan)["provident_fund_rent"]
-    assert (fund["level"], fund["paths_run"], fund["paths"], fund["uncovered"]) == ("services", 83, 83, [])
+    # a termination with nothing left in custody cannot be made once money arrived: 32 notes, no problem
+    assert (fund["level"], fund["paths_run"], fund["paths"], fund["uncovered"]) == ("services", 201, 233, [])
+    assert fund["problems"] == [] and all(note.split("：")[0].endswith("terminate") for note in fund["notes"])
     for report in (jinan, qingdao, shenzhen):
         assert {p["level"] for p in report["products"]} == {"services"} and report["ledger"]["ok"]
 
@@ -171,7 +174,7 @@ def test_the_other_shipped_cities_simulate_at_the_services_level(rt: Runtime) ->
     assert shenzhen["ok"], shenzhen["problems"]
     assert qingdao["ok"], qingdao["problems"]
     guarantee = _products(qingdao)["guarantee_release"]
-    assert guarantee["paths_run"] == guarantee["paths"] == 6 and guarantee["uncovered"] == []
+    assert guarantee["paths_run"] == guarantee["paths"] == 7 and guarantee["uncovered"] == []
     assert _products(shenzhen)["resale_escrow"]["problems"] == []
 
 
