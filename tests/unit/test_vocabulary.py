@@ -21,7 +21,7 @@ from app.state_machine.registry import Registry
 APP = Path(app.__file__).resolve().parent
 BUILDER = APP / "deals" / "vocabulary.py"  # the one place that adds names to a registry
 REGISTRY = APP / "state_machine" / "registry.py"  # the one that writes its dicts: Registry.guard/action
-REGISTRY_DICTS = frozenset({"guards", "actions"})
+REGISTRY_DICTS = frozenset({"guards", "actions", "money"})
 WRITING_METHODS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__", "__delitem__"})
 
 
