@@ -209,6 +209,14 @@ class Payout(Base):
         CheckConstraint("deal_id IS NOT NULL OR purpose = 'return'", name="deal_or_return"),
     )
 
+    @property
+    def approvals_needed(self) -> int:
+        """How many approvals people other than the requester must give: the city's count of different people,
+        less the requester when a person asked for it; a payout the system opened (on a timer, on the bank's
+        answer) needs every one of them from people."""
+        by_person = (self.requested_by or "").startswith("user:")
+        return self.approvals_required - (1 if by_person else 0)
+
 
 class SuspenseItem(Base):
     """Money held in suspense: the review queue. An arrival for an account we do not know (yet), or

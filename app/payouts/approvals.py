@@ -58,7 +58,7 @@ def approve(rt: Runtime, actor: Actor, payout_id: str) -> ApprovalOutcome:
             raise refused
         before = trail.payout_state(payout)
         payout.approved_by = [*payout.approved_by, actor.label]
-        required_others = payout.approvals_required - 1
+        required_others = payout.approvals_needed
         released = len(payout.approved_by) >= required_others
         if released:
             submission.release_approved(uow.session, payout, rt.clock())
@@ -91,7 +91,7 @@ def four_eyes_violations(session: Session) -> list[str]:
             found.append(f"{payout.payout_id}: approved by its requester {payout.requested_by}")
         if len(set(approvers)) != len(approvers):
             found.append(f"{payout.payout_id}: one person approved it twice ({approvers})")
-        needed = payout.approvals_required - 1
+        needed = payout.approvals_needed
         if payout.status != PayoutStatus.AWAITING_APPROVAL and len(set(approvers)) < needed:
             found.append(f"{payout.payout_id}: {payout.status} with {len(set(approvers))} of {needed} approvals")
     return found

@@ -59,6 +59,24 @@ def test_a_large_payout_waits_for_a_second_person_with_the_money_held(
     assert any(event.event == "payout_approved" for event in load_deal(rt, deal_id).events)
 
 
+def test_a_large_payout_the_system_opened_needs_two_people(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict
+) -> None:
+    _, payout_id = _released_big_deal(client, rt, keys_dir)
+    with rt.db.uow() as uow:  # as a timer or the bank's answer opens it: nobody has asked for it yet
+        payout = uow.session.scalars(select(Payout)).one()
+        payout.requested_by = "system"
+        uow.commit()
+    first = payout_approvals.approve(rt, actor(rt, "finance"), payout_id)
+    assert (first.released, first.approvals, first.required_others) == (False, 1, 2)
+    assert _submit_jobs(rt) == 0, "one person is not enough"
+    with pytest.raises(ValidationError) as again:
+        payout_approvals.approve(rt, actor(rt, "finance"), payout_id)
+    assert again.value.code == "SAME_PERSON"
+    second = payout_approvals.approve(rt, actor(rt, "ops"), payout_id)
+    assert second.released and _submit_jobs(rt) == 1
+
+
 def test_finance_approves_from_the_deal_page(
     client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, login
 ) -> None:
