@@ -20,6 +20,7 @@ from typing import Literal
 
 from app.domain.problems import Problem, pointer
 from app.state_machine.definition import Transition, WorkflowDefinition
+from app.state_machine.static_checks import closure
 
 Kind = Literal["in", "release", "refund"]
 
@@ -104,16 +105,6 @@ def _unprompted(definition: WorkflowDefinition, effects: Mapping[str, MoneyEffec
     return problems
 
 
-def _closure(start: set[str], edges: Mapping[str, set[str]]) -> set[str]:
-    seen, frontier = set(start), list(start)
-    while frontier:
-        for following in edges.get(frontier.pop(), ()):
-            if following not in seen:
-                seen.add(following)
-                frontier.append(following)
-    return seen
-
-
 def funded_states(definition: WorkflowDefinition, effects: Mapping[str, MoneyEffect]) -> set[str]:
     """States that may hold the parties' money: reachable once money came in, not final, not waiting for the
     bank's answer (a payout or refund in flight)."""
@@ -124,7 +115,7 @@ def funded_states(definition: WorkflowDefinition, effects: Mapping[str, MoneyEff
     entered = {t.target for t in definition.transitions if "in" in _kinds(t, effects)}
     return {
         name
-        for name in _closure(entered, forward)
+        for name in closure(entered, forward)
         if not definition.states[name].final and not set(definition.events_from(name)) & outcome_events
     }
 
@@ -142,7 +133,7 @@ def _refundable(definition: WorkflowDefinition, effects: Mapping[str, MoneyEffec
             starts.add(transition.source)
         elif "release" not in kinds or scheduled:
             backward.setdefault(transition.target, set()).add(transition.source)
-    return _closure(starts, backward)
+    return closure(starts, backward)
 
 
 def _unrefundable(definition: WorkflowDefinition, effects: Mapping[str, MoneyEffect], source: str) -> list[Problem]:

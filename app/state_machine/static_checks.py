@@ -3,13 +3,14 @@ no (state, event) pair that two transitions could both take."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from app.domain.problems import Problem, pointer
 from app.state_machine.definition import Transition, WorkflowDefinition
 
 
-def _closure(start: Iterable[str], edges: dict[str, set[str]]) -> set[str]:
+def closure(start: Iterable[str], edges: Mapping[str, set[str]]) -> set[str]:
+    """Every state reachable from `start` along `edges` (start included)."""
     seen = set(start)
     frontier = list(seen)
     while frontier:
@@ -33,9 +34,9 @@ def static_problems(definition: WorkflowDefinition, source: str) -> list[Problem
     for transition in definition.transitions:
         forward.setdefault(transition.source, set()).add(transition.target)
         backward.setdefault(transition.target, set()).add(transition.source)
-    reachable = _closure([definition.initial], forward)
+    reachable = closure([definition.initial], forward)
     finals = [name for name, state in definition.states.items() if state.final]
-    can_finish = _closure(finals, backward)
+    can_finish = closure(finals, backward)
     problems = []
     for name in definition.states:
         if name not in reachable:
