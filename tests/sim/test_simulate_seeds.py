@@ -33,12 +33,28 @@ def test_a_seed_replays_exactly() -> None:
 
 def test_a_seed_leaves_the_pdf_renderer_and_the_pii_keyring_as_they_were() -> None:
     from app.agreements import service as agreements
+    from app.audit.mac_key import mac_key
     from app.db.pii import keyring
 
-    before, renderer = dict(vars(keyring)), agreements.html_to_pdf
+    before, renderer, audit_key = dict(vars(keyring)), agreements.html_to_pdf, dict(vars(mac_key))
     assert run_seed(3).ok
     assert agreements.html_to_pdf is renderer
     assert vars(keyring) == before
+    assert vars(mac_key) == audit_key, "the simulation's audit key is its own, for the seed only"
+
+
+def test_invariants_catch_a_bank_result_missing_from_the_audit_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.payouts import trail
+
+    record = trail.record
+
+    def results_unaudited(session: Any, payout: Any, action: str, *args: Any, **kwargs: Any) -> None:
+        if action != "result":  # a planted bug: the bank's results leave no trace
+            record(session, payout, action, *args, **kwargs)
+
+    monkeypatch.setattr(trail, "record", results_unaudited)
+    problems = run_seed(3).problems
+    assert any(problem.startswith("audit: ") and "no payout.result in the audit log" in problem for problem in problems)
 
 
 def _timeout_means_failed(rt: Any, payload: dict[str, Any]) -> None:
