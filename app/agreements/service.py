@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, object_session
 
+from app.audit import log as audit
 from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal
@@ -65,7 +66,8 @@ def render_html(rt: Runtime, deal: Deal) -> str:
 
 
 def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
-    """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal."""
+    """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal (the
+    signature is audited in the deal's transaction)."""
     html = render_html(rt, deal)
     now = rt.clock()
     signed = sign_pdf(
@@ -77,7 +79,7 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         location=_city(rt, deal).name,
         signing_time=now,
     )
-    return Agreement(
+    agreement = Agreement(
         deal_id=deal.id,
         template=deal.agreement_template,
         html=html,
@@ -85,6 +87,16 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         pdf_sm3=sm3(signed).hex(),
         signed_at=now,
     )
+    audit.append(
+        _session(deal),
+        at=now,
+        actor="platform",
+        action="agreement.sign",
+        subject=f"deal:{deal.deal_no}",
+        after={"template": agreement.template, "pdf_sm3": agreement.pdf_sm3},
+        detail={"signer": PLATFORM_SIGNER},
+    )
+    return agreement
 
 
 def trusted_certificates(rt: Runtime) -> list[bytes]:

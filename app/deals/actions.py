@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.agreements.countersign import countersign_request
-from app.audit import log as audit
 from app.db.models import Agreement, Deal, Payout, VirtualAccount
 from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.pinning import pinned_city
@@ -22,17 +21,7 @@ def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
     one signed file in a simulation."""
 
     def sign_agreement_action(ctx: DealContext) -> None:
-        agreement = signer(ctx.rt, ctx.deal)
-        ctx.session.add(agreement)
-        audit.append(
-            ctx.session,
-            at=agreement.signed_at,
-            actor=ctx.actor,
-            action="agreement.sign",
-            subject=f"deal:{ctx.deal.deal_no}",
-            after={"template": agreement.template, "pdf_sm3": agreement.pdf_sm3},
-            detail={"signer": "platform"},
-        )
+        ctx.session.add(signer(ctx.rt, ctx.deal))
         enqueue(ctx.session, *countersign_request(ctx.deal.id), now=ctx.rt.clock())  # then the bank signs
 
     return sign_agreement_action

@@ -57,7 +57,7 @@ def test_a_deals_whole_life_is_in_the_audit_log(
     assert _post(agent, f"/deals/{deal_id}/confirm").status_code == 302
     confirm = _one(rt, "workflow.confirm", actor="user:agent", subject=subject)
     assert confirm.before == {"state": "created"} and confirm.after["state"] != "created"
-    signed = _one(rt, "agreement.sign", actor="user:agent", subject=subject)
+    signed = _one(rt, "agreement.sign", actor="platform", subject=subject)
     assert signed.after["pdf_sm3"] == load_deal(rt, deal_id).agreement.pdf_sm3
 
     open_account(client, keys_dir, rt, deal_id, ACCOUNT)
