@@ -128,7 +128,8 @@ class Invariants(SeedWorld):
                 ).all()
                 if any(item.status != "returned" for item in late):
                     self._fail(f"deal {deal.id}: money that arrived after it ended was not returned")
-                released = plan.custody_fen + refunded if deal.state == "closed" else 0
+                # refunded: every fen paid in went back by original route
+                released = refunded + (plan.custody_fen if deal.state == "closed" else 0)
                 returned_late = sum(item.amount_fen for item in late)
                 if custody != plan.paid_matched_fen - released - returned_late:
                     self._fail(

@@ -1,6 +1,7 @@
 """The people of the fault simulation: agents create, confirm and cancel deals, buyers pay (partly, fully,
-too much, from a wrong payer), ops record the title transfer and retry failed payouts, finance approves payouts
-and returns a wrong payer's money."""
+too much, from a wrong payer), ops record the title transfer, fail a funded deal (cancel, terminate, the buyer
+withdrew: refunded by original route) and retry failed payouts and refunds, finance approves payouts and
+refunds and returns a wrong payer's money."""
 
 from __future__ import annotations
 
@@ -87,17 +88,24 @@ class People(SeedWorld):
                 if not remainder or self._plan(deal_id).paid_matched_fen < self._plan(deal_id).custody_fen:
                     self._pay(deal_id, request_id, remainder=remainder)
             elif state == "funded":
-                if not remainder and self.rng.random() < 0.3 and request_id is not None:
+                roll = 1.0 if remainder else self.rng.random()
+                if roll < 0.3 and request_id is not None:
                     self._pay(deal_id, request_id)  # more money after it is funded
+                elif roll < 0.45:  # the deal fails: its money goes back by original route
+                    event = self.rng.choice(("cancel", "terminate", "buyer_withdrew"))
+                    deals.manual_action(self.rt_web, self._actor("ops"), deal_id, event, "交易失败，原路退回")
+                    self._note(f"{event} funded deal {deal_id}")
+                    self._count("deals_failed")
                 else:
                     deals.record_title_transferred(self.rt_web, self._actor("ops"), deal_id)
                     self._note(f"title transferred on deal {deal_id}")
-            elif state in ("releasing", "closed") and (remainder or self.rng.random() < 0.5):
-                self._approve(deal_id)  # the release; after closing, an overpayment's refund by original route
-            elif state == "payout_failed":
-                deals.fire_user_event(self.rt_web, self._actor("ops"), deal_id, "retry_payout", ("ops",))
-                self._note(f"retry payout of deal {deal_id}")
-                self._count("payout_retries")
+            elif state in ("releasing", "closed", "refunding") and (remainder or self.rng.random() < 0.5):
+                self._approve(deal_id)  # the release or refund; after closing, an overpayment's refund
+            elif state in ("payout_failed", "refund_failed"):
+                retry = "retry_payout" if state == "payout_failed" else "retry_refund"
+                deals.fire_user_event(self.rt_web, self._actor("ops"), deal_id, retry, ("ops",))
+                self._note(f"{retry} of deal {deal_id}")
+                self._count(f"{retry.removeprefix('retry_')}_retries")
         if remainder:
             self._return_failed_returns()
 

@@ -20,7 +20,7 @@ from app.deals import service as deals
 from app.tools.vopr.environment import BANK, START, sim_runtime, template
 from app.tools.vopr.fake_bank import FakeBank, Faults
 
-FINAL_STATES = ("closed", "cancelled")
+FINAL_STATES = ("closed", "cancelled", "refunded")
 
 
 class TooManyProblems(Exception):
