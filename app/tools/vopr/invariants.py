@@ -130,7 +130,9 @@ class Invariants(SeedWorld):
                     self._fail(f"deal {deal.id}: money that arrived after it ended was not returned")
                 # refunded: every fen paid in went back by original route
                 released = refunded + (plan.custody_fen if deal.state == "closed" else 0)
-                returned_late = sum(item.amount_fen for item in late)
+                # a stranger's money (not the designated payer's) never counted as the buyer's: only the buyer's late
+                # money is part of what the buyer paid
+                returned_late = sum(item.amount_fen for item in late if item.payer_matched is not False)
                 if custody != plan.paid_matched_fen - released - returned_late:
                     self._fail(
                         f"deal {deal.id} ({deal.state}): custody {custody}, buyer paid {plan.paid_matched_fen}, "
