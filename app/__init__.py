@@ -53,6 +53,7 @@ def create_app(config: Config | None = None) -> Flask:
 def _register_web(app: Flask) -> None:
     from app.admin import register as register_admin
     from app.agreements import web as agreements
+    from app.bank_inbox import alerts_web as callback_alerts
     from app.bank_inbox import finance_web as finance
     from app.bank_inbox import web as callbacks
     from app.deals import web as deals
@@ -71,6 +72,7 @@ def _register_web(app: Flask) -> None:
         api.bp,
         metrics.bp,
         finance.bp,
+        callback_alerts.bp,
         payouts.bp,
         agreements.bp,
         payee_amendments.bp,

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.bank_inbox.alerts import CallbackRefused, add_alert
 from app.bank_inbox.handlers import HANDLERS
 from app.bank_inbox.store import DUE, FAILED_PREFIX, INBOX, INBOX_PARTITIONS, MARK_PROCESSED, mark_processed
 from app.ledger.engine import ConcurrentPosting
@@ -126,6 +127,8 @@ def _process_isolated(rt: Runtime, batch_size: int, partitions: list[int]) -> In
             except Exception as error:  # a contradiction or a bug: this row waits for review or a resend
                 code = error.code if isinstance(error, CunguanError) else type(error).__name__
                 session.execute(update(INBOX).where(INBOX.c.id == row.id).values(outcome=(FAILED_PREFIX + code)[:64]))
+                if isinstance(error, CallbackRefused):
+                    add_alert(rt, session, row.bank_code, row.raw_body, json.loads(row.raw_body), error)
                 log.warning("inbox row failed", extra={"inbox_id": row.id, "error": str(error)[:200]})
                 failed += 1
         uow.commit()

@@ -13,15 +13,18 @@ from typing import Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.bank_inbox.alerts import CallbackRefused, add_alert, record_alert
 from app.bank_inbox.handlers import HANDLERS
 from app.bank_inbox.store import (
     FAILED_PREFIX,
     INBOX,
     MAKE_DUE_AGAIN_PG,
     STORE_PG,
+    StoredNotification,
+    check_same_body,
     mark_processed,
     store_raw,
     store_values,
@@ -99,7 +102,7 @@ def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], 
     now = rt.clock()
     with rt.db.uow() as uow:
         session = uow.session
-        stored = store_raw(session, bank_code, raw_body, body, nonce, now)
+        stored = _store_or_alert(rt, session, bank_code, raw_body, body, nonce, now)
         if stored.processed:
             uow.commit()
             return "DUPLICATE"
@@ -110,10 +113,25 @@ def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], 
         except Exception as error:
             session.rollback()
             _keep_raw_after_failure(session, bank_code, raw_body, body, nonce, now, error)
+            if isinstance(error, CallbackRefused):
+                add_alert(rt, session, bank_code, raw_body, body, error)
             uow.commit()
             raise
     # the same money under a new notification id: the bank must stop resending it all the same
     return "DUPLICATE" if outcome == "duplicate_bank_reference" else "OK"
+
+
+def _store_or_alert(
+    rt: Runtime, session: Session, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime
+) -> StoredNotification:
+    """`store_raw`; a notification id reused with another body is refused, kept as an alert and re-raised."""
+    try:
+        return store_raw(session, bank_code, raw_body, body, nonce, now)
+    except CallbackRefused as refused:
+        session.rollback()
+        add_alert(rt, session, bank_code, raw_body, body, refused)
+        session.commit()
+        raise
 
 
 def _keep_raw_after_failure(
@@ -151,7 +169,7 @@ def acknowledge(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, An
     now = rt.clock()
     if rt.db.engine.dialect.name != "postgresql":
         with rt.db.uow() as uow:
-            stored = store_raw(uow.session, bank_code, raw_body, body, nonce, now)
+            stored = _store_or_alert(rt, uow.session, bank_code, raw_body, body, nonce, now)
             if stored.outcome is not None and stored.outcome.startswith(FAILED_PREFIX):
                 uow.session.execute(update(INBOX).where(INBOX.c.id == stored.inbox_id).values(outcome=None))
             uow.commit()
@@ -162,6 +180,16 @@ def acknowledge(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, An
             raise ReplayedNonce("该随机数已使用过（疑似重放）", details={"nonce": nonce})
         if inbox_id is not None:
             return "OK"
+        stored_sm3, stored_raw = connection.execute(
+            select(INBOX.c.body_sm3, INBOX.c.raw_body).where(
+                INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"]
+            )
+        ).one()
+        try:
+            check_same_body(bank_code, body, stored_sm3, stored_raw)
+        except CallbackRefused as refused:
+            record_alert(rt, bank_code, raw_body, body, refused)
+            raise
         processed_at = connection.scalar(
             MAKE_DUE_AGAIN_PG, {"bank_code": bank_code, "notification_id": body["notification_id"]}
         )

@@ -4,6 +4,7 @@ mode, and the backlog. Nothing here processes a notification (`receive`, `inbox`
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from app.bank_inbox.alerts import NOTIFICATION_CONFLICT, CallbackRefused, body_sm3
 from app.banks.protocol import ReplayedNonce
 from app.db.base import UTCDateTime
 from app.db.models import BankNotification, SeenNonce
@@ -76,8 +78,9 @@ STORE_PG = text(
     " INSERT INTO seen_nonces (sender, nonce, seen_at) VALUES (:sender, :nonce, :now)"
     " ON CONFLICT DO NOTHING RETURNING 1 AS fresh"
     "), inbox AS ("
-    " INSERT INTO bank_notifications (bank_code, notification_id, type, raw_body, received_at, partition_no)"
-    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no FROM nonce"
+    " INSERT INTO bank_notifications"
+    " (bank_code, notification_id, type, raw_body, received_at, partition_no, body_sm3)"
+    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no, :body_sm3 FROM nonce"
     " ON CONFLICT DO NOTHING RETURNING id"
     ") SELECT EXISTS (SELECT 1 FROM nonce) AS fresh_nonce, (SELECT id FROM inbox) AS inbox_id"
 ).bindparams(bindparam("now", type_=UTCDateTime()))
@@ -107,11 +110,25 @@ def store_raw(
     if inbox_id is not None:
         return StoredNotification(inbox_id, created=True, processed=False, outcome=None)
     row = session.execute(
-        select(INBOX.c.id, INBOX.c.processed_at, INBOX.c.outcome)
+        select(INBOX.c.id, INBOX.c.processed_at, INBOX.c.outcome, INBOX.c.body_sm3, INBOX.c.raw_body)
         .where(INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"])
         .with_for_update()
     ).one()
+    check_same_body(bank_code, body, row.body_sm3, row.raw_body)
     return StoredNotification(row.id, created=False, processed=row.processed_at is not None, outcome=row.outcome)
+
+
+def check_same_body(bank_code: str, body: dict[str, Any], stored_sm3: str | None, stored_raw: str) -> None:
+    """A notification id the bank used before must come with the same body; otherwise CallbackRefused
+    (CONFLICT). Rows stored before the hash existed are hashed from their raw body."""
+    stored = stored_sm3 or body_sm3(json.loads(stored_raw))
+    if stored != body_sm3(body):
+        raise CallbackRefused(
+            "同一通知编号的内容与此前不同，已拒收并留待人工核查",
+            code="CONFLICT",
+            kind=NOTIFICATION_CONFLICT,
+            details={"bank": bank_code, "notification_id": body["notification_id"], "stored_sm3": stored},
+        )
 
 
 def inbox_row(bank_code: str, raw_body: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -124,6 +141,7 @@ def inbox_row(bank_code: str, raw_body: str, body: dict[str, Any], now: datetime
         "raw_body": raw_body,
         "received_at": now,
         "partition_no": inbox_partition(body),
+        "body_sm3": body_sm3(body),
     }
 
 

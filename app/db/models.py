@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 # The tables kept in sibling modules by subject: imported so that Base.metadata holds every table.
 from app.db import (  # noqa: F401
     audit_models,
+    callback_models,
     config_models,
     grant_models,
     ledger_models,
@@ -268,6 +269,7 @@ class BankNotification(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(64))
     partition_no: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")  # see inbox_partition
+    body_sm3: Mapped[str | None] = mapped_column(String(64))  # of the canonical body (None before 0020)
 
     __table_args__ = (
         UniqueConstraint("bank_code", "notification_id"),
