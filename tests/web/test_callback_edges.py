@@ -1,0 +1,146 @@
+"""Issue 15 case 9 (its first two parts), through HTTP: a notification id the bank used before, sent with
+another body, is refused (409 CONFLICT) and the first body stands; a payout result for a payout never
+submitted to the bank is refused (409 PAYOUT_NOT_SUBMITTED) and changes nothing. Both are kept as callback
+alerts, shown to finance and ops, resolved with a reason (audited)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.bank_inbox.inbox import drain_inbox
+from app.db.audit_models import AuditEntry
+from app.db.callback_models import CallbackAlert
+from app.deals import service as deals
+from app.ledger.repo import LedgerRepository
+from app.platform.runtime import Runtime
+from tests.conftest import csrf_token
+from tests.factories import (
+    CUSTODY_FEN,
+    actor,
+    bank_accepted,
+    bank_signing_key,
+    confirmed_deal,
+    load_deal,
+    notification,
+    open_account,
+    post_callback,
+)
+
+Login = Callable[[str], FlaskClient]
+ACCOUNT = "6226000000000009"
+
+
+def _alerts(rt: Runtime) -> list[CallbackAlert]:
+    with rt.db.uow() as uow:
+        return list(uow.session.scalars(select(CallbackAlert).order_by(CallbackAlert.id)))
+
+
+def _custody(rt: Runtime, deal_id: int) -> int:
+    with rt.db.uow() as uow:
+        return LedgerRepository(uow.session).balance(f"custody:{load_deal(rt, deal_id).deal_no}")
+
+
+def _arrival(notification_id: str, amount_fen: int, reference: str) -> dict:
+    body = notification(
+        "funds_arrived",
+        bank_reference=reference,
+        account_no=ACCOUNT,
+        amount_fen=amount_fen,
+        payer_name="张三",
+        payer_account="6226620012345678",
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    return body | {"notification_id": notification_id}
+
+
+@pytest.mark.parametrize("mode", ["inline", "inbox"])
+def test_a_notification_id_reused_with_another_body_is_refused_and_kept_for_review(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, login: Login, mode: str, monkeypatch
+) -> None:
+    monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", mode)
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)
+    first = _arrival("N-SAME-1", 100_000_00, "REF-1")
+    assert post_callback(client, keys_dir, first) == (200, {"code": "OK"})
+    if mode == "inbox":
+        drain_inbox(rt)
+    assert _custody(rt, deal_id) == 100_000_00
+
+    # the same content again, spaced and ordered differently: a resend, answered as such
+    resend = json.dumps(dict(reversed(list(first.items()))), ensure_ascii=False, indent=2).encode()
+    assert post_callback(client, keys_dir, resend) == (200, {"code": "DUPLICATE"})
+
+    changed = first | {"amount_fen": CUSTODY_FEN}  # the same id, now claiming the whole custody amount
+    status, answer = post_callback(client, keys_dir, changed)
+    assert (status, answer["code"]) == (409, "CONFLICT"), answer
+    assert post_callback(client, keys_dir, changed)[0] == 409, "refused again when resent"
+    if mode == "inbox":
+        drain_inbox(rt)
+    assert _custody(rt, deal_id) == 100_000_00 and load_deal(rt, deal_id).state == "awaiting_funds"
+    (alert,) = _alerts(rt)
+    assert (alert.kind, alert.notification_id, alert.bank_code) == ("notification_conflict", "N-SAME-1", "ceb")
+    assert json.loads(alert.raw_body)["amount_fen"] == CUSTODY_FEN and alert.resolved_at is None
+
+    for role in ("finance", "ops", "auditor"):
+        page = login(role).get("/finance/callback-alerts").text
+        assert f'id="alert-{alert.id}"' in page and "同一通知编号内容不同" in page, role
+    assert login("agent").get("/finance/callback-alerts").status_code == 403
+    auditor = login("auditor")
+    token = csrf_token(auditor.get("/finance/callback-alerts").text)
+    refused = auditor.post(
+        f"/finance/callback-alerts/{alert.id}/resolve", data={"csrf_token": token, "resolution": "x"}
+    )
+    assert refused.status_code == 403, "auditors read, they do not resolve"
+    finance = login("finance")
+    token = csrf_token(finance.get("/finance/callback-alerts").text)
+    data = {"csrf_token": token, "resolution": "已与银行核实：第二条为银行系统错误"}
+    page = finance.post(f"/finance/callback-alerts/{alert.id}/resolve", data=data, follow_redirects=True).text
+    assert "告警已处理" in page and f'id="alert-{alert.id}"' not in page
+    with rt.db.uow() as uow:
+        entry = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "callback_alert.resolve")).one()
+    assert entry.actor == "user:finance" and entry.after == {"resolution": "已与银行核实：第二条为银行系统错误"}
+
+
+def test_a_result_for_a_payout_never_submitted_is_refused_and_changes_nothing(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, login: Login
+) -> None:
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)
+    assert post_callback(client, keys_dir, _arrival("N-FULL", CUSTODY_FEN, "REF-FULL"))[0] == 200
+    deals.record_title_transferred(rt, actor(rt, "ops"), deal_id)
+    payout = load_deal(rt, deal_id).payouts[0]
+    assert payout.status == "pending", "queued for the bank, not yet sent"
+
+    paid = notification("payout_result", payout_id=payout.payout_id, bank_reference="B-X", status="succeeded")
+    status, answer = post_callback(client, keys_dir, paid | {"failure_reason": None})
+    assert (status, answer["code"]) == (409, "PAYOUT_NOT_SUBMITTED"), answer
+    unknown = notification("payout_result", payout_id="PO-NEVER-MADE", bank_reference="B-Y", status="succeeded")
+    status, answer = post_callback(client, keys_dir, unknown | {"failure_reason": None})
+    assert (status, answer["code"]) == (409, "PAYOUT_NOT_SUBMITTED"), answer
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "releasing" and deal.payouts[0].status == "pending"
+    assert _custody(rt, deal_id) == CUSTODY_FEN, "nothing left custody"
+    assert [(a.kind, json.loads(a.raw_body)["payout_id"]) for a in _alerts(rt)] == [
+        ("payout_not_submitted", payout.payout_id),
+        ("payout_not_submitted", "PO-NEVER-MADE"),
+    ]
+    assert "未提交付款的付款结果" in login("ops").get("/finance/callback-alerts").text
+
+    bank_accepted(rt, payout.payout_id, "B-X")  # the bank has it now: its result is accepted
+    again = notification("payout_result", payout_id=payout.payout_id, bank_reference="B-X", status="succeeded")
+    assert post_callback(client, keys_dir, again | {"failure_reason": None}) == (200, {"code": "OK"})
+    assert load_deal(rt, deal_id).state == "closed" and _custody(rt, deal_id) == 0
+
+
+def test_a_forged_conflict_is_not_even_an_alert(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> None:
+    """Only the bank's signature makes a notification worth reviewing: anything else is 401 and leaves nothing."""
+    body = notification("payout_result", payout_id="PO-1", bank_reference="B-1", status="succeeded")
+    forged = bank_signing_key(keys_dir, "icbc")  # another bank's key
+    assert post_callback(client, keys_dir, body | {"failure_reason": None}, signing_key=forged)[0] == 401
+    assert _alerts(rt) == []
