@@ -11,10 +11,7 @@ from app.web.access import current_actor, roles_required, runtime
 
 bp = Blueprint("callback_alerts", __name__, url_prefix="/finance/callback-alerts")
 READERS = (*alerts.REVIEW_ROLES, "auditor")
-KIND_LABELS = {
-    alerts.NOTIFICATION_CONFLICT: "同一通知编号内容不同",
-    alerts.PAYOUT_NOT_SUBMITTED: "未提交付款的付款结果",
-}
+KIND_LABELS = {alerts.NOTIFICATION_CONFLICT: "同一通知编号内容不同"}
 
 
 @bp.route("")

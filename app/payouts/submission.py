@@ -25,18 +25,6 @@ PAYOUT_CHECK_DELAY_ENV = "CUNGUAN_PAYOUT_CHECK_DELAY_S"  # overrides it (seconds
 log = logging.getLogger("cunguan.bank_jobs")
 
 
-def sent_to_bank(session: Session, payout: Payout) -> bool:
-    """Whether the bank may know the payout: it was submitted, or a submission was attempted (its outcome
-    may still be unknown, or the bank's result may come before the submission is recorded). A payout
-    awaiting approval, or pending with no attempt, cannot have a result at the bank."""
-    if payout.status not in (PayoutStatus.AWAITING_APPROVAL, PayoutStatus.PENDING):
-        return True
-    attempted = select(Job.id).where(
-        Job.kind == "submit_payout", Job.attempts > 0, Job.payload["payout_id"].as_string() == payout.payout_id
-    )
-    return payout.status == PayoutStatus.PENDING and session.scalar(attempted.limit(1)) is not None
-
-
 def queue_submission(session: Session, payout: Payout, now: datetime) -> None:
     """The bank call of a pending payout, as a job in the caller's transaction."""
     assert payout.status == PayoutStatus.PENDING, payout.status
