@@ -1,7 +1,7 @@
 """callback edges: the body hash of each stored notification, and the callback alerts kept for review
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 Create Date: 2026-12-04 08:00:00
 
 Notifications stored before have no hash: the platform hashes their stored body when it needs to compare.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0017"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
