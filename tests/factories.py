@@ -12,9 +12,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
-from app.db.models import Deal, User, VirtualAccount
+from app.db.models import Deal, Payout, User, VirtualAccount
 from app.deals import service as deals
 from app.deals.service import Actor
+from app.payouts.status import PayoutStatus
+from app.payouts.submission import mark_sent, mark_submitted
 from app.platform.runtime import Runtime
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.keys import bank_private_key_path, provision_simulated_banks
@@ -142,6 +144,19 @@ def bank_signing_key(keys_dir: Path, bank: str = "ceb") -> bytes:
     """`bank`'s private key, as its simulator holds it, for the platform whose key folder is `keys_dir` (the
     platform's folder has the banks' certificates only): tests that speak as the bank sign with it."""
     return bank_private_key_path(simulated_banks_folder(keys_dir), bank).read_bytes()
+
+
+def bank_accepted(rt: Runtime, payout_id: str, bank_reference: str = "BANK-REF-1") -> None:
+    """The bank accepted the payout: what the `submit_payout` job records before it calls the bank (sent) and
+    when the bank answers (submitted); the platform refuses a result for a payout it never sent. For tests
+    that send the bank's result themselves; a payout submitted already is left as it is."""
+    with rt.db.uow() as uow:
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
+        assert payout is not None, payout_id
+        if payout.status == PayoutStatus.PENDING:
+            mark_sent(payout, rt.clock())
+        mark_submitted(uow.session, payout, bank_reference, rt.clock())
+        uow.commit()
 
 
 def post_callback(

@@ -1,8 +1,9 @@
 """Callback alerts: a notification signed by the bank that contradicts our records is refused with 409, kept
 with its body for finance and ops to review (`callback_alerts`), and alerted (a warning in the logs).
 
-The contradiction caught so far: the same notification id with another body (`CONFLICT`: a bank never
-changes what it said). `kind` leaves room for others (a result for a payout never submitted: not yet)."""
+Two contradictions: the same notification id with another body (`CONFLICT`: a bank never changes what it
+said), and a payout result for a payout the platform never sent to the bank (`PAYOUT_NOT_SUBMITTED`: no
+result can exist for it, whoever sent it)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from app.db.upsert import insert_if_absent
 from app.platform.errors import CunguanError, NotFound, ValidationError
 from app.platform.runtime import Runtime
 
-NOTIFICATION_CONFLICT = "notification_conflict"
+NOTIFICATION_CONFLICT, PAYOUT_NOT_SUBMITTED = "notification_conflict", "payout_not_submitted"
 REVIEW_ROLES = ("finance", "ops")
 RESOLUTION_MAX = 256
 

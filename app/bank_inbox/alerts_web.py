@@ -11,7 +11,10 @@ from app.web.access import current_actor, roles_required, runtime
 
 bp = Blueprint("callback_alerts", __name__, url_prefix="/finance/callback-alerts")
 READERS = (*alerts.REVIEW_ROLES, "auditor")
-KIND_LABELS = {alerts.NOTIFICATION_CONFLICT: "同一通知编号内容不同"}
+KIND_LABELS = {
+    alerts.NOTIFICATION_CONFLICT: "同一通知编号内容不同",
+    alerts.PAYOUT_NOT_SUBMITTED: "未提交银行的付款的结果",
+}
 
 
 @bp.route("")

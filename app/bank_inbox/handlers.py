@@ -4,7 +4,9 @@ or rebuilt from a query or a statement (补单): idempotent, it may run again an
 - `account_opened`: the deal's account is recorded (workflow), then money that arrived before it is matched;
 - `funds_arrived`: the deal's custody is credited (`custody.credit_custody`), or the money goes to suspense
   (unknown account, a payer the deal does not accept, a deal that has ended);
-- `payout_result`: the payouts package applies the bank's result (`app/payouts/results.py`)."""
+- `payout_result`: the payouts package applies the bank's result (`app/payouts/results.py`); a result for a
+  payout never sent to the bank (unknown, awaiting approval, or pending and never sent) is refused
+  (`PAYOUT_NOT_SUBMITTED`, kept as a callback alert)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from app.bank_inbox import suspense
+from app.bank_inbox.alerts import PAYOUT_NOT_SUBMITTED, CallbackRefused
 from app.bank_inbox.custody import Credit, credit_custody
 from app.bank_inbox.store import bank_actor
 from app.db.models import Deal, Payout, VirtualAccount
@@ -21,6 +24,7 @@ from app.db.pii import encrypted_columns
 from app.deals.workflow import DealContext, fire_or_note, has_ended
 from app.payouts import results as payout_results
 from app.payouts.status import PayoutStatus
+from app.payouts.submission import sent_to_bank
 from app.platform.runtime import Runtime
 
 REPAIR_MARKER = "补单"
@@ -74,8 +78,13 @@ def payout_result(rt: Runtime, session: Session, bank_code: str, body: dict[str,
     payout = session.scalar(
         select(Payout).where(Payout.bank_code == bank_code, Payout.payout_id == body["payout_id"]).with_for_update()
     )
-    if payout is None:
-        return "unknown_payout"
+    if payout is None or not sent_to_bank(payout):
+        raise CallbackRefused(
+            "付款结果对应的付款从未提交银行，已拒收并留待人工核查",
+            code="PAYOUT_NOT_SUBMITTED",
+            kind=PAYOUT_NOT_SUBMITTED,
+            details={"payout_id": body["payout_id"], "status": None if payout is None else payout.status},
+        )
     return payout_results.apply_result(
         rt, session, payout, body["status"], body["bank_reference"], body.get("failure_reason"), bank_actor(bank_code)
     )

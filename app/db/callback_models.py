@@ -12,8 +12,9 @@ from app.db.base import Base, UTCDateTime
 
 
 class CallbackAlert(Base):
-    """A verified notification that contradicts our records, e.g. the same notification id with another body
-    (`notification_conflict`). Answered 409, kept with its body, shown to finance and ops until resolved."""
+    """A verified notification that contradicts our records: the same notification id with another body
+    (`notification_conflict`), or a result for a payout never sent to the bank (`payout_not_submitted`).
+    Answered 409, kept with its body, shown to finance and ops until someone resolves it."""
 
     __tablename__ = "callback_alerts"
     id: Mapped[int] = mapped_column(primary_key=True)

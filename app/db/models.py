@@ -195,6 +195,9 @@ class Payout(Base):
     requested_by: Mapped[str | None] = mapped_column(String(64))
     approvals_required: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     approved_by: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # first sent to the bank: set and committed by `submit_payout` before it calls the bank, so a worker that
+    # dies after the bank accepted still leaves it; a payout never sent can have no result at the bank
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

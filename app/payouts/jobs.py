@@ -68,6 +68,12 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
             raise Defer(  # unfreezing wakes this
                 "存管单已冻结，解冻后再提交付款", delay_s=submission.RECHECK_S, details={"payout_id": request.payout_id}
             )
+        payout = uow.session.scalar(select(Payout).where(Payout.payout_id == request.payout_id).with_for_update())
+        assert payout is not None
+        if payout.status != PayoutStatus.PENDING:  # its result came meanwhile
+            return
+        submission.mark_sent(payout, rt.clock())  # before the call: the bank's result for it is accepted then
+        uow.commit()
     try:
         bank_reference = rt.gateway(bank_code).submit_payout(request)
     except BankUnavailable as error:

@@ -25,6 +25,22 @@ PAYOUT_CHECK_DELAY_ENV = "CUNGUAN_PAYOUT_CHECK_DELAY_S"  # overrides it (seconds
 log = logging.getLogger("cunguan.bank_jobs")
 
 
+def sent_to_bank(payout: Payout) -> bool:
+    """Whether the bank may know the payout, so a result for it may be true: past approval and pending, only
+    once `submit_payout` has recorded that it sends it (before the bank call: the worker may die after the bank
+    accepted). A payout awaiting approval, or pending and never sent, can have no result at the bank."""
+    if payout.status in (PayoutStatus.AWAITING_APPROVAL, PayoutStatus.PENDING):
+        return payout.sent_at is not None
+    return True
+
+
+def mark_sent(payout: Payout, now: datetime) -> None:
+    """`submit_payout` is about to call the bank (committed before the call; the first attempt's time stays)."""
+    assert payout.status == PayoutStatus.PENDING, payout.status
+    if payout.sent_at is None:
+        payout.sent_at = now
+
+
 def queue_submission(session: Session, payout: Payout, now: datetime) -> None:
     """The bank call of a pending payout, as a job in the caller's transaction."""
     assert payout.status == PayoutStatus.PENDING, payout.status

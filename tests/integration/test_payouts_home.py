@@ -25,6 +25,7 @@ from tests.factories import (
     RESALE_FORM,
     actor,
     arrive,
+    bank_accepted,
     confirmed_deal,
     load_deal,
     notification,
@@ -36,6 +37,7 @@ ACCOUNT = "6226000000000777"
 
 
 def _result(client: FlaskClient, keys_dir: Path, payout_id: str, status: str) -> None:
+    bank_accepted(client.application.extensions["cunguan.runtime"], payout_id)
     body = notification(
         "payout_result",
         payout_id=payout_id,

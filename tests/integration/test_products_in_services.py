@@ -25,6 +25,7 @@ from tests.factories import (
     RESALE_FORM,
     actor,
     arrive,
+    bank_accepted,
     load_deal,
     notification,
     open_account,
@@ -57,6 +58,7 @@ def _payouts(rt: Runtime, deal_id: int) -> list[Payout]:
 
 
 def _pay_result(client: FlaskClient, keys_dir: Path, payout: Payout, status: str) -> None:
+    bank_accepted(client.application.extensions["cunguan.runtime"], payout.payout_id)
     reason = "账户状态异常" if status == "failed" else None
     body = notification(
         "payout_result",
@@ -157,6 +159,7 @@ def test_intent_deposit_expires_and_goes_back_by_the_original_route(
     assert fire_due_timers(rt) == 1
     (refund,) = _payouts(rt, deal_id)
     assert (refund.purpose, refund.amount_fen, refund.payee_account) == ("refund", 500_000, "6217000010002000")
+    bank_accepted(rt, refund.payout_id)
     result = notification(
         "payout_result", payout_id=refund.payout_id, status="succeeded", bank_reference="B-I-1", failure_reason=None
     )
@@ -225,6 +228,7 @@ def test_a_deposit_settlement_with_nothing_to_pay_closes_the_lease(
         clock.advance(days=1)
         assert fire_due_timers(rt) == 1, month
         rent = _payouts(rt, deal_id)[-1]
+        bank_accepted(rt, rent.payout_id)
         result = notification(
             "payout_result",
             payout_id=rent.payout_id,
@@ -267,6 +271,7 @@ def test_a_guarantee_holds_the_frozen_money_and_a_claim_pays_the_beneficiary(
     (claim,) = _payouts(rt, deal_id)
     assert (claim.amount_fen, claim.payee_name, claim.bank_code) == (5_000_000, "李四", "boc")
     assert claim.payee_account == "6222600260001072444", "the beneficiary's account the agreement names"
+    bank_accepted(rt, claim.payout_id)
     result = notification(
         "payout_result", payout_id=claim.payout_id, status="succeeded", bank_reference="B-GR-1", failure_reason=None
     )

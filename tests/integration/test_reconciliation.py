@@ -31,7 +31,16 @@ from app.platform.errors import SignatureError, ValidationError
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
 from tests.conftest import csrf_token
-from tests.factories import CUSTODY_FEN, RESALE_FORM, actor, confirmed_deal, load_deal, notification, post_callback
+from tests.factories import (
+    CUSTODY_FEN,
+    RESALE_FORM,
+    actor,
+    bank_accepted,
+    confirmed_deal,
+    load_deal,
+    notification,
+    post_callback,
+)
 from tests.integration.simulator_support import InProcessSimulator, make_simulator
 
 DAY = date(2026, 11, 20)
@@ -123,10 +132,11 @@ def _book_the_day(world: World) -> dict[str, int]:
     world.faults(drop=1.0)
     world.sim.pay_in("ceb", alien, ALIEN_FEN)
     world.faults()
-    # a broken bank release says "paid" for a payout it never received
+    # a broken bank release says "paid" for a payout its books do not have (though it had accepted it)
     unpaid = _funded_deal(world)
     deals.record_title_transferred(world.rt, actor(world.rt, "ops"), unpaid)
     payout_id = load_deal(world.rt, unpaid).payouts[0].payout_id
+    bank_accepted(world.rt, payout_id, "CEBP-BOGUS")
     body = notification("payout_result", payout_id=payout_id, bank_reference="CEBP-BOGUS", status="succeeded")
     status, _ = post_callback(world.client, world.keys_dir, body | {"failure_reason": None})
     assert status == 200 and load_deal(world.rt, unpaid).state == "closed"

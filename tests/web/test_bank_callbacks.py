@@ -21,6 +21,7 @@ from tests.factories import (
     HAPPY_PATH_EVENTS,
     actor,
     arrive,
+    bank_accepted,
     bank_signing_key,
     confirmed_deal,
     load_deal,
@@ -65,6 +66,7 @@ def test_journey_through_callbacks(client: FlaskClient, rt: Runtime, keys_dir: P
         kinds = list(uow.session.scalars(select(Job.kind).order_by(Job.id)))
     assert kinds == ["agreement_countersign", "open_virtual_account", "submit_payout"]
 
+    bank_accepted(rt, payout.payout_id, "B-9")
     result = notification(
         "payout_result", payout_id=payout.payout_id, bank_reference="B-9", status="succeeded", failure_reason=None
     )
@@ -172,6 +174,7 @@ def test_failed_payout_is_recorded_and_can_be_retried(
     arrive(client, keys_dir, ACCOUNT, CUSTODY_FEN, "REF-FULL")
     deals.record_title_transferred(rt, actor(rt, "ops"), deal_id)
     payout_id = load_deal(rt, deal_id).payouts[0].payout_id
+    bank_accepted(rt, payout_id, "B-1")
     failed = notification(
         "payout_result", payout_id=payout_id, bank_reference="B-1", status="failed", failure_reason="收款账户状态异常"
     )

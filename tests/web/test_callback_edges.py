@@ -1,6 +1,7 @@
-"""Issue 15 case 9 (its first part), through HTTP: a notification id the bank used before, sent with another
-body, is refused (409 CONFLICT) and the first body stands; it is kept as a callback alert, shown to finance
-and ops, resolved with a reason (audited)."""
+"""Issue 15 case 9 (its first two parts), through HTTP: a notification id the bank used before, sent with
+another body, is refused (409 CONFLICT) and the first body stands; a payout result for a payout never
+submitted to the bank is refused (409 PAYOUT_NOT_SUBMITTED) and changes nothing. Both are kept as callback
+alerts, shown to finance and ops, resolved with a reason (audited)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from sqlalchemy import select
 from app.bank_inbox.inbox import drain_inbox
 from app.db.audit_models import AuditEntry
 from app.db.callback_models import CallbackAlert
+from app.deals import service as deals
 from app.ledger.repo import LedgerRepository
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import (
     CUSTODY_FEN,
+    actor,
+    bank_accepted,
     bank_signing_key,
     confirmed_deal,
     load_deal,
@@ -101,6 +105,37 @@ def test_a_notification_id_reused_with_another_body_is_refused_and_kept_for_revi
     with rt.db.uow() as uow:
         entry = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "callback_alert.resolve")).one()
     assert entry.actor == "user:finance" and entry.after == {"resolution": "已与银行核实：第二条为银行系统错误"}
+
+
+def test_a_result_for_a_payout_never_submitted_is_refused_and_changes_nothing(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, login: Login
+) -> None:
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)
+    assert post_callback(client, keys_dir, _arrival("N-FULL", CUSTODY_FEN, "REF-FULL"))[0] == 200
+    deals.record_title_transferred(rt, actor(rt, "ops"), deal_id)
+    payout = load_deal(rt, deal_id).payouts[0]
+    assert payout.status == "pending", "queued for the bank, not yet sent"
+
+    paid = notification("payout_result", payout_id=payout.payout_id, bank_reference="B-X", status="succeeded")
+    status, answer = post_callback(client, keys_dir, paid | {"failure_reason": None})
+    assert (status, answer["code"]) == (409, "PAYOUT_NOT_SUBMITTED"), answer
+    unknown = notification("payout_result", payout_id="PO-NEVER-MADE", bank_reference="B-Y", status="succeeded")
+    status, answer = post_callback(client, keys_dir, unknown | {"failure_reason": None})
+    assert (status, answer["code"]) == (409, "PAYOUT_NOT_SUBMITTED"), answer
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "releasing" and deal.payouts[0].status == "pending"
+    assert _custody(rt, deal_id) == CUSTODY_FEN, "nothing left custody"
+    assert [(a.kind, json.loads(a.raw_body)["payout_id"]) for a in _alerts(rt)] == [
+        ("payout_not_submitted", payout.payout_id),
+        ("payout_not_submitted", "PO-NEVER-MADE"),
+    ]
+    assert "未提交付款的付款结果" in login("ops").get("/finance/callback-alerts").text
+
+    bank_accepted(rt, payout.payout_id, "B-X")  # the bank has it now: its result is accepted
+    again = notification("payout_result", payout_id=payout.payout_id, bank_reference="B-X", status="succeeded")
+    assert post_callback(client, keys_dir, again | {"failure_reason": None}) == (200, {"code": "OK"})
+    assert load_deal(rt, deal_id).state == "closed" and _custody(rt, deal_id) == 0
 
 
 def test_a_forged_conflict_is_not_even_an_alert(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> None:

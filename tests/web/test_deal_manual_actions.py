@@ -17,6 +17,7 @@ from tests.factories import (
     RESALE_FORM,
     actor,
     arrive,
+    bank_accepted,
     confirmed_deal,
     load_deal,
     notification,
@@ -33,6 +34,7 @@ def _failed_payout(client: FlaskClient, rt: Runtime, keys_dir: Path) -> int:
     arrive(client, keys_dir, ACCOUNT, CUSTODY_FEN, "REF-MAN")
     deals.record_title_transferred(rt, actor(rt, "ops"), deal_id)
     payout_id = load_deal(rt, deal_id).payouts[0].payout_id
+    bank_accepted(rt, payout_id)
     failed = notification(
         "payout_result", payout_id=payout_id, bank_reference="B-F", status="failed", failure_reason="收款账户状态异常"
     )

@@ -30,6 +30,7 @@ from tests.factories import (
     RESALE_FORM,
     actor,
     arrive,
+    bank_accepted,
     load_deal,
     notification,
     open_account,
@@ -51,6 +52,7 @@ def _payouts(rt: Runtime, deal_id: int) -> list[Payout]:
 
 
 def _pay(client: FlaskClient, keys_dir: Path, payout: Payout, bank: str) -> None:
+    bank_accepted(client.application.extensions["cunguan.runtime"], payout.payout_id)
     body = notification(
         "payout_result",
         payout_id=payout.payout_id,
@@ -256,6 +258,7 @@ def test_an_amendment_needs_a_second_person_and_then_the_release_goes_to_it(
         approved = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "payee_amendment.approve")).one()
         assert approved.actor == "user:finance" and approved.detail["proposed_by"] == "user:ops"
         assert approved.before == {"account": f"**** {RESALE_SELLER_ACCOUNT[-4:]}"}
+    bank_accepted(rt, first.payout_id)
     failed = notification(
         "payout_result", payout_id=first.payout_id, bank_reference="B-F", status="failed", failure_reason="账户已销户"
     )
