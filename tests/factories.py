@@ -15,6 +15,7 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.db.models import Deal, Payout, User, VirtualAccount
 from app.deals import service as deals
 from app.deals.service import Actor
+from app.payouts.approvals import approve, refusal
 from app.payouts.status import PayoutStatus
 from app.payouts.submission import mark_sent, mark_submitted
 from app.platform.runtime import Runtime
@@ -146,10 +147,36 @@ def bank_signing_key(keys_dir: Path, bank: str = "ceb") -> bytes:
     return bank_private_key_path(simulated_banks_folder(keys_dir), bank).read_bytes()
 
 
+def approved_by_others(rt: Runtime, payout_id: str) -> None:
+    """A payout awaiting approval gets the approvals it needs from the test's ops and finance users that may
+    give one (never its requester), through the approval service, so it goes to the bank."""
+    for username in ("ops", "finance", "ops2", "finance2"):
+        with rt.db.uow() as uow:
+            payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id))
+            user = uow.session.scalar(select(User).where(User.username == username))
+            assert payout is not None, payout_id
+            if payout.status != PayoutStatus.AWAITING_APPROVAL:
+                return
+            who = None if user is None else Actor(user.id, user.username, user.role)
+            if who is None or refusal(who, payout, payout.deal) is not None:
+                continue
+        approve(rt, who, payout_id)
+    assert load_payout_status(rt, payout_id) == PayoutStatus.PENDING, "not enough approvers for this payout"
+
+
+def load_payout_status(rt: Runtime, payout_id: str) -> str:
+    with rt.db.uow() as uow:
+        status = uow.session.scalar(select(Payout.status).where(Payout.payout_id == payout_id))
+        assert status is not None, payout_id
+        return status
+
+
 def bank_accepted(rt: Runtime, payout_id: str, bank_reference: str = "BANK-REF-1") -> None:
-    """The bank accepted the payout: what the `submit_payout` job records before it calls the bank (sent) and
-    when the bank answers (submitted); the platform refuses a result for a payout it never sent. For tests
-    that send the bank's result themselves; a payout submitted already is left as it is."""
+    """The bank accepted the payout: what people (approvals it awaits, `approved_by_others`) and the
+    `submit_payout` job do: record that it is sent, before the bank call, and that the bank has it (the
+    platform refuses a result for a payout never sent). For tests that send the bank's result themselves; a
+    payout submitted already is left as it is."""
+    approved_by_others(rt, payout_id)
     with rt.db.uow() as uow:
         payout = uow.session.scalar(select(Payout).where(Payout.payout_id == payout_id).with_for_update())
         assert payout is not None, payout_id

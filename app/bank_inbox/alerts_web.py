@@ -13,7 +13,7 @@ bp = Blueprint("callback_alerts", __name__, url_prefix="/finance/callback-alerts
 READERS = (*alerts.REVIEW_ROLES, "auditor")
 KIND_LABELS = {
     alerts.NOTIFICATION_CONFLICT: "同一通知编号内容不同",
-    alerts.PAYOUT_NOT_SUBMITTED: "未提交银行的付款的结果",
+    alerts.PAYOUT_NOT_SUBMITTED: "未提交付款的付款结果",
 }
 
 
