@@ -1,13 +1,15 @@
 """Issue 15 case 9 (its first two parts), through HTTP: a notification id the bank used before, sent with
-another body, is refused (409 CONFLICT) and the first body stands; a payout result for a payout never
-submitted to the bank is refused (409 PAYOUT_NOT_SUBMITTED) and changes nothing. Both are kept as callback
-alerts, shown to finance and ops, resolved with a reason (audited)."""
+another body, is refused (409 CONFLICT) and the first body stands; a payout result for a payout never sent to
+the bank (awaiting approval, pending and never sent, unknown) is refused (409 PAYOUT_NOT_SUBMITTED) and changes
+nothing, while a result for a payout the bank accepted before the worker died is accepted. Refusals are kept
+as callback alerts, shown to finance and ops, resolved with a reason (audited)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,8 +18,10 @@ from sqlalchemy import select
 from app.bank_inbox.inbox import drain_inbox
 from app.db.audit_models import AuditEntry
 from app.db.callback_models import CallbackAlert
+from app.db.ledger_models import LedgerTransfer
 from app.deals import service as deals
 from app.ledger.repo import LedgerRepository
+from app.payouts import jobs as payout_jobs
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
 from tests.factories import (
@@ -44,6 +48,16 @@ def _alerts(rt: Runtime) -> list[CallbackAlert]:
 def _custody(rt: Runtime, deal_id: int) -> int:
     with rt.db.uow() as uow:
         return LedgerRepository(uow.session).balance(f"custody:{load_deal(rt, deal_id).deal_no}")
+
+
+def _transfers(rt: Runtime) -> int:
+    with rt.db.uow() as uow:
+        return len(list(uow.session.scalars(select(LedgerTransfer.id))))
+
+
+def _post_result(client: FlaskClient, keys_dir: Path, payout_id: str, reference: str) -> tuple[int, dict]:
+    body = notification("payout_result", payout_id=payout_id, bank_reference=reference, status="succeeded")
+    return post_callback(client, keys_dir, body | {"failure_reason": None})
 
 
 def _arrival(notification_id: str, amount_fen: int, reference: str) -> dict:
@@ -117,15 +131,17 @@ def test_a_result_for_a_payout_never_submitted_is_refused_and_changes_nothing(
     payout = load_deal(rt, deal_id).payouts[0]
     assert payout.status == "pending", "queued for the bank, not yet sent"
 
-    paid = notification("payout_result", payout_id=payout.payout_id, bank_reference="B-X", status="succeeded")
-    status, answer = post_callback(client, keys_dir, paid | {"failure_reason": None})
+    transfers = _transfers(rt)
+
+    status, answer = _post_result(client, keys_dir, payout.payout_id, "B-X")
     assert (status, answer["code"]) == (409, "PAYOUT_NOT_SUBMITTED"), answer
-    unknown = notification("payout_result", payout_id="PO-NEVER-MADE", bank_reference="B-Y", status="succeeded")
-    status, answer = post_callback(client, keys_dir, unknown | {"failure_reason": None})
+    assert answer["message"] == "付款结果对应的付款从未提交银行，已拒收并留待人工核查"
+    assert answer["errors"] == {"payout_id": payout.payout_id, "status": "pending"}
+    status, answer = _post_result(client, keys_dir, "PO-NEVER-MADE", "B-Y")
     assert (status, answer["code"]) == (409, "PAYOUT_NOT_SUBMITTED"), answer
     deal = load_deal(rt, deal_id)
     assert deal.state == "releasing" and deal.payouts[0].status == "pending"
-    assert _custody(rt, deal_id) == CUSTODY_FEN, "nothing left custody"
+    assert _custody(rt, deal_id) == CUSTODY_FEN and _transfers(rt) == transfers, "nothing moved in the ledger"
     assert [(a.kind, json.loads(a.raw_body)["payout_id"]) for a in _alerts(rt)] == [
         ("payout_not_submitted", payout.payout_id),
         ("payout_not_submitted", "PO-NEVER-MADE"),
@@ -133,9 +149,80 @@ def test_a_result_for_a_payout_never_submitted_is_refused_and_changes_nothing(
     assert "未提交付款的付款结果" in login("ops").get("/finance/callback-alerts").text
 
     bank_accepted(rt, payout.payout_id, "B-X")  # the bank has it now: its result is accepted
-    again = notification("payout_result", payout_id=payout.payout_id, bank_reference="B-X", status="succeeded")
-    assert post_callback(client, keys_dir, again | {"failure_reason": None}) == (200, {"code": "OK"})
+    assert _post_result(client, keys_dir, payout.payout_id, "B-X") == (200, {"code": "OK"})
     assert load_deal(rt, deal_id).state == "closed" and _custody(rt, deal_id) == 0
+
+
+@pytest.mark.parametrize("mode", ["inline", "inbox"])
+def test_a_result_for_a_payout_awaiting_approval_is_refused_and_changes_nothing(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, login: Login, mode: str, monkeypatch
+) -> None:
+    monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", mode)
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)
+    assert post_callback(client, keys_dir, _arrival("N-FULL", CUSTODY_FEN, "REF-FULL"))[0] == 200
+    drain_inbox(rt)  # inbox mode: the arrival is processed by the inbox worker (inline: nothing is waiting)
+    ops = login("ops")
+    token = csrf_token(ops.get(f"/deals/{deal_id}").text)
+    data = {"csrf_token": token, "reason": "买卖双方解约，申请退款"}
+    assert ops.post(f"/deals/{deal_id}/actions/cancel", data=data).status_code == 302
+    (refund,) = load_deal(rt, deal_id).payouts
+    assert refund.status == "awaiting_approval", "北京: a refund needs a second person"
+    transfers = _transfers(rt)
+
+    status, answer = _post_result(client, keys_dir, refund.payout_id, "B-R")
+    if mode == "inbox":
+        assert status == 200, "stored first; the inbox worker finds the contradiction"
+        drain_inbox(rt)
+    else:
+        assert (status, answer["code"]) == (409, "PAYOUT_NOT_SUBMITTED"), answer
+        assert answer["errors"] == {"payout_id": refund.payout_id, "status": "awaiting_approval"}
+    deal = load_deal(rt, deal_id)
+    assert (deal.state, deal.payouts[0].status) == ("refunding", "awaiting_approval")
+    assert _custody(rt, deal_id) == CUSTODY_FEN and _transfers(rt) == transfers, "nothing moved in the ledger"
+    (alert,) = _alerts(rt)
+    assert (alert.kind, json.loads(alert.raw_body)["payout_id"]) == ("payout_not_submitted", refund.payout_id)
+    assert alert.detail["code"] == "PAYOUT_NOT_SUBMITTED" and alert.resolved_at is None
+    assert "未提交付款的付款结果" in login("finance").get("/finance/callback-alerts").text
+
+
+class _AcceptingBank:
+    """A bank that accepts every payout submitted to it."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    def submit_payout(self, request: Any) -> str:
+        self.submitted.append(request.payout_id)
+        return "B-CRASH"
+
+
+def test_a_result_after_the_worker_died_once_the_bank_accepted_is_accepted(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, monkeypatch
+) -> None:
+    """Sent, but the worker died before recording the bank's acceptance: the bank's result is true and taken."""
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)
+    assert post_callback(client, keys_dir, _arrival("N-FULL", CUSTODY_FEN, "REF-FULL"))[0] == 200
+    deals.record_title_transferred(rt, actor(rt, "ops"), deal_id)
+    payout_id = load_deal(rt, deal_id).payouts[0].payout_id
+    bank = _AcceptingBank()
+    monkeypatch.setattr(rt, "gateway", lambda bank_code: bank)
+
+    def worker_dies(*args: Any) -> None:
+        raise SystemExit("worker killed after the bank accepted")
+
+    monkeypatch.setattr(payout_jobs, "_mark_submitted", worker_dies)
+    with pytest.raises(SystemExit):
+        payout_jobs.submit_payout(rt, {"payout_id": payout_id})
+    assert bank.submitted == [payout_id]
+    payout = load_deal(rt, deal_id).payouts[0]
+    assert payout.status == "pending" and payout.sent_at is not None, "sent was recorded before the bank call"
+
+    assert _post_result(client, keys_dir, payout_id, "B-CRASH") == (200, {"code": "OK"})
+    deal = load_deal(rt, deal_id)
+    assert (deal.state, deal.payouts[0].status) == ("closed", "succeeded") and _custody(rt, deal_id) == 0
+    assert _alerts(rt) == []
 
 
 def test_a_forged_conflict_is_not_even_an_alert(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> None:
