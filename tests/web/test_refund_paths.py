@@ -25,6 +25,7 @@ from tests.factories import (
     RENT_PARTIES,
     actor,
     arrive,
+    bank_accepted,
     confirmed_deal,
     load_deal,
     notification,
@@ -42,6 +43,8 @@ def _payouts(rt: Runtime, deal_id: int) -> list[Payout]:
 
 
 def _bank_answers(client: FlaskClient, keys_dir: Path, payout: Payout, status: str) -> None:
+    """The worker sends the payout, the bank accepts it, then answers."""
+    bank_accepted(client.application.extensions["cunguan.runtime"], payout.payout_id)
     body = notification(
         "payout_result",
         payout_id=payout.payout_id,
