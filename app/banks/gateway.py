@@ -90,6 +90,15 @@ class AccountOpening:
     account_name: str
 
 
+@dataclass(frozen=True)
+class BankReceipt:
+    """A bank's answer kept as proof (a freeze or unfreeze receipt): the body as sent and its X-Bank-* signature
+    headers. Nothing in it is believed before the signature verifies with the bank's public key."""
+
+    body: bytes
+    signature: dict[str, str]
+
+
 class BankGateway(Protocol):
     def open_virtual_account(
         self, request_id: str, account_name: str, notify_url: str, designated_payer: DesignatedPayer | None = None
@@ -107,6 +116,12 @@ class BankGateway(Protocol):
 
     def request_signature(self, request_id: str, document_sm3: bytes, purpose: str) -> bytes:
         """The bank's detached CMS signature (DER) over a document's SM3 digest, made with its seal key."""
+
+    def freeze(self, request_id: str, account_name: str, amount_fen: int) -> BankReceipt:
+        """Ask the bank to freeze a guarantee's money; its signed receipt names the account holding it."""
+
+    def unfreeze(self, request_id: str, account_no: str, amount_fen: int) -> BankReceipt:
+        """Ask the bank to lift a freeze; its signed receipt confirms it."""
 
 
 class HttpBankGateway:
@@ -173,7 +188,27 @@ class HttpBankGateway:
         except ValueError as error:
             raise self._garbled("签章请求", answer) from error
 
+    def freeze(self, request_id: str, account_name: str, amount_fen: int) -> BankReceipt:
+        payload = {"request_id": request_id, "account_name": account_name, "amount_fen": amount_fen}
+        return self._receipt("/v1/freezes", payload)
+
+    def unfreeze(self, request_id: str, account_no: str, amount_fen: int) -> BankReceipt:
+        payload = {"request_id": request_id, "account_no": account_no, "amount_fen": amount_fen}
+        return self._receipt("/v1/unfreezes", payload)
+
+    def _receipt(self, path: str, payload: dict[str, Any]) -> BankReceipt:
+        url, response = self._send("POST", path, payload)
+        if response.status_code != 200:
+            answer = self._read_answer(url, response)  # raises for 4xx and 5xx
+            raise self._garbled("冻结/解冻申请", answer)
+        headers = {name: value for name, value in response.headers.items() if name.lower().startswith("x-bank-")}
+        return BankReceipt(response.content, headers)
+
     def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> dict[str, Any]:
+        url, response = self._send(method, path, payload)
+        return self._read_answer(url, response)
+
+    def _send(self, method: str, path: str, payload: dict[str, Any] | None) -> tuple[str, requests.Response]:
         body = b"" if payload is None else encode_json(payload)
         headers = sign_headers(PLATFORM_PREFIX, self._private_key_pem, body)
         if payload is not None:
@@ -183,7 +218,7 @@ class HttpBankGateway:
             response = requests.request(method, url, data=body or None, headers=headers, timeout=self.timeout_s)
         except requests.RequestException as error:
             raise self._transport_error(url, error) from error
-        return self._read_answer(url, response)
+        return url, response
 
     def _read_answer(self, url: str, response: requests.Response) -> dict[str, Any]:
         details = {"bank": self.bank_code, "url": url, "http_status": response.status_code}

@@ -11,9 +11,11 @@ action the facts are saved back and its instructions carried out in the same tra
   paid, `…_failed` once all are final and one failed (`app/payouts/results.py`). A retry re-sends exactly
   the failed ones. The case's `origins` are read fresh from the origins recorded with each custody credit
   (`app/payouts/origins.py`), less what refunds gave back, so 原路退回 never returns more than came in.
+- freeze, unfreeze: a job asks the bank (`app/deals/bank_freeze.py`); the workflow hears `freeze_confirmed` /
+  `unfreeze_confirmed` only on the bank's signed receipt (`freeze_failed` on its refusal).
 - fund_draw, freeze, unfreeze, report: kept on the deal's timeline as an instruction to the fund centre,
-  the bank or the supervisor; their answers come back as events (a person records them, or the arrival
-  of the fund centre's money)."""
+  the bank or the supervisor; the fund centre's answer comes back as an event (a person records it, or the
+  arrival of its money)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session
 
 import app.deals.actions  # noqa: F401 - the escrow actions register with this module's (bootstrap imports this one)
 from app.db.models import Deal
+from app.deals.bank_freeze import freeze_request, unfreeze_request
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, fire_or_note, note
 from app.domain import ledger
@@ -48,6 +51,7 @@ RETRY_EVENTS = frozenset({"retry_payout", "retry_refund"})
 MONEY_BLOCKS = frozenset(
     {blocks.release_rent, blocks.release_deposit, blocks.release_stage, blocks.refund_to_origin, blocks.release_custody}
 )
+BANK_JOBS = {"freeze": freeze_request, "unfreeze": unfreeze_request}  # asked of the bank by a job
 NOTES = {
     "fund_draw": "已向公积金中心申请提取",
     "freeze": "已向银行发出冻结指令",
@@ -167,6 +171,9 @@ def carry_out(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
     for instruction in instructions:
         if instruction.kind in ("frozen", "unfrozen"):
             _hold_frozen(ctx, instruction)
+        if instruction.kind in BANK_JOBS:
+            kind, payload = BANK_JOBS[instruction.kind](ctx.deal.id, instruction.amount_fen)
+            enqueue(ctx.session, kind, payload, now=ctx.rt.clock())
     for instruction in instructions:
         if instruction.kind in NOTES:
             note(

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.audit import log as audit
 from app.db.ledger_models import LedgerTransfer
-from app.db.models import Deal, DealEvent, VirtualAccount
+from app.db.models import Deal, DealEvent
 from app.deals.pinning import pin
 from app.deals.workflow import DealContext, fire, timeline_row
 from app.domain import ledger
@@ -199,8 +199,9 @@ def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed
 @dataclass(frozen=True)
 class ManualAction:
     """An event a person fires on a deal with a reason; `fields` are the extra inputs it needs:
-    `deduction` (yuan kept from a deposit) or `frozen_account` (where the bank froze a guarantee's money).
-    No action takes a payee: money goes where the signed agreement (or an approved amendment) says."""
+    `deduction` (yuan kept from a deposit). No action takes a payee or an account: money goes where the signed
+    agreement (or an approved amendment) says, a guarantee's frozen account is the one the bank's signed freeze
+    receipt names (app/deals/bank_freeze.py)."""
 
     label: str
     roles: tuple[str, ...] = ("ops",)
@@ -215,7 +216,6 @@ class ManualAction:
 # each extra field of a manual action and the form inputs it is typed into
 FIELD_INPUTS = {
     "deduction": ("deduction",),
-    "frozen_account": ("frozen_account",),
 }
 
 
@@ -236,39 +236,16 @@ MANUAL_ACTIONS = {
     "conditions_met": ManualAction("解冻条件达成"),
     "claim_made": ManualAction("担保索赔，向受益人付款"),
     "claim_withdrawn": ManualAction("担保权人撤回兑付主张，申请解冻"),
-    "freeze_confirmed": ManualAction("银行已冻结", fields=("frozen_account",)),
-    "freeze_failed": ManualAction("银行冻结失败"),
-    "unfreeze_confirmed": ManualAction("银行已解冻"),
     "fund_rejected": ManualAction("公积金中心拒绝提取"),
 }
 
 
-def _action_payload(deal: Deal, action: ManualAction, inputs: dict[str, str], now: datetime) -> dict[str, Any]:
+def _action_payload(action: ManualAction, inputs: dict[str, str]) -> dict[str, Any]:
     """The event payload from the action's extra inputs."""
     payload: dict[str, Any] = {}
     if "deduction" in action.fields:
         payload["deduction_fen"] = parse_yuan(inputs.get("deduction") or "0")
-    if "frozen_account" in action.fields:
-        _record_frozen_account(deal, (inputs.get("frozen_account") or "").strip(), now)
     return payload
-
-
-def _record_frozen_account(deal: Deal, account_no: str, now: datetime) -> None:
-    """The bank's freeze confirmation names the account the guarantee's money is frozen in: it is the deal's
-    account from now on (a claim is paid from it)."""
-    if not BANK_ACCOUNT.fullmatch(account_no):
-        raise ValidationError("请填写银行回执中的冻结账号（8–32 位数字）", code="FROZEN_ACCOUNT_INVALID")
-    deal.virtual_account = VirtualAccount(
-        deal_id=deal.id,
-        bank_code=deal.bank_code,
-        request_id=f"FZ-{deal.deal_no}",
-        account_name=f"冻结-{deal.deal_no}",
-        account_no=account_no,
-        status="opened",
-        designated_payer=False,
-        requested_at=now,
-        opened_at=now,
-    )
 
 
 def manual_action(
@@ -286,7 +263,7 @@ def manual_action(
     with rt.db.uow() as uow:
         deal = _load_for(uow.session, deal_id, actor)
         before = deal.state
-        payload = _action_payload(deal, action, inputs or {}, rt.clock())
+        payload = _action_payload(action, inputs or {})
         fire(DealContext(rt, uow.session, deal, actor.label, payload), event, {"reason": reason, **payload})
         audit.append(
             uow.session,

@@ -9,7 +9,7 @@ from app.banks import accounts as account_jobs
 from app.cities.sources import DbCitySource
 from app.db.pii import keyring
 from app.db.session import Database
-from app.deals import case_blocks
+from app.deals import bank_freeze, case_blocks
 from app.deals.vocabulary import build_vocabulary
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
@@ -45,6 +45,7 @@ def job_table() -> dict[str, JobHandler]:
         **account_jobs.JOBS,
         **countersign.JOBS,
         **payout_jobs.JOBS,
+        **bank_freeze.JOBS,
         "settle_empty_release": case_blocks.settle_empty_release,
     }
 

@@ -44,7 +44,7 @@ OPENING_LIMIT = 1_000_000  # the sandbox opens an account per path in a burst: n
 @dataclass(frozen=True)
 class BankSnapshot:
     database: sqlite3.Connection
-    failing: dict[str, bool]
+    failing: dict[str, frozenset[str]]
 
 
 class BankProblem(Exception):
@@ -99,7 +99,7 @@ class SandboxBank:
     simulator_url: str
     platform_url: str
     _servers: list[tuple[BaseWSGIServer, threading.Thread]] = field(default_factory=list)
-    _failing: dict[str, bool] = field(default_factory=dict)
+    _failing: dict[str, frozenset[str]] = field(default_factory=dict)
     _http: requests.Session = field(default_factory=requests.Session)
 
     @classmethod
@@ -158,19 +158,16 @@ class SandboxBank:
         }
         self._control("POST", "pay", payload)
 
-    def freeze(self, bank_code: str, amount_fen: int) -> str:
-        """The bank freezes a guarantee's money; returns the frozen account's number (the freeze receipt's)."""
-        return str(self._control("POST", "freeze", {"bank": bank_code, "amount_fen": amount_fen})["account_no"])
-
-    def fail_payouts(self, bank_code: str, failing: bool) -> None:
-        """From now on the bank's payouts fail when they settle (the `payout_failure` fault), or succeed."""
-        if self._failing.get(bank_code, False) == failing:
+    def fail(self, bank_code: str, faults: frozenset[str]) -> None:
+        """From now on the bank does every one of `faults` (`payout_failure`: payouts fail when they settle;
+        `freeze_refusal`: freezes are refused), and nothing else."""
+        if self._failing.get(bank_code, frozenset()) == faults:
             return
-        if failing:
-            self._control("PUT", f"faults/{bank_code}", {"payout_failure": 1.0})
+        if faults:
+            self._control("PUT", f"faults/{bank_code}", dict.fromkeys(sorted(faults), 1.0))
         else:
             self._control("DELETE", f"faults/{bank_code}", None)
-        self._failing[bank_code] = failing
+        self._failing[bank_code] = faults
 
     # --- where simulated paths part ------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from app.sandbox.drivers import ProductDriver
 
 PAYMENT_RESULTS = frozenset({"payout_succeeded", "payout_failed", "refund_succeeded", "refund_failed"})
-BANK_ANSWERS = PAYMENT_RESULTS | {"account_opened"}
+FREEZE_ANSWERS = frozenset({"freeze_confirmed", "freeze_failed"})
+BANK_ANSWERS = PAYMENT_RESULTS | FREEZE_ANSWERS | {"account_opened", "unfreeze_confirmed"}
 ARRIVALS = frozenset({"funds_arrived", "fund_drawn"})
 NOTED_LABEL = "已记录，未触发流转"  # workflow_runner.fire_or_note: an event the state did not take
 FUND_CENTRE = ("住房公积金管理中心", "955880000000000001")
@@ -55,9 +56,10 @@ class PathRun:
         """What the deal is created with: the lease the path implies, and whether it enters by import."""
         return self.d.lease_months(self.path), bool(self.path) and self.path[0].event == contract_import.EVENT
 
-    def step_key(self, cursor: int) -> tuple[Step, bool]:
-        """What the next iteration does: its step and whether the bank fails payouts meanwhile."""
-        return self.plan[cursor], self._failing(cursor)
+    def step_key(self, cursor: int) -> tuple[Step, frozenset[str]]:
+        """What the next iteration does: its step and the bank's faults meanwhile (failing payouts, refusing
+        freezes)."""
+        return self.plan[cursor], self._faults(cursor)
 
     def iterate(self, cursor: int) -> list[Transition]:
         """One step: meet its guard, act, let the bank and the workers finish; the transitions taken."""
@@ -263,24 +265,29 @@ class PathRun:
             with self._deal() as (_, deal):
                 deposit_fen = (deal.facts or {}).get("deposit_custody_fen", 0)
             inputs["deduction"] = f"{deposit_fen // 4 // 100}.{deposit_fen // 4 % 100:02d}"
-        if "frozen_account" in fields:
-            with self._deal() as (_, deal):
-                bank_code, amount_fen = deal.bank_code, deal.custody_amount_fen
-            inputs["frozen_account"] = self.d.bank.freeze(bank_code, amount_fen)
         return inputs
 
     # --- the bank -------------------------------------------------------------------------------------
 
-    def _failing(self, cursor: int) -> bool:
-        """The bank pays unless the next payment result the plan expects is a failure."""
-        upcoming = next((s.transition for s in self.plan[cursor:] if s.transition.event in PAYMENT_RESULTS), None)
-        return upcoming is not None and upcoming.event in FAILURES
+    def _faults(self, cursor: int) -> frozenset[str]:
+        """The bank pays unless the next payment result the plan expects is a failure, and freezes unless the
+        next freeze answer it expects is a refusal."""
+        faults = set()
+        if self._upcoming(cursor, PAYMENT_RESULTS) in FAILURES:
+            faults.add("payout_failure")
+        if self._upcoming(cursor, FREEZE_ANSWERS) == "freeze_failed":
+            faults.add("freeze_refusal")
+        return frozenset(faults)
+
+    def _upcoming(self, cursor: int, events: frozenset[str]) -> str | None:
+        """The next of `events` the plan expects from `cursor` on."""
+        return next((s.transition.event for s in self.plan[cursor:] if s.transition.event in events), None)
 
     def _settle(self, cursor: int) -> None:
         """Run the platform's jobs and the bank until both are idle."""
         with self._deal() as (_, deal):
             bank_code = deal.bank_code
-        self.d.bank.fail_payouts(bank_code, self._failing(cursor))
+        self.d.bank.fail(bank_code, self._faults(cursor))
         self.d.bank.settle(self.rt, self._approve)
 
     def _approve(self) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from app.banks.gateway import PayoutRequest
-from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, sign_headers, verify_request
+from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
 from app.pdf.sign import sign_digest
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.context import current_simulator
@@ -22,11 +22,13 @@ from app.tools.banksim.errors import system_busy, unknown_bank
 from app.tools.banksim.operations import DesignatedPayer
 from app.tools.banksim.statements import bank_day
 from app.tools.banksim.validation import (
+    FREEZE_REQUEST,
     OPEN_ACCOUNT_REQUEST,
     PAYOUT_ID,
     PAYOUT_REQUEST,
     REQUEST_ID,
     SIGNATURE_REQUEST,
+    UNFREEZE_REQUEST,
     check,
     parse_json_object,
     parse_statement_date,
@@ -128,6 +130,34 @@ def sign_document() -> Response:
     key, certificate = simulator.keys.bank_private_keys[g.bank.code], simulator.keys.bank_certificates[g.bank.code]
     signature = sign_digest(bytes.fromhex(data["document_sm3"]), key, certificate, when)
     return jsonify(code="SIGNED", request_id=data["request_id"], cms=base64.b64encode(signature).decode())
+
+
+def _signed_receipt(fields: dict[str, Any]) -> Response:
+    """A receipt the platform keeps as proof: the JSON body signed with the bank's key (X-Bank-* headers)."""
+    body = encode_json(fields)
+    response = Response(body, content_type="application/json; charset=utf-8")
+    response.headers.update(sign_headers(BANK_PREFIX, current_simulator().keys.bank_private_keys[g.bank.code], body))
+    return response
+
+
+@bank_api.post("/freezes")
+def freeze() -> Response:
+    """Freeze a customer's money for a guarantee; the receipt names the account now holding it. Asking again
+    with the same request is answered with the same receipt."""
+    data = check(parse_json_object(request.get_data()), FREEZE_REQUEST)
+    request_id, amount_fen = data["request_id"], data["amount_fen"]
+    account = current_simulator().operations.freeze(g.bank, request_id, data["account_name"], amount_fen)
+    return _signed_receipt(
+        {"code": "FROZEN", "request_id": request_id, "account_no": account.account_no, "amount_fen": amount_fen}
+    )
+
+
+@bank_api.post("/unfreezes")
+def unfreeze() -> Response:
+    """Lift a guarantee's freeze on `account_no`; the receipt confirms the amount released."""
+    data = check(parse_json_object(request.get_data()), UNFREEZE_REQUEST)
+    current_simulator().operations.unfreeze(g.bank, data["request_id"], data["account_no"], data["amount_fen"])
+    return _signed_receipt({"code": "UNFROZEN", **data})
 
 
 @bank_api.get("/statements/<day>")

@@ -44,3 +44,8 @@ def not_found(message: str) -> SimulatorError:
 def system_busy() -> SimulatorError:
     """The 5xx fault: refused before anything is booked."""
     return SimulatorError("银行系统繁忙，请稍后重试", code="SYSTEM_BUSY", http_status=503)
+
+
+def operation_refused(code: str, message: str, request_id: str) -> SimulatorError:
+    """The bank will not do it (a freeze without the money, an unfreeze above what is frozen): 422, final."""
+    return SimulatorError(message, code=code, http_status=422, details={"request_id": request_id})

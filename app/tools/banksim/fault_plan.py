@@ -16,7 +16,8 @@ def happens(tx: Transaction, bank_code: str, seed: int, stream: Stream, rate: fl
 
 
 def fault_happens(tx: Transaction, bank_code: str, stream: Stream) -> bool:
-    """For the request-level faults (`payout_timeout`, `error_5xx`): one draw against the bank's rate."""
+    """For the request-level faults (`payout_timeout`, `error_5xx`, `freeze_refusal`): one draw against the
+    bank's rate."""
     faults = tx.faults(bank_code)
     return happens(tx, bank_code, faults.seed, stream, getattr(faults, stream))
 

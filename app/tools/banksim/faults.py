@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from app.tools.banksim.errors import malformed
 
-Stream = Literal["drop", "duplicate", "reorder", "payout_timeout", "error_5xx", "payout_failure"]
+Stream = Literal["drop", "duplicate", "reorder", "payout_timeout", "error_5xx", "payout_failure", "freeze_refusal"]
 REORDER_SHARE = 0.5  # with reorder on, one notification in two (seeded) is held back
 REORDER_HOLD_S = 1.0  # ... for this long, so later ones overtake it
 DEFAULT_TIMEOUT_HOLD_MS = 12_000  # longer than the platform's 10 s read timeout
-_RATES = ("drop", "duplicate", "payout_timeout", "error_5xx", "payout_failure")
+_RATES = ("drop", "duplicate", "payout_timeout", "error_5xx", "payout_failure", "freeze_refusal")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class FaultSettings:
     payout_timeout: float = 0.0  # share of accepted payouts (booked!) answered only after timeout_hold_ms
     error_5xx: float = 0.0  # share of platform requests refused with 503 before anything is booked
     payout_failure: float = 0.0  # share of payouts the payee's bank refuses when they settle (funds stay put)
+    freeze_refusal: float = 0.0  # share of new freeze requests the bank refuses (the customer's money is short)
     timeout_hold_ms: int = DEFAULT_TIMEOUT_HOLD_MS
     seed: int = 0
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from app.banks.gateway import PayoutRequest
 from app.banks.protocol import encode_json
 from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
-from app.tools.banksim.errors import account_not_found, conflict, not_found
+from app.tools.banksim.errors import account_not_found, conflict, not_found, operation_refused
 from app.tools.banksim.fault_plan import fault_happens, plan_notification
 from app.tools.banksim.faults import FaultSettings
 from app.tools.banksim.limits import check_opening_limits
@@ -181,18 +181,35 @@ class BankOperations:
             raise not_found(f"付款 {payout_id} 不存在")
         return stored
 
-    def freeze_funds(self, bank: SimulatedBank, account_name: str, amount_fen: int) -> str:
-        """A customer's money the bank froze for a guarantee: an open account holding it, no notification (the
-        platform learns its number from the bank's freeze receipt). A claim is paid out of it."""
+    def freeze(self, bank: SimulatedBank, request_id: str, account_name: str, amount_fen: int) -> Account:
+        """Freeze a customer's money for a guarantee (`POST /v1/freezes`): an open account holding it, named in
+        the bank's signed receipt (no notification). The same request again gets the same account; with other
+        content, CONFLICT. The `freeze_refusal` fault refuses it (the customer's money is not there)."""
         assert amount_fen > 0, amount_fen
         now = self.clock()
         with self.store.transaction() as tx:
-            account_no = _free_account_no(tx, bank)
-            frozen = Account(
-                bank.code, f"FZ-{account_no}", account_name, "", "open", account_no, amount_fen, now, now, now
-            )
-            tx.add_account_request(frozen)
-        return account_no
+            stored = tx.account_by_request(bank.code, request_id)
+            refused = stored is None and fault_happens(tx, bank.code, "freeze_refusal")
+            if stored is None and not refused:
+                account_no = _free_account_no(tx, bank)
+                frozen = Account(bank.code, request_id, account_name, "", "open", account_no, amount_fen, now, now, now)
+                stored = tx.add_account_request(frozen)
+        if refused or stored is None:
+            raise operation_refused("FREEZE_REFUSED", "客户账户可用余额不足，银行拒绝冻结", request_id)
+        if (stored.account_name, stored.balance_fen) != (account_name, amount_fen):
+            raise conflict(f"冻结申请编号 {request_id} 已使用，且内容不同", details={"request_id": request_id})
+        return stored
+
+    def unfreeze(self, bank: SimulatedBank, request_id: str, account_no: str, amount_fen: int) -> Account:
+        """Lift a freeze (`POST /v1/unfreezes`): the frozen account must hold the amount; asked again, the same
+        answer."""
+        with self.store.transaction() as tx:
+            account = tx.open_account(bank.code, account_no)
+        if account is None:
+            raise account_not_found(bank.code, account_no)
+        if account.balance_fen < amount_fen:
+            raise operation_refused("UNFREEZE_REFUSED", "冻结账户余额不足，银行拒绝解冻", request_id)
+        return account
 
     def pay_in(
         self, bank: SimulatedBank, account_no: str, amount_fen: int, payer_name: str, payer_account: str

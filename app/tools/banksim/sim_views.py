@@ -124,19 +124,3 @@ def pay() -> Response | BaseResponse:
             "ok",
         )
     return redirect(url_for("sim_views.index"), code=303)
-
-
-@sim_views.post("/sim/freeze")
-def freeze() -> Response:
-    """Freeze a customer's money for a guarantee (JSON: bank, amount_fen, account_name): the frozen account's
-    number, as the bank's freeze receipt would name it."""
-    raw = parse_json_object(request.get_data())
-    bank = SIMULATED_BANKS.get(str(raw.get("bank")))
-    if bank is None:
-        raise unknown_bank(str(raw.get("bank")))
-    amount_fen = raw.get("amount_fen")
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-        raise malformed("amount_fen 必须是正整数（分）")
-    name = str(raw.get("account_name") or "担保冻结资金")[:100]
-    account_no = current_simulator().operations.freeze_funds(bank, name, amount_fen)
-    return jsonify({"code": "OK", "bank": bank.code, "account_no": account_no, "balance_fen": amount_fen})

@@ -58,6 +58,8 @@ SIGNATURE_REQUEST = _object(
         "purpose": {"type": "string", "minLength": 1, "maxLength": 200},
     }
 )
+FREEZE_REQUEST = _object({"request_id": _ID, "account_name": _NAME, "amount_fen": _AMOUNT_FEN})
+UNFREEZE_REQUEST = _object({"request_id": _ID, "account_no": _ACCOUNT_NO, "amount_fen": _AMOUNT_FEN})
 PAYOUT_ID = _ID
 REQUEST_ID = _ID
 _LIMIT = {"type": "integer", "minimum": 0, "maximum": 10**9}
