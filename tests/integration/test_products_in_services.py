@@ -31,6 +31,7 @@ from tests.factories import (
     open_account,
     post_callback,
 )
+from tests.integration.simulator_support import bank_over_http
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 TENANT_ACCOUNT = "6226620012345678"  # the account `arrive` pays from
@@ -248,7 +249,7 @@ def test_a_deposit_settlement_with_nothing_to_pay_closes_the_lease(
 
 
 def test_a_guarantee_holds_the_frozen_money_and_a_claim_pays_the_beneficiary(
-    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int], tmp_path: Path
 ) -> None:
     rt.banks["boc"] = BankEndpoint("boc", "中国银行", "http://127.0.0.1:9")  # 青岛's guarantees are at BOC
     agent, ops = actor(rt, "agent"), actor(rt, "ops")
@@ -263,8 +264,9 @@ def test_a_guarantee_holds_the_frozen_money_and_a_claim_pays_the_beneficiary(
         "freeze_from": "2026-11-23",
     }
     deal_id = deals.create_deal(rt, agent, "370200", "guarantee_release", form)
-    deals.confirm_agreement(rt, agent, deal_id)
-    deals.manual_action(rt, ops, deal_id, "freeze_confirmed", "中行冻结回执 DJ-001", {"frozen_account": "250000000001"})
+    with bank_over_http(rt, keys_dir, tmp_path, bank_code="boc"):  # the bank freezes and signs its receipt
+        deals.confirm_agreement(rt, agent, deal_id)
+        run_worker(rt, should_stop=lambda: False, burst=True)
     deal = load_deal(rt, deal_id)
     assert (deal.state, _custody(rt, deal)) == ("frozen", 5_000_000), "the frozen money is held for the deal"
     deals.manual_action(rt, ops, deal_id, "claim_made", "担保权人书面主张")

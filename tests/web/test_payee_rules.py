@@ -23,6 +23,7 @@ from app.payouts.payees import PayeeRefused
 from app.payouts.status import PayoutPurpose
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
+from app.queue.worker import run_worker
 from tests.conftest import csrf_token
 from tests.factories import (
     CUSTODY_FEN,
@@ -36,6 +37,7 @@ from tests.factories import (
     open_account,
     post_callback,
 )
+from tests.integration.simulator_support import bank_over_http
 from tests.integration.test_products_in_services import RENT_FORM
 
 Login = Callable[[str], FlaskClient]
@@ -131,7 +133,7 @@ def test_case1_intent_deposit_pays_only_the_developer_the_agreement_names_whatev
 
 
 def test_case1_a_guarantee_claim_pays_the_beneficiary_the_agreement_names(
-    rt: Runtime, client: FlaskClient, keys_dir: Path, login: Login
+    rt: Runtime, client: FlaskClient, keys_dir: Path, login: Login, tmp_path: Path
 ) -> None:
     rt.banks["boc"] = BankEndpoint("boc", "中国银行", "http://127.0.0.1:9")
     agent = actor(rt, "agent")
@@ -146,10 +148,9 @@ def test_case1_a_guarantee_claim_pays_the_beneficiary_the_agreement_names(
         "freeze_from": "2026-11-23",
     }
     deal_id = deals.create_deal(rt, agent, "370200", "guarantee_release", form)
-    deals.confirm_agreement(rt, agent, deal_id)
-    deals.manual_action(
-        rt, actor(rt, "ops"), deal_id, "freeze_confirmed", "冻结回执", {"frozen_account": "250000000001"}
-    )
+    with bank_over_http(rt, keys_dir, tmp_path, bank_code="boc"):  # the bank freezes and signs its receipt
+        deals.confirm_agreement(rt, agent, deal_id)
+        run_worker(rt, should_stop=lambda: False, burst=True)
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
     ops.post(
