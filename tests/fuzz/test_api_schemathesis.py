@@ -53,7 +53,7 @@ def _spec() -> dict[str, Any]:
     body = spec["paths"][NOTIFICATIONS]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "bank-notification.schema.json"}, "the spec's body reference moved"
     body["schema"] = {"$ref": "#/components/schemas/BankNotification"}
-    for served_by_the_banks in ("/v1/statements/{date}", "/v1/signatures"):
+    for served_by_the_banks in ("/v1/statements/{date}", "/v1/signatures", "/v1/freezes", "/v1/unfreezes"):
         del spec["paths"][served_by_the_banks]
     return spec
 

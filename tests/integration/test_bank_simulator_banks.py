@@ -565,3 +565,51 @@ def test_a_bank_signs_a_digest_with_its_own_seal_as_the_api_document_says(
     assert (bad.status_code, bad.get_json()["code"]) == (400, "MALFORMED")
     unsigned = sim.client.post(f"/{bank_code}/v1/signatures", json=payload)
     assert (unsigned.status_code, unsigned.get_json()["code"]) == (401, "BAD_SIGNATURE")
+
+
+def _bank_operation(path: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / "bank-api.openapi.json").read_text("utf-8"))["paths"][path]["post"]
+
+
+def _answers_as_documented(operation: dict[str, Any], answer: Any) -> bool:
+    schema = operation["responses"][str(answer.status_code)]["content"]["application/json"]["schema"]
+    if "$ref" in schema:  # the shared Error schema
+        return isinstance(answer.get_json().get("code"), str) and isinstance(answer.get_json().get("message"), str)
+    return Draft202012Validator(schema).is_valid(answer.get_json())
+
+
+def test_a_bank_freezes_and_unfreezes_with_receipts_signed_by_its_own_key_as_the_api_document_says(
+    sim: InProcessSimulator, keys_dir: Path
+) -> None:
+    freezes, unfreezes = _bank_operation("/v1/freezes"), _bank_operation("/v1/unfreezes")
+    payload = {"request_id": "FZ-CG-1", "account_name": "冻结-CG-1", "amount_fen": 5_000_000}
+    request_schema = freezes["requestBody"]["content"]["application/json"]["schema"]
+    assert Draft202012Validator(request_schema).is_valid(payload)
+    frozen = sim.call("POST", "/boc/v1/freezes", payload)
+    assert frozen.status_code == 200 and _answers_as_documented(freezes, frozen), frozen.get_json()
+    public_key = (keys_dir / "banks" / "boc.pub.pem").read_bytes()
+    verify_request(BANK_PREFIX, public_key, frozen.headers, frozen.get_data())  # the bank's own key
+    other_bank = (keys_dir / "banks" / "ceb.pub.pem").read_bytes()
+    with pytest.raises(BadSignature):
+        verify_request(BANK_PREFIX, other_bank, frozen.headers, frozen.get_data())
+    account_no = frozen.get_json()["account_no"]
+    (account,) = [a for a in sim.state("boc")["accounts"] if a["account_no"] == account_no]
+    assert account["balance_fen"] == 5_000_000, "the frozen money is held in the account the receipt names"
+    assert sim.call("POST", "/boc/v1/freezes", payload).get_json()["account_no"] == account_no, "a repeat: same"
+    other = sim.call("POST", "/boc/v1/freezes", payload | {"amount_fen": 1})
+    assert (other.status_code, other.get_json()["code"]) == (409, "CONFLICT") and _answers_as_documented(freezes, other)
+
+    release = {"request_id": "UF-CG-1", "account_no": account_no, "amount_fen": 5_000_000}
+    unfrozen = sim.call("POST", "/boc/v1/unfreezes", release)
+    assert unfrozen.status_code == 200 and _answers_as_documented(unfreezes, unfrozen), unfrozen.get_json()
+    verify_request(BANK_PREFIX, public_key, unfrozen.headers, unfrozen.get_data())
+    too_much = sim.call("POST", "/boc/v1/unfreezes", release | {"amount_fen": 5_000_001})
+    assert (too_much.status_code, too_much.get_json()["code"]) == (422, "UNFREEZE_REFUSED")
+    assert _answers_as_documented(unfreezes, too_much)
+
+    assert sim.client.put("/sim/faults/boc", json={"freeze_refusal": 1.0}).status_code == 200
+    refused = sim.call("POST", "/boc/v1/freezes", payload | {"request_id": "FZ-CG-2"})
+    assert (refused.status_code, refused.get_json()["code"]) == (422, "FREEZE_REFUSED")
+    assert _answers_as_documented(freezes, refused)
+    unsigned = sim.client.post("/boc/v1/freezes", json=payload)
+    assert (unsigned.status_code, unsigned.get_json()["code"]) == (401, "BAD_SIGNATURE")
