@@ -17,9 +17,10 @@ is the workflow's `freeze_confirmed` / `unfreeze_confirmed` fired (its actions b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-from app.banks.gateway import BankOutcomeUnknown, BankReceipt, BankRejected, BankUnavailable
+from app.banks.gateway import BankOutcomeUnknown, BankRateLimited, BankReceipt, BankRejected, BankUnavailable
 from app.banks.protocol import BANK_PREFIX, verify_request
 from app.db.models import Deal, VirtualAccount
 from app.deals.workflow import DealContext, fire, note
@@ -75,9 +76,12 @@ def _load(rt: Runtime, deal_id: int, event: str) -> tuple[str, str, str | None] 
         return deal.bank_code, deal.deal_no, account
 
 
-def _ask(rt: Runtime, bank_code: str, call: Any, *args: Any) -> BankReceipt | BankRejected:
+def _ask(bank_code: str, call: Callable[..., BankReceipt], *args: Any) -> BankReceipt | BankRejected:
+    """The bank's receipt, or its refusal; asked again later (Retry) when it could not answer."""
     try:
         return call(*args)
+    except BankRateLimited as error:
+        raise Retry(f"银行 {bank_code} 限流，稍后再办理：{error.message}", details=error.details) from error
     except BankRejected as refused:
         return refused
     except (BankUnavailable, BankOutcomeUnknown) as error:
@@ -92,7 +96,7 @@ def bank_freeze(rt: Runtime, payload: dict[str, Any]) -> None:
         return
     bank_code, deal_no, _ = loaded
     request_id = f"FZ-{deal_no}"
-    answer = _ask(rt, bank_code, rt.gateway(bank_code).freeze, request_id, f"冻结-{deal_no}", amount_fen)
+    answer = _ask(bank_code, rt.gateway(bank_code).freeze, request_id, f"冻结-{deal_no}", amount_fen)
     fields = (
         None
         if isinstance(answer, BankRejected)
@@ -138,7 +142,7 @@ def bank_unfreeze(rt: Runtime, payload: dict[str, Any]) -> None:
     bank_code, deal_no, account_no = loaded
     assert account_no is not None, "a frozen guarantee without its frozen account"
     request_id = f"UF-{deal_no}"
-    answer = _ask(rt, bank_code, rt.gateway(bank_code).unfreeze, request_id, account_no, amount_fen)
+    answer = _ask(bank_code, rt.gateway(bank_code).unfreeze, request_id, account_no, amount_fen)
     expected = {"code": "UNFROZEN", "request_id": request_id, "account_no": account_no, "amount_fen": amount_fen}
     refusal = answer.message if isinstance(answer, BankRejected) else None
     fields = None if isinstance(answer, BankRejected) else _verified(rt, bank_code, answer, expected)
