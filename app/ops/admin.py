@@ -10,6 +10,7 @@ from app.admin.base import STAFF, RoleIndexView
 from app.domain.money import format_yuan
 from app.domain.timezone import SHANGHAI
 from app.ops import dashboard
+from app.ops.bank_reachability import bank_reachability
 from app.web.access import runtime
 
 
@@ -26,7 +27,8 @@ class DashboardView(RoleIndexView):
 
     @expose("/")
     def index(self) -> str:
-        figures = dashboard.compute(runtime())
+        rt = runtime()
+        figures = dashboard.compute(rt)
         days = [f"{d.day.month}/{d.day.day}" for d in figures.days]
         inbound, outbound = charts.PALETTE[0], charts.PALETTE[1]
         svg = {
@@ -70,6 +72,7 @@ class DashboardView(RoleIndexView):
         return self.render(  # type: ignore[no-any-return]
             "admin/cunguan/dashboard.html",
             figures=figures,
+            banks=[(code, rt.banks[code].name, reach) for code, reach in bank_reachability(rt).items()],
             charts={name: Markup(drawing) for name, drawing in svg.items()},  # the charts escape every text
             rates={
                 "payout": _percent(figures.payout_success_rate),

@@ -15,6 +15,7 @@ from app.db.ledger_models import LedgerTransfer
 from app.db.models import BankNotification, BankRateLimit, Job, Payout, VirtualAccount
 from app.db.reconciliation_models import ReconciliationException
 from app.ledger.alerts import hot_account_figures
+from app.ops.bank_reachability import bank_reachability
 from app.pdf.render import PDF_RENDER_SECONDS
 from app.platform.runtime import Runtime
 
@@ -214,6 +215,33 @@ def render_histogram_family() -> Family:
     )
 
 
+def bank_reachability_families(rt: Runtime) -> list[Family]:
+    """Whether each bank's server answers this process (alert on 0); not part of /readyz."""
+    reach = bank_reachability(rt)
+    return [
+        _gauge(
+            "cunguan_bank_reachable",
+            "Whether the bank's server answered a plain GET of its base URL below 500 (1) or not (0), by bank."
+            " Alert when 0 for several minutes; /readyz does not depend on it.",
+            (({"bank": code}, int(result.ok)) for code, result in reach.items()),
+        ),
+        _gauge(
+            "cunguan_bank_probe_latency_seconds",
+            "Time the bank's server took to answer the reachability probe, by bank (only banks that answered).",
+            (
+                ({"bank": code}, result.latency_ms / 1000)
+                for code, result in reach.items()
+                if result.latency_ms is not None
+            ),
+        ),
+    ]
+
+
 def exposition(rt: Runtime) -> str:
-    families = [*database_families(rt), *hot_account_families(rt), render_histogram_family()]
+    families = [
+        *database_families(rt),
+        *hot_account_families(rt),
+        *bank_reachability_families(rt),
+        render_histogram_family(),
+    ]
     return "\n".join(line for family in families for line in family.lines()) + "\n"

@@ -1,21 +1,19 @@
-"""Readiness: can this process serve? Database, migrations, keys, PDF font subsetting, banks.
+"""Readiness: can this process serve? Only what this process needs: database, migrations, keys, PDF font
+subsetting. Banks are not checked here: one unreachable bank must not take every web process (and so the
+callbacks of every other bank) out of the load balancer; their reachability is a metric and a staff page
+section (`app.ops.bank_reachability`).
 
 Every check answers `ok` and a short, secret-free detail (no key material, no paths, no URLs with
-credentials). Bank probes are plain GETs of the bank's base URL with a short timeout: any HTTP answer
-below 500 means the bank's server is there. They run in parallel and are cached for a few seconds per
-process, so that a public `/readyz` cannot be used to flood the banks.
+credentials).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import requests
 from cryptography.x509 import load_pem_x509_certificate
 from sqlalchemy import text
 
@@ -26,9 +24,6 @@ from app.pdf.fonts import harfbuzz_subset_problem
 from app.platform.config import ROOT
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
-
-BANK_TIMEOUT_S = 2.0
-BANK_CACHE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -117,43 +112,6 @@ def check_harfbuzz() -> Check:
     return Check(problem is None, {"problem": problem} if problem else {})
 
 
-_bank_cache: dict[str, tuple[float, Check]] = {}
-_bank_cache_lock = threading.Lock()
-
-
-def _probe_bank(base_url: str) -> Check:
-    started = time.perf_counter()
-    try:
-        answer = requests.get(base_url, timeout=BANK_TIMEOUT_S, allow_redirects=False)
-    except requests.Timeout:
-        return Check(False, {"error": "timeout"})
-    except requests.RequestException as error:
-        return Check(False, {"error": type(error).__name__})
-    latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    return Check(answer.status_code < 500, {"http_status": answer.status_code, "latency_ms": latency_ms})
-
-
-def check_banks(rt: Runtime) -> Check:
-    """One probe per configured bank, in parallel; all must answer."""
-    now = time.monotonic()
-    results: dict[str, Check] = {}
-    with _bank_cache_lock:
-        for code, endpoint in rt.banks.items():
-            cached = _bank_cache.get(endpoint.base_url)
-            if cached is not None and now - cached[0] < BANK_CACHE_S:
-                results[code] = cached[1]
-    missing = {code: endpoint.base_url for code, endpoint in rt.banks.items() if code not in results}
-    if missing:
-        with ThreadPoolExecutor(max_workers=len(missing)) as pool:
-            probed = dict(zip(missing, pool.map(_probe_bank, missing.values()), strict=True))
-        with _bank_cache_lock:
-            for code, check in probed.items():
-                _bank_cache[missing[code]] = (time.monotonic(), check)
-        results.update(probed)
-    ok = all(check.ok for check in results.values())
-    return Check(ok, {"banks": {code: results[code].as_json() for code in sorted(results)}})
-
-
 def readiness(rt: Runtime) -> Readiness:
     database, migrations = check_database(rt)
     return Readiness(
@@ -162,6 +120,5 @@ def readiness(rt: Runtime) -> Readiness:
             "migrations": migrations,
             "keys": check_keys(rt),
             "harfbuzz_subset": check_harfbuzz(),
-            "banks": check_banks(rt),
         }
     )
