@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError as JsonSchemaError
+from jsonschema.exceptions import best_match
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -64,27 +67,91 @@ def _fast_validator() -> jsonschema_rs.Draft202012Validator:
     return jsonschema_rs.Draft202012Validator(_schema())
 
 
+class DuplicateKey(ValueError):
+    """A JSON object naming the same key twice (the standard parser would keep the last silently)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKey(key)
+        result[key] = value
+    return result
+
+
 def _no_floats(raw_body: bytes) -> dict[str, Any] | None:
     """The body parsed, or None when it holds a JSON number with a fraction or exponent. The protocol has
     no such field, and JSON Schema counts 5.0 as an integer: a body with one takes the strict path."""
     floats: list[str] = []
-    body = json.loads(raw_body, parse_float=lambda text: floats.append(text) or float(text))
+    body = json.loads(
+        raw_body,
+        parse_float=lambda text: floats.append(text) or float(text),
+        object_pairs_hook=_refuse_duplicates,
+    )
     return None if floats else body
 
 
+def _pointer(path: Iterable[Any]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _leaf_errors(error: JsonSchemaError) -> list[JsonSchemaError]:
+    """A oneOf failure replaced by the errors of the branch meant: the one whose `type` constant is the
+    body's type, else the best match (jsonschema's own pick); any other error as it is."""
+    if error.validator != "oneOf" or not error.context:
+        return [error]
+    instance_type = error.instance.get("type") if isinstance(error.instance, dict) else None
+    branches: dict[int, list[JsonSchemaError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.schema_path[0], []).append(sub)
+    for index, branch in branches.items():
+        target = error.validator_value[index]
+        if target.get("$ref", "").startswith("#/$defs/"):
+            target = _schema()["$defs"][target["$ref"].removeprefix("#/$defs/")]
+        if target.get("properties", {}).get("type", {}).get("const") == instance_type is not None:
+            return [leaf for sub in branch for leaf in _leaf_errors(sub)]
+    return _leaf_errors(best_match(error.context))
+
+
+def _error_entry(error: JsonSchemaError) -> dict[str, str]:
+    """The field as a JSON pointer (for a missing field: the field itself), the rule broken, a message."""
+    path = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        named = [name for name in missing if error.message == f"{name!r} is a required property"]
+        path += named[:1]
+    return {"pointer": _pointer(path) or "/", "rule": str(error.validator), "message": error.message}
+
+
+def schema_errors(body: Any) -> list[dict[str, str]]:
+    """The body's breaches of the notification schema, each naming its field and rule (empty: valid)."""
+    entries = [_error_entry(leaf) for error in _validator().iter_errors(body) for leaf in _leaf_errors(error)]
+    return [entry for index, entry in enumerate(entries) if entry not in entries[:index]]
+
+
 def parse_notification(raw_body: bytes) -> dict[str, Any]:
-    """The JSON body checked against the notification schema; ValidationError (MALFORMED) otherwise."""
+    """The JSON body checked against the notification schema; ValidationError (MALFORMED) otherwise. A key
+    given twice in one object is refused (the standard parser keeps the last silently)."""
     try:
         body = _no_floats(raw_body)
         if body is not None and _fast_validator().is_valid(body):
             return body
-        body = json.loads(raw_body)
+        body = json.loads(raw_body, object_pairs_hook=_refuse_duplicates)
+    except DuplicateKey as duplicate:
+        detail = {
+            "pointer": _pointer([duplicate.key]),
+            "rule": "duplicate_key",
+            "message": f"字段 {duplicate.key} 重复出现",
+        }
+        raise ValidationError("通知内容中有重复的字段", code="MALFORMED", details=[detail]) from duplicate
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValidationError("通知内容不是合法的 JSON", code="MALFORMED", details=[str(error)]) from error
-    errors = [
-        {"pointer": "/" + "/".join(str(p) for p in e.absolute_path), "message": e.message}
-        for e in _validator().iter_errors(body)
-    ]
+    errors = schema_errors(body)
     if errors:
         raise ValidationError("通知内容不符合协议", code="MALFORMED", details=errors)
     return body

@@ -18,6 +18,7 @@ import click
 from app.deals.contract_import import BATCH_SIZE, ImportResult, form_labels, import_contracts
 from app.domain.contract_import import ROW_FIELD, SHANGHAI, duration_text
 from app.platform.cli_base import CliGroup, current_runtime
+from app.platform.csv_cells import safe_row
 from app.platform.runtime import Runtime
 
 contracts_cli = CliGroup("contracts", help="存量合同导入 / stock contracts")
@@ -80,7 +81,7 @@ def write_report(path: Path, result: ImportResult, labels: dict[str, str]) -> No
                 if bad.field == ROW_FIELD
                 else labels.get(bad.field, "城市代码" if bad.field == "city_code" else "")
             )
-            writer.writerow([bad.row_no, bad.field, title, bad.reason, bad.contract_no])
+            writer.writerow(safe_row([bad.row_no, bad.field, title, bad.reason, bad.contract_no]))
 
 
 def _summary(rt: Runtime, result: ImportResult, elapsed_s: float, report: Path, now: datetime) -> list[str]:

@@ -82,6 +82,8 @@ def submit_new() -> str | Response | tuple[str, int]:
         draft_id = intake_forms.save_draft(runtime(), current_actor(), form, choice.city_code, values, draft_id)
         flash("草稿已保存，可随时在“我的草稿”中继续填写", "info")
         return redirect(url_for("deals.new", draft=draft_id))
+    if draft_id is not None:  # another agent's draft id: 404 before anything is created
+        intake_forms.load_draft(runtime(), current_actor(), draft_id)
     try:
         deal_id = deals.create_deal(runtime(), current_actor(), choice.city_code, choice.product, values)
     except ValidationError as error:

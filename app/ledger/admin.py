@@ -22,6 +22,7 @@ from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS, balance_of
 from app.domain.money import format_yuan
 from app.domain.timezone import SHANGHAI
 from app.ledger.repo import LedgerRepository, cutoff, history
+from app.platform.csv_cells import safe_row
 from app.platform.errors import LedgerError
 from app.web.access import runtime
 from app.web.filters import shanghai_time
@@ -69,17 +70,19 @@ def _csv_lines(rows: list[Any]) -> Iterator[str]:
     )
     for transfer, debit_code, credit_code in rows:
         writer.writerow(
-            [
-                transfer.id,
-                shanghai_time(transfer.created_at),
-                TRANSFER_LABELS.get(transfer.code, transfer.code),
-                KIND_LABELS.get(transfer.kind, transfer.kind),
-                debit_code,
-                credit_code,
-                transfer.amount_fen,
-                format_yuan(transfer.amount_fen, symbol=False),
-                transfer.deal_id or "",
-            ]
+            safe_row(
+                [
+                    transfer.id,
+                    shanghai_time(transfer.created_at),
+                    TRANSFER_LABELS.get(transfer.code, transfer.code),
+                    KIND_LABELS.get(transfer.kind, transfer.kind),
+                    debit_code,
+                    credit_code,
+                    transfer.amount_fen,
+                    format_yuan(transfer.amount_fen, symbol=False),
+                    transfer.deal_id or "",
+                ]
+            )
         )
     yield "\ufeff" + buffer.getvalue()  # BOM: Excel opens UTF-8 Chinese correctly
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.bank_inbox.receive import _validator, parse_notification
+from app.bank_inbox.receive import _validator, parse_notification, schema_errors
 from app.platform.errors import ValidationError
 
 VALID: list[dict[str, Any]] = [
@@ -64,10 +64,7 @@ def _variants() -> list[Any]:
 
 @pytest.mark.parametrize("body", _variants())
 def test_the_short_cut_agrees_with_the_whole_schema(body: Any) -> None:
-    expected = [
-        {"pointer": "/" + "/".join(str(p) for p in error.absolute_path), "message": error.message}
-        for error in _validator().iter_errors(body)
-    ]
+    expected = schema_errors(body) if any(_validator().iter_errors(body)) else []
     raw = json.dumps(body, ensure_ascii=False).encode()
     if not expected:
         assert parse_notification(raw) == body
