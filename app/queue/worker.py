@@ -11,6 +11,8 @@ import traceback
 from collections.abc import Callable
 from contextvars import copy_context
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.audit import checkpoints as audit_checkpoints
 from app.bank_inbox.inbox import process_inbox
 from app.bank_inbox.store import INBOX_MODE, processing_mode, prune_nonces
@@ -24,6 +26,12 @@ from app.queue import jobs
 from app.queue.jobs import Retry
 
 log = logging.getLogger("cunguan.worker")
+
+# After a database error outside a job's handler (a dropped connection, a database restart), the loop waits
+# RECONNECT_FIRST_S, doubling up to RECONNECT_MAX_S while the database stays away, then tries again: the
+# pool replaces the dead connections. The worker never exits for it.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 30.0
 
 
 def worker_id() -> str:
@@ -132,12 +140,19 @@ def run_worker(
     worker = worker_id()
     ran = 0
     next_maintenance = 0.0
+    outage = _Outage()
     while not should_stop():
         if time.monotonic() >= next_maintenance:
             _maintain(rt)
             next_maintenance = time.monotonic() + maintenance_s
-        inbox_busy = _process_inbox(rt)  # one batch per round, so that jobs are not starved by callbacks
-        if run_one(rt, worker, lease_s=lease_s):
+        try:
+            inbox_busy = _process_inbox(rt)  # one batch per round, so that jobs are not starved by callbacks
+            job_ran = run_one(rt, worker, lease_s=lease_s)
+        except SQLAlchemyError as error:  # the database went away: wait, reconnect, go on (a job keeps its lease)
+            _sleep(outage.failed(error), should_stop)
+            continue
+        outage.recovered()
+        if job_ran:
             ran += 1
             continue
         if inbox_busy:
@@ -146,6 +161,38 @@ def run_worker(
             break
         time.sleep(poll_s)
     return ran
+
+
+class _Outage:
+    """Backoff while the database is unreachable; logs the first failure, each retry and the recovery."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.delay_s = RECONNECT_FIRST_S
+
+    def failed(self, error: SQLAlchemyError) -> float:
+        """Log the failure (the error's class only: its text carries SQL and parameters); the wait before retrying."""
+        self.failures += 1
+        delay = self.delay_s
+        self.delay_s = min(delay * 2, RECONNECT_MAX_S)
+        log.warning(
+            "database unavailable, reconnecting",
+            extra={"error": type(error).__name__, "failures": self.failures, "retry_in_s": delay},
+        )
+        return delay
+
+    def recovered(self) -> None:
+        if self.failures:
+            log.info("database reachable again", extra={"failures": self.failures})
+        self.failures = 0
+        self.delay_s = RECONNECT_FIRST_S
+
+
+def _sleep(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep, waking early when asked to stop."""
+    deadline = time.monotonic() + seconds
+    while not should_stop() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.1))
 
 
 def run_workers(

@@ -1,19 +1,26 @@
-"""Issue 16, operations: an unreachable bank is a metric and a staff page section, never a readiness failure."""
+"""Issue 16, operations: an unreachable bank is a metric and a staff page section, never a readiness failure;
+the worker survives dropped database connections."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from alembic import command
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from app.ops import bank_reachability
 from app.platform.cli import alembic_config
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
+from app.queue import jobs, worker
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/icbc"
 
@@ -81,3 +88,94 @@ def test_staff_dashboard_shows_each_banks_reachability(
     assert "可达" in ceb and "不可达" not in ceb and "HTTP 404" in ceb
     assert "不可达" in icbc and "ConnectionError" in icbc
     assert CLOSED_PORT_URL not in html, "the page names banks, not their URLs"
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _enqueue(rt: Runtime, n: int) -> None:
+    """Through an engine of its own: the test must not trip over the connections it drops for the worker."""
+    engine = create_engine(rt.db.url)
+    try:
+        with Session(engine) as session:
+            jobs.enqueue(session, "test_job", {"n": n}, now=rt.clock())
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _track_backends(rt: Runtime) -> set[int]:
+    """The PostgreSQL backend ids of the connections the runtime's pool opens from now on."""
+    pids: set[int] = set()
+    if rt.db.engine.dialect.name == "postgresql":
+        rt.db.engine.dispose()  # the connections opened so far are closed: every later one is seen
+        event.listen(rt.db.engine, "connect", lambda connection, _record: pids.add(connection.info.backend_pid))
+    return pids
+
+
+def _drop_connections(rt: Runtime, pids: set[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: terminate the worker's pooled connections (pg_terminate_backend) under its feet.
+    SQLite: the next three claims fail as a dropped connection does."""
+    if rt.db.engine.dialect.name == "postgresql":
+        assert pids, "the worker's pooled connections were there to drop"
+        engine = create_engine(rt.db.url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                dropped = connection.execute(
+                    text("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM unnest(:pids) AS pid"),
+                    {"pids": sorted(pids)},
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert dropped == len(pids)
+        return
+    claim, failures = jobs.claim, [3]
+
+    def flaky_claim(*args: object, **kwargs: object) -> object:
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("SELECT jobs", {}, Exception("server closed the connection unexpectedly"))
+        return claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jobs, "claim", flaky_claim)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_worker_survives_dropped_database_connections(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    command.stamp(alembic_config(rt.db.url), "head")
+    monkeypatch.setattr(worker, "RECONNECT_FIRST_S", 0.05)
+    done: list[int] = []
+    monkeypatch.setitem(rt.jobs, "test_job", lambda _rt, payload: done.append(payload["n"]))
+    lines = _Lines()
+    logging.getLogger("cunguan.worker").addHandler(lines)
+    pids = _track_backends(rt)
+    stop = threading.Event()
+    ran: list[int] = []
+    thread = threading.Thread(target=lambda: ran.append(worker.run_worker(rt, should_stop=stop.is_set, poll_s=0.05)))
+    thread.start()
+    try:
+        _enqueue(rt, 1)
+        _wait_for(lambda: done == [1])
+        _drop_connections(rt, pids, monkeypatch)
+        _enqueue(rt, 2)
+        _wait_for(lambda: done == [1, 2])
+        assert thread.is_alive(), "the worker is still running"
+    finally:
+        stop.set()
+        thread.join(10)
+        logging.getLogger("cunguan.worker").removeHandler(lines)
+    assert ran == [2], "the worker loop ended only when told to, having run both jobs"
+    assert "database unavailable, reconnecting" in lines.messages
+    assert "database reachable again" in lines.messages
