@@ -23,6 +23,7 @@ from app.platform.errors import CunguanError
 from app.tools.banksim.api import bank_api
 from app.tools.banksim.context import EXTENSION_KEY, Simulator, load_keys
 from app.tools.banksim.controls import sim_controls
+from app.tools.banksim.cross_site import refuse_cross_site
 from app.tools.banksim.delivery import DELIVERY_PARALLEL, CallbackSender
 from app.tools.banksim.operations import BankOperations
 from app.tools.banksim.sim_views import sim_views
@@ -63,6 +64,7 @@ def create_simulator_app(config: SimulatorConfig) -> Flask:
     app.add_template_filter(_local_time, "local_time")
     app.register_error_handler(CunguanError, _error_answer)
     app.register_error_handler(HTTPException, _http_error_answer)
+    app.before_request(refuse_cross_site)
     app.register_blueprint(bank_api)
     app.register_blueprint(sim_views)
     app.register_blueprint(sim_controls)
