@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +19,11 @@ from app.platform.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "city.schema.json"
 FORM_KEYWORDS = ("type", "enum", "pattern", "minLength", "maxLength", "minimum", "maximum")
+# `extends` names a config of the store (a city's admin code or a built-in base such as `_virtual`), never a path.
+CONFIG_NAME = re.compile(r"^(_[a-z0-9_]+|[0-9]{6})$")
+_FILE_STEM = re.compile(r"^[A-Za-z0-9_-]+$")  # a file of the config folder, never a path out of it
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_CONFIG_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,8 @@ Reader = Callable[[str], bytes | None]  # file stem -> raw bytes, None when ther
 
 def folder_reader(folder: Path) -> Reader:
     def read(stem: str) -> bytes | None:
+        if _FILE_STEM.fullmatch(stem) is None:
+            return None
         path = folder / f"{stem}.json"
         return path.read_bytes() if path.is_file() else None
 
@@ -231,14 +239,45 @@ class FolderSource:
         return sorted(path.stem for path in self.folder.glob("*.json"))
 
 
+def _depth(data: Any) -> int:
+    """How deeply objects and arrays nest in `data` (iterative: a hostile draft cannot exhaust the stack)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((item, level + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
 def _load_json(raw: bytes, source: str) -> dict[str, Any]:
+    def invalid(message: str, message_en: str) -> CityConfigInvalid:
+        return CityConfigInvalid(source, [Problem(source, "/", message, message_en)])
+
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise invalid(f"配置过大（不能超过 {MAX_CONFIG_BYTES // 1024} KB）", f"larger than {MAX_CONFIG_BYTES} bytes")
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CityConfigInvalid(source, [Problem(source, "/", "不是合法的 JSON", str(error))]) from error
+        raise invalid("不是合法的 JSON", str(error)) from error
+    except RecursionError as error:
+        raise invalid(f"嵌套层数过多（不能超过 {MAX_CONFIG_DEPTH} 层）", "nested too deeply") from error
+    if _depth(data) > MAX_CONFIG_DEPTH:
+        raise invalid(f"嵌套层数过多（不能超过 {MAX_CONFIG_DEPTH} 层）", f"nested deeper than {MAX_CONFIG_DEPTH}")
     if not isinstance(data, dict):
-        raise CityConfigInvalid(source, [Problem(source, "/", "城市配置须为 JSON 对象", "a city config is an object")])
+        raise invalid("城市配置须为 JSON 对象", "a city config is an object")
     return data
+
+
+def _parent(data: dict[str, Any], source: str, leaf: str) -> str | None:
+    """The config `data` extends: a name of the store only, never a path (the name is not echoed back)."""
+    parent = data.get("extends")
+    if parent is None:
+        return None
+    if not isinstance(parent, str) or CONFIG_NAME.fullmatch(parent) is None:
+        message = "继承（extends）只能填写城市代码（6 位行政区划代码）或内置基础配置名（如 _virtual）"
+        raise CityConfigInvalid(leaf, [Problem(source, "/extends", message, "extends names a city code only")])
+    return parent
 
 
 def resolve(stem: str, read: Reader) -> ResolvedCity:
@@ -267,8 +306,7 @@ def resolve(stem: str, read: Reader) -> ResolvedCity:
             )
         data = _load_json(raw, source)
         layers.append(Layer(source, data))
-        parent = data.get("extends")
-        current = parent if isinstance(parent, str) else None
+        current = _parent(data, source, layers[0].source)
     merged: dict[str, Any] = {}
     for layer in reversed(layers):
         merged = merge_patch(merged, {key: value for key, value in layer.data.items() if key != "extends"})

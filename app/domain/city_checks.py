@@ -3,7 +3,6 @@ deadlines, templates and clauses, release amounts, fees and the extra form."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from app.domain.cities import (
     ResolvedCity,
 )
 from app.domain.durations import parse_duration
+from app.domain.forms.patterns import pattern_problem
 from app.domain.problems import CityConfigInvalid, Problem, pointer
 from app.platform.errors import ConfigError
 from app.state_machine.definition import WorkflowDefinition
@@ -173,11 +173,9 @@ def _form_problems(scope: _Scope, form: FormSpec | None, required: list[str]) ->
                 )
             )
         orders[(field.section, field.order)] = field.name
-        if "pattern" in field.schema:
-            try:
-                re.compile(field.schema["pattern"])
-            except re.error as error:
-                problems.append(scope.problem((*at, "pattern"), "正则表达式无效", f"invalid pattern: {error}"))
+        if "pattern" in field.schema and (why := pattern_problem(field.schema["pattern"])) is not None:
+            message = "正则表达式无效或不受支持（服务器使用线性时间引擎：不支持环视、反向引用，长度不超过 512 字符）"
+            problems.append(scope.problem((*at, "pattern"), message, f"invalid pattern: {why}"))
     problems.extend(
         scope.problem(("form", "schema", "required", index), f"必填字段 {name} 未定义", f"unknown field {name!r}")
         for index, name in enumerate(required)

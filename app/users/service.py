@@ -30,6 +30,8 @@ ROLE_LABELS = {
     "admin": "管理员",
 }
 MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 128
+MAX_NAME_LENGTH = 64  # username and display name: the width of their columns
 
 
 class RolePending(CunguanError):
@@ -69,6 +71,8 @@ def password_problem(username: str, password: str) -> str | None:
     and digits, and not the username."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"密码至少 {MIN_PASSWORD_LENGTH} 位"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"密码不能超过 {MAX_PASSWORD_LENGTH} 个字符"
     if not any(c.isascii() and c.isalpha() for c in password) or not any(c.isdigit() for c in password):
         return "密码须同时包含字母和数字"
     if username and username.lower() in password.lower():
@@ -80,6 +84,15 @@ def _check_password(username: str, password: str) -> None:
     problem = password_problem(username, password)
     if problem is not None:
         raise ValidationError(problem, code="WEAK_PASSWORD")
+
+
+def _check_names(username: str, display_name: str) -> None:
+    """Both fit their columns (a longer value would be a database error, a 500, on PostgreSQL)."""
+    if not username:
+        raise ValidationError("请填写用户名", code="USERNAME_MISSING")
+    for label, value in (("用户名", username), ("姓名", display_name)):
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValidationError(f"{label}不能超过 {MAX_NAME_LENGTH} 个字符", code="INPUT_TOO_LONG")
 
 
 def _audit(rt: Runtime, session: Session, actor: str | None, action: str, username: str, **change: Any) -> None:
@@ -95,6 +108,7 @@ def create_user(
     and the password is one-time; set-up (fixtures, `flask user create-demo`) makes it effective at once."""
     if role not in ROLES:
         raise ValidationError("未知角色", code="UNKNOWN_ROLE", details={"role": role})
+    _check_names(username, display_name)
     _check_password(username, password)
     with rt.db.uow() as uow:
         if uow.session.scalar(select(User).where(User.username == username)) is not None:

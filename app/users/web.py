@@ -38,6 +38,9 @@ def _start_session(info: users.UserInfo) -> None:
 def login() -> str | Response:
     if request.method == "POST":
         username, address = request.form.get("username", "").strip(), request.remote_addr or "-"
+        if len(username) > users.MAX_NAME_LENGTH or len(request.form.get("password", "")) > users.MAX_PASSWORD_LENGTH:
+            flash("用户名或密码错误", "error")  # no such account can exist: nothing to look up or count
+            return render_template("login.html"), 400  # type: ignore[return-value]
         if is_locked(runtime(), username, address):
             flash(LOCKED_MESSAGE, "error")
             return render_template("login.html"), 429  # type: ignore[return-value]
