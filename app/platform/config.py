@@ -47,6 +47,17 @@ DEFAULT_BANKS: dict[str, tuple[str, int, int]] = {
 }
 
 
+SIMULATOR_URL = "http://127.0.0.1:5001/{code}"  # the bank simulator's path for a bank: the default of its URL
+
+
+class ConfigError(ValueError):
+    """A setting the platform must not start with."""
+
+
+def _production() -> bool:
+    return os.environ.get("CUNGUAN_ENV", "").strip().lower() == "production"
+
+
 def _bank_from_env(code: str, name: str, per_second: int, per_day: int) -> BankEndpoint:
     """Base URL from CUNGUAN_BANK_<CODE>_URL (default: the bank simulator's path for this bank); limits
     from CUNGUAN_BANK_<CODE>_OPEN_PER_SECOND / _OPEN_PER_DAY."""
@@ -54,7 +65,7 @@ def _bank_from_env(code: str, name: str, per_second: int, per_day: int) -> BankE
     return BankEndpoint(
         code=code,
         name=name,
-        base_url=os.environ.get(f"{prefix}_URL", f"http://127.0.0.1:5001/{code}"),
+        base_url=os.environ.get(f"{prefix}_URL", SIMULATOR_URL.format(code=code)),
         open_per_second=int(os.environ.get(f"{prefix}_OPEN_PER_SECOND", per_second)),
         open_per_day=int(os.environ.get(f"{prefix}_OPEN_PER_DAY", per_day)),
     )
@@ -69,6 +80,7 @@ class Config:
     public_base_url: str = field(default_factory=lambda: os.environ.get("CUNGUAN_PUBLIC_URL", "http://127.0.0.1:5000"))
     banks: dict[str, BankEndpoint] = field(default_factory=dict)
     testing: bool = False
+    production: bool = field(default_factory=_production)  # CUNGUAN_ENV=production
     session_lifetime_s: int = 30 * 60
     bank_timeout_s: float = 10.0
 
@@ -82,3 +94,13 @@ class Config:
             self.secret_key = _secret_key(self.instance_path)
         if not self.banks:
             self.banks = {code: _bank_from_env(code, *spec) for code, spec in DEFAULT_BANKS.items()}
+        if self.production:
+            _refuse_simulator_banks(self.banks)
+
+
+def _refuse_simulator_banks(banks: dict[str, BankEndpoint]) -> None:
+    """In production every bank must have its real URL: none may be left at the simulator's default."""
+    left = sorted(code for code, bank in banks.items() if bank.base_url == SIMULATOR_URL.format(code=code))
+    if left:
+        names = "、".join(f"CUNGUAN_BANK_{code.upper()}_URL" for code in left)
+        raise ConfigError(f"生产模式（CUNGUAN_ENV=production）下银行地址不能使用模拟器默认值，请设置：{names}")

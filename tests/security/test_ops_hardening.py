@@ -1,5 +1,5 @@
 """Issue 16, operations: an unreachable bank is a metric and a staff page section, never a readiness failure;
-the worker survives dropped database connections."""
+the worker survives dropped database connections; production refuses the simulator's bank URLs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -16,9 +17,10 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app import create_app
 from app.ops import bank_reachability
 from app.platform.cli import alembic_config
-from app.platform.config import BankEndpoint
+from app.platform.config import DEFAULT_BANKS, BankEndpoint, Config, ConfigError
 from app.platform.runtime import Runtime
 from app.queue import jobs, worker
 
@@ -179,3 +181,38 @@ def test_worker_survives_dropped_database_connections(rt: Runtime, monkeypatch: 
     assert ran == [2], "the worker loop ended only when told to, having run both jobs"
     assert "database unavailable, reconnecting" in lines.messages
     assert "database reachable again" in lines.messages
+
+
+def _bank_url_variables() -> list[str]:
+    return [f"CUNGUAN_BANK_{code.upper()}_URL" for code in DEFAULT_BANKS]
+
+
+def test_production_refuses_to_start_with_bank_urls_at_the_simulators_defaults(
+    tmp_path: Path, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in _bank_url_variables():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CUNGUAN_SECRET_KEY", "x" * 64)
+    monkeypatch.setenv("CUNGUAN_ENV", "production")
+    first, *others = _bank_url_variables()
+    for name in others:
+        monkeypatch.setenv(name, f"https://bank.example/{name}")
+    with pytest.raises(ConfigError) as refused:
+        create_app(Config(instance_path=tmp_path / "instance", keys_dir=keys_dir))
+    assert first in str(refused.value) and others[0] not in str(refused.value)
+    monkeypatch.setenv(first, "http://127.0.0.1:5001/" + first.split("_")[2].lower())  # the default, spelled out
+    with pytest.raises(ConfigError):
+        Config(instance_path=tmp_path / "instance", keys_dir=keys_dir)
+    monkeypatch.setenv(first, "https://bank.example/real")
+    assert Config(instance_path=tmp_path / "instance", keys_dir=keys_dir).production is True
+
+
+def test_outside_production_the_simulator_defaults_are_fine(
+    tmp_path: Path, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in _bank_url_variables():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("CUNGUAN_ENV", raising=False)
+    config = Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s")
+    assert config.production is False
+    assert config.banks["ceb"].base_url == "http://127.0.0.1:5001/ceb"
