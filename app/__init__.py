@@ -30,7 +30,8 @@ def create_app(config: Config | None = None) -> Flask:
         SECRET_KEY=config.secret_key,
         TESTING=config.testing,
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SAMESITE="Strict",  # every cookie is a staff login: no cross-site request carries it
+        SESSION_COOKIE_SECURE=config.secure_cookies,
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=config.session_lifetime_s),
         MAX_CONTENT_LENGTH=1024 * 1024,
         WTF_CSRF_TIME_LIMIT=None,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    kwargs.setdefault("hide_parameters", True)  # SQL parameters (password hashes, PII) never reach an error or a log
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _configure_sqlite(engine)

@@ -81,7 +81,9 @@ class Config:
     banks: dict[str, BankEndpoint] = field(default_factory=dict)
     testing: bool = False
     production: bool = field(default_factory=_production)  # CUNGUAN_ENV=production
-    session_lifetime_s: int = 30 * 60
+    session_lifetime_s: int = 30 * 60  # idle timeout: each request renews the cookie
+    session_max_age_s: int = field(default_factory=lambda: int(os.environ.get("CUNGUAN_SESSION_MAX_AGE_S", 12 * 3600)))
+    secure_cookies: bool = field(default_factory=lambda: os.environ.get("CUNGUAN_SECURE_COOKIES", "") == "1")
     bank_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:

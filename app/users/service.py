@@ -152,6 +152,16 @@ def get_user(rt: Runtime, user_id: int, session_version: int) -> UserInfo | None
         return _info(user)
 
 
+def end_sessions(rt: Runtime, user_id: int) -> None:
+    """Logout: raising the version ends this session on the server (a replayed cookie no longer works) and
+    every other session of the user."""
+    with rt.db.uow() as uow:
+        user = uow.session.get(User, user_id, with_for_update=True)
+        if user is not None:
+            user.session_version += 1
+        uow.commit()
+
+
 def create_demo_users(rt: Runtime) -> dict[str, str]:
     """On a fresh install only (no user yet), one user per role, named after the role, with a random password;
     once there are users, roles are given under four eyes (`grants`), so this creates nothing."""

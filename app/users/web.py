@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlparse
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
@@ -11,7 +12,7 @@ from werkzeug.wrappers import Response
 from app.platform.errors import CunguanError
 from app.users import service as users
 from app.users.login_throttle import LOCKED_MESSAGE, clear_failures, is_locked, record_failure
-from app.web.access import SessionUser, runtime
+from app.web.access import LOGIN_AT_KEY, SessionUser, runtime
 
 bp = Blueprint("auth", __name__)
 
@@ -30,7 +31,8 @@ def _safe_next(target: str | None, role: str) -> str:
 
 def _start_session(info: users.UserInfo) -> None:
     session.clear()  # no fixation: a fresh session for a fresh login
-    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME
+    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME without a request
+    session[LOGIN_AT_KEY] = int(time.time())  # wall clock, like the idle timeout: ends after the absolute lifetime
     login_user(SessionUser(info))
 
 
@@ -64,6 +66,7 @@ def login() -> str | Response:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
+    users.end_sessions(runtime(), current_user.info.id)
     logout_user()
     flash("已退出登录", "info")
     return redirect(url_for("auth.login"))

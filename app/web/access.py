@@ -28,6 +28,7 @@ PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.change_password", "auth.logout", "s
 ALL_ROLES = tuple(role for role in ROLE_LABELS if role != "admin")
 
 F = TypeVar("F", bound=Callable[..., Any])
+LOGIN_AT_KEY = "login_at"  # the session's start (Unix seconds, UTC), for its absolute lifetime
 
 
 class SessionUser(UserMixin):
@@ -60,6 +61,11 @@ def session_id(user_id: int, session_version: int) -> str:
 def parse_session_id(value: str) -> tuple[int, int] | None:
     user_id, _, version = value.partition(".")
     return (int(user_id), int(version)) if user_id.isdigit() and version.isdigit() else None
+
+
+def session_expired(login_at: object, now: int, max_age_s: int) -> bool:
+    """A session without a start, or older than its absolute lifetime, has ended (idle or not)."""
+    return not isinstance(login_at, int) or now - login_at >= max_age_s
 
 
 def runtime() -> Runtime:

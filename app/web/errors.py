@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import time
+
+from flask import Flask, current_app, jsonify, render_template, request, session
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -11,7 +13,7 @@ from werkzeug.wrappers import Response
 from app.platform.errors import CunguanError
 from app.platform.extensions import login_manager
 from app.users.service import get_user
-from app.web.access import SessionUser, parse_session_id, runtime
+from app.web.access import LOGIN_AT_KEY, SessionUser, parse_session_id, runtime, session_expired
 
 MESSAGES = {
     400: "请求有误",
@@ -52,6 +54,9 @@ def register(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(session_id: str) -> SessionUser | None:
         """The session's user, or None (the session has ended) when its version is no longer the user's."""
+        max_age_s = current_app.extensions["cunguan.config"].session_max_age_s
+        if session_expired(session.get(LOGIN_AT_KEY), int(time.time()), max_age_s):
+            return None
         parsed = parse_session_id(session_id)
         info = get_user(runtime(), *parsed) if parsed is not None else None
         return SessionUser(info) if info is not None else None

@@ -1,0 +1,104 @@
+"""Issue 16: sessions end on the server, have an absolute lifetime and safe cookie flags; logs carry no SQL
+parameters or password hashes. Through HTTP, on both databases."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from app import create_app
+from app.platform.runtime import Runtime
+from app.users.service import create_user
+from tests.conftest import PASSWORD, csrf_token, make_config
+
+
+def _logout(client: FlaskClient) -> None:
+    token = csrf_token(client.get("/deals").text)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+
+
+def test_a_cookie_replayed_after_logout_no_longer_works(login: Callable[[str], FlaskClient]) -> None:
+    client = login("agent")
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    assert client.get("/deals").status_code == 200
+    _logout(client)
+    client.set_cookie("session", cookie.value)  # the attacker's copy of the cookie taken before logout
+    answer = client.get("/deals")
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+
+
+def test_a_session_ends_after_its_absolute_lifetime_even_when_active(login: Callable[[str], FlaskClient]) -> None:
+    client = login("agent")
+    assert client.get("/deals").status_code == 200
+    with client.session_transaction() as session:
+        session["login_at"] = int(time.time()) - 12 * 3600 + 60  # a minute before the end: still valid
+    assert client.get("/deals").status_code == 200
+    with client.session_transaction() as session:
+        session["login_at"] = int(time.time()) - 12 * 3600 - 1
+    answer = client.get("/deals")
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+
+
+def test_session_cookie_is_strict_and_secure_when_configured(
+    tmp_path: Path, database_url: str, keys_dir: Path, password_hash: str
+) -> None:
+    config = make_config(tmp_path / "instance", database_url, keys_dir)
+    config.secure_cookies = True
+    app = create_app(config)
+    runtime: Runtime = app.extensions["cunguan.runtime"]
+    from app.db.models import Base
+
+    Base.metadata.create_all(runtime.db.engine)
+    try:
+        create_user(runtime, "agent", PASSWORD, "agent", "测试agent")
+        client = app.test_client()
+        token = csrf_token(client.get("/login").text)
+        answer = client.post("/login", data={"username": "agent", "password": PASSWORD, "csrf_token": token})
+        assert answer.status_code == 302
+        header = next(h for h in answer.headers.getlist("Set-Cookie") if h.startswith("session="))
+        assert "; Secure" in header and "SameSite=Strict" in header and "HttpOnly" in header
+    finally:
+        runtime.db.dispose()
+
+
+def test_staff_cookie_is_samesite_strict_by_default(login: Callable[[str], FlaskClient], app: Flask) -> None:
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Strict"
+    assert app.config["SESSION_COOKIE_SECURE"] is False  # plain http in development unless the setting says so
+
+
+def test_a_database_error_during_login_logs_no_parameters(
+    app: Flask, client: FlaskClient, rt: Runtime, users: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # answered and logged as in production
+    with rt.db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE users RENAME COLUMN display_name TO display_name_gone"))
+    page = client.get("/login").text
+    secret_name = "agent-probe-7f3a"
+    with caplog.at_level(logging.DEBUG):
+        answer = client.post(
+            "/login", data={"username": secret_name, "password": PASSWORD, "csrf_token": csrf_token(page)}
+        )
+    assert answer.status_code == 500
+    logged = "\n".join(
+        record.getMessage() + (logging.Formatter().formatException(record.exc_info) if record.exc_info else "")
+        for record in caplog.records
+    )
+    assert "display_name" in logged  # the error itself was logged ...
+    assert secret_name not in logged  # ... without its parameters
+
+
+def test_a_database_error_creating_a_user_shows_no_password_hash(rt: Runtime) -> None:
+    with rt.db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE users RENAME COLUMN display_name TO display_name_gone"))
+    with pytest.raises(Exception) as error:
+        create_user(rt, "newcomer", PASSWORD, "agent", "新人")
+    assert "users" in str(error.value)
+    assert "scrypt" not in str(error.value) and "pbkdf2" not in str(error.value) and "newcomer" not in str(error.value)
