@@ -20,6 +20,7 @@ from app.db.models import ROLES, User
 from app.platform.errors import CunguanError, ValidationError
 from app.platform.runtime import Runtime
 from app.users import grants
+from app.users.common_passwords import is_common
 
 ROLE_LABELS = {
     "agent": "经纪人",
@@ -29,7 +30,7 @@ ROLE_LABELS = {
     "auditor": "审计",
     "admin": "管理员",
 }
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 128
 MAX_NAME_LENGTH = 64  # username and display name: the width of their columns
 
@@ -68,7 +69,7 @@ def _info(user: User) -> UserInfo:
 
 def password_problem(username: str, password: str) -> str | None:
     """Why the password is not allowed (zh-CN), or None: at least MIN_PASSWORD_LENGTH characters, letters
-    and digits, and not the username."""
+    and digits, not the username, and not in the shipped list of common passwords."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"密码至少 {MIN_PASSWORD_LENGTH} 位"
     if len(password) > MAX_PASSWORD_LENGTH:
@@ -77,6 +78,8 @@ def password_problem(username: str, password: str) -> str | None:
         return "密码须同时包含字母和数字"
     if username and username.lower() in password.lower():
         return "密码不能包含用户名"
+    if is_common(password):
+        return "该密码过于常见，请换一个"
     return None
 
 

@@ -102,3 +102,30 @@ def test_a_database_error_creating_a_user_shows_no_password_hash(rt: Runtime) ->
         create_user(rt, "newcomer", PASSWORD, "agent", "新人")
     assert "users" in str(error.value)
     assert "scrypt" not in str(error.value) and "pbkdf2" not in str(error.value) and "newcomer" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("new_password", "problem"),
+    [
+        ("Password12", "密码至少 12 位"),  # the finding: accepted before
+        ("Password1234", "该密码过于常见，请换一个"),
+        ("qwerty123456", "该密码过于常见，请换一个"),
+        ("agent-2026-blue", "密码不能包含用户名"),
+    ],
+)
+def test_weak_passwords_are_refused_through_http(
+    login: Callable[[str], FlaskClient], new_password: str, problem: str
+) -> None:
+    client = login("agent")
+    token = csrf_token(client.get("/password").text)
+    form = {"current_password": PASSWORD, "new_password": new_password, "confirm_password": new_password}
+    answer = client.post("/password", data={**form, "csrf_token": token})
+    assert answer.status_code == 422
+    assert problem in answer.text
+
+
+def test_a_strong_password_is_accepted(login: Callable[[str], FlaskClient]) -> None:
+    client = login("agent")
+    token = csrf_token(client.get("/password").text)
+    form = {"current_password": PASSWORD, "new_password": "violet-lantern-58", "confirm_password": "violet-lantern-58"}
+    assert client.post("/password", data={**form, "csrf_token": token}).status_code == 302

@@ -117,11 +117,11 @@ def test_admin_retries_a_dead_job_with_a_reason(login: Login, rt: Runtime, users
 
 def test_admin_manages_users_under_the_password_rules(login: Login, client: FlaskClient, rt: Runtime) -> None:
     admin = login("admin")
-    weak = _post(admin, "/admin/users/create", username="clerk", role="finance", password="onlyletters")
+    weak = _post(admin, "/admin/users/create", username="clerk", role="finance", password="onlyletterss")
     assert "密码须同时包含字母和数字" in weak.text
     assert (
         "密码不能包含用户名"
-        in _post(admin, "/admin/users/create", username="clerk", role="finance", password="clerk12345x").text
+        in _post(admin, "/admin/users/create", username="clerk", role="finance", password="clerk12345xy").text
     )
     assert (
         "已创建用户 clerk：角色待另一位管理员批准后生效"
@@ -129,7 +129,7 @@ def test_admin_manages_users_under_the_password_rules(login: Login, client: Flas
     )
     assert "已停用用户 clerk" in _post(admin, "/admin/users/clerk/active", active="0").text
     assert "不能停用自己的账号" in _post(admin, "/admin/users/admin/active", active="0").text
-    assert "密码至少 10 位" in _post(admin, "/admin/users/clerk/password", password="short1").text
+    assert "密码至少 12 位" in _post(admin, "/admin/users/clerk/password", password="short1").text
     assert "已重置 clerk 的密码" in _post(admin, "/admin/users/clerk/password", password="another-2027y").text
     assert [a for _, a, _ in _audit_actions(rt, "user.")] == [
         "user.create",
@@ -237,9 +237,9 @@ def test_a_successful_login_forgets_earlier_failures(client: FlaskClient, users:
 @pytest.mark.parametrize(
     ("password", "problem"),
     [
-        ("short1a", "密码至少 10 位"),
-        ("abcdefghijk", "密码须同时包含字母和数字"),
-        ("12345678901", "密码须同时包含字母和数字"),
+        ("short1a", "密码至少 12 位"),
+        ("abcdefghijkm", "密码须同时包含字母和数字"),
+        ("123456789012", "密码须同时包含字母和数字"),
         ("xfinance2026", "密码不能包含用户名"),
         ("ledger-2026x", None),
     ],
