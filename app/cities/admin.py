@@ -29,7 +29,7 @@ from app.platform.errors import CunguanError, WorkflowError
 from app.web.access import runtime
 
 VIRTUAL = "_virtual"
-STEM = re.compile(r"^(_?[A-Za-z0-9]+)$")
+STEM = re.compile(r"^(_?[A-Za-z0-9]{1,15})$")  # fits `city_code` (16 characters)
 ADMIN_CODE = re.compile(r"^\d{6}$")
 
 

@@ -196,3 +196,16 @@ def test_overlong_user_fields_are_refused_with_a_message(
     assert answer.status_code == 200 and message in answer.text
     with rt.db.uow() as uow:
         assert uow.session.scalar(select(User).where(User.username.in_(["clerk", LONG_NAME]))) is None
+
+
+@pytest.mark.parametrize("action", ["draft", "simulate", "submit"])
+def test_an_overlong_city_code_in_the_console_is_a_404(
+    login: Login, rt: Runtime, users: dict[str, int], action: str
+) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    token = csrf_token(ops.get(PAGE).text)
+    stem = "1" * 40
+    answer = ops.post(f"/admin/configs/{stem}/{action}", data={"csrf_token": token, "content": _draft(admin_code=stem)})
+    assert answer.status_code == 404
+    assert ops.get(f"/admin/configs/{stem}").status_code == 404
