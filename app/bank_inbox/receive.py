@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
@@ -17,6 +19,7 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as JsonSchemaError
 from jsonschema.exceptions import best_match
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.bank_inbox.alerts import CallbackRefused, add_alert, record_alert
@@ -33,12 +36,15 @@ from app.bank_inbox.store import (
     store_values,
 )
 from app.banks.protocol import ReplayedNonce
-from app.platform.errors import ValidationError
+from app.db.contention import is_contention
+from app.platform.errors import Busy, ValidationError
 from app.platform.runtime import Runtime
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-notification.schema.json"
 
 log = logging.getLogger("cunguan.bank_callbacks")
+CONTENTION_ATTEMPTS = 5
+CONTENTION_BACKOFF_S = 0.05
 
 
 def _strict_validator_class() -> type[Draft202012Validator]:
@@ -158,6 +164,20 @@ def parse_notification(raw_body: bytes) -> dict[str, Any]:
 
 
 def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str) -> str:
+    """`_receive_once`, retried when it meets contention (concurrent arrivals at one account); Busy (409) when
+    the retries do not settle it: nothing is kept then, and the bank resends."""
+    for attempt in range(CONTENTION_ATTEMPTS):
+        try:
+            return _receive_once(rt, bank_code, raw_body, body, nonce)
+        except DBAPIError as error:
+            if not is_contention(error):
+                raise
+            log.info("callback contention, attempt %d of %d", attempt + 1, CONTENTION_ATTEMPTS)
+            time.sleep(CONTENTION_BACKOFF_S * (attempt + 1) * random.random())
+    raise Busy("系统繁忙，请稍后重发该通知", details={"attempts": CONTENTION_ATTEMPTS})
+
+
+def _receive_once(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str) -> str:
     """One transaction: remember the nonce, keep the raw notification, process it once. Returns "OK" or
     "DUPLICATE"; raises ReplayedNonce for a nonce seen before.
 
@@ -179,6 +199,8 @@ def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], 
             uow.commit()
         except Exception as error:
             session.rollback()
+            if is_contention(error):  # nothing kept: `receive` tries again with the same nonce
+                raise
             _keep_raw_after_failure(session, bank_code, raw_body, body, nonce, now, error)
             if isinstance(error, CallbackRefused):
                 add_alert(rt, session, bank_code, raw_body, body, error)

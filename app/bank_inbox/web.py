@@ -9,7 +9,7 @@ from app.bank_inbox import receive as bank_callbacks
 from app.bank_inbox.alerts import CallbackRefused
 from app.bank_inbox.store import INBOX_MODE, processing_mode
 from app.banks.protocol import BANK_PREFIX, MAX_BODY_BYTES, ReplayedNonce, verify_request
-from app.platform.errors import CunguanError, NotFound
+from app.platform.errors import Busy, CunguanError, NotFound
 from app.platform.extensions import csrf
 from app.web.access import runtime
 
@@ -46,6 +46,8 @@ def notify(bank_code: str) -> tuple[Response, int]:
             result = bank_callbacks.receive(rt, bank_code, raw_body, body, signed.nonce)
     except ReplayedNonce as error:
         return _answer(error.code, 401, message=error.message)
+    except Busy as error:  # contention the retries did not settle: the bank resends
+        return _answer(error.code, 409, message=error.message)
     except CallbackRefused as error:  # verified, but it contradicts our records: an alert kept for review
         return _answer(error.code, 409, message=error.message, errors=error.details)
     except CunguanError as error:  # verified and stored raw, but it contradicts our records: kept for review

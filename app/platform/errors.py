@@ -71,3 +71,10 @@ class BankError(CunguanError):
 class NotFound(CunguanError):
     code = "NOT_FOUND"
     http_status = 404
+
+
+class Busy(CunguanError):
+    """Concurrent work on the same records did not settle within the retries: try again later."""
+
+    code = "BUSY"
+    http_status = 409
