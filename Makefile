@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 APT_PACKAGES := python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk poppler-utils openssl graphviz chromium
 # the platform's key folder (no bank private key in it) and the bank simulator's own (the banks' private keys)
-KEYS_DIR ?= $(or $(CUNGUAN_KEYS_DIR),instance/keys)
-BANK_SIM_KEYS_DIR ?= instance/bank-sim-keys
+KEYS_DIR ?= $(or $(CUNGUAN_KEYS_DIR),$(or $(CUNGUAN_INSTANCE_PATH),instance)/keys)
+BANK_SIM_KEYS_DIR ?= $(or $(CUNGUAN_INSTANCE_PATH),instance)/bank-sim-keys
 WEB_PORT ?= 5000
 SIM_PORT ?= 5001
 # `make test`: pytest-xdist worker processes (every test is isolated: its own database or schema, its own ports)

@@ -12,7 +12,8 @@ from app.domain.banks import KNOWN_BANKS
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _instance_path() -> Path:
+def instance_path_from_env() -> Path:
+    """The instance folder: CUNGUAN_INSTANCE_PATH, else `instance/` of the source tree."""
     return Path(os.environ.get("CUNGUAN_INSTANCE_PATH", ROOT / "instance")).resolve()
 
 
@@ -73,7 +74,7 @@ def _bank_from_env(code: str, name: str, per_second: int, per_day: int) -> BankE
 
 @dataclass
 class Config:
-    instance_path: Path = field(default_factory=_instance_path)
+    instance_path: Path = field(default_factory=instance_path_from_env)
     database_url: str = ""
     keys_dir: Path | None = None
     secret_key: str = ""

@@ -6,6 +6,7 @@ Registered by the platform as `flask bank-sim`; also runs as `python -m app.tool
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ import requests
 from werkzeug.serving import make_server
 
 from app.domain.money import format_yuan, parse_yuan
+from app.platform.config import instance_path_from_env
 from app.platform.errors import CunguanError
 from app.tools.banksim import SimulatorConfig, create_simulator_app
 from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
@@ -27,6 +29,18 @@ from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, ensure_bank_keys
 from app.tools.banksim.store import Store, Transaction
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _in_instance(name: str) -> Callable[[], str]:
+    """A default under the instance folder the platform is told to use (CUNGUAN_INSTANCE_PATH), not the cwd."""
+    return lambda: str(instance_path_from_env() / name)
+
+
+def _platform_public_key() -> str:
+    keys = os.environ.get("CUNGUAN_KEYS_DIR") or str(instance_path_from_env() / "keys")
+    return str(Path(keys) / "platform.pub.pem")
+
+
 _PAY_TIMEOUT_S = 10
 _BANK_CHOICE = click.Choice(sorted(SIMULATED_BANKS))
 _URL_OPTION = click.option(
@@ -43,16 +57,16 @@ _DB_OPTION = click.option(
 
 _KEYS_DIR_OPTION = click.option(
     "--keys-dir",
-    default="instance/bank-sim-keys",
-    show_default=True,
+    default=_in_instance("bank-sim-keys"),
+    show_default="<CUNGUAN_INSTANCE_PATH>/bank-sim-keys",
     envvar="BANK_SIM_KEYS_DIR",
     type=click.Path(file_okay=False, path_type=Path),
     help="模拟银行自己的密钥目录（银行私钥只在这里），缺少的密钥会自动生成（环境变量 BANK_SIM_KEYS_DIR）",
 )
 _PLATFORM_KEY_OPTION = click.option(
     "--platform-key",
-    default="instance/keys/platform.pub.pem",
-    show_default=True,
+    default=_platform_public_key,
+    show_default="<CUNGUAN_KEYS_DIR 或 CUNGUAN_INSTANCE_PATH/keys>/platform.pub.pem",
     envvar="BANK_SIM_PLATFORM_KEY",
     type=click.Path(dir_okay=False, path_type=Path),
     help="平台公钥（验证平台请求）：keys 命令登记（复制）到模拟银行的密钥目录；serve 仅在目录中尚无平台公钥时登记"
@@ -76,8 +90,8 @@ def bank_sim() -> None:
 @click.option(
     "--db",
     "db_path",
-    default="instance/bank_sim.db",
-    show_default=True,
+    default=_in_instance("bank_sim.db"),
+    show_default="<CUNGUAN_INSTANCE_PATH>/bank_sim.db",
     envvar="BANK_SIM_DB",
     type=click.Path(dir_okay=False, path_type=Path),
     help="模拟器自己的 SQLite 文件（环境变量 BANK_SIM_DB）",
