@@ -86,3 +86,11 @@ def test_simulator_files_live_in_the_instance_folder_the_platform_is_told_to_use
     with click.Context(serve) as context:
         (db_option,) = [p for p in serve.params if p.name == "db_path"]
         assert Path(str(db_option.get_default(context))) == instance.resolve() / "bank_sim.db"
+
+
+def test_the_state_page_masks_account_numbers(simulator: InProcessSimulator) -> None:
+    account_no = _account(simulator)
+    simulator.pay_in("ceb", account_no, 5000, payer_account="6222020200998877661")
+    page = simulator.client.get("/").get_data(as_text=True)
+    assert "6222020200998877661" not in page
+    assert "**** 7661" in page

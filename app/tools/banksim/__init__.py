@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.banks.protocol import MAX_BODY_BYTES
 from app.domain.money import format_yuan
+from app.domain.pii_mask import mask_card
 from app.platform.errors import CunguanError
 from app.tools.banksim.api import bank_api
 from app.tools.banksim.context import EXTENSION_KEY, Simulator, load_keys
@@ -62,6 +63,7 @@ def create_simulator_app(config: SimulatorConfig) -> Flask:
     app.extensions[EXTENSION_KEY] = Simulator(store, operations, worker, keys)
     app.add_template_filter(format_yuan, "yuan")
     app.add_template_filter(_local_time, "local_time")
+    app.add_template_filter(mask_card, "card")  # the state page shows account numbers masked
     app.register_error_handler(CunguanError, _error_answer)
     app.register_error_handler(HTTPException, _http_error_answer)
     app.before_request(refuse_cross_site)
