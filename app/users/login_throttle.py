@@ -1,18 +1,22 @@
-"""Login throttling: after too many failed logins for one username from one address, that pair is locked
-for a while. Failures are rows in the database, so every web process enforces the same lock. Every login,
-failure and lockout is in the audit log, with the address."""
+"""Login throttling, per account across all addresses and per address across all accounts. Each attempt is
+counted before its password is checked, under a lock (a PostgreSQL advisory lock per account and per address;
+SQLite's single writer), so a parallel burst cannot pass more checks than the limit; a success forgets the
+account's earlier attempts. Every login, failure and lockout is in the audit log, with the address."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import zlib
+from datetime import timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
 
 from app.audit import log as audit
 from app.db.models import LoginFailure
 from app.platform.runtime import Runtime
 
-MAX_FAILURES = 5
+MAX_FAILURES = 5  # per account, from any address
+MAX_FAILURES_PER_ADDRESS = 20  # per address, over any accounts (an office behind one NAT shares it)
 WINDOW = timedelta(minutes=15)
 LOCKED_MESSAGE = f"登录失败次数过多，该账号已被临时锁定，请 {int(WINDOW.total_seconds() // 60)} 分钟后再试"
 
@@ -21,34 +25,45 @@ def _key(username: str, ip: str) -> tuple[str, str]:
     return username.strip().lower()[:64], ip[:64]
 
 
-def is_locked(rt: Runtime, username: str, ip: str, now: datetime | None = None) -> bool:
-    """True when the pair has MAX_FAILURES failures within the last WINDOW."""
-    name, address = _key(username, ip)
-    since = (now or rt.clock()) - WINDOW
-    with rt.db.uow() as uow:
-        count = uow.session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.username == name, LoginFailure.ip == address, LoginFailure.failed_at > since)
-        )
-    return (count or 0) >= MAX_FAILURES
+def _lock(session: Session, *keys: str) -> None:
+    """Serialise the attempts on these keys until commit (PostgreSQL; SQLite transactions already are)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in keys:  # always account first, then address: no lock cycle
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(key.encode()) - 2**31})
 
 
-def record_failure(rt: Runtime, username: str, ip: str) -> None:
-    """Store one failure (audited; the one that locks the pair is audited as the lockout); failures older
-    than the window are pruned on the way."""
+def _count(session: Session, *where: object) -> int:
+    return session.scalar(select(func.count()).select_from(LoginFailure).where(*where)) or 0  # type: ignore[arg-type]
+
+
+def begin_attempt(rt: Runtime, username: str, ip: str) -> bool:
+    """Count one attempt before its password is checked; False (nothing counted) when the account or the
+    address is locked. The attempt stays counted as a failure unless `succeeded` is called."""
     name, address = _key(username, ip)
     now = rt.clock()
     with rt.db.uow() as uow:
         session = uow.session
+        _lock(session, f"login:user:{name}", f"login:ip:{address}")
         session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= now - WINDOW))
+        if (
+            _count(session, LoginFailure.username == name) >= MAX_FAILURES
+            or _count(session, LoginFailure.ip == address) >= MAX_FAILURES_PER_ADDRESS
+        ):
+            uow.commit()
+            return False
         session.add(LoginFailure(username=name, ip=address, failed_at=now))
-        session.flush()
-        failures = session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.username == name, LoginFailure.ip == address)
-        )
+        uow.commit()
+        return True
+
+
+def failed(rt: Runtime, username: str, ip: str) -> None:
+    """Audit a failed attempt (already counted); the one that locks the account is audited as the lockout."""
+    name, address = _key(username, ip)
+    now = rt.clock()
+    with rt.db.uow() as uow:
+        session = uow.session
+        failures = _count(session, LoginFailure.username == name)
         detail = {"ip": address, "failures": failures}
         audit.append(
             session, at=now, actor=f"ip:{address}", action="auth.login_failed", subject=f"user:{name}", detail=detail
@@ -59,11 +74,11 @@ def record_failure(rt: Runtime, username: str, ip: str) -> None:
         uow.commit()
 
 
-def clear_failures(rt: Runtime, username: str, ip: str) -> None:
-    """A successful login (audited) forgets the pair's earlier failures."""
+def succeeded(rt: Runtime, username: str, ip: str) -> None:
+    """A successful login (audited) forgets the account's earlier attempts."""
     name, address = _key(username, ip)
     with rt.db.uow() as uow:
-        uow.session.execute(delete(LoginFailure).where(LoginFailure.username == name, LoginFailure.ip == address))
+        uow.session.execute(delete(LoginFailure).where(LoginFailure.username == name))
         audit.append(
             uow.session,
             at=rt.clock(),

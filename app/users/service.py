@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -135,11 +136,19 @@ def create_user(
         return _info(user)
 
 
+@cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made with the default method (the one every stored hash uses)."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(rt: Runtime, username: str, password: str) -> UserInfo | None:
     """The user, or None for a wrong name or password; RolePending when no approved role lets them in yet."""
     with rt.db.uow() as uow:
         user = uow.session.scalar(select(User).where(User.username == username))
-        if user is None or not user.active or not check_password_hash(user.password_hash, password):
+        # an unknown name costs the same hash check as a known one: the timing does not tell which names exist
+        stored = user.password_hash if user is not None else _dummy_hash()
+        if not check_password_hash(stored, password) or user is None or not user.active:
             return None
         if not user.role_approved:
             raise RolePending("该账号的角色尚待另一位管理员批准，批准后才能登录", details={"username": username})

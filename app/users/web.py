@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from app.platform.errors import CunguanError
 from app.users import service as users
-from app.users.login_throttle import LOCKED_MESSAGE, clear_failures, is_locked, record_failure
+from app.users.login_throttle import LOCKED_MESSAGE, begin_attempt, failed, succeeded
 from app.web.access import LOGIN_AT_KEY, SessionUser, runtime
 
 bp = Blueprint("auth", __name__)
@@ -43,7 +43,7 @@ def login() -> str | Response:
         if len(username) > users.MAX_NAME_LENGTH or len(request.form.get("password", "")) > users.MAX_PASSWORD_LENGTH:
             flash("用户名或密码错误", "error")  # no such account can exist: nothing to look up or count
             return render_template("login.html"), 400  # type: ignore[return-value]
-        if is_locked(runtime(), username, address):
+        if not begin_attempt(runtime(), username, address):
             flash(LOCKED_MESSAGE, "error")
             return render_template("login.html"), 429  # type: ignore[return-value]
         try:
@@ -52,12 +52,12 @@ def login() -> str | Response:
             flash(pending.message, "error")
             return render_template("login.html"), 403  # type: ignore[return-value]
         if info is not None:
-            clear_failures(runtime(), username, address)
+            succeeded(runtime(), username, address)
             _start_session(info)
             if info.must_change_password:
                 return redirect(url_for("auth.change_password"))
             return redirect(_safe_next(request.args.get("next"), info.role))
-        record_failure(runtime(), username, address)
+        failed(runtime(), username, address)
         flash("用户名或密码错误", "error")
         return render_template("login.html"), 401  # type: ignore[return-value]
     return render_template("login.html")

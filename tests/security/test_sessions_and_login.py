@@ -4,17 +4,22 @@ parameters or password hashes. Through HTTP, on both databases."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.platform.runtime import Runtime
+from app.users import service
+from app.users.login_throttle import MAX_FAILURES, MAX_FAILURES_PER_ADDRESS
 from app.users.service import create_user
 from tests.conftest import PASSWORD, csrf_token, make_config
 
@@ -129,3 +134,66 @@ def test_a_strong_password_is_accepted(login: Callable[[str], FlaskClient]) -> N
     token = csrf_token(client.get("/password").text)
     form = {"current_password": PASSWORD, "new_password": "violet-lantern-58", "confirm_password": "violet-lantern-58"}
     assert client.post("/password", data={**form, "csrf_token": token}).status_code == 302
+
+
+def _attempt(client: FlaskClient, username: str, password: str, address: str) -> int:
+    token = csrf_token(client.get("/login").text)
+    data = {"username": username, "password": password, "csrf_token": token}
+    return client.post("/login", data=data, environ_overrides={"REMOTE_ADDR": address}).status_code
+
+
+def test_every_new_address_gets_no_new_tries_on_one_account(client: FlaskClient, users: dict[str, int]) -> None:
+    statuses = [_attempt(client, "finance", "wrong-password-1", f"10.0.1.{n}") for n in range(MAX_FAILURES)]
+    assert statuses == [401] * MAX_FAILURES
+    assert _attempt(client, "finance", PASSWORD, "10.0.2.1") == 429
+
+
+def test_one_address_is_throttled_across_accounts(client: FlaskClient, users: dict[str, int]) -> None:
+    statuses = [_attempt(client, f"nobody{n}", "wrong-password-1", "10.0.3.1") for n in range(MAX_FAILURES_PER_ADDRESS)]
+    assert statuses == [401] * MAX_FAILURES_PER_ADDRESS
+    assert _attempt(client, "agent", PASSWORD, "10.0.3.1") == 429
+    assert _attempt(client, "agent", PASSWORD, "10.0.3.2") == 302
+
+
+def test_a_parallel_burst_gets_no_more_password_checks_than_the_limit(
+    app: Flask, users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[str] = []
+    real_check = service.check_password_hash
+
+    def counting_check(stored: str, password: str) -> bool:
+        checks.append(password)
+        time.sleep(0.05)  # a slow hash widens the race window
+        return real_check(stored, password)
+
+    monkeypatch.setattr(service, "check_password_hash", counting_check)
+    clients = [app.test_client() for _ in range(16)]
+    tokens = [csrf_token(c.get("/login").text) for c in clients]
+    barrier = threading.Barrier(len(clients))
+
+    def burst(index: int) -> int:
+        barrier.wait()
+        data = {"username": "ops", "password": f"wrong-password-{index}", "csrf_token": tokens[index]}
+        return clients[index].post("/login", data=data, environ_overrides={"REMOTE_ADDR": "10.0.4.1"}).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = list(pool.map(burst, range(len(clients))))
+    assert len(checks) <= MAX_FAILURES
+    assert sorted(statuses) == [401] * MAX_FAILURES + [429] * (len(clients) - MAX_FAILURES)
+
+
+def test_an_unknown_username_costs_the_same_password_check(
+    client: FlaskClient, users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    real_check = service.check_password_hash
+
+    def counting_check(stored: str, password: str) -> bool:
+        checked.append(stored.split("$", 1)[0])
+        return real_check(stored, password)
+
+    monkeypatch.setattr(service, "check_password_hash", counting_check)
+    assert _attempt(client, "no-such-user", "wrong-password-1", "10.0.5.1") == 401
+    assert _attempt(client, "agent", "wrong-password-1", "10.0.5.2") == 401
+    assert len(checked) == 2  # one hash check each
+    assert checked[0] == generate_password_hash("x").split("$", 1)[0]  # at the default cost of a real hash
