@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache, lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -229,3 +231,22 @@ def login(client: FlaskClient, users: dict[str, int]) -> Callable[[str], FlaskCl
         return client
 
     return do_login
+
+
+class _AnswersNotFound(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def bank_server() -> Iterator[str]:
+    """A bank that answers (404 to a plain GET, as a real bank API would)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AnswersNotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ceb"
+    server.shutdown()

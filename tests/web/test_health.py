@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,25 +21,6 @@ from app.platform.logs import ContextFilter, JsonFormatter
 from app.platform.request_context import bind_context
 from app.platform.runtime import Runtime
 from tests.conftest import make_config
-
-
-class _NotFound(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(404)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def bank_server() -> Iterator[str]:
-    """A bank that answers (404 to a plain GET, as a real bank API would)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ceb"
-    server.shutdown()
 
 
 @pytest.fixture(autouse=True)
