@@ -41,7 +41,7 @@ def agreed_release_fen(deal: Deal) -> int:
 def release_room_fen(session: Session, deal: Deal) -> int:
     """What the agreement still allows to be released (less the releases paid or in flight)."""
     payouts = list(session.scalars(select(Payout).where(Payout.deal_id == deal.id)))
-    return agreed_release_fen(deal) - sum(p.amount_fen for p in _live(payouts, PayoutPurpose.RELEASE))
+    return agreed_release_fen(deal) - _released_fen(payouts)
 
 
 def release_accounts(session: Session, deal: Deal) -> set[str]:
@@ -50,8 +50,9 @@ def release_accounts(session: Session, deal: Deal) -> set[str]:
     return named | {amendment.account for amendment in amendments.approved(session, deal.id)}
 
 
-def _live(payouts: list[Payout], purpose: PayoutPurpose) -> list[Payout]:
-    return [p for p in payouts if p.purpose == purpose and p.status != PayoutStatus.FAILED]
+def _released_fen(payouts: list[Payout]) -> int:
+    """What the releases among `payouts` paid or hold in flight (failed ones gave their money back)."""
+    return sum(p.amount_fen for p in payouts if p.purpose == PayoutPurpose.RELEASE and p.status != PayoutStatus.FAILED)
 
 
 def check(session: Session, deal: Deal, purpose: PayoutPurpose, account: str, amount_fen: int) -> None:
@@ -65,7 +66,7 @@ def check(session: Session, deal: Deal, purpose: PayoutPurpose, account: str, am
                 code="PAYEE_NOT_IN_AGREEMENT",
                 details=details,
             )
-        released = sum(p.amount_fen for p in _live(payouts, PayoutPurpose.RELEASE))
+        released = _released_fen(payouts)
         if released + amount_fen > agreed_release_fen(deal):
             raise PayeeRefused(
                 "付款金额超过协议约定的金额，超出部分只能原路退回",
@@ -140,7 +141,7 @@ def releases_over_agreement(session: Session) -> list[Violation]:
     """Deals whose releases (paid or in flight) exceed what their agreement allows."""
     found = []
     for deal, payouts, _ in _by_deal(session):
-        released = sum(p.amount_fen for p in _live(payouts, PayoutPurpose.RELEASE))
+        released = _released_fen(payouts)
         if released > agreed_release_fen(deal):
             found.append(Violation(deal.deal_no, "AMOUNT_ABOVE_AGREEMENT", None, released - agreed_release_fen(deal)))
     return found

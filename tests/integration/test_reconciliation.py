@@ -5,9 +5,7 @@ but the bank never booked is reported, and running it again changes nothing."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -16,7 +14,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from app.bank_inbox import reconciliation, reconciliation_exceptions, suspense
 from app.bank_inbox.store import inbox_partition
@@ -41,24 +38,12 @@ from tests.factories import (
     notification,
     post_callback,
 )
-from tests.integration.simulator_support import InProcessSimulator, make_simulator
+from tests.integration.simulator_support import InProcessSimulator, make_simulator, serving
 
 DAY = date(2026, 11, 20)
 BUYER = {"payer_account": RESALE_FORM["buyer_bank_account"]}
 FIRST_FEN = 100_000
 ALIEN_FEN = 777_77
-
-
-@contextmanager
-def _serving(wsgi_app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass
@@ -93,7 +78,7 @@ def world(
 ) -> Iterator[World]:
     sim = make_simulator(tmp_path / "bank_sim.db", keys_dir)
     rt.clock = lambda: datetime.fromtimestamp(sim.clock.now, UTC)  # the platform lives the bank's day
-    with _serving(sim.client.application) as sim_url, _serving(app) as platform_url:
+    with serving(sim.client.application) as sim_url, serving(app) as platform_url:
         rt.banks["ceb"] = BankEndpoint("ceb", "中国光大银行", f"{sim_url}/ceb")
         rt.public_base_url = platform_url
         yield World(rt, sim, client, keys_dir)
