@@ -26,8 +26,8 @@ from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
 from app.tools.banksim.operations import PAYEE_REFUSED
 from tests.factories import CUSTODY_FEN, RESALE_FORM, actor, confirmed_deal, load_deal, notification, post_callback
-from tests.integration.simulator_support import make_simulator
-from tests.integration.test_reconciliation import World, _serving
+from tests.integration.simulator_support import make_simulator, serving
+from tests.integration.test_reconciliation import World
 from tests.integration.test_worker_jobs import FakeBank, _funded_and_released, _jobs, _run_due
 
 BUYER = {"payer_account": RESALE_FORM["buyer_bank_account"]}
@@ -40,7 +40,7 @@ def world(
     """The platform and the simulator served over HTTP; the platform's clock is the bank's (hand-driven)."""
     sim = make_simulator(tmp_path / "bank_sim.db", keys_dir)
     rt.clock = lambda: datetime.fromtimestamp(sim.clock.now, UTC)
-    with _serving(sim.client.application) as sim_url, _serving(app) as platform_url:
+    with serving(sim.client.application) as sim_url, serving(app) as platform_url:
         rt.banks["ceb"] = BankEndpoint("ceb", "中国光大银行", f"{sim_url}/ceb")
         rt.public_base_url = platform_url
         yield World(rt, sim, client, keys_dir)

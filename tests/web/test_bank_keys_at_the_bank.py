@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -14,10 +15,27 @@ from app.crypto.keys import generate_sm2_private_key_pem
 from app.db.models import BankNotification
 from app.ledger.repo import LedgerRepository
 from app.platform.runtime import Runtime
-from tests.factories import CUSTODY_FEN, bank_signing_key, confirmed_deal, load_deal, notification, open_account
+from tests.factories import (
+    CUSTODY_FEN,
+    bank_signing_key,
+    confirmed_deal,
+    load_deal,
+    notification,
+    open_account,
+    provision_key_folders,
+)
 from tests.factories import post_callback as post
 
 ACCOUNT = "6226000000000005"
+
+
+@pytest.fixture(scope="module")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's own platform key folder (paired with its own banks' folder): what the platform holds is
+    judged on a folder no other test of the process has written into."""
+    platform, banks = tmp_path_factory.mktemp("own-keys"), tmp_path_factory.mktemp("own-bank-sim-keys")
+    provision_key_folders(platform, banks)
+    return platform
 
 
 def _custody_fen(rt: Runtime, deal_no: str) -> int:
