@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, Select, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Job
@@ -63,15 +63,32 @@ def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(min(ceiling, BACKOFF_BASE_S / 2), ceiling)
 
 
+def claim_queries(now: datetime) -> list[tuple[ColumnElement[bool], Select[tuple[int]]]]:
+    """What a claim looks for, in turn, each with its query: running jobs whose lease expired (their worker
+    died), then pending ones, oldest first. Each query is one range read of an index in its order
+    (ix_jobs_status_locked_until, ix_jobs_status_run_after), so a claim costs the same with a thousand jobs
+    queued or a hundred thousand."""
+    expired = (Job.status == "running") & (Job.locked_until < now) & (Job.run_after <= now)
+    pending = (Job.status == "pending") & (Job.run_after <= now)
+    return [
+        (due, select(Job.id).where(due).order_by(*oldest_first).limit(1))
+        for due, oldest_first in ((expired, (Job.locked_until, Job.id)), (pending, (Job.run_after, Job.id)))
+    ]
+
+
 def claim(session: Session, worker_id: str, *, now: datetime, lease_s: float = LEASE_S) -> Job | None:
-    """Take one due job: pending, or running with an expired lease (its worker died). Commit afterwards."""
-    due = or_(Job.status == "pending", (Job.status == "running") & (Job.locked_until < now))
-    query = select(Job.id).where(due, Job.run_after <= now).order_by(Job.run_after, Job.id).limit(1)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    job_id = session.scalar(query)
-    if job_id is None:
-        return None
+    """Take one due job (see claim_queries). Commit afterwards."""
+    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+    for due, query in claim_queries(now):
+        job_id = session.scalar(query.with_for_update(skip_locked=True) if postgres else query)
+        if job_id is not None:
+            return _take(session, job_id, due, worker_id, now=now, lease_s=lease_s)
+    return None
+
+
+def _take(
+    session: Session, job_id: int, due: ColumnElement[bool], worker_id: str, *, now: datetime, lease_s: float
+) -> Job | None:
     claimed = session.execute(
         update(Job)
         .where(Job.id == job_id, due)
