@@ -11,13 +11,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError
+from jinja2 import BaseLoader, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
 from app.domain.agreement import MASKABLE, PLATFORM_NAME
 from app.pdf.fonts import ensure_harfbuzz_subset
 from app.pdf.seal import seal_markup
-from app.platform.errors import ConfigError
+from app.platform.errors import AgreementTemplateError, ConfigError
 from app.platform.histogram import Histogram
 
 TEMPLATES_ROOT = Path(__file__).resolve().parent.parent.parent / "agreement_templates"
@@ -40,17 +41,26 @@ def chinese_number(value: int) -> str:
     return ("" if tens == 1 else _DIGITS[tens]) + "十" + (_DIGITS[units] if units else "")
 
 
-@cache
-def _environment() -> Environment:
-    environment = Environment(
-        loader=_LOADER,
+def agreement_environment(loader: BaseLoader) -> ImmutableSandboxedEnvironment:
+    """Templates and clauses are edited by people, not programmers: they run sandboxed (no attribute that
+    starts with an underscore, no method that changes a value), see only the deal's data they are given and
+    the one function defined here; Jinja's own globals (range, dict, cycler, joiner, namespace, lipsum) are
+    removed."""
+    environment = ImmutableSandboxedEnvironment(
+        loader=loader,
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.globals.clear()
     environment.globals["cn_number"] = chinese_number
     return environment
+
+
+@cache
+def _environment() -> ImmutableSandboxedEnvironment:
+    return agreement_environment(_LOADER)
 
 
 def _stylesheet(product: str, version: str) -> Markup:
@@ -82,11 +92,23 @@ def template_masked_fields(product: str, version: str) -> frozenset[str]:
 
 def render_agreement_html(product: str, version: str, context: dict[str, Any]) -> str:
     """Render `<product>/<version>/agreement.html.j2` into a self-contained HTML page (CSS inlined)."""
-    name = f"{product}/{version}/{TEMPLATE_NAME}"
+    seal = seal_markup(str(context.get("platform_name", PLATFORM_NAME)))
+    page = {"seal": seal, **context, "inline_css": _stylesheet(product, version)}
+    return render_sandboxed(_environment(), f"{product}/{version}/{TEMPLATE_NAME}", page)
+
+
+def render_sandboxed(environment: ImmutableSandboxedEnvironment, name: str, context: dict[str, Any]) -> str:
+    """Render template `name` with `context` (plain values only); every template problem is a Chinese error:
+    refused by the sandbox, not parsing or naming data the context lacks (AgreementTemplateError, 422), or a
+    template that does not exist (ConfigError)."""
     try:
-        template = _environment().get_template(name)
-        seal = seal_markup(str(context.get("platform_name", PLATFORM_NAME)))
-        return template.render({"seal": seal, **context, "inline_css": _stylesheet(product, version)})
+        return environment.get_template(name).render(context)
+    except SecurityError as exc:
+        raise AgreementTemplateError(
+            "协议模板或条款含有不允许的写法（只能使用存管单的数据），请联系运营修改模板或条款",
+            code="AGREEMENT_TEMPLATE_UNSAFE",
+            details={"template": name, "error": str(exc)},
+        ) from exc
     except TemplateNotFound as exc:
         raise ConfigError(
             "协议模板不存在，请检查城市配置中的协议模板版本",
@@ -94,9 +116,15 @@ def render_agreement_html(product: str, version: str, context: dict[str, Any]) -
             details={"template": name},
         ) from exc
     except UndefinedError as exc:
-        raise ConfigError(
-            "协议数据不完整，不能生成协议",
+        raise AgreementTemplateError(
+            "协议模板或条款引用了存管单没有的数据，不能生成协议",
             code="AGREEMENT_CONTEXT_INCOMPLETE",
+            details={"template": name, "error": str(exc)},
+        ) from exc
+    except TemplateError as exc:
+        raise AgreementTemplateError(
+            "协议模板或条款有语法错误，不能生成协议，请联系运营修改模板或条款",
+            code="AGREEMENT_TEMPLATE_INVALID",
             details={"template": name, "error": str(exc)},
         ) from exc
 

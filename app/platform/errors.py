@@ -36,6 +36,14 @@ class ConfigError(CunguanError):
     http_status = 500
 
 
+class AgreementTemplateError(ConfigError):
+    """An agreement template or clause that cannot be rendered: refused by the sandbox, not parsing, or naming
+    data the deal does not have. The people who edit them are told in Chinese (422, never a 500)."""
+
+    code = "AGREEMENT_TEMPLATE_UNSAFE"
+    http_status = 422
+
+
 class WorkflowError(CunguanError):
     code = "WORKFLOW_ERROR"
     http_status = 500
