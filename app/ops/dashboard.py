@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy.orm import Session, aliased
 
 from app.db.ledger_models import LedgerAccount, LedgerHotEntry, LedgerTransfer
 from app.db.models import Deal, Job, Payout, VirtualAccount
@@ -110,8 +110,7 @@ def compute(rt: Runtime, now: datetime | None = None) -> Dashboard:
     with rt.db.uow() as uow:
         session = uow.session
         flows = _flows(session, days, start)
-        by_city = _custody(session, Deal.city_code, lambda code: _city_name(rt, code))
-        by_bank = _custody(session, Deal.bank_code, lambda code: _bank_name(rt, code))
+        by_city, by_bank = _custody(rt, session)
         states = _deals_by_state(rt, session)
         jobs = _jobs(session)
         hours, openings = _openings(rt, session, now)
@@ -154,8 +153,9 @@ def _flows(session: Session, days: list[date], start: datetime) -> list[DayFlow]
     return [DayFlow(day, **sums.get(day, Counter())) for day in days]
 
 
-def _custody(session: Session, group: InstrumentedAttribute[str], label: Callable[[str], str]) -> list[Share]:
-    """Exact balances of the deals' custody accounts, summed by a deal column, largest first."""
+def _custody(rt: Runtime, session: Session) -> tuple[list[Share], list[Share]]:
+    """Exact balances of the deals' custody accounts, by city and by bank, largest first: summed in the
+    database per (city, bank, account type), so the page reads a handful of rows however large the book."""
     buffered = (
         select(
             LedgerHotEntry.account_id,
@@ -167,18 +167,27 @@ def _custody(session: Session, group: InstrumentedAttribute[str], label: Callabl
     )
     rows = session.execute(
         select(
-            group,
+            Deal.city_code,
+            Deal.bank_code,
             LedgerAccount.type,
-            LedgerAccount.debits_posted + func.coalesce(buffered.c.debits, 0),
-            LedgerAccount.credits_posted + func.coalesce(buffered.c.credits, 0),
+            func.sum(LedgerAccount.debits_posted + func.coalesce(buffered.c.debits, 0)),
+            func.sum(LedgerAccount.credits_posted + func.coalesce(buffered.c.credits, 0)),
         )
         .join(Deal, LedgerAccount.deal_id == Deal.id)
         .outerjoin(buffered, buffered.c.account_id == LedgerAccount.id)
         .where(LedgerAccount.code.startswith(CUSTODY_PREFIX))
+        .group_by(Deal.city_code, Deal.bank_code, LedgerAccount.type)
     ).all()
-    totals: Counter[str] = Counter()
-    for key, account_type, debits, credits in rows:
-        totals[key] += balance_of(account_type, int(debits), int(credits))
+    by_city: Counter[str] = Counter()
+    by_bank: Counter[str] = Counter()
+    for city, bank, account_type, debits, credits in rows:
+        balance = balance_of(account_type, int(debits), int(credits))
+        by_city[city] += balance
+        by_bank[bank] += balance
+    return _shares(by_city, lambda code: _city_name(rt, code)), _shares(by_bank, lambda code: _bank_name(rt, code))
+
+
+def _shares(totals: Counter[str], label: Callable[[str], str]) -> list[Share]:
     return [Share(key, label(key), fen) for key, fen in totals.most_common() if fen]
 
 

@@ -1,0 +1,115 @@
+"""Benchmark: the console's home page figures (`app.ops.dashboard.compute`, what `/admin/` shows every staff
+member) as the book grows, on PostgreSQL.
+
+It creates one deal through the services, copies it to 1,000, 10,000 and 100,000 deals, each with a funded
+custody account, and times the figures at each size: median and max of 5 computations, milliseconds.
+
+Run: .venv/bin/python bench/dashboard.py [--sizes 1000,10000,100000]
+Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert, select, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import create_app  # noqa: E402
+from app.db.base import Base  # noqa: E402
+from app.db.ledger_models import LedgerAccount  # noqa: E402
+from app.db.models import Deal  # noqa: E402
+from app.deals import service as deals  # noqa: E402
+from app.ops import dashboard  # noqa: E402
+from app.platform.config import Config  # noqa: E402
+from app.platform.runtime import Runtime  # noqa: E402
+from app.tools.banksim.keys import provision_simulated_banks  # noqa: E402
+from app.users.service import create_user  # noqa: E402
+from tests.factories import RESALE_FORM  # noqa: E402 - the same valid intake form the tests use
+
+BATCH = 5_000
+
+
+def grow(rt: Runtime, template: dict[str, Any], have: int, want: int) -> None:
+    """Copies of the template deal numbered have+1 … want, each with a custody account holding 1,000.00 yuan."""
+    with rt.db.uow() as uow:
+        for start in range(have, want, BATCH):
+            numbers = range(start + 1, min(want, start + BATCH) + 1)
+            deal_rows = [{**template, "deal_no": f"BENCH{n:09d}"} for n in numbers]
+            ids = uow.session.scalars(insert(Deal).returning(Deal.id), deal_rows).all()
+            uow.session.execute(
+                insert(LedgerAccount),
+                [
+                    {
+                        "code": f"custody:BENCH{n:09d}",
+                        "type": "liability",
+                        "name": "存管",
+                        "credits_posted": 100_000,
+                        "debits_posted": 0,
+                        "deal_id": deal_id,
+                    }
+                    for n, deal_id in zip(numbers, ids, strict=True)
+                ],
+            )
+        uow.commit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    args = parser.parse_args()
+    base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            instance = Path(folder)
+            provision_simulated_banks(instance / "keys", instance / "bank-sim-keys", ["ceb", "icbc", "pab"])
+            config = Config(
+                instance_path=instance,
+                database_url=f"{base}?options=-csearch_path%3D{schema}",
+                keys_dir=instance / "keys",
+                secret_key="bench",
+            )
+            rt: Runtime = create_app(config).extensions["cunguan.runtime"]
+            Base.metadata.create_all(rt.db.engine)
+            agent = create_user(rt, "bench-agent", "bench-password-1", "agent", "压测经纪人")
+            deal_id = deals.create_deal(
+                rt, deals.Actor(agent.id, agent.username, "agent"), "110000", "resale_escrow", RESALE_FORM
+            )
+            with rt.db.uow() as uow:
+                row = uow.session.execute(select(Deal.__table__).where(Deal.id == deal_id)).mappings().one()
+                template = {key: value for key, value in row.items() if key not in ("id", "deal_no")}
+            have = 1
+            print(f"{'deals':>8} {'median ms':>10} {'max ms':>8}")
+            for size in (int(part) for part in args.sizes.split(",")):
+                grow(rt, template, have, size)
+                have = size
+                with rt.db.engine.begin() as connection:
+                    connection.exec_driver_sql("ANALYZE")
+                times = []
+                for _ in range(5):
+                    started = time.perf_counter()
+                    dashboard.compute(rt)
+                    times.append((time.perf_counter() - started) * 1000)
+                print(f"{size:>8} {statistics.median(times):>10.1f} {max(times):>8.1f}")
+            rt.db.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+if __name__ == "__main__":
+    main()
