@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.db.models import Deal, Payout, User, VirtualAccount
 from app.deals import service as deals
 from app.deals.service import Actor
+from app.domain.cities import CitySource, merge_patch
 from app.payouts.approvals import approve, refusal
 from app.payouts.status import PayoutStatus
 from app.payouts.submission import mark_sent, mark_submitted
@@ -231,3 +233,26 @@ def arrive(
     status, answer = post_callback(client, keys_dir, body)
     assert status == 200, answer
     return body
+
+
+@dataclass(frozen=True)
+class _PatchedSource:
+    """The runtime's city source, with one config merged with a patch (RFC 7396) as a publication would."""
+
+    base: CitySource
+    stem: str
+    patch: dict[str, Any]
+
+    def read(self, stem: str) -> bytes | None:
+        raw = self.base.read(stem)
+        if stem != self.stem or raw is None:
+            return raw
+        return json.dumps(merge_patch(json.loads(raw), self.patch), ensure_ascii=False).encode()
+
+    def stems(self) -> list[str]:
+        return self.base.stems()
+
+
+def patch_city(rt: Runtime, stem: str, patch: dict[str, Any]) -> None:
+    """From now on `rt` reads config `stem` merged with `patch` (the other configs as before)."""
+    rt.cities.source = _PatchedSource(rt.cities.source, stem, patch)

@@ -11,6 +11,7 @@ from app.deals.contract_import_report import ImportResult
 from app.deals.service import custody_bank
 from app.domain.cities import CityConfig, ProductConfig, ResolvedCity
 from app.domain.contract_import import BANK_COLUMN, CITY_COLUMN, ROW_FIELD, BadRow, Row
+from app.domain.custody_limits import CUSTODY_LIMIT_CODES, custody_limit_error
 from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.platform.errors import ConfigError, CunguanError, ValidationError
@@ -21,6 +22,7 @@ from app.state_machine.parameters import resolve
 
 PRODUCT = "rent_custody"
 EVENT = "imported"
+FIELD_ERRORS = ("FORM_INVALID", *CUSTODY_LIMIT_CODES)  # errors whose details name the row's fields
 BULK_ACTIONS = frozenset({"plan_rent_custody", "request_virtual_account"})  # what the batch writer carries out
 
 
@@ -119,10 +121,13 @@ class RowChecker:
         try:
             clean = city.form.validate(row.values)
             fields = deal_fields(PRODUCT, clean, city.params)
+            refused = custody_limit_error(PRODUCT, city.product.custody, fields.columns["custody_amount_fen"])
+            if refused is not None:
+                raise refused
             bank_code = custody_bank(city.product, row.values.get(BANK_COLUMN, ""))
         except ValidationError as error:
             where = BANK_COLUMN if error.code == "BANK_NOT_OFFERED" else ROW_FIELD
-            problems = error.details if error.code == "FORM_INVALID" else {where: error.message}
+            problems = error.details if error.code in FIELD_ERRORS else {where: error.message}
             for name, message in problems.items():
                 self.bad(row, name, str(message))
             return None

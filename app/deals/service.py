@@ -17,6 +17,7 @@ from app.deals.pinning import pin
 from app.deals.workflow import DealContext, fire, timeline_row
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
+from app.domain.custody_limits import custody_limit_error
 from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
@@ -95,7 +96,15 @@ def custody_bank(product_config: ProductConfig, chosen: str) -> str:
 
 
 def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str]) -> DealFields:
-    """The deal's columns and case facts from the intake form of any product."""
+    """The deal's columns and case facts from the intake form of any product, within the city's custody limits."""
+    fields = _form_fields(rt, product_config, form)
+    refused = custody_limit_error(product_config.product, product_config.custody, fields.columns["custody_amount_fen"])
+    if refused is not None:
+        raise refused
+    return fields
+
+
+def _form_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str]) -> DealFields:
     if product_config.product == "resale_escrow":
         return DealFields(columns=validate_resale_form(form, product_config.form), facts={})
     clean = build_form(product_config.product, load_base_schema(product_config.product), product_config.form).validate(

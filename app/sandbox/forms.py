@@ -10,7 +10,9 @@ from typing import Any
 
 from app.domain.banks import KNOWN_BANKS
 from app.domain.cities import ProductConfig
+from app.domain.custody_limits import CUSTODY_FIELDS
 from app.domain.forms.schema_form import FieldSpec, SchemaForm, build_form, load_base_schema
+from app.domain.money import format_yuan, parse_yuan
 from app.platform.errors import ValidationError
 
 BUYER = {"name": "张三", "id_number": "11010519491231002X", "phone": "13912345678", "account": "6226620012345678"}
@@ -116,6 +118,8 @@ BY_FORMAT = {
 }
 GENERIC_TEXT = ("仿真数据", "SIM-0001", "20260001", "1")
 MAX_ROUNDS = len(GENERIC_TEXT) + 1
+# the contract price a typed custody amount may not exceed, by product
+PRICE_FIELDS = {"resale_escrow": "price", "gov_escrow": "price", "renovation_escrow": "contract_amount"}
 
 
 def _candidates(field: FieldSpec) -> list[str]:
@@ -138,6 +142,24 @@ def _candidates(field: FieldSpec) -> list[str]:
     return [text for text in (*GENERIC_TEXT, *sized) if low <= len(text) <= high] or ["仿" * max(low, 1)]
 
 
+def _within_custody_limits(product: ProductConfig, base: dict[str, str]) -> dict[str, str]:
+    """The sample with its typed custody amount moved inside the city's custody limits (and the contract price
+    raised to it when below); rent custody derives its amount from the lease and is left as it is."""
+    name = CUSTODY_FIELDS[product.product]
+    if name not in base:
+        return base
+    typed = parse_yuan(base[name])
+    limited = max(typed, product.custody.min_fen or 0)
+    limited = limited if product.custody.max_fen is None else min(limited, product.custody.max_fen)
+    if limited == typed:
+        return base
+    moved = {**base, name: format_yuan(limited, symbol=False)}
+    price = PRICE_FIELDS.get(product.product)
+    if price is not None and parse_yuan(base[price]) < limited:
+        moved[price] = moved[name]
+    return moved
+
+
 def product_form(product: ProductConfig) -> SchemaForm:
     return build_form(product.product, load_base_schema(product.product), product.form)
 
@@ -147,7 +169,7 @@ def sample_form(product: ProductConfig, overrides: Mapping[str, str] | None = No
     city's extra fields, then `overrides` (what a path implies, e.g. the lease length) for the fields the
     form has. Raises ValidationError when no valid form was found (the details name the fields)."""
     form = product_form(product)
-    base = SAMPLE_FORMS.get(product.product, {})
+    base = _within_custody_limits(product, SAMPLE_FORMS.get(product.product, {}))
     generated = {field.name: _candidates(field) for field in form.fields if field.name not in base}
     tried = dict.fromkeys(generated, 0)
     for _ in range(MAX_ROUNDS):
