@@ -52,7 +52,7 @@ def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> int:
         if bank_has_signed(rt, deal.bank_code, agreement.pdf):
             raise ValidationError("协议已完成全部签署，无需重新发起", code="ALREADY_SIGNED")
         now = rt.clock()
-        job = enqueue(uow.session, *countersign_request(deal.id), now=now)
+        job = enqueue(uow.session, *countersign_request(deal.id), now=now, bank_code=deal.bank_code)
         detail = {"label": "重新发起签署，已请银行签章", "reason": reason}
         event = timeline_row(deal.id, "resend_signature", deal.state, deal.state, actor.label, detail, now)
         uow.session.add(DealEvent(**event))

@@ -46,7 +46,14 @@ def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
         raise Retry(error.message, details=error.details) from error
     with rt.db.uow() as uow:  # if the bank's `account_opened` never comes, ask the bank
         check = {"virtual_account_id": payload["virtual_account_id"]}
-        enqueue(uow.session, "check_virtual_account", check, now=rt.clock(), delay_s=ACCOUNT_CHECK_DELAY_S)
+        enqueue(
+            uow.session,
+            "check_virtual_account",
+            check,
+            now=rt.clock(),
+            delay_s=ACCOUNT_CHECK_DELAY_S,
+            bank_code=bank_code,
+        )
         uow.commit()
 
 
@@ -67,7 +74,7 @@ def check_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
         if error.code != "NOT_FOUND":
             raise
         with rt.db.uow() as uow:
-            enqueue(uow.session, *account_opening(account_id), now=rt.clock())
+            enqueue(uow.session, *account_opening(account_id), now=rt.clock(), bank_code=bank_code)
             uow.commit()
         return
     except (BankUnavailable, BankOutcomeUnknown) as error:

@@ -22,7 +22,9 @@ def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
 
     def sign_agreement_action(ctx: DealContext) -> None:
         ctx.session.add(signer(ctx.rt, ctx.deal))
-        enqueue(ctx.session, *countersign_request(ctx.deal.id), now=ctx.rt.clock())  # then the bank signs
+        enqueue(
+            ctx.session, *countersign_request(ctx.deal.id), now=ctx.rt.clock(), bank_code=ctx.deal.bank_code
+        )  # then the bank signs
 
     return sign_agreement_action
 
@@ -35,7 +37,7 @@ def request_virtual_account(ctx: DealContext) -> None:
     )
     ctx.session.add(account)
     ctx.session.flush()
-    enqueue(ctx.session, *account_opening(account.id), now=now)
+    enqueue(ctx.session, *account_opening(account.id), now=now, bank_code=ctx.deal.bank_code)
 
 
 def record_virtual_account(ctx: DealContext) -> None:

@@ -173,7 +173,7 @@ def carry_out(ctx: DealContext, instructions: list[blocks.Instruction]) -> None:
             _hold_frozen(ctx, instruction)
         if instruction.kind in BANK_JOBS:
             kind, payload = BANK_JOBS[instruction.kind](ctx.deal.id, instruction.amount_fen)
-            enqueue(ctx.session, kind, payload, now=ctx.rt.clock())
+            enqueue(ctx.session, kind, payload, now=ctx.rt.clock(), bank_code=ctx.deal.bank_code)
     for instruction in instructions:
         if instruction.kind in NOTES:
             note(

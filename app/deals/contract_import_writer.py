@@ -127,8 +127,8 @@ class BatchWriter:
         slots = [self.queue(session, row.bank_code, now).next_slot() for row in batch]
         account_ids = _insert_returning_ids(session, VirtualAccount.__table__, requests, "deal_id", deal_ids)
         jobs = [
-            job_row(*account_opening(account_id), now, max(0.0, (slot - now).total_seconds()))
-            for account_id, slot in zip(account_ids, slots, strict=True)
+            job_row(*account_opening(account_id), now, max(0.0, (slot - now).total_seconds()), bank_code=row.bank_code)
+            for account_id, slot, row in zip(account_ids, slots, batch, strict=True)
         ]
         session.execute(insert(Job.__table__), jobs)
         session.execute(insert(ImportedContract.__table__), records)

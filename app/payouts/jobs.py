@@ -81,7 +81,12 @@ def submit_payout(rt: Runtime, payload: dict[str, Any]) -> None:
     except BankOutcomeUnknown:
         with rt.db.uow() as uow:
             enqueue(
-                uow.session, "query_payout", {"payout_id": request.payout_id}, now=rt.clock(), delay_s=QUERY_DELAY_S
+                uow.session,
+                "query_payout",
+                {"payout_id": request.payout_id},
+                now=rt.clock(),
+                delay_s=QUERY_DELAY_S,
+                bank_code=bank_code,
             )
             uow.commit()
         return
@@ -132,7 +137,7 @@ def query_payout(rt: Runtime, payload: dict[str, Any]) -> None:
         return
     if not _found_at_bank(rt, payout_id, bank_code):
         with rt.db.uow() as uow:  # the bank never got it: submitting now cannot pay twice
-            enqueue(uow.session, "submit_payout", {"payout_id": payout_id}, now=rt.clock())
+            enqueue(uow.session, "submit_payout", {"payout_id": payout_id}, now=rt.clock(), bank_code=bank_code)
             uow.commit()
 
 

@@ -44,7 +44,7 @@ def mark_sent(payout: Payout, now: datetime) -> None:
 def queue_submission(session: Session, payout: Payout, now: datetime) -> None:
     """The bank call of a pending payout, as a job in the caller's transaction."""
     assert payout.status == PayoutStatus.PENDING, payout.status
-    enqueue(session, "submit_payout", {"payout_id": payout.payout_id}, now=now)
+    enqueue(session, "submit_payout", {"payout_id": payout.payout_id}, now=now, bank_code=payout.bank_code)
 
 
 def release_approved(session: Session, payout: Payout, now: datetime) -> None:
@@ -63,7 +63,8 @@ def mark_submitted(session: Session, payout: Payout, bank_reference: str, now: d
     payout.status = PayoutStatus.SUBMITTED
     payout.bank_reference = bank_reference
     payout.updated_at = now
-    enqueue(session, "check_payout", {"payout_id": payout.payout_id}, now=now, delay_s=payout_check_delay_s())
+    check = {"payout_id": payout.payout_id}
+    enqueue(session, "check_payout", check, now=now, delay_s=payout_check_delay_s(), bank_code=payout.bank_code)
     trail.record(session, payout, "submitted", f"bank:{payout.bank_code}", now, before=before)
 
 

@@ -95,7 +95,21 @@ def db_upgrade(revision: str) -> None:
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="run due jobs, then exit")
 @click.option("--poll", "poll_s", default=0.5, show_default=True, help="seconds between polls when idle")
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 64), help="worker threads")
+@click.option(
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="工作线程数（PostgreSQL；SQLite 总是 1）",
+)
+@click.option(
+    "--per-bank",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="同一银行的任务最多同时执行几个：一家银行变慢只占用它自己的名额",
+)
+@click.option("--per-kind", default="", help="各任务类型的并发上限，如 open_virtual_account=2,submit_payout=4")
 @click.option(
     "--lease",
     "lease_s",
@@ -104,11 +118,16 @@ def db_upgrade(revision: str) -> None:
     type=click.FloatRange(min=0.5),
     help="seconds a claimed job stays reserved; a dead worker's jobs are due again after this",
 )
-def worker_command(burst: bool, poll_s: float, concurrency: int, lease_s: float) -> None:
+def worker_command(burst: bool, poll_s: float, concurrency: int, per_bank: int, per_kind: str, lease_s: float) -> None:
     """Run background jobs (bank requests) until stopped. On PostgreSQL, N threads claim jobs with
     SKIP LOCKED; SQLite has one writer at a time, so it runs a single loop whatever N says."""
+    from app.queue.slots import parse_kind_limits
     from app.queue.worker import run_workers
 
+    try:
+        kind_limits = parse_kind_limits(per_kind)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--per-kind") from error
     rt = current_runtime()
     if concurrency > 1 and rt.db.url.startswith("sqlite"):
         click.echo("SQLite 只允许单个写入者：以单线程运行 / SQLite: running a single worker loop", err=True)
@@ -118,7 +137,14 @@ def worker_command(burst: bool, poll_s: float, concurrency: int, lease_s: float)
     signal.signal(signal.SIGINT, lambda number, _frame: stop_requested.append(number))
     click.echo(f"worker 已启动（{concurrency} 线程）" + ("（burst）" if burst else ""), err=True)
     ran = run_workers(
-        rt, concurrency, should_stop=lambda: bool(stop_requested), poll_s=poll_s, burst=burst, lease_s=lease_s
+        rt,
+        concurrency,
+        should_stop=lambda: bool(stop_requested),
+        poll_s=poll_s,
+        burst=burst,
+        lease_s=lease_s,
+        per_bank=per_bank,
+        per_kind=kind_limits,
     )
     click.echo(f"worker 已停止，共执行 {ran} 个任务", err=True)
 

@@ -6,14 +6,16 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, update
+from sqlalchemy import ColumnElement, Select, select, true, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Job
 from app.platform.errors import CunguanError
+from app.queue.slots import Full
 
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 600.0
+NOTHING_FULL = Full()
 LEASE_S = 60.0  # a claimed job whose worker died is due again after this long (`flask worker --lease`)
 
 
@@ -34,13 +36,17 @@ class Defer(CunguanError):
         self.delay_s = delay_s
 
 
-def job_row(kind: str, payload: dict[str, Any], now: datetime, delay_s: float = 0.0) -> dict[str, Any]:
+def job_row(
+    kind: str, payload: dict[str, Any], now: datetime, delay_s: float = 0.0, *, bank_code: str | None = None
+) -> dict[str, Any]:
     """A new job's row, due `delay_s` after `now`: what `enqueue` adds, and what a bulk insert writes for
-    each of many jobs (`max_attempts` is the column's default)."""
+    each of many jobs (`max_attempts` is the column's default). A job that calls a bank names it
+    (`bank_code`): workers limit how many of one bank's jobs run at once (app/queue/slots.py)."""
     assert delay_s >= 0, "a job is never due before it is queued"
     return {
         "kind": kind,
         "payload": payload,
+        "bank_code": bank_code,
         "status": "pending",
         "attempts": 0,
         "run_after": now + timedelta(seconds=delay_s),
@@ -49,9 +55,18 @@ def job_row(kind: str, payload: dict[str, Any], now: datetime, delay_s: float = 
     }
 
 
-def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime, delay_s: float = 0.0) -> Job:
-    """Add a job to the caller's transaction: it exists exactly when the state change that wants it commits."""
-    job = Job(**job_row(kind, payload, now, delay_s))
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    now: datetime,
+    delay_s: float = 0.0,
+    bank_code: str | None = None,
+) -> Job:
+    """Add a job to the caller's transaction: it exists exactly when the state change that wants it commits.
+    A job that calls a bank names it (`bank_code`)."""
+    job = Job(**job_row(kind, payload, now, delay_s, bank_code=bank_code))
     session.add(job)
     session.flush()
     return job
@@ -63,23 +78,30 @@ def backoff_s(attempts: int, rng: random.Random | None = None) -> float:
     return (rng or random).uniform(min(ceiling, BACKOFF_BASE_S / 2), ceiling)
 
 
-def claim_queries(now: datetime) -> list[tuple[ColumnElement[bool], Select[tuple[int]]]]:
+def claim_queries(now: datetime, full: Full = NOTHING_FULL) -> list[tuple[ColumnElement[bool], Select[tuple[int]]]]:
     """What a claim looks for, in turn, each with its query: running jobs whose lease expired (their worker
-    died), then pending ones, oldest first. Each query is one range read of an index in its order
-    (ix_jobs_status_locked_until, ix_jobs_status_run_after), so a claim costs the same with a thousand jobs
-    queued or a hundred thousand."""
-    expired = (Job.status == "running") & (Job.locked_until < now) & (Job.run_after <= now)
-    pending = (Job.status == "pending") & (Job.run_after <= now)
+    died), then pending ones, oldest first, skipping the banks and kinds whose slots are `full`. Each query is
+    one range read of an index in its order (ix_jobs_status_locked_until, ix_jobs_status_run_after), so a claim
+    costs the same with a thousand jobs queued or a hundred thousand."""
+    skip = true()
+    if full.banks:
+        skip = skip & (Job.bank_code.is_(None) | Job.bank_code.not_in(sorted(full.banks)))
+    if full.kinds:
+        skip = skip & Job.kind.not_in(sorted(full.kinds))
+    expired = (Job.status == "running") & (Job.locked_until < now) & (Job.run_after <= now) & skip
+    pending = (Job.status == "pending") & (Job.run_after <= now) & skip
     return [
         (due, select(Job.id).where(due).order_by(*oldest_first).limit(1))
         for due, oldest_first in ((expired, (Job.locked_until, Job.id)), (pending, (Job.run_after, Job.id)))
     ]
 
 
-def claim(session: Session, worker_id: str, *, now: datetime, lease_s: float = LEASE_S) -> Job | None:
+def claim(
+    session: Session, worker_id: str, *, now: datetime, lease_s: float = LEASE_S, full: Full = NOTHING_FULL
+) -> Job | None:
     """Take one due job (see claim_queries). Commit afterwards."""
     postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-    for due, query in claim_queries(now):
+    for due, query in claim_queries(now, full):
         job_id = session.scalar(query.with_for_update(skip_locked=True) if postgres else query)
         if job_id is not None:
             return _take(session, job_id, due, worker_id, now=now, lease_s=lease_s)

@@ -8,8 +8,10 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from contextvars import copy_context
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +26,7 @@ from app.platform.request_context import bind_context
 from app.platform.runtime import Runtime
 from app.queue import jobs
 from app.queue.jobs import Retry
+from app.queue.slots import Slots
 
 log = logging.getLogger("cunguan.worker")
 
@@ -38,16 +41,28 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def run_one(rt: Runtime, worker: str, *, lease_s: float = jobs.LEASE_S) -> bool:
-    """Claim and run one due job (its lease expires after `lease_s` if this process dies). Returns False
-    when nothing was due."""
-    with rt.db.uow() as uow:
-        job = jobs.claim(uow.session, worker, now=rt.clock(), lease_s=lease_s)
+def run_one(rt: Runtime, worker: str, *, lease_s: float = jobs.LEASE_S, slots: Slots | None = None) -> bool:
+    """Claim and run one due job (its lease expires after `lease_s` if this process dies). With `slots`, a job
+    of a bank or kind whose slots are all taken by this process's other threads is left for later. Returns
+    False when nothing was due (or nothing this thread may take)."""
+    with rt.db.uow() as uow, slots.claiming() if slots else nullcontext(jobs.NOTHING_FULL) as full:
+        job = jobs.claim(uow.session, worker, now=rt.clock(), lease_s=lease_s, full=full)
         if job is None:
             return False
         uow.commit()
         # handlers see which run this is: payload["attempt"] (1 for the first; more after a retry or a dead worker)
-        job_id, kind, payload = job.id, job.kind, {**job.payload, "attempt": job.attempts}
+        job_id, kind, bank, payload = job.id, job.kind, job.bank_code, {**job.payload, "attempt": job.attempts}
+        if slots:
+            slots.take(bank, kind)
+    try:
+        _run(rt, job_id, kind, payload)
+    finally:
+        if slots:
+            slots.give_back(bank, kind)
+    return True
+
+
+def _run(rt: Runtime, job_id: int, kind: str, payload: dict[str, Any]) -> None:
     log.info("job started", extra={"job_id": job_id, "kind": kind})
     outcome: tuple[str, bool] | None = None  # (error text, retry)
     try:
@@ -55,7 +70,7 @@ def run_one(rt: Runtime, worker: str, *, lease_s: float = jobs.LEASE_S) -> bool:
             copy_context().run(rt.jobs[kind], rt, payload)
     except jobs.Defer as error:
         _defer(rt, job_id, error)
-        return True
+        return
     except Retry as error:
         outcome = (f"{error.code}: {error.message}", True)
     except CunguanError as error:
@@ -63,7 +78,6 @@ def run_one(rt: Runtime, worker: str, *, lease_s: float = jobs.LEASE_S) -> bool:
     except Exception:  # a bug or a lost database connection: keep the job, try again later
         outcome = (traceback.format_exc(), True)
     _record(rt, job_id, outcome)
-    return True
 
 
 def _defer(rt: Runtime, job_id: int, error: jobs.Defer) -> None:
@@ -129,6 +143,7 @@ def run_worker(
     burst: bool = False,
     maintenance_s: float = 2.0,
     lease_s: float = jobs.LEASE_S,
+    slots: Slots | None = None,
 ) -> int:
     """Run jobs until `should_stop()` (or, with burst, until none is due). Returns how many ran.
     Every `maintenance_s` the ledger is maintained (hot buffers folded, expired holds voided) and due
@@ -147,7 +162,7 @@ def run_worker(
             next_maintenance = time.monotonic() + maintenance_s
         try:
             inbox_busy = _process_inbox(rt)  # one batch per round, so that jobs are not starved by callbacks
-            job_ran = run_one(rt, worker, lease_s=lease_s)
+            job_ran = run_one(rt, worker, lease_s=lease_s, slots=slots)
         except SQLAlchemyError as error:  # the database went away: wait, reconnect, go on (a job keeps its lease)
             _sleep(outage.failed(error), should_stop)
             continue
@@ -203,14 +218,18 @@ def run_workers(
     poll_s: float = 0.5,
     burst: bool = False,
     lease_s: float = jobs.LEASE_S,
+    per_bank: int = 2,
+    per_kind: Mapping[str, int] | None = None,
 ) -> int:
-    """`threads` worker loops in this process (each claims its own jobs); returns how many jobs ran."""
+    """`threads` worker loops in this process (each claims its own jobs), running at most `per_bank` jobs of
+    one bank and `per_kind[kind]` of one kind at once; returns how many jobs ran."""
+    slots = Slots(per_bank, dict(per_kind or {}))
     if threads == 1:
-        return run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst, lease_s=lease_s)
+        return run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst, lease_s=lease_s, slots=slots)
     counts: list[int] = []
 
     def loop() -> None:
-        counts.append(run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst, lease_s=lease_s))
+        counts.append(run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst, lease_s=lease_s, slots=slots))
 
     workers = [threading.Thread(target=loop, name=f"worker-{n}") for n in range(threads)]
     for worker in workers:

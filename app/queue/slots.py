@@ -1,0 +1,66 @@
+"""How many jobs of one bank and of one kind a worker process runs at once: a bank that answers slowly (or
+times out) fills only its own slots, and every other bank's jobs go on with the remaining threads."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Full:
+    """What a claim must skip now: the banks and the job kinds whose slots are all taken."""
+
+    banks: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+
+
+@dataclass
+class Slots:
+    """Per-bank and per-kind limits on the jobs this process runs at once (a kind without a limit of its own
+    has none). Thread-safe; `claiming()` serialises this process's claims so that no limit is overshot
+    between looking at the slots and taking one."""
+
+    per_bank: int
+    per_kind: Mapping[str, int] = field(default_factory=dict)
+    _banks: Counter[str] = field(default_factory=Counter, init=False)
+    _kinds: Counter[str] = field(default_factory=Counter, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        assert self.per_bank >= 1 and all(limit >= 1 for limit in self.per_kind.values())
+
+    @contextmanager
+    def claiming(self) -> Iterator[Full]:
+        """Hold the claim lock; yields what is full. Call `take` inside for the job claimed, if any."""
+        with self._lock:
+            yield Full(
+                frozenset(bank for bank, running in self._banks.items() if running >= self.per_bank),
+                frozenset(kind for kind, running in self._kinds.items() if running >= self.per_kind.get(kind, 0) > 0),
+            )
+
+    def take(self, bank: str | None, kind: str) -> None:
+        """Inside `claiming()`: the claimed job holds its bank's and its kind's slot until `give_back`."""
+        if bank is not None:
+            self._banks[bank] += 1
+        self._kinds[kind] += 1
+
+    def give_back(self, bank: str | None, kind: str) -> None:
+        with self._lock:
+            if bank is not None:
+                self._banks[bank] -= 1
+            self._kinds[kind] -= 1
+
+
+def parse_kind_limits(text: str) -> dict[str, int]:
+    """`open_virtual_account=2,submit_payout=4` → {kind: limit}; empty text → no per-kind limits."""
+    limits: dict[str, int] = {}
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        kind, _, number = part.partition("=")
+        if not kind.strip() or not number.strip().isdigit() or int(number) < 1:
+            raise ValueError(f"任务类型并发上限格式应为 类型=正整数，收到：{part}")
+        limits[kind.strip()] = int(number)
+    return limits

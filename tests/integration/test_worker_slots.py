@@ -1,0 +1,116 @@
+"""A bank that answers slowly holds up only its own jobs: a worker process runs at most `per_bank` jobs of one
+bank (and `per_kind` of one kind) at once, and its other threads take the other banks' jobs meanwhile."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.db.models import Job
+from app.platform.runtime import Runtime
+from app.queue import jobs
+from app.queue.slots import Slots, parse_kind_limits
+from app.queue.worker import run_one, run_workers
+from tests.factories import confirmed_deal
+
+
+def _queue(rt: Runtime, *specs: tuple[str, str | None]) -> None:
+    with rt.db.uow() as uow:
+        for kind, bank in specs:
+            jobs.enqueue(uow.session, kind, {"bank": bank}, now=rt.clock(), bank_code=bank)
+        uow.commit()
+
+
+def test_while_one_banks_job_runs_the_next_claim_skips_that_bank_and_takes_another(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside bank A's running job (its slot taken, per_bank=1) the process claims again: A's second job is
+    left queued, B's job and a job without a bank run."""
+    slots = Slots(per_bank=1)
+    order: list[str] = []
+
+    def call_bank(rt_: Runtime, payload: dict[str, Any]) -> None:
+        order.append(f"start {payload['bank']}")
+        if payload["bank"] == "slow" and order.count("start slow") == 1:
+            while run_one(rt_, "inner", slots=slots):  # what the other threads would do meanwhile
+                pass
+        order.append(f"end {payload['bank']}")
+
+    monkeypatch.setitem(rt.jobs, "test_call_bank", call_bank)
+    _queue(rt, ("test_call_bank", "slow"), ("test_call_bank", "slow"), ("test_call_bank", "other"))
+    _queue(rt, ("test_call_bank", None))
+    assert run_one(rt, "outer", slots=slots)
+    assert order == ["start slow", "start other", "end other", "start None", "end None", "end slow"]
+    with rt.db.uow() as uow:
+        left = uow.session.scalars(select(Job.bank_code).where(Job.status == "pending")).all()
+    assert left == ["slow"], "the slow bank's second job waits for its slot"
+    assert run_one(rt, "outer", slots=slots) and order[-1] == "end slow", "the slot is given back after the job"
+
+
+def test_a_kind_limit_holds_back_that_kind_only(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    slots = Slots(per_bank=5, per_kind={"test_limited": 1})
+    seen: list[str] = []
+
+    def limited(rt_: Runtime, payload: dict[str, Any]) -> None:
+        seen.append("limited")
+        if seen.count("limited") == 1:
+            while run_one(rt_, "inner", slots=slots):
+                pass
+
+    monkeypatch.setitem(rt.jobs, "test_limited", limited)
+    monkeypatch.setitem(rt.jobs, "test_free", lambda rt_, payload: seen.append("free"))
+    _queue(rt, ("test_limited", "a"), ("test_limited", "b"), ("test_free", "a"))
+    assert run_one(rt, "outer", slots=slots)
+    assert seen == ["limited", "free"]
+
+
+def test_bank_jobs_of_a_deal_name_their_bank(rt: Runtime, users: dict) -> None:
+    confirmed_deal(rt)  # queues the account opening and the bank's countersignature
+    with rt.db.uow() as uow:
+        queued = uow.session.execute(select(Job.kind, Job.bank_code)).all()
+    assert queued and all(bank == "ceb" for _kind, bank in queued), queued
+
+
+def test_threads_go_on_with_other_banks_while_one_bank_hangs(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three threads, one bank hanging until the others are done: every other bank's job runs meanwhile, and
+    the hanging bank never holds more than its one slot."""
+    others_done = threading.Event()
+    running = {"hang": 0, "max_hang": 0}
+    lock = threading.Lock()
+    finished: list[str] = []
+
+    def call_bank(rt_: Runtime, payload: dict[str, Any]) -> None:
+        if payload["bank"] == "hang":
+            with lock:
+                running["hang"] += 1
+                running["max_hang"] = max(running["max_hang"], running["hang"])
+            others_done.wait(timeout=30)
+            with lock:
+                running["hang"] -= 1
+        with lock:
+            finished.append(payload["bank"])
+            if finished.count("fast") == 6:
+                others_done.set()
+
+    monkeypatch.setitem(rt.jobs, "test_call_bank", call_bank)
+    _queue(rt, *[("test_call_bank", "hang")] * 3, *[("test_call_bank", "fast")] * 6)
+    ran = run_workers(rt, 3, should_stop=lambda: False, poll_s=0.05, burst=True, per_bank=1)
+    assert ran == 9 and others_done.is_set()
+    assert finished[:6] == ["fast"] * 6, "every other bank's job ran while the hanging bank held its slot"
+    assert running["max_hang"] == 1
+
+
+@pytest.mark.parametrize("text", ["x", "a=0", "=2", "a=two"])
+def test_kind_limits_are_checked(text: str) -> None:
+    with pytest.raises(ValueError, match="类型=正整数"):
+        parse_kind_limits(text)
+
+
+def test_kind_limits_parse() -> None:
+    assert parse_kind_limits(" open_virtual_account=2, submit_payout=4 ") == {
+        "open_virtual_account": 2,
+        "submit_payout": 4,
+    }
