@@ -1,8 +1,9 @@
-"""Benchmark: the console's home page figures (`app.ops.dashboard.compute`, what `/admin/` shows every staff
-member) as the book grows, on PostgreSQL.
+"""Benchmark: the console's home page and the deal lists as the book grows, on PostgreSQL.
 
 It creates one deal through the services, copies it to 1,000, 10,000 and 100,000 deals, each with a funded
-custody account, and times the figures at each size: median and max of 5 computations, milliseconds.
+custody account, and times at each size (median and max of 5, milliseconds): the home page's figures
+(`app.ops.dashboard.compute`, what `/admin/` shows every staff member), and through the app (Flask's test
+client, logged in) the pages `/admin/` (ops), `/admin/deals/` (ops) and `/deals` (the agent who owns them all).
 
 Run: .venv/bin/python bench/dashboard.py [--sizes 1000,10000,100000]
 Not part of `make test`.
@@ -12,14 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +43,7 @@ from app.users.service import create_user  # noqa: E402
 from tests.factories import RESALE_FORM  # noqa: E402 - the same valid intake form the tests use
 
 BATCH = 5_000
+PASSWORD = "bench-password-1"
 
 
 def grow(rt: Runtime, template: dict[str, Any], have: int, want: int) -> None:
@@ -64,6 +70,29 @@ def grow(rt: Runtime, template: dict[str, Any], have: int, want: int) -> None:
         uow.commit()
 
 
+def logged_in(app: Flask, username: str) -> FlaskClient:
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    answer = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token[1]})
+    assert answer.status_code == 302, answer.text
+    return client
+
+
+def fetch(client: FlaskClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 200, (path, answer.status_code)
+
+
+def report(size: int, what: str, run: Callable[[], object]) -> None:
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"{size:>8} {what:<16} {statistics.median(times):>10.1f} {max(times):>8.1f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
@@ -83,9 +112,13 @@ def main() -> None:
                 keys_dir=instance / "keys",
                 secret_key="bench",
             )
-            rt: Runtime = create_app(config).extensions["cunguan.runtime"]
+            app = create_app(config)
+            rt: Runtime = app.extensions["cunguan.runtime"]
             Base.metadata.create_all(rt.db.engine)
-            agent = create_user(rt, "bench-agent", "bench-password-1", "agent", "压测经纪人")
+            agent = create_user(rt, "bench-agent", PASSWORD, "agent", "压测经纪人")
+            create_user(rt, "bench-ops", PASSWORD, "ops", "压测运营")
+            clients = {role: logged_in(app, f"bench-{role}") for role in ("agent", "ops")}
+            pages = (("/admin/", "ops"), ("/admin/deals/", "ops"), ("/deals", "agent"))
             deal_id = deals.create_deal(
                 rt, deals.Actor(agent.id, agent.username, "agent"), "110000", "resale_escrow", RESALE_FORM
             )
@@ -93,18 +126,15 @@ def main() -> None:
                 row = uow.session.execute(select(Deal.__table__).where(Deal.id == deal_id)).mappings().one()
                 template = {key: value for key, value in row.items() if key not in ("id", "deal_no")}
             have = 1
-            print(f"{'deals':>8} {'median ms':>10} {'max ms':>8}")
+            print(f"{'deals':>8} {'what':<16} {'median ms':>10} {'max ms':>8}")
             for size in (int(part) for part in args.sizes.split(",")):
                 grow(rt, template, have, size)
                 have = size
                 with rt.db.engine.begin() as connection:
                     connection.exec_driver_sql("ANALYZE")
-                times = []
-                for _ in range(5):
-                    started = time.perf_counter()
-                    dashboard.compute(rt)
-                    times.append((time.perf_counter() - started) * 1000)
-                print(f"{size:>8} {statistics.median(times):>10.1f} {max(times):>8.1f}")
+                report(size, "figures", lambda: dashboard.compute(rt))
+                for path, role in pages:
+                    report(size, path, lambda path=path, role=role: fetch(clients[role], path))
             rt.db.dispose()
     finally:
         with admin.connect() as connection:
