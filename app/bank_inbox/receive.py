@@ -19,7 +19,6 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError as JsonSchemaError
 from jsonschema.exceptions import best_match
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.bank_inbox.alerts import CallbackRefused, add_alert, record_alert
@@ -36,7 +35,7 @@ from app.bank_inbox.store import (
     store_values,
 )
 from app.banks.protocol import ReplayedNonce
-from app.db.contention import is_contention
+from app.db.contention import DATABASE_ERRORS, is_contention
 from app.platform.errors import Busy, ValidationError
 from app.platform.runtime import Runtime
 
@@ -169,7 +168,7 @@ def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], 
     for attempt in range(CONTENTION_ATTEMPTS):
         try:
             return _receive_once(rt, bank_code, raw_body, body, nonce)
-        except DBAPIError as error:
+        except DATABASE_ERRORS as error:
             if not is_contention(error):
                 raise
             log.info("callback contention, attempt %d of %d", attempt + 1, CONTENTION_ATTEMPTS)

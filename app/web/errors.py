@@ -7,11 +7,10 @@ import time
 from flask import Flask, current_app, jsonify, render_template, request, session
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from app.db.contention import is_contention
+from app.db.contention import DATABASE_ERRORS, is_contention
 from app.platform.errors import CunguanError
 from app.platform.extensions import login_manager
 from app.users.service import get_user
@@ -68,13 +67,15 @@ def register(app: Flask) -> None:
         status = error.http_status if 400 <= error.http_status < 600 else 400
         return _render(status, error.code, error.message)
 
-    @app.errorhandler(DBAPIError)
-    def database_error(error: DBAPIError) -> tuple[Response | str, int]:
+    def database_error(error: Exception) -> tuple[Response | str, int]:
         """Contention (concurrent actions on one deal) is a 409 BUSY to retry; any other database error stays
         a 500."""
         if not is_contention(error):
             raise error
         return _render(409, "BUSY", "系统繁忙，请稍后重试")
+
+    for error_class in DATABASE_ERRORS:
+        app.register_error_handler(error_class, database_error)
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[Response | str, int]:

@@ -193,11 +193,11 @@ class ChaosStack(Stack):
         command = [sys.executable, "-m", "app.tools.banksim", "serve", "--port", str(self.sim_port)]
         command += ["--db", str(self.sim_db), "--keys-dir", str(self.bank_keys_dir)]
         command += ["--open-delay", "0.05", "--payout-delay", "0.05", "--deliveries", str(self.tuning.deliveries)]
-        self._spawn("simulator", command)
+        self.spawn("simulator", command)
         wait_until(lambda: requests.get(f"{self.sim_url}/sim/state", timeout=1).ok, what="bank simulator")
 
     def start_platform(self) -> None:
-        self._spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
+        self.spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
         wait_until(lambda: requests.get(f"{self.web_url}/healthz", timeout=1).ok, what="web app")
         for name in ("worker-a", "worker-b"):
             self.start_worker(name)
@@ -206,7 +206,7 @@ class ChaosStack(Stack):
         self.worker_starts += 1
         log_name = f"{name}-{self.worker_starts}"
         pace = ["--poll", str(self.tuning.worker_poll_s), "--concurrency", str(self.tuning.worker_threads)]
-        self._spawn(log_name, [*FLASK, "worker", *pace, "--lease", str(self.plan.lease_s)])
+        self.spawn(log_name, [*FLASK, "worker", *pace, "--lease", str(self.plan.lease_s)])
 
     def kill_worker(self, name: str) -> None:
         """SIGKILL the newest process of worker `name`: no handler runs, its claimed jobs keep their lease."""

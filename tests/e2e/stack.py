@@ -12,15 +12,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
 from app.tools.banksim.banks import SIMULATED_BANKS
+from tests.conftest import csrf_token
 from tests.factories import simulated_banks_folder
 from tests.ports import port_of, reserve_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
+# gunicorn with the production settings (add `-w N -b HOST:PORT wsgi:app`). No control socket: its default path
+# ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is one per user, which two servers of a test, and those of any
+# other test process, would take from each other.
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "--no-control-socket"]
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float = 30.0, what: str = "condition") -> object:
@@ -88,9 +94,12 @@ class Stack:
             [*FLASK, *args], cwd=ROOT, env=self.env(), capture_output=True, text=True, check=check, timeout=120
         )
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def spawn(self, name: str, command: list[str], **extra_env: str) -> None:
+        """Start `command` as one of this stack's processes (stopped by `stop()`), its output in `<name>.log`."""
         log = (self.workdir / f"{name}.log").open("wb")
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**self.env(), **extra_env}, stdout=log, stderr=subprocess.STDOUT
+        )
         self.processes.append((name, process))
 
     def start(self) -> dict[str, str]:
@@ -99,7 +108,7 @@ class Stack:
         output = self.flask("user", "create-demo").stdout
         passwords = dict(re.findall(r"用户名 (\w+)\s+密码 (\S+)", output))
         sim_db = str(self.workdir / "bank_sim.db")
-        self._spawn(
+        self.spawn(
             "simulator",
             [
                 sys.executable,
@@ -118,8 +127,8 @@ class Stack:
                 "0.2",
             ],
         )
-        self._spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
-        self._spawn("worker", [*FLASK, "worker", "--poll", "0.2"])
+        self.spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
+        self.spawn("worker", [*FLASK, "worker", "--poll", "0.2"])
         wait_until(lambda: requests.get(f"{self.web_url}/healthz", timeout=1).ok, what="web app")
         wait_until(lambda: requests.get(f"{self.sim_url}/sim/state", timeout=1).ok, what="bank simulator")
         return passwords
@@ -142,3 +151,21 @@ class Stack:
             f"--- {name} ---\n{(self.workdir / f'{name}.log').read_text(errors='replace')[-4000:]}"
             for name, _ in self.processes
         )
+
+
+def login(url: str, username: str, password: str) -> requests.Session:
+    """A browser's session logged in at the web app `url` (CSRF token, cookie, the page it lands on)."""
+    session = requests.Session()
+    token = csrf_token(session.get(f"{url}/login", timeout=10).text)
+    answer = session.post(
+        f"{url}/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 302, answer.text
+    # land on the page the login redirects to, as a browser does: the fresh session (login clears the old one)
+    # gets its CSRF token now, not from two concurrent requests made with it later, each setting a token of its
+    # own in the one cookie jar (the loser's form post would then be refused with a 400)
+    assert session.get(urljoin(f"{url}/login", answer.headers["Location"]), timeout=10).ok
+    return session

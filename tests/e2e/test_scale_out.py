@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -25,7 +23,7 @@ from sqlalchemy import create_engine, text
 from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.tools.banksim.banks import SIMULATED_BANKS
 from tests.conftest import DATABASES, csrf_token
-from tests.e2e.stack import FLASK, ROOT, Stack, wait_until
+from tests.e2e.stack import FLASK, GUNICORN, Stack, login, wait_until
 from tests.factories import CUSTODY_FEN, RESALE_FORM, bank_signing_key, provision_key_folders
 
 # PostgreSQL only (production scale-out; CI sets CUNGUAN_TEST_POSTGRES_URL). Two servers on one SQLite file
@@ -36,10 +34,6 @@ pytestmark = [
 ]
 
 METRICS_TOKEN = "scale-out-metrics-token-0123456789"
-# no control socket: its default path ($XDG_RUNTIME_DIR or ~/.gunicorn/gunicorn.ctl) is one per user, which
-# the two servers here, and those of any other test process, would take from each other
-CONFIG = str(ROOT / "deploy" / "gunicorn.conf.py")
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", CONFIG, "-w", "2", "--no-control-socket"]
 
 
 class ScaleOutStack(Stack):
@@ -59,17 +53,10 @@ class ScaleOutStack(Stack):
         banks = {f"CUNGUAN_BANK_{code.upper()}_URL": f"{self.sim_url}/{code}" for code in SIMULATED_BANKS}
         return {**base, **banks, "CUNGUAN_METRICS_TOKEN": METRICS_TOKEN}
 
-    def _spawn_with(self, name: str, command: list[str], **extra_env: str) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**self.env(), **extra_env}, stdout=log, stderr=subprocess.STDOUT
-        )
-        self.processes.append((name, process))
-
     def start(self) -> dict[str, str]:
         self.flask("db", "upgrade")
         passwords = dict(re.findall(r"用户名 (\w+)\s+密码 (\S+)", self.flask("user", "create-demo").stdout))
-        self._spawn_with(
+        self.spawn(
             "simulator",
             [
                 sys.executable,
@@ -89,9 +76,9 @@ class ScaleOutStack(Stack):
             ],
         )
         for name, url in zip(("web-a", "web-b"), self.web_urls, strict=True):
-            self._spawn_with(name, [*GUNICORN, "-b", url.removeprefix("http://"), "wsgi:app"])
+            self.spawn(name, [*GUNICORN, "-w", "2", "-b", url.removeprefix("http://"), "wsgi:app"])
         for name, url in zip(("worker-a", "worker-b"), self.web_urls, strict=True):
-            self._spawn_with(name, [*FLASK, "worker", "--poll", "0.1"], CUNGUAN_PUBLIC_URL=url)
+            self.spawn(name, [*FLASK, "worker", "--poll", "0.1"], CUNGUAN_PUBLIC_URL=url)
         for url in self.web_urls:  # ready: database at head, keys, HarfBuzz, and every bank answers
             wait_until(lambda url=url: requests.get(f"{url}/readyz", timeout=5).ok, what=f"{url}/readyz")
         return passwords
@@ -106,23 +93,6 @@ def stack(tmp_path: Path, database_url: str) -> Iterator[ScaleOutStack]:
         yield running
     finally:
         running.stop()
-
-
-def _login(url: str, username: str, password: str) -> requests.Session:
-    session = requests.Session()
-    token = csrf_token(session.get(f"{url}/login", timeout=10).text)
-    answer = session.post(
-        f"{url}/login",
-        data={"username": username, "password": password, "csrf_token": token},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 302, answer.text
-    # land on the page the login redirects to, as a browser does: the fresh session (login clears the old one)
-    # gets its CSRF token now, not from two of the concurrent requests below, each setting a token of its own
-    # in the one cookie jar (the loser's form post would then be refused with a 400)
-    assert session.get(urljoin(f"{url}/login", answer.headers["Location"]), timeout=10).ok
-    return session
 
 
 def _together(*calls: Callable[[], requests.Response]) -> list[requests.Response]:
@@ -163,7 +133,7 @@ def test_two_web_servers_and_two_workers_share_everything(stack: ScaleOutStack) 
 
 def _scenario(stack: ScaleOutStack, passwords: dict[str, str]) -> None:
     web_a, web_b = stack.web_urls
-    agent_a = _login(web_a, "agent", passwords["agent"])
+    agent_a = login(web_a, "agent", passwords["agent"])
     agent_b = requests.Session()
     agent_b.cookies.update(agent_a.cookies)  # the session cookie made by A is good on B
     assert agent_b.get(f"{web_b}/deals/new", timeout=10).status_code == 200
