@@ -16,6 +16,7 @@ from app.domain.cities import (
     ProductConfig,
     ResolvedCity,
 )
+from app.domain.config_keys import NOT_YET_READ, RELEASED_ON
 from app.domain.durations import parse_duration
 from app.domain.forms.patterns import pattern_problem
 from app.domain.problems import CityConfigInvalid, Problem, pointer
@@ -137,6 +138,51 @@ def _release_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowD
     return problems
 
 
+def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
+    """Values no code would act on yet (`app.domain.config_keys`): refused, never silently ignored."""
+    problems = []
+    if product.fees:
+        problems.append(
+            scope.problem(
+                ("fees",),
+                f"按配置收费尚未上线（{NOT_YET_READ['products/*/fees']}）：所配费用不会被收取，请删除 fees",
+                "fees are not charged yet: remove them",
+            )
+        )
+    if product.product == "resale_escrow" and product.form is not None:
+        problems.append(
+            scope.problem(
+                ("form",),
+                "二手房存管的附加字段尚不保存（issue 17 附加字段）：填写的内容会被丢弃，请删除 form",
+                "resale extra fields are not stored yet: remove the form",
+            )
+        )
+    if product.release is None:
+        return problems
+    released_on = RELEASED_ON.get(workflow.id)
+    if released_on is None or set(product.release.conditions) != released_on:
+        expected = "、".join(sorted(released_on or ())) or "（本工作流无放款条件）"
+        part = NOT_YET_READ["products/*/release/conditions"]
+        problems.append(
+            scope.problem(
+                ("release", "conditions"),
+                f"放款条件尚不能按配置调整（{part}）：本工作流在 {expected} 后放款",
+                f"workflow {workflow.id} releases on {sorted(released_on or ())}, whatever the conditions say",
+            )
+        )
+    staged = any("release_stage" in transition.actions for transition in workflow.transitions)
+    whole = len(product.release.tranches) == 1 and product.release.tranches[0].remainder
+    if not staged and not whole:
+        problems.append(
+            scope.problem(
+                ("release", "tranches"),
+                "分期放款尚未上线（issue 17 放款计划）：本业务一次全额放款，release.tranches 只能是一期余款",
+                f"workflow {workflow.id} releases everything at once: one remainder tranche only",
+            )
+        )
+    return problems
+
+
 def _amount_problems(scope: _Scope, product: ProductConfig) -> list[Problem]:
     problems = []
     limits = product.custody
@@ -213,6 +259,7 @@ def city_problems(resolved: ResolvedCity, city: CityConfig, workflows: Workflows
             )
             continue
         problems += _parameter_problems(scope, product, workflow) + _release_problems(scope, product, workflow)
+        problems += _unread_problems(scope, product, workflow)
     return problems
 
 

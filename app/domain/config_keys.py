@@ -1,0 +1,75 @@
+"""Which code reads each key of a city config at run time, and the keys no code reads yet.
+
+A config that validates must never be silently ignored: every leaf of the city schema is either read by the
+function named here (tests/unit/test_config_keys_read.py imports each one and checks it still uses the key),
+or listed in NOT_YET_READ with the part of issue 17 that will read it, and a config that sets it to anything
+but its default is refused at validation (`app.domain.city_checks`) instead of being ignored."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Reader(NamedTuple):
+    function: str  # "module:qualified.name" of the run-time code that reads the key
+    uses: str  # what that code's source says when it reads it (the key, or the IR attribute it becomes)
+
+
+_FORM = Reader("app.domain.forms.schema_form:build_form", "city_form")
+_FORM_CHECKS = Reader("app.domain.forms.schema_form:_checked_schema", "field.schema")
+
+READERS: dict[str, Reader] = {
+    "extends": Reader("app.domain.cities:resolve", "extends"),
+    "admin_code": Reader("app.deals.pinning:pin", "admin_code"),
+    "name": Reader("app.agreements.service:agreement_data", "city.name"),
+    "status": Reader("app.domain.cities:CityCatalog.live_cities", "status"),
+    "products/*/workflow/id": Reader("app.deals.service:create_deal", "workflow_id"),
+    "products/*/workflow/version": Reader("app.deals.service:create_deal", "workflow_version"),
+    "products/*/banks/*": Reader("app.deals.service:custody_bank", "banks"),
+    "products/*/authority": Reader("app.agreements.service:agreement_data", "authority"),
+    "products/*/agreement/template": Reader("app.deals.service:deal_row", "agreement_template"),
+    "products/*/agreement/clauses/*": Reader("app.agreements.service:agreement_data", "clauses"),
+    "products/*/parameters/*": Reader("app.deals.case_blocks:case_context", "overrides"),
+    "products/*/deadlines/*": Reader("app.deals.timers:_fire_one", "overrides"),
+    "products/*/custody/min_fen": Reader("app.domain.custody_limits:custody_limit_error", "min_fen"),
+    "products/*/custody/max_fen": Reader("app.domain.custody_limits:custody_limit_error", "max_fen"),
+    "products/*/release/tranches/*/label": Reader("app.agreements.service:agreement_data", "label"),
+    # staged releases (renovation) only; any other product refuses tranches but one remainder (city_checks)
+    "products/*/release/tranches/*/share_bps": Reader("app.state_machine.building_blocks:_stage_amount", "share_bps"),
+    "products/*/release/tranches/*/remainder": Reader("app.state_machine.building_blocks:_stage_amount", "remainder"),
+    "products/*/approvals/*/operation": Reader("app.domain.cities:ProductConfig.approvers_required", "operation"),
+    "products/*/approvals/*/above_fen": Reader("app.domain.cities:ProductConfig.approvers_required", "above_fen"),
+    "products/*/approvals/*/approvers": Reader("app.domain.cities:ProductConfig.approvers_required", "approvers"),
+    "products/*/payer/designated": Reader("app.deals.actions:request_virtual_account", "designated"),
+    "products/*/payer/wrong_payer": Reader("app.bank_inbox.suspense:_wrong_payer", "wrong_payer"),
+    "products/*/form/sections/*": _FORM,
+    "products/*/form/schema/required/*": _FORM,
+    "products/*/form/schema/properties/*/title": _FORM,
+    "products/*/form/schema/properties/*/description": _FORM,
+    "products/*/form/schema/properties/*/x-order": _FORM,
+    "products/*/form/schema/properties/*/x-section": _FORM,
+    "products/*/form/schema/properties/*/x-widget": _FORM,
+    "products/*/form/schema/properties/*/type": _FORM_CHECKS,
+    "products/*/form/schema/properties/*/enum": _FORM_CHECKS,
+    "products/*/form/schema/properties/*/pattern": _FORM_CHECKS,
+    "products/*/form/schema/properties/*/minLength": _FORM_CHECKS,
+    "products/*/form/schema/properties/*/maxLength": _FORM_CHECKS,
+    "products/*/form/schema/properties/*/minimum": _FORM_CHECKS,
+    "products/*/form/schema/properties/*/maximum": _FORM_CHECKS,
+}
+
+# the keys under these paths are read by no code yet: a config may only leave them at their default
+NOT_YET_READ: dict[str, str] = {
+    "products/*/fees": "issue 17 收费",
+    "products/*/release/conditions": "issue 17 放款计划",
+}
+
+# what the shipped workflows release on, whatever `release.conditions` says (by workflow id): until release
+# plans read the conditions, a config must name exactly these
+RELEASED_ON: dict[str, frozenset[str]] = {
+    "resale_escrow": frozenset({"title_transferred"}),
+    "gov_escrow": frozenset({"title_transferred", "gov_approved"}),
+    "renovation_escrow": frozenset({"stage_accepted"}),
+    "intent_deposit": frozenset({"purchase_signed"}),
+    "guarantee_release": frozenset({"conditions_met"}),
+}

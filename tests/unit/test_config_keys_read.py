@@ -1,0 +1,125 @@
+"""Every key of a city config is read at run time, or refused until it is: the schema's leaves are exactly the
+keys `app.domain.config_keys.READERS` names a reader for, plus the explicit allow-list below of keys no code
+reads yet (each with the part of issue 17 that will read it), plus keys the schema fixes to one value. Each
+reader still exists and still uses its key; validation refuses a config that sets a not-yet-read key (or a
+value only partly read) to anything but its default. That custody limits change what intake does is shown by
+tests/web/test_custody_limits.py::test_the_limit_is_read_from_the_config (a sentinel limit in the config)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.domain.config_keys import NOT_YET_READ, READERS
+from app.domain.timezone import SHANGHAI
+from tests.unit.test_city_checks import _mutated, _problems, _write, folder
+from tests.unit.test_config_corpus import CITY_SCHEMA, _schema_paths
+
+__all__ = ["folder"]  # the city-checks fixture, used here as it is there
+
+# Not yet read — remove a line when its part of issue 17 lands and its reader is added to READERS.
+ALLOW_LIST = {
+    # issue 17 part "Fees": nothing charges a fee yet (validation refuses any fee)
+    "products/*/fees/*/name": "issue 17 收费",
+    "products/*/fees/*/payer": "issue 17 收费",
+    "products/*/fees/*/kind": "issue 17 收费",
+    "products/*/fees/*/amount_fen": "issue 17 收费",
+    "products/*/fees/*/bps": "issue 17 收费",
+    "products/*/fees/*/min_fen": "issue 17 收费",
+    "products/*/fees/*/max_fen": "issue 17 收费",
+    # issue 17 part "Release plans": the workflow decides when money is released (validation refuses any
+    # conditions other than the workflow's own)
+    "products/*/release/conditions/*": "issue 17 放款计划",
+}
+# fixed by the schema to the one value the platform always uses
+FIXED = {"timezone"}
+
+
+def _leaves() -> set[str]:
+    schema = json.loads(CITY_SCHEMA.read_text(encoding="utf-8"))
+    paths = _schema_paths(schema, schema)
+    return {path for path in paths if not any(other.startswith(path + "/") for other in paths)}
+
+
+def test_every_key_of_the_schema_is_read_or_listed_as_not_yet_read() -> None:
+    leaves = _leaves()
+    assert set(READERS) | set(ALLOW_LIST) | FIXED == leaves, "a schema key nobody reads, or a reader of no key"
+    assert not set(READERS) & set(ALLOW_LIST), "a key that is read now: remove it from the allow-list"
+    assert not (set(READERS) | set(ALLOW_LIST)) & FIXED
+
+
+def test_the_allow_list_is_what_validation_refuses() -> None:
+    refused = {leaf: part for leaf in _leaves() for prefix, part in NOT_YET_READ.items() if leaf.startswith(prefix)}
+    assert refused == ALLOW_LIST
+
+
+@pytest.mark.parametrize("key", sorted(READERS))
+def test_each_reader_exists_and_uses_its_key(key: str) -> None:
+    module_name, _, qualified = READERS[key].function.partition(":")
+    reader: object = importlib.import_module(module_name)
+    for name in qualified.split("."):
+        reader = getattr(reader, name)
+    assert callable(reader)
+    assert READERS[key].uses in inspect.getsource(reader), f"{READERS[key].function} no longer reads {key}"
+
+
+def test_the_fixed_timezone_is_the_platforms() -> None:
+    schema = json.loads(CITY_SCHEMA.read_text(encoding="utf-8"))
+    assert schema["properties"]["timezone"] == {"const": str(SHANGHAI)}
+
+
+UNREAD_VALUES: dict[str, tuple[Callable[[dict], None], str, str]] = {
+    "a fee": (
+        lambda p: p["renovation_escrow"].update(
+            fees=[{"name": "服务费", "payer": "owner", "kind": "rate", "bps": 30, "min_fen": 50_000}]
+        ),
+        "/products/renovation_escrow/fees",
+        "费用不会被收取",
+    ),
+    "release conditions the workflow does not wait for": (
+        lambda p: p["renovation_escrow"]["release"].update(conditions=["stage_accepted", "stage_completed"]),
+        "/products/renovation_escrow/release/conditions",
+        "放款条件尚不能按配置调整",
+    ),
+    "a 90/10 plan on a product that releases at once": (
+        lambda p: p.update(
+            resale_escrow={
+                "release": {
+                    "conditions": ["title_transferred"],
+                    "tranches": [{"label": "过户", "share_bps": 9000}, {"label": "物业交割", "remainder": True}],
+                }
+            }
+        ),
+        "/products/resale_escrow/release/tranches",
+        "分期放款尚未上线",
+    ),
+    "resale extra fields": (
+        lambda p: p.update(
+            resale_escrow={
+                "form": {
+                    "sections": ["房屋"],
+                    "schema": {
+                        "properties": {
+                            "area": {"type": "integer", "title": "房屋面积", "x-section": "房屋", "x-order": 1}
+                        }
+                    },
+                }
+            }
+        ),
+        "/products/resale_escrow/form",
+        "附加字段尚不保存",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", UNREAD_VALUES.values(), ids=UNREAD_VALUES.keys())
+def test_a_value_no_code_reads_is_refused_in_chinese(folder: Path, case: tuple) -> None:
+    mutate, pointer, zh = case
+    _write(folder, "999901", _mutated(mutate))
+    problems = _problems(folder, "999901")
+    assert [p.pointer for p in problems if zh in p.message] == [pointer], [str(p) for p in problems]
