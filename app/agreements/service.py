@@ -20,6 +20,7 @@ from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_f
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
 from app.platform.runtime import Runtime
+from app.state_machine.parameters import deadline_texts
 
 PRODUCT_NAMES = {"resale_escrow": "二手房交易资金存管"}
 PLATFORM_SIGNER = "存管平台"
@@ -40,6 +41,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
     account = deal.virtual_account
     city = _city(rt, deal)
     product = city.products.get(deal.product)
+    definition = rt.workflow(deal.workflow_id, deal.workflow_version)
     return AgreementData(
         agreement_no=deal.deal_no,
         city_name=city.name,
@@ -56,6 +58,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
         clauses=product.clauses if product is not None else (),
         authority=product.authority if product is not None else None,
         stages=tuple(t.label for t in product.release.tranches) if product is not None and product.release else (),
+        deadlines=deadline_texts(definition.parameters, product.overrides() if product is not None else {}),
     )
 
 

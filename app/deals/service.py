@@ -14,6 +14,7 @@ from app.audit import log as audit
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal, DealEvent
 from app.deals.pinning import pin
+from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
@@ -306,6 +307,7 @@ class DealView:
     actions: list[str]
     account_codes: dict[int, str]
     event_labels: dict[str, str]
+    deadlines: list[DeadlineView]
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -332,6 +334,7 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
             actions=definition.events_from(deal.state),
             account_codes=codes,
             event_labels=definition.events,
+            deadlines=deadline_views(rt, uow.session, deal),
         )
 
 

@@ -1,12 +1,15 @@
 """Workflow timers of deals fire by themselves: the worker calls `fire_due_timers` every few seconds.
 
 A timer runs from the moment the deal entered its current state (a self-loop such as a partial arrival
-does not restart it), with the durations of the city config the deal pinned."""
+does not restart it), with the durations of the city config the deal pinned; working-day durations count on
+the business calendar (and the deal's bank's cut-off where the config says so)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
@@ -14,10 +17,15 @@ from sqlalchemy.orm import Session
 from app.db.models import Deal, DealEvent
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, fire
+from app.domain.banks import cut_off_of
+from app.domain.business_calendar import CalendarMissing
+from app.domain.durations import WorkingDays
+from app.domain.timezone import SHANGHAI
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
-from app.state_machine.engine import Engine
-from app.state_machine.parameters import resolve
+from app.state_machine.definition import WorkflowDefinition
+from app.state_machine.engine import DueTimer, Engine
+from app.state_machine.parameters import deadline_texts, resolve, with_calendar
 
 log = logging.getLogger("cunguan.timers")
 ACTOR = "system:timer"
@@ -46,6 +54,49 @@ def _entered_at(session: Session, deal: Deal) -> datetime:
     return session.scalar(query) or deal.created_at
 
 
+def _deal_parameters(rt: Runtime, session: Session, deal: Deal, definition: WorkflowDefinition) -> dict[str, Any]:
+    """The workflow's parameters for the deal: its pinned city's values over the defaults, working days counted
+    on the platform's calendar with the deal's bank's cut-off."""
+    overrides = pinned_city(rt, session, deal).product(deal.product).overrides()
+    return with_calendar(resolve(definition.parameters, overrides), rt.calendars, cut_off_of(deal.bank_code))
+
+
+def deal_timers(rt: Runtime, session: Session, deal: Deal) -> list[DueTimer]:
+    """The timers of the deal's current state with the instant each fires, earliest first; CalendarMissing
+    when a working-day deadline needs a year without a complete calendar."""
+    definition = rt.workflow(deal.workflow_id, deal.workflow_version)
+    params = _deal_parameters(rt, session, deal, definition)
+    return Engine(definition, rt.registry).timers(deal.state, _entered_at(session, deal), params)
+
+
+@dataclass(frozen=True)
+class DeadlineView:
+    """A deadline of the deal's workflow as the deal page shows it."""
+
+    label: str  # 入金期限
+    text: str  # 3个工作日
+    due_at: datetime | None = None  # when it runs out, if it runs in the deal's current state
+    problem: str | None = None  # why it cannot be computed (no calendar for the year)
+
+
+def deadline_views(rt: Runtime, session: Session, deal: Deal) -> list[DeadlineView]:
+    definition = rt.workflow(deal.workflow_id, deal.workflow_version)
+    texts = deadline_texts(definition.parameters, pinned_city(rt, session, deal).product(deal.product).overrides())
+    try:
+        due, problem = {item.timer.after: item.due_at for item in deal_timers(rt, session, deal)}, None
+    except CalendarMissing as missing:
+        due, problem = {}, missing.message
+    running = {timer.after for timer in definition.states[deal.state].timers}
+    return [
+        DeadlineView(definition.parameters[name].label, text, due.get(name), problem if name in running else None)
+        for name, text in texts.items()
+    ]
+
+
+def _local_year(moment: datetime) -> int:
+    return moment.astimezone(SHANGHAI).year
+
+
 def _fire_one(rt: Runtime, deal_id: int) -> bool:
     with rt.db.uow() as uow:
         session = uow.session
@@ -55,17 +106,40 @@ def _fire_one(rt: Runtime, deal_id: int) -> bool:
         definition = rt.workflow(deal.workflow_id, deal.workflow_version)
         if not definition.states[deal.state].timers:  # moved on since the candidates were listed
             return False
-        overrides = pinned_city(rt, session, deal).product(deal.product).overrides()
-        params = resolve(definition.parameters, overrides)
-        now = rt.clock()
-        timers = Engine(definition, rt.registry).timers(deal.state, _entered_at(session, deal), params)
+        params = _deal_parameters(rt, session, deal, definition)
+        now, entered_at = rt.clock(), _entered_at(session, deal)
+        try:
+            timers = Engine(definition, rt.registry).timers(deal.state, entered_at, params)
+        except CalendarMissing as missing:
+            if now < missing.year_starts_at:  # its deadline lies in that year: not due yet (the calendar alert says)
+                return False
+            raise
         first = next((item for item in timers if item.due_at <= now), None)
         if first is None:
             return False
-        detail = {"timer": first.timer.after, "due_at": first.due_at.isoformat()}
+        detail: dict[str, Any] = {"timer": first.timer.after, "due_at": first.due_at.isoformat()}
+        if isinstance(params[first.timer.after], WorkingDays):  # the calendar files it counted on
+            detail["calendar"] = rt.calendars.hashes(_local_year(entered_at), _local_year(first.due_at))
         fire(DealContext(rt, session, deal, ACTOR), first.timer.event, detail)
         uow.commit()
     return True
+
+
+def calendar_misses(rt: Runtime) -> list[tuple[str, int]]:
+    """(deal number, year) of every deal waiting in a timed state whose working-day deadline needs a year
+    without a complete business calendar: its timer cannot fire until the year's calendar is published."""
+    timed = _timed_states(rt)
+    if not timed:
+        return []
+    misses = []
+    with rt.db.uow() as uow:
+        key = tuple_(Deal.workflow_id, Deal.workflow_version, Deal.state)
+        for deal in uow.session.scalars(select(Deal).where(key.in_(timed)).order_by(Deal.id)):
+            try:
+                deal_timers(rt, uow.session, deal)
+            except CalendarMissing as missing:
+                misses.append((deal.deal_no, missing.year))
+    return misses
 
 
 def fire_due_timers(rt: Runtime) -> int:
@@ -81,7 +155,7 @@ def fire_due_timers(rt: Runtime) -> int:
     for deal_id in deal_ids:
         try:
             fired += _fire_one(rt, deal_id)
-        except CunguanError as error:
+        except CunguanError as error:  # CALENDAR_MISSING too: the calendar alert names the deal
             log.warning("timer not fired", extra={"deal_id": deal_id, "code": error.code, "error": error.message})
     if fired:
         log.info("timers fired", extra={"fired": fired})

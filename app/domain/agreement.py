@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +41,7 @@ class AgreementData:
     clauses: tuple[str, ...] = ()
     authority: str | None = None
     stages: tuple[str, ...] = ()  # the release rule's tranches (renovation escrow pays by stage)
+    deadlines: Mapping[str, str] = field(default_factory=dict)  # workflow duration parameter -> "3个工作日"
 
 
 def _mask(value: str, keep_start: int, keep_end: int) -> str:
@@ -119,5 +120,6 @@ def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) ->
         "created_date": format_chinese_date(data.created_at),
         "clauses": list(data.clauses),
         "stages": [{"label": label} for label in data.stages],
+        "deadlines": dict(data.deadlines),
         "authority": data.authority or f"{data.city_name}住房和城乡建设主管部门",
     }

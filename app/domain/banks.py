@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import time
 from typing import Literal
 
 Direction = Literal["credit", "debit"]
+DEFAULT_CUT_OFF = time(16, 30)  # the usual daily cut-off (日切) of a bank, Asia/Shanghai
 AmountUnit = Literal["yuan", "fen"]
 
 # The fields a statement column can carry (see StatementLayout.columns).
@@ -158,6 +160,9 @@ class KnownBank:
     account_format: AccountFormat
     opening_limits: OpeningLimits
     statement: StatementLayout
+    # 日切: an instruction the bank receives after this local (Asia/Shanghai) time, or on a non-working day,
+    # counts as received on the next working day (deadlines configured with "bank_cut_off")
+    cut_off: time = DEFAULT_CUT_OFF
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "statement", replace(self.statement, bank_name=self.name))
@@ -353,3 +358,9 @@ KNOWN_BANKS: dict[str, KnownBank] = {
         ),
     )
 }
+
+
+def cut_off_of(bank_code: str) -> time:
+    """The bank's daily cut-off; a bank the registry does not know gets the usual 16:30."""
+    bank = KNOWN_BANKS.get(bank_code)
+    return bank.cut_off if bank is not None else DEFAULT_CUT_OFF

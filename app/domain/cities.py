@@ -118,7 +118,7 @@ class ProductConfig:
     clauses: tuple[str, ...] = ()
     authority: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-    deadlines: dict[str, str] = field(default_factory=dict)
+    deadlines: dict[str, str | dict[str, Any]] = field(default_factory=dict)  # ISO 8601 or {"working_days": n}
     fees: tuple[FeeRule, ...] = ()
     custody: CustodyLimits = CustodyLimits()
     release: ReleaseRule | None = None
@@ -356,6 +356,13 @@ def _form(spec: Mapping[str, Any]) -> FormSpec:
     return FormSpec(sections, tuple(fields))
 
 
+def _deadline(value: Any) -> str | dict[str, Any]:
+    """An ISO 8601 string as it is; working days as a plain {"working_days", "bank_cut_off"} object."""
+    if isinstance(value, str):
+        return value
+    return {"working_days": value["working_days"], "bank_cut_off": value.get("bank_cut_off", False)}
+
+
 def _product(name: str, spec: Mapping[str, Any]) -> ProductConfig:
     release = spec.get("release")
     custody = spec.get("custody", {})
@@ -368,7 +375,7 @@ def _product(name: str, spec: Mapping[str, Any]) -> ProductConfig:
         clauses=tuple(spec["agreement"].get("clauses", [])),
         authority=spec.get("authority"),
         parameters=dict(spec.get("parameters", {}).items()),
-        deadlines=dict(spec.get("deadlines", {}).items()),
+        deadlines={name: _deadline(value) for name, value in spec.get("deadlines", {}).items()},
         fees=tuple(
             FeeRule(
                 fee["name"],

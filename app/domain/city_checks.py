@@ -91,7 +91,7 @@ def _parameter_problems(scope: _Scope, product: ProductConfig, workflow: Workflo
             problem = type_problem(declared.type, value)
             if problem is None:
                 continue
-            parsed = parse_duration(value) if isinstance(value, str) and declared.type == "duration" else None
+            parsed = parse_duration(value) if declared.type == "duration" else None
             zh = f"时限 {name} 必须为正" if parsed is not None else f"参数 {name} 应为{TYPE_LABELS[declared.type]}"
             problems.append(scope.problem(at, zh, problem))
     return problems

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from app.calendars.alerts import CalendarAlert, calendar_alerts
 from app.db.ledger_models import LedgerAccount, LedgerHotEntry, LedgerTransfer
 from app.db.models import Deal, Job, Payout, VirtualAccount
 from app.domain.ledger import balance_of
@@ -78,6 +79,7 @@ class Dashboard:
     alerts: list[AlertView]
     hours: list[datetime]  # the starts of the opening-rate hours (UTC)
     openings: list[OpeningRate]
+    calendar_alerts: list[CalendarAlert]
 
     @property
     def custody_total_fen(self) -> int:
@@ -114,7 +116,7 @@ def compute(rt: Runtime, now: datetime | None = None) -> Dashboard:
         states = _deals_by_state(rt, session)
         jobs = _jobs(session)
         hours, openings = _openings(rt, session, now)
-    return Dashboard(flows, by_city, by_bank, states, jobs, open_alerts(rt), hours, openings)
+    return Dashboard(flows, by_city, by_bank, states, jobs, open_alerts(rt), hours, openings, calendar_alerts(rt, now))
 
 
 def _local_day(moment: datetime) -> date:

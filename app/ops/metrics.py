@@ -4,6 +4,7 @@ process answers the same - except the PDF render histogram, which each process k
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,6 +12,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from app.bank_inbox.store import inbox_backlog
+from app.calendars.alerts import calendar_alerts
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import BankNotification, BankRateLimit, Job, Payout, VirtualAccount
 from app.db.reconciliation_models import ReconciliationException
@@ -237,10 +239,21 @@ def bank_reachability_families(rt: Runtime) -> list[Family]:
     ]
 
 
+def calendar_family(rt: Runtime) -> Family:
+    counts = Counter((alert.kind, str(alert.year)) for alert in calendar_alerts(rt))
+    return _gauge(
+        "cunguan_calendar_alerts",
+        "Open business-calendar alerts by kind and year: year_missing (a year without a complete holiday"
+        " calendar starts soon), deadline_uncomputable (deals whose working-day deadline falls in it). Alert above 0.",
+        (({"kind": kind, "year": year}, n) for (kind, year), n in sorted(counts.items())),
+    )
+
+
 def exposition(rt: Runtime) -> str:
     families = [
         *database_families(rt),
         *hot_account_families(rt),
+        calendar_family(rt),
         *bank_reachability_families(rt),
         render_histogram_family(),
     ]

@@ -68,6 +68,7 @@ def build_runtime(config: Config) -> Runtime:
         banks=config.banks,
         public_base_url=config.public_base_url,
         bank_timeout_s=config.bank_timeout_s,
+        calendar_warn_days=config.calendar_warn_days,
         jobs=job_table(),
         audit_checkpoints=config.instance_path / "audit" / "checkpoints.jsonl",
     )

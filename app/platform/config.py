@@ -86,6 +86,7 @@ class Config:
     session_max_age_s: int = field(default_factory=lambda: int(os.environ.get("CUNGUAN_SESSION_MAX_AGE_S", 12 * 3600)))
     secure_cookies: bool = field(default_factory=lambda: os.environ.get("CUNGUAN_SECURE_COOKIES", "") == "1")
     bank_timeout_s: float = 10.0
+    calendar_warn_days: int = field(default_factory=lambda: int(os.environ.get("CUNGUAN_CALENDAR_WARN_DAYS", 60)))
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from app.banks.gateway import BankGateway, HttpBankGateway
+from app.calendars.loader import repository_calendars
 from app.db.session import Database
+from app.domain.business_calendar import BusinessCalendar
 from app.domain.cities import CityCatalog
 from app.platform.config import BankEndpoint
 from app.platform.errors import ConfigError, NotFound
@@ -70,6 +72,8 @@ class Runtime:
     clock: Callable[[], datetime] = field(default=_utcnow)
     jobs: dict[str, JobHandler] = field(default_factory=dict)  # job kind -> handler: app.platform.bootstrap
     audit_checkpoints: Path | None = None  # signed audit chain heads, outside the database (app.audit.checkpoints)
+    calendars: BusinessCalendar = field(default_factory=repository_calendars)  # holidays and 调休 (calendars/)
+    calendar_warn_days: int = 60  # alert this many days before a year without a complete calendar starts
 
     def workflow(self, workflow_id: str, version: int) -> WorkflowDefinition:
         try:

@@ -18,14 +18,13 @@ from app.db.models import Deal, DealEvent, Payout
 from app.deals import contract_import
 from app.deals import service as deals
 from app.deals.case_blocks import arrival_event, free_in_custody
-from app.deals.timers import fire_due_timers
+from app.deals.timers import deal_timers, fire_due_timers
 from app.payouts import approvals as payout_approvals
 from app.payouts.status import PayoutStatus
 from app.platform.errors import ValidationError
 from app.sandbox.forms import BUYER, form_has, sample_form
 from app.sandbox.steps import FAILURES, LAST_GUARDS, PathProblem, Step, Unreachable, wants
 from app.state_machine.definition import Transition
-from app.state_machine.engine import Engine
 
 if TYPE_CHECKING:
     from app.sandbox.drivers import ProductDriver
@@ -246,12 +245,10 @@ class PathRun:
         self.d.bank.pay(bank_code, account_no, amount_fen, *payer)
 
     def _let_time_pass(self, transition: Transition) -> None:
-        engine = Engine(self.d.definition, self.rt.registry)
-        due = next(
-            item.due_at
-            for item in engine.timers(transition.source, self.d.clock.now, self.d.params)
-            if item.timer.event == transition.event
-        )
+        with self._deal() as (session, deal):  # as the worker counts it: pinned config, calendar, bank cut-off
+            due = next(
+                item.due_at for item in deal_timers(self.rt, session, deal) if item.timer.event == transition.event
+            )
         self.d.clock.advance_to(due + timedelta(seconds=1))
         since = len(self.d.log.records)
         fire_due_timers(self.rt)

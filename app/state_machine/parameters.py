@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import time
 from typing import Any
 
-from app.domain.durations import Duration, parse_duration
+from app.domain.business_calendar import BusinessCalendar
+from app.domain.durations import Duration, WorkingDays, format_duration, parse_duration
 from app.state_machine.definition import Parameter
 
 TYPE_LABELS = {
@@ -14,7 +16,7 @@ TYPE_LABELS = {
     "bps": "基点（0–10000 的整数）",
     "boolean": "是/否",
     "string": "文本",
-    "duration": "时长（ISO 8601，例如 P7D）",
+    "duration": '时长（ISO 8601，例如 P7D；或工作日，例如 {"working_days": 3}）',
 }
 
 
@@ -35,9 +37,10 @@ def type_problem(type_name: str, value: Any) -> str | None:
     if type_name == "string" and not isinstance(value, str):
         return f"expected a string, got {value!r}"
     if type_name == "duration":
-        if not isinstance(value, str) or parse_duration(value) is None:
-            return f"expected an ISO 8601 duration such as P7D or PT48H, got {value!r}"
-        if not parse_duration(value).positive:  # type: ignore[union-attr] - parsed just above
+        parsed = parse_duration(value)
+        if parsed is None:
+            return f"expected an ISO 8601 duration such as P7D or PT48H, or {{'working_days': 3}}, got {value!r}"
+        if not parsed.positive:
             return f"a duration must be positive: {value!r}"
     return None
 
@@ -50,7 +53,24 @@ def resolve(parameters: Mapping[str, Parameter], overrides: Mapping[str, Any]) -
     }
 
 
-def duration(values: Mapping[str, Any], name: str) -> Duration:
+def with_calendar(values: Mapping[str, Any], calendar: BusinessCalendar, cut_off: time | None) -> dict[str, Any]:
+    """Resolved `values` whose working-day durations count on `calendar` (and the bank's `cut_off` where the
+    config asks for it)."""
+    return {
+        name: value.bound(calendar, cut_off) if isinstance(value, WorkingDays) else value
+        for name, value in values.items()
+    }
+
+
+def duration(values: Mapping[str, Any], name: str) -> Duration | WorkingDays:
     value = values[name]
-    assert isinstance(value, Duration), f"parameter {name!r} is not a duration"
+    assert isinstance(value, Duration | WorkingDays), f"parameter {name!r} is not a duration"
     return value
+
+
+def deadline_texts(parameters: Mapping[str, Parameter], overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Each duration parameter as people read it (3个工作日, 10天, 1个月): what screens and agreements print."""
+    values = resolve(parameters, overrides)
+    return {
+        name: format_duration(values[name]) for name, parameter in parameters.items() if parameter.type == "duration"
+    }

@@ -223,6 +223,7 @@ DATA = AgreementData(
     custody_amount_fen=100_000_000,
     created_at=datetime(2026, 11, 23, tzinfo=UTC),
     account_no=None,
+    deadlines={"funding_deadline": "10天", "acceptance_window": "7天"},
 )
 
 

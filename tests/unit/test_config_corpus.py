@@ -125,12 +125,23 @@ def _schema_paths(schema: dict, root: dict, path: str = "") -> set[str]:
     return paths
 
 
+def _branch(schema: dict, part: str, root: dict) -> dict:
+    """`schema` ($ref followed), or its oneOf/anyOf branch that names `part` among its properties."""
+    for branch in (schema, *schema.get("oneOf", []), *schema.get("anyOf", [])):
+        while "$ref" in branch:
+            branch = root["$defs"][branch["$ref"].removeprefix("#/$defs/")]
+        if part in branch.get("properties", {}):
+            return branch
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].removeprefix("#/$defs/")]
+    return schema
+
+
 def _normalise(path: str, schema: dict, root: dict) -> str:
     """`path` with the keys of maps (states, products…) written as '*', as the schema enumeration has them."""
     parts = []
     for part in path.split("/"):
-        while "$ref" in schema:
-            schema = root["$defs"][schema["$ref"].removeprefix("#/$defs/")]
+        schema = _branch(schema, part, root)
         if part in schema.get("properties", {}):
             schema = schema["properties"][part]
             parts.append(part)
@@ -146,6 +157,7 @@ def _full_city() -> dict:
     product = data["products"]["renovation_escrow"]
     product["authority"] = "监管部门"
     product["parameters"] = {}
+    product["deadlines"] = {"funding_deadline": {"working_days": 3, "bank_cut_off": True}, "acceptance_window": "P7D"}
     product["fees"] = [
         {"name": "固定费", "payer": "owner", "kind": "fixed", "amount_fen": 100},
         {"name": "比例费", "payer": "owner", "kind": "rate", "bps": 10, "min_fen": 1, "max_fen": 9},

@@ -1,0 +1,1 @@
+"""Business calendars: one reviewed file per year (calendars/<year>.json), loaded, checked and shown."""
