@@ -30,6 +30,7 @@ DATA = AgreementData(
     custody_amount_fen=50000000,
     created_at=datetime(2026, 11, 23, 17, 0, tzinfo=UTC),
     account_no=None,
+    deadlines={"funding_deadline": "3个工作日", "acceptance_window": "7天"},  # as agreement_data gives them
 )
 
 
