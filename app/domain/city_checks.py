@@ -19,10 +19,11 @@ from app.domain.cities import (
 from app.domain.config_keys import NOT_YET_READ, RELEASED_ON
 from app.domain.durations import parse_duration
 from app.domain.forms.patterns import pattern_problem
+from app.domain.money import format_yuan
 from app.domain.problems import CityConfigInvalid, Problem, pointer
 from app.platform.errors import ConfigError
-from app.state_machine.definition import WorkflowDefinition
-from app.state_machine.parameters import TYPE_LABELS, type_problem
+from app.state_machine.definition import Parameter, WorkflowDefinition
+from app.state_machine.parameters import TYPE_LABELS, bound_problem, type_problem
 
 Workflows = Mapping[tuple[str, int], WorkflowDefinition]
 
@@ -90,11 +91,24 @@ def _parameter_problems(scope: _Scope, product: ProductConfig, workflow: Workflo
                 continue
             problem = type_problem(declared.type, value)
             if problem is None:
+                problems += _bound_problems(scope, at, declared, value)
                 continue
             parsed = parse_duration(value) if declared.type == "duration" else None
             zh = f"时限 {name} 必须为正" if parsed is not None else f"参数 {name} 应为{TYPE_LABELS[declared.type]}"
             problems.append(scope.problem(at, zh, problem))
     return problems
+
+
+def _bound_problems(scope: _Scope, at: tuple[str, str], declared: Parameter, value: int) -> list[Problem]:
+    """A parameter outside the bounds its workflow declares, the bound named in Chinese (in yuan for amounts)."""
+    problem = bound_problem(declared.minimum, declared.maximum, value)
+    if problem is None:
+        return []
+    low = declared.minimum is not None and value < declared.minimum
+    bound = declared.minimum if low else declared.maximum
+    assert bound is not None
+    shown = format_yuan(bound) if declared.type == "fen" else str(bound)
+    return [scope.problem(at, f"参数 {at[1]}（{declared.label}）不得{'小' if low else '大'}于 {shown}", problem)]
 
 
 def _release_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:

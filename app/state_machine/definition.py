@@ -14,6 +14,8 @@ class Parameter:
     type: str  # integer | fen | bps | boolean | string | duration
     label: str
     default: Any
+    minimum: int | None = None  # bounds of an integer, fen or bps value, inclusive
+    maximum: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from app.domain.problems import Problem, pointer
 from app.platform.errors import WorkflowError
 from app.state_machine.definition import Parameter, State, Timer, Transition, WorkflowDefinition
 from app.state_machine.money_checks import money_problems
-from app.state_machine.parameters import type_problem
+from app.state_machine.parameters import bound_problem, type_problem
 from app.state_machine.registry import Registry
 from app.state_machine.static_checks import static_problems
 
@@ -38,11 +38,16 @@ def _schema_problems(data: Any, source: str) -> list[Problem]:
     ]
 
 
+def _default_problem(spec: dict[str, Any]) -> str | None:
+    default = spec["default"]
+    return type_problem(spec["type"], default) or bound_problem(spec.get("minimum"), spec.get("maximum"), default)
+
+
 def _parameter_problems(data: dict[str, Any], source: str) -> list[Problem]:
     return [
-        Problem(source, pointer("parameters", name, "default"), "参数默认值类型不符", problem)
+        Problem(source, pointer("parameters", name, "default"), "参数默认值类型不符或超出上下限", problem)
         for name, spec in data.get("parameters", {}).items()
-        if (problem := type_problem(spec["type"], spec["default"])) is not None
+        if (problem := _default_problem(spec)) is not None
     ]
 
 
@@ -125,7 +130,9 @@ def _build(data: dict[str, Any]) -> WorkflowDefinition:
         ),
         events=dict(data["events"].items()),
         parameters={
-            name: Parameter(name, spec["type"], spec["label"], spec["default"])
+            name: Parameter(
+                name, spec["type"], spec["label"], spec["default"], spec.get("minimum"), spec.get("maximum")
+            )
             for name, spec in data.get("parameters", {}).items()
         },
     )

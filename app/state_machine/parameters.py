@@ -45,6 +45,17 @@ def type_problem(type_name: str, value: Any) -> str | None:
     return None
 
 
+def bound_problem(low: int | None, high: int | None, value: Any) -> str | None:
+    """Why the integer `value` is outside a parameter's declared bounds (inclusive; None: unbounded), or None."""
+    if not _is_int(value):
+        return None
+    if low is not None and value < low:
+        return f"below the minimum {low}: {value}"
+    if high is not None and value > high:
+        return f"above the maximum {high}: {value}"
+    return None
+
+
 def resolve(parameters: Mapping[str, Parameter], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults with the overrides on top; durations become Duration objects. Inputs must be checked already."""
     values = {name: overrides.get(name, parameter.default) for name, parameter in parameters.items()}

@@ -229,3 +229,18 @@ def test_fuzz_any_input_gives_a_city_or_a_config_error(folder: Path, data: objec
         assert error.message and error.details
     else:
         assert city.admin_code == "999901"
+
+
+@pytest.mark.parametrize(("value", "refused"), [(-1, True), (0, False)])
+def test_a_parameter_outside_its_workflows_bounds_is_refused_at_the_bound(
+    folder: Path, value: int, refused: bool
+) -> None:
+    """rent_custody declares rent_months_exempt ≥ 0: -1 would hold more than the rent due."""
+    _write(folder, "999901", _mutated(lambda p: p["rent_custody"].update(parameters={"rent_months_exempt": value})))
+    if not refused:
+        city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR)
+        assert city.product("rent_custody").parameters["rent_months_exempt"] == 0
+        return
+    [problem] = _problems(folder, "999901")
+    assert problem.pointer == "/products/rent_custody/parameters/rent_months_exempt"
+    assert problem.message == "参数 rent_months_exempt（免于监管的预收租金月数）不得小于 0"

@@ -107,6 +107,10 @@ def test_duplicate_state_event_needs_mutually_exclusive_guards(first: str | None
         (lambda d: d["parameters"]["wait"].update(default="P0D"), "/parameters/wait/default"),
         (lambda d: d["parameters"]["wait"].update(default=1.0), "/parameters/wait/default"),
         (lambda d: d["transitions"][0].update(guard="!no_such_guard"), "/transitions/0/guard"),
+        (
+            lambda d: d["parameters"].update(months={"type": "integer", "label": "月数", "default": -1, "minimum": 0}),
+            "/parameters/months/default",
+        ),
     ],
 )
 def test_timer_parameter_and_guard_references_are_load_errors(mutate, pointer: str) -> None:
