@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,10 +131,13 @@ def notification(kind: str, **fields: Any) -> dict[str, Any]:
 SIMULATED_BANK_KEYS: dict[Path, Path] = {}  # a platform key folder -> its simulated banks' own folder (conftest)
 
 
+SEALS_VALID_FROM = datetime(2026, 1, 1, tzinfo=UTC)  # before every fake clock of the tests (signing times are checked)
+
+
 def provision_key_folders(keys_dir: Path, bank_keys_dir: Path, bank_codes: Iterable[str] = SIMULATED_BANKS) -> None:
     """A platform key folder and its simulated banks' own (app.tools.banksim.keys.provision_simulated_banks),
     paired so that the helpers below find the banks' keys from the platform's folder."""
-    provision_simulated_banks(keys_dir, bank_keys_dir, bank_codes)
+    provision_simulated_banks(keys_dir, bank_keys_dir, bank_codes, certificate_valid_from=SEALS_VALID_FROM)
     SIMULATED_BANK_KEYS[Path(keys_dir)] = Path(bank_keys_dir)
 
 

@@ -6,6 +6,8 @@ verifiable), sends the SM3 digest of the signed byte ranges (`POST /v1/signature
 CMS the bank answers - made with the bank's seal key, which only the bank holds. The signature is checked
 against the bank's imported certificate before it is kept. A bank that cannot be reached, or an answer that
 does not verify, is asked again later (the worker's backoff); a second signature request is harmless.
+A stored file whose signatures do not verify against this instance's seal certificates, or that was changed
+after them, is never sent to the bank: the job fails for good (PDF_SIGNATURE_BROKEN, a dead job on the console).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.agreements.service import trusted_certificates
 from app.audit import log as audit
 from app.banks.gateway import BankOutcomeUnknown, BankUnavailable
 from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement
 from app.pdf.sign import prepare_signature
-from app.pdf.verify import verify_pdf_signatures
+from app.pdf.verify import require_verified_signatures, verify_pdf_signatures
 from app.platform.errors import CryptoError, NotFound
 from app.platform.runtime import Runtime
 from app.queue.jobs import Retry
@@ -59,6 +62,7 @@ def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
         )
     if bank_has_signed(rt, bank_code, pdf):
         return
+    require_verified_signatures(pdf, trusted_certificates(rt))
     bank, purpose = rt.bank(bank_code), f"存管银行确认 {deal_no}"
     prepared = prepare_signature(
         pdf, signer_name=bank.name, reason=purpose, location=bank.name, signing_time=rt.clock()

@@ -69,8 +69,8 @@ def render_html(rt: Runtime, deal: Deal) -> str:
 
 
 def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
-    """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal (the
-    signature is audited in the deal's transaction)."""
+    """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal, a
+    certification signature (DocMDP P=2: only later signatures may follow); audited in the deal's transaction."""
     html = render_html(rt, deal)
     now = rt.clock()
     signed = sign_pdf(
@@ -81,6 +81,7 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         reason=f"资金存管协议 {deal.deal_no}",
         location=_city(rt, deal).name,
         signing_time=now,
+        certify=True,
     )
     agreement = Agreement(
         deal_id=deal.id,

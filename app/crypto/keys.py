@@ -43,12 +43,18 @@ def public_key_pem_from_private(private_key_pem: bytes) -> bytes:
 
 
 def make_self_signed_certificate(
-    private_key_pem: bytes, common_name: str, organization: str, valid_days: int = 3650
+    private_key_pem: bytes,
+    common_name: str,
+    organization: str,
+    valid_days: int = 3650,
+    valid_from: datetime | None = None,
 ) -> bytes:
-    """An X.509 v3 certificate for the key, signed by itself with SM2-with-SM3."""
+    """An X.509 v3 seal certificate for the key, signed by itself with SM2-with-SM3, valid from `valid_from`
+    (default: now, less five minutes of clock skew) for `valid_days`; its key usage is signing only
+    (digitalSignature, nonRepudiation), which the PDF verifier requires of a signer."""
     public_info = asn1_keys.PublicKeyInfo.load(pem.unarmor(public_key_pem_from_private(private_key_pem))[2])
     name = x509.Name.build({"country_name": "CN", "organization_name": organization, "common_name": common_name})
-    now = datetime.now(UTC).replace(microsecond=0)
+    start = (valid_from or datetime.now(UTC) - timedelta(minutes=5)).astimezone(UTC).replace(microsecond=0)
     algorithm = {"algorithm": sm_oids.SM2_WITH_SM3_NAME}
     tbs = x509.TbsCertificate(
         {
@@ -57,8 +63,8 @@ def make_self_signed_certificate(
             "signature": algorithm,
             "issuer": name,
             "validity": {
-                "not_before": _x509_time(now - timedelta(minutes=5)),
-                "not_after": _x509_time(now + timedelta(days=valid_days)),
+                "not_before": _x509_time(start),
+                "not_after": _x509_time(start + timedelta(days=valid_days)),
             },
             "subject": name,
             "subject_public_key_info": public_info,
@@ -94,12 +100,14 @@ def _write_new(path: Path, content: bytes, mode: int = 0o644) -> None:
         file.write(content)
 
 
-def ensure_keys(keys_dir: Path) -> None:
+def ensure_keys(keys_dir: Path, certificate_valid_from: datetime | None = None) -> None:
     """Create what is missing: platform key, public key and seal certificate, PII keys, the audit MAC key, and
     the empty folder for the banks' public keys and certificates (`import_bank_certificate`). No bank private key
     is ever made here: each bank keeps its own (the simulator's in its own folder, app.tools.banksim.keys).
 
-    Existing files are never overwritten; private files are created 0600 and the folders are 0700.
+    Existing files are never overwritten; private files are created 0600 and the folders are 0700. A new seal
+    certificate is valid from `certificate_valid_from` (default now; simulations whose clock starts in the past
+    give their start, since signatures are checked against the certificate's validity).
     """
     keys_dir = Path(keys_dir)
     for folder in (keys_dir, keys_dir / "banks"):
@@ -109,7 +117,9 @@ def ensure_keys(keys_dir: Path) -> None:
     if not (keys_dir / "platform.pub.pem").exists():
         _write_new(keys_dir / "platform.pub.pem", public_key_pem_from_private(platform_key))
     if not (keys_dir / "platform.cert.pem").exists():
-        certificate = make_self_signed_certificate(platform_key, SEAL_COMMON_NAME, SEAL_ORGANIZATION)
+        certificate = make_self_signed_certificate(
+            platform_key, SEAL_COMMON_NAME, SEAL_ORGANIZATION, valid_from=certificate_valid_from
+        )
         _write_new(keys_dir / "platform.cert.pem", certificate)
     if not (keys_dir / "pii.key").exists():
         _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)

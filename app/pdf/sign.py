@@ -29,6 +29,7 @@ from pypdf.generic import (
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_sign, sm3
 from app.crypto.openssl_provider import sm2_public_key_pem
+from app.pdf.verify import DOCMDP_FORM_FILLING, require_verified_signatures
 from app.platform.errors import CryptoError
 
 SIGNATURE_SIZE = 8192  # bytes reserved for the CMS; a one-certificate SM2 CMS is about 1 KiB
@@ -38,6 +39,10 @@ _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 _OBJECT_HEADER = re.compile(rb"\s*\d+\s+\d+\s+obj\b")
 _WIDGET_FLAGS = 4 | 128  # Print | Locked
 _SIG_FLAGS = 3  # SignaturesExist | AppendOnly
+_DOCMDP_REFERENCE = (
+    b"[<< /Type /SigRef /TransformMethod /DocMDP"
+    b" /TransformParams << /Type /TransformParams /P %d /V /1.2 >> >>]" % DOCMDP_FORM_FILLING
+)
 
 
 def _serialise(value: PdfObject) -> bytes:
@@ -193,8 +198,9 @@ def _field_name(form: DictionaryObject) -> str:
     return f"Signature{number}"
 
 
-def _signature_dictionary(signer_name: str, reason: str, location: str, when: datetime) -> bytes:
-    """The /Sig dictionary with fixed-width placeholders first, so that they are found at a known place."""
+def _signature_dictionary(signer_name: str, reason: str, location: str, when: datetime, certify: bool) -> bytes:
+    """The /Sig dictionary with fixed-width placeholders first, so that they are found at a known place; a
+    certification signature carries a DocMDP reference allowing later signatures and form filling only."""
     entries = [
         (b"/Type", b"/Sig"),
         (b"/ByteRange", _BYTE_RANGE_PLACEHOLDER),
@@ -206,11 +212,16 @@ def _signature_dictionary(signer_name: str, reason: str, location: str, when: da
         (b"/Location", _serialise(TextStringObject(location))),
         (b"/M", _serialise(TextStringObject(_pdf_date(when)))),
     ]
+    if certify:
+        entries.append((b"/Reference", _DOCMDP_REFERENCE))
     return b"<<\n" + b"".join(key + b" " + value + b"\n" for key, value in entries) + b">>"
 
 
-def _prepare(pdf_bytes: bytes, signer_name: str, reason: str, location: str, when: datetime) -> tuple[bytes, int]:
-    """The file with the signature field appended, and the offset of its /Sig object."""
+def _prepare(
+    pdf_bytes: bytes, signer_name: str, reason: str, location: str, when: datetime, certify: bool
+) -> tuple[bytes, int]:
+    """The file with the signature field appended, and the offset of its /Sig object; when `certify`, the
+    catalog's /Perms /DocMDP names it (a certification signature must be the file's first)."""
     reader = _open(pdf_bytes)
     update = _Update(pdf_bytes, reader, _first_free_number(reader))
     root_reference = reader.trailer.raw_get("/Root")
@@ -219,6 +230,11 @@ def _prepare(pdf_bytes: bytes, signer_name: str, reason: str, location: str, whe
     signature_reference, widget_reference = update.allocate(), update.allocate()
 
     form_raw = root.raw_get("/AcroForm") if "/AcroForm" in root else None
+    if certify:
+        if form_raw is not None and form_raw.get_object().get("/Fields"):
+            raise CryptoError("认证签名必须是文件的第一个签名", code="PDF_ALREADY_SIGNED")
+        root[NameObject("/Perms")] = DictionaryObject({NameObject("/DocMDP"): signature_reference})
+        update.put(root_reference, root)
     if isinstance(form_raw, IndirectObject):
         form, form_home = form_raw.get_object(), form_raw
     else:
@@ -243,7 +259,7 @@ def _prepare(pdf_bytes: bytes, signer_name: str, reason: str, location: str, whe
     _append_reference(page, "/Annots", widget_reference, update)
     update.put(page.indirect_reference, page)
     update.put(widget_reference, widget)
-    update.put(signature_reference, _signature_dictionary(signer_name, reason, location, when))
+    update.put(signature_reference, _signature_dictionary(signer_name, reason, location, when, certify))
     prepared, offsets = update.render()
     return prepared, offsets[(signature_reference.idnum, 0)]
 
@@ -320,11 +336,15 @@ class PreparedSignature:
 
 
 def prepare_signature(
-    pdf_bytes: bytes, *, signer_name: str, reason: str, location: str, signing_time: datetime
+    pdf_bytes: bytes, *, signer_name: str, reason: str, location: str, signing_time: datetime, certify: bool = False
 ) -> PreparedSignature:
     """The incremental update that will hold a signature, its byte range fixed; the same arguments give the
-    same bytes. A naive `signing_time` is taken to be UTC."""
-    prepared, signature_at = _prepare(pdf_bytes, signer_name, reason, location, _as_utc(signing_time))
+    same bytes. A naive `signing_time` is taken to be UTC. `certify`: a certification signature (DocMDP P=2).
+
+    This only lays the field out: callers that add a signature to a signed file check the signatures it has
+    first (`sign_pdf` does; the bank's countersignature job does)."""
+    moment = _as_utc(signing_time)
+    prepared, signature_at = _prepare(pdf_bytes, signer_name, reason, location, moment, certify)
     range_at = prepared.index(_BYTE_RANGE_PLACEHOLDER, signature_at)
     start = prepared.index(_CONTENTS_PLACEHOLDER, signature_at)
     end = start + len(_CONTENTS_PLACEHOLDER)
@@ -342,14 +362,18 @@ def sign_pdf(
     reason: str,
     location: str,
     signing_time: datetime,
+    certify: bool = False,
 ) -> bytes:
     """The PDF with the signature of the key's holder inside it; the original bytes stay untouched in front.
 
-    A naive `signing_time` is taken to be UTC.
+    A naive `signing_time` is taken to be UTC. `certify`: the first signature certifies the file (DocMDP P=2:
+    later signatures and form filling only). A file whose signatures do not verify, or that was changed after
+    them, is refused (CryptoError PDF_SIGNATURE_BROKEN).
     """
     certificate = _certificate(certificate_pem, private_key_pem)
+    require_verified_signatures(pdf_bytes)
     prepared = prepare_signature(
-        pdf_bytes, signer_name=signer_name, reason=reason, location=location, signing_time=signing_time
+        pdf_bytes, signer_name=signer_name, reason=reason, location=location, signing_time=signing_time, certify=certify
     )
     return prepared.embed(build_cms(prepared.digest, private_key_pem, certificate, signing_time))
 

@@ -1,23 +1,29 @@
-"""Verify the signature inside a PDF: byte range, digest, SM2 signature, signer. Never raises on bad input."""
+"""Verify the signatures inside a PDF: byte range, digest, SM2 signature, the signer's certificate (valid at the
+signing time, made for signing), what later updates changed, and the certification (DocMDP) of the first
+signature. Never raises on bad input."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
 from typing import Any
 
 from asn1crypto import cms, pem, x509
 from pypdf import PdfReader
-from pypdf.generic import DictionaryObject
+from pypdf.generic import DictionaryObject, IndirectObject
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
 from app.pdf.revisions import changes_after_revision
+from app.platform.errors import CryptoError
 
 _HEX_STRING = re.compile(rb"<[0-9A-Fa-f]*>")
+_PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:([Zz])|([+-])(\d{2})'?(\d{2})?'?)?")
+_SIGNING_KEY_USAGES = {"digital_signature", "non_repudiation"}
+DOCMDP_FORM_FILLING = 2  # DocMDP /P: later signatures and form filling only (the platform certifies with it)
 
 
 @dataclass(frozen=True)
@@ -43,11 +49,17 @@ class PdfSignatureReport:
     changes_after_signing: list[str] = field(default_factory=list)
     # a later signature covers the whole file and everything in between only adds signatures
     superseded_cleanly: bool = False
+    # the signer's certificate was valid at the signing time and allows signing (key usage)
+    certificate_valid: bool = False
+    # DocMDP /P of a certification signature (1: no change, 2: signing and form filling), None when not one
+    certification_level: int | None = None
+    certification_valid: bool = True
 
     @property
     def valid(self) -> bool:
         base = self.signed and self.intact and self.revision_intact and self.signature_valid and self.trusted
-        return base and (self.covers_whole_file or self.superseded_cleanly)
+        checks = self.certificate_valid and self.certification_valid
+        return base and checks and (self.covers_whole_file or self.superseded_cleanly)
 
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values (the CLI and the web page show this)."""
@@ -62,6 +74,8 @@ class PdfSignatureReport:
             "revision_length": self.revision_length,
             "changes_after_signing": self.changes_after_signing,
             "trusted_certificate": self.trusted,
+            "certificate_valid": self.certificate_valid,
+            "certification_level": self.certification_level,
             "digest_algorithm": self.digest_algorithm,
             "signature_algorithm": self.signature_algorithm,
             "valid": self.valid,
@@ -69,9 +83,12 @@ class PdfSignatureReport:
         }
 
 
-def _signature_dictionaries(fields: Any) -> list[tuple[str | None, DictionaryObject]]:
+Signature = tuple[str | None, DictionaryObject]
+
+
+def _signature_dictionaries(fields: Any) -> list[Signature]:
     """(field name, value) of signature fields, walking /Kids; each node once, since a hostile file may loop."""
-    found: list[tuple[str | None, DictionaryObject]] = []
+    found: list[Signature] = []
     seen: set[int] = set()
     pending = list(fields or [])
     while pending:
@@ -96,19 +113,25 @@ def _byte_range(signature: DictionaryObject) -> list[int] | None:
     return values if len(values) == 4 and min(values) >= 0 else None
 
 
-def _signatures(pdf_bytes: bytes) -> list[tuple[str | None, DictionaryObject]]:
-    """Every signature, in the order of the revisions they sign (the latest last)."""
+def _signatures(pdf_bytes: bytes) -> tuple[list[Signature], Any]:
+    """Every signature, in the order of the revisions they sign (the latest last), and the catalog's
+    /Perms /DocMDP entry (the certification signature it names), if any."""
     reader = PdfReader(BytesIO(pdf_bytes), strict=False)
-    form = reader.trailer["/Root"].get("/AcroForm")
+    catalog = reader.trailer["/Root"]
+    permissions = catalog.get("/Perms")
+    permissions = permissions.get_object() if permissions is not None else None
+    has_docmdp = isinstance(permissions, DictionaryObject) and "/DocMDP" in permissions
+    certified = permissions.raw_get("/DocMDP") if has_docmdp else None
+    form = catalog.get("/AcroForm")
     if form is None:
-        return []
+        return [], certified
     signatures = _signature_dictionaries(form.get_object().get("/Fields"))
 
-    def reach(item: tuple[str | None, DictionaryObject]) -> int:
+    def reach(item: Signature) -> int:
         byte_range = _byte_range(item[1])
         return byte_range[2] + byte_range[3] if byte_range else -1
 
-    return sorted(signatures, key=reach)
+    return sorted(signatures, key=reach), certified
 
 
 def _covers_revision(pdf_bytes: bytes, byte_range: list[int], contents: bytes) -> bool:
@@ -166,7 +189,7 @@ def verify_pdf_signatures(pdf_bytes: bytes, trusted: TrustedCertificates = None)
 
     `trusted`: the certificate(s) a signer must have; None accepts the certificate embedded in the file."""
     try:
-        signatures = _signatures(pdf_bytes)
+        signatures, certified = _signatures(pdf_bytes)
     except Exception as error:  # a malformed file is a finding, not a crash
         return [PdfSignatureReport(signed=False, errors=[f"无法解析 PDF：{error}"])]
     if not signatures:
@@ -178,6 +201,7 @@ def verify_pdf_signatures(pdf_bytes: bytes, trusted: TrustedCertificates = None)
             reports.append(_check(pdf_bytes, name, signature, trusted_ders))
         except Exception as error:
             reports.append(PdfSignatureReport(signed=True, field_name=name, errors=[f"签名数据无法解析：{error}"]))
+    reports = _check_certification(reports, [signature for _, signature in signatures], certified)
     last_covers = reports[-1].covers_whole_file and reports[-1].intact
     for index, report in enumerate(reports):
         if report.covers_whole_file or report.revision_length is None or not report.revision_intact:
@@ -186,6 +210,8 @@ def verify_pdf_signatures(pdf_bytes: bytes, trusted: TrustedCertificates = None)
             changes = changes_after_revision(pdf_bytes[: report.revision_length], pdf_bytes)
         except Exception as error:
             changes = [f"无法比较签名后的更新：{error}"]
+        if report.certification_level == 1:
+            changes.insert(0, "认证签名（DocMDP P=1）不允许签署后的任何改动，文件却被追加了更新")
         clean = last_covers and not changes and index < len(reports) - 1
         errors = list(report.errors)
         if changes:
@@ -194,6 +220,117 @@ def verify_pdf_signatures(pdf_bytes: bytes, trusted: TrustedCertificates = None)
             errors.append("签名范围未覆盖整个文件（签名后文件被追加或改动）")
         reports[index] = replace(report, changes_after_signing=changes, superseded_cleanly=clean, errors=errors)
     return reports
+
+
+def require_verified_signatures(pdf_bytes: bytes, trusted: TrustedCertificates = None) -> None:
+    """Before a signature is added to `pdf_bytes`: every signature it already has must verify, and nothing but
+    signatures may have been added after them (CryptoError PDF_SIGNATURE_BROKEN otherwise); a file certified
+    with DocMDP P=1 takes no further signature (PDF_NO_CHANGES_ALLOWED). A file without signatures passes."""
+    reports = verify_pdf_signatures(pdf_bytes, trusted)
+    if not reports[0].signed:
+        return
+    if reports[0].certification_level == 1:
+        raise CryptoError("文件经认证签名（DocMDP P=1）禁止任何改动，不能追加签名", code="PDF_NO_CHANGES_ALLOWED")
+    broken = [report for report in reports if not report.valid]
+    if broken:
+        raise CryptoError(
+            "文件中已有的签名未通过验证或签署后文件被改动，拒绝追加签名",
+            code="PDF_SIGNATURE_BROKEN",
+            details=[
+                {"field": report.field_name, "errors": report.errors, "changes": report.changes_after_signing}
+                for report in broken
+            ],
+        )
+
+
+def _docmdp_level(signature: DictionaryObject) -> int | None:
+    """/P of the signature's DocMDP transform (2 when absent, as ISO 32000 says; 0 when unreadable), None when
+    it certifies nothing."""
+    for reference in signature.get("/Reference") or []:
+        reference = reference.get_object()
+        if isinstance(reference, DictionaryObject) and reference.get("/TransformMethod") == "/DocMDP":
+            parameters = reference.get("/TransformParams")
+            parameters = parameters.get_object() if parameters is not None else DictionaryObject()
+            try:
+                return int(parameters.get("/P", DOCMDP_FORM_FILLING))
+            except (TypeError, ValueError):
+                return 0
+    return None
+
+
+def _object_key(value: Any) -> tuple[int, int] | None:
+    reference = value if isinstance(value, IndirectObject) else getattr(value, "indirect_reference", None)
+    return (reference.idnum, reference.generation) if reference is not None else None
+
+
+def _check_certification(
+    reports: list[PdfSignatureReport], signatures: list[DictionaryObject], certified: Any
+) -> list[PdfSignatureReport]:
+    """A certification signature (DocMDP) is the first one, is the one the catalog's /Perms /DocMDP names, and
+    has /P 1, 2 or 3; a /Perms /DocMDP naming no certification signature is reported on the first signature."""
+    certified_key = _object_key(certified) if certified is not None else None
+    checked = []
+    for index, (report, signature) in enumerate(zip(reports, signatures, strict=True)):
+        level = _docmdp_level(signature)
+        named = certified_key is not None and _object_key(signature) == certified_key
+        errors = []
+        if level is not None and index > 0:
+            errors.append("认证签名（DocMDP）必须是文件的第一个签名")
+        if level is not None and not named:
+            errors.append("文档目录的 /Perms /DocMDP 未指向认证签名")
+        if level is not None and level not in (1, 2, 3):
+            errors.append("认证签名的 DocMDP 权限 /P 无效")
+        checked.append(
+            replace(report, certification_level=level, certification_valid=not errors, errors=report.errors + errors)
+        )
+    names_a_certification = any(
+        _object_key(signature) == certified_key and report.certification_level is not None
+        for report, signature in zip(checked, signatures, strict=True)
+    )
+    if certified is not None and not names_a_certification:
+        first = checked[0]
+        errors = [*first.errors, "文档目录的 /Perms /DocMDP 未指向文件中的认证签名"]
+        checked[0] = replace(first, certification_valid=False, errors=errors)
+    return checked
+
+
+def _parse_pdf_date(value: Any) -> datetime | None:
+    """A PDF date (D:YYYYMMDDHHmmSSOHH'mm'); None when absent or malformed."""
+    match = _PDF_DATE.fullmatch(str(value)) if value is not None else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, _, sign, offset_hours, offset_minutes = match.groups()
+    offset = timedelta(hours=int(offset_hours or 0), minutes=int(offset_minutes or 0))
+    try:
+        return datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            tzinfo=timezone(-offset if sign == "-" else offset),
+        ).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+def _certificate_problems(certificate: x509.Certificate, signing_times: list[datetime]) -> list[str]:
+    """Why the signer's certificate does not back a signature made at `signing_times`: outside its validity,
+    or a KeyUsage extension that allows neither digitalSignature nor nonRepudiation."""
+    problems = []
+    not_before, not_after = certificate.not_valid_before, certificate.not_valid_after
+    if not signing_times:
+        problems.append("签名未注明签署时间，无法核对证书有效期")
+    for moment in signing_times:
+        if not not_before <= moment <= not_after:
+            problems.append(
+                f"签署时间 {moment.isoformat()} 不在证书有效期内（{not_before.isoformat()} 至 {not_after.isoformat()}）"
+            )
+    usage = certificate.key_usage_value
+    if usage is not None and not _SIGNING_KEY_USAGES & set(usage.native):
+        problems.append("签名证书的密钥用途不允许数字签名")
+    return list(dict.fromkeys(problems))
 
 
 def _trusted_ders(trusted: TrustedCertificates) -> list[bytes] | None:
@@ -246,6 +383,12 @@ def _check(
     trusted = certificate is not None and (trusted_ders is None or certificate.dump() in trusted_ders)
     if certificate is not None and not trusted:
         errors.append("签名证书不是受信任的平台签章证书")
+    signing_time = _attribute(signer, "signing_time")
+    stated_times = [moment for moment in (signing_time, _parse_pdf_date(signature.get("/M"))) if moment is not None]
+    certificate_problems = (
+        _certificate_problems(certificate, stated_times) if certificate is not None else ["签名中缺少签名者证书"]
+    )
+    errors.extend(problem for problem in certificate_problems if problem not in errors)
     return PdfSignatureReport(
         signed=True,
         field_name=name,
@@ -255,8 +398,9 @@ def _check(
         covers_whole_file=covers,
         signature_valid=signature_valid,
         trusted=trusted,
+        certificate_valid=not certificate_problems,
         signer_subject=_subject_cn(certificate) if certificate is not None else None,
-        signing_time=_attribute(signer, "signing_time"),
+        signing_time=signing_time,
         digest_algorithm=digest_oid,
         signature_algorithm=signature_oid,
         errors=errors,

@@ -126,7 +126,7 @@ def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str,
     """A temporary database, keys folder and bank simulator (served over HTTP), the sandbox platform's
     callback endpoint, and the people who act in the simulation."""
     keys_dir, bank_keys_dir = folder / "keys", folder / "bank-keys"
-    provision_simulated_banks(keys_dir, bank_keys_dir, SIMULATED_BANKS)
+    provision_simulated_banks(keys_dir, bank_keys_dir, SIMULATED_BANKS, certificate_valid_from=SIM_CLOCK)
     db = Database(f"sqlite:///{folder / 'simulation.db'}")
     Base.metadata.create_all(db.engine)
     clock, signer = SandboxClock(SIM_CLOCK), SignOnce()

@@ -20,6 +20,7 @@ from app.crypto.keys import ensure_keys, generate_sm2_private_key_pem
 from app.pdf.sign import SIGNATURE_SIZE, sign_pdf
 from app.pdf.verify import verify_pdf
 from app.platform.errors import CryptoError
+from tests.factories import SEALS_VALID_FROM
 
 SIGNING_TIME = datetime(2026, 11, 23, 16, 0, tzinfo=timezone(timedelta(hours=8)))
 SM3_OID = "1.2.156.10197.1.401"
@@ -91,8 +92,9 @@ def _run(*command: str) -> subprocess.CompletedProcess[bytes]:
 
 @pytest.fixture(scope="module")
 def seal(tmp_path_factory: pytest.TempPathFactory) -> Seal:
+    """The platform's seal, its certificate valid from before SIGNING_TIME (the verifier checks the signing time)."""
     folder = tmp_path_factory.mktemp("seal")
-    ensure_keys(folder)
+    ensure_keys(folder, SEALS_VALID_FROM)
     return Seal((folder / "platform.key.pem").read_bytes(), (folder / "platform.cert.pem").read_bytes(), folder)
 
 

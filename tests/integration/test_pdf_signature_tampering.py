@@ -11,9 +11,11 @@ import pytest
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
 
-from app.pdf.sign import _first_free_number, _Update, sign_pdf
+from app.pdf.sign import _first_free_number, _Update, prepare_signature, sign_digest, sign_pdf
 from app.pdf.verify import verify_pdf_signatures
+from app.platform.errors import CryptoError
 from app.tools.banksim.keys import provision_simulated_banks
+from tests.factories import SEALS_VALID_FROM
 
 WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -42,7 +44,7 @@ def _document() -> bytes:
 @pytest.fixture(scope="module")
 def seals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, bytes]]:
     folder, banks = tmp_path_factory.mktemp("seals"), tmp_path_factory.mktemp("bank-seals")
-    provision_simulated_banks(folder, banks, ["ceb"])
+    provision_simulated_banks(folder, banks, ["ceb"], certificate_valid_from=SEALS_VALID_FROM)
     return {
         "platform": ((folder / "platform.key.pem").read_bytes(), (folder / "platform.cert.pem").read_bytes()),
         "ceb": ((banks / "ceb.key.pem").read_bytes(), (banks / "ceb.cert.pem").read_bytes()),
@@ -109,7 +111,12 @@ def test_an_update_that_changes_content_is_reported(signed: bytes, change: str) 
 def test_a_content_change_before_a_second_signature_is_still_reported(
     signed: bytes, seals: dict[str, tuple[bytes, bytes]]
 ) -> None:
-    forged = _sign(_update(signed, "content"), seals["ceb"])
+    changed = _update(signed, "content")
+    with pytest.raises(CryptoError) as refused:
+        _sign(changed, seals["ceb"])
+    assert refused.value.code == "PDF_SIGNATURE_BROKEN", "sign_pdf refuses to countersign a changed file"
+    prepared = prepare_signature(changed, signer_name="x", reason="x", location="x", signing_time=WHEN)
+    forged = prepared.embed(sign_digest(prepared.digest, *seals["ceb"], WHEN))  # signed by a tool that does not check
     first, second = verify_pdf_signatures(forged)
     assert second.valid and second.covers_whole_file
     assert not first.valid and any("页" in c or "对象" in c for c in first.changes_after_signing)

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -78,7 +78,8 @@ def template() -> Template:
     """Keys, workflows and an empty database with the users, made once per process and copied per seed."""
     folder = Path(tempfile.mkdtemp(prefix="cunguan-vopr-", dir=tmp_root()))
     bank_keys = folder / "bank-keys"
-    provision_simulated_banks(folder / "keys", bank_keys, [BANK])
+    # seal certificates valid from before the run: the processes' clocks are skewed, also backwards (vopr.py)
+    provision_simulated_banks(folder / "keys", bank_keys, [BANK], certificate_valid_from=START - timedelta(hours=1))
     keys = KeyStore(folder / "keys")
     seal = (bank_private_key_path(bank_keys, BANK).read_bytes(), bank_certificate_path(bank_keys, BANK).read_bytes())
     workflows = load_workflows()
