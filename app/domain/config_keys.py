@@ -30,7 +30,9 @@ READERS: dict[str, Reader] = {
     "products/*/agreement/template": Reader("app.deals.service:deal_row", "agreement_template"),
     "products/*/agreement/clauses/*": Reader("app.agreements.service:agreement_data", "clauses"),
     "products/*/parameters/*": Reader("app.deals.case_blocks:case_context", "overrides"),
-    "products/*/deadlines/*": Reader("app.deals.timers:_fire_one", "overrides"),
+    "products/*/deadlines/*": Reader("app.deals.timers:_deal_parameters", "overrides"),  # ISO 8601, or working days:
+    "products/*/deadlines/*/working_days": Reader("app.domain.durations:_working_days", "working_days"),
+    "products/*/deadlines/*/bank_cut_off": Reader("app.domain.durations:WorkingDays.bound", "bank_cut_off"),
     "products/*/custody/min_fen": Reader("app.domain.custody_limits:custody_limit_error", "min_fen"),
     "products/*/custody/max_fen": Reader("app.domain.custody_limits:custody_limit_error", "max_fen"),
     "products/*/release/tranches/*/label": Reader("app.agreements.service:agreement_data", "label"),
