@@ -64,6 +64,16 @@ def mask_card(value: str) -> str:
     return "****" if len(digits) <= 4 else f"**** {digits[-4:]}"
 
 
+def mask_name(value: str) -> str:
+    """张三 -> 张*, 张小三 -> 张*三, 欧阳小明 -> 欧**明 (first and, from three characters on, last kept)."""
+    name = value.strip()
+    if len(name) <= 1:
+        return "*" * len(name)
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
 MASKS: dict[PiiKind, Callable[[str], str]] = {"id": mask_id_number, "phone": mask_phone, "card": mask_card}
 
 
@@ -112,6 +122,32 @@ _KEY_KINDS: tuple[tuple[str, PiiKind], ...] = (
 )
 
 
+# Field names whose values are people's names (an account's own name, a bank's or a file's name are not).
+_NAME_KEYS = ("payer_name", "payee_name", "buyer_name", "seller_name", "applicant_name", "holder_name", "full_name")
+
+
 def kind_of_key(key: str) -> PiiKind | None:
     lowered = key.lower()
     return next((kind for part, kind in _KEY_KINDS if part in lowered), None)
+
+
+def is_name_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(part in lowered for part in _NAME_KEYS)
+
+
+def mask_pii_in_data(key: str, value: object) -> object:
+    """`value` (found under `key`) with PII masked all the way down: fields named like PII are masked whatever
+    they hold (a person's name, ID number, phone, account), other text has what looks like PII masked."""
+    kind = kind_of_key(key)
+    if isinstance(value, str):
+        if value and is_name_key(key):
+            return mask_name(value)
+        return MASKS[kind](value) if kind and value else mask_pii_in_text(value)
+    if isinstance(value, dict):
+        return {k: mask_pii_in_data(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_pii_in_data(key, item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and kind:
+        return MASKS[kind](str(value))
+    return value

@@ -26,7 +26,7 @@ class ContextFilter(logging.Filter):
 class PiiMaskingFilter(logging.Filter):
     """Masks ID numbers, phones and account numbers in the message, the extra fields and the traceback
     (app/domain/pii_mask.py) before any handler formats the record. Fields named like PII (`*_id_number`,
-    `*phone*`, `*bank_account*` …) are masked whatever their value looks like."""
+    `*phone*`, `*bank_account*`, `payer_name` …) are masked whatever their value looks like."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         from app.domain.pii_mask import mask_pii_in_text
@@ -44,18 +44,9 @@ class PiiMaskingFilter(logging.Filter):
 
 
 def _mask_value(key: str, value: Any) -> Any:
-    from app.domain.pii_mask import MASKS, kind_of_key, mask_pii_in_text
+    from app.domain.pii_mask import mask_pii_in_data
 
-    kind = kind_of_key(key)
-    if isinstance(value, str):
-        return MASKS[kind](value) if kind and value else mask_pii_in_text(value)
-    if isinstance(value, dict):
-        return {k: _mask_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_mask_value(key, item) for item in value]
-    if isinstance(value, int) and kind:
-        return MASKS[kind](str(value))
-    return value
+    return mask_pii_in_data(key, value)
 
 
 class JsonFormatter(logging.Formatter):

@@ -34,6 +34,7 @@ from app.queue.worker import run_worker
 from app.tools.banksim import SimulatorConfig, create_simulator_app
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.context import EXTENSION_KEY, Simulator
+from app.tools.banksim.control_token import CONFIG_KEY, TOKEN_HEADER
 
 HOST = "127.0.0.1"
 CONTROL_TIMEOUT_S = 10.0
@@ -124,6 +125,7 @@ class SandboxBank:
         platform_app.extensions["cunguan.runtime"] = rt
         bank = cls(simulator_app.extensions[EXTENSION_KEY], simulator_url, platform_url)
         bank._servers = [simulator_server, platform_server]
+        bank._http.headers[TOKEN_HEADER] = simulator_app.config[CONFIG_KEY]  # the token it was made with
         for code in SIMULATED_BANKS:
             bank._control("PUT", f"limits/{code}", {"per_second": OPENING_LIMIT, "per_day": OPENING_LIMIT})
         return bank, rt

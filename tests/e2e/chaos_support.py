@@ -37,7 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -194,7 +194,7 @@ class ChaosStack(Stack):
         command += ["--db", str(self.sim_db), "--keys-dir", str(self.bank_keys_dir)]
         command += ["--open-delay", "0.05", "--payout-delay", "0.05", "--deliveries", str(self.tuning.deliveries)]
         self.spawn("simulator", command)
-        wait_until(lambda: requests.get(f"{self.sim_url}/sim/state", timeout=1).ok, what="bank simulator")
+        wait_until(lambda: self.sim_control("GET", "state").ok, what="bank simulator")
 
     def start_platform(self) -> None:
         self.spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
@@ -246,20 +246,9 @@ class ChaosStack(Stack):
         used["flask commands"] = round(own.children_user + own.children_system - sum(self.cpu_of_killed.values()), 1)
         return used
 
-    @property
-    def sim_db(self) -> Path:
-        return self.workdir / "bank_sim.db"
-
-    @contextmanager
-    def sim_rows(self) -> Iterator[sqlite3.Connection]:
-        """The simulator's own SQLite file, read-only (it runs in WAL mode: reading never blocks it)."""
-        with closing(sqlite3.connect(f"file:{self.sim_db}?mode=ro", uri=True, timeout=30)) as connection:
-            connection.row_factory = sqlite3.Row
-            yield connection
-
 
 def _sim(stack: ChaosStack, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    answer = requests.request(method, f"{stack.sim_url}/sim/{path}", json=payload, timeout=30)
+    answer = stack.sim_control(method, path, payload)
     assert answer.status_code == 200, answer.text
     return answer.json()
 

@@ -6,17 +6,21 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
 
 from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.control_token import TOKEN_HEADER, read_control_token
 from tests.conftest import csrf_token
 from tests.factories import simulated_banks_folder
 from tests.ports import port_of, reserve_port
@@ -67,6 +71,23 @@ class Stack:
         return simulated_banks_folder(self.keys_dir)
 
     @property
+    def sim_db(self) -> Path:
+        return self.workdir / "bank_sim.db"
+
+    @contextmanager
+    def sim_rows(self) -> Iterator[sqlite3.Connection]:
+        """The simulator's own SQLite file, read-only (it runs in WAL mode: reading never blocks it): what it
+        holds unmasked, where its /sim/state masks people's data."""
+        with closing(sqlite3.connect(f"file:{self.sim_db}?mode=ro", uri=True, timeout=30)) as connection:
+            connection.row_factory = sqlite3.Row
+            yield connection
+
+    def sim_control(self, method: str, path: str, payload: dict[str, Any] | None = None) -> requests.Response:
+        """A call to the simulator's /sim/ control API with the control token it wrote at start."""
+        headers = {TOKEN_HEADER: read_control_token(self.bank_keys_dir)}
+        return requests.request(method, f"{self.sim_url}/sim/{path}", json=payload, headers=headers, timeout=30)
+
+    @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
@@ -79,6 +100,7 @@ class Stack:
             **os.environ,
             "CUNGUAN_INSTANCE_PATH": str(self.workdir / "instance"),
             "CUNGUAN_KEYS_DIR": str(self.keys_dir),
+            "BANK_SIM_KEYS_DIR": str(self.bank_keys_dir),  # the simulator's token file, for `bank-sim pay`
             "CUNGUAN_SECRET_KEY": "e2e-secret",
             "DATABASE_URL": self.database_url,
             # every bank at this stack's simulator: none at the default address (another stack's, or `make run`'s)
@@ -107,7 +129,7 @@ class Stack:
         self.flask("db", "upgrade")
         output = self.flask("user", "create-demo").stdout
         passwords = dict(re.findall(r"用户名 (\w+)\s+密码 (\S+)", output))
-        sim_db = str(self.workdir / "bank_sim.db")
+        sim_db = str(self.sim_db)
         self.spawn(
             "simulator",
             [
@@ -130,7 +152,7 @@ class Stack:
         self.spawn("web", [*FLASK, "run", "--port", str(self.web_port), "--no-debugger", "--no-reload"])
         self.spawn("worker", [*FLASK, "worker", "--poll", "0.2"])
         wait_until(lambda: requests.get(f"{self.web_url}/healthz", timeout=1).ok, what="web app")
-        wait_until(lambda: requests.get(f"{self.sim_url}/sim/state", timeout=1).ok, what="bank simulator")
+        wait_until(lambda: self.sim_control("GET", "state").ok, what="bank simulator")
         return passwords
 
     def stop(self) -> None:

@@ -66,6 +66,7 @@ def _pay(stack: Stack, account_no: str, amount: str) -> None:
             stack.sim_url,
         ],
         cwd=ROOT,
+        env=stack.env(),  # BANK_SIM_KEYS_DIR: where the simulator keeps its control token
         check=True,
         capture_output=True,
         timeout=60,
@@ -145,19 +146,17 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
     compact = "".join(text.split())
     assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in compact
     assert "待银行开立" in compact, "signed before the bank opened the account, and says so"
-    sim_state = requests.get(f"{stack.sim_url}/sim/state", timeout=10).json()
+    sim_state = stack.sim_control("GET", "state").json()
     assert json.dumps(sim_state, ensure_ascii=False).count(account_no) >= 1
 
-    _hostile_callbacks(stack, keys_dir, deal_url, ops, sim_state)
+    _hostile_callbacks(stack, keys_dir, deal_url, ops)
 
 
-def _hostile_callbacks(
-    stack: Stack, keys_dir: Path, deal_url: str, ops: requests.Session, sim_state: dict[str, Any]
-) -> None:
+def _hostile_callbacks(stack: Stack, keys_dir: Path, deal_url: str, ops: requests.Session) -> None:
     """A duplicate, a forged, a stale and a replayed callback: none may change anything."""
     before = (_deal(ops, stack, deal_url), _ledger_totals(stack))
     bank_key = bank_signing_key(keys_dir)
-    delivered = [d for d in _deliveries(sim_state) if d["type"] == "funds_arrived"]
+    delivered = [d for d in _deliveries(stack) if d["type"] == "funds_arrived"]
     assert delivered, "the simulator shows what it delivered"
     duplicate = delivered[0]["body"].encode()
     answer = _post_raw(stack, duplicate, sign_headers(BANK_PREFIX, bank_key, duplicate))
@@ -191,11 +190,9 @@ def _hostile_callbacks(
     assert before[0]["custody_amount_fen"] == CUSTODY_FEN
 
 
-def _deliveries(sim_state: dict[str, Any]) -> list[dict[str, Any]]:
-    """Callback deliveries listed by the simulator, with the type and the raw body they carried."""
-    found = []
-    for bank in sim_state.get("banks", [sim_state]):
-        for delivery in bank.get("deliveries", []):
-            body = delivery["body"] if isinstance(delivery["body"], str) else json.dumps(delivery["body"])
-            found.append({"type": json.loads(body)["type"], "body": body})
-    return found
+def _deliveries(stack: Stack) -> list[dict[str, Any]]:
+    """Callback deliveries the simulator holds, with the type and the raw body they carried (from its own
+    database: /sim/state masks the payer's name and account in them)."""
+    with stack.sim_rows() as sim:
+        rows = sim.execute("SELECT type, body FROM deliveries ORDER BY id").fetchall()
+    return [{"type": row["type"], "body": bytes(row["body"]).decode()} for row in rows]  # a BLOB column

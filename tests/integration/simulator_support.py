@@ -24,6 +24,7 @@ from app.platform.runtime import Runtime
 from app.tools.banksim import SimulatorConfig, create_simulator_app
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.context import EXTENSION_KEY, Simulator
+from app.tools.banksim.sim_views import bank_state
 from tests.factories import simulated_banks_folder
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -58,8 +59,9 @@ class InProcessSimulator:
         return self.client.open(path, method=method, data=body, headers=headers)
 
     def state(self, bank_code: str) -> dict[str, Any]:
-        banks = self.client.get("/sim/state").get_json()["banks"]
-        return next(bank for bank in banks if bank["code"] == bank_code)
+        """The bank's state unmasked, read in-process (/sim/state serves it with people's data masked)."""
+        with self.parts.store.transaction() as tx:
+            return bank_state(tx, SIMULATED_BANKS[bank_code])
 
     def request_account(self, bank_code: str, request_id: str, **extra: Any) -> TestResponse:
         payload = {"request_id": request_id, "account_name": "存管-测试", "notify_url": NOTIFY_URL} | extra
@@ -89,8 +91,10 @@ def make_simulator(db_path: Path, keys_dir: Path, clock: FakeClock | None = None
     banks_folder = simulated_banks_folder(keys_dir)  # `keys_dir` is the platform's; the banks keep their own
     config = SimulatorConfig(db_path=db_path, keys_dir=banks_folder, open_delay_s=0, payout_delay_s=0, clock=clock)
     app = create_simulator_app(config)
+    client = app.test_client()
+    client.environ_base["HTTP_X_SIM_TOKEN"] = config.control_token  # a local tool: every request carries it
     return InProcessSimulator(
-        app.test_client(), app.extensions[EXTENSION_KEY], clock, (keys_dir / "platform.key.pem").read_bytes()
+        client, app.extensions[EXTENSION_KEY], clock, (keys_dir / "platform.key.pem").read_bytes()
     )
 
 

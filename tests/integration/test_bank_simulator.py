@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from app.banks.gateway import (
 )
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
 from app.platform.errors import CunguanError
+from app.tools.banksim.control_token import TOKEN_HEADER, read_control_token
 from app.tools.banksim.delivery import backoff_s
 from tests.factories import bank_signing_key, simulated_banks_folder
 from tests.ports import port_of, reserve_port
@@ -140,9 +142,15 @@ class SimulatorProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     port_reservation: socket.socket  # held while the simulator runs (tests/ports.py)
+    keys_dir: Path  # its own copy of the banks' keys, where it keeps its control token
+    http: requests.Session = field(default_factory=requests.Session)  # a local tool: sends the token
+
+    @property
+    def token(self) -> str:
+        return read_control_token(self.keys_dir)
 
     def state(self) -> dict[str, Any]:
-        return requests.get(f"{self.url}/sim/state", timeout=5).json()["banks"][0]
+        return self.http.get(f"{self.url}/sim/state", timeout=5).json()["banks"][0]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -152,23 +160,31 @@ class SimulatorProcess:
             self.process.kill()
             self.process.wait(timeout=5)
         self.port_reservation.close()
+        self.http.close()
 
 
 def _start_simulator(db_path: Path, bank_keys_dir: Path) -> SimulatorProcess:
+    """A simulator process with a copy of the banks' keys in `db_path`'s folder: its control token file is its
+    own, and nothing is written to the shared key folders."""
     reservation = reserve_port()
     port = port_of(reservation)
     log_path = db_path.with_suffix(f".{port}.log")
+    own_keys = shutil.copytree(bank_keys_dir, db_path.with_suffix(f".{port}.keys"))
     command = [sys.executable, "-m", "app.tools.banksim", "serve", "--port", str(port), "--db", str(db_path)]
-    command += ["--keys-dir", str(bank_keys_dir), "--open-delay", "0.1", "--payout-delay", "0.1"]
+    command += ["--keys-dir", str(own_keys), "--open-delay", "0.1", "--payout-delay", "0.1"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    simulator = SimulatorProcess(f"http://127.0.0.1:{port}", process, log_path, reservation)
+    simulator = SimulatorProcess(f"http://127.0.0.1:{port}", process, log_path, reservation, own_keys)
 
     def answers() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"simulator exited: {log_path.read_text(errors='replace')}")
+        token = simulator.token
+        if not token:
+            return False
+        simulator.http.headers[TOKEN_HEADER] = token
         try:
-            return requests.get(f"{simulator.url}/sim/state", timeout=1).status_code == 200
+            return simulator.http.get(f"{simulator.url}/sim/state", timeout=1).status_code == 200
         except requests.ConnectionError:
             return False
 
@@ -225,7 +241,7 @@ def _open_account(gateway: HttpBankGateway, receiver: Receiver, name: str = "存
 
 def _pay_in(simulator: SimulatorProcess, account_no: str, amount: str) -> dict[str, Any]:
     payload = {"bank": "ceb", "account_no": account_no, "amount": amount, "payer_name": "张三"}
-    response = requests.post(f"{simulator.url}/sim/pay", json=payload | {"payer_account": "6222020200112233445"})
+    response = simulator.http.post(f"{simulator.url}/sim/pay", json=payload | {"payer_account": "6222020200112233445"})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -303,13 +319,15 @@ def test_pay_in_form_redirects_and_page_shows_account(
     gateway: HttpBankGateway, receiver: Receiver, simulator: SimulatorProcess
 ) -> None:
     account_no = _open_account(gateway, receiver, name="存管-赵六")
-    form = {"bank": "ceb", "account_no": account_no, "amount": "88.8", "payer_name": "钱七"}
-    response = requests.post(
-        f"{simulator.url}/sim/pay", data=form | {"payer_account": "6222020200112233445"}, allow_redirects=False
+    browser = requests.Session()  # opens the address `serve` prints, then posts the page's form
+    assert browser.get(f"{simulator.url}/", params={"token": simulator.token}, timeout=5).status_code == 200
+    form = {"sim_token": simulator.token, "bank": "ceb", "account_no": account_no, "amount": "88.8"}
+    response = browser.post(
+        f"{simulator.url}/sim/pay", data=form | {"payer_name": "钱七", "payer_account": "6222020200112233445"}
     )
-    assert response.status_code == 303
+    assert response.status_code == 200 and response.history[0].status_code == 303  # back to the page
     receiver.wait_delivered("funds_arrived", account_no=account_no, amount_fen=8880)
-    page = requests.get(f"{simulator.url}/", timeout=5)
+    page = browser.get(f"{simulator.url}/", timeout=5)  # the session remembers the token
     assert page.status_code == 200
     assert "中国光大银行" in page.text and account_no in page.text and "存管-赵六" in page.text
     assert "¥88.80" in page.text and "模拟入账" in page.text
@@ -317,7 +335,7 @@ def test_pay_in_form_redirects_and_page_shows_account(
 
 def test_pay_in_to_unknown_account_is_refused(simulator: SimulatorProcess) -> None:
     payload = {"bank": "ceb", "account_no": "6226999999999999", "amount_fen": 100, "payer_name": "张三"}
-    response = requests.post(f"{simulator.url}/sim/pay", json=payload | {"payer_account": "6222020200112233445"})
+    response = simulator.http.post(f"{simulator.url}/sim/pay", json=payload | {"payer_account": "6222020200112233445"})
     assert response.status_code == 404
     assert response.json()["code"] == "ACCOUNT_NOT_FOUND"
 
@@ -448,7 +466,7 @@ def test_pay_command_against_running_simulator(
     account_no = _open_account(gateway, receiver)
     command = [sys.executable, "-m", "app.tools.banksim", "pay", "--bank", "ceb", "--account", account_no]
     command += ["--amount", "1234567.89", "--payer-name", "孙八", "--url", simulator.url]
-    environment = os.environ | {"PYTHONIOENCODING": "utf-8"}
+    environment = os.environ | {"PYTHONIOENCODING": "utf-8", "BANK_SIM_KEYS_DIR": str(simulator.keys_dir)}
     done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15, env=environment)
     assert done.returncode == 0, done.stderr
     assert "¥1,234,567.89" in done.stdout

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from click.testing import CliRunner
 
 from app.banks.gateway import BankOutcomeUnknown, HttpBankGateway, PayoutRequest, PayoutStatus
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.cli import bank_sim
 from app.tools.banksim.faults import REORDER_HOLD_S
+from tests.factories import simulated_banks_folder
 from tests.integration.simulator_support import InProcessSimulator, make_simulator, running_receiver
-from tests.integration.test_bank_simulator import PROJECT_ROOT, _start_simulator, _wait_for
+from tests.integration.test_bank_simulator import PROJECT_ROOT, SimulatorProcess, _start_simulator, _wait_for
 
 NOTIFICATION_FAULTS = {"drop": 0.25, "duplicate": 0.25, "reorder": True, "delay_ms": 500, "seed": 7}
 ARRIVALS = 16
@@ -165,14 +165,14 @@ def test_cli_with_db_sets_faults_the_running_simulator_uses(tmp_path: Path, keys
     assert sim.client.get("/sim/limits/icbc").get_json()["per_day"] == 7
 
 
-def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "app.tools.banksim", *args, "--url", url]
-    environment = os.environ | {"PYTHONIOENCODING": "utf-8"}
+def _cli(simulator: SimulatorProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "app.tools.banksim", *args, "--url", simulator.url]
+    environment = os.environ | {"PYTHONIOENCODING": "utf-8", "BANK_SIM_TOKEN": simulator.token}
     return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=15, env=environment)
 
 
-def _state(url: str) -> list[dict[str, Any]]:
-    return requests.get(f"{url}/sim/state", timeout=5).json()["banks"]
+def _state(simulator: SimulatorProcess) -> list[dict[str, Any]]:
+    return simulator.http.get(f"{simulator.url}/sim/state", timeout=5).json()["banks"]
 
 
 def _succeeded(gateway: HttpBankGateway, payout_id: str) -> PayoutStatus | None:
@@ -181,19 +181,21 @@ def _succeeded(gateway: HttpBankGateway, payout_id: str) -> PayoutStatus | None:
 
 
 def test_payout_timeout_books_the_payout_and_the_query_shows_it(tmp_path: Path, keys_dir: Path) -> None:
-    simulator = _start_simulator(tmp_path / "timeout.db", keys_dir)
+    simulator = _start_simulator(tmp_path / "timeout.db", simulated_banks_folder(keys_dir))
     try:
         gateway = HttpBankGateway("pab", f"{simulator.url}/pab", (keys_dir / "platform.key.pem").read_bytes(), 0.5)
         gateway.open_virtual_account("VA-timeout", "存管-超时", "http://127.0.0.1:9/n")
 
         def opened_account() -> str | None:
-            pab = next(bank for bank in _state(simulator.url) if bank["code"] == "pab")
+            pab = next(bank for bank in _state(simulator) if bank["code"] == "pab")
             return pab["accounts"][0]["account_no"] if pab["accounts"] else None
 
         account_no = _wait_for(opened_account, "the PAB account")
         payment = {"bank": "pab", "account_no": account_no, "amount_fen": 50000, "payer_name": "张三"}
-        requests.post(f"{simulator.url}/sim/pay", json=payment | {"payer_account": "6222020200112233445"}, timeout=5)
-        switched = _cli(simulator.url, "faults", "--bank", "pab", "--payout-timeout", "1", "--timeout-hold-ms", "1500")
+        simulator.http.post(
+            f"{simulator.url}/sim/pay", json=payment | {"payer_account": "6222020200112233445"}, timeout=5
+        )
+        switched = _cli(simulator, "faults", "--bank", "pab", "--payout-timeout", "1", "--timeout-hold-ms", "1500")
         assert switched.returncode == 0 and "付款应答超时 100%（挂起 1500 毫秒）" in switched.stdout, switched.stderr
         payout = PayoutRequest("PO-timeout", account_no, 20000, "李四", "6222020200998877665", "http://127.0.0.1:9/n")
         started = time.monotonic()
@@ -202,9 +204,9 @@ def test_payout_timeout_books_the_payout_and_the_query_shows_it(tmp_path: Path, 
         assert time.monotonic() - started < 1.4  # the client gave up before the bank answered
         status = _wait_for(lambda: _succeeded(gateway, "PO-timeout"), "the booked payout to succeed")
         assert status.bank_reference.startswith("PABP") and status.failure_reason is None
-        assert _cli(simulator.url, "faults", "--bank", "pab", "--clear").returncode == 0
+        assert _cli(simulator, "faults", "--bank", "pab", "--clear").returncode == 0
         assert gateway.submit_payout(payout) == status.bank_reference  # same payout, never paid twice
-        pab = next(bank for bank in _state(simulator.url) if bank["code"] == "pab")
+        pab = next(bank for bank in _state(simulator) if bank["code"] == "pab")
         assert [(p["payout_id"], p["submissions"]) for p in pab["payouts"]] == [("PO-timeout", 2)]
         assert pab["accounts"][0]["balance_fen"] == 30000
     finally:

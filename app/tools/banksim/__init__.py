@@ -19,10 +19,10 @@ from werkzeug.exceptions import HTTPException
 
 from app.banks.protocol import MAX_BODY_BYTES
 from app.domain.money import format_yuan
-from app.domain.pii_mask import mask_card
 from app.platform.errors import CunguanError
 from app.tools.banksim.api import bank_api
 from app.tools.banksim.context import EXTENSION_KEY, Simulator, load_keys
+from app.tools.banksim.control_token import CONFIG_KEY, new_control_token, require_control_token
 from app.tools.banksim.controls import sim_controls
 from app.tools.banksim.cross_site import refuse_cross_site
 from app.tools.banksim.delivery import DELIVERY_PARALLEL, CallbackSender
@@ -47,6 +47,7 @@ class SimulatorConfig:
     payout_delay_s: float = 1.0
     delivery_parallel: int = DELIVERY_PARALLEL  # callbacks sent at once (see delivery.py)
     clock: Callable[[], float] = field(default=time.time)  # injectable for tests
+    control_token: str = field(default_factory=new_control_token)  # see control_token.py
 
 
 def create_simulator_app(config: SimulatorConfig) -> Flask:
@@ -58,15 +59,17 @@ def create_simulator_app(config: SimulatorConfig) -> Flask:
     sender = CallbackSender(store, keys.bank_private_keys, clock=config.clock, parallel=config.delivery_parallel)
     worker = BackgroundWorker(operations, sender)
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, SECRET_KEY=secrets.token_hex(32))
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES, SECRET_KEY=secrets.token_hex(32), **{CONFIG_KEY: config.control_token}
+    )
     app.json.ensure_ascii = False
     app.extensions[EXTENSION_KEY] = Simulator(store, operations, worker, keys)
     app.add_template_filter(format_yuan, "yuan")
     app.add_template_filter(_local_time, "local_time")
-    app.add_template_filter(mask_card, "card")  # the state page shows account numbers masked
     app.register_error_handler(CunguanError, _error_answer)
     app.register_error_handler(HTTPException, _http_error_answer)
     app.before_request(refuse_cross_site)
+    app.before_request(require_control_token)  # after the cross-site check: a token never makes those pass
     app.register_blueprint(bank_api)
     app.register_blueprint(sim_views)
     app.register_blueprint(sim_controls)

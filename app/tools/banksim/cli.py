@@ -22,6 +22,13 @@ from app.platform.errors import CunguanError
 from app.tools.banksim import SimulatorConfig, create_simulator_app
 from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
 from app.tools.banksim.context import current_simulator
+from app.tools.banksim.control_token import (
+    TOKEN_HEADER,
+    TOKEN_QUERY,
+    new_control_token,
+    read_control_token,
+    write_control_token,
+)
 from app.tools.banksim.controls import faults_view, limits_view
 from app.tools.banksim.delivery import DELIVERY_PARALLEL
 from app.tools.banksim.faults import DEFAULT_TIMEOUT_HOLD_MS, FaultSettings
@@ -41,6 +48,11 @@ def _platform_public_key() -> str:
     return str(Path(keys) / "platform.pub.pem")
 
 
+def _control_token() -> str:
+    keys_dir = os.environ.get("BANK_SIM_KEYS_DIR") or str(instance_path_from_env() / "bank-sim-keys")
+    return read_control_token(Path(keys_dir))
+
+
 _PAY_TIMEOUT_S = 10
 _BANK_CHOICE = click.Choice(sorted(SIMULATED_BANKS))
 _URL_OPTION = click.option(
@@ -55,6 +67,14 @@ _DB_OPTION = click.option(
 )
 
 
+_TOKEN_OPTION = click.option(
+    "--token",
+    default=_control_token,
+    show_default="<BANK_SIM_KEYS_DIR 或 CUNGUAN_INSTANCE_PATH/bank-sim-keys>/sim-control.token",
+    envvar="BANK_SIM_TOKEN",
+    show_envvar=False,
+    help="模拟器控制令牌（serve 启动时打印并写入密钥目录；环境变量 BANK_SIM_TOKEN）",
+)
 _KEYS_DIR_OPTION = click.option(
     "--keys-dir",
     default=_in_instance("bank-sim-keys"),
@@ -85,7 +105,7 @@ def bank_sim() -> None:
 
 
 @bank_sim.command("serve", help="启动银行模拟器（单进程、多线程，无调试器与自动重载）。")
-@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址；/sim/* 无鉴权，请只绑定本机")
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址；请只绑定本机")
 @click.option("--port", default=5001, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--db",
@@ -119,6 +139,7 @@ def serve(
 ) -> None:
     registered = (keys_dir / PLATFORM_PUBLIC_KEY).is_file()  # `bank-sim keys` registers a new one
     ensure_bank_keys(keys_dir, SIMULATED_BANKS, None if registered else platform_key)
+    token = new_control_token()
     try:
         app = create_simulator_app(
             SimulatorConfig(
@@ -127,6 +148,7 @@ def serve(
                 open_delay_s=open_delay,
                 payout_delay_s=payout_delay,
                 delivery_parallel=deliveries,
+                control_token=token,
             )
         )
     except CunguanError as error:
@@ -135,10 +157,14 @@ def serve(
     with app.app_context():
         worker = current_simulator().worker
     if host not in _LOOPBACK_HOSTS:
-        click.echo("警告：/sim/* 接口没有鉴权，只应绑定 127.0.0.1。", err=True)
+        click.echo("警告：模拟器的控制接口只凭令牌保护，只应绑定 127.0.0.1。", err=True)
+    token_file = write_control_token(keys_dir, token)
     worker.start()
     banks = "、".join(f"{bank.name} {bank.code}" for bank in SIMULATED_BANKS.values())
-    click.echo(f"银行模拟器已启动：http://{host}:{server.port}/ （{banks}；数据库 {db_path}）", err=True)
+    click.echo(
+        f"银行模拟器已启动：http://{host}:{server.port}/?{TOKEN_QUERY}={token} （{banks}；数据库 {db_path}）", err=True
+    )
+    click.echo(f"控制令牌：{token}（请求头 {TOKEN_HEADER}；已写入 {token_file}，仅本人可读）", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -165,7 +191,10 @@ def keys(keys_dir: Path, platform_key: Path) -> None:
 @click.option("--payer-name", default="张三", show_default=True, help="付款人户名")
 @click.option("--payer-account", default="6222020200112233445", show_default=True, help="付款人账号")
 @_URL_OPTION
-def pay(bank_code: str, account_no: str, amount: str, payer_name: str, payer_account: str, url: str) -> None:
+@_TOKEN_OPTION
+def pay(
+    bank_code: str, account_no: str, amount: str, payer_name: str, payer_account: str, url: str, token: str
+) -> None:
     try:
         amount_fen = parse_yuan(amount)
     except CunguanError as error:
@@ -178,7 +207,9 @@ def pay(bank_code: str, account_no: str, amount: str, payer_name: str, payer_acc
         "payer_account": payer_account,
     }
     try:
-        response = requests.post(f"{url.rstrip('/')}/sim/pay", json=payload, timeout=_PAY_TIMEOUT_S)
+        response = requests.post(
+            f"{url.rstrip('/')}/sim/pay", json=payload, headers={TOKEN_HEADER: token}, timeout=_PAY_TIMEOUT_S
+        )
     except requests.RequestException as error:
         _fail(f"无法连接银行模拟器 {url}：{error}")
     answer = _json_object(response)
@@ -199,14 +230,22 @@ def _json_object(response: requests.Response) -> dict[str, Any]:
 
 
 def _control(
-    url: str, db_path: Path | None, method: str, path: str, payload: dict[str, Any] | None, direct: Callable[..., Any]
+    target: tuple[str, str, Path | None],
+    method: str,
+    path: str,
+    payload: dict[str, Any] | None,
+    direct: Callable[..., Any],
 ) -> dict[str, Any]:
-    """Change a control through the running simulator's /sim/ endpoint, or with --db straight in its database."""
+    """Change a control through the running simulator's /sim/ endpoint (`target`: its URL and control token), or
+    with --db straight in its database."""
+    url, token, db_path = target
     if db_path is not None:
         with Store(db_path).transaction() as tx:
             return direct(tx)
     try:
-        response = requests.request(method, f"{url.rstrip('/')}/sim/{path}", json=payload, timeout=_PAY_TIMEOUT_S)
+        response = requests.request(
+            method, f"{url.rstrip('/')}/sim/{path}", json=payload, headers={TOKEN_HEADER: token}, timeout=_PAY_TIMEOUT_S
+        )
     except requests.RequestException as error:
         _fail(f"无法连接银行模拟器 {url}：{error}")
     answer = _json_object(response)
@@ -248,21 +287,21 @@ def _describe_faults(bank_code: str, answer: dict[str, Any]) -> str:
 @click.option("--seed", type=click.IntRange(min=0), help="随机种子（默认 0）")
 @click.option("--clear", is_flag=True, help="关闭这家银行的全部故障")
 @_URL_OPTION
+@_TOKEN_OPTION
 @_DB_OPTION
-def faults(bank_code: str, clear: bool, url: str, db_path: Path | None, **options: Any) -> None:
+def faults(bank_code: str, clear: bool, url: str, token: str, db_path: Path | None, **options: Any) -> None:
     chosen = {name: value for name, value in options.items() if value is not None}
+    target = (url, token, db_path)
     bank = SIMULATED_BANKS[bank_code]
     if clear and chosen:
         _fail("--clear 不能与其他故障选项同时使用")
     if clear:
-        answer = _control(url, db_path, "DELETE", f"faults/{bank_code}", None, lambda tx: _clear_faults(tx, bank_code))
+        answer = _control(target, "DELETE", f"faults/{bank_code}", None, lambda tx: _clear_faults(tx, bank_code))
     elif chosen:
         settings = FaultSettings.from_dict(chosen)
-        answer = _control(
-            url, db_path, "PUT", f"faults/{bank_code}", chosen, lambda tx: _set_faults(tx, bank_code, settings)
-        )
+        answer = _control(target, "PUT", f"faults/{bank_code}", chosen, lambda tx: _set_faults(tx, bank_code, settings))
     else:
-        answer = _control(url, db_path, "GET", f"faults/{bank_code}", None, lambda tx: faults_view(tx, bank))
+        answer = _control(target, "GET", f"faults/{bank_code}", None, lambda tx: faults_view(tx, bank))
     click.echo(_describe_faults(bank_code, answer))
 
 
@@ -282,23 +321,25 @@ def _clear_faults(tx: Transaction, bank_code: str) -> dict[str, Any]:
 @click.option("--per-day", type=click.IntRange(0, 10**9), help="每日（北京时间）最多受理的新开户申请")
 @click.option("--reset", is_flag=True, help="恢复银行默认限额")
 @_URL_OPTION
+@_TOKEN_OPTION
 @_DB_OPTION
 def limits(
-    bank_code: str, per_second: int | None, per_day: int | None, reset: bool, url: str, db_path: Path | None
+    bank_code: str, per_second: int | None, per_day: int | None, reset: bool, url: str, token: str, db_path: Path | None
 ) -> None:
     bank = SIMULATED_BANKS[bank_code]
+    target = (url, token, db_path)
     if reset and (per_second is not None or per_day is not None):
         _fail("--reset 不能与 --per-second / --per-day 同时使用")
     if reset:
-        answer = _control(url, db_path, "DELETE", f"limits/{bank_code}", None, lambda tx: _reset_limits(tx, bank))
+        answer = _control(target, "DELETE", f"limits/{bank_code}", None, lambda tx: _reset_limits(tx, bank))
     elif per_second is not None or per_day is not None:
         wanted = {
             "per_second": bank.limits.per_second if per_second is None else per_second,
             "per_day": bank.limits.per_day if per_day is None else per_day,
         }
-        answer = _control(url, db_path, "PUT", f"limits/{bank_code}", wanted, lambda tx: _set_limits(tx, bank, wanted))
+        answer = _control(target, "PUT", f"limits/{bank_code}", wanted, lambda tx: _set_limits(tx, bank, wanted))
     else:
-        answer = _control(url, db_path, "GET", f"limits/{bank_code}", None, lambda tx: limits_view(tx, bank))
+        answer = _control(target, "GET", f"limits/{bank_code}", None, lambda tx: limits_view(tx, bank))
     note = "（已调整）" if answer["overridden"] else "（银行默认）"
     click.echo(f"{bank.name} {bank_code} 开户限额：每秒 {answer['per_second']} 笔，每日 {answer['per_day']} 笔{note}。")
 

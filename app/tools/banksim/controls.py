@@ -1,5 +1,5 @@
-"""Simulator-only control endpoints, without a login like the rest of /sim/ (serve on 127.0.0.1; cross-site
-requests are refused, see cross_site.py):
+"""Simulator-only control endpoints, behind the control token like the rest of /sim/ (control_token.py; serve
+on 127.0.0.1; cross-site requests are refused, see cross_site.py):
 fault settings and opening-limit overrides per bank, kept in the simulator's database."""
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Simulator-only pages and endpoints, unauthenticated (serve on 127.0.0.1): the overview page,
-its JSON twin `/sim/state` (per bank: profile, limits, faults, accounts, arrivals, payouts, deliveries),
-and `/sim/pay` which makes money arrive in a virtual account."""
+"""Simulator-only pages and endpoints, behind the control token (control_token.py; serve on 127.0.0.1): the
+overview page, its JSON twin `/sim/state` (per bank: profile, limits, faults, accounts, arrivals, payouts,
+deliveries; people's names, ID numbers, phones and their account numbers masked on both) and `/sim/pay` which
+makes money arrive in a virtual account. Tools in the same process that need the unmasked state (tests, the
+sandbox) call `bank_state` with the store."""
 
 from __future__ import annotations
 
@@ -8,22 +10,26 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.domain.money import format_yuan, parse_yuan
+from app.domain.pii_mask import mask_pii_in_data
 from app.platform.errors import CunguanError
 from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
 from app.tools.banksim.context import current_simulator
+from app.tools.banksim.control_token import CONFIG_KEY, TOKEN_FIELD
 from app.tools.banksim.errors import malformed, unknown_bank
 from app.tools.banksim.limits import effective_limits
 from app.tools.banksim.store import Transaction
 from app.tools.banksim.validation import PAY_IN_REQUEST, check, parse_json_object
 
 sim_views = Blueprint("sim_views", __name__)
+VIRTUAL_ACCOUNT_KEYS = frozenset({"account_no"})
 
 
-def _bank_state(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
+def bank_state(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
+    """Everything the simulated bank holds, unmasked: for in-process tools only, never served."""
     deliveries = [
         {
             "notification_id": delivery.notification_id,
@@ -56,19 +62,33 @@ def _bank_state(tx: Transaction, bank: SimulatedBank) -> dict[str, Any]:
     }
 
 
-def _state() -> dict[str, Any]:
+def _masked(key: str, value: Any) -> Any:
+    """People's data masked; the virtual accounts' own numbers (the escrow accounts buyers pay into, not a
+    person's account) stay whole: the page pays into them and tools find accounts by them."""
+    if key in VIRTUAL_ACCOUNT_KEYS:
+        return value
+    if isinstance(value, dict):
+        return {name: _masked(name, item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(key, item) for item in value]
+    return mask_pii_in_data(key, value)
+
+
+def _masked_state() -> dict[str, Any]:
     with current_simulator().store.transaction() as tx:
-        return {"banks": [_bank_state(tx, bank) for bank in SIMULATED_BANKS.values()]}
+        banks = [bank_state(tx, bank) for bank in SIMULATED_BANKS.values()]
+    return {"banks": _masked("banks", banks)}
 
 
 @sim_views.get("/")
 def index() -> str:
-    return render_template("index.html", banks=_state()["banks"])
+    token = current_app.config[CONFIG_KEY]
+    return render_template("index.html", banks=_masked_state()["banks"], token_field=TOKEN_FIELD, control_token=token)
 
 
 @sim_views.get("/sim/state")
 def state() -> Response:
-    return jsonify(_state())
+    return jsonify(_masked_state())
 
 
 def _pay_in_fields() -> dict[str, Any]:
@@ -76,7 +96,7 @@ def _pay_in_fields() -> dict[str, Any]:
     if request.is_json:
         raw = parse_json_object(request.get_data())
     else:
-        raw = {name: value.strip() for name, value in request.form.items()}
+        raw = {name: value.strip() for name, value in request.form.items() if name != TOKEN_FIELD}
         if isinstance(raw.get("amount_fen"), str) and raw["amount_fen"].isdigit():
             raw["amount_fen"] = int(raw["amount_fen"])
     fields = {name: value for name, value in raw.items() if name != "amount"}
