@@ -39,12 +39,16 @@ def _psycopg_url(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def key_folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def key_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     """(platform's folder, simulated banks' folder): the platform's keys with every simulated bank's certificate
-    imported (no bank private key), and the banks' own keys (the tests' platform is configured with ceb only)."""
+    imported (no bank private key), and the banks' own keys (the tests' platform is configured with ceb only).
+    At the end of the session the platform's folder must still hold no private key but its own: a test that
+    starts a simulator gives it a folder of its own (or the banks' one), never the platform's."""
     platform, banks = tmp_path_factory.mktemp("keys"), tmp_path_factory.mktemp("bank-sim-keys")
     provision_key_folders(platform, banks)
-    return platform, banks
+    yield platform, banks
+    held = sorted(path.relative_to(platform).as_posix() for path in platform.rglob("*.key.pem"))
+    assert held == ["platform.key.pem"], f"bank private keys written into the platform's key folder: {held}"
 
 
 @pytest.fixture(scope="session")
