@@ -18,6 +18,7 @@ from app.bank_inbox.alerts import NOTIFICATION_CONFLICT, CallbackRefused, body_s
 from app.banks.protocol import ReplayedNonce
 from app.db.base import UTCDateTime
 from app.db.models import BankNotification, SeenNonce
+from app.db.pii import EncryptedText
 from app.db.upsert import insert_if_absent
 from app.platform.errors import ConfigError
 from app.platform.runtime import Runtime
@@ -79,11 +80,12 @@ STORE_PG = text(
     " ON CONFLICT DO NOTHING RETURNING 1 AS fresh"
     "), inbox AS ("
     " INSERT INTO bank_notifications"
-    " (bank_code, notification_id, type, raw_body, received_at, partition_no, body_sm3)"
-    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no, :body_sm3 FROM nonce"
+    " (bank_code, notification_id, type, raw_body, received_at, partition_no, body_sm3, account_no)"
+    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no, :body_sm3, :account_no"
+    " FROM nonce"
     " ON CONFLICT DO NOTHING RETURNING id"
     ") SELECT EXISTS (SELECT 1 FROM nonce) AS fresh_nonce, (SELECT id FROM inbox) AS inbox_id"
-).bindparams(bindparam("now", type_=UTCDateTime()))
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("raw_body", type_=EncryptedText()))
 
 
 def store_raw(
@@ -142,6 +144,7 @@ def inbox_row(bank_code: str, raw_body: str, body: dict[str, Any], now: datetime
         "received_at": now,
         "partition_no": inbox_partition(body),
         "body_sm3": body_sm3(body),
+        "account_no": body.get("account_no"),
     }
 
 

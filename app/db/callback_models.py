@@ -9,6 +9,7 @@ from sqlalchemy import JSON, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UTCDateTime
+from app.db.pii import EncryptedText
 
 
 class CallbackAlert(Base):
@@ -22,7 +23,7 @@ class CallbackAlert(Base):
     kind: Mapped[str] = mapped_column(String(32))
     notification_id: Mapped[str] = mapped_column(String(64))
     body_sm3: Mapped[str] = mapped_column(String(64))
-    raw_body: Mapped[str] = mapped_column(Text)
+    raw_body: Mapped[str] = mapped_column(EncryptedText)  # it may name payers and their accounts
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

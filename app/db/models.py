@@ -13,7 +13,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -33,7 +32,7 @@ from app.db import (  # noqa: F401
     reconciliation_models,
 )
 from app.db.base import Base, UTCDateTime, utcnow
-from app.db.pii import EncryptedString, EncryptedText, blind_index_column_info, install_blind_indexes
+from app.db.pii import EncryptedBytes, EncryptedString, EncryptedText, blind_index_column_info, install_blind_indexes
 
 ROLES = ("agent", "ops", "reviewer", "finance", "auditor", "admin")
 
@@ -70,13 +69,13 @@ class Deal(Base):
     agreement_template: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1)
-    buyer_name: Mapped[str] = mapped_column(String(64))
+    buyer_name: Mapped[str] = mapped_column(EncryptedString)
     buyer_id_number: Mapped[str] = mapped_column(EncryptedString)
     # the paying party (buyer, tenant, owner, applicant) in buyer_*, the receiving one (seller, landlord,
     # contractor) in seller_*; a payer who is refunded by original route needs no bank account of record
     buyer_bank_name: Mapped[str | None] = mapped_column(String(64))
     buyer_bank_account: Mapped[str | None] = mapped_column(EncryptedString)
-    seller_name: Mapped[str | None] = mapped_column(String(64))
+    seller_name: Mapped[str | None] = mapped_column(EncryptedString)
     seller_id_number: Mapped[str | None] = mapped_column(EncryptedString)
     seller_bank_name: Mapped[str | None] = mapped_column(String(64))
     seller_bank_account: Mapped[str | None] = mapped_column(EncryptedString)
@@ -95,8 +94,12 @@ class Deal(Base):
     seller_phone_bidx: Mapped[str | None] = mapped_column(
         String(64), index=True, info=blind_index_column_info("seller_phone", "phone")
     )
-    property_address: Mapped[str | None] = mapped_column(String(256))
-    certificate_no: Mapped[str | None] = mapped_column(String(64), index=True)  # contract no.: is it in custody?
+    property_address: Mapped[str | None] = mapped_column(EncryptedText)
+    certificate_no: Mapped[str | None] = mapped_column(EncryptedString)
+    # certificate or contract number: is it in custody already? (exact, through its blind index)
+    certificate_bidx: Mapped[str | None] = mapped_column(
+        String(64), index=True, info=blind_index_column_info("certificate_no", "cert")
+    )
     price_fen: Mapped[int] = mapped_column(BigInteger)
     custody_amount_fen: Mapped[int] = mapped_column(BigInteger)
     # the product's case facts the workflow's building blocks read and keep (rent plan, counters, origins)
@@ -165,9 +168,9 @@ class Agreement(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), unique=True)
     template: Mapped[str] = mapped_column(String(64))
-    html: Mapped[str] = mapped_column(Text)
-    pdf: Mapped[bytes] = mapped_column(LargeBinary)
-    pdf_sm3: Mapped[str] = mapped_column(String(64))
+    html: Mapped[str] = mapped_column(EncryptedText)
+    pdf: Mapped[bytes] = mapped_column(EncryptedBytes)  # decrypted on read: only the routes allowed serve it
+    pdf_sm3: Mapped[str] = mapped_column(String(64))  # of the plain PDF
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     deal: Mapped[Deal] = relationship(back_populates="agreement")
@@ -180,7 +183,7 @@ class Payout(Base):
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)  # none: an unknown credit's return
     bank_code: Mapped[str] = mapped_column(String(16))
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    payee_name: Mapped[str] = mapped_column(String(64))
+    payee_name: Mapped[str] = mapped_column(EncryptedString)
     payee_account: Mapped[str] = mapped_column(EncryptedString)
     status: Mapped[str] = mapped_column(String(24), default="pending")
     bank_reference: Mapped[str | None] = mapped_column(String(64))
@@ -233,7 +236,7 @@ class SuspenseItem(Base):
     transfer_id: Mapped[str] = mapped_column(String(96))
     account_no: Mapped[str] = mapped_column(String(40), index=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger)
-    payer_name: Mapped[str | None] = mapped_column(String(64))
+    payer_name: Mapped[str | None] = mapped_column(EncryptedString)
     payer_account: Mapped[str | None] = mapped_column(EncryptedString)
     payer_matched: Mapped[bool | None] = mapped_column()
     reason: Mapped[str] = mapped_column(String(16))
@@ -267,15 +270,18 @@ class BankNotification(Base):
     bank_code: Mapped[str] = mapped_column(String(16))
     notification_id: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(32))
-    raw_body: Mapped[str] = mapped_column(Text)
+    raw_body: Mapped[str] = mapped_column(EncryptedText)  # it names payers and their accounts
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(64))
     partition_no: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")  # see inbox_partition
     body_sm3: Mapped[str | None] = mapped_column(String(64))  # of the canonical body (None before 0020)
+    # the (virtual) account it concerns, if any: the admin lists a deal's callbacks by it (the body is encrypted)
+    account_no: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (
         UniqueConstraint("bank_code", "notification_id"),
+        Index("ix_bank_notifications_account", "bank_code", "account_no"),
         # the processors' queues: only the rows still due, however long the processed history grows
         Index(
             "ix_bank_notifications_due",

@@ -1,15 +1,16 @@
 """PII columns: SM4-encrypted at rest with a key id (for rotation), plus keyed SM3 blind indexes for exact
 search; plain text only in memory.
 
-Stored value: ``<key id>$<base64 token>``. The token is the facade's authenticated SM4 format (SM4-CBC with
-a random IV, then HMAC-SM3 over version, IV and ciphertext: encrypt-then-MAC, see app/crypto/base.py), so a
-changed byte, a wrong key or a value moved between key ids fails to decrypt instead of giving garbage.
+Stored value: ``<key id>$<base64 token>`` (as ASCII bytes for binary values such as agreement PDFs). The
+token is the facade's authenticated SM4 format (SM4-CBC with a random IV, then HMAC-SM3 over version, IV and
+ciphertext: encrypt-then-MAC, see app/crypto/base.py), so a changed byte, a wrong key or a value moved
+between key ids fails to decrypt instead of giving garbage.
 
 Keys are files in the key folder, never in code or in the database:
 - ``pii.key`` is key id ``k1``; ``pii.k2.key``, ``pii.k3.key`` … are ``k2``, ``k3`` …; the highest number
   encrypts, every one of them decrypts (`flask keys rotate-pii` adds the next one);
 - ``pii-index.key`` keys the blind index: HMAC-SM3 over ``<kind>:<normal form>`` (kinds: id, phone,
-  card), hex. It is separate from the encryption keys and does not rotate with them (a new index key means
+  card, cert), hex. It is separate from the encryption keys and does not rotate with them (a new index key means
   `flask pii reindex`).
 """
 
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, Text, event, inspect
+from sqlalchemy import LargeBinary, String, Text, event, inspect
 from sqlalchemy.types import TypeDecorator
 
 from app.crypto import get_provider, sm4_decrypt, sm4_encrypt
@@ -99,19 +100,27 @@ class PiiKeyring:
         return self._active
 
     def encrypt(self, plaintext: str) -> str:
-        if self._active is None:
-            raise ConfigError("PII 加密密钥未配置", code="PII_KEY_MISSING")
-        token = sm4_encrypt(self._keys[self._active], plaintext.encode())
-        return f"{self._active}${base64.b64encode(token).decode()}"
+        return self.encrypt_bytes(plaintext.encode()).decode("ascii")
 
     def decrypt(self, stored: str) -> str:
-        key_id, _, payload = stored.partition("$")
+        return self.decrypt_bytes(stored.encode("ascii")).decode()
+
+    def encrypt_bytes(self, plaintext: bytes) -> bytes:
+        """``<key id>$<base64 token>`` as ASCII bytes."""
+        if self._active is None:
+            raise ConfigError("PII 加密密钥未配置", code="PII_KEY_MISSING")
+        token = sm4_encrypt(self._keys[self._active], plaintext)
+        return f"{self._active}$".encode() + base64.b64encode(token)
+
+    def decrypt_bytes(self, stored: bytes) -> bytes:
+        key_id, _, payload = stored.decode("ascii", "replace").partition("$")
         if key_id not in self._keys:
             raise ConfigError("PII 解密密钥缺失", code="PII_KEY_MISSING", details={"key_id": key_id})
-        return sm4_decrypt(self._keys[key_id], base64.b64decode(payload)).decode()
+        return sm4_decrypt(self._keys[key_id], base64.b64decode(payload))
 
-    def key_id_of(self, stored: str) -> str:
-        return stored.partition("$")[0]
+    def key_id_of(self, stored: str | bytes) -> str:
+        text = stored.decode("ascii", "replace") if isinstance(stored, bytes) else stored
+        return text.partition("$")[0]
 
     def blind_index(self, kind: PiiKind, value: str) -> str:
         """HMAC-SM3 (index key) over the kind and the value's normal form, 64 hex characters."""
@@ -140,6 +149,22 @@ class EncryptedText(EncryptedString):
 
     impl = Text()
     cache_ok = True
+
+
+class EncryptedBytes(TypeDecorator[bytes]):
+    """Binary values (agreement PDFs) encrypted like EncryptedString, stored as ASCII bytes."""
+
+    impl = LargeBinary()
+    cache_ok = True
+
+    def process_bind_param(self, value: bytes | None, dialect: object) -> bytes | None:
+        return None if value is None else keyring.encrypt_bytes(bytes(value))
+
+    def process_result_value(self, value: bytes | None, dialect: object) -> bytes | None:
+        return None if value is None else keyring.decrypt_bytes(bytes(value))
+
+
+ENCRYPTED_TYPES = (EncryptedString, EncryptedBytes)
 
 
 # --- blind index columns ------------------------------------------------------------------------------
@@ -196,4 +221,4 @@ def install_blind_indexes(model: type) -> None:
 
 def encrypted_columns(model: type) -> list[Any]:
     """The model's encrypted attributes (for `defer(...)` where a query has no use for them)."""
-    return [getattr(model, c.key) for c in model.__table__.columns if isinstance(c.type, EncryptedString)]  # type: ignore[attr-defined]
+    return [getattr(model, c.key) for c in model.__table__.columns if isinstance(c.type, ENCRYPTED_TYPES)]  # type: ignore[attr-defined]

@@ -147,7 +147,7 @@ class DealsView(BatchView):
                         select(BankNotification)
                         .where(
                             BankNotification.bank_code == account.bank_code,
-                            BankNotification.raw_body.contains(f'"{account.account_no}"'),
+                            BankNotification.account_no == account.account_no,
                         )
                         .order_by(BankNotification.id)
                         .limit(100)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from app.banks.settings import opening_limits
 from app.db.ledger_models import LedgerAccount
 from app.db.models import BankRateLimit, Deal, DealEvent, ImportedContract, Job, VirtualAccount
-from app.db.pii import blind_indexes
+from app.db.pii import blind_index, blind_indexes
 from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.contract_import_report import ImportResult
 from app.deals.contract_import_rows import PRODUCT, ValidRow
@@ -193,10 +193,11 @@ def _deals_of_contracts(session: Session, keys: Iterable[tuple[str, str]]) -> di
     """(city code, contract number) -> the number of a rent-custody deal already made for that contract."""
     found: dict[tuple[str, str], str] = {}
     for city_code, numbers in _by_city(keys).items():
-        query = select(Deal.certificate_no, Deal.deal_no).where(
-            Deal.certificate_no.in_(numbers), Deal.city_code == city_code, Deal.product == PRODUCT
+        number_of = {blind_index("cert", number): number for number in numbers}  # encrypted: by blind index
+        query = select(Deal.certificate_bidx, Deal.deal_no).where(
+            Deal.certificate_bidx.in_(number_of), Deal.city_code == city_code, Deal.product == PRODUCT
         )
-        found.update(((city_code, contract_no), deal_no) for contract_no, deal_no in session.execute(query))
+        found.update(((city_code, number_of[digest]), deal_no) for digest, deal_no in session.execute(query))
     return found
 
 

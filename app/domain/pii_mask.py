@@ -9,7 +9,7 @@ from typing import Literal
 
 from app.domain.identity import id_check_char
 
-PiiKind = Literal["id", "phone", "card"]
+PiiKind = Literal["id", "phone", "card", "cert"]
 
 
 def _digits(value: str) -> str:
@@ -35,10 +35,16 @@ def normalize_card(value: str) -> str:
     return _digits(value)
 
 
+def normalize_certificate_no(value: str) -> str:
+    """Property certificate or contract number as it is compared: no spaces, full-width brackets half-width."""
+    return re.sub(r"\s", "", value).replace("（", "(").replace("）", ")")
+
+
 NORMALIZERS: dict[PiiKind, Callable[[str], str]] = {
     "id": normalize_id_number,
     "phone": normalize_phone,
     "card": normalize_card,
+    "cert": normalize_certificate_no,
 }
 
 

@@ -11,7 +11,7 @@ from app.audit import log as audit
 from app.db.models import Deal
 from app.db.payee_models import PayeeAmendment
 from app.deals.service import BANK_ACCOUNT, Actor
-from app.domain.pii_mask import mask_card, mask_or_empty
+from app.domain.pii_mask import mask_card, mask_name, mask_or_empty
 from app.platform.errors import CunguanError, NotFound, ValidationError
 from app.platform.runtime import Runtime
 
@@ -89,7 +89,12 @@ def propose(rt: Runtime, actor: Actor, deal_id: int, payee_name: str, account: s
             action="payee_amendment.propose",
             subject=f"deal:{deal.deal_no}",
             before={"account": mask_or_empty("card", deal.seller_bank_account)},
-            after={"role": role, "payee_name": payee_name, "account": mask_card(account), "status": "proposed"},
+            after={
+                "role": role,
+                "payee_name": mask_name(payee_name),
+                "account": mask_card(account),
+                "status": "proposed",
+            },
             detail={"amendment_id": amendment.id, "reason": reason},
         )
         uow.commit()

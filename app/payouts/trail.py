@@ -13,17 +13,18 @@ from sqlalchemy.orm import Session
 from app.audit import log as audit
 from app.db.audit_models import AuditEntry
 from app.db.models import Payout
-from app.domain.pii_mask import mask_card
+from app.domain.pii_mask import mask_card, mask_name
 from app.payouts.status import PayoutStatus, is_final
 
 
 def payout_state(payout: Payout) -> dict[str, Any]:
-    """What an entry says about a payout: the payee's account masked as pages show it."""
+    """What an entry says about a payout: the payee's account masked as pages show it, the name masked too
+    (the log is kept for years and cannot be re-encrypted)."""
     return {
         "status": str(payout.status),
         "purpose": str(payout.purpose),
         "amount_fen": payout.amount_fen,
-        "payee_name": payout.payee_name,
+        "payee_name": mask_name(payout.payee_name) if payout.payee_name else "",
         "payee_account": mask_card(payout.payee_account) if payout.payee_account else "",
         "approvals_required": payout.approvals_required,
         "approved_by": list(payout.approved_by or []),

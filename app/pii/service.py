@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.audit import log as audit
 from app.db.base import Base
 from app.db.models import Deal
-from app.db.pii import EncryptedString, fill_blind_indexes, keyring
+from app.db.pii import ENCRYPTED_TYPES, blind_index_columns, fill_blind_indexes, keyring
 from app.deals.service import Actor
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone, normalize_id_number, normalize_phone
 from app.platform.errors import NotFound, ValidationError
@@ -136,7 +136,7 @@ def reindex(rt: Runtime) -> int:
 
 
 def _index_attributes() -> tuple[str, ...]:
-    return ("buyer_id_bidx", "seller_id_bidx", "buyer_phone_bidx", "seller_phone_bidx")
+    return tuple(blind_index_columns(Deal))
 
 
 def _encrypted_columns() -> list[tuple[str, str, list[str]]]:
@@ -144,10 +144,17 @@ def _encrypted_columns() -> list[tuple[str, str, list[str]]]:
     found = []
     for mapper in Base.registry.mappers:
         table = mapper.local_table
-        columns = [c.name for c in table.columns if isinstance(c.type, EncryptedString)]
+        columns = [c.name for c in table.columns if isinstance(c.type, ENCRYPTED_TYPES)]
         if columns and len(table.primary_key.columns) == 1:
             found.append((table.name, next(iter(table.primary_key.columns)).name, columns))
     return found
+
+
+def _reencrypted(stored: str | bytes) -> str | bytes:
+    """A stored value (text, or bytes of an EncryptedBytes column) under the active key."""
+    if isinstance(stored, str):
+        return keyring.encrypt(keyring.decrypt(stored))
+    return keyring.encrypt_bytes(keyring.decrypt_bytes(bytes(stored)))
 
 
 def reencrypt(rt: Runtime) -> dict[str, int]:
@@ -162,7 +169,7 @@ def reencrypt(rt: Runtime) -> dict[str, int]:
             rows = session.execute(text(f"SELECT {selected} FROM {table}")).all()
             for row in rows:
                 updates: dict[str, Any] = {
-                    column: keyring.encrypt(keyring.decrypt(stored))
+                    column: _reencrypted(stored)
                     for column, stored in zip(columns, row[1:], strict=True)
                     if stored and keyring.key_id_of(stored) != active
                 }

@@ -72,7 +72,7 @@ def test_a_deals_whole_life_is_in_the_audit_log(
     payout_subject = f"payout:{release.payout_id}"
     opened = _one(rt, "payout.open", actor="user:ops", subject=payout_subject)
     assert opened.after["status"] == "awaiting_approval" and opened.after["purpose"] == "release"
-    assert opened.after["amount_fen"] == BIG_FEN and opened.after["payee_name"] == RESALE_FORM["seller_name"]
+    assert opened.after["amount_fen"] == BIG_FEN and opened.after["payee_name"] == "李*"
     assert opened.after["payee_account"].endswith(RESALE_FORM["seller_bank_account"][-4:])
     assert RESALE_FORM["seller_bank_account"] not in str(opened.after), "the account is masked"
     assert opened.detail["deal_no"] == deal_no
@@ -82,7 +82,7 @@ def test_a_deals_whole_life_is_in_the_audit_log(
     approval = _one(rt, "payout.approve", actor="user:finance", subject=payout_subject)
     assert approval.before["approved_by"] == [] and approval.after["approved_by"] == ["user:finance"]
     assert (approval.before["status"], approval.after["status"]) == ("awaiting_approval", "pending")
-    assert approval.after["amount_fen"] == BIG_FEN and approval.after["payee_name"] == RESALE_FORM["seller_name"]
+    assert approval.after["amount_fen"] == BIG_FEN and approval.after["payee_name"] == "李*"
 
     with rt.db.uow() as uow:  # the bank accepted it (what the submit_payout job records)
         payout = uow.session.scalars(select(Payout).where(Payout.payout_id == release.payout_id)).one()
