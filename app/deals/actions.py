@@ -22,9 +22,8 @@ def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
 
     def sign_agreement_action(ctx: DealContext) -> None:
         ctx.session.add(signer(ctx.rt, ctx.deal))
-        enqueue(
-            ctx.session, *countersign_request(ctx.deal.id), now=ctx.rt.clock(), bank_code=ctx.deal.bank_code
-        )  # then the bank signs
+        # then the bank signs
+        enqueue(ctx.session, *countersign_request(ctx.deal.id), now=ctx.rt.clock(), bank_code=ctx.deal.bank_code)
 
     return sign_agreement_action
 

@@ -141,7 +141,7 @@ def test_every_name_of_the_vocabulary_is_used_by_a_shipped_workflow() -> None:
 def test_sign_agreement_signs_with_the_signer_the_vocabulary_was_built_with() -> None:
     signed: list[Any] = []
     added: list[Any] = []
-    deal, rt = SimpleNamespace(id=7), SimpleNamespace(clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
+    deal, rt = SimpleNamespace(id=7, bank_code="ceb"), SimpleNamespace(clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
 
     def signer(runtime: Any, the_deal: Any) -> str:
         signed.append((runtime, the_deal))
@@ -152,3 +152,4 @@ def test_sign_agreement_signs_with_the_signer_the_vocabulary_was_built_with() ->
     assert signed == [(rt, deal)] and added[0] == "agreement"
     (job,) = added[1:]
     assert (job.kind, job.payload) == ("agreement_countersign", {"deal_id": 7}), "then the bank is asked to sign"
+    assert job.bank_code == "ceb", "the job names the bank it calls (its slot at the worker)"
