@@ -16,7 +16,8 @@ from app.db.models import Deal
 from app.deals import service as deals
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
-from tests.factories import INTENT_FORM, RESALE_FORM, actor, patch_city
+from app.sandbox.forms import sample_form
+from tests.factories import INTENT_FORM, RESALE_FORM, actor, load_deal, patch_city
 from tests.integration.test_contract_import import _import, _report, agent, contract_csv, contract_row
 from tests.web.test_intake_forms import _post
 
@@ -111,3 +112,22 @@ def test_the_contract_import_applies_the_same_limits(app: Flask, rt: Runtime, ag
         ("5", "monthly_rent_fen", "托管金额不得高于 ¥7,000.00"),
     }, report
     assert _deals(rt) == 2
+
+
+@pytest.mark.parametrize(
+    ("city_code", "product", "custody", "expected_fen"),
+    [
+        ("110000", "resale_escrow", {"min_fen": 500_000_000}, 500_000_000),  # above the sample's price too
+        ("310000", "intent_deposit", {"max_fen": 1_000_000}, 1_000_000),
+    ],
+    ids=["min_fen", "max_fen"],
+)
+def test_the_simulations_sample_form_keeps_inside_the_citys_limits(
+    rt: Runtime, users: dict[str, int], city_code: str, product: str, custody: dict[str, int], expected_fen: int
+) -> None:
+    """A city whose limits the hand-written sample falls outside can still be simulated (and so published)."""
+    patch_city(rt, city_code, {"products": {product: {"custody": custody}}})
+    form = sample_form(rt.cities.get(city_code).product(product))
+    deal_id = deals.create_deal(rt, actor(rt, "agent"), city_code, product, form)
+    deal = load_deal(rt, deal_id)
+    assert deal.custody_amount_fen == expected_fen and deal.price_fen >= expected_fen
