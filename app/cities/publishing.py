@@ -25,6 +25,7 @@ from app.domain.config_versions import (
     next_status,
     parse_content,
 )
+from app.domain.validation_budget import within_budget
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 
@@ -34,10 +35,12 @@ def _role(session: Session, username: str) -> str | None:
 
 
 def validated(rt: Runtime, session: Session, stem: str, content: str) -> tuple[ResolvedCity, CityConfig]:
-    """`content` as the config of `stem`, resolved against the published parents; CityConfigInvalid lists problems."""
+    """`content` as the config of `stem`, resolved against the published parents; CityConfigInvalid lists problems
+    (ConfigValidationTimeout when the checks take longer than `rt.config_validation_budget_s`)."""
     folder = rt.cities.folder
     catalog = CityCatalog(folder, rt.cities.check, SessionCitySource(session, folder, {stem: content}))
-    return catalog.load_resolved(stem)
+    with within_budget(f"{stem}.json", rt.config_validation_budget_s):
+        return catalog.load_resolved(stem)
 
 
 def _subject(version: CityConfigVersion) -> str:

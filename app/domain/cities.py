@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from jsonschema import Draft202012Validator, validators
 
 from app.domain.problems import CityConfigInvalid, Problem, pointer
+from app.domain.validation_budget import spend
 from app.platform.errors import ConfigError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "city.schema.json"
@@ -305,6 +306,7 @@ def resolve(stem: str, read: Reader) -> ResolvedCity:
                 ],
             )
         data = _load_json(raw, source)
+        spend()
         layers.append(Layer(source, data))
         current = _parent(data, source, layers[0].source)
     merged: dict[str, Any] = {}
@@ -329,6 +331,7 @@ def schema_validator() -> Draft202012Validator:
 def schema_problems(resolved: ResolvedCity) -> list[Problem]:
     problems = []
     for error in schema_validator().iter_errors(resolved.data):
+        spend()
         path = tuple(error.absolute_path)
         problems.append(Problem(resolved.origin(path), pointer(*path), "不符合城市配置结构定义", error.message))
     return problems
@@ -458,7 +461,9 @@ class CityCatalog:
         problems = schema_problems(resolved)
         if problems:
             raise CityConfigInvalid(resolved.source, problems)
+        spend()
         city = build_city(resolved.data)
+        spend()
         problems = self.check(resolved, city) if self.check else []
         if problems:
             raise CityConfigInvalid(resolved.source, problems)

@@ -21,6 +21,7 @@ from app.domain.durations import parse_duration
 from app.domain.forms.patterns import pattern_problem
 from app.domain.money import format_yuan
 from app.domain.problems import CityConfigInvalid, Problem, pointer
+from app.domain.validation_budget import spend
 from app.platform.errors import ConfigError
 from app.state_machine.definition import Parameter, WorkflowDefinition
 from app.state_machine.parameters import TYPE_LABELS, bound_problem, type_problem
@@ -217,6 +218,7 @@ def _form_problems(scope: _Scope, form: FormSpec | None, required: list[str]) ->
     names = {field.name for field in form.fields}
     orders: dict[tuple[str, int], str] = {}
     for field in form.fields:
+        spend()
         at = ("form", "schema", "properties", field.name)
         if field.section not in form.sections:
             problems.append(
@@ -257,6 +259,7 @@ def city_problems(resolved: ResolvedCity, city: CityConfig, workflows: Workflows
             )
         )
     for name, product in city.products.items():
+        spend()
         scope = _Scope(resolved, name)
         problems += _bank_problems(scope, product) + _agreement_problems(scope, product, templates)
         problems += _amount_problems(scope, product)
@@ -274,6 +277,7 @@ def city_problems(resolved: ResolvedCity, city: CityConfig, workflows: Workflows
             continue
         problems += _parameter_problems(scope, product, workflow) + _release_problems(scope, product, workflow)
         problems += _unread_problems(scope, product, workflow)
+    spend()
     return problems
 
 

@@ -69,6 +69,7 @@ def build_runtime(config: Config) -> Runtime:
         public_base_url=config.public_base_url,
         bank_timeout_s=config.bank_timeout_s,
         calendar_warn_days=config.calendar_warn_days,
+        config_validation_budget_s=config.config_validation_budget_s,
         jobs=job_table(),
         audit_checkpoints=config.instance_path / "audit" / "checkpoints.jsonl",
     )

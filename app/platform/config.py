@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.domain.banks import KNOWN_BANKS
+from app.domain.validation_budget import DEFAULT_BUDGET_S
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,6 +88,9 @@ class Config:
     secure_cookies: bool = field(default_factory=lambda: os.environ.get("CUNGUAN_SECURE_COOKIES", "") == "1")
     bank_timeout_s: float = 10.0
     calendar_warn_days: int = field(default_factory=lambda: int(os.environ.get("CUNGUAN_CALENDAR_WARN_DAYS", 60)))
+    config_validation_budget_s: float = field(
+        default_factory=lambda: float(os.environ.get("CUNGUAN_CONFIG_VALIDATION_BUDGET_S", DEFAULT_BUDGET_S))
+    )
 
     def __post_init__(self) -> None:
         if not self.database_url:

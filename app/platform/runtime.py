@@ -13,6 +13,7 @@ from app.calendars.loader import repository_calendars
 from app.db.session import Database
 from app.domain.business_calendar import BusinessCalendar
 from app.domain.cities import CityCatalog
+from app.domain.validation_budget import DEFAULT_BUDGET_S
 from app.platform.config import BankEndpoint
 from app.platform.errors import ConfigError, NotFound
 from app.state_machine.definition import WorkflowDefinition
@@ -69,6 +70,7 @@ class Runtime:
     banks: dict[str, BankEndpoint]
     public_base_url: str
     bank_timeout_s: float = 10.0
+    config_validation_budget_s: float = DEFAULT_BUDGET_S  # one city config draft's checks (wall clock)
     clock: Callable[[], datetime] = field(default=_utcnow)
     jobs: dict[str, JobHandler] = field(default_factory=dict)  # job kind -> handler: app.platform.bootstrap
     audit_checkpoints: Path | None = None  # signed audit chain heads, outside the database (app.audit.checkpoints)

@@ -1,5 +1,6 @@
 """Issue 16, config and input limits: config regexes on a linear-time engine, bounded config drafts,
-`extends` confined to the config store, and length limits on the user forms (4xx, never 500)."""
+`extends` confined to the config store, a wall-clock budget on validating a draft, and length limits on the
+user forms (4xx, never 500)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from sqlalchemy import select
 from app.cities import publishing
 from app.db.config_models import CityConfigVersion
 from app.db.models import User
-from app.domain.cities import resolve
+from app.domain.cities import CityCatalog, resolve
 from app.domain.problems import CityConfigInvalid
-from app.platform.config import ROOT
+from app.domain.validation_budget import ConfigValidationTimeout, within_budget
+from app.platform.config import ROOT, Config
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
 
@@ -209,3 +211,45 @@ def test_an_overlong_city_code_in_the_console_is_a_404(
     answer = ops.post(f"/admin/configs/{stem}/{action}", data={"csrf_token": token, "content": _draft(admin_code=stem)})
     assert answer.status_code == 404
     assert ops.get(f"/admin/configs/{stem}").status_code == 404
+
+
+# --- validation time budget ---------------------------------------------------------------------------------
+
+
+def test_a_draft_whose_validation_outlasts_the_budget_is_refused_and_not_stored(
+    login: Login, rt: Runtime, users: dict[str, int]
+) -> None:
+    publishing.import_files(rt)
+    ops = login("ops")
+    rt.config_validation_budget_s = 0.0  # the setting (CUNGUAN_CONFIG_VALIDATION_BUDGET_S) at its smallest
+    answer = _save(ops, _draft(name="北京市"))
+    assert answer.status_code == 422 and "配置校验超过时限" in answer.text
+    with rt.db.uow() as uow, pytest.raises(CityConfigInvalid) as refused:
+        publishing.validated(rt, uow.session, "110000", _draft(name="北京市"))
+    assert refused.value.code == "CONFIG_VALIDATION_TIMEOUT" and "校验超时" in refused.value.message
+    assert _drafts(rt) == []
+    rt.config_validation_budget_s = Config(instance_path=ROOT / "instance").config_validation_budget_s
+    assert _save(ops, _draft(name="北京市")).status_code == 302 and _drafts(rt) == [2]  # the default budget
+
+
+def _many_patterned_fields(count: int) -> str:
+    products = json.loads(json.dumps(BEIJING["products"]))
+    fields = {f"extra_{index}": {"type": "string", "pattern": "^[A-Z]{2}[0-9]{6}$"} for index in range(count)}
+    products["rent_custody"]["form"] = {"schema": {"properties": fields}}
+    return _draft(products=products)
+
+
+def test_the_budget_is_checked_while_the_fields_are_checked(tmp_path: Path, rt: Runtime) -> None:
+    """A clock that moves 1 ms each time it is read: a draft with 1,500 patterned fields uses up a 0.5 s
+    budget inside the per-field checks; the shipped Beijing config, checked the same way, fits."""
+    for shipped in (ROOT / "city_configs").glob("_*.json"):
+        (tmp_path / shipped.name).write_bytes(shipped.read_bytes())
+    ticks = iter(range(10**9))
+    clock = lambda: next(ticks) / 1000  # noqa: E731
+    catalog = CityCatalog(tmp_path, rt.cities.check)
+    (tmp_path / "110000.json").write_text(_many_patterned_fields(1_500), encoding="utf-8")
+    with within_budget("110000.json", 0.5, clock), pytest.raises(ConfigValidationTimeout):
+        catalog.load_resolved("110000")
+    (tmp_path / "110000.json").write_text(_draft(), encoding="utf-8")
+    with within_budget("110000.json", 0.5, clock):
+        assert catalog.load_resolved("110000")[1].admin_code == "110000"
