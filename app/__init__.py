@@ -65,6 +65,7 @@ def _register_web(app: Flask) -> None:
     from app.users import web as auth
     from app.web import banners, errors, filters
     from app.web.access import require_login, require_password_change
+    from app.web.input_limits import refuse_overlong_fields
 
     for blueprint in (
         auth.bp,
@@ -82,6 +83,7 @@ def _register_web(app: Flask) -> None:
     from app.platform.request_context import register as register_request_context
 
     register_request_context(app)  # first: even a request sent to the login page gets its request id
+    app.before_request(refuse_overlong_fields)  # before any view: an over-long value stores nothing
     app.before_request(require_login)
     app.before_request(require_password_change)
     banners.register(app)

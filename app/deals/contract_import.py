@@ -81,11 +81,10 @@ def import_contracts(
     labels = form_labels(rt)
     required = [CITY_COLUMN, *load_base_schema(PRODUCT)["required"]]
     columns = read_header(header, column_names(labels), required)
-    record_list = list(records)
     if on_start is not None:
-        on_start(len(record_list))
+        on_start(len(records))
     importer = _Importer(rt, user_id, actor, ImportResult(source_name, encoding), batch_size, progress)
-    importer.run(rows(columns, record_list), len(record_list))
+    importer.run(rows(columns, records), len(records))
     return importer.result
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ CITY_ALIASES = ("城市代码", "城市编码", "行政区划代码", "城市")
 BANK_ALIASES = ("存管银行", "托管银行")
 ROW_FIELD = "(整行)"  # the report's field for a problem of the whole row
 MAX_FIELD_CHARS = 1000
+MAX_FILE_BYTES = 20 * 1024 * 1024  # some 50,000 contracts of a few hundred bytes each
+MAX_RECORDS = 50_000  # data rows per file: a larger stock is imported in several files
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,10 @@ class ImportFileError(ValidationError):
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding name): UTF-8 with or without BOM, else GB18030 (a superset of GBK)."""
+    """(text, encoding name): UTF-8 with or without BOM, else GB18030 (a superset of GBK); a file over
+    MAX_FILE_BYTES is refused before it is read."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ImportFileError(f"文件过大：不能超过 {MAX_FILE_BYTES // (1024 * 1024)} MB，请拆分为多个文件导入")
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "UTF-8 (BOM)"
     try:
@@ -92,13 +98,17 @@ def read_header(header: list[str], accepted: Mapping[str, str], required: Iterab
     return columns
 
 
-def split_rows(text: str) -> tuple[list[str], Iterator[list[str]]]:
-    """The header's cells and the data rows' cells (blank lines skipped by the csv module)."""
+def split_rows(text: str) -> tuple[list[str], list[list[str]]]:
+    """The header's cells and the data rows' cells (blank lines skipped by the csv module); more than
+    MAX_RECORDS data rows are refused (nothing is imported)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
         raise ImportFileError("文件为空：第 1 行应为表头")
-    return header, reader
+    records = list(itertools.islice(reader, MAX_RECORDS + 1))
+    if len(records) > MAX_RECORDS:
+        raise ImportFileError(f"行数过多：一个文件最多 {MAX_RECORDS} 行数据，请拆分为多个文件导入")
+    return header, records
 
 
 def rows(columns: list[str], records: Iterable[list[str]]) -> Iterator[Row | BadRow]:
