@@ -386,11 +386,16 @@ class ImportedContract(Base):
     __tablename__ = "imported_contracts"
     id: Mapped[int] = mapped_column(primary_key=True)
     city_code: Mapped[str] = mapped_column(String(6))
-    contract_no: Mapped[str] = mapped_column(String(64))
+    contract_no: Mapped[str] = mapped_column(EncryptedString)
+    # its blind index: one import per city and contract number (the number itself is encrypted)
+    contract_bidx: Mapped[str | None] = mapped_column(String(64), info=blind_index_column_info("contract_no", "cert"))
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), unique=True)
     source_name: Mapped[str] = mapped_column(String(256))  # the file it came from
     row_no: Mapped[int] = mapped_column(Integer)  # its row in that file (header = 1)
     imported_by: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (UniqueConstraint("city_code", "contract_no"),)
+    __table_args__ = (UniqueConstraint("city_code", "contract_bidx"),)
+
+
+install_blind_indexes(ImportedContract)

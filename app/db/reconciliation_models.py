@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base, UTCDateTime
+from app.db.pii import EncryptedString
 
 RECONCILIATION_STATUSES = (
     "matched",
@@ -77,7 +78,7 @@ class ReconciliationItem(Base):
     account_no: Mapped[str | None] = mapped_column(String(40))
     amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as the statement says
     our_amount_fen: Mapped[int | None] = mapped_column(BigInteger)  # as our ledger or payout says
-    counterparty_name: Mapped[str | None] = mapped_column(String(128))
+    counterparty_name: Mapped[str | None] = mapped_column(EncryptedString)
     payout_id: Mapped[str | None] = mapped_column(String(64), index=True)
     deal_no: Mapped[str | None] = mapped_column(String(32))
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

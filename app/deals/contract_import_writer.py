@@ -138,6 +138,7 @@ class BatchWriter:
         return {
             "city_code": row.city.code,
             "contract_no": row.contract_no,
+            "contract_bidx": blind_index("cert", row.contract_no),  # what the ORM's before_insert hook writes
             "deal_id": deal_id,
             "source_name": self.result.source_name[:256],
             "row_no": row.row_no,
@@ -179,13 +180,14 @@ def _by_city(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
 
 def imported_keys(session: Session, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (city code, contract number) were imported already: one index lookup per city
-    (`city_code = … AND contract_no IN (…)`; a row-value IN list is not an index scan on PostgreSQL)."""
+    (`city_code = … AND contract_bidx IN (…)`; a row-value IN list is not an index scan on PostgreSQL)."""
     found: set[tuple[str, str]] = set()
     for city_code, numbers in _by_city(keys).items():
-        query = select(ImportedContract.contract_no).where(
-            ImportedContract.city_code == city_code, ImportedContract.contract_no.in_(numbers)
+        number_of = {blind_index("cert", number): number for number in numbers}  # encrypted: by blind index
+        query = select(ImportedContract.contract_bidx).where(
+            ImportedContract.city_code == city_code, ImportedContract.contract_bidx.in_(number_of)
         )
-        found.update((city_code, contract_no) for contract_no in session.scalars(query))
+        found.update((city_code, number_of[digest]) for digest in session.scalars(query))
     return found
 
 

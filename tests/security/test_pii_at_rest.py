@@ -191,7 +191,7 @@ def test_the_admin_still_lists_a_deals_callbacks_by_its_account(
 def test_migration_encrypts_rows_written_before_it(database_url: str, keys_dir: Path) -> None:
     keyring.configure_from_folder(keys_dir)  # as `flask db upgrade` does
     config = alembic_config(database_url)
-    command.upgrade(config, "0025")
+    command.upgrade(config, "0025")  # (0027's rows: the test below)
     engine = make_engine(database_url)
     name, address, certificate = PII["buyer_name"], PII["property_address"], PII["certificate_no"]
     body = json.dumps({"notification_id": "N-OLD", "account_no": ACCOUNT, "payer_account": PAYER_ACCOUNT})
@@ -248,5 +248,66 @@ def test_migration_encrypts_rows_written_before_it(database_url: str, keys_dir: 
         with engine.connect() as connection:
             assert connection.execute(text("SELECT buyer_name FROM deals")).scalar_one() == name
             assert bytes(connection.execute(text("SELECT pdf FROM agreements")).scalar_one()) == pdf
+    finally:
+        engine.dispose()
+
+
+def test_migration_encrypts_imported_contract_numbers_and_statement_names(database_url: str, keys_dir: Path) -> None:
+    keyring.configure_from_folder(keys_dir)  # as `flask db upgrade` does
+    config = alembic_config(database_url)
+    command.upgrade(config, "0026")
+    engine = make_engine(database_url)
+    number = "BJZL-2025-PII-0042"
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, username, display_name, role, password_hash, active, created_at)"
+                    " VALUES (1, 'agent', 'a', 'agent', 'x', true, CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO deals (id, deal_no, city_code, product, bank_code, workflow_id, workflow_version,"
+                    " city_config_sha256, agreement_template, state, version, buyer_name, buyer_id_number,"
+                    " price_fen, custody_amount_fen, facts, created_by_id, created_at, updated_at) VALUES (1, 'D1',"
+                    " '110000', 'rent_custody', 'ceb', 'w', 1, 'h', 't', 'draft', 1, :name, :name, 100, 100, '{}',"
+                    " 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"name": keyring.encrypt(PII["buyer_name"])},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO imported_contracts (city_code, contract_no, deal_id, source_name, row_no,"
+                    " imported_by, imported_at) VALUES ('110000', :number, 1, 'f.csv', 2, 'x', CURRENT_TIMESTAMP)"
+                ),
+                {"number": number},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO reconciliation_runs (id, bank_code, statement_date, source, statement_sm3, complete,"
+                    " line_count, counts, unresolved, actor, started_at, finished_at) VALUES (1, 'ceb',"
+                    " '2026-11-23', 'bank', 'h', true, 1, '{}', 0, 'x', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO reconciliation_items (run_id, status, resolved, counterparty_name, detail)"
+                    " VALUES (1, 'matched', true, :name, '')"
+                ),
+                {"name": PAYER_NAME},
+            )
+        command.upgrade(config, "0027")
+        with engine.connect() as connection:
+            contract = text("SELECT contract_no, contract_bidx FROM imported_contracts")
+            stored_number, digest = connection.execute(contract).one()
+            stored_name = connection.execute(text("SELECT counterparty_name FROM reconciliation_items")).scalar_one()
+        assert stored_number.startswith("k1$") and number not in stored_number
+        assert keyring.decrypt(stored_number) == number
+        assert digest == keyring.blind_index("cert", number)
+        assert stored_name.startswith("k1$") and keyring.decrypt(stored_name) == PAYER_NAME
+        command.downgrade(config, "0026")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT contract_no FROM imported_contracts")).scalar_one() == number
     finally:
         engine.dispose()
