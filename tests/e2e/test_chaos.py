@@ -1,4 +1,4 @@
-"""Chaos (issue 6): a few hundred resale deals on three banks (ceb 110000, icbc 320100, pab 440300) while the bank
+"""Chaos (issue 6): 140 resale deals on three banks (ceb 110000, icbc 320100, pab 440300) while the bank
 simulator drops, duplicates, reorders notifications, fails requests with 503 and times out payout answers; two
 `flask worker` processes, one killed with SIGKILL mid-run and restarted; then `flask reconcile` for every bank and
 day until every deal is final.
@@ -16,9 +16,10 @@ limits are raised to 40/s for the run (platform env CUNGUAN_BANK_<CODE>_OPEN_PER
 /sim/limits), the lease to 2 s (`flask worker --lease`). Reconciliation rounds while deals are still moving are
 finance's (the console's service), the closing round is `flask reconcile`. The longer run is `bench/chaos.py`.
 
-Sized to finish within about two minutes on a shared 2-core machine (phases and CPU per process are printed;
-`bench/chaos.py --deals 200` shows them as a table). It runs on one database: PostgreSQL where
-CUNGUAN_TEST_POSTGRES_URL is set (CI), SQLite otherwise.
+Sized to finish well within two minutes on a shared 2-core machine (phases and CPU per process are printed;
+`bench/chaos.py --deals 140` shows them as a table): at a drop rate of 5 %, 140 deals leave a kind of
+notification undropped (asserted) about twice in a thousand runs; every fault kind and the kill mid-run stay.
+It runs on one database: PostgreSQL where CUNGUAN_TEST_POSTGRES_URL is set (CI), SQLite otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from tests.factories import provision_key_folders
 # repeat per database, and CI runs the suite once with PostgreSQL configured.
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", [DATABASES[-1]], indirect=True)]
 
-PLAN = ChaosPlan(deals=200)
+PLAN = ChaosPlan(deals=140)
 
 
 @pytest.fixture
