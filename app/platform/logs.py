@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -63,15 +63,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def app_log_handler(stream: TextIO) -> logging.Handler:
+    """The platform's log handler: JSON lines on `stream`, with the request context, PII masked."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(ContextFilter())
+    handler.addFilter(PiiMaskingFilter())  # last: masks what every other filter added too
+    return handler
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(ContextFilter())
-    handler.addFilter(PiiMaskingFilter())  # last: masks what every other filter added too
-    root.addHandler(handler)
+    root.addHandler(app_log_handler(sys.stderr))
     root.setLevel(level)
     for noisy in ("alembic", "weasyprint", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
