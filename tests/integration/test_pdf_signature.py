@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
 from pathlib import Path
 
-import pydyf
 import pytest
 from asn1crypto import cms, pem, x509
 from pypdf import PdfReader, PdfWriter
@@ -21,6 +20,7 @@ from app.pdf.sign import SIGNATURE_SIZE, sign_pdf
 from app.pdf.verify import verify_pdf
 from app.platform.errors import CryptoError
 from tests.factories import SEALS_VALID_FROM
+from tests.pdf_samples import text_pdf
 
 SIGNING_TIME = datetime(2026, 11, 23, 16, 0, tzinfo=timezone(timedelta(hours=8)))
 SM3_OID = "1.2.156.10197.1.401"
@@ -58,24 +58,7 @@ def _pypdf_document(*, pages: int = 2, final_newline: bool = True) -> bytes:
 
 def _pydyf_document() -> bytes:
     """Cross-reference stream, objects in object streams, an /ID, visible text."""
-    document = pydyf.PDF()
-    content = pydyf.Stream([b"BT /F1 24 Tf 72 700 Td (Signed by the seal) Tj ET"])
-    font = pydyf.Dictionary({"Type": "/Font", "Subtype": "/Type1", "BaseFont": "/Helvetica"})
-    document.add_object(content)
-    document.add_object(font)
-    page = pydyf.Dictionary(
-        {
-            "Type": "/Page",
-            "Parent": document.pages.reference,
-            "MediaBox": pydyf.Array([0, 0, 595, 842]),
-            "Contents": content.reference,
-            "Resources": pydyf.Dictionary({"Font": pydyf.Dictionary({"F1": font.reference})}),
-        }
-    )
-    document.add_page(page)
-    output = BytesIO()
-    document.write(output, identifier=True, compress=True)
-    return output.getvalue()
+    return text_pdf(b"Signed by the seal", identifier=True, compress=True)
 
 
 def _cms(signed: bytes) -> tuple[cms.SignedData, list[int]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from io import BytesIO
 
-import pydyf
 import pytest
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
@@ -16,29 +15,13 @@ from app.pdf.verify import verify_pdf_signatures
 from app.platform.errors import CryptoError
 from app.tools.banksim.keys import provision_simulated_banks
 from tests.factories import SEALS_VALID_FROM
+from tests.pdf_samples import text_pdf
 
 WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
 def _document() -> bytes:
-    document = pydyf.PDF()
-    content = pydyf.Stream([b"BT /F1 24 Tf 72 700 Td (Pay 1000 yuan) Tj ET"])
-    font = pydyf.Dictionary({"Type": "/Font", "Subtype": "/Type1", "BaseFont": "/Helvetica"})
-    document.add_object(content)
-    document.add_object(font)
-    page = pydyf.Dictionary(
-        {
-            "Type": "/Page",
-            "Parent": document.pages.reference,
-            "MediaBox": pydyf.Array([0, 0, 595, 842]),
-            "Contents": content.reference,
-            "Resources": pydyf.Dictionary({"Font": pydyf.Dictionary({"F1": font.reference})}),
-        }
-    )
-    document.add_page(page)
-    output = BytesIO()
-    document.write(output)
-    return output.getvalue()
+    return text_pdf(b"Pay 1000 yuan")
 
 
 @pytest.fixture(scope="module")

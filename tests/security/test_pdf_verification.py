@@ -14,7 +14,6 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import pydyf
 import pytest
 from asn1crypto import pem, x509
 from pypdf import PdfReader, PdfWriter
@@ -40,6 +39,7 @@ from app.platform.errors import CryptoError
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
 from tests.factories import confirmed_deal
+from tests.pdf_samples import text_pdf
 
 WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 Seal = tuple[bytes, bytes]  # (private key PEM, certificate PEM)
@@ -47,25 +47,7 @@ Seal = tuple[bytes, bytes]  # (private key PEM, certificate PEM)
 
 def _document() -> bytes:
     """Two pages; the first says the amount."""
-    document = pydyf.PDF()
-    font = pydyf.Dictionary({"Type": "/Font", "Subtype": "/Type1", "BaseFont": "/Helvetica"})
-    document.add_object(font)
-    for text in (b"Amount: 1000 yuan", b"Signatures"):
-        content = pydyf.Stream([b"BT /F1 24 Tf 72 700 Td (" + text + b") Tj ET"])
-        document.add_object(content)
-        page = pydyf.Dictionary(
-            {
-                "Type": "/Page",
-                "Parent": document.pages.reference,
-                "MediaBox": pydyf.Array([0, 0, 595, 842]),
-                "Contents": content.reference,
-                "Resources": pydyf.Dictionary({"Font": pydyf.Dictionary({"F1": font.reference})}),
-            }
-        )
-        document.add_page(page)
-    output = BytesIO()
-    document.write(output)
-    return output.getvalue()
+    return text_pdf(b"Amount: 1000 yuan", b"Signatures")
 
 
 @pytest.fixture(scope="module")
