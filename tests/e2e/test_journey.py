@@ -17,7 +17,7 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.crypto.keys import generate_sm2_private_key_pem
 from app.pdf.verify import verify_pdf_signatures
 from tests.conftest import csrf_token
-from tests.e2e.stack import ROOT, Stack, wait_until
+from tests.e2e.stack import ROOT, Stack, login, wait_until
 from tests.factories import CUSTODY_FEN, HAPPY_PATH_EVENTS, RESALE_FORM, bank_signing_key
 
 pytestmark = pytest.mark.e2e
@@ -30,19 +30,6 @@ def stack(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
-
-
-def _login(stack: Stack, username: str, password: str) -> requests.Session:
-    session = requests.Session()
-    token = csrf_token(session.get(f"{stack.web_url}/login", timeout=10).text)
-    answer = session.post(
-        f"{stack.web_url}/login",
-        data={"username": username, "password": password, "csrf_token": token},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 302, answer.text
-    return session
 
 
 def _deal(session: requests.Session, stack: Stack, deal_url: str) -> dict[str, Any]:
@@ -99,7 +86,7 @@ def test_resale_deal_end_to_end(stack: Stack, keys_dir: Path) -> None:
 
 
 def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
-    agent = _login(stack, "agent", passwords["agent"])
+    agent = login(stack.web_url, "agent", passwords["agent"])
     token = csrf_token(agent.get(f"{stack.web_url}/deals/new", timeout=10).text)
     created = agent.post(
         f"{stack.web_url}/deals/new", data={**RESALE_FORM, "csrf_token": token}, allow_redirects=False, timeout=10
@@ -123,7 +110,7 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
     _pay(stack, account_no, "1233567.89")
     wait_until(lambda: _deal(agent, stack, deal_url)["state"] == "funded", what="funded")
 
-    ops = _login(stack, "ops", passwords["ops"])
+    ops = login(stack.web_url, "ops", passwords["ops"])
     page = ops.get(deal_url, timeout=10).text
     ops.post(f"{deal_url}/title-transferred", data={"csrf_token": csrf_token(page)}, timeout=30)
     wait_until(lambda: _deal(ops, stack, deal_url)["state"] == "closed", what="payout result closes the deal")

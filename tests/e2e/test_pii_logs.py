@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import csrf_token
 from tests.e2e import test_journey
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, login
 from tests.factories import RESALE_FORM
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def test_no_process_logs_pii_unmasked(stack: Stack, keys_dir: Path, monkeypatch:
     passwords = stack.start()
     test_journey._journey(stack, passwords, keys_dir)
 
-    finance = test_journey._login(stack, "finance", passwords["finance"])
+    finance = login(stack.web_url, "finance", passwords["finance"])
     found = finance.get(f"{stack.web_url}/admin/deals/", params={"party_id": FORM["buyer_id_number"]}, timeout=10)
     deal_links = [part.split('"')[0] for part in found.text.split('href="/admin/deals/')[1:] if part[0].isdigit()]
     assert len(deal_links) == 1, "the journey's deal is found by the buyer's ID number"
