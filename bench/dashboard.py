@@ -5,7 +5,10 @@ custody account, and times at each size (median and max of 5, milliseconds): the
 (`app.ops.dashboard.compute`, what `/admin/` shows every staff member), and through the app (Flask's test
 client, logged in) the pages `/admin/` (ops), `/admin/deals/` (ops) and `/deals` (the agent who owns them all).
 
-Run: .venv/bin/python bench/dashboard.py [--sizes 1000,10000,100000]
+With --transfers N the ledger first gets N transfers older than the dashboard's window (the issue's
+"1,000,000 earlier transfers"), written in one INSERT … SELECT.
+
+Run: .venv/bin/python bench/dashboard.py [--sizes 1000,10000,100000] [--transfers 1000000]
 Not part of `make test`.
 """
 
@@ -70,6 +73,25 @@ def grow(rt: Runtime, template: dict[str, Any], have: int, want: int) -> None:
         uow.commit()
 
 
+def earlier_transfers(rt: Runtime, count: int) -> None:
+    """`count` transfers between two accounts of their own, 30 days and more before now."""
+    with rt.db.uow() as uow:
+        accounts = [
+            {"code": code, "type": "asset", "name": code, "debits_posted": 0, "credits_posted": 0}
+            for code in ("bench:earlier-a", "bench:earlier-b")
+        ]
+        debit, credit = uow.session.scalars(insert(LedgerAccount).returning(LedgerAccount.id), accounts).all()
+        uow.session.execute(
+            text(
+                "INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount_fen, code, kind,"
+                " created_at) SELECT 'EARLIER-' || n, :debit, :credit, 100, 'bench', 'single',"
+                " now() - interval '30 days' - n * interval '1 second' FROM generate_series(1, :count) AS n"
+            ),
+            {"debit": debit, "credit": credit, "count": count},
+        )
+        uow.commit()
+
+
 def logged_in(app: Flask, username: str) -> FlaskClient:
     client = app.test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
@@ -96,6 +118,7 @@ def report(size: int, what: str, run: Callable[[], object]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--transfers", type=int, default=0, help="earlier ledger transfers to add first")
     args = parser.parse_args()
     base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -125,6 +148,8 @@ def main() -> None:
             with rt.db.uow() as uow:
                 row = uow.session.execute(select(Deal.__table__).where(Deal.id == deal_id)).mappings().one()
                 template = {key: value for key, value in row.items() if key not in ("id", "deal_no")}
+            if args.transfers:
+                earlier_transfers(rt, args.transfers)
             have = 1
             print(f"{'deals':>8} {'what':<16} {'median ms':>10} {'max ms':>8}")
             for size in (int(part) for part in args.sizes.split(",")):

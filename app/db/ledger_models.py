@@ -67,7 +67,8 @@ class LedgerTransfer(Base):
     pending_id: Mapped[str | None] = mapped_column(ForeignKey("ledger_transfers.id"), unique=True)
     timeout_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # indexed for the dashboard's daily flows (the last 14 days, whatever the ledger holds before them)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     debit_account: Mapped[LedgerAccount] = relationship(foreign_keys=[debit_account_id])
     credit_account: Mapped[LedgerAccount] = relationship(foreign_keys=[credit_account_id])
