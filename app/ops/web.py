@@ -1,11 +1,12 @@
-"""Machine endpoints: the OpenAPI document of the bank callback API, liveness and readiness."""
+"""Machine endpoints: the OpenAPI document of the bank callback API, liveness and readiness, and the icon every
+browser asks for at /favicon.ico."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify, send_from_directory
 from werkzeug.wrappers import Response
 
 from app.ops.readiness import readiness
@@ -13,6 +14,13 @@ from app.web.access import ALL_ROLES, roles_required, runtime
 
 bp = Blueprint("health", __name__)
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "schemas" / "bank-api.openapi.json"
+
+
+@bp.route("/favicon.ico")
+def favicon() -> Response:
+    """The site's icon (static/favicon.ico), where browsers look for it without being told: no 404 per page."""
+    assert current_app.static_folder is not None
+    return send_from_directory(current_app.static_folder, "favicon.ico", max_age=7 * 24 * 3600)
 
 
 @bp.route("/healthz")

@@ -18,7 +18,15 @@ from app.platform.runtime import Runtime
 from app.users.service import ROLE_LABELS, UserInfo
 
 PUBLIC_ENDPOINTS = frozenset(
-    {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz", "health.readyz"}
+    {
+        "auth.login",
+        "static",
+        "bank_callbacks.notify",
+        "bank_callbacks.ping",
+        "health.healthz",
+        "health.readyz",
+        "health.favicon",
+    }
 )
 # Not public: the view itself accepts a staff login or a scrape token (see app/ops/metrics_web.py).
 SELF_AUTHENTICATING_ENDPOINTS = frozenset({"metrics.metrics"})

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import BytesIO
 
 from flask.testing import FlaskClient
+from PIL import Image
 from sqlalchemy import func, select, text
 
 from app.db.models import Deal, Job
 from app.pdf.verify import verify_pdf
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
-from tests.factories import RESALE_FORM
+from tests.factories import RESALE_FORM, confirmed_deal
 
 Login = Callable[[str], FlaskClient]
 
@@ -145,8 +147,34 @@ def test_every_endpoint_needs_a_login_unless_listed_public(app, client: FlaskCli
                 assert "/login" in answer.headers["Location"]
             checked += 1
     assert checked >= 9
-    public = {"auth.login", "static", "bank_callbacks.notify", "bank_callbacks.ping", "health.healthz", "health.readyz"}
+    public = {
+        "auth.login",
+        "static",
+        "bank_callbacks.notify",
+        "bank_callbacks.ping",
+        "health.healthz",
+        "health.readyz",
+        "health.favicon",
+    }
     assert public == PUBLIC_ENDPOINTS
+
+
+def test_the_icon_browsers_ask_for_is_served_without_a_login(client: FlaskClient) -> None:
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 200 and answer.mimetype in ("image/vnd.microsoft.icon", "image/x-icon")
+    icon = Image.open(BytesIO(answer.data))
+    assert icon.format == "ICO" and (32, 32) in icon.info["sizes"]
+
+
+def test_a_deal_without_an_address_shows_a_dash_not_none(login: Login, rt: Runtime) -> None:
+    deal_id = confirmed_deal(rt)
+    with rt.db.uow() as uow:
+        deal = uow.session.get(Deal, deal_id)
+        assert deal is not None
+        deal.property_address = None
+        uow.commit()
+    page = login("agent").get("/deals").text
+    assert deal.deal_no in page and "None" not in page and "<td>—</td>" in page
 
 
 def test_openapi_document_is_served_to_logged_in_users(login: Login) -> None:
