@@ -54,19 +54,31 @@ def _entered_at(session: Session, deal: Deal) -> datetime:
     return session.scalar(query) or deal.created_at
 
 
-def _deal_parameters(rt: Runtime, session: Session, deal: Deal, definition: WorkflowDefinition) -> dict[str, Any]:
-    """The workflow's parameters for the deal: its pinned city's values over the defaults, working days counted
-    on the platform's calendar with the deal's bank's cut-off."""
-    overrides = pinned_city(rt, session, deal).product(deal.product).overrides()
+def _overrides(rt: Runtime, session: Session, deal: Deal) -> dict[str, Any]:
+    """The workflow parameters the deal's pinned city config sets."""
+    return pinned_city(rt, session, deal).product(deal.product).overrides()
+
+
+def _deal_parameters(
+    rt: Runtime, deal: Deal, definition: WorkflowDefinition, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The workflow's parameters for the deal: its pinned city's `overrides` over the defaults, working days
+    counted on the platform's calendar with the deal's bank's cut-off."""
     return with_calendar(resolve(definition.parameters, overrides), rt.calendars, cut_off_of(deal.bank_code))
+
+
+def _timers(
+    rt: Runtime, session: Session, deal: Deal, definition: WorkflowDefinition, overrides: dict[str, Any]
+) -> list[DueTimer]:
+    params = _deal_parameters(rt, deal, definition, overrides)
+    return Engine(definition, rt.registry).timers(deal.state, _entered_at(session, deal), params)
 
 
 def deal_timers(rt: Runtime, session: Session, deal: Deal) -> list[DueTimer]:
     """The timers of the deal's current state with the instant each fires, earliest first; CalendarMissing
     when a working-day deadline needs a year without a complete calendar."""
     definition = rt.workflow(deal.workflow_id, deal.workflow_version)
-    params = _deal_parameters(rt, session, deal, definition)
-    return Engine(definition, rt.registry).timers(deal.state, _entered_at(session, deal), params)
+    return _timers(rt, session, deal, definition, _overrides(rt, session, deal))
 
 
 @dataclass(frozen=True)
@@ -81,9 +93,11 @@ class DeadlineView:
 
 def deadline_views(rt: Runtime, session: Session, deal: Deal) -> list[DeadlineView]:
     definition = rt.workflow(deal.workflow_id, deal.workflow_version)
-    texts = deadline_texts(definition.parameters, pinned_city(rt, session, deal).product(deal.product).overrides())
+    overrides = _overrides(rt, session, deal)  # read once for the texts and the instants
+    texts = deadline_texts(definition.parameters, overrides)
     try:
-        due, problem = {item.timer.after: item.due_at for item in deal_timers(rt, session, deal)}, None
+        timers = _timers(rt, session, deal, definition, overrides)
+        due, problem = {item.timer.after: item.due_at for item in timers}, None
     except CalendarMissing as missing:
         due, problem = {}, missing.message
     running = {timer.after for timer in definition.states[deal.state].timers}
@@ -106,7 +120,7 @@ def _fire_one(rt: Runtime, deal_id: int) -> bool:
         definition = rt.workflow(deal.workflow_id, deal.workflow_version)
         if not definition.states[deal.state].timers:  # moved on since the candidates were listed
             return False
-        params = _deal_parameters(rt, session, deal, definition)
+        params = _deal_parameters(rt, deal, definition, _overrides(rt, session, deal))
         now, entered_at = rt.clock(), _entered_at(session, deal)
         try:
             timers = Engine(definition, rt.registry).timers(deal.state, entered_at, params)
