@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.db.models import Deal, DealEvent
+from app.db.pii import encrypted_columns
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, fire
 from app.domain.banks import cut_off_of
@@ -141,16 +142,29 @@ def _fire_one(rt: Runtime, deal_id: int) -> bool:
 
 def calendar_misses(rt: Runtime) -> list[tuple[str, int]]:
     """(deal number, year) of every deal waiting in a timed state whose working-day deadline needs a year
-    without a complete business calendar: its timer cannot fire until the year's calendar is published."""
+    without a complete business calendar: its timer cannot fire until the year's calendar is published.
+    Only deals whose running timers count working days are looked at (decided once per workflow state and
+    pinned config), read without their encrypted columns."""
     timed = _timed_states(rt)
     if not timed:
         return []
     misses = []
+    counts_working_days: dict[tuple[str, int, str, str, str], bool] = {}
     with rt.db.uow() as uow:
         key = tuple_(Deal.workflow_id, Deal.workflow_version, Deal.state)
-        for deal in uow.session.scalars(select(Deal).where(key.in_(timed)).order_by(Deal.id)):
+        query = select(Deal).options(*(defer(column) for column in encrypted_columns(Deal)))
+        for deal in uow.session.scalars(query.where(key.in_(timed)).order_by(Deal.id)):
+            definition = rt.workflow(deal.workflow_id, deal.workflow_version)
+            overrides = _overrides(rt, uow.session, deal)
+            group = (deal.workflow_id, deal.workflow_version, deal.state, deal.product, deal.city_config_sha256)
+            if group not in counts_working_days:
+                params = resolve(definition.parameters, overrides)
+                running = definition.states[deal.state].timers
+                counts_working_days[group] = any(isinstance(params[timer.after], WorkingDays) for timer in running)
+            if not counts_working_days[group]:
+                continue
             try:
-                deal_timers(rt, uow.session, deal)
+                _timers(rt, uow.session, deal, definition, overrides)
             except CalendarMissing as missing:
                 misses.append((deal.deal_no, missing.year))
     return misses
