@@ -1,12 +1,16 @@
 """Benchmark: N writers posting to distinct ordinary accounts vs all to one hot account.
 
-Two ways of writing: `batched` (every writer submits to the group-commit LedgerBatcher and waits until its
-posting is committed) and `direct` (every posting is its own transaction through LedgerRepository, as
-a deal's state change and its posting are committed together).
+Three ways of writing: `batched` (every writer submits to the group-commit LedgerBatcher and waits until its
+posting is committed), `direct` (every posting is its own transaction through LedgerRepository, as a deal's
+state change and its posting are committed together: what the services use) and, on PostgreSQL only,
+`plain-sql`: the reference - the simplest correct transfer as one SQL statement-function on the same tables
+(both totals moved, the CHECK constraints refusing an overdraft, the primary key refusing a repeated id; no
+hot-account buffer, no result codes), one transaction per posting through the same driver and pool.
 
-Run: .venv/bin/python bench/ledger.py [--writers 32] [--seconds 5] [--modes batched,direct] [--json out.json]
+Run: .venv/bin/python bench/ledger.py [--writers 32] [--seconds 5] [--modes plain-sql,direct,batched]
+     [--databases sqlite,postgresql] [--json out.json]
      (PostgreSQL from CUNGUAN_BENCH_POSTGRES_URL, default the local server; a fresh schema is used and dropped)
-Prints a table and writes JSON; never part of `make test`.
+Prints a table and the ratio direct/plain-sql; writes JSON; never part of `make test`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import create_engine, insert, text, update
 
+import app.db.models  # noqa: F401 - every table (the ledger's accounts refer to deals)
 from app.db.base import Base, utcnow
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.session import Database
@@ -35,6 +40,26 @@ from app.ledger.batcher import LedgerBatcher
 from app.ledger.repo import LedgerRepository, check_ledger
 
 COMMITTERS = int(os.environ.get("BENCH_COMMITTERS", "1"))
+# The reference: what a plain-PostgreSQL ledger does for one transfer, in one statement.
+PLAIN_SQL = """
+CREATE OR REPLACE FUNCTION bench_plain_transfer(p_id varchar, p_debit varchar, p_credit varchar, p_amount bigint,
+    p_code varchar, p_at timestamptz) RETURNS void LANGUAGE sql AS $$
+    WITH moved AS (
+        UPDATE ledger_accounts
+        SET debits_posted = debits_posted + CASE WHEN code = p_debit THEN p_amount ELSE 0 END,
+            credits_posted = credits_posted + CASE WHEN code = p_credit THEN p_amount ELSE 0 END
+        WHERE code IN (p_debit, p_credit)
+        RETURNING id, code
+    )
+    INSERT INTO ledger_transfers (id, debit_account_id, credit_account_id, amount_fen, code, kind, created_at)
+    SELECT p_id, d.id, c.id, p_amount, p_code, 'single', p_at FROM moved AS d, moved AS c
+    WHERE d.code = p_debit AND c.code = p_credit
+$$
+"""
+PLAIN_CALL = text(
+    "SELECT bench_plain_transfer(CAST(:id AS varchar), CAST(:debit AS varchar), CAST(:credit AS varchar),"
+    " CAST(:amount AS bigint), CAST(:code AS varchar), CAST(:at AS timestamptz))"
+)
 HOT = AccountSpec("bank_clearing:bench", "asset", "热点清算户", credits_must_not_exceed_debits=True, hot=True)
 
 
@@ -69,7 +94,12 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -
         if result.status != "created":
             raise RuntimeError(f"{result.status}: {result.message}")
 
-    post = post_batched if batcher is not None else post_direct
+    def post_plain(spec: TransferSpec) -> None:
+        with db.engine.begin() as connection:
+            parameters = {"debit": spec.debit_code, "credit": spec.credit_code, "amount": spec.amount_fen}
+            connection.execute(PLAIN_CALL, {"id": spec.id, "code": spec.code, "at": utcnow(), **parameters})
+
+    post = {"batched": post_batched, "direct": post_direct, "plain-sql": post_plain}[mode]
 
     def writer(index: int) -> None:
         debit = HOT.code if hot else _source(index).code
@@ -148,9 +178,14 @@ def bench_database(name: str, url: str, writers: int, seconds: float, modes: lis
     db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": writers + 4, "max_overflow": 0}))
     rows = []
     for mode in modes:
+        if mode == "plain-sql" and name != "postgresql":
+            continue
         for hot in (False, True):
             Base.metadata.drop_all(db.engine)
             Base.metadata.create_all(db.engine)
+            if mode == "plain-sql":
+                with db.engine.begin() as connection:
+                    connection.exec_driver_sql(PLAIN_SQL)
             seed_history(db)
             result = run_case(db, writers, seconds, hot, mode)
             with db.uow() as uow:
@@ -170,39 +205,55 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--writers", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--modes", default="batched,direct", help="comma-separated: batched, direct")
+    parser.add_argument(
+        "--modes", default="plain-sql,direct,batched", help="comma-separated: plain-sql (PostgreSQL), direct, batched"
+    )
+    parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     modes = args.modes.split(",")
+    databases = args.databases.split(",")
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        rows += bench_database("sqlite", f"sqlite:///{folder}/bench.db", args.writers, args.seconds, modes)
+    if "sqlite" in databases:
+        with tempfile.TemporaryDirectory() as folder:
+            rows += bench_database("sqlite", f"sqlite:///{folder}/bench.db", args.writers, args.seconds, modes)
+    if "postgresql" in databases:
+        rows += bench_postgresql(args.writers, args.seconds, modes)
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+def bench_postgresql(writers: int, seconds: float, modes: list[str]) -> list[dict[str, object]]:
     base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        rows += bench_database(
-            "postgresql", f"{base}?options=-csearch_path%3D{schema}", args.writers, args.seconds, modes
-        )
+        return bench_database("postgresql", f"{base}?options=-csearch_path%3D{schema}", writers, seconds, modes)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    header = f"{'database':<11} {'mode':<8} {'case':<9} {'writers':>7} {'postings/s':>11} {'p50 ms':>8} {'p99 ms':>8}"
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    header = f"{'database':<11} {'mode':<10} {'case':<9} {'writers':>7} {'postings/s':>11} {'p50 ms':>8} {'p99 ms':>8}"
     print(header + f" {'errors':>7}")
     for row in rows:
         print(
-            f"{row['database']:<11} {row['mode']:<8} {row['case']:<9} {row['writers']:>7}"
+            f"{row['database']:<11} {row['mode']:<10} {row['case']:<9} {row['writers']:>7}"
             f" {row['postings_per_s']:>11.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>7}"
         )
-    for database in ("sqlite", "postgresql"):
-        for mode in modes:
-            by_case = {row["case"]: row for row in rows if row["database"] == database and row["mode"] == mode}
-            ratio = by_case["hot"]["postings_per_s"] / max(by_case["ordinary"]["postings_per_s"], 1e-9)
+    rate = {(row["database"], row["mode"], row["case"]): float(row["postings_per_s"]) for row in rows}  # type: ignore[arg-type]
+    for database, mode, case in rate:
+        if case == "ordinary" and (database, mode, "hot") in rate:
+            ratio = rate[database, mode, "hot"] / max(rate[database, mode, case], 1e-9)
             print(f"{database} {mode}: hot/ordinary = {ratio:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+    for case in ("ordinary", "hot"):
+        if ("postgresql", "direct", case) in rate and ("postgresql", "plain-sql", case) in rate:
+            ratio = rate["postgresql", "direct", case] / max(rate["postgresql", "plain-sql", case], 1e-9)
+            print(f"postgresql {case}: direct/plain-sql = {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import immutability
+from app.db import immutability, ledger_function
 from app.db.base import Base, UTCDateTime, utcnow
 
 
@@ -123,3 +123,17 @@ def _drop_immutability_function(table: Any, connection: Any, **_: Any) -> None:
     """Dropping the table drops its triggers; on PostgreSQL the trigger function outlives it."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("DROP FUNCTION IF EXISTS ledger_transfers_immutable()")
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_ledger_function(_metadata: Any, connection: Any, **_: Any) -> None:
+    """Tables made by create_all (tests) get the one-call posting function migration 0035 installs
+    (PostgreSQL; made once every table it names exists)."""
+    for statement in ledger_function.statements(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+@event.listens_for(Base.metadata, "after_drop")
+def _drop_ledger_function(_metadata: Any, connection: Any, **_: Any) -> None:
+    for statement in ledger_function.statements(connection.dialect.name, drop=True):
+        connection.exec_driver_sql(statement)

@@ -21,6 +21,13 @@ from app.domain.ledger import AccountSpec, TransferSpec, balance_of, flag_violat
 TOTALS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
 RESOLUTIONS = ("post_pending", "void_pending")
 POSTED_KINDS = ("single", "post_pending")
+MESSAGES = {  # what a refused operation says (a broken flag says more: `flag_violation`)
+    "UNKNOWN_ACCOUNT": "账户不存在",
+    "PENDING_NOT_FOUND": "冻结分录不存在",
+    "PENDING_ALREADY_RESOLVED": "该冻结已处理，不能重复入账或解冻",
+    "BAD_AMOUNT": "入账金额必须大于零且不超过冻结金额",
+    "TRANSFER_ID_CONFLICT": "同一记账编号的内容不一致",
+}
 
 
 @dataclass(frozen=True)
@@ -187,7 +194,7 @@ class _Batch:
     def _account(self, code: str) -> AccountState:
         account = self.by_code.get(code)
         if account is None:
-            raise OpFailed("UNKNOWN_ACCOUNT", "账户不存在", account=code)
+            raise OpFailed("UNKNOWN_ACCOUNT", MESSAGES["UNKNOWN_ACCOUNT"], account=code)
         return account
 
     def _record(self, op: LedgerOp) -> None:
@@ -212,19 +219,17 @@ class _Batch:
         assert op.pending_id is not None
         pending = self.known.get(op.pending_id)
         if pending is None or pending.kind != "pending":
-            raise OpFailed("PENDING_NOT_FOUND", "冻结分录不存在", pending_id=op.pending_id)
+            raise OpFailed("PENDING_NOT_FOUND", MESSAGES["PENDING_NOT_FOUND"], pending_id=op.pending_id)
         if op.pending_id in self.resolved:
             raise OpFailed(
                 "PENDING_ALREADY_RESOLVED",
-                "该冻结已处理，不能重复入账或解冻",
+                MESSAGES["PENDING_ALREADY_RESOLVED"],
                 pending_id=op.pending_id,
                 by=self.resolved[op.pending_id],
             )
         amount = pending.amount_fen if op.amount_fen is None else op.amount_fen
         if op.kind == "post_pending" and not 0 < amount <= pending.amount_fen:
-            raise OpFailed(
-                "BAD_AMOUNT", "入账金额必须大于零且不超过冻结金额", pending_fen=pending.amount_fen, amount_fen=amount
-            )
+            raise OpFailed("BAD_AMOUNT", MESSAGES["BAD_AMOUNT"], pending_fen=pending.amount_fen, amount_fen=amount)
         debit, credit = self.by_id[pending.debit_account_id], self.by_id[pending.credit_account_id]
         posted = amount if op.kind == "post_pending" else 0
         self._move(debit, credit, {"pending": -pending.amount_fen, "posted": posted})
@@ -290,7 +295,7 @@ class _Batch:
                 and stored.code == op.spec.code
             )
         if not same:
-            raise OpFailed("TRANSFER_ID_CONFLICT", "同一记账编号的内容不一致", id=op.id)
+            raise OpFailed("TRANSFER_ID_CONFLICT", MESSAGES["TRANSFER_ID_CONFLICT"], id=op.id)
 
 
 def plan_batch(

@@ -137,8 +137,6 @@ def execute(
     ops: list[LedgerOp],
     now: datetime,
     known: Known | None = None,
-    *,
-    assume_new: bool = False,
 ) -> list[OpResult]:
     """Apply `ops` inside the connection's open transaction; one result per op, in order. `known`, when
     given, is what the transaction learnt of its accounts in earlier batches; this one adds to it.
@@ -146,16 +144,12 @@ def execute(
     A batch that plans at most one new transfer either writes completely or, when a concurrent
     transaction committed that transfer first, writes nothing but the hot buffers it folded (a fold is
     complete on its own) and raises a clean ConcurrentPosting: it needs no savepoint around it.
-
-    `assume_new` (PostgreSQL, one posting or hold) skips looking the op's id up: if it exists after all,
-    the write finds it and raises a clean ConcurrentPosting, and a failed plan may be an existing transfer
-    too - in both cases the caller runs the op again without assuming."""
+    (On PostgreSQL the services run a single op through `sql_posting`, in one statement.)"""
     if not ops:
         return []
-    assert not assume_new or (len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql")
     known = Known() if known is None else known
     wanted = {op.id for op in ops} | {op.pending_id for op in ops if op.pending_id is not None}
-    existing = {} if assume_new else _stored(connection, wanted)
+    existing = _stored(connection, wanted)
     resolved = _resolutions(connection, {op.pending_id for op in ops if op.pending_id is not None})
     accounts = _load_accounts(connection, ops, existing, known)
     locked = _lock_and_refresh(connection, ops, existing, accounts, known.held)

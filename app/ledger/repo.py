@@ -28,6 +28,7 @@ from app.domain.ledger import (
 )
 from app.domain.ledger_batch import POSTED_KINDS, AccountState, LedgerOp, OpResult
 from app.ledger import engine as ledger_engine
+from app.ledger import sql_posting
 from app.platform.errors import LedgerError
 
 KNOWN = "cunguan.ledger.known"
@@ -198,19 +199,14 @@ class LedgerRepository:
     def run(self, ops: list[LedgerOp]) -> list[tuple[LedgerTransfer, bool]]:
         """Run ops as one batch; raises the first failure (then nothing of the batch was written).
 
-        If a concurrent transaction posted one of its transfer ids first, the batch runs again and then
+        On PostgreSQL a single (unlinked) op is one statement (`sql_posting`). Otherwise the batch engine runs
+        it; if a concurrent transaction posted one of its transfer ids first, the batch runs again and then
         reports that transfer as existing. A batch of one op needs nothing undone for that (see
-        `ledger_engine.execute`); a larger one runs in a savepoint that is rolled back first. On PostgreSQL
-        a single posting or hold is first tried as new (its id not looked up), since it nearly always is."""
+        `ledger_engine.execute`); a larger one runs in a savepoint that is rolled back first."""
         self.session.flush()
         connection = self.session.connection()
-        if len(ops) == 1 and ops[0].pending_id is None and connection.dialect.name == "postgresql":
-            try:
-                results = ledger_engine.execute(connection, ops, utcnow(), _known(self.session), assume_new=True)
-            except ledger_engine.ConcurrentPosting:  # it exists after all (clean: nothing to undo)
-                results = []
-            if not (results and results[0].ok):  # refused as new: it may exist - look, and run it again
-                results = self._run_looking(connection, ops)
+        if len(ops) == 1 and not ops[0].linked and connection.dialect.name == "postgresql":
+            results = [sql_posting.apply(connection, ops[0], utcnow(), _known(self.session))]
         else:
             results = self._run_looking(connection, ops)
         for obj in list(self.session.identity_map.values()):  # totals moved underneath the ORM
@@ -241,8 +237,8 @@ class LedgerRepository:
         return self.run([op])[0]
 
     def _transfer(self, result: OpResult) -> LedgerTransfer:
-        """The transfer of a result: one just written is built from its row (no statement), an existing one
-        is loaded."""
+        """The transfer of a result: built from its row when the result carries one (no statement), else
+        loaded."""
         if result.row is not None and self.session.identity_map.get(identity_key(LedgerTransfer, result.id)) is None:
             transfer = LedgerTransfer(**result.row)
             make_transient_to_detached(transfer)

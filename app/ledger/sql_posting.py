@@ -1,0 +1,109 @@
+"""PostgreSQL: one ledger operation in one round trip, through `ledger_apply` (`app.db.ledger_function`).
+
+What the services use for a single posting, hold, post or void of a hold: the same rules, result codes and
+details as the batch engine gives for a batch of one operation, in the caller's transaction (the function
+never commits). Batches, and everything on SQLite, go through the batch engine (`app.ledger.engine`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from app.domain.ledger import flag_violation
+from app.domain.ledger_batch import MESSAGES, AccountState, LedgerOp, OpResult
+from app.ledger.engine import Known
+
+log = logging.getLogger("cunguan.ledger")
+
+_APPLY = text(
+    "SELECT * FROM ledger_apply(CAST(:kind AS varchar), CAST(:id AS varchar), CAST(:debit AS varchar),"
+    " CAST(:credit AS varchar), CAST(:amount AS bigint), CAST(:code AS varchar), CAST(:deal AS bigint),"
+    " CAST(:pending AS varchar), CAST(:timeout AS timestamptz), CAST(:at AS timestamptz),"
+    " CAST(:now AS timestamptz))"
+)
+
+
+def parameters(op: LedgerOp, now: datetime) -> dict[str, Any]:
+    """The function's arguments for one operation."""
+    spec = op.spec
+    return {
+        "kind": op.kind,
+        "id": op.id,
+        "debit": spec.debit_code if spec is not None else None,
+        "credit": spec.credit_code if spec is not None else None,
+        "amount": spec.amount_fen if spec is not None else op.amount_fen,
+        "code": spec.code if spec is not None else None,
+        "deal": spec.deal_id if spec is not None else None,
+        "pending": op.pending_id,
+        "timeout": op.timeout_at,
+        "at": op.at,
+        "now": now,
+    }
+
+
+def apply(connection: Connection, op: LedgerOp, now: datetime, known: Known | None = None) -> OpResult:
+    """Run one operation in the connection's open transaction, in one statement. `known`, when given, learns
+    the exact totals of the ordinary accounts the operation locked (as after a batch of the engine)."""
+    out = connection.execute(_APPLY, parameters(op, now)).one()
+    held = [_state(values) for values in out.o_held]
+    if known is not None:
+        known.held.update({state.code: state for state in held})
+        known.meta.update({state.code: _rules(state) for state in held})
+    for code, projected, threshold, raised in out.o_alerts:
+        if raised:
+            log.warning(
+                "hot account balance low",
+                extra={"account": code, "projected_fen": projected, "threshold_fen": threshold},
+            )
+        else:
+            log.info("hot account balance recovered", extra={"account": code, "projected_fen": projected})
+    if out.o_status in ("created", "exists"):
+        row = {
+            "id": op.id,
+            "debit_account_id": out.o_debit,
+            "credit_account_id": out.o_credit,
+            "amount_fen": out.o_amount,
+            "code": out.o_code,
+            "kind": out.o_kind,
+            "pending_id": out.o_pending,
+            "timeout_at": out.o_timeout,
+            "deal_id": out.o_deal,
+            "created_at": out.o_created,
+        }
+        return OpResult(op.id, out.o_status, row=row)
+    details = dict(out.o_details)
+    return OpResult(op.id, out.o_status, _message(out.o_status, out.o_refused), details)
+
+
+def _message(status: str, refused: list[Any] | None) -> str:
+    """The message the batch engine gives for this refusal (a broken flag names the totals it would have had)."""
+    if status != "BALANCE_CONSTRAINT":
+        return MESSAGES[status]
+    assert refused is not None
+    account = _state(refused)
+    problem = flag_violation(account.spec, *account.totals())
+    assert problem is not None, refused
+    return problem
+
+
+def _state(values: list[Any]) -> AccountState:
+    account_id, code, kind, debits_limited, credits_limited, alert_below_fen, *totals = values
+    state = AccountState(account_id, code, kind, debits_limited, credits_limited, False, alert_below_fen)
+    state.set_totals(tuple(int(value) for value in totals))  # type: ignore[arg-type] - four totals
+    return state
+
+
+def _rules(state: AccountState) -> AccountState:
+    return AccountState(
+        state.id,
+        state.code,
+        state.type,
+        state.debits_must_not_exceed_credits,
+        state.credits_must_not_exceed_debits,
+        state.hot,
+        state.alert_below_fen,
+    )
