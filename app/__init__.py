@@ -63,7 +63,7 @@ def _register_web(app: Flask) -> None:
     from app.payouts import amendment_web as payee_amendments
     from app.payouts import web as payouts
     from app.users import web as auth
-    from app.web import banners, errors, filters
+    from app.web import banners, errors, filters, labels
     from app.web.access import require_login, require_password_change
     from app.web.input_limits import refuse_overlong_fields
 
@@ -89,4 +89,5 @@ def _register_web(app: Flask) -> None:
     banners.register(app)
     errors.register(app)
     filters.register(app)
+    labels.register(app)
     register_admin(app)

@@ -60,6 +60,10 @@ class BatchView(RoleView, ActionsMixin):
         super().__init__(*args, **kwargs)
         self.init_actions()
 
+    def row_labels(self, rows: list[str]) -> dict[str, str]:
+        """How the confirmation names the selected rows (a deal's number rather than its database id)."""
+        return {row: row for row in rows}
+
     def _back(self) -> Response:
         target = get_redirect_target()
         return redirect(target or self.get_url(".index"))
@@ -87,6 +91,7 @@ class BatchView(RoleView, ActionsMixin):
             return self.render(  # type: ignore[no-any-return]
                 "admin/cunguan/batch_confirm.html",
                 rows=rows,
+                row_labels=self.row_labels(rows),
                 action=name,
                 text=text,
                 confirmation=confirmation,

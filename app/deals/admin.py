@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, ClassVar
 
@@ -17,14 +18,62 @@ from app.admin.paging import page_number, paginate
 from app.db.models import BankNotification, Deal, Job, VirtualAccount
 from app.deals import freeze as deal_freeze
 from app.deals.service import Actor, deal_view
+from app.domain.banks import KNOWN_BANKS
+from app.domain.labels import PRODUCT_LABELS, bank_label, product_label
 from app.domain.timezone import SHANGHAI
 from app.pdf.verify import verify_pdf
 from app.pii.service import UNMASK_ROLES, audit_party_search, masked_parties, party_clause, unmask_deal_parties
 from app.platform.errors import CunguanError, NotFound
 from app.platform.runtime import Runtime
+from app.state_machine.definition import WorkflowDefinition
 from app.web.access import runtime
 
-FILTERS = ("deal_no", "city", "product", "state", "account_no", "date_from", "date_to", "party_id", "party_phone")
+FILTERS = (
+    "deal_no",
+    "city",
+    "product",
+    "bank",
+    "state",
+    "account_no",
+    "date_from",
+    "date_to",
+    "party_id",
+    "party_phone",
+)
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """The console's deal filters as dropdowns, in Chinese: (value, label) pairs; states per product, each in
+    its product's words, as `<product>:<state>`."""
+
+    cities: list[tuple[str, str]]
+    products: list[tuple[str, str]]
+    banks: list[tuple[str, str]]
+    states: list[tuple[str, list[tuple[str, str]]]]
+
+
+def filter_choices(rt: Runtime) -> FilterChoices:
+    cities = []
+    for stem in rt.cities.source.stems():
+        if stem.isdigit():
+            try:
+                cities.append((stem, rt.cities.resolve(stem).data["name"]))
+            except (CunguanError, KeyError):
+                cities.append((stem, stem))
+    latest: dict[str, WorkflowDefinition] = {}
+    for (workflow_id, _version), definition in sorted(rt.workflows.items()):
+        latest[workflow_id] = definition  # the newest version's wording
+    states = [
+        (product_label(product), [(f"{product}:{code}", state.label) for code, state in definition.states.items()])
+        for product, definition in latest.items()
+    ]
+    return FilterChoices(
+        cities=sorted(cities),
+        products=list(PRODUCT_LABELS.items()),
+        banks=[(code, bank_label(code)) for code in KNOWN_BANKS],
+        states=states,
+    )
 
 
 def _day(raw: str) -> date | None:
@@ -39,9 +88,14 @@ def search_query(args: dict[str, str]) -> Select[Any]:
     query = select(Deal).options(selectinload(Deal.virtual_account)).order_by(Deal.id.desc())
     if args.get("deal_no"):
         query = query.where(Deal.deal_no.contains(args["deal_no"]))
-    for key, column in (("city", Deal.city_code), ("product", Deal.product), ("state", Deal.state)):
+    for key, column in (("city", Deal.city_code), ("product", Deal.product), ("bank", Deal.bank_code)):
         if args.get(key):
             query = query.where(column == args[key])
+    if args.get("state"):  # `<product>:<state>` from the dropdown, or a bare state
+        product, _, state = args["state"].rpartition(":")
+        query = query.where(Deal.state == state)
+        if product:
+            query = query.where(Deal.product == product)
     if args.get("account_no"):
         query = query.where(Deal.virtual_account.has(VirtualAccount.account_no == args["account_no"]))
     party = party_clause(args.get("party_id"), args.get("party_phone"))  # exact, through the blind index
@@ -87,7 +141,14 @@ class DealsView(BatchView):
             uow.commit()
         labels = {deal.id: _state_label(rt, deal) for deal in page.rows}
         filled = {key: value for key, value in args.items() if value}
-        return self.render("admin/cunguan/deals.html", page=page, args=args, filled=filled, labels=labels)  # type: ignore[no-any-return]
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/deals.html",
+            page=page,
+            args=args,
+            filled=filled,
+            labels=labels,
+            choices=filter_choices(rt),
+        )
 
     @expose("/<int:deal_id>")
     def detail(self, deal_id: int) -> str:
@@ -119,15 +180,16 @@ class DealsView(BatchView):
             flash(done, "success")
         return redirect(url_for(".detail", deal_id=deal_id))
 
+    def row_labels(self, rows: list[str]) -> dict[str, str]:
+        with runtime().db.uow() as uow:
+            ids = [int(row) for row in rows if row.isdigit()]
+            found = uow.session.execute(select(Deal.id, Deal.deal_no).where(Deal.id.in_(ids)))
+            return {str(deal_id): deal_no for deal_id, deal_no in found}
+
     @action("freeze", "冻结", "冻结后这些存管单的付款将暂停提交银行，直到解冻。")
     def batch_freeze(self, rows: list[str], reason: str) -> BatchReport:
         rt, actor = runtime(), self.actor
-        with rt.db.uow() as uow:
-            ids = [int(row) for row in rows if row.isdigit()]
-            numbers = {
-                str(i): no for i, no in uow.session.execute(select(Deal.id, Deal.deal_no).where(Deal.id.in_(ids)))
-            }
-        return each(rows, lambda row: deal_freeze.freeze(rt, actor, _deal_id(row), reason), numbers)
+        return each(rows, lambda row: deal_freeze.freeze(rt, actor, _deal_id(row), reason), self.row_labels(rows))
 
     def _detail(self, deal_id: int, parties: dict[str, Any] | None = None, unmasked: bool = False) -> str:
         rt = runtime()

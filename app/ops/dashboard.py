@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from app.calendars.alerts import CalendarAlert, calendar_alerts
 from app.db.ledger_models import LedgerAccount, LedgerHotEntry, LedgerTransfer
 from app.db.models import Deal, Job, Payout, VirtualAccount
+from app.domain.labels import product_label
 from app.domain.ledger import balance_of
 from app.domain.timezone import SHANGHAI
 from app.ledger.alerts import AlertView, open_alerts
@@ -194,20 +195,24 @@ def _shares(totals: Counter[str], label: Callable[[str], str]) -> list[Share]:
 
 
 def _deals_by_state(rt: Runtime, session: Session) -> list[Share]:
+    """Deals per product and state, each state in its own product's words (a resale deal's 已入金 is not
+    another product's)."""
     rows = session.execute(
-        select(Deal.workflow_id, Deal.workflow_version, Deal.state, func.count()).group_by(
-            Deal.workflow_id, Deal.workflow_version, Deal.state
+        select(Deal.product, Deal.workflow_id, Deal.workflow_version, Deal.state, func.count()).group_by(
+            Deal.product, Deal.workflow_id, Deal.workflow_version, Deal.state
         )
     ).all()
     counts: Counter[str] = Counter()
     labels: dict[str, str] = {}
-    for workflow_id, version, state, count in rows:
-        counts[state] += count
+    for product, workflow_id, version, state, count in rows:
+        key = f"{product}:{state}"
+        counts[key] += count
         try:
-            labels.setdefault(state, rt.workflow(workflow_id, version).label(state))
+            state_label = rt.workflow(workflow_id, version).label(state)
         except CunguanError:
-            labels.setdefault(state, state)
-    return [Share(state, labels[state], count) for state, count in counts.most_common()]
+            state_label = state
+        labels.setdefault(key, f"{product_label(product)} · {state_label}")
+    return [Share(key, labels[key], count) for key, count in counts.most_common()]
 
 
 def hour_window(now: datetime, hours: int = OPENING_HOURS) -> list[datetime]:
@@ -248,7 +253,7 @@ def _jobs(session: Session) -> JobFigures:
 
 def _city_name(rt: Runtime, code: str) -> str:
     try:
-        return f"{rt.cities.get(code).name}（{code}）"
+        return rt.cities.get(code).name
     except CunguanError:
         return code
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import Flask
 
 from app.domain.forms.products import PARTY_LABELS
+from app.domain.labels import bank_label
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
@@ -21,7 +22,7 @@ def shanghai_time(value: datetime | None) -> str:
 def actor_label(actor: str) -> str:
     kind, _, name = actor.partition(":")
     if kind == "bank":
-        return f"银行（{name}）"
+        return f"银行（{bank_label(name)}）"
     if kind == "system":
         return "系统"
     return f"用户 {name}"

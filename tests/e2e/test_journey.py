@@ -119,7 +119,7 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
     assert [e["event"] for e in final["events"]] == HAPPY_PATH_EVENTS
     assert final["custody_balance_fen"] == 0
     page = ops.get(deal_url, timeout=10).text
-    for label in ("新建存管单", "虚户已开立", "部分资金到账", "资金足额到账", "放款成功", "银行（ceb）"):
+    for label in ("新建存管单", "虚户已开立", "部分资金到账", "资金足额到账", "放款成功", "银行（中国光大银行）"):
         assert label in page, label
 
     pdf = ops.get(f"{deal_url}/agreement.pdf", timeout=10).content

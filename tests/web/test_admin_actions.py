@@ -184,7 +184,7 @@ def test_deals_search_and_detail_show_pii_masked(login: Login, funded: tuple[int
     assert RESALE_FORM["seller_bank_account"] not in detail and RESALE_FORM["seller_id_number"] not in detail
     assert "签章有效" in detail and "6226000000000201" in detail
     assert "arrival:ceb:REF-A" in detail, "the ledger transfers"
-    assert "funds_arrived" in detail and "open_virtual_account" in detail, "callbacks and jobs"
+    assert "入账通知" in detail and "开立存管虚户" in detail, "callbacks and jobs, labelled"
 
 
 def test_ledger_pages_show_exact_balances_history_cutoff_and_csv(

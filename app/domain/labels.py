@@ -1,0 +1,153 @@
+"""Chinese labels for every code a person can see: products, banks, ledger accounts, jobs, payouts, audit
+actions, callbacks. One place, pure (no Flask): the web filters (`app/web/labels.py`), the console and the
+dashboard read them. A code without a label is shown as it is, never as `None`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.domain.banks import KNOWN_BANKS
+
+EMPTY = "—"
+
+PRODUCT_LABELS = {
+    "resale_escrow": "二手房交易资金存管",
+    "gov_escrow": "存量房交易资金监管（政府）",
+    "rent_custody": "住房租金托管",
+    "provident_fund_rent": "公积金付房租",
+    "renovation_escrow": "装修资金托管",
+    "intent_deposit": "购房意向金托管",
+    "guarantee_release": "保证金冻结与解冻",
+}
+
+ACCOUNT_TYPE_LABELS = {"asset": "资产", "liability": "负债", "income": "收入", "expense": "费用", "equity": "权益"}
+
+JOB_KIND_LABELS = {
+    "open_virtual_account": "开立存管虚户",
+    "check_virtual_account": "查询开户结果",
+    "submit_payout": "提交付款",
+    "query_payout": "查询付款结果",
+    "check_payout": "核对付款结果",
+    "bank_freeze": "银行冻结",
+    "bank_unfreeze": "银行解冻",
+    "agreement_countersign": "银行协议签章",
+    "simulate_city": "城市配置仿真",
+}
+
+JOB_STATUS_LABELS = {"pending": "待执行", "running": "执行中", "done": "已完成", "dead": "已放弃"}
+
+PAYOUT_STATUS_LABELS = {
+    "awaiting_approval": "待审批",
+    "pending": "待提交银行",
+    "submitted": "银行处理中",
+    "succeeded": "已付款",
+    "failed": "付款失败",
+}
+
+PAYOUT_PURPOSE_LABELS = {"release": "解除存管付款", "refund": "原路退款", "return": "挂账原路退回"}
+
+VIRTUAL_ACCOUNT_STATUS_LABELS = {"requested": "开户中", "opened": "已开立", "closed": "已销户", "failed": "开户失败"}
+
+CALLBACK_TYPE_LABELS = {"account_opened": "开户回执", "funds_arrived": "入账通知", "payout_result": "付款结果"}
+
+CALLBACK_OUTCOME_LABELS = {
+    "processed": "已处理",
+    "recorded_without_transition": "已记录，未触发流转",
+    "already_opened": "账户已开立（重复）",
+    "deal_closed_returning": "存管单已结束，原路退回",
+    "debit": "出账记录",
+    "duplicate_bank_reference": "重复流水，未重复入账",
+    "suspense": "转入挂账",
+    "unknown_request": "未知开户申请",
+    "wrong_payer_returning": "非指定付款人，原路退回",
+    "wrong_payer_review": "非指定付款人，待人工处理",
+}
+
+# audit actions: the exact ones, then the families whose last part is a workflow event or an operation
+AUDIT_ACTION_LABELS = {
+    "auth.login": "登录",
+    "auth.login_failed": "登录失败",
+    "auth.lockout": "账户锁定",
+    "deal.create": "新建存管单",
+    "deal.resend_signature": "重新发起签署",
+    "deal.freeze": "冻结存管单",
+    "deal.unfreeze": "解冻存管单",
+    "agreement.sign": "平台签署协议",
+    "agreement.bank_signed": "银行签章",
+    "agreement.download": "下载协议",
+    "payout.open": "发起付款",
+    "payout.approve": "审批付款",
+    "payout.submitted": "付款已提交银行",
+    "payout.result": "付款结果",
+    "payee_amendment.propose": "提出收款账户变更",
+    "payee_amendment.approve": "审批收款账户变更",
+    "reconciliation.resolve": "处理对账差异",
+    "callback_alert.resolve": "处理回调告警",
+    "bank.opening_limits": "调整开户限速",
+    "job.retry": "重试任务",
+    "export.csv": "导出 CSV",
+    "contracts.import": "导入存量合同",
+    "pii.unmask": "查看完整个人信息",
+    "pii.search": "按证件号或手机号查询",
+}
+AUDIT_FAMILY_LABELS = {
+    "workflow": "流程",
+    "deal": "存管单操作",
+    "payout": "付款",
+    "config": "城市配置",
+    "user": "用户",
+    "role": "角色授权",
+    "suspense": "挂账",
+    "ledger": "账务",
+    "agreement": "协议",
+}
+
+
+def dash(value: Any) -> Any:
+    """The value, or a dash for nothing (None, empty text): a page never says None."""
+    return EMPTY if value is None or value == "" else value
+
+
+def product_label(code: str | None) -> str:
+    return EMPTY if not code else PRODUCT_LABELS.get(code, code)
+
+
+def bank_label(code: str | None) -> str:
+    """A bank's Chinese name (中国光大银行), from the one registry of banks."""
+    if not code:
+        return EMPTY
+    bank = KNOWN_BANKS.get(code)
+    return bank.name if bank is not None else code
+
+
+def account_label(code: str | None) -> str:
+    """A ledger account for people: 存管户 RE…, 银行清算户（中国光大银行）, 挂账（中国光大银行）."""
+    if not code:
+        return EMPTY
+    kind, _, rest = code.partition(":")
+    if kind == "custody":
+        return f"存管户 {rest}"
+    if kind == "bank_clearing":
+        return f"银行清算户（{bank_label(rest)}）"
+    if kind == "suspense":
+        return f"挂账（{bank_label(rest)}）"
+    if code == "fee_income":
+        return "手续费收入"
+    return code
+
+
+def audit_action_label(action: str | None) -> str:
+    """An audit action in Chinese; a workflow event is named by its workflow's label when given."""
+    if not action:
+        return EMPTY
+    if action in AUDIT_ACTION_LABELS:
+        return AUDIT_ACTION_LABELS[action]
+    family, _, rest = action.partition(".")
+    if family in AUDIT_FAMILY_LABELS:
+        return f"{AUDIT_FAMILY_LABELS[family]}：{rest}" if rest else AUDIT_FAMILY_LABELS[family]
+    return action
+
+
+def label_of(table: dict[str, str], code: str | None) -> str:
+    """`code`'s label in `table`, the code itself when it has none, a dash for nothing."""
+    return EMPTY if not code else table.get(code, code)
