@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.banks.registry import configured_banks
 from app.domain.city_checks import validate_file
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 
@@ -48,7 +49,7 @@ def main() -> None:
         paths = generate(Path(temp))
         started = time.perf_counter()
         for path in paths:
-            validate_file(path, workflows, TEMPLATES_DIR)
+            validate_file(path, workflows, TEMPLATES_DIR, configured_banks())
         elapsed = time.perf_counter() - started
     verdict = "OK" if elapsed < 2 else "SLOW"
     print(f"validated {len(paths)} city configs extending _virtual in {elapsed:.3f} s (target < 2 s: {verdict})")

@@ -9,7 +9,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.bank_inbox import reconciliation, reconciliation_exceptions
-from app.domain.statements import BANK_TIMEZONE, DIRECTION_LABELS, STATEMENT_LAYOUTS, STATUS_LABELS
+from app.banks.registry import configured_banks
+from app.domain.statements import BANK_TIMEZONE, DIRECTION_LABELS, STATUS_LABELS
 from app.platform.errors import CunguanError
 from app.web.access import current_actor, roles_required, runtime
 
@@ -19,7 +20,7 @@ READERS = ("finance", "auditor")
 
 def _banks() -> dict[str, str]:
     """Configured banks whose statement layout we know: code -> name."""
-    return {code: endpoint.name for code, endpoint in runtime().banks.items() if code in STATEMENT_LAYOUTS}
+    return {code: endpoint.name for code, endpoint in runtime().banks.items() if code in configured_banks()}
 
 
 @bp.route("/reconciliation")

@@ -39,6 +39,7 @@ from app.bank_inbox.reconciliation_ledger import ledger_side
 from app.bank_inbox.store import inbox_row
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
+from app.banks.registry import configured_banks
 from app.crypto import sm2_verify, sm3
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.models import BankNotification, Payout, SuspenseItem, VirtualAccount
@@ -46,7 +47,6 @@ from app.db.reconciliation_models import ReconciliationItem, ReconciliationRun
 from app.domain import ledger
 from app.domain.statements import (
     RESOLVED_STATUSES,
-    STATEMENT_LAYOUTS,
     Statement,
     StatementLine,
     parse_statement,
@@ -69,9 +69,10 @@ def reconcile(
 ) -> int:
     """Fetch (or take) the day's statement, match, repair, store the run; returns the run id."""
     rt.bank(bank_code)
-    layout = STATEMENT_LAYOUTS.get(bank_code)
-    if layout is None:
+    bank = configured_banks().get(bank_code)
+    if bank is None:
         raise NotFound("该银行的对账单格式未配置", code="UNKNOWN_STATEMENT_LAYOUT", details={"bank": bank_code})
+    layout = bank.statement
     started_at = rt.clock()
     if statement is None:
         statement = rt.gateway(bank_code).fetch_statement(day)  # type: ignore[attr-defined]

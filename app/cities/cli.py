@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from app.banks.registry import configured_banks
 from app.cities.sources import DbVersions
 from app.cities.versions import GitVersions, unified_diff
 from app.domain.city_checks import validate_file
@@ -35,7 +36,7 @@ def city_validate(paths: tuple[Path, ...]) -> None:
     failed = 0
     for path in targets:
         try:
-            validate_file(path, current_runtime().workflows, TEMPLATES_DIR)
+            validate_file(path, current_runtime().workflows, TEMPLATES_DIR, configured_banks())
         except CityConfigInvalid as error:
             failed += 1
             click.echo(f"✗ {path.name}：{len(error.problems)} 处错误", err=True)

@@ -15,10 +15,10 @@ from sqlalchemy.orm import selectinload
 
 from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
+from app.banks.registry import configured_banks
 from app.db.models import BankNotification, Deal, Job, VirtualAccount
 from app.deals import freeze as deal_freeze
 from app.deals.service import Actor, deal_view
-from app.domain.banks import KNOWN_BANKS
 from app.domain.labels import PRODUCT_LABELS, bank_label, product_label
 from app.domain.timezone import SHANGHAI
 from app.pdf.verify import verify_pdf
@@ -71,7 +71,7 @@ def filter_choices(rt: Runtime) -> FilterChoices:
     return FilterChoices(
         cities=sorted(cities),
         products=list(PRODUCT_LABELS.items()),
-        banks=[(code, bank_label(code)) for code in KNOWN_BANKS],
+        banks=[(code, bank_label(code)) for code in configured_banks()],
         states=states,
     )
 

@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.banks.registry import configured_banks
 from app.db.models import FormDraft
 from app.deals.service import Actor
-from app.domain.banks import KNOWN_BANKS
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -55,7 +55,7 @@ def form_for(rt: Runtime, city_code: str, product: str) -> SchemaForm:
 
 def bank_choices(rt: Runtime, city_code: str, product: str) -> list[tuple[str, str]]:
     """(code, name) of the custodian banks the agent may choose among (government escrow may name several)."""
-    return [(code, KNOWN_BANKS[code].name) for code in rt.cities.get(city_code).product(product).banks]
+    return [(code, configured_banks()[code].name) for code in rt.cities.get(city_code).product(product).banks]
 
 
 @dataclass(frozen=True)

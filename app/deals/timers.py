@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session, defer
 
+from app.banks.registry import cut_off_of
 from app.db.models import Deal, DealEvent
 from app.db.pii import encrypted_columns
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, fire
-from app.domain.banks import cut_off_of
 from app.domain.business_calendar import CalendarMissing
 from app.domain.durations import WorkingDays
 from app.domain.timezone import SHANGHAI

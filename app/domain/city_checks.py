@@ -3,12 +3,11 @@ deadlines, templates and clauses, release amounts, fees and the extra form."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.domain.banks import KNOWN_BANKS
 from app.domain.cities import (
     CityCatalog,
     CityConfig,
@@ -41,13 +40,13 @@ class _Scope:
         return Problem(self.resolved.origin(full), pointer(*full), zh, en)
 
 
-def _bank_problems(scope: _Scope, product: ProductConfig) -> list[Problem]:
-    """Checked against the one registry of banks that the runtime's bank endpoints and the bank simulator are
-    built from (`app.domain.banks`)."""
+def _bank_problems(scope: _Scope, product: ProductConfig, banks: Collection[str]) -> list[Problem]:
+    """Checked against the codes of the configured banks (`app.banks.registry`), which the runtime's bank
+    endpoints and the bank simulator are built from."""
     return [
         scope.problem(("banks", index), f"未知银行 {code}", f"unknown bank {code!r}")
         for index, code in enumerate(product.banks)
-        if code not in KNOWN_BANKS
+        if code not in banks
     ]
 
 
@@ -246,7 +245,9 @@ def _form_problems(scope: _Scope, form: FormSpec | None, required: list[str]) ->
     return problems
 
 
-def city_problems(resolved: ResolvedCity, city: CityConfig, workflows: Workflows, templates: Path) -> list[Problem]:
+def city_problems(
+    resolved: ResolvedCity, city: CityConfig, workflows: Workflows, templates: Path, banks: Collection[str]
+) -> list[Problem]:
     problems = []
     stem = resolved.source.removesuffix(".json")
     if not stem.startswith("_") and stem != city.admin_code:
@@ -261,7 +262,7 @@ def city_problems(resolved: ResolvedCity, city: CityConfig, workflows: Workflows
     for name, product in city.products.items():
         spend()
         scope = _Scope(resolved, name)
-        problems += _bank_problems(scope, product) + _agreement_problems(scope, product, templates)
+        problems += _bank_problems(scope, product, banks) + _agreement_problems(scope, product, templates)
         problems += _amount_problems(scope, product)
         form_spec = resolved.data["products"][name].get("form", {}).get("schema", {})
         problems += _form_problems(scope, product.form, form_spec.get("required", []))
@@ -281,13 +282,16 @@ def city_problems(resolved: ResolvedCity, city: CityConfig, workflows: Workflows
     return problems
 
 
-def checker(workflows: Workflows, templates: Path) -> Callable[[ResolvedCity, CityConfig], list[Problem]]:
-    return lambda resolved, city: city_problems(resolved, city, workflows, templates)
+def checker(
+    workflows: Workflows, templates: Path, banks: Collection[str]
+) -> Callable[[ResolvedCity, CityConfig], list[Problem]]:
+    """The checks of a city config against the workflows, the agreement templates and the bank codes known."""
+    return lambda resolved, city: city_problems(resolved, city, workflows, templates, banks)
 
 
-def validate_file(path: Path, workflows: Workflows, templates: Path) -> CityConfig:
+def validate_file(path: Path, workflows: Workflows, templates: Path, banks: Collection[str]) -> CityConfig:
     """Every check on the config at `path` (its parents read from the same folder); CityConfigInvalid lists all."""
-    catalog = CityCatalog(path.parent, checker(workflows, templates))
+    catalog = CityCatalog(path.parent, checker(workflows, templates, banks))
     try:
         return catalog.load(path.stem)
     except CityConfigInvalid:

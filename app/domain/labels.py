@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.domain.banks import KNOWN_BANKS
+from app.banks.registry import configured_banks
 
 EMPTY = "—"
 
@@ -113,10 +113,10 @@ def product_label(code: str | None) -> str:
 
 
 def bank_label(code: str | None) -> str:
-    """A bank's Chinese name (中国光大银行), from the one registry of banks."""
+    """A bank's Chinese name (中国光大银行), from its config file (app.banks.registry)."""
     if not code:
         return EMPTY
-    bank = KNOWN_BANKS.get(code)
+    bank = configured_banks().get(code)
     return bank.name if bank is not None else code
 
 

@@ -1,5 +1,5 @@
 """Bank daily statements (日对账单): a parser that turns a file in its bank's CSV layout (the layouts are
-facts of the bank registry, app.domain.banks) into lines (integer fen, UTC times) and problems (row number
+facts of each bank's config file, app.domain.banks) into lines (integer fen, UTC times) and problems (row number
 and reason). Nothing in a file is silently dropped: a row that does not fit its bank's layout, or carries a
 value we do not know, is a problem.
 
@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from app.domain.banks import KNOWN_BANKS, AmountUnit, Direction, StatementLayout
+from app.domain.banks import AmountUnit, Direction, StatementLayout
 
 BANK_TIMEZONE = ZoneInfo("Asia/Shanghai")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -44,10 +44,6 @@ STATUS_LABELS = {
 }
 RESOLVED_STATUSES = frozenset({"matched", "repaired", "suspense"})
 T = TypeVar("T")
-
-
-# The parser's view of the registry: every known bank's statement layout.
-STATEMENT_LAYOUTS: dict[str, StatementLayout] = {code: bank.statement for code, bank in KNOWN_BANKS.items()}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from app.agreements import countersign
 from app.agreements.service import sign_agreement
 from app.audit.mac_key import mac_key
 from app.banks import accounts as account_jobs
+from app.banks.registry import configured_banks
 from app.cities.sources import DbCitySource
 from app.db.pii import keyring
 from app.db.session import Database
@@ -61,7 +62,9 @@ def build_runtime(config: Config) -> Runtime:
     return Runtime(
         db=db,
         # the published version in the database; the shipped file while a city has none
-        cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
+        cities=CityCatalog(
+            CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR, configured_banks()), DbCitySource(db, CITY_CONFIGS_DIR)
+        ),
         workflows=workflows,
         registry=registry,
         keys=keys,

@@ -42,16 +42,21 @@ def keys_init() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="导入目录中每家已配置银行的证书 CODE.cert.pem（如银行模拟器的密钥目录）",
 )
-def keys_import_bank(bank_code: str | None, certificate: Path | None, folder: Path | None) -> None:
-    """Keep a bank's seal certificate and public key (BANK_CODE --cert FILE), or every configured bank's from a
-    folder (--from-dir DIR). The platform never holds a bank's private key."""
+@click.option("--from-config", "from_config", is_flag=True, help="导入银行配置文件（bank_configs/）所附的证书")
+def keys_import_bank(bank_code: str | None, certificate: Path | None, folder: Path | None, from_config: bool) -> None:
+    """Keep a bank's seal certificate and public key (BANK_CODE --cert FILE), every configured bank's from a
+    folder (--from-dir DIR), or those the bank config files carry (--from-config). The platform never holds a
+    bank's private key."""
+    from app.banks.registry import configured_banks
     from app.crypto.keys import import_bank_certificate
     from app.platform.errors import CunguanError
 
     config = current_app.extensions["cunguan.config"]
-    if (certificate is None) == (folder is None) or (certificate is not None) != (bank_code is not None):
+    sources = (certificate is not None) + (folder is not None) + from_config
+    if sources != 1 or (certificate is not None) != (bank_code is not None):
         raise click.UsageError(
-            "用法：flask keys import-bank CODE --cert FILE，或 flask keys import-bank --from-dir DIR"
+            "用法：flask keys import-bank CODE --cert FILE，flask keys import-bank --from-dir DIR，"
+            "或 flask keys import-bank --from-config"
         )
     wanted = {bank_code: certificate} if certificate is not None and bank_code is not None else {}
     if folder is not None:
@@ -61,13 +66,18 @@ def keys_import_bank(bank_code: str | None, certificate: Path | None, folder: Pa
     if unknown or missing:
         click.echo(f"错误：未配置的银行 {unknown or ''} 缺少证书 {missing or ''}", err=True)
         sys.exit(1)
-    for code, path in wanted.items():
+    contents = {code: path.read_bytes() for code, path in wanted.items()}
+    if from_config:
+        contents = {code: bank.certificate.encode() for code, bank in configured_banks().items() if bank.certificate}
+    for code, content in contents.items():
         try:
-            kept = import_bank_certificate(config.keys_dir, code, path.read_bytes())
+            kept = import_bank_certificate(config.keys_dir, code, content)
         except CunguanError as error:
             click.echo(f"错误：{code}：{error.message}", err=True)
             sys.exit(1)
         click.echo(f"已导入银行 {code} 的证书：{kept}")
+    if from_config and not contents:
+        click.echo("银行配置文件均未附证书")
 
 
 def alembic_config(database_url: str):  # type: ignore[no-untyped-def] - alembic.config.Config

@@ -7,7 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.domain.banks import KNOWN_BANKS
+from app.banks.registry import configured_banks
+from app.domain.banks import KnownBank
 from app.domain.validation_budget import DEFAULT_BUDGET_S
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,20 +37,21 @@ class BankEndpoint:
     name: str
     base_url: str
     # The bank's account-opening limits: we pace to them, never faster. The configured banks take their
-    # contract's limits from the registry (DEFAULT_BANKS); these defaults are only a cautious pace for an
+    # contract's limits from their config files (DEFAULT_BANKS); these defaults are only a cautious pace for an
     # endpoint built by hand (tests).
     open_per_second: int = 5
     open_per_day: int = 2000
 
 
-# code -> name, opening limits per second and per day: every bank of the one registry (app.domain.banks), whose
-# contracts set the limits we pace to by default (the simulator enforces the same ones).
+# code -> name, opening limits per second and per day: every configured bank (bank_configs/, app.banks.registry),
+# whose contracts set the limits we pace to by default (the simulator enforces the same ones).
 DEFAULT_BANKS: dict[str, tuple[str, int, int]] = {
-    code: (bank.name, bank.opening_limits.per_second, bank.opening_limits.per_day) for code, bank in KNOWN_BANKS.items()
+    code: (bank.name, bank.opening_limits.per_second, bank.opening_limits.per_day)
+    for code, bank in configured_banks().items()
 }
 
 
-SIMULATOR_URL = "http://127.0.0.1:5001/{code}"  # the bank simulator's path for a bank: the default of its URL
+SIMULATOR_URL = "http://127.0.0.1:5001/{code}"  # the bank simulator's path for a bank (the shipped files' base_url)
 
 
 class ConfigError(ValueError):
@@ -60,16 +62,16 @@ def _production() -> bool:
     return os.environ.get("CUNGUAN_ENV", "").strip().lower() == "production"
 
 
-def _bank_from_env(code: str, name: str, per_second: int, per_day: int) -> BankEndpoint:
-    """Base URL from CUNGUAN_BANK_<CODE>_URL (default: the bank simulator's path for this bank); limits
-    from CUNGUAN_BANK_<CODE>_OPEN_PER_SECOND / _OPEN_PER_DAY."""
-    prefix = f"CUNGUAN_BANK_{code.upper()}"
+def _bank_from_env(bank: KnownBank) -> BankEndpoint:
+    """Base URL from CUNGUAN_BANK_<CODE>_URL (default: the bank file's `base_url`); limits from
+    CUNGUAN_BANK_<CODE>_OPEN_PER_SECOND / _OPEN_PER_DAY (default: the file's opening limits)."""
+    prefix = f"CUNGUAN_BANK_{bank.code.upper()}"
     return BankEndpoint(
-        code=code,
-        name=name,
-        base_url=os.environ.get(f"{prefix}_URL", SIMULATOR_URL.format(code=code)),
-        open_per_second=int(os.environ.get(f"{prefix}_OPEN_PER_SECOND", per_second)),
-        open_per_day=int(os.environ.get(f"{prefix}_OPEN_PER_DAY", per_day)),
+        code=bank.code,
+        name=bank.name,
+        base_url=os.environ.get(f"{prefix}_URL", bank.base_url),
+        open_per_second=int(os.environ.get(f"{prefix}_OPEN_PER_SECOND", bank.opening_limits.per_second)),
+        open_per_day=int(os.environ.get(f"{prefix}_OPEN_PER_DAY", bank.opening_limits.per_day)),
     )
 
 
@@ -101,7 +103,7 @@ class Config:
         if not self.secret_key:
             self.secret_key = _secret_key(self.instance_path)
         if not self.banks:
-            self.banks = {code: _bank_from_env(code, *spec) for code, spec in DEFAULT_BANKS.items()}
+            self.banks = {code: _bank_from_env(bank) for code, bank in configured_banks().items()}
         if self.production:
             _refuse_simulator_banks(self.banks)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.domain.banks import KNOWN_BANKS
+from app.banks.registry import configured_banks
 from app.domain.cities import ProductConfig
 from app.domain.custody_limits import CUSTODY_FIELDS
 from app.domain.forms.schema_form import FieldSpec, SchemaForm, build_form, load_base_schema
@@ -29,11 +29,11 @@ SAMPLE_FORMS: dict[str, dict[str, str]] = {
         "payment_method": "全款",
         "buyer_name": BUYER["name"],
         "buyer_id_number": BUYER["id_number"],
-        "buyer_bank_name": KNOWN_BANKS["ceb"].name,
+        "buyer_bank_name": configured_banks()["ceb"].name,
         "buyer_bank_account": BUYER["account"],
         "seller_name": SELLER["name"],
         "seller_id_number": SELLER["id_number"],
-        "seller_bank_name": KNOWN_BANKS["icbc"].name,
+        "seller_bank_name": configured_banks()["icbc"].name,
         "seller_bank_account": SELLER["account"],
         "property_address": ADDRESS,
         "certificate_no": "仿(2026)不动产权第0000001号",

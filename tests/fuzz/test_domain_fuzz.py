@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.banks.registry import configured_banks
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import validate_file
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
-from app.domain.statements import STATEMENT_LAYOUTS, ParsedStatement, parse_statement
+from app.domain.statements import ParsedStatement, parse_statement
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.errors import ConfigError, ValidationError
 from app.sandbox.forms import SAMPLE_FORMS
@@ -55,7 +56,7 @@ def test_city_file_bytes_give_a_city_or_a_config_error(city_folder: Path, conten
     path = city_folder / "999902.json"
     path.write_bytes(content)
     try:
-        city = validate_file(path, WORKFLOWS, TEMPLATES_DIR)
+        city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks())
     except ConfigError as error:
         assert error.message
     else:
@@ -135,7 +136,7 @@ def _csv(headers: tuple[str, ...], rows: list[list[str]]) -> str:
 
 @FUZZ
 @given(
-    bank=st.sampled_from(sorted(STATEMENT_LAYOUTS)),
+    bank=st.sampled_from(sorted(configured_banks())),
     rows=st.lists(st.lists(CELL, min_size=0, max_size=12), max_size=6),
     mangle=st.booleans(),
     raw=st.binary(max_size=200),
@@ -143,7 +144,7 @@ def _csv(headers: tuple[str, ...], rows: list[list[str]]) -> str:
 def test_statement_parser_gives_lines_and_problems_never_a_crash(
     bank: str, rows: list[list[str]], mangle: bool, raw: bytes
 ) -> None:
-    layout = STATEMENT_LAYOUTS[bank]
+    layout = configured_banks()[bank].statement
     text = _csv(layout.headers, rows)
     content = text.encode(layout.encoding.replace("-sig", ""), errors="replace")
     if mangle:

@@ -150,7 +150,8 @@ class SimulatorProcess:
         return read_control_token(self.keys_dir)
 
     def state(self) -> dict[str, Any]:
-        return self.http.get(f"{self.url}/sim/state", timeout=5).json()["banks"][0]
+        banks = self.http.get(f"{self.url}/sim/state", timeout=5).json()["banks"]
+        return next(bank for bank in banks if bank["code"] == "ceb")
 
     def stop(self) -> None:
         self.process.terminate()

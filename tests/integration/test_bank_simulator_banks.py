@@ -29,7 +29,7 @@ from app.banks.protocol import BANK_PREFIX, BadSignature, verify_request
 from app.crypto import sm2_verify, sm3
 from app.crypto.keys import public_key_pem_from_private
 from app.domain.banks import luhn_digit
-from app.domain.statements import STATEMENT_LAYOUTS, parse_statement
+from app.domain.statements import parse_statement
 from app.platform.config import Config
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.cli import bank_sim
@@ -93,7 +93,7 @@ def test_each_bank_opens_accounts_in_its_own_format(
 def test_only_icbc_and_ccb_numbers_carry_a_luhn_check_digit() -> None:
     assert luhn_digit("7992739871") == "3"  # the textbook example
     luhn = {code: bank.account_format.luhn for code, bank in SIMULATED_BANKS.items()}
-    assert luhn == {"ceb": False, "icbc": True, "abc": False, "ccb": True, "pab": False, "boc": False}
+    assert luhn == {"ceb": False, "icbc": True, "abc": False, "ccb": True, "pab": False, "boc": False, "cmbc": True}
 
 
 def test_platform_config_knows_every_bank_at_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,6 +108,7 @@ def test_platform_config_knows_every_bank_at_the_simulator(tmp_path: Path, monke
         "ccb": "http://127.0.0.1:5001/ccb",
         "pab": "http://bank.example/pab-api",
         "boc": "http://127.0.0.1:5001/boc",
+        "cmbc": "http://127.0.0.1:5001/cmbc",
     }
     assert {code: bank.name for code, bank in config.banks.items()} == {
         code: bank.name for code, bank in SIMULATED_BANKS.items()
@@ -161,6 +162,7 @@ def test_default_limits_are_the_banks_data_and_can_be_reset(sim: InProcessSimula
         "ccb": (15, 10000),
         "pab": (5, 2000),
         "boc": (3, 1000),
+        "cmbc": (6, 4000),
     }
     sim.client.put("/sim/limits/pab", json={"per_second": 0, "per_day": 0})
     assert sim.request_account("pab", "VA-blocked").get_json()["code"] == "PAB_OPEN_QUOTA"
@@ -329,7 +331,7 @@ def test_statement_lists_the_days_credits_and_debits_in_the_banks_layout(
 
 def _assert_the_platform_reads(bank_code: str, content: bytes, booked: dict[str, str]) -> None:
     """The reconciliation parser, given only the platform's layout for this bank, reads every line back."""
-    parsed = parse_statement(STATEMENT_LAYOUTS[bank_code], content, date(2026, 11, 20))
+    parsed = parse_statement(SIMULATED_BANKS[bank_code].statement, content, date(2026, 11, 20))
     assert (parsed.problems, parsed.data_rows, parsed.closing_balance_fen) == ((), 3, 23456795)
     assert [
         (line.bank_reference, line.direction, line.amount_fen, line.counterparty_name, line.payout_id)
@@ -374,7 +376,7 @@ def test_gb18030_statement_keeps_characters_outside_gbk(sim: InProcessSimulator)
     sim.pay_in("abc", account_no, 100, payer_name="王𠀾")  # U+2003E: GB18030 has it, GBK does not
     content = sim.call("GET", "/abc/v1/statements/2026-11-20").data
     assert ",王𠀾," in content.decode("gb18030")
-    (line,) = parse_statement(STATEMENT_LAYOUTS["abc"], content, date(2026, 11, 20)).lines
+    (line,) = parse_statement(SIMULATED_BANKS["abc"].statement, content, date(2026, 11, 20)).lines
     assert (line.counterparty_name, line.amount_fen) == ("王𠀾", 100)
 
 

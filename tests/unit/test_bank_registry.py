@@ -1,7 +1,7 @@
-"""One registry of banks (app.domain.banks): the city checks, the runtime's bank endpoints, the bank simulator and
-the reconciliation layouts all know the same banks and read each bank's facts (name, account-number format,
-opening limits, statement layout) from it rather than from a copy; every bank a shipped city config names is
-among them."""
+"""One registry of banks (the files in bank_configs/, read by app.banks.registry): the city checks, the runtime's
+bank endpoints, the bank simulator and the reconciliation layouts all know the same banks and read each bank's
+facts (name, account-number format, opening limits, statement layout) from it rather than from a copy; every bank
+a shipped city config names is among them."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from app.domain import banks as registry
-from app.domain.banks import KNOWN_BANKS, luhn_digit
+import app
+from app.banks.registry import configured_banks
+from app.domain.banks import luhn_digit
 from app.domain.city_checks import validate_file
 from app.domain.identity import luhn_ok
 from app.domain.problems import CityConfigInvalid
 from app.domain.statements import ACCOUNT_NO as STATEMENT_ACCOUNT_NO
-from app.domain.statements import BANK_TIMEZONE, STATEMENT_LAYOUTS, parse_statement
+from app.domain.statements import BANK_TIMEZONE, parse_statement
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.config import DEFAULT_BANKS, Config
 from app.tools.banksim.banks import SIMULATED_BANKS
@@ -31,13 +32,13 @@ from app.tools.vopr.fake_bank import FakeBank, Faults
 
 WORKFLOWS = load_workflows()
 SHIPPED = sorted(CITY_CONFIGS_DIR.glob("*.json"))
-REGISTRY = Path(registry.__file__).resolve()
-APP = REGISTRY.parents[1]
+BANKS = configured_banks()
+APP = Path(app.__file__).resolve().parent
 
 
 def _banks_named(path: Path) -> dict[str, list[str]]:
     """Bank code -> the products of the resolved (inheriting) config at `path` that name it."""
-    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR)
+    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, BANKS)
     named: dict[str, list[str]] = {}
     for product_name, product in city.products.items():
         for code in product.banks:
@@ -57,10 +58,10 @@ def test_every_bank_a_shipped_city_names_is_known_served_and_reconcilable(path: 
     assert named, f"{path.name} names no bank"
     for code, products in named.items():
         where = f"{path.name} {products}: {code}"
-        assert code in KNOWN_BANKS, where
+        assert code in BANKS, where
         assert code in runtime_banks, f"{where} has no bank endpoint in the runtime"
         assert code in SIMULATED_BANKS, f"{where} is not served by the bank simulator"
-        assert code in STATEMENT_LAYOUTS, f"{where} has no statement layout for reconciliation"
+        assert BANKS[code].statement.columns, f"{where} has no statement layout for reconciliation"
 
 
 def test_the_cities_that_named_unknown_banks_resolve_to_their_banks() -> None:
@@ -70,48 +71,48 @@ def test_the_cities_that_named_unknown_banks_resolve_to_their_banks() -> None:
 
 
 def test_runtime_simulator_and_reconciliation_read_the_registry_not_a_copy() -> None:
-    assert list(DEFAULT_BANKS) == list(KNOWN_BANKS) == list(SIMULATED_BANKS) == list(STATEMENT_LAYOUTS)
-    for code, bank in KNOWN_BANKS.items():
+    assert list(DEFAULT_BANKS) == list(BANKS) == list(SIMULATED_BANKS)
+    for code, bank in BANKS.items():
         limits = bank.opening_limits
         assert DEFAULT_BANKS[code] == (bank.name, limits.per_second, limits.per_day), code
         simulated = SIMULATED_BANKS[code]
         assert simulated.bank is bank and simulated.code == code and simulated.name == bank.name, code
         assert simulated.account_format is bank.account_format, code
         assert simulated.limits is limits, code
-        assert simulated.statement is bank.statement is STATEMENT_LAYOUTS[code], code
+        assert simulated.statement is bank.statement, code
         assert bank.statement.bank_name == bank.name, code
 
 
 def test_runtime_paces_to_the_registry_limits_unless_the_deployment_overrides(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for code in KNOWN_BANKS:
+    for code in BANKS:
         for suffix in ("OPEN_PER_SECOND", "OPEN_PER_DAY"):
             monkeypatch.delenv(f"CUNGUAN_BANK_{code.upper()}_{suffix}", raising=False)
     monkeypatch.setenv("CUNGUAN_BANK_PAB_OPEN_PER_SECOND", "2")
     banks = Config(instance_path=tmp_path, database_url="sqlite://", keys_dir=tmp_path, secret_key="x").banks
-    for code, bank in KNOWN_BANKS.items():
+    for code, bank in BANKS.items():
         limits = bank.opening_limits
         expected = (2 if code == "pab" else limits.per_second, limits.per_day)
         assert (banks[code].name, banks[code].open_per_second, banks[code].open_per_day) == (bank.name, *expected)
-    pairs = {(bank.opening_limits.per_second, bank.opening_limits.per_day) for bank in KNOWN_BANKS.values()}
-    assert len(pairs) == len(KNOWN_BANKS), "each bank has its own contract"
+    pairs = {(bank.opening_limits.per_second, bank.opening_limits.per_day) for bank in BANKS.values()}
+    assert len(pairs) == len(BANKS), "each bank has its own contract"
 
 
 def test_account_formats() -> None:
     assert luhn_digit("7992739871") == "3"  # the textbook example
-    icbc = KNOWN_BANKS["icbc"].account_format
+    icbc = BANKS["icbc"].account_format
     assert icbc.account_no(42) == "0200290100000000425" and icbc.length == 19
     assert luhn_ok("0200290100000000425")  # the platform's own Luhn check agrees
     assert icbc.matches("0200290100000000425") and not icbc.matches("0200290100000000426")
-    ceb = KNOWN_BANKS["ceb"].account_format
+    ceb = BANKS["ceb"].account_format
     assert ceb.account_no(7) == "6226000000000007" and ceb.matches("6226000000000007")
     assert not ceb.matches("62260000000000070") and not ceb.matches("7226000000000007")
     with pytest.raises(ValueError):
         ceb.account_no(10**12)
 
 
-@pytest.mark.parametrize("code", list(KNOWN_BANKS))
+@pytest.mark.parametrize("code", list(BANKS))
 def test_every_account_number_the_simulated_and_the_fake_bank_assign_has_the_registrys_format(code: str) -> None:
     numbers = {SIMULATED_BANKS[code].new_account_no() for _ in range(300)}
     fake = FakeBank(code, random.Random(1), lambda: datetime(2026, 11, 20, tzinfo=UTC), Faults.none())
@@ -119,7 +120,7 @@ def test_every_account_number_the_simulated_and_the_fake_bank_assign_has_the_reg
         fake.open_virtual_account(f"VA-{n}", "测试", "http://127.0.0.1:9/callback")
     numbers |= {account.account_no for account in fake.accounts.values()}
     for number in numbers:
-        owners = [other for other, bank in KNOWN_BANKS.items() if bank.account_format.matches(number)]
+        owners = [other for other, bank in BANKS.items() if bank.account_format.matches(number)]
         assert owners == [code], number
         assert STATEMENT_ACCOUNT_NO.match(number), "the platform's statement parser accepts it"
 
@@ -131,9 +132,9 @@ def _booked(hour: int, minute: int, second: int) -> float:
     return datetime(2026, 11, 20, hour, minute, second, tzinfo=BANK_TIMEZONE).timestamp()
 
 
-@pytest.mark.parametrize("code", list(KNOWN_BANKS))
+@pytest.mark.parametrize("code", list(BANKS))
 def test_statements_the_simulated_bank_writes_round_trip_through_the_platforms_parser(code: str) -> None:
-    bank = KNOWN_BANKS[code]
+    bank = BANKS[code]
     account_no = bank.account_format.account_no(123)
     written = [
         StatementLine(
@@ -151,7 +152,7 @@ def test_statements_the_simulated_bank_writes_round_trip_through_the_platforms_p
     if codecs.lookup(bank.statement.encoding).name == "utf-8":
         contents.append(codecs.BOM_UTF8 + statement.content)  # the platform also accepts a byte-order mark
     for content in contents:
-        parsed = parse_statement(STATEMENT_LAYOUTS[code], content, DAY)
+        parsed = parse_statement(bank.statement, content, DAY)
         assert (parsed.problems, parsed.data_rows, parsed.closing_balance_fen) == ((), 3, 123456694)
         assert [
             (
@@ -171,27 +172,27 @@ def test_statements_the_simulated_bank_writes_round_trip_through_the_platforms_p
 
 
 def test_a_layout_that_contradicts_itself_is_refused() -> None:
-    ceb = KNOWN_BANKS["ceb"].statement
+    ceb = BANKS["ceb"].statement
     with pytest.raises(ValueError, match="direction"):
         replace(ceb, directions={})
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(ValueError, match="未知字段 remark"):
         replace(ceb, columns=(*ceb.columns, ("备注", "remark")))
     with pytest.raises(ValueError, match="date_format"):
         replace(ceb, time_format="")
 
 
 def test_statement_layouts_differ_between_banks() -> None:
-    headers = [layout.headers for layout in STATEMENT_LAYOUTS.values()]
+    headers = [bank.statement.headers for bank in BANKS.values()]
     assert len(set(headers)) == len(headers)
-    formats = {(bank.account_format.prefix, bank.account_format.length) for bank in KNOWN_BANKS.values()}
-    assert len(formats) == len(KNOWN_BANKS)
+    formats = {(bank.account_format.prefix, bank.account_format.length) for bank in BANKS.values()}
+    assert len(formats) == len(BANKS)
 
 
 def _restated_facts() -> dict[object, str]:
     """Values that say which bank they belong to: its name, its limit errors' codes and messages, a long
     account prefix, its pair of opening limits."""
     facts: dict[object, str] = {}
-    for code, bank in KNOWN_BANKS.items():
+    for code, bank in BANKS.items():
         limits = bank.opening_limits
         for error in (limits.per_second_error, limits.per_day_error):
             facts[error.code] = facts[error.message] = code
@@ -203,11 +204,9 @@ def _restated_facts() -> dict[object, str]:
 
 
 def test_no_module_keeps_its_own_copy_of_a_banks_facts() -> None:
-    """Only the registry states a bank's facts; everyone else reads them from it."""
+    """Only the bank files state a bank's facts; every module reads them from the registry."""
     facts, found = _restated_facts(), []
     for path in sorted(APP.rglob("*.py")):
-        if path == REGISTRY:
-            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             values: list[object] = []
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -236,7 +235,7 @@ def test_a_city_naming_a_bank_outside_the_registry_is_refused(tmp_path: Path) ->
     }
     (tmp_path / "370200.json").write_text(json.dumps(city, ensure_ascii=False), encoding="utf-8")
     with pytest.raises(CityConfigInvalid) as caught:
-        validate_file(tmp_path / "370200.json", WORKFLOWS, TEMPLATES_DIR)
+        validate_file(tmp_path / "370200.json", WORKFLOWS, TEMPLATES_DIR, BANKS)
     bank_problems = [problem for problem in caught.value.problems if "银行" in problem.message]
     assert [(problem.pointer, problem.message) for problem in bank_problems] == [
         ("/products/resale_escrow/banks/1", "未知银行 cmb")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.banks.registry import configured_banks
 from app.calendars.loader import CalendarInvalid, load_calendars, parse_year, repository_calendars
 from app.domain.business_calendar import BusinessCalendar, CalendarMissing
 from app.domain.city_checks import validate_file
@@ -147,5 +148,5 @@ def test_a_city_config_with_a_bad_working_day_duration_is_refused(folder: Path, 
 def test_a_city_config_may_give_a_deadline_in_working_days(folder: Path) -> None:
     deadline = {"working_days": 2, "bank_cut_off": True}
     _write(folder, "999901", _with_payment_grace(deadline))
-    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR)
+    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks())
     assert city.product("rent_custody").deadlines["payment_grace"] == deadline

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.banks.registry import configured_banks
 from app.domain.cities import SCHEMA_PATH as CITY_SCHEMA
 from app.domain.cities import build_city, folder_reader, resolve
 from app.domain.city_checks import validate_file
@@ -21,12 +22,12 @@ CONFIGS = sorted(CITY_CONFIGS_DIR.glob("*.json"))
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_city_config_passes_every_check(path: Path) -> None:
-    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR)
+    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks())
     assert city.products, "a city runs at least one product"
 
 
 def test_shipped_cities_say_what_the_issue_asks() -> None:
-    cities = {path.stem: validate_file(path, WORKFLOWS, TEMPLATES_DIR) for path in CONFIGS}
+    cities = {path.stem: validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks()) for path in CONFIGS}
     assert set(cities) >= {"_virtual", "110000", "310000", "330100", "370100", "370200", "440300"}
     assert {"resale_escrow", "rent_custody"} <= set(cities["110000"].products)
     hangzhou = cities["330100"].product("gov_escrow")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from app.banks.registry import configured_banks
 from app.deals import service as deals
-from app.domain.banks import KNOWN_BANKS
 from app.domain.labels import JOB_KIND_LABELS, PRODUCT_LABELS, account_label, audit_action_label
 from app.platform.runtime import Runtime
 from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account
@@ -21,7 +21,7 @@ Login = Callable[[str], FlaskClient]
 
 # internal identifiers that must never be a word of a page people read
 PRODUCT_CODES = set(PRODUCT_LABELS)
-BANK_CODES = set(KNOWN_BANKS)
+BANK_CODES = set(configured_banks())
 JOB_KINDS = set(JOB_KIND_LABELS)
 SEPARATORS = re.compile(r"[\s/·（）()→：，,、|]+")  # "a:b" stays one word: a reference, not a code
 

@@ -1,7 +1,7 @@
-"""The banks the simulator plays: every bank of the platform's one registry (`app.domain.banks.KNOWN_BANKS`).
+"""The banks the simulator plays: every configured bank (`bank_configs/`, `app.banks.registry.configured_banks`).
 
 A bank's facts - code, name, virtual-account number format, account-opening limits with its own error codes,
-daily statement layout - are the registry's and are not repeated here; the simulator adds only its own
+daily statement layout - are its config file's and are not repeated here; the simulator adds only its own
 behaviour (random account numbers here; keys, faults, delays and limit overrides elsewhere).
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from app.domain.banks import KNOWN_BANKS, AccountFormat, KnownBank, OpeningLimits, StatementLayout
+from app.banks.registry import configured_banks
+from app.domain.banks import AccountFormat, KnownBank, OpeningLimits, StatementLayout
 
 
 @dataclass(frozen=True)
@@ -42,4 +43,4 @@ class SimulatedBank:
         return self.account_format.account_no(secrets.randbelow(10**self.account_format.random_digits))
 
 
-SIMULATED_BANKS: dict[str, SimulatedBank] = {code: SimulatedBank(bank) for code, bank in KNOWN_BANKS.items()}
+SIMULATED_BANKS: dict[str, SimulatedBank] = {code: SimulatedBank(bank) for code, bank in configured_banks().items()}

@@ -17,6 +17,7 @@ from typing import Any
 
 from app.audit.mac_key import mac_key
 from app.banks.gateway import BankGateway
+from app.banks.registry import configured_banks
 from app.cities.sources import DbCitySource
 from app.db.base import Base
 from app.db.pii import keyring
@@ -113,10 +114,12 @@ class SimRuntime(Runtime):
 
 
 def sim_runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: Callable[[], datetime]) -> SimRuntime:
-    name, per_second, per_day = DEFAULT_BANKS[BANK]  # the registry's name and contract limits
+    name, per_second, per_day = DEFAULT_BANKS[BANK]  # the bank file's name and contract limits
     return SimRuntime(
         db=db,
-        cities=CityCatalog(CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR), DbCitySource(db, CITY_CONFIGS_DIR)),
+        cities=CityCatalog(
+            CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR, configured_banks()), DbCitySource(db, CITY_CONFIGS_DIR)
+        ),
         workflows=workflows,
         registry=build_registry(),
         keys=keys,

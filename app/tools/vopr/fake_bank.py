@@ -25,7 +25,7 @@ from app.banks.gateway import (
     PayoutRequest,
     PayoutStatus,
 )
-from app.domain.banks import KNOWN_BANKS
+from app.banks.registry import configured_banks
 from app.pdf.sign import sign_digest
 
 
@@ -143,7 +143,7 @@ class FakeBank:
             self.log.append(f"open {request_id}: lost in flight")
             raise BankOutcomeUnknown("模拟请求丢失", details={"bank": self.code})
         if request_id not in self.accounts:  # the bank dedupes on request_id
-            account_no = KNOWN_BANKS[self.code].account_format.account_no(self._next())
+            account_no = configured_banks()[self.code].account_format.account_no(self._next())
             self.accounts[request_id] = BankAccount(request_id, account_no, account_name, designated_payer)
             self._notify("account_opened", request_id=request_id, account_no=account_no, account_name=account_name)
             self.log.append(f"open {request_id}: booked {account_no}")
