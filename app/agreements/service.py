@@ -16,6 +16,7 @@ from app.deals.pinning import pinned_city
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import CityConfig
 from app.domain.forms.schema_form import load_base_schema
+from app.fees.status import agreement_terms
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
@@ -59,6 +60,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
         authority=product.authority if product is not None else None,
         stages=tuple(t.label for t in product.release.tranches) if product is not None and product.release else (),
         deadlines=deadline_texts(definition.parameters, product.overrides() if product is not None else {}),
+        fees=agreement_terms(rt, _session(deal), deal) if product is not None else {},
     )
 
 

@@ -3,7 +3,8 @@
 (`rematch:<bank>:<ref>`, from suspense) and money finance matched by hand (`match:<bank>:<ref>`, from
 suspense). Reconciliation's 补单 comes through the arrival's handler. The transfer id is the bank's
 reference, so the same money is credited once whatever carries it; its origin (the payer's account) is recorded with
-it, and the deal's workflow hears of it (with where the money came from) only when it was credited now."""
+it, and the deal's workflow hears of it (with where the money came from) only when it was credited now. The
+credit that makes the deal fully funded also charges the fees the payer pays on arrival (`app.fees`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.deals.case_blocks import arrival_event
 from app.deals.workflow import DealContext, fire_or_note
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
+from app.fees.charges import charge_on_arrival
 from app.ledger.repo import LedgerRepository
 from app.payouts import origins
 from app.platform.runtime import Runtime
@@ -74,6 +76,7 @@ def credit_custody(
         origins.record(
             session, deal, transfer_id, credit.payer_account, credit.payer_name, credit.amount_fen, rt.clock()
         )
+    charge_on_arrival(rt, session, deal)  # fees the payer pays on arrival, once custody covers them
     origin = {"payer_account": credit.payer_account, "payer_name": credit.payer_name, "amount_fen": credit.amount_fen}
     detail = {"amount_fen": credit.amount_fen, "bank_reference": credit.bank_reference, **detail}
     return fire_or_note(DealContext(rt, session, deal, actor, origin), arrival_event(rt, deal), detail)

@@ -182,7 +182,10 @@ class Payout(Base):
     payout_id: Mapped[str] = mapped_column(String(64), unique=True)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)  # none: an unknown credit's return
     bank_code: Mapped[str] = mapped_column(String(16))
-    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)  # what the payee gets (a release's fee taken off)
+    # a release's fees, by the index of the rule in the pinned config's `fees`: held with the payout, moved to fee
+    # income when it is paid (`app/fees/`); the release's gross is amount_fen plus these
+    fees: Mapped[dict[str, int]] = mapped_column(JSON, default=dict, server_default="{}")
     payee_name: Mapped[str] = mapped_column(EncryptedString)
     payee_account: Mapped[str] = mapped_column(EncryptedString)
     status: Mapped[str] = mapped_column(String(24), default="pending")
@@ -215,6 +218,10 @@ class Payout(Base):
         CheckConstraint("purpose IN ('release','return','refund')", name="purpose_known"),
         CheckConstraint("deal_id IS NOT NULL OR purpose = 'return'", name="deal_or_return"),
     )
+
+    @property
+    def fee_fen(self) -> int:
+        return sum((self.fees or {}).values())
 
     @property
     def approvals_needed(self) -> int:

@@ -32,6 +32,7 @@ from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, fire_or_note, note
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
+from app.fees import charges
 from app.ledger.repo import LedgerRepository
 from app.payouts import amendments, origins, payees
 from app.payouts.lifecycle import PayoutOrder, open_group, retry_failed
@@ -43,7 +44,7 @@ from app.state_machine import building_blocks as blocks
 from app.state_machine.parameters import resolve
 
 # read fresh every time, never saved as facts
-COMPUTED = frozenset({"custody_fen", "custody_amount_fen", "origins", "release_room_fen"})
+COMPUTED = frozenset({"custody_fen", "custody_amount_fen", "arrival_fee_due_fen", "origins", "release_room_fen"})
 PAYER_ROLES = frozenset({"buyer", "tenant", "owner", "applicant"})
 PAYEE_ROLES = frozenset({"seller", "landlord", "contractor", "beneficiary", "developer"})
 RETRY_EVENTS = frozenset({"retry_payout", "retry_refund"})
@@ -85,6 +86,7 @@ def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.Case
         **copy.deepcopy(deal.facts or {}),  # a copy: facts saved back must differ from what was loaded
         "custody_fen": free_in_custody(ctx.session, deal),
         "custody_amount_fen": deal.custody_amount_fen,
+        "arrival_fee_due_fen": charges.arrival_fee_due(ctx.rt, ctx.session, deal) if product.fees else 0,
     }
     if with_origins:
         case["origins"] = [
@@ -204,6 +206,8 @@ def case_action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealCo
         if pays and ctx.event in RETRY_EVENTS:  # re-send exactly what failed, as a new group
             retry_failed(ctx)
             return
+        if block is blocks.refund_to_origin:  # the deal failed: fees its config refunds go back with the money
+            charges.return_arrival_fees(ctx.rt, ctx.session, ctx.deal)
         case = case_context(ctx, with_origins=True)
         block(case)
         _save_facts(ctx.deal, case.case)

@@ -24,6 +24,7 @@ from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.money import parse_yuan
 from app.domain.timezone import SHANGHAI
+from app.fees.status import FeeLine, deal_fees
 from app.ledger.repo import LedgerRepository
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -308,6 +309,7 @@ class DealView:
     account_codes: dict[int, str]
     event_labels: dict[str, str]
     deadlines: list[DeadlineView]
+    fees: list[FeeLine]
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -335,6 +337,7 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
             account_codes=codes,
             event_labels=definition.events,
             deadlines=deadline_views(rt, uow.session, deal),
+            fees=deal_fees(rt, uow.session, deal, transfers),
         )
 
 
@@ -390,4 +393,8 @@ def deal_payload(view: DealView) -> dict[str, Any]:
         "account_no": account.account_no if account is not None else None,
         "agreement_signed": deal.agreement is not None,
         "events": [{"event": e.event, "to_state": e.to_state, "actor": e.actor} for e in view.events],
+        "fees": [
+            {"name": f.name, "amount_fen": f.amount_fen, "charged_fen": f.charged_fen, "status": f.status}
+            for f in view.fees
+        ],
     }

@@ -42,6 +42,7 @@ class AgreementData:
     authority: str | None = None
     stages: tuple[str, ...] = ()  # the release rule's tranches (renovation escrow pays by stage)
     deadlines: Mapping[str, str] = field(default_factory=dict)  # workflow duration parameter -> "3个工作日"
+    fees: Mapping[str, Any] = field(default_factory=dict)  # app.domain.fees.agreement_fees: items, pay_in
 
 
 def _mask(value: str, keep_start: int, keep_end: int) -> str:
@@ -122,4 +123,5 @@ def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) ->
         "stages": [{"label": label} for label in data.stages],
         "deadlines": dict(data.deadlines),
         "authority": data.authority or f"{data.city_name}住房和城乡建设主管部门",
+        "fees": {"items": [], "pay_in": None, **data.fees},
     }

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator, validators
 
+from app.domain.fees import FeeRule
 from app.domain.problems import CityConfigInvalid, Problem, pointer
 from app.domain.validation_budget import spend
 from app.platform.errors import ConfigError
@@ -25,28 +26,6 @@ CONFIG_NAME = re.compile(r"^(_[a-z0-9_]+|[0-9]{6})$")
 _FILE_STEM = re.compile(r"^[A-Za-z0-9_-]+$")  # a file of the config folder, never a path out of it
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_CONFIG_DEPTH = 32
-
-
-@dataclass(frozen=True)
-class FeeRule:
-    name: str
-    payer: str
-    kind: str  # fixed | rate
-    amount_fen: int | None = None
-    bps: int | None = None
-    min_fen: int | None = None
-    max_fen: int | None = None
-
-    def fee_fen(self, base_fen: int) -> int:
-        """The fee on `base_fen`: a fixed amount, or a rate rounded half up to the fen and clamped."""
-        if self.kind == "fixed":
-            assert self.amount_fen is not None
-            return self.amount_fen
-        assert self.bps is not None
-        fee = (base_fen * self.bps + 5_000) // 10_000
-        if self.min_fen is not None:
-            fee = max(fee, self.min_fen)
-        return fee if self.max_fen is None else min(fee, self.max_fen)
 
 
 @dataclass(frozen=True)
@@ -388,6 +367,8 @@ def _product(name: str, spec: Mapping[str, Any]) -> ProductConfig:
                 fee.get("bps"),
                 fee.get("min_fen"),
                 fee.get("max_fen"),
+                fee.get("charge_on", "release"),
+                fee.get("on_failure", "refund"),
             )
             for fee in spec.get("fees", [])
         ),

@@ -17,6 +17,7 @@ from app.domain.cities import (
 )
 from app.domain.config_keys import NOT_YET_READ, RELEASED_ON
 from app.domain.durations import parse_duration
+from app.domain.fees import fee_problem
 from app.domain.forms.patterns import pattern_problem
 from app.domain.money import format_yuan
 from app.domain.problems import CityConfigInvalid, Problem, pointer
@@ -155,14 +156,6 @@ def _release_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowD
 def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
     """Values no code would act on yet (`app.domain.config_keys`): refused, never silently ignored."""
     problems = []
-    if product.fees:
-        problems.append(
-            scope.problem(
-                ("fees",),
-                f"按配置收费尚未上线（{NOT_YET_READ['products/*/fees']}）：所配费用不会被收取，请删除 fees",
-                "fees are not charged yet: remove them",
-            )
-        )
     if product.product == "resale_escrow" and product.form is not None:
         problems.append(
             scope.problem(
@@ -202,12 +195,16 @@ def _amount_problems(scope: _Scope, product: ProductConfig) -> list[Problem]:
     limits = product.custody
     if limits.min_fen is not None and limits.max_fen is not None and limits.min_fen > limits.max_fen:
         problems.append(scope.problem(("custody",), "托管金额下限高于上限", "custody min_fen above max_fen"))
-    for index, fee in enumerate(product.fees):
-        if fee.min_fen is not None and fee.max_fen is not None and fee.min_fen > fee.max_fen:
-            problems.append(
-                scope.problem(("fees", index), f"费用“{fee.name}”下限高于上限", "fee min_fen above max_fen")
-            )
     return problems
+
+
+def _fee_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
+    """Fees the platform cannot charge as configured (who pays, when; `app.domain.fees`)."""
+    return [
+        scope.problem(("fees", index), *problem)
+        for index, fee in enumerate(product.fees)
+        if (problem := fee_problem(fee, workflow.id)) is not None
+    ]
 
 
 def _form_problems(scope: _Scope, form: FormSpec | None, required: list[str]) -> list[Problem]:
@@ -277,7 +274,7 @@ def city_problems(
             )
             continue
         problems += _parameter_problems(scope, product, workflow) + _release_problems(scope, product, workflow)
-        problems += _unread_problems(scope, product, workflow)
+        problems += _unread_problems(scope, product, workflow) + _fee_problems(scope, product, workflow)
     spend()
     return problems
 

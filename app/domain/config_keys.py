@@ -39,6 +39,15 @@ READERS: dict[str, Reader] = {
     # staged releases (renovation) only; any other product refuses tranches but one remainder (city_checks)
     "products/*/release/tranches/*/share_bps": Reader("app.state_machine.building_blocks:_stage_amount", "share_bps"),
     "products/*/release/tranches/*/remainder": Reader("app.state_machine.building_blocks:_stage_amount", "remainder"),
+    "products/*/fees/*/name": Reader("app.domain.fees:agreement_fees", "name"),
+    "products/*/fees/*/payer": Reader("app.domain.fees:agreement_fees", "payer"),
+    "products/*/fees/*/kind": Reader("app.domain.fees:FeeRule.fee_fen", "kind"),
+    "products/*/fees/*/amount_fen": Reader("app.domain.fees:FeeRule.fee_fen", "amount_fen"),
+    "products/*/fees/*/bps": Reader("app.domain.fees:FeeRule.fee_fen", "bps"),
+    "products/*/fees/*/min_fen": Reader("app.domain.fees:FeeRule.fee_fen", "min_fen"),
+    "products/*/fees/*/max_fen": Reader("app.domain.fees:FeeRule.fee_fen", "max_fen"),
+    "products/*/fees/*/charge_on": Reader("app.domain.fees:release_fees", "charge_on"),
+    "products/*/fees/*/on_failure": Reader("app.fees.charges:return_arrival_fees", "on_failure"),
     "products/*/approvals/*/operation": Reader("app.domain.cities:ProductConfig.approvers_required", "operation"),
     "products/*/approvals/*/above_fen": Reader("app.domain.cities:ProductConfig.approvers_required", "above_fen"),
     "products/*/approvals/*/approvers": Reader("app.domain.cities:ProductConfig.approvers_required", "approvers"),
@@ -62,7 +71,6 @@ READERS: dict[str, Reader] = {
 
 # the keys under these paths are read by no code yet: a config may only leave them at their default
 NOT_YET_READ: dict[str, str] = {
-    "products/*/fees": "issue 17 收费",
     "products/*/release/conditions": "issue 17 放款计划",
 }
 

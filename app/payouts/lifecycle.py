@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Deal, Payout, SuspenseItem
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext
+from app.fees import charges
 from app.payouts import amendments, holds, payees, submission, trail
 from app.payouts.status import PayoutPurpose, PayoutStatus
 from app.platform.errors import ValidationError, WorkflowError
@@ -41,9 +42,11 @@ def _create(
     requested_by: str | None = None,
     approvals_required: int = 1,
     suspense_item: SuspenseItem | None = None,
+    fees: dict[str, int] | None = None,
 ) -> Payout:
     """The row, its hold, and its bank call queued (or left for approval when more than one person must
-    agree). Every payout is made here; only a suspense item's return may have no deal."""
+    agree). Every payout is made here; only a suspense item's return may have no deal. A release's `fees` come
+    off what the payee gets (`order.amount_fen` is the gross) and are held with it."""
     if suspense_item is not None:
         bank_code = suspense_item.bank_code
     else:
@@ -53,7 +56,8 @@ def _create(
         payout_id=payout_id,
         deal=deal,
         bank_code=bank_code,
-        amount_fen=order.amount_fen,
+        amount_fen=order.amount_fen - sum((fees or {}).values()),
+        fees=fees or {},
         payee_name=order.payee_name,
         payee_account=order.payee_account,
         purpose=order.purpose,
@@ -80,7 +84,8 @@ def open_deal_payout(ctx: DealContext, order: PayoutOrder, *, group: str | None 
     The hold (custody -> bank clearing) is what makes a second release of the same money impossible while
     the bank works. A payout above the city's approval threshold (for its operation: payout or refund) holds
     the money but waits for other people's approval before the bank sees it. The payee and amount rules
-    (`payees.check`) refuse, before anything exists, a payee or amount the agreement does not allow."""
+    (`payees.check`) refuse, before anything exists, a payee or amount the agreement does not allow. A release
+    pays the city's fees charged on release out of `order.amount_fen` (`app.fees`)."""
     assert order.purpose in (PayoutPurpose.RELEASE, PayoutPurpose.REFUND), order.purpose
     deal = ctx.deal
     payees.check(ctx.session, deal, order.purpose, order.payee_account, order.amount_fen)
@@ -89,6 +94,7 @@ def open_deal_payout(ctx: DealContext, order: PayoutOrder, *, group: str | None 
         pinned_city(ctx.rt, ctx.session, deal).product(deal.product).approvers_required(operation, order.amount_fen)
     )
     payout_id = f"PO-{deal.deal_no}-{len(deal.payouts) + 1}"
+    fees = charges.release_fees(ctx.rt, ctx.session, deal, order.amount_fen) if operation == "payout" else {}
     return _create(
         ctx.session,
         deal,
@@ -98,6 +104,7 @@ def open_deal_payout(ctx: DealContext, order: PayoutOrder, *, group: str | None 
         group=group,
         requested_by=ctx.actor,
         approvals_required=required,
+        fees=fees,
     )
 
 
@@ -120,11 +127,12 @@ def retry_failed(ctx: DealContext) -> str:
 
 
 def _again(ctx: DealContext, payout: Payout) -> PayoutOrder:
+    gross = payout.amount_fen + payout.fee_fen  # a release's fees are worked out again (the same share)
     if payout.purpose == PayoutPurpose.RELEASE:
         name, account = amendments.named_payee(ctx.session, ctx.deal)
         if name and account:
-            return PayoutOrder(payout.amount_fen, name, account, PayoutPurpose.RELEASE)
-    return PayoutOrder(payout.amount_fen, payout.payee_name, payout.payee_account, PayoutPurpose(payout.purpose))
+            return PayoutOrder(gross, name, account, PayoutPurpose.RELEASE)
+    return PayoutOrder(gross, payout.payee_name, payout.payee_account, PayoutPurpose(payout.purpose))
 
 
 def _next_group(deal: Deal) -> str:

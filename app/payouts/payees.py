@@ -18,12 +18,9 @@ from sqlalchemy.orm import Session
 from app.db.models import Deal, Payout
 from app.db.payee_models import PayoutOrigin
 from app.payouts import amendments, origins
+from app.payouts.agreed import agreed_release_fen
 from app.payouts.status import PayoutPurpose, PayoutStatus
 from app.platform.errors import CunguanError
-
-# products whose agreement covers a whole lease (every month's rent and the deposit): releases may reach
-# the contract's value; every other product releases at most the custody amount its agreement names
-WHOLE_CONTRACT_PRODUCTS = frozenset({"rent_custody", "provident_fund_rent"})
 
 
 class PayeeRefused(CunguanError):
@@ -31,11 +28,6 @@ class PayeeRefused(CunguanError):
 
     code = "PAYEE_REFUSED"
     http_status = 409
-
-
-def agreed_release_fen(deal: Deal) -> int:
-    """The most the deal's agreement allows to be released to the receiving party, in all."""
-    return deal.price_fen if deal.product in WHOLE_CONTRACT_PRODUCTS else deal.custody_amount_fen
 
 
 def release_room_fen(session: Session, deal: Deal) -> int:
@@ -51,8 +43,13 @@ def release_accounts(session: Session, deal: Deal) -> set[str]:
 
 
 def _released_fen(payouts: list[Payout]) -> int:
-    """What the releases among `payouts` paid or hold in flight (failed ones gave their money back)."""
-    return sum(p.amount_fen for p in payouts if p.purpose == PayoutPurpose.RELEASE and p.status != PayoutStatus.FAILED)
+    """What the releases among `payouts` paid or hold in flight, their fees included (failed ones gave their money
+    back)."""
+    return sum(
+        p.amount_fen + p.fee_fen
+        for p in payouts
+        if p.purpose == PayoutPurpose.RELEASE and p.status != PayoutStatus.FAILED
+    )
 
 
 def check(session: Session, deal: Deal, purpose: PayoutPurpose, account: str, amount_fen: int) -> None:

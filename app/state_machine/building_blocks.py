@@ -60,8 +60,9 @@ def _stage_amount(ctx: CaseContext, index: int) -> int:
 
 
 def fully_funded(ctx: CaseContext) -> bool:
-    """The money free in custody covers the custody amount the agreement names."""
-    return ctx.fact("custody_fen") >= ctx.fact("custody_amount_fen")
+    """The money free in custody covers the custody amount the agreement names, and the fees the payer pays on
+    arrival that are not charged yet (`arrival_fee_due_fen`)."""
+    return ctx.fact("custody_fen") >= ctx.fact("custody_amount_fen") + ctx.case.get("arrival_fee_due_fen", 0)
 
 
 def has_custody_funds(ctx: CaseContext) -> bool:

@@ -160,7 +160,14 @@ def _full_city() -> dict:
     product["parameters"] = {}
     product["deadlines"] = {"funding_deadline": {"working_days": 3, "bank_cut_off": True}, "acceptance_window": "P7D"}
     product["fees"] = [
-        {"name": "固定费", "payer": "owner", "kind": "fixed", "amount_fen": 100},
+        {
+            "name": "固定费",
+            "payer": "owner",
+            "kind": "fixed",
+            "amount_fen": 100,
+            "charge_on": "arrival",
+            "on_failure": "keep",
+        },
         {"name": "比例费", "payer": "owner", "kind": "rate", "bps": 10, "min_fen": 1, "max_fen": 9},
     ]
     product["custody"] = {"min_fen": 1, "max_fen": 2}

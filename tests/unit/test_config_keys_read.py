@@ -24,14 +24,6 @@ __all__ = ["folder"]  # the city-checks fixture, used here as it is there
 
 # Not yet read — remove a line when its part of issue 17 lands and its reader is added to READERS.
 ALLOW_LIST = {
-    # issue 17 part "Fees": nothing charges a fee yet (validation refuses any fee)
-    "products/*/fees/*/name": "issue 17 收费",
-    "products/*/fees/*/payer": "issue 17 收费",
-    "products/*/fees/*/kind": "issue 17 收费",
-    "products/*/fees/*/amount_fen": "issue 17 收费",
-    "products/*/fees/*/bps": "issue 17 收费",
-    "products/*/fees/*/min_fen": "issue 17 收费",
-    "products/*/fees/*/max_fen": "issue 17 收费",
     # issue 17 part "Release plans": the workflow decides when money is released (validation refuses any
     # conditions other than the workflow's own)
     "products/*/release/conditions/*": "issue 17 放款计划",
@@ -81,13 +73,6 @@ def test_the_fixed_timezone_is_the_platforms() -> None:
 
 
 UNREAD_VALUES: dict[str, tuple[Callable[[dict], None], str, str]] = {
-    "a fee": (
-        lambda p: p["renovation_escrow"].update(
-            fees=[{"name": "服务费", "payer": "owner", "kind": "rate", "bps": 30, "min_fen": 50_000}]
-        ),
-        "/products/renovation_escrow/fees",
-        "费用不会被收取",
-    ),
     "release conditions the workflow does not wait for": (
         lambda p: p["renovation_escrow"]["release"].update(conditions=["stage_accepted", "stage_completed"]),
         "/products/renovation_escrow/release/conditions",
