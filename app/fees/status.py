@@ -38,6 +38,7 @@ class FeeLine:
     amount_fen: int  # on the deal's agreed amount
     charged_fen: int  # moved to fee income (less what went back)
     status: str  # 已收取 | 部分收取 | 待收取 | 已退还 | 未收取
+    on_arrival: bool  # paid into custody on top of the custody amount
 
 
 def _status(amount_fen: int, charged_fen: int, returned: bool, ended: bool) -> str:
@@ -77,6 +78,7 @@ def deal_fees(rt: Runtime, session: Session, deal: Deal, transfers: Iterable[Led
             rule.fee_fen(base),
             charged.get(index, 0),
             _status(rule.fee_fen(base), charged.get(index, 0), index in returned, ended),
+            rule.charge_on == "arrival",
         )
         for index, rule in enumerate(configured)
     ]

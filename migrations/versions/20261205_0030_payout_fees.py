@@ -1,7 +1,7 @@
 """payouts.fees: the fees a release pays out of its gross, by fee rule (issue 17, fees)
 
 Revision ID: 0030
-Revises: 0028
+Revises: 0035
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0030"
-down_revision = "0028"
+down_revision = "0035"
 branch_labels = None
 depends_on = None
 

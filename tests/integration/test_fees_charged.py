@@ -6,6 +6,7 @@ when the config says `keep`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from flask.testing import FlaskClient
@@ -117,7 +118,7 @@ def test_a_seller_fee_comes_off_the_release_once_even_after_a_failed_payout(
 
 
 def test_a_buyer_fee_on_arrival_is_paid_on_top_and_goes_back_when_the_deal_is_cancelled(
-    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict[str, int]
+    client: FlaskClient, rt: Runtime, keys_dir: Path, login: Callable[[str], FlaskClient]
 ) -> None:
     deal_id, text = _resale_deal(rt, client, keys_dir)
     assert "开户费：由买方承担，固定收取¥200.00，金额¥200.00（大写：贰佰元整）" in text
@@ -149,3 +150,8 @@ def test_a_buyer_fee_on_arrival_is_paid_on_top_and_goes_back_when_the_deal_is_ca
         ("存管服务费", 0, "未收取"),
         ("开户费", 0, "已退还"),
     ]
+    ops_client = login("ops")
+    for url in (f"/deals/{deal_id}", f"/admin/deals/{deal_id}"):  # the deal page and the console's detail
+        page = html_text(ops_client.get(url).text)
+        assert "开户费买方固定收取¥200.00资金存入时¥200.00¥0.00已退还" in page, url
+        assert "应存入合计（存管金额加存入时收取的费用）：¥1,234,767.89" in page, url
