@@ -8,6 +8,7 @@ from app.agreements.cli import agreement_cli
 from app.audit.cli import audit_cli
 from app.bank_inbox.cli import reconcile_command
 from app.bank_inbox.suspense_cli import suspense_cli
+from app.banks.cli import bank_cli
 from app.calendars.cli import calendar_cli
 from app.cities import publishing_cli
 from app.cities.cli import city_cli, workflow_cli
@@ -41,6 +42,7 @@ def register_cli(app: Flask) -> None:
         serve_all_command,
         reconcile_command,
         calendar_cli,
+        bank_cli,
     ):
         app.cli.add_command(group)
     app.cli.add_command(bank_sim, "bank-sim")

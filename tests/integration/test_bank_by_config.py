@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app import create_app
 from app.banks import registry
-from app.banks.registry import configured_banks
+from app.banks.registry import BANK_CONFIGS_DIR, configured_banks
 from app.crypto.keys import certificate_public_key_pem
 from app.db.models import BankNotification
 from app.deals import service as deals
@@ -72,7 +72,7 @@ def test_a_certificate_a_bank_file_carries_is_imported_from_the_config(
     tmp_path: Path, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     certificate = (keys_dir / "banks" / f"{BANK}.cert.pem").read_text()
-    with_certificate = {BANK: replace(configured_banks()[BANK], certificate=certificate)}
+    with_certificate = configured_banks() | {BANK: replace(configured_banks()[BANK], certificate=certificate)}
     monkeypatch.setattr(registry, "configured_banks", lambda: with_certificate)
     platform_keys = tmp_path / "keys"
     config = Config(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", keys_dir=platform_keys, secret_key="x", testing=True)
@@ -85,3 +85,17 @@ def test_a_certificate_a_bank_file_carries_is_imported_from_the_config(
     assert public_key == certificate_public_key_pem(certificate.encode())
     both = cli.invoke(args=["keys", "import-bank", "--from-config", "--from-dir", str(tmp_path)])
     assert both.exit_code == 2 and "--from-config" in both.output
+
+
+def test_flask_bank_validate_lists_the_banks_or_every_problem(tmp_path: Path, keys_dir: Path) -> None:
+    config = Config(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", keys_dir=keys_dir, secret_key="x", testing=True)
+    cli = create_app(config).test_cli_runner()
+    shipped = cli.invoke(args=["bank", "validate"])
+    assert shipped.exit_code == 0, shipped.output
+    assert "✓ cmbc 中国民生银行（协议 v1，日切 17:00，开户限额每秒 6 笔、每日 4000 笔）" in shipped.output
+    assert shipped.output.count("✓") == len(configured_banks())
+    broken = (BANK_CONFIGS_DIR / f"{BANK}.json").read_text(encoding="utf-8").replace('"v1"', '"v2"')
+    (tmp_path / f"{BANK}.json").write_text(broken, encoding="utf-8")
+    refused = cli.invoke(args=["bank", "validate", "--dir", str(tmp_path)])
+    assert refused.exit_code == 1
+    assert "银行配置有 1 处错误" in refused.output and "cmbc.json#/protocol: 不支持的银行接口协议 v2" in refused.output
