@@ -6,6 +6,8 @@ A deal's agreement is a function of (template version, the deal's pinned city co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.orm import Session, object_session
 
 from app.audit import log as audit
@@ -14,8 +16,9 @@ from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal
 from app.deals.pinning import pinned_city
 from app.domain.agreement import AgreementData, Party, agreement_context
-from app.domain.cities import CityConfig
+from app.domain.cities import CityConfig, ReleaseRule
 from app.domain.forms.schema_form import load_base_schema
+from app.domain.release_plan import PlannedTranche, plan_error, planned
 from app.fees.status import agreement_terms
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
@@ -61,7 +64,16 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
         stages=tuple(t.label for t in product.release.tranches) if product is not None and product.release else (),
         deadlines=deadline_texts(definition.parameters, product.overrides() if product is not None else {}),
         fees=agreement_terms(rt, _session(deal), deal) if product is not None else {},
+        release_plan=_release_plan(product.release if product is not None else None, deal, definition.events),
     )
+
+
+def _release_plan(rule: ReleaseRule | None, deal: Deal, events: Mapping[str, str]) -> tuple[PlannedTranche, ...]:
+    """The deal's release plan with its amounts and events in Chinese; none for a plan its amount cannot take
+    (intake refuses such deals, app/domain/release_plan.py)."""
+    if rule is None or plan_error(rule, deal.custody_amount_fen) is not None:
+        return ()
+    return planned(rule, deal.custody_amount_fen, events)
 
 
 def render_html(rt: Runtime, deal: Deal) -> str:

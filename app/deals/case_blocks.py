@@ -50,7 +50,14 @@ PAYEE_ROLES = frozenset({"seller", "landlord", "contractor", "beneficiary", "dev
 RETRY_EVENTS = frozenset({"retry_payout", "retry_refund"})
 # the blocks that pay: on a retry event they re-send what failed instead of computing anew
 MONEY_BLOCKS = frozenset(
-    {blocks.release_rent, blocks.release_deposit, blocks.release_stage, blocks.refund_to_origin, blocks.release_custody}
+    {
+        blocks.release_rent,
+        blocks.release_deposit,
+        blocks.release_stage,
+        blocks.release_tranche,
+        blocks.refund_to_origin,
+        blocks.release_custody,
+    }
 )
 BANK_JOBS = {"freeze": freeze_request, "unfreeze": unfreeze_request}  # asked of the bank by a job
 NOTES = {
@@ -95,7 +102,8 @@ def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.Case
             if o.left_fen > 0
         ]
         case["release_room_fen"] = payees.release_room_fen(ctx.session, deal)
-    return blocks.CaseContext(resolve(definition.parameters, product.overrides()), case, product.release, ctx.payload)
+    parameters = resolve(definition.parameters, product.overrides())
+    return blocks.CaseContext(parameters, case, product.release, ctx.payload, event=ctx.event)
 
 
 def _save_facts(deal: Deal, case: dict[str, Any]) -> None:

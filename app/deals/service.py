@@ -18,11 +18,12 @@ from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
-from app.domain.custody_limits import custody_limit_error
+from app.domain.custody_limits import CUSTODY_FIELDS, custody_limit_error
 from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.money import parse_yuan
+from app.domain.release_plan import plan_error
 from app.domain.timezone import SHANGHAI
 from app.fees.status import FeeLine, deal_fees
 from app.ledger.repo import LedgerRepository
@@ -103,6 +104,12 @@ def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str
     refused = custody_limit_error(product_config.product, product_config.custody, fields.columns["custody_amount_fen"])
     if refused is not None:
         raise refused
+    if product_config.release is not None:  # the release plan must pay out exactly the custody amount
+        refused = plan_error(
+            product_config.release, fields.columns["custody_amount_fen"], CUSTODY_FIELDS[product_config.product]
+        )
+        if refused is not None:
+            raise refused
     return fields
 
 
@@ -243,6 +250,7 @@ MANUAL_ACTIONS = {
     "buyer_withdrew": ManualAction("买方放弃购买，原路退回"),
     "policy_cancelled": ManualAction("因政策取消，原路退回"),
     "gov_approved": ManualAction("监管部门核准放款"),
+    "handover_done": ManualAction("物业交割完成"),
     "gov_rejected": ManualAction("监管部门不予放款"),
     "conditions_met": ManualAction("解冻条件达成"),
     "claim_made": ManualAction("担保索赔，向受益人付款"),

@@ -41,6 +41,8 @@ CASE_GUARDS: dict[str, Callable[[CaseContext], bool]] = {
     "rent_covered": blocks.rent_covered,
     "last_rent_month": blocks.last_rent_month,
     "last_stage": blocks.last_stage,
+    "tranche_due": blocks.tranche_due,
+    "last_tranche": blocks.last_tranche,
 }
 CASE_ACTIONS: dict[str, Named] = {
     "plan_rent_custody": Named(blocks.plan_rent_custody),
@@ -52,6 +54,10 @@ CASE_ACTIONS: dict[str, Named] = {
     "request_fund_draw": Named(blocks.request_fund_draw, MoneyEffect("in", frozenset({"fund_drawn", "fund_rejected"}))),
     "release_stage": Named(blocks.release_stage, RELEASES),
     "settle_stage": Named(blocks.settle_stage),
+    # release plans (app/domain/release_plan.py): the tranches an event makes due, to the seller
+    "release_tranche": Named(blocks.release_tranche, RELEASES),
+    "settle_tranche": Named(blocks.settle_tranche),
+    "record_release_event": Named(blocks.record_release_event),
     "record_payer_account": Named(blocks.record_payer_account, MoneyEffect("in")),
     "refund_to_origin": Named(blocks.refund_to_origin, REFUNDS),
     # an overpayment found on closing goes back after the deal ended: its answer is kept on the timeline

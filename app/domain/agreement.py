@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.domain.money import format_yuan, to_chinese_upper
+from app.domain.release_plan import PlannedTranche
 
 PLATFORM_NAME = "存管平台"
 ACCOUNT_PENDING = "待银行开立"
@@ -43,6 +44,7 @@ class AgreementData:
     stages: tuple[str, ...] = ()  # the release rule's tranches (renovation escrow pays by stage)
     deadlines: Mapping[str, str] = field(default_factory=dict)  # workflow duration parameter -> "3个工作日"
     fees: Mapping[str, Any] = field(default_factory=dict)  # app.domain.fees.agreement_fees: items, pay_in
+    release_plan: tuple[PlannedTranche, ...] = ()  # the deal's release plan with its amounts (放款计划)
 
 
 def _mask(value: str, keep_start: int, keep_end: int) -> str:
@@ -79,6 +81,18 @@ def format_chinese_date(moment: datetime) -> str:
 
 def _amount(amount_fen: int) -> dict[str, str]:
     return {"figure": format_yuan(amount_fen), "upper": to_chinese_upper(amount_fen)}
+
+
+def _share(bps: int) -> str:
+    """9000 -> "90%", 3333 -> "33.33%", 1250 -> "12.5%"."""
+    whole, hundredths = divmod(bps, 100)
+    return f"{whole}%" if not hundredths else f"{whole}.{hundredths:02d}".rstrip("0") + "%"
+
+
+def _tranche(tranche: PlannedTranche) -> dict[str, str]:
+    """One line of the 放款计划: its name, the event in Chinese, the amount in figures and 大写, the share."""
+    share = "余款" if tranche.remainder else ("" if tranche.share_bps is None else _share(tranche.share_bps))
+    return {"label": tranche.label, "event": tranche.event_label, "share": share, **_amount(tranche.amount_fen)}
 
 
 MASKABLE = frozenset({"id_number", "bank_account"})
@@ -122,6 +136,7 @@ def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) ->
         "clauses": list(data.clauses),
         "stages": [{"label": label} for label in data.stages],
         "deadlines": dict(data.deadlines),
+        "release_plan": [_tranche(tranche) for tranche in data.release_plan],
         "authority": data.authority or f"{data.city_name}住房和城乡建设主管部门",
         "fees": {"items": [], "pay_in": None, **data.fees},
     }

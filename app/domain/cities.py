@@ -30,15 +30,24 @@ MAX_CONFIG_DEPTH = 32
 
 @dataclass(frozen=True)
 class Tranche:
+    """One part of a release plan: a share of the custody amount (`share_bps`), a fixed `amount_fen`, or the
+    remainder; released by the workflow event `event` (None: the last of the plan's conditions)."""
+
     label: str
     share_bps: int = 0
     remainder: bool = False
+    amount_fen: int | None = None
+    event: str | None = None
 
 
 @dataclass(frozen=True)
 class ReleaseRule:
     conditions: tuple[str, ...]
     tranches: tuple[Tranche, ...]
+
+    def event_of(self, index: int) -> str:
+        """The workflow event that releases tranche `index`."""
+        return self.tranches[index].event or self.conditions[-1]
 
 
 @dataclass(frozen=True)
@@ -378,7 +387,13 @@ def _product(name: str, spec: Mapping[str, Any]) -> ProductConfig:
         else ReleaseRule(
             tuple(release["conditions"]),
             tuple(
-                Tranche(item["label"], item.get("share_bps", 0), item.get("remainder", False))
+                Tranche(
+                    item["label"],
+                    item.get("share_bps", 0),
+                    item.get("remainder", False),
+                    item.get("amount_fen"),
+                    item.get("event"),
+                )
                 for item in release["tranches"]
             ),
         ),

@@ -13,9 +13,10 @@ from app.domain.cities import (
     CityConfig,
     FormSpec,
     ProductConfig,
+    ReleaseRule,
     ResolvedCity,
 )
-from app.domain.config_keys import NOT_YET_READ, RELEASED_ON
+from app.domain.config_keys import RELEASED_ON
 from app.domain.durations import parse_duration
 from app.domain.fees import fee_problem
 from app.domain.forms.patterns import pattern_problem
@@ -112,13 +113,26 @@ def _bound_problems(scope: _Scope, at: tuple[str, str], declared: Parameter, val
     return [scope.problem(at, f"参数 {at[1]}（{declared.label}）不得{'小' if low else '大'}于 {shown}", problem)]
 
 
+PLAN_ACTION = "release_tranche"  # a workflow that runs release plans names it on each release event
+
+
+def _runs_plans(workflow: WorkflowDefinition) -> bool:
+    return any(PLAN_ACTION in transition.actions for transition in workflow.transitions)
+
+
+def _plan_events(workflow: WorkflowDefinition) -> list[str]:
+    """The events on which a workflow that runs release plans releases the tranches they make due."""
+    events = {t.event for t in workflow.transitions if PLAN_ACTION in t.actions and t.event != "retry_payout"}
+    return sorted(events)
+
+
 def _release_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
     release = product.release
     if release is None:
-        needs_stages = any("release_stage" in t.actions for t in workflow.transitions)
+        staged = any("release_stage" in t.actions for t in workflow.transitions)
         return (
-            [scope.problem((), "分阶段释放的业务须配置 release.tranches", "staged releases need release.tranches")]
-            if needs_stages
+            [scope.problem((), "分阶段或分期放款的业务须配置 release.tranches", "this workflow needs release.tranches")]
+            if staged or _runs_plans(workflow)
             else []
         )
     problems = [
@@ -126,8 +140,10 @@ def _release_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowD
         for index, event in enumerate(release.conditions)
         if event not in workflow.events
     ]
+    problems += _tranche_event_problems(scope, release, workflow)
     shares = sum(tranche.share_bps for tranche in release.tranches if not tranche.remainder)
     remainders = sum(1 for tranche in release.tranches if tranche.remainder)
+    fixed = any(tranche.amount_fen is not None for tranche in release.tranches)
     if shares > 10_000:
         problems.append(
             scope.problem(
@@ -142,12 +158,46 @@ def _release_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowD
         problems.append(
             scope.problem(("release", "tranches"), "其他各期已达 100%，余款一期为零", "the remainder tranche is empty")
         )
-    if not remainders and shares < 10_000:
+    if not remainders and fixed:
+        problems.append(
+            scope.problem(
+                ("release", "tranches"),
+                "含固定金额的放款计划须有一期“余款”（托管金额减去其他各期）",
+                "a plan with fixed amounts needs a remainder tranche",
+            )
+        )
+    elif not remainders and shares < 10_000:
         problems.append(
             scope.problem(
                 ("release", "tranches"),
                 f"各期合计仅 {shares / 100:.2f}%，余款无从释放",
                 f"tranches release only {shares} bps of the custody amount",
+            )
+        )
+    return problems
+
+
+def _tranche_event_problems(scope: _Scope, release: ReleaseRule, workflow: WorkflowDefinition) -> list[Problem]:
+    """Each tranche's event must be one on which the workflow releases a tranche (for a workflow that does not
+    run plans, an event a tranche names must be the one it releases on, `RELEASED_ON`; its conditions are
+    checked against the same in `_unread_problems`)."""
+    plans = _runs_plans(workflow)
+    allowed = _plan_events(workflow) if plans else sorted(RELEASED_ON.get(workflow.id, ()))
+    problems = []
+    for index, tranche in enumerate(release.tranches):
+        event = release.event_of(index)
+        if event in allowed or not (plans or tranche.event):
+            continue
+        name = workflow.events.get(event)
+        shown = f"{name}（{event}）" if name else event
+        choices = "、".join(f"{workflow.events.get(e, e)}（{e}）" for e in allowed) or "无"
+        at = ("release", "tranches", index, "event") if tranche.event else ("release", "conditions")
+        problems.append(
+            scope.problem(
+                at,
+                f"第 {index + 1} 期“{tranche.label}”的放款事件 {shown} 不是工作流 {workflow.id} "
+                f"第 {workflow.version} 版的放款事件，可用：{choices}",
+                f"workflow {workflow.id} v{workflow.version} releases no tranche on {event!r} (allowed: {allowed})",
             )
         )
     return problems
@@ -164,16 +214,16 @@ def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDe
                 "resale extra fields are not stored yet: remove the form",
             )
         )
-    if product.release is None:
+    if product.release is None or _runs_plans(workflow):
         return problems
     released_on = RELEASED_ON.get(workflow.id)
     if released_on is None or set(product.release.conditions) != released_on:
         expected = "、".join(sorted(released_on or ())) or "（本工作流无放款条件）"
-        part = NOT_YET_READ["products/*/release/conditions"]
         problems.append(
             scope.problem(
                 ("release", "conditions"),
-                f"放款条件尚不能按配置调整（{part}）：本工作流在 {expected} 后放款",
+                f"工作流 {workflow.id} 第 {workflow.version} 版不按配置的放款条件放款：它在 {expected} 后放款"
+                "（分期放款请使用支持放款计划的工作流版本）",
                 f"workflow {workflow.id} releases on {sorted(released_on or ())}, whatever the conditions say",
             )
         )
@@ -183,7 +233,8 @@ def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDe
         problems.append(
             scope.problem(
                 ("release", "tranches"),
-                "分期放款尚未上线（issue 17 放款计划）：本业务一次全额放款，release.tranches 只能是一期余款",
+                f"工作流 {workflow.id} 第 {workflow.version} 版一次全额放款，不能分期："
+                "release.tranches 只能是一期余款（分期放款请使用支持放款计划的工作流版本）",
                 f"workflow {workflow.id} releases everything at once: one remainder tranche only",
             )
         )

@@ -36,9 +36,13 @@ READERS: dict[str, Reader] = {
     "products/*/custody/min_fen": Reader("app.domain.custody_limits:custody_limit_error", "min_fen"),
     "products/*/custody/max_fen": Reader("app.domain.custody_limits:custody_limit_error", "max_fen"),
     "products/*/release/tranches/*/label": Reader("app.agreements.service:agreement_data", "label"),
-    # staged releases (renovation) only; any other product refuses tranches but one remainder (city_checks)
-    "products/*/release/tranches/*/share_bps": Reader("app.state_machine.building_blocks:_stage_amount", "share_bps"),
-    "products/*/release/tranches/*/remainder": Reader("app.state_machine.building_blocks:_stage_amount", "remainder"),
+    # release plans (app/domain/release_plan.py), run by the workflows that name `release_tranche` or
+    # `release_stage`; a workflow version that releases at once refuses tranches but one remainder (city_checks)
+    "products/*/release/conditions/*": Reader("app.domain.release_plan:due_tranches", "conditions"),
+    "products/*/release/tranches/*/event": Reader("app.domain.cities:ReleaseRule.event_of", "event"),
+    "products/*/release/tranches/*/share_bps": Reader("app.domain.release_plan:_fixed", "share_bps"),
+    "products/*/release/tranches/*/amount_fen": Reader("app.domain.release_plan:_fixed", "amount_fen"),
+    "products/*/release/tranches/*/remainder": Reader("app.domain.release_plan:tranche_amounts", "remainder"),
     "products/*/fees/*/name": Reader("app.domain.fees:agreement_fees", "name"),
     "products/*/fees/*/payer": Reader("app.domain.fees:agreement_fees", "payer"),
     "products/*/fees/*/kind": Reader("app.domain.fees:FeeRule.fee_fen", "kind"),
@@ -70,12 +74,10 @@ READERS: dict[str, Reader] = {
 }
 
 # the keys under these paths are read by no code yet: a config may only leave them at their default
-NOT_YET_READ: dict[str, str] = {
-    "products/*/release/conditions": "issue 17 放款计划",
-}
+NOT_YET_READ: dict[str, str] = {}
 
-# what the shipped workflows release on, whatever `release.conditions` says (by workflow id): until release
-# plans read the conditions, a config must name exactly these
+# what the workflow versions that do not run release plans (no `release_tranche`) release on, whatever
+# `release.conditions` says (by workflow id): a config on such a version must name exactly these
 RELEASED_ON: dict[str, frozenset[str]] = {
     "resale_escrow": frozenset({"title_transferred"}),
     "gov_escrow": frozenset({"title_transferred", "gov_approved"}),

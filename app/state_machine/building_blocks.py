@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.cities import ReleaseRule
+from app.domain.release_plan import due_tranches, tranche_gross
 from app.domain.rent import plan_rent
 from app.platform.errors import WorkflowError
 
@@ -35,6 +36,7 @@ class CaseContext:
     release: ReleaseRule | None = None
     payload: dict[str, Any] = field(default_factory=dict)
     instructions: list[Instruction] = field(default_factory=list)
+    event: str = ""  # the event being fired (a release plan's tranches are due on events)
 
     def fact(self, name: str) -> Any:
         if name not in self.case:
@@ -51,12 +53,24 @@ def _rent_available(ctx: CaseContext) -> int:
 
 
 def _stage_amount(ctx: CaseContext, index: int) -> int:
-    """Stage `index` of the release rule: its share of the custody amount, or what is left for a remainder."""
-    assert ctx.release is not None, "renovation escrow needs the city's release rule"
-    total = ctx.fact("custody_amount_fen")
-    shares = [tranche.share_bps * total // 10_000 for tranche in ctx.release.tranches if not tranche.remainder]
-    tranche = ctx.release.tranches[index]
-    return total - sum(shares) if tranche.remainder else tranche.share_bps * total // 10_000
+    """Stage `index` of the release plan: its gross amount out of the custody amount (app/domain/release_plan.py)."""
+    return tranche_gross(_plan(ctx), ctx.fact("custody_amount_fen"), index)
+
+
+def _plan(ctx: CaseContext) -> ReleaseRule:
+    if ctx.release is None:
+        raise WorkflowError("城市配置未设放款计划（release）", code="RELEASE_PLAN_MISSING")
+    return ctx.release
+
+
+def _happened(ctx: CaseContext) -> list[str]:
+    """The release events recorded so far, with the one being fired."""
+    seen = list(ctx.case.get("release_events", []))
+    return seen if not ctx.event or ctx.event in seen else [*seen, ctx.event]
+
+
+def _due(ctx: CaseContext) -> range:
+    return due_tranches(_plan(ctx), ctx.case.get("tranches_released", 0), _happened(ctx))
 
 
 def fully_funded(ctx: CaseContext) -> bool:
@@ -80,6 +94,17 @@ def rent_covered(ctx: CaseContext) -> bool:
 def last_rent_month(ctx: CaseContext) -> bool:
     """The release under way pays the lease's last month."""
     return ctx.case.get("months_released", 0) + 1 >= ctx.fact("lease_months")
+
+
+def tranche_due(ctx: CaseContext) -> bool:
+    """The event being fired (with those recorded before) makes the plan's next tranche due."""
+    return len(_due(ctx)) > 0
+
+
+def last_tranche(ctx: CaseContext) -> bool:
+    """The release under way pays the plan's last tranche."""
+    released = ctx.case.get("tranches_released", 0) + ctx.case.get("tranches_in_flight", 0)
+    return released >= len(_plan(ctx).tranches)
 
 
 def last_stage(ctx: CaseContext) -> bool:
@@ -140,6 +165,31 @@ def release_stage(ctx: CaseContext) -> None:
 
 def settle_stage(ctx: CaseContext) -> None:
     ctx.case["stages_released"] = ctx.case.get("stages_released", 0) + 1
+
+
+def record_release_event(ctx: CaseContext) -> None:
+    """A release event that makes no tranche due yet (a condition still missing): kept for later."""
+    ctx.case["release_events"] = _happened(ctx)
+
+
+def release_tranche(ctx: CaseContext) -> None:
+    """Pay the seller every tranche the event makes due, each its gross amount out of the custody amount, never
+    more than is free in custody; one payout per tranche, one release group."""
+    record_release_event(ctx)
+    due = _due(ctx)
+    if not due:
+        raise WorkflowError("放款条件尚未满足，本期款项不能释放", code="TRANCHE_NOT_DUE")
+    plan, free = _plan(ctx), ctx.fact("custody_fen")
+    for index in due:
+        amount = min(tranche_gross(plan, ctx.fact("custody_amount_fen"), index), free)
+        ctx.emit("payout", amount, "seller", f"分期放款：{plan.tranches[index].label}")
+        free -= amount
+    ctx.case["tranches_in_flight"] = len(due)
+
+
+def settle_tranche(ctx: CaseContext) -> None:
+    """The release group was paid: its tranches count as released."""
+    ctx.case["tranches_released"] = ctx.case.get("tranches_released", 0) + ctx.case.pop("tranches_in_flight", 0)
 
 
 def record_payer_account(ctx: CaseContext) -> None:

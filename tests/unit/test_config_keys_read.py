@@ -23,11 +23,7 @@ from tests.unit.test_config_corpus import CITY_SCHEMA, _schema_paths
 __all__ = ["folder"]  # the city-checks fixture, used here as it is there
 
 # Not yet read — remove a line when its part of issue 17 lands and its reader is added to READERS.
-ALLOW_LIST = {
-    # issue 17 part "Release plans": the workflow decides when money is released (validation refuses any
-    # conditions other than the workflow's own)
-    "products/*/release/conditions/*": "issue 17 放款计划",
-}
+ALLOW_LIST = {}
 # fixed by the schema to the one value the platform always uses
 FIXED = {"timezone"}
 
@@ -76,19 +72,19 @@ UNREAD_VALUES: dict[str, tuple[Callable[[dict], None], str, str]] = {
     "release conditions the workflow does not wait for": (
         lambda p: p["renovation_escrow"]["release"].update(conditions=["stage_accepted", "stage_completed"]),
         "/products/renovation_escrow/release/conditions",
-        "放款条件尚不能按配置调整",
+        "不按配置的放款条件放款",
     ),
-    "a 90/10 plan on a product that releases at once": (
+    "a 90/10 plan on a workflow version that releases at once": (
         lambda p: p.update(
-            resale_escrow={
+            intent_deposit={
                 "release": {
-                    "conditions": ["title_transferred"],
-                    "tranches": [{"label": "过户", "share_bps": 9000}, {"label": "物业交割", "remainder": True}],
+                    "conditions": ["purchase_signed"],
+                    "tranches": [{"label": "签约", "share_bps": 9000}, {"label": "余款", "remainder": True}],
                 }
             }
         ),
-        "/products/resale_escrow/release/tranches",
-        "分期放款尚未上线",
+        "/products/intent_deposit/release/tranches",
+        "一次全额放款，不能分期",
     ),
     "resale extra fields": (
         lambda p: p.update(

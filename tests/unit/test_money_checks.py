@@ -35,12 +35,20 @@ def _problems(data: dict[str, Any]) -> list[dict[str, str]]:
 
 def test_every_shipped_workflow_passes_and_declares_its_money_moves() -> None:
     workflows = load_workflows(registry)
-    assert len(workflows) == 7
+    assert len(workflows) == 8
     assert registry.money["refund_to_origin"].outcomes == {"refund_succeeded", "refund_failed"}
     assert registry.money["request_payout"].kind == "release"
     assert registry.money["release_deposit"] == vocabulary.MoneyEffect("refund", vocabulary.PAYOUT_OUTCOMES)
     resale = workflows[("resale_escrow", 1)]
     assert funded_states(resale, registry.money) == {"awaiting_funds", "funded", "payout_failed", "refund_failed"}
+    plan = workflows[("resale_escrow", 2)]  # partly released: the rest is held, and can go back by original route
+    assert funded_states(plan, registry.money) == {
+        "awaiting_funds",
+        "funded",
+        "partly_released",
+        "payout_failed",
+        "refund_failed",
+    }
 
 
 def test_a_funded_resale_deal_without_a_refund_is_refused() -> None:
