@@ -6,6 +6,8 @@ then the same file again (everything skipped as already imported).
 
 Run: .venv/bin/python bench/contract_import.py [--rows 100000] [--batch-size 500] [--db sqlite,postgresql]
      [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--profile] [--json out.json]
+With --open: the accounts of the imported contracts opened at the bank simulator by the worker processes
+(bench/opening_pace.py): [--open-rows ceb=2000,pab=500] [--workers 2].
 Not part of `make test`.
 
 2026-11-23, 2 shared cores (load 6-8 from other work), 100,000 rows, batches of 500:
@@ -125,13 +127,38 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--open", action="store_true", help="open the accounts at the bank simulator's pace")
+    parser.add_argument("--open-rows", default="ceb=2000,pab=500")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.open:
+        _openings(args)
+        return
     results = [run(kind, args.rows, args.batch_size, args.postgres_url, args.profile) for kind in args.db.split(",")]
     print(f"{'db':<11}{'rows':>9}{'batch':>7}{'MB':>6}{'import s':>10}{'rows/s':>9}{'re-run s':>10}{'rows/s':>9}")
     for r in results:
         print(
             f"{r['db']:<11}{r['rows']:>9}{r['batch_size']:>7}{r['file_mb']:>6}{r['import_s']:>10}"
             f"{r['rows_per_s']:>9}{r['rerun_s']:>10}{r['rerun_rows_per_s']:>9}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def _openings(args: argparse.Namespace) -> None:
+    from bench.opening_pace import run_openings
+
+    rows = {bank: int(count) for bank, count in (part.split("=") for part in args.open_rows.split(","))}
+    results = [r for kind in args.db.split(",") for r in run_openings(kind, rows, args.workers, args.postgres_url)]
+    print(
+        f"{'db':<11}{'bank':<5}{'accounts':>9}{'limit/s':>8}{'rate/s':>8}{'of limit':>9}{'max 1 s':>8}"
+        f"{'estimate s':>11}{'real s':>8}{'429':>6}{'deferred':>9}"
+    )
+    for r in results:
+        print(
+            f"{r['db']:<11}{r['bank']:<5}{r['accounts']:>9}{r['limit_per_s']:>8}{r['rate_per_s']:>8}"
+            f"{r['of_limit']:>9}{r['max_in_1s']:>8}{r['estimate_s']!s:>11}{r['real_s']:>8}"
+            f"{r['refused_429']:>6}{r['deferrals']:>9}"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

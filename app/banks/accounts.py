@@ -3,48 +3,61 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 from app.bank_inbox.handlers import repair_account_opened
 from app.banks.gateway import BankOutcomeUnknown, BankRateLimited, BankRejected, BankUnavailable, DesignatedPayer
 from app.banks.settings import opening_limits
 from app.db.models import VirtualAccount
-from app.db.rate_limits import drain, take_token
+from app.db.rate_limits import send_answered, send_refused, start_send
 from app.deals.account_request import account_opening
 from app.platform.request_context import bind_job_context
 from app.platform.runtime import Runtime
 from app.queue.jobs import Defer, Retry, enqueue
 
 ACCOUNT_CHECK_DELAY_S = 10.0  # no `account_opened` this long after the bank accepted the request: ask the bank
+INLINE_WAIT_S = 0.3  # a place in the bank's window this close: wait for it here rather than requeue the job
 
 
 def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
-    """Ask the bank to open the account, paced by the bank's limits (a token bucket in the database that
-    every worker shares). Safe to resend: the bank dedupes on request_id."""
-    with rt.db.uow() as uow:
-        account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
-        assert account is not None, "job refers to a missing virtual account"
-        bind_job_context(deal_id=account.deal_id, bank=account.bank_code)  # for the logs
-        if account.status == "opened":
-            return
-        endpoint = rt.banks[account.bank_code]
-        limits = opening_limits(uow.session, endpoint)  # the admin's override, else the configured limits
-        wait_s = take_token(uow.session, account.bank_code, limits, rt.clock())
-        uow.commit()
-        request = (account.bank_code, account.request_id, account.account_name, _designated_payer(account))
-    if wait_s > 0:
-        raise Defer(f"{endpoint.name}开户限速，稍后再开", delay_s=wait_s, details={"bank": endpoint.code})
+    """Ask the bank to open the account, paced by the bank's limits (the window of its last sends, in the
+    database, that every worker shares: app.domain.rate_limit). Safe to resend: the bank dedupes on request_id."""
+    ticket, waited_s = uuid.uuid4().hex, 0.0
+    while True:
+        with rt.db.uow() as uow:
+            account = uow.session.get(VirtualAccount, payload["virtual_account_id"])
+            assert account is not None, "job refers to a missing virtual account"
+            bind_job_context(deal_id=account.deal_id, bank=account.bank_code)  # for the logs
+            if account.status == "opened":
+                return
+            endpoint = rt.banks[account.bank_code]
+            limits = opening_limits(uow.session, endpoint)  # the admin's override, else the configured limits
+            wait_s = start_send(uow.session, account.bank_code, limits, rt.clock(), ticket)
+            uow.commit()
+            request = (account.bank_code, account.request_id, account.account_name, _designated_payer(account))
+        if wait_s == 0.0:
+            break
+        if waited_s + wait_s > INLINE_WAIT_S:
+            raise Defer(f"{endpoint.name}开户限速，稍后再开", delay_s=wait_s, details={"bank": endpoint.code})
+        time.sleep(wait_s)
+        waited_s += wait_s
     bank_code, request_id, account_name, payer = request
     try:
         rt.gateway(bank_code).open_virtual_account(request_id, account_name, rt.notify_url(bank_code), payer)
     except BankRateLimited as error:  # our pace and the bank's disagree: the bank wins
         with rt.db.uow() as uow:
-            drain(uow.session, bank_code, rt.clock())
+            send_refused(uow.session, bank_code, limits, rt.clock())
             uow.commit()
         raise Defer(error.message, delay_s=error.retry_after_s, details=error.details) from error
-    except (BankUnavailable, BankOutcomeUnknown) as error:
-        raise Retry(error.message, details=error.details) from error
+    except BaseException as error:  # answered or not, the bank may have counted it
+        _answered(rt, bank_code, ticket)
+        if isinstance(error, BankUnavailable | BankOutcomeUnknown):
+            raise Retry(error.message, details=error.details) from error
+        raise
     with rt.db.uow() as uow:  # if the bank's `account_opened` never comes, ask the bank
+        send_answered(uow.session, bank_code, ticket, rt.clock())
         check = {"virtual_account_id": payload["virtual_account_id"]}
         enqueue(
             uow.session,
@@ -90,6 +103,13 @@ def check_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
     }
     with rt.db.uow() as uow:
         repair_account_opened(rt, uow.session, bank_code, body)
+        uow.commit()
+
+
+def _answered(rt: Runtime, bank_code: str, ticket: str) -> None:
+    """The bank answered our send: its place in the window frees a second from now."""
+    with rt.db.uow() as uow:
+        send_answered(uow.session, bank_code, ticket, rt.clock())
         uow.commit()
 
 

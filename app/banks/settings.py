@@ -1,11 +1,11 @@
-"""Banks as the admin sees them: endpoint, public-key fingerprint, account-opening limits and the live bucket.
+"""Banks as the admin sees them: endpoint, public-key fingerprint, account-opening limits and the live window.
 
 Base URLs and keys come from the deployment (environment, instance key folder) and are read-only here.
 The opening limits start as configured; an admin may override them (validated, audited), and the override
-is what the opening job paces to from its next token on. Saving the limits also reschedules the bank's
+is what the opening job paces to from its next send on. Saving the limits also reschedules the bank's
 waiting openings to the new pace: a job deferred far ahead under a lower limit (or spread over days by an
-import) is pulled forward to the slot the new limits give it, never pushed back; the token bucket still
-guarantees no opening goes faster than the limit.
+import) is pulled forward to the slot the new limits give it, never pushed back; the window of the bank's
+last sends still guarantees no opening goes faster than the limit.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from app.audit import log as audit
 from app.crypto import sm3
 from app.db.models import BankOpeningLimit, BankRateLimit, Job, VirtualAccount
+from app.db.rate_limits import window_state
 from app.domain.contract_import import opening_slot
-from app.domain.rate_limit import MILLI, SHANGHAI, Limits
+from app.domain.rate_limit import SHANGHAI, Limits, free_places
 from app.platform.config import BankEndpoint
 from app.platform.errors import CunguanError, NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -41,7 +42,7 @@ class BankRow:
     configured: Limits
     override_by: str | None
     override_at: datetime | None
-    tokens: float  # tokens in the bucket now (at most one second's worth)
+    free_now: int  # openings that could start at once now (of per_second)
     opened_today: int  # openings counted against today's (Shanghai) quota
 
 
@@ -66,14 +67,11 @@ def key_fingerprint(pem: bytes) -> str:
     return sm3(base64.b64decode(body)).hex()
 
 
-def _bucket(row: BankRateLimit | None, limits: Limits, now: datetime) -> tuple[float, int]:
-    """(tokens now, openings today) of a bucket without taking anything; a bank never paced has a full one."""
-    if row is None:
-        return float(limits.per_second), 0
-    elapsed_ms = max(0, int((now - row.refreshed_at).total_seconds() * 1000))
-    tokens_milli = min(limits.per_second * MILLI, row.tokens_milli + elapsed_ms * limits.per_second)
+def _window(row: BankRateLimit | None, limits: Limits, now: datetime) -> tuple[int, int]:
+    """(openings that could start now, openings today) of a bank's window, without taking anything."""
+    state = window_state(row)
     today = now.astimezone(SHANGHAI).date()
-    return tokens_milli / MILLI, row.day_count if row.day == today else 0
+    return free_places(state, limits, now), state.day_count if state.day == today else 0
 
 
 def overview(rt: Runtime) -> list[BankRow]:
@@ -86,7 +84,7 @@ def overview(rt: Runtime) -> list[BankRow]:
                 fingerprint = None
             override = uow.session.get(BankOpeningLimit, code)
             limits = opening_limits(uow.session, endpoint)
-            tokens, today = _bucket(uow.session.get(BankRateLimit, code), limits, now)
+            free_now, today = _window(uow.session.get(BankRateLimit, code), limits, now)
             rows.append(
                 BankRow(
                     code=code,
@@ -98,7 +96,7 @@ def overview(rt: Runtime) -> list[BankRow]:
                     configured=Limits(endpoint.open_per_second, endpoint.open_per_day),
                     override_by=override.updated_by if override else None,
                     override_at=override.updated_at if override else None,
-                    tokens=tokens,
+                    free_now=free_now,
                     opened_today=today,
                 )
             )
@@ -121,8 +119,8 @@ def reschedule_openings(session: Session, bank_code: str, limits: Limits, now: d
     workers would run them (run_after, id) and each gets the slot of its position in the queue at the new
     limits (`opening_slot`: per second while today's quota lasts, then a day's quota from each Shanghai
     midnight), when that is earlier than its run_after. Nothing is postponed, and the order is kept. The
-    schedule only spreads the jobs (workers do not spin deferring a queue all due at once); the token
-    bucket remains the guard against opening faster than the limits."""
+    schedule only spreads the jobs (workers do not spin deferring a queue all due at once); the window of the
+    bank's last sends remains the guard against opening faster than the limits."""
     bucket = session.get(BankRateLimit, bank_code)
     today = now.astimezone(SHANGHAI).date()
     opened_today = bucket.day_count if bucket is not None and bucket.day == today else 0

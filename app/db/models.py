@@ -338,12 +338,13 @@ class Job(Base):
 
 
 class BankRateLimit(Base):
-    """A bank's account-opening token bucket, shared by every worker process (row-locked when taken)."""
+    """A bank's account-opening window (app.domain.rate_limit): its last sends as JSON
+    `[[ticket, started_ms, answered_ms|null], …]` and today's count, shared by every worker process
+    (row-locked when a send starts or is answered)."""
 
     __tablename__ = "bank_rate_limits"
     bank_code: Mapped[str] = mapped_column(String(16), primary_key=True)
-    tokens_milli: Mapped[int] = mapped_column(BigInteger)
-    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sends: Mapped[str] = mapped_column(Text, default="[]")
     day: Mapped[date] = mapped_column(Date)
     day_count: Mapped[int] = mapped_column(Integer)
 

@@ -1,7 +1,8 @@
-"""Take an account-opening token for a bank, atomically across processes (the bucket row is locked)."""
+"""A bank's account-opening window in the database, atomically across processes (its row is locked)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import select
@@ -9,22 +10,22 @@ from sqlalchemy.orm import Session
 
 from app.db.models import BankRateLimit
 from app.db.upsert import insert_if_absent
-from app.domain.rate_limit import BucketState, Limits, fresh_state, take
+from app.domain.rate_limit import Limits, Send, WindowState, answered, refused, take
+from app.domain.timezone import SHANGHAI
 
 
-def take_token(session: Session, bank_code: str, limits: Limits, now: datetime) -> float:
-    """0.0 when a token was taken (commit with the caller), else the seconds to wait."""
-    initial = fresh_state(limits, now)
+def window_state(row: BankRateLimit | None) -> WindowState:
+    """The window a row stores (an empty one for a bank never paced)."""
+    if row is None:
+        return WindowState()
+    return WindowState([Send(*send) for send in json.loads(row.sends)], row.day, row.day_count)
+
+
+def _locked(session: Session, bank_code: str, now: datetime) -> BankRateLimit:
     insert_if_absent(
         session,
         BankRateLimit.__table__,
-        {
-            "bank_code": bank_code,
-            "tokens_milli": initial.tokens_milli,
-            "refreshed_at": initial.refreshed_at,
-            "day": initial.day,
-            "day_count": initial.day_count,
-        },
+        {"bank_code": bank_code, "sends": "[]", "day": now.astimezone(SHANGHAI).date(), "day_count": 0},
     )
     row = session.scalar(
         select(BankRateLimit)
@@ -32,20 +33,38 @@ def take_token(session: Session, bank_code: str, limits: Limits, now: datetime) 
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    assert row is not None, "bucket row inserted above"
-    state = BucketState(row.tokens_milli, row.refreshed_at, row.day, row.day_count)
-    wait_s = take(state, limits, now)
-    row.tokens_milli, row.refreshed_at, row.day, row.day_count = (
-        state.tokens_milli,
-        state.refreshed_at,
-        state.day,
-        state.day_count,
-    )
+    assert row is not None, "window row inserted above"
+    return row
+
+
+def _store(row: BankRateLimit, state: WindowState) -> None:
+    row.sends = json.dumps([[s.ticket, s.started_ms, s.answered_ms] for s in state.sends])
+    assert state.day is not None
+    row.day, row.day_count = state.day, state.day_count
+
+
+def start_send(session: Session, bank_code: str, limits: Limits, now: datetime, ticket: str) -> float:
+    """0.0 when a send under `ticket` may start now (commit with the caller before sending), else the seconds
+    to wait."""
+    row = _locked(session, bank_code, now)
+    state = window_state(row)
+    wait_s = take(state, limits, now, ticket)
+    if wait_s == 0.0:
+        _store(row, state)
     return wait_s
 
 
-def drain(session: Session, bank_code: str, now: datetime) -> None:
-    """The bank said we are over its limit: spend what the bucket thinks it has (it was wrong)."""
-    row = session.scalar(select(BankRateLimit).where(BankRateLimit.bank_code == bank_code).with_for_update())
-    if row is not None:
-        row.tokens_milli, row.refreshed_at = 0, now
+def send_answered(session: Session, bank_code: str, ticket: str, now: datetime) -> None:
+    """The bank's answer to `ticket` came back now (whatever it said)."""
+    row = _locked(session, bank_code, now)
+    state = window_state(row)
+    answered(state, ticket, now)
+    _store(row, state)
+
+
+def send_refused(session: Session, bank_code: str, limits: Limits, now: datetime) -> None:
+    """The bank refused a send as over its limit: every place counts as used from now."""
+    row = _locked(session, bank_code, now)
+    state = window_state(row)
+    refused(state, limits, now)
+    _store(row, state)

@@ -139,7 +139,7 @@ def _next_midnight(at: datetime, days: int) -> datetime:
 def opening_slot(limits: Limits, now: datetime, opened_today: int, position: int) -> datetime:
     """When the account at `position` (0-based) of a bank's queue can be opened, at best: `limits.per_second`
     a second while today's quota (`limits.per_day` less `opened_today`) lasts, then from each Shanghai
-    midnight on, a day's quota at a time. A plan for spreading the jobs, not the guard: the token bucket
+    midnight on, a day's quota at a time. A plan for spreading the jobs, not the guard: the window of sends
     still refuses anything faster."""
     left_today = max(0, limits.per_day - opened_today)
     if position < left_today:

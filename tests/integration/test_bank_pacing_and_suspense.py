@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.bank_inbox import suspense
 from app.banks.gateway import BankRateLimited, DesignatedPayer
 from app.db.models import Job, Payout, SuspenseItem, VirtualAccount
 from app.deals import service as deals
-from app.domain.rate_limit import SHANGHAI, Limits, fresh_state, take
+from app.domain.rate_limit import SHANGHAI, Limits, WindowState, answered, take
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
@@ -51,17 +53,61 @@ def _run_due(rt: Runtime, at: datetime) -> None:
         pass
 
 
-def test_token_bucket_refills_per_second_and_stops_at_the_daily_quota() -> None:
-    limits = Limits(per_second=4, per_day=6)
-    state = fresh_state(limits, T0)
-    assert [take(state, limits, T0) for _ in range(4)] == [0.0] * 4
-    assert take(state, limits, T0) == pytest.approx(0.25), "the next token in a quarter second"
-    assert take(state, limits, T0 + timedelta(seconds=0.5)) == 0.0
-    assert take(state, limits, T0 + timedelta(seconds=0.5)) == 0.0
-    wait = take(state, limits, T0 + timedelta(seconds=5))
+def test_the_window_lets_a_send_start_a_second_after_the_answer_it_replaces_and_stops_at_the_daily_quota() -> None:
+    limits = Limits(per_second=2, per_day=4)
+    state = WindowState()
+    assert take(state, limits, T0, "a") == take(state, limits, T0, "b") == 0.0, "two at once"
+    assert take(state, limits, T0, "c") == pytest.approx(0.05), "both in flight: look again shortly"
+    answered(state, "a", T0 + timedelta(milliseconds=40))
+    answered(state, "b", T0 + timedelta(milliseconds=90))
+    assert take(state, limits, T0 + timedelta(milliseconds=500), "c") == pytest.approx(0.545), "a's answer + 1 s"
+    assert take(state, limits, T0 + timedelta(milliseconds=1045), "c") == 0.0
+    assert take(state, limits, T0 + timedelta(milliseconds=1046), "d") == pytest.approx(0.049), "b's answer + 1 s"
+    assert take(state, limits, T0 + timedelta(milliseconds=1095), "d") == 0.0
+    answered(state, "c", T0 + timedelta(seconds=2))
+    answered(state, "d", T0 + timedelta(seconds=2))
+    wait = take(state, limits, T0 + timedelta(seconds=5), "e")
     next_midnight = datetime(2026, 11, 24, tzinfo=SHANGHAI)
-    assert wait == pytest.approx((next_midnight - (T0 + timedelta(seconds=5))).total_seconds())
-    assert take(state, limits, next_midnight) == 0.0, "a new Shanghai day, a new quota"
+    assert wait == pytest.approx((next_midnight - (T0 + timedelta(seconds=5))).total_seconds()), "4 a day"
+    assert take(state, limits, next_midnight, "e") == 0.0, "a new Shanghai day, a new quota"
+
+
+def test_a_send_never_answered_stops_holding_its_place_after_a_minute() -> None:
+    limits = Limits(per_second=1, per_day=100)
+    state = WindowState()
+    assert take(state, limits, T0, "lost") == 0.0
+    assert take(state, limits, T0 + timedelta(seconds=30), "next") == pytest.approx(0.05)
+    assert take(state, limits, T0 + timedelta(seconds=61.005), "next") == 0.0
+
+
+@given(
+    per_second=st.integers(1, 6),
+    gaps_ms=st.lists(st.integers(0, 400), min_size=1, max_size=60),
+    latencies_ms=st.lists(st.integers(0, 300), min_size=60, max_size=60),
+)
+def test_the_bank_never_sees_more_than_its_limit_in_any_second(
+    per_second: int, gaps_ms: list[int], latencies_ms: list[int]
+) -> None:
+    """Sends tried at arbitrary moments, answered after arbitrary latencies; the bank stamps each at an arbitrary
+    moment between start and answer (here: its start, then its answer, alternately): never more than
+    `per_second` stamps in any one-second window [t - 1 s, t]."""
+    limits, state, now, stamps = Limits(per_second, 10_000), WindowState(), T0, []
+    in_flight: list[tuple[datetime, str, datetime]] = []  # (answer time, ticket, start)
+    for n, gap in enumerate(gaps_ms):
+        now += timedelta(milliseconds=gap)
+        for answer_at, ticket, started in sorted(in_flight):
+            if answer_at <= now:
+                answered(state, ticket, answer_at)
+                stamps.append(started if len(stamps) % 2 else answer_at)
+        in_flight = [f for f in in_flight if f[0] > now]
+        if take(state, limits, now, f"t{n}") == 0.0:
+            in_flight.append((now + timedelta(milliseconds=latencies_ms[n]), f"t{n}", now))
+    for answer_at, ticket, started in in_flight:
+        answered(state, ticket, answer_at)
+        stamps.append(started if len(stamps) % 2 else answer_at)
+    stamps.sort()
+    for i, stamp in enumerate(stamps):
+        assert sum(1 for other in stamps[i:] if other - stamp <= timedelta(seconds=1)) <= per_second
 
 
 def _accounts_waiting(rt: Runtime, count: int) -> None:
@@ -88,6 +134,8 @@ def test_account_opening_never_goes_faster_than_the_bank_allows(rt: Runtime, use
         assert {(job.attempts, "限速" in (job.last_error or "")) for job in waiting} == {(0, True)}
         assert all(job.run_after > T0 for job in waiting)
     _run_due(rt, T0 + timedelta(seconds=1))
+    assert len(bank.calls) == 2, "a second after the answers, plus the margin"
+    _run_due(rt, T0 + timedelta(seconds=1.005))
     assert len(bank.calls) == 3, "the daily quota of three is reached"
     _run_due(rt, T0 + timedelta(hours=12))  # 22:00 in Shanghai: same day
     assert len(bank.calls) == 3

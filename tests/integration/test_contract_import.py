@@ -360,15 +360,15 @@ def test_imported_accounts_open_at_the_banks_pace_and_never_faster(
     output = _import(app, path)
     assert "按银行限速 3 户/秒、20 户/日" in output and "跨 2 个自然日" in output, output
     opened_per_second = []
-    for tick in range(12):  # the clock stands still while due jobs run, then moves on a second
-        _run_due(rt, T0 + timedelta(seconds=tick))
+    for tick in range(12):  # the clock stands still while due jobs run, then moves on a second (+ the margin)
+        _run_due(rt, T0 + timedelta(seconds=tick * 1.005))
         opened_per_second.append(len(bank.calls) - sum(opened_per_second))
     # the jobs are spread a third of a second apart: one is due at once, then three a second until the
     # day's 20 are used; none past the daily quota
     assert opened_per_second == [1, 3, 3, 3, 3, 3, 3, 1, 0, 0, 0, 0]
     _run_due(rt, T0 + timedelta(hours=14))  # midnight in Shanghai: a new day's quota
-    _run_due(rt, T0 + timedelta(hours=14, seconds=1))
-    _run_due(rt, T0 + timedelta(hours=14, seconds=2))
+    _run_due(rt, T0 + timedelta(hours=14, seconds=1.005))
+    _run_due(rt, T0 + timedelta(hours=14, seconds=2.01))
     assert len(bank.calls) == 25
     assert len({request_id for _, request_id in bank.calls}) == 25, "each account asked for once"
 
@@ -376,7 +376,7 @@ def test_imported_accounts_open_at_the_banks_pace_and_never_faster(
 def test_openings_stay_within_the_limit_when_jobs_are_all_due_at_once(
     app: Flask, rt: Runtime, agent: str, tmp_path: Path, bank: FakeBank
 ) -> None:
-    """The schedule only spreads the jobs; the token bucket is the guard: workers running late (every job
+    """The schedule only spreads the jobs; the window of sends is the guard: workers running late (every job
     due) still open no more than the per-second limit."""
     rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=4, open_per_day=1000)
     path = tmp_path / "stock.csv"
@@ -386,7 +386,7 @@ def test_openings_stay_within_the_limit_when_jobs_are_all_due_at_once(
     counts = []
     for tick in range(10):
         before = len(bank.calls)
-        _run_due(rt, late + timedelta(seconds=tick))
+        _run_due(rt, late + timedelta(seconds=tick * 1.005))  # a second after the answers, plus the margin
         counts.append(len(bank.calls) - before)
     assert max(counts) <= 4 and sum(counts) == 30, counts
 
@@ -424,8 +424,8 @@ def test_raised_limits_pull_the_queued_openings_forward(
         assert entry.detail == {"rescheduled_openings": 23}
 
     opened_per_second = []
-    for tick in range(10):  # the clock stands still while due jobs run, then moves on a second
-        _run_due(rt, raised_at + timedelta(seconds=tick))
+    for tick in range(10):  # the clock stands still while due jobs run, then moves on a second (+ the margin)
+        _run_due(rt, raised_at + timedelta(seconds=tick * 1.005))
         opened_per_second.append(len(bank.calls) - 1 - sum(opened_per_second))
     assert opened_per_second == [1, 4, 4, 4, 4, 4, 3, 0, 0, 0], "four a second, never more"
     assert len({request_id for _, request_id in bank.calls}) == 25 and not _opening_jobs(rt)
@@ -434,7 +434,7 @@ def test_raised_limits_pull_the_queued_openings_forward(
 def test_limits_lowered_or_saved_again_postpone_nothing(
     app: Flask, rt: Runtime, agent: str, tmp_path: Path, bank: FakeBank
 ) -> None:
-    """Rescheduling only pulls jobs forward; a lower limit is kept by the token bucket, the workers running
+    """Rescheduling only pulls jobs forward; a lower limit is kept by the window of sends, the workers running
     the jobs as they come due and deferring what is too fast."""
     rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=4, open_per_day=1000)
     path = tmp_path / "stock.csv"
@@ -448,7 +448,7 @@ def test_limits_lowered_or_saved_again_postpone_nothing(
     counts = []
     for tick in range(8):
         before_tick = len(bank.calls)
-        _run_due(rt, late + timedelta(seconds=tick))
+        _run_due(rt, late + timedelta(seconds=tick * 1.005))
         counts.append(len(bank.calls) - before_tick)
     assert max(counts) <= 2 and sum(counts) == 12, counts
 
