@@ -6,8 +6,8 @@ runner, `virtual_account_request` and `account_opening` as the `request_virtual_
 as `enqueue`, `account_row` as the ledger); only the inserting is done in bulk.
 
 The account openings are only queued. Their jobs are spread over time at the bank's limits (per second, per
-day) so that workers do not spin deferring 100,000 due jobs; the window of the bank's last sends (`app/db/rate_limits.py`)
-remains what guarantees no opening ever goes faster than the bank allows."""
+day) so that workers do not spin deferring 100,000 due jobs; the window of the bank's last sends
+(`app/db/rate_limits.py`) remains what guarantees no opening ever goes faster than the bank allows."""
 
 from __future__ import annotations
 
