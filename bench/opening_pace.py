@@ -260,3 +260,8 @@ def run_openings(kind: str, rows: dict[str, int], workers: int, postgres_url: st
         finally:
             stack.stop()
             drop()
+            logs = os.environ.get("BENCH_LOGS")  # a folder to keep the processes' logs in
+            if logs:
+                Path(logs).mkdir(parents=True, exist_ok=True)
+                for log in folder.glob("*.log"):
+                    (Path(logs) / f"{kind}-{log.name}").write_bytes(log.read_bytes())
