@@ -2,7 +2,7 @@
 up to twice a bank's per-second limit into one second of the bank's window (issue 21).
 
 Revision ID: 0037
-Revises: 0035
+Revises: 0030
 Create Date: 2026-12-05 15:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0037"
-down_revision = "0035"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
