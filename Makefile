@@ -34,6 +34,7 @@ setup: system-deps $(VENV)/.installed
 	@$(FLASK) keys import-bank --from-dir $(BANK_SIM_KEYS_DIR)
 	@$(FLASK) db upgrade
 	@$(FLASK) city import-files
+	@$(FLASK) definition import-files
 	@$(FLASK) user create-demo
 
 run: setup

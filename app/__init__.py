@@ -38,9 +38,11 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.extensions["cunguan.config"] = config
     runtime = build_runtime(config)
+    from app.sandbox.definitions import JOBS as DEFINITION_JOBS
     from app.sandbox.job import JOBS as SANDBOX_JOBS  # the console's 运行仿真: a tool outside the core
 
     runtime.jobs.update(SANDBOX_JOBS)
+    runtime.jobs.update(DEFINITION_JOBS)
     app.extensions["cunguan.runtime"] = runtime
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -12,6 +12,7 @@ def register(app: Flask) -> Admin:
     from app.banks.admin import BanksView
     from app.cities.admin import ConfigsView
     from app.deals.admin import DealsView
+    from app.definitions.admin import DefinitionsView
     from app.ledger.admin import LedgerView
     from app.ops.admin import DashboardView
     from app.payouts.admin import PayoutsView
@@ -28,6 +29,7 @@ def register(app: Flask) -> Admin:
         DealsView(name="存管单", endpoint="admin_deals", url="/admin/deals"),
         LedgerView(name="账务", endpoint="admin_ledger", url="/admin/ledger"),
         ConfigsView(name="城市配置", endpoint="admin_configs", url="/admin/configs"),
+        DefinitionsView(name="工作流与协议", endpoint="admin_definitions", url="/admin/definitions"),
         SuspenseView(name="挂账队列", endpoint="admin_suspense", url="/admin/suspense"),
         PayoutsView(name="付款审批", endpoint="admin_payouts", url="/admin/payouts"),
         PayeeAmendmentsView(name="收款账户变更", endpoint="admin_payee_amendments", url="/admin/payee-amendments"),

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from sqlalchemy.orm import Session, object_session
 
+from app.agreements.sources import deal_source
 from app.audit import log as audit
 from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
@@ -77,9 +78,11 @@ def _release_plan(rule: ReleaseRule | None, deal: Deal, events: Mapping[str, str
 
 
 def render_html(rt: Runtime, deal: Deal) -> str:
+    """The agreement from the template, partials and clauses the deal pinned (`app.agreements.sources`)."""
     product, version = deal.agreement_template.split("/")
-    masked = template_masked_fields(product, version)
-    return render_agreement_html(product, version, agreement_context(agreement_data(rt, deal), masked))
+    source = deal_source(rt.definitions, deal)
+    masked = template_masked_fields(product, version, source)
+    return render_agreement_html(product, version, agreement_context(agreement_data(rt, deal), masked), source)
 
 
 def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:

@@ -55,7 +55,7 @@ class SessionCitySource:
         return sorted({*self.files.stems(), *published_stems(self.session), *self.overlay})
 
 
-def _reader_engine(db: Database) -> Engine:
+def reader_engine(db: Database) -> Engine:
     """An engine for reads that may happen while the same thread holds a write transaction: on SQLite the
     app's engine starts every transaction with BEGIN IMMEDIATE (it would wait for itself); a plain
     connection reads the last committed state (WAL) without the write lock."""
@@ -68,7 +68,7 @@ class DbCitySource:
     """The running app's source: each read in a short read-only session of its own."""
 
     def __init__(self, db: Database, folder: Path) -> None:
-        self.engine = _reader_engine(db)
+        self.engine = reader_engine(db)
         self.folder = folder
 
     def read(self, stem: str) -> bytes | None:

@@ -26,6 +26,7 @@ from app.db import (  # noqa: F401
     audit_models,
     callback_models,
     config_models,
+    definition_models,
     grant_models,
     ledger_models,
     payee_models,
@@ -67,6 +68,9 @@ class Deal(Base):
     workflow_version: Mapped[int] = mapped_column(Integer)
     city_config_sha256: Mapped[str] = mapped_column(String(64))
     agreement_template: Mapped[str] = mapped_column(String(64))
+    # "kind:name" -> content sha256 of each published definition the deal started with (workflow, template
+    # files, clauses): app.definitions.pins; empty for deals made before migration 0034
+    definitions: Mapped[dict[str, str] | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1)
     buyer_name: Mapped[str] = mapped_column(EncryptedString)

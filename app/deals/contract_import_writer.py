@@ -30,6 +30,7 @@ from app.deals.contract_import_rows import PRODUCT, ValidRow
 from app.deals.pinning import pin
 from app.deals.service import DealOrigin, advisory_lock, allocate_deal_numbers, creation_row, deal_row
 from app.deals.workflow import transition_row
+from app.definitions.pins import deal_pins
 from app.domain import ledger
 from app.domain.contract_import import BadRow, OpeningEstimate, opening_slot
 from app.domain.rate_limit import Limits
@@ -64,6 +65,13 @@ class BatchWriter:
     def __init__(self, rt: Runtime, user_id: int, actor: str, result: ImportResult) -> None:
         self.rt, self.user_id, self.actor, self.result = rt, user_id, actor, result
         self.queues: dict[str, _BankQueue] = {}
+        self._pins: dict[str, dict[str, str]] = {}
+
+    def pins(self, city_code: str, workflow_id: str, version: int, template: str) -> dict[str, str]:
+        """The definitions the import's deals of a city pin (read once per city and import)."""
+        if city_code not in self._pins:
+            self._pins[city_code] = deal_pins(self.rt.definitions, workflow_id, version, template)
+        return self._pins[city_code]
 
     def write(self, batch: list[ValidRow]) -> None:
         with self.rt.db.uow() as uow:
@@ -102,7 +110,8 @@ class BatchWriter:
         values = []
         for row, deal_no in zip(batch, numbers, strict=True):
             city = row.city
-            origin = DealOrigin(city.code, city.city, city.product, city.definition, row.bank_code, self.user_id)
+            pins = self.pins(city.code, city.definition.id, city.definition.version, city.product.agreement_template)
+            origin = DealOrigin(city.code, city.city, city.product, city.definition, row.bank_code, self.user_id, pins)
             deal = deal_row(deal_no, origin, city.transition.target, row.fields, now)
             deal.update(blind_indexes(Deal, deal.__getitem__))  # what the ORM's before_insert hook writes
             values.append(deal)

@@ -16,6 +16,7 @@ from app.db.models import Deal, DealEvent
 from app.deals.pinning import pin
 from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
+from app.definitions.pins import deal_pins
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
 from app.domain.custody_limits import CUSTODY_FIELDS, custody_limit_error
@@ -132,10 +133,11 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
     fields = _deal_fields(rt, product_config, form)
     bank_code = custody_bank(product_config, form.get("custody_bank") or "")
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
+    pins = deal_pins(rt.definitions, definition.id, definition.version, product_config.agreement_template)
     with rt.db.uow() as uow:
         now = rt.clock()
         deal_no = allocate_deal_numbers(uow.session, now, product, [city_code])[0]
-        made = DealOrigin(city_code, city, product_config, definition, bank_code, actor.user_id)
+        made = DealOrigin(city_code, city, product_config, definition, bank_code, actor.user_id, pins)
         deal = Deal(**deal_row(deal_no, made, definition.initial, fields, now))
         uow.session.add(deal)
         uow.session.flush()
@@ -165,6 +167,7 @@ class DealOrigin:
     definition: WorkflowDefinition
     bank_code: str
     created_by_id: int
+    definitions: dict[str, str]  # the published definitions it starts with (app.definitions.pins)
 
 
 def deal_row(deal_no: str, made: DealOrigin, state: str, fields: DealFields, now: datetime) -> dict[str, Any]:
@@ -179,6 +182,7 @@ def deal_row(deal_no: str, made: DealOrigin, state: str, fields: DealFields, now
         "workflow_version": made.definition.version,
         "city_config_sha256": made.city.sha256,
         "agreement_template": made.product.agreement_template,
+        "definitions": made.definitions,
         "state": state,
         "facts": fields.facts,
         "created_by_id": made.created_by_id,

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import BaseLoader, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, UndefinedError
+from jinja2 import (
+    BaseLoader,
+    BytecodeCache,
+    FunctionLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    UndefinedError,
+)
+from jinja2.bccache import Bucket
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from markupsafe import Markup
 
@@ -24,8 +32,35 @@ from app.platform.histogram import Histogram
 TEMPLATES_ROOT = Path(__file__).resolve().parent.parent.parent / "agreement_templates"
 TEMPLATE_NAME = "agreement.html.j2"
 STYLESHEET_NAME = "agreement.css"
+MANIFEST_NAME = "manifest.json"
+DEFAULT_CLAUSES = ("confidentiality", "dispute")  # what a template prints when the city chose no clauses
 
-_LOADER = FileSystemLoader(TEMPLATES_ROOT)
+# template name ("resale_escrow/v1/agreement.html.j2", "clauses/dispute.html.j2") -> its source, None if none:
+# the published definitions a deal pinned (app.agreements.sources), or the repository's files
+Sources = Callable[[str], str | None]
+
+
+def repository_source(name: str) -> str | None:
+    path = TEMPLATES_ROOT / name
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+class _CompiledInMemory(BytecodeCache):
+    """Compiled templates shared by every render's environment, checked against their source (Jinja keys a
+    bucket by name and compares the source's checksum): a clause is compiled once per text, not per render."""
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledInMemory()
 
 
 _DIGITS = "零一二三四五六七八九"
@@ -41,7 +76,9 @@ def chinese_number(value: int) -> str:
     return ("" if tens == 1 else _DIGITS[tens]) + "十" + (_DIGITS[units] if units else "")
 
 
-def agreement_environment(loader: BaseLoader) -> ImmutableSandboxedEnvironment:
+def agreement_environment(
+    loader: BaseLoader, bytecode_cache: BytecodeCache | None = None
+) -> ImmutableSandboxedEnvironment:
     """Templates and clauses are edited by people, not programmers: they run sandboxed (no attribute that
     starts with an underscore, no method that changes a value), see only the deal's data they are given and
     the one function defined here; Jinja's own globals (range, dict, cycler, joiner, namespace, lipsum) are
@@ -52,49 +89,61 @@ def agreement_environment(loader: BaseLoader) -> ImmutableSandboxedEnvironment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=bytecode_cache,
     )
     environment.globals.clear()
     environment.globals["cn_number"] = chinese_number
     return environment
 
 
-@cache
-def _environment() -> ImmutableSandboxedEnvironment:
-    return agreement_environment(_LOADER)
+def _environment(source: Sources) -> ImmutableSandboxedEnvironment:
+    return agreement_environment(FunctionLoader(source), _COMPILED)
 
 
-def _stylesheet(product: str, version: str) -> Markup:
-    """The template version's own CSS if it has one, else the shared one (`shared/agreement.css`): trusted
-    text from the repository, to inline in a <style> element. A version that must never change its look
-    when the shared sheet does keeps a copy of its own."""
-    own = f"{product}/{version}/{STYLESHEET_NAME}"
-    name = own if (TEMPLATES_ROOT / own).is_file() else f"shared/{STYLESHEET_NAME}"
-    source, _, _ = _LOADER.get_source(_environment(), name)
-    return Markup(source)
+def _stylesheet(product: str, version: str, source: Sources) -> Markup:
+    """The template version's own CSS if it has one, else the shared one (`shared/agreement.css`): reviewed text
+    (its check refuses "</"), inlined in a <style> element. A version that must never change its look when
+    the shared sheet does keeps a copy of its own."""
+    own = source(f"{product}/{version}/{STYLESHEET_NAME}")
+    shared = source(f"shared/{STYLESHEET_NAME}")
+    return Markup(own if own is not None else shared or "")
 
 
-@cache
-def template_masked_fields(product: str, version: str) -> frozenset[str]:
+def manifest_problem(content: str) -> str | None:
+    """What is wrong with a template's `manifest.json` ({"masked": [...]}), in Chinese; None when nothing."""
+    try:
+        masked = json.loads(content).get("masked")
+    except (ValueError, AttributeError):
+        return "协议模板清单须为 JSON 对象"
+    if not isinstance(masked, list) or not set(masked) <= MASKABLE:
+        return f"协议模板清单的 masked 字段无效（可选：{'、'.join(sorted(MASKABLE))}）"
+    return None
+
+
+def template_masked_fields(product: str, version: str, source: Sources = repository_source) -> frozenset[str]:
     """Which party fields the template version masks: `manifest.json` {"masked": [...]} next to the
     template; without a manifest, every maskable field is masked."""
-    path = TEMPLATES_ROOT / product / version / "manifest.json"
-    if not path.is_file():
+    content = source(f"{product}/{version}/{MANIFEST_NAME}")
+    if content is None:
         return MASKABLE
-    masked = json.loads(path.read_text(encoding="utf-8")).get("masked")
-    if not isinstance(masked, list) or not set(masked) <= MASKABLE:
+    problem = manifest_problem(content)
+    if problem is not None:
         raise ConfigError(
-            "协议模板清单的 masked 字段无效",
+            problem,
             code="AGREEMENT_MANIFEST_INVALID",
             details={"template": f"{product}/{version}", "allowed": sorted(MASKABLE)},
         )
-    return frozenset(masked)
+    return frozenset(json.loads(content)["masked"])
 
 
-def render_agreement_html(product: str, version: str, context: dict[str, Any]) -> str:
-    """Render `<product>/<version>/agreement.html.j2` into a self-contained HTML page (CSS inlined)."""
+def render_agreement_html(
+    product: str, version: str, context: dict[str, Any], source: Sources = repository_source
+) -> str:
+    """Render `<product>/<version>/agreement.html.j2` into a self-contained HTML page (CSS inlined), every
+    template, partial and clause read from `source`."""
     seal = seal_markup(str(context.get("platform_name", PLATFORM_NAME)))
-    page = {"seal": seal, **context, "inline_css": _stylesheet(product, version)}
-    return render_sandboxed(_environment(), f"{product}/{version}/{TEMPLATE_NAME}", page)
+    page = {"seal": seal, **context, "inline_css": _stylesheet(product, version, source)}
+    return render_sandboxed(_environment(source), f"{product}/{version}/{TEMPLATE_NAME}", page)
 
 
 def render_sandboxed(environment: ImmutableSandboxedEnvironment, name: str, context: dict[str, Any]) -> str:

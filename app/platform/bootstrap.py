@@ -12,6 +12,10 @@ from app.db.pii import keyring
 from app.db.session import Database
 from app.deals import bank_freeze, case_blocks
 from app.deals.vocabulary import build_vocabulary
+from app.definitions.calendars import PublishedCalendars
+from app.definitions.kinds import build_kinds
+from app.definitions.store import DefinitionStore
+from app.definitions.workflows import WorkflowLibrary
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
 from app.payouts import jobs as payout_jobs
@@ -57,8 +61,9 @@ def build_runtime(config: Config) -> Runtime:
     keyring.configure_from_folder(config.keys_dir)  # pii.key (k1), pii.k2.key … and pii-index.key
     mac_key.configure_from_folder(config.keys_dir)  # audit-mac.key: the audit log refuses to write without it
     registry = build_registry()
-    workflows = load_workflows(registry)
     db = Database(config.database_url)
+    definitions = DefinitionStore(db, build_kinds())
+    workflows = WorkflowLibrary(definitions, registry)  # published versions, live: no restart to add one
     return Runtime(
         db=db,
         # the published version in the database; the shipped file while a city has none
@@ -70,6 +75,8 @@ def build_runtime(config: Config) -> Runtime:
         keys=keys,
         banks=config.banks,
         public_base_url=config.public_base_url,
+        definitions=definitions,
+        calendar_source=PublishedCalendars(definitions).current,
         bank_timeout_s=config.bank_timeout_s,
         calendar_warn_days=config.calendar_warn_days,
         config_validation_budget_s=config.config_validation_budget_s,

@@ -13,10 +13,11 @@ from app.calendars.cli import calendar_cli
 from app.cities import publishing_cli
 from app.cities.cli import city_cli, workflow_cli
 from app.deals.cli import contracts_cli
+from app.definitions.cli import definition_cli
 from app.ledger.cli import ledger_cli
 from app.pii.cli import KEYS_COMMANDS, pii_cli
 from app.platform.cli import db_cli, keys_cli, serve_all_command, worker_command
-from app.sandbox.cli import city_simulate
+from app.sandbox.cli import city_simulate, definition_simulate
 from app.tools.banksim.cli import bank_sim
 from app.users.cli import user_cli
 
@@ -24,6 +25,7 @@ from app.users.cli import user_cli
 def register_cli(app: Flask) -> None:
     for command in (*publishing_cli.COMMANDS, city_simulate):
         city_cli.add_command(command)
+    definition_cli.add_command(definition_simulate)
     for command in KEYS_COMMANDS:
         keys_cli.add_command(command)
     for group in (
@@ -43,6 +45,7 @@ def register_cli(app: Flask) -> None:
         reconcile_command,
         calendar_cli,
         bank_cli,
+        definition_cli,
     ):
         app.cli.add_command(group)
     app.cli.add_command(bank_sim, "bank-sim")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any
 from app.banks.gateway import BankGateway, HttpBankGateway
 from app.calendars.loader import repository_calendars
 from app.db.session import Database
+from app.definitions.store import DefinitionStore
 from app.domain.business_calendar import BusinessCalendar
 from app.domain.cities import CityCatalog
 from app.domain.validation_budget import DEFAULT_BUDGET_S
@@ -64,18 +65,25 @@ JobHandler = Callable[["Runtime", dict[str, Any]], None]
 class Runtime:
     db: Database
     cities: CityCatalog
-    workflows: dict[tuple[str, int], WorkflowDefinition]
+    # (id, version) -> definition: the published versions, served as they are published (WorkflowLibrary)
+    workflows: MutableMapping[tuple[str, int], WorkflowDefinition]
     registry: Registry  # the guards and actions the workflows name (app.platform.bootstrap.build_registry)
     keys: KeyStore
     banks: dict[str, BankEndpoint]
     public_base_url: str
+    definitions: DefinitionStore  # published workflows, templates, clauses, calendars (app.definitions)
     bank_timeout_s: float = 10.0
     config_validation_budget_s: float = DEFAULT_BUDGET_S  # one city config draft's checks (wall clock)
     clock: Callable[[], datetime] = field(default=_utcnow)
     jobs: dict[str, JobHandler] = field(default_factory=dict)  # job kind -> handler: app.platform.bootstrap
     audit_checkpoints: Path | None = None  # signed audit chain heads, outside the database (app.audit.checkpoints)
-    calendars: BusinessCalendar = field(default_factory=repository_calendars)  # holidays and 调休 (calendars/)
+    # holidays and 调休: the published calendars at each use (app.definitions.calendars), the files by default
+    calendar_source: Callable[[], BusinessCalendar] = repository_calendars
     calendar_warn_days: int = 60  # alert this many days before a year without a complete calendar starts
+
+    @property
+    def calendars(self) -> BusinessCalendar:
+        return self.calendar_source()
 
     def workflow(self, workflow_id: str, version: int) -> WorkflowDefinition:
         try:

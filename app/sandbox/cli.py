@@ -8,6 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.platform.cli_base import current_runtime
+from app.sandbox.definitions import simulate_definition
 from app.sandbox.simulate import simulate
 
 
@@ -51,3 +52,21 @@ def city_simulate(code: str, product: str | None, version: int | None, run_by: s
         click.echo("✗ 仿真发现问题", err=True)
         sys.exit(1)
     click.echo("✓ 仿真通过" + ("" if product is None else "（仅部分业务，不能作为审批依据）"))
+
+
+@click.command("simulate")
+@click.argument("kind")
+@click.argument("name")
+@click.option("--by", "run_by", default="cli", help="who runs it (recorded with the result)")
+@with_appcontext
+def definition_simulate(kind: str, name: str, run_by: str) -> None:
+    """Simulate the version of KIND NAME under work in every city product that uses it (stored for approval)."""
+    report = simulate_definition(current_runtime(), kind, name, run_by)
+    click.echo(f"仿真 {kind} {name} 第 {report['version']} 版（内容 {str(report['content_sha256'])[:12]}）")
+    for run in report["runs"]:
+        click.echo(f"  {run['city']} · {run['product']}：{'通过' if run['ok'] else '未通过'}")
+    for problem in report["problems"]:
+        click.echo(f"  ✗ {problem}")
+    click.echo("✓ 仿真通过" if report["ok"] else "✗ 仿真未通过")
+    if not report["ok"]:
+        sys.exit(1)

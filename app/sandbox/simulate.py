@@ -143,6 +143,8 @@ def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str,
             keys=KeyStore(keys_dir),
             banks=banks,
             public_base_url=public_base_url,
+            definitions=rt.definitions,
+            calendar_source=rt.calendar_source,
             clock=clock,
         )
 
@@ -234,21 +236,15 @@ def _product_reports(
     return results
 
 
-def simulate(
-    rt: Runtime,
-    stem: str,
-    product: str | None = None,
-    version: int | None = None,
-    run_by: str = "cli",
-    progress: Progress | None = None,
+def run_city(
+    rt: Runtime, stem: str, content: str, product: str | None = None, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Run the simulation, store its outcome, return the report (`ok` false when anything was found).
-    `progress(done, total, label)`, when given, is called as the products' paths are run (see `Progress`)."""
-    what = target(rt, stem, version)
-    report: dict[str, Any] = {"city": stem, "target": what.label, "content_sha256": content_sha256(what.content)}
+    """Simulate `content` as the config of `stem` (one product, or every one) with what `rt` serves - its
+    workflows, definitions and calendars - and return the report, stored nowhere."""
+    report: dict[str, Any] = {"city": stem, "content_sha256": content_sha256(content)}
     try:
         with rt.db.uow() as uow:
-            resolved, city = validated(rt, uow.session, stem, what.content)
+            resolved, city = validated(rt, uow.session, stem, content)
     except CityConfigInvalid as invalid:
         report |= {"ok": False, "resolved_sha256": None, "products": [], "problems": [str(p) for p in invalid.problems]}
         return report
@@ -263,19 +259,35 @@ def simulate(
         with sandbox.rt.db.uow() as uow:
             ledger_report = check_ledger(uow.session)
     problems = [p for result in results for p in result["problems"]] + ledger_report.problems
-    report |= {
+    return report | {
         "resolved_sha256": city.sha256,
         "products": results,
         "ledger": {"ok": ledger_report.ok, "problems": ledger_report.problems},
         "problems": problems,
         "ok": not problems,
     }
+
+
+def simulate(
+    rt: Runtime,
+    stem: str,
+    product: str | None = None,
+    version: int | None = None,
+    run_by: str = "cli",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the simulation, store its outcome, return the report (`ok` false when anything was found).
+    `progress(done, total, label)`, when given, is called as the products' paths are run (see `Progress`)."""
+    what = target(rt, stem, version)
+    report = {"city": stem, "target": what.label} | run_city(rt, stem, what.content, product, progress)
+    if report["resolved_sha256"] is None:
+        return report
     with rt.db.uow() as uow:
         uow.session.add(
             ConfigSimulation(
                 city_code=stem,
                 content_sha256=report["content_sha256"],
-                resolved_sha256=city.sha256,
+                resolved_sha256=report["resolved_sha256"],
                 complete=product is None,
                 ok=report["ok"],
                 report=report,

@@ -34,10 +34,10 @@ ESCAPES = {
 }
 
 
-def _with_clause(source: str) -> Callable[[], object]:
+def _with_clause(source: str) -> Callable[[object], object]:
     """The real templates, with clause `evil` written by someone editing clauses."""
     loader = ChoiceLoader([DictLoader({"clauses/evil.html.j2": source}), FileSystemLoader(render.TEMPLATES_ROOT)])
-    return lambda: render.agreement_environment(loader)
+    return lambda _source: render.agreement_environment(loader)
 
 
 @pytest.mark.parametrize("source", ESCAPES.values(), ids=ESCAPES.keys())
@@ -66,7 +66,7 @@ def test_the_preview_of_an_unsafe_clause_is_a_422_in_chinese(
     loader = ChoiceLoader(
         [DictLoader({"clauses/dispute.html.j2": ESCAPES["python internals"]}), FileSystemLoader(render.TEMPLATES_ROOT)]
     )
-    monkeypatch.setattr(render, "_environment", lambda: render.agreement_environment(loader))
+    monkeypatch.setattr(render, "_environment", lambda _source: render.agreement_environment(loader))
     client = login("agent")
     answer = client.get(f"/deals/{deal_id}/agreement.html", headers={"Accept": "application/json"})
     assert answer.status_code == 422

@@ -71,7 +71,16 @@ ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
     "admin_configs.reject": ("POST", CONFIG_REVIEW),
     "admin_configs.publish": ("POST", CONFIG_REVIEW),
     "admin_configs.rollback": ("POST", CONFIG_REVIEW),
+    "admin_definitions.index": ("GET", CONFIG_READ),
+    "admin_definitions.definition": ("GET", CONFIG_READ),
+    "admin_definitions.save": ("POST", CONFIG_AUTHOR),
+    "admin_definitions.submit": ("POST", CONFIG_AUTHOR),
+    "admin_definitions.simulate": ("POST", CONFIG_AUTHOR | CONFIG_REVIEW),
+    "admin_definitions.approve": ("POST", CONFIG_REVIEW),
+    "admin_definitions.reject": ("POST", CONFIG_REVIEW),
+    "admin_definitions.publish": ("POST", CONFIG_REVIEW),
 }
+DEFINITION_STEPS = ("submit", "simulate", "approve", "reject", "publish")
 NOT_ROLE_CHECKED = {"admin.static"}  # flask-admin's CSS/JS: behind the login like everything else
 
 
@@ -124,6 +133,9 @@ def paths(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> dict
         "admin_configs.graph": "/admin/configs/workflow/resale_escrow/1.svg",
         "admin_configs.save": "/admin/configs/nocity/draft",
         **{f"admin_configs.{name}": f"/admin/configs/nocity/{name}" for name in CONFIG_STEPS},
+        "admin_definitions.definition": "/admin/definitions/clause/dispute",
+        "admin_definitions.save": "/admin/definitions/clause/nothing/draft",
+        **{f"admin_definitions.{name}": f"/admin/definitions/clause/nothing/{name}" for name in DEFINITION_STEPS},
     }
 
 

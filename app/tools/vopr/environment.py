@@ -22,6 +22,8 @@ from app.cities.sources import DbCitySource
 from app.db.base import Base
 from app.db.pii import keyring
 from app.db.session import Database
+from app.definitions.kinds import build_kinds
+from app.definitions.store import DefinitionStore
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import checker
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, build_registry, job_table, load_workflows
@@ -125,6 +127,7 @@ def sim_runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: 
         keys=keys,
         banks={BANK: BankEndpoint(BANK, name, f"http://bank.invalid/{BANK}", per_second, per_day)},
         public_base_url="http://127.0.0.1:9",
+        definitions=DefinitionStore(db, build_kinds()),
         clock=clock,
         jobs=job_table(),
     )
