@@ -97,5 +97,9 @@ def test_shipped_templates_render_as_they_did_without_the_sandbox(product: str) 
     for clauses in ((), _clauses()):
         context = agreement_context(replace(DATA, clauses=clauses, stages=("水电验收", "竣工验收"), authority="某局"))
         sandboxed = render.render_agreement_html(product, "v1", context)
-        page = {"seal": render.seal_markup("存管平台"), **context, "inline_css": render._stylesheet(product, "v1")}
+        page = {
+            "seal": render.seal_markup("存管平台"),
+            **context,
+            "inline_css": render._stylesheet(product, "v1", render.repository_source),
+        }
         assert sandboxed == plain.get_template(f"{product}/v1/agreement.html.j2").render(page)
