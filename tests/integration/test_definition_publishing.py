@@ -25,12 +25,12 @@ from tests.factories import RESALE_FORM, actor, colleague, load_deal, patch_city
 
 RESALE_V1 = (ROOT / "workflows" / "resale_escrow.json").read_text(encoding="utf-8")
 DISPUTE = (ROOT / "agreement_templates" / "clauses" / "dispute.html.j2").read_text(encoding="utf-8")
-NEW_LABEL = "待确认协议（第二版）"
+NEW_LABEL = "待确认协议（第三版）"
 
 
-def resale_v2(**changes: Any) -> str:
+def resale_v3(**changes: Any) -> str:
     data = json.loads(RESALE_V1)
-    data["version"] = 2
+    data["version"] = 3
     data["states"]["created"]["label"] = NEW_LABEL
     data.update(changes)
     return json.dumps(data, ensure_ascii=False, indent=2)
@@ -57,25 +57,25 @@ def test_a_new_workflow_version_is_reviewed_published_and_used_by_a_new_deal_wit
 ) -> None:
     running = new_deal(rt)
     library = rt.workflows
-    publishing.save_draft(rt, "workflow", "resale_escrow@2", resale_v2(), "ops")
-    publishing.submit(rt, "workflow", "resale_escrow@2", "ops")
+    publishing.save_draft(rt, "workflow", "resale_escrow@3", resale_v3(), "ops")
+    publishing.submit(rt, "workflow", "resale_escrow@3", "ops")
     with pytest.raises(ValidationError) as unsimulated:
-        publishing.review(rt, "workflow", "resale_escrow@2", "reviewer", "同意", approve=True)
+        publishing.review(rt, "workflow", "resale_escrow@3", "reviewer", "同意", approve=True)
     assert unsimulated.value.code == "SIMULATION_REQUIRED"
-    pass_simulation(rt, "workflow", "resale_escrow@2")
-    publishing.review(rt, "workflow", "resale_escrow@2", "reviewer", "同意", approve=True)
-    assert ("resale_escrow", 2) not in rt.workflows, "approved is not published"
-    publishing.publish(rt, "workflow", "resale_escrow@2", "reviewer")
+    pass_simulation(rt, "workflow", "resale_escrow@3")
+    publishing.review(rt, "workflow", "resale_escrow@3", "reviewer", "同意", approve=True)
+    assert ("resale_escrow", 3) not in rt.workflows, "approved is not published"
+    publishing.publish(rt, "workflow", "resale_escrow@3", "reviewer")
 
-    patch_city(rt, "110000", {"products": {"resale_escrow": {"workflow": {"id": "resale_escrow", "version": 2}}}})
+    patch_city(rt, "110000", {"products": {"resale_escrow": {"workflow": {"id": "resale_escrow", "version": 3}}}})
     fresh = new_deal(rt)
     assert rt.workflows is library, "the same runtime, no restart"
     new, old = load_deal(rt, fresh), load_deal(rt, running)
-    assert (new.workflow_version, old.workflow_version) == (2, 1)
+    assert (new.workflow_version, old.workflow_version) == (3, 1)
     assert new.definitions is not None and old.definitions is not None
-    assert new.definitions["workflow:resale_escrow@2"] == content_sha256(resale_v2())
+    assert new.definitions["workflow:resale_escrow@3"] == content_sha256(resale_v3())
     assert old.definitions["workflow:resale_escrow@1"] == content_sha256(RESALE_V1)
-    assert rt.workflow("resale_escrow", 2).label(new.state) == NEW_LABEL
+    assert rt.workflow("resale_escrow", 3).label(new.state) == NEW_LABEL
     assert rt.workflow("resale_escrow", 1).label(old.state) == "待确认协议", "the running deal keeps version 1"
     goes_on(rt, running)
 
@@ -84,29 +84,29 @@ def test_a_broken_workflow_version_is_refused_before_publishing_and_the_running_
     rt: Runtime, users: dict[str, int]
 ) -> None:
     running = new_deal(rt)
-    data = json.loads(resale_v2())
+    data = json.loads(resale_v3())
     data["transitions"][0]["actions"] = ["sign_agreement", "teleport_money"]
-    publishing.save_draft(rt, "workflow", "resale_escrow@2", json.dumps(data), "ops")
+    publishing.save_draft(rt, "workflow", "resale_escrow@3", json.dumps(data), "ops")
     with pytest.raises(publishing.DefinitionInvalid) as unknown_action:
-        publishing.submit(rt, "workflow", "resale_escrow@2", "ops")
+        publishing.submit(rt, "workflow", "resale_escrow@3", "ops")
     assert "不能发布" in unknown_action.value.message and any("动作不存在" in p for p in unknown_action.value.details)
 
-    data = json.loads(resale_v2())
+    data = json.loads(resale_v3())
     data["states"]["stuck"] = {"label": "搁置"}
     data["events"]["park"] = "搁置"
     data["transitions"].append({"from": "created", "event": "park", "to": "stuck", "label": "搁置"})
-    publishing.save_draft(rt, "workflow", "resale_escrow@2", json.dumps(data), "ops")
+    publishing.save_draft(rt, "workflow", "resale_escrow@3", json.dumps(data), "ops")
     with pytest.raises(publishing.DefinitionInvalid) as no_exit:
-        publishing.submit(rt, "workflow", "resale_escrow@2", "ops")
+        publishing.submit(rt, "workflow", "resale_escrow@3", "ops")
     assert any("该状态无法到达任何终态" in p for p in no_exit.value.details), no_exit.value.details
 
-    changed = resale_v2().replace("待确认协议（第二版）", "改了第一版")
-    publishing.save_draft(rt, "workflow", "resale_escrow@1", changed.replace('"version": 2', '"version": 1'), "ops")
+    changed = resale_v3().replace(NEW_LABEL, "改了第一版")
+    publishing.save_draft(rt, "workflow", "resale_escrow@1", changed.replace('"version": 3', '"version": 1'), "ops")
     with pytest.raises(publishing.DefinitionInvalid) as immutable:
         publishing.submit(rt, "workflow", "resale_escrow@1", "ops")
     assert any("内容不能再改" in p for p in immutable.value.details), "a published version never changes"
 
-    assert ("resale_escrow", 2) not in rt.workflows
+    assert ("resale_escrow", 3) not in rt.workflows
     deal = load_deal(rt, running)
     assert (deal.workflow_version, deal.state) == (1, "created")
     goes_on(rt, running)
@@ -119,7 +119,7 @@ def test_a_broken_published_workflow_affects_only_itself(rt: Runtime, users: dic
         uow.session.add(
             DefinitionVersion(
                 kind="workflow",
-                name="resale_escrow@3",
+                name="resale_escrow@9",
                 version=1,
                 status="published",
                 content="{not json",
@@ -129,8 +129,8 @@ def test_a_broken_published_workflow_affects_only_itself(rt: Runtime, users: dic
             )
         )
         uow.commit()
-    assert ("resale_escrow", 3) not in rt.workflows
-    assert ("resale_escrow", 1) in rt.workflows and ("resale_escrow", 3) not in set(rt.workflows)
+    assert ("resale_escrow", 9) not in rt.workflows
+    assert ("resale_escrow", 1) in rt.workflows and ("resale_escrow", 9) not in set(rt.workflows)
     goes_on(rt, running)
     assert new_deal(rt) > running
 
