@@ -16,9 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.banks.registry import configured_banks
 from app.domain.city_checks import validate_file
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
+from app.products.loader import repository_products
 
 CITIES = 338
 BANKS = ["ceb", "icbc", "abc", "ccb", "pab", "boc"]
+
+PRODUCTS = repository_products()
 
 
 def generate(folder: Path) -> list[Path]:
@@ -49,7 +52,7 @@ def main() -> None:
         paths = generate(Path(temp))
         started = time.perf_counter()
         for path in paths:
-            validate_file(path, workflows, TEMPLATES_DIR, configured_banks())
+            validate_file(path, workflows, TEMPLATES_DIR, configured_banks(), PRODUCTS)
         elapsed = time.perf_counter() - started
     verdict = "OK" if elapsed < 2 else "SLOW"
     print(f"validated {len(paths)} city configs extending _virtual in {elapsed:.3f} s (target < 2 s: {verdict})")

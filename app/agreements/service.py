@@ -18,7 +18,6 @@ from app.db.models import Agreement, Deal
 from app.deals.pinning import pinned_city
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.cities import CityConfig, ReleaseRule
-from app.domain.forms.schema_form import load_base_schema
 from app.domain.release_plan import PlannedTranche, plan_error, planned
 from app.fees.status import agreement_terms
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
@@ -27,7 +26,6 @@ from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
 from app.platform.runtime import Runtime
 from app.state_machine.parameters import deadline_texts
 
-PRODUCT_NAMES = {"resale_escrow": "二手房交易资金存管"}
 PLATFORM_SIGNER = "存管平台"
 
 
@@ -50,7 +48,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
     return AgreementData(
         agreement_no=deal.deal_no,
         city_name=city.name,
-        product_name=PRODUCT_NAMES.get(deal.product) or load_base_schema(deal.product)["title"],
+        product_name=rt.products.get(deal.product).name,
         bank_name=rt.bank(deal.bank_code).name,
         buyer=Party(deal.buyer_name, deal.buyer_id_number, deal.buyer_bank_name, deal.buyer_bank_account),
         seller=Party(deal.seller_name, deal.seller_id_number, deal.seller_bank_name, deal.seller_bank_account),

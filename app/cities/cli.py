@@ -36,7 +36,8 @@ def city_validate(paths: tuple[Path, ...]) -> None:
     failed = 0
     for path in targets:
         try:
-            validate_file(path, current_runtime().workflows, TEMPLATES_DIR, configured_banks())
+            rt = current_runtime()
+            validate_file(path, rt.workflows, TEMPLATES_DIR, configured_banks(), rt.products)
         except CityConfigInvalid as error:
             failed += 1
             click.echo(f"✗ {path.name}：{len(error.problems)} 处错误", err=True)

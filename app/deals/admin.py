@@ -19,7 +19,7 @@ from app.banks.registry import configured_banks
 from app.db.models import BankNotification, Deal, Job, VirtualAccount
 from app.deals import freeze as deal_freeze
 from app.deals.service import Actor, deal_view
-from app.domain.labels import PRODUCT_LABELS, bank_label, product_label
+from app.domain.labels import bank_label
 from app.domain.timezone import SHANGHAI
 from app.pdf.verify import verify_pdf
 from app.pii.service import UNMASK_ROLES, audit_party_search, masked_parties, party_clause, unmask_deal_parties
@@ -64,13 +64,15 @@ def filter_choices(rt: Runtime) -> FilterChoices:
     latest: dict[str, WorkflowDefinition] = {}
     for (workflow_id, _version), definition in sorted(rt.workflows.items()):
         latest[workflow_id] = definition  # the newest version's wording
+    variants = [rt.products.get(code) for code in rt.products.codes()]  # each on its declared workflow's states
     states = [
-        (product_label(product), [(f"{product}:{code}", state.label) for code, state in definition.states.items()])
-        for product, definition in latest.items()
+        (variant.name, [(f"{variant.code}:{code}", state.label) for code, state in definition.states.items()])
+        for variant in variants
+        if (definition := latest.get(variant.workflow_id)) is not None
     ]
     return FilterChoices(
         cities=sorted(cities),
-        products=list(PRODUCT_LABELS.items()),
+        products=[(variant.code, variant.name) for variant in variants],
         banks=[(code, bank_label(code)) for code in configured_banks()],
         states=states,
     )

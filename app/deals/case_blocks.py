@@ -101,7 +101,7 @@ def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.Case
             for o in origins.of_deal(ctx.session, deal.id)
             if o.left_fen > 0
         ]
-        case["release_room_fen"] = payees.release_room_fen(ctx.session, deal)
+        case["release_room_fen"] = payees.release_room_fen(ctx.session, deal, ctx.rt.products)
     parameters = resolve(definition.parameters, product.overrides())
     return blocks.CaseContext(parameters, case, product.release, ctx.payload, event=ctx.event)
 

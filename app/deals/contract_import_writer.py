@@ -80,7 +80,8 @@ class BatchWriter:
             advisory_lock(session, IMPORT_LOCK)
             batch = self.new_only(session, batch)
             if batch:
-                numbers = allocate_deal_numbers(session, now, PRODUCT, [row.city.code for row in batch])
+                prefix = self.rt.products.get(PRODUCT).deal_prefix
+                numbers = allocate_deal_numbers(session, now, prefix, [row.city.code for row in batch])
                 deal_ids = self.insert_deals(session, batch, numbers, now)
                 self.insert_followers(session, batch, numbers, deal_ids, now)
                 for code in sorted({row.city.code for row in batch}):

@@ -38,7 +38,7 @@ class Choice:
 def choices(rt: Runtime) -> list[Choice]:
     """Every (city, product) an agent can fill a form for: live cities, the products they offer."""
     return [
-        Choice(city.admin_code, city.name, product, load_base_schema(product)["title"])
+        Choice(city.admin_code, city.name, product, rt.products.get(product).name)
         for city in rt.cities.live_cities()
         for product in city.products
     ]
@@ -50,7 +50,8 @@ def form_for(rt: Runtime, city_code: str, product: str) -> SchemaForm:
         raise NotFound(
             "该城市未开通此业务", code="PRODUCT_NOT_OFFERED", details={"city": city_code, "product": product}
         )
-    return build_form(product, load_base_schema(product), rt.cities.get(city_code).product(product).form)
+    base_form = rt.products.get(product).form  # the declaration's base form, plus the city's extra fields
+    return build_form(base_form, load_base_schema(base_form), rt.cities.get(city_code).product(product).form)
 
 
 def bank_choices(rt: Runtime, city_code: str, product: str) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
 from app.domain.custody_limits import CUSTODY_FIELDS, custody_limit_error
 from app.domain.forms.products import DealFields, deal_fields
+from app.domain.forms.resale import PRODUCT as RESALE
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.money import parse_yuan
@@ -48,37 +49,26 @@ class Actor:
 BANK_ACCOUNT = re.compile(r"[0-9]{8,32}")
 
 
-# deal numbers say the product: RE二手房 GE政府监管 RC租金托管 PF公积金付租 RN装修 IN意向金 GR担保
-DEAL_PREFIXES = {
-    "resale_escrow": "RE",
-    "gov_escrow": "GE",
-    "rent_custody": "RC",
-    "provident_fund_rent": "PF",
-    "renovation_escrow": "RN",
-    "intent_deposit": "IN",
-    "guarantee_release": "GR",
-}
-
-
 def advisory_lock(session: Session, key: str) -> None:
     """On PostgreSQL a transaction lock on `key`; SQLite's BEGIN IMMEDIATE already serialises writers."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
 
 
-def allocate_deal_numbers(session: Session, now: datetime, product: str, city_codes: list[str]) -> list[str]:
-    """Deal numbers (product prefix, city, the business day people see, a count), one per city code given,
-    in order: one count per prefix under its advisory lock, so concurrent creations and imports count in turn."""
+def allocate_deal_numbers(session: Session, now: datetime, product_prefix: str, city_codes: list[str]) -> list[str]:
+    """Deal numbers (the product's declared prefix, e.g. RE, city, the business day people see, a count), one per
+    city code given, in order: one count per prefix under its advisory lock, so concurrent creations and imports
+    count in turn."""
     day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
     taken: dict[str, int] = {}
     for code in sorted(set(city_codes)):
-        prefix = f"{DEAL_PREFIXES[product]}{code}{day}"
+        prefix = f"{product_prefix}{code}{day}"
         advisory_lock(session, prefix)
         count = select(func.count()).select_from(Deal).where(Deal.deal_no.like(f"{prefix}%"))
         taken[prefix] = session.scalar(count) or 0
     numbers = []
     for code in city_codes:
-        prefix = f"{DEAL_PREFIXES[product]}{code}{day}"
+        prefix = f"{product_prefix}{code}{day}"
         taken[prefix] += 1
         numbers.append(f"{prefix}{taken[prefix]:05d}")
     return numbers
@@ -102,7 +92,8 @@ def custody_bank(product_config: ProductConfig, chosen: str) -> str:
 def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str]) -> DealFields:
     """The deal's columns and case facts from the intake form of any product, within the city's custody limits."""
     fields = _form_fields(rt, product_config, form)
-    refused = custody_limit_error(product_config.product, product_config.custody, fields.columns["custody_amount_fen"])
+    base = rt.products.base_of(product_config.product)
+    refused = custody_limit_error(base, product_config.custody, fields.columns["custody_amount_fen"])
     if refused is not None:
         raise refused
     if product_config.release is not None:  # the release plan must pay out exactly the custody amount
@@ -115,13 +106,13 @@ def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str
 
 
 def _form_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str]) -> DealFields:
-    if product_config.product == "resale_escrow":
-        return DealFields(columns=validate_resale_form(form, product_config.form), facts={})
-    clean = build_form(product_config.product, load_base_schema(product_config.product), product_config.form).validate(
-        form
-    )
+    """The product's base form (its declaration's) cleaned by the rules of its base product."""
+    variant = rt.products.get(product_config.product)
+    if variant.base == RESALE:
+        return DealFields(columns=validate_resale_form(form, product_config.form, variant.form), facts={})
+    clean = build_form(variant.form, load_base_schema(variant.form), product_config.form).validate(form)
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
-    return deal_fields(product_config.product, clean, resolve(definition.parameters, product_config.overrides()))
+    return deal_fields(variant.base, clean, resolve(definition.parameters, product_config.overrides()))
 
 
 def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: dict[str, str]) -> int:
@@ -136,7 +127,7 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
     pins = deal_pins(rt.definitions, definition.id, definition.version, product_config.agreement_template)
     with rt.db.uow() as uow:
         now = rt.clock()
-        deal_no = allocate_deal_numbers(uow.session, now, product, [city_code])[0]
+        deal_no = allocate_deal_numbers(uow.session, now, rt.products.get(product).deal_prefix, [city_code])[0]
         made = DealOrigin(city_code, city, product_config, definition, bank_code, actor.user_id, pins)
         deal = Deal(**deal_row(deal_no, made, definition.initial, fields, now))
         uow.session.add(deal)

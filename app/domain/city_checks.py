@@ -20,8 +20,10 @@ from app.domain.config_keys import RELEASED_ON
 from app.domain.durations import parse_duration
 from app.domain.fees import fee_problem
 from app.domain.forms.patterns import pattern_problem
+from app.domain.forms.resale import PRODUCT as RESALE
 from app.domain.money import format_yuan
 from app.domain.problems import CityConfigInvalid, Problem, pointer
+from app.domain.products import ProductRegistry, ProductVariant
 from app.domain.validation_budget import spend
 from app.platform.errors import ConfigError
 from app.state_machine.definition import Parameter, WorkflowDefinition
@@ -203,14 +205,40 @@ def _tranche_event_problems(scope: _Scope, release: ReleaseRule, workflow: Workf
     return problems
 
 
-def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
+def _variant_problems(scope: _Scope, product: ProductConfig, variant: ProductVariant) -> list[Problem]:
+    """A city runs a product on the workflow its declaration is built on (at that version or a later one) and
+    prints an agreement of its own template folder: the base product's rules rely on that workflow's events."""
+    problems = []
+    if product.workflow_id != variant.workflow_id or product.workflow_version < variant.workflow_version:
+        problems.append(
+            scope.problem(
+                ("workflow",),
+                f"业务 {variant.name} 须使用工作流 {variant.workflow_id}（第 {variant.workflow_version} 版或更新）",
+                f"{variant.code} runs on workflow {variant.workflow_id} v{variant.workflow_version} or later",
+            )
+        )
+    if product.agreement_template.split("/")[0] != variant.template_folder:
+        problems.append(
+            scope.problem(
+                ("agreement", "template"),
+                f"业务 {variant.name} 的协议模板须为 {variant.template_folder} 的某一版本"
+                f"（如 {variant.agreement_template}）",
+                f"{variant.code} prints a {variant.template_folder} agreement",
+            )
+        )
+    return problems
+
+
+def _unread_problems(
+    scope: _Scope, product: ProductConfig, variant: ProductVariant, workflow: WorkflowDefinition
+) -> list[Problem]:
     """Values no code would act on yet (`app.domain.config_keys`): refused, never silently ignored."""
     problems = []
-    if product.product == "resale_escrow" and product.form is not None:
+    if variant.base == RESALE and product.form is not None:
         problems.append(
             scope.problem(
                 ("form",),
-                "二手房存管的附加字段尚不保存（issue 17 附加字段）：填写的内容会被丢弃，请删除 form",
+                f"{variant.name}的附加字段尚不保存（issue 17 附加字段）：填写的内容会被丢弃，请删除 form",
                 "resale extra fields are not stored yet: remove the form",
             )
         )
@@ -294,7 +322,12 @@ def _form_problems(scope: _Scope, form: FormSpec | None, required: list[str]) ->
 
 
 def city_problems(
-    resolved: ResolvedCity, city: CityConfig, workflows: Workflows, templates: Path, banks: Collection[str]
+    resolved: ResolvedCity,
+    city: CityConfig,
+    workflows: Workflows,
+    templates: Path,
+    banks: Collection[str],
+    products: ProductRegistry,
 ) -> list[Problem]:
     problems = []
     stem = resolved.source.removesuffix(".json")
@@ -310,6 +343,15 @@ def city_problems(
     for name, product in city.products.items():
         spend()
         scope = _Scope(resolved, name)
+        if name not in products:
+            problems.append(
+                scope.problem(
+                    (), f"未知业务 {name}（已登记的业务：{products.known_text()}）", f"unknown product {name!r}"
+                )
+            )
+            continue
+        variant = products.get(name)
+        problems += _variant_problems(scope, product, variant)
         problems += _bank_problems(scope, product, banks) + _agreement_problems(scope, product, templates)
         problems += _amount_problems(scope, product)
         form_spec = resolved.data["products"][name].get("form", {}).get("schema", {})
@@ -325,21 +367,24 @@ def city_problems(
             )
             continue
         problems += _parameter_problems(scope, product, workflow) + _release_problems(scope, product, workflow)
-        problems += _unread_problems(scope, product, workflow) + _fee_problems(scope, product, workflow)
+        problems += _unread_problems(scope, product, variant, workflow) + _fee_problems(scope, product, workflow)
     spend()
     return problems
 
 
 def checker(
-    workflows: Workflows, templates: Path, banks: Collection[str]
+    workflows: Workflows, templates: Path, banks: Collection[str], products: ProductRegistry
 ) -> Callable[[ResolvedCity, CityConfig], list[Problem]]:
-    """The checks of a city config against the workflows, the agreement templates and the bank codes known."""
-    return lambda resolved, city: city_problems(resolved, city, workflows, templates, banks)
+    """The checks of a city config against the workflows, the agreement templates, the bank codes and the
+    products known."""
+    return lambda resolved, city: city_problems(resolved, city, workflows, templates, banks, products)
 
 
-def validate_file(path: Path, workflows: Workflows, templates: Path, banks: Collection[str]) -> CityConfig:
+def validate_file(
+    path: Path, workflows: Workflows, templates: Path, banks: Collection[str], products: ProductRegistry
+) -> CityConfig:
     """Every check on the config at `path` (its parents read from the same folder); CityConfigInvalid lists all."""
-    catalog = CityCatalog(path.parent, checker(workflows, templates, banks))
+    catalog = CityCatalog(path.parent, checker(workflows, templates, banks, products))
     try:
         return catalog.load(path.stem)
     except CityConfigInvalid:

@@ -1,24 +1,16 @@
-"""Chinese labels for every code a person can see: products, banks, ledger accounts, jobs, payouts, audit
-actions, callbacks. One place, pure (no Flask): the web filters (`app/web/labels.py`), the console and the
-dashboard read them. A code without a label is shown as it is, never as `None`."""
+"""Chinese labels for every code a person can see: products (their declarations' names), banks, ledger
+accounts, jobs, payouts, audit actions, callbacks. One place, pure (no Flask): the web filters
+(`app/web/labels.py`), the console and the dashboard read them. A code without a label is shown as it is,
+never as `None`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.banks.registry import configured_banks
+from app.domain.products import ProductRegistry
 
 EMPTY = "—"
-
-PRODUCT_LABELS = {
-    "resale_escrow": "二手房交易资金存管",
-    "gov_escrow": "存量房交易资金监管（政府）",
-    "rent_custody": "住房租金托管",
-    "provident_fund_rent": "公积金付房租",
-    "renovation_escrow": "装修资金托管",
-    "intent_deposit": "购房意向金托管",
-    "guarantee_release": "保证金冻结与解冻",
-}
 
 ACCOUNT_TYPE_LABELS = {"asset": "资产", "liability": "负债", "income": "收入", "expense": "费用", "equity": "权益"}
 
@@ -108,8 +100,9 @@ def dash(value: Any) -> Any:
     return EMPTY if value is None or value == "" else value
 
 
-def product_label(code: str | None) -> str:
-    return EMPTY if not code else PRODUCT_LABELS.get(code, code)
+def product_label(code: str | None, products: ProductRegistry) -> str:
+    """A product's Chinese name from its declaration (`app.domain.products`)."""
+    return EMPTY if not code else products.get(code).name if code in products else code
 
 
 def bank_label(code: str | None) -> str:

@@ -34,8 +34,8 @@ def release_fees(rt: Runtime, session: Session, deal: Deal, gross_fen: int) -> d
     configured = fee_rules(rt, session, deal)
     if not configured:
         return {}
-    base = payees.agreed_release_fen(deal)  # a fee is computed on what the agreement releases in all
-    before = base - payees.release_room_fen(session, deal)  # releases paid or in flight, fees included
+    base = payees.agreed_release_fen(deal, rt.products)  # a fee is computed on what the agreement releases in all
+    before = base - payees.release_room_fen(session, deal, rt.products)  # releases paid or in flight, fees included
     shares = rules.release_fees(configured, base, before, gross_fen)
     if sum(shares.values()) >= gross_fen:
         raise WorkflowError(

@@ -13,20 +13,21 @@ from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal
 from app.deals.pinning import pinned_city
 from app.domain import fees as rules
+from app.domain.products import ProductRegistry
 from app.payouts.agreed import agreed_release_fen
 from app.platform.runtime import Runtime
 
 
-def _base(deal: Deal) -> tuple[int, str]:
+def _base(deal: Deal, products: ProductRegistry) -> tuple[int, str]:
     """What the deal's fees are computed on, and its name in the agreement."""
-    base = agreed_release_fen(deal)
+    base = agreed_release_fen(deal, products)
     return base, "存管金额" if base == deal.custody_amount_fen else "租赁合同总额"
 
 
 def agreement_terms(rt: Runtime, session: Session, deal: Deal) -> dict[str, Any]:
     """The agreement's `fees`: each fee in figures and 大写, and what the payer pays in when it pays fees on
     arrival (`app.domain.fees.agreement_fees`)."""
-    return rules.agreement_fees(pinned_city(rt, session, deal).product(deal.product).fees, *_base(deal))
+    return rules.agreement_fees(pinned_city(rt, session, deal).product(deal.product).fees, *_base(deal, rt.products))
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def deal_fees(rt: Runtime, session: Session, deal: Deal, transfers: Iterable[Led
             index = int(parts[-2])
             charged[index] = charged.get(index, 0) - transfer.amount_fen
             returned.add(index)
-    base, label = _base(deal)
+    base, label = _base(deal, rt.products)
     ended = rt.workflow(deal.workflow_id, deal.workflow_version).states[deal.state].final
     return [
         FeeLine(

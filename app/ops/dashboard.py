@@ -211,7 +211,7 @@ def _deals_by_state(rt: Runtime, session: Session) -> list[Share]:
             state_label = rt.workflow(workflow_id, version).label(state)
         except CunguanError:
             state_label = state
-        labels.setdefault(key, f"{product_label(product)} · {state_label}")
+        labels.setdefault(key, f"{product_label(product, rt.products)} · {state_label}")
     return [Share(key, labels[key], count) for key, count in counts.most_common()]
 
 

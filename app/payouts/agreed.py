@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from app.db.models import Deal
-
-# products whose agreement covers a whole lease (every month's rent and the deposit): releases may reach
-# the contract's value; every other product releases at most the custody amount its agreement names
-WHOLE_CONTRACT_PRODUCTS = frozenset({"rent_custody", "provident_fund_rent"})
+from app.domain.products import ProductRegistry
 
 
-def agreed_release_fen(deal: Deal) -> int:
-    """The most the deal's agreement allows to be released to the receiving party, in all."""
-    return deal.price_fen if deal.product in WHOLE_CONTRACT_PRODUCTS else deal.custody_amount_fen
+def agreed_release_fen(deal: Deal, products: ProductRegistry) -> int:
+    """The most the deal's agreement allows to be released to the receiving party, in all: a whole lease's value
+    for products whose base covers a lease (every month's rent and the deposit), else the custody amount."""
+    return deal.price_fen if products.get(deal.product).releases_whole_contract else deal.custody_amount_fen

@@ -17,16 +17,6 @@ from app.platform.runtime import Runtime
 
 PROPOSER_ROLES = ("ops", "agent")
 APPROVER_ROLES = ("ops", "finance")
-# the receiving role each product's agreement names (the deal's seller_* columns)
-RECEIVING_ROLES = {
-    "resale_escrow": "seller",
-    "gov_escrow": "seller",
-    "rent_custody": "landlord",
-    "provident_fund_rent": "landlord",
-    "renovation_escrow": "contractor",
-    "intent_deposit": "developer",
-    "guarantee_release": "beneficiary",
-}
 
 
 class SelfApproval(CunguanError):
@@ -69,7 +59,7 @@ def propose(rt: Runtime, actor: Actor, deal_id: int, payee_name: str, account: s
         deal = uow.session.get(Deal, deal_id)
         if deal is None or (actor.role == "agent" and deal.created_by_id != actor.user_id):
             raise NotFound("存管单不存在或无权查看", details={"deal_id": deal_id})
-        role = RECEIVING_ROLES[deal.product]
+        role = rt.products.get(deal.product).payee_role  # the receiving role the agreement names
         amendment = PayeeAmendment(
             deal_id=deal.id,
             role=role,

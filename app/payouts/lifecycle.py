@@ -88,7 +88,7 @@ def open_deal_payout(ctx: DealContext, order: PayoutOrder, *, group: str | None 
     pays the city's fees charged on release out of `order.amount_fen` (`app.fees`)."""
     assert order.purpose in (PayoutPurpose.RELEASE, PayoutPurpose.REFUND), order.purpose
     deal = ctx.deal
-    payees.check(ctx.session, deal, order.purpose, order.payee_account, order.amount_fen)
+    payees.check(ctx.session, deal, ctx.rt.products, order.purpose, order.payee_account, order.amount_fen)
     operation = "refund" if order.purpose == PayoutPurpose.REFUND else "payout"
     required = (
         pinned_city(ctx.rt, ctx.session, deal).product(deal.product).approvers_required(operation, order.amount_fen)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Deal, Payout
 from app.db.payee_models import PayoutOrigin
+from app.domain.products import ProductRegistry
 from app.payouts import amendments, origins
 from app.payouts.agreed import agreed_release_fen
 from app.payouts.status import PayoutPurpose, PayoutStatus
@@ -30,10 +31,10 @@ class PayeeRefused(CunguanError):
     http_status = 409
 
 
-def release_room_fen(session: Session, deal: Deal) -> int:
+def release_room_fen(session: Session, deal: Deal, products: ProductRegistry) -> int:
     """What the agreement still allows to be released (less the releases paid or in flight)."""
     payouts = list(session.scalars(select(Payout).where(Payout.deal_id == deal.id)))
-    return agreed_release_fen(deal) - _released_fen(payouts)
+    return agreed_release_fen(deal, products) - _released_fen(payouts)
 
 
 def release_accounts(session: Session, deal: Deal) -> set[str]:
@@ -52,7 +53,9 @@ def _released_fen(payouts: list[Payout]) -> int:
     )
 
 
-def check(session: Session, deal: Deal, purpose: PayoutPurpose, account: str, amount_fen: int) -> None:
+def check(
+    session: Session, deal: Deal, products: ProductRegistry, purpose: PayoutPurpose, account: str, amount_fen: int
+) -> None:
     """Refuse (PayeeRefused) a release or refund of the deal the rules do not allow."""
     payouts = list(session.scalars(select(Payout).where(Payout.deal_id == deal.id)))
     details = {"deal_no": deal.deal_no, "amount_fen": amount_fen}
@@ -64,11 +67,12 @@ def check(session: Session, deal: Deal, purpose: PayoutPurpose, account: str, am
                 details=details,
             )
         released = _released_fen(payouts)
-        if released + amount_fen > agreed_release_fen(deal):
+        agreed = agreed_release_fen(deal, products)
+        if released + amount_fen > agreed:
             raise PayeeRefused(
                 "付款金额超过协议约定的金额，超出部分只能原路退回",
                 code="AMOUNT_ABOVE_AGREEMENT",
-                details={**details, "released_fen": released, "agreed_fen": agreed_release_fen(deal)},
+                details={**details, "released_fen": released, "agreed_fen": agreed},
             )
         return
     origin = next((o for o in origins.of_deal(session, deal.id) if o.account == account), None)
@@ -134,11 +138,11 @@ def over_refunded_origins(session: Session) -> list[Violation]:
     ]
 
 
-def releases_over_agreement(session: Session) -> list[Violation]:
+def releases_over_agreement(session: Session, products: ProductRegistry) -> list[Violation]:
     """Deals whose releases (paid or in flight) exceed what their agreement allows."""
     found = []
     for deal, payouts, _ in _by_deal(session):
-        released = _released_fen(payouts)
-        if released > agreed_release_fen(deal):
-            found.append(Violation(deal.deal_no, "AMOUNT_ABOVE_AGREEMENT", None, released - agreed_release_fen(deal)))
+        released, agreed = _released_fen(payouts), agreed_release_fen(deal, products)
+        if released > agreed:
+            found.append(Violation(deal.deal_no, "AMOUNT_ABOVE_AGREEMENT", None, released - agreed))
     return found

@@ -21,6 +21,7 @@ from app.domain.city_checks import checker
 from app.payouts import jobs as payout_jobs
 from app.platform.config import ROOT, Config
 from app.platform.runtime import JobHandler, KeyStore, Runtime
+from app.products.loader import repository_products
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
 from app.state_machine.registry import Registry
@@ -64,14 +65,18 @@ def build_runtime(config: Config) -> Runtime:
     db = Database(config.database_url)
     definitions = DefinitionStore(db, build_kinds())
     workflows = WorkflowLibrary(definitions, registry)  # published versions, live: no restart to add one
+    products = repository_products()  # products/: every product's declaration
     return Runtime(
         db=db,
         # the published version in the database; the shipped file while a city has none
         cities=CityCatalog(
-            CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR, configured_banks()), DbCitySource(db, CITY_CONFIGS_DIR)
+            CITY_CONFIGS_DIR,
+            checker(workflows, TEMPLATES_DIR, configured_banks(), products),
+            DbCitySource(db, CITY_CONFIGS_DIR),
         ),
         workflows=workflows,
         registry=registry,
+        products=products,
         keys=keys,
         banks=config.banks,
         public_base_url=config.public_base_url,

@@ -14,9 +14,11 @@ from app.db.session import Database
 from app.definitions.store import DefinitionStore
 from app.domain.business_calendar import BusinessCalendar
 from app.domain.cities import CityCatalog
+from app.domain.products import ProductRegistry
 from app.domain.validation_budget import DEFAULT_BUDGET_S
 from app.platform.config import BankEndpoint
 from app.platform.errors import ConfigError, NotFound
+from app.products.loader import repository_products
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.registry import Registry
 
@@ -79,6 +81,7 @@ class Runtime:
     audit_checkpoints: Path | None = None  # signed audit chain heads, outside the database (app.audit.checkpoints)
     # holidays and 调休: the published calendars at each use (app.definitions.calendars), the files by default
     calendar_source: Callable[[], BusinessCalendar] = repository_calendars
+    products: ProductRegistry = field(default_factory=repository_products)  # products/ (app.domain.products)
     calendar_warn_days: int = 60  # alert this many days before a year without a complete calendar starts
 
     @property

@@ -62,6 +62,7 @@ class ProductDriver:
     ) -> None:
         self.rt, self.bank, self.clock, self.city, self.people, self.log = rt, bank, clock, city, people, log
         self.config = city.product(product)
+        self.variant = rt.products.get(product)  # its declaration: base form and base product
         self.definition: WorkflowDefinition = rt.workflow(self.config.workflow_id, self.config.workflow_version)
         self.params = resolve(self.definition.parameters, self.config.overrides())
         self.by_edge = {(t.source, t.event, t.target): t for t in self.definition.transitions}
@@ -175,12 +176,12 @@ class ProductDriver:
     def installment(self) -> dict[str, str]:
         """The shortest payment cycle the form offers whose rent this city supervises (深圳 exempts the first
         three months of an installment: paying monthly, nothing would be held)."""
-        if not form_has(self.config, "months_per_installment"):
+        if not form_has(self.config, self.variant, "months_per_installment"):
             return {}
-        form = sample_form(self.config)
+        form = sample_form(self.config, self.variant)
         monthly, deposit = parse_yuan(form["monthly_rent_fen"]), parse_yuan(form.get("deposit_fen") or "0")
         exempt = (self.params["rent_months_exempt"], self.params["deposit_months_exempt"])
-        for option in product_form(self.config).field("months_per_installment").options:
+        for option in product_form(self.config, self.variant).field("months_per_installment").options:
             try:
                 plan_rent(monthly, int(option), deposit, *exempt)
             except ValidationError:

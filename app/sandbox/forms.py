@@ -13,12 +13,14 @@ from app.domain.cities import ProductConfig
 from app.domain.custody_limits import CUSTODY_FIELDS
 from app.domain.forms.schema_form import FieldSpec, SchemaForm, build_form, load_base_schema
 from app.domain.money import format_yuan, parse_yuan
+from app.domain.products import ProductVariant
 from app.platform.errors import ValidationError
 
 BUYER = {"name": "张三", "id_number": "11010519491231002X", "phone": "13912345678", "account": "6226620012345678"}
 SELLER = {"name": "李四", "id_number": "110101198001010053", "phone": "13812345678", "account": "6222600260001072444"}
 ADDRESS = "仿真市仿真路1号1单元101"
 
+# a hand-written sample of each base intake form (by form name: a product's declaration names its form)
 SAMPLE_FORMS: dict[str, dict[str, str]] = {
     "resale_escrow": {
         "contract_no": "SIM-0000001",
@@ -107,6 +109,14 @@ SAMPLE_FORMS: dict[str, dict[str, str]] = {
         "freeze_from": "2026-01-05",
     },
 }
+# new-home supervision: the resale sample with the developer (a company) as the receiving party
+SAMPLE_FORMS["new_home_supervision"] = {
+    **SAMPLE_FORMS["resale_escrow"],
+    "contract_seller_name": "仿真房地产开发有限公司",
+    "seller_name": "仿真房地产开发有限公司",
+    "seller_id_number": "91350100M000100Y43",
+    "certificate_no": "仿房管（2026）预字0000001号",
+}
 # what a city's extra field gets, by its format (or the format its widget implies)
 BY_FORMAT = {
     "cn-resident-id": SELLER["id_number"],
@@ -118,7 +128,7 @@ BY_FORMAT = {
 }
 GENERIC_TEXT = ("仿真数据", "SIM-0001", "20260001", "1")
 MAX_ROUNDS = len(GENERIC_TEXT) + 1
-# the contract price a typed custody amount may not exceed, by product
+# the contract price a typed custody amount may not exceed, by base product
 PRICE_FIELDS = {"resale_escrow": "price", "gov_escrow": "price", "renovation_escrow": "contract_amount"}
 
 
@@ -142,10 +152,10 @@ def _candidates(field: FieldSpec) -> list[str]:
     return [text for text in (*GENERIC_TEXT, *sized) if low <= len(text) <= high] or ["仿" * max(low, 1)]
 
 
-def _within_custody_limits(product: ProductConfig, base: dict[str, str]) -> dict[str, str]:
+def _within_custody_limits(product: ProductConfig, variant: ProductVariant, base: dict[str, str]) -> dict[str, str]:
     """The sample with its typed custody amount moved inside the city's custody limits (and the contract price
     raised to it when below); rent custody derives its amount from the lease and is left as it is."""
-    name = CUSTODY_FIELDS[product.product]
+    name = CUSTODY_FIELDS[variant.base]
     if name not in base:
         return base
     typed = parse_yuan(base[name])
@@ -154,22 +164,25 @@ def _within_custody_limits(product: ProductConfig, base: dict[str, str]) -> dict
     if limited == typed:
         return base
     moved = {**base, name: format_yuan(limited, symbol=False)}
-    price = PRICE_FIELDS.get(product.product)
+    price = PRICE_FIELDS.get(variant.base)
     if price is not None and parse_yuan(base[price]) < limited:
         moved[price] = moved[name]
     return moved
 
 
-def product_form(product: ProductConfig) -> SchemaForm:
-    return build_form(product.product, load_base_schema(product.product), product.form)
+def product_form(product: ProductConfig, variant: ProductVariant) -> SchemaForm:
+    """The city's form of the product: its declared base form plus the city's extra fields."""
+    return build_form(variant.form, load_base_schema(variant.form), product.form)
 
 
-def sample_form(product: ProductConfig, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+def sample_form(
+    product: ProductConfig, variant: ProductVariant, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """A valid intake form of `product` for its city: the hand-written sample, generated values for the
     city's extra fields, then `overrides` (what a path implies, e.g. the lease length) for the fields the
     form has. Raises ValidationError when no valid form was found (the details name the fields)."""
-    form = product_form(product)
-    base = _within_custody_limits(product, SAMPLE_FORMS.get(product.product, {}))
+    form = product_form(product, variant)
+    base = _within_custody_limits(product, variant, SAMPLE_FORMS.get(variant.form, {}))
     generated = {field.name: _candidates(field) for field in form.fields if field.name not in base}
     tried = dict.fromkeys(generated, 0)
     for _ in range(MAX_ROUNDS):
@@ -190,8 +203,8 @@ def sample_form(product: ProductConfig, overrides: Mapping[str, str] | None = No
     return raw
 
 
-def form_has(product: ProductConfig, name: str) -> bool:
-    return any(field.name == name for field in product_form(product).fields)
+def form_has(product: ProductConfig, variant: ProductVariant, name: str) -> bool:
+    return any(field.name == name for field in product_form(product, variant).fields)
 
 
 def parse_details(details: Any) -> str:

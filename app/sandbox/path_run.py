@@ -77,10 +77,10 @@ class PathRun:
         if self.path and self.path[0].event == contract_import.EVENT:
             self.deal_id = self._import(overrides)
         else:
-            form = sample_form(self.d.config, overrides)
+            form = sample_form(self.d.config, self.d.variant, overrides)
             city, product = self.d.city.admin_code, self.d.config.product
             self.deal_id = deals.create_deal(self.rt, self.d.people.agent, city, product, form)
-        if lease is not None and not form_has(self.d.config, "lease_months"):
+        if lease is not None and not form_has(self.d.config, self.d.variant, "lease_months"):
             # the product's form does not ask for the lease (the fund centre's rent defaults to 12 months):
             # the sandbox deal gets the lease the path implies, as a form field of the city would give it
             with self._deal() as (session, deal):
@@ -90,7 +90,9 @@ class PathRun:
     def _import(self, overrides: dict[str, str]) -> int:
         """A stock contract entering by the bulk import (one row, as an import file would carry it)."""
         self.d.imports += 1
-        form = sample_form(self.d.config, overrides | {"lease_contract_no": f"SIM-IMPORT-{self.d.imports:05d}"})
+        form = sample_form(
+            self.d.config, self.d.variant, overrides | {"lease_contract_no": f"SIM-IMPORT-{self.d.imports:05d}"}
+        )
         buffer = io.StringIO()
         csv.writer(buffer).writerows([[contract_import.CITY_COLUMN, *form], [self.d.city.admin_code, *form.values()]])
         result = contract_import.import_contracts(

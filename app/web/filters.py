@@ -6,12 +6,12 @@ from datetime import datetime
 
 from flask import Flask
 
-from app.domain.forms.products import PARTY_LABELS
 from app.domain.labels import bank_label
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
 from app.domain.timezone import SHANGHAI
+from app.platform.cli_base import current_runtime
 from app.users.service import ROLE_LABELS
 
 
@@ -38,6 +38,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(lambda value: mask_card(value) if value else "", "mask_account")
     app.add_template_filter(lambda value: mask_phone(value) if value else "", "mask_phone")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
-    app.add_template_global(PARTY_LABELS, "PARTY_LABELS")
+    # a product's declaration (app.domain.products): its Chinese name and what its parties are called
+    app.add_template_global(lambda code: current_runtime().products.get(code), "product_variant")
     app.add_template_filter(lambda code: TRANSFER_LABELS.get(code, code), "transfer_label")
     app.add_template_filter(lambda kind: KIND_LABELS.get(kind, kind), "kind_label")

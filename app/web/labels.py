@@ -63,7 +63,7 @@ def audit_action(action: str | None) -> str:
 
 def register(app: Flask) -> None:
     app.add_template_filter(labels.dash, "dash")
-    app.add_template_filter(labels.product_label, "product_label")
+    app.add_template_filter(lambda code: labels.product_label(code, _runtime().products), "product_label")
     app.add_template_filter(labels.bank_label, "bank_label")
     app.add_template_filter(labels.account_label, "account_label")
     app.add_template_filter(city_label, "city_label")
@@ -81,4 +81,3 @@ def register(app: Flask) -> None:
     }
     for name, table in tables.items():
         app.add_template_filter(lambda code, table=table: labels.label_of(table, code), name)
-    app.add_template_global(labels.PRODUCT_LABELS, "PRODUCT_LABELS")

@@ -639,7 +639,7 @@ def check_outcome(stack: ChaosStack, rt: Runtime, report: ChaosReport) -> None:
         )
     assert posted == {f"arrival:{bank}:{reference}" for bank, reference in arrivals}, "arrivals posted != booked"
     with rt.db.uow() as uow:  # payee and amount rules, two people on every approval, every payout audited
-        broken = fund_safety_problems(uow.session)
+        broken = fund_safety_problems(uow.session, rt.products)
     assert broken == [], broken
     assert audit_problems(rt) == [], "the audit chain does not verify"
     # no payout sent twice: one per deal, each submitted to the bank once, paid once, settled once in the ledger

@@ -24,11 +24,13 @@ from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.statements import ParsedStatement, parse_statement
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.errors import ConfigError, ValidationError
+from app.products.loader import repository_products
 from app.sandbox.forms import SAMPLE_FORMS
 
 WORKFLOWS = load_workflows()
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 PRODUCTS = sorted(p.name.removesuffix(".schema.json") for p in (TEMPLATES_DIR.parent / "app/schemas/forms").glob("*"))
+REGISTRY = repository_products()
 SHIPPED_CITY = (CITY_CONFIGS_DIR / "310000.json").read_text(encoding="utf-8")
 
 # --- city configs: raw bytes ------------------------------------------------------------------------------
@@ -56,7 +58,7 @@ def test_city_file_bytes_give_a_city_or_a_config_error(city_folder: Path, conten
     path = city_folder / "999902.json"
     path.write_bytes(content)
     try:
-        city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks())
+        city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks(), REGISTRY)
     except ConfigError as error:
         assert error.message
     else:

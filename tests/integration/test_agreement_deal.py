@@ -29,6 +29,7 @@ from app.pdf.render import html_to_pdf, render_agreement_html
 from app.pdf.sign import sign_digest
 from app.pdf.verify import verify_pdf_signatures
 from app.platform.runtime import Runtime
+from app.products.loader import repository_products
 from app.queue.worker import run_one
 from tests.conftest import csrf_token
 from tests.factories import confirmed_deal, load_deal
@@ -246,7 +247,8 @@ def test_city_config_picks_the_clauses() -> None:
 
 def test_every_product_template_renders_with_seal_page(tmp_path: Path) -> None:
     products = sorted(p.parent.name for p in (CITIES.parent / "agreement_templates").glob("*/v1"))
-    assert len(products) == 7
+    registry = repository_products()
+    assert products == sorted(registry.get(code).template_folder for code in registry.codes()), "one per product"
     for product in products:
         context = agreement_context(replace(DATA, clauses=("confidentiality", "dispute")))
         context["stages"] = [{"label": "水电验收"}, {"label": "竣工验收"}]

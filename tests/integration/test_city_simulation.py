@@ -143,11 +143,12 @@ def test_simulate_exits_1_on_an_invalid_config(app: Flask, rt: Runtime, users: d
 
 def test_shanghai_runs_intent_deposits_and_renovation_stages_at_the_services_level(rt: Runtime) -> None:
     """上海: intent deposits (refund by origin after a partial and a full arrival), renovation escrow whose
-    last stage is reached by running the earlier ones, resale escrow with a designated payer."""
+    last stage is reached by running the earlier ones, resale escrow with a designated payer, and new-home
+    supervision (a variant on the resale workflow, declared by configuration)."""
     report = simulate(rt, "310000", run_by="test")
     assert report["ok"], report["problems"]
     products = _products(report)
-    assert set(products) == {"intent_deposit", "renovation_escrow", "resale_escrow"}
+    assert set(products) == {"intent_deposit", "new_home_supervision", "renovation_escrow", "resale_escrow"}
     for name, result in products.items():
         assert result["level"] == "services" and result["problems"] == [], name
         assert result["paths_run"] + len(result["notes"]) == result["paths"], name

@@ -18,7 +18,7 @@ from tests.web.test_payee_rules import _funded_resale
 
 def _problems(rt: Runtime) -> list[str]:
     with rt.db.uow() as uow:
-        return fund_safety_problems(uow.session)
+        return fund_safety_problems(uow.session, rt.products)
 
 
 def test_a_released_deal_breaks_no_invariant(rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict) -> None:

@@ -43,7 +43,8 @@ def _funding_deadline_from_creation(rt: Runtime) -> None:
 def _create(rt: Runtime) -> int:
     """A 杭州 government-escrow deal at 工行 (the city's first bank; the test app knows only 光大 by default)."""
     rt.banks.setdefault("icbc", BankEndpoint("icbc", "中国工商银行", "http://127.0.0.1:9"))
-    form = sample_form(rt.cities.get("330100").product("gov_escrow")) | {"custody_bank": "icbc"}
+    form = sample_form(rt.cities.get("330100").product("gov_escrow"), rt.products.get("gov_escrow"))
+    form |= {"custody_bank": "icbc"}
     return deals.create_deal(rt, actor(rt, "agent"), "330100", "gov_escrow", form)
 
 

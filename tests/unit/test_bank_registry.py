@@ -26,6 +26,7 @@ from app.domain.statements import ACCOUNT_NO as STATEMENT_ACCOUNT_NO
 from app.domain.statements import BANK_TIMEZONE, parse_statement
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.config import DEFAULT_BANKS, Config
+from app.products.loader import repository_products
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.statements import StatementLine, render_statement
 from app.tools.vopr.fake_bank import FakeBank, Faults
@@ -35,10 +36,12 @@ SHIPPED = sorted(CITY_CONFIGS_DIR.glob("*.json"))
 BANKS = configured_banks()
 APP = Path(app.__file__).resolve().parent
 
+PRODUCTS = repository_products()
+
 
 def _banks_named(path: Path) -> dict[str, list[str]]:
     """Bank code -> the products of the resolved (inheriting) config at `path` that name it."""
-    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, BANKS)
+    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, BANKS, PRODUCTS)
     named: dict[str, list[str]] = {}
     for product_name, product in city.products.items():
         for code in product.banks:
@@ -235,7 +238,7 @@ def test_a_city_naming_a_bank_outside_the_registry_is_refused(tmp_path: Path) ->
     }
     (tmp_path / "370200.json").write_text(json.dumps(city, ensure_ascii=False), encoding="utf-8")
     with pytest.raises(CityConfigInvalid) as caught:
-        validate_file(tmp_path / "370200.json", WORKFLOWS, TEMPLATES_DIR, BANKS)
+        validate_file(tmp_path / "370200.json", WORKFLOWS, TEMPLATES_DIR, BANKS, PRODUCTS)
     bank_problems = [problem for problem in caught.value.problems if "银行" in problem.message]
     assert [(problem.pointer, problem.message) for problem in bank_problems] == [
         ("/products/resale_escrow/banks/1", "未知银行 cmb")

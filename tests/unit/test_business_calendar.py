@@ -17,10 +17,13 @@ from app.domain.city_checks import validate_file
 from app.domain.durations import Duration, WorkingDays, format_duration, parse_duration
 from app.domain.timezone import SHANGHAI
 from app.platform.bootstrap import TEMPLATES_DIR
+from app.products.loader import repository_products
 from tests.unit.test_city_checks import VIRTUAL, WORKFLOWS, _mutated, _problems, _write
 
 CALENDAR = repository_calendars()
 CUT_OFF = time(16, 30)
+
+PRODUCTS = repository_products()
 
 
 def _local(*parts: int) -> datetime:
@@ -148,5 +151,5 @@ def test_a_city_config_with_a_bad_working_day_duration_is_refused(folder: Path, 
 def test_a_city_config_may_give_a_deadline_in_working_days(folder: Path) -> None:
     deadline = {"working_days": 2, "bank_cut_off": True}
     _write(folder, "999901", _with_payment_grace(deadline))
-    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks())
+    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS)
     assert city.product("rent_custody").deadlines["payment_grace"] == deadline

@@ -17,9 +17,12 @@ from app.domain.city_checks import validate_file
 from app.domain.problems import CityConfigInvalid
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.errors import ConfigError
+from app.products.loader import repository_products
 
 WORKFLOWS = load_workflows()
 VIRTUAL = json.loads((CITY_CONFIGS_DIR / "_virtual.json").read_text(encoding="utf-8"))
+
+PRODUCTS = repository_products()
 
 
 def _write(folder: Path, stem: str, data: object) -> Path:
@@ -30,7 +33,7 @@ def _write(folder: Path, stem: str, data: object) -> Path:
 
 def _problems(folder: Path, stem: str) -> list:
     with pytest.raises(CityConfigInvalid) as caught:
-        validate_file(folder / f"{stem}.json", WORKFLOWS, TEMPLATES_DIR, configured_banks())
+        validate_file(folder / f"{stem}.json", WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS)
     problems = caught.value.problems
     assert all(p.file and p.pointer.startswith("/") and p.message and p.message_en for p in problems)
     return problems
@@ -48,7 +51,7 @@ def folder(tmp_path: Path) -> Path:
 
 def test_a_child_inherits_and_null_removes_a_product(folder: Path) -> None:
     _write(folder, "999901", _city(gov_escrow=None, rent_custody={"banks": ["pab"]}))
-    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks())
+    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS)
     assert "gov_escrow" not in city.products and city.product("rent_custody").banks == ("pab",)
     assert city.product("rent_custody").deadlines["rent_cycle"] == "P1M", "inherited from _virtual"
 
@@ -176,7 +179,10 @@ def test_each_semantic_check_names_file_pointer_and_problem(folder: Path, mutate
 
 def test_the_fixture_itself_is_valid(folder: Path) -> None:
     _write(folder, "999901", _mutated(lambda products: None))
-    assert validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks()).admin_code == "999901"
+    assert (
+        validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS).admin_code
+        == "999901"
+    )
 
 
 def test_an_error_inherited_from_the_parent_names_the_parent(folder: Path) -> None:
@@ -225,7 +231,7 @@ CITYISH = st.dictionaries(KEYS, JSONISH, max_size=6) | st.builds(
 def test_fuzz_any_input_gives_a_city_or_a_config_error(folder: Path, data: object) -> None:
     _write(folder, "999901", data)
     try:
-        city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks())
+        city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS)
     except ConfigError as error:
         assert error.message and error.details
     else:
@@ -239,7 +245,7 @@ def test_a_parameter_outside_its_workflows_bounds_is_refused_at_the_bound(
     """rent_custody declares rent_months_exempt ≥ 0: -1 would hold more than the rent due."""
     _write(folder, "999901", _mutated(lambda p: p["rent_custody"].update(parameters={"rent_months_exempt": value})))
     if not refused:
-        city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks())
+        city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS)
         assert city.product("rent_custody").parameters["rent_months_exempt"] == 0
         return
     [problem] = _problems(folder, "999901")

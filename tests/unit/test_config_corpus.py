@@ -13,21 +13,26 @@ from app.domain.cities import SCHEMA_PATH as CITY_SCHEMA
 from app.domain.cities import build_city, folder_reader, resolve
 from app.domain.city_checks import validate_file
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, WORKFLOWS_DIR, build_registry, load_workflows
+from app.products.loader import repository_products
 from app.state_machine.loader import SCHEMA_PATH as WORKFLOW_SCHEMA
 from app.state_machine.loader import build_definition
 
 WORKFLOWS = load_workflows()
 CONFIGS = sorted(CITY_CONFIGS_DIR.glob("*.json"))
 
+PRODUCTS = repository_products()
+
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_shipped_city_config_passes_every_check(path: Path) -> None:
-    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks())
+    city = validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS)
     assert city.products, "a city runs at least one product"
 
 
 def test_shipped_cities_say_what_the_issue_asks() -> None:
-    cities = {path.stem: validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks()) for path in CONFIGS}
+    cities = {
+        path.stem: validate_file(path, WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS) for path in CONFIGS
+    }
     assert set(cities) >= {"_virtual", "110000", "310000", "330100", "370100", "370200", "440300"}
     assert {"resale_escrow", "rent_custody"} <= set(cities["110000"].products)
     hangzhou = cities["330100"].product("gov_escrow")
@@ -45,8 +50,9 @@ def test_shipped_cities_say_what_the_issue_asks() -> None:
 
 
 def test_every_product_has_a_workflow() -> None:
-    products = json.loads(CITY_SCHEMA.read_text(encoding="utf-8"))["$defs"]["product_name"]["enum"]
-    assert {workflow_id for workflow_id, _ in WORKFLOWS} == set(products)
+    declared = {PRODUCTS.get(code).workflow_id for code in PRODUCTS.codes()}
+    assert {workflow_id for workflow_id, _ in WORKFLOWS} == declared, "every workflow runs a declared product"
+    assert {PRODUCTS.get(code).base for code in PRODUCTS.codes()} == declared, "each base product on its own workflow"
     assert len(list(WORKFLOWS_DIR.glob("*.json"))) == len(WORKFLOWS)
 
 

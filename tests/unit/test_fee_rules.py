@@ -12,7 +12,7 @@ from app.banks.registry import configured_banks
 from app.domain.city_checks import validate_file
 from app.domain.fees import FeeRule, agreement_fees, arrival_fees, fee_problem, release_fees, release_share
 from app.platform.bootstrap import TEMPLATES_DIR
-from tests.unit.test_city_checks import WORKFLOWS, _city, _problems, _write, folder
+from tests.unit.test_city_checks import PRODUCTS, WORKFLOWS, _city, _problems, _write, folder
 
 __all__ = ["folder"]
 
@@ -99,7 +99,7 @@ def test_a_seller_fee_on_resale_validates_and_a_fee_the_workflow_cannot_charge_i
             }
         ),
     )
-    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks())
+    city = validate_file(folder / "999901.json", WORKFLOWS, TEMPLATES_DIR, configured_banks(), PRODUCTS)
     assert city.product("resale_escrow").fees == (SELLER_RATE,), "charge_on release, on_failure refund by default"
     fee = {"name": "服务费", "payer": "owner", "kind": "fixed", "amount_fen": 100}
     _write(folder, "999901", _city(renovation_escrow={"fees": [fee]}))

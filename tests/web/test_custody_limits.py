@@ -127,7 +127,7 @@ def test_the_simulations_sample_form_keeps_inside_the_citys_limits(
 ) -> None:
     """A city whose limits the hand-written sample falls outside can still be simulated (and so published)."""
     patch_city(rt, city_code, {"products": {product: {"custody": custody}}})
-    form = sample_form(rt.cities.get(city_code).product(product))
+    form = sample_form(rt.cities.get(city_code).product(product), rt.products.get(product))
     deal_id = deals.create_deal(rt, actor(rt, "agent"), city_code, product, form)
     deal = load_deal(rt, deal_id)
     assert deal.custody_amount_fen == expected_fen and deal.price_fen >= expected_fen

@@ -12,15 +12,16 @@ from flask.testing import FlaskClient
 
 from app.banks.registry import configured_banks
 from app.deals import service as deals
-from app.domain.labels import JOB_KIND_LABELS, PRODUCT_LABELS, account_label, audit_action_label
+from app.domain.labels import JOB_KIND_LABELS, account_label, audit_action_label
 from app.platform.runtime import Runtime
+from app.products.loader import repository_products
 from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account
 from tests.integration.test_products_in_services import RENT_FORM
 
 Login = Callable[[str], FlaskClient]
 
 # internal identifiers that must never be a word of a page people read
-PRODUCT_CODES = set(PRODUCT_LABELS)
+PRODUCT_CODES = set(repository_products().codes())
 BANK_CODES = set(configured_banks())
 JOB_KINDS = set(JOB_KIND_LABELS)
 SEPARATORS = re.compile(r"[\s/·（）()→：，,、|]+")  # "a:b" stays one word: a reference, not a code

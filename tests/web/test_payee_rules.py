@@ -83,7 +83,11 @@ def _arrival(
 def _violations(rt: Runtime) -> list[Any]:
     with rt.db.uow() as uow:
         s = uow.session
-        return payees.payee_violations(s) + payees.over_refunded_origins(s) + payees.releases_over_agreement(s)
+        return (
+            payees.payee_violations(s)
+            + payees.over_refunded_origins(s)
+            + payees.releases_over_agreement(s, rt.products)
+        )
 
 
 def _held_intent_deposit(rt: Runtime, client: FlaskClient, keys_dir: Path, paid: list[int]) -> int:
@@ -351,6 +355,6 @@ def test_the_invariants_find_payouts_that_break_the_rules(
         assert [(v.rule, v.amount_fen) for v in payees.over_refunded_origins(uow.session)] == [
             ("REFUND_ABOVE_ORIGIN", 1)
         ]
-        assert [(v.rule, v.amount_fen) for v in payees.releases_over_agreement(uow.session)] == [
+        assert [(v.rule, v.amount_fen) for v in payees.releases_over_agreement(uow.session, rt.products)] == [
             ("AMOUNT_ABOVE_AGREEMENT", 10)
         ]

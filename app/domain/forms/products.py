@@ -170,18 +170,6 @@ def _guarantee_release(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[st
     return columns, {"guarantee_fen": clean["freeze_amount"], "payee": "seller"}
 
 
-# what the paying (buyer_*) and the receiving (seller_*) party are called in each product
-PARTY_LABELS = {
-    "resale_escrow": ("买方", "卖方"),
-    "gov_escrow": ("买方", "卖方"),
-    "rent_custody": ("承租人", "出租人"),
-    "provident_fund_rent": ("承租人", "出租人"),
-    "renovation_escrow": ("业主", "装修企业"),
-    "intent_deposit": ("意向购房人", "开发企业"),
-    "guarantee_release": ("申请人", "受益人"),
-}
-
-
 MAPPERS: dict[str, Callable[[Clean, Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]]] = {
     "rent_custody": _rent_custody,
     "provident_fund_rent": _provident_fund_rent,
@@ -196,9 +184,10 @@ MAPPERS: dict[str, Callable[[Clean, Mapping[str, Any]], tuple[dict[str, Any], di
 PERSONAL_SUFFIXES = ("_name", "_id_number", "_phone", "_bank_card", "_bank_account", "_uscc", "_account_no")
 
 
-def deal_fields(product: str, clean: Clean, params: Mapping[str, Any]) -> DealFields:
-    """The deal's columns and case facts; `params` are the workflow parameters resolved for the city."""
-    columns, facts = MAPPERS[product](clean, params)
+def deal_fields(base: str, clean: Clean, params: Mapping[str, Any]) -> DealFields:
+    """The deal's columns and case facts by the rules of `base` product; `params` are the workflow parameters
+    resolved for the city."""
+    columns, facts = MAPPERS[base](clean, params)
     extra = {
         name: _json(value)
         for name, value in clean.items()

@@ -24,10 +24,13 @@ DEAL_FIELDS = (
 OPTIONAL_DEAL_FIELDS = ("buyer_phone", "seller_phone")
 
 
-def validate_resale_form(form: dict[str, str], city_form: FormSpec | None = None) -> dict[str, Any]:
-    """The deal's columns (amounts as *_fen). Raises ValidationError with every field's error, including
-    disagreement with the sales contract section."""
-    clean = build_form(PRODUCT, load_base_schema(PRODUCT), city_form).validate(form)
+def validate_resale_form(
+    form: dict[str, str], city_form: FormSpec | None = None, base_form: str = PRODUCT
+) -> dict[str, Any]:
+    """The deal's columns (amounts as *_fen) from the resale form or a variant's `base_form` with the same
+    fields (new-home supervision). Raises ValidationError with every field's error, including disagreement
+    with the sales contract section."""
+    clean = build_form(base_form, load_base_schema(base_form), city_form).validate(form)
     return {
         **{name: clean[name] for name in DEAL_FIELDS},
         **{name: clean.get(name) or None for name in OPTIONAL_DEAL_FIELDS},

@@ -29,6 +29,7 @@ from app.domain.city_checks import checker
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, build_registry, job_table, load_workflows
 from app.platform.config import DEFAULT_BANKS, BankEndpoint
 from app.platform.runtime import KeyStore, Runtime
+from app.products.loader import repository_products
 from app.tools.banksim.keys import bank_certificate_path, bank_private_key_path, provision_simulated_banks
 from app.users.service import create_user
 
@@ -117,13 +118,17 @@ class SimRuntime(Runtime):
 
 def sim_runtime(db: Database, keys: KeyStore, workflows: dict[Any, Any], clock: Callable[[], datetime]) -> SimRuntime:
     name, per_second, per_day = DEFAULT_BANKS[BANK]  # the bank file's name and contract limits
+    products = repository_products()
     return SimRuntime(
         db=db,
         cities=CityCatalog(
-            CITY_CONFIGS_DIR, checker(workflows, TEMPLATES_DIR, configured_banks()), DbCitySource(db, CITY_CONFIGS_DIR)
+            CITY_CONFIGS_DIR,
+            checker(workflows, TEMPLATES_DIR, configured_banks(), products),
+            DbCitySource(db, CITY_CONFIGS_DIR),
         ),
         workflows=workflows,
         registry=build_registry(),
+        products=products,
         keys=keys,
         banks={BANK: BankEndpoint(BANK, name, f"http://bank.invalid/{BANK}", per_second, per_day)},
         public_base_url="http://127.0.0.1:9",

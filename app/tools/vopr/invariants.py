@@ -10,6 +10,7 @@ from app.bank_inbox import suspense
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.models import Deal, Job, Payout, SuspenseItem
 from app.domain import ledger
+from app.domain.products import ProductRegistry
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.payouts import approvals, payees, trail
 from app.payouts.status import PayoutPurpose, PayoutStatus
@@ -18,7 +19,7 @@ from app.tools.vopr.environment import BANK
 from app.tools.vopr.world import FINAL_STATES, SeedWorld
 
 
-def fund_safety_problems(session: Session) -> list[str]:
+def fund_safety_problems(session: Session, products: ProductRegistry) -> list[str]:
     """The fund-safety invariants both simulations check after a run: every payout's payee satisfies the payee
     rule, no origin got back more than it paid, no release exceeded its agreed amount (`payouts.payees`); every
     approval had two different people (payouts, suspense matches); the audit log holds every payout's life.
@@ -26,7 +27,7 @@ def fund_safety_problems(session: Session) -> list[str]:
     rules = payees.payee_violations(session) + payees.over_refunded_origins(session)
     problems = [
         f"payee rule {broken.rule}: {broken.deal_no} {broken.payout_id} {broken.amount_fen} fen"
-        for broken in rules + payees.releases_over_agreement(session)
+        for broken in rules + payees.releases_over_agreement(session, products)
     ]
     problems += [f"four eyes: {text}" for text in approvals.four_eyes_violations(session)]
     problems += [f"four eyes: {text}" for text in suspense.match_violations(session)]
@@ -138,7 +139,7 @@ class Invariants(SeedWorld):
                         f"deal {deal.id} ({deal.state}): custody {custody}, buyer paid {plan.paid_matched_fen}, "
                         f"released {released}, returned after it ended {returned_late}"
                     )
-            for problem in fund_safety_problems(session):
+            for problem in fund_safety_problems(session, self.rt_web.products):
                 self._fail(problem)
             for job in session.scalars(select(Job).where(Job.status != "done")):
                 self._fail(f"job {job.id} {job.kind} left {job.status}: {job.last_error}")
