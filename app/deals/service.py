@@ -98,7 +98,7 @@ def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str
         raise refused
     if product_config.release is not None:  # the release plan must pay out exactly the custody amount
         refused = plan_error(
-            product_config.release, fields.columns["custody_amount_fen"], CUSTODY_FIELDS[product_config.product]
+            product_config.release, fields.columns["custody_amount_fen"], CUSTODY_FIELDS[base]
         )
         if refused is not None:
             raise refused
