@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -260,3 +262,23 @@ class _PatchedSource:
 def patch_city(rt: Runtime, stem: str, patch: dict[str, Any]) -> None:
     """From now on `rt` reads config `stem` merged with `patch` (the other configs as before)."""
     rt.cities.source = _PatchedSource(rt.cities.source, stem, patch)
+
+
+HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+
+
+def confirmation_fields(page: str) -> dict[str, str]:
+    """The hidden fields of a money-moving step's confirmation form (CSRF, confirmation token, inputs)."""
+    form = page.split('id="money-confirmation"', 1)[1]
+    return {name: html.unescape(value) for name, value in HIDDEN_FIELD.findall(form)}
+
+
+def post_confirmed(client: FlaskClient, url: str, data: dict[str, str], **options: Any) -> Any:
+    """POST a deal or payout action as a person does: when it moves money the first answer is its confirmation
+    page (nothing done yet), whose form is then submitted; other actions answer the first POST."""
+    first = client.post(url, data=data)
+    if first.status_code != 200 or 'name="confirm_token"' not in first.text:
+        if options.get("follow_redirects") and first.status_code == 302:
+            return client.get(first.headers["Location"])
+        return first
+    return client.post(url, data=confirmation_fields(first.text), **options)

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-PALETTE = ("#2f6fb0", "#d9822b", "#3a9a5b", "#b03a48", "#7a5cb0")
+# one distinct colour per bank (six) and then some: no two series of a chart share one
+PALETTE = ("#2f6fb0", "#d9822b", "#3a9a5b", "#b03a48", "#7a5cb0", "#1a9aa0", "#8c6d1f", "#c2569b")
 
 
 @dataclass(frozen=True)

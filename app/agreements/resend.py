@@ -24,7 +24,7 @@ from app.agreements.countersign import bank_has_signed, countersign_request
 from app.audit import log as audit
 from app.db.models import Agreement, Deal, DealEvent
 from app.deals.service import Actor
-from app.deals.workflow import timeline_row
+from app.deals.workflow import has_ended, timeline_row
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
@@ -46,6 +46,8 @@ def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> int:
         deal = uow.session.get(Deal, deal_id, with_for_update=True)
         if deal is None:
             raise NotFound("存管单不存在", details={"deal_id": deal_id})
+        if has_ended(rt, deal):
+            raise ValidationError("存管单已结束，不能重新发起签署", code="DEAL_FINISHED", details={"state": deal.state})
         agreement = uow.session.scalar(select(Agreement).where(Agreement.deal_id == deal.id))
         if agreement is None:
             raise ValidationError("协议尚未由平台签署，请经纪人确认协议后再发起签署", code="AGREEMENT_NOT_SIGNED")

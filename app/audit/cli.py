@@ -16,7 +16,9 @@ audit_cli = CliGroup("audit", help="审计日志 / audit log")
 
 @audit_cli.command("verify")
 def audit_verify() -> None:
-    """Recompute every entry's chain hash and MAC and check the chain against the signed checkpoints; exit 1
+    """校验审计日志：重算每条记录的链式哈希与 MAC，并与签名检查点比对；有断点退出码 1，缺少 MAC 密钥退出码 2。
+
+    Recompute every entry's chain hash and MAC and check the chain against the signed checkpoints; exit 1
     on any break, 2 when the MAC key is missing."""
     from app.audit.checkpoints import read_checkpoints
     from app.audit.log import verify
@@ -39,7 +41,9 @@ def audit_verify() -> None:
 
 @audit_cli.command("checkpoint")
 def audit_checkpoint() -> None:
-    """Sign the chain's head now (the workers do it every few minutes) and add it to the checkpoint file."""
+    """立即签署审计链的最新位置（检查点），写入检查点文件（worker 每几分钟自动执行）。
+
+    Sign the chain's head now (the workers do it every few minutes) and add it to the checkpoint file."""
     from app.audit.checkpoints import checkpoint_path, write_checkpoint
 
     rt = current_app.extensions["cunguan.runtime"]

@@ -112,7 +112,9 @@ def render_report(run: ReconciliationRun, bank_name: str, counts: OpenCounts) ->
 @click.option("--allow-incomplete", is_flag=True, help="also reconcile a statement the bank marks incomplete (today)")
 @with_appcontext
 def reconcile_command(bank_code: str, day: datetime, file_path: Path | None, allow_incomplete: bool) -> None:
-    """Match the bank's statement of DATE with our inbox and ledger; repair missing notifications (补单).
+    """与银行对账：将 DATE 的银行对账单与平台收件箱和账务核对，补录缺失的通知（补单）；该行仍有未解决项时退出码 1。
+
+    Match the bank's statement of DATE with our inbox and ledger; repair missing notifications (补单).
     Exit 1 while anything of the bank is unresolved (an open exception, or a finding of today's statement)."""
     rt: Runtime = current_app.extensions["cunguan.runtime"]
     statement = None

@@ -3,13 +3,15 @@ their exceptions (差错): the open ones, resolving one with a reason."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app.bank_inbox import reconciliation, reconciliation_exceptions
 from app.banks.registry import configured_banks
+from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.domain.statements import BANK_TIMEZONE, DIRECTION_LABELS, STATUS_LABELS
 from app.platform.errors import CunguanError
 from app.web.access import current_actor, roles_required, runtime
@@ -23,16 +25,29 @@ def _banks() -> dict[str, str]:
     return {code: endpoint.name for code, endpoint in runtime().banks.items() if code in configured_banks()}
 
 
+def latest_statement_day(today: date) -> date:
+    """The day the page opens on: the latest day before today on which a bank booked money for us (a posting on
+    a bank clearing account), so a statement with lines; yesterday when there is none."""
+    start = datetime.combine(today, time.min, tzinfo=BANK_TIMEZONE)
+    with runtime().db.uow() as uow:
+        latest = uow.session.scalar(
+            select(func.max(LedgerTransfer.created_at))
+            .join(LedgerAccount, LedgerTransfer.debit_account_id == LedgerAccount.id)
+            .where(LedgerAccount.code.startswith("bank_clearing:"), LedgerTransfer.created_at < start)
+        )
+    return latest.astimezone(BANK_TIMEZONE).date() if latest is not None else today - timedelta(days=1)
+
+
 @bp.route("/reconciliation")
 @roles_required(*READERS)
 def runs() -> str:
-    yesterday = datetime.now(BANK_TIMEZONE).date() - timedelta(days=1)
+    latest = latest_statement_day(runtime().clock().astimezone(BANK_TIMEZONE).date())
     return render_template(
         "finance/runs.html",
         runs=reconciliation.list_runs(runtime()),
         open_exceptions=len(reconciliation_exceptions.list_exceptions(runtime())),
         banks=_banks(),
-        default_day=yesterday.isoformat(),
+        default_day=latest.isoformat(),
     )
 
 

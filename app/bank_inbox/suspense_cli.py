@@ -12,7 +12,9 @@ suspense_cli = CliGroup("suspense", help="挂账审核 / suspense review queue")
 @suspense_cli.command("list")
 @click.option("--all", "show_all", is_flag=True, help="include matched and returned items")
 def suspense_list(show_all: bool) -> None:
-    """Open suspense items (all of them with --all)."""
+    """列出待处理的挂账（加 --all 列出全部）。
+
+    Open suspense items (all of them with --all)."""
     from app.bank_inbox.suspense import REASON_LABELS, STATUS_LABELS, list_items
     from app.domain.agreement import mask_bank_account
     from app.domain.money import format_yuan
@@ -34,7 +36,9 @@ def suspense_list(show_all: bool) -> None:
 @click.option("--reason", required=True, help="why this credit belongs to the deal (kept on the item)")
 @click.option("--by", "actor", required=True, help="who decided (username)")
 def suspense_match(item_id: int, deal_no: str, reason: str, actor: str) -> None:
-    """Propose to credit a suspense item to a deal (a second person approves it with approve-match)."""
+    """提出将挂账款项匹配到存管单（须另一人用 approve-match 批准）。
+
+    Propose to credit a suspense item to a deal (a second person approves it with approve-match)."""
     from app.bank_inbox.suspense import propose_match
 
     propose_match(current_runtime(), item_id, deal_no, reason, f"user:{actor}")
@@ -45,7 +49,9 @@ def suspense_match(item_id: int, deal_no: str, reason: str, actor: str) -> None:
 @click.argument("item_id", type=int)
 @click.option("--by", "actor", required=True, help="who approves (username; not the proposer)")
 def suspense_approve_match(item_id: int, actor: str) -> None:
-    """Approve the proposed match of a suspense item: the money is credited to the deal."""
+    """批准挂账匹配：款项记入存管单。
+
+    Approve the proposed match of a suspense item: the money is credited to the deal."""
     from app.bank_inbox.suspense import approve_match
 
     deal_no = approve_match(current_runtime(), item_id, f"user:{actor}")
@@ -57,7 +63,9 @@ def suspense_approve_match(item_id: int, actor: str) -> None:
 @click.option("--reason", required=True)
 @click.option("--by", "actor", required=True, help="who decided (username)")
 def suspense_return(item_id: int, reason: str, actor: str) -> None:
-    """Send a suspense item back by original route (to the account it came from)."""
+    """将挂账款项原路退回付款账户。
+
+    Send a suspense item back by original route (to the account it came from)."""
     from app.bank_inbox.suspense import return_item
 
     payout_id = return_item(current_runtime(), item_id, reason, f"user:{actor}")

@@ -15,7 +15,9 @@ calendar_cli = CliGroup("calendar", help="工作日历 / business calendars")
 
 @calendar_cli.command("check")
 def calendar_check() -> None:
-    """Validate calendars/*.json and print the calendar alerts; exit 1 when a file is invalid or an alert is open."""
+    """检查工作日历文件并列出日历预警；文件无效或有预警时退出码 1。
+
+    Validate calendars/*.json and print the calendar alerts; exit 1 when a file is invalid or an alert is open."""
     try:
         calendars = load_calendars(REPOSITORY_FOLDER)
     except CalendarInvalid as error:

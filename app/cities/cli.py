@@ -31,7 +31,9 @@ def _echo_problems(problems: list[Problem] | list[dict[str, str]]) -> None:
 @city_cli.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def city_validate(paths: tuple[Path, ...]) -> None:
-    """Validate city configs (default: every file in city_configs/); exit 1 on any error."""
+    """校验城市配置（默认 city_configs/ 下全部文件）；有错误时退出码 1。
+
+    Validate city configs (default: every file in city_configs/); exit 1 on any error."""
     targets = paths or tuple(sorted(CITY_CONFIGS_DIR.glob("*.json")))
     failed = 0
     for path in targets:
@@ -53,7 +55,9 @@ def city_validate(paths: tuple[Path, ...]) -> None:
 @click.argument("code")
 @click.option("--resolved", is_flag=True, help="merge the extends chain")
 def city_show(code: str, resolved: bool) -> None:
-    """Print the config of CODE (a file stem: 110000, _virtual…), as written or --resolved."""
+    """显示城市 CODE 的配置（原文，或加 --resolved 显示合并后的配置）。
+
+    Print the config of CODE (a file stem: 110000, _virtual…), as written or --resolved."""
     data = (
         current_runtime().cities.resolve(code).data
         if resolved
@@ -65,7 +69,9 @@ def city_show(code: str, resolved: bool) -> None:
 @city_cli.command("diff")
 @click.argument("code")
 def city_diff(code: str) -> None:
-    """Unified diff from the published config of CODE to its draft (database versions; files where there are none)."""
+    """比较城市 CODE 已发布配置与草稿的差异。
+
+    Unified diff from the published config of CODE to its draft (database versions; files where there are none)."""
     text = unified_diff(DbVersions(current_runtime().db, GitVersions(ROOT)), code)
     click.echo(text if text else f"{code}：草稿与已发布版本相同", nl=not text)
 
@@ -77,7 +83,9 @@ def _workflow_files() -> list[Path]:
 @workflow_cli.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def workflow_validate(paths: tuple[Path, ...]) -> None:
-    """Load every workflow (schema, references, static checks); exit 1 on any error."""
+    """加载并检查全部流程（结构、引用、静态检查）；有错误时退出码 1。
+
+    Load every workflow (schema, references, static checks); exit 1 on any error."""
     from app.state_machine.loader import load_definition
 
     failed = 0
@@ -106,7 +114,9 @@ def _latest(workflow_id: str) -> WorkflowDefinition:
 @click.option("--version", "version", type=int, help="default: the latest")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="SVG file (default: <ID>.svg)")
 def workflow_graph(workflow_id: str, version: int | None, output: Path | None) -> None:
-    """Draw workflow ID as an SVG diagram (Graphviz dot)."""
+    """将流程 ID 画成 SVG 流程图（Graphviz dot）。
+
+    Draw workflow ID as an SVG diagram (Graphviz dot)."""
     from app.state_machine.graph import render_svg
 
     definition = _latest(workflow_id) if version is None else current_runtime().workflow(workflow_id, version)

@@ -32,7 +32,9 @@ def _done(what: str, code: str, version: int, status: str) -> None:
 @click.option("--author", required=True)
 @with_appcontext
 def city_draft(code: str, path: Path | None, author: str) -> None:
-    """Store the config of CODE as a draft version (new, or replacing the draft under work)."""
+    """将城市 CODE 的配置保存为草稿版本（新建，或替换编辑中的草稿）。
+
+    Store the config of CODE as a draft version (new, or replacing the draft under work)."""
     source = path or CITY_CONFIGS_DIR / f"{code}.json"
     if not source.is_file():
         raise click.ClickException(f"文件不存在：{source}")
@@ -45,7 +47,9 @@ def city_draft(code: str, path: Path | None, author: str) -> None:
 @click.option("--author", required=True)
 @with_appcontext
 def city_submit(code: str, author: str) -> None:
-    """Send the draft of CODE for review (every check must pass)."""
+    """提交城市 CODE 的草稿审核（须通过全部检查）。
+
+    Send the draft of CODE for review (every check must pass)."""
     try:
         version = publishing.submit(current_runtime(), code, author)
     except CityConfigInvalid as error:
@@ -61,7 +65,9 @@ def city_submit(code: str, author: str) -> None:
 @click.option("--comment", required=True)
 @with_appcontext
 def city_approve(code: str, reviewer: str, comment: str) -> None:
-    """Approve the submitted version of CODE (not your own; a passing simulation of it is required)."""
+    """批准城市 CODE 已提交的版本（不能批准自己的；须有该版本通过的仿真）。
+
+    Approve the submitted version of CODE (not your own; a passing simulation of it is required)."""
     version = publishing.review(current_runtime(), code, reviewer, comment, approve=True)
     _done("已批准", code, version.version, version.status)
 
@@ -72,7 +78,9 @@ def city_approve(code: str, reviewer: str, comment: str) -> None:
 @click.option("--comment", required=True)
 @with_appcontext
 def city_reject(code: str, reviewer: str, comment: str) -> None:
-    """Reject the submitted version of CODE with a comment."""
+    """退回城市 CODE 已提交的版本，须填写意见。
+
+    Reject the submitted version of CODE with a comment."""
     version = publishing.review(current_runtime(), code, reviewer, comment, approve=False)
     _done("已驳回", code, version.version, version.status)
 
@@ -82,7 +90,9 @@ def city_reject(code: str, reviewer: str, comment: str) -> None:
 @click.option("--reviewer", required=True)
 @with_appcontext
 def city_publish(code: str, reviewer: str) -> None:
-    """Publish the approved version of CODE; the previous one is retired (running deals keep theirs)."""
+    """发布城市 CODE 已批准的版本；上一版本停用（进行中的存管单仍用原版本）。
+
+    Publish the approved version of CODE; the previous one is retired (running deals keep theirs)."""
     version = publishing.publish(current_runtime(), code, reviewer)
     _done("已发布", code, version.version, version.status)
 
@@ -94,7 +104,9 @@ def city_publish(code: str, reviewer: str) -> None:
 @click.option("--comment", default="")
 @with_appcontext
 def city_rollback(code: str, to_version: int, reviewer: str, comment: str) -> None:
-    """Propose to republish an earlier version of CODE as a new version: another reviewer approves it on a
+    """提出回滚：将城市 CODE 的某个早期版本作为新版本重新发布（须另一位审核人在仿真通过后批准，再发布）。
+
+    Propose to republish an earlier version of CODE as a new version: another reviewer approves it on a
     passing simulation of it (flask city simulate, approve), then it is published (flask city publish)."""
     version = publishing.propose_rollback(current_runtime(), code, to_version, reviewer, comment)
     _done(f"已提出回滚到第 {to_version} 版，待另一位审核人仿真后批准并发布", code, version.version, version.status)
@@ -104,7 +116,9 @@ def city_rollback(code: str, to_version: int, reviewer: str, comment: str) -> No
 @click.argument("code")
 @with_appcontext
 def city_versions(code: str) -> None:
-    """Every version of CODE, newest first."""
+    """列出城市 CODE 的全部版本，新的在前。
+
+    Every version of CODE, newest first."""
     rows = publishing.versions(current_runtime(), code)
     if not rows:
         click.echo(f"{code}：数据库中没有版本（使用随代码发布的文件）")
@@ -121,7 +135,9 @@ def city_versions(code: str) -> None:
 @click.command("import-files")
 @with_appcontext
 def city_import_files() -> None:
-    """Publish the shipped files of cities without a version in the database, as version 1 by "system"."""
+    """将数据库中还没有版本的城市的随代码发布文件发布为第 1 版（作者为 system）。
+
+    Publish the shipped files of cities without a version in the database, as version 1 by "system"."""
     imported = publishing.import_files(current_runtime())
     click.echo(f"已导入 {len(imported)} 个城市配置" + (f"：{'、'.join(imported)}" if imported else ""))
 

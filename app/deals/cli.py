@@ -147,7 +147,9 @@ def _verdict(result: ImportResult, report: Path, status: int) -> str | None:
 )
 @click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(1, 5000))
 def contracts_import(file: Path, agent: str, report: Path | None, batch_size: int) -> None:
-    """Import stock rental contracts (CSV, UTF-8 or GBK, header row) as rent-custody deals.
+    """导入存量租赁合同（CSV，UTF-8 或 GBK，首行为表头），生成住房租金托管存管单。
+
+    Import stock rental contracts (CSV, UTF-8 or GBK, header row) as rent-custody deals.
 
     Columns: city_code (城市代码) and the rent-custody form's fields by name or Chinese title (tenant_name /
     承租人姓名, monthly_rent_fen / 月租金 in yuan, lease_contract_no / 租赁合同编号 …); custody_bank is

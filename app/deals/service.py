@@ -24,6 +24,7 @@ from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.resale import PRODUCT as RESALE
 from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
+from app.domain.labels import product_label
 from app.domain.money import parse_yuan
 from app.domain.release_plan import plan_error
 from app.domain.timezone import SHANGHAI
@@ -97,9 +98,7 @@ def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str
     if refused is not None:
         raise refused
     if product_config.release is not None:  # the release plan must pay out exactly the custody amount
-        refused = plan_error(
-            product_config.release, fields.columns["custody_amount_fen"], CUSTODY_FIELDS[base]
-        )
+        refused = plan_error(product_config.release, fields.columns["custody_amount_fen"], CUSTODY_FIELDS[base])
         if refused is not None:
             raise refused
     return fields
@@ -188,7 +187,7 @@ def creation_row(deal_id: int, state: str, actor: str, detail: dict[str, Any], n
     return timeline_row(deal_id, "create", None, state, actor, {"label": "新建存管单", **detail}, now)
 
 
-def _load_for(session: Session, deal_id: int, actor: Actor) -> Deal:
+def load_for(session: Session, deal_id: int, actor: Actor) -> Deal:
     deal = session.get(
         Deal,
         deal_id,
@@ -204,7 +203,7 @@ def fire_user_event(rt: Runtime, actor: Actor, deal_id: int, event: str, allowed
     if actor.role not in allowed_roles:
         raise ValidationError("当前角色无权执行此操作", code="ROLE_NOT_ALLOWED", details={"event": event})
     with rt.db.uow() as uow:
-        deal = _load_for(uow.session, deal_id, actor)
+        deal = load_for(uow.session, deal_id, actor)
         fire(DealContext(rt, uow.session, deal, actor.label), event)
         uow.commit()
 
@@ -254,7 +253,7 @@ MANUAL_ACTIONS = {
 }
 
 
-def _action_payload(action: ManualAction, inputs: dict[str, str]) -> dict[str, Any]:
+def action_payload(action: ManualAction, inputs: dict[str, str]) -> dict[str, Any]:
     """The event payload from the action's extra inputs."""
     payload: dict[str, Any] = {}
     if "deduction" in action.fields:
@@ -275,9 +274,9 @@ def manual_action(
     if action is None or actor.role not in action.roles:
         raise ValidationError("当前角色无权执行此操作", code="ROLE_NOT_ALLOWED", details={"event": event})
     with rt.db.uow() as uow:
-        deal = _load_for(uow.session, deal_id, actor)
+        deal = load_for(uow.session, deal_id, actor)
         before = deal.state
-        payload = _action_payload(action, inputs or {})
+        payload = action_payload(action, inputs or {})
         fire(DealContext(rt, uow.session, deal, actor.label, payload), event, {"reason": reason, **payload})
         audit.append(
             uow.session,
@@ -313,6 +312,7 @@ class DealView:
     event_labels: dict[str, str]
     deadlines: list[DeadlineView]
     fees: list[FeeLine]
+    ended: bool  # in a final state of its workflow: nothing more to freeze, sign or pay
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -322,7 +322,7 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
     with rt.db.uow() as uow:
         if uow.session.get_bind().dialect.name == "postgresql":
             uow.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        deal = _load_for(uow.session, deal_id, actor)
+        deal = load_for(uow.session, deal_id, actor)
         definition = rt.workflow(deal.workflow_id, deal.workflow_version)
         repo = LedgerRepository(uow.session)
         custody_code = ledger.deal_custody(deal.deal_no).code
@@ -341,16 +341,30 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
             event_labels=definition.events,
             deadlines=deadline_views(rt, uow.session, deal),
             fees=deal_fees(rt, uow.session, deal, transfers),
+            ended=deal.state in definition.states and definition.states[deal.state].final,
         )
 
 
-def list_deals(rt: Runtime, actor: Actor, limit: int = 100) -> list[tuple[Deal, str]]:
+def list_deals(rt: Runtime, actor: Actor, limit: int = 100, search: str = "") -> list[tuple[Deal, str]]:
+    """The newest deals the actor may see with their state's label; `search` keeps those whose number,
+    address (decrypted here: it cannot be searched in the database), state or product contains it."""
     with rt.db.uow() as uow:
         query = select(Deal).order_by(Deal.id.desc()).limit(limit)
         if actor.role == "agent":
             query = query.where(Deal.created_by_id == actor.user_id)
         deals = list(uow.session.scalars(query))
-        return [(deal, rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)) for deal in deals]
+        rows = [(deal, rt.workflow(deal.workflow_id, deal.workflow_version).label(deal.state)) for deal in deals]
+    needle = search.strip()
+    if not needle:
+        return rows
+    return [
+        (deal, label)
+        for deal, label in rows
+        if any(
+            needle in text
+            for text in (deal.deal_no, deal.property_address or "", label, product_label(deal.product, rt.products))
+        )
+    ]
 
 
 def agreement_html(rt: Runtime, actor: Actor, deal_id: int) -> str:
@@ -358,14 +372,14 @@ def agreement_html(rt: Runtime, actor: Actor, deal_id: int) -> str:
     from app.agreements.service import render_html
 
     with rt.db.uow() as uow:
-        deal = _load_for(uow.session, deal_id, actor)
+        deal = load_for(uow.session, deal_id, actor)
         return deal.agreement.html if deal.agreement is not None else render_html(rt, deal)
 
 
 def agreement_pdf(rt: Runtime, actor: Actor, deal_id: int) -> tuple[str, bytes]:
     """The signed agreement's PDF; every download is audited (who, which deal, the file's SM3)."""
     with rt.db.uow() as uow:
-        deal = _load_for(uow.session, deal_id, actor)
+        deal = load_for(uow.session, deal_id, actor)
         if deal.agreement is None:
             raise NotFound("协议尚未签署", code="AGREEMENT_NOT_SIGNED")
         deal_no, pdf = deal.deal_no, deal.agreement.pdf

@@ -8,8 +8,10 @@ from werkzeug.wrappers import Response
 from app.agreements import resend as agreement_resend
 from app.deals import freeze as deal_freeze
 from app.deals import intake as intake_forms
+from app.deals import live, money_preview
 from app.deals import service as deals
 from app.platform.errors import CunguanError, NotFound, ValidationError
+from app.web import money_confirm
 from app.web.access import ALL_ROLES, current_actor, roles_required, runtime
 
 bp = Blueprint("deals", __name__)
@@ -24,7 +26,9 @@ def home() -> Response:
 @bp.route("/deals")
 @roles_required(*ALL_ROLES)
 def index() -> str:
-    return render_template("deals/index.html", rows=deals.list_deals(runtime(), current_actor()))
+    search = request.args.get("q", "")[:64]
+    rows = deals.list_deals(runtime(), current_actor(), search=search)
+    return render_template("deals/index.html", rows=rows, search=search)
 
 
 def _form_page(
@@ -105,10 +109,51 @@ def show(deal_id: int) -> str | Response:
     view = deals.deal_view(runtime(), current_actor(), deal_id)
     if _wants_json():
         return jsonify(deals.deal_payload(view))
-    return render_template("deals/show.html", view=view, deal=view.deal, manual_actions=deals.MANUAL_ACTIONS)
+    return render_template(
+        "deals/show.html",
+        view=view,
+        deal=view.deal,
+        manual_actions=deals.MANUAL_ACTIONS,
+        live=live.deal_status(runtime(), current_actor(), deal_id),
+    )
 
 
-def _act(deal_id: int, operation: str) -> Response:
+def _confirmation(deal_id: int, event: str, inputs: dict[str, str], carried: dict[str, str]) -> str | None:
+    """The confirmation page when this POST would move money without a valid confirmation token of it (nothing
+    is done then); None when it may go ahead. `inputs` are bound to the token, `carried` only passed on."""
+    rt, actor = runtime(), current_actor()
+    state = money_preview.money_state(rt, actor, deal_id, event)
+    if state is None:
+        return None
+    subject = f"deal:{deal_id}"
+    token = request.form.get(money_confirm.FIELD, "")
+    if money_confirm.valid(token, subject, event, state, inputs):
+        return None
+    if token:
+        flash("确认已失效（存管单状态已变化或已超过 15 分钟），请重新核对后确认", "error")
+    return render_template(
+        "deals/confirm.html",
+        preview=money_preview.preview(rt, actor, deal_id, event, inputs),
+        token=money_confirm.issue(subject, event, state, inputs),
+        action_url=request.path,
+        hidden={**inputs, **carried},
+        back_url=url_for("deals.show", deal_id=deal_id),
+    )
+
+
+@bp.route("/deals/<int:deal_id>/status")
+@roles_required(*ALL_ROLES)
+def status(deal_id: int) -> Response:
+    """The deal's live status (JSON) the deal page polls: state, timeline length, what is under way."""
+    response = jsonify(live.deal_status(runtime(), current_actor(), deal_id))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _act(deal_id: int, operation: str) -> Response | str:
+    page = None if operation == "confirm" else _confirmation(deal_id, operation, {}, {})
+    if page is not None:
+        return page
     try:
         if operation == "confirm":
             deals.confirm_agreement(runtime(), current_actor(), deal_id)
@@ -123,25 +168,32 @@ def _act(deal_id: int, operation: str) -> Response:
 
 @bp.route("/deals/<int:deal_id>/confirm", methods=["POST"])
 @roles_required("agent")
-def confirm(deal_id: int) -> Response:
+def confirm(deal_id: int) -> Response | str:
     return _act(deal_id, "confirm")
 
 
 @bp.route("/deals/<int:deal_id>/title-transferred", methods=["POST"])
 @roles_required("ops")
-def title_transferred(deal_id: int) -> Response:
+def title_transferred(deal_id: int) -> Response | str:
     return _act(deal_id, "title_transferred")
 
 
 @bp.route("/deals/<int:deal_id>/actions/<event>", methods=["POST"])
 @roles_required("ops")
-def manual_action(deal_id: int, event: str) -> Response:
-    """A person's action on a deal (retry a payout, cancel, record an acceptance…), with a reason (audited)."""
+def manual_action(deal_id: int, event: str) -> Response | str:
+    """A person's action on a deal (retry a payout, cancel, record an acceptance…), with a reason (audited);
+    one that moves money first shows what it would pay and needs that page's confirmation."""
     if event not in deals.MANUAL_ACTIONS:
         abort(404)
+    inputs = {name: request.form.get(name, "") for name in deals.MANUAL_ACTIONS[event].inputs}
+    reason = request.form.get("reason", "")
     try:
-        inputs = {name: request.form.get(name, "") for name in deals.MANUAL_ACTIONS[event].inputs}
-        deals.manual_action(runtime(), current_actor(), deal_id, event, request.form.get("reason", ""), inputs)
+        if not reason.strip():
+            raise ValidationError("请填写操作原因", code="REASON_REQUIRED")
+        page = _confirmation(deal_id, event, inputs, {"reason": reason})
+        if page is not None:
+            return page
+        deals.manual_action(runtime(), current_actor(), deal_id, event, reason, inputs)
         flash(f"已执行：{deals.MANUAL_ACTIONS[event].label}", "info")
     except CunguanError as error:
         flash(error.message, "error")

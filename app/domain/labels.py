@@ -5,6 +5,7 @@ never as `None`."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from app.banks.registry import configured_banks
@@ -81,14 +82,30 @@ AUDIT_ACTION_LABELS = {
     "contracts.import": "导入存量合同",
     "pii.unmask": "查看完整个人信息",
     "pii.search": "按证件号或手机号查询",
+    "city_config.draft": "保存城市配置草稿",
+    "city_config.submit": "提交城市配置审核",
+    "city_config.approve": "批准城市配置",
+    "city_config.reject": "退回城市配置",
+    "city_config.publish": "发布城市配置",
+    "city_config.rollback": "回滚城市配置",
+    "city_config.import": "导入城市配置文件",
+    "user.create": "新建用户",
+    "user.change_password": "修改密码",
+    "user.reset_password": "重置密码",
+    "user.set_active": "启用或停用用户",
+    "user.role_grant.propose": "提出角色授权",
+    "user.role_grant.approve": "批准角色授权",
+    "user.role_grant.reject": "驳回角色授权",
+    "suspense.match_propose": "提出挂账匹配",
+    "suspense.match": "批准挂账匹配",
+    "suspense.return": "挂账原路退回",
 }
 AUDIT_FAMILY_LABELS = {
     "workflow": "流程",
     "deal": "存管单操作",
     "payout": "付款",
-    "config": "城市配置",
+    "city_config": "城市配置",
     "user": "用户",
-    "role": "角色授权",
     "suspense": "挂账",
     "ledger": "账务",
     "agreement": "协议",
@@ -144,3 +161,10 @@ def audit_action_label(action: str | None) -> str:
 def label_of(table: dict[str, str], code: str | None) -> str:
     """`code`'s label in `table`, the code itself when it has none, a dash for nothing."""
     return EMPTY if not code else table.get(code, code)
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as people read it: Chinese as Chinese (no \\u escapes), keys in order; nothing as a dash."""
+    if value is None or value == {} or value == []:
+        return EMPTY
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=("，", "："))

@@ -15,7 +15,9 @@ ledger_cli = CliGroup("ledger", help="账务 / ledger")
 
 @ledger_cli.command("check")
 def ledger_check() -> None:
-    """Exit 1 unless debits equal credits, balances match their entries and no flagged account is broken."""
+    """账务检查：借贷相等、余额与分录一致、受限账户无透支，否则退出码 1。
+
+    Exit 1 unless debits equal credits, balances match their entries and no flagged account is broken."""
     from app.ledger.repo import check_ledger
 
     with current_runtime().db.uow() as uow:
@@ -46,7 +48,9 @@ def _parse_instant(text: str) -> datetime:
 @click.argument("account")
 @click.option("--at", "at_text", help="ISO 8601 instant (default: now); without a zone, Asia/Shanghai")
 def ledger_balance(account: str, at_text: str | None) -> None:
-    """Balance of ACCOUNT now, or as it was at a past instant."""
+    """查询账户 ACCOUNT 的当前余额，或过去某一时刻的余额。
+
+    Balance of ACCOUNT now, or as it was at a past instant."""
     from app.domain.money import format_yuan
     from app.ledger.repo import LedgerRepository, balance_at
 
@@ -66,7 +70,9 @@ def ledger_balance(account: str, at_text: str | None) -> None:
 @click.argument("account")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 def ledger_history(account: str, limit: int) -> None:
-    """The latest entries of ACCOUNT with the balance after each."""
+    """账户 ACCOUNT 的最近分录及每笔后的余额。
+
+    The latest entries of ACCOUNT with the balance after each."""
     from app.domain.ledger import TRANSFER_LABELS
     from app.domain.money import format_yuan
     from app.ledger.repo import history
@@ -87,7 +93,9 @@ def ledger_history(account: str, limit: int) -> None:
 @click.argument("account")
 @click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="calendar day, Asia/Shanghai")
 def ledger_cutoff(account: str, day: datetime) -> None:
-    """日切: opening balance, debits, credits and closing balance of ACCOUNT for one day."""
+    """日切：账户 ACCOUNT 某日的期初余额、借方、贷方发生额与期末余额。
+
+    日切: opening balance, debits, credits and closing balance of ACCOUNT for one day."""
     from app.domain.money import format_yuan
     from app.ledger.repo import cutoff
 
@@ -101,7 +109,9 @@ def ledger_cutoff(account: str, day: datetime) -> None:
 
 @ledger_cli.command("fold")
 def ledger_fold() -> None:
-    """Fold hot accounts' buffered postings and void expired holds now (the worker does it every few seconds)."""
+    """立即合并热点账户的缓冲记账并作废过期冻结（worker 每几秒自动执行）。
+
+    Fold hot accounts' buffered postings and void expired holds now (the worker does it every few seconds)."""
     from app.ledger.maintenance import maintain
 
     folded, voided = maintain(current_runtime())
@@ -113,7 +123,9 @@ def ledger_fold() -> None:
 @click.argument("yuan", required=False)
 @click.option("--off", is_flag=True, help="stop watching the account")
 def ledger_alert_threshold(account: str, yuan: str | None, off: bool) -> None:
-    """Alert when ACCOUNT's projected balance falls below YUAN (a hot account only)."""
+    """设置预警线：热点账户 ACCOUNT 预计余额低于 YUAN 元时预警。
+
+    Alert when ACCOUNT's projected balance falls below YUAN (a hot account only)."""
     from app.domain.money import format_yuan, parse_yuan
     from app.ledger.repo import LedgerRepository
 
@@ -131,7 +143,9 @@ def ledger_alert_threshold(account: str, yuan: str | None, off: bool) -> None:
 
 @ledger_cli.command("alerts")
 def ledger_alerts() -> None:
-    """Open low-balance alerts of hot accounts; exit 1 when there is any (for scripts and cron)."""
+    """列出热点账户未解除的低余额预警；有预警时退出码 1（供脚本与定时任务使用）。
+
+    Open low-balance alerts of hot accounts; exit 1 when there is any (for scripts and cron)."""
     from app.domain.money import format_yuan
     from app.ledger.alerts import open_alerts
 

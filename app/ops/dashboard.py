@@ -31,6 +31,7 @@ OPENING_HOURS = 24
 CLEARING_PREFIX = "bank_clearing:"
 CUSTODY_PREFIX = "custody:"
 POSTED = ("single", "post_pending")
+NOT_FLOWS = ("freeze", "unfreeze")  # a guarantee frozen or released at the bank: no money came in or went out
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def _flows(session: Session, days: list[date], start: datetime) -> list[DayFlow]
         .where(
             LedgerTransfer.created_at >= start,
             LedgerTransfer.kind.in_(POSTED),
+            LedgerTransfer.code.not_in(NOT_FLOWS),
             debit.code.startswith(CLEARING_PREFIX) | credit.code.startswith(CLEARING_PREFIX),
         )
     ).all()

@@ -14,6 +14,7 @@ from app.admin.paging import page_number, paginate
 from app.db.models import Payout
 from app.payouts import approvals as payout_approvals
 from app.payouts.status import PayoutStatus
+from app.payouts.web import approval_confirmation
 from app.platform.errors import CunguanError
 from app.web.access import runtime
 
@@ -36,7 +37,10 @@ class PayoutsView(BatchView):
         return self.render("admin/cunguan/payouts.html", page=page, refusals=refusals)  # type: ignore[no-any-return]
 
     @expose("/<payout_id>/approve", methods=("POST",))
-    def approve(self, payout_id: str) -> Response:
+    def approve(self, payout_id: str) -> Response | str:
+        page = approval_confirmation(payout_id, url_for(".index"))
+        if page is not None:
+            return page
         try:
             outcome = payout_approvals.approve(runtime(), self.actor, payout_id)
         except CunguanError as error:

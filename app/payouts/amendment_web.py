@@ -24,6 +24,9 @@ def pending_amendments(deal_id: int) -> list[PayeeAmendment]:
 @roles_required(*amendments.PROPOSER_ROLES)
 def propose(deal_id: int) -> Response:
     form = request.form
+    if form.get("payee_account_again", "").strip() != form.get("payee_account", "").strip():
+        flash("两次输入的收款账号不一致，未提出变更", "error")
+        return redirect(url_for("deals.show", deal_id=deal_id))
     amendments.propose(
         runtime(),
         current_actor(),

@@ -14,7 +14,9 @@ pii_cli = CliGroup("pii", help="个人金融信息 / PII maintenance")
 @click.command("rotate-pii")
 @with_appcontext
 def keys_rotate_pii() -> None:
-    """Create the next PII key file (pii.kN.key); new values are encrypted with it, old ones stay readable."""
+    """生成下一个个人信息加密密钥文件（pii.kN.key）：新数据用它加密，旧数据仍可读取。
+
+    Create the next PII key file (pii.kN.key); new values are encrypted with it, old ones stay readable."""
     from app.db.pii import keyring, rotate_pii_key
 
     config = current_app.extensions["cunguan.config"]
@@ -25,7 +27,9 @@ def keys_rotate_pii() -> None:
 
 @pii_cli.command("reindex")
 def pii_reindex() -> None:
-    """Recompute every deal's blind indexes from the decrypted values."""
+    """根据解密后的数据重算每个存管单的盲索引。
+
+    Recompute every deal's blind indexes from the decrypted values."""
     from app.pii.service import reindex
 
     click.echo(f"已更新检索索引：{reindex(current_runtime())} 笔存管单")
@@ -33,7 +37,9 @@ def pii_reindex() -> None:
 
 @pii_cli.command("reencrypt")
 def pii_reencrypt() -> None:
-    """Re-encrypt every value still under an older key with the active key."""
+    """将仍用旧密钥加密的数据改用当前密钥重新加密。
+
+    Re-encrypt every value still under an older key with the active key."""
     from app.db.pii import keyring
     from app.pii.service import reencrypt
 

@@ -18,7 +18,9 @@ db_cli = CliGroup("db", help="数据库迁移 / database migrations")
 
 @keys_cli.command("init")
 def keys_init() -> None:
-    """Create the platform seal key and certificate, the PII keys and the audit MAC key, where missing (no bank
+    """生成平台签章密钥与证书、个人信息密钥和审计 MAC 密钥（已有则跳过；不生成银行密钥）。
+
+    Create the platform seal key and certificate, the PII keys and the audit MAC key, where missing (no bank
     key: the banks keep theirs; import their certificates with `flask keys import-bank`)."""
     from app.audit.mac_key import mac_key
     from app.crypto.keys import ensure_keys
@@ -44,7 +46,10 @@ def keys_init() -> None:
 )
 @click.option("--from-config", "from_config", is_flag=True, help="导入银行配置文件（bank_configs/）所附的证书")
 def keys_import_bank(bank_code: str | None, certificate: Path | None, folder: Path | None, from_config: bool) -> None:
-    """Keep a bank's seal certificate and public key (BANK_CODE --cert FILE), every configured bank's from a
+    """导入银行的签章证书与公钥（BANK_CODE --cert FILE；--from-dir DIR：目录中全部已配置银行；
+    --from-config：银行配置文件所附证书）；平台从不持有银行私钥。
+
+    Keep a bank's seal certificate and public key (BANK_CODE --cert FILE), every configured bank's from a
     folder (--from-dir DIR), or those the bank config files carry (--from-config). The platform never holds a
     bank's private key."""
     from app.banks.registry import configured_banks
@@ -92,7 +97,9 @@ def alembic_config(database_url: str):  # type: ignore[no-untyped-def] - alembic
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
+    """执行数据库迁移，直到 REVISION（默认最新）。
+
+    Apply migrations up to REVISION (default: head)."""
     from alembic import command
 
     url = current_runtime().db.url
@@ -129,7 +136,9 @@ def db_upgrade(revision: str) -> None:
     help="seconds a claimed job stays reserved; a dead worker's jobs are due again after this",
 )
 def worker_command(burst: bool, poll_s: float, concurrency: int, per_bank: int, per_kind: str, lease_s: float) -> None:
-    """Run background jobs (bank requests) until stopped. On PostgreSQL, N threads claim jobs with
+    """运行后台任务（银行请求等）直到停止；PostgreSQL 上 N 个线程并行领取任务，SQLite 只运行单线程。
+
+    Run background jobs (bank requests) until stopped. On PostgreSQL, N threads claim jobs with
     SKIP LOCKED; SQLite has one writer at a time, so it runs a single loop whatever N says."""
     from app.queue.slots import parse_kind_limits
     from app.queue.worker import run_workers
@@ -163,7 +172,9 @@ def worker_command(burst: bool, poll_s: float, concurrency: int, per_bank: int, 
 @click.option("--port", "web_port", default=5000, show_default=True)
 @click.option("--sim-port", default=5001, show_default=True)
 def serve_all_command(web_port: int, sim_port: int) -> None:
-    """Web app, worker and bank simulator together; Ctrl-C stops all three."""
+    """同时启动网站、worker 与银行模拟器；Ctrl-C 全部停止。
+
+    Web app, worker and bank simulator together; Ctrl-C stops all three."""
     from app.platform.supervisor import run_platform
 
     sys.exit(run_platform(web_port, sim_port, lambda line: click.echo(line, err=True)))

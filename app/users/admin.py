@@ -4,15 +4,19 @@ A role an administrator gives (a new account or a change) waits for a second adm
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
 from flask import flash, redirect, request, url_for
 from flask_admin import expose
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from werkzeug.wrappers import Response
 
 from app.admin.base import RoleView
 from app.admin.paging import page_number, paginate
 from app.audit import log as audit
 from app.db.audit_models import AuditEntry
+from app.domain.timezone import SHANGHAI
 from app.platform.errors import CunguanError
 from app.users import grants
 from app.users.service import ROLE_LABELS, create_user, list_users, set_active, set_password
@@ -106,18 +110,44 @@ class UsersView(RoleView):
         return redirect(url_for(".index"))
 
 
+AUDIT_FILTERS = ("action", "actor", "subject", "date_from", "date_to")
+
+
+def _audit_query(args: dict[str, str]) -> Select[Any]:
+    """Audit entries matching the filled filters, newest first (dates are Shanghai calendar days, inclusive)."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if args["action"]:
+        query = query.where(AuditEntry.action == args["action"])
+    if args["actor"]:
+        query = query.where(AuditEntry.actor.contains(args["actor"]))
+    if args["subject"]:
+        query = query.where(AuditEntry.subject.contains(args["subject"]))
+    for key, after in (("date_from", False), ("date_to", True)):
+        try:
+            day = date.fromisoformat(args[key]) + timedelta(days=1 if after else 0)
+        except ValueError:
+            continue
+        start = datetime.combine(day, time.min, tzinfo=SHANGHAI)
+        query = query.where(AuditEntry.at < start if after else AuditEntry.at >= start)
+    return query
+
+
 class AuditView(RoleView):
     read_roles = frozenset({"auditor", "admin"})
 
+    def _page(self, result: tuple[int, list[Any]] | None) -> str:
+        args = {key: request.args.get(key, "").strip() for key in AUDIT_FILTERS}
+        with runtime().db.uow() as uow:
+            page = paginate(uow.session, _audit_query(args), page_number(request.args.get("page")))
+            actions = sorted(uow.session.scalars(select(AuditEntry.action).distinct()))
+        filled = {key: value for key, value in args.items() if value}
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/audit.html", page=page, args=args, filled=filled, actions=actions, result=result
+        )
+
     @expose("/")
     def index(self) -> str:
-        with runtime().db.uow() as uow:
-            query = select(AuditEntry).order_by(AuditEntry.id.desc())
-            if request.args.get("action"):
-                query = query.where(AuditEntry.action == request.args["action"])
-            page = paginate(uow.session, query, page_number(request.args.get("page")))
-        args = {"action": request.args["action"]} if request.args.get("action") else {}
-        return self.render("admin/cunguan/audit.html", page=page, args=args, result=None)  # type: ignore[no-any-return]
+        return self._page(None)
 
     @expose("/verify")
     def verify(self) -> str:
@@ -125,6 +155,4 @@ class AuditView(RoleView):
             checked, breaks = audit.verify(runtime())
         except CunguanError as error:  # the MAC key is missing: say so instead of an error page
             checked, breaks = 0, [error.message]
-        with runtime().db.uow() as uow:
-            page = paginate(uow.session, select(AuditEntry).order_by(AuditEntry.id.desc()), 1)
-        return self.render("admin/cunguan/audit.html", page=page, args={}, result=(checked, breaks))  # type: ignore[no-any-return]
+        return self._page((checked, list(breaks)))

@@ -11,7 +11,9 @@ user_cli = CliGroup("user", help="用户管理 / users")
 
 @user_cli.command("create-demo")
 def user_create_demo() -> None:
-    """One demo user per role on a fresh install; passwords are printed once, here."""
+    """为新安装创建每个角色的演示用户；密码只在此处显示一次。
+
+    One demo user per role on a fresh install; passwords are printed once, here."""
     from app.users.service import ROLE_LABELS, create_demo_users
 
     created = create_demo_users(current_runtime())
@@ -29,7 +31,9 @@ def user_create_demo() -> None:
 @click.option("--name", "display_name", required=True)
 @click.password_option()
 def user_create(username: str, role: str, display_name: str, password: str) -> None:
-    """Create an administrator (set-up). Business roles are given in the console: one administrator proposes,
+    """创建系统管理员（安装时使用）；业务角色在运营后台由一位管理员提出、另一位批准。
+
+    Create an administrator (set-up). Business roles are given in the console: one administrator proposes,
     a second approves; the command line is no way around that."""
     from app.users.service import create_user
 
@@ -43,7 +47,9 @@ def user_create(username: str, role: str, display_name: str, password: str) -> N
 @click.argument("username")
 @click.password_option()
 def user_set_password(username: str, password: str) -> None:
-    """Reset a password: it is one-time (the user changes it at the next login) and every session ends."""
+    """重置密码：新密码为一次性密码（用户下次登录时须修改），并结束其全部会话。
+
+    Reset a password: it is one-time (the user changes it at the next login) and every session ends."""
     from app.users.service import set_password
 
     set_password(current_runtime(), username, password)

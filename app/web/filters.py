@@ -19,7 +19,12 @@ def shanghai_time(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def actor_label(actor: str) -> str:
+def actor_label(actor: str | None) -> str:
+    """Who did it: 用户 ops, 银行（中国光大银行）, 系统; a bare user name (config rows) is a user too."""
+    if not actor:
+        return "—"
+    if ":" not in actor:
+        return "系统" if actor == "system" else f"用户 {actor}"
     kind, _, name = actor.partition(":")
     if kind == "bank":
         return f"银行（{bank_label(name)}）"

@@ -61,8 +61,37 @@ def audit_action(action: str | None) -> str:
     return labels.audit_action_label(action)
 
 
+def _state_names() -> dict[str, str]:
+    """Every workflow state's label (the latest version's wording first), for rows that name no workflow."""
+    if "state_names" not in g:
+        names: dict[str, str] = {}
+        for (_, _), definition in sorted(_runtime().workflows.items(), key=lambda item: -item[0][1]):
+            for code, state in definition.states.items():
+                names.setdefault(code, state.label)
+        g.state_names = names
+    found: dict[str, str] = g.state_names
+    return found
+
+
+def audit_json(value: Any) -> str:
+    """An audit entry's before/after/detail as text: Chinese decoded, and the codes it names (state, product,
+    city, bank) by their labels."""
+    if isinstance(value, dict):
+        named = {
+            "state": lambda code: _state_names().get(code, code),
+            "product": lambda code: labels.product_label(code, _runtime().products),
+            "city": city_label,
+            "bank": labels.bank_label,
+        }
+        value = {
+            key: named[key](item) if key in named and isinstance(item, str) else item for key, item in value.items()
+        }
+    return labels.json_text(value)
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(labels.dash, "dash")
+    app.add_template_filter(audit_json, "audit_json")
     app.add_template_filter(lambda code: labels.product_label(code, _runtime().products), "product_label")
     app.add_template_filter(labels.bank_label, "bank_label")
     app.add_template_filter(labels.account_label, "account_label")

@@ -18,7 +18,7 @@ from app.crypto.keys import generate_sm2_private_key_pem
 from app.pdf.verify import verify_pdf_signatures
 from tests.conftest import csrf_token
 from tests.e2e.stack import ROOT, Stack, login, wait_until
-from tests.factories import CUSTODY_FEN, HAPPY_PATH_EVENTS, RESALE_FORM, bank_signing_key
+from tests.factories import CUSTODY_FEN, HAPPY_PATH_EVENTS, RESALE_FORM, bank_signing_key, confirmation_fields
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +112,10 @@ def _journey(stack: Stack, passwords: dict[str, str], keys_dir: Path) -> None:
 
     ops = login(stack.web_url, "ops", passwords["ops"])
     page = ops.get(deal_url, timeout=10).text
-    ops.post(f"{deal_url}/title-transferred", data={"csrf_token": csrf_token(page)}, timeout=30)
+    confirmation = ops.post(f"{deal_url}/title-transferred", data={"csrf_token": csrf_token(page)}, timeout=30)
+    assert "壹佰贰拾叁万肆仟伍佰陆拾柒元捌角玖分" in confirmation.text, "the amount to confirm, in 大写"
+    assert _deal(ops, stack, deal_url)["state"] == "funded", "nothing paid before the confirmation"
+    ops.post(f"{deal_url}/title-transferred", data=confirmation_fields(confirmation.text), timeout=30)
     wait_until(lambda: _deal(ops, stack, deal_url)["state"] == "closed", what="payout result closes the deal")
 
     final = _deal(ops, stack, deal_url)

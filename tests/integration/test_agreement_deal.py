@@ -150,7 +150,8 @@ def test_the_bank_countersigns_over_the_protocol_keeping_the_platform_signature(
     path.write_bytes(countersigned)
     result = app.test_cli_runner().invoke(args=["agreement", "verify", str(path)])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
+    assert "签章全部有效（共 2 个签名）" in result.stderr, "a Chinese verdict beside the JSON"
     assert report["valid"] is True and len(report["signatures"]) == 2
     assert [s["covers_whole_file"] for s in report["signatures"]] == [False, True]
     for signature in report["signatures"]:
@@ -160,7 +161,8 @@ def test_the_bank_countersigns_over_the_protocol_keeping_the_platform_signature(
     path.write_bytes(countersigned[:at] + b"X" + countersigned[at + 1 :])
     result = app.test_cli_runner().invoke(args=["agreement", "verify", str(path)])
     assert result.exit_code == 1
-    assert [s["digest_matches"] for s in json.loads(result.output)["signatures"]] == [False, False]
+    assert [s["digest_matches"] for s in json.loads(result.stdout)["signatures"]] == [False, False]
+    assert "签章无效" in result.stderr
 
 
 @pytest.mark.usefixtures("users")

@@ -43,6 +43,8 @@ def test_figures_from_a_small_ledger(rt: Runtime, users: dict) -> None:
         _arrive(repo, "R2", shanghai, 300_00, NOW - timedelta(days=1))
         _arrive(repo, "R3", None, 5_00, NOW - timedelta(days=1))
         _arrive(repo, "OLD", beijing, 1_00, NOW - timedelta(days=20))  # outside the window, still in custody
+        frozen = TransferSpec("frozen:G1", "bank_clearing:ceb", ledger.deal_custody(shanghai[1]).code, 50_00, "freeze")
+        repo.post(frozen, at=NOW - timedelta(hours=2))  # a guarantee frozen at the bank: in custody, not 入金
         payout = TransferSpec("payout:P1", ledger.deal_custody(beijing[1]).code, "bank_clearing:ceb", 400_00, "payout")
         repo.hold(payout, at=NOW - timedelta(hours=1))
         repo.post_pending("payout:P1:posted", "payout:P1", at=NOW - timedelta(minutes=30))
@@ -78,10 +80,10 @@ def test_figures_from_a_small_ledger(rt: Runtime, users: dict) -> None:
     assert (today.payouts_succeeded, today.payouts_failed, yesterday.payouts_succeeded) == (1, 1, 1)
     assert figures.payout_success_rate == 2 / 3
     assert figures.inbound_direct_rate == 2 / 3
-    assert [(s.key, s.value) for s in figures.custody_by_city] == [("110000", 601_00), ("310000", 300_00)]
+    assert [(s.key, s.value) for s in figures.custody_by_city] == [("110000", 601_00), ("310000", 350_00)]
     assert figures.custody_by_city[0].label == "北京", "the city's name, not its code"
-    assert [(s.key, s.label, s.value) for s in figures.custody_by_bank] == [("ceb", "中国光大银行", 901_00)]
-    assert figures.custody_total_fen == 901_00
+    assert [(s.key, s.label, s.value) for s in figures.custody_by_bank] == [("ceb", "中国光大银行", 951_00)]
+    assert figures.custody_total_fen == 951_00
     assert sum(s.value for s in figures.deals_by_state) == 2
     assert all(s.label.startswith("二手房交易资金存管 · ") for s in figures.deals_by_state), "per product"
     assert figures.jobs == dashboard.JobFigures(pending=2, running=0, failing=1, dead=1, opening_queue=1)

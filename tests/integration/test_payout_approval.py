@@ -15,7 +15,7 @@ from app.payouts import approvals as payout_approvals
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
-from tests.factories import RESALE_FORM, actor, arrive, load_deal, open_account
+from tests.factories import RESALE_FORM, actor, arrive, load_deal, open_account, post_confirmed
 
 BIG = {**RESALE_FORM, "price": "9000000", "custody_amount": "6000000"}  # above 北京's ¥5,000,000 line
 BIG_FEN = 6_000_000_00
@@ -84,7 +84,7 @@ def test_finance_approves_from_the_deal_page(
     assert "审批通过付款" not in login("ops").get(f"/deals/{deal_id}").text, "not for the one who asked"
     page = login("finance").get(f"/deals/{deal_id}").text
     assert "待审批" in page and "审批通过付款" in page
-    answer = client.post(f"/payouts/{payout_id}/approve", data={"csrf_token": csrf_token(page)})
+    answer = post_confirmed(client, f"/payouts/{payout_id}/approve", {"csrf_token": csrf_token(page)})
     assert answer.status_code == 302
     assert "已提交银行" in client.get(answer.headers["Location"]).text
     assert _submit_jobs(rt) == 1

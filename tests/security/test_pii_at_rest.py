@@ -29,7 +29,16 @@ from app.pdf.verify import verify_pdf
 from app.platform.cli import alembic_config
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
-from tests.factories import CUSTODY_FEN, RESALE_FORM, actor, bank_accepted, notification, open_account, post_callback
+from tests.factories import (
+    CUSTODY_FEN,
+    RESALE_FORM,
+    actor,
+    bank_accepted,
+    notification,
+    open_account,
+    post_callback,
+    post_confirmed,
+)
 
 ACCOUNT = "6226000000000777"
 BUYER_ID = "32010219870611" + "043" + id_check_char("32010219870611043")
@@ -118,13 +127,13 @@ def _plain_pii_at_rest(rt: Runtime) -> list[tuple[str, str, str]]:
 
 def _act(client: FlaskClient, deal_id: int, event: str, reason: str) -> None:
     token = csrf_token(client.get(f"/deals/{deal_id}").text)
-    answer = client.post(f"/deals/{deal_id}/actions/{event}", data={"csrf_token": token, "reason": reason})
+    answer = post_confirmed(client, f"/deals/{deal_id}/actions/{event}", {"csrf_token": token, "reason": reason})
     assert answer.status_code == 302
 
 
 def _approve(client: FlaskClient, deal_id: int, payout_id: str) -> None:
     token = csrf_token(client.get(f"/deals/{deal_id}").text)
-    assert client.post(f"/payouts/{payout_id}/approve", data={"csrf_token": token}).status_code == 302
+    assert post_confirmed(client, f"/payouts/{payout_id}/approve", {"csrf_token": token}).status_code == 302
 
 
 def test_no_pii_is_stored_in_plain_text_anywhere_and_everything_reads_back(

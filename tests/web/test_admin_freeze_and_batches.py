@@ -17,7 +17,7 @@ from app.deals import service as deals
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from tests.conftest import csrf_token
-from tests.factories import RESALE_FORM, actor, arrive, confirmed_deal, load_deal, open_account
+from tests.factories import RESALE_FORM, actor, arrive, confirmed_deal, load_deal, open_account, post_confirmed
 
 Login = Callable[[str], FlaskClient]
 BIG = {**RESALE_FORM, "price": "9000000", "custody_amount": "6000000"}  # above 北京's approval line
@@ -25,7 +25,7 @@ BIG = {**RESALE_FORM, "price": "9000000", "custody_amount": "6000000"}  # above 
 
 def _post(client: FlaskClient, path: str, follow: bool = True, **data: str | list[str]):  # type: ignore[no-untyped-def]
     token = csrf_token(client.get("/login").text)
-    return client.post(path, data={**data, "csrf_token": token}, follow_redirects=follow)
+    return post_confirmed(client, path, {**data, "csrf_token": token}, follow_redirects=follow)
 
 
 def _flashes(html: str) -> str:

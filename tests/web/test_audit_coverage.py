@@ -19,7 +19,7 @@ from app.payouts import submission
 from app.platform.runtime import Runtime
 from app.users.login_throttle import MAX_FAILURES
 from tests.conftest import csrf_token
-from tests.factories import RESALE_FORM, arrive, load_deal, notification, open_account, post_callback
+from tests.factories import RESALE_FORM, arrive, load_deal, notification, open_account, post_callback, post_confirmed
 
 Login = Callable[[str], FlaskClient]
 BIG = {**RESALE_FORM, "price": "9000000", "custody_amount": "6000000"}  # above 北京's approval line
@@ -40,7 +40,7 @@ def _one(rt: Runtime, action: str, **expected: Any) -> AuditEntry:
 
 
 def _post(client: FlaskClient, url: str, **data: str) -> Any:
-    return client.post(url, data={**data, "csrf_token": csrf_token(client.get("/login").text)})
+    return post_confirmed(client, url, {**data, "csrf_token": csrf_token(client.get("/login").text)})
 
 
 def test_a_deals_whole_life_is_in_the_audit_log(

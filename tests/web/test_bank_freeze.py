@@ -20,7 +20,7 @@ from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
 from app.queue.worker import run_worker
 from tests.conftest import csrf_token
-from tests.factories import actor, load_deal
+from tests.factories import actor, load_deal, post_confirmed
 from tests.integration.simulator_support import InProcessSimulator, bank_over_http
 
 Login = Callable[[str], FlaskClient]
@@ -84,7 +84,9 @@ def _forge(bank: InProcessSimulator, tmp_path: Path) -> bytes:
 def _ops_action(login: Login, deal_id: int, event: str) -> int:
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
-    return ops.post(f"/deals/{deal_id}/actions/{event}", data={"csrf_token": token, "reason": "条件达成"}).status_code
+    return post_confirmed(
+        ops, f"/deals/{deal_id}/actions/{event}", {"csrf_token": token, "reason": "条件达成"}
+    ).status_code
 
 
 def test_the_freeze_is_booked_only_on_the_banks_signed_receipt(

@@ -34,6 +34,7 @@ from tests.factories import (
     notification,
     open_account,
     post_callback,
+    post_confirmed,
 )
 
 Login = Callable[[str], FlaskClient]
@@ -165,7 +166,7 @@ def test_a_result_for_a_payout_awaiting_approval_is_refused_and_changes_nothing(
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
     data = {"csrf_token": token, "reason": "买卖双方解约，申请退款"}
-    assert ops.post(f"/deals/{deal_id}/actions/cancel", data=data).status_code == 302
+    assert post_confirmed(ops, f"/deals/{deal_id}/actions/cancel", data).status_code == 302
     (refund,) = load_deal(rt, deal_id).payouts
     assert refund.status == "awaiting_approval", "北京: a refund needs a second person"
     transfers = _transfers(rt)

@@ -23,6 +23,7 @@ from tests.factories import (
     notification,
     open_account,
     post_callback,
+    post_confirmed,
 )
 
 ACCOUNT = "6226000000000555"
@@ -54,7 +55,9 @@ def test_ops_retry_a_failed_payout_with_a_reason(
     refused = ops.post(f"/deals/{deal_id}/actions/retry_payout", data={"csrf_token": token, "reason": " "})
     assert "请填写操作原因" in ops.get(refused.headers["Location"]).text
     assert load_deal(rt, deal_id).state == "payout_failed"
-    done = ops.post(f"/deals/{deal_id}/actions/retry_payout", data={"csrf_token": token, "reason": "卖方已更正账户"})
+    done = post_confirmed(
+        ops, f"/deals/{deal_id}/actions/retry_payout", {"csrf_token": token, "reason": "卖方已更正账户"}
+    )
     assert done.status_code == 302
     deal = load_deal(rt, deal_id)
     assert deal.state == "releasing" and len(deal.payouts) == 2 and deal.payouts[1].status == "pending"
@@ -73,10 +76,10 @@ def test_ops_cancel_a_deal_not_yet_signed_and_the_workflow_refuses_later(
     deal_id = deals.create_deal(rt, actor(rt, "agent"), "110000", "resale_escrow", RESALE_FORM)
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
-    ops.post(f"/deals/{deal_id}/actions/cancel", data={"csrf_token": token, "reason": "买卖双方解约"})
+    post_confirmed(ops, f"/deals/{deal_id}/actions/cancel", {"csrf_token": token, "reason": "买卖双方解约"})
     assert load_deal(rt, deal_id).state == "cancelled"
     signed = confirmed_deal(rt)
-    answer = ops.post(f"/deals/{signed}/actions/cancel", data={"csrf_token": token, "reason": "试试"})
+    answer = post_confirmed(ops, f"/deals/{signed}/actions/cancel", {"csrf_token": token, "reason": "试试"})
     assert load_deal(rt, signed).state == "awaiting_account", "a signed deal is not cancelled this way"
     assert answer.status_code == 302
     assert ops.post(f"/deals/{signed}/actions/freeze", data={"csrf_token": token}).status_code == 404

@@ -71,7 +71,13 @@ def test_every_roles_main_pages_show_labels_not_codes(login: Login, rt: Runtime,
             f"/admin/deals/{rent}",
             "/admin/payouts/",
         ],
-        "finance": ["/admin/", "/admin/ledger/", f"/admin/ledger/account/{custody}", "/admin/suspense/"],
+        "finance": [
+            "/admin/",
+            "/admin/ledger/",
+            f"/admin/ledger/account/{custody}",
+            "/admin/suspense/",
+            "/finance/reconciliation",
+        ],
         "auditor": ["/admin/deals/", f"/admin/deals/{resale}", "/admin/ledger/transfers", "/admin/jobs/"],
     }
     for role, urls in pages.items():
@@ -85,9 +91,16 @@ def test_every_roles_main_pages_show_labels_not_codes(login: Login, rt: Runtime,
     detail = login("ops").get(f"/admin/deals/{resale}").text
     assert "已入金" in detail or "待入金" in detail, "states in the product's words"
     assert f"存管户 {load_deal(rt, resale).deal_no}" in detail and "银行清算户（中国光大银行）" in detail
+    agent = login("agent")
+    rent_no, resale_no = load_deal(rt, rent).deal_no, load_deal(rt, resale).deal_no
+    found = agent.get("/deals?q=住房租金托管").text
+    assert rent_no in found and resale_no not in found and 'class="cards"' in found, "searchable, cards on phones"
+    assert "没有符合" in agent.get("/deals?q=不存在的地址").text
+    console_filters_are_dropdowns_in_chinese(login, rt, two_products)
+    audit_log_reads_in_chinese_with_filters(login, rt, resale)
 
 
-def test_console_filters_are_dropdowns_in_chinese(login: Login, rt: Runtime, two_products: tuple[int, int]) -> None:
+def console_filters_are_dropdowns_in_chinese(login: Login, rt: Runtime, two_products: tuple[int, int]) -> None:
     resale, rent = two_products
     client = login("ops")
     page = client.get("/admin/deals/").text
@@ -108,3 +121,15 @@ def test_labels_of_accounts_and_audit_actions() -> None:
     assert account_label("suspense:icbc") == "挂账（中国工商银行）"
     assert audit_action_label("payout.approve") == "审批付款"
     assert audit_action_label(None) == "—"
+
+
+def audit_log_reads_in_chinese_with_filters(login: Login, rt: Runtime, resale: int) -> None:
+    deal_no = load_deal(rt, resale).deal_no
+    auditor = login("auditor")
+    page = auditor.get("/admin/audit/").text
+    assert "\\u" not in page and "新建存管单" in page and "流程：" in page, "decoded, actions labelled"
+    assert_readable(page, internal_codes(rt) - {"asset", "liability"}, "auditor /admin/audit/")
+    only = auditor.get(f"/admin/audit/?action=deal.create&subject={deal_no}").text
+    assert only.count("<tr><td>") == 1 and deal_no in only, "filtered by action and subject"
+    nothing = auditor.get("/admin/audit/?date_from=2000-01-01&date_to=2000-01-02").text
+    assert "暂无记录" in nothing

@@ -36,6 +36,7 @@ from tests.factories import (
     notification,
     open_account,
     post_callback,
+    post_confirmed,
 )
 from tests.integration.simulator_support import bank_over_http
 from tests.integration.test_products_in_services import RENT_FORM
@@ -117,7 +118,8 @@ def test_case1_intent_deposit_pays_only_the_developer_the_agreement_names_whatev
     ops = login("ops")
     page = ops.get(f"/deals/{deal_id}").text
     assert 'name="payee_account" required' not in page.split('id="propose-amendment-form"')[0], "no typed payee"
-    answer = ops.post(
+    answer = post_confirmed(
+        ops,
         f"/deals/{deal_id}/actions/purchase_signed",
         data={
             "csrf_token": csrf_token(page),
@@ -157,7 +159,8 @@ def test_case1_a_guarantee_claim_pays_the_beneficiary_the_agreement_names(
         run_worker(rt, should_stop=lambda: False, burst=True)
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
-    ops.post(
+    post_confirmed(
+        ops,
         f"/deals/{deal_id}/actions/claim_made",
         data={"csrf_token": token, "reason": "担保权人主张", "payee_name": "某某", "payee_account": TYPED_ACCOUNT},
     )
@@ -178,7 +181,7 @@ def test_case2_an_overpaid_intent_deposit_releases_the_agreed_amount_and_returns
     deal_id = _held_intent_deposit(rt, client, keys_dir, [7_000_000])
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
-    ops.post(f"/deals/{deal_id}/actions/purchase_signed", data={"csrf_token": token, "reason": "已签购房合同"})
+    post_confirmed(ops, f"/deals/{deal_id}/actions/purchase_signed", {"csrf_token": token, "reason": "已签购房合同"})
     release, excess = _payouts(rt, deal_id)
     assert (release.purpose, release.amount_fen, release.payee_account) == ("release", 5_000_000, DEVELOPER_ACCOUNT)
     assert (excess.purpose, excess.amount_fen, excess.payee_account) == ("refund", 2_000_000, BUYER_ACCOUNT)
@@ -212,7 +215,8 @@ def test_case3_a_rent_deposit_paid_from_a_goes_back_to_a_not_to_the_latest_payer
     assert load_deal(rt, deal_id).state == "deposit_settlement"
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
-    ops.post(
+    post_confirmed(
+        ops,
         f"/deals/{deal_id}/actions/move_out_confirmed",
         data={"csrf_token": token, "reason": "退租验房完成", "deduction": "0"},
     )
@@ -237,6 +241,7 @@ def test_an_amendment_needs_a_second_person_and_then_the_release_goes_to_it(
     ops = login("ops")
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
     proposal = {"csrf_token": token, "payee_name": "李四", "payee_account": TYPED_ACCOUNT, "reason": "卖方更换收款卡"}
+    proposal["payee_account_again"] = TYPED_ACCOUNT
     assert ops.post(f"/deals/{deal_id}/payee-amendments", data=proposal).status_code == 302
     page = ops.get(f"/deals/{deal_id}").text
     assert "收款账户变更待审批" in page and "approve-amendment-" not in page, "the proposer sees no approve button"
@@ -281,6 +286,7 @@ def test_an_agent_cannot_approve_and_an_auditor_cannot_propose(
     auditor = login("auditor")
     token = csrf_token(auditor.get(f"/deals/{deal_id}").text)
     proposal = {"csrf_token": token, "payee_name": "李四", "payee_account": TYPED_ACCOUNT, "reason": "x"}
+    proposal["payee_account_again"] = TYPED_ACCOUNT
     assert auditor.post(f"/deals/{deal_id}/payee-amendments", data=proposal).status_code == 403
     assert auditor.post(f"/deals/{deal_id}/payee-amendments", data={}).status_code in (400, 403), "CSRF or role"
     agent = login("agent")

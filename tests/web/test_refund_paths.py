@@ -31,6 +31,7 @@ from tests.factories import (
     notification,
     open_account,
     post_callback,
+    post_confirmed,
 )
 
 ACCOUNT = "6226000000000777"
@@ -63,13 +64,13 @@ def _custody(rt: Runtime, deal_no: str) -> int:
 
 def _act(ops: FlaskClient, deal_id: int, event: str, reason: str, **inputs: str) -> None:
     token = csrf_token(ops.get(f"/deals/{deal_id}").text)
-    answer = ops.post(f"/deals/{deal_id}/actions/{event}", data={"csrf_token": token, "reason": reason, **inputs})
+    answer = post_confirmed(ops, f"/deals/{deal_id}/actions/{event}", {"csrf_token": token, "reason": reason, **inputs})
     assert answer.status_code == 302
 
 
 def _approve(approver: FlaskClient, deal_id: int, payout_id: str) -> None:
     token = csrf_token(approver.get(f"/deals/{deal_id}").text)
-    assert approver.post(f"/payouts/{payout_id}/approve", data={"csrf_token": token}).status_code == 302
+    assert post_confirmed(approver, f"/payouts/{payout_id}/approve", {"csrf_token": token}).status_code == 302
 
 
 def _funded_resale(client: FlaskClient, rt: Runtime, keys_dir: Path) -> int:

@@ -22,7 +22,16 @@ from app.payouts.lifecycle import PayoutOrder
 from app.payouts.status import PayoutPurpose
 from app.platform.runtime import Runtime
 from tests.conftest import PASSWORD, csrf_token
-from tests.factories import RESALE_FORM, actor, arrive, colleague, confirmed_deal, load_deal, open_account
+from tests.factories import (
+    RESALE_FORM,
+    actor,
+    arrive,
+    colleague,
+    confirmed_deal,
+    load_deal,
+    open_account,
+    post_confirmed,
+)
 
 Login = Callable[[str], FlaskClient]
 BIG = {**RESALE_FORM, "price": "9000000", "custody_amount": "6000000"}  # above 北京's approval line
@@ -32,7 +41,7 @@ OWN = "only-i-know-77"
 
 def _post(client: FlaskClient, path: str, **data: str):  # type: ignore[no-untyped-def]
     token = csrf_token(client.get("/login", follow_redirects=True).text)  # or the password page it leads to
-    return client.post(path, data={**data, "csrf_token": token}, follow_redirects=True)
+    return post_confirmed(client, path, {**data, "csrf_token": token}, follow_redirects=True)
 
 
 def _log_in(client: FlaskClient, username: str, password: str):  # type: ignore[no-untyped-def]

@@ -1,0 +1,67 @@
+"""The main pages of every role in a real browser at 390 and 1280 px: no page scrolls sideways (tables scroll
+inside themselves), no internal code, no None and no \\u escapes on screen. Screenshots are artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from playwright.sync_api import Browser, Page
+
+from app.deals import service as deals
+from app.platform.runtime import Runtime
+from tests.browser.conftest import no_horizontal_scroll
+from tests.conftest import PASSWORD
+from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account
+from tests.integration.test_products_in_services import RENT_FORM
+from tests.web.test_page_labels import assert_readable, internal_codes
+
+WIDTHS = ({"width": 1280, "height": 900}, {"width": 390, "height": 844})
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=WIDTHS[0], locale="zh-CN")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _log_in(page: Page, base_url: str, username: str) -> None:
+    page.context.clear_cookies()
+    page.goto(f"{base_url}/login")
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_load_state()
+
+
+def test_every_roles_pages_fit_both_widths_and_show_no_codes(
+    page: Page, base_url: str, client: FlaskClient, rt: Runtime, keys_dir: Path, artifact: Callable[[str], Path]
+) -> None:
+    resale = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, resale, "6226000000000501")
+    arrive(client, keys_dir, "6226000000000501", 500_00, "REF-B1")
+    rent = deals.create_deal(rt, actor(rt, "agent"), "110000", "rent_custody", RENT_FORM)
+    custody = f"custody:{load_deal(rt, resale).deal_no}"
+    walk = {
+        "agent": ["/deals", f"/deals/{resale}", f"/deals/{rent}"],
+        "ops": ["/admin/", "/admin/deals/", f"/admin/deals/{resale}", "/admin/payouts/"],
+        "finance": ["/finance/reconciliation", "/admin/ledger/", f"/admin/ledger/account/{custody}"],
+        "auditor": ["/admin/audit/", "/admin/jobs/"],
+    }
+    codes = internal_codes(rt)
+    for role, paths in walk.items():
+        _log_in(page, base_url, role)
+        for path in paths:
+            page.set_viewport_size(WIDTHS[0])
+            page.goto(f"{base_url}{path}")
+            assert_readable(page.content(), codes, f"{role} {path}")
+            name = f"walk-{role}-{path.strip('/').replace('/', '_').replace(':', '_') or 'home'}"
+            for width in WIDTHS:
+                page.set_viewport_size(width)
+                assert no_horizontal_scroll(page), f"{role} {path} scrolls sideways at {width['width']} px"
+                page.screenshot(path=str(artifact(f"{name}-{width['width']}.png")))
