@@ -23,7 +23,9 @@ bank_cli = CliGroup("bank", help="存管银行配置 / custodian bank configs")
     help="银行配置目录（默认 bank_configs/）",
 )
 def bank_validate(folder: Path) -> None:
-    """Check every bank file of the folder (schema, protocol, account-number pattern, statement layout); print
+    """检查目录中每个银行配置文件（结构、协议、账号格式、对账单格式）；列出每家银行，或列出全部问题并以退出码 1 结束。
+
+    Check every bank file of the folder (schema, protocol, account-number pattern, statement layout); print
     each bank, or every problem and exit 1."""
     try:
         banks = load_banks(folder)

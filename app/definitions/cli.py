@@ -28,7 +28,9 @@ def _done(what: str, kind: str, name: str, version: int, status: str) -> None:
 @click.option("--author", required=True)
 @with_appcontext
 def definition_draft(kind: str, name: str, path: Path, author: str) -> None:
-    """Store FILE as the draft of KIND NAME (workflow resale_escrow@2, clause dispute, template
+    """将 FILE 保存为 KIND NAME 的草稿（流程、条款、协议模板或工作日历）。
+
+    Store FILE as the draft of KIND NAME (workflow resale_escrow@2, clause dispute, template
     resale_escrow/v1/agreement.html.j2, calendar 2027)."""
     content = path.read_text(encoding="utf-8")
     version = publishing.save_draft(current_runtime(), kind, name, content, author)
@@ -41,7 +43,9 @@ def definition_draft(kind: str, name: str, path: Path, author: str) -> None:
 @click.option("--author", required=True)
 @with_appcontext
 def definition_submit(kind: str, name: str, author: str) -> None:
-    """Send the draft for review (every check must pass)."""
+    """提交草稿审核（须通过全部检查）。
+
+    Send the draft for review (every check must pass)."""
     try:
         version = publishing.submit(current_runtime(), kind, name, author)
     except publishing.DefinitionInvalid as error:
@@ -59,7 +63,9 @@ def definition_submit(kind: str, name: str, author: str) -> None:
 @click.option("--comment", required=True)
 @with_appcontext
 def definition_approve(kind: str, name: str, reviewer: str, comment: str) -> None:
-    """Approve the submitted version (not your own; a passing simulation of it is required)."""
+    """批准已提交的版本（不能批准自己的；须有该版本通过的仿真）。
+
+    Approve the submitted version (not your own; a passing simulation of it is required)."""
     version = publishing.review(current_runtime(), kind, name, reviewer, comment, approve=True)
     _done("已批准", kind, name, version.version, version.status)
 
@@ -71,7 +77,9 @@ def definition_approve(kind: str, name: str, reviewer: str, comment: str) -> Non
 @click.option("--comment", required=True)
 @with_appcontext
 def definition_reject(kind: str, name: str, reviewer: str, comment: str) -> None:
-    """Reject the submitted version with a comment."""
+    """退回已提交的版本，须填写意见。
+
+    Reject the submitted version with a comment."""
     version = publishing.review(current_runtime(), kind, name, reviewer, comment, approve=False)
     _done("已驳回", kind, name, version.version, version.status)
 
@@ -82,7 +90,9 @@ def definition_reject(kind: str, name: str, reviewer: str, comment: str) -> None
 @click.option("--reviewer", required=True)
 @with_appcontext
 def definition_publish(kind: str, name: str, reviewer: str) -> None:
-    """Publish the approved version: served at once; running deals keep the versions they pinned."""
+    """发布已批准的版本：立即生效；进行中的存管单仍用其锁定的版本。
+
+    Publish the approved version: served at once; running deals keep the versions they pinned."""
     version = publishing.publish(current_runtime(), kind, name, reviewer)
     _done("已发布", kind, name, version.version, version.status)
 
@@ -92,7 +102,9 @@ def definition_publish(kind: str, name: str, reviewer: str) -> None:
 @click.argument("name", required=False)
 @with_appcontext
 def definition_versions(kind: str, name: str | None) -> None:
-    """Every version of KIND (NAME only, when given), newest first."""
+    """列出 KIND 的全部版本（给出 NAME 时只列该项），新的在前。
+
+    Every version of KIND (NAME only, when given), newest first."""
     rows = publishing.versions(current_runtime(), kind, name)
     if not rows:
         click.echo(f"{kind}：数据库中没有版本（使用随代码发布的文件）")
@@ -107,7 +119,9 @@ def definition_versions(kind: str, name: str | None) -> None:
 @definition_cli.command("import-files")
 @with_appcontext
 def definition_import_files() -> None:
-    """Publish the repository's workflows, clauses, templates and calendars that have no version in the database
+    """将仓库中尚无版本的流程、条款、模板与日历发布为第 1 版（作者 system；未通过检查的文件被拒绝，退出码 1）。
+
+    Publish the repository's workflows, clauses, templates and calendars that have no version in the database
     yet, as version 1 by "system" (a file that fails its checks is refused, exit 1)."""
     imported, refused = publishing.import_files(current_runtime())
     click.echo(f"已导入 {len(imported)} 个定义")

@@ -62,7 +62,9 @@ def city_simulate(code: str, product: str | None, version: int | None, run_by: s
 @click.option("--by", "run_by", default="cli", help="who runs it (recorded with the result)")
 @with_appcontext
 def definition_simulate(kind: str, name: str, run_by: str) -> None:
-    """Simulate the version of KIND NAME under work in every city product that uses it (stored for approval)."""
+    """在使用它的每个城市业务中仿真 KIND NAME 的在编版本（结果供审批使用）。
+
+    Simulate the version of KIND NAME under work in every city product that uses it (stored for approval)."""
     report = simulate_definition(current_runtime(), kind, name, run_by)
     click.echo(f"仿真 {kind} {name} 第 {report['version']} 版（内容 {str(report['content_sha256'])[:12]}）")
     for run in report["runs"]:
