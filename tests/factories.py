@@ -19,7 +19,9 @@ from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.db.models import Deal, Payout, User, VirtualAccount
 from app.deals import service as deals
 from app.deals.service import Actor
-from app.domain.cities import CitySource, merge_patch
+from app.domain.cities import CitySource, FormSpec, merge_patch
+from app.domain.forms.products import deal_fields
+from app.domain.forms.schema_form import build_form, load_base_schema
 from app.payouts.approvals import approve, refusal
 from app.payouts.status import PayoutStatus
 from app.payouts.submission import mark_sent, mark_submitted
@@ -282,3 +284,9 @@ def post_confirmed(client: FlaskClient, url: str, data: dict[str, str], **option
             return client.get(first.headers["Location"])
         return first
     return client.post(url, data=confirmation_fields(first.text), **options)
+
+
+def resale_columns(form: dict[str, str], city_form: FormSpec | None = None) -> dict[str, Any]:
+    """A resale intake form validated and mapped to the deal's columns as `create_deal` does (no database)."""
+    clean = build_form("resale_escrow", load_base_schema("resale_escrow"), city_form).validate(form)
+    return deal_fields("resale_escrow", clean, {}, city_form).columns

@@ -17,7 +17,9 @@ from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal
 from app.deals.pinning import pinned_city
 from app.domain.agreement import AgreementData, Party, agreement_context
+from app.domain.agreement_terms import deal_terms
 from app.domain.cities import CityConfig, ReleaseRule
+from app.domain.extra_fields import read_extras
 from app.domain.release_plan import PlannedTranche, plan_error, planned
 from app.fees.status import agreement_terms
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
@@ -64,6 +66,9 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
         deadlines=deadline_texts(definition.parameters, product.overrides() if product is not None else {}),
         fees=agreement_terms(rt, _session(deal), deal) if product is not None else {},
         release_plan=_release_plan(product.release if product is not None else None, deal, definition.events),
+        terms=deal_terms(deal.facts or {}),
+        extra_form=product.form if product is not None else None,
+        extra_values=read_extras(deal.extra_fields),
     )
 
 

@@ -108,6 +108,9 @@ class Deal(Base):
     custody_amount_fen: Mapped[int] = mapped_column(BigInteger)
     # the product's case facts the workflow's building blocks read and keep (rent plan, counters, origins)
     facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # the city's extra form fields as typed (JSON, `app.domain.extra_fields`), personal data among them: read only
+    # by the deal page and the agreement, so loaded only when asked for
+    extra_fields: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
     # a frozen deal (judicial or risk freeze) sends no money out until unfrozen
     frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     frozen_by: Mapped[str | None] = mapped_column(String(64))

@@ -120,7 +120,7 @@ class RowChecker:
             return None
         try:
             clean = city.form.validate(row.values)
-            fields = deal_fields(PRODUCT, clean, city.params)
+            fields = deal_fields(PRODUCT, clean, city.params, city.product.form)
             refused = custody_limit_error(PRODUCT, city.product.custody, fields.columns["custody_amount_fen"])
             if refused is not None:
                 raise refused

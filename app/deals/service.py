@@ -13,16 +13,15 @@ from sqlalchemy.orm import Session, selectinload
 from app.audit import log as audit
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal, DealEvent
-from app.deals.pinning import pin
+from app.deals.pinning import pin, pinned_city
 from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
 from app.definitions.pins import deal_pins
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
 from app.domain.custody_limits import CUSTODY_FIELDS, custody_limit_error
+from app.domain.extra_fields import ExtraItem, extra_items, read_extras
 from app.domain.forms.products import DealFields, deal_fields
-from app.domain.forms.resale import PRODUCT as RESALE
-from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.labels import product_label
 from app.domain.money import parse_yuan
@@ -105,13 +104,14 @@ def _deal_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str
 
 
 def _form_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str]) -> DealFields:
-    """The product's base form (its declaration's) cleaned by the rules of its base product."""
+    """The product's base form (its declaration's) cleaned by the rules of its base product; the city's extra
+    fields kept (`deal_fields`)."""
     variant = rt.products.get(product_config.product)
-    if variant.base == RESALE:
-        return DealFields(columns=validate_resale_form(form, product_config.form, variant.form), facts={})
-    clean = build_form(variant.form, load_base_schema(variant.form), product_config.form).validate(form)
+    city_form = product_config.form
+    clean = build_form(variant.form, load_base_schema(variant.form), city_form).validate(form)
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
-    return deal_fields(variant.base, clean, resolve(definition.parameters, product_config.overrides()))
+    params = resolve(definition.parameters, product_config.overrides())
+    return deal_fields(variant.base, clean, params, city_form)
 
 
 def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: dict[str, str]) -> int:
@@ -313,6 +313,7 @@ class DealView:
     deadlines: list[DeadlineView]
     fees: list[FeeLine]
     ended: bool  # in a final state of its workflow: nothing more to freeze, sign or pay
+    extras: tuple[ExtraItem, ...]  # the city's extra fields with their labels, personal data masked
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -342,7 +343,14 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
             deadlines=deadline_views(rt, uow.session, deal),
             fees=deal_fees(rt, uow.session, deal, transfers),
             ended=deal.state in definition.states and definition.states[deal.state].final,
+            extras=_extras(rt, uow.session, deal),
         )
+
+
+def _extras(rt: Runtime, session: Session, deal: Deal) -> tuple[ExtraItem, ...]:
+    """The deal's extra fields as its pinned city config labels and orders them."""
+    product = pinned_city(rt, session, deal).products.get(deal.product)
+    return extra_items(product.form if product is not None else None, read_extras(deal.extra_fields))
 
 
 def list_deals(rt: Runtime, actor: Actor, limit: int = 100, search: str = "") -> list[tuple[Deal, str]]:

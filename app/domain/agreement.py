@@ -8,8 +8,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.domain.money import format_yuan, to_chinese_upper
+from app.domain.agreement_terms import amount, deal_terms
+from app.domain.cities import FormSpec
+from app.domain.extra_fields import extra_items
+from app.domain.pii_mask import PiiKind
 from app.domain.release_plan import PlannedTranche
+from app.domain.timezone import chinese_day
 
 PLATFORM_NAME = "存管平台"
 ACCOUNT_PENDING = "待银行开立"
@@ -45,6 +49,11 @@ class AgreementData:
     deadlines: Mapping[str, str] = field(default_factory=dict)  # workflow duration parameter -> "3个工作日"
     fees: Mapping[str, Any] = field(default_factory=dict)  # app.domain.fees.agreement_fees: items, pay_in
     release_plan: tuple[PlannedTranche, ...] = ()  # the deal's release plan with its amounts (放款计划)
+    # the deal's facts ready to print (`app.domain.agreement_terms.deal_terms`): lease, dates, payment method
+    terms: Mapping[str, Any] = field(default_factory=lambda: deal_terms({}))
+    # the city's extra form fields (pinned config) and the deal's values of them, printed under 附加信息
+    extra_form: FormSpec | None = None
+    extra_values: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _mask(value: str, keep_start: int, keep_end: int) -> str:
@@ -75,12 +84,7 @@ def format_chinese_date(moment: datetime) -> str:
     """An aware datetime as the calendar date in Asia/Shanghai: 2026年11月24日."""
     if moment.tzinfo is None:
         raise ValueError("agreement dates must be timezone-aware")
-    local = moment.astimezone(AGREEMENT_TIMEZONE)
-    return f"{local.year}年{local.month}月{local.day}日"
-
-
-def _amount(amount_fen: int) -> dict[str, str]:
-    return {"figure": format_yuan(amount_fen), "upper": to_chinese_upper(amount_fen)}
+    return chinese_day(moment.astimezone(AGREEMENT_TIMEZONE).date())
 
 
 def _share(bps: int) -> str:
@@ -92,7 +96,7 @@ def _share(bps: int) -> str:
 def _tranche(tranche: PlannedTranche) -> dict[str, str]:
     """One line of the 放款计划: its name, the event in Chinese, the amount in figures and 大写, the share."""
     share = "余款" if tranche.remainder else ("" if tranche.share_bps is None else _share(tranche.share_bps))
-    return {"label": tranche.label, "event": tranche.event_label, "share": share, **_amount(tranche.amount_fen)}
+    return {"label": tranche.label, "event": tranche.event_label, "share": share, **amount(tranche.amount_fen)}
 
 
 MASKABLE = frozenset({"id_number", "bank_account"})
@@ -114,10 +118,24 @@ def _party(party: Party, masked: frozenset[str]) -> dict[str, str]:
     }
 
 
+def _masked_kinds(masked: frozenset[str]) -> frozenset[PiiKind]:
+    """The kinds of personal data an extra field is masked as: what the manifest masks of the parties, and
+    phones always (the parties' phones are never printed)."""
+    kinds: set[PiiKind] = {"phone"}
+    if "id_number" in masked:
+        kinds.add("id")
+    if "bank_account" in masked:
+        kinds.add("card")
+    return frozenset(kinds)
+
+
 def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) -> dict[str, Any]:
     """Everything the agreement template shows, already formatted; the parties' fields named in `masked`
-    (the template version's manifest says which, by default all of them) are masked."""
+    (the template version's manifest says which, by default all of them) are masked, and so are the extra
+    fields of those kinds. `extras` lists every extra field (label, text) for the 附加信息 section; `extra` gives
+    each by name for clauses (`{{ extra.house_area }}`), "" when it was left empty."""
     buyer, seller = _party(data.buyer, masked), _party(data.seller, masked)
+    extras = extra_items(data.extra_form, data.extra_values, _masked_kinds(masked))
     return {
         "agreement_no": data.agreement_no,
         "city_name": data.city_name,
@@ -128,9 +146,9 @@ def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) ->
         "seller": seller,
         "first_party": buyer,
         "second_party": seller,
-        "property": {"address": data.property_address, "certificate_no": data.certificate_no},
-        "price": _amount(data.price_fen),
-        "custody": _amount(data.custody_amount_fen),
+        "property": {"address": data.property_address or "", "certificate_no": data.certificate_no or ""},
+        "price": amount(data.price_fen),
+        "custody": amount(data.custody_amount_fen),
         "account_no": data.account_no or ACCOUNT_PENDING,
         "created_date": format_chinese_date(data.created_at),
         "clauses": list(data.clauses),
@@ -139,4 +157,7 @@ def agreement_context(data: AgreementData, masked: frozenset[str] = MASKABLE) ->
         "release_plan": [_tranche(tranche) for tranche in data.release_plan],
         "authority": data.authority or f"{data.city_name}住房和城乡建设主管部门",
         "fees": {"items": [], "pay_in": None, **data.fees},
+        "terms": dict(data.terms),
+        "extras": [{"label": item.label, "text": item.text} for item in extras],
+        "extra": {item.name: item.text for item in extras},
     }

@@ -20,7 +20,6 @@ from app.domain.config_keys import RELEASED_ON
 from app.domain.durations import parse_duration
 from app.domain.fees import fee_problem
 from app.domain.forms.patterns import pattern_problem
-from app.domain.forms.resale import PRODUCT as RESALE
 from app.domain.money import format_yuan
 from app.domain.problems import CityConfigInvalid, Problem, pointer
 from app.domain.products import ProductRegistry, ProductVariant
@@ -229,19 +228,9 @@ def _variant_problems(scope: _Scope, product: ProductConfig, variant: ProductVar
     return problems
 
 
-def _unread_problems(
-    scope: _Scope, product: ProductConfig, variant: ProductVariant, workflow: WorkflowDefinition
-) -> list[Problem]:
+def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
     """Values no code would act on yet (`app.domain.config_keys`): refused, never silently ignored."""
     problems = []
-    if variant.base == RESALE and product.form is not None:
-        problems.append(
-            scope.problem(
-                ("form",),
-                f"{variant.name}的附加字段尚不保存（issue 17 附加字段）：填写的内容会被丢弃，请删除 form",
-                "resale extra fields are not stored yet: remove the form",
-            )
-        )
     if product.release is None or _runs_plans(workflow):
         return problems
     released_on = RELEASED_ON.get(workflow.id)
@@ -310,6 +299,10 @@ def _form_problems(scope: _Scope, form: FormSpec | None, required: list[str]) ->
                 )
             )
         orders[(field.section, field.order)] = field.name
+        whole = field.schema.get("type") == "integer" or field.widget == "yuan"
+        for bound in ("minimum", "maximum"):
+            if whole and not isinstance(field.schema.get(bound, 0), int):
+                problems.append(scope.problem((*at, bound), "整数字段的上下限应为整数", f"{bound} of an integer field"))
         if "pattern" in field.schema and (why := pattern_problem(field.schema["pattern"])) is not None:
             message = "正则表达式无效或不受支持（服务器使用线性时间引擎：不支持环视、反向引用，长度不超过 512 字符）"
             problems.append(scope.problem((*at, "pattern"), message, f"invalid pattern: {why}"))
@@ -367,7 +360,7 @@ def city_problems(
             )
             continue
         problems += _parameter_problems(scope, product, workflow) + _release_problems(scope, product, workflow)
-        problems += _unread_problems(scope, product, variant, workflow) + _fee_problems(scope, product, workflow)
+        problems += _unread_problems(scope, product, workflow) + _fee_problems(scope, product, workflow)
     spend()
     return problems
 

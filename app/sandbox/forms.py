@@ -75,6 +75,9 @@ SAMPLE_FORMS: dict[str, dict[str, str]] = {
         "landlord_id_number": SELLER["id_number"],
         "landlord_bank_card": SELLER["account"],
         "monthly_rent": "1500",
+        "property_address": ADDRESS,
+        "lease_starts_on": "2026-01-10",
+        "lease_months": "12",
     },
     "renovation_escrow": {
         "owner_name": BUYER["name"],
@@ -142,6 +145,9 @@ def _candidates(field: FieldSpec) -> list[str]:
     if field.is_yuan:
         fen = max(int(schema.get("minimum", 0)), 100_000)
         return [f"{fen // 100}.{fen % 100:02d}"]
+    if schema.get("type") == "number":
+        low = schema.get("minimum", 1)
+        return [str(value) for value in (max(low, 1), low) if value <= schema.get("maximum", value)]
     if schema.get("type") == "integer":
         low = int(schema.get("minimum", 1))
         return [str(value) for value in (max(low, 1), low) if value <= int(schema.get("maximum", value))]

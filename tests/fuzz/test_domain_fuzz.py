@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from app.banks.registry import configured_banks
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import validate_file
-from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.statements import ParsedStatement, parse_statement
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.errors import ConfigError, ValidationError
 from app.products.loader import repository_products
 from app.sandbox.forms import SAMPLE_FORMS
+from tests.factories import resale_columns
 
 WORKFLOWS = load_workflows()
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -112,7 +112,7 @@ def test_every_generated_form_gives_clean_values_or_a_validation_error(
 @given(changes=st.dictionaries(st.sampled_from(sorted(SAMPLE_FORMS["resale_escrow"])), VALUE, min_size=1, max_size=4))
 def test_resale_form_with_a_few_fields_changed_is_clean_or_a_validation_error(changes: dict[str, str]) -> None:
     try:
-        clean = validate_resale_form({**SAMPLE_FORMS["resale_escrow"], **changes})
+        clean = resale_columns({**SAMPLE_FORMS["resale_escrow"], **changes})
     except ValidationError as error:
         assert isinstance(error.details, (dict, list)) and error.details
     else:

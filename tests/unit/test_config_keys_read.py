@@ -86,22 +86,6 @@ UNREAD_VALUES: dict[str, tuple[Callable[[dict], None], str, str]] = {
         "/products/intent_deposit/release/tranches",
         "一次全额放款，不能分期",
     ),
-    "resale extra fields": (
-        lambda p: p.update(
-            resale_escrow={
-                "form": {
-                    "sections": ["房屋"],
-                    "schema": {
-                        "properties": {
-                            "area": {"type": "integer", "title": "房屋面积", "x-section": "房屋", "x-order": 1}
-                        }
-                    },
-                }
-            }
-        ),
-        "/products/resale_escrow/form",
-        "附加字段尚不保存",
-    ),
 }
 
 

@@ -8,19 +8,18 @@ import pytest
 
 from app.domain.cities import CityCatalog, FormField, FormSpec
 from app.domain.forms.formats import FORMATS, normalize_date
-from app.domain.forms.resale import validate_resale_form
 from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.identity import id_check_char, is_valid_resident_id, is_valid_uscc, luhn_ok
 from app.platform.config import ROOT
 from app.platform.errors import ConfigError, ValidationError
-from tests.factories import RESALE_FORM
+from tests.factories import RESALE_FORM, resale_columns
 
 VALID = {key: value for key, value in RESALE_FORM.items() if key not in ("city_code", "product")}
 
 
 def _errors(form: dict[str, str], city_form: FormSpec | None = None) -> dict[str, str]:
     with pytest.raises(ValidationError) as caught:
-        validate_resale_form(form, city_form)
+        resale_columns(form, city_form)
     return caught.value.details
 
 
@@ -75,7 +74,7 @@ def test_check_characters() -> None:
 
 
 def test_valid_form_is_cleaned_to_fen_and_digits() -> None:
-    clean = validate_resale_form({**VALID, "price": "3,500,000", "buyer_bank_account": "6226 6200 1234 5678"})
+    clean = resale_columns({**VALID, "price": "3,500,000", "buyer_bank_account": "6226 6200 1234 5678"})
     assert clean["price_fen"] == 350_000_000
     assert clean["custody_amount_fen"] == 123_456_789
     assert clean["buyer_bank_account"] == "6226620012345678"
@@ -157,7 +156,7 @@ def test_sections_must_agree_with_the_sales_contract(field: str, value: str, mes
 
 
 def test_consistency_ignores_spacing_and_full_width_characters() -> None:
-    clean = validate_resale_form({**VALID, "property_address": "北京市朝阳区建国路１号 1单元 101"})
+    clean = resale_columns({**VALID, "property_address": "北京市朝阳区建国路１号 1单元 101"})
     assert clean["property_address"] == "北京市朝阳区建国路１号 1单元 101"
 
 
@@ -188,7 +187,7 @@ def test_city_fields_join_the_form_in_their_sections_with_their_hints() -> None:
         "district": "请选择区县",
         "deposit_months": "押金月数不能大于 3",
     }
-    assert validate_resale_form({**VALID, "agent_phone": "13812345678"}, extra)["buyer_name"] == "张三"
+    assert resale_columns({**VALID, "agent_phone": "13812345678"}, extra)["buyer_name"] == "张三"
 
 
 def test_city_field_may_not_reuse_a_base_name() -> None:

@@ -94,7 +94,13 @@ FORMATS: dict[str, Format] = {
 }
 
 # A city's extra field may name only a widget; these widgets imply the format that checks them.
-WIDGET_FORMATS = {"id_number": "cn-resident-id", "phone": "cn-mobile", "date": "date"}
+WIDGET_FORMATS = {
+    "id_number": "cn-resident-id",
+    "phone": "cn-mobile",
+    "bank_card": "bank-card",
+    "bank_account": "bank-account",
+    "date": "date",
+}
 
 
 def format_checker() -> FormatChecker:

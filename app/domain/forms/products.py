@@ -3,16 +3,18 @@
 Every product keeps its paying party (buyer, tenant, owner, applicant) in the deal's buyer_* columns and its
 receiving party (seller, landlord, contractor) in seller_*; `price_fen` is what the contract is worth and
 `custody_amount_fen` what must arrive before the workflow moves on. Whatever else the form (and the city's
-extra fields) carries becomes a case fact the workflow's building blocks read (amounts in fen, dates as
-ISO text)."""
+extra fields) carries that is not a person's data becomes a case fact the workflow's building blocks read
+(amounts in fen, dates as ISO text, decimals as text); the city's extra fields are also kept whole, personal
+data included, in the encrypted column `extra_fields` (`app.domain.extra_fields`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
+from app.domain.cities import FormSpec
+from app.domain.extra_fields import extras_json, field_format, personal_kind, stored
 from app.domain.rent import plan_rent
 from app.platform.errors import ValidationError
 
@@ -23,10 +25,6 @@ Clean = Mapping[str, Any]
 class DealFields:
     columns: dict[str, Any]
     facts: dict[str, Any]
-
-
-def _json(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
 
 
 def _required(clean: Clean, name: str) -> Any:
@@ -44,6 +42,32 @@ def _party(prefix: str, clean: Clean, **names: str) -> dict[str, Any]:
     """The deal columns `<prefix>_name`, `_id_number`, `_phone`, `_bank_name`, `_bank_account` from the
     form fields given as keyword arguments (a field the product lacks stays empty)."""
     return {f"{prefix}_{column}": clean.get(field) or None for column, field in names.items()}
+
+
+# the resale form's fields kept as deal columns under the same name (phones may be left empty)
+RESALE_COLUMNS = (
+    "buyer_name",
+    "buyer_id_number",
+    "buyer_bank_name",
+    "buyer_bank_account",
+    "seller_name",
+    "seller_id_number",
+    "seller_bank_name",
+    "seller_bank_account",
+    "property_address",
+    "certificate_no",
+)
+
+
+def _resale_escrow(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    columns = {
+        **{name: clean[name] for name in RESALE_COLUMNS},
+        "buyer_phone": clean.get("buyer_phone") or None,
+        "seller_phone": clean.get("seller_phone") or None,
+        "price_fen": clean["price"],
+        "custody_amount_fen": clean["custody_amount"],
+    }
+    return columns, {}
 
 
 def _rent_custody(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -171,6 +195,7 @@ def _guarantee_release(clean: Clean, params: Mapping[str, Any]) -> tuple[dict[st
 
 
 MAPPERS: dict[str, Callable[[Clean, Mapping[str, Any]], tuple[dict[str, Any], dict[str, Any]]]] = {
+    "resale_escrow": _resale_escrow,
     "rent_custody": _rent_custody,
     "provident_fund_rent": _provident_fund_rent,
     "renovation_escrow": _renovation_escrow,
@@ -180,17 +205,35 @@ MAPPERS: dict[str, Callable[[Clean, Mapping[str, Any]], tuple[dict[str, Any], di
 }
 
 
-# fields about people and their accounts live in the deal's encrypted columns, never in the facts (plain JSON)
-PERSONAL_SUFFIXES = ("_name", "_id_number", "_phone", "_bank_card", "_bank_account", "_uscc", "_account_no")
+# fields about people, their accounts, addresses and contract numbers live in the deal's encrypted columns (or
+# nowhere), never in the facts (plain JSON); so does a city's extra field whose format is a person's data
+PERSONAL_SUFFIXES = (
+    "_name",
+    "_id_number",
+    "_phone",
+    "_bank_card",
+    "_bank_account",
+    "_uscc",
+    "_account_no",
+    "_address",
+    "_no",
+)
 
 
-def deal_fields(base: str, clean: Clean, params: Mapping[str, Any]) -> DealFields:
+def _personal_extras(form: FormSpec | None) -> set[str]:
+    if form is None:
+        return set()
+    return {f.name for f in form.fields if personal_kind(field_format(f))}
+
+
+def deal_fields(base: str, clean: Clean, params: Mapping[str, Any], form: FormSpec | None = None) -> DealFields:
     """The deal's columns and case facts by the rules of `base` product; `params` are the workflow parameters
-    resolved for the city."""
+    resolved for the city, `form` the city's extra fields (kept whole in the encrypted column `extra_fields`)."""
     columns, facts = MAPPERS[base](clean, params)
+    personal = _personal_extras(form)
     extra = {
-        name: _json(value)
+        name: stored(value)
         for name, value in clean.items()
-        if value not in (None, "") and not name.endswith(PERSONAL_SUFFIXES)
+        if value not in (None, "") and not name.endswith(PERSONAL_SUFFIXES) and name not in personal
     }
-    return DealFields(columns=columns, facts={**extra, **facts})
+    return DealFields(columns={**columns, "extra_fields": extras_json(form, clean)}, facts={**extra, **facts})

@@ -12,9 +12,11 @@ UI hints live next to the JSON Schema keywords: `title` (label), `description` (
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from app.platform.errors import ConfigError, ValidationError
 BASE_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "forms"
 CHECK_RULES = ("same", "differ", "at_most", "less_than", "greater_than")
 _TRUE = ("on", "true", "1", "yes")
+# a `"type": "number"` field: a plain decimal as people type it (no exponent), kept exact as a Decimal
+_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,6})?")
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class FieldSpec:
 
     @property
     def inputmode(self) -> str | None:
-        if self.is_yuan:
+        if self.is_yuan or self.schema.get("type") == "number":
             return "decimal"
         if self.widget in ("phone", "bank_card", "bank_account") or self.schema.get("type") == "integer":
             return "numeric"
@@ -254,12 +258,16 @@ def _coerce(field: FieldSpec, text: str) -> Any:
         if not text.lstrip("-").isdigit():
             raise ValidationError(f"{field.label}应为整数", code="NOT_INTEGER")
         return int(text)
+    if kind == "number":
+        if not _DECIMAL.fullmatch(text):
+            raise ValidationError(f"{field.label}应为数字，例如 89.37", code="NOT_NUMBER")
+        return Decimal(text)
     fmt = FORMATS.get(field.format or "")
     return fmt.normalize(text) if fmt else text
 
 
-def _amount(field: FieldSpec, value: int) -> str:
-    return format_yuan(value) if field.is_yuan else f" {value}"
+def _amount(field: FieldSpec, value: int | float) -> str:
+    return format_yuan(int(value)) if field.is_yuan else f" {value}"
 
 
 def _message(field: FieldSpec, keyword: str, expected: Any) -> str:
@@ -267,7 +275,8 @@ def _message(field: FieldSpec, keyword: str, expected: Any) -> str:
     if keyword == "format":
         return FORMATS[expected].message.format(label=label)
     if keyword == "minimum":
-        return f"{label}必须大于零" if expected == 1 else f"{label}不能小于{_amount(field, expected)}"
+        positive = expected == 1 and field.schema.get("type") == "integer"
+        return f"{label}必须大于零" if positive else f"{label}不能小于{_amount(field, expected)}"
     if keyword == "maximum":
         return f"{label}不能大于{_amount(field, expected)}"
     messages = {
@@ -336,5 +345,6 @@ def _validate(form: SchemaForm, raw: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _typed(field: FieldSpec, value: Any) -> Any:
-    """Dates become `datetime.date`; everything else is already typed (yuan fields are fen)."""
+    """Dates become `datetime.date`; everything else is already typed (yuan fields are fen, number fields
+    `Decimal`)."""
     return parse_date(value) if field.format == "date" else value
