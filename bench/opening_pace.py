@@ -19,18 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.contract_import import _database  # noqa: E402 - the same scratch databases
 from tests.integration.test_contract_import import contract_csv, contract_row  # noqa: E402 - the tests' rows
 from tests.ports import port_of, reserve_port  # noqa: E402
 
@@ -44,21 +43,6 @@ def _seconds(chinese: str) -> float:
     """'1 分 40 秒' → 100.0 (app.domain.contract_import.duration_text, read back)."""
     units = {"天": 86_400, "小时": 3_600, "分": 60, "秒": 1}
     return float(sum(int(n) * units[u] for n, u in re.findall(r"(\d+)\s*(天|小时|分|秒)", chinese)))
-
-
-def _postgres_schema(postgres_url: str) -> tuple[str, Callable[[], None]]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    separator = "&" if "?" in postgres_url else "?"
-    return f"{postgres_url}{separator}options=-csearch_path%3D{schema}", drop
 
 
 class _Stack:
@@ -203,9 +187,7 @@ def _max_in_one_second(stamps: list[float]) -> int:
 def run_openings(kind: str, rows: dict[str, int], workers: int, postgres_url: str) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        url, drop = (
-            (f"sqlite:///{folder / 'bench.db'}", lambda: None) if kind == "sqlite" else _postgres_schema(postgres_url)
-        )
+        url, drop = _database(kind, folder, postgres_url)
         stack = _Stack(folder, url)
         try:
             stack.setup()
