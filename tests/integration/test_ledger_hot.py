@@ -234,7 +234,8 @@ def test_staff_see_the_alert_banner_and_the_metric(rt: Runtime, login: Callable[
         LedgerRepository(uow.session).fold_hot(T0)
         uow.commit()
     page = login("finance").get("/deals").text
-    assert "账户预警" in page and "bank_clearing:ceb" in page and "¥300.00" in page
+    assert "账户预警" in page and "银行清算户（中国光大银行）" in page and "¥300.00" in page
+    assert "bank_clearing:ceb" not in page, "people see the account's label, not its code"
     metrics = login("admin").get("/metrics")
     assert metrics.status_code == 200
     assert 'cunguan_ledger_hot_projected_balance_fen{account="bank_clearing:ceb"} 30000' in metrics.text

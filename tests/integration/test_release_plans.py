@@ -27,6 +27,7 @@ from tests.factories import (
     open_account,
     patch_city,
     post_callback,
+    post_confirmed,
 )
 
 PLAN_90_10 = {
@@ -95,8 +96,8 @@ def test_a_90_10_plan_releases_at_title_transfer_then_at_handover(
 
     page = login("ops").get(f"/deals/{deal_id}").text
     assert "物业交割完成原因" in page and "部分放款" in page
-    answer = client.post(
-        f"/deals/{deal_id}/actions/handover_done", data={"csrf_token": csrf_token(page), "reason": "已办理物业交割"}
+    answer = post_confirmed(  # money moves: the confirmation page first
+        client, f"/deals/{deal_id}/actions/handover_done", {"csrf_token": csrf_token(page), "reason": "已办理物业交割"}
     )
     assert answer.status_code == 302
     payouts = _pay(client, keys_dir, rt, deal_id)
