@@ -21,6 +21,7 @@ from app.admin.base import RoleView
 from app.cities import publishing
 from app.cities import simulation_runs as simulation_jobs
 from app.cities.sources import SessionCitySource, open_version, published_version
+from app.cities.studio_view import StudioRoutes, located_problems
 from app.cities.versions import unified_diff
 from app.db.config_models import CityConfigVersion, ConfigSimulation
 from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES, REVIEWER_ROLES, STATUS_LABELS, content_sha256
@@ -63,7 +64,7 @@ def _name_of(content: str | None) -> str:
     return str(data.get("name", "")) if isinstance(data, dict) else ""
 
 
-class ConfigsView(RoleView):
+class ConfigsView(StudioRoutes, RoleView):
     read_roles = frozenset({"ops", "reviewer", "auditor"})
     write_roles = frozenset({"ops", "reviewer"})
 
@@ -133,13 +134,16 @@ class ConfigsView(RoleView):
         diff = unified_diff(_Pair(published_text, current.content), stem) if current is not None else ""
         editable = current is None or current.status == "draft"
         retired = [v.version for v in versions if v.status == "retired"]
+        shown = typed if typed is not None else working
         return self.render(  # type: ignore[no-any-return]
             "admin/cunguan/config.html",
+            located=located_problems(shown, problems or []),
+            line_count=shown.count("\n") + 1,
             stem=stem,
             name=_name_of(working),
             versions=versions,
             current=current,
-            text=typed if typed is not None else working,
+            text=shown,
             problems=problems or [],
             diff=diff,
             workflows=workflows,

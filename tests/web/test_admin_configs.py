@@ -1,4 +1,4 @@
-"""城市配置 in the operations console: the JSON editor and its pointer errors, diff, diagrams, simulation,
+"""城市配置 in the operations console: the JSON editor and its errors at their lines, diff, diagrams, simulation,
 the review flow by role (never one's own version), publishing into the running catalog, rollback, new cities."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_the_city_list_and_page_show_versions_diagrams_and_the_new_city_form(
     assert "readonly" in auditor
 
 
-def test_an_invalid_draft_lists_pointer_errors_keeps_the_text_and_saves_nothing(
+def test_an_invalid_draft_lists_errors_at_their_lines_keeps_the_text_and_saves_nothing(
     login: Login, rt: Runtime, users: dict[str, int]
 ) -> None:
     publishing.import_files(rt)
@@ -86,10 +86,12 @@ def test_an_invalid_draft_lists_pointer_errors_keeps_the_text_and_saves_nothing(
     typed = json.dumps(data, ensure_ascii=False, indent=2)
     answer = ops.post(f"{PAGE}/draft", data={"csrf_token": token, "content": typed})
     assert answer.status_code == 422
-    assert "未保存" in answer.text and "<code>/status</code>" in answer.text
+    assert "未保存" in answer.text and '<a href="#line-5">第 5 行</a>：只能选：draft, live, suspended' in answer.text
+    assert '<span id="line-5" class="config-bad-line">5</span>' in answer.text, "the line is marked in the gutter"
     assert typed in html.unescape(answer.text), "the typed text stays in the editor"
     broken = ops.post(f"{PAGE}/draft", data={"csrf_token": token, "content": '{"name": "北京",'})
-    assert broken.status_code == 422 and "<code>/</code>：不是合法的 JSON" in broken.text
+    assert broken.status_code == 422
+    assert "第 1 行</a>：JSON 格式错误：第 1 行第 15 列，应为用双引号括起的键名" in broken.text
     assert '{"name": "北京",' in html.unescape(broken.text)
     assert versions(rt) == {1: ("published", "system", "system")}
 
