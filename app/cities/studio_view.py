@@ -56,7 +56,7 @@ class _Working:
     running: bool  # a simulation is queued or running: the editor is read-only meanwhile
 
 
-def _working(stem: str) -> _Working:
+def _working(stem: str) -> _Working | None:
     rt = runtime()
     with rt.db.uow() as uow:
         session = uow.session
@@ -64,7 +64,7 @@ def _working(stem: str) -> _Working:
         source = SessionCitySource(session, rt.cities.folder)
         raw = current.content if current is not None else (source.read(stem) or b"").decode()
         if not raw:
-            abort(404)
+            return None
         document = json.loads(raw)
         parent = resolve(document["extends"], source.read).data if document.get("extends") else None
         run = simulation_jobs.latest_run(session, stem)
@@ -91,6 +91,8 @@ class StudioRoutes:
         problems: list[Problem] | None = None,
     ) -> tuple[str, int] | str:
         working = _working(stem)
+        if working is None:
+            abort(404)
         studio = _studio()
         form = studio.form(working.document, working.parent, typed, errors)
         for problem in problems or []:
@@ -119,6 +121,9 @@ class StudioRoutes:
         stem = self._stem(stem)  # type: ignore[attr-defined]
         typed = {key: values for key, values in request.form.to_dict(flat=False).items() if key != "csrf_token"}
         working = _working(stem)
+        if working is None:
+            flash(f"城市 {stem} 不存在", "error")
+            return redirect(url_for(".index"))
         new, errors = _studio().read(typed, working.document, working.parent)
         if errors:
             return self._studio_page(stem, typed, errors)
