@@ -5,6 +5,7 @@ their fields."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from app.studio.runtime_catalog import build_catalog
 from app.studio.units import UnitError, parse_bps, parse_duration_input, parse_fen
 from tests.studio_inputs import form_inputs
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "app/schemas/city.schema.json").read_text("utf-8"))
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "app" / "schemas"
+SCHEMA = json.loads((SCHEMA_DIR / "city.schema.json").read_text("utf-8"))
 STUDIO = CityStudio(SCHEMA, build_catalog(repository_products(), load_workflows()))
 CONFIGS = sorted(CITY_CONFIGS_DIR.glob("*.json"))
 
@@ -158,3 +160,20 @@ def test_raw_json_problems_are_placed_at_their_lines() -> None:
     assert line_of(text, "/name") == 2
     assert line_of(text, "/nowhere") is None
     assert problem_lines('{\n  "name": \n}') == [(3, "JSON 格式错误：第 3 行第 1 列，应为一个值")]
+
+
+@pytest.mark.parametrize("name", ["city", "bank", "product", "calendar"])
+def test_every_key_of_the_edited_schemas_has_a_chinese_title(name: str) -> None:
+    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text("utf-8"))
+    untitled = []
+
+    def walk(node: dict[str, Any], at: str) -> None:
+        for key, child in node.get("properties", {}).items():
+            if not re.search(r"[\u4e00-\u9fff]", str(child.get("title", ""))):
+                untitled.append(f"{at}/{key}")
+            walk(child, f"{at}/{key}")
+        for key, child in node.get("$defs", {}).items():
+            walk(child, f"#/$defs/{key}")
+
+    walk(schema, "")
+    assert untitled == []
