@@ -13,10 +13,12 @@ operation, with the same rules (`app.domain.ledger_batch`) and the same result c
    the buffered ones' buffer rows (a concurrent transaction that committed the same id first: back to 1);
 5. a low-balance alert is raised or cleared on every locked hot account.
 
-It never commits: it runs in the caller's transaction. It returns the result code, the details the Python
-path gives, the transfer (created or existing), the locked ordinary accounts with their totals, the account
-a broken flag refused with the totals it would have had (for the message) and the alerts raised or cleared
-(for the log). The database's CHECK constraints and immutability triggers stay the last line of defence.
+It never commits: it runs in the caller's transaction. It returns one compact jsonb value (one column to
+read, keys present only when they say something): `s` the result code, `d` the details the Python path
+gives, `t` the transfer (created or existing: debit and credit account ids, amount, code, kind, pending id,
+timeout, deal, created at), `h` the locked ordinary accounts with their totals, `r` the account a broken
+flag refused with the totals it would have had (for the message) and `a` the alerts raised or cleared (for
+the log). The database's CHECK constraints and immutability triggers stay the last line of defence.
 SQLite has no such function: there the batch engine runs the operation.
 """
 
@@ -30,12 +32,15 @@ SIGNATURE = (
 CREATE = r"""
 CREATE FUNCTION ledger_apply(
     p_kind varchar, p_id varchar, p_debit varchar, p_credit varchar, p_amount bigint, p_code varchar,
-    p_deal bigint, p_pending varchar, p_timeout timestamptz, p_at timestamptz, p_now timestamptz,
-    OUT o_status text, OUT o_details jsonb, OUT o_kind varchar, OUT o_debit bigint, OUT o_credit bigint,
-    OUT o_amount bigint, OUT o_code varchar, OUT o_pending varchar, OUT o_timeout timestamptz,
-    OUT o_deal bigint, OUT o_created timestamptz, OUT o_held jsonb, OUT o_refused jsonb, OUT o_alerts jsonb
-) LANGUAGE plpgsql AS $fn$
+    p_deal bigint, p_pending varchar, p_timeout timestamptz, p_at timestamptz, p_now timestamptz
+) RETURNS jsonb LANGUAGE plpgsql AS $fn$
 DECLARE
+    o_status text;
+    o_details jsonb;
+    o_held jsonb;
+    o_refused jsonb;
+    o_alerts jsonb;
+    o jsonb;
     t ledger_transfers;
     pend ledger_transfers;
     d ledger_accounts;
@@ -226,11 +231,6 @@ BEGIN
     IF o_status IS NULL THEN
         RAISE EXCEPTION USING MESSAGE = 'ledger_apply: transfer ' || p_id || ' neither written nor found';
     END IF;
-    IF t.id IS NOT NULL THEN
-        o_kind := t.kind; o_debit := t.debit_account_id; o_credit := t.credit_account_id;
-        o_amount := t.amount_fen; o_code := t.code; o_pending := t.pending_id; o_timeout := t.timeout_at;
-        o_deal := t.deal_id; o_created := t.created_at;
-    END IF;
     IF o_status NOT IN ('exists', 'TRANSFER_ID_CONFLICT', 'PENDING_NOT_FOUND') THEN
         -- 5. what is locked: the ordinary accounts (their exact totals, for the caller), the hot ones' alerts
         FOREACH r IN ARRAY ARRAY[d, c] LOOP
@@ -262,6 +262,25 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
+    -- 6. one compact value: only what the caller reads
+    o := jsonb_build_object('s', o_status);
+    IF t.id IS NOT NULL THEN
+        o := o || jsonb_build_object('t', jsonb_build_array(t.debit_account_id, t.credit_account_id, t.amount_fen,
+            t.code, t.kind, t.pending_id, t.timeout_at, t.deal_id, t.created_at));
+    END IF;
+    IF o_details IS NOT NULL THEN
+        o := o || jsonb_build_object('d', o_details);
+    END IF;
+    IF o_refused IS NOT NULL THEN
+        o := o || jsonb_build_object('r', o_refused);
+    END IF;
+    IF o_held <> '[]' THEN
+        o := o || jsonb_build_object('h', o_held);
+    END IF;
+    IF o_alerts <> '[]' THEN
+        o := o || jsonb_build_object('a', o_alerts);
+    END IF;
+    RETURN o;
 END
 $fn$
 """

@@ -70,6 +70,23 @@ class StoredTransfer:
     deal_id: int | None
 
 
+@dataclass(frozen=True)
+class TransferRecord:
+    """A transfer as an operation wrote or found it: what the repository hands its caller (no ORM object,
+    no statement to build it)."""
+
+    id: str
+    debit_account_id: int
+    credit_account_id: int
+    amount_fen: int
+    code: str
+    kind: str
+    pending_id: str | None
+    timeout_at: datetime | None
+    deal_id: int | None
+    created_at: datetime
+
+
 @dataclass
 class AccountState:
     """An account as the batch sees it. When `buffered`, the totals are deltas for the hot buffer."""

@@ -9,8 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, event, exists, func, or_, select
-from sqlalchemy.orm import Session, SessionTransaction, aliased, make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import Session, SessionTransaction, aliased
 
 from app.db.base import utcnow
 from app.db.ledger_models import LedgerAccount, LedgerHotEntry, LedgerTransfer
@@ -26,12 +25,13 @@ from app.domain.ledger import (
     flag_violation,
     running_balances,
 )
-from app.domain.ledger_batch import POSTED_KINDS, AccountState, LedgerOp, OpResult
+from app.domain.ledger_batch import POSTED_KINDS, AccountState, LedgerOp, OpResult, TransferRecord
 from app.ledger import engine as ledger_engine
 from app.ledger import sql_posting
 from app.platform.errors import LedgerError
 
 KNOWN = "cunguan.ledger.known"
+TRANSFERS = LedgerTransfer.__table__
 
 
 def _known(session: Session) -> ledger_engine.Known:
@@ -127,10 +127,11 @@ class LedgerRepository:
 
     def post(
         self, spec: TransferSpec, at: datetime | None = None, ensure: Sequence[tuple[AccountSpec, int | None]] = ()
-    ) -> tuple[LedgerTransfer, bool]:
-        """Post a transfer once. Returns (transfer, created). A repeat with the same id and content
-        returns the first transfer; the same id with other content is an error. `ensure` names accounts
-        (with their deal) to create if the transfer finds them missing - no statement when they exist."""
+    ) -> tuple[TransferRecord, bool]:
+        """Post a transfer once. Returns (transfer, created), the transfer a `TransferRecord` (no ORM object).
+        A repeat with the same id and content returns the first transfer; the same id with other content is
+        an error. `ensure` names accounts (with their deal) to create if the transfer finds them missing - no
+        statement when they exist."""
         op = LedgerOp.post(spec, at or utcnow())
         try:
             return self._one(op)
@@ -144,7 +145,7 @@ class LedgerRepository:
 
     def hold(
         self, spec: TransferSpec, at: datetime | None = None, timeout_s: float | None = None
-    ) -> tuple[LedgerTransfer, bool]:
+    ) -> tuple[TransferRecord, bool]:
         """A pending transfer: the amount is reserved on both accounts until posted or voided."""
         now = at or utcnow()
         timeout_at = now + timedelta(seconds=timeout_s) if timeout_s is not None else None
@@ -152,17 +153,17 @@ class LedgerRepository:
 
     def post_pending(
         self, transfer_id: str, pending_id: str, amount_fen: int | None = None, at: datetime | None = None
-    ) -> tuple[LedgerTransfer, bool]:
+    ) -> tuple[TransferRecord, bool]:
         """Post a hold, in full or for a smaller amount (the rest is released)."""
         return self._one(LedgerOp.resolve("post_pending", transfer_id, pending_id, at or utcnow(), amount_fen))
 
     def void_pending(
         self, transfer_id: str, pending_id: str, at: datetime | None = None
-    ) -> tuple[LedgerTransfer, bool]:
+    ) -> tuple[TransferRecord, bool]:
         """Release a hold: nothing moves."""
         return self._one(LedgerOp.resolve("void_pending", transfer_id, pending_id, at or utcnow()))
 
-    def reverse(self, transfer_id: str, reversal_id: str, at: datetime | None = None) -> tuple[LedgerTransfer, bool]:
+    def reverse(self, transfer_id: str, reversal_id: str, at: datetime | None = None) -> tuple[TransferRecord, bool]:
         """Correct a posted transfer by an opposite one; the original stays as it was."""
         original = self.session.get(LedgerTransfer, transfer_id)
         if original is None or original.kind not in POSTED_KINDS:
@@ -177,7 +178,7 @@ class LedgerRepository:
         )
         return self.post(spec, at)
 
-    def post_linked(self, specs: list[TransferSpec], at: datetime | None = None) -> list[LedgerTransfer]:
+    def post_linked(self, specs: list[TransferSpec], at: datetime | None = None) -> list[TransferRecord]:
         """All of the transfers, or none of them (e.g. a release and its fee)."""
         now = at or utcnow()
         ops = [LedgerOp.post(spec, now, linked=index < len(specs) - 1) for index, spec in enumerate(specs)]
@@ -196,7 +197,7 @@ class LedgerRepository:
         self.run([LedgerOp.resolve("void_pending", f"expire:{pending_id}", pending_id, now) for pending_id in expired])
         return expired
 
-    def run(self, ops: list[LedgerOp]) -> list[tuple[LedgerTransfer, bool]]:
+    def run(self, ops: list[LedgerOp]) -> list[tuple[TransferRecord, bool]]:
         """Run ops as one batch; raises the first failure (then nothing of the batch was written).
 
         On PostgreSQL a single (unlinked) op is one statement (`sql_posting`). Otherwise the batch engine runs
@@ -233,20 +234,15 @@ class LedgerRepository:
                     raise
                 attempt += 1
 
-    def _one(self, op: LedgerOp) -> tuple[LedgerTransfer, bool]:
+    def _one(self, op: LedgerOp) -> tuple[TransferRecord, bool]:
         return self.run([op])[0]
 
-    def _transfer(self, result: OpResult) -> LedgerTransfer:
-        """The transfer of a result: built from its row when the result carries one (no statement), else
-        loaded."""
-        if result.row is not None and self.session.identity_map.get(identity_key(LedgerTransfer, result.id)) is None:
-            transfer = LedgerTransfer(**result.row)
-            make_transient_to_detached(transfer)
-            self.session.add(transfer)
-            return transfer
-        transfer = self.session.get(LedgerTransfer, result.id)
-        assert transfer is not None, result.id
-        return transfer
+    def _transfer(self, result: OpResult) -> TransferRecord:
+        """The transfer of a result: from its row when the result carries one (no statement), else read."""
+        if result.row is not None:
+            return TransferRecord(**result.row)
+        row = self.session.execute(select(TRANSFERS).where(TRANSFERS.c.id == result.id)).mappings().one()
+        return TransferRecord(**row)
 
     def fold_hot(self, now: datetime | None = None) -> int:
         """Fold every hot account's buffered postings into its totals (the worker does this often)."""

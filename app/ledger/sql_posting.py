@@ -8,7 +8,7 @@ never commits). Batches, and everything on SQLite, go through the batch engine (
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -20,7 +20,7 @@ from app.ledger.engine import Known
 log = logging.getLogger("cunguan.ledger")
 
 _APPLY = text(
-    "SELECT * FROM ledger_apply(CAST(:kind AS varchar), CAST(:id AS varchar), CAST(:debit AS varchar),"
+    "SELECT ledger_apply(CAST(:kind AS varchar), CAST(:id AS varchar), CAST(:debit AS varchar),"
     " CAST(:credit AS varchar), CAST(:amount AS bigint), CAST(:code AS varchar), CAST(:deal AS bigint),"
     " CAST(:pending AS varchar), CAST(:timeout AS timestamptz), CAST(:at AS timestamptz),"
     " CAST(:now AS timestamptz))"
@@ -48,12 +48,12 @@ def parameters(op: LedgerOp, now: datetime) -> dict[str, Any]:
 def apply(connection: Connection, op: LedgerOp, now: datetime, known: Known | None = None) -> OpResult:
     """Run one operation in the connection's open transaction, in one statement. `known`, when given, learns
     the exact totals of the ordinary accounts the operation locked (as after a batch of the engine)."""
-    out = connection.execute(_APPLY, parameters(op, now)).one()
-    held = [_state(values) for values in out.o_held]
-    if known is not None:
+    out: dict[str, Any] = connection.execute(_APPLY, parameters(op, now)).scalar_one()
+    if known is not None and "h" in out:
+        held = [_state(values) for values in out["h"]]
         known.held.update({state.code: state for state in held})
         known.meta.update({state.code: _rules(state) for state in held})
-    for code, projected, threshold, raised in out.o_alerts:
+    for code, projected, threshold, raised in out.get("a", ()):
         if raised:
             log.warning(
                 "hot account balance low",
@@ -61,22 +61,28 @@ def apply(connection: Connection, op: LedgerOp, now: datetime, known: Known | No
             )
         else:
             log.info("hot account balance recovered", extra={"account": code, "projected_fen": projected})
-    if out.o_status in ("created", "exists"):
+    status = out["s"]
+    if status in ("created", "exists"):
+        debit, credit, amount, code, kind, pending, timeout, deal, created = out["t"]
         row = {
             "id": op.id,
-            "debit_account_id": out.o_debit,
-            "credit_account_id": out.o_credit,
-            "amount_fen": out.o_amount,
-            "code": out.o_code,
-            "kind": out.o_kind,
-            "pending_id": out.o_pending,
-            "timeout_at": out.o_timeout,
-            "deal_id": out.o_deal,
-            "created_at": out.o_created,
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount_fen": amount,
+            "code": code,
+            "kind": kind,
+            "pending_id": pending,
+            "timeout_at": _moment(timeout),
+            "deal_id": deal,
+            "created_at": _moment(created),
         }
-        return OpResult(op.id, out.o_status, row=row)
-    details = dict(out.o_details)
-    return OpResult(op.id, out.o_status, _message(out.o_status, out.o_refused), details)
+        return OpResult(op.id, status, row=row)
+    return OpResult(op.id, status, _message(status, out.get("r")), out.get("d", {}))
+
+
+def _moment(value: str | None) -> datetime | None:
+    """A timestamptz as jsonb gives it (ISO 8601 with the session's offset), as an aware UTC datetime."""
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
 def _message(status: str, refused: list[Any] | None) -> str:

@@ -43,7 +43,7 @@ def test_same_id_same_content_is_idempotent_other_content_is_an_error(rt: Runtim
         spec = TransferSpec("arrival:ceb:R1", "bank_clearing:ceb", "custody:D1", 300_00, "arrival")
         first, created = repo.post(spec)
         again, created_again = repo.post(spec)
-        assert created and not created_again and first is again
+        assert created and not created_again and first == again
         with pytest.raises(LedgerError) as caught:
             repo.post(TransferSpec("arrival:ceb:R1", "bank_clearing:ceb", "custody:D1", 301_00, "arrival"))
         assert caught.value.code == "TRANSFER_ID_CONFLICT"

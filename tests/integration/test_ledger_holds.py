@@ -121,7 +121,8 @@ def test_reversal_corrects_without_touching_the_original(rt: Runtime) -> None:
         _funded(repo)
         repo.post(TransferSpec("release:D1", "custody:D1", "payable:D1", 300_00, "release"), T0)
         reversal, _ = repo.reverse("release:D1", "reversal:release:D1", T0)
-        assert (reversal.debit_account.code, reversal.credit_account.code) == ("payable:D1", "custody:D1")
+        accounts = (repo.account("payable:D1").id, repo.account("custody:D1").id)
+        assert (reversal.debit_account_id, reversal.credit_account_id) == accounts
         assert repo.balance("custody:D1") == 1_000_00 and repo.balance("payable:D1") == 0
         with pytest.raises(LedgerError):
             repo.reverse("release:D1", "reversal:release:D1:again", T0)  # payable has nothing left
