@@ -1,9 +1,10 @@
 """Callback alerts: a notification signed by the bank that contradicts our records is refused with 409, kept
 with its body for finance and ops to review (`callback_alerts`), and alerted (a warning in the logs).
 
-Two contradictions: the same notification id with another body (`CONFLICT`: a bank never changes what it
-said), and a payout result for a payout the platform never sent to the bank (`PAYOUT_NOT_SUBMITTED`: no
-result can exist for it, whoever sent it)."""
+Three contradictions: the same notification id with another body (`CONFLICT`: a bank never changes what it
+said), a payout result for a payout the platform never sent to the bank (`PAYOUT_NOT_SUBMITTED`: no
+result can exist for it, whoever sent it), and an opened account whose number is not in the bank's configured
+format (`ACCOUNT_NUMBER_INVALID`, `bank_configs/<code>.json`: money paid to it could not be matched)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from app.platform.errors import CunguanError, NotFound, ValidationError
 from app.platform.runtime import Runtime
 
 NOTIFICATION_CONFLICT, PAYOUT_NOT_SUBMITTED = "notification_conflict", "payout_not_submitted"
+ACCOUNT_NUMBER_INVALID = "account_number_invalid"
 REVIEW_ROLES = ("finance", "ops")
 RESOLUTION_MAX = 256
 

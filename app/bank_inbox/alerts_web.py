@@ -14,6 +14,7 @@ READERS = (*alerts.REVIEW_ROLES, "auditor")
 KIND_LABELS = {
     alerts.NOTIFICATION_CONFLICT: "同一通知编号内容不同",
     alerts.PAYOUT_NOT_SUBMITTED: "未提交付款的付款结果",
+    alerts.ACCOUNT_NUMBER_INVALID: "开户账号格式不符",
 }
 
 

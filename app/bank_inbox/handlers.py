@@ -1,7 +1,9 @@
 """Processing a bank notification, by type - the same whether it is processed inline, by an inbox worker,
 or rebuilt from a query or a statement (补单): idempotent, it may run again and changes nothing then.
 
-- `account_opened`: the deal's account is recorded (workflow), then money that arrived before it is matched;
+- `account_opened`: the deal's account is recorded (workflow), then money that arrived before it is matched; a
+  number not in the bank's configured format (`bank_configs/<code>.json`) is refused (`ACCOUNT_NUMBER_INVALID`,
+  kept as a callback alert) and the deal stays where it is;
 - `funds_arrived`: the deal's custody is credited (`custody.credit_custody`), or the money goes to suspense
   (unknown account, a payer the deal does not accept, a deal that has ended);
 - `payout_result`: the payouts package applies the bank's result (`app/payouts/results.py`); a result for a
@@ -16,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from app.bank_inbox import suspense
-from app.bank_inbox.alerts import PAYOUT_NOT_SUBMITTED, CallbackRefused
+from app.bank_inbox.alerts import ACCOUNT_NUMBER_INVALID, PAYOUT_NOT_SUBMITTED, CallbackRefused
 from app.bank_inbox.custody import Credit, credit_custody
 from app.bank_inbox.store import bank_actor
+from app.banks.registry import configured_banks
 from app.db.models import Deal, Payout, VirtualAccount
 from app.db.pii import encrypted_columns
 from app.deals.workflow import DealContext, fire_or_note, has_ended
@@ -42,12 +45,27 @@ def account_opened(
         return "unknown_request"
     if account.status == "opened":
         return "already_opened"
+    _check_account_number(bank_code, body)
     ctx = DealContext(rt, session, account.deal, bank_actor(bank_code), {"account_no": body["account_no"]})
     detail = {"account_no": body["account_no"]} | ({"marker": marker} if marker else {})
     result = fire_or_note(ctx, "account_opened", detail)
     if account.account_no is not None:  # money that arrived before this notice is the deal's now
         suspense.rematch_after_opening(rt, session, account, bank_actor(bank_code))
     return result
+
+
+def _check_account_number(bank_code: str, body: dict[str, Any]) -> None:
+    """An account number the bank's configured format refuses is never recorded: money paid to it could not be
+    matched to the deal, and the number shows the bank (or whoever signed) is not what the config describes."""
+    bank = configured_banks().get(bank_code)
+    if bank is None or bank.account_format.matches(body["account_no"]):
+        return
+    raise CallbackRefused(
+        f"开户通知的账号不符合{bank.name}的账号格式，已拒收并留待人工核查",
+        code="ACCOUNT_NUMBER_INVALID",
+        kind=ACCOUNT_NUMBER_INVALID,
+        details={"request_id": body["request_id"], "pattern": bank.account_format.pattern},
+    )
 
 
 def funds_arrived(

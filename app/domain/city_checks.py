@@ -228,8 +228,12 @@ def _variant_problems(scope: _Scope, product: ProductConfig, variant: ProductVar
     return problems
 
 
-def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition) -> list[Problem]:
-    """Values no code would act on yet (`app.domain.config_keys`): refused, never silently ignored."""
+def _unread_problems(
+    scope: _Scope, product: ProductConfig, workflow: WorkflowDefinition, whole_release: str | None
+) -> list[Problem]:
+    """Values no code would act on yet (`app.domain.config_keys`): refused, never silently ignored. A product whose
+    declaration says it releases in one piece (`whole_release`, its base's reason) is refused a split plan with
+    that reason."""
     problems = []
     if product.release is None or _runs_plans(workflow):
         return problems
@@ -247,14 +251,14 @@ def _unread_problems(scope: _Scope, product: ProductConfig, workflow: WorkflowDe
     staged = any("release_stage" in transition.actions for transition in workflow.transitions)
     whole = len(product.release.tranches) == 1 and product.release.tranches[0].remainder
     if not staged and not whole:
-        problems.append(
-            scope.problem(
-                ("release", "tranches"),
-                f"工作流 {workflow.id} 第 {workflow.version} 版一次全额放款，不能分期："
-                "release.tranches 只能是一期余款（分期放款请使用支持放款计划的工作流版本）",
-                f"workflow {workflow.id} releases everything at once: one remainder tranche only",
-            )
+        why = (
+            f"{whole_release}：release.tranches 只能是一期余款"
+            if whole_release
+            else f"工作流 {workflow.id} 第 {workflow.version} 版一次全额放款，不能分期："
+            "release.tranches 只能是一期余款（分期放款请使用支持放款计划的工作流版本）"
         )
+        english = f"workflow {workflow.id} releases everything at once: one remainder tranche only"
+        problems.append(scope.problem(("release", "tranches"), why, english))
     return problems
 
 
@@ -360,7 +364,8 @@ def city_problems(
             )
             continue
         problems += _parameter_problems(scope, product, workflow) + _release_problems(scope, product, workflow)
-        problems += _unread_problems(scope, product, workflow) + _fee_problems(scope, product, workflow)
+        problems += _unread_problems(scope, product, workflow, products.get(variant.base).whole_release)
+        problems += _fee_problems(scope, product, workflow)
     spend()
     return problems
 

@@ -46,6 +46,7 @@ class ProductVariant:
     payer_label: str  # the paying party (the deal's buyer_* columns)
     payee_label: str  # the receiving party (seller_*), whom releases pay
     payee_role: str  # the receiving role payee amendments name
+    whole_release: str | None = None  # why the product cannot split a release (its plan is one remainder tranche)
 
     @property
     def parties(self) -> tuple[str, str]:
@@ -113,6 +114,7 @@ def _variant(data: Mapping[str, Any]) -> ProductVariant:
         payer_label=parties["payer"],
         payee_label=parties["payee"],
         payee_role=parties["payee_role"],
+        whole_release=data.get("whole_release"),
     )
 
 

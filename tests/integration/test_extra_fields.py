@@ -132,7 +132,8 @@ PRODUCTS: dict[str, tuple[str, dict[str, str], Callable[[dict[str, str]], list[s
             f"装修房屋坐落：{ADDRESS}",
             *_figures(f, "contract_amount"),
             *_figures(f, "custody_amount"),
-            "分期阶段",
+            "放款计划：",
+            "第一期　水电验收（30%）：业主验收通过后释放",
         ],
     ),
     "intent_deposit": (

@@ -142,12 +142,12 @@ def test_intent_deposit_expires_and_goes_back_by_the_original_route(
     assert bank == "pab"
     account = load_deal(rt, deal_id).virtual_account
     assert account is not None
-    opened = notification("account_opened", request_id=account.request_id, account_no="6230000000000001")
+    opened = notification("account_opened", request_id=account.request_id, account_no="15000000000001")
     assert post_callback(client, keys_dir, {**opened, "account_name": "存管"}, bank=bank)[0] == 200
     body = notification(
         "funds_arrived",
         bank_reference="I-1",
-        account_no="6230000000000001",
+        account_no="15000000000001",
         amount_fen=500_000,
         payer_name="张三",
         payer_account="6217000010002000",
@@ -213,12 +213,12 @@ def test_a_deposit_settlement_with_nothing_to_pay_closes_the_lease(
     deals.confirm_agreement(rt, agent, deal_id)
     account = load_deal(rt, deal_id).virtual_account
     assert account is not None
-    opened = notification("account_opened", request_id=account.request_id, account_no="6230000000000002")
+    opened = notification("account_opened", request_id=account.request_id, account_no="15000000000002")
     assert post_callback(client, keys_dir, {**opened, "account_name": "存管"}, bank="pab")[0] == 200
     body = notification(
         "funds_arrived",
         bank_reference="SZ-1",
-        account_no="6230000000000002",
+        account_no="15000000000002",
         amount_fen=900_000,
         payer_name="张三",
         payer_account=TENANT_ACCOUNT,

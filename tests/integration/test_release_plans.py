@@ -1,7 +1,8 @@
 """Release plans on real deals (issue 17 放款计划): a resale deal in a city with a 90/10 plan releases 90 % at
 过户完成 and 10 % at 物业交割 (pressed on the deal page), closes with custody 0 and a balanced ledger, and its
 agreement prints the plan. (Deals on resale_escrow v1, which releases at once, are every other resale test's:
-北京 pins v1.)"""
+北京 pins v1.) A government-escrow deal on gov_escrow v2 releases nothing before 监管部门核准放款, then 90 % at the
+approval and 10 % at 物业交割."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.deals import service as deals
 from app.domain import ledger
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.runtime import Runtime
+from app.sandbox.forms import sample_form
 from tests.conftest import csrf_token
 from tests.factories import (
     RESALE_FORM,
@@ -105,6 +107,80 @@ def test_a_90_10_plan_releases_at_title_transfer_then_at_handover(
         (111_111_110, RESALE_FORM["seller_bank_account"]),
         (12_345_679, RESALE_FORM["seller_bank_account"]),
     ]
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed" and _custody(rt, deal.deal_no) == 0
+    with rt.db.uow() as uow:
+        assert check_ledger(uow.session).ok
+
+
+GOV_PLAN = {
+    "conditions": ["title_transferred", "gov_approved"],
+    "tranches": [
+        {"label": "核准放款", "share_bps": 9000, "event": "gov_approved"},
+        {"label": "交割尾款", "remainder": True, "event": "handover_done"},
+    ],
+}
+_GOV_V2 = {
+    "workflow": {"id": "gov_escrow", "version": 2},
+    "agreement": {"template": "gov_escrow/v2"},
+    "banks": ["ceb"],
+    "approvals": [],
+    "release": GOV_PLAN,
+}
+
+
+def test_a_government_escrow_plan_waits_for_the_approval_then_releases_90_then_10(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict
+) -> None:
+    patch_city(rt, "330100", {"products": {"gov_escrow": _GOV_V2}})
+    agent, ops = actor(rt, "agent"), actor(rt, "ops")
+    form = sample_form(rt.cities.get("330100").product("gov_escrow"), rt.products.get("gov_escrow"))
+    deal_id = deals.create_deal(rt, agent, "330100", "gov_escrow", form | {"custody_bank": "ceb"})
+    deals.confirm_agreement(rt, agent, deal_id)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000026")
+    custody = load_deal(rt, deal_id).custody_amount_fen
+    arrive(client, keys_dir, "6226000000000026", custody, "S-GOV-PLAN")
+    assert custody == 123_456_789 and load_deal(rt, deal_id).state == "funded"
+    agreement = load_deal(rt, deal_id).agreement
+    assert agreement is not None and "放款计划" in agreement.html
+    assert "监管部门核准放款后释放" in agreement.html and "物业交割后释放" in agreement.html
+    assert "¥1,111,111.10" in agreement.html and "¥123,456.79" in agreement.html
+
+    deals.manual_action(rt, ops, deal_id, "handover_done", "已办理物业交割")  # before approval: recorded only
+    deals.record_title_transferred(rt, ops, deal_id)
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "awaiting_approval" and deal.payouts == [] and _custody(rt, deal.deal_no) == custody
+
+    deals.manual_action(rt, ops, deal_id, "gov_approved", "住建局核准")  # both tranches are due now
+    payouts = _pay(client, keys_dir, rt, deal_id)
+    assert [(p.amount_fen, p.payee_account) for p in payouts] == [
+        (111_111_110, form["seller_bank_account"]),
+        (12_345_679, form["seller_bank_account"]),
+    ]
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed" and _custody(rt, deal.deal_no) == 0
+    with rt.db.uow() as uow:
+        assert check_ledger(uow.session).ok
+
+
+def test_a_government_escrow_plan_pays_the_rest_at_handover_after_the_approval(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict
+) -> None:
+    patch_city(rt, "330100", {"products": {"gov_escrow": _GOV_V2}})
+    agent, ops = actor(rt, "agent"), actor(rt, "ops")
+    form = sample_form(rt.cities.get("330100").product("gov_escrow"), rt.products.get("gov_escrow"))
+    deal_id = deals.create_deal(rt, agent, "330100", "gov_escrow", form | {"custody_bank": "ceb"})
+    deals.confirm_agreement(rt, agent, deal_id)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000027")
+    arrive(client, keys_dir, "6226000000000027", load_deal(rt, deal_id).custody_amount_fen, "S-GOV-PLAN-2")
+    deals.record_title_transferred(rt, ops, deal_id)
+    deals.manual_action(rt, ops, deal_id, "gov_approved", "住建局核准")
+    assert [p.amount_fen for p in _pay(client, keys_dir, rt, deal_id)] == [111_111_110]
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "partly_released" and _custody(rt, deal.deal_no) == 12_345_679
+
+    deals.manual_action(rt, ops, deal_id, "handover_done", "已办理物业交割")
+    assert [p.amount_fen for p in _pay(client, keys_dir, rt, deal_id)] == [111_111_110, 12_345_679]
     deal = load_deal(rt, deal_id)
     assert deal.state == "closed" and _custody(rt, deal.deal_no) == 0
     with rt.db.uow() as uow:

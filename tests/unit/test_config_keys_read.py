@@ -76,6 +76,20 @@ UNREAD_VALUES: dict[str, tuple[Callable[[dict], None], str, str]] = {
     ),
     "a 90/10 plan on a workflow version that releases at once": (
         lambda p: p.update(
+            gov_escrow={
+                "workflow": {"id": "gov_escrow", "version": 1},
+                "agreement": {"template": "gov_escrow/v1"},
+                "release": {
+                    "conditions": ["title_transferred", "gov_approved"],
+                    "tranches": [{"label": "核准", "share_bps": 9000}, {"label": "余款", "remainder": True}],
+                },
+            }
+        ),
+        "/products/gov_escrow/release/tranches",
+        "一次全额放款，不能分期",
+    ),
+    "a 90/10 intent deposit, which its declaration says is one deposit": (
+        lambda p: p.update(
             intent_deposit={
                 "release": {
                     "conditions": ["purchase_signed"],
@@ -84,7 +98,19 @@ UNREAD_VALUES: dict[str, tuple[Callable[[dict], None], str, str]] = {
             }
         ),
         "/products/intent_deposit/release/tranches",
-        "一次全额放款，不能分期",
+        "意向金是一笔定金：签订商品房买卖合同时整笔转为购房款，未签约则整笔原路退回，不能分期释放",
+    ),
+    "a split guarantee, which its declaration says is frozen and released whole": (
+        lambda p: p.update(
+            guarantee_release={
+                "release": {
+                    "conditions": ["conditions_met"],
+                    "tranches": [{"label": "一半", "share_bps": 5000}, {"label": "余款", "remainder": True}],
+                }
+            }
+        ),
+        "/products/guarantee_release/release/tranches",
+        "保证金整笔冻结、整笔处理",
     ),
 }
 

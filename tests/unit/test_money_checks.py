@@ -35,7 +35,7 @@ def _problems(data: dict[str, Any]) -> list[dict[str, str]]:
 
 def test_every_shipped_workflow_passes_and_declares_its_money_moves() -> None:
     workflows = load_workflows(registry)
-    assert len(workflows) == 8
+    assert len(workflows) == 9
     assert registry.money["refund_to_origin"].outcomes == {"refund_succeeded", "refund_failed"}
     assert registry.money["request_payout"].kind == "release"
     assert registry.money["release_deposit"] == vocabulary.MoneyEffect("refund", vocabulary.PAYOUT_OUTCOMES)
@@ -49,6 +49,8 @@ def test_every_shipped_workflow_passes_and_declares_its_money_moves() -> None:
         "payout_failed",
         "refund_failed",
     }
+    gov = workflows[("gov_escrow", 2)]  # approved, or partly released: held, and can go back by original route
+    assert funded_states(gov, registry.money) >= {"approved", "awaiting_approval", "partly_released"}
 
 
 def test_a_funded_resale_deal_without_a_refund_is_refused() -> None:

@@ -35,6 +35,7 @@ from tests.factories import (
     open_account,
     post_callback,
     post_confirmed,
+    virtual_account,
 )
 
 Login = Callable[[str], FlaskClient]
@@ -185,6 +186,38 @@ def test_a_result_for_a_payout_awaiting_approval_is_refused_and_changes_nothing(
     assert (alert.kind, json.loads(alert.raw_body)["payout_id"]) == ("payout_not_submitted", refund.payout_id)
     assert alert.detail["code"] == "PAYOUT_NOT_SUBMITTED" and alert.resolved_at is None
     assert "未提交付款的付款结果" in login("finance").get("/finance/callback-alerts").text
+
+
+@pytest.mark.parametrize("mode", ["inline", "inbox"])
+def test_an_account_number_outside_the_banks_format_is_refused_and_the_deal_waits(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, login: Login, mode: str, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("CUNGUAN_CALLBACK_PROCESSING", mode)
+    deal_id = confirmed_deal(rt)
+    request_id = virtual_account(rt, deal_id).request_id
+    # 光大 numbers are 6226 and 12 digits (bank_configs/ceb.json): one digit short, then another bank's prefix
+    for number in ("622600000000009", "0200290100000000009"):
+        body = notification("account_opened", request_id=request_id, account_no=number, account_name="存管")
+        status, answer = post_callback(client, keys_dir, body)
+        if mode == "inbox":
+            assert status == 200, "stored first; the inbox worker finds the contradiction"
+            drain_inbox(rt)
+        else:
+            assert (status, answer["code"]) == (409, "ACCOUNT_NUMBER_INVALID"), answer
+            assert answer["message"] == "开户通知的账号不符合中国光大银行的账号格式，已拒收并留待人工核查"
+    account, deal = virtual_account(rt, deal_id), load_deal(rt, deal_id)
+    assert (deal.state, account.status, account.account_no) == ("awaiting_account", "requested", None)
+    assert [(a.kind, json.loads(a.raw_body)["account_no"]) for a in _alerts(rt)] == [
+        ("account_number_invalid", "622600000000009"),
+        ("account_number_invalid", "0200290100000000009"),
+    ]
+    assert "callback refused and kept for review" in caplog.text
+    assert "开户账号格式不符" in login("ops").get("/finance/callback-alerts").text
+
+    open_account(client, keys_dir, rt, deal_id, ACCOUNT)  # the bank's real number is accepted
+    if mode == "inbox":
+        drain_inbox(rt)
+    assert (load_deal(rt, deal_id).state, virtual_account(rt, deal_id).account_no) == ("awaiting_funds", ACCOUNT)
 
 
 class _AcceptingBank:

@@ -99,10 +99,10 @@ def _held_intent_deposit(rt: Runtime, client: FlaskClient, keys_dir: Path, paid:
     deals.confirm_agreement(rt, agent, deal_id)
     account = load_deal(rt, deal_id).virtual_account
     assert account is not None
-    opened = notification("account_opened", request_id=account.request_id, account_no="6230000000000001")
+    opened = notification("account_opened", request_id=account.request_id, account_no="15000000000001")
     assert post_callback(client, keys_dir, {**opened, "account_name": "存管"}, bank="pab")[0] == 200
     for number, amount in enumerate(paid):
-        _arrival(client, keys_dir, "pab", "6230000000000001", amount, f"I-{number}", BUYER_ACCOUNT)
+        _arrival(client, keys_dir, "pab", "15000000000001", amount, f"I-{number}", BUYER_ACCOUNT)
     assert load_deal(rt, deal_id).state == "held"
     return deal_id
 
