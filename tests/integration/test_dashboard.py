@@ -3,15 +3,21 @@ deals by state, jobs; and the SVG charts."""
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import func, select
+
 from app.admin import charts
+from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal, Job, Payout
 from app.deals import service as deals
 from app.domain import ledger
 from app.domain.ledger import TransferSpec
 from app.ledger.repo import LedgerRepository
 from app.ops import dashboard
+from app.platform.errors import LedgerError
 from app.platform.runtime import Runtime
 from tests.factories import RESALE_FORM, actor
 
@@ -102,3 +108,61 @@ def test_charts_escape_labels_and_scale_to_the_peak() -> None:
     columns = charts.columns("每日", ["11/22", "11/23"], [charts.Series("入金", [0, 10], "#000")], str)
     assert columns.count("<rect") == 3 and "11/23 入金：10" in columns  # legend swatch + two columns
     assert "暂无数据" in charts.bars("空", [], str)
+
+
+def test_custody_figures_equal_a_recomputation_from_the_transfers_after_random_postings(
+    rt: Runtime, users: dict
+) -> None:
+    """Random arrivals, holds, their posts and voids, and releases over deals of two cities: custody by city and
+    by bank equals each custody account's posted transfers summed straight from ledger_transfers."""
+    rng = random.Random(21)
+    book = [_deal(rt, city) for city in ("110000", "310000", "110000")]
+    with rt.db.uow() as uow:
+        repo = LedgerRepository(uow.session)
+        repo.ensure_account(ledger.bank_clearing("ceb"))
+        holds: list[str] = []
+        for n in range(80):
+            deal = rng.choice(book)
+            custody = ledger.deal_custody(deal[1]).code
+            choice = rng.random()
+            try:
+                if choice < 0.5:
+                    _arrive(repo, f"R{n}", deal, rng.randint(1, 50_000), NOW - timedelta(days=rng.randint(0, 30)))
+                elif choice < 0.7:
+                    spec = TransferSpec(f"hold:{n}", custody, "bank_clearing:ceb", rng.randint(1, 20_000), "payout")
+                    repo.hold(spec, at=NOW)
+                    holds.append(spec.id)
+                elif choice < 0.9 and holds:
+                    held = holds.pop(rng.randrange(len(holds)))
+                    if rng.random() < 0.5:
+                        repo.post_pending(f"{held}:posted", held, at=NOW)
+                    else:
+                        repo.void_pending(f"{held}:void", held, at=NOW)
+                else:
+                    spec = TransferSpec(f"release:{n}", custody, "bank_clearing:ceb", rng.randint(1, 20_000), "payout")
+                    repo.post(spec, at=NOW)
+            except LedgerError as error:
+                assert error.code == "BALANCE_CONSTRAINT", error  # more than the deal holds: refused, nothing moved
+        uow.commit()
+        expected_city: Counter[str] = Counter()
+        for deal_id, deal_no in book:
+            account = repo.account(ledger.deal_custody(deal_no).code)
+            credits = uow.session.scalar(
+                select(func.coalesce(func.sum(LedgerTransfer.amount_fen), 0)).where(
+                    LedgerTransfer.credit_account_id == account.id, LedgerTransfer.kind.in_(("single", "post_pending"))
+                )
+            )
+            debits = uow.session.scalar(
+                select(func.coalesce(func.sum(LedgerTransfer.amount_fen), 0)).where(
+                    LedgerTransfer.debit_account_id == account.id, LedgerTransfer.kind.in_(("single", "post_pending"))
+                )
+            )
+            city = uow.session.get(Deal, deal_id)
+            assert city is not None
+            expected_city[city.city_code] += int(credits) - int(debits)
+
+    figures = dashboard.compute(rt, NOW)
+
+    assert {s.key: s.value for s in figures.custody_by_city} == {k: v for k, v in expected_city.items() if v}
+    assert [(s.key, s.value) for s in figures.custody_by_bank] == [("ceb", sum(expected_city.values()))]
+    assert sum(expected_city.values()) > 0
