@@ -53,6 +53,10 @@ class Section:
     note: str = ""
     error: str = ""
 
+    @property
+    def has_error(self) -> bool:
+        return bool(self.error or any(g.error for g in self.groups) or any(f.error for f in self.all_fields()))
+
     def all_fields(self) -> list[Field]:
         cells = [cell for group in self.groups for row in group.rows for cell in row]
         return [*self.fields, *cells]

@@ -137,7 +137,7 @@ def spec_for(schema: Mapping[str, Any], name: str, node: Mapping[str, Any], *, o
     node = resolve_ref(schema, node)
     label, help_text = str(node.get("title", name)), str(node.get("description", ""))
     if node.get("x-unit") == "yuan":
-        return Spec(name, label, "yuan", help_text, placeholder="不限" if optional else "")
+        return Spec(name, label, "yuan", help_text, placeholder="不限" if "留空不限" in help_text else "")
     if node.get("x-unit") == "rate":
         return Spec(name, label, "rate", help_text)
     if "enum" in node:
