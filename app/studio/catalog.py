@@ -21,6 +21,7 @@ class WorkflowEntry:
     name: str
     events: dict[str, str] = field(default_factory=dict)  # event -> Chinese label
     parameters: tuple[WorkflowParameter, ...] = ()
+    release_events: tuple[str, ...] = ()  # the events a release plan's tranche may name (none: it releases at once)
 
     @property
     def key(self) -> str:

@@ -214,9 +214,9 @@ def _blank(inputs: Inputs, at: str) -> bool:
 def _with_events(spec: Spec, ctx: Context) -> Spec:
     if spec.widget != "event":
         return spec
-    return Spec(
-        spec.name, spec.label, "select", spec.help, (Option("", "（最后一个放款条件）"), *event_options(ctx, None))
-    )
+    entry = ctx.catalog.workflow(*ctx.workflow) if ctx.workflow else None
+    events = [Option(e, f"{entry.events.get(e, e)}（{e}）") for e in entry.release_events] if entry else []
+    return Spec(spec.name, spec.label, "select", spec.help, (Option("", "（最后一个放款条件）"), *events))
 
 
 def event_options(ctx: Context, _value: Any) -> list[Option]:

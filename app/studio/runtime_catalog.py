@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from app.banks.registry import configured_banks
+from app.domain.city_checks import PLAN_ACTION
 from app.domain.products import ProductRegistry
 from app.state_machine.definition import WorkflowDefinition
 from app.studio.catalog import Catalog, ProductEntry, WorkflowEntry, WorkflowParameter
@@ -43,7 +44,11 @@ def build_catalog(
         parameters = tuple(
             WorkflowParameter(p.name, p.type, p.label, p.default) for p in definition.parameters.values()
         )
-        workflows.append(WorkflowEntry(workflow_id, version, definition.name, dict(definition.events), parameters))
+        releases = sorted(
+            {t.event for t in definition.transitions if PLAN_ACTION in t.actions and t.event != "retry_payout"}
+        )
+        events = dict(definition.events)
+        workflows.append(WorkflowEntry(workflow_id, version, definition.name, events, parameters, tuple(releases)))
     folders = sorted(
         f"{path.parent.parent.name}/{path.parent.name}" for path in templates.glob("*/v*/agreement.html.j2")
     )

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from app.domain.cities import merge_patch
+from app.domain.problems import Problem
 from app.platform.bootstrap import CITY_CONFIGS_DIR, load_workflows
 from app.products.loader import repository_products
 from app.studio.city_form import CityStudio
+from app.studio.messages import plain
 from app.studio.raw import line_of, problem_lines
 from app.studio.runtime_catalog import build_catalog
 from app.studio.units import UnitError, parse_bps, parse_duration_input, parse_fen
@@ -177,3 +179,26 @@ def test_every_key_of_the_edited_schemas_has_a_chinese_title(name: str) -> None:
 
     walk(schema, "")
     assert untitled == []
+
+
+def test_a_tranche_names_only_an_event_its_workflow_releases_on() -> None:
+    form = STUDIO.form(_nanjing(), None)
+    options = [o.value for o in _field(form, "products/resale_escrow/release/tranches/0/event").options]
+    assert options == ["", "handover_done", "title_transferred"]  # resale_escrow v2
+
+
+@pytest.mark.parametrize(
+    ("english", "chinese"),
+    [
+        ("'somewhere' is not one of ['draft', 'live', 'suspended']", "只能选：draft, live, suspended"),
+        ("-1 is less than the minimum of 0", "不得小于 0"),
+        ("'5' is not of type 'integer'", "请填写数字"),
+        ("Additional properties are not allowed ('colour' was unexpected)", "不认识的设置项：colour"),
+        ("something new", "填写有误，不符合配置要求"),
+    ],
+)
+def test_structural_problems_are_said_in_chinese(english: str, chinese: str) -> None:
+    assert plain(Problem("320100.json", "/status", "不符合城市配置结构定义", english)) == chinese
+    assert plain(Problem("320100.json", "/products/x/banks/0", "未知银行 cmb", "unknown bank"), STUDIO.catalog) == (
+        "未知银行：cmb（可选：农行、中行、建行、光大、民生、工行、平安）"
+    )

@@ -164,18 +164,34 @@ def test_a_bad_amount_is_refused_in_chinese_at_its_field_and_nothing_is_saved(
     assert _draft(rt) == before
 
 
-def test_a_semantic_problem_lands_at_its_field_and_auditors_only_read(
+def test_the_checks_problems_land_at_their_fields_and_auditors_only_read(
     login: Login, rt: Runtime, users: dict[str, int]
 ) -> None:
+    """Values the form reads but the config checks refuse (one approver, a fee paid by a tenant on a resale) come
+    back at their fields (or their table), in Chinese, and nothing is saved."""
     publishing.import_files(rt)
     ops = login("ops")
     _new_city(ops)
-    posted = fields_of(ops.get(STUDIO).text)
-    tranches = "products/resale_escrow/release/tranches"
-    posted |= {f"{tranches}/1/label": ["尾款"], f"{tranches}/1/amount_fen": ["100"], f"{tranches}/1/event": ["cancel"]}
-    answer = ops.post(STUDIO, data=posted)
+    before = _draft(rt)
+    form = fields_of(ops.get(STUDIO).text)
+    answer = ops.post(STUDIO, data=form | {"products/resale_escrow/approvals/0/approvers": ["1"]})
     assert answer.status_code == 422
-    assert 'id="f-products-resale_escrow-release-tranches-1-event-error"' in answer.text
+    assert 'id="f-products-resale_escrow-approvals-0-approvers-error" role="alert">不得小于 2</div>' in answer.text
+    fee = "products/resale_escrow/fees/0"
+    tenant = {
+        f"{fee}/name": ["服务费"],
+        f"{fee}/payer": ["tenant"],
+        f"{fee}/kind": ["fixed"],
+        f"{fee}/amount_fen": ["10"],
+    }
+    answer = ops.post(STUDIO, data=form | tenant)
+    assert answer.status_code == 422
+    fees = answer.text.split('id="products-resale_escrow-fees"')[1].split("</fieldset>")[0]
+    assert (
+        '<div class="studio-error" role="alert">资金释放时收取的费用“服务费”只能由卖方承担（配置为承租方）</div>'
+        in fees
+    )
+    assert _draft(rt) == before
     auditor = login("auditor").get(STUDIO).text
     assert "保存草稿" not in auditor and "disabled" in auditor
 
