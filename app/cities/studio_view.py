@@ -34,6 +34,8 @@ from app.web.access import runtime
 
 def located_problems(text: str, problems: list[Problem]) -> list[tuple[int | None, str]]:
     """The JSON tab's problems as (line, plain Chinese message): a text that is not JSON at its error's line."""
+    if not problems:
+        return []
     broken = problem_lines(text)
     if broken:
         return [(line, message) for line, message in broken]
