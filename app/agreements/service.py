@@ -16,6 +16,7 @@ from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal
 from app.deals.pinning import pinned_city
+from app.definitions.products import pinned_variant
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.agreement_terms import deal_terms
 from app.domain.cities import CityConfig, ReleaseRule
@@ -50,7 +51,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
     return AgreementData(
         agreement_no=deal.deal_no,
         city_name=city.name,
-        product_name=rt.products.get(deal.product).name,
+        product_name=pinned_variant(rt.definitions, rt.products, deal).name,  # the declaration it started with
         bank_name=rt.bank(deal.bank_code).name,
         buyer=Party(deal.buyer_name, deal.buyer_id_number, deal.buyer_bank_name, deal.buyer_bank_account),
         seller=Party(deal.seller_name, deal.seller_id_number, deal.seller_bank_name, deal.seller_bank_account),

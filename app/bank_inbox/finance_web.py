@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from app.bank_inbox import reconciliation, reconciliation_exceptions
-from app.banks.registry import configured_banks
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.domain.statements import BANK_TIMEZONE, DIRECTION_LABELS, STATUS_LABELS
 from app.platform.errors import CunguanError
@@ -22,7 +21,8 @@ READERS = ("finance", "auditor")
 
 def _banks() -> dict[str, str]:
     """Configured banks whose statement layout we know: code -> name."""
-    return {code: endpoint.name for code, endpoint in runtime().banks.items() if code in configured_banks()}
+    known = set(runtime().known_banks)
+    return {code: endpoint.name for code, endpoint in runtime().banks.items() if code in known}
 
 
 def latest_statement_day(today: date) -> date:

@@ -39,7 +39,6 @@ from app.bank_inbox.reconciliation_ledger import ledger_side
 from app.bank_inbox.store import inbox_row
 from app.bank_inbox.suspense import STATUS_LABELS as SUSPENSE_LABELS
 from app.banks.protocol import BANK_PREFIX, TIMESTAMP_TOLERANCE_S, SignatureHeaders, signing_payload
-from app.banks.registry import configured_banks
 from app.crypto import sm2_verify, sm3
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.models import BankNotification, Payout, SuspenseItem, VirtualAccount
@@ -69,7 +68,7 @@ def reconcile(
 ) -> int:
     """Fetch (or take) the day's statement, match, repair, store the run; returns the run id."""
     rt.bank(bank_code)
-    bank = configured_banks().get(bank_code)
+    bank = rt.known_banks.get(bank_code)  # its statement layout, as published now
     if bank is None:
         raise NotFound("该银行的对账单格式未配置", code="UNKNOWN_STATEMENT_LAYOUT", details={"bank": bank_code})
     layout = bank.statement

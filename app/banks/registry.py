@@ -6,6 +6,7 @@ bank simulator all read `configured_banks()`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import time
 from functools import cache
 from pathlib import Path
@@ -53,7 +54,7 @@ def configured_banks() -> dict[str, KnownBank]:
     return load_banks(BANK_CONFIGS_DIR)
 
 
-def cut_off_of(bank_code: str) -> time:
-    """The bank's daily cut-off; a bank no file describes gets the usual 16:30."""
-    bank = configured_banks().get(bank_code)
+def cut_off_of(banks: Mapping[str, KnownBank], bank_code: str) -> time:
+    """The bank's daily cut-off among `banks` (the runtime's, as published); an unknown bank gets the usual 16:30."""
+    bank = banks.get(bank_code)
     return bank.cut_off if bank is not None else DEFAULT_CUT_OFF

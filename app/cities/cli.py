@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from app.banks.registry import configured_banks
 from app.cities.sources import DbVersions
 from app.cities.versions import GitVersions, unified_diff
 from app.domain.city_checks import validate_file
@@ -39,7 +38,7 @@ def city_validate(paths: tuple[Path, ...]) -> None:
     for path in targets:
         try:
             rt = current_runtime()
-            validate_file(path, rt.workflows, TEMPLATES_DIR, configured_banks(), rt.products)
+            validate_file(path, rt.workflows, TEMPLATES_DIR, rt.known_banks, rt.products)
         except CityConfigInvalid as error:
             failed += 1
             click.echo(f"✗ {path.name}：{len(error.problems)} 处错误", err=True)

@@ -15,11 +15,9 @@ from sqlalchemy.orm import selectinload
 
 from app.admin.batch import BatchReport, BatchView, each
 from app.admin.paging import page_number, paginate
-from app.banks.registry import configured_banks
 from app.db.models import BankNotification, Deal, Job, VirtualAccount
 from app.deals import freeze as deal_freeze
 from app.deals.service import Actor, deal_view
-from app.domain.labels import bank_label
 from app.domain.timezone import SHANGHAI
 from app.pdf.verify import verify_pdf
 from app.pii.service import UNMASK_ROLES, audit_party_search, masked_parties, party_clause, unmask_deal_parties
@@ -73,7 +71,7 @@ def filter_choices(rt: Runtime) -> FilterChoices:
     return FilterChoices(
         cities=sorted(cities),
         products=[(variant.code, variant.name) for variant in variants],
-        banks=[(code, bank_label(code)) for code in configured_banks()],
+        banks=[(code, bank.name) for code, bank in rt.known_banks.items()],
         states=states,
     )
 

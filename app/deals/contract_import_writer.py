@@ -70,7 +70,7 @@ class BatchWriter:
     def pins(self, city_code: str, workflow_id: str, version: int, template: str) -> dict[str, str]:
         """The definitions the import's deals of a city pin (read once per city and import)."""
         if city_code not in self._pins:
-            self._pins[city_code] = deal_pins(self.rt.definitions, workflow_id, version, template)
+            self._pins[city_code] = deal_pins(self.rt.definitions, PRODUCT, workflow_id, version, template)
         return self._pins[city_code]
 
     def write(self, batch: list[ValidRow]) -> None:

@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.banks.registry import configured_banks
 from app.db.models import FormDraft
 from app.deals.service import Actor
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
@@ -56,7 +55,8 @@ def form_for(rt: Runtime, city_code: str, product: str) -> SchemaForm:
 
 def bank_choices(rt: Runtime, city_code: str, product: str) -> list[tuple[str, str]]:
     """(code, name) of the custodian banks the agent may choose among (government escrow may name several)."""
-    return [(code, configured_banks()[code].name) for code in rt.cities.get(city_code).product(product).banks]
+    names = {code: bank.name for code, bank in rt.known_banks.items()}  # as published now
+    return [(code, names.get(code, code)) for code in rt.cities.get(city_code).product(product).banks]
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def _deal_parameters(
 ) -> dict[str, Any]:
     """The workflow's parameters for the deal: its pinned city's `overrides` over the defaults, working days
     counted on the platform's calendar with the deal's bank's cut-off."""
-    return with_calendar(resolve(definition.parameters, overrides), rt.calendars, cut_off_of(deal.bank_code))
+    cut_off = cut_off_of(rt.known_banks, deal.bank_code)
+    return with_calendar(resolve(definition.parameters, overrides), rt.calendars, cut_off)
 
 
 def _timers(

@@ -1,5 +1,6 @@
-"""工作流与协议: workflows, clauses, agreement templates and calendars in the console - the published text, the
-version under work (edited as text), its simulation and the review flow. Every change goes through
+"""工作流与协议: workflows, clauses, agreement templates, calendars, banks and product variants in the console - the
+published text, the version under work (edited as text, or started under a new name), its simulation and the
+review flow. Every change goes through
 `app.definitions.publishing` (roles, four eyes, audit); ops write drafts, simulate and submit; reviewers approve,
 reject and publish; auditors read."""
 
@@ -60,9 +61,20 @@ class DefinitionsView(RoleView):
                 )
                 rows.append(Row(kind, name, published.get(name), current))
         labels = {code: kind.label for code, kind in rt.definitions.kinds.items()}
+        can_author = self.can_write and self.actor.role in AUTHOR_ROLES
         return self.render(  # type: ignore[no-any-return]
-            "admin/cunguan/definitions.html", rows=rows, labels=labels, statuses=STATUS_LABELS
+            "admin/cunguan/definitions.html", rows=rows, labels=labels, statuses=STATUS_LABELS, can_author=can_author
         )
+
+    @expose("/new", methods=("POST",))
+    def new(self) -> Response:
+        """A draft under a name of the author's choice: a new bank, product variant, template file or clause."""
+        kind, name = request.form.get("kind", ""), request.form.get("name", "").strip()
+        if kind not in runtime().definitions.kinds or not publishing.NAME.match(name) or ".." in name:
+            self._require(AUTHOR_ROLES)
+            flash(f"名称 {name} 无效（字母、数字、_ . @ / -，不含 ..）", "error")
+            return redirect(url_for(".index"))
+        return self._step(kind, name, AUTHOR_ROLES, "已保存为草稿", "draft")
 
     @expose("/<kind>/<path:ref>")
     def definition(self, kind: str, ref: str) -> str:

@@ -1,5 +1,6 @@
 """flask definition draft | submit | approve | reject | publish | versions | import-files (and `simulate`, from the
-sandbox): workflows, clauses, agreement templates and calendars through the city configs' review flow."""
+sandbox): workflows, clauses, agreement templates, calendars, banks and product variants through the city
+configs' review flow."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from app.domain.config_versions import STATUS_LABELS
 from app.domain.timezone import SHANGHAI
 from app.platform.cli_base import CliGroup, current_runtime
 
-definition_cli = CliGroup("definition", help="工作流、协议条款、协议模板、工作日历：草稿、审核、仿真、发布")
+definition_cli = CliGroup(
+    "definition", help="工作流、协议条款、协议模板、工作日历、存管银行、业务品种：草稿、审核、仿真、发布"
+)
 
 
 def _done(what: str, kind: str, name: str, version: int, status: str) -> None:
@@ -28,10 +31,10 @@ def _done(what: str, kind: str, name: str, version: int, status: str) -> None:
 @click.option("--author", required=True)
 @with_appcontext
 def definition_draft(kind: str, name: str, path: Path, author: str) -> None:
-    """将 FILE 保存为 KIND NAME 的草稿（流程、条款、协议模板或工作日历）。
+    """将 FILE 保存为 KIND NAME 的草稿（流程、条款、协议模板、工作日历、银行或业务品种）。
 
     Store FILE as the draft of KIND NAME (workflow resale_escrow@2, clause dispute, template
-    resale_escrow/v1/agreement.html.j2, calendar 2027)."""
+    resale_escrow/v1/agreement.html.j2, calendar 2027, bank cmbx, product new_home_supervision)."""
     content = path.read_text(encoding="utf-8")
     version = publishing.save_draft(current_runtime(), kind, name, content, author)
     _done("已保存为草稿", kind, name, version.version, version.status)

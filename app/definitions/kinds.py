@@ -2,7 +2,8 @@
 (the seed) are, how a document is named and checked. A check returns every problem in Chinese; a document
 with a problem is refused at submission and at simulation, never published.
 
-Adding a kind (banks, product variants…) is one `Kind` in `build_kinds`: its seed and its check."""
+Adding a kind is one `Kind` in `build_kinds`: its seed and its check. Banks and product variants are in
+`app.definitions.declarations`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ from functools import cache
 from jinja2 import DictLoader, TemplateSyntaxError
 
 from app.calendars.loader import CalendarInvalid, parse_year
+from app.definitions.declarations import (
+    Served,
+    bank_problems,
+    bank_seed,
+    product_problems,
+    product_seed,
+    uses_bank,
+    uses_product,
+)
 from app.domain.cities import CityConfig
 from app.pdf.render import DEFAULT_CLAUSES, agreement_environment, manifest_problem
 from app.platform.config import ROOT
@@ -30,8 +40,8 @@ TEMPLATES_DIR = ROOT / "agreement_templates"
 CALENDARS_DIR = ROOT / "calendars"
 CLAUSES = "clauses"
 
-# (the platform's workflow vocabulary, the definition's name, its content) -> problems, in Chinese
-Check = Callable[[Registry, str, str], list[str]]
+# (the platform's workflow vocabulary, what is served now, the definition's name, its content) -> problems, in Chinese
+Check = Callable[[Registry, Served, str, str], list[str]]
 # (a city config, one of its products) -> does the product use the definition `name`?
 Uses = Callable[[CityConfig, str, str], bool]
 
@@ -88,7 +98,7 @@ def _workflow_seed() -> Mapping[str, str]:
     return found
 
 
-def _workflow_problems(registry: Registry, name: str, content: str) -> list[str]:
+def _workflow_problems(registry: Registry, _served: Served, name: str, content: str) -> list[str]:
     try:
         data = _workflow_data(content)
     except ValueError as error:
@@ -179,8 +189,10 @@ def build_kinds() -> dict[str, Kind]:
     """Every kind the publishing flow serves, by code (built by the runtime; nothing registers on import)."""
     kinds = (
         Kind("workflow", "工作流", _workflow_seed, _workflow_problems, _uses_workflow, immutable=True),
-        Kind("template", "协议模板", _template_seed, lambda _r, n, c: _template_problems(n, c), _uses_template),
-        Kind("clause", "协议条款", _clause_seed, lambda _r, n, c: _template_problems(n, c), _uses_clause),
-        Kind("calendar", "工作日历", _calendar_seed, lambda _r, n, c: _calendar_problems(n, c), _uses_calendar),
+        Kind("template", "协议模板", _template_seed, lambda _r, _s, n, c: _template_problems(n, c), _uses_template),
+        Kind("clause", "协议条款", _clause_seed, lambda _r, _s, n, c: _template_problems(n, c), _uses_clause),
+        Kind("calendar", "工作日历", _calendar_seed, lambda _r, _s, n, c: _calendar_problems(n, c), _uses_calendar),
+        Kind("bank", "存管银行", bank_seed, lambda _r, s, n, c: bank_problems(n, c), uses_bank),
+        Kind("product", "业务品种", product_seed, lambda _r, s, n, c: product_problems(s, n, c), uses_product),
     )
     return {kind.code: kind for kind in kinds}

@@ -1,6 +1,7 @@
-"""What a new deal pins besides its city config: the content hash of its workflow version, of every file of its
-agreement template version and the shared partials, and of every clause (`Deal.definitions`, "kind:name" ->
-sha256). Its agreement is rendered from exactly these, whatever is published later."""
+"""What a new deal pins besides its city config: the content hash of its product's declaration, of its workflow
+version, of every file of its agreement template version and the shared partials, and of every clause
+(`Deal.definitions`, "kind:name" -> sha256). Its agreement is rendered from exactly these, whatever is published
+later."""
 
 from __future__ import annotations
 
@@ -15,12 +16,17 @@ def pin_key(kind: str, name: str) -> str:
     return f"{kind}:{name}"
 
 
-def deal_pins(store: DefinitionStore, workflow_id: str, workflow_version: int, template: str) -> dict[str, str]:
+def deal_pins(
+    store: DefinitionStore, product: str, workflow_id: str, workflow_version: int, template: str
+) -> dict[str, str]:
     name = workflow_name(workflow_id, workflow_version)
     workflow = store.published("workflow", name)
     if workflow is None:
         raise ConfigError("工作流未定义", code="UNKNOWN_WORKFLOW", details={"workflow": name})
     pins = {pin_key("workflow", name): workflow.sha256}
+    declaration = store.published("product", product)
+    if declaration is not None:
+        pins[pin_key("product", product)] = declaration.sha256
     for file, sha256 in store.published_hashes("template").items():
         if file.rpartition("/")[0] in (template, SHARED):
             pins[pin_key("template", file)] = sha256

@@ -50,7 +50,7 @@ def problems(rt: Runtime, kind: str, name: str, content: str) -> list[str]:
     spec = kind_of(rt, kind)
     if not NAME.match(name) or ".." in name:
         return [f"名称 {name} 无效（字母、数字、_ . @ / -，不含 ..）"]
-    found = spec.check(rt.registry, name, content)
+    found = spec.check(rt.registry, rt.definitions, name, content)
     if spec.immutable:
         current = rt.definitions.published(kind, name)
         if current is not None and current.sha256 != content_sha256(content):
@@ -283,7 +283,7 @@ def import_files(rt: Runtime) -> tuple[list[str], list[str]]:
             for name, content in sorted(spec.seed().items()):
                 if name in known:
                     continue
-                if spec.check(rt.registry, name, content):
+                if spec.check(rt.registry, rt.definitions, name, content):
                     refused.append(f"{code}:{name}")
                     continue
                 now = rt.clock()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from app.domain.cities import (
     CityCatalog,
@@ -53,9 +53,35 @@ def _bank_problems(scope: _Scope, product: ProductConfig, banks: Collection[str]
     ]
 
 
-def _agreement_problems(scope: _Scope, product: ProductConfig, templates: Path) -> list[Problem]:
+class AgreementNames(Protocol):
+    """Which agreement templates ("<folder>/v<n>") and clauses exist (`app.definitions.templates`: what the
+    publishing flow serves)."""
+
+    def has_template(self, template: str) -> bool: ...
+
+    def has_clause(self, clause: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TemplateFiles:
+    """The agreement templates and clauses of a folder of files (the repository's `agreement_templates/`)."""
+
+    folder: Path
+
+    def has_template(self, template: str) -> bool:
+        return (self.folder / template / "agreement.html.j2").is_file()
+
+    def has_clause(self, clause: str) -> bool:
+        return (self.folder / "clauses" / f"{clause}.html.j2").is_file()
+
+
+Templates = Path | AgreementNames  # a folder of files, or what is served
+
+
+def _agreement_problems(scope: _Scope, product: ProductConfig, templates: Templates) -> list[Problem]:
+    names = TemplateFiles(templates) if isinstance(templates, Path) else templates
     problems = []
-    if not (templates / product.agreement_template / "agreement.html.j2").is_file():
+    if not names.has_template(product.agreement_template):
         problems.append(
             scope.problem(
                 ("agreement", "template"),
@@ -64,7 +90,7 @@ def _agreement_problems(scope: _Scope, product: ProductConfig, templates: Path) 
             )
         )
     for index, clause in enumerate(product.clauses):
-        if not (templates / "clauses" / f"{clause}.html.j2").is_file():
+        if not names.has_clause(clause):
             problems.append(
                 scope.problem(("agreement", "clauses", index), f"条款 {clause} 不存在", f"unknown clause {clause!r}")
             )
@@ -322,7 +348,7 @@ def city_problems(
     resolved: ResolvedCity,
     city: CityConfig,
     workflows: Workflows,
-    templates: Path,
+    templates: Templates,
     banks: Collection[str],
     products: ProductRegistry,
 ) -> list[Problem]:
@@ -371,7 +397,7 @@ def city_problems(
 
 
 def checker(
-    workflows: Workflows, templates: Path, banks: Collection[str], products: ProductRegistry
+    workflows: Workflows, templates: Templates, banks: Collection[str], products: ProductRegistry
 ) -> Callable[[ResolvedCity, CityConfig], list[Problem]]:
     """The checks of a city config against the workflows, the agreement templates, the bank codes and the
     products known."""
@@ -379,7 +405,7 @@ def checker(
 
 
 def validate_file(
-    path: Path, workflows: Workflows, templates: Path, banks: Collection[str], products: ProductRegistry
+    path: Path, workflows: Workflows, templates: Templates, banks: Collection[str], products: ProductRegistry
 ) -> CityConfig:
     """Every check on the config at `path` (its parents read from the same folder); CityConfigInvalid lists all."""
     catalog = CityCatalog(path.parent, checker(workflows, templates, banks, products))

@@ -6,9 +6,9 @@ never as `None`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from app.banks.registry import configured_banks
 from app.domain.products import ProductRegistry
 
 EMPTY = "—"
@@ -122,15 +122,12 @@ def product_label(code: str | None, products: ProductRegistry) -> str:
     return EMPTY if not code else products.get(code).name if code in products else code
 
 
-def bank_label(code: str | None) -> str:
-    """A bank's Chinese name (中国光大银行), from its config file (app.banks.registry)."""
-    if not code:
-        return EMPTY
-    bank = configured_banks().get(code)
-    return bank.name if bank is not None else code
+def bank_label(code: str | None, names: Mapping[str, str]) -> str:
+    """A bank's Chinese name (中国光大银行) among `names` (code -> name: the runtime's banks, as published)."""
+    return EMPTY if not code else names.get(code, code)
 
 
-def account_label(code: str | None) -> str:
+def account_label(code: str | None, bank_names: Mapping[str, str]) -> str:
     """A ledger account for people: 存管户 RE…, 银行清算户（中国光大银行）, 挂账（中国光大银行）."""
     if not code:
         return EMPTY
@@ -138,9 +135,9 @@ def account_label(code: str | None) -> str:
     if kind == "custody":
         return f"存管户 {rest}"
     if kind == "bank_clearing":
-        return f"银行清算户（{bank_label(rest)}）"
+        return f"银行清算户（{bank_label(rest, bank_names)}）"
     if kind == "suspense":
-        return f"挂账（{bank_label(rest)}）"
+        return f"挂账（{bank_label(rest, bank_names)}）"
     if code == "fee_income":
         return "手续费收入"
     return code

@@ -83,24 +83,31 @@ class ProductRegistry:
     def codes(self) -> list[str]:
         return sorted(self._variants)
 
+    def frozen(self) -> ProductRegistry:
+        """These products as they are now, in a registry that does not change (one read of a published one)."""
+        return ProductRegistry(self._variants.values())
+
     def known_text(self) -> str:
         """The known products for a Chinese message: 代码（名称）、…"""
-        return "、".join(f"{code}（{self._variants[code].name}）" for code in self.codes())
+        variants = self._variants
+        return "、".join(f"{code}（{variants[code].name}）" for code in sorted(variants))
 
     def get(self, code: str) -> ProductVariant:
-        if code not in self._variants:
+        variants = self._variants  # read once: a published registry reads the database for it
+        if code not in variants:
             raise ConfigError(
                 f"未知业务 {code}（已登记的业务：{self.known_text()}）",
                 code="UNKNOWN_PRODUCT",
                 details={"product": code, "known": self.codes()},
             )
-        return self._variants[code]
+        return variants[code]
 
     def base_of(self, code: str) -> str:
         return self.get(code).base
 
 
-def _variant(data: Mapping[str, Any]) -> ProductVariant:
+def variant_of(data: Mapping[str, Any]) -> ProductVariant:
+    """The variant of one schema-valid declaration (a deal's pinned version is read with it)."""
     parties = data["parties"]
     return ProductVariant(
         code=data["code"],
@@ -126,7 +133,7 @@ def build_products(documents: Mapping[str, Mapping[str, Any]]) -> ProductRegistr
     variants = []
     prefixes: dict[str, str] = {}
     for source, data in sorted(documents.items()):
-        variant = _variant(data)
+        variant = variant_of(data)
         variants.append(variant)
         if source.removesuffix(".json") != variant.code:
             problems.append(Problem(source, "/code", f"业务代码 {variant.code} 与文件名不符", "code is not the file's"))

@@ -11,6 +11,7 @@ from app.audit import log as audit
 from app.db.models import Deal
 from app.db.payee_models import PayeeAmendment
 from app.deals.service import BANK_ACCOUNT, Actor
+from app.definitions.products import pinned_variant
 from app.domain.pii_mask import mask_card, mask_name, mask_or_empty
 from app.platform.errors import CunguanError, NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -59,7 +60,7 @@ def propose(rt: Runtime, actor: Actor, deal_id: int, payee_name: str, account: s
         deal = uow.session.get(Deal, deal_id)
         if deal is None or (actor.role == "agent" and deal.created_by_id != actor.user_id):
             raise NotFound("存管单不存在或无权查看", details={"deal_id": deal_id})
-        role = rt.products.get(deal.product).payee_role  # the receiving role the agreement names
+        role = pinned_variant(rt.definitions, rt.products, deal).payee_role  # the role its agreement names
         amendment = PayeeAmendment(
             deal_id=deal.id,
             role=role,

@@ -6,22 +6,22 @@ from app.agreements import countersign
 from app.agreements.service import sign_agreement
 from app.audit.mac_key import mac_key
 from app.banks import accounts as account_jobs
-from app.banks.registry import configured_banks
 from app.cities.sources import DbCitySource
 from app.db.pii import keyring
 from app.db.session import Database
 from app.deals import bank_freeze, case_blocks
 from app.deals.vocabulary import build_vocabulary
+from app.definitions.banks import BankEndpoints, PublishedBanks
 from app.definitions.calendars import PublishedCalendars
 from app.definitions.kinds import build_kinds
+from app.definitions.products import PublishedProducts
 from app.definitions.store import DefinitionStore
+from app.definitions.templates import served_checker
 from app.definitions.workflows import WorkflowLibrary
 from app.domain.cities import CityCatalog
-from app.domain.city_checks import checker
 from app.payouts import jobs as payout_jobs
 from app.platform.config import ROOT, Config
 from app.platform.runtime import JobHandler, KeyStore, Runtime
-from app.products.loader import repository_products
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
 from app.state_machine.registry import Registry
@@ -58,27 +58,29 @@ def job_table() -> dict[str, JobHandler]:
 
 def build_runtime(config: Config) -> Runtime:
     assert config.keys_dir is not None
-    keys = KeyStore(config.keys_dir)
     keyring.configure_from_folder(config.keys_dir)  # pii.key (k1), pii.k2.key … and pii-index.key
     mac_key.configure_from_folder(config.keys_dir)  # audit-mac.key: the audit log refuses to write without it
     registry = build_registry()
     db = Database(config.database_url)
     definitions = DefinitionStore(db, build_kinds())
     workflows = WorkflowLibrary(definitions, registry)  # published versions, live: no restart to add one
-    products = repository_products()  # products/: every product's declaration
+    products = PublishedProducts(definitions)  # every product's declaration, as published: live
+    known_banks = PublishedBanks(definitions)  # every bank's facts, as published: live
+    keys = KeyStore(config.keys_dir, known_banks.certificate)  # a bank's key file, else its config's certificate
     return Runtime(
         db=db,
         # the published version in the database; the shipped file while a city has none
         cities=CityCatalog(
             CITY_CONFIGS_DIR,
-            checker(workflows, TEMPLATES_DIR, configured_banks(), products),
+            served_checker(workflows, definitions, known_banks, products),
             DbCitySource(db, CITY_CONFIGS_DIR),
         ),
         workflows=workflows,
         registry=registry,
         products=products,
+        known_banks=known_banks,
         keys=keys,
-        banks=config.banks,
+        banks=BankEndpoints(config.banks, known_banks),
         public_base_url=config.public_base_url,
         definitions=definitions,
         calendar_source=PublishedCalendars(definitions).current,

@@ -62,7 +62,7 @@ def _production() -> bool:
     return os.environ.get("CUNGUAN_ENV", "").strip().lower() == "production"
 
 
-def _bank_from_env(bank: KnownBank) -> BankEndpoint:
+def bank_endpoint(bank: KnownBank) -> BankEndpoint:
     """Base URL from CUNGUAN_BANK_<CODE>_URL (default: the bank file's `base_url`); limits from
     CUNGUAN_BANK_<CODE>_OPEN_PER_SECOND / _OPEN_PER_DAY (default: the file's opening limits)."""
     prefix = f"CUNGUAN_BANK_{bank.code.upper()}"
@@ -103,7 +103,7 @@ class Config:
         if not self.secret_key:
             self.secret_key = _secret_key(self.instance_path)
         if not self.banks:
-            self.banks = {code: _bank_from_env(bank) for code, bank in configured_banks().items()}
+            self.banks = {code: bank_endpoint(bank) for code, bank in configured_banks().items()}
         if self.production:
             _refuse_simulator_banks(self.banks)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.banks.gateway import BankGateway, HttpBankGateway
+from app.banks.registry import configured_banks
 from app.calendars.loader import repository_calendars
+from app.crypto.keys import certificate_public_key_pem
 from app.db.session import Database
 from app.definitions.store import DefinitionStore
+from app.domain.banks import KnownBank
 from app.domain.business_calendar import BusinessCalendar
 from app.domain.cities import CityCatalog
 from app.domain.products import ProductRegistry
@@ -23,11 +26,17 @@ from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.registry import Registry
 
 
+def _no_certificate(_bank_code: str) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class KeyStore:
-    """Key material read from the instance key folder (created by `flask keys init`)."""
+    """Key material read from the instance key folder (created by `flask keys init`); a bank without a key file
+    there is verified with the certificate its reviewed config carries (`bank_certificate`, by bank code)."""
 
     folder: Path
+    bank_certificate: Callable[[str], str] = _no_certificate
 
     def _read(self, relative: str) -> bytes:
         path = self.folder / relative
@@ -50,6 +59,9 @@ class KeyStore:
         return self._read("platform.cert.pem")
 
     def bank_public_key_pem(self, bank_code: str) -> bytes:
+        certificate = self.bank_certificate(bank_code)
+        if certificate and not (self.folder / "banks" / f"{bank_code}.pub.pem").is_file():
+            return certificate_public_key_pem(certificate.encode())
         return self._read(f"banks/{bank_code}.pub.pem")
 
     def pii_key(self) -> bytes:
@@ -71,7 +83,7 @@ class Runtime:
     workflows: MutableMapping[tuple[str, int], WorkflowDefinition]
     registry: Registry  # the guards and actions the workflows name (app.platform.bootstrap.build_registry)
     keys: KeyStore
-    banks: dict[str, BankEndpoint]
+    banks: MutableMapping[str, BankEndpoint]  # the endpoints, live (app.definitions.banks.BankEndpoints)
     public_base_url: str
     definitions: DefinitionStore  # published workflows, templates, clauses, calendars (app.definitions)
     bank_timeout_s: float = 10.0
@@ -81,7 +93,10 @@ class Runtime:
     audit_checkpoints: Path | None = None  # signed audit chain heads, outside the database (app.audit.checkpoints)
     # holidays and 调休: the published calendars at each use (app.definitions.calendars), the files by default
     calendar_source: Callable[[], BusinessCalendar] = repository_calendars
-    products: ProductRegistry = field(default_factory=repository_products)  # products/ (app.domain.products)
+    # the declarations published now (app.definitions.products), the files by default
+    products: ProductRegistry = field(default_factory=repository_products)
+    # the banks' facts published now (app.definitions.banks), the files by default
+    known_banks: Mapping[str, KnownBank] = field(default_factory=configured_banks)
     calendar_warn_days: int = 60  # alert this many days before a year without a complete calendar starts
 
     @property

@@ -6,7 +6,7 @@ passes its parsed documents to `products_from_documents` the same way."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,16 @@ def _validator() -> Draft202012Validator:
     )
 
 
-def _problems(source: str, data: Any) -> list[Problem]:
+def template_file_exists(template: str) -> bool:
+    """Whether the repository has the agreement template `template` ("<folder>/v<n>")."""
+    return (TEMPLATES_DIR / template / "agreement.html.j2").is_file()
+
+
+def declaration_problems(
+    source: str, data: Any, template_exists: Callable[[str], bool] = template_file_exists
+) -> list[Problem]:
+    """The schema's problems, then a base form or agreement template that does not exist (`template_exists`:
+    the repository's files, or what the publishing flow serves)."""
     problems = [
         Problem(source, pointer(*error.absolute_path), "不符合业务定义结构", error.message)
         for error in _validator().iter_errors(data)
@@ -43,15 +52,21 @@ def _problems(source: str, data: Any) -> list[Problem]:
     if not (FORMS_DIR / f"{data['form']}.schema.json").is_file():
         problems.append(Problem(source, "/form", f"基础表单 {data['form']} 不存在", "unknown intake form"))
     template = data["agreement"]["template"]
-    if not (TEMPLATES_DIR / template / "agreement.html.j2").is_file():
+    if not template_exists(template):
         problems.append(Problem(source, "/agreement/template", f"协议模板 {template} 不存在", "unknown template"))
     return problems
 
 
-def products_from_documents(documents: Mapping[str, Any]) -> ProductRegistry:
+def products_from_documents(
+    documents: Mapping[str, Any], template_exists: Callable[[str], bool] = template_file_exists
+) -> ProductRegistry:
     """The registry from parsed declarations (source name such as `new_home_supervision.json` -> document);
     ProductsInvalid names every problem of every document."""
-    problems = [problem for source, data in sorted(documents.items()) for problem in _problems(source, data)]
+    problems = [
+        problem
+        for source, data in sorted(documents.items())
+        for problem in declaration_problems(source, data, template_exists)
+    ]
     if problems:
         raise ProductsInvalid(problems)
     return build_products(documents)

@@ -1,6 +1,6 @@
-"""`flask definition simulate KIND NAME`: a workflow, clause, template or calendar draft is simulated by running
-the city simulations of every city product that uses it (`Kind.uses`), with the draft in place of what is
-published; the outcome is stored for approval (`app.definitions.publishing`)."""
+"""`flask definition simulate KIND NAME`: a workflow, clause, template, calendar, bank or product variant draft is
+simulated by running the city simulations of every city product that uses it (`Kind.uses`), with the draft in
+place of what is published; the outcome is stored for approval (`app.definitions.publishing`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ from typing import Any
 from app.calendars.loader import parse_year
 from app.db.models import Job
 from app.definitions import publishing
+from app.definitions.banks import PublishedBanks
 from app.definitions.kinds import content_sha256
+from app.definitions.products import PublishedProducts
 from app.definitions.store import DraftStore
+from app.definitions.templates import served_checker
 from app.definitions.workflows import parse_name
 from app.domain.business_calendar import BusinessCalendar
+from app.domain.cities import CityCatalog
 from app.domain.problems import CityConfigInvalid
 from app.platform.request_context import job_id as current_job_id
 from app.platform.runtime import Runtime
@@ -39,6 +43,13 @@ def with_draft(rt: Runtime, kind: str, name: str, content: str) -> Runtime:
     if kind == "calendar":
         year = parse_year(content.encode("utf-8"), f"{name}.json")
         drafted.calendar_source = lambda: BusinessCalendar({**rt.calendars.years, year.year: year})
+    if kind == "product":
+        drafted.products = PublishedProducts(drafted.definitions)
+    if kind == "bank":
+        drafted.known_banks = PublishedBanks(drafted.definitions)
+    # the cities are checked against what the drafted runtime serves
+    check = served_checker(drafted.workflows, drafted.definitions, drafted.known_banks, drafted.products)
+    drafted.cities = CityCatalog(rt.cities.folder, check, rt.cities.source)
     return drafted
 
 

@@ -6,13 +6,13 @@ from datetime import datetime
 
 from flask import Flask
 
-from app.domain.labels import bank_label
 from app.domain.ledger import KIND_LABELS, TRANSFER_LABELS
 from app.domain.money import format_yuan, to_chinese_upper
 from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
 from app.domain.timezone import SHANGHAI
 from app.platform.cli_base import current_runtime
 from app.users.service import ROLE_LABELS
+from app.web.labels import bank_label
 
 
 def shanghai_time(value: datetime | None) -> str:

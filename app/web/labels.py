@@ -25,6 +25,22 @@ def city_label(code: str | None) -> str:
     return names[code]
 
 
+def bank_names() -> dict[str, str]:
+    """Every bank's Chinese name as published now (`rt.known_banks`), read once per request."""
+    if "bank_names" not in g:
+        g.bank_names = {code: bank.name for code, bank in _runtime().known_banks.items()}
+    names: dict[str, str] = g.bank_names
+    return names
+
+
+def bank_label(code: str | None) -> str:
+    return labels.bank_label(code, bank_names())
+
+
+def account_label(code: str | None) -> str:
+    return labels.account_label(code, bank_names())
+
+
 def state_label(deal: Any, state: str | None = None) -> str:
     """`state` (the deal's current one by default) as the deal's pinned workflow names it."""
     state = deal.state if state is None else state
@@ -81,7 +97,7 @@ def audit_json(value: Any) -> str:
             "state": lambda code: _state_names().get(code, code),
             "product": lambda code: labels.product_label(code, _runtime().products),
             "city": city_label,
-            "bank": labels.bank_label,
+            "bank": bank_label,
         }
         value = {
             key: named[key](item) if key in named and isinstance(item, str) else item for key, item in value.items()
@@ -93,8 +109,8 @@ def register(app: Flask) -> None:
     app.add_template_filter(labels.dash, "dash")
     app.add_template_filter(audit_json, "audit_json")
     app.add_template_filter(lambda code: labels.product_label(code, _runtime().products), "product_label")
-    app.add_template_filter(labels.bank_label, "bank_label")
-    app.add_template_filter(labels.account_label, "account_label")
+    app.add_template_filter(bank_label, "bank_label")
+    app.add_template_filter(account_label, "account_label")
     app.add_template_filter(city_label, "city_label")
     app.add_template_filter(state_label, "state_label")
     app.add_template_filter(audit_action, "audit_action")

@@ -69,8 +69,9 @@ def test_the_shipped_banks_load_from_their_files_with_the_facts_the_python_regis
         assert (bank.protocol, bank.base_url) == ("v1", f"http://127.0.0.1:5001/{code}")
         account = bank.account_format
         assert account.pattern == f"^{account.prefix}[0-9]{{{account.length - len(account.prefix)}}}$"
-    assert cut_off_of("cmbc").isoformat() == "17:00:00" and cut_off_of("ceb").isoformat() == "16:30:00"
-    assert cut_off_of("nosuchbank").isoformat() == "16:30:00"
+    banks = configured_banks()
+    assert cut_off_of(banks, "cmbc").isoformat() == "17:00:00" and cut_off_of(banks, "ceb").isoformat() == "16:30:00"
+    assert cut_off_of(banks, "nosuchbank").isoformat() == "16:30:00"
 
 
 def test_the_account_number_pattern_runs_on_the_linear_engine_and_must_fit_the_assigned_numbers() -> None:

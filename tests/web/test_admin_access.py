@@ -76,6 +76,7 @@ ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
     "admin_definitions.index": ("GET", CONFIG_READ),
     "admin_definitions.definition": ("GET", CONFIG_READ),
     "admin_definitions.save": ("POST", CONFIG_AUTHOR),
+    "admin_definitions.new": ("POST", CONFIG_AUTHOR),
     "admin_definitions.submit": ("POST", CONFIG_AUTHOR),
     "admin_definitions.simulate": ("POST", CONFIG_AUTHOR | CONFIG_REVIEW),
     "admin_definitions.approve": ("POST", CONFIG_REVIEW),

@@ -58,3 +58,24 @@ def test_the_console_simulation_runs_as_a_worker_job(login: Login, rt: Runtime, 
     assert run_one(rt, "test-worker")
     page = login("reviewer").get(PAGE).text
     assert "✗ 发现问题" in page and "模板语法错误" in page
+
+
+def test_a_new_bank_is_started_in_the_console_under_its_own_name(
+    login: Login, rt: Runtime, users: dict[str, int]
+) -> None:
+    ops = login("ops")
+    listing = ops.get("/admin/definitions/").text
+    assert "存管银行" in listing and "业务品种" in listing and 'id="new-definition"' in listing
+    bank = (ROOT / "bank_configs" / "cmbc.json").read_text(encoding="utf-8").replace('"cmbc"', '"cmbx"')
+    page = post(ops, "/admin/definitions/new", kind="bank", name="cmbx", content=bank)
+    assert "已保存为草稿" in page and "cmbx" in page
+    assert publishing.draft_content(rt, "bank", "cmbx") == (1, bank)
+    assert "名称 ../x 无效" in post(ops, "/admin/definitions/new", kind="bank", name="../x", content=bank)
+    assert "已提交审核" in post(ops, "/admin/definitions/bank/cmbx/submit")
+    auditor = login("auditor")
+    assert 'id="new-definition"' not in auditor.get("/admin/definitions/").text
+    token = csrf_token(auditor.get("/admin/definitions/").text)
+    refused = auditor.post(
+        "/admin/definitions/new", data={"csrf_token": token, "kind": "bank", "name": "x", "content": "{}"}
+    )
+    assert refused.status_code == 403

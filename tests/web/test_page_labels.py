@@ -116,9 +116,10 @@ def console_filters_are_dropdowns_in_chinese(login: Login, rt: Runtime, two_prod
 
 
 def test_labels_of_accounts_and_audit_actions() -> None:
-    assert account_label("custody:RE11000020261123000001") == "存管户 RE11000020261123000001"
-    assert account_label("bank_clearing:ceb") == "银行清算户（中国光大银行）"
-    assert account_label("suspense:icbc") == "挂账（中国工商银行）"
+    names = {code: bank.name for code, bank in configured_banks().items()}
+    assert account_label("custody:RE11000020261123000001", names) == "存管户 RE11000020261123000001"
+    assert account_label("bank_clearing:ceb", names) == "银行清算户（中国光大银行）"
+    assert account_label("suspense:icbc", names) == "挂账（中国工商银行）"
     assert audit_action_label("payout.approve") == "审批付款"
     assert audit_action_label(None) == "—"
 
