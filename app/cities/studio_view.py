@@ -75,7 +75,7 @@ def _working(stem: str) -> _Working | None:
 
 def _catalog() -> Catalog:
     rt = runtime()
-    return build_catalog(rt.products, rt.workflows)
+    return build_catalog(rt.products, rt.workflows, rt.known_banks)
 
 
 def _studio() -> CityStudio:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from app.banks.registry import configured_banks
+from app.domain.banks import KnownBank
 from app.domain.city_checks import PLAN_ACTION
 from app.domain.products import ProductRegistry
 from app.state_machine.definition import WorkflowDefinition
@@ -29,10 +29,13 @@ def _clause_title(path: Path) -> str:
 def build_catalog(
     products_registry: ProductRegistry,
     served: Mapping[tuple[str, int], WorkflowDefinition],
+    known_banks: Mapping[str, KnownBank],
     templates: Path = TEMPLATES_DIR,
 ) -> Catalog:
-    """`served`: the runtime's workflows (`rt.workflows`), `products_registry`: `products_registry`."""
-    banks = {code: bank.short_name for code, bank in sorted(configured_banks().items())}
+    """`served`: the runtime's workflows (`rt.workflows`), `products_registry` and `known_banks`: the runtime's
+    products and banks as published (`rt.products`, `rt.known_banks`)."""
+    banks = {code: bank.short_name for code, bank in sorted(known_banks.items())}
+    products_registry = products_registry.frozen()  # one read of the published declarations
     products = tuple(
         ProductEntry(code, v.name, v.workflow_id, v.workflow_version, v.agreement_template)
         for code in products_registry.codes()

@@ -21,6 +21,7 @@ from app.definitions.kinds import content_sha256
 from app.platform.config import ROOT
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
+from app.studio.runtime_catalog import build_catalog
 from tests.conftest import PASSWORD
 from tests.factories import (
     CUSTODY_FEN,
@@ -83,6 +84,8 @@ def test_a_bank_published_in_the_flow_serves_the_next_deal_without_a_restart(
     published(rt, "bank", "cmbx", text(bank))
     assert rt.banks["cmbx"].name == "示例民商银行" and rt.banks["cmbx"].open_per_second == 6
     assert "ceb" in rt.banks, "the configured banks stay"
+    catalog = build_catalog(rt.products, rt.workflows, rt.known_banks)
+    assert catalog.banks["cmbx"] == "民商", "the config studio offers it"
     patch_city(rt, "110000", {"products": {"resale_escrow": {"banks": ["cmbx"]}}})
     agent = actor(rt, "agent")
     deal_id = deals.create_deal(rt, agent, "110000", "resale_escrow", dict(RESALE_FORM))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from app.banks.registry import configured_banks
 from app.domain.cities import merge_patch
 from app.domain.problems import Problem
 from app.platform.bootstrap import CITY_CONFIGS_DIR, load_workflows
@@ -24,7 +25,7 @@ from tests.studio_inputs import form_inputs
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "app" / "schemas"
 SCHEMA = json.loads((SCHEMA_DIR / "city.schema.json").read_text("utf-8"))
-STUDIO = CityStudio(SCHEMA, build_catalog(repository_products(), load_workflows()))
+STUDIO = CityStudio(SCHEMA, build_catalog(repository_products(), load_workflows(), configured_banks()))
 CONFIGS = sorted(CITY_CONFIGS_DIR.glob("*.json"))
 
 
