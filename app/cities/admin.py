@@ -18,8 +18,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.admin.base import RoleView
-from app.cities import publishing
+from app.cities import publishing, review
 from app.cities import simulation_runs as simulation_jobs
+from app.cities.launches import is_live, set_live
 from app.cities.sources import SessionCitySource, open_version, published_version
 from app.cities.studio_view import StudioRoutes, located_problems
 from app.cities.versions import unified_diff
@@ -54,6 +55,7 @@ class CityRow:
     name: str
     published: CityConfigVersion | None
     open: CityConfigVersion | None
+    visible: tuple[str, ...] | None  # the products agents see (None: the city is not live)
 
 
 def _name_of(content: str | None) -> str:
@@ -97,6 +99,7 @@ class ConfigsView(StudioRoutes, RoleView):
     def index(self) -> str:
         rt = runtime()
         rows = []
+        live = {city.admin_code: city for city in rt.cities.live_cities()}
         with rt.db.uow() as uow:
             session = uow.session
             source = SessionCitySource(session, rt.cities.folder)
@@ -105,9 +108,16 @@ class ConfigsView(StudioRoutes, RoleView):
                 published, current = published_version(session, stem), open_version(session, stem)
                 content = current.content if current is not None else source.read(stem)
                 name = _name_of(content.decode() if isinstance(content, bytes) else content)
-                rows.append(CityRow(stem, name, published, current))
+                city = live.get(stem)
+                visible = None if city is None else tuple(rt.products.get(p).name for p in sorted(city.products))
+                rows.append(CityRow(stem, name, published, current, visible))
+        sources = [(row.stem, row.name) for row in rows if row.stem == VIRTUAL or row.published is not None]
         return self.render(  # type: ignore[no-any-return]
-            "admin/cunguan/configs.html", rows=rows, statuses=STATUS_LABELS, can_author=self.can_author
+            "admin/cunguan/configs.html",
+            rows=rows,
+            sources=sources,
+            statuses=STATUS_LABELS,
+            can_author=self.can_author,
         )
 
     def _city_page(self, stem: str, typed: str | None = None, problems: list[Problem] | None = None) -> str:
@@ -131,6 +141,14 @@ class ConfigsView(StudioRoutes, RoleView):
                 .limit(1)
             )
             run = simulation_jobs.latest_run(session, stem)
+            name = _name_of(working)
+            warnings = review.warnings(rt, session, stem, name, current)
+            live = is_live(session, rt.cities.folder, stem)
+            published = any(v.status == "published" for v in versions)
+            compared, changes = review.plain_changes(rt, session, current) if current is not None else (None, [])
+            if current is not None and current.copied_from is not None and published_text is None:
+                raw = SessionCitySource(session, rt.cities.folder).read(current.copied_from)
+                published_text = raw.decode() if raw is not None else None
         diff = unified_diff(_Pair(published_text, current.content), stem) if current is not None else ""
         editable = current is None or current.status == "draft"
         retired = [v.version for v in versions if v.status == "retired"]
@@ -140,8 +158,13 @@ class ConfigsView(StudioRoutes, RoleView):
             located=located_problems(shown, problems or []),
             line_count=shown.count("\n") + 1,
             stem=stem,
-            name=_name_of(working),
+            name=name,
             versions=versions,
+            warnings=warnings,
+            live=live,
+            published=published,
+            compared=compared,
+            changes=changes,
             current=current,
             text=shown,
             problems=problems or [],
@@ -244,10 +267,12 @@ class ConfigsView(StudioRoutes, RoleView):
 
     @expose("/new", methods=("POST",))
     def new_city(self) -> Response:
-        """A draft for a new city: the virtual city's config under the given admin code and name."""
+        """A draft for a new city: a copy of the virtual city's config or of a published city's (its plain diff
+        compares with that city), under the given admin code and name; without `status` (go-live is a step)."""
         self._require(AUTHOR_ROLES)
         code, name = request.form.get("admin_code", "").strip(), request.form.get("name", "").strip()
-        if not ADMIN_CODE.match(code) or not name:
+        source_stem = request.form.get("source", VIRTUAL).strip() or VIRTUAL
+        if not ADMIN_CODE.match(code) or not name or not STEM.match(source_stem):
             flash("请填写 6 位行政区划代码和城市名称", "error")
             return redirect(url_for(".index"))
         rt = runtime()
@@ -255,27 +280,28 @@ class ConfigsView(StudioRoutes, RoleView):
             session = uow.session
             exists = session.scalar(select(CityConfigVersion.id).where(CityConfigVersion.city_code == code).limit(1))
             source = SessionCitySource(session, rt.cities.folder)
-            template = source.read(VIRTUAL)
+            template = source.read(source_stem)
             exists = exists is not None or code in source.stems()
         if exists:
             flash(f"城市 {code} 已存在", "error")
             return redirect(url_for(".city", stem=code))
         if template is None:
-            flash("找不到虚拟城市配置", "error")
+            flash(f"找不到要复制的配置 {source_stem}", "error")
             return redirect(url_for(".index"))
         data = json.loads(template)
         old_name = data.get("name", "")
         data["admin_code"], data["name"] = code, name
+        data.pop("status", None)
         for product in data.get("products", {}).values():
             if isinstance(product, dict) and isinstance(product.get("authority"), str) and old_name:
                 product["authority"] = product["authority"].replace(old_name, name)
         content = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
         try:
-            publishing.save_draft(rt, code, content, self.actor.username)
+            publishing.save_draft(rt, code, content, self.actor.username, copied_from=source_stem)
         except CunguanError as error:
             flash(f"未能新建城市：{error.message}", "error")
             return redirect(url_for(".index"))
-        flash(f"已由虚拟城市复制出 {name}（{code}）的草稿", "success")
+        flash(f"已由{old_name or source_stem}复制出 {name}（{code}）的草稿", "success")
         return self._back(code)
 
     # --- reviewers ----------------------------------------------------------------------------------------
@@ -333,3 +359,22 @@ class ConfigsView(StudioRoutes, RoleView):
             "success",
         )
         return self._back(stem)
+
+    def _launch(self, stem: str, live: bool) -> Response:
+        self._require(REVIEWER_ROLES)
+        stem = self._stem(stem)
+        try:
+            set_live(runtime(), stem, self.actor.username, live=live)
+        except CunguanError as error:
+            flash(error.message, "error")
+            return self._back(stem)
+        flash("已上线：代理人现在可以在本城市新建存管" if live else "已下线：代理人不能再新建本城市的存管", "success")
+        return self._back(stem)
+
+    @expose("/<stem>/go-live", methods=("POST",))
+    def go_live(self, stem: str) -> Response:
+        return self._launch(stem, live=True)
+
+    @expose("/<stem>/take-offline", methods=("POST",))
+    def take_offline(self, stem: str) -> Response:
+        return self._launch(stem, live=False)

@@ -51,6 +51,8 @@ def _record(
     rt: Runtime, session: Session, actor: str, action: str, version: CityConfigVersion, before: Any, after: Any
 ) -> None:
     detail = {"status": version.status, "content_sha256": version.content_sha256, "comment": version.comment}
+    if version.copied_from is not None:
+        detail["copied_from"] = version.copied_from
     audit.append(
         session,
         at=rt.clock(),
@@ -83,8 +85,19 @@ def _version(session: Session, stem: str, number: int | None = None) -> CityConf
     return version
 
 
-def save_draft(rt: Runtime, stem: str, content: str, author: str) -> CityConfigVersion:
-    """A new draft of `stem`, or new content for the draft under work. Submitted or approved versions are frozen."""
+def _copied_from(session: Session, stem: str) -> str | None:
+    """The source recorded on the city's latest earlier version (a rejected first draft, for instance)."""
+    query = select(CityConfigVersion.copied_from).where(CityConfigVersion.city_code == stem)
+    return session.scalar(query.order_by(CityConfigVersion.version.desc()).limit(1))
+
+
+def save_draft(
+    rt: Runtime, stem: str, content: str, author: str, *, copied_from: str | None = None
+) -> CityConfigVersion:
+    """A new draft of `stem`, or new content for the draft under work. Submitted or approved versions are frozen.
+    Line endings are stored as LF (browsers send CRLF). `copied_from`: the city a new city's draft copies (its
+    plain diff compares with it); a later version of a city never published keeps the source."""
+    content = content.replace("\r\n", "\n")
     after = parse_content(content)
     with rt.db.uow() as uow:
         session = uow.session
@@ -101,6 +114,7 @@ def save_draft(rt: Runtime, stem: str, content: str, author: str) -> CityConfigV
         before = parse_content(base.content) if base is not None else None
         if current is None:
             current = CityConfigVersion(city_code=stem, version=_next_number(session, stem), status="draft")
+            current.copied_from = copied_from or (None if published is not None else _copied_from(session, stem))
             session.add(current)
         current.content, current.content_sha256 = content, content_sha256(content)
         current.author, current.created_at = author, rt.clock()
@@ -111,15 +125,23 @@ def save_draft(rt: Runtime, stem: str, content: str, author: str) -> CityConfigV
 
 
 def submit(rt: Runtime, stem: str, author: str) -> CityConfigVersion:
-    """Send the draft for review; it must pass every check first."""
+    """Send the draft for review: it must pass every check and a complete simulation of this exact content."""
     with rt.db.uow() as uow:
         session = uow.session
         check_role(author, _role(session, author), AUTHOR_ROLES, "提交城市配置")
         version = _version(session, stem)
         status = next_status("submit", version.status)
-        validated(rt, session, stem, version.content)
+        simulation = _require_simulation(rt, session, version)  # every check, then this exact content simulated
         version.status, version.submitted_at = status, rt.clock()
-        _record(rt, session, author, "city_config.submit", version, {"status": "draft"}, {"status": status})
+        _record(
+            rt,
+            session,
+            author,
+            "city_config.submit",
+            version,
+            {"status": "draft"},
+            {"status": status, "simulation_id": simulation.id},
+        )
         uow.commit()
         return version
 
@@ -148,8 +170,8 @@ def _require_simulation(rt: Runtime, session: Session, version: CityConfigVersio
     simulation = passing_simulation(session, version, city.sha256)
     if simulation is None:
         raise ValidationError(
-            f"第 {version.version} 版尚无通过的仿真（或继承的配置已变），"
-            f"请先运行 flask city simulate {version.city_code}",
+            f"第 {version.version} 版尚无通过的仿真（或继承的配置已变）：请先对全部业务运行仿真"
+            f"（城市配置页的「运行仿真」，或 flask city simulate {version.city_code}）",
             code="SIMULATION_REQUIRED",
             details={"content_sha256": version.content_sha256, "resolved_sha256": city.sha256},
         )

@@ -1,4 +1,5 @@
-"""flask city draft | submit | approve | reject | publish | rollback | versions | import-files."""
+"""flask city draft | submit | approve | reject | publish | go-live | take-offline | rollback | versions |
+import-files."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask.cli import with_appcontext
 
 from app.cities import publishing
 from app.cities.cli import _echo_problems
+from app.cities.launches import set_live
 from app.domain.config_versions import STATUS_LABELS
 from app.domain.problems import CityConfigInvalid
 from app.domain.timezone import SHANGHAI
@@ -47,9 +49,9 @@ def city_draft(code: str, path: Path | None, author: str) -> None:
 @click.option("--author", required=True)
 @with_appcontext
 def city_submit(code: str, author: str) -> None:
-    """提交城市 CODE 的草稿审核（须通过全部检查）。
+    """提交城市 CODE 的草稿审核（须通过全部检查，且该草稿已通过全部业务的仿真）。
 
-    Send the draft of CODE for review (every check must pass)."""
+    Send the draft of CODE for review (every check must pass, and a complete simulation of it)."""
     try:
         version = publishing.submit(current_runtime(), code, author)
     except CityConfigInvalid as error:
@@ -95,6 +97,30 @@ def city_publish(code: str, reviewer: str) -> None:
     Publish the approved version of CODE; the previous one is retired (running deals keep theirs)."""
     version = publishing.publish(current_runtime(), code, reviewer)
     _done("已发布", code, version.version, version.status)
+
+
+@click.command("go-live")
+@click.argument("code")
+@click.option("--reviewer", required=True)
+@with_appcontext
+def city_go_live(code: str, reviewer: str) -> None:
+    """上线城市 CODE（须已发布）：代理人从此可以在该城市新建存管。
+
+    Put CODE live (it must be published): agents may then create deals there."""
+    set_live(current_runtime(), code, reviewer, live=True)
+    click.echo(f"{code} 已上线")
+
+
+@click.command("take-offline")
+@click.argument("code")
+@click.option("--reviewer", required=True)
+@with_appcontext
+def city_take_offline(code: str, reviewer: str) -> None:
+    """下线城市 CODE：代理人不能再新建该城市的存管（进行中的存管单不受影响）。
+
+    Take CODE offline: agents can no longer create deals there (running deals go on)."""
+    set_live(current_runtime(), code, reviewer, live=False)
+    click.echo(f"{code} 已下线")
 
 
 @click.command("rollback")
@@ -152,6 +178,8 @@ COMMANDS = (
     city_approve,
     city_reject,
     city_publish,
+    city_go_live,
+    city_take_offline,
     city_rollback,
     city_versions,
     city_import_files,

@@ -36,6 +36,7 @@ class CityConfigVersion(Base):
     reviewer: Mapped[str | None] = mapped_column(String(64))
     comment: Mapped[str | None] = mapped_column(Text)
     rollback_of: Mapped[int | None] = mapped_column(Integer)  # the version number this one republishes
+    copied_from: Mapped[str | None] = mapped_column(String(16))  # a new city's first draft: the city it copies
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -54,6 +55,17 @@ class CityConfigVersion(Base):
             postgresql_where=text("status = 'published'"),
         ),
     )
+
+
+class CityLaunch(Base):
+    """Whether agents see a city: set by a reviewer's 上线 / 下线 after publishing (no row: the shipped file's
+    `status`, the bootstrap)."""
+
+    __tablename__ = "city_launches"
+    city_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    live: Mapped[bool] = mapped_column()
+    changed_by: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ConfigSimulation(Base):

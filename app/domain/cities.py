@@ -414,7 +414,7 @@ def build_city(data: Mapping[str, Any]) -> CityConfig:
     return CityConfig(
         admin_code=data["admin_code"],
         name=data["name"],
-        status=data["status"],
+        status=data.get("status", "draft"),
         products={name: _product(name, spec) for name, spec in data["products"].items()},
         sha256=hashlib.sha256(canonical_json(data)).hexdigest(),
         timezone=data["timezone"],
@@ -431,10 +431,12 @@ class CityCatalog:
         folder: Path,
         check: Callable[[ResolvedCity, CityConfig], list[Problem]] | None = None,
         source: CitySource | None = None,
+        launches: Callable[[], Mapping[str, bool]] | None = None,
     ) -> None:
         self.folder = folder
         self.check = check
         self.source: CitySource = source or FolderSource(folder)
+        self.launches = launches
 
     def resolve(self, stem: str) -> ResolvedCity:
         return resolve(stem, self.source.read)
@@ -466,5 +468,8 @@ class CityCatalog:
         return resolved, city
 
     def live_cities(self) -> list[CityConfig]:
+        """The cities agents see: those put live by the review flow's 上线 step (`launches`: city → live); a city
+        the flow never launched or took offline is live when its config's `status` says so (the shipped files)."""
+        launched = self.launches() if self.launches is not None else {}
         cities = [self.get(stem) for stem in self.source.stems() if stem.isdigit()]
-        return [city for city in cities if city.status == "live"]
+        return [city for city in cities if launched.get(city.admin_code, city.status == "live")]

@@ -6,6 +6,7 @@ from app.agreements import countersign
 from app.agreements.service import sign_agreement
 from app.audit.mac_key import mac_key
 from app.banks import accounts as account_jobs
+from app.cities.launches import DbLaunches
 from app.cities.sources import DbCitySource
 from app.db.pii import keyring
 from app.db.session import Database
@@ -74,6 +75,7 @@ def build_runtime(config: Config) -> Runtime:
             CITY_CONFIGS_DIR,
             served_checker(workflows, definitions, known_banks, products),
             DbCitySource(db, CITY_CONFIGS_DIR),
+            DbLaunches(db, CITY_CONFIGS_DIR),
         ),
         workflows=workflows,
         registry=registry,

@@ -1,6 +1,7 @@
 """The whole city roll-out in a real browser (Debian's chromium, headless, driven by Playwright): ops copies the
-virtual city to 成都 510100, makes it live, simulates and submits; a reviewer approves and publishes; an agent
-creates a resale escrow deal in 成都. Pages stay usable at 1280 px and at 400 px; screenshots are kept."""
+virtual city to 成都 510100, simulates and submits; a reviewer reads the plain diff, approves, publishes and
+puts 成都 live (上线); an agent creates a resale escrow deal in 成都. Pages stay usable at 1280 px and at 400 px;
+screenshots are kept."""
 
 from __future__ import annotations
 
@@ -80,20 +81,19 @@ def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal
     assert "已由虚拟城市复制出 成都（510100）的草稿" in page.inner_text("body")
     assert "第 1 版（草稿）" in page.inner_text("body")
 
-    # the copy is the virtual city under the new code and name: only its status keeps it from agents
+    # the copy is the virtual city under the new code and name, without a status: going live is a step
     config = json.loads(page.input_value("#content"))
-    assert (config["admin_code"], config["name"], config["status"]) == ("510100", "成都", "draft")
+    assert (config["admin_code"], config["name"], "status" in config) == ("510100", "成都", False)
     assert config["products"]["resale_escrow"]["banks"] == ["ceb"]
     # 成都 opens with resale escrow only (a product set to null is not offered)
-    config["status"] = "live"
     config["products"] = {
         product: (settings if product == "resale_escrow" else None) for product, settings in config["products"].items()
     }
     page.fill("#content", json.dumps(config, ensure_ascii=False, indent=2))
     page.click('#draft-form button[type="submit"]')
     page.wait_for_selector("text=已保存为第 1 版草稿")
-    assert json.loads(page.input_value("#content"))["status"] == "live"
-    assert '"status": "live"' in page.inner_text("#diff")
+    assert "删除业务：住房租金托管" in page.inner_text("#plain-diff"), "compared with the virtual city it copies"
+    assert "成都尚未发布：审核通过并发布后，还须「上线」代理人才能看到" in page.inner_text("#lint")
 
     # the simulation is a worker's job: the page comes back at once and refreshes itself until it is done
     page.click('#simulate-form button[type="submit"]')
@@ -120,6 +120,9 @@ def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal
     page.click('#publish-form button[type="submit"]')
     page.wait_for_selector("text=第 1 版已发布")
     assert "已发布" in page.inner_text("#versions")
+    assert "已发布但未上线：代理人看不到成都" in page.inner_text("#lint")
+    page.click('#live-form button[type="submit"]')
+    page.wait_for_selector("text=已上线：代理人现在可以在本城市新建存管")
     assert _narrow_fits(page), "the config page fits 400 px"
     _log_out(page)
 

@@ -51,6 +51,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from app import create_app
 from app.bank_inbox import reconciliation
 from app.cities import publishing
+from app.cities.launches import set_live
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import BankNotification, Deal, DealEvent, Job, Payout, VirtualAccount
 from app.db.reconciliation_models import ReconciliationItem
@@ -344,11 +345,12 @@ def publish_icbc_city(stack: ChaosStack, rt: Runtime) -> None:
     process: it runs beside the other cities' deals being created), another person approves and publishes."""
     content = json.dumps(ICBC_CITY, ensure_ascii=False, indent=2)
     publishing.save_draft(rt, "320100", content, "ops")
-    publishing.submit(rt, "320100", "ops")
     simulated = stack.flask("city", "simulate", "320100", "--by", "ops", check=False)
     assert simulated.returncode == 0 and "✓ 仿真通过" in simulated.stdout, simulated.stdout + simulated.stderr
+    publishing.submit(rt, "320100", "ops")
     publishing.review(rt, "320100", "reviewer", "混沌测试城市", approve=True)
     publishing.publish(rt, "320100", "reviewer")
+    set_live(rt, "320100", "reviewer", live=True)
 
 
 def set_faults(stack: ChaosStack, plan: ChaosPlan) -> None:

@@ -79,7 +79,7 @@ def test_simulate_runs_every_path_of_every_product_on_real_deals_and_stores_the_
         "overdue -funds_arrived-> rent_held",
     ]
     assert stored.report["ledger"] == {"ok": True, "problems": []}
-    # the simulated content is the working file: drafting it unchanged, it can be approved
+    # the simulated content is the working file: drafting it unchanged, it can be submitted and approved
     publishing.save_draft(rt, "110000", BEIJING, "ops")
     publishing.submit(rt, "110000", "ops")
     approved = publishing.review(rt, "110000", "reviewer", "仿真通过", approve=True)
@@ -106,14 +106,14 @@ def test_a_changed_draft_needs_its_own_simulation_and_government_escrow_runs_wit
 
     changed = json.loads(HANGZHOU) | {"name": "杭州市"}
     publishing.save_draft(rt, "330100", json.dumps(changed, ensure_ascii=False), "ops")
-    publishing.submit(rt, "330100", "ops")
-    refused = runner.invoke(args=["city", "approve", "330100", "--reviewer", "reviewer", "--comment", "好"])
+    refused = runner.invoke(args=["city", "submit", "330100", "--author", "ops"])
     assert refused.exit_code == 1 and "SIMULATION_REQUIRED" in refused.output
     partial = runner.invoke(args=["city", "simulate", "330100", "gov_escrow"])
     assert "仅部分业务" in partial.output
-    refused = runner.invoke(args=["city", "approve", "330100", "--reviewer", "reviewer", "--comment", "好"])
+    refused = runner.invoke(args=["city", "submit", "330100", "--author", "ops"])
     assert refused.exit_code == 1, "a simulation of one product does not count"
     assert runner.invoke(args=["city", "simulate", "330100"]).exit_code == 0
+    assert runner.invoke(args=["city", "submit", "330100", "--author", "ops"]).exit_code == 0
     approved = runner.invoke(args=["city", "approve", "330100", "--reviewer", "reviewer", "--comment", "好"])
     assert approved.exit_code == 0, approved.output
 

@@ -34,7 +34,7 @@ def pass_simulation(rt: Runtime, stem: str) -> None:
     with rt.db.uow() as uow:
         version = uow.session.scalar(
             select(CityConfigVersion).where(
-                CityConfigVersion.city_code == stem, CityConfigVersion.status == "submitted"
+                CityConfigVersion.city_code == stem, CityConfigVersion.status.in_(("draft", "submitted"))
             )
         )
         assert version is not None
@@ -55,8 +55,8 @@ def pass_simulation(rt: Runtime, stem: str) -> None:
 
 def publish_renamed(rt: Runtime, name: str) -> CityConfigVersion:
     publishing.save_draft(rt, "110000", renamed(name), "ops")
-    publishing.submit(rt, "110000", "ops")
     pass_simulation(rt, "110000")
+    publishing.submit(rt, "110000", "ops")
     publishing.review(rt, "110000", "reviewer", "同意", approve=True)
     return publishing.publish(rt, "110000", "reviewer")
 
@@ -83,14 +83,16 @@ def test_review_flow_roles_simulation_gate_and_one_published_version(rt: Runtime
     with pytest.raises(ValidationError) as too_early:
         publishing.review(rt, "110000", "reviewer", "同意", approve=True)
     assert too_early.value.code == "CONFIG_STATUS"
+    with pytest.raises(ValidationError) as no_simulation:
+        publishing.submit(rt, "110000", "ops")
+    assert no_simulation.value.code == "SIMULATION_REQUIRED", "submitting needs a simulation of this version"
+    assert "第 2 版尚无通过的仿真" in no_simulation.value.message and "运行仿真" in no_simulation.value.message
+    assert statuses(rt, "110000") == {2: "draft", 1: "published"}
+    pass_simulation(rt, "110000")
     publishing.submit(rt, "110000", "ops")
     with pytest.raises(ValidationError) as frozen:
         publishing.save_draft(rt, "110000", renamed("北京"), "ops")
     assert frozen.value.code == "CONFIG_VERSION_OPEN"
-    with pytest.raises(ValidationError) as no_simulation:
-        publishing.review(rt, "110000", "reviewer", "同意", approve=True)
-    assert no_simulation.value.code == "SIMULATION_REQUIRED"
-    pass_simulation(rt, "110000")
     with pytest.raises(ValidationError) as not_reviewer:
         publishing.review(rt, "110000", "ops", "同意", approve=True)
     assert not_reviewer.value.code == "ROLE_NOT_ALLOWED"
@@ -109,8 +111,8 @@ def test_administrators_neither_write_nor_review_and_the_author_cannot_approve(
         publishing.save_draft(rt, "110000", renamed("北京市"), "admin")
     assert admin_writes.value.code == "ROLE_NOT_ALLOWED", "the administrator holds no business role"
     publishing.save_draft(rt, "110000", renamed("北京市"), "ops")
-    publishing.submit(rt, "110000", "ops")
     pass_simulation(rt, "110000")
+    publishing.submit(rt, "110000", "ops")
     for alone in ("admin", "ops"):  # the administrator, and the author (not a reviewer either)
         with pytest.raises(ValidationError) as refused:
             publishing.review(rt, "110000", alone, "同意", approve=True)
@@ -207,10 +209,10 @@ def test_cli_review_flow_versions_and_diff(app: Flask, rt: Runtime, users: dict[
     assert result.exit_code == 0 and "第 2 版已保存为草稿" in result.output
     diff = runner.invoke(args=["city", "diff", "110000"])
     assert '-  "name": "北京",' in diff.output and '+  "name": "北京市",' in diff.output
-    assert runner.invoke(args=["city", "submit", "110000", "--author", "ops"]).exit_code == 0
-    refused = runner.invoke(args=["city", "approve", "110000", "--reviewer", "reviewer", "--comment", "好"])
+    refused = runner.invoke(args=["city", "submit", "110000", "--author", "ops"])
     assert refused.exit_code == 1 and "SIMULATION_REQUIRED" in refused.output
     pass_simulation(rt, "110000")
+    assert runner.invoke(args=["city", "submit", "110000", "--author", "ops"]).exit_code == 0
     assert runner.invoke(args=["city", "approve", "110000", "--reviewer", "reviewer", "--comment", "好"]).exit_code == 0
     assert runner.invoke(args=["city", "publish", "110000", "--reviewer", "reviewer"]).exit_code == 0
     rolled = runner.invoke(args=["city", "rollback", "110000", "--to", "1", "--reviewer", "reviewer"])

@@ -111,6 +111,10 @@ def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back
     page = ops.get(PAGE).text
     assert "✓ 通过" in page and "（仅部分业务，不能作为审批依据）" in page and "路径 46/47" in page
     page = post(ops, f"{PAGE}/submit")
+    assert "第 2 版尚无通过的仿真" in page, "a simulation of one product does not count"
+    assert versions(rt)[2][0] == "draft"
+    pass_simulation(rt, "110000")  # the whole city's simulation (tests/integration/test_city_simulation.py)
+    page = post(ops, f"{PAGE}/submit")
     assert "第 2 版已提交审核" in page and versions(rt)[2][0] == "submitted"
     token = csrf_token(ops.get(PAGE).text)
     assert ops.post(f"{PAGE}/approve", data={"csrf_token": token, "comment": "好"}).status_code == 403
@@ -119,9 +123,6 @@ def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back
     reviewer = login("reviewer")
     page = post(reviewer, f"{PAGE}/approve", comment="")
     assert "审核意见不能为空" in page and versions(rt)[2][0] == "submitted"
-    page = post(reviewer, f"{PAGE}/approve", comment="仿真通过，同意")
-    assert "第 2 版尚无通过的仿真" in page, "a simulation of one product does not count"
-    pass_simulation(rt, "110000")  # the whole city's simulation (tests/integration/test_city_simulation.py)
     page = post(reviewer, f"{PAGE}/approve", comment="仿真通过，同意")
     assert "第 2 版已批准" in page and "仿真通过，同意" in page
     page = post(reviewer, f"{PAGE}/publish")
@@ -167,8 +168,8 @@ def test_the_administrator_is_refused_and_nobody_approves_their_own_version(
     assert versions(rt) == {1: ("published", "system", "system")}
     ops = login("ops")
     post(ops, f"{PAGE}/draft", content=edited(name="北京市"))
-    post(ops, f"{PAGE}/submit")
     pass_simulation(rt, "110000")
+    post(ops, f"{PAGE}/submit")
     reviewer = login("reviewer")
     assert "第 2 版已批准" in post(reviewer, f"{PAGE}/approve", comment="同意")
     post(reviewer, f"{PAGE}/publish")
