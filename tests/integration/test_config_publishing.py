@@ -187,7 +187,8 @@ def test_every_step_is_audited_with_before_and_after(rt: Runtime, users: dict[st
     publishing.import_files(rt)
     publish_renamed(rt, "北京市")
     with rt.db.uow() as uow:
-        entries = list(uow.session.scalars(select(AuditEntry).where(AuditEntry.subject.like("city_config:110000:%"))))
+        query = select(AuditEntry).where(AuditEntry.subject.like("city_config:110000:%")).order_by(AuditEntry.id)
+        entries = list(uow.session.scalars(query))
     assert [e.action for e in entries] == [
         "city_config.import",
         "city_config.draft",
