@@ -29,7 +29,9 @@ from app.studio.patch import patch_over
 from app.studio.specs import ABSENT, Inputs, Spec, resolve_ref, spec_for, text_of
 from app.studio.units import UnitError
 
-CITY_FIELDS = ("name", "status")  # the city's own editable keys; admin_code names the config, timezone is fixed
+# the city's own editable keys; admin_code names the config, timezone is fixed, and whether agents see the city is
+# the review flow's 上线 / 下线 step (app/cities/launches.py), not a field: a `status` already there is kept as is
+CITY_FIELDS = ("name",)
 
 
 def _workflow_options(ctx: Context, value: Any) -> list[Option]:

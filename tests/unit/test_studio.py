@@ -67,7 +67,7 @@ def test_values_are_shown_in_display_units() -> None:
     hangzhou = _load("330100")
     deadline = _field(STUDIO.form(hangzhou, _parent(hangzhou)), "products/gov_escrow/deadlines/funding_deadline")
     assert (deadline.value, deadline.unit, deadline.cut_off) == ("3", "working_days", True)
-    assert _field(form, "status").options[0].label == "筹备中（经纪人不可见）"
+    assert all(f.key != "status" for s in form.sections for f in s.all_fields()), "going live is a step, not a field"
 
 
 def _nanjing() -> dict[str, Any]:
@@ -131,7 +131,6 @@ def test_turning_off_an_inherited_product_writes_null() -> None:
         ("products/resale_escrow/approvals/0/approvers", "两人", "审批人数请填写整数"),
         ("products/renovation_escrow/release/tranches/0/share_bps", "千分之五", "比例请填写数字"),
         ("products/renovation_escrow/release/tranches/0/share_bps", "0.001", "比例最多精确到 0.01%"),
-        ("status", "open", "城市状态只能选：筹备中（经纪人不可见）、已上线、已暂停"),
         ("products/resale_escrow/banks", "cmb", "未知银行：cmb（可选：农行、中行、建行、光大、民生、工行、平安）"),
     ],
 )
