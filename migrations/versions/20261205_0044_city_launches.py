@@ -4,7 +4,7 @@ draft was copied from (its plain diff compares with that city). Cities published
 config's `status` said (the key no longer decides anything afterwards).
 
 Revision ID: 0044
-Revises: 0031
+Revises: 0038
 Create Date: 2026-12-05 19:00:00
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0044"
-down_revision = "0031"
+down_revision = "0038"
 branch_labels = None
 depends_on = None
 
