@@ -12,9 +12,10 @@ or rebuilt from a query or a statement (补单): idempotent, it may run again an
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from app.bank_inbox import suspense
@@ -68,16 +69,22 @@ def _check_account_number(bank_code: str, body: dict[str, Any]) -> None:
     )
 
 
+@cache
+def _account_with_deal() -> Select[tuple[VirtualAccount]]:
+    """The account a notification names, with its deal in the same round trip (it is used below), without the
+    deal's personal data: decrypting that costs more than the rest of the load, and a step that needs it
+    loads it. Built once: building the loader options cost more than running the query."""
+    return (
+        select(VirtualAccount)
+        .options(joinedload(VirtualAccount.deal).options(*(defer(c) for c in encrypted_columns(Deal))))
+        .where(VirtualAccount.bank_code == bindparam("bank_code"), VirtualAccount.account_no == bindparam("account_no"))
+    )
+
+
 def funds_arrived(
     rt: Runtime, session: Session, bank_code: str, body: dict[str, Any], marker: str | None = None
 ) -> str:
-    account = session.scalar(
-        select(VirtualAccount)
-        # the deal in the same round trip (it is used below), without its personal data: decrypting that
-        # costs more than the rest of the load, and a step that needs it loads it
-        .options(joinedload(VirtualAccount.deal).options(*(defer(c) for c in encrypted_columns(Deal))))
-        .where(VirtualAccount.bank_code == bank_code, VirtualAccount.account_no == body["account_no"])
-    )
+    account = session.scalar(_account_with_deal(), {"bank_code": bank_code, "account_no": body["account_no"]})
     actor = bank_actor(bank_code)
     if account is None:
         return suspense.receive(rt, session, bank_code, body, None, actor)

@@ -59,6 +59,12 @@ MONEY_BLOCKS = frozenset(
         blocks.release_custody,
     }
 )
+# the blocks that read the case's `origins` / `release_room_fen`: only these pay for loading the deal's origins
+# and payouts (an arrival's `record_payer_account` does not, and it runs on the hot path of every callback)
+READS_ORIGINS = frozenset(
+    {blocks.refund_to_origin, blocks.refund_excess, blocks.release_custody, blocks.release_deposit}
+)
+READS_RELEASE_ROOM = frozenset({blocks.release_deposit})
 BANK_JOBS = {"freeze": freeze_request, "unfreeze": unfreeze_request}  # asked of the bank by a job
 NOTES = {
     "fund_draw": "已向公积金中心申请提取",
@@ -82,10 +88,12 @@ def free_in_custody(session: Session, deal: Deal) -> int:
     return credits - debits - debits_pending
 
 
-def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.CaseContext:
+def case_context(
+    ctx: DealContext, *, with_origins: bool = False, with_release_room: bool = False
+) -> blocks.CaseContext:
     """The block's context; `origins` (what each account money came from may still get back) and
-    `release_room_fen` (what the agreement still allows to be released) are read only for an action: no guard
-    needs them, and an arrival's guards run on the hot path."""
+    `release_room_fen` (what the agreement still allows to be released) are read only for an action that reads
+    them: no guard needs them, and an arrival's guards and action run on the hot path."""
     deal = ctx.deal
     product = pinned_city(ctx.rt, ctx.session, deal).product(deal.product)
     definition = ctx.rt.workflow(deal.workflow_id, deal.workflow_version)
@@ -101,6 +109,7 @@ def case_context(ctx: DealContext, *, with_origins: bool = False) -> blocks.Case
             for o in origins.of_deal(ctx.session, deal.id)
             if o.left_fen > 0
         ]
+    if with_release_room:
         case["release_room_fen"] = payees.release_room_fen(ctx.session, deal, ctx.rt.products)
     parameters = resolve(definition.parameters, product.overrides())
     return blocks.CaseContext(parameters, case, product.release, ctx.payload, event=ctx.event)
@@ -216,7 +225,9 @@ def case_action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealCo
             return
         if block is blocks.refund_to_origin:  # the deal failed: fees its config refunds go back with the money
             charges.return_arrival_fees(ctx.rt, ctx.session, ctx.deal)
-        case = case_context(ctx, with_origins=True)
+        case = case_context(
+            ctx, with_origins=block in READS_ORIGINS, with_release_room=block in READS_RELEASE_ROOM
+        )
         block(case)
         _save_facts(ctx.deal, case.case)
         carry_out(ctx, case.instructions)

@@ -1,5 +1,6 @@
 """The callback path's database cost: a pooled connection is pinged only after sitting idle (and replaced
-when the ping fails), and an acknowledged callback is a single statement on PostgreSQL."""
+when the ping fails), an acknowledged callback is a single statement on PostgreSQL, and an arrival processed
+inline costs a counted number of statements (no origins, payouts or personal data loaded)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from app.bank_inbox.store import inbox_backlog
 from app.db import session as db_session
 from app.db.models import BankNotification, SeenNonce
 from app.platform.runtime import Runtime
-from tests.factories import notification, post_callback
+from tests.factories import arrive, confirmed_deal, load_deal, notification, open_account, post_callback
 
 
 def _count_pings(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
@@ -90,3 +91,29 @@ def test_an_acknowledged_callback_is_one_statement_on_postgresql(
         assert json.loads(row.raw_body) == body and row.processed_at is None
         assert uow.session.scalars(select(SeenNonce)).one().sender == "bank:ceb"
     assert inbox_backlog(rt).due == 1
+
+
+def test_an_arrival_processed_inline_costs_a_counted_number_of_statements(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict[str, int]
+) -> None:
+    """Stored, posted, recorded and audited - and nothing else: the deal's earlier arrivals (origins), its
+    payouts and its parties' personal data are not read, so the cost does not grow with the deal's history."""
+    deal_id = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000077")
+    for n in range(3):  # earlier arrivals: an arrival must not read them
+        arrive(client, keys_dir, "6226000000000077", 100, f"REF-EARLY-{n}")
+    executed: list[str] = []
+
+    def count(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        executed.append(" ".join(statement.split())[:60])
+
+    event.listen(rt.db.engine, "before_cursor_execute", count)
+    try:
+        arrive(client, keys_dir, "6226000000000077", 100, "REF-COUNTED")
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", count)
+    assert not any("payout_origins." in s or "FROM payouts" in s for s in executed), executed
+    # PostgreSQL: nonce and inbox row (1), account and deal (1), posting (1), origin and timeline (2), inbox
+    # row marked (1), audit chain (3)
+    assert len(executed) == (9 if rt.db.engine.dialect.name == "postgresql" else 16), executed
+    assert [e.event for e in load_deal(rt, deal_id).events].count("funds_arrived") == 4
