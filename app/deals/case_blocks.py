@@ -225,9 +225,7 @@ def case_action(block: Callable[[blocks.CaseContext], None]) -> Callable[[DealCo
             return
         if block is blocks.refund_to_origin:  # the deal failed: fees its config refunds go back with the money
             charges.return_arrival_fees(ctx.rt, ctx.session, ctx.deal)
-        case = case_context(
-            ctx, with_origins=block in READS_ORIGINS, with_release_room=block in READS_RELEASE_ROOM
-        )
+        case = case_context(ctx, with_origins=block in READS_ORIGINS, with_release_room=block in READS_RELEASE_ROOM)
         block(case)
         _save_facts(ctx.deal, case.case)
         carry_out(ctx, case.instructions)
