@@ -26,6 +26,8 @@ def problem_lines(text: str) -> list[tuple[int, str]]:
     """[(line, Chinese message)] when `text` is not JSON, else []."""
     try:
         json.loads(text)
+    except RecursionError:  # nested too deeply to parse: the validation's own message says so, at line 1
+        return []
     except json.JSONDecodeError as error:
         what = next((zh for en, zh in _MESSAGES.items() if error.msg.startswith(en)), "不是合法的 JSON")
         return [(error.lineno, f"JSON 格式错误：第 {error.lineno} 行第 {error.colno} 列，{what}")]

@@ -96,9 +96,11 @@ def test_a_pattern_the_linear_engine_refuses_is_refused_at_validation(
     login: Login, rt: Runtime, users: dict[str, int], pattern: str
 ) -> None:
     publishing.import_files(rt)
-    answer = _save(login("ops"), _with_lease_pattern(pattern))
+    content = _with_lease_pattern(pattern)
+    answer = _save(login("ops"), content)
     assert answer.status_code == 422
-    assert "正则表达式无效或不受支持" in answer.text and "/lease_contract_no/pattern" in answer.text
+    line = next(n for n, text in enumerate(content.splitlines(), 1) if '"pattern"' in text)
+    assert "正则表达式无效或不受支持" in answer.text and f"第 {line} 行" in answer.text  # at its line, no pointer
     assert _drafts(rt) == []
 
 
