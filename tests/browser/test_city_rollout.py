@@ -16,8 +16,12 @@ from playwright.sync_api import Browser, Page
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
 from tests.browser.conftest import no_horizontal_scroll
-from tests.conftest import PASSWORD
+from tests.conftest import DATABASES, PASSWORD
 from tests.factories import RESALE_FORM
+
+# One database: PostgreSQL where configured (CI). The browser drives the same publishing services that
+# tests/integration/test_config_publishing.py and tests/web/test_admin_configs.py run on both databases.
+pytestmark = pytest.mark.parametrize("database_url", [DATABASES[-1]], indirect=True)
 
 DESKTOP = {"width": 1280, "height": 900}
 NARROW = {"width": 400, "height": 844}

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import csrf_token
+from tests.conftest import DATABASES, csrf_token
 from tests.e2e import test_journey
 from tests.e2e.stack import Stack, login
 from tests.factories import RESALE_FORM
 
-pytestmark = pytest.mark.e2e
+# One database: PostgreSQL where configured (CI) - its driver's errors are the ones that quote values; the
+# processes' logging is the same on SQLite, which the journey test (tests/e2e/test_journey.py) runs too.
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("database_url", [DATABASES[-1]], indirect=True)]
 
 PHONES = {"buyer_phone": "13812341234", "seller_phone": "13912345678"}
 FORM = {**RESALE_FORM, **PHONES}
