@@ -6,7 +6,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select, true, update
+from sqlalchemy import ColumnElement, Select, func, select, true, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Job
@@ -106,6 +106,17 @@ def claim(
         if job_id is not None:
             return _take(session, job_id, due, worker_id, now=now, lease_s=lease_s)
     return None
+
+
+def wait_for_next_s(session: Session, *, now: datetime, shortest_s: float, longest_s: float) -> float:
+    """How long a worker with nothing to do may sleep: until the next pending job falls due, between `shortest_s`
+    (one is due but others' slots hold its bank, or another worker is taking it) and `longest_s`. A job deferred
+    to a bank's next free place so starts on time, not up to a poll later. The first entry of
+    ix_jobs_status_run_after: one index probe at any queue length."""
+    next_due = session.scalar(select(func.min(Job.run_after)).where(Job.status == "pending"))
+    if next_due is None:
+        return longest_s
+    return min(max((next_due - now).total_seconds(), shortest_s), longest_s)
 
 
 def _take(

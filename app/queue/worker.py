@@ -35,6 +35,7 @@ log = logging.getLogger("cunguan.worker")
 # pool replaces the dead connections. The worker never exits for it.
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 30.0
+IDLE_SHORTEST_S = 0.02  # a due job another worker or a full bank slot holds: look again this soon
 
 
 def worker_id() -> str:
@@ -163,6 +164,7 @@ def run_worker(
         try:
             inbox_busy = _process_inbox(rt)  # one batch per round, so that jobs are not starved by callbacks
             job_ran = run_one(rt, worker, lease_s=lease_s, slots=slots)
+            idle_s = 0.0 if job_ran or inbox_busy or burst else _idle_s(rt, poll_s)
         except SQLAlchemyError as error:  # the database went away: wait, reconnect, go on (a job keeps its lease)
             _sleep(outage.failed(error), should_stop)
             continue
@@ -174,8 +176,14 @@ def run_worker(
             continue
         if burst:
             break
-        time.sleep(poll_s)
+        time.sleep(idle_s)
     return ran
+
+
+def _idle_s(rt: Runtime, poll_s: float) -> float:
+    """Nothing ran: sleep until the next job falls due, at most `poll_s`."""
+    with rt.db.uow() as uow:
+        return jobs.wait_for_next_s(uow.session, now=rt.clock(), shortest_s=IDLE_SHORTEST_S, longest_s=poll_s)
 
 
 class _Outage:

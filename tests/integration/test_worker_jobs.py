@@ -195,3 +195,23 @@ def test_claiming_reads_an_index_in_order_without_scanning_or_sorting(rt: Runtim
             plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + str(compiled), params))
             assert index in plan, plan
             assert "Sort" not in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_an_idle_worker_sleeps_until_the_next_job_falls_due(rt: Runtime) -> None:
+    """A job deferred to a bank's next free place starts when it falls due, not up to a poll later."""
+    now = rt.clock()
+
+    def wait_s() -> float:
+        with rt.db.uow() as uow:
+            return jobs.wait_for_next_s(uow.session, now=now, shortest_s=0.02, longest_s=0.5)
+
+    assert wait_s() == 0.5, "nothing queued: the longest sleep"
+    with rt.db.uow() as uow:
+        jobs.enqueue(uow.session, "open_virtual_account", {"virtual_account_id": 1}, now=now, delay_s=0.3)
+        jobs.enqueue(uow.session, "open_virtual_account", {"virtual_account_id": 2}, now=now, delay_s=5.0)
+        uow.commit()
+    assert wait_s() == pytest.approx(0.3, abs=0.001)
+    with rt.db.uow() as uow:
+        jobs.enqueue(uow.session, "open_virtual_account", {"virtual_account_id": 3}, now=now - timedelta(seconds=1))
+        uow.commit()
+    assert wait_s() == 0.02, "one is due but was not taken (a full bank slot): look again soon, never spin"
