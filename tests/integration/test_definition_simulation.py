@@ -28,7 +28,7 @@ DISPUTE = (ROOT / "agreement_templates" / "clauses" / "dispute.html.j2").read_te
 def database_url(tmp_path: Path) -> Iterator[str]:
     """One platform database per run (PostgreSQL when configured): what is simulated runs in the sandbox's own
     SQLite database whatever the platform's is (as in test_city_simulation); the flow runs on both elsewhere."""
-    with fresh_database(DATABASES[-1], tmp_path) as url:
+    with fresh_database(DATABASES[-1], tmp_path, platform_tables=True) as url:
         yield url
 
 

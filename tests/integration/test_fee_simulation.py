@@ -14,17 +14,18 @@ from sqlalchemy import select
 
 from app.cities import publishing
 from app.db.config_models import ConfigSimulation
+from app.platform.config import ROOT
 from app.platform.runtime import Runtime
 from tests.conftest import DATABASES, fresh_database
-from tests.integration.test_city_simulation import HANGZHOU
 
+HANGZHOU = (ROOT / "city_configs" / "330100.json").read_text(encoding="utf-8")
 SELLER_FEE = {"name": "存管服务费", "payer": "seller", "kind": "rate", "bps": 30, "min_fen": 50_000}
 
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
     """One platform database per run, as for the other simulations: the sandbox is SQLite whatever it is."""
-    with fresh_database(DATABASES[-1], tmp_path) as url:
+    with fresh_database(DATABASES[-1], tmp_path, platform_tables=True) as url:
         yield url
 
 
