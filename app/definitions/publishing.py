@@ -260,7 +260,8 @@ def publish(rt: Runtime, kind: str, name: str, reviewer: str) -> DefinitionVersi
         version.status, version.published_at = status, rt.clock()
         _record(rt, session, reviewer, "publish", version, "approved")
         uow.commit()
-        return version
+    rt.definitions.forget()
+    return version
 
 
 def versions(rt: Runtime, kind: str, name: str | None = None) -> list[DefinitionVersion]:
@@ -306,4 +307,5 @@ def import_files(rt: Runtime) -> tuple[list[str], list[str]]:
                 _record(rt, session, SYSTEM_AUTHOR, "import", version, "none")
                 imported.append(f"{code}:{name}")
         uow.commit()
+    rt.definitions.forget()
     return imported, refused

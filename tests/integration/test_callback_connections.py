@@ -15,6 +15,7 @@ from sqlalchemy import event, select, text
 from app.bank_inbox.store import inbox_backlog
 from app.db import session as db_session
 from app.db.models import BankNotification, SeenNonce
+from app.definitions import store as definition_store
 from app.platform.runtime import Runtime
 from tests.factories import arrive, confirmed_deal, load_deal, notification, open_account, post_callback
 
@@ -77,6 +78,11 @@ def test_an_acknowledged_callback_is_one_statement_on_postgresql(
         payer_account="6226620012345678",
         arrived_at="2026-11-23T08:00:00Z",
     )
+    # which bank and product versions serve is read once per FRESH_S (test_definition_publishing.py): an
+    # earlier callback has read it
+    monkeypatch.setattr(definition_store, "FRESH_S", 3600.0)
+    earlier = {**body, "notification_id": f"{body['notification_id']}-0", "bank_reference": "REF-EARLIER"}
+    assert post_callback(client, keys_dir, earlier) == (200, {"code": "OK"})
     event.listen(rt.db.engine, "before_cursor_execute", count)
     try:
         assert post_callback(client, keys_dir, body) == (200, {"code": "OK"})
@@ -87,10 +93,10 @@ def test_an_acknowledged_callback_is_one_statement_on_postgresql(
     else:  # SQLite: nonce, row, its id - in one write transaction
         assert executed[0] == "BEGIN IMMEDIATE" and len(executed) == 4, executed
     with rt.db.uow() as uow:
-        row = uow.session.scalars(select(BankNotification)).one()
-        assert json.loads(row.raw_body) == body and row.processed_at is None
-        assert uow.session.scalars(select(SeenNonce)).one().sender == "bank:ceb"
-    assert inbox_backlog(rt).due == 1
+        row = uow.session.scalars(select(BankNotification).order_by(BankNotification.id.desc())).first()
+        assert row is not None and json.loads(row.raw_body) == body and row.processed_at is None
+        assert {nonce.sender for nonce in uow.session.scalars(select(SeenNonce))} == {"bank:ceb"}
+    assert inbox_backlog(rt).due == 2
 
 
 def test_an_arrival_processed_inline_costs_a_counted_number_of_statements(

@@ -5,6 +5,7 @@ is refused before publishing; a clause edit reaches agreements only once reviewe
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from typing import Any
 
@@ -15,7 +16,7 @@ from app.agreements.service import render_html
 from app.db.definition_models import DefinitionSimulation, DefinitionVersion
 from app.db.models import Deal, User
 from app.deals import service as deals
-from app.definitions import publishing
+from app.definitions import publishing, store
 from app.definitions.kinds import content_sha256
 from app.platform.config import ROOT
 from app.platform.errors import ValidationError
@@ -129,6 +130,7 @@ def test_a_broken_published_workflow_affects_only_itself(rt: Runtime, users: dic
             )
         )
         uow.commit()
+    rt.definitions.forget()  # a hand edit is read within FRESH_S; at once here
     assert ("resale_escrow", 9) not in rt.workflows
     assert ("resale_escrow", 1) in rt.workflows and ("resale_escrow", 9) not in set(rt.workflows)
     goes_on(rt, running)
@@ -204,3 +206,31 @@ def test_import_files_publishes_the_repository_files_once_and_deals_pin_them(
     assert deal.definitions is not None and set(deal.definitions.items()) <= set(published.items())
     assert "template:resale_escrow/v1/agreement.html.j2" in deal.definitions
     assert "template:rent_custody/v1/agreement.html.j2" not in deal.definitions, "its own template version only"
+
+
+def test_what_serves_is_read_once_per_fresh_period_and_at_once_after_this_process_publishes(
+    rt: Runtime, users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every deal, callback and page asks which version serves, often several times: the store reads it once
+    per FRESH_S. A version another process published (here: a row written behind the store's back) serves
+    within FRESH_S; one this process publishes, at once (publishing tests above)."""
+    assert "resale_escrow@7" not in rt.definitions.published_hashes("workflow")
+    with rt.db.uow() as uow:
+        content = (ROOT / "workflows" / "resale_escrow.json").read_text(encoding="utf-8")
+        uow.session.add(
+            DefinitionVersion(
+                kind="workflow",
+                name="resale_escrow@7",
+                version=1,
+                status="published",
+                content=content,
+                content_sha256=content_sha256(content),
+                author="ops",
+                reviewer="reviewer",
+            )
+        )
+        uow.commit()
+    assert "resale_escrow@7" not in rt.definitions.published_hashes("workflow"), "read less than FRESH_S ago"
+    later = time.monotonic() + store.FRESH_S + 0.01
+    monkeypatch.setattr(store.time, "monotonic", lambda: later)
+    assert rt.definitions.published_hashes("workflow")["resale_escrow@7"] == content_sha256(content)
