@@ -14,6 +14,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from app.banks.protocol import BANK_PREFIX, sign_headers
 from app.db.models import Deal, Payout, User, VirtualAccount
@@ -269,10 +270,11 @@ def patch_city(rt: Runtime, stem: str, patch: dict[str, Any]) -> None:
 HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
 
-def confirmation_fields(page: str) -> dict[str, str]:
-    """The hidden fields of a money-moving step's confirmation form (CSRF, confirmation token, inputs)."""
+def confirmation_fields(page: str) -> MultiDict[str, str]:
+    """The hidden fields of a money-moving step's confirmation form (CSRF, confirmation token, inputs; a batch's
+    rows are one field each)."""
     form = page.split('id="money-confirmation"', 1)[1]
-    return {name: html.unescape(value) for name, value in HIDDEN_FIELD.findall(form)}
+    return MultiDict([(name, html.unescape(value)) for name, value in HIDDEN_FIELD.findall(form)])
 
 
 def post_confirmed(client: FlaskClient, url: str, data: dict[str, str], **options: Any) -> Any:

@@ -4,6 +4,10 @@ A list's checkboxes post the chosen rows and action to `batch`. The first post s
 (with the action's confirmation text and, when the action needs one, a required reason); the confirmed
 post runs the action row by row — each row is checked on its own by the service, in its own transaction —
 and reports how many succeeded and why the others were refused.
+
+An action that moves money (`money_plan` says what it would pay) is confirmed like a deal's money step: the
+page shows each payout (payee masked, amount in figures and 大写, what follows) and the rows it would refuse,
+and the confirmed post needs that page's token (`app/web/money_confirm.py`), bound to the rows and their state.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from flask_admin.helpers import get_redirect_target
 from werkzeug.wrappers import Response
 
 from app.admin.base import RoleView
+from app.deals.money_preview import PlannedPayout
 from app.platform.errors import CunguanError
+from app.web import money_confirm
 
 MAX_ROWS = 100
 
@@ -35,6 +41,20 @@ class BatchReport:
             reasons = "；".join(f"{row}：{why}" for row, why in self.refused)
             text += f"，未执行 {len(self.refused)} 项（{reasons}）"
         return text
+
+
+@dataclass(frozen=True)
+class MoneyPlan:
+    """What a money-moving batch action would do now: the payouts of the rows it would act on (row label,
+    payout), the rows it would refuse and why, and the rows' state (a confirmation of another state is stale)."""
+
+    payouts: list[tuple[str, PlannedPayout]]
+    refused: list[tuple[str, str]]
+    state: str
+
+    @property
+    def total_fen(self) -> int:
+        return sum(payout.amount_fen for _, payout in self.payouts)
 
 
 def each(rows: list[str], act: Callable[[str], object], labels: dict[str, str] | None = None) -> BatchReport:
@@ -64,6 +84,10 @@ class BatchView(RoleView, ActionsMixin):
         """How the confirmation names the selected rows (a deal's number rather than its database id)."""
         return {row: row for row in rows}
 
+    def money_plan(self, action: str, rows: list[str]) -> MoneyPlan | None:
+        """What `action` on `rows` would pay, for an action that moves money; None for the others."""
+        return None
+
     def _back(self) -> Response:
         target = get_redirect_target()
         return redirect(target or self.get_url(".index"))
@@ -85,9 +109,19 @@ class BatchView(RoleView, ActionsMixin):
         function, text, confirmation = handler
         needs_reason = name in self.reason_actions
         reason = request.form.get("reason", "").strip()
-        if request.form.get("confirmed") != "1" or (needs_reason and not reason):
-            if request.form.get("confirmed") == "1":
-                flash("请填写操作原因", "error")
+        confirmed = request.form.get("confirmed") == "1"
+        plan = self.money_plan(name, rows)
+        token_claims = (f"batch:{self.endpoint}:{','.join(rows)}", name, plan.state if plan else "", {})
+        if confirmed and needs_reason and not reason:
+            flash("请填写操作原因", "error")
+            confirmed = False
+        if confirmed and plan is not None:
+            token = request.form.get(money_confirm.FIELD, "")
+            if not money_confirm.valid(token, *token_claims):
+                if token:
+                    flash("确认已失效（所选记录的状态已变化或已超过 15 分钟），请重新核对后确认", "error")
+                confirmed = False
+        if not confirmed:
             return self.render(  # type: ignore[no-any-return]
                 "admin/cunguan/batch_confirm.html",
                 rows=rows,
@@ -96,6 +130,8 @@ class BatchView(RoleView, ActionsMixin):
                 text=text,
                 confirmation=confirmation,
                 needs_reason=needs_reason,
+                plan=plan,
+                token=money_confirm.issue(*token_claims) if plan is not None else None,
                 return_url=get_redirect_target() or self.get_url(".index"),
             )
         report: BatchReport = function(rows, reason)

@@ -16,7 +16,11 @@ from app.bank_inbox import suspense
 from app.bank_inbox.suspense import REASON_LABELS, STATUS_LABELS
 from app.db.models import Job, SuspenseItem
 from app.deals import ops_actions
+from app.deals.money_preview import PlannedPayout
+from app.domain.pii_mask import mask_card, mask_name
+from app.payouts.status import PayoutPurpose
 from app.platform.errors import CunguanError, NotFound
+from app.web import money_confirm
 from app.web.access import runtime
 
 
@@ -73,12 +77,39 @@ class SuspenseView(RoleView):
         flash(f"已批准匹配到存管单 {deal_no}", "success")
         return redirect(url_for(".index"))
 
+    def _return_confirmation(self, item_id: int, reason: str) -> str | None:
+        """The confirmation page of a return by original route (payee: the payer, masked; amount in figures and
+        大写; no approval follows) unless this POST carries its valid token; None when it may go ahead, or when
+        the return itself answers with its refusal (no such item, handled already, no reason, no original route)."""
+        with runtime().db.uow() as uow:
+            item = uow.session.get(SuspenseItem, item_id, options=[selectinload(SuspenseItem.deal)])
+        if item is None or item.status != "open" or not reason or not (item.payer_name and item.payer_account):
+            return None
+        claims = (f"suspense:{item_id}", "return", item.status, {"reason": reason})
+        token = request.form.get(money_confirm.FIELD, "")
+        if money_confirm.valid(token, *claims):
+            return None
+        if token:
+            flash("确认已失效（挂账状态已变化或已超过 15 分钟），请重新核对后确认", "error")
+        planned = PlannedPayout(
+            mask_name(item.payer_name), mask_card(item.payer_account), item.amount_fen, PayoutPurpose.RETURN, 0
+        )
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/suspense_return_confirm.html",
+            item=item,
+            planned=planned,
+            reason=reason,
+            token=money_confirm.issue(*claims),
+        )
+
     @expose("/<int:item_id>/return", methods=("POST",))
-    def return_(self, item_id: int) -> Response:
+    def return_(self, item_id: int) -> Response | str:
+        reason = request.form.get("reason", "").strip()
+        page = self._return_confirmation(item_id, reason)
+        if page is not None:
+            return page
         try:
-            payout_id = ops_actions.return_suspense(
-                runtime(), item_id, request.form.get("reason", ""), self.actor.label
-            )
+            payout_id = ops_actions.return_suspense(runtime(), item_id, reason, self.actor.label)
         except CunguanError as error:
             flash(error.message, "error")
             return redirect(url_for(".item", item_id=item_id))

@@ -122,6 +122,19 @@ def product_label(code: str | None, products: ProductRegistry) -> str:
     return EMPTY if not code else products.get(code).name if code in products else code
 
 
+def definition_label(name: str, products: ProductRegistry) -> str:
+    """A definition's name with its product in Chinese: `resale_escrow@2` → 二手房资金存管 · 第 2 版,
+    `resale_escrow/v1/agreement.html.j2` → 二手房资金存管 · v1 · agreement.html.j2; clauses, calendars and shared
+    files keep their names."""
+    head, at, version = name.partition("@")
+    if at and head in products:
+        return f"{products.get(head).name} · 第 {version} 版"
+    first, slash, rest = name.partition("/")
+    if slash and first in products:
+        return f"{products.get(first).name} · {rest.replace('/', ' · ')}"
+    return name
+
+
 def bank_label(code: str | None, names: Mapping[str, str]) -> str:
     """A bank's Chinese name (中国光大银行) among `names` (code -> name: the runtime's banks, as published)."""
     return EMPTY if not code else names.get(code, code)

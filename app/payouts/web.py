@@ -23,6 +23,19 @@ def may_approve(payout: Payout, deal: Deal) -> bool:
     return payout_approvals.refusal(current_actor(), payout, deal) is None
 
 
+def approval_state(payout: Payout) -> str:
+    """What an approval's confirmation is bound to: the payout's status and how many approved it so far."""
+    return f"{payout.status}:{len(payout.approved_by)}"
+
+
+def planned_approval(payout: Payout) -> PlannedPayout:
+    """The payout as its approval's confirmation shows it: payee masked, and how many must approve after this one."""
+    remaining = max(payout.approvals_needed - len(payout.approved_by) - 1, 0)
+    return PlannedPayout(
+        mask_name(payout.payee_name), mask_card(payout.payee_account), payout.amount_fen, payout.purpose, remaining
+    )
+
+
 def approval_confirmation(payout_id: str, back_url: str) -> str | None:
     """The confirmation page of an approval (payee masked, amount in figures and 大写, who must still approve)
     unless this POST carries a valid confirmation token of it; None when it may go ahead."""
@@ -31,24 +44,20 @@ def approval_confirmation(payout_id: str, back_url: str) -> str | None:
         deal = payout.deal if payout is not None else None
         if payout is None or deal is None or payout_approvals.refusal(current_actor(), payout, deal) is not None:
             return None  # the approval itself answers with its refusal: there is nothing to confirm
-        state = f"{payout.status}:{len(payout.approved_by)}"
+        state = approval_state(payout)
         subject = f"payout:{payout_id}"
         token = request.form.get(money_confirm.FIELD, "")
         if money_confirm.valid(token, subject, "approve", state, {}):
             return None
         if token:
             flash("确认已失效（付款状态已变化或已超过 15 分钟），请重新核对后确认", "error")
-        remaining = max(payout.approvals_needed - len(payout.approved_by) - 1, 0)
-        planned = PlannedPayout(
-            mask_name(payout.payee_name), mask_card(payout.payee_account), payout.amount_fen, payout.purpose, remaining
-        )
         preview = MoneyPreview(
             deal_id=deal.id,
             deal_no=deal.deal_no,
             state=state,
             event="approve",
             label="审批通过付款",
-            payouts=[planned],
+            payouts=[planned_approval(payout)],
         )
     return render_template(
         "deals/confirm.html",

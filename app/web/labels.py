@@ -109,6 +109,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(labels.dash, "dash")
     app.add_template_filter(audit_json, "audit_json")
     app.add_template_filter(lambda code: labels.product_label(code, _runtime().products), "product_label")
+    app.add_template_filter(lambda name: labels.definition_label(name, _runtime().products), "definition_label")
     app.add_template_filter(bank_label, "bank_label")
     app.add_template_filter(account_label, "account_label")
     app.add_template_filter(city_label, "city_label")

@@ -76,7 +76,7 @@ def test_ops_rolls_out_chengdu_a_reviewer_publishes_it_and_an_agent_opens_a_deal
     _log_in(page, base_url, "ops")
     page.click('header nav a:has-text("运营后台")')
     page.wait_for_url(re.compile(r".*/admin/$"))
-    page.click('a.nav-link:has-text("城市配置")')
+    page.click('nav.console-nav a:has-text("城市配置")')
     page.wait_for_url(re.compile(r".*/admin/configs/$"))
     page.fill('#new-city input[name="admin_code"]', "510100")
     page.fill('#new-city input[name="name"]', "成都")

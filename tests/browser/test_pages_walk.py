@@ -1,5 +1,6 @@
-"""The main pages of every role in a real browser at 390 and 1280 px: no page scrolls sideways (tables scroll
-inside themselves), no internal code, no None and no \\u escapes on screen. Screenshots are artifacts."""
+"""Every role's pages in a real browser at 390 and 1280 px: no page scrolls sideways (tables scroll inside
+themselves), no internal code, no None and no \\u escapes on screen, and no serious or critical accessibility
+violation by axe-core (tests/browser/axe.py). Screenshots are artifacts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from playwright.sync_api import Browser, Page
 
 from app.deals import service as deals
 from app.platform.runtime import Runtime
+from tests.browser.axe import serious_violations
 from tests.browser.conftest import no_horizontal_scroll
 from tests.conftest import PASSWORD
 from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account
@@ -30,8 +32,10 @@ def page(browser: Browser) -> Iterator[Page]:
         context.close()
 
 
-def _log_in(page: Page, base_url: str, username: str) -> None:
+def _log_in(page: Page, base_url: str, username: str | None) -> None:
     page.context.clear_cookies()
+    if username is None:
+        return
     page.goto(f"{base_url}/login")
     page.fill('input[name="username"]', username)
     page.fill('input[name="password"]', PASSWORD)
@@ -39,7 +43,7 @@ def _log_in(page: Page, base_url: str, username: str) -> None:
     page.wait_for_load_state()
 
 
-def test_every_roles_pages_fit_both_widths_and_show_no_codes(
+def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
     page: Page, base_url: str, client: FlaskClient, rt: Runtime, keys_dir: Path, artifact: Callable[[str], Path]
 ) -> None:
     resale = confirmed_deal(rt)
@@ -47,21 +51,47 @@ def test_every_roles_pages_fit_both_widths_and_show_no_codes(
     arrive(client, keys_dir, "6226000000000501", 500_00, "REF-B1")
     rent = deals.create_deal(rt, actor(rt, "agent"), "110000", "rent_custody", RENT_FORM)
     custody = f"custody:{load_deal(rt, resale).deal_no}"
-    walk = {
-        "agent": ["/deals", f"/deals/{resale}", f"/deals/{rent}"],
-        "ops": ["/admin/", "/admin/deals/", f"/admin/deals/{resale}", "/admin/payouts/"],
-        "finance": ["/finance/reconciliation", "/admin/ledger/", f"/admin/ledger/account/{custody}"],
-        "auditor": ["/admin/audit/", "/admin/jobs/"],
+    walk: dict[str | None, list[str]] = {
+        None: ["/login"],
+        "agent": ["/deals", "/deals/new", f"/deals/{resale}", f"/deals/{rent}", "/agreements/verify", "/password"],
+        "ops": [
+            "/admin/",
+            "/admin/deals/",
+            f"/admin/deals/{resale}",
+            "/admin/payouts/",
+            "/admin/payee-amendments/",
+            "/admin/configs/",
+            "/admin/configs/110000",
+            "/admin/definitions/",
+            "/admin/definitions/workflow/resale_escrow@2",
+            "/finance/callback-alerts",
+        ],
+        "reviewer": ["/admin/configs/", "/admin/definitions/"],
+        "finance": [
+            "/finance/reconciliation",
+            "/finance/reconciliation/exceptions",
+            "/admin/ledger/",
+            f"/admin/ledger/account/{custody}",
+            "/admin/ledger/transfers",
+            "/admin/suspense/",
+        ],
+        "auditor": ["/admin/audit/", "/admin/jobs/", "/admin/banks/"],
+        "admin": ["/admin/", "/admin/users/"],
     }
     codes = internal_codes(rt)
+    inaccessible = []
     for role, paths in walk.items():
         _log_in(page, base_url, role)
         for path in paths:
             page.set_viewport_size(WIDTHS[0])
-            page.goto(f"{base_url}{path}")
-            assert_readable(page.content(), codes, f"{role} {path}")
+            response = page.goto(f"{base_url}{path}")
+            where = f"{role or 'anonymous'} {path}"
+            assert response is not None and response.ok, f"{where} answered {response and response.status}"
+            assert_readable(page.content(), codes, where)
             name = f"walk-{role}-{path.strip('/').replace('/', '_').replace(':', '_') or 'home'}"
             for width in WIDTHS:
                 page.set_viewport_size(width)
-                assert no_horizontal_scroll(page), f"{role} {path} scrolls sideways at {width['width']} px"
+                assert no_horizontal_scroll(page), f"{where} scrolls sideways at {width['width']} px"
+                inaccessible += [f"{where} at {width['width']} px: {v}" for v in serious_violations(page)]
                 page.screenshot(path=str(artifact(f"{name}-{width['width']}.png")))
+    assert not inaccessible, "axe-core (serious, critical):\n" + "\n".join(inaccessible)

@@ -37,6 +37,7 @@ from tests.factories import (
     load_deal,
     notification,
     post_callback,
+    post_confirmed,
 )
 from tests.integration.simulator_support import InProcessSimulator, make_simulator, serving
 
@@ -370,7 +371,7 @@ def test_a_credit_to_an_account_we_do_not_know_goes_back_to_its_sender(
     client = login("finance")
     token = csrf_token(client.get(f"/admin/suspense/{item.id}").text)
     form = {"csrf_token": token, "reason": "付款人确认汇错账户，申请原路退回"}
-    answer = client.post(f"/admin/suspense/{item.id}/return", data=form, follow_redirects=True)
+    answer = post_confirmed(client, f"/admin/suspense/{item.id}/return", form, follow_redirects=True)
     assert "已发起原路退回" in answer.text
     world.pump()
 

@@ -3,6 +3,7 @@ deal search with masked PII; login throttling and password rules."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,15 @@ from app.ledger.repo import LedgerRepository
 from app.platform.runtime import Runtime
 from app.users.service import password_problem
 from tests.conftest import PASSWORD, csrf_token
-from tests.factories import RESALE_FORM, arrive, colleague, confirmed_deal, load_deal, open_account
+from tests.factories import (
+    RESALE_FORM,
+    arrive,
+    colleague,
+    confirmation_fields,
+    confirmed_deal,
+    load_deal,
+    open_account,
+)
 
 Login = Callable[[str], FlaskClient]
 
@@ -86,7 +95,19 @@ def test_finance_returns_a_wrong_payer_credit_by_original_route(
         uow.session.execute(update(SuspenseItem).values(deal_id=deal_id, reason="wrong_payer"))
         uow.commit()
     assert "请填写退回原因" in _post(client, "/admin/suspense/1/return", reason="").text
-    answer = _post(client, "/admin/suspense/1/return", reason="非买方本人付款，核实后退回")
+    page = _post(client, "/admin/suspense/1/return", reason="非买方本人付款，核实后退回").text
+    shown = re.search(r'id="planned-payouts".*?</table>', page, re.S)
+    assert shown and "¥20.00" in shown.group(0) and "贰拾元整" in shown.group(0), "amount in figures and 大写"
+    assert "6226620012345678" not in page and "5678" in shown.group(0), "the payer's account masked"
+    assert "挂账原路退回" in shown.group(0) and "确认后即提交银行" in shown.group(0), "what it is, what follows"
+    forged = _post(client, "/admin/suspense/1/return", reason="非买方本人付款，核实后退回", confirm_token="x")
+    assert "确认已失效" in forged.text
+    other_reason = {**confirmation_fields(page), "reason": "另一个原因"}
+    assert "确认已失效" in client.post("/admin/suspense/1/return", data=other_reason).text, "bound to its reason"
+    with rt.db.uow() as uow:
+        assert uow.session.scalar(select(SuspenseItem.status)) == "open", "no return without the confirmation"
+        assert not uow.session.scalars(select(Payout)).all()
+    answer = client.post("/admin/suspense/1/return", data=confirmation_fields(page), follow_redirects=True)
     assert "已发起原路退回" in answer.text
     with rt.db.uow() as uow:
         item = uow.session.get(SuspenseItem, 1)

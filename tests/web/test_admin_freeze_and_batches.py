@@ -17,7 +17,16 @@ from app.deals import service as deals
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from tests.conftest import csrf_token
-from tests.factories import RESALE_FORM, actor, arrive, confirmed_deal, load_deal, open_account, post_confirmed
+from tests.factories import (
+    RESALE_FORM,
+    actor,
+    arrive,
+    confirmation_fields,
+    confirmed_deal,
+    load_deal,
+    open_account,
+    post_confirmed,
+)
 
 Login = Callable[[str], FlaskClient]
 BIG = {**RESALE_FORM, "price": "9000000", "custody_amount": "6000000"}  # above 北京's approval line
@@ -137,13 +146,27 @@ def test_payouts_awaiting_approval_list_and_batch_approval(
     assert load_deal(rt, open_deal).deal_no in page and "用户 ops" in page and "0 / 1" in page
     assert "存管单已冻结，解冻前不能审批付款" in page, "the frozen one shows why it cannot be approved"
     ops = login("ops")
-    own = _flashes(_post(ops, "/admin/payouts/batch", action="approve", rowid=[open_payout], confirmed="1").text)
-    assert "成功 0 项" in own and "发起人不能审批自己的付款" in own
+    own = _post(ops, "/admin/payouts/batch", action="approve", rowid=[open_payout], confirmed="1").text
+    assert "发起人不能审批自己的付款" in own and 'name="confirm_token"' not in own, "nothing to confirm"
     finance = login("finance")
-    confirm = _post(finance, "/admin/payouts/batch", action="approve", rowid=[open_payout, frozen_payout])
-    assert "确认批量操作：审批通过" in confirm.text and "操作原因" not in confirm.text
     rows = [open_payout, frozen_payout, "NO-SUCH"]
-    report = _flashes(_post(finance, "/admin/payouts/batch", action="approve", rowid=rows, confirmed="1").text)
+    unconfirmed = {"csrf_token": csrf_token(finance.get("/login").text), "action": "approve", "confirmed": "1"}
+    page = finance.post("/admin/payouts/batch", data={**unconfirmed, "rowid": rows}).text
+    assert "确认批量操作：审批通过" in page and "操作原因" not in page
+    payee = re.search(r'id="planned-payouts".*?</table>', page, re.S)
+    assert payee and "¥6,000,000.00" in payee.group(0) and "陆佰万元整" in payee.group(0), "amount in figures and 大写"
+    assert load_deal(rt, open_deal).deal_no in payee.group(0) and "李*" in payee.group(0), "the deal, payee masked"
+    assert BIG["seller_bank_account"] not in page and BIG["seller_bank_account"][-4:] in payee.group(0)
+    assert "提交银行" in payee.group(0) and frozen_payout not in payee.group(0), "what follows; only the payable one"
+    assert f"{frozen_payout}：存管单已冻结" in page and "NO-SUCH：付款不存在" in page, "the refused ones, and why"
+    fields = confirmation_fields(page)
+    other_rows = finance.post("/admin/payouts/batch", data={**fields, "rowid": [open_payout]}).text
+    forged = finance.post("/admin/payouts/batch", data={**unconfirmed, "rowid": rows, "confirm_token": "x"}).text
+    assert "确认已失效" in other_rows and "确认已失效" in forged, "the token is bound to its rows"
+    with rt.db.uow() as uow:
+        assert not uow.session.scalars(select(Job).where(Job.kind == "submit_payout")).all()
+        assert uow.session.scalar(select(Payout.approved_by).where(Payout.payout_id == open_payout)) == []
+    report = _flashes(finance.post("/admin/payouts/batch", data=fields, follow_redirects=True).text)
     assert "成功 1 项" in report and "未执行 2 项" in report
     assert f"{frozen_payout}：存管单已冻结" in report and "NO-SUCH：付款不存在" in report
     with rt.db.uow() as uow:

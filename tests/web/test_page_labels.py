@@ -33,8 +33,10 @@ def internal_codes(rt: Runtime) -> set[str]:
 
 
 def visible_words(html: str) -> list[str]:
-    """The page's text as people read it (no tags, scripts or styles), split into words."""
+    """The page's text as people read it (no tags, scripts or styles), split into words. The console's source
+    editors (config and definition JSON, templates: `textarea.*-editor`) show what a person writes, codes included."""
     text = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    text = re.sub(r'<textarea\b[^>]*class="[^"]*-editor\b.*?</textarea>', " ", text, flags=re.S)
     text = re.sub(r"<[^>]+>", " ", text)
     return [word for word in SEPARATORS.split(text) if word]
 
