@@ -21,6 +21,8 @@ from tests.integration.test_products_in_services import RENT_FORM
 from tests.web.test_page_labels import assert_readable, internal_codes
 
 WIDTHS = ({"width": 1280, "height": 900}, {"width": 390, "height": 844})
+# the config studio names each option's code beside its label: configs are written in them (like its JSON tab)
+CONFIG_EDITORS = {"/admin/configs/110000/studio"}
 
 
 @pytest.fixture
@@ -43,12 +45,26 @@ def _log_in(page: Page, base_url: str, username: str | None) -> None:
     page.wait_for_load_state()
 
 
+def _check(page: Page, codes: set[str], where: str, shot: Path, shot_wide: Path) -> list[str]:
+    """Assert the page as shown now is readable and fits both widths; its axe violations at both (screenshots)."""
+    assert_readable(page.content(), codes, where)
+    found = []
+    for width, path in zip(WIDTHS, (shot_wide, shot), strict=True):
+        page.set_viewport_size(width)
+        assert no_horizontal_scroll(page), f"{where} scrolls sideways at {width['width']} px"
+        found += [f"{where} at {width['width']} px: {v}" for v in serious_violations(page)]
+        page.screenshot(path=str(path))
+    page.set_viewport_size(WIDTHS[0])
+    return found
+
+
 def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
     page: Page, base_url: str, client: FlaskClient, rt: Runtime, keys_dir: Path, artifact: Callable[[str], Path]
 ) -> None:
     resale = confirmed_deal(rt)
     open_account(client, keys_dir, rt, resale, "6226000000000501")
     arrive(client, keys_dir, "6226000000000501", 500_00, "REF-B1")
+    arrive(client, keys_dir, "6226999999999501", 20_00, "REF-UNKNOWN")  # suspense item 1
     rent = deals.create_deal(rt, actor(rt, "agent"), "110000", "rent_custody", RENT_FORM)
     custody = f"custody:{load_deal(rt, resale).deal_no}"
     walk: dict[str | None, list[str]] = {
@@ -62,6 +78,7 @@ def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
             "/admin/payee-amendments/",
             "/admin/configs/",
             "/admin/configs/110000",
+            "/admin/configs/110000/studio",
             "/admin/definitions/",
             "/admin/definitions/workflow/resale_escrow@2",
             "/finance/callback-alerts",
@@ -74,6 +91,7 @@ def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
             f"/admin/ledger/account/{custody}",
             "/admin/ledger/transfers",
             "/admin/suspense/",
+            "/admin/suspense/1",
         ],
         "auditor": ["/admin/audit/", "/admin/jobs/", "/admin/banks/"],
         "admin": ["/admin/", "/admin/users/"],
@@ -87,11 +105,19 @@ def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
             response = page.goto(f"{base_url}{path}")
             where = f"{role or 'anonymous'} {path}"
             assert response is not None and response.ok, f"{where} answered {response and response.status}"
-            assert_readable(page.content(), codes, where)
             name = f"walk-{role}-{path.strip('/').replace('/', '_').replace(':', '_') or 'home'}"
-            for width in WIDTHS:
-                page.set_viewport_size(width)
-                assert no_horizontal_scroll(page), f"{where} scrolls sideways at {width['width']} px"
-                inaccessible += [f"{where} at {width['width']} px: {v}" for v in serious_violations(page)]
-                page.screenshot(path=str(artifact(f"{name}-{width['width']}.png")))
+            shown = set() if path in CONFIG_EDITORS else codes
+            inaccessible += _check(page, shown, where, artifact(f"{name}-390.png"), artifact(f"{name}-1280.png"))
+
+    # a money step's confirmation page, reached as people reach it
+    _log_in(page, base_url, "finance")
+    page.goto(f"{base_url}/admin/suspense/1")
+    page.fill("#return-reason", "付款人确认汇错账户")
+    page.click('#return-form button[type="submit"]')
+    page.wait_for_selector("#money-confirmation")
+    shots = (
+        artifact("walk-finance-suspense-return-confirm-390.png"),
+        artifact("walk-finance-suspense-return-confirm-1280.png"),
+    )
+    inaccessible += _check(page, codes, "finance suspense return confirmation", *shots)
     assert not inaccessible, "axe-core (serious, critical):\n" + "\n".join(inaccessible)
