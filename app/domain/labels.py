@@ -122,10 +122,15 @@ def product_label(code: str | None, products: ProductRegistry) -> str:
     return EMPTY if not code else products.get(code).name if code in products else code
 
 
-def definition_label(name: str, products: ProductRegistry) -> str:
-    """A definition's name with its product in Chinese: `resale_escrow@2` → 二手房资金存管 · 第 2 版,
+def definition_label(name: str, products: ProductRegistry, bank_names: Mapping[str, str]) -> str:
+    """A definition's name in Chinese: a product variant or a bank by its name (`new_home_supervision` →
+    新房资金监管, `ceb` → 中国光大银行), `resale_escrow@2` → 二手房资金存管 · 第 2 版,
     `resale_escrow/v1/agreement.html.j2` → 二手房资金存管 · v1 · agreement.html.j2; clauses, calendars and shared
     files keep their names."""
+    if name in products:
+        return products.get(name).name
+    if name in bank_names:
+        return bank_names[name]
     head, at, version = name.partition("@")
     if at and head in products:
         return f"{products.get(head).name} · 第 {version} 版"

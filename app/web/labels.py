@@ -41,6 +41,10 @@ def account_label(code: str | None) -> str:
     return labels.account_label(code, bank_names())
 
 
+def definition_label(name: str) -> str:
+    return labels.definition_label(name, _runtime().products, bank_names())
+
+
 def state_label(deal: Any, state: str | None = None) -> str:
     """`state` (the deal's current one by default) as the deal's pinned workflow names it."""
     state = deal.state if state is None else state
@@ -109,7 +113,7 @@ def register(app: Flask) -> None:
     app.add_template_filter(labels.dash, "dash")
     app.add_template_filter(audit_json, "audit_json")
     app.add_template_filter(lambda code: labels.product_label(code, _runtime().products), "product_label")
-    app.add_template_filter(lambda name: labels.definition_label(name, _runtime().products), "definition_label")
+    app.add_template_filter(definition_label, "definition_label")
     app.add_template_filter(bank_label, "bank_label")
     app.add_template_filter(account_label, "account_label")
     app.add_template_filter(city_label, "city_label")
