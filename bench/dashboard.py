@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +116,10 @@ def report(size: int, what: str, run: Callable[[], object]) -> None:
     print(f"{size:>8} {what:<16} {statistics.median(times):>10.1f} {max(times):>8.1f}", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--transfers", type=int, default=0, help="earlier ledger transfers to add first")
-    args = parser.parse_args()
-    base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+@contextmanager
+def bench_stack(base: str) -> Iterator[tuple[Runtime, dict[str, FlaskClient], int]]:
+    """The platform in a schema of its own on `base` (dropped afterwards): an agent and an ops user logged in
+    (`clients` by role) and one resale deal (its id), the template the benchmarks copy."""
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -141,29 +140,41 @@ def main() -> None:
             agent = create_user(rt, "bench-agent", PASSWORD, "agent", "压测经纪人")
             create_user(rt, "bench-ops", PASSWORD, "ops", "压测运营")
             clients = {role: logged_in(app, f"bench-{role}") for role in ("agent", "ops")}
-            pages = (("/admin/", "ops"), ("/admin/deals/", "ops"), ("/deals", "agent"))
             deal_id = deals.create_deal(
                 rt, deals.Actor(agent.id, agent.username, "agent"), "110000", "resale_escrow", RESALE_FORM
             )
-            with rt.db.uow() as uow:
-                row = uow.session.execute(select(Deal.__table__).where(Deal.id == deal_id)).mappings().one()
-                template = {key: value for key, value in row.items() if key not in ("id", "deal_no")}
-            if args.transfers:
-                earlier_transfers(rt, args.transfers)
-            have = 1
-            print(f"{'deals':>8} {'what':<16} {'median ms':>10} {'max ms':>8}")
-            for size in (int(part) for part in args.sizes.split(",")):
-                grow(rt, template, have, size)
-                have = size
-                with rt.db.engine.begin() as connection:
-                    connection.exec_driver_sql("ANALYZE")
-                report(size, "figures", lambda: dashboard.compute(rt))
-                for path, role in pages:
-                    report(size, path, lambda path=path, role=role: fetch(clients[role], path))
-            rt.db.dispose()
+            try:
+                yield rt, clients, deal_id
+            finally:
+                rt.db.dispose()
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--transfers", type=int, default=0, help="earlier ledger transfers to add first")
+    args = parser.parse_args()
+    base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    with bench_stack(base) as (rt, clients, deal_id):
+        pages = (("/admin/", "ops"), ("/admin/deals/", "ops"), ("/deals", "agent"))
+        with rt.db.uow() as uow:
+            row = uow.session.execute(select(Deal.__table__).where(Deal.id == deal_id)).mappings().one()
+            template = {key: value for key, value in row.items() if key not in ("id", "deal_no")}
+        if args.transfers:
+            earlier_transfers(rt, args.transfers)
+        have = 1
+        print(f"{'deals':>8} {'what':<16} {'median ms':>10} {'max ms':>8}")
+        for size in (int(part) for part in args.sizes.split(",")):
+            grow(rt, template, have, size)
+            have = size
+            with rt.db.engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
+            report(size, "figures", lambda: dashboard.compute(rt))
+            for path, role in pages:
+                report(size, path, lambda path=path, role=role: fetch(clients[role], path))
 
 
 if __name__ == "__main__":

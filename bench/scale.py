@@ -19,32 +19,24 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import create_app  # noqa: E402
 from app.calendars.alerts import calendar_alerts  # noqa: E402
-from app.db.base import Base, utcnow  # noqa: E402
+from app.db.base import utcnow  # noqa: E402
 from app.db.models import Deal  # noqa: E402
-from app.deals import service as deals  # noqa: E402
 from app.ledger.alerts import open_alerts  # noqa: E402
 from app.ops import dashboard  # noqa: E402
-from app.platform.config import Config  # noqa: E402
 from app.platform.runtime import Runtime  # noqa: E402
 from app.queue import jobs  # noqa: E402
-from app.tools.banksim.keys import provision_simulated_banks  # noqa: E402
-from app.users.service import create_user  # noqa: E402
-from bench.dashboard import PASSWORD, earlier_transfers, fetch, logged_in  # noqa: E402
-from tests.factories import RESALE_FORM  # noqa: E402 - the same valid intake form the tests use
+from bench.dashboard import bench_stack, earlier_transfers, fetch  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -114,67 +106,40 @@ def claim_once(rt: Runtime) -> None:
 
 
 def measure(case: Case, base: str) -> dict[str, float]:
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            instance = Path(folder)
-            provision_simulated_banks(instance / "keys", instance / "bank-sim-keys", ["ceb", "icbc", "pab"])
-            config = Config(
-                instance_path=instance,
-                database_url=f"{base}?options=-csearch_path%3D{schema}",
-                keys_dir=instance / "keys",
-                secret_key="bench",
-            )
-            app = create_app(config)
-            rt: Runtime = app.extensions["cunguan.runtime"]
-            Base.metadata.create_all(rt.db.engine)
-            agent = create_user(rt, "bench-agent", PASSWORD, "agent", "压测经纪人")
-            create_user(rt, "bench-ops", PASSWORD, "ops", "压测运营")
-            clients = {role: logged_in(app, f"bench-{role}") for role in ("agent", "ops")}
-            template = deals.create_deal(
-                rt, deals.Actor(agent.id, agent.username, "agent"), "110000", "resale_escrow", RESALE_FORM
-            )
-            started = time.perf_counter()
-            earlier_transfers(rt, case.transfers)
-            copy_deals(rt, template, case.deals - 1)
-            queue_jobs(rt, case.jobs)
-            with rt.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                connection.exec_driver_sql("VACUUM ANALYZE")
-            print(f"{case.name}: built in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-            now = rt.clock()
-            days, start = dashboard.window(now.astimezone(dashboard.SHANGHAI).date())
+    with bench_stack(base) as (rt, clients, template):
+        started = time.perf_counter()
+        earlier_transfers(rt, case.transfers)
+        copy_deals(rt, template, case.deals - 1)
+        queue_jobs(rt, case.jobs)
+        with rt.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
+        print(f"{case.name}: built in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        now = rt.clock()
+        days, start = dashboard.window(now.astimezone(dashboard.SHANGHAI).date())
 
-            def part(function: Callable[..., object], *args: object) -> Callable[[], object]:
-                def run() -> object:
-                    with rt.db.uow() as uow:
-                        return function(uow.session, *args)
+        def part(function: Callable[..., object], *args: object) -> Callable[[], object]:
+            def run() -> object:
+                with rt.db.uow() as uow:
+                    return function(uow.session, *args)
 
-                return run
+            return run
 
-            parts: dict[str, Callable[[], object]] = {
-                "flows": part(dashboard._flows, days, start),
-                "custody": part(lambda session: dashboard._custody(rt, session)),
-                "deals by state": part(lambda session: dashboard._deals_by_state(rt, session)),
-                "jobs": part(dashboard._jobs),
-                "openings": part(lambda session: dashboard._openings(rt, session, now)),
-                "ledger alerts": lambda: open_alerts(rt),
-                "calendar alerts": lambda: calendar_alerts(rt, now),
-                "figures": lambda: dashboard.compute(rt),
-                "page /admin/": lambda: fetch(clients["ops"], "/admin/"),
-                "page /admin/deals/": lambda: fetch(clients["ops"], "/admin/deals/"),
-                "page /deals": lambda: fetch(clients["agent"], "/deals"),
-                "job claim": lambda: claim_once(rt),
-            }
-            result = {name: timed(run) for name, run in parts.items()}
-            rt.db.dispose()
-            return result
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        parts: dict[str, Callable[[], object]] = {
+            "flows": part(dashboard._flows, days, start),
+            "custody": part(lambda session: dashboard._custody(rt, session)),
+            "deals by state": part(lambda session: dashboard._deals_by_state(rt, session)),
+            "jobs": part(dashboard._jobs),
+            "openings": part(lambda session: dashboard._openings(rt, session, now)),
+            "ledger alerts": lambda: open_alerts(rt),
+            "calendar alerts": lambda: calendar_alerts(rt, now),
+            "figures": lambda: dashboard.compute(rt),
+            "page /admin/": lambda: fetch(clients["ops"], "/admin/"),
+            "page /admin/deals/": lambda: fetch(clients["ops"], "/admin/deals/"),
+            "page /deals": lambda: fetch(clients["agent"], "/deals"),
+            "job claim": lambda: claim_once(rt),
+        }
+        result = {name: timed(run) for name, run in parts.items()}
+        return result
 
 
 def main() -> None:
