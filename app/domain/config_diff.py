@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from app.domain.money import format_yuan
+
 LABELS = {
     "name": "城市名称",
     "admin_code": "行政区划代码",
@@ -110,7 +112,7 @@ class Change:
 
 
 def yuan(fen: int) -> str:
-    return f"{Decimal(fen) / 100:,.2f} 元"
+    return f"{format_yuan(fen, symbol=False)} 元"
 
 
 def percent(bps: int) -> str:
