@@ -23,6 +23,7 @@ from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement
 from app.pdf.sign import prepare_signature
+from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import require_verified_signatures, verify_pdf_signatures
 from app.platform.errors import CryptoError, NotFound
 from app.platform.runtime import Runtime
@@ -71,6 +72,9 @@ def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
         signature = rt.gateway(bank_code).request_signature(f"SIG-{deal_no}-{before[:16]}", prepared.digest, purpose)
     except (BankUnavailable, BankOutcomeUnknown) as error:
         raise Retry(f"银行 {bank_code} 暂时无法签章：{error.message}", details=error.details) from error
+    timestamper = rt.timestamper()
+    if timestamper is not None:  # the TSA's time on the bank's signature (an unsigned attribute: the bank's CMS stays)
+        signature = add_signature_timestamp(signature, timestamper)
     signed = prepared.embed(signature)
     if not bank_has_signed(rt, bank_code, signed):
         raise Retry(f"银行 {bank_code} 的签章无法用其证书验证", details={"deal_id": deal_id, "bank": bank_code})

@@ -103,6 +103,7 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         location=_city(rt, deal).name,
         signing_time=now,
         certify=True,
+        timestamper=rt.timestamper(),  # the TSA's trusted time on the signature, when one is configured
     )
     agreement = Agreement(
         deal_id=deal.id,
@@ -134,6 +135,7 @@ def trusted_certificates(rt: Runtime) -> list[bytes]:
     return found
 
 
-def verify_agreement_pdf(rt: Runtime, pdf: bytes) -> list[PdfSignatureReport]:
-    """Every signature in `pdf`, checked against the seal certificates of this instance."""
-    return verify_pdf_signatures(pdf, trusted_certificates(rt))
+def verify_agreement_pdf(rt: Runtime, pdf: bytes, require_timestamp: bool = False) -> list[PdfSignatureReport]:
+    """Every signature in `pdf`, checked against the seal certificates of this instance, and its timestamp against
+    the configured TSA certificate (CUNGUAN_TSA_CERT); `require_timestamp`: a signature without one fails."""
+    return verify_pdf_signatures(pdf, trusted_certificates(rt), rt.trusted_tsa_certificates(), require_timestamp)

@@ -29,8 +29,10 @@ from pypdf.generic import (
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_sign, sm3
 from app.crypto.openssl_provider import sm2_public_key_pem
+from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import DOCMDP_FORM_FILLING, require_verified_signatures
 from app.platform.errors import CryptoError
+from app.tsa.client import Timestamper
 
 SIGNATURE_SIZE = 8192  # bytes reserved for the CMS; a one-certificate SM2 CMS is about 1 KiB
 _CONTENTS_PLACEHOLDER = b"<" + b"0" * (2 * SIGNATURE_SIZE) + b">"
@@ -363,19 +365,22 @@ def sign_pdf(
     location: str,
     signing_time: datetime,
     certify: bool = False,
+    timestamper: Timestamper | None = None,
 ) -> bytes:
     """The PDF with the signature of the key's holder inside it; the original bytes stay untouched in front.
 
     A naive `signing_time` is taken to be UTC. `certify`: the first signature certifies the file (DocMDP P=2:
     later signatures and form filling only). A file whose signatures do not verify, or that was changed after
-    them, is refused (CryptoError PDF_SIGNATURE_BROKEN).
+    them, is refused (CryptoError PDF_SIGNATURE_BROKEN). `timestamper` (the TSA's client): the signature gets a
+    signatureTimeStampToken over its value (app.pdf.timestamps); without one, the signing time is our clock's.
     """
     certificate = _certificate(certificate_pem, private_key_pem)
     require_verified_signatures(pdf_bytes)
     prepared = prepare_signature(
         pdf_bytes, signer_name=signer_name, reason=reason, location=location, signing_time=signing_time, certify=certify
     )
-    return prepared.embed(build_cms(prepared.digest, private_key_pem, certificate, signing_time))
+    signature = build_cms(prepared.digest, private_key_pem, certificate, signing_time)
+    return prepared.embed(signature if timestamper is None else add_signature_timestamp(signature, timestamper))
 
 
 def sign_digest(digest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime) -> bytes:

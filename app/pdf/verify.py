@@ -18,7 +18,9 @@ from pypdf.generic import DictionaryObject, IndirectObject
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
 from app.pdf.revisions import changes_after_revision
+from app.pdf.timestamps import signature_timestamp
 from app.platform.errors import CryptoError
+from app.tsa.tokens import TimestampCheck
 
 _HEX_STRING = re.compile(rb"<[0-9A-Fa-f]*>")
 _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:([Zz])|([+-])(\d{2})'?(\d{2})?'?)?")
@@ -54,11 +56,15 @@ class PdfSignatureReport:
     # DocMDP /P of a certification signature (1: no change, 2: signing and form filling), None when not one
     certification_level: int | None = None
     certification_valid: bool = True
+    # the signature's RFC 3161 timestamp (the trusted time), None when it has none
+    timestamp: TimestampCheck | None = None
 
     @property
     def valid(self) -> bool:
         base = self.signed and self.intact and self.revision_intact and self.signature_valid and self.trusted
-        checks = self.certificate_valid and self.certification_valid
+        checks = (
+            self.certificate_valid and self.certification_valid and (self.timestamp is None or self.timestamp.valid)
+        )
         return base and checks and (self.covers_whole_file or self.superseded_cleanly)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,6 +84,8 @@ class PdfSignatureReport:
             "certification_level": self.certification_level,
             "digest_algorithm": self.digest_algorithm,
             "signature_algorithm": self.signature_algorithm,
+            "trusted_time": self.timestamp.as_dict() if self.timestamp else None,
+            "trusted_time_note": None if self.timestamp else "签名未附可信时间戳：签署时间仅为签署方自己的时钟",
             "valid": self.valid,
             "errors": self.errors,
         }
@@ -184,21 +192,27 @@ def verify_pdf(pdf_bytes: bytes, trusted_certificate_pem: TrustedCertificates = 
     return reports[-1]
 
 
-def verify_pdf_signatures(pdf_bytes: bytes, trusted: TrustedCertificates = None) -> list[PdfSignatureReport]:
+def verify_pdf_signatures(
+    pdf_bytes: bytes,
+    trusted: TrustedCertificates = None,
+    trusted_tsa: TrustedCertificates = None,
+    require_timestamp: bool = False,
+) -> list[PdfSignatureReport]:
     """One report per signature, oldest first; an unsigned or unreadable file gives one report saying so.
 
-    `trusted`: the certificate(s) a signer must have; None accepts the certificate embedded in the file."""
+    `trusted`: the certificate(s) a signer must have; None accepts the certificate embedded in the file.
+    `trusted_tsa`: likewise for the TSA of signature timestamps; `require_timestamp`: a signature without one fails."""
     try:
         signatures, certified = _signatures(pdf_bytes)
     except Exception as error:  # a malformed file is a finding, not a crash
         return [PdfSignatureReport(signed=False, errors=[f"无法解析 PDF：{error}"])]
     if not signatures:
         return [PdfSignatureReport(signed=False, errors=["PDF 中没有签名"])]
-    trusted_ders = _trusted_ders(trusted)
+    trusted_ders, tsa_ders = _trusted_ders(trusted), _trusted_ders(trusted_tsa)
     reports = []
     for name, signature in signatures:
         try:
-            reports.append(_check(pdf_bytes, name, signature, trusted_ders))
+            reports.append(_check(pdf_bytes, name, signature, trusted_ders, (tsa_ders, require_timestamp)))
         except Exception as error:
             reports.append(PdfSignatureReport(signed=True, field_name=name, errors=[f"签名数据无法解析：{error}"]))
     reports = _check_certification(reports, [signature for _, signature in signatures], certified)
@@ -341,7 +355,11 @@ def _trusted_ders(trusted: TrustedCertificates) -> list[bytes] | None:
 
 
 def _check(
-    pdf_bytes: bytes, name: str | None, signature: DictionaryObject, trusted_ders: list[bytes] | None
+    pdf_bytes: bytes,
+    name: str | None,
+    signature: DictionaryObject,
+    trusted_ders: list[bytes] | None,
+    timestamps: tuple[list[bytes] | None, bool] = (None, False),
 ) -> PdfSignatureReport:
     errors: list[str] = []
     contents = signature["/Contents"].original_bytes
@@ -385,6 +403,12 @@ def _check(
         errors.append("签名证书不是受信任的平台签章证书")
     signing_time = _attribute(signer, "signing_time")
     stated_times = [moment for moment in (signing_time, _parse_pdf_date(signature.get("/M"))) if moment is not None]
+    timestamp = signature_timestamp(signer, timestamps[0])
+    if timestamp is None and timestamps[1]:
+        timestamp = TimestampCheck(errors=["签名没有可信时间戳（缺失）"])
+    if timestamp is not None:
+        errors.extend(f"时间戳：{error}" for error in timestamp.errors)
+        stated_times += [timestamp.gen_time] if timestamp.gen_time is not None else []
     certificate_problems = (
         _certificate_problems(certificate, stated_times) if certificate is not None else ["签名中缺少签名者证书"]
     )
@@ -404,6 +428,7 @@ def _check(
         digest_algorithm=digest_oid,
         signature_algorithm=signature_oid,
         errors=errors,
+        timestamp=timestamp,
     )
 
 

@@ -88,6 +88,8 @@ def build_runtime(config: Config) -> Runtime:
         calendar_source=PublishedCalendars(definitions).current,
         bank_timeout_s=config.bank_timeout_s,
         calendar_warn_days=config.calendar_warn_days,
+        tsa_url=config.tsa_url,
+        tsa_certificate=config.tsa_certificate,
         config_validation_budget_s=config.config_validation_budget_s,
         jobs=job_table(),
         audit_checkpoints=config.instance_path / "audit" / "checkpoints.jsonl",

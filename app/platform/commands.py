@@ -19,6 +19,7 @@ from app.pii.cli import KEYS_COMMANDS, pii_cli
 from app.platform.cli import db_cli, keys_cli, serve_all_command, worker_command
 from app.sandbox.cli import city_simulate, definition_simulate
 from app.tools.banksim.cli import bank_sim
+from app.tsa.cli import tsa_cli
 from app.users.cli import user_cli
 
 
@@ -46,6 +47,7 @@ def register_cli(app: Flask) -> None:
         calendar_cli,
         bank_cli,
         definition_cli,
+        tsa_cli,
     ):
         app.cli.add_command(group)
     app.cli.add_command(bank_sim, "bank-sim")

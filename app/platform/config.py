@@ -93,6 +93,12 @@ class Config:
     config_validation_budget_s: float = field(
         default_factory=lambda: float(os.environ.get("CUNGUAN_CONFIG_VALIDATION_BUDGET_S", DEFAULT_BUDGET_S))
     )
+    # the RFC 3161 timestamp authority (`flask tsa serve`, or a real TSA): every signature is timestamped there
+    tsa_url: str | None = field(default_factory=lambda: os.environ.get("CUNGUAN_TSA_URL") or None)
+    # the TSA's certificate (PEM) the verifier requires of timestamps; unset: the one inside each token
+    tsa_certificate: Path | None = field(
+        default_factory=lambda: Path(os.environ["CUNGUAN_TSA_CERT"]) if os.environ.get("CUNGUAN_TSA_CERT") else None
+    )
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -106,6 +112,8 @@ class Config:
             self.banks = {code: bank_endpoint(bank) for code, bank in configured_banks().items()}
         if self.production:
             _refuse_simulator_banks(self.banks)
+            if not self.tsa_url:
+                raise ConfigError("生产模式（CUNGUAN_ENV=production）下必须设置可信时间戳服务地址 CUNGUAN_TSA_URL")
 
 
 def _refuse_simulator_banks(banks: dict[str, BankEndpoint]) -> None:

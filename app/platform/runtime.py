@@ -24,6 +24,7 @@ from app.platform.errors import ConfigError, NotFound
 from app.products.loader import repository_products
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.registry import Registry
+from app.tsa.client import Timestamper, timestamp
 
 
 def _no_certificate(_bank_code: str) -> str:
@@ -98,6 +99,26 @@ class Runtime:
     # the banks' facts published now (app.definitions.banks), the files by default
     known_banks: Mapping[str, KnownBank] = field(default_factory=configured_banks)
     calendar_warn_days: int = 60  # alert this many days before a year without a complete calendar starts
+    tsa_url: str | None = None  # the RFC 3161 TSA (CUNGUAN_TSA_URL); None: signatures carry no trusted time
+    tsa_certificate: Path | None = None  # the TSA certificate timestamps must carry (CUNGUAN_TSA_CERT)
+    tsa_timeout_s: float = 5.0
+
+    def timestamper(self) -> Timestamper | None:
+        """SM3 digest -> RFC 3161 token from the configured TSA; None when there is none."""
+        url = self.tsa_url
+        if not url:
+            return None
+        return lambda digest: timestamp(url, digest, timeout_s=self.tsa_timeout_s)
+
+    def trusted_tsa_certificates(self) -> list[bytes] | None:
+        """The TSA certificate (PEM) timestamps must carry, when one is configured; None accepts the token's own."""
+        if self.tsa_certificate is None:
+            return None
+        if not self.tsa_certificate.is_file():
+            raise ConfigError(
+                f"时间戳服务证书文件缺失：{self.tsa_certificate}（CUNGUAN_TSA_CERT）", code="TSA_CERT_MISSING"
+            )
+        return [self.tsa_certificate.read_bytes()]
 
     @property
     def calendars(self) -> BusinessCalendar:

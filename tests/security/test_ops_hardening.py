@@ -175,6 +175,7 @@ def test_production_refuses_to_start_with_bank_urls_at_the_simulators_defaults(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CUNGUAN_SECRET_KEY", "x" * 64)
     monkeypatch.setenv("CUNGUAN_ENV", "production")
+    monkeypatch.setenv("CUNGUAN_TSA_URL", "https://tsa.example/")
     first, *others = _bank_url_variables()
     for name in others:
         monkeypatch.setenv(name, f"https://bank.example/{name}")
@@ -186,6 +187,22 @@ def test_production_refuses_to_start_with_bank_urls_at_the_simulators_defaults(
         Config(instance_path=tmp_path / "instance", keys_dir=keys_dir)
     monkeypatch.setenv(first, "https://bank.example/real")
     assert Config(instance_path=tmp_path / "instance", keys_dir=keys_dir).production is True
+
+
+def test_production_refuses_to_start_without_a_timestamp_authority(
+    tmp_path: Path, keys_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in _bank_url_variables():
+        monkeypatch.setenv(name, f"https://bank.example/{name}")
+    monkeypatch.setenv("CUNGUAN_ENV", "production")
+    monkeypatch.delenv("CUNGUAN_TSA_URL", raising=False)
+    with pytest.raises(ConfigError) as refused:
+        Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s")
+    assert "CUNGUAN_TSA_URL" in str(refused.value)
+    monkeypatch.setenv("CUNGUAN_TSA_URL", "https://tsa.example/")
+    assert (
+        Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s").tsa_url == "https://tsa.example/"
+    )
 
 
 def test_outside_production_the_simulator_defaults_are_fine(

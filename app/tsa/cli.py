@@ -1,0 +1,86 @@
+"""`tsa` click group: `serve` the timestamp authority in its own process, make its `keys`, `stamp` a file.
+
+Registered by the platform as `flask tsa`; also runs as `python -m app.tsa` (no platform app, no database)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from werkzeug.serving import make_server
+
+from app.crypto import sm3
+from app.platform.config import instance_path_from_env
+from app.platform.errors import CryptoError
+from app.tsa.authority import DEFAULT_ACCURACY_MS, open_authority
+from app.tsa.client import timestamp
+from app.tsa.identity import CERTIFICATE_FILE, ensure_tsa_identity
+from app.tsa.protocol import DEFAULT_POLICY_OID
+from app.tsa.server import TsaApp
+
+
+def _default_folder() -> str:
+    return os.environ.get("CUNGUAN_TSA_KEYS_DIR") or str(instance_path_from_env() / "tsa")
+
+
+_FOLDER_OPTION = click.option(
+    "--keys-dir",
+    default=_default_folder,
+    show_default="<CUNGUAN_TSA_KEYS_DIR 或 CUNGUAN_INSTANCE_PATH/tsa>",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="时间戳服务自己的目录：私钥、证书、序列号（缺少的自动生成）",
+)
+
+
+@click.group("tsa", help="可信时间戳服务（RFC 3161，SM2/SM3）。")
+def tsa_cli() -> None:
+    """Group only; see the commands."""
+
+
+@tsa_cli.command("serve", help="启动时间戳服务（独立进程，单进程多线程）。")
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
+@click.option("--port", default=5002, show_default=True, type=click.IntRange(0, 65535))
+@_FOLDER_OPTION
+@click.option(
+    "--policy",
+    default=lambda: os.environ.get("CUNGUAN_TSA_POLICY") or DEFAULT_POLICY_OID,
+    show_default="CUNGUAN_TSA_POLICY 或本平台的策略 OID",
+    help="时间戳策略 OID",
+)
+@click.option("--accuracy-ms", default=DEFAULT_ACCURACY_MS, show_default=True, type=click.IntRange(1, 60_000))
+def serve(host: str, port: int, keys_dir: Path, policy: str, accuracy_ms: int) -> None:
+    authority = open_authority(keys_dir, policy, accuracy_ms)
+    server = make_server(host, port, TsaApp(authority), threaded=True)
+    click.echo(
+        f"时间戳服务已启动：http://{host}:{server.port}/ （策略 {policy}，精度 {accuracy_ms} 毫秒，"
+        f"证书 {keys_dir / CERTIFICATE_FILE}，已签发序列号至 {authority.serials.last()}）",
+        err=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("正在停止时间戳服务……", err=True)
+    finally:
+        server.server_close()
+
+
+@tsa_cli.command("keys", help="生成时间戳服务的私钥与证书（已有的保留），打印证书路径。")
+@_FOLDER_OPTION
+def keys(keys_dir: Path) -> None:
+    ensure_tsa_identity(keys_dir)
+    click.echo(str(keys_dir / CERTIFICATE_FILE))
+
+
+@tsa_cli.command("stamp", help="为文件的 SM3 摘要申请时间戳，把时间戳令牌（DER）写入 OUTPUT。")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--url", envvar="CUNGUAN_TSA_URL", required=True, help="时间戳服务地址（环境变量 CUNGUAN_TSA_URL）")
+def stamp(file: Path, output: Path, url: str) -> None:
+    try:
+        token = timestamp(url, sm3(file.read_bytes()))
+    except CryptoError as error:
+        click.echo(f"错误：{error.message} {error.details or ''}", err=True)
+        raise SystemExit(1) from None
+    output.write_bytes(token)
+    click.echo(f"时间戳令牌已写入 {output}")

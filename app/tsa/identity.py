@@ -1,0 +1,97 @@
+"""The TSA's own key and certificate, kept in its own folder (never the platform's keys folder):
+
+    tsa.key.pem   SM2 private key (0600)        tsa.cert.pem   its certificate: extendedKeyUsage timeStamping,
+    serial        the last serial number issued  issued.jsonl   one line per token issued (serial, time, imprint)
+
+Until the platform CA (`app/pki/`) issues the TSA's certificate, it is self-signed here (SM2-with-SM3, keyUsage
+digitalSignature + nonRepudiation, extendedKeyUsage timeStamping, critical, as RFC 3161 §2.3 requires).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import pem, x509
+
+from app.crypto import asn1 as sm_oids
+from app.crypto import sm2_sign
+from app.crypto.keys import ensure_private_key, public_key_pem_from_private
+from app.tsa.protocol import TIME_STAMPING_PURPOSE
+
+TSA_COMMON_NAME = "存管平台时间戳服务"
+TSA_ORGANIZATION = "Cunguan"
+KEY_FILE = "tsa.key.pem"
+CERTIFICATE_FILE = "tsa.cert.pem"
+_VALID_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class TsaIdentity:
+    private_key_pem: bytes
+    certificate_pem: bytes
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.Certificate.load(pem.unarmor(self.certificate_pem)[2])
+
+
+def make_tsa_certificate(private_key_pem: bytes, valid_from: datetime | None = None) -> bytes:
+    """A self-signed timestamping certificate for the key (PEM), valid ten years from `valid_from` (default: now,
+    less five minutes of clock skew)."""
+    public_info = asn1_keys.PublicKeyInfo.load(pem.unarmor(public_key_pem_from_private(private_key_pem))[2])
+    name = x509.Name.build(
+        {"country_name": "CN", "organization_name": TSA_ORGANIZATION, "common_name": TSA_COMMON_NAME}
+    )
+    start = (valid_from or datetime.now(UTC) - timedelta(minutes=5)).astimezone(UTC).replace(microsecond=0)
+    algorithm = {"algorithm": sm_oids.SM2_WITH_SM3_NAME}
+    tbs = x509.TbsCertificate(
+        {
+            "version": "v3",
+            "serial_number": secrets.randbelow(2**63 - 1) + 1,
+            "signature": algorithm,
+            "issuer": name,
+            "validity": {
+                "not_before": x509.Time(name="utc_time", value=start),
+                "not_after": x509.Time(name="utc_time", value=start + timedelta(days=_VALID_DAYS)),
+            },
+            "subject": name,
+            "subject_public_key_info": public_info,
+            "extensions": [
+                {"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": False}},
+                {"extn_id": "key_usage", "critical": True, "extn_value": {"digital_signature", "non_repudiation"}},
+                {"extn_id": "extended_key_usage", "critical": True, "extn_value": [TIME_STAMPING_PURPOSE]},
+            ],
+        }
+    )
+    certificate = x509.Certificate(
+        {
+            "tbs_certificate": tbs,
+            "signature_algorithm": algorithm,
+            "signature_value": sm2_sign(private_key_pem, tbs.dump()),
+        }
+    )
+    return pem.armor("CERTIFICATE", certificate.dump())
+
+
+def ensure_tsa_identity(folder: Path) -> TsaIdentity:
+    """The TSA's key and certificate in `folder`, created (key 0600, folder 0700) where missing; an existing
+    certificate is kept."""
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_key = ensure_private_key(folder / KEY_FILE)
+    certificate_path = folder / CERTIFICATE_FILE
+    if not certificate_path.is_file():
+        temporary = certificate_path.with_name(f"{certificate_path.name}.{secrets.token_hex(4)}.new")
+        temporary.write_bytes(make_tsa_certificate(private_key))
+        try:
+            os.link(temporary, certificate_path)  # the first process to get there wins; the others read its file
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return TsaIdentity(private_key, certificate_path.read_bytes())

@@ -1,0 +1,144 @@
+"""Check an RFC 3161 timestamp token offline: its SM2 signature over the signed attributes, the digest of its
+TSTInfo, the TSA certificate it names (signingCertificateV2, extendedKeyUsage timeStamping, valid at genTime,
+one the verifier trusts) and its message imprint against the stamped bytes. Never raises on bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from asn1crypto import cms, pem, x509
+
+from app.crypto import asn1 as sm_oids
+from app.crypto import sm2_verify, sm3
+from app.platform.errors import CryptoError
+from app.tsa.protocol import TIME_STAMPING_PURPOSE, token_info
+
+
+@dataclass(frozen=True)
+class TimestampCheck:
+    """What a token says and what is wrong with it; `valid` only without errors."""
+
+    gen_time: datetime | None = None
+    authority: str | None = None  # the TSA certificate's common name
+    serial: int | None = None
+    policy: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.gen_time.isoformat() if self.gen_time else None,
+            "authority": self.authority,
+            "serial": self.serial,
+            "policy": self.policy,
+            "valid": self.valid,
+            "errors": self.errors,
+        }
+
+
+def _attribute(signer: cms.SignerInfo, name: str) -> Any:
+    for attribute in signer["signed_attrs"]:
+        if attribute["type"].native == name:
+            return attribute["values"][0]
+    return None
+
+
+def _certificate(signed_data: cms.SignedData, signer: cms.SignerInfo) -> x509.Certificate | None:
+    sid = signer["sid"]
+    if sid.name != "issuer_and_serial_number":
+        return None
+    wanted = sid.chosen
+    for choice in signed_data["certificates"] or []:
+        certificate = choice.chosen
+        if (
+            isinstance(certificate, x509.Certificate)
+            and certificate.serial_number == wanted["serial_number"].native
+            and certificate.issuer == wanted["issuer"]
+        ):
+            return certificate
+    return None
+
+
+def _certificate_problems(certificate: x509.Certificate, signer: cms.SignerInfo, gen_time: datetime) -> list[str]:
+    problems = []
+    usage = certificate.extended_key_usage_value
+    critical = any(
+        extension["extn_id"].native == "extended_key_usage" and extension["critical"].native
+        for extension in certificate["tbs_certificate"]["extensions"]
+    )
+    if usage is None or usage.native != [TIME_STAMPING_PURPOSE] or not critical:
+        problems.append("时间戳服务证书的扩展密钥用途不是（关键的）timeStamping")
+    if not certificate.not_valid_before <= gen_time <= certificate.not_valid_after:
+        problems.append("时间戳时间不在时间戳服务证书的有效期内")
+    ess = _attribute(signer, "signing_certificate_v2")
+    if ess is None:
+        problems.append("时间戳令牌缺少 signingCertificateV2 属性")
+    else:
+        first = ess["certs"][0]
+        algorithm = first["hash_algorithm"]["algorithm"].dotted
+        if algorithm != sm_oids.SM3_OID or first["cert_hash"].native != sm3(certificate.dump()):
+            problems.append("时间戳令牌声明的服务证书与所附证书不一致")
+    return problems
+
+
+def check_token(
+    token: cms.ContentInfo | bytes, stamped: bytes, trusted: Sequence[bytes] | None = None
+) -> TimestampCheck:
+    """The check of `token` (DER or parsed) over `stamped` (for a signature timestamp: the signature value).
+
+    `trusted`: DER certificates a TSA must have; None accepts the certificate inside the token."""
+    return check_token_digest(token, sm3(stamped), trusted)
+
+
+def check_token_digest(
+    token: cms.ContentInfo | bytes, digest: bytes, trusted: Sequence[bytes] | None = None
+) -> TimestampCheck:
+    """`check_token` for an SM3 `digest` of the stamped bytes."""
+    try:
+        return _check(token if isinstance(token, cms.ContentInfo) else cms.ContentInfo.load(token), digest, trusted)
+    except (CryptoError, ValueError, TypeError, KeyError, IndexError) as error:
+        reason = error.message if isinstance(error, CryptoError) else str(error)
+        return TimestampCheck(errors=[f"时间戳令牌无法解析：{reason}"])
+
+
+def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Sequence[bytes] | None) -> TimestampCheck:
+    info = token_info(token)
+    signed_data = token["content"]
+    signer = signed_data["signer_infos"][0]
+    gen_time = info["gen_time"].native
+    errors = []
+    imprint = info["message_imprint"]
+    if imprint["hash_algorithm"]["algorithm"].dotted != sm_oids.SM3_OID:
+        errors.append("时间戳的摘要算法不是 SM3")
+    elif imprint["hashed_message"].native != digest_expected:
+        errors.append("时间戳的消息摘要与签名值不一致（时间戳不属于这个签名）")
+    algorithms = (signer["digest_algorithm"]["algorithm"].dotted, signer["signature_algorithm"]["algorithm"].dotted)
+    content_type = _attribute(signer, "content_type")
+    digest = _attribute(signer, "message_digest")
+    if algorithms != (sm_oids.SM3_OID, sm_oids.SM2_WITH_SM3_OID):
+        errors.append("时间戳签名算法不是 SM2/SM3")
+    if content_type is None or content_type.native != "tst_info":
+        errors.append("时间戳令牌的内容类型属性不是 TSTInfo")
+    if digest is None or digest.native != sm3(signed_data["encap_content_info"]["content"].contents):
+        errors.append("时间戳内容与其签名摘要不一致（时间戳被篡改）")
+    certificate = _certificate(signed_data, signer)
+    authority = None
+    if certificate is None:
+        errors.append("时间戳令牌中缺少时间戳服务证书")
+    else:
+        authority = str(certificate.subject.native.get("common_name", certificate.subject.human_friendly))
+        signed_attrs = b"\x31" + signer["signed_attrs"].dump()[1:]  # [0] IMPLICIT in SignerInfo, a SET OF when signed
+        public_key_pem = pem.armor("PUBLIC KEY", certificate.public_key.dump())
+        if not sm2_verify(public_key_pem, signed_attrs, signer["signature"].native):
+            errors.append("时间戳签名验证失败（时间戳被伪造或篡改）")
+        errors.extend(_certificate_problems(certificate, signer, gen_time))
+        if trusted is not None and certificate.dump() not in trusted:
+            errors.append("时间戳服务证书不是受信任的时间戳服务证书")
+    policy = info["policy"].dotted
+    return TimestampCheck(gen_time, authority, info["serial_number"].native, policy, errors)

@@ -1,0 +1,207 @@
+"""Trusted time end to end, with the TSA as its own process (one per module): the HTTP protocol, OpenSSL reading
+our replies, signatures carrying a signatureTimeStampToken, the verifier reporting the trusted time and catching a
+forged, misplaced or missing timestamp, and a deal's agreement stamped on the platform's and the bank's signature."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from asn1crypto import cms, pem, x509
+from flask import Flask
+
+from app.agreements.service import verify_agreement_pdf
+from app.crypto import sm3
+from app.crypto.keys import generate_sm2_private_key_pem
+from app.pdf.sign import build_cms, prepare_signature, sign_pdf
+from app.pdf.timestamps import add_signature_timestamp
+from app.pdf.verify import verify_pdf_signatures
+from app.platform.runtime import Runtime
+from app.queue.worker import run_one
+from app.tools.banksim.keys import provision_simulated_banks
+from app.tsa import protocol
+from app.tsa.authority import Authority
+from app.tsa.client import TsaUnavailable, timestamp
+from app.tsa.identity import TsaIdentity
+from app.tsa.serials import SerialCounter
+from app.tsa.tokens import check_token
+from tests.factories import SEALS_VALID_FROM, confirmed_deal, load_deal
+from tests.integration.simulator_support import bank_over_http
+from tests.pdf_samples import text_pdf
+from tests.ports import port_of, reserve_port
+from tests.tsa_support import TsaProcess, running_tsa
+
+WHEN = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TsaProcess]:
+    with running_tsa(tmp_path_factory.mktemp("tsa-home") / "tsa") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def seal(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+    folder = tmp_path_factory.mktemp("seal")
+    provision_simulated_banks(folder, tmp_path_factory.mktemp("banks"), [], certificate_valid_from=SEALS_VALID_FROM)
+    return (folder / "platform.key.pem").read_bytes(), (folder / "platform.cert.pem").read_bytes()
+
+
+def _stamper(tsa: TsaProcess):  # type: ignore[no-untyped-def] - a Timestamper
+    return lambda digest: timestamp(tsa.url, digest, timeout_s=5)
+
+
+def _post(tsa: TsaProcess, body: bytes, content_type: str = protocol.QUERY_CONTENT_TYPE) -> requests.Response:
+    return requests.post(tsa.url, data=body, headers={"Content-Type": content_type}, timeout=5)
+
+
+def test_the_client_gets_a_checked_token_from_the_process(tsa: TsaProcess) -> None:
+    first = timestamp(tsa.url, sm3(b"one"))
+    second = timestamp(tsa.url, sm3(b"two"))
+    checks = [check_token(first, b"one", [pem.unarmor(tsa.certificate_pem)[2]]), check_token(second, b"two")]
+    assert all(check.valid for check in checks), [check.errors for check in checks]
+    assert checks[0].serial is not None and checks[1].serial is not None and checks[0].serial < checks[1].serial
+    assert checks[0].authority == "存管平台时间戳服务"
+    assert abs((checks[1].gen_time - datetime.now(UTC)).total_seconds()) < 60  # type: ignore[operator]
+
+
+def test_the_http_side(tsa: TsaProcess) -> None:
+    assert requests.get(f"{tsa.url}certificate", timeout=5).content == tsa.certificate_pem
+    assert _post(tsa, protocol.build_request(sm3(b"x")), "application/octet-stream").status_code == 415
+    assert _post(tsa, b"\0" * 20_000).status_code == 413
+    refused = _post(tsa, b"not der")
+    assert refused.status_code == 200 and refused.headers["Content-Type"] == protocol.REPLY_CONTENT_TYPE
+    assert protocol.read_reply(refused.content)[0] == "rejection"
+
+
+def test_an_unreachable_tsa_is_tried_again_then_reported() -> None:
+    reservation = reserve_port()  # bound, never listening: connections are refused at once
+    try:
+        with pytest.raises(TsaUnavailable) as failed:
+            timestamp(f"http://127.0.0.1:{port_of(reservation)}/", sm3(b"x"), retries=1, timeout_s=1)
+    finally:
+        reservation.close()
+    assert failed.value.code == "TSA_UNAVAILABLE" and "时间戳服务无法访问" in failed.value.message
+
+
+def _openssl(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["openssl", *arguments], cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def test_openssl_reads_our_reply_and_checks_the_token_signature(tsa: TsaProcess, tmp_path: Path) -> None:
+    """OpenSSL 3.0's `ts -verify` and `cms -verify` verify SM2 without the default user id (GM/T 0009
+    "1234567812345678") and so reject every standard SM2 CMS signature; what they do read is checked here, and the
+    token's signature with `pkeyutl` given that id."""
+    request = protocol.build_request(sm3(b"document"), nonce=0x5EED)
+    (tmp_path / "req.tsq").write_bytes(request)
+    (tmp_path / "resp.tsr").write_bytes(_post(tsa, request).content)
+    (tmp_path / "tsa.pem").write_bytes(tsa.certificate_pem)
+    text = _openssl("ts", "-reply", "-in", "resp.tsr", "-text", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    for expected in ("Status: Granted.", "Hash Algorithm: sm3", "Nonce: 0x5EED", protocol.DEFAULT_POLICY_OID):
+        assert expected in text.stdout
+    assert sm3(b"document").hex()[:8] in text.stdout.replace(" ", "").replace("-", "")
+
+    assert _openssl("ts", "-reply", "-in", "resp.tsr", "-token_out", "-out", "token.der", cwd=tmp_path).returncode == 0
+    printed = _openssl("cms", "-cmsout", "-print", "-inform", "DER", "-in", "token.der", cwd=tmp_path).stdout
+    assert "id-smime-ct-TSTInfo" in printed and "SM2-with-SM3" in printed and "sm3" in printed
+    purpose = _openssl("verify", "-purpose", "timestampsign", "-CAfile", "tsa.pem", "tsa.pem", cwd=tmp_path)
+    assert purpose.returncode == 0 and "tsa.pem: OK" in purpose.stdout, purpose.stderr
+
+    signer = cms.ContentInfo.load((tmp_path / "token.der").read_bytes())["content"]["signer_infos"][0]
+    (tmp_path / "attrs.der").write_bytes(b"\x31" + signer["signed_attrs"].dump()[1:])
+    (tmp_path / "sig.der").write_bytes(signer["signature"].native)
+    certificate = _certificate(tsa.certificate_pem)
+    (tmp_path / "pub.pem").write_bytes(pem.armor("PUBLIC KEY", certificate.public_key.dump()))
+    verify = ["pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-rawin", "-digest", "sm3", "-in", "attrs.der"]
+    verify += ["-sigfile", "sig.der", "-pkeyopt", "distid:1234567812345678"]
+    checked = _openssl(*verify, cwd=tmp_path)
+    assert checked.returncode == 0 and "Signature Verified Successfully" in checked.stdout, checked.stderr
+    (tmp_path / "attrs.der").write_bytes(b"\x31" + signer["signed_attrs"].dump()[1:-1] + b"\0")
+    assert _openssl(*verify, cwd=tmp_path).returncode != 0, "a changed byte fails OpenSSL's check too"
+
+
+def _signed(seal: tuple[bytes, bytes], timestamper=None) -> bytes:  # type: ignore[no-untyped-def]
+    document = text_pdf(b"Pay 1000 yuan")
+    return sign_pdf(
+        document, *seal, signer_name="x", reason="x", location="x", signing_time=WHEN, timestamper=timestamper
+    )
+
+
+def test_a_signature_carries_the_trusted_time(tsa: TsaProcess, seal: tuple[bytes, bytes]) -> None:
+    (report,) = verify_pdf_signatures(_signed(seal, _stamper(tsa)), trusted_tsa=[tsa.certificate_pem])
+    assert report.valid, report.errors
+    assert report.timestamp is not None and report.timestamp.valid
+    assert report.timestamp.authority == "存管平台时间戳服务" and report.timestamp.gen_time is not None
+    assert report.as_dict()["trusted_time"]["authority"] == "存管平台时间戳服务"
+    (unstamped,) = verify_pdf_signatures(_signed(seal))
+    assert unstamped.valid and unstamped.timestamp is None, "without a TSA, signing works as before"
+    assert "未附可信时间戳" in unstamped.as_dict()["trusted_time_note"]
+    (required,) = verify_pdf_signatures(_signed(seal), require_timestamp=True)
+    assert not required.valid and "时间戳：签名没有可信时间戳（缺失）" in required.errors
+
+
+def _with_token(seal: tuple[bytes, bytes], token: bytes) -> bytes:
+    """A signed PDF whose signature carries `token` as its timestamp, whatever the token stamps."""
+    prepared = prepare_signature(
+        text_pdf(b"Pay 1000 yuan"), signer_name="x", reason="x", location="x", signing_time=WHEN
+    )
+    signature = build_cms(prepared.digest, seal[0], _certificate(seal[1]), WHEN)
+    return prepared.embed(add_signature_timestamp(signature, lambda _digest: token))
+
+
+def _certificate(certificate_pem: bytes) -> x509.Certificate:
+    return x509.Certificate.load(pem.unarmor(certificate_pem)[2])
+
+
+def test_a_forged_or_misplaced_timestamp_is_detected(
+    tsa: TsaProcess, seal: tuple[bytes, bytes], tmp_path: Path
+) -> None:
+    misplaced = _with_token(seal, timestamp(tsa.url, sm3(b"some other signature")))
+    (report,) = verify_pdf_signatures(misplaced)
+    assert report.signature_valid and not report.valid, "the seal's signature is fine, its timestamp is not"
+    assert any("消息摘要与签名值不一致" in error for error in report.errors)
+
+    # the TSA's genuine certificate in the token, signed with another key: a forger's TSA
+    forger = Authority(TsaIdentity(generate_sm2_private_key_pem(), tsa.certificate_pem), SerialCounter(tmp_path))
+
+    def forged_stamper(digest: bytes) -> bytes:
+        _, _, token = protocol.read_reply(forger.respond(protocol.build_request(digest)))
+        assert token is not None
+        return token.dump()
+
+    prepared = prepare_signature(
+        text_pdf(b"Pay 1000 yuan"), signer_name="x", reason="x", location="x", signing_time=WHEN
+    )
+    signature = build_cms(prepared.digest, seal[0], _certificate(seal[1]), WHEN)
+    (report,) = verify_pdf_signatures(prepared.embed(add_signature_timestamp(signature, forged_stamper)))
+    assert not report.valid and "时间戳：时间戳签名验证失败（时间戳被伪造或篡改）" in report.errors
+    (report,) = verify_pdf_signatures(_signed(seal, _stamper(tsa)), trusted_tsa=[seal[1]])
+    assert not report.valid and "时间戳：时间戳服务证书不是受信任的时间戳服务证书" in report.errors
+
+
+@pytest.mark.usefixtures("users")
+def test_a_deals_agreement_is_stamped_on_both_signatures(
+    app: Flask, rt: Runtime, tsa: TsaProcess, keys_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "tsa.pem").write_bytes(tsa.certificate_pem)
+    rt.tsa_url, rt.tsa_certificate = tsa.url, tmp_path / "tsa.pem"
+    deal_id = confirmed_deal(rt)
+    with bank_over_http(rt, keys_dir, tmp_path):
+        while run_one(rt, "test-worker"):
+            pass
+    pdf = load_deal(rt, deal_id).agreement.pdf  # type: ignore[union-attr]
+    platform, bank = verify_agreement_pdf(rt, pdf, require_timestamp=True)
+    assert platform.valid and bank.valid, platform.errors + bank.errors
+    assert platform.timestamp and bank.timestamp and platform.timestamp.serial != bank.timestamp.serial
+    path = tmp_path / "agreement.pdf"
+    path.write_bytes(pdf)
+    result = app.test_cli_runner().invoke(args=["agreement", "verify", "--require-timestamp", str(path)])
+    assert result.exit_code == 0, result.output
+    stamps = [signature["trusted_time"] for signature in json.loads(result.stdout)["signatures"]]
+    assert [stamp["authority"] for stamp in stamps] == ["存管平台时间戳服务"] * 2 and all(s["valid"] for s in stamps)
