@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 import requests
 from asn1crypto import cms, pem, x509
 from flask import Flask
+from flask.testing import FlaskClient
 
 from app.agreements.service import verify_agreement_pdf
 from app.crypto import sm3
@@ -30,6 +32,7 @@ from app.tsa.client import TsaUnavailable, timestamp
 from app.tsa.identity import TsaIdentity
 from app.tsa.serials import SerialCounter
 from app.tsa.tokens import check_token
+from tests.conftest import csrf_token
 from tests.factories import SEALS_VALID_FROM, confirmed_deal, load_deal
 from tests.integration.simulator_support import bank_over_http
 from tests.pdf_samples import text_pdf
@@ -185,9 +188,13 @@ def test_a_forged_or_misplaced_timestamp_is_detected(
     assert not report.valid and "时间戳：时间戳服务证书不是受信任的时间戳服务证书" in report.errors
 
 
-@pytest.mark.usefixtures("users")
 def test_a_deals_agreement_is_stamped_on_both_signatures(
-    app: Flask, rt: Runtime, tsa: TsaProcess, keys_dir: Path, tmp_path: Path
+    app: Flask,
+    rt: Runtime,
+    tsa: TsaProcess,
+    keys_dir: Path,
+    tmp_path: Path,
+    login: Callable[[str], FlaskClient],
 ) -> None:
     (tmp_path / "tsa.pem").write_bytes(tsa.certificate_pem)
     rt.tsa_url, rt.tsa_certificate = tsa.url, tmp_path / "tsa.pem"
@@ -205,3 +212,8 @@ def test_a_deals_agreement_is_stamped_on_both_signatures(
     assert result.exit_code == 0, result.output
     stamps = [signature["trusted_time"] for signature in json.loads(result.stdout)["signatures"]]
     assert [stamp["authority"] for stamp in stamps] == ["存管平台时间戳服务"] * 2 and all(s["valid"] for s in stamps)
+
+    client = login("auditor")
+    data = {"pdf": (BytesIO(pdf), "agreement.pdf"), "csrf_token": csrf_token(client.get("/agreements/verify").text)}
+    page = client.post("/agreements/verify", data=data, content_type="multipart/form-data").text
+    assert "全部 2 个签章有效" in page and page.count("（存管平台时间戳服务，序列号") == 2
