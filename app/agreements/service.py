@@ -7,6 +7,7 @@ A deal's agreement is a function of (template version, the deal's pinned city co
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session, object_session
 
@@ -44,8 +45,14 @@ def _city(rt: Runtime, deal: Deal) -> CityConfig:
 
 
 def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
-    account = deal.virtual_account
     city = _city(rt, deal)
+    return agreement_data_under(rt, deal, city, agreement_terms(rt, _session(deal), deal))
+
+
+def agreement_data_under(rt: Runtime, deal: Deal, city: CityConfig, fees: Mapping[str, Any]) -> AgreementData:
+    """The agreement's data of `deal` under `city` with its `fees`: the config the deal pinned, or, for the
+    preview of a draft (`app.cities.draft_preview`), the draft's config and a sample deal that is never stored."""
+    account = deal.virtual_account
     product = city.products.get(deal.product)
     definition = rt.workflow(deal.workflow_id, deal.workflow_version)
     return AgreementData(
@@ -65,7 +72,7 @@ def agreement_data(rt: Runtime, deal: Deal) -> AgreementData:
         authority=product.authority if product is not None else None,
         stages=tuple(t.label for t in product.release.tranches) if product is not None and product.release else (),
         deadlines=deadline_texts(definition.parameters, product.overrides() if product is not None else {}),
-        fees=agreement_terms(rt, _session(deal), deal) if product is not None else {},
+        fees=fees if product is not None else {},
         release_plan=_release_plan(product.release if product is not None else None, deal, definition.events),
         terms=deal_terms(deal.facts or {}),
         extra_form=product.form if product is not None else None,

@@ -21,6 +21,7 @@ from app.admin.base import RoleView
 from app.cities import publishing, review
 from app.cities import simulation_runs as simulation_jobs
 from app.cities.launches import is_live, set_live
+from app.cities.preview_view import PreviewRoutes
 from app.cities.sources import SessionCitySource, open_version, published_version
 from app.cities.studio_view import StudioRoutes, located_problems
 from app.cities.versions import unified_diff
@@ -66,7 +67,7 @@ def _name_of(content: str | None) -> str:
     return str(data.get("name", "")) if isinstance(data, dict) else ""
 
 
-class ConfigsView(StudioRoutes, RoleView):
+class ConfigsView(StudioRoutes, PreviewRoutes, RoleView):
     read_roles = frozenset({"ops", "reviewer", "auditor"})
     write_roles = frozenset({"ops", "reviewer"})
 

@@ -82,3 +82,21 @@ def warnings(rt: Runtime, session: Session, stem: str, name: str, current: CityC
         simulated=simulated,
     )
     return lint(state)
+
+
+def changed_products(rt: Runtime, session: Session, version: CityConfigVersion, enabled: list[str]) -> list[str]:
+    """Which of the `enabled` products of the version under work it changes: every one when there is nothing to
+    compare with or when a city-wide key changed (the city's name prints in every agreement), else those whose
+    resolved section differs from the baseline's (`baseline`)."""
+    base_stem, _ = baseline(session, version)
+    new = _resolved(session, rt, version.city_code, version.content) or {}
+    old = _resolved(session, rt, base_stem) if base_stem is not None else None
+    if old is None or _city_wide(old) != _city_wide(new):
+        return list(enabled)
+    before, after = old.get("products") or {}, new.get("products") or {}
+    return [code for code in enabled if before.get(code) != after.get(code)]
+
+
+def _city_wide(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The resolved keys but the products, the status (going live is its own step) and the parent's name."""
+    return {key: value for key, value in resolved.items() if key not in ("products", "status", "extends")}

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from app.cities import publishing
 from app.cities import simulation_runs as simulation_jobs
+from app.cities.preview_view import PREVIEW_ROLES
 from app.cities.sources import SessionCitySource, open_version
 from app.db.config_models import CityConfigVersion
 from app.domain.cities import SCHEMA_PATH, resolve
@@ -110,6 +111,7 @@ class StudioRoutes:
             current=current,
             editable=editable,
             running=working.running,
+            previewable=self.actor.role in PREVIEW_ROLES,  # type: ignore[attr-defined]
         )
         return (page, 422) if form.error_count else page
 

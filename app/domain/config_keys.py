@@ -21,21 +21,21 @@ _FORM_CHECKS = Reader("app.domain.forms.schema_form:_checked_schema", "field.sch
 READERS: dict[str, Reader] = {
     "extends": Reader("app.domain.cities:resolve", "extends"),
     "admin_code": Reader("app.deals.pinning:pin", "admin_code"),
-    "name": Reader("app.agreements.service:agreement_data", "city.name"),
+    "name": Reader("app.agreements.service:agreement_data_under", "city.name"),
     "status": Reader("app.domain.cities:CityCatalog.live_cities", "status"),
     "products/*/workflow/id": Reader("app.deals.service:create_deal", "workflow_id"),
     "products/*/workflow/version": Reader("app.deals.service:create_deal", "workflow_version"),
     "products/*/banks/*": Reader("app.deals.service:custody_bank", "banks"),
-    "products/*/authority": Reader("app.agreements.service:agreement_data", "authority"),
+    "products/*/authority": Reader("app.agreements.service:agreement_data_under", "authority"),
     "products/*/agreement/template": Reader("app.deals.service:deal_row", "agreement_template"),
-    "products/*/agreement/clauses/*": Reader("app.agreements.service:agreement_data", "clauses"),
+    "products/*/agreement/clauses/*": Reader("app.agreements.service:agreement_data_under", "clauses"),
     "products/*/parameters/*": Reader("app.deals.case_blocks:case_context", "overrides"),
     "products/*/deadlines/*": Reader("app.deals.timers:_deal_parameters", "overrides"),  # ISO 8601, or working days:
     "products/*/deadlines/*/working_days": Reader("app.domain.durations:_working_days", "working_days"),
     "products/*/deadlines/*/bank_cut_off": Reader("app.domain.durations:WorkingDays.bound", "bank_cut_off"),
     "products/*/custody/min_fen": Reader("app.domain.custody_limits:custody_limit_error", "min_fen"),
     "products/*/custody/max_fen": Reader("app.domain.custody_limits:custody_limit_error", "max_fen"),
-    "products/*/release/tranches/*/label": Reader("app.agreements.service:agreement_data", "label"),
+    "products/*/release/tranches/*/label": Reader("app.agreements.service:agreement_data_under", "label"),
     # release plans (app/domain/release_plan.py), run by the workflows that name `release_tranche` or
     # `release_stage`; a workflow version that releases at once refuses tranches but one remainder (city_checks)
     "products/*/release/conditions/*": Reader("app.domain.release_plan:due_tranches", "conditions"),

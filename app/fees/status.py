@@ -13,6 +13,7 @@ from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal
 from app.deals.pinning import pinned_city
 from app.domain import fees as rules
+from app.domain.cities import CityConfig
 from app.domain.products import ProductRegistry
 from app.payouts.agreed import agreed_release_fen
 from app.platform.runtime import Runtime
@@ -27,7 +28,12 @@ def _base(deal: Deal, products: ProductRegistry) -> tuple[int, str]:
 def agreement_terms(rt: Runtime, session: Session, deal: Deal) -> dict[str, Any]:
     """The agreement's `fees`: each fee in figures and 大写, and what the payer pays in when it pays fees on
     arrival (`app.domain.fees.agreement_fees`)."""
-    return rules.agreement_fees(pinned_city(rt, session, deal).product(deal.product).fees, *_base(deal, rt.products))
+    return fee_terms(rt, pinned_city(rt, session, deal), deal)
+
+
+def fee_terms(rt: Runtime, city: CityConfig, deal: Deal) -> dict[str, Any]:
+    """The agreement's `fees` of `deal` under `city` (the config it pinned, or a draft's for its preview)."""
+    return rules.agreement_fees(city.product(deal.product).fees, *_base(deal, rt.products))
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 
+from app.deals.sample_forms import form_has, product_form, sample_form
 from app.domain.cities import CityConfig
 from app.domain.money import parse_yuan
 from app.domain.rent import plan_rent
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
 from app.sandbox.bank import BankSnapshot, SandboxBank
-from app.sandbox.forms import form_has, product_form, sample_form
 from app.sandbox.harness import People, QuietLog, SandboxClock
 from app.sandbox.path_run import PathRun
 from app.sandbox.steps import FAILURES, FAILURES_OF_A_PATH, LAST_GUARDS, Step, Unreachable, wants

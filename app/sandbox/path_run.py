@@ -18,11 +18,11 @@ from app.db.models import Deal, DealEvent, Payout
 from app.deals import contract_import
 from app.deals import service as deals
 from app.deals.case_blocks import arrival_event, free_in_custody
+from app.deals.sample_forms import BUYER, form_has, sample_form
 from app.deals.timers import deal_timers, fire_due_timers
 from app.payouts import approvals as payout_approvals
 from app.payouts.status import PayoutStatus
 from app.platform.errors import ValidationError
-from app.sandbox.forms import BUYER, form_has, sample_form
 from app.sandbox.steps import FAILURES, LAST_GUARDS, PathProblem, Step, Unreachable, wants
 from app.state_machine.definition import Transition
 

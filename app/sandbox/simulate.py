@@ -24,6 +24,7 @@ from app.db.config_models import ConfigSimulation
 from app.db.models import User
 from app.db.session import Database
 from app.deals import service as deals
+from app.deals.sample_forms import parse_details
 from app.deals.vocabulary import build_vocabulary
 from app.domain.cities import CityCatalog, CityConfig, ResolvedCity
 from app.domain.config_versions import content_sha256
@@ -35,7 +36,6 @@ from app.platform.errors import CunguanError
 from app.platform.runtime import KeyStore, Runtime
 from app.sandbox.bank import SANDBOX_THREADS, BankProblem, SandboxBank
 from app.sandbox.drivers import ProductDriver
-from app.sandbox.forms import parse_details
 from app.sandbox.harness import People, QuietLog, SandboxClock, SignOnce
 from app.sandbox.steps import PathProblem, Unreachable
 from app.state_machine.paths import enumerate_paths

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.banks.registry import configured_banks
+from app.deals.sample_forms import SAMPLE_FORMS
 from app.domain.cities import CityCatalog
 from app.domain.city_checks import validate_file
 from app.domain.forms.schema_form import build_form, load_base_schema
@@ -24,7 +25,6 @@ from app.domain.statements import ParsedStatement, parse_statement
 from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, load_workflows
 from app.platform.errors import ConfigError, ValidationError
 from app.products.loader import repository_products
-from app.sandbox.forms import SAMPLE_FORMS
 from tests.factories import resale_columns
 
 WORKFLOWS = load_workflows()

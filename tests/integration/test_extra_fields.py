@@ -17,12 +17,12 @@ from sqlalchemy import text
 from app.agreements.service import render_html
 from app.db.models import Deal
 from app.deals import service as deals
+from app.deals.sample_forms import ADDRESS, sample_form
 from app.domain.identity import id_check_char
 from app.domain.money import format_yuan, parse_yuan, to_chinese_upper
 from app.pdf import render
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
-from app.sandbox.forms import ADDRESS, sample_form
 from tests.factories import RESALE_FORM, actor, load_deal, patch_city
 
 GUARANTOR_ID = "37010219800101" + "123" + id_check_char("37010219800101123")

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app.db.models import Agreement, Payout
 from app.deals import service as deals
+from app.deals.sample_forms import SAMPLE_FORMS
 from app.platform.runtime import Runtime
-from app.sandbox.forms import SAMPLE_FORMS
 from tests.factories import actor, arrive, bank_accepted, load_deal, notification, open_account, post_callback
 
 DEVELOPER = "上海示例房地产开发有限公司"

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from app.db.models import Payout
 from app.deals import service as deals
+from app.deals.sample_forms import sample_form
 from app.domain import ledger
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.runtime import Runtime
-from app.sandbox.forms import sample_form
 from tests.conftest import csrf_token
 from tests.factories import (
     RESALE_FORM,

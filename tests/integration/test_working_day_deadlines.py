@@ -17,10 +17,10 @@ from sqlalchemy import select
 from app.calendars.alerts import DEADLINE_UNCOMPUTABLE, YEAR_MISSING, calendar_alerts
 from app.db.models import DealEvent
 from app.deals import service as deals
+from app.deals.sample_forms import sample_form
 from app.deals.timers import fire_due_timers
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
-from app.sandbox.forms import sample_form
 from app.state_machine.definition import Timer
 from tests.factories import actor, load_deal
 

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from app.db.models import Deal
 from app.deals import service as deals
+from app.deals.sample_forms import sample_form
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
-from app.sandbox.forms import sample_form
 from tests.factories import INTENT_FORM, RESALE_FORM, actor, load_deal, patch_city
 from tests.integration.test_contract_import import _import, _report, agent, contract_csv, contract_row
 from tests.web.test_intake_forms import _post

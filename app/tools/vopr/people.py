@@ -10,9 +10,9 @@ from sqlalchemy import select
 from app.bank_inbox import suspense
 from app.db.models import Payout, SuspenseItem
 from app.deals import service as deals
+from app.deals.sample_forms import SAMPLE_FORMS
 from app.payouts import approvals as payout_approvals
 from app.payouts.status import PayoutStatus
-from app.sandbox.forms import SAMPLE_FORMS
 from app.tools.vopr.world import DealPlan, SeedWorld
 
 CITIES = ("110000", "310000")  # Beijing: any payer; Shanghai: designated payer, wrong payer returned

@@ -1,7 +1,7 @@
-"""Sample intake forms for the simulation: a small hand-written sample of each product's base form, merged
-with values generated for whatever the city adds (its extra fields, from their schema: enum, widget,
-format, pattern, bounds). The result is checked by the product's own form validation; a city whose form
-cannot be filled is reported, not guessed around."""
+"""Sample intake forms, for the simulation (`app.sandbox`) and the studio's previews of a draft: a small
+hand-written sample of each product's base form, merged with values generated for whatever the city adds (its
+extra fields, from their schema: enum, widget, format, pattern, bounds). The result is checked by the product's
+own form validation; a city whose form cannot be filled is reported, not guessed around."""
 
 from __future__ import annotations
 
