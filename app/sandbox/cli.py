@@ -1,4 +1,5 @@
-"""flask city simulate: every path of each product's workflow for one city config, in the sandbox."""
+"""flask city simulate: for one city config, paths of each product's workflow that take every pair of transitions,
+in the sandbox."""
 
 from __future__ import annotations
 
@@ -41,9 +42,10 @@ def _echo_report(report: dict[str, object]) -> None:
 @click.option("--by", "run_by", default="cli", show_default=True, help="who runs it (kept with the result)")
 @with_appcontext
 def city_simulate(code: str, product: str | None, version: int | None, run_by: str) -> None:
-    """在沙箱中运行城市 CODE 每个业务流程的全部路径（城市仿真）；发现问题时退出码 1。
+    """在沙箱中为城市 CODE 的每个业务运行仿真：所走路径覆盖流程中每一对相邻流转；发现问题时退出码 1。
 
-    Run every path of each product's workflow for CODE in a sandbox; exit 1 on any problem."""
+    Run, for CODE in a sandbox, paths of each product's workflow that take every pair of transitions; exit 1 on any
+    problem."""
 
     def progress(done: int, total: int, label: str) -> None:
         click.echo(f"仿真中 {done}/{total} 条路径 · {label}", err=True)

@@ -1,5 +1,6 @@
-"""`flask city simulate`: every path of every product's workflow for one exact city config, in a sandbox (a
-temporary SQLite database and keys folder, the bank simulator served over HTTP, real deals driven through the
+"""`flask city simulate`: for one exact city config, the paths of every product's workflow that together take
+every pair of transitions that can follow each other (app/state_machine/paths.py), in a sandbox (a temporary
+SQLite database and keys folder, the bank simulator served over HTTP, real deals driven through the
 deal services: see simulation_drivers), with a stored report that approval checks ("a passing simulation of
 the exact version")."""
 
@@ -38,7 +39,7 @@ from app.sandbox.bank import SANDBOX_THREADS, BankProblem, SandboxBank
 from app.sandbox.drivers import ProductDriver
 from app.sandbox.harness import People, QuietLog, SandboxClock, SignOnce
 from app.sandbox.steps import PathProblem, Unreachable
-from app.state_machine.paths import enumerate_paths
+from app.state_machine.paths import covering_paths
 from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.keys import provision_simulated_banks
 
@@ -193,7 +194,7 @@ def _simulate_product(sandbox: Sandbox, city: CityConfig, product: str, paths: l
 def _product_report(sandbox: Sandbox, city: CityConfig, product: str) -> dict[str, Any]:
     config = city.product(product)
     definition = sandbox.rt.workflow(config.workflow_id, config.workflow_version)
-    paths = enumerate_paths(definition)
+    paths = covering_paths(definition)
     try:
         outcome = _simulate_product(sandbox, city, product, paths)
     except Exception as error:  # a bug met by the simulation is a finding, not a crash of the command
@@ -217,7 +218,7 @@ def _product_report(sandbox: Sandbox, city: CityConfig, product: str) -> dict[st
 
 def _path_count(sandbox: Sandbox, city: CityConfig, product: str) -> int:
     config = city.product(product)
-    return len(enumerate_paths(sandbox.rt.workflow(config.workflow_id, config.workflow_version)))
+    return len(covering_paths(sandbox.rt.workflow(config.workflow_id, config.workflow_version)))
 
 
 def _product_reports(

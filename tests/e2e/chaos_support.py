@@ -341,7 +341,7 @@ def prepare(stack: ChaosStack, flask_app: Flask) -> tuple[Runtime, dict[str, Act
 
 
 def publish_icbc_city(stack: ChaosStack, rt: Runtime) -> None:
-    """Ops drafts and submits the icbc city, `flask city simulate` runs every path of it in a sandbox (its own
+    """Ops drafts and submits the icbc city, `flask city simulate` runs its paths in a sandbox (its own
     process: it runs beside the other cities' deals being created), another person approves and publishes."""
     content = json.dumps(ICBC_CITY, ensure_ascii=False, indent=2)
     publishing.save_draft(rt, "320100", content, "ops")

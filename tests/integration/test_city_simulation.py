@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from app.db.models import Deal
 from app.platform.config import ROOT
 from app.platform.runtime import Runtime
 from app.sandbox.simulate import simulate
-from app.state_machine.paths import enumerate_paths
+from app.state_machine.definition import Transition, WorkflowDefinition
+from app.state_machine.paths import covering_paths
 from tests.conftest import DATABASES, fresh_database
 from tests.integration.test_config_publishing import BEIJING
 
@@ -40,13 +42,47 @@ def _products(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {result["product"]: result for result in report["products"]}
 
 
-def test_paths_reach_a_final_state_and_take_each_transition_once(rt: Runtime) -> None:
-    definition = rt.workflow("resale_escrow", 1)
-    paths = enumerate_paths(definition)
-    assert len(paths) == 47  # the release, and a refund by original route wherever the deal can fail
+def _simple_paths(definition: WorkflowDefinition) -> list[tuple[Transition, ...]]:
+    """Every path from the initial state to a final one taking each transition at most once (the oracle)."""
+    found: list[tuple[Transition, ...]] = []
+
+    def walk(state: str, taken: tuple[Transition, ...]) -> None:
+        if definition.states[state].final:
+            found.append(taken)
+            return
+        for t in definition.transitions:
+            if t.source == state and t not in taken:
+                walk(t.target, (*taken, t))
+
+    walk(definition.initial, ())
+    return found
+
+
+@pytest.mark.parametrize(("workflow", "version", "expected"), [("resale_escrow", 1, 21), ("gov_escrow", 1, 16)])
+def test_paths_take_every_pair_of_transitions_that_a_simple_path_takes(
+    rt: Runtime, workflow: str, version: int, expected: int
+) -> None:
+    """The paths take each transition once at most, reach a final state and take every pair of transitions that
+    any such path takes - with fewer paths than all of them (47 and 27)."""
+    definition = rt.workflow(workflow, version)
+    paths = covering_paths(definition)
+    assert len(paths) == expected
     for path in paths:
         assert path[0].source == definition.initial and definition.states[path[-1].target].final
         assert len(set(path)) == len(path)
+        assert all(before.target == after.source for before, after in pairwise(path))
+    every = _simple_paths(definition)
+    assert len(every) > expected
+    assert {pair for path in paths for pair in pairwise(path)} == {pair for path in every for pair in pairwise(path)}
+    assert {t for path in paths for t in path} == set(definition.transitions)
+
+
+def test_resale_escrow_v2_is_simulated_in_every_transition(rt: Runtime) -> None:
+    """Resale escrow v2 has thousands of simple paths: a cap of 2,000 once left 4 of its 29 transitions unsimulated;
+    63 paths take them all."""
+    definition = rt.workflow("resale_escrow", 2)
+    paths = covering_paths(definition)
+    assert len(paths) == 63
     assert {t for path in paths for t in path} == set(definition.transitions)
 
 
@@ -57,7 +93,7 @@ def test_simulate_runs_every_path_of_every_product_on_real_deals_and_stores_the_
     assert result.exit_code == 0, result.output
     assert "resale_escrow（resale_escrow v1，服务层" in result.output
     # one path is a note: a partly funded deal cancelled "without money" cannot be made once money arrived
-    assert "路径 46/47，流转覆盖 19/19，协议生成 1 份" in result.output
+    assert "路径 20/21，流转覆盖 19/19，协议生成 1 份" in result.output
     assert "rent_custody（rent_custody v1，服务层" in result.output and "账务平衡" in result.output
     assert "状态机层" not in result.output
     with rt.db.uow() as uow:
@@ -67,11 +103,10 @@ def test_simulate_runs_every_path_of_every_product_on_real_deals_and_stores_the_
     products = _products(stored.report)
     assert {p["level"] for p in products.values()} == {"services"}
     rent = products["rent_custody"]
-    assert (rent["paths"], rent["paths_run"], rent["problems"]) == (117, 115, [])  # confirmed or imported
+    assert (rent["paths"], rent["paths_run"], rent["problems"]) == (17, 16, [])  # confirmed or imported
     # a partial arrival leaves money in custody: at the move-in deadline it goes back, never "cancelled"
     assert [note.split("：")[0] for note in rent["notes"]] == [
         "路径 confirm → account_opened → funds_arrived → move_in_expired",
-        "路径 imported → account_opened → funds_arrived → move_in_expired",
     ]
     # back to rent_held after a month: no path takes release_due twice (each path takes a transition once)
     assert rent["uncovered"] == [
@@ -96,7 +131,7 @@ def test_government_escrow_runs_with_approvals_and_refunds(app: Flask, rt: Runti
         report = uow.session.scalars(select(ConfigSimulation)).one().report
     assert report["ok"], report["problems"]
     gov = _products(report)["gov_escrow"]
-    assert (gov["level"], gov["paths"], gov["paths_run"], gov["agreements_rendered"]) == ("services", 27, 26, 1)
+    assert (gov["level"], gov["paths"], gov["paths_run"], gov["agreements_rendered"]) == ("services", 16, 15, 1)
     assert gov["uncovered"] == []  # back in funded after a rejection, the contract's termination refunds
     assert [note.split("：")[0] for note in gov["notes"]] == [
         "路径 confirm → account_opened → funds_arrived → funding_expired"
@@ -177,7 +212,7 @@ def test_jinan_provident_fund_rent_runs_to_the_last_month_at_the_services_level(
     assert jinan["ok"], jinan["problems"]
     fund = _products(jinan)["provident_fund_rent"]
     # a termination with nothing left in custody cannot be made once money arrived: 32 notes, no problem
-    assert (fund["level"], fund["paths_run"], fund["paths"], fund["uncovered"]) == ("services", 201, 233, [])
+    assert (fund["level"], fund["paths_run"], fund["paths"], fund["uncovered"]) == ("services", 22, 27, [])
     assert fund["problems"] == [] and all(note.split("：")[0].endswith("terminate") for note in fund["notes"])
     assert {p["level"] for p in jinan["products"]} == {"services"} and jinan["ledger"]["ok"]
 

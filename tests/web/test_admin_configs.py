@@ -109,7 +109,7 @@ def test_ops_drafts_simulates_submits_reviewer_approves_publishes_and_rolls_back
     assert "仿真已提交（第 2 版 · 仅 resale_escrow）" in page and "仿真排队中" in page
     assert run_jobs(rt) == 1
     page = ops.get(PAGE).text
-    assert "✓ 通过" in page and "（仅部分业务，不能作为审批依据）" in page and "路径 46/47" in page
+    assert "✓ 通过" in page and "（仅部分业务，不能作为审批依据）" in page and "路径 20/21" in page
     page = post(ops, f"{PAGE}/submit")
     assert "第 2 版尚无通过的仿真" in page, "a simulation of one product does not count"
     assert versions(rt)[2][0] == "draft"
@@ -245,16 +245,16 @@ def test_simulate_is_a_job_one_per_city_with_its_progress_on_the_page(
     monkeypatch.setattr(simulation, "simulate", watched)
     assert run_jobs(rt) == 1
     assert len(seen) == 2
-    assert "仿真中 0/47" in seen[0] and "resale_escrow（第 1/1 个业务）" in seen[0] and 'content="5"' in seen[0]
-    assert "仿真中 47/47" in seen[1] and "账务核对" in seen[1]
+    assert "仿真中 0/21" in seen[0] and "resale_escrow（第 1/1 个业务）" in seen[0] and 'content="5"' in seen[0]
+    assert "仿真中 21/21" in seen[1] and "账务核对" in seen[1]
     page = ops.get(PAGE).text
     assert "refresh" not in page and "仿真中" not in page and "运行仿真" in page and "保存草稿" in page
-    assert "✓ 通过" in page and "路径 46/47" in page and "账务平衡" in page and "· ops ·" in page
+    assert "✓ 通过" in page and "路径 20/21" in page and "账务平衡" in page and "· ops ·" in page
     with rt.db.uow() as uow:
         stored = uow.session.scalars(select(ConfigSimulation)).one()
         job = uow.session.scalars(select(Job)).one()
     assert (stored.ok, stored.complete, stored.run_by) == (True, False, "ops")
-    assert job.status == "done" and job.payload["progress"] == {"done": 47, "total": 47, "label": "账务核对"}
+    assert job.status == "done" and job.payload["progress"] == {"done": 21, "total": 21, "label": "账务核对"}
     assert job.payload["outcome"]["ok"] is True and job.payload["outcome"]["stored"] is True
 
     page = post(ops, f"{PAGE}/simulate", product="resale_escrow")
