@@ -27,6 +27,7 @@ from app.db import (  # noqa: F401
     callback_models,
     config_models,
     definition_models,
+    figure_models,
     grant_models,
     ledger_models,
     payee_models,

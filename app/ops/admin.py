@@ -56,6 +56,9 @@ class DashboardView(RoleIndexView):
             "bank": charts.bars(
                 "存管资金（按银行）", [(s.label, s.value) for s in figures.custody_by_bank], format_yuan
             ),
+            "product": charts.bars(
+                "存管资金（按产品）", [(s.label, s.value) for s in figures.custody_by_product], format_yuan
+            ),
             "states": charts.bars(
                 "存管单（按状态）", [(s.label, s.value) for s in figures.deals_by_state], lambda n: f"{n} 单"
             ),

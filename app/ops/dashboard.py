@@ -1,4 +1,5 @@
-"""The operations dashboard's figures, computed from the database on every request (nothing kept by hand).
+"""The operations dashboard's figures, read from the database on every request: custody and deal counts from
+the running totals the database keeps (`app.figures.totals`), the rest computed.
 
 Days are calendar days in Asia/Shanghai. Inbound (入金) is money the banks received for us: posted
 transfers debiting a bank clearing account; outbound (出金) is money they paid out for us: posted
@@ -16,11 +17,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.calendars.alerts import CalendarAlert, calendar_alerts
-from app.db.ledger_models import LedgerAccount, LedgerHotEntry, LedgerTransfer
-from app.db.models import Deal, Job, Payout, VirtualAccount
+from app.db.ledger_models import LedgerAccount, LedgerTransfer
+from app.db.models import Job, Payout, VirtualAccount
 from app.domain.labels import product_label
-from app.domain.ledger import balance_of
 from app.domain.timezone import SHANGHAI
+from app.figures import totals
 from app.ledger.alerts import AlertView, open_alerts
 from app.payouts.status import PayoutStatus
 from app.platform.errors import CunguanError
@@ -29,7 +30,7 @@ from app.platform.runtime import Runtime
 DAYS = 14
 OPENING_HOURS = 24
 CLEARING_PREFIX = "bank_clearing:"
-CUSTODY_PREFIX = "custody:"
+CUSTODY_PREFIX = "custody:"  # a deal's custody account
 POSTED = ("single", "post_pending")
 NOT_FLOWS = ("freeze", "unfreeze")  # a guarantee frozen or released at the bank: no money came in or went out
 
@@ -76,6 +77,7 @@ class Dashboard:
     days: list[DayFlow]
     custody_by_city: list[Share]
     custody_by_bank: list[Share]
+    custody_by_product: list[Share]
     deals_by_state: list[Share]
     jobs: JobFigures
     alerts: list[AlertView]
@@ -114,11 +116,14 @@ def compute(rt: Runtime, now: datetime | None = None) -> Dashboard:
     with rt.db.uow() as uow:
         session = uow.session
         flows = _flows(session, days, start)
-        by_city, by_bank = _custody(rt, session)
-        states = _deals_by_state(rt, session)
+        kept = totals.read(session.connection())
+        by_city, by_bank, by_product = _custody(rt, kept)
+        states = _deals_by_state(rt, kept)
         jobs = _jobs(session)
         hours, openings = _openings(rt, session, now)
-    return Dashboard(flows, by_city, by_bank, states, jobs, open_alerts(rt), hours, openings, calendar_alerts(rt, now))
+    return Dashboard(
+        flows, by_city, by_bank, by_product, states, jobs, open_alerts(rt), hours, openings, calendar_alerts(rt, now)
+    )
 
 
 def _local_day(moment: datetime) -> date:
@@ -158,63 +163,41 @@ def _flows(session: Session, days: list[date], start: datetime) -> list[DayFlow]
     return [DayFlow(day, **sums.get(day, Counter())) for day in days]
 
 
-def _custody(rt: Runtime, session: Session) -> tuple[list[Share], list[Share]]:
-    """Exact balances of the deals' custody accounts, by city and by bank, largest first: summed in the
-    database per (city, bank, account type), so the page reads a handful of rows however large the book."""
-    buffered = (
-        select(
-            LedgerHotEntry.account_id,
-            func.sum(LedgerHotEntry.debits_posted).label("debits"),
-            func.sum(LedgerHotEntry.credits_posted).label("credits"),
-        )
-        .group_by(LedgerHotEntry.account_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            Deal.city_code,
-            Deal.bank_code,
-            LedgerAccount.type,
-            func.sum(LedgerAccount.debits_posted + func.coalesce(buffered.c.debits, 0)),
-            func.sum(LedgerAccount.credits_posted + func.coalesce(buffered.c.credits, 0)),
-        )
-        .join(Deal, LedgerAccount.deal_id == Deal.id)
-        .outerjoin(buffered, buffered.c.account_id == LedgerAccount.id)
-        .where(LedgerAccount.code.startswith(CUSTODY_PREFIX))
-        .group_by(Deal.city_code, Deal.bank_code, LedgerAccount.type)
-    ).all()
+def _custody(rt: Runtime, kept: totals.Figures) -> tuple[list[Share], list[Share], list[Share]]:
+    """Exact posted balances of the deals' custody accounts by city, by bank and by product, largest first:
+    from the running totals (`app.figures.totals`), a handful of rows however large the book."""
     by_city: Counter[str] = Counter()
     by_bank: Counter[str] = Counter()
-    for city, bank, account_type, debits, credits in rows:
-        balance = balance_of(account_type, int(debits), int(credits))
-        by_city[city] += balance
-        by_bank[bank] += balance
-    return _shares(by_city, lambda code: _city_name(rt, code)), _shares(by_bank, lambda code: _bank_name(rt, code))
+    by_product: Counter[str] = Counter()
+    for key, balance in kept.custody.items():
+        by_city[key.city_code] += balance
+        by_bank[key.bank_code] += balance
+        by_product[key.product] += balance
+    return (
+        _shares(by_city, lambda code: _city_name(rt, code)),
+        _shares(by_bank, lambda code: _bank_name(rt, code)),
+        _shares(by_product, lambda code: product_label(code, rt.products)),
+    )
 
 
 def _shares(totals: Counter[str], label: Callable[[str], str]) -> list[Share]:
     return [Share(key, label(key), fen) for key, fen in totals.most_common() if fen]
 
 
-def _deals_by_state(rt: Runtime, session: Session) -> list[Share]:
-    """Deals per product and state, each state in its own product's words (a resale deal's 已入金 is not
-    another product's)."""
-    rows = session.execute(
-        select(Deal.product, Deal.workflow_id, Deal.workflow_version, Deal.state, func.count()).group_by(
-            Deal.product, Deal.workflow_id, Deal.workflow_version, Deal.state
-        )
-    ).all()
+def _deals_by_state(rt: Runtime, kept: totals.Figures) -> list[Share]:
+    """Deals per product and state (from the running totals), each state in its own product's words (a resale
+    deal's 已入金 is not another product's)."""
     counts: Counter[str] = Counter()
     labels: dict[str, str] = {}
-    for product, workflow_id, version, state, count in rows:
-        key = f"{product}:{state}"
+    for at, count in kept.deals.items():
+        key = f"{at.product}:{at.state}"
         counts[key] += count
         try:
-            state_label = rt.workflow(workflow_id, version).label(state)
+            state_label = rt.workflow(at.workflow_id, at.workflow_version).label(at.state)
         except CunguanError:
-            state_label = state
-        labels.setdefault(key, f"{product_label(product, rt.products)} · {state_label}")
-    return [Share(key, labels[key], count) for key, count in counts.most_common()]
+            state_label = at.state
+        labels.setdefault(key, f"{product_label(at.product, rt.products)} · {state_label}")
+    return [Share(key, labels[key], count) for key, count in counts.most_common() if count]
 
 
 def hour_window(now: datetime, hours: int = OPENING_HOURS) -> list[datetime]:

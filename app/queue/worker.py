@@ -20,6 +20,7 @@ from app.bank_inbox.inbox import process_inbox
 from app.bank_inbox.store import INBOX_MODE, processing_mode, prune_nonces
 from app.db.models import Job
 from app.deals.timers import fire_due_timers
+from app.figures import totals as figure_totals
 from app.ledger.maintenance import maintain
 from app.platform.errors import CunguanError
 from app.platform.request_context import bind_context
@@ -107,6 +108,7 @@ def _record(rt: Runtime, job_id: int, outcome: tuple[str, bool] | None) -> None:
 
 MAINTENANCE: tuple[tuple[str, Callable[[Runtime], object]], ...] = (
     ("ledger maintenance", maintain),
+    ("figure folding", figure_totals.fold),  # the console's running totals (app.figures.totals)
     ("workflow timers", fire_due_timers),
     ("nonce pruning", prune_nonces),
     ("audit checkpoint", audit_checkpoints.maintain),  # every CHECKPOINT_EVERY_S when the chain grew
