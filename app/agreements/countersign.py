@@ -8,10 +8,13 @@ against the bank's imported certificate before it is kept. A bank that cannot be
 does not verify, is asked again later (the worker's backoff); a second signature request is harmless.
 A stored file whose signatures do not verify against this instance's seal certificates, or that was changed
 after them, is never sent to the bank: the job fails for good (PDF_SIGNATURE_BROKEN, a dead job on the console).
+With a TSA configured (CUNGUAN_TSA_URL) the bank's signature gets a signature timestamp and the file a document
+timestamp (/DocTimeStamp) as its last update; a TSA that cannot be reached is asked again with the job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -22,12 +25,13 @@ from app.banks.gateway import BankOutcomeUnknown, BankUnavailable
 from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement
-from app.pdf.sign import prepare_signature
+from app.pdf.sign import prepare_signature, timestamp_document
 from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import require_verified_signatures, verify_pdf_signatures
 from app.platform.errors import CryptoError, NotFound
 from app.platform.runtime import Runtime
 from app.queue.jobs import Retry
+from app.tsa.client import Timestamper
 
 COUNTERSIGN_JOB = "agreement_countersign"
 
@@ -46,6 +50,16 @@ def bank_has_signed(rt: Runtime, bank_code: str, pdf: bytes) -> bool:
         return any(report.valid for report in verify_pdf_signatures(pdf, [path.read_bytes()]))
     except CryptoError:
         return False
+
+
+def _with_tsa(stamp: Callable[[bytes, Timestamper], bytes], document: bytes, timestamper: Timestamper) -> bytes:
+    """`stamp(document, timestamper)`; the TSA's failures (unreachable, refusing, a bad token) are asked again."""
+    try:
+        return stamp(document, timestamper)
+    except CryptoError as error:
+        if not error.code.startswith("TSA_"):
+            raise
+        raise Retry(f"时间戳服务暂时无法盖时间戳：{error.message}", details=error.details) from error
 
 
 def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
@@ -74,10 +88,12 @@ def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
         raise Retry(f"银行 {bank_code} 暂时无法签章：{error.message}", details=error.details) from error
     timestamper = rt.timestamper()
     if timestamper is not None:  # the TSA's time on the bank's signature (an unsigned attribute: the bank's CMS stays)
-        signature = add_signature_timestamp(signature, timestamper)
+        signature = _with_tsa(add_signature_timestamp, signature, timestamper)
     signed = prepared.embed(signature)
     if not bank_has_signed(rt, bank_code, signed):
         raise Retry(f"银行 {bank_code} 的签章无法用其证书验证", details={"deal_id": deal_id, "bank": bank_code})
+    if timestamper is not None:  # the last update: a document timestamp over the whole signed file
+        signed = _with_tsa(timestamp_document, signed, timestamper)
     with rt.db.uow() as uow:
         query = select(Agreement).where(Agreement.deal_id == deal_id).with_for_update()
         agreement = uow.session.scalar(query)

@@ -219,11 +219,21 @@ def _signature_dictionary(signer_name: str, reason: str, location: str, when: da
     return b"<<\n" + b"".join(key + b" " + value + b"\n" for key, value in entries) + b">>"
 
 
-def _prepare(
-    pdf_bytes: bytes, signer_name: str, reason: str, location: str, when: datetime, certify: bool
-) -> tuple[bytes, int]:
-    """The file with the signature field appended, and the offset of its /Sig object; when `certify`, the
-    catalog's /Perms /DocMDP names it (a certification signature must be the file's first)."""
+def _document_timestamp_dictionary() -> bytes:
+    """The /DocTimeStamp dictionary (ISO 32000-2 12.8.5, PAdES): its /Contents is an RFC 3161 token."""
+    entries = [
+        (b"/Type", b"/DocTimeStamp"),
+        (b"/ByteRange", _BYTE_RANGE_PLACEHOLDER),
+        (b"/Contents", _CONTENTS_PLACEHOLDER),
+        (b"/Filter", b"/Adobe.PPKLite"),
+        (b"/SubFilter", b"/ETSI.RFC3161"),
+    ]
+    return b"<<\n" + b"".join(key + b" " + value + b"\n" for key, value in entries) + b">>"
+
+
+def _prepare(pdf_bytes: bytes, dictionary: bytes, certify: bool) -> tuple[bytes, int]:
+    """The file with a signature field appended whose value is `dictionary`, and the offset of that object; when
+    `certify`, the catalog's /Perms /DocMDP names it (a certification signature must be the file's first)."""
     reader = _open(pdf_bytes)
     update = _Update(pdf_bytes, reader, _first_free_number(reader))
     root_reference = reader.trailer.raw_get("/Root")
@@ -261,7 +271,7 @@ def _prepare(
     _append_reference(page, "/Annots", widget_reference, update)
     update.put(page.indirect_reference, page)
     update.put(widget_reference, widget)
-    update.put(signature_reference, _signature_dictionary(signer_name, reason, location, when, certify))
+    update.put(signature_reference, dictionary)
     prepared, offsets = update.render()
     return prepared, offsets[(signature_reference.idnum, 0)]
 
@@ -346,7 +356,17 @@ def prepare_signature(
     This only lays the field out: callers that add a signature to a signed file check the signatures it has
     first (`sign_pdf` does; the bank's countersignature job does)."""
     moment = _as_utc(signing_time)
-    prepared, signature_at = _prepare(pdf_bytes, signer_name, reason, location, moment, certify)
+    dictionary = _signature_dictionary(signer_name, reason, location, moment, certify)
+    return _fix_byte_range(*_prepare(pdf_bytes, dictionary, certify))
+
+
+def prepare_document_timestamp(pdf_bytes: bytes) -> PreparedSignature:
+    """The incremental update that will hold a document timestamp: its `digest` is what the TSA stamps and
+    `embed` takes the token."""
+    return _fix_byte_range(*_prepare(pdf_bytes, _document_timestamp_dictionary(), False))
+
+
+def _fix_byte_range(prepared: bytes, signature_at: int) -> PreparedSignature:
     range_at = prepared.index(_BYTE_RANGE_PLACEHOLDER, signature_at)
     start = prepared.index(_CONTENTS_PLACEHOLDER, signature_at)
     end = start + len(_CONTENTS_PLACEHOLDER)
@@ -381,6 +401,14 @@ def sign_pdf(
     )
     signature = build_cms(prepared.digest, private_key_pem, certificate, signing_time)
     return prepared.embed(signature if timestamper is None else add_signature_timestamp(signature, timestamper))
+
+
+def timestamp_document(pdf_bytes: bytes, timestamper: Timestamper) -> bytes:
+    """The PDF with a document timestamp (/DocTimeStamp, SubFilter ETSI.RFC3161) as its last incremental update:
+    the TSA's token over the SM3 of everything before it. A file whose signatures do not verify is refused."""
+    require_verified_signatures(pdf_bytes)
+    prepared = prepare_document_timestamp(pdf_bytes)
+    return prepared.embed(timestamper(prepared.digest))
 
 
 def sign_digest(digest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime) -> bytes:

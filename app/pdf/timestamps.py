@@ -5,12 +5,14 @@ Unsigned, so it can be added to a finished signature - ours or the CMS a bank an
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from asn1crypto import cms, core
 
+from app.crypto import asn1 as sm_oids
 from app.crypto import sm3
 from app.tsa.client import Timestamper
-from app.tsa.tokens import TimestampCheck, check_token
+from app.tsa.tokens import TimestampCheck, check_token, check_token_digest
 
 SIGNATURE_TIMESTAMP = "signature_time_stamp_token"
 
@@ -37,6 +39,27 @@ def add_signature_timestamp(cms_der: bytes, timestamper: Timestamper) -> bytes:
     stamped_signer = cms.SignerInfo(_copy(signer, {"unsigned_attrs": cms.CMSAttributes([*others, stamp])}))
     stamped = cms.SignedData(_copy(signed_data, {"signer_infos": cms.SignerInfos([stamped_signer])}))
     return cms.ContentInfo({"content_type": "signed_data", "content": stamped}).dump()
+
+
+def document_timestamp_fields(
+    contents: bytes, signed_bytes: bytes | None, trusted: Sequence[bytes] | None
+) -> dict[str, Any]:
+    """What the verifier reports of a /DocTimeStamp (SubFilter ETSI.RFC3161): an RFC 3161 token over the SM3 of
+    its byte ranges, the TSA in the place of a signer (`trusted`: the TSA certificates the verifier names)."""
+    check = check_token_digest(cms.ContentInfo.load(contents), sm3(signed_bytes or b""), trusted)
+    return {
+        "intact": signed_bytes is not None and check.imprint_matches,
+        "signature_valid": check.signature_valid,
+        "trusted": check.trusted,
+        "certificate_valid": check.valid,
+        "signer_subject": check.authority,
+        "signing_time": check.gen_time,
+        "digest_algorithm": sm_oids.SM3_OID,
+        "signature_algorithm": sm_oids.SM2_WITH_SM3_OID,
+        "errors": [f"文档时间戳：{error}" for error in check.errors],
+        "timestamp": check,
+        "document_timestamp": True,
+    }
 
 
 def signature_timestamp(signer: cms.SignerInfo, trusted: Sequence[bytes] | None = None) -> TimestampCheck | None:

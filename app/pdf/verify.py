@@ -18,7 +18,7 @@ from pypdf.generic import DictionaryObject, IndirectObject
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
 from app.pdf.revisions import changes_after_revision
-from app.pdf.timestamps import signature_timestamp
+from app.pdf.timestamps import document_timestamp_fields, signature_timestamp
 from app.platform.errors import CryptoError
 from app.tsa.tokens import TimestampCheck
 
@@ -58,6 +58,7 @@ class PdfSignatureReport:
     certification_valid: bool = True
     # the signature's RFC 3161 timestamp (the trusted time), None when it has none
     timestamp: TimestampCheck | None = None
+    document_timestamp: bool = False  # a /DocTimeStamp (the TSA's token over the file), not a signature
 
     @property
     def valid(self) -> bool:
@@ -71,6 +72,7 @@ class PdfSignatureReport:
         """The report as JSON-ready values (the CLI and the web page show this)."""
         return {
             "field": self.field_name,
+            "kind": "document_timestamp" if self.document_timestamp else "signature",
             "signer_subject": self.signer_subject,
             "signing_time": self.signing_time.isoformat() if self.signing_time else None,
             "digest_matches": self.intact,
@@ -369,6 +371,22 @@ def _check(
     covers = revision_length == len(pdf_bytes)
     if not revision:
         errors.append("签名范围不是文件的一个完整版本")
+    signed_bytes = None
+    if byte_range is not None:
+        signed_bytes = pdf_bytes[: byte_range[1]] + pdf_bytes[byte_range[2] : byte_range[2] + byte_range[3]]
+    if signature.get("/SubFilter") == "/ETSI.RFC3161":  # a /DocTimeStamp: the TSA's token over the file
+        found = document_timestamp_fields(contents, signed_bytes, timestamps[0])
+        intact, errors = found.pop("intact"), errors + found.pop("errors")
+        return PdfSignatureReport(
+            signed=True,
+            field_name=name,
+            intact=intact,
+            revision_intact=revision and intact,
+            **found,
+            errors=errors,
+            revision_length=revision_length,
+            covers_whole_file=covers,
+        )
 
     signed_data = cms.ContentInfo.load(contents)["content"]  # /Contents is zero-padded after the DER
     signer = signed_data["signer_infos"][0]
@@ -379,9 +397,7 @@ def _check(
         errors.append("签名算法不是 SM2/SM3")
 
     intact = False
-    if byte_range is not None and sm_algorithms:
-        _, first_length, second_start, second_length = byte_range
-        signed_bytes = pdf_bytes[:first_length] + pdf_bytes[second_start : second_start + second_length]
+    if signed_bytes is not None and sm_algorithms:
         intact = _attribute(signer, "message_digest") == sm3(signed_bytes)
     if not intact:
         errors.append("文件内容与签名摘要不一致（文件被篡改）")

@@ -26,6 +26,9 @@ class TimestampCheck:
     serial: int | None = None
     policy: str | None = None
     errors: list[str] = field(default_factory=list)
+    imprint_matches: bool = False  # the token stamps the bytes it is checked against
+    signature_valid: bool = False  # the TSA's SM2 signature over the token verifies
+    trusted: bool = False  # the TSA's certificate is one the verifier trusts (or none was named)
 
     @property
     def valid(self) -> bool:
@@ -114,10 +117,12 @@ def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Sequence[byt
     gen_time = info["gen_time"].native
     errors = []
     imprint = info["message_imprint"]
-    if imprint["hash_algorithm"]["algorithm"].dotted != sm_oids.SM3_OID:
+    sm3_imprint = imprint["hash_algorithm"]["algorithm"].dotted == sm_oids.SM3_OID
+    imprint_matches = sm3_imprint and imprint["hashed_message"].native == digest_expected
+    if not sm3_imprint:
         errors.append("时间戳的摘要算法不是 SM3")
-    elif imprint["hashed_message"].native != digest_expected:
-        errors.append("时间戳的消息摘要与签名值不一致（时间戳不属于这个签名）")
+    elif not imprint_matches:
+        errors.append("时间戳的消息摘要与所盖时间的内容不一致（时间戳不属于这个签名或文件）")
     algorithms = (signer["digest_algorithm"]["algorithm"].dotted, signer["signature_algorithm"]["algorithm"].dotted)
     content_type = _attribute(signer, "content_type")
     digest = _attribute(signer, "message_digest")
@@ -128,17 +133,22 @@ def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Sequence[byt
     if digest is None or digest.native != sm3(signed_data["encap_content_info"]["content"].contents):
         errors.append("时间戳内容与其签名摘要不一致（时间戳被篡改）")
     certificate = _certificate(signed_data, signer)
-    authority = None
+    authority, signature_valid, trusted_certificate = None, False, False
     if certificate is None:
         errors.append("时间戳令牌中缺少时间戳服务证书")
     else:
         authority = str(certificate.subject.native.get("common_name", certificate.subject.human_friendly))
         signed_attrs = b"\x31" + signer["signed_attrs"].dump()[1:]  # [0] IMPLICIT in SignerInfo, a SET OF when signed
         public_key_pem = pem.armor("PUBLIC KEY", certificate.public_key.dump())
-        if not sm2_verify(public_key_pem, signed_attrs, signer["signature"].native):
+        signature_valid = sm2_verify(public_key_pem, signed_attrs, signer["signature"].native)
+        if not signature_valid:
             errors.append("时间戳签名验证失败（时间戳被伪造或篡改）")
         errors.extend(_certificate_problems(certificate, signer, gen_time))
-        if trusted is not None and certificate.dump() not in trusted:
+        trusted_certificate = trusted is None or certificate.dump() in trusted
+        if not trusted_certificate:
             errors.append("时间戳服务证书不是受信任的时间戳服务证书")
     policy = info["policy"].dotted
-    return TimestampCheck(gen_time, authority, info["serial_number"].native, policy, errors)
+    serial = info["serial_number"].native
+    return TimestampCheck(
+        gen_time, authority, serial, policy, errors, imprint_matches, signature_valid, trusted_certificate
+    )

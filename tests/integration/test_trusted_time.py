@@ -16,11 +16,14 @@ import requests
 from asn1crypto import cms, pem, x509
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
+from app.agreements.countersign import COUNTERSIGN_JOB
 from app.agreements.service import verify_agreement_pdf
 from app.crypto import sm3
 from app.crypto.keys import generate_sm2_private_key_pem
-from app.pdf.sign import build_cms, prepare_signature, sign_pdf
+from app.db.models import Job
+from app.pdf.sign import build_cms, prepare_signature, sign_pdf, timestamp_document
 from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import verify_pdf_signatures
 from app.platform.runtime import Runtime
@@ -168,7 +171,7 @@ def test_a_forged_or_misplaced_timestamp_is_detected(
     misplaced = _with_token(seal, timestamp(tsa.url, sm3(b"some other signature")))
     (report,) = verify_pdf_signatures(misplaced)
     assert report.signature_valid and not report.valid, "the seal's signature is fine, its timestamp is not"
-    assert any("消息摘要与签名值不一致" in error for error in report.errors)
+    assert any("消息摘要与所盖时间的内容不一致" in error for error in report.errors)
 
     # the TSA's genuine certificate in the token, signed with another key: a forger's TSA
     forger = Authority(TsaIdentity(generate_sm2_private_key_pem(), tsa.certificate_pem), SerialCounter(tmp_path))
@@ -188,7 +191,12 @@ def test_a_forged_or_misplaced_timestamp_is_detected(
     assert not report.valid and "时间戳：时间戳服务证书不是受信任的时间戳服务证书" in report.errors
 
 
-def test_a_deals_agreement_is_stamped_on_both_signatures(
+def _run_jobs(rt: Runtime) -> None:
+    while run_one(rt, "test-worker"):
+        pass
+
+
+def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document_timestamp(
     app: Flask,
     rt: Runtime,
     tsa: TsaProcess,
@@ -199,21 +207,59 @@ def test_a_deals_agreement_is_stamped_on_both_signatures(
     (tmp_path / "tsa.pem").write_bytes(tsa.certificate_pem)
     rt.tsa_url, rt.tsa_certificate = tsa.url, tmp_path / "tsa.pem"
     deal_id = confirmed_deal(rt)
+    reservation = reserve_port()  # the TSA unreachable while the bank signs: the job is asked again later
     with bank_over_http(rt, keys_dir, tmp_path):
-        while run_one(rt, "test-worker"):
-            pass
+        rt.tsa_url = f"http://127.0.0.1:{port_of(reservation)}/"
+        _run_jobs(rt)
+        (job,) = _countersign_jobs(rt)
+        assert job.status == "pending" and "时间戳服务暂时无法盖时间戳" in (job.last_error or "")
+        rt.tsa_url = tsa.url
+        with rt.db.uow() as uow:
+            uow.session.get(Job, job.id).run_after = rt.clock()  # type: ignore[union-attr]
+            uow.commit()
+        _run_jobs(rt)
+    reservation.close()
+    assert _countersign_jobs(rt)[0].status == "done"
     pdf = load_deal(rt, deal_id).agreement.pdf  # type: ignore[union-attr]
-    platform, bank = verify_agreement_pdf(rt, pdf, require_timestamp=True)
-    assert platform.valid and bank.valid, platform.errors + bank.errors
-    assert platform.timestamp and bank.timestamp and platform.timestamp.serial != bank.timestamp.serial
+    platform, bank, document = verify_agreement_pdf(rt, pdf, require_timestamp=True)
+    assert platform.valid and bank.valid and document.valid, platform.errors + bank.errors + document.errors
+    assert (platform.signer_subject, bank.signer_subject) == ("存管平台电子签章", "存管银行电子签章（ceb）")
+    assert document.document_timestamp and document.covers_whole_file and not bank.covers_whole_file
+    serials = {report.timestamp.serial for report in (platform, bank, document) if report.timestamp}
+    assert len(serials) == 3
     path = tmp_path / "agreement.pdf"
     path.write_bytes(pdf)
     result = app.test_cli_runner().invoke(args=["agreement", "verify", "--require-timestamp", str(path)])
     assert result.exit_code == 0, result.output
-    stamps = [signature["trusted_time"] for signature in json.loads(result.stdout)["signatures"]]
-    assert [stamp["authority"] for stamp in stamps] == ["存管平台时间戳服务"] * 2 and all(s["valid"] for s in stamps)
+    signatures = json.loads(result.stdout)["signatures"]
+    assert [s["kind"] for s in signatures] == ["signature", "signature", "document_timestamp"]
+    assert [s["trusted_time"]["authority"] for s in signatures] == ["存管平台时间戳服务"] * 3
+    assert all(s["trusted_time"]["valid"] for s in signatures)
 
     client = login("auditor")
     data = {"pdf": (BytesIO(pdf), "agreement.pdf"), "csrf_token": csrf_token(client.get("/agreements/verify").text)}
     page = client.post("/agreements/verify", data=data, content_type="multipart/form-data").text
-    assert "全部 2 个签章有效" in page and page.count("（存管平台时间戳服务，序列号") == 2
+    assert "全部 3 个签章有效" in page and page.count("（存管平台时间戳服务，序列号") == 3
+
+
+def _countersign_jobs(rt: Runtime) -> list[Job]:
+    with rt.db.uow() as uow:
+        return list(uow.session.scalars(select(Job).where(Job.kind == COUNTERSIGN_JOB).order_by(Job.id)))
+
+
+def test_a_document_timestamp_covers_the_file_and_any_change_shows(tsa: TsaProcess, seal: tuple[bytes, bytes]) -> None:
+    signed = _signed(seal, _stamper(tsa))
+    stamped = timestamp_document(signed, _stamper(tsa))
+    assert stamped.startswith(signed), "an incremental update"
+    signature, document = verify_pdf_signatures(stamped, trusted_tsa=[tsa.certificate_pem])
+    assert signature.valid and signature.superseded_cleanly and document.valid and document.covers_whole_file
+    assert document.as_dict()["kind"] == "document_timestamp" and document.signer_subject == "存管平台时间戳服务"
+    at = stamped.index(b"Pay 1000 yuan")
+    changed = stamped[: at + 2] + b"x" + stamped[at + 3 :]  # "Pax 1000 yuan"
+    signature, document = verify_pdf_signatures(changed)
+    assert not document.valid and any(
+        "文档时间戳：时间戳的消息摘要与所盖时间的内容不一致" in e for e in document.errors
+    )
+    assert not signature.valid
+    (_, forged) = verify_pdf_signatures(timestamp_document(signed, _stamper(tsa)), trusted_tsa=[seal[1]])
+    assert not forged.valid and "文档时间戳：时间戳服务证书不是受信任的时间戳服务证书" in forged.errors

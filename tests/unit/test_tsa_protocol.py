@@ -116,7 +116,7 @@ def test_malformed_requests_and_foreign_policies_are_refused(
 
 def test_a_token_for_other_bytes_is_reported_as_mismatched(authority: Authority) -> None:
     check = check_token(_token(authority), b"another signature")
-    assert not check.valid and any("消息摘要与签名值不一致" in error for error in check.errors)
+    assert not check.valid and any("消息摘要与所盖时间的内容不一致" in error for error in check.errors)
 
 
 def test_a_token_signed_with_another_key_is_reported_as_forged(authority: Authority) -> None:
