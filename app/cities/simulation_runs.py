@@ -3,7 +3,8 @@
 The button enqueues a `simulate_city` job (one queued or running per city); the worker runs it through the
 handler the app factory took from the sandbox (`app.sandbox.job`, outside the core: nothing here imports it),
 which stores the outcome in `config_simulations` exactly as `flask city simulate` does (approval reads it
-there). While it runs, the job's payload carries its progress (`{"done", "total", "label"}`, in paths) and,
+there). While it runs, the job's payload carries its progress (`{"done", "total", "label"}`, in paths; then
+`"unit"` says it counts real deals, while the draft is replayed against them: `app.sandbox.replay`) and,
 when it ends, a short outcome; the city page reads both.
 """
 
@@ -80,6 +81,7 @@ class SimulationRun:
     done: int
     total: int
     label: str
+    unit: str  # what done/total count: paths, then (the replay of real deals) deals
     queued_at: datetime
     updated_at: datetime
     error: str | None
@@ -115,6 +117,7 @@ def _run(job: Job) -> SimulationRun:
         done=int(progress.get("done", 0)),
         total=int(progress.get("total", 0)),
         label=str(progress.get("label", "")),
+        unit=str(progress.get("unit", "条路径")),
         queued_at=job.created_at,
         updated_at=job.updated_at,
         error=error,

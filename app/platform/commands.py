@@ -18,13 +18,14 @@ from app.ledger.cli import ledger_cli
 from app.pii.cli import KEYS_COMMANDS, pii_cli
 from app.platform.cli import db_cli, keys_cli, serve_all_command, worker_command
 from app.sandbox.cli import city_simulate, definition_simulate
+from app.sandbox.replay_cli import city_replay
 from app.tools.banksim.cli import bank_sim
 from app.tsa.cli import tsa_cli
 from app.users.cli import user_cli
 
 
 def register_cli(app: Flask) -> None:
-    for command in (*publishing_cli.COMMANDS, city_simulate):
+    for command in (*publishing_cli.COMMANDS, city_simulate, city_replay):
         city_cli.add_command(command)
     definition_cli.add_command(definition_simulate)
     for command in KEYS_COMMANDS:

@@ -4,6 +4,7 @@ the job table; no use case imports it."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,9 @@ from app.platform.request_context import job_id as current_job_id
 from app.platform.runtime import Runtime
 from app.queue.jobs import Defer
 from app.sandbox import simulate as simulation
+from app.sandbox.replay import replay_city
+
+log = logging.getLogger("cunguan.replay")
 
 
 class _Recorder:
@@ -38,6 +42,10 @@ class _Recorder:
     def __call__(self, done: int, total: int, label: str) -> None:
         self.update(progress={"done": done, "total": total, "label": label})
 
+    def deals(self, done: int, total: int, label: str) -> None:
+        """The replay's progress, counted in real deals."""
+        self.update(progress={"done": done, "total": total, "label": label, "unit": "笔真实存管单"})
+
 
 def _start(rt: Runtime, job_id: int, stem: str) -> str | None:
     """Renew the lease for a long run, after making sure no other simulation of the city is running (a
@@ -59,13 +67,32 @@ def _start(rt: Runtime, job_id: int, stem: str) -> str | None:
         return job.locked_by
 
 
+def _replay(rt: Runtime, stem: str, recorder: _Recorder | None) -> simulation.Addenda:
+    """After a complete simulation: the city's recent real deals replayed under the same content, stored with it
+    (`report["replay"]`); a replay that breaks leaves the simulation as it is and says why."""
+
+    def addenda(content: str) -> dict[str, Any]:
+        try:
+            return {"replay": replay_city(rt, stem, content, progress=recorder.deals if recorder else None)}
+        except Exception as error:  # the simulation's verdict stands whatever the replay meets
+            log.warning("replay of %s failed", stem, exc_info=True)
+            return {"replay": {"ok": False, "problems": [f"重放中断：{error!r}"[:300]], "deals": [], "count": 0}}
+
+    return addenda
+
+
 def simulate_city(rt: Runtime, payload: dict[str, Any]) -> None:
-    """The job handler: run the simulation; its outcome is stored by `simulate`."""
+    """The job handler: run the simulation (and, for every product, the replay of real deals); its outcome is
+    stored by `simulate`."""
     stem = payload["city"]
     job_id = current_job_id.get()  # set by the worker; None when called directly (nothing to report to)
     recorder = _Recorder(rt, job_id, _start(rt, job_id, stem)) if job_id is not None else None
+    product = payload.get("product")
+    addenda = _replay(rt, stem, recorder) if product is None else None
     # a refusal (the version is gone) ends the job dead with its message; a crash is tried once more
-    report = simulation.simulate(rt, stem, payload.get("product"), payload.get("version"), payload["run_by"], recorder)
+    report = simulation.simulate(
+        rt, stem, product, payload.get("version"), payload["run_by"], recorder, addenda=addenda
+    )
     if recorder is not None:
         recorder.update(
             outcome={

@@ -50,6 +50,8 @@ SANDBOX_PARENT = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
 # (paths done, paths in all, what runs now): called before each product and once all of them ran
 Progress = Callable[[int, int, str], None]
+# what is added to a stored report, from the simulated content (the job adds the replay of real deals)
+Addenda = Callable[[str], dict[str, Any]]
 
 
 class _Layers:
@@ -107,7 +109,7 @@ class _SandboxRecords(logging.Filter):
 
 
 @contextmanager
-def _quiet_logs() -> Iterator[QuietLog]:
+def quiet_logs() -> Iterator[QuietLog]:
     """The sandbox's workers, timers and ledger log every job; while simulating, their INFO lines are
     dropped and their warnings kept for the report (a timer that could not fire says why)."""
     handler = QuietLog()
@@ -123,14 +125,16 @@ def _quiet_logs() -> Iterator[QuietLog]:
 
 
 @contextmanager
-def _sandbox(rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str, log: QuietLog) -> Iterator[Sandbox]:
+def sandbox(
+    rt: Runtime, folder: Path, resolved: ResolvedCity, admin_code: str, log: QuietLog, start: datetime = SIM_CLOCK
+) -> Iterator[Sandbox]:
     """A temporary database, keys folder and bank simulator (served over HTTP), the sandbox platform's
-    callback endpoint, and the people who act in the simulation."""
+    callback endpoint, and the people who act in the simulation; its clock and certificates start at `start`."""
     keys_dir, bank_keys_dir = folder / "keys", folder / "bank-keys"
-    provision_simulated_banks(keys_dir, bank_keys_dir, SIMULATED_BANKS, certificate_valid_from=SIM_CLOCK)
+    provision_simulated_banks(keys_dir, bank_keys_dir, SIMULATED_BANKS, certificate_valid_from=start)
     db = Database(f"sqlite:///{folder / 'simulation.db'}")
     Base.metadata.create_all(db.engine)
-    clock, signer = SandboxClock(SIM_CLOCK), SignOnce()
+    clock, signer = SandboxClock(start), SignOnce()
 
     def runtime(public_base_url: str, banks: dict[str, BankEndpoint]) -> Runtime:
         """The sandbox's own database, keys, clock, bank (the simulator's endpoints, `banks`) and vocabulary:
@@ -253,12 +257,12 @@ def run_city(
     products = [product] if product is not None else sorted(city.products)
     with (
         tempfile.TemporaryDirectory(prefix="cunguan-sim-", dir=SANDBOX_PARENT) as folder,
-        _quiet_logs() as log,
-        _sandbox(rt, Path(folder), resolved, city.admin_code, log) as sandbox,
+        quiet_logs() as log,
+        sandbox(rt, Path(folder), resolved, city.admin_code, log) as box,
     ):
-        results = _product_reports(sandbox, city, products, progress)
-        maintain(sandbox.rt)  # what workers do every few seconds: hot-account buffers folded
-        with sandbox.rt.db.uow() as uow:
+        results = _product_reports(box, city, products, progress)
+        maintain(box.rt)  # what workers do every few seconds: hot-account buffers folded
+        with box.rt.db.uow() as uow:
             ledger_report = check_ledger(uow.session)
     problems = [p for result in results for p in result["problems"]] + ledger_report.problems
     return report | {
@@ -277,13 +281,17 @@ def simulate(
     version: int | None = None,
     run_by: str = "cli",
     progress: Progress | None = None,
+    addenda: Addenda | None = None,
 ) -> dict[str, Any]:
     """Run the simulation, store its outcome, return the report (`ok` false when anything was found).
-    `progress(done, total, label)`, when given, is called as the products' paths are run (see `Progress`)."""
+    `progress(done, total, label)`, when given, is called as the products' paths are run (see `Progress`);
+    `addenda(content)`, when given, adds to the stored report what it returns (the replay of real deals)."""
     what = target(rt, stem, version)
     report = {"city": stem, "target": what.label} | run_city(rt, stem, what.content, product, progress)
     if report["resolved_sha256"] is None:
         return report
+    if addenda is not None:
+        report |= addenda(what.content)
     with rt.db.uow() as uow:
         uow.session.add(
             ConfigSimulation(

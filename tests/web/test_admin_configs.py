@@ -233,14 +233,14 @@ def test_simulate_is_a_job_one_per_city_with_its_progress_on_the_page(
 
     real, seen = simulation.simulate, []
 
-    def watched(*args: object) -> dict[str, object]:
+    def watched(*args: object, **options: object) -> dict[str, object]:
         *rest, progress = args
 
         def spy(done: int, total: int, label: str) -> None:
             progress(done, total, label)  # type: ignore[operator]
             seen.append(ops.get(PAGE).text)  # the page while the worker is in the middle of it
 
-        return real(*rest, spy)  # type: ignore[arg-type]
+        return real(*rest, spy, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(simulation, "simulate", watched)
     assert run_jobs(rt) == 1
@@ -273,7 +273,7 @@ def test_a_simulation_that_cannot_run_says_why_and_frees_the_city(
     assert "城市配置 nocity 不存在" in ops.get(PAGE).text
     post(ops, f"{PAGE}/simulate")
 
-    def gone(*args: object) -> dict[str, object]:
+    def gone(*args: object, **options: object) -> dict[str, object]:
         raise NotFound("城市配置 110000 没有第 2 版", code="CONFIG_VERSION_NOT_FOUND")
 
     monkeypatch.setattr(simulation, "simulate", gone)
