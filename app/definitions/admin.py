@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from app.admin.base import RoleView
 from app.db.definition_models import DefinitionVersion
 from app.definitions import publishing
+from app.definitions.clause_view import EDITOR_ROLES, ClauseEditorRoutes
 from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES, REVIEWER_ROLES, STATUS_LABELS
 from app.platform.errors import CunguanError
 from app.web.access import runtime
@@ -29,7 +30,7 @@ class Row:
     open: DefinitionVersion | None
 
 
-class DefinitionsView(RoleView):
+class DefinitionsView(ClauseEditorRoutes, RoleView):
     read_roles = frozenset({"ops", "reviewer", "auditor"})
     write_roles = frozenset({"ops", "reviewer"})
 
@@ -63,7 +64,12 @@ class DefinitionsView(RoleView):
         labels = {code: kind.label for code, kind in rt.definitions.kinds.items()}
         can_author = self.can_write and self.actor.role in AUTHOR_ROLES
         return self.render(  # type: ignore[no-any-return]
-            "admin/cunguan/definitions.html", rows=rows, labels=labels, statuses=STATUS_LABELS, can_author=can_author
+            "admin/cunguan/definitions.html",
+            rows=rows,
+            labels=labels,
+            statuses=STATUS_LABELS,
+            can_author=can_author,
+            can_edit_clauses=self.actor.role in EDITOR_ROLES,
         )
 
     @expose("/new", methods=("POST",))
