@@ -60,6 +60,7 @@ def _register_web(app: Flask) -> None:
     from app.bank_inbox import finance_web as finance
     from app.bank_inbox import web as callbacks
     from app.deals import web as deals
+    from app.evidence import web as evidence
     from app.ops import metrics_web as metrics
     from app.ops import web as api
     from app.payouts import amendment_web as payee_amendments
@@ -80,6 +81,7 @@ def _register_web(app: Flask) -> None:
         payouts.bp,
         agreements.bp,
         payee_amendments.bp,
+        evidence.bp,
     ):
         app.register_blueprint(blueprint)
     from app.platform.request_context import register as register_request_context

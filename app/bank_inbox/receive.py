@@ -28,6 +28,7 @@ from app.bank_inbox.store import (
     INBOX,
     MAKE_DUE_AGAIN_PG,
     STORE_PG,
+    Signature,
     StoredNotification,
     check_same_body,
     mark_processed,
@@ -162,12 +163,14 @@ def parse_notification(raw_body: bytes) -> dict[str, Any]:
     return body
 
 
-def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str) -> str:
+def receive(
+    rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, signature: Signature = None
+) -> str:
     """`_receive_once`, retried when it meets contention (concurrent arrivals at one account); Busy (409) when
     the retries do not settle it: nothing is kept then, and the bank resends."""
     for attempt in range(CONTENTION_ATTEMPTS):
         try:
-            return _receive_once(rt, bank_code, raw_body, body, nonce)
+            return _receive_once(rt, bank_code, raw_body, body, nonce, signature)
         except DATABASE_ERRORS as error:
             if not is_contention(error):
                 raise
@@ -176,7 +179,9 @@ def receive(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], 
     raise Busy("系统繁忙，请稍后重发该通知", details={"attempts": CONTENTION_ATTEMPTS})
 
 
-def _receive_once(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str) -> str:
+def _receive_once(
+    rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, signature: Signature
+) -> str:
     """One transaction: remember the nonce, keep the raw notification, process it once. Returns "OK" or
     "DUPLICATE"; raises ReplayedNonce for a nonce seen before.
 
@@ -188,7 +193,7 @@ def _receive_once(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, 
     now = rt.clock()
     with rt.db.uow() as uow:
         session = uow.session
-        stored = _store_or_alert(rt, session, bank_code, raw_body, body, nonce, now)
+        stored = _store_or_alert(rt, session, bank_code, raw_body, body, nonce, now, signature)
         if stored.processed:
             uow.commit()
             return "DUPLICATE"
@@ -200,7 +205,7 @@ def _receive_once(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, 
             session.rollback()
             if is_contention(error):  # nothing kept: `receive` tries again with the same nonce
                 raise
-            _keep_raw_after_failure(session, bank_code, raw_body, body, nonce, now, error)
+            _keep_raw_after_failure(session, bank_code, raw_body, body, nonce, now, error, signature)
             if isinstance(error, CallbackRefused):
                 add_alert(rt, session, bank_code, raw_body, body, error)
             uow.commit()
@@ -210,11 +215,18 @@ def _receive_once(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, 
 
 
 def _store_or_alert(
-    rt: Runtime, session: Session, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime
+    rt: Runtime,
+    session: Session,
+    bank_code: str,
+    raw_body: bytes,
+    body: dict[str, Any],
+    nonce: str,
+    now: datetime,
+    signature: Signature = None,
 ) -> StoredNotification:
     """`store_raw`; a notification id reused with another body is refused, kept as an alert and re-raised."""
     try:
-        return store_raw(session, bank_code, raw_body, body, nonce, now)
+        return store_raw(session, bank_code, raw_body, body, nonce, now, signature)
     except CallbackRefused as refused:
         session.rollback()
         add_alert(rt, session, bank_code, raw_body, body, refused)
@@ -230,10 +242,11 @@ def _keep_raw_after_failure(
     nonce: str,
     now: datetime,
     error: Exception,
+    signature: Signature = None,
 ) -> None:
     """After a failed processing was rolled back: store the nonce and the raw body on their own."""
     try:
-        store_raw(session, bank_code, raw_body, body, nonce, now)
+        store_raw(session, bank_code, raw_body, body, nonce, now, signature)
     except Exception:  # the database is gone too: the bank got no 200 and resends; report the first error
         session.rollback()
         log.warning("callback not kept after a failure", extra={"bank": bank_code, "error": str(error)[:200]})
@@ -247,7 +260,9 @@ def _keep_raw_after_failure(
 # whole batch unprocessed for the next worker, and processing twice is impossible.
 
 
-def acknowledge(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str) -> str:
+def acknowledge(
+    rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, signature: Signature = None
+) -> str:
     """Inbox mode: remember the nonce and store the notification raw; nothing is processed here. Returns
     "OK", or "DUPLICATE" when this notification was processed before; raises ReplayedNonce. A resend of a
     notification whose processing failed makes it due again (as a resend retries it inline).
@@ -257,13 +272,15 @@ def acknowledge(rt: Runtime, bank_code: str, raw_body: bytes, body: dict[str, An
     now = rt.clock()
     if rt.db.engine.dialect.name != "postgresql":
         with rt.db.uow() as uow:
-            stored = _store_or_alert(rt, uow.session, bank_code, raw_body, body, nonce, now)
+            stored = _store_or_alert(rt, uow.session, bank_code, raw_body, body, nonce, now, signature)
             if stored.outcome is not None and stored.outcome.startswith(FAILED_PREFIX):
                 uow.session.execute(update(INBOX).where(INBOX.c.id == stored.inbox_id).values(outcome=None))
             uow.commit()
         return "DUPLICATE" if stored.processed else "OK"
     with rt.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        fresh_nonce, inbox_id = connection.execute(STORE_PG, store_values(bank_code, raw_body, body, nonce, now)).one()
+        fresh_nonce, inbox_id = connection.execute(
+            STORE_PG, store_values(bank_code, raw_body, body, nonce, now, signature)
+        ).one()
         if not fresh_nonce:
             raise ReplayedNonce("该随机数已使用过（疑似重放）", details={"nonce": nonce})
         if inbox_id is not None:

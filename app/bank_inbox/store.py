@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import JSON, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.bank_inbox.alerts import NOTIFICATION_CONFLICT, CallbackRefused, body_sm3
@@ -35,6 +35,8 @@ INLINE, INBOX_MODE = "inline", "inbox"
 PROCESSING_MODES = (INLINE, INBOX_MODE)
 FAILED_PREFIX = "failed:"  # outcome of a row whose processing failed: kept for review, not retried blindly
 INBOX_PARTITIONS = 8
+# the signature headers a notification came with (`SignedRequest.evidence()`): timestamp, nonce, signature (base64)
+Signature = dict[str, str] | None
 
 
 def bank_actor(bank_code: str) -> str:
@@ -80,20 +82,33 @@ STORE_PG = text(
     " ON CONFLICT DO NOTHING RETURNING 1 AS fresh"
     "), inbox AS ("
     " INSERT INTO bank_notifications"
-    " (bank_code, notification_id, type, raw_body, received_at, partition_no, body_sm3, account_no)"
-    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no, :body_sm3, :account_no"
+    " (bank_code, notification_id, type, raw_body, received_at, partition_no, body_sm3, account_no, signature,"
+    " payout_id)"
+    " SELECT :bank_code, :notification_id, :type, :raw_body, :now, :partition_no, :body_sm3, :account_no, :signature,"
+    " :payout_id"
     " FROM nonce"
     " ON CONFLICT DO NOTHING RETURNING id"
     ") SELECT EXISTS (SELECT 1 FROM nonce) AS fresh_nonce, (SELECT id FROM inbox) AS inbox_id"
-).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("raw_body", type_=EncryptedText()))
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("raw_body", type_=EncryptedText()),
+    bindparam("signature", type_=JSON()),
+)
 
 
 def store_raw(
-    session: Session, bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime
+    session: Session,
+    bank_code: str,
+    raw_body: bytes,
+    body: dict[str, Any],
+    nonce: str,
+    now: datetime,
+    signature: Signature = None,
 ) -> StoredNotification:
-    """Remember the nonce (ReplayedNonce if it was seen before) and store the notification raw unless its
-    inbox row exists; an existing row is locked (a concurrent resend waits for this transaction)."""
-    values = store_values(bank_code, raw_body, body, nonce, now)
+    """Remember the nonce (ReplayedNonce if it was seen before) and store the notification raw, with the signature
+    headers it came with, unless its inbox row exists; an existing row is locked (a concurrent resend waits for
+    this transaction)."""
+    values = store_values(bank_code, raw_body, body, nonce, now, signature)
     if session.get_bind().dialect.name == "postgresql":
         fresh_nonce, inbox_id = session.execute(STORE_PG, values).one()
     else:
@@ -101,7 +116,9 @@ def store_raw(
             session, SeenNonce.__table__, {"sender": values["sender"], "nonce": nonce, "seen_at": now}
         )
         inbox_id = None
-        if fresh_nonce and insert_if_absent(session, INBOX, inbox_row(bank_code, values["raw_body"], body, now)):
+        if fresh_nonce and insert_if_absent(
+            session, INBOX, inbox_row(bank_code, values["raw_body"], body, now, signature)
+        ):
             inbox_id = session.scalar(
                 select(INBOX.c.id).where(
                     INBOX.c.bank_code == bank_code, INBOX.c.notification_id == body["notification_id"]
@@ -133,9 +150,12 @@ def check_same_body(bank_code: str, body: dict[str, Any], stored_sm3: str | None
         )
 
 
-def inbox_row(bank_code: str, raw_body: str, body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """A notification's inbox row (bank_notifications), as received; reconciliation's 补单 stores its repairs
-    with the same builder, so they land in the same partition as the notification they stand for."""
+def inbox_row(
+    bank_code: str, raw_body: str, body: dict[str, Any], now: datetime, signature: Signature = None
+) -> dict[str, Any]:
+    """A notification's inbox row (bank_notifications), as received, with its signature headers (`signature`; a
+    repair has none); reconciliation's 补单 stores its repairs with the same builder, so they land in the same
+    partition as the notification they stand for."""
     return {
         "bank_code": bank_code,
         "notification_id": body["notification_id"],
@@ -145,12 +165,16 @@ def inbox_row(bank_code: str, raw_body: str, body: dict[str, Any], now: datetime
         "partition_no": inbox_partition(body),
         "body_sm3": body_sm3(body),
         "account_no": body.get("account_no"),
+        "signature": signature,
+        "payout_id": body.get("payout_id"),
     }
 
 
-def store_values(bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime) -> dict[str, Any]:
+def store_values(
+    bank_code: str, raw_body: bytes, body: dict[str, Any], nonce: str, now: datetime, signature: Signature = None
+) -> dict[str, Any]:
     """STORE_PG's parameters: the nonce's and the inbox row's (`now` is both `seen_at` and `received_at`)."""
-    row = inbox_row(bank_code, raw_body.decode("utf-8"), body, now)
+    row = inbox_row(bank_code, raw_body.decode("utf-8"), body, now, signature)
     return {**row, "sender": bank_actor(bank_code), "nonce": nonce, "now": now}
 
 

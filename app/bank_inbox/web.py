@@ -41,9 +41,9 @@ def notify(bank_code: str) -> tuple[Response, int]:
         return _answer(code, status, message=error.message, errors=error.details)
     try:
         if processing_mode() == INBOX_MODE:  # 200 = stored; workers process it
-            result = bank_callbacks.acknowledge(rt, bank_code, raw_body, body, signed.nonce)
+            result = bank_callbacks.acknowledge(rt, bank_code, raw_body, body, signed.nonce, signed.evidence())
         else:  # 200 = stored and processed
-            result = bank_callbacks.receive(rt, bank_code, raw_body, body, signed.nonce)
+            result = bank_callbacks.receive(rt, bank_code, raw_body, body, signed.nonce, signed.evidence())
     except ReplayedNonce as error:
         return _answer(error.code, 401, message=error.message)
     except Busy as error:  # contention the retries did not settle: the bank resends

@@ -69,10 +69,17 @@ class SignatureHeaders:
 
 @dataclass(frozen=True)
 class SignedRequest:
-    """What a verified request proved: when it was signed and with which nonce."""
+    """What a verified request proved: when it was signed and with which nonce (`signature`: the signature header
+    as received, base64, kept with the stored body so that the bank's signature can be checked again later)."""
 
     timestamp: int
     nonce: str
+    signature: str = ""
+
+    def evidence(self) -> dict[str, str]:
+        """The three header values as received: with the raw body and the sender's certificate, enough to check the
+        signature again (`signing_payload`)."""
+        return {"timestamp": str(self.timestamp), "nonce": self.nonce, "signature": self.signature}
 
 
 class HeaderSource(Protocol):
@@ -132,7 +139,7 @@ def verify_request(
     timestamp, nonce, signature = _read_headers(names, headers)
     if not sm2_verify(public_key_pem, signing_payload(timestamp, nonce, body), signature):
         raise BadSignature("签名验证失败")
-    signed = SignedRequest(timestamp=int(timestamp), nonce=nonce)
+    signed = SignedRequest(timestamp=int(timestamp), nonce=nonce, signature=base64.b64encode(signature).decode("ascii"))
     current = time.time() if now is None else now
     if abs(current - signed.timestamp) > TIMESTAMP_TOLERANCE_S:
         raise StaleTimestamp(

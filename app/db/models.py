@@ -293,10 +293,16 @@ class BankNotification(Base):
     body_sm3: Mapped[str | None] = mapped_column(String(64))  # of the canonical body (None before 0020)
     # the (virtual) account it concerns, if any: the admin lists a deal's callbacks by it (the body is encrypted)
     account_no: Mapped[str | None] = mapped_column(String(40))
+    # the X-Bank-* headers of the first delivery (timestamp, nonce, base64 SM2 signature over them and the body):
+    # the evidence pack (app/evidence) lets anyone re-check the bank's signature; None before 0047 and for 补单
+    signature: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # the payout a payout_result concerns (from the body, kept beside it like account_no); None before 0047
+    payout_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("bank_code", "notification_id"),
         Index("ix_bank_notifications_account", "bank_code", "account_no"),
+        Index("ix_bank_notifications_payout", "bank_code", "payout_id"),
         # the processors' queues: only the rows still due, however long the processed history grows
         Index(
             "ix_bank_notifications_due",

@@ -19,6 +19,7 @@ from app.db.models import BankNotification, Deal, Job, VirtualAccount
 from app.deals import freeze as deal_freeze
 from app.deals.service import Actor, deal_view
 from app.domain.timezone import SHANGHAI
+from app.evidence import EVIDENCE_ROLES
 from app.pdf.verify import verify_pdf
 from app.pii.service import UNMASK_ROLES, audit_party_search, masked_parties, party_clause, unmask_deal_parties
 from app.platform.errors import CunguanError, NotFound
@@ -229,4 +230,5 @@ class DealsView(BatchView):
             parties=parties or masked_parties(deal),
             unmasked=unmasked,
             can_unmask=self.actor.role in UNMASK_ROLES,
+            can_download_evidence=self.actor.role in EVIDENCE_ROLES,
         )

@@ -14,6 +14,7 @@ from app.cities import publishing_cli
 from app.cities.cli import city_cli, workflow_cli
 from app.deals.cli import contracts_cli
 from app.definitions.cli import definition_cli
+from app.evidence.cli import evidence_cli
 from app.ledger.cli import ledger_cli
 from app.pii.cli import KEYS_COMMANDS, pii_cli
 from app.platform.cli import db_cli, keys_cli, serve_all_command, worker_command
@@ -49,6 +50,7 @@ def register_cli(app: Flask) -> None:
         bank_cli,
         definition_cli,
         tsa_cli,
+        evidence_cli,
     ):
         app.cli.add_command(group)
     app.cli.add_command(bank_sim, "bank-sim")

@@ -25,6 +25,7 @@ from app.banks.protocol import (
     signing_payload,
     verify_request,
 )
+from app.crypto import sm2_verify
 from app.domain.money import MAX_AMOUNT_FEN
 from app.tools.banksim.keys import provision_simulated_banks
 
@@ -62,9 +63,14 @@ def test_sign_headers_names_and_values(keys: dict[str, bytes]) -> None:
     assert base64.b64decode(headers["X-Bank-Signature"])[0] == 0x30  # a DER SEQUENCE
 
 
-def test_round_trip_returns_timestamp_and_nonce(keys: dict[str, bytes]) -> None:
-    signed = verify_request(BANK_PREFIX, keys["bank_public"], _signed(keys), BODY, now=NOW + 5)
-    assert signed == SignedRequest(timestamp=int(NOW), nonce=NONCE)
+def test_round_trip_returns_timestamp_nonce_and_the_signature_as_evidence(keys: dict[str, bytes]) -> None:
+    headers = _signed(keys)
+    signed = verify_request(BANK_PREFIX, keys["bank_public"], headers, BODY, now=NOW + 5)
+    assert signed == SignedRequest(timestamp=int(NOW), nonce=NONCE, signature=headers["X-Bank-Signature"])
+    evidence = signed.evidence()  # what the inbox keeps: enough to check the signature again later
+    assert evidence == {"timestamp": str(int(NOW)), "nonce": NONCE, "signature": headers["X-Bank-Signature"]}
+    payload = signing_payload(evidence["timestamp"], evidence["nonce"], BODY)
+    assert sm2_verify(keys["bank_public"], payload, base64.b64decode(evidence["signature"]))
 
 
 def test_fresh_nonces_differ_and_header_names_are_case_insensitive(keys: dict[str, bytes]) -> None:

@@ -1,0 +1,193 @@
+"""Read what a deal's evidence pack holds from the database and the key folder, in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased
+
+from app.crypto.keys import bank_certificate_path
+from app.db.audit_models import AuditEntry
+from app.db.config_models import CityConfigSnapshot
+from app.db.ledger_models import LedgerAccount, LedgerTransfer
+from app.db.models import Agreement, BankNotification, Deal
+from app.evidence.members import DealEvidence, Notification, Parties, safe_name, utc_text
+from app.platform.errors import NotFound
+from app.platform.runtime import Runtime
+
+
+def _deal_summary(deal: Deal) -> dict[str, Any]:
+    account = deal.virtual_account
+    return {
+        "id": deal.id,
+        "deal_no": deal.deal_no,
+        "city_code": deal.city_code,
+        "product": deal.product,
+        "bank_code": deal.bank_code,
+        "workflow_id": deal.workflow_id,
+        "workflow_version": deal.workflow_version,
+        "agreement_template": deal.agreement_template,
+        "city_config_sha256": deal.city_config_sha256,
+        "state": deal.state,
+        "price_fen": deal.price_fen,
+        "custody_amount_fen": deal.custody_amount_fen,
+        "virtual_account": None if account is None else {"bank_code": account.bank_code, "no": account.account_no},
+        "frozen_at": utc_text(deal.frozen_at),
+        "created_at": utc_text(deal.created_at),
+    }
+
+
+def _agreement_summary(agreement: Agreement | None) -> dict[str, Any] | None:
+    if agreement is None:
+        return None
+    return {"template": agreement.template, "pdf_sm3": agreement.pdf_sm3, "signed_at": utc_text(agreement.signed_at)}
+
+
+def _city_config(snapshot: CityConfigSnapshot | None) -> dict[str, Any] | None:
+    """The resolved config the deal pinned, with the version of each layer it was made of."""
+    if snapshot is None:
+        return None
+    layers, data = snapshot.layers, snapshot.data
+    return {"sha256": snapshot.sha256, "city_code": snapshot.city_code, "layers": layers, "data": data}
+
+
+def _parties(deal: Deal) -> Parties:
+    return Parties(
+        deal.buyer_name,
+        deal.buyer_id_number,
+        deal.buyer_phone,
+        deal.buyer_bank_account,
+        deal.seller_name,
+        deal.seller_id_number,
+        deal.seller_phone,
+        deal.seller_bank_account,
+    )
+
+
+def _audit(session: Session, deal: Deal) -> list[dict[str, Any]]:
+    subjects = [f"deal:{deal.deal_no}", *(f"payout:{payout.payout_id}" for payout in deal.payouts)]
+    rows = session.scalars(select(AuditEntry).where(AuditEntry.subject.in_(subjects)).order_by(AuditEntry.id))
+    return [
+        {
+            "id": row.id,
+            "at": utc_text(row.at),
+            "actor": row.actor,
+            "action": row.action,
+            "subject": row.subject,
+            "before": row.before,
+            "after": row.after,
+            "detail": row.detail,
+            "prev_hash": row.prev_hash,
+            "hash": row.hash,
+            "mac": row.mac,
+        }
+        for row in rows
+    ]
+
+
+def _transfers(session: Session, deal_id: int) -> list[dict[str, Any]]:
+    debit, credit = aliased(LedgerAccount), aliased(LedgerAccount)
+    rows = session.execute(
+        select(LedgerTransfer, debit.code, credit.code)
+        .join(debit, LedgerTransfer.debit_account_id == debit.id)
+        .join(credit, LedgerTransfer.credit_account_id == credit.id)
+        .where(LedgerTransfer.deal_id == deal_id)
+        .order_by(LedgerTransfer.created_at, LedgerTransfer.id)
+    )
+    return [
+        {
+            "id": transfer.id,
+            "debit_account": debit_code,
+            "credit_account": credit_code,
+            "amount_fen": transfer.amount_fen,
+            "code": transfer.code,
+            "kind": transfer.kind,
+            "pending_id": transfer.pending_id,
+            "created_at": utc_text(transfer.created_at),
+        }
+        for transfer, debit_code, credit_code in rows
+    ]
+
+
+def _notifications(session: Session, deal: Deal) -> list[Notification]:
+    """The deal's bank notifications: those of its virtual account and the results of its payouts (by the
+    `payout_id` kept beside the body since 0047)."""
+    account = deal.virtual_account
+    concerns = []
+    if account is not None and account.account_no:
+        concerns.append(
+            (BankNotification.bank_code == account.bank_code) & (BankNotification.account_no == account.account_no)
+        )
+    payouts = [payout.payout_id for payout in deal.payouts]
+    if payouts:
+        concerns.append(BankNotification.payout_id.in_(payouts))
+    if not concerns:
+        return []
+    rows = session.scalars(select(BankNotification).where(or_(*concerns)).order_by(BankNotification.id))
+    return [
+        Notification(
+            row.bank_code,
+            row.notification_id,
+            row.type,
+            row.raw_body.encode("utf-8"),
+            row.received_at,
+            row.processed_at,
+            row.outcome,
+            row.signature,
+        )
+        for row in rows
+    ]
+
+
+def _certificates(rt: Runtime, bank_codes: set[str]) -> dict[str, bytes]:
+    found = {"platform.cert.pem": rt.keys.platform_certificate_pem}
+    for code in sorted(bank_codes):
+        path = bank_certificate_path(rt.keys.folder, code)
+        content = path.read_bytes() if path.is_file() else rt.keys.bank_certificate(code).encode()
+        if content:
+            found[f"bank-{safe_name(code)}.cert.pem"] = content
+    return found
+
+
+def collect(rt: Runtime, deal_id: int) -> DealEvidence:
+    """The deal's records as the pack shows them; NotFound for an unknown deal."""
+    with rt.db.uow() as uow:
+        session = uow.session
+        deal = session.get(Deal, deal_id)
+        if deal is None:
+            raise NotFound("存管单不存在", details={"deal_id": deal_id})
+        agreement = deal.agreement
+        snapshot = session.get(CityConfigSnapshot, deal.city_config_sha256)
+        pins = dict(deal.definitions or {})
+        definitions = {}
+        for key, sha256 in pins.items():
+            kind, _, name = key.partition(":")
+            definitions[key] = (kind, name, rt.definitions.content(kind, name, sha256))
+        notifications = _notifications(session, deal)
+        return DealEvidence(
+            deal=_deal_summary(deal),
+            parties=_parties(deal),
+            agreement_pdf=agreement.pdf if agreement is not None else None,
+            agreement=_agreement_summary(agreement),
+            timeline=[
+                {
+                    "id": event.id,
+                    "at": utc_text(event.created_at),
+                    "event": event.event,
+                    "from_state": event.from_state,
+                    "to_state": event.to_state,
+                    "actor": event.actor,
+                    "reason": (event.detail or {}).get("reason"),
+                    "detail": event.detail,
+                }
+                for event in deal.events
+            ],
+            audit=_audit(session, deal),
+            transfers=_transfers(session, deal.id),
+            notifications=notifications,
+            city_config=_city_config(snapshot),
+            definitions=definitions,
+            pins=pins,
+            certificates=_certificates(rt, {deal.bank_code, *(item.bank_code for item in notifications)}),
+        )

@@ -1,0 +1,150 @@
+"""The pack's manifest and its detached signature, pure: every member's path, size and SM3, the deal, when and by
+whom the pack was built; signed as a detached CMS (SM2 with SM3, the platform's seal certificate inside, as the PDF
+signatures are: `app.pdf.sign.build_cms`); and the signature checked against trusted certificates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from asn1crypto import cms, pem, x509
+
+from app.crypto import asn1 as sm_oids
+from app.crypto import sm2_verify, sm3
+from app.pdf.sign import build_cms
+
+FORMAT = "cunguan-evidence/1"
+_SIGNING_USAGES = {"digital_signature", "non_repudiation"}
+
+
+def manifest_bytes(members: dict[str, bytes], *, deal_id: int, deal_no: str, built_at: datetime, builder: str) -> bytes:
+    """The manifest of `members` (every member but the manifest's own files), as the pack stores it."""
+    listing = [
+        {"path": path, "size": len(content), "sm3": sm3(content).hex()} for path, content in sorted(members.items())
+    ]
+    document = {
+        "format": FORMAT,
+        "deal": {"id": deal_id, "deal_no": deal_no},
+        "built_at": built_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "builder": builder,
+        "hash_algorithm": "SM3",
+        "members": listing,
+    }
+    return (json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def sign_manifest(manifest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime) -> bytes:
+    """A detached CMS SignedData (DER) over the manifest's SM3, by the platform's seal key."""
+    certificate = x509.Certificate.load(pem.unarmor(certificate_pem)[2])
+    return build_cms(sm3(manifest), private_key_pem, certificate, signing_time)
+
+
+@dataclass(frozen=True)
+class ManifestSignature:
+    """What the manifest's signature says: valid or not (with Chinese reasons), the signer and the signing time."""
+
+    valid: bool
+    signer: str | None
+    signing_time: datetime | None
+    problems: list[str]
+    signature_value: bytes = b""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "signer": self.signer,
+            "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "problems": self.problems,
+        }
+
+
+def _certificates(pems: Sequence[bytes]) -> list[x509.Certificate]:
+    """The certificates (PEM or DER) that parse; a broken one is skipped, never a crash."""
+    found = []
+    for item in pems:
+        try:
+            certificate = x509.Certificate.load(pem.unarmor(item)[2] if pem.detect(item) else item)
+            _ = certificate.subject.native, certificate.public_key.dump()
+        except Exception:
+            continue
+        found.append(certificate)
+    return found
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """`issuer` signed `certificate` (SM2 with SM3 over its TBSCertificate)."""
+    if certificate.issuer != issuer.subject:
+        return False
+    if certificate["signature_algorithm"]["algorithm"].dotted != sm_oids.SM2_WITH_SM3_OID:
+        return False
+    public_key = pem.armor("PUBLIC KEY", issuer.public_key.dump())
+    return sm2_verify(public_key, certificate["tbs_certificate"].dump(), certificate["signature_value"].native)
+
+
+def trusted(certificate: x509.Certificate, roots: Sequence[bytes]) -> bool:
+    """The certificate is one of `roots`, or was issued by one of them."""
+    anchors = _certificates(roots)
+    return any(anchor.dump() == certificate.dump() or _issued_by(certificate, anchor) for anchor in anchors)
+
+
+def _attribute(signer: cms.SignerInfo, name: str) -> Any:
+    for attribute in signer["signed_attrs"]:
+        if attribute["type"].native == name:
+            return attribute["values"][0].native
+    return None
+
+
+def verify_manifest_signature(manifest: bytes, signature_der: bytes, roots: Sequence[bytes]) -> ManifestSignature:
+    """The detached CMS `signature_der` over `manifest`: its SM3, its SM2 signature, a signer certificate that
+    is trusted (`roots`), valid at the signing time and made for signing. Never raises on bad input."""
+    try:
+        return _verify(manifest, signature_der, roots)
+    except Exception as error:  # a garbled signature is a finding, not a crash
+        return ManifestSignature(False, None, None, [f"manifest.sig：签名数据无法解析（{error}）"])
+
+
+def _verify(manifest: bytes, signature_der: bytes, roots: Sequence[bytes]) -> ManifestSignature:
+    info = cms.ContentInfo.load(signature_der)
+    if info["content_type"].native != "signed_data":
+        return ManifestSignature(False, None, None, ["manifest.sig：不是 CMS SignedData"])
+    signed_data = info["content"]
+    signer = signed_data["signer_infos"][0]
+    problems: list[str] = []
+    algorithms = (signer["digest_algorithm"]["algorithm"].dotted, signer["signature_algorithm"]["algorithm"].dotted)
+    if algorithms != (sm_oids.SM3_OID, sm_oids.SM2_WITH_SM3_OID):
+        problems.append("manifest.sig：签名算法不是 SM2/SM3")
+    if _attribute(signer, "message_digest") != sm3(manifest):
+        problems.append("manifest.json：内容与签名摘要不一致（清单被改动）")
+    wanted = signer["sid"].chosen
+    certificate = next(
+        (
+            choice.chosen
+            for choice in signed_data["certificates"]
+            if isinstance(choice.chosen, x509.Certificate)
+            and choice.chosen.serial_number == wanted["serial_number"].native
+            and choice.chosen.issuer == wanted["issuer"]
+        ),
+        None,
+    )
+    signing_time = _attribute(signer, "signing_time")
+    if certificate is None:
+        return ManifestSignature(False, None, signing_time, [*problems, "manifest.sig：缺少签名者证书"])
+    signed_attrs = b"\x31" + signer["signed_attrs"].dump()[1:]  # [0] IMPLICIT in SignerInfo, a SET OF when signed
+    public_key = pem.armor("PUBLIC KEY", certificate.public_key.dump())
+    signature_value = signer["signature"].native
+    if not sm2_verify(public_key, signed_attrs, signature_value):
+        problems.append("manifest.sig：SM2 签名验证失败")
+    if not trusted(certificate, roots):
+        problems.append("manifest.sig：签名证书不是受信任的平台证书（或不由受信任的根证书签发）")
+    if signing_time is None:
+        problems.append("manifest.sig：签名未注明签署时间")
+    elif not certificate.not_valid_before <= signing_time <= certificate.not_valid_after:
+        problems.append("manifest.sig：签署时间不在签名证书有效期内")
+    usage = certificate.key_usage_value
+    if usage is not None and not _SIGNING_USAGES & set(usage.native):
+        problems.append("manifest.sig：签名证书的密钥用途不允许数字签名")
+    subject = str(certificate.subject.native.get("common_name", certificate.subject.human_friendly))
+    return ManifestSignature(not problems, subject, signing_time, problems, signature_value)
