@@ -5,12 +5,29 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
 
 from app.platform.cli_base import CliGroup, current_runtime
 
+if TYPE_CHECKING:  # the PDF stack is imported when a command runs, not when the CLI starts
+    from app.pdf.verify import PdfSignatureReport
+
 agreement_cli = CliGroup("agreement", help="协议签章 / agreement signatures")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _trusted_time(report: PdfSignatureReport) -> str:
+    stamp = report.timestamp
+    if stamp is None:
+        return "未附可信时间戳"
+    if stamp.gen_time is None:
+        return "时间戳无效"
+    when = stamp.gen_time.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    kind = "文档时间戳" if report.document_timestamp else "可信时间"
+    return f"{kind} {when}（北京时间，{stamp.authority}，序列号 {stamp.serial}）{'' if stamp.valid else '，时间戳无效'}"
 
 
 @agreement_cli.command("verify")
@@ -28,6 +45,9 @@ def agreement_verify(file: Path, require_timestamp: bool) -> None:
     valid = all(report.valid for report in reports)
     result = {"file": str(file), "valid": valid, "signatures": [report.as_dict() for report in reports]}
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    for number, report in enumerate(reports, 1):
+        if report.signed:
+            click.echo(f"签章 {number}（{report.signer_subject or '—'}）：{_trusted_time(report)}", err=True)
     if valid:
         click.echo(f"签章全部有效（共 {len(reports)} 个签名）", err=True)
     else:

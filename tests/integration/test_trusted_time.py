@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from asn1crypto import cms, pem, x509
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -31,6 +32,7 @@ from app.queue.worker import run_one
 from app.tools.banksim.keys import provision_simulated_banks
 from app.tsa import protocol
 from app.tsa.authority import Authority
+from app.tsa.cli import tsa_cli
 from app.tsa.client import TsaUnavailable, timestamp
 from app.tsa.identity import TsaIdentity
 from app.tsa.serials import SerialCounter
@@ -83,6 +85,14 @@ def test_the_http_side(tsa: TsaProcess) -> None:
     refused = _post(tsa, b"not der")
     assert refused.status_code == 200 and refused.headers["Content-Type"] == protocol.REPLY_CONTENT_TYPE
     assert protocol.read_reply(refused.content)[0] == "rejection"
+
+
+def test_tsa_stamp_writes_a_token_for_a_file(tsa: TsaProcess, tmp_path: Path) -> None:
+    (tmp_path / "contract.txt").write_bytes(b"contract")
+    arguments = ["stamp", str(tmp_path / "contract.txt"), "-o", str(tmp_path / "contract.tst"), "--url", tsa.url]
+    result = CliRunner().invoke(tsa_cli, arguments)
+    assert result.exit_code == 0 and "时间戳令牌已写入" in result.output, result.output
+    assert check_token((tmp_path / "contract.tst").read_bytes(), b"contract").valid
 
 
 def test_an_unreachable_tsa_is_tried_again_then_reported() -> None:
@@ -235,6 +245,11 @@ def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document
     assert [s["kind"] for s in signatures] == ["signature", "signature", "document_timestamp"]
     assert [s["trusted_time"]["authority"] for s in signatures] == ["存管平台时间戳服务"] * 3
     assert all(s["trusted_time"]["valid"] for s in signatures)
+    assert (
+        "签章 1（存管平台电子签章）：可信时间 " in result.stderr
+        and "（北京时间，存管平台时间戳服务，序列号" in result.stderr
+    )
+    assert "签章 3（存管平台时间戳服务）：文档时间戳 " in result.stderr
 
     client = login("auditor")
     data = {"pdf": (BytesIO(pdf), "agreement.pdf"), "csrf_token": csrf_token(client.get("/agreements/verify").text)}

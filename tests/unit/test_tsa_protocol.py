@@ -3,6 +3,7 @@ numbers, and the offline token check that catches forged or misplaced tokens."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,6 +71,17 @@ def test_serial_numbers_are_unique_and_survive_a_restart(authority: Authority, f
     assert SerialCounter(folder).last() == third
     issued = (folder / ISSUED_FILE).read_text().splitlines()
     assert len(issued) == third and f'"serial": {third},' in issued[-1]
+
+
+def test_serial_numbers_stay_unique_under_concurrent_issuers(tmp_path: Path) -> None:
+    counters = [SerialCounter(tmp_path), SerialCounter(tmp_path)]  # two processes' worth: each opens the file itself
+
+    def issue(counter: SerialCounter) -> list[int]:
+        return [counter.issue(NOW, b"\0" * 32, None) for _ in range(40)]
+
+    with ThreadPoolExecutor(4) as pool:
+        issued = [serial for serials in pool.map(issue, counters * 2) for serial in serials]
+    assert sorted(issued) == list(range(1, 161))
 
 
 def test_no_certificate_unless_asked(authority: Authority) -> None:
