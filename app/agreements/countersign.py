@@ -19,12 +19,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.agreements.service import trusted_certificates
+from app.agreements.service import trusted_certificates, validation_material
 from app.audit import log as audit
 from app.banks.gateway import BankOutcomeUnknown, BankUnavailable
 from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement
+from app.pdf.dss import validation_data_extension
 from app.pdf.sign import prepare_signature, timestamp_document
 from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import require_verified_signatures, verify_pdf_signatures
@@ -92,8 +93,9 @@ def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
     signed = prepared.embed(signature)
     if not bank_has_signed(rt, bank_code, signed):
         raise Retry(f"银行 {bank_code} 的签章无法用其证书验证", details={"deal_id": deal_id, "bank": bank_code})
-    if timestamper is not None:  # the last update: a document timestamp over the whole signed file
-        signed = _with_tsa(timestamp_document, signed, timestamper)
+    if timestamper is not None:  # the last update: validation data and a document timestamp over the whole file
+        extension = validation_data_extension(*validation_material(rt))
+        signed = _with_tsa(lambda pdf, stamper: timestamp_document(pdf, stamper, extension), signed, timestamper)
     with rt.db.uow() as uow:
         query = select(Agreement).where(Agreement.deal_id == deal_id).with_for_update()
         agreement = uow.session.scalar(query)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from asn1crypto import pem
 from sqlalchemy.orm import Session, object_session
 
 from app.agreements.sources import deal_source
@@ -140,6 +141,13 @@ def trusted_certificates(rt: Runtime) -> list[bytes]:
         if path.is_file():
             found.append(path.read_bytes())
     return found
+
+
+def validation_material(rt: Runtime) -> tuple[list[bytes], list[bytes]]:
+    """(certificates, CRLs) as DER that a verifier of this instance's agreements needs offline: the seal
+    certificates and the TSA's; the document timestamp's update carries them in the PDF's /DSS."""
+    pems = trusted_certificates(rt) + (rt.trusted_tsa_certificates() or [])
+    return [pem.unarmor(certificate)[2] for certificate in pems], []
 
 
 def verify_agreement_pdf(rt: Runtime, pdf: bytes, require_timestamp: bool = False) -> list[PdfSignatureReport]:

@@ -9,6 +9,7 @@ signature is added. pypdf only parses the original and serialises the few dictio
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
@@ -231,9 +232,15 @@ def _document_timestamp_dictionary() -> bytes:
     return b"<<\n" + b"".join(key + b" " + value + b"\n" for key, value in entries) + b">>"
 
 
-def _prepare(pdf_bytes: bytes, dictionary: bytes, certify: bool) -> tuple[bytes, int]:
+UpdateExtension = Callable[["_Update"], None]  # adds objects of its own to an update (app.pdf.dss: /DSS)
+
+
+def _prepare(
+    pdf_bytes: bytes, dictionary: bytes, certify: bool, extension: UpdateExtension | None = None
+) -> tuple[bytes, int]:
     """The file with a signature field appended whose value is `dictionary`, and the offset of that object; when
-    `certify`, the catalog's /Perms /DocMDP names it (a certification signature must be the file's first)."""
+    `certify`, the catalog's /Perms /DocMDP names it (a certification signature must be the file's first);
+    `extension` adds its own objects to the same update."""
     reader = _open(pdf_bytes)
     update = _Update(pdf_bytes, reader, _first_free_number(reader))
     root_reference = reader.trailer.raw_get("/Root")
@@ -272,6 +279,8 @@ def _prepare(pdf_bytes: bytes, dictionary: bytes, certify: bool) -> tuple[bytes,
     update.put(page.indirect_reference, page)
     update.put(widget_reference, widget)
     update.put(signature_reference, dictionary)
+    if extension is not None:
+        extension(update)
     prepared, offsets = update.render()
     return prepared, offsets[(signature_reference.idnum, 0)]
 
@@ -360,10 +369,10 @@ def prepare_signature(
     return _fix_byte_range(*_prepare(pdf_bytes, dictionary, certify))
 
 
-def prepare_document_timestamp(pdf_bytes: bytes) -> PreparedSignature:
+def prepare_document_timestamp(pdf_bytes: bytes, extension: UpdateExtension | None = None) -> PreparedSignature:
     """The incremental update that will hold a document timestamp: its `digest` is what the TSA stamps and
-    `embed` takes the token."""
-    return _fix_byte_range(*_prepare(pdf_bytes, _document_timestamp_dictionary(), False))
+    `embed` takes the token; `extension` adds objects to the same update (validation data, app.pdf.dss)."""
+    return _fix_byte_range(*_prepare(pdf_bytes, _document_timestamp_dictionary(), False, extension))
 
 
 def _fix_byte_range(prepared: bytes, signature_at: int) -> PreparedSignature:
@@ -403,11 +412,12 @@ def sign_pdf(
     return prepared.embed(signature if timestamper is None else add_signature_timestamp(signature, timestamper))
 
 
-def timestamp_document(pdf_bytes: bytes, timestamper: Timestamper) -> bytes:
+def timestamp_document(pdf_bytes: bytes, timestamper: Timestamper, extension: UpdateExtension | None = None) -> bytes:
     """The PDF with a document timestamp (/DocTimeStamp, SubFilter ETSI.RFC3161) as its last incremental update:
-    the TSA's token over the SM3 of everything before it. A file whose signatures do not verify is refused."""
+    the TSA's token over the SM3 of everything before it (and of what `extension` adds to the same update: the
+    validation data of app.pdf.dss). A file whose signatures do not verify is refused."""
     require_verified_signatures(pdf_bytes)
-    prepared = prepare_document_timestamp(pdf_bytes)
+    prepared = prepare_document_timestamp(pdf_bytes, extension)
     return prepared.embed(timestamper(prepared.digest))
 
 

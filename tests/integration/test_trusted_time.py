@@ -24,6 +24,7 @@ from app.agreements.service import verify_agreement_pdf
 from app.crypto import sm3
 from app.crypto.keys import generate_sm2_private_key_pem
 from app.db.models import Job
+from app.pdf.dss import validation_data, validation_data_extension
 from app.pdf.sign import build_cms, prepare_signature, sign_pdf, timestamp_document
 from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import verify_pdf_signatures
@@ -237,6 +238,9 @@ def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document
     assert document.document_timestamp and document.covers_whole_file and not bank.covers_whole_file
     serials = {report.timestamp.serial for report in (platform, bank, document) if report.timestamp}
     assert len(serials) == 3
+    certificates, _ = validation_data(pdf)
+    assert pem.unarmor(tsa.certificate_pem)[2] in certificates, "validation data for offline checks, in /DSS"
+    assert pem.unarmor(rt.keys.platform_certificate_pem)[2] in certificates
     path = tmp_path / "agreement.pdf"
     path.write_bytes(pdf)
     result = app.test_cli_runner().invoke(args=["agreement", "verify", "--require-timestamp", str(path)])
@@ -278,3 +282,18 @@ def test_a_document_timestamp_covers_the_file_and_any_change_shows(tsa: TsaProce
     assert not signature.valid
     (_, forged) = verify_pdf_signatures(timestamp_document(signed, _stamper(tsa)), trusted_tsa=[seal[1]])
     assert not forged.valid and "文档时间戳：时间戳服务证书不是受信任的时间戳服务证书" in forged.errors
+
+
+def test_validation_data_goes_into_the_dss_with_the_document_timestamp(
+    tsa: TsaProcess, seal: tuple[bytes, bytes]
+) -> None:
+    signed = _signed(seal, _stamper(tsa))
+    certificates = [pem.unarmor(tsa.certificate_pem)[2], pem.unarmor(seal[1])[2]]
+    stamped = timestamp_document(signed, _stamper(tsa), validation_data_extension(certificates, [b"0\x03\x02\x01\x01"]))
+    assert validation_data(signed) == ([], []) and validation_data(stamped) == (certificates, [b"0\x03\x02\x01\x01"])
+    extension = validation_data_extension(certificates[:1], [b"0\x03\x02\x01\x02"])
+    again = timestamp_document(stamped, _stamper(tsa), extension)
+    assert validation_data(again) == (certificates, [b"0\x03\x02\x01\x01", b"0\x03\x02\x01\x02"]), "kept, not twice"
+    reports = verify_pdf_signatures(again)
+    assert [report.valid for report in reports] == [True, True, True], [report.errors for report in reports]
+    assert [report.changes_after_signing for report in reports] == [[], [], []]
