@@ -4,7 +4,6 @@ platform, optionally a trusted timestamp over that signature, all in one canonic
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from app.audit import log as audit
@@ -14,11 +13,9 @@ from app.evidence.collect import collect
 from app.evidence.manifest import manifest_bytes, sign_manifest
 from app.evidence.members import pack_members
 from app.platform.runtime import Runtime
+from app.tsa.client import Timestamper
 
 EVIDENCE_ACTION = "evidence.build"
-# the hook for trusted time: given the SM3 of manifest.sig, an RFC 3161 TimeStampToken (DER) from a TSA; None
-# builds the pack without one (app/tsa, once on main, provides the client)
-Timestamper = Callable[[bytes], bytes]
 
 
 def build_pack(
@@ -29,16 +26,23 @@ def build_pack(
     now: datetime | None = None,
     timestamper: Timestamper | None = None,
 ) -> bytes:
-    """The deal's evidence pack (ZIP bytes); the same records, builder and time give the same bytes."""
+    """The deal's evidence pack (ZIP bytes); the same records, builder and time give the same bytes.
+
+    `timestamper` (default: the configured TSA, `rt.timestamper()`): an RFC 3161 token over the SM3 of manifest.sig
+    is added as manifest.tsr, and the manifest says one follows (so that removing it is noticed). A TSA that cannot
+    be reached fails the build (CryptoError), rather than giving a pack without the trusted time it should have."""
     built_at = (now or rt.clock()).replace(microsecond=0)
+    stamper = timestamper or rt.timestamper()
     evidence = collect(rt, deal_id)
     members = pack_members(evidence)
     deal_no = evidence.deal["deal_no"]
-    manifest = manifest_bytes(members, deal_id=deal_id, deal_no=deal_no, built_at=built_at, builder=builder)
+    manifest = manifest_bytes(
+        members, deal_id=deal_id, deal_no=deal_no, built_at=built_at, builder=builder, timestamped=stamper is not None
+    )
     signature = sign_manifest(manifest, rt.keys.platform_private_key_pem, rt.keys.platform_certificate_pem, built_at)
     members[MANIFEST], members[MANIFEST_SIGNATURE] = manifest, signature
-    if timestamper is not None:
-        members[MANIFEST_TIMESTAMP] = timestamper(sm3(signature))
+    if stamper is not None:
+        members[MANIFEST_TIMESTAMP] = stamper(sm3(signature))
     pack = write_archive(members, built_at)
     with rt.db.uow() as uow:
         audit.append(

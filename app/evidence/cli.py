@@ -71,15 +71,24 @@ def evidence_build(deal_number: str, output: Path) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="受信任的平台证书或根证书（PEM，可多次）；默认本实例密钥目录中的平台证书",
 )
+@click.option(
+    "--trust-tsa",
+    "trust_tsa",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="受信任的时间戳服务证书（PEM，可多次）；默认 CUNGUAN_TSA_CERT，未设置时接受时间戳令牌内的证书",
+)
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出核验报告")
-def evidence_verify(pack: Path, trust: tuple[Path, ...], as_json: bool) -> None:
+def evidence_verify(pack: Path, trust: tuple[Path, ...], trust_tsa: tuple[Path, ...], as_json: bool) -> None:
     """离线核验证据包：清单签名、每个文件的 SM3、协议签章、银行签名、审计链与固定版本；全部通过时退出码为 0。
 
     Verify PACK offline (no database). Exit 0 only when it is valid."""
     from app.evidence.verify import verify_pack
 
-    roots = [path.read_bytes() for path in trust] or instance_trust(current_runtime().keys.folder)
-    report = verify_pack(pack.read_bytes(), roots)
+    rt = current_runtime()
+    roots = [path.read_bytes() for path in trust] or instance_trust(rt.keys.folder)
+    tsa = [path.read_bytes() for path in trust_tsa] or rt.trusted_tsa_certificates()
+    report = verify_pack(pack.read_bytes(), roots, tsa)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

@@ -14,14 +14,24 @@ from asn1crypto import cms, pem, x509
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
+from app.evidence.archive import MANIFEST_TIMESTAMP
 from app.pdf.sign import build_cms
 
 FORMAT = "cunguan-evidence/1"
 _SIGNING_USAGES = {"digital_signature", "non_repudiation"}
 
 
-def manifest_bytes(members: dict[str, bytes], *, deal_id: int, deal_no: str, built_at: datetime, builder: str) -> bytes:
-    """The manifest of `members` (every member but the manifest's own files), as the pack stores it."""
+def manifest_bytes(
+    members: dict[str, bytes],
+    *,
+    deal_id: int,
+    deal_no: str,
+    built_at: datetime,
+    builder: str,
+    timestamped: bool = False,
+) -> bytes:
+    """The manifest of `members` (every member but the manifest's own files), as the pack stores it; `timestamped`:
+    an RFC 3161 token over the SM3 of manifest.sig follows as manifest.tsr."""
     listing = [
         {"path": path, "size": len(content), "sm3": sm3(content).hex()} for path, content in sorted(members.items())
     ]
@@ -32,6 +42,7 @@ def manifest_bytes(members: dict[str, bytes], *, deal_id: int, deal_no: str, bui
         "builder": builder,
         "hash_algorithm": "SM3",
         "members": listing,
+        "trusted_time": {"member": MANIFEST_TIMESTAMP, "over": "SM3(manifest.sig)"} if timestamped else None,
     }
     return (json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
 

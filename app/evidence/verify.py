@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from asn1crypto import pem
+
 from app.banks.protocol import signing_payload
 from app.crypto import sm2_verify, sm3
 from app.crypto.keys import certificate_public_key_pem
@@ -31,6 +33,7 @@ from app.evidence.archive import (
 from app.evidence.manifest import FORMAT, ManifestSignature, verify_manifest_signature
 from app.evidence.members import RAW
 from app.pdf.verify import verify_pdf_signatures
+from app.tsa.tokens import check_token_digest
 
 AUDIT_MEMBER = "audit.jsonl"
 DEAL_MEMBER = "deal.json"
@@ -51,6 +54,8 @@ class PackReport:
     agreements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notifications_verified: int = 0
     audit_entries: int = 0
+    timestamp: dict[str, Any] | None = None  # the manifest's trusted time (time, authority, serial), when it has one
+    timestamp_expected: bool = False
 
     @property
     def valid(self) -> bool:
@@ -67,6 +72,7 @@ class PackReport:
             "agreements": self.agreements,
             "bank_notifications_verified": self.notifications_verified,
             "audit_entries": self.audit_entries,
+            "trusted_time": self.timestamp,
             "problems": self.problems,
             "notes": self.notes,
         }
@@ -86,6 +92,7 @@ def _manifest(members: dict[str, bytes], report: PackReport) -> dict[str, dict[s
         listed = {entry["path"]: entry for entry in document["members"]}
         report.deal_no = str(document["deal"]["deal_no"])
         report.built_at, report.builder = str(document["built_at"]), str(document["builder"])
+        report.timestamp_expected = document.get("trusted_time") is not None
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
         report.problems.append(f"{MANIFEST}：无法解析（{error}）")
         return None
@@ -117,11 +124,33 @@ def _check_canonical(data: bytes, members: dict[str, bytes], report: PackReport)
         report.problems.append("证据包 ZIP 结构与标准写法不一致（文件头、顺序、时间等元数据被改动）")
 
 
-def _check_agreements(members: dict[str, bytes], certificates: list[bytes], report: PackReport) -> None:
+def _ders(pems: Sequence[bytes] | None) -> list[bytes] | None:
+    return None if pems is None else [pem.unarmor(item)[2] if pem.detect(item) else item for item in pems]
+
+
+def _check_timestamp(members: dict[str, bytes], trusted_tsa: Sequence[bytes] | None, report: PackReport) -> None:
+    """manifest.tsr: present exactly when the signed manifest says so; a TSA's token over SM3(manifest.sig)."""
+    if MANIFEST_TIMESTAMP not in members:
+        if report.timestamp_expected:
+            report.problems.append(f"{MANIFEST_TIMESTAMP}：清单注明附有可信时间戳，但文件缺失（被删除）")
+        else:
+            report.notes.append(f"证据包未附可信时间戳（{MANIFEST_TIMESTAMP}）：生成时间以平台签名时间为准")
+        return
+    if not report.timestamp_expected:
+        report.problems.append(f"{MANIFEST_TIMESTAMP}：清单未注明可信时间戳，此文件是后加的")
+    check = check_token_digest(members[MANIFEST_TIMESTAMP], sm3(members[MANIFEST_SIGNATURE]), _ders(trusted_tsa))
+    report.timestamp = check.as_dict()
+    if not check.valid:
+        report.problems.append(f"{MANIFEST_TIMESTAMP}：可信时间戳无效（{'；'.join(check.errors)}）")
+
+
+def _check_agreements(
+    members: dict[str, bytes], certificates: list[bytes], trusted_tsa: Sequence[bytes] | None, report: PackReport
+) -> None:
     for path in sorted(members):
         if not (path.startswith("agreements/") and path.endswith(".pdf")):
             continue
-        reports = verify_pdf_signatures(members[path], certificates)
+        reports = verify_pdf_signatures(members[path], certificates, trusted_tsa)
         report.agreements[path] = [item.as_dict() for item in reports]
         if not all(item.valid for item in reports):
             reasons = "；".join(dict.fromkeys(error for item in reports for error in item.errors)) or "签章无效"
@@ -208,9 +237,10 @@ def _guarded(report: PackReport, path: str, check: Callable[[], None]) -> None:
         report.problems.append(f"{path}：内容无法解析（{type(error).__name__}: {error}），文件已损坏或被改动")
 
 
-def verify_pack(data: bytes, trusted_roots: Sequence[bytes]) -> PackReport:
+def verify_pack(data: bytes, trusted_roots: Sequence[bytes], trusted_tsa: Sequence[bytes] | None = None) -> PackReport:
     """The report on the pack `data`; `trusted_roots`: the PEM certificates the manifest's signer must be, or be
-    issued by (the platform's seal certificate or its CA root)."""
+    issued by (the platform's seal certificate or its CA root); `trusted_tsa`: the TSA certificates (PEM) the
+    timestamps must carry, None accepting the one inside each token."""
     report = PackReport()
     try:
         read = read_archive(data)
@@ -232,12 +262,9 @@ def verify_pack(data: bytes, trusted_roots: Sequence[bytes]) -> PackReport:
     _check_listing(listed, read.order, members, report)
     if not read.problems:
         _check_canonical(data, members, report)
-    if MANIFEST_TIMESTAMP in members:
-        report.problems.append(f"{MANIFEST_TIMESTAMP}：此版本的核验程序尚不能核验可信时间戳")
-    else:
-        report.notes.append("证据包未附可信时间戳（manifest.tsr）：生成时间以平台签名时间为准")
+    _guarded(report, MANIFEST_TIMESTAMP, lambda: _check_timestamp(members, trusted_tsa, report))
     certificates = [content for path, content in sorted(members.items()) if path.startswith("certificates/")]
-    _guarded(report, "agreements/", lambda: _check_agreements(members, certificates, report))
+    _guarded(report, "agreements/", lambda: _check_agreements(members, certificates, trusted_tsa, report))
     for path in sorted(members):
         if path.startswith("bank_notifications/") and path.endswith(".meta.json"):
             _guarded(report, path, lambda path=path: _check_notification(members, path, report))  # type: ignore[misc]

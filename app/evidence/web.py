@@ -64,5 +64,6 @@ def verify_upload() -> tuple[str, int]:
         return _page(error=too_large, status=413)
     if not content.startswith(b"PK"):
         return _page(filename=upload.filename, error="这不是 ZIP 证据包", status=400)
-    report = verify_pack(content, instance_trust(runtime().keys.folder))
+    rt = runtime()
+    report = verify_pack(content, instance_trust(rt.keys.folder), rt.trusted_tsa_certificates())
     return _page(report, filename=upload.filename)

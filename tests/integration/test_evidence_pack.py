@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from app.crypto import sm3
 from app.crypto.keys import make_self_signed_certificate
 from app.crypto.openssl_provider import generate_sm2_private_key_pem
 from app.db.audit_models import AuditEntry
@@ -24,6 +25,8 @@ from app.evidence.archive import read_archive, write_archive
 from app.evidence.build import EVIDENCE_ACTION, build_pack
 from app.evidence.verify import verify_pack
 from app.platform.runtime import Runtime
+from app.tsa import protocol as tsa_protocol
+from app.tsa.authority import open_authority
 from tests.conftest import csrf_token
 from tests.factories import arrive, confirmed_deal, load_deal, open_account
 
@@ -243,3 +246,48 @@ def test_download_needs_the_role_and_the_verify_page_refuses_garbage_politely(
     assert status == 200 and "证据包核验未通过" in text
     status, _ = upload(answer.data, token=None)
     assert status == 400, "CSRF"
+
+
+def _stamper(folder: Path) -> tuple[Callable[[bytes], bytes], bytes]:
+    """An RFC 3161 authority of the test's own (in process: the client's HTTP side is tested with the TSA process in
+    test_trusted_time) and its certificate."""
+    authority = open_authority(folder)
+
+    def stamp(digest: bytes) -> bytes:
+        status, _, token = tsa_protocol.read_reply(authority.respond(tsa_protocol.build_request(digest)))
+        assert status == "granted" and token is not None, status
+        return token.dump()
+
+    return stamp, authority.identity.certificate_pem
+
+
+@pytest.mark.usefixtures("users")
+def test_a_timestamped_pack_carries_the_tsa_time_and_fails_without_it_or_with_a_forged_one(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    deal_id = confirmed_deal(rt)
+    stamp, tsa_certificate = _stamper(tmp_path / "tsa")
+    pack = build_pack(rt, deal_id, builder="user:ops", timestamper=stamp)
+    platform = rt.keys.platform_certificate_pem
+    members = _members(pack)
+    assert json.loads(members["manifest.json"])["trusted_time"] == {
+        "member": "manifest.tsr",
+        "over": "SM3(manifest.sig)",
+    }
+    report = verify_pack(pack, [platform], [tsa_certificate])
+    assert report.valid, report.problems
+    assert report.timestamp is not None and report.timestamp["authority"] and report.timestamp["time"]
+
+    built_at = _built_at(members)
+    without = verify_pack(
+        write_archive({k: v for k, v in members.items() if k != "manifest.tsr"}, built_at), [platform]
+    )
+    assert "manifest.tsr：清单注明附有可信时间戳，但文件缺失（被删除）" in without.problems
+    flipped = verify_pack(
+        write_archive({**members, "manifest.tsr": _flip(members["manifest.tsr"])}, built_at), [platform]
+    )
+    assert not flipped.valid and any(problem.startswith("manifest.tsr：可信时间戳无效") for problem in flipped.problems)
+    forger, _ = _stamper(tmp_path / "forger")  # another TSA's token over the right digest: not the trusted TSA
+    forged = {**members, "manifest.tsr": forger(sm3(members["manifest.sig"]))}
+    result = verify_pack(write_archive(forged, built_at), [platform], [tsa_certificate])
+    assert not result.valid and any(problem.startswith("manifest.tsr：可信时间戳无效") for problem in result.problems)
