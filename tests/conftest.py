@@ -78,11 +78,15 @@ def _agreement_pdfs_by_html() -> Iterator[None]:
     bytes (nothing in the file depends on the time), and most tests confirm the same deal (RESALE_FORM, today,
     the first number of a fresh database), each render taking about half a second; the platform signs the
     bytes afterwards as always. Other HTML is rendered as usual, and tests that call
-    `app.pdf.render.html_to_pdf` by its imported name always render."""
+    `app.pdf.render.html_to_pdf` by its imported name always render. The memo replaces the name where the
+    platform calls it (`app.agreements.service` imported it before this fixture runs)."""
+    from app.agreements import service
     from app.pdf import render
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(render, "html_to_pdf", lru_cache(maxsize=16)(render.html_to_pdf))
+        memo = lru_cache(maxsize=16)(render.html_to_pdf)
+        patch.setattr(render, "html_to_pdf", memo)
+        patch.setattr(service, "html_to_pdf", memo)
         yield
 
 
