@@ -21,8 +21,9 @@ from tests.integration.test_products_in_services import RENT_FORM
 from tests.web.test_page_labels import assert_readable, internal_codes
 
 WIDTHS = ({"width": 1280, "height": 900}, {"width": 390, "height": 844})
-# the config studio names each option's code beside its label: configs are written in them (like its JSON tab)
-CONFIG_EDITORS = {"/admin/configs/110000/studio"}
+# the config studio names each option's code beside its label: configs are written in them (like its JSON tab);
+# the clause editor names each variable as the clause writes it ({{ buyer.name }})
+CONFIG_EDITORS = {"/admin/configs/110000/studio", "/admin/definitions/clause-editor/gov_supervision"}
 
 
 @pytest.fixture
@@ -81,6 +82,7 @@ def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
             "/admin/configs/110000/studio",
             "/admin/definitions/",
             "/admin/definitions/workflow/resale_escrow@2",
+            "/admin/definitions/clause-editor/gov_supervision",
             "/finance/callback-alerts",
         ],
         "reviewer": ["/admin/configs/", "/admin/definitions/"],
