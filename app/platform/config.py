@@ -95,7 +95,8 @@ class Config:
     )
     # the RFC 3161 timestamp authority (`flask tsa serve`, or a real TSA): every signature is timestamped there
     tsa_url: str | None = field(default_factory=lambda: os.environ.get("CUNGUAN_TSA_URL") or None)
-    # the TSA's certificate (PEM) the verifier requires of timestamps; unset: the one inside each token
+    # the TSA's certificate (PEM), or the CA's that issued it, the verifier requires of timestamps; unset (not in
+    # production): the one inside each token
     tsa_certificate: Path | None = field(
         default_factory=lambda: Path(os.environ["CUNGUAN_TSA_CERT"]) if os.environ.get("CUNGUAN_TSA_CERT") else None
     )
@@ -112,8 +113,11 @@ class Config:
             self.banks = {code: bank_endpoint(bank) for code, bank in configured_banks().items()}
         if self.production:
             _refuse_simulator_banks(self.banks)
-            if not self.tsa_url:
-                raise ConfigError("生产模式（CUNGUAN_ENV=production）下必须设置可信时间戳服务地址 CUNGUAN_TSA_URL")
+            if not self.tsa_url or self.tsa_certificate is None:
+                raise ConfigError(
+                    "生产模式（CUNGUAN_ENV=production）下必须设置可信时间戳服务地址 CUNGUAN_TSA_URL"
+                    "及其证书（或签发它的 CA 证书）CUNGUAN_TSA_CERT"
+                )
 
 
 def _refuse_simulator_banks(banks: dict[str, BankEndpoint]) -> None:

@@ -68,6 +68,24 @@ def _certificate(signed_data: cms.SignedData, signer: cms.SignerInfo) -> x509.Ce
     return None
 
 
+def _issued_by(certificate: x509.Certificate, issuer_der: bytes) -> bool:
+    """`certificate` carries an SM2-with-SM3 signature of the CA `issuer_der` (DER), whose subject is its issuer."""
+    try:
+        issuer = x509.Certificate.load(issuer_der)
+        if issuer.subject != certificate.issuer or not issuer.ca:
+            return False
+        algorithm = certificate["signature_algorithm"]["algorithm"].dotted
+        public_key_pem = pem.armor("PUBLIC KEY", issuer.public_key.dump())
+        tbs, signature = certificate["tbs_certificate"].dump(), certificate["signature_value"].native
+        return algorithm == sm_oids.SM2_WITH_SM3_OID and sm2_verify(public_key_pem, tbs, signature)
+    except (ValueError, TypeError, KeyError, CryptoError):
+        return False
+
+
+def _trusted(certificate: x509.Certificate, trusted: Sequence[bytes]) -> bool:
+    return certificate.dump() in trusted or any(_issued_by(certificate, issuer) for issuer in trusted)
+
+
 def _certificate_problems(certificate: x509.Certificate, signer: cms.SignerInfo, gen_time: datetime) -> list[str]:
     problems = []
     usage = certificate.extended_key_usage_value
@@ -95,7 +113,8 @@ def check_token(
 ) -> TimestampCheck:
     """The check of `token` (DER or parsed) over `stamped` (for a signature timestamp: the signature value).
 
-    `trusted`: DER certificates a TSA must have; None accepts the certificate inside the token."""
+    `trusted`: DER certificates the verifier trusts: the TSA's own, or the CA that issued it (SM2-signed, one
+    level: the platform root issues the TSA's certificate); None accepts the certificate inside the token."""
     return check_token_digest(token, sm3(stamped), trusted)
 
 
@@ -144,7 +163,7 @@ def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Sequence[byt
         if not signature_valid:
             errors.append("时间戳签名验证失败（时间戳被伪造或篡改）")
         errors.extend(_certificate_problems(certificate, signer, gen_time))
-        trusted_certificate = trusted is None or certificate.dump() in trusted
+        trusted_certificate = trusted is None or _trusted(certificate, trusted)
         if not trusted_certificate:
             errors.append("时间戳服务证书不是受信任的时间戳服务证书")
     policy = info["policy"].dotted

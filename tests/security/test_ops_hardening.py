@@ -176,6 +176,7 @@ def test_production_refuses_to_start_with_bank_urls_at_the_simulators_defaults(
     monkeypatch.setenv("CUNGUAN_SECRET_KEY", "x" * 64)
     monkeypatch.setenv("CUNGUAN_ENV", "production")
     monkeypatch.setenv("CUNGUAN_TSA_URL", "https://tsa.example/")
+    monkeypatch.setenv("CUNGUAN_TSA_CERT", str(tmp_path / "tsa.pem"))
     first, *others = _bank_url_variables()
     for name in others:
         monkeypatch.setenv(name, f"https://bank.example/{name}")
@@ -196,10 +197,15 @@ def test_production_refuses_to_start_without_a_timestamp_authority(
         monkeypatch.setenv(name, f"https://bank.example/{name}")
     monkeypatch.setenv("CUNGUAN_ENV", "production")
     monkeypatch.delenv("CUNGUAN_TSA_URL", raising=False)
+    monkeypatch.delenv("CUNGUAN_TSA_CERT", raising=False)
     with pytest.raises(ConfigError) as refused:
         Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s")
     assert "CUNGUAN_TSA_URL" in str(refused.value)
     monkeypatch.setenv("CUNGUAN_TSA_URL", "https://tsa.example/")
+    with pytest.raises(ConfigError) as refused:  # a TSA nobody pins: any self-made timestamping certificate would do
+        Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s")
+    assert "CUNGUAN_TSA_CERT" in str(refused.value)
+    monkeypatch.setenv("CUNGUAN_TSA_CERT", str(tmp_path / "tsa.pem"))
     assert (
         Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s").tsa_url == "https://tsa.example/"
     )
