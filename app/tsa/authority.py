@@ -30,6 +30,9 @@ class Authority:
     accuracy_ms: int = DEFAULT_ACCURACY_MS
     clock: Callable[[], datetime] = field(default=_utcnow)
 
+    def __post_init__(self) -> None:
+        self.chain = self.identity.chain  # parsed once
+
     def respond(self, request_der: bytes) -> bytes:
         try:
             request = tsp.TimeStampReq.load(request_der, strict=True)
@@ -47,7 +50,8 @@ class Authority:
         stamp = protocol.Stamp(imprint, serial, moment, self.policy, nonce, self.accuracy_ms)
         certificate = self.identity.certificate
         info = protocol.tst_info(stamp, certificate)
-        token = protocol.sign_token(info, self.identity.private_key_pem, certificate, bool(request["cert_req"].native))
+        with_certificates = bool(request["cert_req"].native)
+        token = protocol.sign_token(info, self.identity.private_key_pem, certificate, with_certificates, self.chain)
         return protocol.granted(token)
 
     def _refusal(self, request: tsp.TimeStampReq) -> bytes | None:

@@ -106,7 +106,11 @@ def _signed_attributes(info_der: bytes, certificate: x509.Certificate) -> cms.CM
 
 
 def sign_token(
-    info: tsp.TSTInfo, private_key_pem: bytes, certificate: x509.Certificate, with_certificate: bool
+    info: tsp.TSTInfo,
+    private_key_pem: bytes,
+    certificate: x509.Certificate,
+    with_certificate: bool,
+    chain: list[x509.Certificate] | None = None,
 ) -> cms.ContentInfo:
     """The TimeStampToken: a SignedData (v3) over the DER TSTInfo, signed with SM2-with-SM3."""
     info_der = info.dump()
@@ -134,7 +138,7 @@ def sign_token(
         "signer_infos": [signer],
     }
     if with_certificate:
-        signed_data["certificates"] = [certificate]
+        signed_data["certificates"] = [certificate, *(chain or [])]
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
 
 

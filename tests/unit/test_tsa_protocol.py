@@ -12,9 +12,10 @@ from asn1crypto import algos, cms, tsp
 
 from app.crypto import sm3
 from app.crypto.keys import generate_sm2_private_key_pem, make_self_signed_certificate
+from app.platform.errors import ValidationError
 from app.tsa import protocol
 from app.tsa.authority import Authority, open_authority
-from app.tsa.identity import TsaIdentity
+from app.tsa.identity import TsaIdentity, ensure_tsa_identity, install_certificate, make_tsa_certificate
 from app.tsa.serials import ISSUED_FILE, SerialCounter
 from app.tsa.tokens import check_token
 
@@ -171,3 +172,20 @@ def test_only_trusted_tsa_certificates_pass_when_the_verifier_names_them(authori
 def test_garbage_is_a_finding_not_a_crash() -> None:
     check = check_token(b"\x30\x00", STAMPED)
     assert not check.valid and "无法解析" in check.errors[0]
+
+
+def test_a_certificate_is_installed_only_for_the_tsas_key_and_purpose(tmp_path: Path) -> None:
+    identity = ensure_tsa_identity(tmp_path)
+    other_key = generate_sm2_private_key_pem()
+    with pytest.raises(ValidationError) as wrong_key:
+        install_certificate(tmp_path, make_tsa_certificate(other_key))
+    assert wrong_key.value.code == "CERT_KEY_MISMATCH"
+    seal = make_self_signed_certificate(identity.private_key_pem, "某签章", "Cunguan")
+    with pytest.raises(ValidationError, match="timeStamping"):
+        install_certificate(tmp_path, seal)
+    renewed = make_tsa_certificate(identity.private_key_pem)
+    install_certificate(tmp_path, renewed, identity.certificate_pem)
+    again = ensure_tsa_identity(tmp_path)
+    assert again.certificate_pem == renewed and [c.dump() for c in again.chain] == [identity.certificate.dump()]
+    token = _token(Authority(again, SerialCounter(tmp_path)))
+    assert len(token["content"]["certificates"]) == 2, "the chain goes with the token"
