@@ -31,7 +31,7 @@ $(VENV)/.installed: requirements.txt
 setup: system-deps $(VENV)/.installed
 	@$(FLASK) keys init
 	@$(FLASK) bank-sim keys --keys-dir $(BANK_SIM_KEYS_DIR) --platform-key $(KEYS_DIR)/platform.pub.pem
-	@$(FLASK) keys import-bank --from-dir $(BANK_SIM_KEYS_DIR)
+	@$(FLASK) bank-sim certify --keys-dir $(BANK_SIM_KEYS_DIR) --platform-key $(KEYS_DIR)/platform.pub.pem
 	@$(FLASK) db upgrade
 	@$(FLASK) city import-files
 	@$(FLASK) definition import-files

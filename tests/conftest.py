@@ -50,7 +50,9 @@ def key_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     provision_key_folders(platform, banks)
     yield platform, banks
     held = sorted(path.relative_to(platform).as_posix() for path in platform.rglob("*.key.pem"))
-    assert held == ["platform.key.pem"], f"bank private keys written into the platform's key folder: {held}"
+    assert held == ["ca/root.key.pem", "platform.key.pem"], (
+        f"bank private keys written into the platform's key folder: {held}"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,11 @@ from app.fees.status import agreement_terms
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
+from app.pki.certificates import is_self_issued, load_certificate
+from app.pki.chain import TrustStore
+from app.pki.seals import legacy_platform_certificates
+from app.pki.store import crl_path, root_certificate_path
+from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 from app.state_machine.parameters import deadline_texts
 
@@ -102,6 +107,7 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
     certification signature (DocMDP P=2: only later signatures may follow); audited in the deal's transaction."""
     html = render_html(rt, deal)
     now = rt.clock()
+    root = root_certificate_path(rt.keys.folder)
     signed = sign_pdf(
         html_to_pdf(html),
         rt.keys.platform_private_key_pem,
@@ -112,6 +118,7 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         signing_time=now,
         certify=True,
         timestamper=rt.timestamper(),  # the TSA's trusted time on the signature, when one is configured
+        chain=[root.read_bytes()] if root.is_file() else [],  # the CMS carries seal certificate and root
     )
     agreement = Agreement(
         deal_id=deal.id,
@@ -133,24 +140,51 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
     return agreement
 
 
-def trusted_certificates(rt: Runtime) -> list[bytes]:
-    """The seal certificates this instance knows: the platform's and each configured bank's, where present."""
-    found = [rt.keys.platform_certificate_pem]
-    for code in rt.banks:
-        path = bank_certificate_path(rt.keys.folder, code)
-        if path.is_file():
-            found.append(path.read_bytes())
-    return found
+def _self_signed(certificate_pem: bytes) -> bool:
+    try:
+        return is_self_issued(load_certificate(certificate_pem))
+    except CunguanError:
+        return False
+
+
+def _bank_certificates(rt: Runtime) -> list[bytes]:
+    paths = [bank_certificate_path(rt.keys.folder, code) for code in rt.banks]
+    return [path.read_bytes() for path in paths if path.is_file()]
+
+
+def trust_anchors(rt: Runtime) -> list[bytes]:
+    """The certificates this instance trusts for agreement signatures (PEM): the platform CA's root, and, pinned
+    one by one, the self-signed seal certificates of before the CA - the platform's old ones (legacy/) and a
+    bank's imported self-signed one - so that agreements signed with them keep verifying. Certificates the CA
+    issued are trusted through the root only, so that its CRL applies to them."""
+    root = root_certificate_path(rt.keys.folder)
+    candidates = [rt.keys.platform_certificate_pem, *_bank_certificates(rt)]
+    return [
+        *([root.read_bytes()] if root.is_file() else []),
+        *legacy_platform_certificates(rt.keys.folder),
+        *(certificate for certificate in candidates if _self_signed(certificate)),
+    ]
+
+
+def trusted_certificates(rt: Runtime) -> TrustStore:
+    """`trust_anchors` with the CA's current CRL (ca/crl.pem): what agreement signatures are verified against."""
+    folder = rt.keys.folder
+    return TrustStore.of(trust_anchors(rt), [crl_path(folder).read_bytes()] if crl_path(folder).is_file() else [])
 
 
 def validation_material(rt: Runtime) -> tuple[list[bytes], list[bytes]]:
-    """(certificates, CRLs) as DER that a verifier of this instance's agreements needs offline: the seal
-    certificates and the TSA's; the document timestamp's update carries them in the PDF's /DSS."""
-    pems = trusted_certificates(rt) + (rt.trusted_tsa_certificates() or [])
-    return [pem.unarmor(certificate)[2] for certificate in pems], []
+    """(certificates, CRLs) as DER that a verifier of this instance's agreements needs offline: the root, the seal
+    certificates (platform, banks, the old self-signed ones) and the TSA's, and the CA's current CRL; the document
+    timestamp's update carries them in the PDF's /DSS."""
+    folder = rt.keys.folder
+    pems = [*trust_anchors(rt), rt.keys.platform_certificate_pem, *_bank_certificates(rt)]
+    pems += rt.trusted_tsa_certificates() or []
+    crls = [crl_path(folder).read_bytes()] if crl_path(folder).is_file() else []
+    return list(dict.fromkeys(pem.unarmor(item)[2] for item in pems)), [pem.unarmor(item)[2] for item in crls]
 
 
 def verify_agreement_pdf(rt: Runtime, pdf: bytes, require_timestamp: bool = False) -> list[PdfSignatureReport]:
-    """Every signature in `pdf`, checked against the seal certificates of this instance, and its timestamp against
-    the configured TSA certificate (CUNGUAN_TSA_CERT); `require_timestamp`: a signature without one fails."""
+    """Every signature in `pdf`: its certificate path up to this instance's trust anchors and against the CA's CRL
+    (`trusted_certificates`), its timestamp against the configured TSA certificate (CUNGUAN_TSA_CERT);
+    `require_timestamp`: a signature without one fails."""
     return verify_pdf_signatures(pdf, trusted_certificates(rt), rt.trusted_tsa_certificates(), require_timestamp)

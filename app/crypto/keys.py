@@ -13,10 +13,10 @@ from asn1crypto import pem, x509
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_sign
 from app.crypto.openssl_provider import generate_sm2_private_key_pem, sm2_public_key_pem
+from app.pki.seals import ensure_platform_seal
+from app.pki.store import ensure_root
 from app.platform.errors import ValidationError
 
-SEAL_COMMON_NAME = "存管平台电子签章"
-SEAL_ORGANIZATION = "Cunguan"
 _PRIVATE = 0o600
 AUDIT_MAC_KEY_FILE = "audit-mac.key"  # HMAC-SM3 key of the audit log's entries (kept out of the database)
 
@@ -101,13 +101,16 @@ def _write_new(path: Path, content: bytes, mode: int = 0o644) -> None:
 
 
 def ensure_keys(keys_dir: Path, certificate_valid_from: datetime | None = None) -> None:
-    """Create what is missing: platform key, public key and seal certificate, PII keys, the audit MAC key, and
-    the empty folder for the banks' public keys and certificates (`import_bank_certificate`). No bank private key
-    is ever made here: each bank keeps its own (the simulator's in its own folder, app.tools.banksim.keys).
+    """Create what is missing: platform key, public key, the platform CA's root (ca/, app.pki.store) and the seal
+    certificate it issues for the platform key, PII keys, the audit MAC key, and the empty folder for the banks'
+    public keys and certificates (`import_bank_certificate`). No bank private key is ever made here: each bank
+    keeps its own (the simulator's in its own folder, app.tools.banksim.keys).
 
-    Existing files are never overwritten; private files are created 0600 and the folders are 0700. A new seal
-    certificate is valid from `certificate_valid_from` (default now; simulations whose clock starts in the past
-    give their start, since signatures are checked against the certificate's validity).
+    Existing files are never overwritten - except a self-signed seal certificate from before the CA, which is
+    kept in legacy/ and replaced by a CA-issued one for the same key (app.pki.seals.ensure_platform_seal);
+    private files are created 0600 and the folders are 0700. A new root and seal certificate are valid from
+    `certificate_valid_from` (default now; simulations whose clock starts in the past give their start, since
+    signatures are checked against the certificate's validity).
     """
     keys_dir = Path(keys_dir)
     for folder in (keys_dir, keys_dir / "banks"):
@@ -116,11 +119,8 @@ def ensure_keys(keys_dir: Path, certificate_valid_from: datetime | None = None) 
     platform_key = ensure_private_key(keys_dir / "platform.key.pem")
     if not (keys_dir / "platform.pub.pem").exists():
         _write_new(keys_dir / "platform.pub.pem", public_key_pem_from_private(platform_key))
-    if not (keys_dir / "platform.cert.pem").exists():
-        certificate = make_self_signed_certificate(
-            platform_key, SEAL_COMMON_NAME, SEAL_ORGANIZATION, valid_from=certificate_valid_from
-        )
-        _write_new(keys_dir / "platform.cert.pem", certificate)
+    ensure_root(keys_dir, certificate_valid_from)
+    ensure_platform_seal(keys_dir, platform_key, valid_from=certificate_valid_from)
     if not (keys_dir / "pii.key").exists():
         _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)
     if not (keys_dir / "pii-index.key").exists():  # keys the blind index (HMAC-SM3), apart from pii*.key

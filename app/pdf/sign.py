@@ -9,7 +9,7 @@ signature is added. pypdf only parses the original and serialises the few dictio
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
@@ -297,8 +297,15 @@ def _certificate(certificate_pem: bytes, private_key_pem: bytes) -> x509.Certifi
     return certificate
 
 
-def build_cms(digest: bytes, private_key_pem: bytes, certificate: x509.Certificate, signing_time: datetime) -> bytes:
-    """A detached CMS SignedData over `digest` (SM3 of the signed bytes), signed with SM2-with-SM3."""
+def build_cms(
+    digest: bytes,
+    private_key_pem: bytes,
+    certificate: x509.Certificate,
+    signing_time: datetime,
+    chain: Sequence[bytes] = (),
+) -> bytes:
+    """A detached CMS SignedData over `digest` (SM3 of the signed bytes), signed with SM2-with-SM3; it carries
+    the signer's certificate and `chain` (PEM: its issuers up to the root), so that a verifier sees the path."""
     moment = _as_utc(signing_time)
     time_choice = "utc_time" if 1950 <= moment.year < 2050 else "generalized_time"
     attributes = [
@@ -329,11 +336,18 @@ def build_cms(digest: bytes, private_key_pem: bytes, certificate: x509.Certifica
             "version": "v1",
             "digest_algorithms": [{"algorithm": sm_oids.SM3_NAME}],
             "encap_content_info": {"content_type": "data"},
-            "certificates": [certificate],
+            "certificates": [certificate, *(_chain_certificates(chain))],
             "signer_infos": [signer],
         }
     )
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+
+
+def _chain_certificates(chain: Sequence[bytes]) -> list[x509.Certificate]:
+    try:
+        return [x509.Certificate.load(pem.unarmor(item)[2]) for item in chain]
+    except (ValueError, TypeError) as error:
+        raise CryptoError("无法解析证书链", code="INVALID_CERTIFICATE") from error
 
 
 @dataclass(frozen=True)
@@ -395,11 +409,13 @@ def sign_pdf(
     signing_time: datetime,
     certify: bool = False,
     timestamper: Timestamper | None = None,
+    chain: Sequence[bytes] = (),
 ) -> bytes:
     """The PDF with the signature of the key's holder inside it; the original bytes stay untouched in front.
 
     A naive `signing_time` is taken to be UTC. `certify`: the first signature certifies the file (DocMDP P=2:
-    later signatures and form filling only). A file whose signatures do not verify, or that was changed after
+    later signatures and form filling only). `chain`: the certificate's issuers (PEM), carried in
+    the CMS. A file whose signatures do not verify, or that was changed after
     them, is refused (CryptoError PDF_SIGNATURE_BROKEN). `timestamper` (the TSA's client): the signature gets a
     signatureTimeStampToken over its value (app.pdf.timestamps); without one, the signing time is our clock's.
     """
@@ -408,7 +424,7 @@ def sign_pdf(
     prepared = prepare_signature(
         pdf_bytes, signer_name=signer_name, reason=reason, location=location, signing_time=signing_time, certify=certify
     )
-    signature = build_cms(prepared.digest, private_key_pem, certificate, signing_time)
+    signature = build_cms(prepared.digest, private_key_pem, certificate, signing_time, chain)
     return prepared.embed(signature if timestamper is None else add_signature_timestamp(signature, timestamper))
 
 
@@ -421,7 +437,10 @@ def timestamp_document(pdf_bytes: bytes, timestamper: Timestamper, extension: Up
     return prepared.embed(timestamper(prepared.digest))
 
 
-def sign_digest(digest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime) -> bytes:
-    """A detached CMS over an SM3 `digest` with the key and its certificate: what a bank answers when the
-    platform asks it to sign a document (bank protocol `POST /v1/signatures`)."""
-    return build_cms(digest, private_key_pem, _certificate(certificate_pem, private_key_pem), signing_time)
+def sign_digest(
+    digest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime, chain: Sequence[bytes] = ()
+) -> bytes:
+    """A detached CMS over an SM3 `digest` with the key and its certificate (and its issuers, `chain`): what a
+    bank answers when the platform asks it to sign a document (bank protocol `POST /v1/signatures`)."""
+    certificate = _certificate(certificate_pem, private_key_pem)
+    return build_cms(digest, private_key_pem, certificate, signing_time, chain)

@@ -1,6 +1,6 @@
-"""Verify the signatures inside a PDF: byte range, digest, SM2 signature, the signer's certificate (valid at the
-signing time, made for signing), what later updates changed, and the certification (DocMDP) of the first
-signature. Never raises on bad input."""
+"""Verify the signatures inside a PDF: byte range, digest, SM2 signature, the signer's certificate path up to a
+trust anchor (valid at the signing time, made for signing, not revoked: app.pki.chain), what later updates
+changed, and the certification (DocMDP) of the first signature. Never raises on bad input."""
 
 from __future__ import annotations
 
@@ -19,18 +19,19 @@ from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
 from app.pdf.revisions import changes_after_revision
 from app.pdf.timestamps import document_timestamp_fields, signature_timestamp
+from app.pki.certificates import serial_hex
+from app.pki.chain import PathResult, TrustStore, validate_path
 from app.platform.errors import CryptoError
 from app.tsa.tokens import TimestampCheck
 
 _HEX_STRING = re.compile(rb"<[0-9A-Fa-f]*>")
 _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:([Zz])|([+-])(\d{2})'?(\d{2})?'?)?")
-_SIGNING_KEY_USAGES = {"digital_signature", "non_repudiation"}
 DOCMDP_FORM_FILLING = 2  # DocMDP /P: later signatures and form filling only (the platform certifies with it)
 
 
 @dataclass(frozen=True)
 class PdfSignatureReport:
-    """`trusted` is True when no trusted certificate was given or the signer's certificate is that one."""
+    """`trusted` is True when no trust anchor was given or the signer's certificate leads to one."""
 
     signed: bool
     intact: bool = False
@@ -59,6 +60,10 @@ class PdfSignatureReport:
     # the signature's RFC 3161 timestamp (the trusted time), None when it has none
     timestamp: TimestampCheck | None = None
     document_timestamp: bool = False  # a /DocTimeStamp (the TSA's token over the file), not a signature
+    # subject names from the signer's certificate up to the anchor (or as far as the path went)
+    certificate_chain: list[str] = field(default_factory=list)
+    certificate_serial: str | None = None  # upper-case hex, as `flask ca revoke` takes it
+    revoked: bool = False
 
     @property
     def valid(self) -> bool:
@@ -83,6 +88,9 @@ class PdfSignatureReport:
             "changes_after_signing": self.changes_after_signing,
             "trusted_certificate": self.trusted,
             "certificate_valid": self.certificate_valid,
+            "certificate_chain": self.certificate_chain,
+            "certificate_serial": self.certificate_serial,
+            "revoked": self.revoked,
             "certification_level": self.certification_level,
             "digest_algorithm": self.digest_algorithm,
             "signature_algorithm": self.signature_algorithm,
@@ -185,7 +193,7 @@ def _subject_cn(certificate: x509.Certificate) -> str:
     return str(certificate.subject.native.get("common_name", certificate.subject.human_friendly))
 
 
-TrustedCertificates = bytes | Sequence[bytes] | None
+TrustedCertificates = bytes | Sequence[bytes] | TrustStore | None
 
 
 def verify_pdf(pdf_bytes: bytes, trusted_certificate_pem: TrustedCertificates = None) -> PdfSignatureReport:
@@ -202,7 +210,9 @@ def verify_pdf_signatures(
 ) -> list[PdfSignatureReport]:
     """One report per signature, oldest first; an unsigned or unreadable file gives one report saying so.
 
-    `trusted`: the certificate(s) a signer must have; None accepts the certificate embedded in the file.
+    `trusted`: the trust anchors (PEM: the platform root, or certificates pinned one by one) or a TrustStore
+    (anchors and CRLs, app.pki.store.trust_store); the signer's certificate must be an anchor or lead to one.
+    None accepts the certificate embedded in the file.
     `trusted_tsa`: likewise for the TSA of signature timestamps; `require_timestamp`: a signature without one fails."""
     try:
         signatures, certified = _signatures(pdf_bytes)
@@ -210,11 +220,11 @@ def verify_pdf_signatures(
         return [PdfSignatureReport(signed=False, errors=[f"无法解析 PDF：{error}"])]
     if not signatures:
         return [PdfSignatureReport(signed=False, errors=["PDF 中没有签名"])]
-    trusted_ders, tsa_ders = _trusted_ders(trusted), _trusted_ders(trusted_tsa)
+    trust, tsa_ders = _trust_store(trusted), _trusted_ders(trusted_tsa)
     reports = []
     for name, signature in signatures:
         try:
-            reports.append(_check(pdf_bytes, name, signature, trusted_ders, (tsa_ders, require_timestamp)))
+            reports.append(_check(pdf_bytes, name, signature, trust, (tsa_ders, require_timestamp)))
         except Exception as error:
             reports.append(PdfSignatureReport(signed=True, field_name=name, errors=[f"签名数据无法解析：{error}"]))
     reports = _check_certification(reports, [signature for _, signature in signatures], certified)
@@ -331,36 +341,45 @@ def _parse_pdf_date(value: Any) -> datetime | None:
         return None
 
 
-def _certificate_problems(certificate: x509.Certificate, signing_times: list[datetime]) -> list[str]:
-    """Why the signer's certificate does not back a signature made at `signing_times`: outside its validity,
-    or a KeyUsage extension that allows neither digitalSignature nor nonRepudiation."""
-    problems = []
-    not_before, not_after = certificate.not_valid_before, certificate.not_valid_after
-    if not signing_times:
-        problems.append("签名未注明签署时间，无法核对证书有效期")
-    for moment in signing_times:
-        if not not_before <= moment <= not_after:
-            problems.append(
-                f"签署时间 {moment.isoformat()} 不在证书有效期内（{not_before.isoformat()} 至 {not_after.isoformat()}）"
-            )
-    usage = certificate.key_usage_value
-    if usage is not None and not _SIGNING_KEY_USAGES & set(usage.native):
-        problems.append("签名证书的密钥用途不允许数字签名")
-    return list(dict.fromkeys(problems))
+def _trust_store(trusted: TrustedCertificates) -> TrustStore | None:
+    if trusted is None or isinstance(trusted, TrustStore):
+        return trusted
+    return TrustStore.of([trusted] if isinstance(trusted, bytes) else list(trusted))
 
 
 def _trusted_ders(trusted: TrustedCertificates) -> list[bytes] | None:
     if trusted is None:
         return None
+    if isinstance(trusted, TrustStore):
+        return [anchor.dump() for anchor in trusted.anchors]
     pems = [trusted] if isinstance(trusted, bytes) else list(trusted)
     return [der for der in map(_der_of_pem, pems) if der is not None]
+
+
+def _der_of_pem(certificate_pem: bytes) -> bytes | None:
+    try:
+        return pem.unarmor(certificate_pem)[2]
+    except ValueError:
+        return None
+
+
+def _path(
+    signed_data: cms.SignedData, certificate: x509.Certificate, trust: TrustStore | None, at: list[datetime]
+) -> PathResult:
+    """The signer's certificate path: to the given anchors, or - without any - the embedded certificate alone."""
+    others = [
+        choice.chosen
+        for choice in signed_data["certificates"]
+        if isinstance(choice.chosen, x509.Certificate) and choice.chosen.dump() != certificate.dump()
+    ]
+    return validate_path(certificate, others, trust or TrustStore((certificate,)), at=at)
 
 
 def _check(
     pdf_bytes: bytes,
     name: str | None,
     signature: DictionaryObject,
-    trusted_ders: list[bytes] | None,
+    trust: TrustStore | None,
     timestamps: tuple[list[bytes] | None, bool] = (None, False),
 ) -> PdfSignatureReport:
     errors: list[str] = []
@@ -414,9 +433,6 @@ def _check(
         if not signature_valid:
             errors.append("SM2 签名验证失败")
 
-    trusted = certificate is not None and (trusted_ders is None or certificate.dump() in trusted_ders)
-    if certificate is not None and not trusted:
-        errors.append("签名证书不是受信任的平台签章证书")
     signing_time = _attribute(signer, "signing_time")
     stated_times = [moment for moment in (signing_time, _parse_pdf_date(signature.get("/M"))) if moment is not None]
     timestamp = signature_timestamp(signer, timestamps[0])
@@ -425,9 +441,13 @@ def _check(
     if timestamp is not None:
         errors.extend(f"时间戳：{error}" for error in timestamp.errors)
         stated_times += [timestamp.gen_time] if timestamp.gen_time is not None else []
-    certificate_problems = (
-        _certificate_problems(certificate, stated_times) if certificate is not None else ["签名中缺少签名者证书"]
-    )
+    path = _path(signed_data, certificate, trust, stated_times) if certificate is not None else None
+    trusted = path is not None and path.trusted
+    if path is not None and not path.trusted:
+        errors.append(path.untrusted_reason or "签名证书不受信任")
+    certificate_problems = path.problems if path is not None else ["签名中缺少签名者证书"]
+    if path is not None and not stated_times:
+        certificate_problems = ["签名未注明签署时间，无法核对证书有效期", *certificate_problems]
     errors.extend(problem for problem in certificate_problems if problem not in errors)
     return PdfSignatureReport(
         signed=True,
@@ -439,6 +459,9 @@ def _check(
         signature_valid=signature_valid,
         trusted=trusted,
         certificate_valid=not certificate_problems,
+        certificate_chain=path.path_names if path is not None else [],
+        certificate_serial=serial_hex(certificate) if certificate is not None else None,
+        revoked=path is not None and path.revoked is not None,
         signer_subject=_subject_cn(certificate) if certificate is not None else None,
         signing_time=signing_time,
         digest_algorithm=digest_oid,
@@ -446,10 +469,3 @@ def _check(
         errors=errors,
         timestamp=timestamp,
     )
-
-
-def _der_of_pem(certificate_pem: bytes) -> bytes | None:
-    try:
-        return pem.unarmor(certificate_pem)[2]
-    except ValueError:
-        return None

@@ -17,6 +17,7 @@ from app.definitions.cli import definition_cli
 from app.evidence.cli import evidence_cli
 from app.ledger.cli import ledger_cli
 from app.pii.cli import KEYS_COMMANDS, pii_cli
+from app.pki.cli import ca_cli
 from app.platform.cli import db_cli, keys_cli, serve_all_command, worker_command
 from app.sandbox.cli import city_simulate, definition_simulate
 from app.sandbox.replay_cli import city_replay
@@ -41,6 +42,7 @@ def register_cli(app: Flask) -> None:
         suspense_cli,
         audit_cli,
         agreement_cli,
+        ca_cli,
         pii_cli,
         contracts_cli,
         worker_command,

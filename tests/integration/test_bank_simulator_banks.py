@@ -458,7 +458,8 @@ def test_keys_init_creates_no_bank_key_the_simulator_keeps_its_own_and_the_platf
     cli = create_app(config).test_cli_runner()
     done = cli.invoke(args=["keys", "init"])
     assert done.exit_code == 0, done.output
-    assert sorted(path.name for path in keys.rglob("*.key.pem")) == ["platform.key.pem"], "no bank private key"
+    own = ["platform.key.pem", "root.key.pem"]  # the platform's seal key and its CA's root key
+    assert sorted(path.name for path in keys.rglob("*.key.pem")) == own, "no bank private key"
     assert list((keys / "banks").iterdir()) == []
     platform_key = str(keys / "platform.pub.pem")
     made = CliRunner().invoke(bank_sim, ["keys", "--keys-dir", str(bank_keys), "--platform-key", platform_key])
@@ -472,7 +473,7 @@ def test_keys_init_creates_no_bank_key_the_simulator_keeps_its_own_and_the_platf
         )
         assert not (keys / "banks" / f"{code}.key.pem").exists()
     assert set(load_keys(bank_keys).bank_private_keys) == set(SIMULATED_BANKS)
-    assert sorted(path.name for path in keys.rglob("*.key.pem")) == ["platform.key.pem"]
+    assert sorted(path.name for path in keys.rglob("*.key.pem")) == own
     one = cli.invoke(args=["keys", "import-bank", "boc", "--cert", str(keys / "platform.pub.pem")])
     assert one.exit_code == 1 and "无法解析银行证书" in one.output, "a public key is no certificate"
     SIMULATED_BANK_KEYS[keys] = bank_keys
@@ -552,9 +553,10 @@ def test_a_bank_signs_a_digest_with_its_own_seal_as_the_api_document_says(
     assert Draft202012Validator(answer_schema).is_valid(answer.get_json()), answer.get_json()
     signed = cms.ContentInfo.load(base64.b64decode(answer.get_json()["cms"]))["content"]
     (signer,) = signed["signer_infos"]
-    (certificate,) = signed["certificates"]
+    carried = {choice.chosen.dump() for choice in signed["certificates"]}  # a DER SET OF: in no given order
     imported = (keys_dir / "banks" / f"{bank_code}.cert.pem").read_bytes()
-    assert certificate.chosen.dump() == pem.unarmor(imported)[2], "the seal the platform imported"
+    platform_root = (keys_dir / "ca" / "root.cert.pem").read_bytes()
+    assert carried == {pem.unarmor(imported)[2], pem.unarmor(platform_root)[2]}, "the seal imported, and its root"
     attributes = {attribute["type"].native: attribute["values"][0].native for attribute in signer["signed_attrs"]}
     assert attributes["message_digest"] == digest
     signed_bytes = b"\x31" + signer["signed_attrs"].dump()[1:]  # the DER SET OF, not its [0] tag (RFC 5652 §5.4)

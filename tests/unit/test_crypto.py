@@ -235,15 +235,16 @@ def test_facade_uses_the_c_backed_provider(key_pair: tuple[bytes, bytes]) -> Non
 def test_ensure_keys_creates_private_files_privately_never_overwrites_and_makes_no_bank_key(tmp_path: Path) -> None:
     folder = tmp_path / "keys"
     ensure_keys(folder)
-    private = ["platform.key.pem", "pii.key", "audit-mac.key"]
-    public = ["platform.pub.pem", "platform.cert.pem"]
+    private = ["platform.key.pem", "pii.key", "audit-mac.key", "ca/root.key.pem"]
+    public = ["platform.pub.pem", "platform.cert.pem", "ca/root.cert.pem", "ca/crl.pem"]
     made = {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
     assert set(private + public) <= made
-    assert all(name.startswith("pii") and name.endswith(".key") for name in made - set(private + public)), made
+    others = made - set(private + public)
+    assert all((name.startswith("pii") and name.endswith(".key")) or name.startswith("ca/") for name in others), made
     assert list((folder / "banks").iterdir()) == [], "the banks' folder holds imported certificates only"
     for name in private:
         assert (folder / name).stat().st_mode & 0o777 == 0o600, name
-    for directory in (folder, folder / "banks"):
+    for directory in (folder, folder / "banks", folder / "ca"):
         assert directory.stat().st_mode & 0o777 == 0o700
     assert len(bytes.fromhex((folder / "pii.key").read_text())) == 16
     assert len(bytes.fromhex((folder / "audit-mac.key").read_text())) == 32, "the audit log's HMAC-SM3 key"
@@ -268,7 +269,7 @@ def test_simulated_banks_keep_their_keys_and_the_platform_imports_their_certific
         assert (platform / "banks" / f"{code}.pub.pem").read_bytes() == public_key_pem_from_private(bank_key)
         assert (platform / "banks" / f"{code}.cert.pem").read_bytes() == (banks / f"{code}.cert.pem").read_bytes()
     assert (banks / "platform.pub.pem").read_bytes() == (platform / "platform.pub.pem").read_bytes()
-    assert sorted(path.name for path in platform.rglob("*.key.pem")) == ["platform.key.pem"]
+    assert sorted(path.name for path in platform.rglob("*.key.pem")) == ["platform.key.pem", "root.key.pem"]
     with pytest.raises(ValidationError) as refused:
         import_bank_certificate(platform, "ceb", (platform / "platform.pub.pem").read_bytes())
     assert refused.value.code == "INVALID_CERTIFICATE"

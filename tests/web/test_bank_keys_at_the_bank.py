@@ -66,7 +66,8 @@ def test_an_arrival_signed_with_a_key_that_is_not_the_banks_is_refused_and_books
     keys_init = app.test_cli_runner().invoke(args=["keys", "init"])
     assert keys_init.exit_code == 0 and "警告" not in keys_init.output, keys_init.output
     held = sorted(keys_dir.rglob("*.key.pem"))
-    assert [path.name for path in held] == ["platform.key.pem"], "the platform holds no bank's private key"
+    own = ["root.key.pem", "platform.key.pem"]  # the platform CA's root key (ca/) and the seal key
+    assert [path.name for path in held] == own, "the platform holds no bank's private key"
     imported = {path.name for path in (keys_dir / "banks").iterdir()}
     assert {"ceb.cert.pem", "ceb.pub.pem"} <= imported, "the bank's certificate and public key"
     assert all(name.endswith((".cert.pem", ".pub.pem")) for name in imported), imported

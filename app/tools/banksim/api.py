@@ -128,7 +128,7 @@ def sign_document() -> Response:
     simulator = current_simulator()
     when = datetime.fromtimestamp(simulator.operations.clock(), UTC)
     key, certificate = simulator.keys.bank_private_keys[g.bank.code], simulator.keys.bank_certificates[g.bank.code]
-    signature = sign_digest(bytes.fromhex(data["document_sm3"]), key, certificate, when)
+    signature = sign_digest(bytes.fromhex(data["document_sm3"]), key, certificate, when, simulator.keys.chain)
     return jsonify(code="SIGNED", request_id=data["request_id"], cms=base64.b64encode(signature).decode())
 
 

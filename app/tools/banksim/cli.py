@@ -32,7 +32,7 @@ from app.tools.banksim.control_token import (
 from app.tools.banksim.controls import faults_view, limits_view
 from app.tools.banksim.delivery import DELIVERY_PARALLEL
 from app.tools.banksim.faults import DEFAULT_TIMEOUT_HOLD_MS, FaultSettings
-from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, ensure_bank_keys
+from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, certify_simulated_banks, ensure_bank_keys
 from app.tools.banksim.store import Store, Transaction
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -181,7 +181,22 @@ def keys(keys_dir: Path, platform_key: Path) -> None:
     if not platform_key.is_file():
         _fail(f"找不到平台公钥 {platform_key}（请先运行 flask keys init）")
     ensure_bank_keys(keys_dir, SIMULATED_BANKS, platform_key)
-    click.echo(f"模拟银行密钥目录：{keys_dir}（银行证书可用 flask keys import-bank --from-dir {keys_dir} 导入平台）")
+    click.echo(f"模拟银行密钥目录：{keys_dir}（再运行 flask bank-sim certify 由平台 CA 为各银行签发签章证书）")
+
+
+@bank_sim.command(
+    "certify", help="由平台 CA 为各模拟银行的密钥签发签章证书（银行保留私钥），交还银行并导入平台（已签发的保留）。"
+)
+@_KEYS_DIR_OPTION
+@_PLATFORM_KEY_OPTION
+def certify(keys_dir: Path, platform_key: Path) -> None:
+    platform_keys_dir = platform_key.parent  # the platform's key folder, where its CA lives (ca/)
+    try:
+        certified = certify_simulated_banks(platform_keys_dir, keys_dir, SIMULATED_BANKS)
+    except (CunguanError, FileNotFoundError) as error:
+        _fail(f"无法签发模拟银行证书（请先运行 flask keys init 与 flask bank-sim keys）：{error}")
+    done = "、".join(certified) if certified else "无（均已持有平台 CA 签发的证书）"
+    click.echo(f"平台 CA 已签发：{done}；证书已导入 {platform_keys_dir / 'banks'}")
 
 
 @bank_sim.command("pay", help="模拟一笔转账到虚户（调用运行中的模拟器 POST /sim/pay）。")

@@ -10,7 +10,7 @@ from flask import current_app
 from app.banks.protocol import TIMESTAMP_TOLERANCE_S, SignedRequest
 from app.platform.errors import ConfigError
 from app.tools.banksim.banks import SIMULATED_BANKS
-from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, bank_certificate_path, bank_private_key_path
+from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, PLATFORM_ROOT, bank_certificate_path, bank_private_key_path
 from app.tools.banksim.operations import BankOperations
 from app.tools.banksim.store import Store
 from app.tools.banksim.worker import BackgroundWorker
@@ -23,6 +23,7 @@ class SimulatorKeys:
     platform_public_key_pem: bytes
     bank_private_keys: dict[str, bytes]
     bank_certificates: dict[str, bytes]
+    chain: tuple[bytes, ...] = ()  # the platform CA's root, carried in the banks' signatures
 
 
 def load_keys(keys_dir: Path) -> SimulatorKeys:
@@ -38,6 +39,7 @@ def load_keys(keys_dir: Path) -> SimulatorKeys:
         platform_public_key_pem=platform.read_bytes(),
         bank_private_keys={code: path.read_bytes() for code, path in keys.items()},
         bank_certificates={code: path.read_bytes() for code, path in certificates.items()},
+        chain=(root.read_bytes(),) if (root := keys_dir / PLATFORM_ROOT).is_file() else (),
     )
 
 
