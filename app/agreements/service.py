@@ -18,6 +18,7 @@ from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement, Deal
 from app.deals.pinning import pinned_city
+from app.definitions.banks import pinned_bank
 from app.definitions.products import pinned_variant
 from app.domain.agreement import AgreementData, Party, agreement_context
 from app.domain.agreement_terms import deal_terms
@@ -61,11 +62,12 @@ def agreement_data_under(rt: Runtime, deal: Deal, city: CityConfig, fees: Mappin
     account = deal.virtual_account
     product = city.products.get(deal.product)
     definition = rt.workflow(deal.workflow_id, deal.workflow_version)
+    bank = pinned_bank(rt.definitions, rt.known_banks, deal)  # the bank config it started with
     return AgreementData(
         agreement_no=deal.deal_no,
         city_name=city.name,
         product_name=pinned_variant(rt.definitions, rt.products, deal).name,  # the declaration it started with
-        bank_name=rt.bank(deal.bank_code).name,
+        bank_name=bank.name if bank is not None else rt.bank(deal.bank_code).name,
         buyer=Party(deal.buyer_name, deal.buyer_id_number, deal.buyer_bank_name, deal.buyer_bank_account),
         seller=Party(deal.seller_name, deal.seller_id_number, deal.seller_bank_name, deal.seller_bank_account),
         property_address=deal.property_address,

@@ -2,8 +2,8 @@
 or rebuilt from a query or a statement (补单): idempotent, it may run again and changes nothing then.
 
 - `account_opened`: the deal's account is recorded (workflow), then money that arrived before it is matched; a
-  number not in the bank's configured format (`bank_configs/<code>.json`) is refused (`ACCOUNT_NUMBER_INVALID`,
-  kept as a callback alert) and the deal stays where it is;
+  number not in the format of the bank config the deal pinned (`app.definitions.banks.pinned_bank`) is refused
+  (`ACCOUNT_NUMBER_INVALID`, kept as a callback alert) and the deal stays where it is;
 - `funds_arrived`: the deal's custody is credited (`custody.credit_custody`), or the money goes to suspense
   (unknown account, a payer the deal does not accept, a deal that has ended);
 - `payout_result`: the payouts package applies the bank's result (`app/payouts/results.py`); a result for a
@@ -22,10 +22,10 @@ from app.bank_inbox import suspense
 from app.bank_inbox.alerts import ACCOUNT_NUMBER_INVALID, PAYOUT_NOT_SUBMITTED, CallbackRefused
 from app.bank_inbox.custody import Credit, credit_custody
 from app.bank_inbox.store import bank_actor
-from app.banks.registry import configured_banks
 from app.db.models import Deal, Payout, VirtualAccount
 from app.db.pii import encrypted_columns
 from app.deals.workflow import DealContext, fire_or_note, has_ended
+from app.definitions.banks import pinned_bank
 from app.payouts import results as payout_results
 from app.payouts.status import PayoutStatus
 from app.payouts.submission import sent_to_bank
@@ -46,7 +46,7 @@ def account_opened(
         return "unknown_request"
     if account.status == "opened":
         return "already_opened"
-    _check_account_number(bank_code, body)
+    _check_account_number(rt, account.deal, body)
     ctx = DealContext(rt, session, account.deal, bank_actor(bank_code), {"account_no": body["account_no"]})
     detail = {"account_no": body["account_no"]} | ({"marker": marker} if marker else {})
     result = fire_or_note(ctx, "account_opened", detail)
@@ -55,10 +55,11 @@ def account_opened(
     return result
 
 
-def _check_account_number(bank_code: str, body: dict[str, Any]) -> None:
-    """An account number the bank's configured format refuses is never recorded: money paid to it could not be
-    matched to the deal, and the number shows the bank (or whoever signed) is not what the config describes."""
-    bank = configured_banks().get(bank_code)
+def _check_account_number(rt: Runtime, deal: Deal, body: dict[str, Any]) -> None:
+    """An account number the format of the deal's bank refuses (the bank config the deal pinned) is never
+    recorded: money paid to it could not be matched to the deal, and the number shows the bank (or whoever
+    signed) is not what the config describes."""
+    bank = pinned_bank(rt.definitions, rt.known_banks, deal)
     if bank is None or bank.account_format.matches(body["account_no"]):
         return
     raise CallbackRefused(

@@ -65,13 +65,14 @@ class BatchWriter:
     def __init__(self, rt: Runtime, user_id: int, actor: str, result: ImportResult) -> None:
         self.rt, self.user_id, self.actor, self.result = rt, user_id, actor, result
         self.queues: dict[str, _BankQueue] = {}
-        self._pins: dict[str, dict[str, str]] = {}
+        self._pins: dict[tuple[str, str], dict[str, str]] = {}
 
-    def pins(self, city_code: str, workflow_id: str, version: int, template: str) -> dict[str, str]:
-        """The definitions the import's deals of a city pin (read once per city and import)."""
-        if city_code not in self._pins:
-            self._pins[city_code] = deal_pins(self.rt.definitions, PRODUCT, workflow_id, version, template)
-        return self._pins[city_code]
+    def pins(self, city_code: str, workflow_id: str, version: int, template: str, bank_code: str) -> dict[str, str]:
+        """The definitions the import's deals of a city and bank pin (read once per city, bank and import)."""
+        if (city_code, bank_code) not in self._pins:
+            pins = deal_pins(self.rt.definitions, PRODUCT, workflow_id, version, template, bank_code)
+            self._pins[city_code, bank_code] = pins
+        return self._pins[city_code, bank_code]
 
     def write(self, batch: list[ValidRow]) -> None:
         with self.rt.db.uow() as uow:
@@ -111,7 +112,8 @@ class BatchWriter:
         values = []
         for row, deal_no in zip(batch, numbers, strict=True):
             city = row.city
-            pins = self.pins(city.code, city.definition.id, city.definition.version, city.product.agreement_template)
+            template = city.product.agreement_template
+            pins = self.pins(city.code, city.definition.id, city.definition.version, template, row.bank_code)
             origin = DealOrigin(city.code, city.city, city.product, city.definition, row.bank_code, self.user_id, pins)
             deal = deal_row(deal_no, origin, city.transition.target, row.fields, now)
             deal.update(blind_indexes(Deal, deal.__getitem__))  # what the ORM's before_insert hook writes

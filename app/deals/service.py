@@ -123,7 +123,8 @@ def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: d
     fields = _deal_fields(rt, product_config, form)
     bank_code = custody_bank(product_config, form.get("custody_bank") or "")
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
-    pins = deal_pins(rt.definitions, product, definition.id, definition.version, product_config.agreement_template)
+    template = product_config.agreement_template
+    pins = deal_pins(rt.definitions, product, definition.id, definition.version, template, bank_code)
     with rt.db.uow() as uow:
         now = rt.clock()
         deal_no = allocate_deal_numbers(uow.session, now, rt.products.get(product).deal_prefix, [city_code])[0]

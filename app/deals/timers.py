@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session, defer
 
-from app.banks.registry import cut_off_of
 from app.db.models import Deal, DealEvent
 from app.db.pii import encrypted_columns
 from app.deals.pinning import pinned_city
 from app.deals.workflow import DealContext, fire
+from app.definitions.banks import pinned_bank
+from app.domain.banks import DEFAULT_CUT_OFF
 from app.domain.business_calendar import CalendarMissing
 from app.domain.durations import WorkingDays
 from app.domain.timezone import SHANGHAI
@@ -64,8 +65,9 @@ def _deal_parameters(
     rt: Runtime, deal: Deal, definition: WorkflowDefinition, overrides: dict[str, Any]
 ) -> dict[str, Any]:
     """The workflow's parameters for the deal: its pinned city's `overrides` over the defaults, working days
-    counted on the platform's calendar with the deal's bank's cut-off."""
-    cut_off = cut_off_of(rt.known_banks, deal.bank_code)
+    counted on the platform's calendar with the cut-off of the bank config the deal pinned."""
+    bank = pinned_bank(rt.definitions, rt.known_banks, deal)
+    cut_off = bank.cut_off if bank is not None else DEFAULT_CUT_OFF
     return with_calendar(resolve(definition.parameters, overrides), rt.calendars, cut_off)
 
 

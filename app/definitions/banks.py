@@ -4,7 +4,13 @@ document that does not parse (only a hand-edited row could) is logged and left o
 
 `BankEndpoints` is `rt.banks`: the endpoints the settings built at start-up (`app.platform.config`: the
 repository's files and the environment), plus every bank published since whose document differs from its file,
-built from that document and the same environment variables; an endpoint set by hand wins."""
+built from that document and the same environment variables; an endpoint set by hand wins.
+
+A deal pins its bank's document (`bank:<code>`, `app.definitions.pins`): what the deal's agreement states and its
+deadlines count with - the bank's name, account-number format, daily cut-off - stay those it started with
+(`pinned_bank`). What is operational follows the bank as published now: its base URL, keys and certificate,
+opening limits, and the daily statement's layout (one file for every account of the bank: it can be parsed only
+one way)."""
 
 from __future__ import annotations
 
@@ -12,9 +18,12 @@ import json
 import logging
 from collections.abc import ItemsView, Iterator, Mapping, MutableMapping
 from functools import cache
+from threading import Lock
 
+from app.db.models import Deal
 from app.definitions.declarations import bank_seed
 from app.definitions.kinds import content_sha256
+from app.definitions.pins import pin_key
 from app.definitions.store import DefinitionStore
 from app.domain.banks import BankConfigInvalid, KnownBank, bank_from_document
 from app.platform.config import BankEndpoint, bank_endpoint
@@ -71,6 +80,29 @@ class PublishedBanks(Mapping[str, KnownBank]):
         """The certificate the bank's config carries ("" when none)."""
         bank = self.current().get(code)
         return bank.certificate if bank is not None else ""
+
+
+_PINNED: dict[tuple[str, str], KnownBank | None] = {}  # (code, content hash) -> bank: a hash names one content
+_PINNED_LOCK = Lock()
+
+
+def pinned_bank(store: DefinitionStore, known_banks: Mapping[str, KnownBank], deal: Deal) -> KnownBank | None:
+    """The bank facts `deal` started with (its pin), parsed once per process; a deal made before banks were pinned
+    reads the bank served now (None when no bank of that code is served)."""
+    sha256 = (deal.definitions or {}).get(pin_key(KIND, deal.bank_code))
+    if sha256 is None:
+        return known_banks.get(deal.bank_code)
+    key = (deal.bank_code, sha256)
+    if key not in _PINNED:
+        content = store.content(KIND, deal.bank_code, sha256)
+        try:
+            bank: KnownBank | None = bank_from_document(json.loads(content or ""), f"{deal.bank_code}.json")
+        except (ValueError, BankConfigInvalid) as error:
+            log.error("pinned bank %s (%s) cannot be loaded: %s", deal.bank_code, sha256[:12], error)
+            bank = None
+        with _PINNED_LOCK:
+            _PINNED[key] = bank
+    return _PINNED[key] if _PINNED[key] is not None else known_banks.get(deal.bank_code)
 
 
 class BankEndpoints(MutableMapping[str, BankEndpoint]):

@@ -1,6 +1,6 @@
-"""flask definition draft | submit | approve | reject | publish | versions | import-files (and `simulate`, from the
-sandbox): workflows, clauses, agreement templates, calendars, banks and product variants through the city
-configs' review flow."""
+"""flask definition draft | submit | approve | reject | publish | versions | show | import-files (and `simulate`,
+from the sandbox): workflows, clauses, agreement templates, calendars, banks and product variants through the
+city configs' review flow."""
 
 from __future__ import annotations
 
@@ -117,6 +117,23 @@ def definition_versions(kind: str, name: str | None) -> None:
             f"{row.name} v{row.version:<3} {STATUS_LABELS[row.status]:<4} {when:%Y-%m-%d %H:%M} 作者 {row.author}"
             f" 审核 {row.reviewer or '-'} {row.content_sha256[:12]} {row.comment or ''}".rstrip()
         )
+
+
+@definition_cli.command("show")
+@click.argument("kind")
+@click.argument("name")
+@with_appcontext
+def definition_show(kind: str, name: str) -> None:
+    """输出 NAME 当前生效的内容（已发布版本，否则随代码发布的文件），例如交给银行模拟器：
+    flask definition show bank cmbx > cmbx.json; flask bank-sim serve --bank-config cmbx.json
+
+    The content that serves NAME now (its published version, else its file), e.g. for the bank simulator."""
+    publishing.kind_of(current_runtime(), kind)  # an unknown kind is refused in Chinese
+    served = current_runtime().definitions.published(kind, name)
+    if served is None:
+        click.echo(f"{kind} {name}：没有已发布的版本，也没有随代码发布的文件", err=True)
+        sys.exit(1)
+    click.echo(served.content, nl=not served.content.endswith("\n"))
 
 
 @definition_cli.command("import-files")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +28,11 @@ from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHand
 
 from app.bank_inbox.store import INBOX_MODE, processing_mode
 from app.db.models import Job
+from app.domain.banks import KnownBank
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
 from app.queue.worker import run_worker
 from app.tools.banksim import SimulatorConfig, create_simulator_app
-from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.context import EXTENSION_KEY, Simulator
 from app.tools.banksim.control_token import CONFIG_KEY, TOKEN_HEADER
 
@@ -105,13 +105,23 @@ class SandboxBank:
 
     @classmethod
     def start(
-        cls, folder: Path, bank_keys_dir: Path, runtime: Callable[[str, dict[str, BankEndpoint]], Runtime]
+        cls,
+        folder: Path,
+        bank_keys_dir: Path,
+        runtime: Callable[[str, dict[str, BankEndpoint]], Runtime],
+        known_banks: Mapping[str, KnownBank],
     ) -> tuple[SandboxBank, Runtime]:
-        """Serve the simulator (own database in `folder`, the banks' keys in `bank_keys_dir`, no delays) and the sandbox
-        platform's callback endpoint; `runtime(public_base_url, banks)` builds the sandbox runtime."""
-        simulator_app = create_simulator_app(
-            SimulatorConfig(db_path=folder / "bank_sim.db", keys_dir=bank_keys_dir, open_delay_s=0, payout_delay_s=0)
+        """Serve the simulator playing `known_banks` (the platform's banks as served: a bank published in the flow or
+        a bank's draft among them; own database in `folder`, the banks' keys in `bank_keys_dir`, no delays) and the
+        sandbox platform's callback endpoint; `runtime(public_base_url, banks)` builds the sandbox runtime."""
+        config = SimulatorConfig(
+            db_path=folder / "bank_sim.db",
+            keys_dir=bank_keys_dir,
+            open_delay_s=0,
+            payout_delay_s=0,
+            banks=known_banks,
         )
+        simulator_app = create_simulator_app(config)
         simulator_server = _serve(simulator_app)
         simulator_url = f"http://{HOST}:{simulator_server[0].port}"
         platform_app = _callback_app()
@@ -119,14 +129,14 @@ class SandboxBank:
         platform_url = f"http://{HOST}:{platform_server[0].port}"
         banks = {
             code: BankEndpoint(code, bank.name, f"{simulator_url}/{code}", OPENING_LIMIT, OPENING_LIMIT)
-            for code, bank in SIMULATED_BANKS.items()
+            for code, bank in known_banks.items()
         }
         rt = runtime(platform_url, banks)
         platform_app.extensions["cunguan.runtime"] = rt
         bank = cls(simulator_app.extensions[EXTENSION_KEY], simulator_url, platform_url)
         bank._servers = [simulator_server, platform_server]
         bank._http.headers[TOKEN_HEADER] = simulator_app.config[CONFIG_KEY]  # the token it was made with
-        for code in SIMULATED_BANKS:
+        for code in known_banks:
             bank._control("PUT", f"limits/{code}", {"per_second": OPENING_LIMIT, "per_day": OPENING_LIMIT})
         return bank, rt
 
@@ -212,7 +222,7 @@ class SandboxBank:
 
     def _check(self, rt: Runtime) -> None:
         with self.simulator.store.transaction() as tx:
-            refused = [d for code in SIMULATED_BANKS for d in tx.deliveries(code) if d.status == "pending"]
+            refused = [d for code in self.simulator.banks for d in tx.deliveries(code) if d.status == "pending"]
         if refused:
             first = refused[0]
             raise BankProblem(f"银行通知 {first.type} 未被平台接受：{first.last_error or '尚未送达'}")

@@ -40,7 +40,6 @@ from app.sandbox.drivers import ProductDriver
 from app.sandbox.harness import People, QuietLog, SandboxClock, SignOnce
 from app.sandbox.steps import PathProblem, Unreachable
 from app.state_machine.paths import covering_paths
-from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.keys import provision_simulated_banks
 
 SIM_CLOCK = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
@@ -131,7 +130,8 @@ def sandbox(
     """A temporary database, keys folder and bank simulator (served over HTTP), the sandbox platform's
     callback endpoint, and the people who act in the simulation; its clock and certificates start at `start`."""
     keys_dir, bank_keys_dir = folder / "keys", folder / "bank-keys"
-    provision_simulated_banks(keys_dir, bank_keys_dir, SIMULATED_BANKS, certificate_valid_from=start)
+    known_banks = dict(rt.known_banks.items())  # as served (one query): a bank only the flow published plays too
+    provision_simulated_banks(keys_dir, bank_keys_dir, known_banks, certificate_valid_from=start)
     db = Database(f"sqlite:///{folder / 'simulation.db'}")
     Base.metadata.create_all(db.engine)
     clock, signer = SandboxClock(start), SignOnce()
@@ -146,6 +146,7 @@ def sandbox(
             jobs=rt.jobs,
             registry=build_vocabulary(signer),
             products=rt.products,
+            known_banks=known_banks,
             keys=KeyStore(keys_dir),
             banks=banks,
             public_base_url=public_base_url,
@@ -154,7 +155,7 @@ def sandbox(
             clock=clock,
         )
 
-    bank, sandbox_rt = SandboxBank.start(folder, bank_keys_dir, runtime)
+    bank, sandbox_rt = SandboxBank.start(folder, bank_keys_dir, runtime, known_banks)
     try:
         people = People(
             agent=_person(sandbox_rt, "sim-agent", "agent", "仿真经纪人"),

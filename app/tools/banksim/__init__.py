@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +18,11 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.banks.protocol import MAX_BODY_BYTES
+from app.domain.banks import KnownBank
 from app.domain.money import format_yuan
 from app.platform.errors import CunguanError
 from app.tools.banksim.api import bank_api
+from app.tools.banksim.banks import simulated_banks
 from app.tools.banksim.context import EXTENSION_KEY, Simulator, load_keys
 from app.tools.banksim.control_token import CONFIG_KEY, new_control_token, require_control_token
 from app.tools.banksim.controls import sim_controls
@@ -48,13 +50,20 @@ class SimulatorConfig:
     delivery_parallel: int = DELIVERY_PARALLEL  # callbacks sent at once (see delivery.py)
     clock: Callable[[], float] = field(default=time.time)  # injectable for tests
     control_token: str = field(default_factory=new_control_token)  # see control_token.py
+    # the banks it plays (a runtime's `known_banks`, bank files); None: the repository's (`bank_configs/`)
+    banks: Mapping[str, KnownBank] | None = None
 
 
 def create_simulator_app(config: SimulatorConfig) -> Flask:
-    keys = load_keys(config.keys_dir)
+    banks = simulated_banks(config.banks)
+    keys = load_keys(config.keys_dir, banks)
     store = Store(config.db_path)
     operations = BankOperations(
-        store, open_delay_s=config.open_delay_s, payout_delay_s=config.payout_delay_s, clock=config.clock
+        store,
+        open_delay_s=config.open_delay_s,
+        payout_delay_s=config.payout_delay_s,
+        clock=config.clock,
+        banks=banks,
     )
     sender = CallbackSender(store, keys.bank_private_keys, clock=config.clock, parallel=config.delivery_parallel)
     worker = BackgroundWorker(operations, sender)

@@ -16,7 +16,6 @@ from flask import Blueprint, Response, g, jsonify, request
 from app.banks.gateway import PayoutRequest
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
 from app.pdf.sign import sign_digest
-from app.tools.banksim.banks import SIMULATED_BANKS
 from app.tools.banksim.context import current_simulator
 from app.tools.banksim.errors import system_busy, unknown_bank
 from app.tools.banksim.operations import DesignatedPayer
@@ -40,7 +39,7 @@ bank_api = Blueprint("bank_api", __name__, url_prefix="/<bank_code>/v1")
 @bank_api.url_value_preprocessor
 def _resolve_bank(endpoint: str | None, values: dict[str, Any] | None) -> None:
     bank_code = (values or {}).pop("bank_code", "")
-    bank = SIMULATED_BANKS.get(bank_code)
+    bank = current_simulator().banks.get(bank_code)
     if bank is None:
         raise unknown_bank(bank_code)
     g.bank = bank

@@ -16,11 +16,12 @@ import click
 import requests
 from werkzeug.serving import make_server
 
+from app.domain.banks import KnownBank
 from app.domain.money import format_yuan, parse_yuan
 from app.platform.config import instance_path_from_env
 from app.platform.errors import CunguanError
 from app.tools.banksim import SimulatorConfig, create_simulator_app
-from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
+from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank, banks_from_files
 from app.tools.banksim.context import current_simulator
 from app.tools.banksim.control_token import (
     TOKEN_HEADER,
@@ -94,6 +95,25 @@ _PLATFORM_KEY_OPTION = click.option(
 )
 
 
+_BANK_CONFIG_OPTION = click.option(
+    "--bank-config",
+    "bank_configs",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="另外模拟的银行：其配置文件（与 bank_configs/ 中的文件或发布流程中的银行配置同格式），可重复；"
+    "同代码的银行以此为准",
+)
+
+
+def _banks(bank_configs: tuple[Path, ...]) -> dict[str, KnownBank]:
+    """The repository's banks, and those of the given files (a bank published in the flow, say) over them."""
+    try:
+        extra = banks_from_files(bank_configs)
+    except CunguanError as error:
+        _fail(f"{error.message} {error.details or ''}")
+    return {code: simulated.bank for code, simulated in SIMULATED_BANKS.items()} | extra
+
+
 def _fail(message: str) -> NoReturn:
     click.echo(f"错误：{message}", err=True)
     raise SystemExit(1)
@@ -118,6 +138,7 @@ def bank_sim() -> None:
 )
 @_KEYS_DIR_OPTION
 @_PLATFORM_KEY_OPTION
+@_BANK_CONFIG_OPTION
 @click.option("--open-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="开户延迟（秒）")
 @click.option("--payout-delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="付款处理延迟（秒）")
 @click.option(
@@ -133,12 +154,14 @@ def serve(
     db_path: Path,
     keys_dir: Path,
     platform_key: Path,
+    bank_configs: tuple[Path, ...],
     open_delay: float,
     payout_delay: float,
     deliveries: int,
 ) -> None:
     registered = (keys_dir / PLATFORM_PUBLIC_KEY).is_file()  # `bank-sim keys` registers a new one
-    ensure_bank_keys(keys_dir, SIMULATED_BANKS, None if registered else platform_key)
+    banks = _banks(bank_configs)
+    ensure_bank_keys(keys_dir, banks, None if registered else platform_key)
     token = new_control_token()
     try:
         app = create_simulator_app(
@@ -149,6 +172,7 @@ def serve(
                 payout_delay_s=payout_delay,
                 delivery_parallel=deliveries,
                 control_token=token,
+                banks=banks,
             )
         )
     except CunguanError as error:
@@ -160,9 +184,9 @@ def serve(
         click.echo("警告：模拟器的控制接口只凭令牌保护，只应绑定 127.0.0.1。", err=True)
     token_file = write_control_token(keys_dir, token)
     worker.start()
-    banks = "、".join(f"{bank.name} {bank.code}" for bank in SIMULATED_BANKS.values())
+    names = "、".join(f"{bank.name} {bank.code}" for bank in banks.values())
     click.echo(
-        f"银行模拟器已启动：http://{host}:{server.port}/?{TOKEN_QUERY}={token} （{banks}；数据库 {db_path}）", err=True
+        f"银行模拟器已启动：http://{host}:{server.port}/?{TOKEN_QUERY}={token} （{names}；数据库 {db_path}）", err=True
     )
     click.echo(f"控制令牌：{token}（请求头 {TOKEN_HEADER}；已写入 {token_file}，仅本人可读）", err=True)
     try:
@@ -177,10 +201,11 @@ def serve(
 @bank_sim.command("keys", help="生成模拟银行自己的私钥与签章证书（已有的保留），并登记平台公钥。")
 @_KEYS_DIR_OPTION
 @_PLATFORM_KEY_OPTION
-def keys(keys_dir: Path, platform_key: Path) -> None:
+@_BANK_CONFIG_OPTION
+def keys(keys_dir: Path, platform_key: Path, bank_configs: tuple[Path, ...]) -> None:
     if not platform_key.is_file():
         _fail(f"找不到平台公钥 {platform_key}（请先运行 flask keys init）")
-    ensure_bank_keys(keys_dir, SIMULATED_BANKS, platform_key)
+    ensure_bank_keys(keys_dir, _banks(bank_configs), platform_key)
     click.echo(f"模拟银行密钥目录：{keys_dir}（再运行 flask bank-sim certify 由平台 CA 为各银行签发签章证书）")
 
 
@@ -189,10 +214,11 @@ def keys(keys_dir: Path, platform_key: Path) -> None:
 )
 @_KEYS_DIR_OPTION
 @_PLATFORM_KEY_OPTION
-def certify(keys_dir: Path, platform_key: Path) -> None:
+@_BANK_CONFIG_OPTION
+def certify(keys_dir: Path, platform_key: Path, bank_configs: tuple[Path, ...]) -> None:
     platform_keys_dir = platform_key.parent  # the platform's key folder, where its CA lives (ca/)
     try:
-        certified = certify_simulated_banks(platform_keys_dir, keys_dir, SIMULATED_BANKS)
+        certified = certify_simulated_banks(platform_keys_dir, keys_dir, _banks(bank_configs))
     except (CunguanError, FileNotFoundError) as error:
         _fail(f"无法签发模拟银行证书（请先运行 flask keys init 与 flask bank-sim keys）：{error}")
     done = "、".join(certified) if certified else "无（均已持有平台 CA 签发的证书）"

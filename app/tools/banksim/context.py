@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from flask import current_app
 
 from app.banks.protocol import TIMESTAMP_TOLERANCE_S, SignedRequest
 from app.platform.errors import ConfigError
-from app.tools.banksim.banks import SIMULATED_BANKS
+from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
 from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, PLATFORM_ROOT, bank_certificate_path, bank_private_key_path
 from app.tools.banksim.operations import BankOperations
 from app.tools.banksim.store import Store
@@ -26,11 +27,13 @@ class SimulatorKeys:
     chain: tuple[bytes, ...] = ()  # the platform CA's root, carried in the banks' signatures
 
 
-def load_keys(keys_dir: Path) -> SimulatorKeys:
+def load_keys(keys_dir: Path, bank_codes: Iterable[str] = SIMULATED_BANKS) -> SimulatorKeys:
     """From the simulator's own folder (app.tools.banksim.keys): the platform public key (to verify requests),
-    each simulated bank's private key (to sign callbacks, statements and agreements) and seal certificate."""
-    keys = {code: bank_private_key_path(keys_dir, code) for code in SIMULATED_BANKS}
-    certificates = {code: bank_certificate_path(keys_dir, code) for code in SIMULATED_BANKS}
+    each simulated bank's (`bank_codes`) private key (to sign callbacks, statements and agreements) and seal
+    certificate."""
+    codes = sorted(bank_codes)
+    keys = {code: bank_private_key_path(keys_dir, code) for code in codes}
+    certificates = {code: bank_certificate_path(keys_dir, code) for code in codes}
     platform = keys_dir / PLATFORM_PUBLIC_KEY
     missing = [str(path) for path in (platform, *keys.values(), *certificates.values()) if not path.is_file()]
     if missing:
@@ -49,6 +52,11 @@ class Simulator:
     operations: BankOperations
     worker: BackgroundWorker
     keys: SimulatorKeys
+
+    @property
+    def banks(self) -> Mapping[str, SimulatedBank]:
+        """The banks this simulator plays, by code."""
+        return self.operations.banks
 
     def remember_nonce(self, signed: SignedRequest) -> bool:
         """Keep the nonce until its timestamp is stale anyway; False if it was seen before."""

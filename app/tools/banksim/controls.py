@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
+from app.tools.banksim.banks import SimulatedBank
 from app.tools.banksim.context import current_simulator
 from app.tools.banksim.errors import unknown_bank
 from app.tools.banksim.faults import FaultSettings
@@ -21,7 +21,7 @@ sim_controls = Blueprint("sim_controls", __name__, url_prefix="/sim")
 
 
 def _bank(bank_code: str) -> SimulatedBank:
-    bank = SIMULATED_BANKS.get(bank_code)
+    bank = current_simulator().banks.get(bank_code)
     if bank is None:
         raise unknown_bank(bank_code)
     return bank
@@ -48,7 +48,7 @@ def _limits_answer(bank: SimulatedBank) -> dict[str, Any]:
 
 @sim_controls.get("/faults")
 def all_faults() -> Response:
-    return jsonify(banks=[_faults_answer(bank) for bank in SIMULATED_BANKS.values()])
+    return jsonify(banks=[_faults_answer(bank) for bank in current_simulator().banks.values()])
 
 
 @sim_controls.get("/faults/<bank_code>")
@@ -77,7 +77,7 @@ def clear_faults(bank_code: str) -> Response:
 
 @sim_controls.get("/limits")
 def all_limits() -> Response:
-    return jsonify(banks=[_limits_answer(bank) for bank in SIMULATED_BANKS.values()])
+    return jsonify(banks=[_limits_answer(bank) for bank in current_simulator().banks.values()])
 
 
 @sim_controls.get("/limits/<bank_code>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -84,9 +84,16 @@ def _free_account_no(tx: Transaction, bank: SimulatedBank) -> str:
 
 class BankOperations:
     def __init__(
-        self, store: Store, *, open_delay_s: float, payout_delay_s: float, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        *,
+        open_delay_s: float,
+        payout_delay_s: float,
+        clock: Callable[[], float] = time.time,
+        banks: Mapping[str, SimulatedBank] = SIMULATED_BANKS,
     ) -> None:
         self.store = store
+        self.banks = banks  # the banks this simulator plays, by code
         self.open_delay_s = open_delay_s
         self.payout_delay_s = payout_delay_s
         self.clock = clock
@@ -257,7 +264,7 @@ class BankOperations:
                 self._settle(tx, payout, now)
 
     def _open(self, tx: Transaction, account: Account, now: float) -> None:
-        account_no = _free_account_no(tx, SIMULATED_BANKS[account.bank_code])
+        account_no = _free_account_no(tx, self.banks[account.bank_code])
         tx.mark_account_open(account.bank_code, account.request_id, account_no, now)
         fields = {"request_id": account.request_id, "account_no": account_no, "account_name": account.account_name}
         _enqueue_notification(tx, account.bank_code, account.notify_url, "account_opened", fields, now)

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.domain.money import format_yuan, parse_yuan
 from app.domain.pii_mask import mask_pii_in_data
 from app.platform.errors import CunguanError
-from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
+from app.tools.banksim.banks import SimulatedBank
 from app.tools.banksim.context import current_simulator
 from app.tools.banksim.control_token import CONFIG_KEY, TOKEN_FIELD
 from app.tools.banksim.errors import malformed, unknown_bank
@@ -75,8 +75,9 @@ def _masked(key: str, value: Any) -> Any:
 
 
 def _masked_state() -> dict[str, Any]:
-    with current_simulator().store.transaction() as tx:
-        banks = [bank_state(tx, bank) for bank in SIMULATED_BANKS.values()]
+    simulator = current_simulator()
+    with simulator.store.transaction() as tx:
+        banks = [bank_state(tx, bank) for bank in simulator.banks.values()]
     return {"banks": _masked("banks", banks)}
 
 
@@ -111,10 +112,10 @@ def _pay_in_fields() -> dict[str, Any]:
 
 def _pay_in() -> dict[str, Any]:
     fields = _pay_in_fields()
-    bank = SIMULATED_BANKS.get(fields["bank"])
+    simulator = current_simulator()
+    bank = simulator.banks.get(fields["bank"])
     if bank is None:
         raise unknown_bank(fields["bank"])
-    simulator = current_simulator()
     arrival, balance_fen = simulator.operations.pay_in(
         bank, fields["account_no"], fields["amount_fen"], fields["payer_name"], fields["payer_account"]
     )
