@@ -9,12 +9,12 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.sandbox.forms import sample_form
 from flask.testing import FlaskClient
 
 from app.agreements.service import agreement_data
 from app.db.models import Deal
 from app.deals import service as deals
+from app.deals.sample_forms import sample_form
 from app.definitions.kinds import content_sha256
 from app.domain.banks import bank_from_document
 from app.platform.config import ROOT, BankEndpoint
