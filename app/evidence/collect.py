@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -124,7 +125,8 @@ def _notifications(session: Session, deal: Deal) -> list[Notification]:
         concerns.append(BankNotification.payout_id.in_(payouts))
     if not concerns:
         return []
-    rows = session.scalars(select(BankNotification).where(or_(*concerns)).order_by(BankNotification.id))
+    rows = list(session.scalars(select(BankNotification).where(or_(*concerns)).order_by(BankNotification.id)))
+    rows = sorted([*rows, *_results_before_0047(session, deal, set(payouts))], key=lambda row: row.id)
     return [
         Notification(
             row.bank_code,
@@ -138,6 +140,31 @@ def _notifications(session: Session, deal: Deal) -> list[Notification]:
         )
         for row in rows
     ]
+
+
+def _results_before_0047(session: Session, deal: Deal, payouts: set[str]) -> list[BankNotification]:
+    """Payout results stored before `payout_id` was kept beside the body: the bank's results since the deal's first
+    payout, read (decrypted) to find the deal's own. None once every row has its payout id."""
+    if not payouts:
+        return []
+    since = min(payout.created_at for payout in deal.payouts)
+    candidates = session.scalars(
+        select(BankNotification).where(
+            BankNotification.bank_code == deal.bank_code,
+            BankNotification.type == "payout_result",
+            BankNotification.payout_id.is_(None),
+            BankNotification.received_at >= since,
+        )
+    )
+    found = []
+    for row in candidates:
+        try:
+            payout_id = json.loads(row.raw_body).get("payout_id")
+        except ValueError:
+            continue
+        if payout_id in payouts:
+            found.append(row)
+    return found
 
 
 def _certificates(rt: Runtime, bank_codes: set[str]) -> dict[str, bytes]:

@@ -14,31 +14,53 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.crypto import sm3
 from app.crypto.keys import make_self_signed_certificate
 from app.crypto.openssl_provider import generate_sm2_private_key_pem
 from app.db.audit_models import AuditEntry
 from app.db.models import BankNotification
+from app.deals import service as deals
 from app.evidence.archive import read_archive, write_archive
 from app.evidence.build import EVIDENCE_ACTION, build_pack
+from app.evidence.collect import collect
 from app.evidence.verify import verify_pack
 from app.platform.runtime import Runtime
 from app.tsa import protocol as tsa_protocol
 from app.tsa.authority import open_authority
 from tests.conftest import csrf_token
-from tests.factories import arrive, confirmed_deal, load_deal, open_account
+from tests.factories import (
+    CUSTODY_FEN,
+    actor,
+    arrive,
+    bank_accepted,
+    confirmed_deal,
+    load_deal,
+    notification,
+    open_account,
+    post_callback,
+)
 
 ACCOUNT = "6226000000000777"
 PAYER_ACCOUNT = "6226620012345678"  # what `arrive` says paid in: never in the pack in full
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _funded_deal(rt: Runtime, client: FlaskClient, keys_dir: Path) -> int:
+def _closed_deal(rt: Runtime, client: FlaskClient, keys_dir: Path) -> int:
+    """Signed, opened, funded in two arrivals, title transferred, the seller paid (the bank's result)."""
     deal_id = confirmed_deal(rt)
     open_account(client, keys_dir, rt, deal_id, ACCOUNT)
     arrive(client, keys_dir, ACCOUNT, 1_000, "EVIDENCE-REF-1")
+    arrive(client, keys_dir, ACCOUNT, CUSTODY_FEN - 1_000, "EVIDENCE-REF-2")
+    deals.record_title_transferred(rt, actor(rt, "ops"), deal_id)
+    payout_id = load_deal(rt, deal_id).payouts[0].payout_id
+    bank_accepted(rt, payout_id)
+    paid = notification(
+        "payout_result", payout_id=payout_id, bank_reference="EVIDENCE-PAY", status="succeeded", failure_reason=None
+    )
+    assert post_callback(client, keys_dir, paid)[0] == 200
+    assert load_deal(rt, deal_id).state == "closed"
     return deal_id
 
 
@@ -58,17 +80,21 @@ def _flip(content: bytes, at: int | None = None) -> bytes:
 
 
 @pytest.mark.usefixtures("users")
-def test_pack_of_a_funded_deal_verifies_offline_and_fails_on_any_change(
+def test_pack_of_a_closed_deal_verifies_offline_and_fails_on_any_change(
     rt: Runtime, client: FlaskClient, keys_dir: Path, tmp_path: Path
 ) -> None:
-    deal_id = _funded_deal(rt, client, keys_dir)
+    deal_id = _closed_deal(rt, client, keys_dir)
     deal = load_deal(rt, deal_id)
     with rt.db.uow() as uow:
         stored = list(uow.session.scalars(select(BankNotification).order_by(BankNotification.id)))
-        assert [row.type for row in stored] == ["account_opened", "funds_arrived"]
+        assert [row.type for row in stored] == ["account_opened", "funds_arrived", "funds_arrived", "payout_result"]
         assert all(set(row.signature or {}) == {"timestamp", "nonce", "signature"} for row in stored), "kept (0047)"
     pack = build_pack(rt, deal_id, builder="user:ops")
     platform = rt.keys.platform_certificate_pem
+    with rt.db.uow() as uow:  # a result stored before 0047 kept its payout id: found by reading the bodies
+        uow.session.execute(update(BankNotification).values(payout_id=None))
+        uow.commit()
+    assert [item.type for item in collect(rt, deal_id).notifications][-1] == "payout_result"
     rt.db.dispose()
 
     members = _members(pack)
@@ -79,9 +105,13 @@ def test_pack_of_a_funded_deal_verifies_offline_and_fails_on_any_change(
     assert any(path.startswith("versions/workflow/") for path in paths)
     assert any(path.startswith("versions/template/") for path in paths)
     notifications = sorted(path for path in paths if path.startswith("bank_notifications/"))
-    assert len(notifications) == 4, notifications
+    assert len(notifications) == 8, notifications
+    assert "payout_result" in notifications[-1], "found by the payout id kept beside the body (0047)"
     ledger = json.loads(members["ledger.json"])
-    assert [(t["amount_fen"], t["credit_account"]) for t in ledger["transfers"]] == [(1_000, f"custody:{deal.deal_no}")]
+    custody = f"custody:{deal.deal_no}"
+    arrivals = [t["amount_fen"] for t in ledger["transfers"] if t["credit_account"] == custody]
+    assert arrivals == [1_000, CUSTODY_FEN - 1_000], "integer fen, in order"
+    assert {t["kind"] for t in ledger["transfers"] if t["debit_account"] == custody} >= {"pending", "post_pending"}
     timeline = json.loads(members["timeline.json"])
     assert timeline[0]["event"] == "create" and timeline[-1]["at"].endswith("+00:00")
     deal_json = json.loads(members["deal.json"])
@@ -95,8 +125,12 @@ def test_pack_of_a_funded_deal_verifies_offline_and_fails_on_any_change(
     report = verify_pack(pack, [platform])
     assert report.valid, report.problems
     assert report.deal_no == deal.deal_no and report.builder == "user:ops"
-    assert report.notifications_verified == 1, "the account opening: raw, signed by the bank"
-    assert any("脱敏" in note for note in report.notes), "the arrival: masked, said so"
+    assert report.notifications_verified == 2, "the account opening and the payout result: raw, signed by the bank"
+    assert sum("脱敏" in note for note in report.notes) == 2, "the arrivals: masked, said so"
+    assert any(
+        entry.startswith("payout:")
+        for entry in {json.loads(line)["subject"] for line in members["audit.jsonl"].splitlines()}
+    )
     assert report.audit_entries >= 3 and report.agreements[f"agreements/{deal.deal_no}.pdf"][0]["valid"]
 
     # offline: another process, no database configured, only the pack and the platform's certificate
