@@ -108,3 +108,27 @@ def ca_list() -> None:
             f"{serial_hex(certificate)}\t{display_name(certificate.subject)}\t"
             f"{certificate.not_valid_before.date()} 至 {certificate.not_valid_after.date()}\t{state}"
         )
+
+
+@ca_cli.command("issue-tsa")
+@click.option(
+    "--request",
+    "request_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="时间戳服务的 SM2 公钥（PEM），或其用私钥自签的证书（如 TSA 目录中的 tsa.cert.pem）",
+)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="证书写到该文件")
+@click.option("--chain-out", type=click.Path(dir_okay=False, path_type=Path), help="根证书（证书链）写到该文件")
+def ca_issue_tsa(request_file: Path, out: Path, chain_out: Path | None) -> None:
+    """为时间戳服务（TSA）的密钥签发证书（扩展密钥用途 timeStamping，关键）。
+
+    Issue the TSA's certificate for its key (extendedKeyUsage timeStamping, critical); --chain-out: the root."""
+    from app.pki.seals import issue_tsa_certificate
+    from app.pki.store import root_pem
+
+    issued = issue_tsa_certificate(_keys_dir(), request_file.read_bytes())
+    out.write_bytes(issued)
+    if chain_out is not None:
+        chain_out.write_bytes(root_pem(_keys_dir()))
+    click.echo(f"已签发时间戳服务证书：{out}" + (f"；根证书：{chain_out}" if chain_out else ""))

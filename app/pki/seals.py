@@ -20,6 +20,8 @@ from app.platform.errors import ValidationError
 
 SEAL_COMMON_NAME = "存管平台电子签章"
 SEAL_VALID_DAYS = 3650
+TSA_COMMON_NAME = "存管平台时间戳服务"
+TSA_VALID_DAYS = 5 * 365
 # the demo operator; production sets CUNGUAN_PLATFORM_LEGAL_NAME and CUNGUAN_PLATFORM_USCC before `flask keys init`
 DEMO_PLATFORM = Organization("存管平台演示运营有限公司", "91110000MA01000004")
 
@@ -80,6 +82,17 @@ def bank_seal_subject_name(legal_name: str) -> str:
     return f"{legal_name}电子签章"
 
 
+def requested_public_key(request_pem: bytes) -> bytes:
+    """The SM2 public key (PEM) a request names: a public key PEM, or a certificate its holder signed itself with
+    that key (its signature proves the holder has the key; ValidationError otherwise)."""
+    if pem.detect(request_pem) and pem.unarmor(request_pem)[0] == "CERTIFICATE":
+        request = load_certificate(request_pem)
+        if not signed_by(request, request):
+            raise ValidationError("证书请求未用其私钥签名，无法证明持有私钥", code="NO_PROOF_OF_POSSESSION")
+        return public_key_pem(request)
+    return request_pem
+
+
 def issue_bank_seal(
     keys_dir: Path,
     request_pem: bytes,
@@ -89,17 +102,26 @@ def issue_bank_seal(
     valid_days: int = SEAL_VALID_DAYS,
     common_name: str | None = None,
 ) -> bytes:
-    """A seal certificate for a bank's own key. `request_pem`: the bank's SM2 public key (PEM), or a
-    certificate the bank signed itself with that key (its self-signed seal certificate serves as the request:
-    its signature proves the bank holds the key). The subject is `organization`'s, not the request's; its
-    commonName `common_name`, default "<legal name>电子签章"."""
-    if pem.detect(request_pem) and pem.unarmor(request_pem)[0] == "CERTIFICATE":
-        request = load_certificate(request_pem)
-        if not signed_by(request, request):
-            raise ValidationError("银行的证书请求未用其私钥签名，无法证明持有私钥", code="NO_PROOF_OF_POSSESSION")
-        public_key = public_key_pem(request)
-    else:
-        public_key = request_pem
+    """A seal certificate for a bank's own key (`requested_public_key`: its public key, or its self-signed seal
+    certificate as the request). The subject is `organization`'s, not the request's; its commonName
+    `common_name`, default "<legal name>电子签章"."""
     start, end = _validity(keys_dir, valid_from, valid_days)
     subject = organization_subject(organization, common_name or bank_seal_subject_name(organization.legal_name))
+    public_key = requested_public_key(request_pem)
     return issue_and_record(keys_dir, public_key, subject, usage=Usage.SEAL, valid_from=start, valid_until=end)
+
+
+def issue_tsa_certificate(
+    keys_dir: Path,
+    request_pem: bytes,
+    *,
+    identity: Organization | None = None,
+    valid_from: datetime | None = None,
+    valid_days: int = TSA_VALID_DAYS,
+) -> bytes:
+    """The timestamp authority's certificate for its own key (extendedKeyUsage timeStamping, critical; subject the
+    platform operator's legal name and USCC, CN TSA_COMMON_NAME). The TSA installs it with the root as chain."""
+    start, end = _validity(keys_dir, valid_from, valid_days)
+    subject = organization_subject(identity or platform_identity(), TSA_COMMON_NAME)
+    public_key = requested_public_key(request_pem)
+    return issue_and_record(keys_dir, public_key, subject, usage=Usage.TSA, valid_from=start, valid_until=end)

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from asn1crypto import cms, pem
 from flask import Flask
+from flask.testing import FlaskClient
 
 from app.agreements.service import verify_agreement_pdf
 from app.crypto.keys import ensure_keys
@@ -23,6 +26,7 @@ from app.pki.certificates import Usage
 from app.pki.names import Organization, organization_subject, person_subject
 from app.pki.store import issue_and_record
 from app.platform.runtime import Runtime
+from tests.conftest import csrf_token
 from tests.factories import confirmed_deal
 from tests.pdf_samples import text_pdf
 
@@ -45,7 +49,11 @@ def _own_keys(rt: Runtime, tmp_path: Path) -> Path:
 
 @pytest.mark.usefixtures("users")
 def test_the_signed_agreement_names_its_chain_and_a_revoked_seal_is_refused(
-    app: Flask, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    app: Flask,
+    rt: Runtime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    login: Callable[[str], FlaskClient],
 ) -> None:
     pdf = _agreement_pdf(rt)
     (report,) = verify_agreement_pdf(rt, pdf)
@@ -63,6 +71,15 @@ def test_the_signed_agreement_names_its_chain_and_a_revoked_seal_is_refused(
     assert shown.exit_code == 0, shown.output
     (signature,) = json.loads(shown.stdout)["signatures"]
     assert signature["certificate_chain"] == CHAIN and signature["certificate_serial"] == report.certificate_serial
+    client = login("auditor")
+    token = csrf_token(client.get("/agreements/verify").text)
+    page = client.post(
+        "/agreements/verify",
+        data={"pdf": (BytesIO(pdf), "agreement.pdf"), "csrf_token": token},
+        content_type="multipart/form-data",
+    )
+    assert page.status_code == 200 and "存管平台电子签章 → 存管平台根证书" in page.text
+    assert report.certificate_serial in page.text
 
     keys = _own_keys(rt, tmp_path)  # revoke in a copy: the session's folder serves every other test
     monkeypatch.setattr(app.extensions["cunguan.config"], "keys_dir", keys)

@@ -31,7 +31,7 @@ from app.pki.names import (
     plain_subject,
     uscc_check_character,
 )
-from app.pki.seals import ensure_platform_seal, issue_bank_seal, legacy_platform_certificates
+from app.pki.seals import ensure_platform_seal, issue_bank_seal, issue_tsa_certificate, legacy_platform_certificates
 from app.pki.store import crl_path, ensure_root, load_ca, revocations, revoke, root_certificate_path, write_crl
 from app.platform.errors import ValidationError
 
@@ -276,3 +276,19 @@ def test_a_bank_seal_needs_proof_of_possession_and_carries_the_banks_identity(tm
 
 def _other_request() -> bytes:
     return make_self_signed_certificate(generate_sm2_private_key_pem(), "x", "y", valid_from=START)
+
+
+def test_the_tsa_gets_a_timestamping_certificate_it_can_install(tmp_path: Path) -> None:
+    from app.tsa.identity import ensure_tsa_identity, install_certificate
+
+    keys, tsa = tmp_path / "keys", tmp_path / "tsa"
+    ensure_keys(keys, START)
+    request = ensure_tsa_identity(tsa).certificate_pem  # self-signed: its signature proves the key
+    issued = issue_tsa_certificate(keys, request, valid_from=START)
+    certificate = load_certificate(issued)
+    assert certificate.subject.native["common_name"] == "存管平台时间戳服务"
+    assert certificate.subject.native["serial_number"] == "91110000MA01000004", "the operator's USCC"
+    trust = TrustStore((load_ca(keys).certificate,))
+    assert validate_path(certificate, [], trust, at=[SIGNED_AT], purpose="timestamping").valid
+    install_certificate(tsa, issued, root_certificate_path(keys).read_bytes())
+    assert ensure_tsa_identity(tsa).certificate_pem == issued
