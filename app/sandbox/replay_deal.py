@@ -7,11 +7,15 @@ payment where the real bank failed it."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.db.models import Deal, Payout
+from app.db.models import Deal, Job, Payout
+from app.deals import contract_import
 from app.deals import freeze as freezes
 from app.deals import service as deals
 from app.deals.sample_forms import BUYER, SELLER, parse_details, product_form, sample_form
@@ -32,6 +36,8 @@ PAYER_PREFIXES = ("buyer_", "tenant_", "owner_", "applicant_")
 PAYEE_PREFIXES = ("seller_", "landlord_", "contractor_", "developer_", "beneficiary_")
 ACCOUNT_FORMATS = {"bank-card": (16, 19), "bank-account": (12, 30)}
 OTHER_PAYER = ("仿真付款人", "6214830000000000")
+HELD = timedelta(days=36_500)  # a payout the real bank has not answered yet waits beyond any replayed time
+IMPORT_NUMBER = "REPLAY-IMPORT-00001"  # each deal is replayed in an empty sandbox: one number does
 
 
 def shaped(real: str | None, sample: str, lengths: tuple[int, int] = (16, 19)) -> str:
@@ -91,9 +97,10 @@ class DealReplay:
                 values[spec.name] = str(value)
         return values
 
-    def create(self) -> None:
-        """The deal under the draft, at the real deal's creation time; NotReplayable when the draft refuses it."""
-        overrides = self._overrides()
+    def create(self, imported: bool = False) -> None:
+        """The deal under the draft, at the real deal's creation time, by the intake or (`imported`) by the
+        stock-contract import; NotReplayable when the draft refuses it."""
+        overrides = self._overrides() | ({"lease_contract_no": IMPORT_NUMBER} if imported else {})
         try:
             form = sample_form(self.config, self.variant, overrides)
         except ValidationError as invalid:
@@ -102,12 +109,31 @@ class DealReplay:
             form["custody_bank"] = self.real.bank_code
         self.s.clock.now = self.real.created_at
         try:
-            self.deal_id = deals.create_deal(
-                self.s.rt, self.s.people.agent, self.city.admin_code, self.real.product, form
-            )
+            if imported:
+                self.deal_id = self._import(form)
+            else:
+                agent, city = self.s.people.agent, self.city.admin_code
+                self.deal_id = deals.create_deal(self.s.rt, agent, city, self.real.product, form)
         except CunguanError as refused:
             detail = f"：{parse_details(refused.details)}" if refused.details else ""
             raise NotReplayable(f"按草稿配置无法新建：{refused.message}{detail}") from refused
+        self._remember_payer()
+
+    def _import(self, form: dict[str, str]) -> int:
+        """The deal entering as its real one did: one row of an import file."""
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([[contract_import.CITY_COLUMN, *form], [self.city.admin_code, *form.values()]])
+        agent = self.s.people.agent.username
+        result = contract_import.import_contracts(self.s.rt, agent, "replay.csv", buffer.getvalue().encode())
+        if result.imported != 1:
+            bad = "；".join(f"{row.field}：{row.reason}" for row in result.bad_rows)
+            raise NotReplayable(f"按草稿配置无法导入：{bad or '没有导入'}")
+        with self.s.rt.db.uow() as uow:
+            deal_id = uow.session.scalar(select(func.max(Deal.id)))
+        assert deal_id is not None
+        return deal_id
+
+    def _remember_payer(self) -> None:
         with self.s.rt.db.uow() as uow:
             deal = uow.session.get(Deal, self.deal_id)
             assert deal is not None
@@ -118,8 +144,12 @@ class DealReplay:
 
     def run(self, history: History) -> Replayed:
         """Act out `history`; stops at the first step the sandbox refuses (the reason is kept)."""
-        self.create()
+        self.create(history.imported)
         origins: list[str] = []
+        try:
+            self._settle(history, -1)  # what creating it set off (an imported deal's account opening)
+        except BankProblem as problem:
+            return Replayed(self.deal_id, f"新建后未能完成：{problem}", ())
         for act in history.acts:
             self.s.clock.advance_to(act.at)
             try:
@@ -181,14 +211,21 @@ class DealReplay:
             bank_code = uow.session.scalar(select(Deal.bank_code).where(Deal.id == self.deal_id))
         assert bank_code is not None
         self.s.bank.fail(bank_code, frozenset({"payout_failure"}) if failing_next(history, position) else frozenset())
-        self.s.bank.settle(self.s.rt, self._approve)
+        self.s.bank.settle(self.s.rt, lambda: self._release(history.answered))
 
-    def _approve(self) -> None:
-        """Payouts above the draft's approval line: approved by sandbox people other than who asked."""
+    def _release(self, answered: int) -> None:
+        """Before the workers run: the deal's first `answered` payouts go their way (approved by sandbox people
+        other than who asked, when above the draft's line); a later one stays where the real one still is, in
+        flight - unapproved, its submission held - so that a running deal is replayed only up to its state."""
         with self.s.rt.db.uow() as uow:
-            waiting = list(
-                uow.session.scalars(select(Payout.payout_id).where(Payout.status == PayoutStatus.AWAITING_APPROVAL))
-            )
+            session = uow.session
+            payouts = list(session.scalars(select(Payout).where(Payout.deal_id == self.deal_id).order_by(Payout.id)))
+            held = [p.payout_id for p in payouts[answered:]]
+            for job in session.scalars(select(Job).where(Job.kind == "submit_payout", Job.status == "pending")):
+                if job.payload.get("payout_id") in held:
+                    job.run_after = self.s.clock() + HELD
+            session.commit()
+            waiting = [p.payout_id for p in payouts[:answered] if p.status == PayoutStatus.AWAITING_APPROVAL]
         for payout_id in waiting:
             for approver in self.s.people.approvers:
                 try:

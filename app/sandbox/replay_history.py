@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import BankNotification, Deal, DealEvent, User
+from app.db.models import BankNotification, Deal, DealEvent, Payout, User
 from app.deals import service as deals
 from app.deals.contract_import import EVENT as IMPORTED
+from app.payouts.status import FINAL
 
 ARRIVALS = frozenset({"funds_arrived", "fund_drawn"})
 PAYMENT_RESULTS = frozenset({"payout_succeeded", "payout_failed", "refund_succeeded", "refund_failed"})
@@ -47,6 +48,8 @@ class Act:
 class History:
     acts: list[Act]
     results: list[tuple[int, str]]  # (position, event) of each payment result the bank gave, in order
+    imported: bool = False  # the deal entered by the stock-contract import (`flask contracts import`)
+    answered: int = 0  # how many of its payouts the bank answered (the later ones are still in flight)
 
 
 def _roles(session: Session, events: list[DealEvent]) -> dict[str, str]:
@@ -93,10 +96,9 @@ def _person(event: DealEvent, position: int, role: str) -> Act:
 
 
 def read_history(session: Session, deal: Deal) -> History:
-    """The acts of `deal`'s history; NotReplayable when it cannot be acted out."""
+    """The acts of `deal`'s history (its import, if it entered so, is its creation: not an act); NotReplayable
+    when it cannot be acted out."""
     events = list(session.scalars(select(DealEvent).where(DealEvent.deal_id == deal.id).order_by(DealEvent.id)))
-    if any(e.event == IMPORTED for e in events):
-        raise NotReplayable("存量合同导入的存管单暂不支持重放")
     roles = _roles(session, events)
     arrivals = _notifications(session, deal)
     by_reference = {str(body.get("bank_reference")): (at, body) for at, body in arrivals}
@@ -133,7 +135,10 @@ def read_history(session: Session, deal: Deal) -> History:
         )
         acts.append(act)
     acts.sort(key=lambda a: (a.position, a.at))
-    return History(acts, results)
+    answered = session.scalar(
+        select(func.count()).select_from(Payout).where(Payout.deal_id == deal.id, Payout.status.in_(FINAL))
+    )
+    return History(acts, results, imported=any(e.event == IMPORTED for e in events), answered=answered or 0)
 
 
 def failing_next(history: History, position: int) -> bool:

@@ -79,12 +79,12 @@ def test_the_simulation_job_replays_real_deals_and_the_review_page_shows_them(
 
     with rt.db.uow() as uow:
         stored = uow.session.scalars(select(ConfigSimulation)).one()
-    assert stored.complete and stored.report["replay"]["count"] == 2 and stored.report["replay"]["differing"] == 1
+    assert stored.complete and stored.report["replay"]["count"] == 2 and stored.report["replay"]["differing"] == 2
 
     page = html.unescape(login("reviewer").get(PAGE).text)
     section = page.split('id="replay"', 1)[1].split("</section>", 1)[0]
     assert "真实存管单重放" in section
-    assert "按本版本重放最近 2 笔真实存管单：1 笔与实际不同（相同 1，金额不同 1）" in section
+    assert "按本版本重放最近 2 笔真实存管单：2 笔与实际不同（金额不同 2）" in section
     assert '<div class="table-wrap" tabindex="0" role="region"' in section, "the table scrolls inside itself"
     rows = section.split("<tr>")[2:]
     (fee_row,) = [r for r in rows if closed in r]
@@ -96,6 +96,6 @@ def test_the_simulation_job_replays_real_deals_and_the_review_page_shows_them(
         and "收费：¥0.00 → ¥3,703.70（+¥3,703.70）" in fee_row
     )
     assert "第 1 笔放款：¥1,234,567.89 → ¥1,230,864.19（-¥3,703.70）" in fee_row
-    (same_row,) = [r for r in rows if running in r]
-    assert "相同" in same_row and "（进行中）" in same_row
+    (running_row,) = [r for r in rows if running in r]
+    assert "金额不同" in running_row and "放款中（进行中）" in running_row
     assert json.dumps(stored.report, ensure_ascii=False).count("6222020200112233445") == 0, "no account number kept"
