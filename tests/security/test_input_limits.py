@@ -20,7 +20,8 @@ from tests.conftest import csrf_token
 from tests.factories import confirmed_deal, load_deal
 
 Login = Callable[[str], FlaskClient]
-HUGE = "长" * 5_000  # over every limit (the longest is 2,000); a value near the 1 MB body limit takes werkzeug ~0.4 s to parse
+# over every limit (the longest is 2,000); a value near the 1 MB body limit takes werkzeug ~0.4 s to parse
+HUGE = "长" * 5_000
 
 # (who, method, path, the over-long field): one of each kind of text box
 BOXES = [
