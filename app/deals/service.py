@@ -20,6 +20,7 @@ from app.definitions.pins import deal_pins
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
 from app.domain.custody_limits import CUSTODY_FIELDS, custody_limit_error
+from app.domain.deal_account import AccountBox, account_box
 from app.domain.extra_fields import ExtraItem, extra_items, read_extras
 from app.domain.forms.products import DealFields, deal_fields
 from app.domain.forms.schema_form import build_form, load_base_schema
@@ -315,6 +316,7 @@ class DealView:
     fees: list[FeeLine]
     ended: bool  # in a final state of its workflow: nothing more to freeze, sign or pay
     extras: tuple[ExtraItem, ...]  # the city's extra fields with their labels, personal data masked
+    account: AccountBox  # the custody sub-account, or the frozen account of a guarantee
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -331,6 +333,8 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
         transfers = repo.transfers_for_deal(deal.id)
         codes = {t.debit_account_id: t.debit_account.code for t in transfers}
         codes.update({t.credit_account_id: t.credit_account.code for t in transfers})
+        ended = deal.state in definition.states and definition.states[deal.state].final
+        opened = deal.virtual_account
         return DealView(
             deal=deal,
             state_label=definition.label(deal.state),
@@ -343,8 +347,15 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
             event_labels=definition.events,
             deadlines=deadline_views(rt, uow.session, deal),
             fees=deal_fees(rt, uow.session, deal, transfers),
-            ended=deal.state in definition.states and definition.states[deal.state].final,
+            ended=ended,
             extras=_extras(rt, uow.session, deal),
+            account=account_box(
+                by_freeze=any("request_freeze" in t.actions for t in definition.transitions),
+                number=opened.account_no if opened is not None else None,
+                requested=opened is not None,
+                signed=deal.agreement is not None,
+                ended=ended,
+            ),
         )
 
 

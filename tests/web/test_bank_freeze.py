@@ -48,9 +48,13 @@ def _confirmed(rt: Runtime, login: Login) -> int:
     """A guarantee the agent confirmed on its page: the deal waits for the bank's freeze."""
     deal_id = deals.create_deal(rt, actor(rt, "agent"), "370200", "guarantee_release", FORM)
     agent = login("agent")
-    token = csrf_token(agent.get(f"/deals/{deal_id}").text)
+    page = agent.get(f"/deals/{deal_id}").text
+    assert "冻结账户" in page and "确认协议后申请冻结" in page and "存管虚户" not in page
+    token = csrf_token(page)
     assert agent.post(f"/deals/{deal_id}/confirm", data={"csrf_token": token}).status_code in (302, 303)
     assert load_deal(rt, deal_id).state == "freezing"
+    page = agent.get(f"/deals/{deal_id}").text
+    assert "冻结申请已提交，等待银行回执" in page and "确认协议后开立" not in page
     return deal_id
 
 
@@ -102,6 +106,7 @@ def test_the_freeze_is_booked_only_on_the_banks_signed_receipt(
     assert frozen["balance_fen"] == AMOUNT_FEN, "the bank froze the amount the agreement names"
     page = login("ops").get(f"/deals/{deal_id}").text
     assert "已冻结" in page and "frozen_account" not in page, "no account is typed anywhere"
+    assert f'<strong id="account-no">{frozen["account_no"]}</strong>' in page and "冻结账户" in page
 
 
 def test_a_forged_receipt_books_nothing(rt: Runtime, login: Login, bank: InProcessSimulator, tmp_path: Path) -> None:
