@@ -185,8 +185,20 @@ def validation_material(rt: Runtime) -> tuple[list[bytes], list[bytes]]:
     return list(dict.fromkeys(pem.unarmor(item)[2] for item in pems)), [pem.unarmor(item)[2] for item in crls]
 
 
+def tsa_trust(rt: Runtime) -> TrustStore | None:
+    """What timestamps are checked against: the configured TSA certificate or its CA (CUNGUAN_TSA_CERT) and the
+    platform root, with the CA's CRL (a TSA certificate our CA issued, `flask tsa certify`, can be revoked); None
+    without CUNGUAN_TSA_CERT (development: the token's own certificate)."""
+    pinned = rt.trusted_tsa_certificates()
+    if pinned is None:
+        return None
+    root, crl = root_certificate_path(rt.keys.folder), crl_path(rt.keys.folder)
+    anchors = [*([root.read_bytes()] if root.is_file() else []), *pinned]
+    return TrustStore.of(anchors, [crl.read_bytes()] if crl.is_file() else [])
+
+
 def verify_agreement_pdf(rt: Runtime, pdf: bytes, require_timestamp: bool = False) -> list[PdfSignatureReport]:
     """Every signature in `pdf`: its certificate path up to this instance's trust anchors and against the CA's CRL
-    (`trusted_certificates`), its timestamp against the configured TSA certificate (CUNGUAN_TSA_CERT);
-    `require_timestamp`: a signature without one fails."""
-    return verify_pdf_signatures(pdf, trusted_certificates(rt), rt.trusted_tsa_certificates(), require_timestamp)
+    (`trusted_certificates`), its timestamp's TSA against `tsa_trust`; `require_timestamp`: a signature without
+    one fails."""
+    return verify_pdf_signatures(pdf, trusted_certificates(rt), tsa_trust(rt), require_timestamp)

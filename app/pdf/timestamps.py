@@ -4,7 +4,6 @@ Unsigned, so it can be added to a finished signature - ours or the CMS a bank an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from asn1crypto import cms, core
@@ -12,7 +11,7 @@ from asn1crypto import cms, core
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm3
 from app.tsa.client import Timestamper
-from app.tsa.tokens import TimestampCheck, check_token, check_token_digest
+from app.tsa.tokens import TimestampCheck, Trust, check_token, check_token_digest
 
 SIGNATURE_TIMESTAMP = "signature_time_stamp_token"
 
@@ -41,9 +40,7 @@ def add_signature_timestamp(cms_der: bytes, timestamper: Timestamper) -> bytes:
     return cms.ContentInfo({"content_type": "signed_data", "content": stamped}).dump()
 
 
-def document_timestamp_fields(
-    contents: bytes, signed_bytes: bytes | None, trusted: Sequence[bytes] | None
-) -> dict[str, Any]:
+def document_timestamp_fields(contents: bytes, signed_bytes: bytes | None, trusted: Trust) -> dict[str, Any]:
     """What the verifier reports of a /DocTimeStamp (SubFilter ETSI.RFC3161): an RFC 3161 token over the SM3 of
     its byte ranges, the TSA in the place of a signer (`trusted`: the TSA certificates the verifier names)."""
     check = check_token_digest(cms.ContentInfo.load(contents), sm3(signed_bytes or b""), trusted)
@@ -62,7 +59,7 @@ def document_timestamp_fields(
     }
 
 
-def signature_timestamp(signer: cms.SignerInfo, trusted: Sequence[bytes] | None = None) -> TimestampCheck | None:
+def signature_timestamp(signer: cms.SignerInfo, trusted: Trust = None) -> TimestampCheck | None:
     """The check of the signer's signature timestamp; None when it has none. `trusted`: DER TSA certificates."""
     tokens = [
         value

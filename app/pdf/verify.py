@@ -220,11 +220,11 @@ def verify_pdf_signatures(
         return [PdfSignatureReport(signed=False, errors=[f"无法解析 PDF：{error}"])]
     if not signatures:
         return [PdfSignatureReport(signed=False, errors=["PDF 中没有签名"])]
-    trust, tsa_ders = _trust_store(trusted), _trusted_ders(trusted_tsa)
+    trust, tsa_trust = _trust_store(trusted), _trust_store(trusted_tsa)
     reports = []
     for name, signature in signatures:
         try:
-            reports.append(_check(pdf_bytes, name, signature, trust, (tsa_ders, require_timestamp)))
+            reports.append(_check(pdf_bytes, name, signature, trust, (tsa_trust, require_timestamp)))
         except Exception as error:
             reports.append(PdfSignatureReport(signed=True, field_name=name, errors=[f"签名数据无法解析：{error}"]))
     reports = _check_certification(reports, [signature for _, signature in signatures], certified)
@@ -347,22 +347,6 @@ def _trust_store(trusted: TrustedCertificates) -> TrustStore | None:
     return TrustStore.of([trusted] if isinstance(trusted, bytes) else list(trusted))
 
 
-def _trusted_ders(trusted: TrustedCertificates) -> list[bytes] | None:
-    if trusted is None:
-        return None
-    if isinstance(trusted, TrustStore):
-        return [anchor.dump() for anchor in trusted.anchors]
-    pems = [trusted] if isinstance(trusted, bytes) else list(trusted)
-    return [der for der in map(_der_of_pem, pems) if der is not None]
-
-
-def _der_of_pem(certificate_pem: bytes) -> bytes | None:
-    try:
-        return pem.unarmor(certificate_pem)[2]
-    except ValueError:
-        return None
-
-
 def _path(
     signed_data: cms.SignedData, certificate: x509.Certificate, trust: TrustStore | None, at: list[datetime]
 ) -> PathResult:
@@ -380,7 +364,7 @@ def _check(
     name: str | None,
     signature: DictionaryObject,
     trust: TrustStore | None,
-    timestamps: tuple[list[bytes] | None, bool] = (None, False),
+    timestamps: tuple[TrustStore | None, bool] = (None, False),
 ) -> PdfSignatureReport:
     errors: list[str] = []
     contents = signature["/Contents"].original_bytes

@@ -8,11 +8,12 @@ import os
 from pathlib import Path
 
 import click
+from asn1crypto import pem, x509
 from werkzeug.serving import make_server
 
 from app.crypto import sm3
 from app.platform.config import instance_path_from_env
-from app.platform.errors import CryptoError
+from app.platform.errors import CryptoError, CunguanError
 from app.tsa.authority import DEFAULT_ACCURACY_MS, open_authority
 from app.tsa.client import timestamp
 from app.tsa.identity import CERTIFICATE_FILE, ensure_tsa_identity
@@ -70,6 +71,32 @@ def serve(host: str, port: int, keys_dir: Path, policy: str, accuracy_ms: int) -
 def keys(keys_dir: Path) -> None:
     ensure_tsa_identity(keys_dir)
     click.echo(str(keys_dir / CERTIFICATE_FILE))
+
+
+@tsa_cli.command(
+    "certify", help="由平台 CA 为时间戳服务签发证书（扩展密钥用途 timeStamping），替换自签名证书；重启服务后生效。"
+)
+@_FOLDER_OPTION
+@click.option(
+    "--ca-keys-dir",
+    default=lambda: os.environ.get("CUNGUAN_KEYS_DIR") or str(instance_path_from_env() / "keys"),
+    show_default="<CUNGUAN_KEYS_DIR 或 CUNGUAN_INSTANCE_PATH/keys>",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="平台密钥目录（其中 ca/ 为平台 CA）",
+)
+def certify(keys_dir: Path, ca_keys_dir: Path) -> None:
+    from app.tsa.certify import certify_tsa  # the platform CA: only this command needs it
+
+    try:
+        issued = certify_tsa(ca_keys_dir, keys_dir)
+    except CunguanError as error:
+        click.echo(f"错误：{error.message} {error.details or ''}", err=True)
+        raise SystemExit(1) from None
+    certificate = x509.Certificate.load(pem.unarmor(issued)[2])
+    click.echo(
+        f"时间戳服务证书已签发：序列号 {certificate.serial_number:X}，"
+        f"有效期至 {certificate.not_valid_after.isoformat()}，已写入 {keys_dir / CERTIFICATE_FILE}（请重启 tsa serve）"
+    )
 
 
 @tsa_cli.command("stamp", help="为文件的 SM3 摘要申请时间戳，把时间戳令牌（DER）写入 OUTPUT。")

@@ -13,8 +13,9 @@ from asn1crypto import cms, pem, x509
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
+from app.pki.chain import TrustStore, validate_path
 from app.platform.errors import CryptoError
-from app.tsa.protocol import TIME_STAMPING_PURPOSE, token_info
+from app.tsa.protocol import token_info
 
 
 @dataclass(frozen=True)
@@ -68,59 +69,43 @@ def _certificate(signed_data: cms.SignedData, signer: cms.SignerInfo) -> x509.Ce
     return None
 
 
-def _issued_by(certificate: x509.Certificate, issuer_der: bytes) -> bool:
-    """`certificate` carries an SM2-with-SM3 signature of the CA `issuer_der` (DER), whose subject is its issuer."""
-    try:
-        issuer = x509.Certificate.load(issuer_der)
-        if issuer.subject != certificate.issuer or not issuer.ca:
-            return False
-        algorithm = certificate["signature_algorithm"]["algorithm"].dotted
-        public_key_pem = pem.armor("PUBLIC KEY", issuer.public_key.dump())
-        tbs, signature = certificate["tbs_certificate"].dump(), certificate["signature_value"].native
-        return algorithm == sm_oids.SM2_WITH_SM3_OID and sm2_verify(public_key_pem, tbs, signature)
-    except (ValueError, TypeError, KeyError, CryptoError):
-        return False
+Trust = Sequence[bytes] | TrustStore | None
 
 
-def _trusted(certificate: x509.Certificate, trusted: Sequence[bytes]) -> bool:
-    return certificate.dump() in trusted or any(_issued_by(certificate, issuer) for issuer in trusted)
+def _trust_store(trusted: Trust, certificate: x509.Certificate) -> TrustStore:
+    """Anchors for the TSA's certificate: a TrustStore as given (root and CRL: revocation applies), certificates
+    (PEM or DER: the TSA's own, or the CA that issued it), or - when None - the token's own certificate."""
+    if isinstance(trusted, TrustStore):
+        return trusted
+    if trusted is None:
+        return TrustStore((certificate,))
+    return TrustStore.of(trusted)
 
 
-def _certificate_problems(certificate: x509.Certificate, signer: cms.SignerInfo, gen_time: datetime) -> list[str]:
-    problems = []
-    usage = certificate.extended_key_usage_value
-    critical = any(
-        extension["extn_id"].native == "extended_key_usage" and extension["critical"].native
-        for extension in certificate["tbs_certificate"]["extensions"]
-    )
-    if usage is None or usage.native != [TIME_STAMPING_PURPOSE] or not critical:
-        problems.append("时间戳服务证书的扩展密钥用途不是（关键的）timeStamping")
-    if not certificate.not_valid_before <= gen_time <= certificate.not_valid_after:
-        problems.append("时间戳时间不在时间戳服务证书的有效期内")
+def _ess_problems(certificate: x509.Certificate, signer: cms.SignerInfo) -> list[str]:
+    """RFC 5816 signingCertificateV2 must name the certificate that comes with the token (by its SM3 hash)."""
     ess = _attribute(signer, "signing_certificate_v2")
     if ess is None:
-        problems.append("时间戳令牌缺少 signingCertificateV2 属性")
-    else:
-        first = ess["certs"][0]
-        algorithm = first["hash_algorithm"]["algorithm"].dotted
-        if algorithm != sm_oids.SM3_OID or first["cert_hash"].native != sm3(certificate.dump()):
-            problems.append("时间戳令牌声明的服务证书与所附证书不一致")
-    return problems
+        return ["时间戳令牌缺少 signingCertificateV2 属性"]
+    first = ess["certs"][0]
+    if first["hash_algorithm"]["algorithm"].dotted != sm_oids.SM3_OID or first["cert_hash"].native != sm3(
+        certificate.dump()
+    ):
+        return ["时间戳令牌声明的服务证书与所附证书不一致"]
+    return []
 
 
-def check_token(
-    token: cms.ContentInfo | bytes, stamped: bytes, trusted: Sequence[bytes] | None = None
-) -> TimestampCheck:
+def check_token(token: cms.ContentInfo | bytes, stamped: bytes, trusted: Trust = None) -> TimestampCheck:
     """The check of `token` (DER or parsed) over `stamped` (for a signature timestamp: the signature value).
 
-    `trusted`: DER certificates the verifier trusts: the TSA's own, or the CA that issued it (SM2-signed, one
-    level: the platform root issues the TSA's certificate); None accepts the certificate inside the token."""
+    `trusted`: a `TrustStore` (the platform root with its CRL: the TSA's certificate path, validity at genTime,
+    the timeStamping purpose and revocation are checked by `app.pki.chain.validate_path`), certificates (PEM or
+    DER) to anchor on, or None: the certificate inside the token is taken as it is (its purpose and validity are
+    still checked)."""
     return check_token_digest(token, sm3(stamped), trusted)
 
 
-def check_token_digest(
-    token: cms.ContentInfo | bytes, digest: bytes, trusted: Sequence[bytes] | None = None
-) -> TimestampCheck:
+def check_token_digest(token: cms.ContentInfo | bytes, digest: bytes, trusted: Trust = None) -> TimestampCheck:
     """`check_token` for an SM3 `digest` of the stamped bytes."""
     try:
         return _check(token if isinstance(token, cms.ContentInfo) else cms.ContentInfo.load(token), digest, trusted)
@@ -129,7 +114,7 @@ def check_token_digest(
         return TimestampCheck(errors=[f"时间戳令牌无法解析：{reason}"])
 
 
-def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Sequence[bytes] | None) -> TimestampCheck:
+def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Trust) -> TimestampCheck:
     info = token_info(token)
     signed_data = token["content"]
     signer = signed_data["signer_infos"][0]
@@ -162,10 +147,19 @@ def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Sequence[byt
         signature_valid = sm2_verify(public_key_pem, signed_attrs, signer["signature"].native)
         if not signature_valid:
             errors.append("时间戳签名验证失败（时间戳被伪造或篡改）")
-        errors.extend(_certificate_problems(certificate, signer, gen_time))
-        trusted_certificate = trusted is None or _trusted(certificate, trusted)
-        if not trusted_certificate:
-            errors.append("时间戳服务证书不是受信任的时间戳服务证书")
+        errors.extend(_ess_problems(certificate, signer))
+        others = [
+            choice.chosen
+            for choice in signed_data["certificates"]
+            if isinstance(choice.chosen, x509.Certificate) and choice.chosen.dump() != certificate.dump()
+        ]
+        path = validate_path(
+            certificate, others, _trust_store(trusted, certificate), at=[gen_time], purpose="timestamping"
+        )
+        errors.extend(f"时间戳服务证书：{problem}" for problem in path.problems)
+        trusted_certificate = path.trusted
+        if not path.trusted:
+            errors.append(f"时间戳服务证书不受信任：{path.untrusted_reason or '证书链无法到达受信任的根证书'}")
     policy = info["policy"].dotted
     serial = info["serial_number"].native
     return TimestampCheck(

@@ -166,7 +166,7 @@ def test_only_trusted_tsa_certificates_pass_when_the_verifier_names_them(authori
     other = make_self_signed_certificate(generate_sm2_private_key_pem(), "别的", "X")
     from asn1crypto import pem
 
-    assert "不是受信任" in "".join(check_token(token, STAMPED, [pem.unarmor(other)[2]]).errors)
+    assert "时间戳服务证书不受信任" in "".join(check_token(token, STAMPED, [pem.unarmor(other)[2]]).errors)
 
 
 def test_garbage_is_a_finding_not_a_crash() -> None:
