@@ -6,13 +6,11 @@ bank simulator all read `configured_banks()`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from datetime import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from app.domain.banks import DEFAULT_CUT_OFF, BankConfigInvalid, KnownBank, banks_from_documents
+from app.domain.banks import BankConfigInvalid, KnownBank, banks_from_documents
 from app.domain.problems import Problem
 
 BANK_CONFIGS_DIR = Path(__file__).resolve().parents[2] / "bank_configs"
@@ -52,9 +50,3 @@ def load_banks(folder: Path) -> dict[str, KnownBank]:
 def configured_banks() -> dict[str, KnownBank]:
     """The repository's banks (`bank_configs/`), read once per process."""
     return load_banks(BANK_CONFIGS_DIR)
-
-
-def cut_off_of(banks: Mapping[str, KnownBank], bank_code: str) -> time:
-    """The bank's daily cut-off among `banks` (the runtime's, as published); an unknown bank gets the usual 16:30."""
-    bank = banks.get(bank_code)
-    return bank.cut_off if bank is not None else DEFAULT_CUT_OFF

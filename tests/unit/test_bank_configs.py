@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import app
-from app.banks.registry import BANK_CONFIGS_DIR, configured_banks, cut_off_of, load_banks
+from app.banks.registry import BANK_CONFIGS_DIR, configured_banks, load_banks
 from app.domain.banks import BankConfigInvalid, KnownBank, bank_from_document, banks_from_documents
 from app.platform.config import Config
 from app.tools.banksim.banks import SIMULATED_BANKS
@@ -70,8 +70,7 @@ def test_the_shipped_banks_load_from_their_files_with_the_facts_the_python_regis
         account = bank.account_format
         assert account.pattern == f"^{account.prefix}[0-9]{{{account.length - len(account.prefix)}}}$"
     banks = configured_banks()
-    assert cut_off_of(banks, "cmbc").isoformat() == "17:00:00" and cut_off_of(banks, "ceb").isoformat() == "16:30:00"
-    assert cut_off_of(banks, "nosuchbank").isoformat() == "16:30:00"
+    assert banks["cmbc"].cut_off.isoformat() == "17:00:00" and banks["ceb"].cut_off.isoformat() == "16:30:00"
 
 
 def test_the_account_number_pattern_runs_on_the_linear_engine_and_must_fit_the_assigned_numbers() -> None:
