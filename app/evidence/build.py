@@ -12,6 +12,7 @@ from app.evidence.archive import MANIFEST, MANIFEST_SIGNATURE, MANIFEST_TIMESTAM
 from app.evidence.collect import collect
 from app.evidence.manifest import manifest_bytes, sign_manifest
 from app.evidence.members import pack_members
+from app.pki.store import root_certificate_path
 from app.platform.runtime import Runtime
 from app.tsa.client import Timestamper
 
@@ -39,7 +40,11 @@ def build_pack(
     manifest = manifest_bytes(
         members, deal_id=deal_id, deal_no=deal_no, built_at=built_at, builder=builder, timestamped=stamper is not None
     )
-    signature = sign_manifest(manifest, rt.keys.platform_private_key_pem, rt.keys.platform_certificate_pem, built_at)
+    root = root_certificate_path(rt.keys.folder)
+    chain = [root.read_bytes()] if root.is_file() else []
+    signature = sign_manifest(
+        manifest, rt.keys.platform_private_key_pem, rt.keys.platform_certificate_pem, built_at, chain
+    )
     members[MANIFEST], members[MANIFEST_SIGNATURE] = manifest, signature
     if stamper is not None:
         members[MANIFEST_TIMESTAMP] = stamper(sm3(signature))

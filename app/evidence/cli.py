@@ -10,16 +10,22 @@ from pathlib import Path
 import click
 
 from app.evidence.verify import PackReport
+from app.pki.certificates import is_self_issued, load_certificate
+from app.pki.seals import legacy_platform_certificates
+from app.pki.store import crl_path, root_certificate_path
 from app.platform.cli_base import CliGroup, current_runtime
 
 evidence_cli = CliGroup("evidence", help="证据包 / evidence packs")
 
 
 def instance_trust(keys_dir: Path) -> list[bytes]:
-    """The certificates of this instance's key folder a pack may be signed by: the platform's seal certificate and,
-    once the CA exists, its root (files only: nothing is read from the database)."""
-    names = ("platform.cert.pem", "ca/root.cert.pem", "root.cert.pem")
-    return [path.read_bytes() for path in (keys_dir / name for name in names) if path.is_file()]
+    """The trust anchors of this instance's key folder for a pack's signature: the platform CA's root and, pinned,
+    the old self-signed seal certificates (files only: nothing is read from the database)."""
+    root, platform = root_certificate_path(keys_dir), keys_dir / "platform.cert.pem"
+    anchors = [root.read_bytes()] if root.is_file() else []
+    if platform.is_file() and is_self_issued(load_certificate(platform.read_bytes())):
+        anchors.append(platform.read_bytes())  # a folder from before the CA: its seal certificate is the anchor
+    return [*anchors, *legacy_platform_certificates(keys_dir)]
 
 
 def print_report(report: PackReport) -> None:
@@ -88,7 +94,8 @@ def evidence_verify(pack: Path, trust: tuple[Path, ...], trust_tsa: tuple[Path, 
     rt = current_runtime()
     roots = [path.read_bytes() for path in trust] or instance_trust(rt.keys.folder)
     tsa = [path.read_bytes() for path in trust_tsa] or rt.trusted_tsa_certificates()
-    report = verify_pack(pack.read_bytes(), roots, tsa)
+    current_crl = crl_path(rt.keys.folder)
+    report = verify_pack(pack.read_bytes(), roots, tsa, [current_crl.read_bytes()] if current_crl.is_file() else [])
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

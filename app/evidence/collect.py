@@ -13,7 +13,8 @@ from app.db.audit_models import AuditEntry
 from app.db.config_models import CityConfigSnapshot
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.models import Agreement, BankNotification, Deal
-from app.evidence.members import DealEvidence, Notification, Parties, safe_name, utc_text
+from app.evidence.members import CRL_SUFFIX, DealEvidence, Notification, Parties, safe_name, utc_text
+from app.pki.store import crl_path, root_certificate_path
 from app.platform.errors import NotFound
 from app.platform.runtime import Runtime
 
@@ -168,7 +169,15 @@ def _results_before_0047(session: Session, deal: Deal, payouts: set[str]) -> lis
 
 
 def _certificates(rt: Runtime, bank_codes: set[str]) -> dict[str, bytes]:
+    """The certificates and CRL an offline verifier needs: the platform's seal certificate, the CA's root and its
+    current CRL (validation data), and the banks' certificates."""
     found = {"platform.cert.pem": rt.keys.platform_certificate_pem}
+    for name, path in (
+        ("ca-root.cert.pem", root_certificate_path(rt.keys.folder)),
+        (f"ca{CRL_SUFFIX}", crl_path(rt.keys.folder)),
+    ):
+        if path.is_file():
+            found[name] = path.read_bytes()
     for code in sorted(bank_codes):
         path = bank_certificate_path(rt.keys.folder, code)
         content = path.read_bytes() if path.is_file() else rt.keys.bank_certificate(code).encode()

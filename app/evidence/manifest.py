@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +16,9 @@ from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
 from app.evidence.archive import MANIFEST_TIMESTAMP
 from app.pdf.sign import build_cms
+from app.pki.chain import TrustStore, validate_path
 
 FORMAT = "cunguan-evidence/1"
-_SIGNING_USAGES = {"digital_signature", "non_repudiation"}
 
 
 def manifest_bytes(
@@ -47,10 +47,17 @@ def manifest_bytes(
     return (json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def sign_manifest(manifest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime) -> bytes:
-    """A detached CMS SignedData (DER) over the manifest's SM3, by the platform's seal key."""
+def sign_manifest(
+    manifest: bytes,
+    private_key_pem: bytes,
+    certificate_pem: bytes,
+    signing_time: datetime,
+    chain: Sequence[bytes] = (),
+) -> bytes:
+    """A detached CMS SignedData (DER) over the manifest's SM3, by the platform's seal key; it carries the seal
+    certificate and `chain` (PEM: its issuers, the CA root)."""
     certificate = x509.Certificate.load(pem.unarmor(certificate_pem)[2])
-    return build_cms(sm3(manifest), private_key_pem, certificate, signing_time)
+    return build_cms(sm3(manifest), private_key_pem, certificate, signing_time, chain)
 
 
 @dataclass(frozen=True)
@@ -62,43 +69,16 @@ class ManifestSignature:
     signing_time: datetime | None
     problems: list[str]
     signature_value: bytes = b""
+    chain: list[str] = field(default_factory=list)  # the signer's certificate path, signer first
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "valid": self.valid,
             "signer": self.signer,
             "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "chain": self.chain,
             "problems": self.problems,
         }
-
-
-def _certificates(pems: Sequence[bytes]) -> list[x509.Certificate]:
-    """The certificates (PEM or DER) that parse; a broken one is skipped, never a crash."""
-    found = []
-    for item in pems:
-        try:
-            certificate = x509.Certificate.load(pem.unarmor(item)[2] if pem.detect(item) else item)
-            _ = certificate.subject.native, certificate.public_key.dump()
-        except Exception:
-            continue
-        found.append(certificate)
-    return found
-
-
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """`issuer` signed `certificate` (SM2 with SM3 over its TBSCertificate)."""
-    if certificate.issuer != issuer.subject:
-        return False
-    if certificate["signature_algorithm"]["algorithm"].dotted != sm_oids.SM2_WITH_SM3_OID:
-        return False
-    public_key = pem.armor("PUBLIC KEY", issuer.public_key.dump())
-    return sm2_verify(public_key, certificate["tbs_certificate"].dump(), certificate["signature_value"].native)
-
-
-def trusted(certificate: x509.Certificate, roots: Sequence[bytes]) -> bool:
-    """The certificate is one of `roots`, or was issued by one of them."""
-    anchors = _certificates(roots)
-    return any(anchor.dump() == certificate.dump() or _issued_by(certificate, anchor) for anchor in anchors)
 
 
 def _attribute(signer: cms.SignerInfo, name: str) -> Any:
@@ -108,16 +88,17 @@ def _attribute(signer: cms.SignerInfo, name: str) -> Any:
     return None
 
 
-def verify_manifest_signature(manifest: bytes, signature_der: bytes, roots: Sequence[bytes]) -> ManifestSignature:
-    """The detached CMS `signature_der` over `manifest`: its SM3, its SM2 signature, a signer certificate that
-    is trusted (`roots`), valid at the signing time and made for signing. Never raises on bad input."""
+def verify_manifest_signature(manifest: bytes, signature_der: bytes, trust: TrustStore) -> ManifestSignature:
+    """The detached CMS `signature_der` over `manifest`: its SM3, its SM2 signature, and a signer certificate whose
+    path reaches a trust anchor (`trust`: the platform CA root, or a certificate pinned), valid at the signing time,
+    made for signing and not revoked by the CRLs `trust` holds. Never raises on bad input."""
     try:
-        return _verify(manifest, signature_der, roots)
+        return _verify(manifest, signature_der, trust)
     except Exception as error:  # a garbled signature is a finding, not a crash
         return ManifestSignature(False, None, None, [f"manifest.sig：签名数据无法解析（{error}）"])
 
 
-def _verify(manifest: bytes, signature_der: bytes, roots: Sequence[bytes]) -> ManifestSignature:
+def _verify(manifest: bytes, signature_der: bytes, trust: TrustStore) -> ManifestSignature:
     info = cms.ContentInfo.load(signature_der)
     if info["content_type"].native != "signed_data":
         return ManifestSignature(False, None, None, ["manifest.sig：不是 CMS SignedData"])
@@ -148,14 +129,16 @@ def _verify(manifest: bytes, signature_der: bytes, roots: Sequence[bytes]) -> Ma
     signature_value = signer["signature"].native
     if not sm2_verify(public_key, signed_attrs, signature_value):
         problems.append("manifest.sig：SM2 签名验证失败")
-    if not trusted(certificate, roots):
+    others = [
+        choice.chosen
+        for choice in signed_data["certificates"]
+        if isinstance(choice.chosen, x509.Certificate) and choice.chosen.dump() != certificate.dump()
+    ]
+    path = validate_path(certificate, others, trust, at=[signing_time] if signing_time is not None else [])
+    if not path.trusted:
         problems.append("manifest.sig：签名证书不是受信任的平台证书（或不由受信任的根证书签发）")
+    problems.extend(f"manifest.sig：{problem}" for problem in path.problems)
     if signing_time is None:
         problems.append("manifest.sig：签名未注明签署时间")
-    elif not certificate.not_valid_before <= signing_time <= certificate.not_valid_after:
-        problems.append("manifest.sig：签署时间不在签名证书有效期内")
-    usage = certificate.key_usage_value
-    if usage is not None and not _SIGNING_USAGES & set(usage.native):
-        problems.append("manifest.sig：签名证书的密钥用途不允许数字签名")
     subject = str(certificate.subject.native.get("common_name", certificate.subject.human_friendly))
-    return ManifestSignature(not problems, subject, signing_time, problems, signature_value)
+    return ManifestSignature(not problems, subject, signing_time, problems, signature_value, path.path_names)

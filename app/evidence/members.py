@@ -19,6 +19,7 @@ from app.domain.pii_mask import mask_card, mask_id_number, mask_name, mask_phone
 # fields of a bank notification that are a person's data: such a body is put in the pack masked
 PERSONAL_FIELDS = {"payer_name": mask_name, "payer_account": mask_card}
 RAW, MASKED = "raw", "masked"
+CRL_SUFFIX = ".crl.pem"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
 
 
@@ -187,7 +188,8 @@ ledger.json              本存管单的账务转账记录：借方、贷方账�
 bank_notifications/      银行回调通知：*.json 为报文，*.meta.json 为接收时间、处理结果与银行签名请求头
                          （X-Bank-Timestamp、X-Bank-Nonce、X-Bank-Signature）。
 versions/                存管单固定使用的城市配置、工作流定义、协议模板与条款的原文。
-certificates/            平台签章证书与存管银行证书（核验协议签章与银行签名所需）。
+certificates/            平台签章证书、存管银行证书、平台根证书（ca-root.cert.pem）与证书吊销列表（ca.crl.pem），
+                         核验协议签章、清单签名与银行签名所需。
 
 个人信息
 --------
@@ -199,11 +201,12 @@ certificates/            平台签章证书与存管银行证书（核验协议�
 
 如何核验
 --------
-1. 平台命令：flask --app wsgi evidence verify 证据包.zip [--trust 平台根证书.pem] [--json]
+1. 平台命令：flask --app wsgi evidence verify 证据包.zip [--trust 平台根证书.pem] [--trust-tsa 时间戳证书.pem] [--json]
    全部通过时退出码为 0；任何文件的任何字节被改动、增加或删除文件，都会给出指明文件的中文原因。
 2. 平台页面：/evidence/verify 上传证据包。
 3. 手工核验：
-   a. 用可信渠道取得的平台证书核验 manifest.sig 对 manifest.json 的签名（SM2/SM3，CMS 分离式签名）；
+   a. 用可信渠道取得的平台根证书核验 manifest.sig 对 manifest.json 的签名（SM2/SM3，CMS 分离式签名，
+      签名证书链至根证书且未被吊销）；如有 manifest.tsr，核验时间戳对 manifest.sig 的 SM3 摘要；
    b. 逐个计算文件的 SM3 摘要，与 manifest.json 所列一致，且包内没有清单以外的文件；
    c. 用 certificates/ 中的证书核验 agreements/*.pdf 的签章与 raw 银行通知的签名；
    d. audit.jsonl 每条的 hash = SM3(prev_hash + 条目规范 JSON)，相邻条目首尾相接。

@@ -31,8 +31,10 @@ from app.evidence.archive import (
     write_archive,
 )
 from app.evidence.manifest import FORMAT, ManifestSignature, verify_manifest_signature
-from app.evidence.members import RAW
+from app.evidence.members import CRL_SUFFIX, RAW
 from app.pdf.verify import verify_pdf_signatures
+from app.pki.certificates import is_self_issued, load_certificate
+from app.pki.chain import TrustStore
 from app.tsa.tokens import check_token_digest
 
 AUDIT_MEMBER = "audit.jsonl"
@@ -124,6 +126,13 @@ def _check_canonical(data: bytes, members: dict[str, bytes], report: PackReport)
         report.problems.append("证据包 ZIP 结构与标准写法不一致（文件头、顺序、时间等元数据被改动）")
 
 
+def _self_issued(certificate_pem: bytes) -> bool:
+    try:
+        return is_self_issued(load_certificate(certificate_pem))
+    except Exception:  # an unreadable certificate pins nothing
+        return False
+
+
 def _ders(pems: Sequence[bytes] | None) -> list[bytes] | None:
     return None if pems is None else [pem.unarmor(item)[2] if pem.detect(item) else item for item in pems]
 
@@ -145,12 +154,12 @@ def _check_timestamp(members: dict[str, bytes], trusted_tsa: Sequence[bytes] | N
 
 
 def _check_agreements(
-    members: dict[str, bytes], certificates: list[bytes], trusted_tsa: Sequence[bytes] | None, report: PackReport
+    members: dict[str, bytes], trust: TrustStore, trusted_tsa: Sequence[bytes] | None, report: PackReport
 ) -> None:
     for path in sorted(members):
         if not (path.startswith("agreements/") and path.endswith(".pdf")):
             continue
-        reports = verify_pdf_signatures(members[path], certificates, trusted_tsa)
+        reports = verify_pdf_signatures(members[path], trust, trusted_tsa)
         report.agreements[path] = [item.as_dict() for item in reports]
         if not all(item.valid for item in reports):
             reasons = "；".join(dict.fromkeys(error for item in reports for error in item.errors)) or "签章无效"
@@ -237,10 +246,16 @@ def _guarded(report: PackReport, path: str, check: Callable[[], None]) -> None:
         report.problems.append(f"{path}：内容无法解析（{type(error).__name__}: {error}），文件已损坏或被改动")
 
 
-def verify_pack(data: bytes, trusted_roots: Sequence[bytes], trusted_tsa: Sequence[bytes] | None = None) -> PackReport:
-    """The report on the pack `data`; `trusted_roots`: the PEM certificates the manifest's signer must be, or be
-    issued by (the platform's seal certificate or its CA root); `trusted_tsa`: the TSA certificates (PEM) the
-    timestamps must carry, None accepting the one inside each token."""
+def verify_pack(
+    data: bytes,
+    trusted_roots: Sequence[bytes],
+    trusted_tsa: Sequence[bytes] | None = None,
+    crls: Sequence[bytes] = (),
+) -> PackReport:
+    """The report on the pack `data`; `trusted_roots`: the trust anchors (PEM) the manifest's signer must chain to
+    (the platform CA's root, or a certificate pinned); `trusted_tsa`: the TSA certificates (PEM) the timestamps must
+    carry, None accepting the one inside each token; `crls`: CRLs besides the one in the pack (the CA's current
+    one: a seal revoked after the pack was built fails too)."""
     report = PackReport()
     try:
         read = read_archive(data)
@@ -254,7 +269,9 @@ def verify_pack(data: bytes, trusted_roots: Sequence[bytes], trusted_tsa: Sequen
             report.problems.append(f"{required}：缺失，无法核验证据包")
     if MANIFEST not in members or MANIFEST_SIGNATURE not in members:
         return report
-    report.signature = verify_manifest_signature(members[MANIFEST], members[MANIFEST_SIGNATURE], trusted_roots)
+    crls = [*crls, *(content for path, content in sorted(members.items()) if path.endswith(CRL_SUFFIX))]
+    trust = TrustStore.of(trusted_roots, crls)
+    report.signature = verify_manifest_signature(members[MANIFEST], members[MANIFEST_SIGNATURE], trust)
     report.problems.extend(report.signature.problems)
     listed = _manifest(members, report)
     if listed is None:
@@ -263,8 +280,13 @@ def verify_pack(data: bytes, trusted_roots: Sequence[bytes], trusted_tsa: Sequen
     if not read.problems:
         _check_canonical(data, members, report)
     _guarded(report, MANIFEST_TIMESTAMP, lambda: _check_timestamp(members, trusted_tsa, report))
-    certificates = [content for path, content in sorted(members.items()) if path.startswith("certificates/")]
-    _guarded(report, "agreements/", lambda: _check_agreements(members, certificates, trusted_tsa, report))
+    # the agreements' signers: through the trusted roots (CRL applies), or a self-signed certificate the pack holds
+    # (a bank's from before the CA), vouched for by the manifest's signature
+    pinned = [
+        content for path, content in sorted(members.items()) if path.endswith(".cert.pem") and _self_issued(content)
+    ]
+    agreements_trust = TrustStore.of([*trusted_roots, *pinned], crls)
+    _guarded(report, "agreements/", lambda: _check_agreements(members, agreements_trust, trusted_tsa, report))
     for path in sorted(members):
         if path.startswith("bank_notifications/") and path.endswith(".meta.json"):
             _guarded(report, path, lambda path=path: _check_notification(members, path, report))  # type: ignore[misc]

@@ -12,6 +12,7 @@ from app.evidence.archive import MAX_PACK_BYTES
 from app.evidence.build import build_pack
 from app.evidence.cli import instance_trust
 from app.evidence.verify import PackReport, verify_pack
+from app.pki.store import crl_path
 from app.platform.errors import NotFound
 from app.web.access import ALL_ROLES, roles_required, runtime
 
@@ -65,5 +66,7 @@ def verify_upload() -> tuple[str, int]:
     if not content.startswith(b"PK"):
         return _page(filename=upload.filename, error="这不是 ZIP 证据包", status=400)
     rt = runtime()
-    report = verify_pack(content, instance_trust(rt.keys.folder), rt.trusted_tsa_certificates())
+    current_crl = crl_path(rt.keys.folder)
+    crls = [current_crl.read_bytes()] if current_crl.is_file() else []
+    report = verify_pack(content, instance_trust(rt.keys.folder), rt.trusted_tsa_certificates(), crls)
     return _page(report, filename=upload.filename)

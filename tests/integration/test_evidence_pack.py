@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
@@ -26,6 +26,9 @@ from app.evidence.archive import read_archive, write_archive
 from app.evidence.build import EVIDENCE_ACTION, build_pack
 from app.evidence.collect import collect
 from app.evidence.verify import verify_pack
+from app.pki.certificates import load_certificate
+from app.pki.crl import Revocation, build_crl
+from app.pki.store import load_ca, root_pem
 from app.platform.runtime import Runtime
 from app.tsa import protocol as tsa_protocol
 from app.tsa.authority import open_authority
@@ -90,7 +93,8 @@ def test_pack_of_a_closed_deal_verifies_offline_and_fails_on_any_change(
         assert [row.type for row in stored] == ["account_opened", "funds_arrived", "funds_arrived", "payout_result"]
         assert all(set(row.signature or {}) == {"timestamp", "nonce", "signature"} for row in stored), "kept (0047)"
     pack = build_pack(rt, deal_id, builder="user:ops")
-    platform = rt.keys.platform_certificate_pem
+    platform = root_pem(keys_dir)  # the trust anchor: the platform CA's root
+    seal = load_certificate(rt.keys.platform_certificate_pem)
     with rt.db.uow() as uow:  # a result stored before 0047 kept its payout id: found by reading the bodies
         uow.session.execute(update(BankNotification).values(payout_id=None))
         uow.commit()
@@ -169,6 +173,7 @@ def test_pack_of_a_closed_deal_verifies_offline_and_fails_on_any_change(
         next(path for path in paths if path.startswith("versions/workflow/")),
         "certificates/platform.cert.pem",
         "certificates/bank-ceb.cert.pem",
+        "certificates/ca-root.cert.pem",
     ]
     result = verify_pack(
         write_archive({**members, **{path: _flip(members[path]) for path in kinds}}, built_at), [platform]
@@ -196,6 +201,17 @@ def test_pack_of_a_closed_deal_verifies_offline_and_fails_on_any_change(
         assert not result.valid, at
         if named is not None:
             assert any(named in problem for problem in result.problems), (at, result.problems)
+
+    # the platform's seal revoked since (the CA's current CRL given by the verifier): the pack no longer verifies
+    assert "certificates/ca-root.cert.pem" in paths and "certificates/ca.crl.pem" in paths, "validation data"
+    assert report.signature is not None and report.signature.chain == ["存管平台电子签章", "存管平台根证书"]
+    revoked = Revocation(seal.serial_number, datetime.now(UTC), "key_compromise")
+    now = datetime.now(UTC)
+    crl = build_crl(load_ca(keys_dir), [revoked], this_update=now, next_update=now + timedelta(days=1), number=99)
+    after = verify_pack(pack, [platform], crls=[crl])
+    assert not after.valid and any(p.startswith("manifest.sig：") and "吊销" in p for p in after.problems), (
+        after.problems
+    )
 
     # signed by a key the verifier does not trust
     stranger_key = generate_sm2_private_key_pem()

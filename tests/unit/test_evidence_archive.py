@@ -15,6 +15,7 @@ from app.crypto.openssl_provider import generate_sm2_private_key_pem
 from app.evidence.archive import UnreadablePack, canonical_order, read_archive, write_archive
 from app.evidence.manifest import manifest_bytes, sign_manifest, verify_manifest_signature
 from app.evidence.verify import verify_pack
+from app.pki.chain import TrustStore
 
 WHEN = datetime(2026, 12, 4, 10, 30, 15, tzinfo=UTC)
 
@@ -55,11 +56,14 @@ def test_manifest_signature_round_trip_and_refusals() -> None:
     manifest = manifest_bytes({"a.txt": b"a"}, deal_id=1, deal_no="BJ1", built_at=WHEN, builder="user:ops")
     assert b'"sm3": "' in manifest and b'"built_at": "2026-12-04T10:30:15Z"' in manifest
     signature = sign_manifest(manifest, key, certificate, WHEN)
-    checked = verify_manifest_signature(manifest, signature, [certificate])
+    checked = verify_manifest_signature(manifest, signature, TrustStore.of([certificate]))
     assert checked.valid and checked.signer == "存管平台电子签章" and checked.signing_time == WHEN
     other = make_self_signed_certificate(generate_sm2_private_key_pem(), "别人", "Other")
-    assert any("不是受信任" in problem for problem in verify_manifest_signature(manifest, signature, [other]).problems)
-    changed = verify_manifest_signature(manifest.replace(b"BJ1", b"BJ2"), signature, [certificate])
+    assert any(
+        "不是受信任" in problem
+        for problem in verify_manifest_signature(manifest, signature, TrustStore.of([other])).problems
+    )
+    changed = verify_manifest_signature(manifest.replace(b"BJ1", b"BJ2"), signature, TrustStore.of([certificate]))
     assert "manifest.json：内容与签名摘要不一致（清单被改动）" in changed.problems
-    garbled = verify_manifest_signature(manifest, b"\x30\x03\x02\x01\x01", [certificate])
+    garbled = verify_manifest_signature(manifest, b"\x30\x03\x02\x01\x01", TrustStore.of([certificate]))
     assert not garbled.valid and garbled.problems[0].startswith("manifest.sig：签名数据无法解析")
