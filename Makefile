@@ -8,6 +8,7 @@ APT_PACKAGES := python3-venv libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset
 # the platform's key folder (no bank private key in it) and the bank simulator's own (the banks' private keys)
 KEYS_DIR ?= $(or $(CUNGUAN_KEYS_DIR),$(or $(CUNGUAN_INSTANCE_PATH),instance)/keys)
 BANK_SIM_KEYS_DIR ?= $(or $(CUNGUAN_INSTANCE_PATH),instance)/bank-sim-keys
+TSA_KEYS_DIR ?= $(or $(CUNGUAN_TSA_KEYS_DIR),$(or $(CUNGUAN_INSTANCE_PATH),instance)/tsa)
 WEB_PORT ?= 5000
 SIM_PORT ?= 5001
 # `make test`: pytest-xdist worker processes (every test is isolated: its own database or schema, its own ports)
@@ -32,6 +33,7 @@ setup: system-deps $(VENV)/.installed
 	@$(FLASK) keys init
 	@$(FLASK) bank-sim keys --keys-dir $(BANK_SIM_KEYS_DIR) --platform-key $(KEYS_DIR)/platform.pub.pem
 	@$(FLASK) bank-sim certify --keys-dir $(BANK_SIM_KEYS_DIR) --platform-key $(KEYS_DIR)/platform.pub.pem
+	@$(FLASK) tsa certify --keys-dir $(TSA_KEYS_DIR) --ca-keys-dir $(KEYS_DIR)
 	@$(FLASK) db upgrade
 	@$(FLASK) city import-files
 	@$(FLASK) definition import-files

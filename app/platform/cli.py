@@ -171,10 +171,11 @@ def worker_command(burst: bool, poll_s: float, concurrency: int, per_bank: int, 
 @click.command("serve-all")
 @click.option("--port", "web_port", default=5000, show_default=True)
 @click.option("--sim-port", default=5001, show_default=True)
-def serve_all_command(web_port: int, sim_port: int) -> None:
-    """同时启动网站、worker 与银行模拟器；Ctrl-C 全部停止。
+@click.option("--tsa-port", default=5002, show_default=True)
+def serve_all_command(web_port: int, sim_port: int, tsa_port: int) -> None:
+    """同时启动网站、worker、银行模拟器与时间戳服务；Ctrl-C 全部停止。
 
-    Web app, worker and bank simulator together; Ctrl-C stops all three."""
+    Web app, worker, bank simulator and timestamp authority together; Ctrl-C stops them all."""
     from app.platform.supervisor import run_platform
 
-    sys.exit(run_platform(web_port, sim_port, lambda line: click.echo(line, err=True)))
+    sys.exit(run_platform(web_port, sim_port, lambda line: click.echo(line, err=True), tsa_port))

@@ -1,4 +1,5 @@
-"""Run the web app, the worker and the bank simulator together; stop all three when one stops or on Ctrl-C."""
+"""Run the web app, the worker, the bank simulator and the timestamp authority together; stop all when one stops
+or on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from app.platform.config import DEFAULT_BANKS
+from app.platform.config import DEFAULT_BANKS, instance_path_from_env
 
 GRACE_S = 10.0
+TSA_PORT = 5002
 
 
-def platform_commands(web_port: int, sim_port: int) -> dict[str, list[str]]:
+def platform_commands(web_port: int, sim_port: int, tsa_port: int = TSA_PORT) -> dict[str, list[str]]:
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     return {
         "银行模拟器": [*flask, "bank-sim", "serve", "--port", str(sim_port)],
+        "时间戳服务": [*flask, "tsa", "serve", "--port", str(tsa_port)],
         "worker": [*flask, "worker"],
         "web": [*flask, "run", "--host", "127.0.0.1", "--port", str(web_port), "--no-debugger", "--no-reload"],
     }
@@ -56,10 +60,17 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str], say: Callable
     return exit_code
 
 
-def run_platform(web_port: int, sim_port: int, say: Callable[[str], None]) -> int:
+def run_platform(web_port: int, sim_port: int, say: Callable[[str], None], tsa_port: int = TSA_PORT) -> int:
     env = {**os.environ}
     for code in DEFAULT_BANKS:  # every simulated bank lives on the simulator's port
         env.setdefault(f"CUNGUAN_BANK_{code.upper()}_URL", f"http://127.0.0.1:{sim_port}/{code}")
     env.setdefault("CUNGUAN_PUBLIC_URL", f"http://127.0.0.1:{web_port}")
-    say(f"存管平台 http://127.0.0.1:{web_port} · 银行模拟器 http://127.0.0.1:{sim_port} · Ctrl-C 全部停止")
-    return supervise(platform_commands(web_port, sim_port), env, say)
+    env.setdefault("CUNGUAN_TSA_URL", f"http://127.0.0.1:{tsa_port}/")  # every signature gets the TSA's time
+    root = Path(env.get("CUNGUAN_KEYS_DIR") or instance_path_from_env() / "keys") / "ca" / "root.cert.pem"
+    if root.is_file():  # the TSA certified by the platform CA (`make setup`: flask tsa certify)
+        env.setdefault("CUNGUAN_TSA_CERT", str(root))
+    say(
+        f"存管平台 http://127.0.0.1:{web_port} · 银行模拟器 http://127.0.0.1:{sim_port} · "
+        f"时间戳服务 http://127.0.0.1:{tsa_port} · Ctrl-C 全部停止"
+    )
+    return supervise(platform_commands(web_port, sim_port, tsa_port), env, say)

@@ -84,14 +84,18 @@ def keys(keys_dir: Path) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="平台密钥目录（其中 ca/ 为平台 CA）",
 )
-def certify(keys_dir: Path, ca_keys_dir: Path) -> None:
+@click.option("--renew", is_flag=True, help="即使已有平台 CA 签发的有效证书也重新签发")
+def certify(keys_dir: Path, ca_keys_dir: Path, renew: bool) -> None:
     from app.tsa.certify import certify_tsa  # the platform CA: only this command needs it
 
     try:
-        issued = certify_tsa(ca_keys_dir, keys_dir)
+        issued = certify_tsa(ca_keys_dir, keys_dir, renew=renew)
     except CunguanError as error:
         click.echo(f"错误：{error.message} {error.details or ''}", err=True)
         raise SystemExit(1) from None
+    if issued is None:
+        click.echo(f"时间戳服务已有平台 CA 签发的有效证书：{keys_dir / CERTIFICATE_FILE}（--renew 重新签发）")
+        return
     certificate = x509.Certificate.load(pem.unarmor(issued)[2])
     click.echo(
         f"时间戳服务证书已签发：序列号 {certificate.serial_number:X}，"

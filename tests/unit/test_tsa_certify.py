@@ -13,6 +13,7 @@ from app.pki.certificates import serial_hex
 from app.pki.store import ensure_root, revoke, trust_store
 from app.tsa import protocol
 from app.tsa.authority import open_authority
+from app.tsa.certify import certify_tsa
 from app.tsa.cli import tsa_cli
 from app.tsa.identity import ensure_tsa_identity
 from app.tsa.tokens import check_token
@@ -46,6 +47,11 @@ def test_a_certified_tsa_is_trusted_through_the_root_until_revoked(ca_keys: Path
     token = _token(folder)
     check = check_token(token, STAMPED, trust_store(ca_keys))
     assert check.valid and check.trusted, check.errors
+    assert certify_tsa(ca_keys, folder) is None, "already certified by this root: `make setup` may run again"
+    renewed = certify_tsa(ca_keys, folder, renew=True)
+    assert renewed is not None and ensure_tsa_identity(folder).certificate_pem == renewed
+    identity = ensure_tsa_identity(folder)
+    token = _token(folder)
 
     revoke(ca_keys, serial_hex(identity.certificate), "key_compromise")
     revoked = check_token(token, STAMPED, trust_store(ca_keys))
