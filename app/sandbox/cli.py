@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 
 from app.platform.cli_base import current_runtime
 from app.sandbox.definitions import simulate_definition
+from app.sandbox.replay import replay_city
 from app.sandbox.simulate import simulate
 
 
@@ -40,8 +41,9 @@ def _echo_report(report: dict[str, object]) -> None:
 @click.argument("product", required=False)
 @click.option("--version", "version", type=int, help="a stored version (default: the draft under work, else the file)")
 @click.option("--by", "run_by", default="cli", show_default=True, help="who runs it (kept with the result)")
+@click.option("--replay", is_flag=True, help="also replay the city's recent real deals (stored with the result)")
 @with_appcontext
-def city_simulate(code: str, product: str | None, version: int | None, run_by: str) -> None:
+def city_simulate(code: str, product: str | None, version: int | None, run_by: str, replay: bool) -> None:
     """在沙箱中为城市 CODE 的每个业务运行仿真：所走路径覆盖流程中每一对相邻流转；发现问题时退出码 1。
 
     Run, for CODE in a sandbox, paths of each product's workflow that take every pair of transitions; exit 1 on any
@@ -50,8 +52,18 @@ def city_simulate(code: str, product: str | None, version: int | None, run_by: s
     def progress(done: int, total: int, label: str) -> None:
         click.echo(f"仿真中 {done}/{total} 条路径 · {label}", err=True)
 
-    report = simulate(current_runtime(), code, product, version, run_by, progress)
+    rt = current_runtime()
+
+    def replayed(content: str) -> dict[str, object]:
+        return {"replay": replay_city(rt, code, content)}
+
+    addenda = replayed if replay and product is None else None
+    report = simulate(rt, code, product, version, run_by, progress, addenda=addenda)
     _echo_report(report)
+    if "replay" in report:
+        found = report["replay"]
+        differing = found.get("differing", 0)
+        click.echo(f"  真实存管单重放：{found['count']} 笔，{differing} 笔与实际不同（明细：flask city replay）")
     if not report["ok"]:
         click.echo("✗ 仿真发现问题", err=True)
         sys.exit(1)

@@ -13,12 +13,16 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from app.cities import publishing
+from app.db.config_models import ConfigSimulation
 from app.deals import service as deals
 from app.deals.vocabulary import build_vocabulary
+from app.domain.config_versions import content_sha256
 from app.platform.config import ROOT
 from app.platform.runtime import Runtime
+from app.sandbox import simulate as simulation
 from app.sandbox.harness import SignOnce
 from app.sandbox.replay import replay_city
 from tests.factories import RESALE_FORM, actor, arrive, load_deal, open_account
@@ -52,8 +56,9 @@ def _deal(client: FlaskClient, keys_dir: Path, rt: Runtime, account_no: str, clo
 
 @pytest.fixture
 def real_deals(client: FlaskClient, keys_dir: Path, rt: Runtime, users: dict[str, int]) -> list[str]:
-    """A closed deal and one whose payout the bank has not answered yet; their agreements signed once and copied (`SignOnce`, as the sandbox does):
-    a render per deal would cost seconds and the replay compares money and paths, not agreements."""
+    """A closed deal and one whose payout the bank has not answered yet; their agreements signed once and copied
+    (`SignOnce`, as the sandbox does): a render per deal would cost seconds and the replay compares money and
+    paths, not agreements."""
     rt.registry = build_vocabulary(SignOnce())
     return [
         _deal(client, keys_dir, rt, "6226000000000031", close=True),
@@ -105,3 +110,25 @@ def test_a_draft_on_another_workflow_takes_another_path_and_a_lower_limit_cannot
     (row,) = report["deals"]
     assert row["deal_no"] == running and row["verdict"] == "无法重放"
     assert row["reason"].startswith("按草稿配置无法新建：") and "1,000,000.00" in row["reason"], row["reason"]
+
+
+def test_city_simulate_replay_stores_the_replay_with_the_simulation(
+    app: Flask, rt: Runtime, users: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flask city simulate CODE --replay`: the replay (here of no real deal) is stored in the simulation's report.
+    (The simulation's paths are stubbed: tests/integration/test_city_simulation.py runs them.)"""
+
+    def paths_passed(rt: Runtime, stem: str, content: str, product: object, progress: object) -> dict[str, object]:
+        with rt.db.uow() as uow:
+            _, city = publishing.validated(rt, uow.session, stem, content)
+        sums = {"content_sha256": content_sha256(content), "resolved_sha256": city.sha256}
+        return {"city": stem, **sums, "products": [], "problems": [], "ok": True}
+
+    monkeypatch.setattr(simulation, "run_city", paths_passed)
+    publishing.save_draft(rt, "110000", _draft(fees=[SELLER_FEE]), "ops")
+    result = app.test_cli_runner().invoke(args=["city", "simulate", "110000", "--replay"])
+    assert result.exit_code == 0, result.output
+    assert "真实存管单重放：0 笔，0 笔与实际不同" in result.output
+    with rt.db.uow() as uow:
+        stored = uow.session.scalars(select(ConfigSimulation)).one()
+    assert stored.complete and stored.report["replay"]["count"] == 0 and stored.report["replay"]["ok"]
