@@ -113,6 +113,32 @@ def _process_database() -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+# The long tests (real processes, browsers, sandbox simulations, the chaos run): collected first, so that the
+# pytest-xdist workers start on them and share out the short ones at the end, rather than one worker finishing a
+# two-minute test alone while the other has nothing left to do.
+LONG_FIRST = (  # longest first
+    "tests/e2e/test_chaos.py",
+    "tests/e2e/",
+    "tests/browser/",
+    "tests/sim/",
+    "tests/security/test_callback_contention.py",
+    "tests/integration/test_city_simulation.py",
+    "tests/integration/test_fee_simulation.py",
+    "tests/integration/test_definition_simulation.py",
+    "tests/web/test_admin_configs.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+
+    def rank(item: pytest.Item) -> int:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        return next((number for number, start in enumerate(LONG_FIRST) if where.startswith(start)), len(LONG_FIRST))
+
+    items.sort(key=rank)  # stable: the order within each group stays
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _process_database.cache_info().currsize == 0:
         return
