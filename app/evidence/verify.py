@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from asn1crypto import pem
-
 from app.banks.protocol import signing_payload
 from app.crypto import sm2_verify, sm3
 from app.crypto.keys import certificate_public_key_pem
@@ -133,11 +131,7 @@ def _self_issued(certificate_pem: bytes) -> bool:
         return False
 
 
-def _ders(pems: Sequence[bytes] | None) -> list[bytes] | None:
-    return None if pems is None else [pem.unarmor(item)[2] if pem.detect(item) else item for item in pems]
-
-
-def _check_timestamp(members: dict[str, bytes], trusted_tsa: Sequence[bytes] | None, report: PackReport) -> None:
+def _check_timestamp(members: dict[str, bytes], tsa: TrustStore | None, report: PackReport) -> None:
     """manifest.tsr: present exactly when the signed manifest says so; a TSA's token over SM3(manifest.sig)."""
     if MANIFEST_TIMESTAMP not in members:
         if report.timestamp_expected:
@@ -147,19 +141,17 @@ def _check_timestamp(members: dict[str, bytes], trusted_tsa: Sequence[bytes] | N
         return
     if not report.timestamp_expected:
         report.problems.append(f"{MANIFEST_TIMESTAMP}：清单未注明可信时间戳，此文件是后加的")
-    check = check_token_digest(members[MANIFEST_TIMESTAMP], sm3(members[MANIFEST_SIGNATURE]), _ders(trusted_tsa))
+    check = check_token_digest(members[MANIFEST_TIMESTAMP], sm3(members[MANIFEST_SIGNATURE]), tsa)
     report.timestamp = check.as_dict()
     if not check.valid:
         report.problems.append(f"{MANIFEST_TIMESTAMP}：可信时间戳无效（{'；'.join(check.errors)}）")
 
 
-def _check_agreements(
-    members: dict[str, bytes], trust: TrustStore, trusted_tsa: Sequence[bytes] | None, report: PackReport
-) -> None:
+def _check_agreements(members: dict[str, bytes], trust: TrustStore, tsa: TrustStore | None, report: PackReport) -> None:
     for path in sorted(members):
         if not (path.startswith("agreements/") and path.endswith(".pdf")):
             continue
-        reports = verify_pdf_signatures(members[path], trust, trusted_tsa)
+        reports = verify_pdf_signatures(members[path], trust, tsa)
         report.agreements[path] = [item.as_dict() for item in reports]
         if not all(item.valid for item in reports):
             reasons = "；".join(dict.fromkeys(error for item in reports for error in item.errors)) or "签章无效"
@@ -253,9 +245,9 @@ def verify_pack(
     crls: Sequence[bytes] = (),
 ) -> PackReport:
     """The report on the pack `data`; `trusted_roots`: the trust anchors (PEM) the manifest's signer must chain to
-    (the platform CA's root, or a certificate pinned); `trusted_tsa`: the TSA certificates (PEM) the timestamps must
-    carry, None accepting the one inside each token; `crls`: CRLs besides the one in the pack (the CA's current
-    one: a seal revoked after the pack was built fails too)."""
+    (the platform CA's root, or a certificate pinned); `trusted_tsa`: the TSA certificates (PEM, or the CA that issued
+    them) the timestamps must chain to, None accepting the one inside each token; `crls`: CRLs besides the one in the
+    pack (the CA's current one: a seal revoked after the pack was built fails too)."""
     report = PackReport()
     try:
         read = read_archive(data)
@@ -279,14 +271,16 @@ def verify_pack(
     _check_listing(listed, read.order, members, report)
     if not read.problems:
         _check_canonical(data, members, report)
-    _guarded(report, MANIFEST_TIMESTAMP, lambda: _check_timestamp(members, trusted_tsa, report))
+    # the TSA's certificate: pinned, or issued by our CA (then the CA's root and CRLs apply); None: the token's own
+    tsa = None if trusted_tsa is None else TrustStore.of([*trusted_tsa, *trusted_roots], crls)
+    _guarded(report, MANIFEST_TIMESTAMP, lambda: _check_timestamp(members, tsa, report))
     # the agreements' signers: through the trusted roots (CRL applies), or a self-signed certificate the pack holds
     # (a bank's from before the CA), vouched for by the manifest's signature
     pinned = [
         content for path, content in sorted(members.items()) if path.endswith(".cert.pem") and _self_issued(content)
     ]
     agreements_trust = TrustStore.of([*trusted_roots, *pinned], crls)
-    _guarded(report, "agreements/", lambda: _check_agreements(members, agreements_trust, trusted_tsa, report))
+    _guarded(report, "agreements/", lambda: _check_agreements(members, agreements_trust, tsa, report))
     for path in sorted(members):
         if path.startswith("bank_notifications/") and path.endswith(".meta.json"):
             _guarded(report, path, lambda path=path: _check_notification(members, path, report))  # type: ignore[misc]
