@@ -33,15 +33,28 @@ def _trusted_time(report: PdfSignatureReport) -> str:
 @agreement_cli.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--require-timestamp", is_flag=True, help="每个签名都必须带有效的可信时间戳")
-def agreement_verify(file: Path, require_timestamp: bool) -> None:
+@click.option(
+    "--root",
+    "root_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="离线验证：只信任此根证书，吊销状态取文件自带的验证数据（/DSS 中的 CRL），不读取本机密钥目录",
+)
+def agreement_verify(file: Path, require_timestamp: bool, root_file: Path | None) -> None:
     """验证协议 PDF 中的每个签章，以 JSON 输出签署方、时间、可信时间（时间戳服务、时间）、摘要、签名与覆盖范围；
     全部有效时退出码为 0。
 
     Print, as JSON, every signature in FILE: signer, time, trusted time, digest, signature, coverage. Exit 0 only if
     all valid."""
     from app.agreements.service import verify_agreement_pdf
+    from app.pdf.dss import embedded_trust
+    from app.pdf.verify import verify_pdf_signatures
 
-    reports = verify_agreement_pdf(current_runtime(), file.read_bytes(), require_timestamp)
+    pdf = file.read_bytes()
+    if root_file is None:
+        reports = verify_agreement_pdf(current_runtime(), pdf, require_timestamp)
+    else:  # signatures and timestamps alike through the given root, with the file's own CRLs
+        trust = embedded_trust(pdf, [root_file.read_bytes()])
+        reports = verify_pdf_signatures(pdf, trust, trust, require_timestamp)
     valid = all(report.valid for report in reports)
     result = {"file": str(file), "valid": valid, "signatures": [report.as_dict() for report in reports]}
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))

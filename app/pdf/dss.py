@@ -12,6 +12,7 @@ from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, StreamObject
 
 from app.pdf.sign import UpdateExtension, _Update
+from app.pki.chain import TrustStore
 
 
 def _stream(data: bytes) -> bytes:
@@ -52,6 +53,14 @@ def validation_data_extension(certificates: Sequence[bytes], crls: Sequence[byte
         update.put(root_reference, root)
 
     return extend
+
+
+def embedded_trust(pdf_bytes: bytes, anchors: Sequence[bytes]) -> TrustStore:
+    """What an offline verifier checks a file against, years later and without our systems: only the `anchors` it
+    trusts (PEM or DER: the platform root) and the CRLs the file carries in /DSS (as of its document timestamp).
+    The certificates in /DSS are no anchors: they can only complete paths to the given ones."""
+    _, crls = validation_data(pdf_bytes)
+    return TrustStore.of(anchors, crls)
 
 
 def validation_data(pdf_bytes: bytes) -> tuple[list[bytes], list[bytes]]:

@@ -268,6 +268,12 @@ def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document
         and "（北京时间，存管平台时间戳服务，序列号" in result.stderr
     )
     assert "签章 3（存管平台时间戳服务）：文档时间戳 " in result.stderr
+    offline = ["agreement", "verify", "--require-timestamp", "--root", str(root_certificate_path(ca_keys)), str(path)]
+    result = app.test_cli_runner().invoke(args=offline)  # the root alone, the CRL from the file's /DSS
+    assert result.exit_code == 0, result.output
+    (tmp_path / "other-root.pem").write_bytes(tsa.certificate_pem)  # not our root
+    result = app.test_cli_runner().invoke(args=[*offline[:4], str(tmp_path / "other-root.pem"), str(path)])
+    assert result.exit_code == 1 and "不在受信任的根证书之列" in result.stderr
 
     client = login("auditor")
     data = {"pdf": (BytesIO(pdf), "agreement.pdf"), "csrf_token": csrf_token(client.get("/agreements/verify").text)}
