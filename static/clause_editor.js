@@ -12,7 +12,8 @@
     data.set("action", "preview");
     var headers = {};
     headers[form.getAttribute("data-live-header")] = "1";
-    fetch(form.action, { method: "POST", body: data, headers: headers, credentials: "same-origin" })
+    // getAttribute: the form has controls named "action", which shadow form.action
+    fetch(form.getAttribute("action"), { method: "POST", body: data, headers: headers, credentials: "same-origin" })
       .then(function (answer) { return answer.ok ? answer.text() : null; })
       .then(function (html) { if (html !== null) { pane.innerHTML = html; } })
       .catch(function () { /* the 预览 button still works */ });
@@ -29,6 +30,7 @@
     body.value = body.value.slice(0, start) + text + body.value.slice(end);
     body.selectionStart = body.selectionEnd = start + text.length;
     body.focus();
+    clearTimeout(timer);  // this refresh covers what was typed: no second request behind it
     refresh();
   });
 })();

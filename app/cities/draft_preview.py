@@ -18,6 +18,7 @@ from app.cities.sources import open_version
 from app.db.models import Deal
 from app.deals.sample_forms import product_form, sample_form
 from app.deals.service import DealOrigin, deal_row
+from app.definitions.templates import studio_catalog
 from app.domain.agreement import agreement_context
 from app.domain.cities import CityConfig, ProductConfig
 from app.domain.config_versions import STATUS_LABELS
@@ -30,7 +31,6 @@ from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 from app.state_machine.parameters import resolve
 from app.studio.messages import plain
-from app.studio.runtime_catalog import build_catalog
 
 SAMPLE_DEAL_NO = "样本-预览"
 SAMPLE_CREATOR_ID = 0  # the sample deal is never stored: no user made it
@@ -78,7 +78,7 @@ def load_draft(rt: Runtime, stem: str) -> Draft:
         try:
             _, city = validated(rt, session, stem, current.content)
         except CityConfigInvalid as invalid:
-            catalog = build_catalog(rt.products, rt.workflows, rt.known_banks)
+            catalog = studio_catalog(rt)
             problems = [plain(problem, catalog) for problem in invalid.problems]
             raise DraftInvalid(
                 f"第 {current.version} 版草稿有 {len(problems)} 处错误，修改后才能预览", details=problems

@@ -12,16 +12,24 @@ from app.cities.launches import is_live
 from app.cities.publishing import passing_simulation, validated
 from app.cities.sources import SessionCitySource, published_version
 from app.db.config_models import CityConfigVersion
+from app.definitions.templates import studio_catalog
 from app.domain.cities import resolve
 from app.domain.city_lint import CityState, lint
-from app.domain.config_diff import Change, Names, plain_diff
+from app.domain.config_diff import Change, Names, WorkflowNames, plain_diff
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 
 
 def names(rt: Runtime) -> Names:
+    """The Chinese names the plain diff uses: products, banks, and from the studio's catalog (what is served)
+    the clauses' titles and the workflows' names, events and parameters."""
     products = {code: rt.products.get(code).name for code in rt.products.codes()}
-    return Names(products, {code: bank.name for code, bank in rt.known_banks.items()})
+    catalog = studio_catalog(rt)
+    workflows = {
+        w.key: WorkflowNames(w.name, dict(w.events), {p.name: p.label for p in w.parameters}) for w in catalog.workflows
+    }
+    banks = {code: bank.name for code, bank in rt.known_banks.items()}
+    return Names(products, banks, dict(catalog.clauses), workflows)
 
 
 def _own(content: str | None) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from app.cities import simulation_runs as simulation_jobs
 from app.cities.preview_view import PREVIEW_ROLES
 from app.cities.sources import SessionCitySource, open_version
 from app.db.config_models import CityConfigVersion
+from app.definitions.templates import studio_catalog
 from app.domain.cities import SCHEMA_PATH, resolve
 from app.domain.config_versions import AUTHOR_ROLES
 from app.domain.problems import CityConfigInvalid, Problem
@@ -28,7 +29,6 @@ from app.studio.catalog import Catalog
 from app.studio.city_form import CityStudio
 from app.studio.messages import plain
 from app.studio.raw import line_of, problem_lines
-from app.studio.runtime_catalog import build_catalog
 from app.studio.specs import Inputs
 from app.web.access import runtime
 
@@ -76,7 +76,7 @@ def _working(stem: str) -> _Working | None:
 
 def _catalog() -> Catalog:
     rt = runtime()
-    return build_catalog(rt.products, rt.workflows, rt.known_banks)
+    return studio_catalog(rt)
 
 
 def _studio() -> CityStudio:

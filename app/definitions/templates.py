@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.definitions.declarations import TEMPLATE_FILE
 from app.definitions.store import DefinitionStore
@@ -14,6 +15,11 @@ from app.domain.cities import CityConfig, ResolvedCity
 from app.domain.city_checks import Workflows, city_problems
 from app.domain.problems import Problem
 from app.domain.products import ProductRegistry
+from app.studio.catalog import Catalog
+from app.studio.runtime_catalog import build_catalog
+
+if TYPE_CHECKING:
+    from app.platform.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -41,3 +47,22 @@ def served_checker(
         return city_problems(resolved, city, workflows, served_names(store), frozenset(banks), products.frozen())
 
     return check
+
+
+def served_sources(store: DefinitionStore) -> tuple[list[str], dict[str, str]]:
+    """What the studio offers: the template file names served and each served clause's source (a clause created
+    in the publishing flow, e.g. with the clause editor, is offered once it is published)."""
+    clauses: dict[str, str] = {}
+    for name in store.published_hashes("clause"):
+        entry = store.published("clause", name)
+        if entry is not None:
+            clauses[name] = entry.content
+    return sorted(store.published_hashes("template")), clauses
+
+
+def studio_catalog(rt: Runtime) -> Catalog:
+    """The studio's dropdowns as served now: banks, products, workflows, templates and clauses."""
+    template_files, clause_texts = served_sources(rt.definitions)
+    return build_catalog(
+        rt.products, rt.workflows, rt.known_banks, template_files=template_files, clause_texts=clause_texts
+    )

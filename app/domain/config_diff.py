@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -77,17 +77,35 @@ _UNITS = ("年", "个月", "周", "天", "小时", "分钟", "秒")
 
 
 @dataclass(frozen=True)
+class WorkflowNames:
+    """A workflow version's Chinese name, its events' and its parameters' labels."""
+
+    name: str
+    events: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Names:
-    """Chinese names of the codes a config names (from the product registry and the bank configs)."""
+    """Chinese names of the codes a config names (from the product registry, the bank configs, the served
+    clauses and workflows)."""
 
     products: Mapping[str, str]
     banks: Mapping[str, str]
+    clauses: Mapping[str, str] = field(default_factory=dict)  # name -> its title (南京特别约定（nanjing_notice）)
+    workflows: Mapping[str, WorkflowNames] = field(default_factory=dict)  # "resale_escrow@3" -> names
 
     def product(self, code: str) -> str:
         return self.products.get(code, code)
 
     def bank(self, code: str) -> str:
         return self.banks.get(code, code)
+
+    def clause(self, name: str) -> str:
+        return self.clauses.get(name, name)
+
+    def workflow(self, value: Any) -> WorkflowNames | None:
+        return self.workflows.get(f"{value.get('id')}@{value.get('version')}") if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
@@ -162,12 +180,23 @@ class _Diff:
         if before != after:
             self.changes.append(Change(where, what, before, after))
 
-    def fields(self, prefix: str, old: Mapping[str, Any], new: Mapping[str, Any], show: Callable[..., str]) -> None:
+    def fields(
+        self,
+        prefix: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
+        show: Callable[..., str],
+        labels: Mapping[str, str] = LABELS,
+    ) -> None:
         """Each key of either object: added, removed or changed, labelled `prefix · label`."""
         for key in [*old, *(k for k in new if k not in old)]:
             before = show(key, old[key]) if key in old else None
             after = show(key, new[key]) if key in new else None
-            self.add(prefix, LABELS.get(key, key), before, after)
+            self.add(prefix, labels.get(key) or LABELS.get(key, key), before, after)
+
+    def _workflow(self, value: Any) -> str | None:
+        flow = self.names.workflow(value)
+        return f"{flow.name}（第 {value['version']} 版）" if flow is not None else _workflow(value)
 
     def named_items(self, what: str, prefix: str, old: list[Any], new: list[Any], key: str) -> None:
         """Lists of objects matched by `key` (fees by name, approvals by operation)."""
@@ -194,45 +223,57 @@ class _Diff:
 
     def product(self, code: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         prefix = self.names.product(code)
+        flow = self.names.workflow(new.get("workflow")) or self.names.workflow(old.get("workflow"))
+        events = flow.events if flow is not None else {}
+        parameters = flow.parameters if flow is not None else {}
+
+        def show(key: str, value: Any) -> str:
+            return events.get(value, value) if key == "event" and isinstance(value, str) else shown(key, value)
+
         for key in [*old, *(k for k in new if k not in old)]:
             before, after = old.get(key), new.get(key)
             if before == after:
                 continue
             if key == "workflow":
-                self.add(prefix, "工作流", _workflow(before), _workflow(after))
+                self.add(prefix, "工作流", self._workflow(before), self._workflow(after))
             elif key == "banks":
                 self.members("银行", prefix, before or [], after or [], self.names.bank)
             elif key == "agreement":
                 old_a, new_a = before or {}, after or {}
                 self.add(prefix, "协议模板", old_a.get("template"), new_a.get("template"))
-                self.members("条款", prefix, old_a.get("clauses", []), new_a.get("clauses", []), str)
+                clauses = self.names.clause
+                self.members("条款", prefix, old_a.get("clauses", []), new_a.get("clauses", []), clauses)
             elif key == "fees":
                 self.named_items("收费", prefix, before or [], after or [], "name")
             elif key == "approvals":
                 self.named_items("多人审批", prefix, before or [], after or [], "operation")
             elif key == "deadlines":
-                self.fields(_join(prefix, "时限"), before or {}, after or {}, lambda _k, v: duration(v))
+                self.fields(_join(prefix, "时限"), before or {}, after or {}, lambda _k, v: duration(v), parameters)
             elif key == "release":
-                self.release(prefix, before or {}, after or {})
+                self.release(prefix, before or {}, after or {}, show)
             elif key == "form":
                 self.form(prefix, before or {}, after or {})
-            elif key in ("custody", "payer", "parameters"):
+            elif key == "parameters":
+                self.fields(_join(prefix, LABELS[key]), before or {}, after or {}, shown, parameters)
+            elif key in ("custody", "payer"):
                 self.fields(_join(prefix, LABELS[key]), before or {}, after or {}, shown)
             else:
                 self.add(prefix, LABELS.get(key, key), _opt(key, before), _opt(key, after))
 
-    def release(self, prefix: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    def release(
+        self, prefix: str, old: Mapping[str, Any], new: Mapping[str, Any], show: Callable[[str, Any], str] = shown
+    ) -> None:
         prefix = _join(prefix, "放款计划")
         self.members("放款条件", prefix, old.get("conditions", []), new.get("conditions", []), str)
         old_t, new_t = old.get("tranches", []), new.get("tranches", [])
         for index in range(max(len(old_t), len(new_t))):
             label = f"第 {index + 1} 期"
             if index >= len(new_t):
-                self.add(prefix, label, summary(old_t[index], "label"), None)
+                self.add(prefix, label, summary(old_t[index], "label", show), None)
             elif index >= len(old_t):
-                self.add(prefix, label, None, summary(new_t[index], "label"))
+                self.add(prefix, label, None, summary(new_t[index], "label", show))
             else:
-                self.fields(_join(prefix, label), old_t[index], new_t[index], shown)
+                self.fields(_join(prefix, label), old_t[index], new_t[index], show)
 
     def form(self, prefix: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         prefix = _join(prefix, "表单")
@@ -254,10 +295,10 @@ class _Diff:
             self.add(where, "必填", _plain(name in was_required), _plain(name in now_required))
 
 
-def summary(item: Mapping[str, Any], key: str) -> str:
+def summary(item: Mapping[str, Any], key: str, show: Callable[[str, Any], str] = shown) -> str:
     """An added or removed fee, tranche or approval in one line: its `key` (name), then the rest."""
-    rest = "，".join(f"{LABELS.get(k, k)} {shown(k, v)}" for k, v in item.items() if k != key)
-    return f"{shown(key, item.get(key, ''))}（{rest}）" if rest else shown(key, item.get(key, ""))
+    rest = "，".join(f"{LABELS.get(k, k)} {show(k, v)}" for k, v in item.items() if k != key)
+    return f"{show(key, item.get(key, ''))}（{rest}）" if rest else show(key, item.get(key, ""))
 
 
 def _workflow(value: Any) -> str | None:

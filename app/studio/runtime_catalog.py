@@ -1,10 +1,11 @@
 """The studio's catalog from the running platform: the configured banks, the registered products, the workflows
-served (published versions, else the files), the agreement template folders and clause files."""
+served (published versions, else the files), the agreement template folders and the clauses served (a clause
+published through the clause editor is offered like a shipped one)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from app.domain.banks import KnownBank
@@ -14,16 +15,20 @@ from app.state_machine.definition import WorkflowDefinition
 from app.studio.catalog import Catalog, ProductEntry, WorkflowEntry, WorkflowParameter
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "agreement_templates"
+_FOLDER = re.compile(r"^[^/]+/v\d+/agreement\.html\.j2$")
 _HEADING = re.compile(r"<h\d[^>]*>(?:\{\{[^}]*\}\})?\s*(?P<title>[^<{]+)</h\d>")
 
 
-def _clause_title(path: Path) -> str:
-    match = _HEADING.search(path.read_text(encoding="utf-8"))
-    return (
-        f"{match.group('title').strip()}（{path.name.removesuffix('.html.j2')}）"
-        if match
-        else path.name.removesuffix(".html.j2")
-    )
+def _clause_title(name: str, text: str) -> str:
+    match = _HEADING.search(text)
+    return f"{match.group('title').strip()}（{name}）" if match else name
+
+
+def _file_clauses(templates: Path) -> dict[str, str]:
+    return {
+        path.name.removesuffix(".html.j2"): path.read_text(encoding="utf-8")
+        for path in sorted((templates / "clauses").glob("*.html.j2"))
+    }
 
 
 def build_catalog(
@@ -31,9 +36,13 @@ def build_catalog(
     served: Mapping[tuple[str, int], WorkflowDefinition],
     known_banks: Mapping[str, KnownBank],
     templates: Path = TEMPLATES_DIR,
+    template_files: Iterable[str] | None = None,
+    clause_texts: Mapping[str, str] | None = None,
 ) -> Catalog:
     """`served`: the runtime's workflows (`rt.workflows`), `products_registry` and `known_banks`: the runtime's
-    products and banks as published (`rt.products`, `rt.known_banks`)."""
+    products and banks as published (`rt.products`, `rt.known_banks`); `template_files` (`resale_escrow/v2/
+    agreement.html.j2`, …) and `clause_texts` (name → source): what is served (`app.definitions.templates.
+    served_sources`), else the files under `templates`."""
     banks = {code: bank.short_name for code, bank in sorted(known_banks.items())}
     products_registry = products_registry.frozen()  # one read of the published declarations
     products = tuple(
@@ -52,11 +61,9 @@ def build_catalog(
         )
         events = dict(definition.events)
         workflows.append(WorkflowEntry(workflow_id, version, definition.name, events, parameters, tuple(releases)))
-    folders = sorted(
-        f"{path.parent.parent.name}/{path.parent.name}" for path in templates.glob("*/v*/agreement.html.j2")
-    )
-    clauses = {
-        path.name.removesuffix(".html.j2"): _clause_title(path)
-        for path in sorted((templates / "clauses").glob("*.html.j2"))
-    }
+    if template_files is None:
+        template_files = (path.relative_to(templates).as_posix() for path in templates.glob("*/v*/agreement.html.j2"))
+    folders = sorted({name.removesuffix("/agreement.html.j2") for name in template_files if _FOLDER.match(name)})
+    texts = _file_clauses(templates) if clause_texts is None else clause_texts
+    clauses = {name: _clause_title(name, texts[name]) for name in sorted(texts)}
     return Catalog(banks, products, tuple(workflows), tuple(folders), clauses)

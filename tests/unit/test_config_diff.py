@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from app.domain.city_lint import CityState, lint
-from app.domain.config_diff import Names, duration, percent, plain_diff, yuan
+from app.domain.config_diff import Names, WorkflowNames, duration, percent, plain_diff, yuan
 from app.platform.config import ROOT
 
 NAMES = Names({"resale_escrow": "二手房资金存管"}, {"ceb": "光大银行", "pab": "平安银行"})
@@ -127,3 +127,38 @@ def test_lint_warns_of_a_published_city_agents_cannot_see_and_of_a_status_that_d
         "青岛尚未发布：审核通过并发布后，还须「上线」代理人才能看到",
         "第 1 版已批准但未发布：发布后新建的存管才按此版本办理",
     ]
+
+
+def test_clauses_workflows_events_and_deadlines_read_by_their_chinese_names() -> None:
+    """A reviewer reads titles and labels, not codes: the clause's title, the workflow's name, the tranche's
+    event and the deadline's label (from the served workflow version the product runs on)."""
+    flow = {"id": "resale_escrow", "version": 3}
+    names = Names(
+        NAMES.products,
+        NAMES.banks,
+        {"nanjing_notice": "南京特别约定（nanjing_notice）"},
+        {
+            "resale_escrow@3": WorkflowNames(
+                "二手房存管（入金期限）", {"handover_done": "物业交割"}, {"funding_deadline": "入金期限"}
+            )
+        },
+    )
+    old = {"products": {"resale_escrow": {"workflow": {"id": "resale_escrow", "version": 2}}}}
+    new = {
+        "products": {
+            "resale_escrow": {
+                "workflow": flow,
+                "agreement": {"clauses": ["nanjing_notice"]},
+                "deadlines": {"funding_deadline": {"working_days": 3}},
+                "release": {"tranches": [{"label": "尾款", "remainder": True, "event": "handover_done"}]},
+            }
+        }
+    }
+    texts = [change.text for change in plain_diff(old, new, names)]
+    assert texts == [
+        "二手房资金存管 · 工作流 resale_escrow 第 2 版 → 二手房存管（入金期限）（第 3 版）",
+        "二手房资金存管 · 新增条款：南京特别约定（nanjing_notice）",
+        "二手房资金存管 · 时限 · 新增入金期限：3 个工作日",
+        "二手房资金存管 · 放款计划 · 新增第 1 期：尾款（余款 是，放款事件 物业交割）",
+    ]
+    assert "新增条款：nanjing_notice" in " ".join(lines(old, new)), "an unknown clause keeps its name"

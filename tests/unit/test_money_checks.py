@@ -35,7 +35,7 @@ def _problems(data: dict[str, Any]) -> list[dict[str, str]]:
 
 def test_every_shipped_workflow_passes_and_declares_its_money_moves() -> None:
     workflows = load_workflows(registry)
-    assert len(workflows) == 9
+    assert len(workflows) == 10
     assert registry.money["refund_to_origin"].outcomes == {"refund_succeeded", "refund_failed"}
     assert registry.money["request_payout"].kind == "release"
     assert registry.money["release_deposit"] == vocabulary.MoneyEffect("refund", vocabulary.PAYOUT_OUTCOMES)
@@ -48,6 +48,14 @@ def test_every_shipped_workflow_passes_and_declares_its_money_moves() -> None:
         "partly_released",
         "payout_failed",
         "refund_failed",
+    }
+    deadline = workflows[("resale_escrow", 3)]  # v2 with a funding deadline (城市可设「入金期限」, e.g. 3 个工作日)
+    assert funded_states(deadline, registry.money) == funded_states(plan, registry.money)
+    assert deadline.parameters["funding_deadline"].default == "P15D"
+    expired = {(t.target, t.guard, t.actions) for t in deadline.transitions if t.event == "funding_expired"}
+    assert expired == {
+        ("refunding", "has_custody_funds", ("refund_to_origin",)),
+        ("cancelled", "!has_custody_funds", ()),
     }
     gov = workflows[("gov_escrow", 2)]  # approved, or partly released: held, and can go back by original route
     assert funded_states(gov, registry.money) >= {"approved", "awaiting_approval", "partly_released"}

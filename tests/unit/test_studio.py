@@ -202,3 +202,21 @@ def test_structural_problems_are_said_in_chinese(english: str, chinese: str) -> 
     assert plain(Problem("320100.json", "/products/x/banks/0", "未知银行 cmb", "unknown bank"), STUDIO.catalog) == (
         "未知银行：cmb（可选：农行、中行、建行、光大、民生、工行、平安）"
     )
+
+
+def test_the_catalog_offers_what_is_served_a_published_clause_by_its_title() -> None:
+    """A clause written in the clause editor exists only in the database once published: the studio offers it
+    (and a published template folder) like the shipped ones; the files are the default."""
+    clause = '<section class="article"><h2>{{ clause_no }}　南京资金存管特别约定</h2><p>约定。</p></section>\n'
+    served = build_catalog(
+        repository_products(),
+        load_workflows(),
+        configured_banks(),
+        template_files=["resale_escrow/v3/agreement.html.j2", "resale_escrow/v3/manifest.json", "shared/fees.html.j2"],
+        clause_texts={"nanjing_notice": clause, "dispute": "<p>no heading</p>"},
+    )
+    assert served.clauses == {"dispute": "dispute", "nanjing_notice": "南京资金存管特别约定（nanjing_notice）"}
+    assert served.templates == ("resale_escrow/v3",)
+    files = STUDIO.catalog
+    assert "nanjing_notice" not in files.clauses and files.clauses["dispute"].endswith("（dispute）")
+    assert {"resale_escrow/v2", "resale_escrow/v3"} <= set(files.templates)
