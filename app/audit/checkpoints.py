@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from app.audit.chain import chain
 from app.audit.mac_key import mac_key
 from app.crypto import sm2_sign, sm2_verify
 from app.db.audit_models import AuditEntry
@@ -75,9 +76,9 @@ def _recent(path: Path) -> bool:
 
 
 def write_checkpoint(rt: Runtime, *, force: bool = False) -> Checkpoint | None:
-    """Sign the chain head and add it to the file, unless the head is the last checkpoint's or (without
-    `force`) the last one is younger than CHECKPOINT_EVERY_S. The head's MAC is checked first: a forged head
-    is never signed. Returns the new checkpoint, or None."""
+    """Chain the committed entries, sign the chain head and add it to the file, unless the head is the last
+    checkpoint's or (without `force`) the last one is younger than CHECKPOINT_EVERY_S. The head's MAC is checked
+    first: a forged head is never signed. Returns the new checkpoint, or None."""
     path = checkpoint_path(rt)
     if not force and _recent(path):
         return None
@@ -86,9 +87,13 @@ def write_checkpoint(rt: Runtime, *, force: bool = False) -> Checkpoint | None:
         fcntl.flock(file, fcntl.LOCK_EX)  # workers in several processes: one checks and writes at a time
         if not force and _recent(path):
             return None
+        chain(rt)  # what is committed so far gets into the chain, and so under this checkpoint
         with rt.db.uow() as uow:
             head = uow.session.execute(
-                select(AuditEntry.id, AuditEntry.hash, AuditEntry.mac).order_by(AuditEntry.id.desc()).limit(1)
+                select(AuditEntry.seq.label("id"), AuditEntry.hash, AuditEntry.mac)
+                .where(AuditEntry.seq.is_not(None))
+                .order_by(AuditEntry.seq.desc())
+                .limit(1)
             ).first()
         if head is None:
             return None

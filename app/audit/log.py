@@ -1,38 +1,83 @@
-"""The audit log: record an entry in the caller's transaction, chained to the previous one and MACed with a key
-the database does not hold; verify the whole chain, its MACs and the signed checkpoints of its head.
+"""The audit log: record an entry in the caller's transaction, MACed with a key the database does not hold;
+verify the whole log: the chain, its MACs, the signed checkpoints of its head, and the entries not chained yet.
 
-An entry is written when its transaction commits (a session hook), not when it is recorded: the chain's lock
-(PostgreSQL: an advisory transaction lock; SQLite: the write lock every transaction takes) is then held only
-from that last flush to the commit, never across a long batch such as the bank inbox's. A rollback, a
-savepoint's included, drops the entries recorded inside it."""
+An entry is written when its transaction commits (a session hook), *unchained*: no lock is shared by two
+writers (issue 21; a chain lock per commit serialised every audited request). It carries its writer (one per
+thread, `_Writer`) and that writer's counter 1, 2, 3…, and a MAC of all of it (`domain.audit.tail_mac`). A worker
+chains the committed entries in batches (`app.audit.chain`). A rollback, a savepoint's included, drops the
+entries recorded inside it; a commit that fails after the counters were given out retires the writer (the next
+transaction of the thread starts a new one), so a counter is never reused and a rollback never leaves a gap."""
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
+from app.audit.chain import content_of
 from app.audit.checkpoints import read_checkpoints
 from app.audit.mac_key import mac_key
 from app.db.audit_models import AuditEntry
 from app.domain.audit import (
-    GENESIS,
     ChainBreak,
     EntryContent,
     StoredEntry,
-    chain_hash,
+    TailEntry,
     check_against_checkpoints,
-    entry_mac,
+    tail_mac,
     verify_chain,
+    verify_tail,
 )
 from app.platform.runtime import Runtime
 
-CHAIN_LOCK_KEY = 0x41554449  # "AUDI": one appender at a time, released at commit
 PENDING = "cunguan.audit.pending"
+WRITTEN = "cunguan.audit.written"  # the writer whose counters this transaction used, until it commits
+
+
+class _Writer:
+    """One thread's writer on one database: a name no other thread or process has, and its next counter."""
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.pid = os.getpid()
+        self.name = f"{socket.gethostname()[:16]}:{self.pid}:{secrets.token_hex(6)}"
+        self.next = 1
+
+    def take(self, count: int) -> tuple[str, int]:
+        """(name, first counter) for `count` entries; a forked child gets a writer of its own."""
+        if self.pid != os.getpid():
+            self.renew()
+        first, self.next = self.next, self.next + count
+        return self.name, first
+
+
+class _Writers(threading.local):
+    """This thread's writer for each database (engine) it writes to."""
+
+    def __init__(self) -> None:
+        self.by_engine: weakref.WeakKeyDictionary[Engine, _Writer] = weakref.WeakKeyDictionary()
+
+    def of(self, session: Session) -> _Writer:
+        bind = session.get_bind()
+        engine = bind.engine if isinstance(bind, Connection) else bind
+        writer = self.by_engine.get(engine)
+        if writer is None:
+            writer = self.by_engine[engine] = _Writer()
+        return writer
+
+
+_writers = _Writers()
 
 
 @dataclass(frozen=True)
@@ -84,18 +129,16 @@ def _write_pending(session: Session) -> None:
 
 def _write(session: Session, pending: list[_Pending]) -> None:
     key = mac_key.key()
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    last = session.execute(select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
-    next_id, prev_hash = (1, GENESIS) if last is None else (last.id + 1, last.hash)
-    for item in pending:
+    writer = _writers.of(session)
+    name, first = writer.take(len(pending))
+    session.info[WRITTEN] = writer
+    for number, item in enumerate(pending):
+        detail = item.detail or {}
         content = EntryContent(
-            next_id, item.at, item.actor, item.action, item.subject, item.before, item.after, item.detail or {}
+            0, item.at, item.actor, item.action, item.subject, item.before, item.after, detail, name, first + number
         )
-        entry_hash = chain_hash(prev_hash, content)
         session.add(
             AuditEntry(
-                id=content.id,
                 at=content.at,
                 actor=content.actor,
                 action=content.action,
@@ -103,13 +146,17 @@ def _write(session: Session, pending: list[_Pending]) -> None:
                 before=content.before,
                 after=content.after,
                 detail=content.detail,
-                prev_hash=prev_hash,
-                hash=entry_hash,
-                mac=entry_mac(key, entry_hash),
+                writer=name,
+                writer_seq=content.writer_seq,
+                tail_mac=tail_mac(key, content),
             )
         )
-        next_id, prev_hash = next_id + 1, entry_hash
     session.flush()
+
+
+@event.listens_for(Session, "after_commit")
+def _written(session: Session) -> None:
+    session.info.pop(WRITTEN, None)
 
 
 def _inside(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:
@@ -135,22 +182,33 @@ def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction
 def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(PENDING, None)
+        writer: _Writer | None = session.info.pop(WRITTEN, None)
+        if writer is not None:  # counters given out, the commit not done: they are never used again
+            writer.renew()
 
 
 def stored_entry(entry: AuditEntry) -> StoredEntry:
-    content = EntryContent(
-        entry.id, entry.at, entry.actor, entry.action, entry.subject, entry.before, entry.after, entry.detail
-    )
-    return StoredEntry(content, entry.prev_hash, entry.hash, entry.mac)
+    return StoredEntry(content_of(entry), entry.prev_hash or "", entry.hash or "", entry.mac)
 
 
 def verify(rt: Runtime) -> tuple[int, list[ChainBreak]]:
-    """(entries checked, breaks): hashes, MACs, and the chain against every signed checkpoint (it must reach
-    each with the same hash). An empty list means the log is whole. ConfigError without the MAC key."""
+    """(entries checked, breaks): the chain's hashes and MACs, the chain against every signed checkpoint (it must
+    reach each with the same hash), and every unchained entry's MAC and writer counter. An empty list means the
+    log is whole. ConfigError without the MAC key."""
     key = mac_key.key()
     checkpoints, breaks = read_checkpoints(rt)
     wanted = {point.seq for point in checkpoints}
     with rt.db.uow() as uow:
-        rows = uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id).execution_options(yield_per=1000))
-        head, chain_breaks = verify_chain((stored_entry(row) for row in rows), key, wanted.__contains__)
-    return head.count, [*breaks, *chain_breaks, *check_against_checkpoints(head, checkpoints)]
+        chained = uow.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.seq.is_not(None))
+            .order_by(AuditEntry.seq)
+            .execution_options(yield_per=1000)
+        )
+        head, chain_breaks = verify_chain((stored_entry(row) for row in chained), key, wanted.__contains__)
+        tail = [
+            TailEntry(row.id, content_of(row), row.tail_mac)
+            for row in uow.session.scalars(select(AuditEntry).where(AuditEntry.seq.is_(None)))
+        ]
+    tail_breaks = verify_tail(tail, key, head.writers)
+    return head.count + len(tail), [*breaks, *chain_breaks, *check_against_checkpoints(head, checkpoints), *tail_breaks]

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.audit import chain as audit_chain
 from app.audit import checkpoints as audit_checkpoints
 from app.bank_inbox.inbox import process_inbox
 from app.bank_inbox.store import INBOX_MODE, processing_mode, prune_nonces
@@ -111,6 +112,7 @@ MAINTENANCE: tuple[tuple[str, Callable[[Runtime], object]], ...] = (
     ("figure folding", figure_totals.fold),  # the console's running totals (app.figures.totals)
     ("workflow timers", fire_due_timers),
     ("nonce pruning", prune_nonces),
+    ("audit chaining", audit_chain.chain),  # entries are written unchained: the chain follows within a round
     ("audit checkpoint", audit_checkpoints.maintain),  # every CHECKPOINT_EVERY_S when the chain grew
 )
 

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
+from app.audit.chain import chain
 from app.cities import publishing
 from app.db.audit_models import AuditEntry
 from app.db.config_models import CityConfigVersion, ConfigSimulation
@@ -232,6 +233,7 @@ def test_audit_verify_passes_then_fails_after_tampering(app: Flask, rt: Runtime,
     runner = app.test_cli_runner()
     ok = runner.invoke(args=["audit", "verify"])
     assert ok.exit_code == 0 and "审计日志链完整" in ok.output
+    chain(rt)  # what a worker's round does: the entries get their place in the chain (seq = row id here)
     dialect = rt.db.engine.dialect.name
     with pytest.raises(Exception, match="append-only"), rt.db.engine.begin() as connection:
         connection.execute(text("UPDATE audit_log SET actor = 'mallory' WHERE id = 3"))
