@@ -31,7 +31,7 @@ class Authority:
     clock: Callable[[], datetime] = field(default=_utcnow)
 
     def __post_init__(self) -> None:
-        self.chain = self.identity.chain  # parsed once
+        self.parts = protocol.SignerParts.of(self.identity.certificate, self.identity.chain)  # encoded once
 
     def respond(self, request_der: bytes) -> bytes:
         try:
@@ -48,10 +48,9 @@ class Authority:
         moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # milliseconds, as the accuracy
         serial = self.serials.issue(moment, imprint, nonce)
         stamp = protocol.Stamp(imprint, serial, moment, self.policy, nonce, self.accuracy_ms)
-        certificate = self.identity.certificate
-        info = protocol.tst_info(stamp, certificate)
+        info = protocol.tst_info(stamp, self.parts)
         with_certificates = bool(request["cert_req"].native)
-        token = protocol.sign_token(info, self.identity.private_key_pem, certificate, with_certificates, self.chain)
+        token = protocol.sign_token(info, self.identity.private_key_pem, self.parts, with_certificates)
         return protocol.granted(token)
 
     def _refusal(self, request: tsp.TimeStampReq) -> bytes | None:

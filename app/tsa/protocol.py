@@ -69,7 +69,37 @@ class Stamp:
     accuracy_ms: int
 
 
-def tst_info(stamp: Stamp, tsa_certificate: x509.Certificate) -> tsp.TSTInfo:
+@dataclass(frozen=True)
+class SignerParts:
+    """What every token of one TSA certificate repeats, encoded once (DER): the TSA's name, the certificate's
+    signingCertificateV2 attribute, the signer identifier, the certificates sent with the token. Parsing these
+    back is far cheaper than building them again, which matters for a service stamping every signature."""
+
+    tsa_name: bytes
+    signing_certificate: bytes
+    sid: bytes
+    certificates: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate, chain: list[x509.Certificate] | None = None) -> SignerParts:
+        essid = {
+            "hash_algorithm": {"algorithm": sm_oids.SM3_NAME},
+            "cert_hash": sm3(certificate.dump()),
+            "issuer_serial": {
+                "issuer": [x509.GeneralName(name="directory_name", value=certificate.issuer)],
+                "serial_number": certificate.serial_number,
+            },
+        }
+        issuer_and_serial = {"issuer": certificate.issuer, "serial_number": certificate.serial_number}
+        return cls(
+            x509.GeneralName(name="directory_name", value=certificate.subject).dump(),
+            cms.CMSAttribute({"type": "signing_certificate_v2", "values": [{"certs": [essid]}]}).dump(),
+            cms.SignerIdentifier({"issuer_and_serial_number": issuer_and_serial}).dump(),
+            tuple(item.dump() for item in [certificate, *(chain or [])]),
+        )
+
+
+def tst_info(stamp: Stamp, parts: SignerParts) -> tsp.TSTInfo:
     seconds, millis = divmod(stamp.accuracy_ms, 1000)
     accuracy = {key: value for key, value in (("seconds", seconds), ("millis", millis)) if value}
     info: dict[str, object] = {
@@ -80,51 +110,34 @@ def tst_info(stamp: Stamp, tsa_certificate: x509.Certificate) -> tsp.TSTInfo:
         "gen_time": stamp.gen_time.astimezone(UTC),
         "accuracy": accuracy,
         "ordering": False,
-        "tsa": x509.GeneralName(name="directory_name", value=tsa_certificate.subject),
+        "tsa": x509.GeneralName.load(parts.tsa_name),
     }
     if stamp.nonce is not None:
         info["nonce"] = stamp.nonce
     return tsp.TSTInfo(info)
 
 
-def _signed_attributes(info_der: bytes, certificate: x509.Certificate) -> cms.CMSAttributes:
+def _signed_attributes(info_der: bytes, parts: SignerParts) -> cms.CMSAttributes:
     """content type, message digest and the RFC 5816 signingCertificateV2 (SM3 of the TSA certificate)."""
-    essid = {
-        "hash_algorithm": {"algorithm": sm_oids.SM3_NAME},
-        "cert_hash": sm3(certificate.dump()),
-        "issuer_serial": {
-            "issuer": [x509.GeneralName(name="directory_name", value=certificate.issuer)],
-            "serial_number": certificate.serial_number,
-        },
-    }
     attributes = [
         cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
         cms.CMSAttribute({"type": "message_digest", "values": [sm3(info_der)]}),
-        cms.CMSAttribute({"type": "signing_certificate_v2", "values": [{"certs": [essid]}]}),
+        cms.CMSAttribute.load(parts.signing_certificate),
     ]
     return cms.CMSAttributes(sorted(attributes, key=lambda attribute: attribute.dump()))  # DER SET OF order
 
 
 def sign_token(
-    info: tsp.TSTInfo,
-    private_key_pem: bytes,
-    certificate: x509.Certificate,
-    with_certificate: bool,
-    chain: list[x509.Certificate] | None = None,
+    info: tsp.TSTInfo, private_key_pem: bytes, parts: SignerParts, with_certificates: bool
 ) -> cms.ContentInfo:
-    """The TimeStampToken: a SignedData (v3) over the DER TSTInfo, signed with SM2-with-SM3."""
+    """The TimeStampToken: a SignedData (v3) over the DER TSTInfo, signed with SM2-with-SM3; with the TSA's
+    certificate and its chain when `with_certificates` (the request's certReq)."""
     info_der = info.dump()
-    signed_attrs = _signed_attributes(info_der, certificate)
+    signed_attrs = _signed_attributes(info_der, parts)
     signer = cms.SignerInfo(
         {
             "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {
-                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                        {"issuer": certificate.issuer, "serial_number": certificate.serial_number}
-                    )
-                }
-            ),
+            "sid": cms.SignerIdentifier.load(parts.sid),
             "digest_algorithm": {"algorithm": sm_oids.SM3_NAME},
             "signed_attrs": signed_attrs,
             "signature_algorithm": {"algorithm": sm_oids.SM2_WITH_SM3_NAME},
@@ -137,8 +150,8 @@ def sign_token(
         "encap_content_info": {"content_type": "tst_info", "content": core.ParsableOctetString(info_der)},
         "signer_infos": [signer],
     }
-    if with_certificate:
-        signed_data["certificates"] = [certificate, *(chain or [])]
+    if with_certificates:
+        signed_data["certificates"] = [x509.Certificate.load(der) for der in parts.certificates]
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
 
 
