@@ -122,8 +122,23 @@ def _signed(fen: int) -> str:
     return ("+" if fen > 0 else "") + format_yuan(fen)
 
 
+def _nth(number: int, was: Payment | None, now: Payment | None) -> tuple[str, str, str]:
+    """("第 n 笔放款", before, after); when the two are not the same kind: ("第 n 笔", "放款 …", "退回 …")."""
+    kinds = {PURPOSES.get(p.purpose, "付款") for p in (was, now) if p is not None}
+    before = format_yuan(was.amount_fen) if was else "无"
+    after = format_yuan(now.amount_fen) if now else "无"
+    if len(kinds) == 1:
+        return f"第 {number} 笔{kinds.pop()}", before, after
+    assert was is not None and now is not None  # two kinds: both are there
+    return (
+        f"第 {number} 笔",
+        f"{PURPOSES.get(was.purpose, '付款')} {before}",
+        f"{PURPOSES.get(now.purpose, '付款')} {after}",
+    )
+
+
 def amount_differences(real: Outcome, replayed: Outcome) -> list[str]:
-    """Each amount that differs, in yuan: the fees charged, then each release or refund by its order."""
+    """Each amount that differs, in yuan: the fees charged, then each release, refund or return by its order."""
     found = []
     if real.fees_fen != replayed.fees_fen:
         diff = _signed(replayed.fees_fen - real.fees_fen)
@@ -131,12 +146,14 @@ def amount_differences(real: Outcome, replayed: Outcome) -> list[str]:
     for number in range(max(len(real.payments), len(replayed.payments))):
         was = real.payments[number] if number < len(real.payments) else None
         now = replayed.payments[number] if number < len(replayed.payments) else None
-        what = PURPOSES.get((was or now).purpose, "付款") if (was or now) else "付款"  # type: ignore[union-attr]
-        before = format_yuan(was.amount_fen) if was else "无"
-        after = format_yuan(now.amount_fen) if now else "无"
-        if was is None or now is None or (was.purpose, was.amount_fen) != (now.purpose, now.amount_fen):
+        if was is not None and now is not None and (was.purpose, was.amount_fen) == (now.purpose, now.amount_fen):
+            continue
+        which, before, after = _nth(number + 1, was, now)
+        if was is None or now is None or was.purpose == now.purpose:
             delta = (now.amount_fen if now else 0) - (was.amount_fen if was else 0)
-            found.append(f"第 {number + 1} 笔{what}：{before} → {after}（{_signed(delta)}）")
+            found.append(f"{which}：{before} → {after}（{_signed(delta)}）")
+        else:
+            found.append(f"{which}：{before} → {after}")
     return found
 
 
@@ -144,9 +161,8 @@ def payee_differences(real: Outcome, replayed: Outcome) -> list[str]:
     found = []
     for number, (was, now) in enumerate(zip(real.payments, replayed.payments, strict=False), 1):
         if (was.role, was.masked) != (now.role, now.masked):
-            found.append(
-                f"第 {number} 笔{PURPOSES.get(was.purpose, '付款')}：{was.role} {was.masked} → {now.role} {now.masked}"
-            )
+            which = _nth(number, was, now)[0]
+            found.append(f"{which}：{was.role} {was.masked} → {now.role} {now.masked}")
     return found
 
 

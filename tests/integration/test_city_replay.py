@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.cities import publishing
 from app.db.config_models import ConfigSimulation
 from app.deals import service as deals
+from app.deals.timers import fire_due_timers
 from app.deals.vocabulary import build_vocabulary
 from app.domain.config_versions import content_sha256
 from app.platform.config import ROOT
@@ -26,6 +27,7 @@ from app.sandbox import simulate as simulation
 from app.sandbox.harness import SignOnce
 from app.sandbox.replay import replay_city
 from tests.factories import RESALE_FORM, actor, arrive, load_deal, open_account
+from tests.integration.test_products_in_services import RENT_FORM, Clock, _pay_result, _payouts
 from tests.integration.test_release_plans import PLAN_90_10, _pay
 
 BEIJING = json.loads((ROOT / "city_configs" / "110000.json").read_text(encoding="utf-8"))
@@ -132,3 +134,38 @@ def test_city_simulate_replay_stores_the_replay_with_the_simulation(
     with rt.db.uow() as uow:
         stored = uow.session.scalars(select(ConfigSimulation)).one()
     assert stored.complete and stored.report["replay"]["count"] == 0 and stored.report["replay"]["ok"]
+
+
+def test_a_shorter_move_in_deadline_would_have_cancelled_a_rent_deal_paid_on_its_fourth_day(
+    client: FlaskClient, keys_dir: Path, rt: Runtime, users: dict[str, int]
+) -> None:
+    """The sandbox clock follows the recorded times: the tenant paid on day 4 and the rent went to the landlord on
+    day 5 (北京: 5 days to pay); under a draft giving 3 days the deadline passes first, the deal is cancelled and the
+    money that then arrives goes back to the tenant instead of on to the landlord."""
+    rt.registry = build_vocabulary(SignOnce())
+    clock = Clock(rt)
+    agent = actor(rt, "agent")
+    deal_id = deals.create_deal(rt, agent, "110000", "rent_custody", RENT_FORM)
+    deals.confirm_agreement(rt, agent, deal_id)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000034")
+    clock.advance(days=4)
+    arrive(client, keys_dir, "6226000000000034", 600_000, "R-DAY-4")
+    clock.advance(days=1)
+    assert fire_due_timers(rt) == 1
+    _pay_result(client, keys_dir, _payouts(rt, deal_id)[0], "succeeded")
+    assert load_deal(rt, deal_id).state == "rent_paid"
+
+    (same,) = replay_city(rt, "110000", json.dumps(BEIJING, ensure_ascii=False))["deals"]
+    assert same["verdict"] == "相同", same
+    assert same["replayed"]["states"][-1] == "本期租金已付房东"
+    assert same["replayed"]["payments"][0]["amount_fen"] == 300_000
+
+    config = json.loads(json.dumps(BEIJING))
+    config["products"]["rent_custody"]["deadlines"]["move_in_deadline"] = "P3D"
+    (row,) = replay_city(rt, "110000", json.dumps(config, ensure_ascii=False))["deals"]
+    assert row["verdict"] == "路径不同", row
+    assert row["replayed"]["states"] == ["待签约", "开户中", "待付首期租金及押金", "已取消"]
+    assert row["real"]["states"][-1] == "本期租金已付房东"
+    # the tenant's money arrived after the deal ended: returned to where it came from, not released
+    assert row["amounts"] == ["第 1 笔：放款 ¥3,000.00 → 退回 ¥6,000.00"]
+    assert row["payees"] == ["第 1 笔：出租人 **** 2444 → 原付款账户 **** 5678"], row["payees"]
