@@ -65,6 +65,7 @@ def _register_web(app: Flask) -> None:
     from app.ops import web as api
     from app.payouts import amendment_web as payee_amendments
     from app.payouts import web as payouts
+    from app.signing import web as signing
     from app.users import web as auth
     from app.web import banners, errors, filters, labels
     from app.web.access import require_login, require_password_change
@@ -82,6 +83,7 @@ def _register_web(app: Flask) -> None:
         agreements.bp,
         payee_amendments.bp,
         evidence.bp,
+        signing.bp,
     ):
         app.register_blueprint(blueprint)
     from app.platform.request_context import register as register_request_context

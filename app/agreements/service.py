@@ -26,6 +26,7 @@ from app.domain.cities import CityConfig, ReleaseRule
 from app.domain.extra_fields import read_extras
 from app.domain.release_plan import PlannedTranche, plan_error, planned
 from app.fees.status import agreement_terms
+from app.pdf.fields import PARTY_FIELDS, places_for, reserve_signature_fields
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
 from app.pdf.sign import sign_pdf
 from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
@@ -106,12 +107,17 @@ def render_html(rt: Runtime, deal: Deal) -> str:
 
 def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
     """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal, a
-    certification signature (DocMDP P=2: only later signatures may follow); audited in the deal's transaction."""
+    certification signature (DocMDP P=2: only later signatures may follow); audited in the deal's transaction.
+    With party signing (`rt.party_signing`) the file first gets an empty signature field at each party's 签字
+    line, which the parties fill later (`app.signing.service`)."""
     html = render_html(rt, deal)
     now = rt.clock()
     root = root_certificate_path(rt.keys.folder)
+    unsigned = html_to_pdf(html)
+    if rt.party_signing:  # the parties' fields at their 签字 lines (payer first), covered by the certification
+        unsigned = reserve_signature_fields(unsigned, places_for(unsigned, list(PARTY_FIELDS.values())))
     signed = sign_pdf(
-        html_to_pdf(html),
+        unsigned,
         rt.keys.platform_private_key_pem,
         rt.keys.platform_certificate_pem,
         signer_name=PLATFORM_SIGNER,

@@ -32,6 +32,7 @@ from app.db import (  # noqa: F401
     ledger_models,
     payee_models,
     reconciliation_models,
+    signing_models,
 )
 from app.db.base import Base, UTCDateTime, utcnow
 from app.db.pii import EncryptedBytes, EncryptedString, EncryptedText, blind_index_column_info, install_blind_indexes

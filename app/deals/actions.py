@@ -12,6 +12,7 @@ from app.deals.workflow import DealContext
 from app.payouts import amendments, holds, lifecycle
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
+from app.signing.service import open_requests
 
 AgreementSigner = Callable[[Runtime, Deal], Agreement]
 
@@ -22,6 +23,10 @@ def signing(signer: AgreementSigner) -> Callable[[DealContext], None]:
 
     def sign_agreement_action(ctx: DealContext) -> None:
         ctx.session.add(signer(ctx.rt, ctx.deal))
+        if ctx.rt.party_signing:  # the parties sign on their phones; the last one's signature queues the bank
+            ctx.session.flush()
+            open_requests(ctx.rt, ctx.session, ctx.deal)
+            return
         # then the bank signs
         enqueue(ctx.session, *countersign_request(ctx.deal.id), now=ctx.rt.clock(), bank_code=ctx.deal.bank_code)
 

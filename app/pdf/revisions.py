@@ -2,11 +2,13 @@
 
 The signed revision is compared with the whole file object by object (the way pyHanko's difference analysis
 whitelists changes). A later signature may only add: a signature field and its widget (one that draws nothing
-over the page: no appearance, an empty rectangle, or hidden), the signature dictionary, that field in the form's
-/Fields (and /SigFlags, and the /AcroForm itself when the file had none), the widget in its page's /Annots, and
-validation data (/DSS in the catalog). Everything else is a modification: new or changed annotations and
-widgets, other /AcroForm entries, new or changed content streams, changes to pages or the page tree, and any
-other object of the signed revision rewritten or deleted. New objects that nothing old points to show nothing.
+over the page: no appearance, an empty rectangle, or hidden), or fill an empty signature field of the signed
+revision (its value, and its appearance within the rectangle that revision fixed); the signature dictionary, that
+field in the form's /Fields (and /SigFlags, and the /AcroForm itself when the file had none), the widget in its
+page's /Annots, and validation data (/DSS in the catalog). Everything else is a modification: new or changed
+annotations and widgets, other /AcroForm entries, new or changed content streams, changes to pages or the page
+tree, and any other object of the signed revision rewritten or deleted. New objects that nothing old points to
+show nothing.
 """
 
 from __future__ import annotations
@@ -219,13 +221,15 @@ class _Comparison:
         return isinstance(value, DictionaryObject) and value.get("/Type") in ("/XRef", "/ObjStm")
 
     def _fills_empty_signature(self, number: int) -> bool:
-        """An empty signature field of the signed revision that only gained its value."""
+        """An empty signature field of the signed revision that only gained its value, and its appearance when it
+        had none (a field reserved for a party: its rectangle was fixed in the signed revision)."""
         old, new = self.old.get_object(number), self.new.get_object(number)
+        gained = {"/V"} if "/AP" in old else {"/V", "/AP"}
         return (
             _is_signature_field(old)
             and "/V" not in old
             and isinstance(new, DictionaryObject)
-            and _without(old, {"/V"}) == _without(new, {"/V"})
+            and _without(old, gained) == _without(new, gained)
             and _resolve(new.get("/V")) is not None
             and _resolve(new.get("/V")).get("/Type") == "/Sig"
         )

@@ -125,3 +125,13 @@ def seal_markup(name: str, caption: str = "电子签章") -> Markup:
     """The seal as inline SVG for an agreement template (trusted: made here from glyph outlines)."""
     with _DRAWING:
         return Markup(seal_svg(name, caption))
+
+
+def draw_glyph(character: str, pen: object) -> int:
+    """Draw `character`'s outline (font units, y up) with a fontTools pen; the font's units per em."""
+    with _DRAWING:
+        glyphs, cmap, units = _glyph_outlines()
+        name = cmap.get(ord(character))
+        if name is not None:
+            glyphs[name].draw(pen)  # type: ignore[index]
+        return units

@@ -250,7 +250,8 @@ def _prepare(
 
     form_raw = root.raw_get("/AcroForm") if "/AcroForm" in root else None
     if certify:
-        if form_raw is not None and form_raw.get_object().get("/Fields"):
+        fields = form_raw.get_object().get("/Fields") if form_raw is not None else None
+        if any("/V" in item.get_object() for item in fields or []):  # empty reserved fields may precede it
             raise CryptoError("认证签名必须是文件的第一个签名", code="PDF_ALREADY_SIGNED")
         root[NameObject("/Perms")] = DictionaryObject({NameObject("/DocMDP"): signature_reference})
         update.put(root_reference, root)

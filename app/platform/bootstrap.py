@@ -23,6 +23,7 @@ from app.domain.cities import CityCatalog
 from app.payouts import jobs as payout_jobs
 from app.platform.config import ROOT, Config
 from app.platform.runtime import JobHandler, KeyStore, Runtime
+from app.signing.sms import sms_gateway
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.loader import load_definition
 from app.state_machine.registry import Registry
@@ -90,6 +91,8 @@ def build_runtime(config: Config) -> Runtime:
         calendar_warn_days=config.calendar_warn_days,
         tsa_url=config.tsa_url,
         tsa_certificate=config.tsa_certificate,
+        sms=sms_gateway(config.sms_url, config.instance_path),
+        party_signing=config.party_signing,
         config_validation_budget_s=config.config_validation_budget_s,
         jobs=job_table(),
         audit_checkpoints=config.instance_path / "audit" / "checkpoints.jsonl",

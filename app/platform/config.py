@@ -101,6 +101,12 @@ class Config:
         default_factory=lambda: Path(os.environ["CUNGUAN_TSA_CERT"]) if os.environ.get("CUNGUAN_TSA_CERT") else None
     )
 
+    # the SMS gateway the parties' one-time codes go through; unset: the simulator (`<instance>/sms_outbox.jsonl`)
+    sms_url: str | None = field(default_factory=lambda: os.environ.get("CUNGUAN_SMS_URL") or None)
+    # parties sign their agreement on a phone (app/signing/) before the bank countersigns; off: the platform's
+    # signature and the bank's only, as before
+    party_signing: bool = field(default_factory=lambda: os.environ.get("CUNGUAN_PARTY_SIGNING", "") == "1")
+
     def __post_init__(self) -> None:
         if not self.database_url:
             default = f"sqlite:///{self.instance_path / 'cunguan.db'}"
@@ -117,6 +123,10 @@ class Config:
                 raise ConfigError(
                     "生产模式（CUNGUAN_ENV=production）下必须设置可信时间戳服务地址 CUNGUAN_TSA_URL"
                     "及其证书（或签发它的 CA 证书）CUNGUAN_TSA_CERT"
+                )
+            if not self.sms_url:
+                raise ConfigError(
+                    "生产模式（CUNGUAN_ENV=production）下不能使用短信模拟器，请设置短信网关地址 CUNGUAN_SMS_URL"
                 )
 
 

@@ -22,6 +22,7 @@ from app.domain.validation_budget import DEFAULT_BUDGET_S
 from app.platform.config import BankEndpoint
 from app.platform.errors import ConfigError, NotFound
 from app.products.loader import repository_products
+from app.signing.sms import SmsGateway
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.registry import Registry
 from app.tsa.client import Timestamper, timestamp
@@ -102,6 +103,8 @@ class Runtime:
     tsa_url: str | None = None  # the RFC 3161 TSA (CUNGUAN_TSA_URL); None: signatures carry no trusted time
     tsa_certificate: Path | None = None  # the TSA certificate timestamps must carry (CUNGUAN_TSA_CERT)
     tsa_timeout_s: float = 5.0
+    sms: SmsGateway | None = None  # the parties' signing links and one-time codes (app.signing.sms)
+    party_signing: bool = False  # parties sign on a phone before the bank countersigns (CUNGUAN_PARTY_SIGNING)
 
     def timestamper(self) -> Timestamper | None:
         """SM3 digest -> RFC 3161 token from the configured TSA; None when there is none."""

@@ -26,6 +26,12 @@ PUBLIC_ENDPOINTS = frozenset(
         "health.healthz",
         "health.readyz",
         "health.favicon",
+        # a party's signing pages: the link's token is the credential (app/signing/web.py)
+        "signing.page",
+        "signing.agreement_html",
+        "signing.send_code",
+        "signing.check",
+        "signing.sign",
     }
 )
 # Not public: the view itself accepts a staff login or a scrape token (see app/ops/metrics_web.py).

@@ -176,6 +176,7 @@ def test_production_refuses_to_start_with_bank_urls_at_the_simulators_defaults(
     monkeypatch.setenv("CUNGUAN_SECRET_KEY", "x" * 64)
     monkeypatch.setenv("CUNGUAN_ENV", "production")
     monkeypatch.setenv("CUNGUAN_TSA_URL", "https://tsa.example/")
+    monkeypatch.setenv("CUNGUAN_SMS_URL", "https://sms.example/send")
     monkeypatch.setenv("CUNGUAN_TSA_CERT", str(tmp_path / "tsa.pem"))
     first, *others = _bank_url_variables()
     for name in others:
@@ -206,6 +207,10 @@ def test_production_refuses_to_start_without_a_timestamp_authority(
         Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s")
     assert "CUNGUAN_TSA_CERT" in str(refused.value)
     monkeypatch.setenv("CUNGUAN_TSA_CERT", str(tmp_path / "tsa.pem"))
+    with pytest.raises(ConfigError) as refused:  # the parties' codes would go to the simulator's file
+        Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s")
+    assert "CUNGUAN_SMS_URL" in str(refused.value)
+    monkeypatch.setenv("CUNGUAN_SMS_URL", "https://sms.example/send")
     assert (
         Config(instance_path=tmp_path / "instance", keys_dir=keys_dir, secret_key="s").tsa_url == "https://tsa.example/"
     )

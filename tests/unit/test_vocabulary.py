@@ -141,7 +141,10 @@ def test_every_name_of_the_vocabulary_is_used_by_a_shipped_workflow() -> None:
 def test_sign_agreement_signs_with_the_signer_the_vocabulary_was_built_with() -> None:
     signed: list[Any] = []
     added: list[Any] = []
-    deal, rt = SimpleNamespace(id=7, bank_code="ceb"), SimpleNamespace(clock=lambda: datetime(2026, 12, 1, tzinfo=UTC))
+    deal, rt = (
+        SimpleNamespace(id=7, bank_code="ceb"),
+        SimpleNamespace(clock=lambda: datetime(2026, 12, 1, tzinfo=UTC), party_signing=False),
+    )
 
     def signer(runtime: Any, the_deal: Any) -> str:
         signed.append((runtime, the_deal))

@@ -155,6 +155,12 @@ def test_every_endpoint_needs_a_login_unless_listed_public(app, client: FlaskCli
         "health.healthz",
         "health.readyz",
         "health.favicon",
+        # a party's signing pages: the signing link's token is the credential (tests/web/test_party_signing.py)
+        "signing.page",
+        "signing.agreement_html",
+        "signing.send_code",
+        "signing.check",
+        "signing.sign",
     }
     assert public == PUBLIC_ENDPOINTS
 

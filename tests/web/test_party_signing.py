@@ -1,0 +1,154 @@
+"""Parties sign on a phone (issue 20): the links sent by SMS at confirmation, the real-name check (name, ID
+number, one-time code from the SMS simulator's log), the signature into each party's reserved field, then the
+bank's countersignature; refusals in Chinese (wrong ID number, wrong code, the other party's identity, a used or
+expired link); `flask agreement verify` reports every signer valid with its chain."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from app.agreements.countersign import COUNTERSIGN_JOB
+from app.agreements.service import verify_agreement_pdf
+from app.db.audit_models import AuditEntry
+from app.db.models import Job
+from app.db.signing_models import SigningRequest
+from app.deals import service as deals
+from app.platform.runtime import Runtime
+from app.queue.worker import run_one
+from app.signing.sms import SimulatedSms
+from tests.conftest import csrf_token
+from tests.factories import RESALE_FORM, actor, load_deal
+from tests.integration.simulator_support import bank_over_http
+
+BUYER_PHONE, SELLER_PHONE = "13912345678", "13812345678"
+FORM = {**RESALE_FORM, "buyer_phone": BUYER_PHONE, "seller_phone": SELLER_PHONE}
+BUYER = ("张三", "11010519491231002X")
+SELLER = ("李四", "110101198001010053")
+
+
+def _outbox(rt: Runtime, phone: str) -> list[str]:
+    assert isinstance(rt.sms, SimulatedSms)
+    return [message["text"] for message in rt.sms.messages(phone)]
+
+
+def _token(rt: Runtime, phone: str) -> str:
+    (link,) = [text for text in _outbox(rt, phone) if "/sign/" in text]
+    match = re.search(r"/sign/([A-Za-z0-9_-]+)", link)
+    assert match
+    return match.group(1)
+
+
+def _last_code(rt: Runtime, phone: str) -> str:
+    match = re.search(r"验证码为 (\d{6})", _outbox(rt, phone)[-1])
+    assert match, "the last message is a code"
+    return match.group(1)
+
+
+def _post(client: FlaskClient, token: str, step: str, **data: str) -> str:
+    page = client.get(f"/sign/{token}").text
+    token_page = page if 'name="csrf_token"' in page else client.get("/login").text  # the session's token
+    answer = client.post(f"/sign/{token}/{step}", data={"csrf_token": csrf_token(token_page), **data})
+    return client.get(f"/sign/{token}").text if answer.status_code == 303 else answer.text
+
+
+def _check(client: FlaskClient, token: str, who: tuple[str, str], code: str) -> str:
+    return _post(client, token, "check", name=who[0], id_number=who[1], code=code)
+
+
+def _sign_as(rt: Runtime, client: FlaskClient, token: str, phone: str, who: tuple[str, str]) -> str:
+    _post(client, token, "code")
+    assert "身份核验通过" in _check(client, token, who, _last_code(rt, phone))
+    return _post(client, token, "sign", confirm="yes")
+
+
+def _confirmed(rt: Runtime) -> int:
+    rt.party_signing = True
+    who = actor(rt, "agent")
+    deal_id = deals.create_deal(rt, who, "110000", "resale_escrow", FORM)
+    deals.confirm_agreement(rt, who, deal_id)
+    return deal_id
+
+
+def test_both_parties_sign_on_their_phones_then_the_bank_and_every_signature_verifies(
+    app: Flask, rt: Runtime, users: dict, client: FlaskClient, keys_dir: Path, tmp_path: Path
+) -> None:
+    deal_id = _confirmed(rt)
+    payer, payee = _token(rt, BUYER_PHONE), _token(rt, SELLER_PHONE)
+    with rt.db.uow() as uow:
+        stored = [row.token_hash for row in uow.session.scalars(select(SigningRequest))]
+        assert len(stored) == 2 and payer not in stored and payee not in stored, "only hashes are kept"
+        assert uow.session.scalar(select(Job).where(Job.kind == COUNTERSIGN_JOB)) is None, "the bank waits"
+
+    page = client.get(f"/sign/{payee}")
+    assert page.status_code == 200 and "请等待付款方先完成签署" in page.text and "李*" in page.text
+    assert SELLER[1] not in page.text and page.headers["Referrer-Policy"] == "no-referrer"
+    assert "请等待付款方先完成签署" in _post(client, payee, "sign", confirm="yes")
+
+    first = client.get(f"/sign/{payer}")
+    assert "张*" in first.text and "139****5678" in first.text and BUYER[1] not in first.text
+    assert 'name="csrf_token"' in first.text and "<script" not in first.text
+    assert "资金存管协议" in client.get(f"/sign/{payer}/agreement.html").text
+    assert "验证码已发送至 139****5678" in _post(client, payer, "code")
+    assert "验证码发送过于频繁" in _post(client, payer, "code")
+    code = _last_code(rt, BUYER_PHONE)
+    assert "姓名或证件号码与协议登记的信息不一致" in _check(client, payer, (BUYER[0], "110105194912310037"), code)
+    assert "姓名或证件号码与协议登记的信息不一致" in _check(client, payer, SELLER, code), "not the other party"
+    wrong = "000000" if code != "000000" else "111111"
+    assert "验证码不正确，还可尝试 4 次" in _check(client, payer, BUYER, wrong)
+    assert "请先完成身份核验" in _post(client, payer, "sign", confirm="yes")
+    assert "身份核验通过" in _check(client, payer, BUYER, code)
+    assert "请勾选确认后再签署" in _post(client, payer, "sign")
+    done = _post(client, payer, "sign", confirm="yes")
+    assert "签署完成" in done and "买方（张*）" in done
+    used = client.get(f"/sign/{payer}")
+    assert used.status_code == 410 and "该签署链接已使用" in used.text
+
+    assert "签署完成" in _sign_as(rt, client, payee, SELLER_PHONE, SELLER)
+    parties_signed = load_deal(rt, deal_id).agreement
+    assert parties_signed is not None
+    with bank_over_http(rt, keys_dir, tmp_path):
+        while run_one(rt, "test-worker"):
+            pass
+    agreement = load_deal(rt, deal_id).agreement
+    assert agreement is not None and agreement.pdf.startswith(parties_signed.pdf)
+    platform, buyer, seller, bank = verify_agreement_pdf(rt, agreement.pdf)
+    assert all(report.valid for report in (platform, buyer, seller, bank))
+    assert platform.certification_level == 2 and (buyer.field_name, seller.field_name) == ("PartyPayer", "PartyPayee")
+    assert (buyer.signer_subject, seller.signer_subject) == ("张三", "李四") and bank.covers_whole_file
+    assert buyer.superseded_cleanly and seller.superseded_cleanly and not seller.changes_after_signing
+    assert len(buyer.certificate_chain) == 2, "party certificate -> platform root"
+
+    pdf_file = tmp_path / "agreement.pdf"
+    pdf_file.write_bytes(agreement.pdf)
+    answer = app.test_cli_runner().invoke(args=["agreement", "verify", str(pdf_file)])
+    assert answer.exit_code == 0, answer.output
+    result = json.loads(answer.stdout)
+    signers = [item["signer_subject"] for item in result["signatures"]]
+    assert result["valid"] is True and signers[1:3] == ["张三", "李四"]
+    assert result["signatures"][1]["certificate_chain"] == ["张三", "存管平台根证书"]
+    assert "证书链 张三 → 存管平台根证书" in answer.stderr
+
+    with rt.db.uow() as uow:
+        actions = [entry.action for entry in uow.session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+        details = json.dumps([entry.detail for entry in uow.session.scalars(select(AuditEntry))], ensure_ascii=False)
+    for action in ("signing.requested", "signing.code_sent", "signing.check_failed", "signing.verified"):
+        assert action in actions
+    assert actions.count("agreement.party_signed") == 2 and BUYER[1] not in details and BUYER_PHONE not in details
+
+
+def test_an_expired_link_is_refused(rt: Runtime, users: dict, client: FlaskClient) -> None:
+    _confirmed(rt)
+    token = _token(rt, SELLER_PHONE)
+    real_clock = rt.clock
+    rt.clock = lambda: real_clock() + timedelta(days=8)
+    answer = client.get(f"/sign/{token}")
+    assert answer.status_code == 410 and "签署链接已过期" in answer.text
+    unknown = client.get("/sign/" + "x" * 43)
+    assert unknown.status_code == 404 and "签署链接无效" in unknown.text
