@@ -134,7 +134,54 @@ def test_audit_entries_from_before_the_mac_get_theirs_and_stay_append_only(datab
         with engine.connect() as connection:
             macs = connection.execute(text("SELECT hash, mac FROM audit_log ORDER BY id")).all()
         assert [mac for _, mac in macs] == [entry_mac(mac_key.key(), entry_hash) for entry_hash, _ in macs]
+        with engine.connect() as connection:  # migration 0049: entries chained when written keep their place
+            places = connection.execute(text("SELECT seq, writer FROM audit_log ORDER BY id")).all()
+        assert places == [(1, None), (2, None)]
         with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
             connection.execute(text("UPDATE audit_log SET mac = NULL"))
+    finally:
+        engine.dispose()
+
+
+def test_running_figures_start_from_the_book_as_it_stands(database_url: str) -> None:
+    """Migration 0045: deals and custody balances already there are in the running totals from the start, and
+    what moves afterwards moves them (the triggers are in place)."""
+    from app.figures import totals
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0044")
+    engine = create_engine(database_url)  # a plain engine: SQLite leaves foreign keys off
+    deal = (
+        "INSERT INTO deals (id, deal_no, city_code, product, bank_code, workflow_id, workflow_version,"
+        " city_config_sha256, agreement_template, state, version, buyer_name, buyer_id_number, price_fen,"
+        " custody_amount_fen, facts, created_by_id, created_at, updated_at) VALUES (:id, :no, :city, 'resale_escrow',"
+        " 'ceb', 'resale_escrow', 1, 'x', 'resale_escrow/v1', :state, 1, 'x', 'x', 100, 100, '{}', 1,"
+        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    account = (
+        "INSERT INTO ledger_accounts (id, code, type, name, debits_must_not_exceed_credits,"
+        " credits_must_not_exceed_debits, debits_posted, credits_posted, deal_id, created_at)"
+        " VALUES (:id, :code, 'liability', 'x', true, false, :debits, :credits, :deal, CURRENT_TIMESTAMP)"
+    )
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # no user rows: this test is about deals and accounts
+                connection.execute(text("SET LOCAL session_replication_role = replica"))
+            for n, (city, state) in enumerate((("110000", "funded"), ("310000", "funded"), ("110000", "closed")), 1):
+                connection.execute(text(deal), {"id": n, "no": f"D{n}", "city": city, "state": state})
+            for n, (debits, credits) in enumerate(((0, 500), (100, 300), (0, 0)), 1):
+                values = {"id": n, "code": f"custody:D{n}", "debits": debits, "credits": credits, "deal": n}
+                connection.execute(text(account), values)
+        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            kept = totals.read(connection)
+            assert kept == totals.recount(connection)
+            assert {(k.city_code, v) for k, v in kept.custody.items()} == {("110000", 500), ("310000", 200)}
+            assert {(k.state, v) for k, v in kept.deals.items()} == {("funded", 2), ("closed", 1)}
+            connection.execute(text("UPDATE ledger_accounts SET credits_posted = 900 WHERE id = 1"))
+            connection.execute(text("UPDATE deals SET state = 'closed' WHERE id = 2"))
+            moved = totals.read(connection)
+        assert {(k.city_code, v) for k, v in moved.custody.items()} == {("110000", 900), ("310000", 200)}
+        assert {(k.state, v) for k, v in moved.deals.items()} == {("closed", 2), ("funded", 1)}
     finally:
         engine.dispose()
