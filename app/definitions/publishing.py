@@ -214,7 +214,8 @@ def _require_simulation(session: Session, version: DefinitionVersion) -> Definit
     simulation = passing_simulation(session, version)
     if simulation is None:
         raise ValidationError(
-            f"第 {version.version} 版尚无通过的仿真，请先运行 flask definition simulate {version.kind} {version.name}",
+            f"第 {version.version} 版尚无通过的仿真：请先运行仿真"
+            f"（本页的「运行仿真」，或 flask definition simulate {version.kind} {version.name}）",
             code="SIMULATION_REQUIRED",
             details={"content_sha256": version.content_sha256},
         )

@@ -219,6 +219,9 @@ def test_ops_open_nanjing_with_the_studio_a_reviewer_puts_it_live_and_an_agent_o
         "时限 · 新增入金期限：3 个工作日",
     ):
         assert expected in diff, expected
+    notes = page.locator("#simulation details.simulation-notes")
+    assert notes.count() == 1 and notes.get_attribute("open") is None, "the unreachable paths are one click away"
+    assert "条路径在本配置下不可达" in notes.locator("summary").inner_text()
     replay = page.inner_text("#replay")
     assert "本城市没有可重放的真实存管单" in replay, "a new city has no deals: the page says so"
     _shots(page, artifact, "nanjing-review")
@@ -255,4 +258,8 @@ def test_ops_open_nanjing_with_the_studio_a_reviewer_puts_it_live_and_an_agent_o
     for expected in ("南京存量房交易资金监管", "首期（90%）", "尾款", "资金存管服务费", "房屋面积", "89.5"):
         assert expected in agreement, expected
     assert "南京资金存管特别约定" in agreement and "3个工作日" in agreement
+    # 90/10 of ¥1,234,567.89: 过户完成 releases ¥1,111,111.10, 物业交割 the rest, ¥123,456.79
+    assert re.search(r"首期（90%）：过户完成后释放，金额：¥1,111,111\.10", agreement), agreement
+    assert re.search(r"尾款（余款）：物业交割后释放，金额：¥123,456\.79", agreement), agreement
+    assert "¥3,703.70" in body, "the seller's fee, 0.3% of the custody amount"
     _shots(page, artifact, "nanjing-deal")

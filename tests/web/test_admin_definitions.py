@@ -40,7 +40,8 @@ def test_a_clause_goes_through_the_console_from_draft_to_published(
     assert "已提交审核" in post(ops, f"{PAGE}/submit")
     assert "仿真已提交" in post(ops, f"{PAGE}/simulate")
     reviewer = login("reviewer")  # the same client, now the reviewer's
-    assert "尚无通过的仿真" in post(reviewer, f"{PAGE}/approve", comment="同意")
+    refused = html.unescape(post(reviewer, f"{PAGE}/approve", comment="同意"))
+    assert "尚无通过的仿真：请先运行仿真（本页的「运行仿真」" in refused, "the page's button, not only the command"
     publishing.record_simulation(rt, "clause", "confidentiality", edited, {"ok": True, "runs": []}, "test")
     assert "已批准" in post(reviewer, f"{PAGE}/approve", comment="同意")
     assert "已发布" in post(reviewer, f"{PAGE}/publish")
