@@ -28,6 +28,7 @@ from app.deals.workflow import has_ended, timeline_row
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
+from app.signing.links import parties_pending
 
 RESEND_ROLES = ("ops",)
 REASON_MAX = 256
@@ -53,6 +54,8 @@ def resend(rt: Runtime, actor: Actor, deal_id: int, reason: str) -> int:
             raise ValidationError("协议尚未由平台签署，请经纪人确认协议后再发起签署", code="AGREEMENT_NOT_SIGNED")
         if bank_has_signed(rt, deal.bank_code, agreement.pdf):
             raise ValidationError("协议已完成全部签署，无需重新发起", code="ALREADY_SIGNED")
+        if parties_pending(uow.session, deal.id):  # the bank signs after the parties (app/signing/)
+            raise ValidationError("当事人尚未全部签署，银行将在双方签署后签章", code="PARTIES_NOT_SIGNED")
         now = rt.clock()
         job = enqueue(uow.session, *countersign_request(deal.id), now=now, bank_code=deal.bank_code)
         detail = {"label": "重新发起签署，已请银行签章", "reason": reason}

@@ -11,6 +11,7 @@ from app.deals import intake as intake_forms
 from app.deals import live, money_preview
 from app.deals import service as deals
 from app.platform.errors import CunguanError, NotFound, ValidationError
+from app.signing import links as signing_links
 from app.web import money_confirm
 from app.web.access import ALL_ROLES, current_actor, roles_required, runtime
 
@@ -115,6 +116,8 @@ def show(deal_id: int) -> str | Response:
         deal=view.deal,
         manual_actions=deals.MANUAL_ACTIONS,
         live=live.deal_status(runtime(), current_actor(), deal_id),
+        signing=signing_links.signing_status(runtime(), deal_id, view.deal.product),
+        may_reissue=current_actor().role in signing_links.REISSUE_ROLES,
     )
 
 
@@ -232,6 +235,19 @@ def resend_signature(deal_id: int) -> Response:
         flash("已重新发起签署，银行签章后即加盖在协议上", "info")
     except CunguanError as error:
         flash(error.message, "error")
+    return redirect(url_for("deals.show", deal_id=deal_id))
+
+
+@bp.route("/deals/<int:deal_id>/signing-links", methods=["POST"])
+@roles_required(*signing_links.REISSUE_ROLES)
+def reissue_signing_links(deal_id: int) -> Response:
+    """重新发送签署链接: fresh links by SMS to the parties who have not signed (the old ones stop working)."""
+    try:
+        sent = signing_links.reissue(runtime(), current_actor(), deal_id)
+    except CunguanError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"已向 {sent} 位当事人重新发送签署链接", "success")
     return redirect(url_for("deals.show", deal_id=deal_id))
 
 

@@ -94,11 +94,15 @@ def open_requests(rt: Runtime, session: Session, deal: Deal) -> list[str]:
                 failed_checks=0,
             )
         )
-        link = f"{rt.public_base_url.rstrip('/')}/sign/{token}"
-        _sms(rt).send_code(party.phone or "", f"【存管平台】请签署资金存管协议 {deal.deal_no}：{link} ，7 天内有效。")
+        send_link(rt, deal, party, token)
         _audit(session, now, party, deal, "signing.requested", {"phone": mask_phone(party.phone or "")})
         tokens.append(token)
     return tokens
+
+
+def send_link(rt: Runtime, deal: Deal, party: Party, token: str) -> None:
+    link = f"{rt.public_base_url.rstrip('/')}/sign/{token}"
+    _sms(rt).send_code(party.phone or "", f"【存管平台】请签署资金存管协议 {deal.deal_no}：{link} ，7 天内有效。")
 
 
 def _audit(session: Session, now: datetime, party: Party, deal: Deal, action: str, detail: dict | None = None) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from app.deals import service as deals
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
 from app.signing.sms import SimulatedSms
+from app.tsa.authority import open_authority
+from app.tsa.protocol import build_request, read_reply
 from tests.conftest import csrf_token
 from tests.factories import RESALE_FORM, actor, load_deal
 from tests.integration.simulator_support import bank_over_http
@@ -79,6 +82,14 @@ def _confirmed(rt: Runtime) -> int:
 def test_both_parties_sign_on_their_phones_then_the_bank_and_every_signature_verifies(
     app: Flask, rt: Runtime, users: dict, client: FlaskClient, keys_dir: Path, tmp_path: Path
 ) -> None:
+    authority = open_authority(tmp_path / "tsa")  # in process (the TSA's HTTP side: test_trusted_time)
+
+    def stamp(digest: bytes) -> bytes:
+        status, _, token = read_reply(authority.respond(build_request(digest)))
+        assert status == "granted" and token is not None
+        return token.dump()
+
+    rt.timestamper = lambda: stamp  # type: ignore[method-assign]
     deal_id = _confirmed(rt)
     payer, payee = _token(rt, BUYER_PHONE), _token(rt, SELLER_PHONE)
     with rt.db.uow() as uow:
@@ -118,16 +129,17 @@ def test_both_parties_sign_on_their_phones_then_the_bank_and_every_signature_ver
             pass
     agreement = load_deal(rt, deal_id).agreement
     assert agreement is not None and agreement.pdf.startswith(parties_signed.pdf)
-    platform, buyer, seller, bank = verify_agreement_pdf(rt, agreement.pdf)
-    assert all(report.valid for report in (platform, buyer, seller, bank))
+    platform, buyer, seller, bank, closing = verify_agreement_pdf(rt, agreement.pdf, require_timestamp=True)
+    assert all(report.valid for report in (platform, buyer, seller, bank, closing)) and closing.document_timestamp
+    assert buyer.timestamp is not None and buyer.timestamp.valid and seller.timestamp is not None
     assert platform.certification_level == 2 and (buyer.field_name, seller.field_name) == ("PartyPayer", "PartyPayee")
-    assert (buyer.signer_subject, seller.signer_subject) == ("张三", "李四") and bank.covers_whole_file
+    assert (buyer.signer_subject, seller.signer_subject) == ("张三", "李四") and closing.covers_whole_file
     assert buyer.superseded_cleanly and seller.superseded_cleanly and not seller.changes_after_signing
     assert len(buyer.certificate_chain) == 2, "party certificate -> platform root"
 
     pdf_file = tmp_path / "agreement.pdf"
     pdf_file.write_bytes(agreement.pdf)
-    answer = app.test_cli_runner().invoke(args=["agreement", "verify", str(pdf_file)])
+    answer = app.test_cli_runner().invoke(args=["agreement", "verify", "--require-timestamp", str(pdf_file)])
     assert answer.exit_code == 0, answer.output
     result = json.loads(answer.stdout)
     signers = [item["signer_subject"] for item in result["signatures"]]
@@ -152,3 +164,31 @@ def test_an_expired_link_is_refused(rt: Runtime, users: dict, client: FlaskClien
     assert answer.status_code == 410 and "签署链接已过期" in answer.text
     unknown = client.get("/sign/" + "x" * 43)
     assert unknown.status_code == 404 and "签署链接无效" in unknown.text
+
+
+def test_the_deal_page_shows_who_signed_and_the_agent_sends_fresh_links(
+    rt: Runtime, users: dict, login: Callable[[str], FlaskClient]
+) -> None:
+    deal_id = _confirmed(rt)
+    old = _token(rt, SELLER_PHONE)
+    ops = login("ops")
+    answer = ops.post(
+        f"/deals/{deal_id}/resend-signature",
+        data={"csrf_token": csrf_token(ops.get("/login").text), "reason": "银行未签章"},
+        follow_redirects=True,
+    )
+    assert "当事人尚未全部签署，银行将在双方签署后签章" in answer.text, "the bank signs after the parties"
+    agent = login("agent")
+    real_clock = rt.clock
+    rt.clock = lambda: real_clock() + timedelta(days=8)
+    page = agent.get(f"/deals/{deal_id}").text
+    assert "当事人签署" in page and page.count("链接已过期") == 2 and 'id="reissue-signing-form"' in page
+    rt.clock = real_clock
+    answer = agent.post(f"/deals/{deal_id}/signing-links", data={"csrf_token": csrf_token(page)}, follow_redirects=True)
+    assert "已向 2 位当事人重新发送签署链接" in answer.text and answer.text.count("待签署") == 2
+    assert agent.get(f"/sign/{old}").status_code == 404, "the old link stops working"
+    fresh = re.findall(r"/sign/([A-Za-z0-9_-]+)", _outbox(rt, SELLER_PHONE)[-1])
+    assert fresh and fresh[0] != old and agent.get(f"/sign/{fresh[0]}").status_code == 200
+    with rt.db.uow() as uow:
+        reissued = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "signing.reissued")).all()
+    assert len(reissued) == 2 and {entry.actor for entry in reissued} == {"user:agent"}
