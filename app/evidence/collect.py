@@ -69,10 +69,11 @@ def _parties(deal: Deal) -> Parties:
 
 def _audit(session: Session, deal: Deal) -> list[dict[str, Any]]:
     subjects = [f"deal:{deal.deal_no}", *(f"payout:{payout.payout_id}" for payout in deal.payouts)]
-    rows = session.scalars(select(AuditEntry).where(AuditEntry.subject.in_(subjects)).order_by(AuditEntry.id))
+    chained = select(AuditEntry).where(AuditEntry.subject.in_(subjects), AuditEntry.seq.is_not(None))
     return [
         {
             "id": row.id,
+            "seq": row.seq,
             "at": utc_text(row.at),
             "actor": row.actor,
             "action": row.action,
@@ -80,11 +81,13 @@ def _audit(session: Session, deal: Deal) -> list[dict[str, Any]]:
             "before": row.before,
             "after": row.after,
             "detail": row.detail,
+            "writer": row.writer,
+            "writer_seq": row.writer_seq,
             "prev_hash": row.prev_hash,
             "hash": row.hash,
             "mac": row.mac,
         }
-        for row in rows
+        for row in session.scalars(chained.order_by(AuditEntry.seq))
     ]
 
 

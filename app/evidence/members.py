@@ -183,7 +183,7 @@ deal.json                存管单概要：编号、城市、产品、银行、�
                          所固定的城市配置与工作流、协议模板、条款版本（内容哈希 SHA-256）。
 agreements/*.pdf         已签署的资金存管协议（PDF 内含平台认证签章及银行会签，签署后的每次追加均可核验）。
 timeline.json            时间线：每次状态变化的时间（UTC）、事件、前后状态、操作人、说明。
-audit.jsonl              本存管单的审计日志条目（每行一条），含链式哈希 prev_hash/hash 与 MAC，原样导出。
+audit.jsonl              本存管单的审计日志条目（每行一条，按入链序号 seq），含链式哈希 prev_hash/hash 与 MAC。
 ledger.json              本存管单的账务转账记录：借方、贷方账户、金额（分）、类型、时间（UTC）。
 bank_notifications/      银行回调通知：*.json 为报文，*.meta.json 为接收时间、处理结果与银行签名请求头
                          （X-Bank-Timestamp、X-Bank-Nonce、X-Bank-Signature）。
@@ -209,5 +209,5 @@ certificates/            平台签章证书、存管银行证书、平台根证�
       签名证书链至根证书且未被吊销）；如有 manifest.tsr，核验时间戳对 manifest.sig 的 SM3 摘要；
    b. 逐个计算文件的 SM3 摘要，与 manifest.json 所列一致，且包内没有清单以外的文件；
    c. 用 certificates/ 中的证书核验 agreements/*.pdf 的签章与 raw 银行通知的签名；
-   d. audit.jsonl 每条的 hash = SM3(prev_hash + 条目规范 JSON)，相邻条目首尾相接。
+   d. audit.jsonl 每条的 hash = SM3(prev_hash + 条目规范 JSON)，seq 相邻的条目首尾相接。
 """

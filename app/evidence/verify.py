@@ -188,7 +188,7 @@ def _check_audit(members: dict[str, bytes], report: PackReport) -> None:
     for line in members[AUDIT_MEMBER].decode("utf-8").splitlines():
         entry = json.loads(line)
         content = EntryContent(
-            int(entry["id"]),
+            int(entry["seq"]),
             datetime.fromisoformat(entry["at"]),
             entry["actor"],
             entry["action"],
@@ -196,6 +196,8 @@ def _check_audit(members: dict[str, bytes], report: PackReport) -> None:
             entry["before"],
             entry["after"],
             entry["detail"],
+            entry.get("writer"),
+            entry.get("writer_seq"),
         )
         if chain_hash(str(entry["prev_hash"]), content) != entry["hash"]:
             report.problems.append(f"{AUDIT_MEMBER}：第 {content.id} 条内容与其链式哈希不符（条目被改动）")
