@@ -52,20 +52,21 @@ class FieldPlace:
     rect: tuple[float, float, float, float]
 
 
-def signature_lines(pdf_bytes: bytes, label: str = "签字") -> list[tuple[int, float, float]]:
-    """(page, x, y) right after each `label` the text shows, in reading order (page, then top to bottom): where
-    the signature image goes (x after the label and its colon, y its baseline, PDF user space)."""
+def signature_lines(pdf_bytes: bytes, label: str = "签字：") -> list[tuple[int, float, float]]:
+    """(page, x, y) right after each text run that is exactly `label` (the signature block's 签字： lines, not a
+    clause that mentions signing), in reading order (page, top to bottom, left to right): where a signature image
+    goes (x after the label, y its baseline, PDF user space)."""
     reader = _open(pdf_bytes)
     found: list[tuple[int, float, float]] = []
     for number, page in enumerate(reader.pages):
         hits: list[tuple[float, float]] = []
 
         def visit(text: str, cm: list[float], tm: list[float], _font: object, size: float, hits: list = hits) -> None:
-            if label not in text:
+            if text.strip() != label:
                 return
             x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
             y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-            width = abs(size * tm[0] * cm[0]) * (len(label) + 1)  # CJK glyphs are one em wide; the colon too
+            width = abs(size * tm[0] * cm[0]) * len(label)  # CJK glyphs and the full-width colon are one em wide
             hits.append((x + width, y))
 
         page.extract_text(visitor_text=visit)
@@ -73,14 +74,15 @@ def signature_lines(pdf_bytes: bytes, label: str = "签字") -> list[tuple[int, 
     return found
 
 
-def places_for(pdf_bytes: bytes, names: Sequence[str], label: str = "签字") -> list[FieldPlace]:
-    """A field for each of `names`, at the label's occurrences in order (the first name at the first one)."""
+def places_for(pdf_bytes: bytes, names: Sequence[str], label: str = "签字：") -> list[FieldPlace]:
+    """A field for each of `names` at the last occurrences of `label` (the signature block ends the agreement), in
+    order: the first name at the first of them."""
     lines = signature_lines(pdf_bytes, label)
     if len(lines) < len(names):
         raise CryptoError("协议中找不到当事人的签字位置", code="PDF_NO_SIGNATURE_LINE", details={"found": len(lines)})
     return [
         FieldPlace(name, page, (x, y - 14, x + SIGNATURE_WIDTH, y - 14 + SIGNATURE_HEIGHT))
-        for name, (page, x, y) in zip(names, lines, strict=False)
+        for name, (page, x, y) in zip(names, lines[len(lines) - len(names) :], strict=True)
     ]
 
 

@@ -37,9 +37,9 @@ def _holder(ca: CertificateAuthority, subject: object, usage: Usage) -> tuple[by
 
 @pytest.fixture(scope="module")
 def certified(ca: CertificateAuthority) -> bytes:
-    pdf = text_pdf(b"Sign: buyer", b"Sign: seller")
-    places = fields.places_for(pdf, NAMES, label="Sign")
-    assert [place.page for place in places] == [0, 1]
+    pdf = text_pdf(b"Sign: when both parties have signed", b"Sign:", b"Sign:")
+    places = fields.places_for(pdf, NAMES, label="Sign:")
+    assert [place.page for place in places] == [1, 2], "the exact label only, the last ones"
     reserved = fields.reserve_signature_fields(pdf, places)
     platform = _holder(ca, plain_subject("存管平台"), Usage.SEAL)
     return sign_pdf(reserved, *platform, signer_name="p", reason="r", location="l", signing_time=WHEN, certify=True)
@@ -95,4 +95,4 @@ def test_the_certification_may_follow_empty_fields_but_not_a_signature(
         sign_pdf(certified, *platform, signer_name="p", reason="r", location="l", signing_time=WHEN, certify=True)
     assert refused.value.message == "认证签名必须是文件的第一个签名"
     with pytest.raises(CryptoError):
-        fields.reserve_signature_fields(certified, fields.places_for(certified, NAMES, label="Sign"))
+        fields.reserve_signature_fields(certified, fields.places_for(certified, NAMES, label="Sign:"))
