@@ -60,10 +60,8 @@ def agreement_verify(file: Path, require_timestamp: bool, root_file: Path | None
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
     for number, report in enumerate(reports, 1):
         if report.signed:
-            chain = " → ".join(report.certificate_chain) or "—"
-            click.echo(
-                f"签章 {number}（{report.signer_subject or '—'}，证书链 {chain}）：{_trusted_time(report)}", err=True
-            )
+            chain = f"，证书链 {' → '.join(report.certificate_chain)}" if report.certificate_chain else ""
+            click.echo(f"签章 {number}（{report.signer_subject or '—'}{chain}）：{_trusted_time(report)}", err=True)
     if valid:
         click.echo(f"签章全部有效（共 {len(reports)} 个签名）", err=True)
     else:

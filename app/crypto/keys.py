@@ -48,10 +48,12 @@ def make_self_signed_certificate(
     organization: str,
     valid_days: int = 3650,
     valid_from: datetime | None = None,
+    extended_key_usage: list[str] | None = None,
 ) -> bytes:
     """An X.509 v3 seal certificate for the key, signed by itself with SM2-with-SM3, valid from `valid_from`
     (default: now, less five minutes of clock skew) for `valid_days`; its key usage is signing only
-    (digitalSignature, nonRepudiation), which the PDF verifier requires of a signer."""
+    (digitalSignature, nonRepudiation), which the PDF verifier requires of a signer; `extended_key_usage`
+    (purpose OIDs, e.g. timeStamping for a TSA) is added as a critical extension."""
     public_info = asn1_keys.PublicKeyInfo.load(pem.unarmor(public_key_pem_from_private(private_key_pem))[2])
     name = x509.Name.build({"country_name": "CN", "organization_name": organization, "common_name": common_name})
     start = (valid_from or datetime.now(UTC) - timedelta(minutes=5)).astimezone(UTC).replace(microsecond=0)
@@ -75,6 +77,11 @@ def make_self_signed_certificate(
                     "critical": True,
                     "extn_value": {"digital_signature", "non_repudiation"},
                 },
+                *(
+                    [{"extn_id": "extended_key_usage", "critical": True, "extn_value": extended_key_usage}]
+                    if extended_key_usage
+                    else []
+                ),
             ],
         }
     )

@@ -17,6 +17,7 @@ from pypdf.generic import DictionaryObject, IndirectObject
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
+from app.crypto.cms_signer import signed_attribute, signer_certificate
 from app.pdf.revisions import changes_after_revision
 from app.pdf.timestamps import document_timestamp_fields, signature_timestamp
 from app.pki.certificates import serial_hex
@@ -166,27 +167,8 @@ def _covers_revision(pdf_bytes: bytes, byte_range: list[int], contents: bytes) -
     )
 
 
-def _attribute(signer: cms.SignerInfo, name: str) -> Any:
-    for attribute in signer["signed_attrs"]:
-        if attribute["type"].native == name:
-            return attribute["values"][0].native
-    return None
-
-
-def _signer_certificate(signed_data: cms.SignedData, signer: cms.SignerInfo) -> x509.Certificate | None:
-    sid = signer["sid"]
-    if sid.name != "issuer_and_serial_number":
-        return None
-    wanted = sid.chosen
-    for choice in signed_data["certificates"]:
-        certificate = choice.chosen
-        if (
-            isinstance(certificate, x509.Certificate)
-            and certificate.serial_number == wanted["serial_number"].native
-            and certificate.issuer == wanted["issuer"]
-        ):
-            return certificate
-    return None
+def _native(value: Any) -> Any:
+    return None if value is None else value.native
 
 
 def _subject_cn(certificate: x509.Certificate) -> str:
@@ -401,11 +383,11 @@ def _check(
 
     intact = False
     if signed_bytes is not None and sm_algorithms:
-        intact = _attribute(signer, "message_digest") == sm3(signed_bytes)
+        intact = _native(signed_attribute(signer, "message_digest")) == sm3(signed_bytes)
     if not intact:
         errors.append("文件内容与签名摘要不一致（文件被篡改）")
 
-    certificate = _signer_certificate(signed_data, signer)
+    certificate = signer_certificate(signed_data, signer)
     signature_valid = False
     if certificate is None:
         errors.append("签名中缺少签名者证书")
@@ -417,7 +399,7 @@ def _check(
         if not signature_valid:
             errors.append("SM2 签名验证失败")
 
-    signing_time = _attribute(signer, "signing_time")
+    signing_time = _native(signed_attribute(signer, "signing_time"))
     stated_times = [moment for moment in (signing_time, _parse_pdf_date(signature.get("/M"))) if moment is not None]
     timestamp = signature_timestamp(signer, timestamps[0])
     if timestamp is None and timestamps[1]:

@@ -12,15 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import pem, x509
 
-from app.crypto import asn1 as sm_oids
-from app.crypto import sm2_sign
-from app.crypto.keys import ensure_private_key, public_key_pem_from_private
+from app.crypto.keys import ensure_private_key, make_self_signed_certificate, public_key_pem_from_private
 from app.platform.errors import ValidationError
 from app.tsa.protocol import TIME_STAMPING_PURPOSE
 
@@ -51,40 +49,15 @@ class TsaIdentity:
 
 def make_tsa_certificate(private_key_pem: bytes, valid_from: datetime | None = None) -> bytes:
     """A self-signed timestamping certificate for the key (PEM), valid ten years from `valid_from` (default: now,
-    less five minutes of clock skew)."""
-    public_info = asn1_keys.PublicKeyInfo.load(pem.unarmor(public_key_pem_from_private(private_key_pem))[2])
-    name = x509.Name.build(
-        {"country_name": "CN", "organization_name": TSA_ORGANIZATION, "common_name": TSA_COMMON_NAME}
+    less five minutes of clock skew); `flask tsa certify` replaces it by one the platform CA issues."""
+    return make_self_signed_certificate(
+        private_key_pem,
+        TSA_COMMON_NAME,
+        TSA_ORGANIZATION,
+        valid_days=_VALID_DAYS,
+        valid_from=valid_from,
+        extended_key_usage=[TIME_STAMPING_PURPOSE],
     )
-    start = (valid_from or datetime.now(UTC) - timedelta(minutes=5)).astimezone(UTC).replace(microsecond=0)
-    algorithm = {"algorithm": sm_oids.SM2_WITH_SM3_NAME}
-    tbs = x509.TbsCertificate(
-        {
-            "version": "v3",
-            "serial_number": secrets.randbelow(2**63 - 1) + 1,
-            "signature": algorithm,
-            "issuer": name,
-            "validity": {
-                "not_before": x509.Time(name="utc_time", value=start),
-                "not_after": x509.Time(name="utc_time", value=start + timedelta(days=_VALID_DAYS)),
-            },
-            "subject": name,
-            "subject_public_key_info": public_info,
-            "extensions": [
-                {"extn_id": "basic_constraints", "critical": True, "extn_value": {"ca": False}},
-                {"extn_id": "key_usage", "critical": True, "extn_value": {"digital_signature", "non_repudiation"}},
-                {"extn_id": "extended_key_usage", "critical": True, "extn_value": [TIME_STAMPING_PURPOSE]},
-            ],
-        }
-    )
-    certificate = x509.Certificate(
-        {
-            "tbs_certificate": tbs,
-            "signature_algorithm": algorithm,
-            "signature_value": sm2_sign(private_key_pem, tbs.dump()),
-        }
-    )
-    return pem.armor("CERTIFICATE", certificate.dump())
 
 
 def ensure_tsa_identity(folder: Path) -> TsaIdentity:

@@ -13,6 +13,7 @@ from asn1crypto import cms, pem, x509
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
+from app.crypto.cms_signer import signed_attribute, signer_certificate
 from app.pki.chain import TrustStore, validate_path
 from app.platform.errors import CryptoError
 from app.tsa.protocol import token_info
@@ -46,29 +47,6 @@ class TimestampCheck:
         }
 
 
-def _attribute(signer: cms.SignerInfo, name: str) -> Any:
-    for attribute in signer["signed_attrs"]:
-        if attribute["type"].native == name:
-            return attribute["values"][0]
-    return None
-
-
-def _certificate(signed_data: cms.SignedData, signer: cms.SignerInfo) -> x509.Certificate | None:
-    sid = signer["sid"]
-    if sid.name != "issuer_and_serial_number":
-        return None
-    wanted = sid.chosen
-    for choice in signed_data["certificates"] or []:
-        certificate = choice.chosen
-        if (
-            isinstance(certificate, x509.Certificate)
-            and certificate.serial_number == wanted["serial_number"].native
-            and certificate.issuer == wanted["issuer"]
-        ):
-            return certificate
-    return None
-
-
 Trust = Sequence[bytes] | TrustStore | None
 
 
@@ -84,7 +62,7 @@ def _trust_store(trusted: Trust, certificate: x509.Certificate) -> TrustStore:
 
 def _ess_problems(certificate: x509.Certificate, signer: cms.SignerInfo) -> list[str]:
     """RFC 5816 signingCertificateV2 must name the certificate that comes with the token (by its SM3 hash)."""
-    ess = _attribute(signer, "signing_certificate_v2")
+    ess = signed_attribute(signer, "signing_certificate_v2")
     if ess is None:
         return ["时间戳令牌缺少 signingCertificateV2 属性"]
     first = ess["certs"][0]
@@ -128,15 +106,15 @@ def _check(token: cms.ContentInfo, digest_expected: bytes, trusted: Trust) -> Ti
     elif not imprint_matches:
         errors.append("时间戳的消息摘要与所盖时间的内容不一致（时间戳不属于这个签名或文件）")
     algorithms = (signer["digest_algorithm"]["algorithm"].dotted, signer["signature_algorithm"]["algorithm"].dotted)
-    content_type = _attribute(signer, "content_type")
-    digest = _attribute(signer, "message_digest")
+    content_type = signed_attribute(signer, "content_type")
+    digest = signed_attribute(signer, "message_digest")
     if algorithms != (sm_oids.SM3_OID, sm_oids.SM2_WITH_SM3_OID):
         errors.append("时间戳签名算法不是 SM2/SM3")
     if content_type is None or content_type.native != "tst_info":
         errors.append("时间戳令牌的内容类型属性不是 TSTInfo")
     if digest is None or digest.native != sm3(signed_data["encap_content_info"]["content"].contents):
         errors.append("时间戳内容与其签名摘要不一致（时间戳被篡改）")
-    certificate = _certificate(signed_data, signer)
+    certificate = signer_certificate(signed_data, signer)
     authority, signature_valid, trusted_certificate = None, False, False
     if certificate is None:
         errors.append("时间戳令牌中缺少时间戳服务证书")

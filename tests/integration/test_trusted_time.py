@@ -264,7 +264,7 @@ def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document
     assert [s["trusted_time"]["authority"] for s in signatures] == ["存管平台时间戳服务"] * 3
     assert all(s["trusted_time"]["valid"] for s in signatures)
     assert (
-        "签章 1（存管平台电子签章）：可信时间 " in result.stderr
+        "签章 1（存管平台电子签章，证书链 存管平台电子签章 → 存管平台根证书）：可信时间 " in result.stderr
         and "（北京时间，存管平台时间戳服务，序列号" in result.stderr
     )
     assert "签章 3（存管平台时间戳服务）：文档时间戳 " in result.stderr
