@@ -31,6 +31,9 @@ class DashboardView(RoleIndexView):
         figures = dashboard.compute(rt)
         days = [f"{d.day.month}/{d.day.day}" for d in figures.days]
         inbound, outbound = charts.PALETTE[0], charts.PALETTE[1]
+        bank_keys = [*rt.banks, *(s.key for s in figures.custody_by_bank), *(r.bank_code for r in figures.openings)]
+        bank_color = charts.colors_by_key(bank_keys)
+        product_color = charts.colors_by_key([s.key for s in figures.custody_by_product])
         svg = {
             "amounts": charts.columns(
                 "每日入金与出金金额",
@@ -54,10 +57,16 @@ class DashboardView(RoleIndexView):
                 "存管资金（按城市）", [(s.label, s.value) for s in figures.custody_by_city], format_yuan
             ),
             "bank": charts.bars(
-                "存管资金（按银行）", [(s.label, s.value) for s in figures.custody_by_bank], format_yuan
+                "存管资金（按银行）",
+                [(s.label, s.value) for s in figures.custody_by_bank],
+                format_yuan,
+                [bank_color[s.key] for s in figures.custody_by_bank],
             ),
             "product": charts.bars(
-                "存管资金（按产品）", [(s.label, s.value) for s in figures.custody_by_product], format_yuan
+                "存管资金（按产品）",
+                [(s.label, s.value) for s in figures.custody_by_product],
+                format_yuan,
+                [product_color[s.key] for s in figures.custody_by_product],
             ),
             "states": charts.bars(
                 "存管单（按状态）", [(s.label, s.value) for s in figures.deals_by_state], lambda n: f"{n} 单"
@@ -66,8 +75,7 @@ class DashboardView(RoleIndexView):
                 "各银行每小时开户数（近 24 小时）",
                 [f"{hour.astimezone(SHANGHAI):%H}时" for hour in figures.hours],
                 [
-                    charts.Series(rate.label, rate.per_hour, charts.PALETTE[n % len(charts.PALETTE)])
-                    for n, rate in enumerate(figures.openings)
+                    charts.Series(rate.label, rate.per_hour, bank_color[rate.bank_code]) for rate in figures.openings
                 ],
                 lambda n: f"{n} 户",
             ),

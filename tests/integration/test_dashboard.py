@@ -104,10 +104,26 @@ def test_empty_database_has_no_rates(rt: Runtime) -> None:
 def test_charts_escape_labels_and_scale_to_the_peak() -> None:
     drawing = charts.bars("城市", [("<b>北京</b>", 200), ("上海", 100)], str)
     assert "<b>" not in drawing and "&lt;b&gt;北京" in drawing
-    assert drawing.count("<rect") == 2 and 'width="330.0"' in drawing and 'width="165.0"' in drawing
+    assert drawing.count("<rect") == 2 and 'width="240.0"' in drawing and 'width="120.0"' in drawing
     columns = charts.columns("每日", ["11/22", "11/23"], [charts.Series("入金", [0, 10], "#000")], str)
     assert columns.count("<rect") == 3 and "11/23 入金：10" in columns  # legend swatch + two columns
     assert "暂无数据" in charts.bars("空", [], str)
+
+
+def test_charts_are_drawn_for_a_phone_and_each_bank_keeps_one_distinct_colour() -> None:
+    """Drawn 360 units wide, a 390 px phone shows 12-13 unit text at about 12-13 px; the bank chart and the
+    opening-rate lines give a bank the same colour, and no two banks share one."""
+    long_label = "二手房交易资金存管 · 已入金，待过户"
+    drawing = charts.bars("状态", [(long_label, 3)], str)
+    assert 'viewBox="0 0 360 ' in drawing and f'<text x="0" y="18" font-size="13">{long_label}</text>' in drawing
+    colours = charts.colors_by_key(["icbc", "ceb", "ccb", "boc", "pab", "ceb"])
+    assert len(colours) == 5 and len(set(colours.values())) == 5
+    by_bank = charts.bars("银行", [("中国光大银行", 1), ("中国工商银行", 2)], str, [colours["ceb"], colours["icbc"]])
+    assert f'fill="{colours["ceb"]}"' in by_bank and f'fill="{colours["icbc"]}"' in by_bank
+    hours = [f"{h:02d}时" for h in range(24)]
+    lines = charts.lines("开户", hours, [charts.Series("中国光大银行", [1] * 24, colours["ceb"])], str)
+    shown = [label for label in hours if f">{label}</text>" in lines]
+    assert shown[-1] == "23时" and 4 <= len(shown) <= 6, "a few hour labels, the latest hour among them"
 
 
 def test_custody_figures_equal_a_recomputation_from_the_transfers_after_random_postings(
