@@ -14,7 +14,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from app.db.models import Deal
-from app.deals.case_blocks import arrival_event
+from app.deals.case_blocks import arrival_coverage, arrival_event
 from app.deals.workflow import DealContext, fire_or_note
 from app.domain import ledger
 from app.domain.ledger import AccountSpec, TransferSpec
@@ -78,5 +78,6 @@ def credit_custody(
         )
     charge_on_arrival(rt, session, deal)  # fees the payer pays on arrival, once custody covers them
     origin = {"payer_account": credit.payer_account, "payer_name": credit.payer_name, "amount_fen": credit.amount_fen}
+    ctx, event = DealContext(rt, session, deal, actor, origin), arrival_event(rt, deal)
     detail = {"amount_fen": credit.amount_fen, "bank_reference": credit.bank_reference, **detail}
-    return fire_or_note(DealContext(rt, session, deal, actor, origin), arrival_event(rt, deal), detail)
+    return fire_or_note(ctx, event, {**detail, **arrival_coverage(ctx, event)})

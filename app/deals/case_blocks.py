@@ -260,3 +260,18 @@ def arrival_event(rt: Runtime, deal: Deal) -> str:
     (the only money expected then), `funds_arrived` otherwise."""
     events = rt.workflow(deal.workflow_id, deal.workflow_version).events_from(deal.state)
     return "fund_drawn" if "fund_drawn" in events and "funds_arrived" not in events else "funds_arrived"
+
+
+def arrival_coverage(ctx: DealContext, event: str) -> dict[str, int]:
+    """For an arrival's timeline row: the money free in custody after it (`held_fen`) and what the deal's
+    arrival guard waits for (`due_fen`), when the state's `event` transitions have such a guard; else nothing.
+    The page shows what arrived against what was due instead of a bare 足额 (app/deals/arrival_text.py)."""
+    definition = ctx.rt.workflow(ctx.deal.workflow_id, ctx.deal.workflow_version)
+    guards = [t.guard for t in definition.transitions if t.source == ctx.deal.state and t.event == event and t.guard]
+    case = None
+    for guard in guards:
+        case = case or case_context(ctx)
+        due = blocks.covered_target(guard, case)
+        if due is not None:
+            return {"held_fen": int(case.case["custody_fen"]), "due_fen": due}
+    return {}

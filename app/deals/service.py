@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.audit import log as audit
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal, DealEvent
+from app.deals.arrival_text import ArrivalLine, arrival_lines
 from app.deals.pinning import pin, pinned_city
 from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
@@ -317,6 +318,7 @@ class DealView:
     ended: bool  # in a final state of its workflow: nothing more to freeze, sign or pay
     extras: tuple[ExtraItem, ...]  # the city's extra fields with their labels, personal data masked
     account: AccountBox  # the custody sub-account, or the frozen account of a guarantee
+    arrivals: dict[int, ArrivalLine]  # timeline row id -> what arrived against what was due
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -339,6 +341,7 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
             deal=deal,
             state_label=definition.label(deal.state),
             events=list(deal.events),
+            arrivals=arrival_lines(definition, deal.events),
             transfers=transfers,
             custody_balance_fen=repo.balance(custody_code),
             arrived_total_fen=repo.account(custody_code).credits_posted,

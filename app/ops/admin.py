@@ -74,9 +74,7 @@ class DashboardView(RoleIndexView):
             "openings": charts.lines(
                 "各银行每小时开户数（近 24 小时）",
                 [f"{hour.astimezone(SHANGHAI):%H}时" for hour in figures.hours],
-                [
-                    charts.Series(rate.label, rate.per_hour, bank_color[rate.bank_code]) for rate in figures.openings
-                ],
+                [charts.Series(rate.label, rate.per_hour, bank_color[rate.bank_code]) for rate in figures.openings],
                 lambda n: f"{n} 户",
             ),
         }

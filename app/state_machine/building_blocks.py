@@ -91,6 +91,19 @@ def rent_covered(ctx: CaseContext) -> bool:
     return _rent_available(ctx) >= ctx.fact("custody_per_month_fen")
 
 
+def covered_target(guard: str, ctx: CaseContext) -> int | None:
+    """What money free in custody an arrival guard waits for (`fully_funded`, `move_in_funded`, `rent_covered`,
+    negated or not): the amount due, shown against what arrived; None for any other guard."""
+    name = guard.removeprefix("!")
+    if name == "fully_funded":
+        return int(ctx.fact("custody_amount_fen") + ctx.case.get("arrival_fee_due_fen", 0))
+    if name == "move_in_funded":
+        return int(ctx.fact("custody_per_installment_fen") + ctx.fact("deposit_custody_fen"))
+    if name == "rent_covered":
+        return int(ctx.fact("custody_per_month_fen") + ctx.case.get("deposit_custody_fen", 0))
+    return None
+
+
 def last_rent_month(ctx: CaseContext) -> bool:
     """The release under way pays the lease's last month."""
     return ctx.case.get("months_released", 0) + 1 >= ctx.fact("lease_months")

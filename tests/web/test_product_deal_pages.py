@@ -4,13 +4,25 @@ product lacks as not yet registered, and let ops fire the product's actions with
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from flask.testing import FlaskClient
 
 from app.deals import service as deals
+from app.deals.sample_forms import sample_form
 from app.platform.runtime import Runtime
 from tests.conftest import csrf_token
-from tests.factories import INTENT_FORM, actor, load_deal
+from tests.factories import (
+    INTENT_FORM,
+    actor,
+    arrive,
+    confirmed_deal,
+    load_deal,
+    notification,
+    open_account,
+    patch_city,
+    post_callback,
+)
 from tests.integration.test_products_in_services import RENT_FORM
 
 Login = Callable[[str], FlaskClient]
@@ -53,3 +65,38 @@ def test_ops_cancels_a_renovation_deal_through_the_deal_page(login: Login, rt: R
     )
     assert answer.status_code == 302
     assert load_deal(rt, deal_id).state == "cancelled"
+
+
+def test_the_timeline_shows_what_arrived_against_what_was_due_never_a_bare_full_arrival(
+    client: FlaskClient, login: Login, rt: Runtime, keys_dir: Path
+) -> None:
+    """济南 provident-fund rent of ¥1,500 a month: the fund centre pays ¥2,800. The workflow takes it as rent
+    covered and keeps the ¥1,300 beyond it in custody (no action sends it back then): the line says so instead
+    of 公积金划款足额到账 ¥2,800. A resale deal's first ¥500 says what is still missing."""
+    patch_city(rt, "370100", {"products": {"provident_fund_rent": {"banks": ["ceb"]}}})
+    agent = actor(rt, "agent")
+    city = rt.cities.get("370100").product("provident_fund_rent")
+    form = sample_form(city, rt.products.get("provident_fund_rent"), {"monthly_rent": "1500"})
+    rent = deals.create_deal(rt, agent, "370100", "provident_fund_rent", form)
+    deals.confirm_agreement(rt, agent, rent)
+    open_account(client, keys_dir, rt, rent, "6226000000000901")
+    body = notification(
+        "funds_arrived",
+        bank_reference="PF-2800",
+        account_no="6226000000000901",
+        amount_fen=2800_00,
+        payer_name="济南住房公积金管理中心",
+        payer_account="6226620012349999",
+        arrived_at="2026-11-23T08:00:00Z",
+    )
+    assert post_callback(client, keys_dir, body)[0] == 200
+    assert load_deal(rt, rent).state == "rent_held"
+    page = login("agent").get(f"/deals/{rent}").text
+    assert "足额到账" not in page
+    assert "公积金划款到账" in page and "到账 ¥2,800.00（应付 ¥1,500.00，多出 ¥1,300.00 留在存管账户）" in page
+
+    resale = confirmed_deal(rt)
+    open_account(client, keys_dir, rt, resale, "6226000000000902")
+    arrive(client, keys_dir, "6226000000000902", 500_00, "REF-PART")
+    page = login("agent").get(f"/deals/{resale}").text
+    assert "到账 ¥500.00（应付 ¥1,234,567.89，尚差 ¥1,234,067.89）" in page
