@@ -57,3 +57,20 @@ def artifact(request: pytest.FixtureRequest) -> Callable[[str], Path]:
 
 def no_horizontal_scroll(page: Page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def squeezed_cells(page: Page) -> list[str]:
+    """The cells of tables that scroll inside themselves (.table-wrap) squeezed to about a character a line
+    (text under two characters wide): such a table must scroll, not wrap its columns to nothing."""
+    return list(
+        page.evaluate(
+            """() => [...document.querySelectorAll('.table-wrap table:not(.cards) :is(td, th)')]
+              .filter(cell => cell.offsetParent !== null && cell.innerText.trim().length >= 4)
+              .filter(cell => {
+                const style = getComputedStyle(cell);
+                const inner = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+                return inner < 2 * parseFloat(style.fontSize);
+              })
+              .map(cell => cell.innerText.trim().slice(0, 20))"""
+        )
+    )

@@ -14,15 +14,16 @@ from playwright.sync_api import Browser, Page
 from app.deals import service as deals
 from app.platform.runtime import Runtime
 from tests.browser.axe import serious_violations
-from tests.browser.conftest import no_horizontal_scroll
+from tests.browser.conftest import no_horizontal_scroll, squeezed_cells
 from tests.conftest import PASSWORD
-from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account
+from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account, patch_city
 from tests.integration.test_products_in_services import RENT_FORM
 from tests.web.test_page_labels import assert_readable, internal_codes
 
 WIDTHS = ({"width": 1280, "height": 900}, {"width": 390, "height": 844})
 # the config studio names each option's code beside its label: configs are written in them (like its JSON tab);
 # the clause editor names each variable as the clause writes it ({{ buyer.name }})
+SERVICE_FEE = {"name": "资金存管服务费", "payer": "seller", "kind": "rate", "bps": 30}
 CONFIG_EDITORS = {"/admin/configs/110000/studio", "/admin/definitions/clause-editor/gov_supervision"}
 
 
@@ -53,6 +54,8 @@ def _check(page: Page, codes: set[str], where: str, shot: Path, shot_wide: Path)
     for width, path in zip(WIDTHS, (shot_wide, shot), strict=True):
         page.set_viewport_size(width)
         assert no_horizontal_scroll(page), f"{where} scrolls sideways at {width['width']} px"
+        squeezed = squeezed_cells(page)
+        assert not squeezed, f"{where} wraps table cells a character a line at {width['width']} px: {squeezed}"
         found += [f"{where} at {width['width']} px: {v}" for v in serious_violations(page)]
         page.screenshot(path=str(path))
     page.set_viewport_size(WIDTHS[0])
@@ -62,6 +65,7 @@ def _check(page: Page, codes: set[str], where: str, shot: Path, shot_wide: Path)
 def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
     page: Page, base_url: str, client: FlaskClient, rt: Runtime, keys_dir: Path, artifact: Callable[[str], Path]
 ) -> None:
+    patch_city(rt, "110000", {"products": {"resale_escrow": {"fees": [SERVICE_FEE]}}})  # the deal page's fee table
     resale = confirmed_deal(rt)
     open_account(client, keys_dir, rt, resale, "6226000000000501")
     arrive(client, keys_dir, "6226000000000501", 500_00, "REF-B1")
