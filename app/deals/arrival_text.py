@@ -1,12 +1,15 @@
-"""An arrival's line on the deal's timeline: what arrived against what was due. The arrival's row keeps the
-money free in custody after it (`held_fen`) and what the deal's arrival guard waited for (`due_fen`,
-app/deals/case_blocks.py `arrival_coverage`); the line never says 足额 when the two differ, and says what
-becomes of money paid beyond what was due, as the deal's workflow handles it."""
+"""Timeline wording composed from the facts. An arrival's line: what arrived against what was due. The
+arrival's row keeps the money free in custody after it (`held_fen`) and what the deal's arrival guard waited
+for (`due_fen`, app/deals/case_blocks.py `arrival_coverage`); the line never says 足额 when the two differ,
+and says what becomes of money paid beyond what was due, as the deal's workflow handles it. A transition
+that sends an overpayment back (`refund_excess`) mentions it only when a refund was made (a published label
+such as 放款成功，存管结清；多付款项原路退回 loses its last clause when nothing was paid too much)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from app.domain.money import format_yuan
@@ -56,3 +59,25 @@ def arrival_lines(definition: WorkflowDefinition, events: Iterable[Any]) -> dict
         if line is not None:
             lines[event.id] = line
     return lines
+
+
+def excess_clause_labels(
+    definition: WorkflowDefinition, events: Iterable[Any], refunds_made_at: Iterable[datetime]
+) -> dict[int, str]:
+    """Labels of rows (DealEvent) of `refund_excess` transitions after which no refund was made
+    (`refunds_made_at`: when the deal's refund payouts were made), without their clause about an overpayment."""
+    refunds = list(refunds_made_at)
+    labels = {}
+    for event in events:
+        taken = [
+            t
+            for t in definition.transitions
+            if (t.source, t.event, t.target) == (event.from_state, event.event, event.to_state)
+        ]
+        label = str((event.detail or {}).get("label") or "")
+        if not any("refund_excess" in t.actions for t in taken) or any(at >= event.created_at for at in refunds):
+            continue
+        kept = [part for part in label.split("；") if "多付" not in part]
+        if kept and len(kept) < len(label.split("；")):
+            labels[event.id] = "；".join(kept)
+    return labels

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.audit import log as audit
 from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal, DealEvent
-from app.deals.arrival_text import ArrivalLine, arrival_lines
+from app.deals.arrival_text import ArrivalLine, arrival_lines, excess_clause_labels
 from app.deals.pinning import pin, pinned_city
 from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
@@ -31,6 +31,7 @@ from app.domain.release_plan import plan_error
 from app.domain.timezone import SHANGHAI
 from app.fees.status import FeeLine, deal_fees
 from app.ledger.repo import LedgerRepository
+from app.payouts.status import PayoutPurpose
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 from app.state_machine.definition import WorkflowDefinition
@@ -319,6 +320,7 @@ class DealView:
     extras: tuple[ExtraItem, ...]  # the city's extra fields with their labels, personal data masked
     account: AccountBox  # the custody sub-account, or the frozen account of a guarantee
     arrivals: dict[int, ArrivalLine]  # timeline row id -> what arrived against what was due
+    labels: dict[int, str]  # timeline row id -> its label as the facts have it (no overpayment refund claimed)
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -342,6 +344,9 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
             state_label=definition.label(deal.state),
             events=list(deal.events),
             arrivals=arrival_lines(definition, deal.events),
+            labels=excess_clause_labels(
+                definition, deal.events, [p.created_at for p in deal.payouts if p.purpose == PayoutPurpose.REFUND]
+            ),
             transfers=transfers,
             custody_balance_fen=repo.balance(custody_code),
             arrived_total_fen=repo.account(custody_code).credits_posted,

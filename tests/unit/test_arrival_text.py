@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from app.deals.arrival_text import ArrivalLine, arrival_line, excess_fate
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from app.deals.arrival_text import ArrivalLine, arrival_line, excess_clause_labels, excess_fate
 from app.platform.bootstrap import WORKFLOWS_DIR, build_registry
 from app.state_machine.loader import load_definition
 
@@ -23,3 +26,14 @@ def test_the_excess_goes_back_on_release_only_where_the_workflow_sends_it_back()
     provident = load_definition(WORKFLOWS_DIR / "provident_fund_rent.json", registry)
     assert excess_fate(resale) == "放款时原路退回"
     assert excess_fate(provident) == "留在存管账户"
+
+
+def test_the_closing_row_claims_an_overpayment_refund_only_when_one_was_made() -> None:
+    resale = load_definition(WORKFLOWS_DIR / "resale_escrow.json", build_registry())
+    at = datetime(2026, 12, 1, 8, tzinfo=UTC)
+    label = "放款成功，存管结清；多付款项原路退回"
+    row = {"from_state": "releasing", "event": "payout_succeeded", "to_state": "closed", "created_at": at}
+    closing = SimpleNamespace(id=7, detail={"label": label}, **row)
+    assert excess_clause_labels(resale, [closing], []) == {7: "放款成功，存管结清"}
+    assert excess_clause_labels(resale, [closing], [at - timedelta(days=3)]) == {7: "放款成功，存管结清"}
+    assert excess_clause_labels(resale, [closing], [at]) == {}, "a refund made with the closing: the clause stays"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from flask.testing import FlaskClient
@@ -43,7 +44,9 @@ def _balance(rt: Runtime, code: str) -> int:
         return LedgerRepository(uow.session).balance(code)
 
 
-def test_journey_through_callbacks(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> None:
+def test_journey_through_callbacks(
+    client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict, login: Callable[[str], FlaskClient]
+) -> None:
     deal_id = confirmed_deal(rt)
     open_account(client, keys_dir, rt, deal_id, ACCOUNT)
     deal = load_deal(rt, deal_id)
@@ -82,6 +85,10 @@ def test_journey_through_callbacks(client: FlaskClient, rt: Runtime, keys_dir: P
         report = check_ledger(uow.session)
     assert report.ok, report.problems
     assert report.transfers_checked == 4
+    page = login("agent").get(f"/deals/{deal_id}").text
+    assert "放款成功，存管结清" in page and "多付款项原路退回" not in page, "nothing was paid too much"
+    assert "到账 ¥100,000.00（应付 ¥1,234,567.89，尚差 ¥1,134,567.89）" in page
+    assert "资金足额到账" in page and "到账 ¥1,134,567.89，存管余额 ¥1,234,567.89<" in page
 
 
 def test_duplicate_forged_stale_replayed_change_nothing(
