@@ -30,6 +30,12 @@ from app.users import service as users_service
 from app.users.service import create_user
 from tests.factories import bank_signing_key, provision_key_folders
 
+# A city config's validation may take 2 s of wall clock by default (a guard against pathological drafts): two
+# test workers, their servers and subprocesses on two cores have stretched one past that (the first in a process
+# compiles the schemas and templates it checks against).
+# The tests of the budget set their own (tests/security/test_config_limits.py); the rest, and the processes they
+# start, get room.
+os.environ.setdefault("CUNGUAN_CONFIG_VALIDATION_BUDGET_S", "15")
 POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 PASSWORD = "correct-horse-9"

@@ -29,9 +29,9 @@ DISPUTE = (ROOT / "agreement_templates" / "clauses" / "dispute.html.j2").read_te
 NEW_LABEL = "待确认协议（第三版）"
 
 
-def resale_v3(**changes: Any) -> str:
+def resale_v4(**changes: Any) -> str:
     data = json.loads(RESALE_V1)
-    data["version"] = 3
+    data["version"] = 4  # v3 ships with the code
     data["states"]["created"]["label"] = NEW_LABEL
     data.update(changes)
     return json.dumps(data, ensure_ascii=False, indent=2)
@@ -58,25 +58,25 @@ def test_a_new_workflow_version_is_reviewed_published_and_used_by_a_new_deal_wit
 ) -> None:
     running = new_deal(rt)
     library = rt.workflows
-    publishing.save_draft(rt, "workflow", "resale_escrow@3", resale_v3(), "ops")
-    publishing.submit(rt, "workflow", "resale_escrow@3", "ops")
+    publishing.save_draft(rt, "workflow", "resale_escrow@4", resale_v4(), "ops")
+    publishing.submit(rt, "workflow", "resale_escrow@4", "ops")
     with pytest.raises(ValidationError) as unsimulated:
-        publishing.review(rt, "workflow", "resale_escrow@3", "reviewer", "同意", approve=True)
+        publishing.review(rt, "workflow", "resale_escrow@4", "reviewer", "同意", approve=True)
     assert unsimulated.value.code == "SIMULATION_REQUIRED"
-    pass_simulation(rt, "workflow", "resale_escrow@3")
-    publishing.review(rt, "workflow", "resale_escrow@3", "reviewer", "同意", approve=True)
-    assert ("resale_escrow", 3) not in rt.workflows, "approved is not published"
-    publishing.publish(rt, "workflow", "resale_escrow@3", "reviewer")
+    pass_simulation(rt, "workflow", "resale_escrow@4")
+    publishing.review(rt, "workflow", "resale_escrow@4", "reviewer", "同意", approve=True)
+    assert ("resale_escrow", 4) not in rt.workflows, "approved is not published"
+    publishing.publish(rt, "workflow", "resale_escrow@4", "reviewer")
 
-    patch_city(rt, "110000", {"products": {"resale_escrow": {"workflow": {"id": "resale_escrow", "version": 3}}}})
+    patch_city(rt, "110000", {"products": {"resale_escrow": {"workflow": {"id": "resale_escrow", "version": 4}}}})
     fresh = new_deal(rt)
     assert rt.workflows is library, "the same runtime, no restart"
     new, old = load_deal(rt, fresh), load_deal(rt, running)
-    assert (new.workflow_version, old.workflow_version) == (3, 1)
+    assert (new.workflow_version, old.workflow_version) == (4, 1)
     assert new.definitions is not None and old.definitions is not None
-    assert new.definitions["workflow:resale_escrow@3"] == content_sha256(resale_v3())
+    assert new.definitions["workflow:resale_escrow@4"] == content_sha256(resale_v4())
     assert old.definitions["workflow:resale_escrow@1"] == content_sha256(RESALE_V1)
-    assert rt.workflow("resale_escrow", 3).label(new.state) == NEW_LABEL
+    assert rt.workflow("resale_escrow", 4).label(new.state) == NEW_LABEL
     assert rt.workflow("resale_escrow", 1).label(old.state) == "待确认协议", "the running deal keeps version 1"
     goes_on(rt, running)
 
@@ -85,29 +85,29 @@ def test_a_broken_workflow_version_is_refused_before_publishing_and_the_running_
     rt: Runtime, users: dict[str, int]
 ) -> None:
     running = new_deal(rt)
-    data = json.loads(resale_v3())
+    data = json.loads(resale_v4())
     data["transitions"][0]["actions"] = ["sign_agreement", "teleport_money"]
-    publishing.save_draft(rt, "workflow", "resale_escrow@3", json.dumps(data), "ops")
+    publishing.save_draft(rt, "workflow", "resale_escrow@4", json.dumps(data), "ops")
     with pytest.raises(publishing.DefinitionInvalid) as unknown_action:
-        publishing.submit(rt, "workflow", "resale_escrow@3", "ops")
+        publishing.submit(rt, "workflow", "resale_escrow@4", "ops")
     assert "不能发布" in unknown_action.value.message and any("动作不存在" in p for p in unknown_action.value.details)
 
-    data = json.loads(resale_v3())
+    data = json.loads(resale_v4())
     data["states"]["stuck"] = {"label": "搁置"}
     data["events"]["park"] = "搁置"
     data["transitions"].append({"from": "created", "event": "park", "to": "stuck", "label": "搁置"})
-    publishing.save_draft(rt, "workflow", "resale_escrow@3", json.dumps(data), "ops")
+    publishing.save_draft(rt, "workflow", "resale_escrow@4", json.dumps(data), "ops")
     with pytest.raises(publishing.DefinitionInvalid) as no_exit:
-        publishing.submit(rt, "workflow", "resale_escrow@3", "ops")
+        publishing.submit(rt, "workflow", "resale_escrow@4", "ops")
     assert any("该状态无法到达任何终态" in p for p in no_exit.value.details), no_exit.value.details
 
-    changed = resale_v3().replace(NEW_LABEL, "改了第一版")
-    publishing.save_draft(rt, "workflow", "resale_escrow@1", changed.replace('"version": 3', '"version": 1'), "ops")
+    changed = resale_v4().replace(NEW_LABEL, "改了第一版")
+    publishing.save_draft(rt, "workflow", "resale_escrow@1", changed.replace('"version": 4', '"version": 1'), "ops")
     with pytest.raises(publishing.DefinitionInvalid) as immutable:
         publishing.submit(rt, "workflow", "resale_escrow@1", "ops")
     assert any("内容不能再改" in p for p in immutable.value.details), "a published version never changes"
 
-    assert ("resale_escrow", 3) not in rt.workflows
+    assert ("resale_escrow", 4) not in rt.workflows
     deal = load_deal(rt, running)
     assert (deal.workflow_version, deal.state) == (1, "created")
     goes_on(rt, running)

@@ -53,10 +53,10 @@ FUNDING_DUE = datetime(2026, 10, 12, 16, 0, tzinfo=UTC)
 SELLER_FEE = [{"name": "存管服务费", "payer": "seller", "kind": "rate", "bps": 30, "min_fen": 50_000}]
 
 
-def resale_v3() -> str:
+def resale_v4() -> str:
     """resale_escrow v2 (90/10 plans) with a funding deadline: what a business person adds as a workflow version."""
     data = json.loads((ROOT / "workflows" / "resale_escrow_v2.json").read_text(encoding="utf-8"))
-    data["version"] = 3
+    data["version"] = 4  # v3 ships with the code: the flow adds the next
     data["parameters"] = {"funding_deadline": {"type": "duration", "label": "入金期限", "default": "P15D"}}
     data["states"]["awaiting_funds"]["timers"] = [{"after": "funding_deadline", "event": "funding_expired"}]
     data["events"]["funding_expired"] = "逾期未入金"
@@ -105,9 +105,9 @@ def _fee_fen(rt: Runtime, deal_id: int) -> list[int]:
 
 def test_issue_17_done_when(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict[str, int]) -> None:
     # a resale deal: plan, fee, working days, extra field - all configuration, on a workflow version from the flow
-    through_the_flow(rt, "workflow", "resale_escrow@3", resale_v3(), simulated=False)
+    through_the_flow(rt, "workflow", "resale_escrow@4", resale_v4(), simulated=False)
     beijing = {
-        "workflow": {"id": "resale_escrow", "version": 3},
+        "workflow": {"id": "resale_escrow", "version": 4},
         "agreement": {"template": "resale_escrow/v2"},
         "release": PLAN_90_10,
         "fees": SELLER_FEE,
@@ -129,14 +129,14 @@ def test_issue_17_done_when(client: FlaskClient, rt: Runtime, keys_dir: Path, us
     assert "附加信息" in agreement and "房屋面积" in agreement and "89.37" in agreement
 
     # a broken workflow version is refused before publishing; the running deal is untouched and goes on
-    broken = json.loads(resale_v3())
-    broken["version"] = 4
+    broken = json.loads(resale_v4())
+    broken["version"] = 5
     broken["transitions"][0]["actions"] = ["teleport_money"]
-    publishing.save_draft(rt, "workflow", "resale_escrow@4", json.dumps(broken), "ops")
+    publishing.save_draft(rt, "workflow", "resale_escrow@5", json.dumps(broken), "ops")
     with pytest.raises(publishing.DefinitionInvalid) as refused:
-        publishing.submit(rt, "workflow", "resale_escrow@4", "ops")
+        publishing.submit(rt, "workflow", "resale_escrow@5", "ops")
     assert any("动作不存在" in problem for problem in refused.value.details)
-    assert ("resale_escrow", 4) not in rt.workflows and load_deal(rt, deal_id).workflow_version == 3
+    assert ("resale_escrow", 5) not in rt.workflows and load_deal(rt, deal_id).workflow_version == 4
 
     now[0] = datetime(2026, 10, 9, 2, 0, tzinfo=UTC)
     arrive(client, keys_dir, "6226000000000117", CUSTODY_FEN, "S-DONE-1")
