@@ -30,7 +30,7 @@ class DashboardView(RoleIndexView):
         rt = runtime()
         figures = dashboard.compute(rt)
         days = [f"{d.day.month}/{d.day.day}" for d in figures.days]
-        inbound, outbound = charts.PALETTE[0], charts.PALETTE[1]
+        inbound, outbound, frozen = charts.PALETTE[0], charts.PALETTE[1], charts.PALETTE[4]
         bank_keys = [*rt.banks, *(s.key for s in figures.custody_by_bank), *(r.bank_code for r in figures.openings)]
         bank_color = charts.colors_by_key(bank_keys)
         product_color = charts.colors_by_key([s.key for s in figures.custody_by_product])
@@ -41,6 +41,7 @@ class DashboardView(RoleIndexView):
                 [
                     charts.Series("入金", [d.inbound_fen for d in figures.days], inbound),
                     charts.Series("出金", [d.outbound_fen for d in figures.days], outbound),
+                    charts.Series("冻结（担保）", [d.frozen_fen for d in figures.days], frozen),
                 ],
                 format_yuan,
             ),
@@ -50,6 +51,7 @@ class DashboardView(RoleIndexView):
                 [
                     charts.Series("入金", [d.inbound_count for d in figures.days], inbound),
                     charts.Series("出金", [d.outbound_count for d in figures.days], outbound),
+                    charts.Series("冻结（担保）", [d.frozen_count for d in figures.days], frozen),
                 ],
                 _count,
             ),

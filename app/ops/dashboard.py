@@ -32,7 +32,8 @@ OPENING_HOURS = 24
 CLEARING_PREFIX = "bank_clearing:"
 CUSTODY_PREFIX = "custody:"  # a deal's custody account
 POSTED = ("single", "post_pending")
-NOT_FLOWS = ("freeze", "unfreeze")  # a guarantee frozen or released at the bank: no money came in or went out
+# a guarantee frozen or released at the bank: no money came in or went out; freezes are counted apart
+FREEZE, UNFREEZE = "freeze", "unfreeze"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class DayFlow:
     outbound_fen: int = 0
     payouts_succeeded: int = 0
     payouts_failed: int = 0
+    frozen_count: int = 0  # guarantees frozen at the bank: held for deals, not money that came in
+    frozen_fen: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,20 +136,23 @@ def _local_day(moment: datetime) -> date:
 def _flows(session: Session, days: list[date], start: datetime) -> list[DayFlow]:
     debit, credit = aliased(LedgerAccount), aliased(LedgerAccount)
     rows = session.execute(
-        select(LedgerTransfer.created_at, LedgerTransfer.amount_fen, debit.code, credit.code)
+        select(LedgerTransfer.created_at, LedgerTransfer.amount_fen, LedgerTransfer.code, debit.code, credit.code)
         .join(debit, LedgerTransfer.debit_account_id == debit.id)
         .join(credit, LedgerTransfer.credit_account_id == credit.id)
         .where(
             LedgerTransfer.created_at >= start,
             LedgerTransfer.kind.in_(POSTED),
-            LedgerTransfer.code.not_in(NOT_FLOWS),
+            LedgerTransfer.code != UNFREEZE,
             debit.code.startswith(CLEARING_PREFIX) | credit.code.startswith(CLEARING_PREFIX),
         )
     ).all()
     sums: dict[date, Counter[str]] = defaultdict(Counter)
-    for created_at, amount, debit_code, credit_code in rows:
+    for created_at, amount, code, debit_code, credit_code in rows:
         day = sums[_local_day(created_at)]
-        if debit_code.startswith(CLEARING_PREFIX):
+        if code == FREEZE:  # counted apart: no money came in
+            day["frozen_count"] += 1
+            day["frozen_fen"] += amount
+        elif debit_code.startswith(CLEARING_PREFIX):
             day["inbound_count"] += 1
             day["inbound_fen"] += amount
             day["inbound_direct"] += credit_code.startswith(CUSTODY_PREFIX)

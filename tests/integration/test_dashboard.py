@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -82,6 +84,8 @@ def test_figures_from_a_small_ledger(rt: Runtime, users: dict) -> None:
     today, yesterday = figures.days[-1], figures.days[-2]
     assert (today.inbound_count, today.inbound_fen, today.inbound_direct) == (1, 1000_00, 1)
     assert (today.outbound_count, today.outbound_fen) == (1, 400_00), "the hold counts once, when posted"
+    assert (today.frozen_count, today.frozen_fen) == (1, 50_00), "a freeze is counted apart from 入金"
+    assert yesterday.frozen_count == 0
     assert (yesterday.inbound_count, yesterday.inbound_fen, yesterday.inbound_direct) == (2, 305_00, 1)
     assert (today.payouts_succeeded, today.payouts_failed, yesterday.payouts_succeeded) == (1, 1, 1)
     assert figures.payout_success_rate == 2 / 3
@@ -182,3 +186,9 @@ def test_custody_figures_equal_a_recomputation_from_the_transfers_after_random_p
     assert {s.key: s.value for s in figures.custody_by_city} == {k: v for k, v in expected_city.items() if v}
     assert [(s.key, s.value) for s in figures.custody_by_bank] == [("ceb", sum(expected_city.values()))]
     assert sum(expected_city.values()) > 0
+
+
+def test_the_dashboard_page_counts_freezes_apart_and_draws_every_chart_for_a_phone(login: Callable[[str], Any]) -> None:
+    page = login("ops").get("/admin/").text
+    assert "冻结（担保，不计入金）" in page and page.count("冻结（担保）</text>") == 2, "a legend entry in both"
+    assert page.count('<svg class="chart"') == page.count('viewBox="0 0 360 ') == 7
