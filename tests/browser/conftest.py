@@ -74,3 +74,16 @@ def squeezed_cells(page: Page) -> list[str]:
               .map(cell => cell.innerText.trim().slice(0, 20))"""
         )
     )
+
+
+def cut_off_details(page: Page) -> list[str]:
+    """Detail tables (a header cell then a value in each row) wider than their box: their values must wrap,
+    not hide beyond a sideways scroll. Returns the tables' ids."""
+    return list(
+        page.evaluate(
+            """() => [...document.querySelectorAll('.table-wrap')]
+              .filter(wrap => wrap.offsetParent !== null && wrap.querySelector('tbody th + td'))
+              .filter(wrap => wrap.scrollWidth > wrap.clientWidth + 1)
+              .map(wrap => (wrap.querySelector('table') || wrap).id || '(无 id)')"""
+        )
+    )

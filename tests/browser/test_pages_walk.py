@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page
 from app.deals import service as deals
 from app.platform.runtime import Runtime
 from tests.browser.axe import serious_violations
-from tests.browser.conftest import no_horizontal_scroll, squeezed_cells
+from tests.browser.conftest import cut_off_details, no_horizontal_scroll, squeezed_cells
 from tests.conftest import PASSWORD
 from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account, patch_city
 from tests.integration.test_products_in_services import RENT_FORM
@@ -56,6 +56,8 @@ def _check(page: Page, codes: set[str], where: str, shot: Path, shot_wide: Path)
         assert no_horizontal_scroll(page), f"{where} scrolls sideways at {width['width']} px"
         squeezed = squeezed_cells(page)
         assert not squeezed, f"{where} wraps table cells a character a line at {width['width']} px: {squeezed}"
+        cut = cut_off_details(page)
+        assert not cut, f"{where} hides detail values beyond a sideways scroll at {width['width']} px: {cut}"
         found += [f"{where} at {width['width']} px: {v}" for v in serious_violations(page)]
         page.screenshot(path=str(path))
     page.set_viewport_size(WIDTHS[0])
