@@ -87,12 +87,32 @@ def _csv_lines(rows: list[Any]) -> Iterator[str]:
     yield "\ufeff" + buffer.getvalue()  # BOM: Excel opens UTF-8 Chinese correctly
 
 
+# the account list's kinds (a dropdown): the start of their codes, and their names
+ACCOUNT_KINDS = {
+    "custody": ("custody:", "存管户"),
+    "bank_clearing": ("bank_clearing:", "银行清算户"),
+    "suspense": ("suspense:", "挂账"),
+    "fee_income": ("fee_income", "手续费收入"),
+}
+
+
+def account_prefix(kind: str, deal_no: str, prefix: str) -> str:
+    """The start of the codes the list shows: a deal's custody account by its number, else a kind, else a
+    prefix given in the address (older links)."""
+    if deal_no:
+        return f"custody:{deal_no}"
+    if kind in ACCOUNT_KINDS:
+        return ACCOUNT_KINDS[kind][0]
+    return prefix
+
+
 class LedgerView(RoleView):
     read_roles = frozenset({"finance", "auditor"})
 
     @expose("/")
     def index(self) -> str:
-        prefix = request.args.get("prefix", "").strip()
+        kind, deal_no = request.args.get("kind", ""), request.args.get("deal_no", "").strip()
+        prefix = account_prefix(kind, deal_no, request.args.get("prefix", "").strip())
         with runtime().db.uow() as uow:
             query = select(LedgerAccount).order_by(LedgerAccount.code)
             if prefix:
@@ -104,7 +124,15 @@ class LedgerView(RoleView):
                 debits, credits, debits_pending, credits_pending = repo.totals(account.code)
                 rows.append((account, balance_of(account.type, debits, credits), debits_pending, credits_pending))
         args = {"prefix": prefix} if prefix else {}
-        return self.render("admin/cunguan/accounts.html", page=page, rows=rows, prefix=prefix, args=args)  # type: ignore[no-any-return]
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/accounts.html",
+            page=page,
+            rows=rows,
+            kinds={code: name for code, (_, name) in ACCOUNT_KINDS.items()},
+            kind=kind if kind in ACCOUNT_KINDS and not deal_no else "",
+            deal_no=deal_no,
+            args=args,
+        )
 
     @expose("/account/<path:code>")
     def account(self, code: str) -> str:

@@ -220,6 +220,11 @@ def test_ledger_pages_show_exact_balances_history_cutoff_and_csv(
     client = login("finance")
     accounts = client.get("/admin/ledger/").text
     assert 'data-fen="52000"' in accounts, "the clearing account's exact balance, buffer included"
+    assert "custody:" not in accounts.replace('href="/admin/ledger/account/custody:', ""), "no code to type"
+    by_deal = client.get(f"/admin/ledger/?deal_no={deal_no}").text.split('id="accounts"')[1]
+    assert f"存管户 {deal_no}" in by_deal and "银行清算户" not in by_deal
+    suspense = client.get("/admin/ledger/?kind=suspense").text.split('id="accounts"')[1]
+    assert "挂账（中国光大银行）" in suspense and "存管户" not in suspense
     account = client.get(f"/admin/ledger/account/custody:{deal_no}").text
     assert 'id="balance" data-fen="50000"' in account and "期末余额" in account
     csv_answer = client.get(f"/admin/ledger/transfers.csv?account=custody:{deal_no}")
