@@ -77,12 +77,15 @@ def squeezed_cells(page: Page) -> list[str]:
 
 
 def cut_off_details(page: Page) -> list[str]:
-    """Detail tables (a header cell then a value in each row) wider than their box: their values must wrap,
-    not hide beyond a sideways scroll. Returns the tables' ids."""
+    """Detail tables (a header cell then a value in each row), and lists shown as cards at a phone's width
+    (table.cards), wider than their box: their values must wrap, not hide beyond a sideways scroll. Returns
+    the tables' ids."""
     return list(
         page.evaluate(
             """() => [...document.querySelectorAll('.table-wrap')]
-              .filter(wrap => wrap.offsetParent !== null && wrap.querySelector('tbody th + td'))
+              .filter(wrap => wrap.offsetParent !== null)
+              .filter(wrap => wrap.querySelector('tbody th + td')
+                || (window.innerWidth <= 640 && wrap.querySelector('table.cards')))
               .filter(wrap => wrap.scrollWidth > wrap.clientWidth + 1)
               .map(wrap => (wrap.querySelector('table') || wrap).id || '(无 id)')"""
         )

@@ -58,6 +58,12 @@ def _check(page: Page, codes: set[str], where: str, shot: Path, shot_wide: Path)
         assert not squeezed, f"{where} wraps table cells a character a line at {width['width']} px: {squeezed}"
         cut = cut_off_details(page)
         assert not cut, f"{where} hides detail values beyond a sideways scroll at {width['width']} px: {cut}"
+        hidden = page.evaluate(  # the deals lists' states (the walk's deals: 待入金, 待签约) are on screen unscrolled
+            """() => [...document.querySelectorAll('#deals td, #deal-list td')]
+              .filter(cell => ['待入金', '待签约'].includes(cell.innerText.trim()))
+              .filter(cell => cell.getBoundingClientRect().right > window.innerWidth).length"""
+        )
+        assert not hidden, f"{where} hides {hidden} state cells beyond the screen at {width['width']} px"
         found += [f"{where} at {width['width']} px: {v}" for v in serious_violations(page)]
         page.screenshot(path=str(path))
     page.set_viewport_size(WIDTHS[0])
