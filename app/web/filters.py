@@ -12,7 +12,7 @@ from app.domain.pii_mask import mask_card, mask_id_number, mask_phone
 from app.domain.timezone import SHANGHAI
 from app.platform.cli_base import current_runtime
 from app.users.service import ROLE_LABELS
-from app.web.labels import bank_label
+from app.web.labels import bank_label, user_names
 
 
 def shanghai_time(value: datetime | None) -> str:
@@ -20,17 +20,23 @@ def shanghai_time(value: datetime | None) -> str:
 
 
 def actor_label(actor: str | None) -> str:
-    """Who did it: 用户 ops, 银行（中国光大银行）, 系统; a bare user name (config rows) is a user too."""
+    """Who did it: 用户 王芳（wangf）by the user's display name, 银行（中国光大银行）, 系统; a bare user name
+    (config rows) is a user too."""
     if not actor:
         return "—"
     if ":" not in actor:
-        return "系统" if actor == "system" else f"用户 {actor}"
+        return "系统" if actor == "system" else _user(actor)
     kind, _, name = actor.partition(":")
     if kind == "bank":
         return f"银行（{bank_label(name)}）"
     if kind == "system":
         return "系统"
-    return f"用户 {name}"
+    return _user(name)
+
+
+def _user(username: str) -> str:
+    shown = user_names().get(username)
+    return f"用户 {shown}（{username}）" if shown and shown != username else f"用户 {username}"
 
 
 def register(app: Flask) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, g
+from sqlalchemy import select
 
+from app.db.models import User
 from app.domain import labels
 from app.platform.errors import CunguanError
 from app.web.access import runtime as _runtime
@@ -23,6 +25,15 @@ def city_label(code: str | None) -> str:
         except (CunguanError, KeyError, OSError):
             names[code] = code
     return names[code]
+
+
+def user_names() -> dict[str, str]:
+    """Every user's display name by user name, read once per request (a handful of staff)."""
+    if "user_names" not in g:
+        with _runtime().db.uow() as uow:
+            g.user_names = dict(uow.session.execute(select(User.username, User.display_name)).tuples().all())
+    names: dict[str, str] = g.user_names
+    return names
 
 
 def bank_names() -> dict[str, str]:

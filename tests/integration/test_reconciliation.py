@@ -226,7 +226,7 @@ def test_finance_page_starts_a_run_of_an_unfinished_day_when_told(
     answer = client.post("/finance/reconciliation", data=form | {"allow_incomplete": "1"})
     assert answer.status_code == 302 and "/finance/reconciliation/" in answer.headers["Location"]
     page = client.get(answer.headers["Location"]).text
-    assert "（未完整）" in page and "用户 finance" in page
+    assert "（未完整）" in page and "用户 测试finance（finance）" in page
     assert "银行对账" in client.get("/deals").text, "finance finds the page in the navigation"
 
 

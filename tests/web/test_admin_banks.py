@@ -59,7 +59,7 @@ def test_admin_sees_each_bank_and_edits_its_opening_limits(
     page = _post(admin, "/admin/banks/ceb/limits", per_second=" 2 ", per_day="300").text
     assert "开户限速已改为每秒 2 户、每日 300 户" in page
     row = re.search(r'<tr id="bank-ceb">(.*?)</tr>', page, re.S)
-    assert row and "2 / 300" in row.group(1) and "用户 admin" in row.group(1)
+    assert row and "2 / 300" in row.group(1) and "用户 测试admin（admin）" in row.group(1)
     assert f"配置值 {configured.open_per_second} / {configured.open_per_day}" in row.group(1)
     with rt.db.uow() as uow:
         entries = list(uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "bank.opening_limits")))

@@ -59,9 +59,8 @@ def test_ops_freeze_and_unfreeze_on_the_deal_page_and_in_the_console(rt: Runtime
     page = _post(ops, f"/deals/{deal_id}/freeze", reason="公安机关协查").text
     assert "存管单已冻结" in page
     banner = re.search(r'id="frozen-banner">(.*?)</div>', page, re.S)
-    assert (
-        banner and "已冻结" in banner.group(1) and "公安机关协查" in banner.group(1) and "用户 ops" in banner.group(1)
-    )
+    assert banner and "已冻结" in banner.group(1) and "公安机关协查" in banner.group(1)
+    assert "用户 测试ops（ops）" in banner.group(1), "who froze it, by name"
     assert "解冻原因" in page and "冻结原因" not in page
     console = ops.get(f"/admin/deals/{deal_id}").text
     assert 'id="frozen-banner"' in console and "公安机关协查" in console and 'id="unfreeze-form"' in console
@@ -143,7 +142,7 @@ def test_payouts_awaiting_approval_list_and_batch_approval(
     finance = login("finance")
     page = finance.get("/admin/payouts/").text
     assert open_payout in page and frozen_payout in page and "¥6,000,000.00" in page
-    assert load_deal(rt, open_deal).deal_no in page and "用户 ops" in page and "0 / 1" in page
+    assert load_deal(rt, open_deal).deal_no in page and "用户 测试ops（ops）" in page and "0 / 1" in page
     assert "存管单已冻结，解冻前不能审批付款" in page, "the frozen one shows why it cannot be approved"
     ops = login("ops")
     own = _post(ops, "/admin/payouts/batch", action="approve", rowid=[open_payout], confirmed="1").text
