@@ -15,10 +15,14 @@ from app.deals import service as deals
 from app.platform.runtime import Runtime
 from tests.browser.axe import serious_violations
 from tests.browser.conftest import cut_off_details, no_horizontal_scroll, squeezed_cells
-from tests.conftest import PASSWORD
+from tests.conftest import DATABASES, PASSWORD
 from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account, patch_city
 from tests.integration.test_products_in_services import RENT_FORM
 from tests.web.test_page_labels import assert_readable, internal_codes
+
+# One database: PostgreSQL where configured (CI). Pages read through the services every web test runs on both
+# databases; what the walk adds - layout, codes on screen, accessibility - does not depend on the database.
+pytestmark = pytest.mark.parametrize("database_url", [DATABASES[-1]], indirect=True)
 
 WIDTHS = ({"width": 1280, "height": 900}, {"width": 390, "height": 844})
 # the config studio names each option's code beside its label: configs are written in them (like its JSON tab);
