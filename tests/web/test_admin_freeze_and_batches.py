@@ -144,6 +144,7 @@ def test_payouts_awaiting_approval_list_and_batch_approval(
     assert open_payout in page and frozen_payout in page and "¥6,000,000.00" in page
     assert load_deal(rt, open_deal).deal_no in page and "用户 测试ops（ops）" in page and "0 / 1" in page
     assert "存管单已冻结，解冻前不能审批付款" in page, "the frozen one shows why it cannot be approved"
+    assert 'table-striped cards" id="payout-list"' in page and '<td data-label="金额">¥6,000,000.00</td>' in page
     ops = login("ops")
     own = _post(ops, "/admin/payouts/batch", action="approve", rowid=[open_payout], confirmed="1").text
     assert "发起人不能审批自己的付款" in own and 'name="confirm_token"' not in own, "nothing to confirm"
