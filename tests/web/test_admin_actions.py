@@ -127,6 +127,7 @@ def test_admin_retries_a_dead_job_with_a_reason(login: Login, rt: Runtime, users
     client = login("admin")
     page = client.get("/admin/jobs/?status=dead").text
     assert "超时" in page and "重试原因" in page
+    assert 'cards" id="job-list"' in page and '<td data-label="状态">已放弃</td>' in page, "a card per job on phones"
     assert "请填写重试原因" in _post(client, "/admin/jobs/1/retry", reason=" ").text
     assert "任务 1 已重新排队" in _post(client, "/admin/jobs/1/retry", reason="银行已恢复").text
     with rt.db.uow() as uow:
