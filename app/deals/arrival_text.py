@@ -26,9 +26,9 @@ class ArrivalLine:
 
 
 def excess_fate(definition: WorkflowDefinition) -> str:
-    """What the workflow does with money beyond what was due: sent back on release, or kept in custody."""
+    """What the workflow does with money beyond what was due: sent back when the deal is settled, or kept in custody."""
     refunds = any(EXCESS_REFUNDED_BY & set(t.actions) for t in definition.transitions)
-    return "放款时原路退回" if refunds else "留在存管账户"
+    return "结清时原路退回" if refunds else "留在存管账户"
 
 
 def arrival_line(label: str, detail: Mapping[str, Any], fate: str) -> ArrivalLine | None:

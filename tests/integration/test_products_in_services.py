@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.db.models import Deal, Payout
 from app.deals import service as deals
+from app.deals.sample_forms import sample_form
 from app.deals.timers import fire_due_timers
 from app.domain import ledger
 from app.ledger.repo import LedgerRepository, check_ledger
@@ -29,12 +30,14 @@ from tests.factories import (
     load_deal,
     notification,
     open_account,
+    patch_city,
     post_callback,
 )
 from tests.integration.simulator_support import bank_over_http
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 TENANT_ACCOUNT = "6226620012345678"  # the account `arrive` pays from
+FUND_CENTRE = "6226620012349999"  # a housing provident fund centre's account
 RENT_FORM = {
     **RENT_PARTIES,
     "monthly_rent_fen": "3000",
@@ -280,4 +283,45 @@ def test_a_guarantee_holds_the_frozen_money_and_a_claim_pays_the_beneficiary(
     assert post_callback(client, keys_dir, result, bank="boc")[0] == 200
     deal = load_deal(rt, deal_id)
     assert deal.state == "claimed" and _custody(rt, deal) == 0
+    assert _ledger_ok(rt)
+
+
+def test_a_provident_fund_overpayment_goes_back_to_the_fund_centre_when_the_lease_closes(
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+) -> None:
+    """济南's provident-fund rent (workflow v2): the fund centre pays ¥2,800 for a one-month lease of ¥1,500. The
+    month's rent goes to the landlord; the ¥1,300 beyond it goes back to the fund centre's account when the lease
+    closes (v1 closed the deal with it still in custody)."""
+    clock = Clock(rt)
+    patch_city(rt, "370100", {"products": {"provident_fund_rent": {"banks": ["ceb"]}}})
+    config = rt.cities.get("370100").product("provident_fund_rent")
+    assert (config.workflow_id, config.workflow_version) == ("provident_fund_rent", 2)
+    agent = actor(rt, "agent")
+    form = sample_form(config, rt.products.get("provident_fund_rent"), {"lease_months": "1"})
+    deal_id = deals.create_deal(rt, agent, "370100", "provident_fund_rent", form)
+    deals.confirm_agreement(rt, agent, deal_id)
+    open_account(client, keys_dir, rt, deal_id, "6226000000000903")
+    body = notification(
+        "funds_arrived",
+        bank_reference="PF-2800",
+        account_no="6226000000000903",
+        amount_fen=2800_00,
+        payer_name="济南住房公积金管理中心",
+        payer_account=FUND_CENTRE,
+        arrived_at=T0.isoformat().replace("+00:00", "Z"),
+    )
+    assert post_callback(client, keys_dir, body)[0] == 200
+    assert load_deal(rt, deal_id).state == "rent_held"
+
+    clock.advance(days=1)
+    assert fire_due_timers(rt) == 1
+    (rent,) = _payouts(rt, deal_id)
+    assert (rent.purpose, rent.amount_fen) == ("release", 1500_00)
+    _pay_result(client, keys_dir, rent, "succeeded")
+    assert load_deal(rt, deal_id).state == "closed"
+    excess = _payouts(rt, deal_id)[-1]
+    assert (excess.purpose, excess.amount_fen, excess.payee_account) == ("refund", 1300_00, FUND_CENTRE)
+    _pay_result(client, keys_dir, excess, "succeeded")
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "closed" and _custody(rt, deal) == 0
     assert _ledger_ok(rt)

@@ -35,7 +35,7 @@ def _problems(data: dict[str, Any]) -> list[dict[str, str]]:
 
 def test_every_shipped_workflow_passes_and_declares_its_money_moves() -> None:
     workflows = load_workflows(registry)
-    assert len(workflows) == 10
+    assert len(workflows) == 11
     assert registry.money["refund_to_origin"].outcomes == {"refund_succeeded", "refund_failed"}
     assert registry.money["request_payout"].kind == "release"
     assert registry.money["release_deposit"] == vocabulary.MoneyEffect("refund", vocabulary.PAYOUT_OUTCOMES)
@@ -57,6 +57,10 @@ def test_every_shipped_workflow_passes_and_declares_its_money_moves() -> None:
         ("refunding", "has_custody_funds", ("refund_to_origin",)),
         ("cancelled", "!has_custody_funds", ()),
     }
+    provident = workflows[("provident_fund_rent", 2)]  # the last month sends what was paid beyond the rent back
+    assert [t.actions for t in provident.transitions if t.target == "closed"] == [
+        ("settle_rent_release", "refund_excess")
+    ]
     gov = workflows[("gov_escrow", 2)]  # approved, or partly released: held, and can go back by original route
     assert funded_states(gov, registry.money) >= {"approved", "awaiting_approval", "partly_released"}
 

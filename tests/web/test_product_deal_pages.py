@@ -71,8 +71,8 @@ def test_the_timeline_shows_what_arrived_against_what_was_due_never_a_bare_full_
     client: FlaskClient, login: Login, rt: Runtime, keys_dir: Path
 ) -> None:
     """济南 provident-fund rent of ¥1,500 a month: the fund centre pays ¥2,800. The workflow takes it as rent
-    covered and keeps the ¥1,300 beyond it in custody (no action sends it back then): the line says so instead
-    of 公积金划款足额到账 ¥2,800. A resale deal's first ¥500 says what is still missing."""
+    covered; the ¥1,300 beyond it goes back when the lease is settled (workflow v2): the line says so instead of
+    公积金划款足额到账 ¥2,800. A resale deal's first ¥500 says what is still missing."""
     patch_city(rt, "370100", {"products": {"provident_fund_rent": {"banks": ["ceb"]}}})
     agent = actor(rt, "agent")
     city = rt.cities.get("370100").product("provident_fund_rent")
@@ -93,7 +93,7 @@ def test_the_timeline_shows_what_arrived_against_what_was_due_never_a_bare_full_
     assert load_deal(rt, rent).state == "rent_held"
     page = login("agent").get(f"/deals/{rent}").text
     assert "足额到账" not in page
-    assert "公积金划款到账" in page and "到账 ¥2,800.00（应付 ¥1,500.00，多出 ¥1,300.00 留在存管账户）" in page
+    assert "公积金划款到账" in page and "到账 ¥2,800.00（应付 ¥1,500.00，多出 ¥1,300.00 结清时原路退回）" in page
 
     resale = confirmed_deal(rt)
     open_account(client, keys_dir, rt, resale, "6226000000000902")
