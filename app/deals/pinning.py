@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 
 from app.db.config_models import CityConfigSnapshot, CityConfigVersion
 from app.db.models import Deal
-from app.domain.cities import CityConfig, ResolvedCity, build_city, canonical_json, folder_reader, resolve
+from app.domain.cities import (
+    CityConfig,
+    FolderSource,
+    ResolvedCity,
+    build_city,
+    canonical_json,
+    folder_reader,
+    resolve,
+)
 from app.platform.runtime import Runtime
 
 
@@ -67,3 +75,20 @@ def pinned_city(rt: Runtime, session: Session, deal: Deal) -> CityConfig:
         _BUILT.clear()
     _BUILT[deal.city_config_sha256] = built = build_city(snapshot.data)
     return built
+
+
+def pinnable_cities(rt: Runtime, session: Session) -> list[CityConfig]:
+    """Every city config a deal can have pinned: each snapshot, and the shipped files (the fallback of deals from
+    before snapshots). A handful of rows, read without looking at a deal."""
+    cities = []
+    for sha256 in session.scalars(select(CityConfigSnapshot.sha256)):
+        built = _BUILT.get(sha256)
+        if built is None:
+            snapshot = session.get(CityConfigSnapshot, sha256)
+            assert snapshot is not None
+            if len(_BUILT) >= _BUILT_MAX:
+                _BUILT.clear()
+            _BUILT[sha256] = built = build_city(snapshot.data)
+        cities.append(built)
+    shipped = FolderSource(rt.cities.folder).stems()
+    return cities + [build_city(resolve(stem, folder_reader(rt.cities.folder)).data) for stem in shipped]

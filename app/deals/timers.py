@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session, defer
 
 from app.db.models import Deal, DealEvent
 from app.db.pii import encrypted_columns
-from app.deals.pinning import pinned_city
+from app.deals.pinning import pinnable_cities, pinned_city
 from app.deals.workflow import DealContext, fire
 from app.definitions.banks import pinned_bank
 from app.domain.banks import DEFAULT_CUT_OFF
 from app.domain.business_calendar import CalendarMissing
 from app.domain.durations import WorkingDays
 from app.domain.timezone import SHANGHAI
+from app.figures import totals
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 from app.state_machine.definition import WorkflowDefinition
@@ -154,6 +155,9 @@ def calendar_misses(rt: Runtime) -> list[tuple[str, int]]:
     misses = []
     counts_working_days: dict[tuple[str, int, str, str, str], bool] = {}
     with rt.db.uow() as uow:
+        timed = _may_count_working_days(rt, uow.session, timed)
+        if not timed:  # the common case, decided from the kept figures and the configs alone: no deal is read
+            return []
         key = tuple_(Deal.workflow_id, Deal.workflow_version, Deal.state)
         query = select(Deal).options(*(defer(column) for column in encrypted_columns(Deal)))
         for deal in uow.session.scalars(query.where(key.in_(timed)).order_by(Deal.id)):
@@ -171,6 +175,35 @@ def calendar_misses(rt: Runtime) -> list[tuple[str, int]]:
             except CalendarMissing as missing:
                 misses.append((deal.deal_no, missing.year))
     return misses
+
+
+def _may_count_working_days(
+    rt: Runtime, session: Session, timed: list[tuple[str, int, str]]
+) -> list[tuple[str, int, str]]:
+    """The timed (workflow, version, state) that some deal is in (the kept deal figures) and whose running timers
+    count working days under some config a deal can have pinned; only deals in those are worth a look."""
+    present: dict[tuple[str, int, str], set[str]] = {}
+    for key, count in totals.read(session.connection()).deals.items():
+        if count > 0:
+            present.setdefault((key.workflow_id, key.workflow_version, key.state), set()).add(key.product)
+    cities = pinnable_cities(rt, session)
+    wanted = []
+    for workflow_id, version, state in timed:
+        products = present.get((workflow_id, version, state))
+        if not products or (workflow_id, version) not in rt.workflows:
+            continue
+        definition = rt.workflow(workflow_id, version)
+        running = definition.states[state].timers
+        for city in cities:
+            configs = [city.products[product] for product in products if city.products.get(product) is not None]
+            if any(
+                isinstance(resolve(definition.parameters, config.overrides())[timer.after], WorkingDays)
+                for config in configs
+                for timer in running
+            ):
+                wanted.append((workflow_id, version, state))
+                break
+    return wanted
 
 
 def fire_due_timers(rt: Runtime) -> int:

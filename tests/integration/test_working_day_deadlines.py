@@ -8,21 +8,22 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.calendars.alerts import DEADLINE_UNCOMPUTABLE, YEAR_MISSING, calendar_alerts
 from app.db.models import DealEvent
 from app.deals import service as deals
 from app.deals.sample_forms import sample_form
-from app.deals.timers import fire_due_timers
+from app.deals.timers import calendar_misses, fire_due_timers
 from app.platform.config import BankEndpoint
 from app.platform.runtime import Runtime
 from app.state_machine.definition import Timer
-from tests.factories import actor, load_deal
+from tests.factories import INTENT_FORM, actor, load_deal, notification, post_callback
 
 Login = Callable[[str], FlaskClient]
 # Wed 30 Sep 2026 17:00 in Shanghai: after 工行's 16:30 cut-off, so received on the next working day, Thu 8 Oct
@@ -115,3 +116,30 @@ def test_a_deadline_in_a_year_without_a_complete_calendar_raises_the_alert(
     assert 'cunguan_calendar_alerts{kind="deadline_uncomputable",year="2027"} 1' in metrics
     result = app.test_cli_runner().invoke(args=["calendar", "check"])
     assert result.exit_code == 1 and deal_no in result.output
+
+
+def test_where_no_config_counts_working_days_the_calendar_check_reads_no_deal(
+    rt: Runtime, client: FlaskClient, keys_dir: Path, users: dict[str, int]
+) -> None:
+    """The console's calendar alerts at scale: which states and configs could count working days is decided from
+    the kept deal figures and the configs a deal can pin; where none can, not one deal row is read."""
+    rt.banks["pab"] = BankEndpoint("pab", "平安银行", "http://127.0.0.1:9")  # 上海's intent deposits are at PAB
+    deal_id = deals.create_deal(rt, actor(rt, "agent"), "310000", "intent_deposit", INTENT_FORM)
+    deals.confirm_agreement(rt, actor(rt, "agent"), deal_id)
+    account = load_deal(rt, deal_id).virtual_account
+    assert account is not None
+    opened = notification("account_opened", request_id=account.request_id, account_no="15000000000931")
+    assert post_callback(client, keys_dir, {**opened, "account_name": "存管"}, bank="pab")[0] == 200
+    deal = load_deal(rt, deal_id)
+    assert rt.workflow(deal.workflow_id, deal.workflow_version).states[deal.state].timers, "a deal in a timed state"
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(rt.db.engine, "before_cursor_execute", seen)
+    try:
+        assert calendar_misses(rt) == []
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", seen)
+    assert statements and not [s for s in statements if "FROM deals" in s], statements
