@@ -349,6 +349,20 @@ class Job(Base):
         # (constant time however many jobs are queued); the status prefix also serves counts by status
         Index("ix_jobs_status_run_after", "status", "run_after", "id"),
         Index("ix_jobs_status_locked_until", "status", "locked_until", "id"),
+        # the home page's capped counts of retrying jobs and of queued account openings (app/ops/dashboard.py)
+        Index(
+            "ix_jobs_retrying",
+            "id",
+            postgresql_where=text("status = 'pending' AND attempts > 0"),
+            sqlite_where=text("status = 'pending' AND attempts > 0"),
+        ),
+        Index(
+            "ix_jobs_queued_kind",
+            "kind",
+            "id",
+            postgresql_where=text("status IN ('pending', 'running')"),
+            sqlite_where=text("status IN ('pending', 'running')"),
+        ),
     )
 
 

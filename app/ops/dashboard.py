@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.calendars.alerts import CalendarAlert, calendar_alerts
@@ -32,6 +32,7 @@ OPENING_HOURS = 24
 CLEARING_PREFIX = "bank_clearing:"
 CUSTODY_PREFIX = "custody:"  # a deal's custody account
 POSTED = ("single", "post_pending")
+JOB_COUNT_CAP = 10_000  # the home page counts jobs up to this many per figure
 # a guarantee frozen or released at the bank: no money came in or went out; freezes are counted apart
 FREEZE, UNFREEZE = "freeze", "unfreeze"
 
@@ -64,6 +65,11 @@ class JobFigures:
     failing: int  # pending again after at least one failed attempt
     dead: int
     opening_queue: int  # account openings waiting (paced per bank)
+
+    def shown(self, figure: str) -> str:
+        """The figure for people: counted up to JOB_COUNT_CAP, beyond it "10,000+"."""
+        value = int(getattr(self, figure))
+        return f"{JOB_COUNT_CAP:,}+" if value > JOB_COUNT_CAP else str(value)
 
 
 @dataclass(frozen=True)
@@ -227,18 +233,20 @@ def _openings(rt: Runtime, session: Session, now: datetime) -> tuple[list[dateti
     return hours, [OpeningRate(code, _bank_name(rt, code), per_hour) for code, per_hour in counts.items()]
 
 
+def _counted(session: Session, *where: ColumnElement[bool]) -> int:
+    """How many jobs match, counted up to JOB_COUNT_CAP + 1 along an index (a queue of 100,000 openings costs what
+    one of 10,000 does); more than the cap is shown as "10,000+"."""
+    matching = select(Job.id).where(*where).limit(JOB_COUNT_CAP + 1).subquery()
+    return session.scalar(select(func.count()).select_from(matching)) or 0
+
+
 def _jobs(session: Session) -> JobFigures:
-    by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-    failing = session.scalar(select(func.count()).where(Job.status == "pending", Job.attempts > 0))
-    opening = session.scalar(
-        select(func.count()).where(Job.status.in_(("pending", "running")), Job.kind == "open_virtual_account")
-    )
     return JobFigures(
-        pending=by_status.get("pending", 0),
-        running=by_status.get("running", 0),
-        failing=failing or 0,
-        dead=by_status.get("dead", 0),
-        opening_queue=opening or 0,
+        pending=_counted(session, Job.status == "pending"),
+        running=_counted(session, Job.status == "running"),
+        failing=_counted(session, Job.status == "pending", Job.attempts > 0),
+        dead=_counted(session, Job.status == "dead"),
+        opening_queue=_counted(session, Job.status.in_(("pending", "running")), Job.kind == "open_virtual_account"),
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from app.admin import charts
@@ -97,6 +98,20 @@ def test_figures_from_a_small_ledger(rt: Runtime, users: dict) -> None:
     assert sum(s.value for s in figures.deals_by_state) == 2
     assert all(s.label.startswith("二手房交易资金存管 · ") for s in figures.deals_by_state), "per product"
     assert figures.jobs == dashboard.JobFigures(pending=2, running=0, failing=1, dead=1, opening_queue=1)
+
+
+def test_job_counts_stop_one_past_the_cap_and_say_so(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 100,000-contract import queues as many openings: the home page counts along an index up to the cap."""
+    monkeypatch.setattr(dashboard, "JOB_COUNT_CAP", 3)
+    with rt.db.uow() as uow:
+        uow.session.add_all(
+            [Job(kind="open_virtual_account", payload={}, status="pending", attempts=1) for _ in range(5)]
+            + [Job(kind="submit_payout", payload={}, status="dead", attempts=12) for _ in range(2)]
+        )
+        uow.commit()
+    jobs = dashboard.compute(rt, NOW).jobs
+    assert jobs == dashboard.JobFigures(pending=4, running=0, failing=4, dead=2, opening_queue=4)
+    assert [jobs.shown(f) for f in ("pending", "failing", "dead", "opening_queue")] == ["3+", "3+", "2", "3+"]
 
 
 def test_empty_database_has_no_rates(rt: Runtime) -> None:
