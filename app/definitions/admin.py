@@ -17,6 +17,7 @@ from app.admin.base import RoleView
 from app.db.definition_models import DefinitionVersion
 from app.definitions import publishing
 from app.definitions.clause_view import EDITOR_ROLES, ClauseEditorRoutes
+from app.definitions.studio_view import STUDIO_KINDS, DefinitionStudioRoutes
 from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES, REVIEWER_ROLES, STATUS_LABELS
 from app.platform.errors import CunguanError
 from app.web.access import runtime
@@ -30,7 +31,7 @@ class Row:
     open: DefinitionVersion | None
 
 
-class DefinitionsView(ClauseEditorRoutes, RoleView):
+class DefinitionsView(DefinitionStudioRoutes, ClauseEditorRoutes, RoleView):
     read_roles = frozenset({"ops", "reviewer", "auditor"})
     write_roles = frozenset({"ops", "reviewer"})
 
@@ -109,6 +110,7 @@ class DefinitionsView(ClauseEditorRoutes, RoleView):
             can_author=self.can_write and self.actor.role in AUTHOR_ROLES,
             can_review=self.can_write and self.actor.role in REVIEWER_ROLES,
             actor=self.actor.username,
+            has_studio=kind in STUDIO_KINDS,
         )
 
     def _step(self, kind: str, name: str, roles: tuple[str, ...], done: str, step: str) -> Response:

@@ -28,6 +28,15 @@ _RULES = (
 )
 
 
+def schema_message(message_en: str) -> str:
+    """A JSON Schema message (English) said in Chinese as what is allowed."""
+    for pattern, zh in _RULES:
+        match = pattern.search(message_en)
+        if match:
+            return zh.format(*(group.replace("'", "") for group in match.groups()))
+    return "填写有误，不符合结构定义"
+
+
 _UNKNOWN_BANK = re.compile(r"^未知银行 (\S+)$")
 _UNKNOWN_CLAUSE = re.compile(r"^条款 (\S+) 不存在$")
 

@@ -86,6 +86,8 @@ ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
     "admin_definitions.approve": ("POST", CONFIG_REVIEW),
     "admin_definitions.reject": ("POST", CONFIG_REVIEW),
     "admin_definitions.publish": ("POST", CONFIG_REVIEW),
+    "admin_definitions.definition_studio": ("GET", CONFIG_READ),
+    "admin_definitions.definition_studio_save": ("POST", CONFIG_AUTHOR),
     "admin_definitions.clause_editor_open": ("GET", CONFIG_AUTHOR | CONFIG_REVIEW),
     "admin_definitions.clause_editor": ("GET", CONFIG_AUTHOR | CONFIG_REVIEW),
     "admin_definitions.clause_editor_post": ("POST", CONFIG_AUTHOR | CONFIG_REVIEW),  # saving: authors only
@@ -104,6 +106,7 @@ ROLE_TABLE: dict[str, tuple[str, set[str]]] = {
 PERMITTED = {
     "admin_definitions.clause_editor_open": 302,  # to the named clause's editor
     "admin_definitions.clause_editor_post": 422,  # the posted (empty) clause is refused in Chinese
+    "admin_definitions.definition_studio_save": 422,  # the posted (empty) bank form is refused at its fields
 }
 DEFINITION_STEPS = ("submit", "simulate", "approve", "reject", "publish")
 NOT_ROLE_CHECKED = {"admin.static"}  # flask-admin's CSS/JS: behind the login like everything else
@@ -165,6 +168,8 @@ def paths(client: FlaskClient, rt: Runtime, keys_dir: Path, users: dict) -> dict
         "admin_configs.go_live": "/admin/configs/nocity/go-live",
         "admin_configs.take_offline": "/admin/configs/nocity/take-offline",
         "admin_definitions.definition": "/admin/definitions/clause/dispute",
+        "admin_definitions.definition_studio": "/admin/definitions/bank/ceb/studio",
+        "admin_definitions.definition_studio_save": "/admin/definitions/bank/ceb/studio",
         "admin_definitions.clause_editor_open": "/admin/definitions/clause-editor/?name=dispute",
         "admin_definitions.clause_editor": "/admin/definitions/clause-editor/dispute",
         "admin_definitions.clause_editor_post": "/admin/definitions/clause-editor/dispute",
