@@ -92,6 +92,8 @@ class SchemaStudio:
             for part in parts:
                 for item in part.fields(_CONTEXT, document):
                     _unprefix(item)
+                    if isinstance(item, Field) and item.widget == "text" and "\n" in str(item.value):
+                        item.widget = "textarea"  # a PEM certificate: an <input> would drop its line breaks
                     (section.groups if isinstance(item, RowGroup) else section.fields).append(item)
             sections.append(section)
         studio = StudioForm(sections)
@@ -106,6 +108,7 @@ class SchemaStudio:
     def read(self, inputs: Inputs, document: Mapping[str, Any]) -> tuple[dict[str, Any], Errors]:
         """The document the typed input makes and the errors, Chinese, by input name (JSON pointer, no slash)."""
         target = copy.deepcopy(dict(document))
+        inputs = {key: [v.replace("\r\n", "\n") for v in values] for key, values in inputs.items()}
         errors: Errors = {}
         for _key, _title, _help, parts in self.sections:
             for part in parts:
@@ -129,6 +132,9 @@ def _parse(part: Part, inputs: Inputs, document: Mapping[str, Any], errors: Erro
         errors["/".join(part.path)] = str(error)
         return get_in(document, part.path)
     errors.update({key.lstrip("/"): message for key, message in shifted.items()})
+    before = get_in(document, part.path)
+    if isinstance(value, str) and isinstance(before, str) and value == before.strip():
+        return before  # only the surrounding blanks the input trims (a PEM's last line break): unchanged
     return value
 
 

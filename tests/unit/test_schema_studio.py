@@ -72,3 +72,27 @@ def test_a_bank_posted_unchanged_is_the_same_and_a_negative_limit_is_refused_at_
     form = studio.form(bank, typed, errors)
     field = next(f for s in form.sections for f in s.fields if f.key == "opening_limits/per_day")
     assert "整数" in field.error and field.value == "-5"
+
+
+@pytest.mark.parametrize(
+    ("kind", "folder"), [("bank", "bank_configs"), ("product", "products"), ("calendar", "calendars")]
+)
+def test_every_shipped_definition_posted_unchanged_is_the_same_document(kind: str, folder: str) -> None:
+    studio = _studio(kind)
+    paths = sorted((ROOT / folder).glob("*.json"))
+    assert paths
+    for path in paths:
+        document = json.loads(path.read_text("utf-8"))
+        assert studio.read(_posted(studio.form(document)), document) == (document, {}), path.name
+
+
+def test_a_multi_line_certificate_is_a_textarea_and_keeps_its_line_breaks() -> None:
+    studio = _studio("bank")
+    bank = json.loads((ROOT / "bank_configs" / "ceb.json").read_text("utf-8"))
+    bank["certificate"] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    form = studio.form(bank)
+    field = next(f for s in form.sections for f in s.fields if f.key == "certificate")
+    assert field.widget == "textarea"
+    typed = _posted(form)
+    typed["certificate"] = [str(field.value).replace("\n", "\r\n").strip()]  # as a browser posts a textarea
+    assert studio.read(typed, bank) == (bank, {})
