@@ -28,7 +28,11 @@ WIDTHS = ({"width": 1280, "height": 900}, {"width": 390, "height": 844})
 # the config studio names each option's code beside its label: configs are written in them (like its JSON tab);
 # the clause editor names each variable as the clause writes it ({{ buyer.name }})
 SERVICE_FEE = {"name": "资金存管服务费", "payer": "seller", "kind": "rate", "bps": 30}
-CONFIG_EDITORS = {"/admin/configs/110000/studio", "/admin/definitions/clause-editor/gov_supervision"}
+CONFIG_EDITORS = {
+    "/admin/configs/110000/studio",
+    "/admin/definitions/clause-editor/gov_supervision",
+    "/admin/definitions/bank/ceb/studio",
+}
 
 
 @pytest.fixture
@@ -99,6 +103,7 @@ def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
             "/admin/definitions/",
             "/admin/definitions/workflow/resale_escrow@2",
             "/admin/definitions/clause-editor/gov_supervision",
+            "/admin/definitions/bank/ceb/studio",
             "/finance/callback-alerts",
         ],
         "reviewer": ["/admin/configs/", "/admin/definitions/"],
