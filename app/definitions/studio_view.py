@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from app.db.definition_models import DefinitionVersion
 from app.definitions import publishing
+from app.definitions.templates import studio_catalog
 from app.domain.config_versions import AUTHOR_ROLES, OPEN_STATUSES
 from app.platform.errors import CunguanError
 from app.studio.schema_form import SchemaStudio
@@ -28,9 +29,32 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 STUDIO_KINDS = {"bank": "bank.schema.json", "product": "product.schema.json", "calendar": "calendar.schema.json"}
 
 
+Choices = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (pointer, ((value, label), …)), hashable
+
+
+def catalog_choices(kind: str) -> Choices:
+    """The dropdowns a kind's form takes from what is served now: a product variant's workflow, base product and
+    agreement template are picked from the catalog, not typed (a name not in it is refused at its field)."""
+    if kind != "product":
+        return ()
+    catalog = studio_catalog(runtime())
+    workflows = {entry.id: entry.name for entry in catalog.workflows}
+    return (
+        ("workflow/id", tuple(sorted(workflows.items()))),
+        ("base", tuple((entry.code, entry.name) for entry in catalog.products)),
+        ("agreement/template", tuple((name, name) for name in catalog.templates)),
+    )
+
+
 @cache
-def kind_studio(kind: str, label: str) -> SchemaStudio:
+def kind_studio(kind: str, label: str, choices: Choices = ()) -> SchemaStudio:
     schema = json.loads((SCHEMAS / STUDIO_KINDS[kind]).read_text(encoding="utf-8"))
+    for pointer, options in choices:
+        node = schema
+        for step in pointer.split("/"):
+            node = node["properties"][step]
+        node["enum"] = [value for value, _ in options]
+        node["x-enum-labels"] = {value: f"{name}（{value}）" if name != value else value for value, name in options}
     return SchemaStudio(schema, label)
 
 
@@ -64,7 +88,7 @@ class DefinitionStudioRoutes:
             abort(404)
         current, document = working
         label = runtime().definitions.kinds[kind].label
-        form = kind_studio(kind, label).form(document, typed, errors)
+        form = kind_studio(kind, label, catalog_choices(kind)).form(document, typed, errors)
         if not document:
             form.errors.append("当前内容不是合法的 JSON 对象，请在 JSON 编辑中修正")
         draft = current is None or current.status == "draft"
@@ -99,7 +123,7 @@ class DefinitionStudioRoutes:
         if working is None or not working[1]:
             abort(404)
         rt = runtime()
-        new, errors = kind_studio(kind, rt.definitions.kinds[kind].label).read(typed, working[1])
+        new, errors = kind_studio(kind, rt.definitions.kinds[kind].label, catalog_choices(kind)).read(typed, working[1])
         if errors:
             return self._kind_studio_page(kind, name, typed, errors)
         content = json.dumps(new, ensure_ascii=False, indent=2) + "\n"

@@ -66,3 +66,28 @@ def test_a_reviewer_reads_the_form_and_an_agent_is_refused(login: Login, users: 
     assert "保存草稿" not in page.text and " disabled" in page.text
     assert reviewer.post(PAGE, data={"csrf_token": csrf_token(page.text)}).status_code == 403
     assert login("agent").get(PAGE).status_code == 403
+
+
+def test_a_variants_workflow_base_and_template_are_picked_from_the_catalog(
+    login: Login, rt: Runtime, users: dict[str, int]
+) -> None:
+    """新房资金监管: its workflow, base product and agreement template are dropdowns of what is served; a name the
+    catalog does not have is refused at its field, a chosen one is saved."""
+    ops = login("ops")
+    url = "/admin/definitions/product/new_home_supervision/studio"
+    page = ops.get(url)
+    assert page.status_code == 200
+    text = html.unescape(page.text)
+    for name in ("workflow/id", "base", "agreement/template"):
+        assert re.search(rf'<select [^>]*name="{re.escape(name)}"', text), name
+    assert '<option value="resale_escrow" selected' in text and "resale_escrow/v2" in text
+    data = _form(page.text)
+    assert (data["workflow/id"], data["base"]) == ("resale_escrow", "resale_escrow")
+    refused = ops.post(url, data={**data, "agreement/template": "no_such/v9"})
+    assert refused.status_code == 422 and 'id="f-agreement-template-error"' in refused.text
+    with pytest.raises(NotFound):
+        publishing.draft_content(rt, "product", "new_home_supervision")
+    saved = ops.post(url, data={**data, "agreement/template": "resale_escrow/v3"}, follow_redirects=True)
+    assert saved.status_code == 200 and "已保存为第" in saved.text
+    _, content = publishing.draft_content(rt, "product", "new_home_supervision")
+    assert json.loads(content)["agreement"]["template"] == "resale_escrow/v3"
