@@ -65,30 +65,31 @@ def pinned_city(rt: Runtime, session: Session, deal: Deal) -> CityConfig:
     """The city config the deal started with, read in the caller's session (built once per process).
 
     Deals created before snapshots existed (migration 0005) fall back to the shipped file."""
-    built = _BUILT.get(deal.city_config_sha256)
+    built = _snapshot_city(session, deal.city_config_sha256)
+    return built if built is not None else _shipped_city(rt, deal.city_code)
+
+
+def _snapshot_city(session: Session, sha256: str) -> CityConfig | None:
+    """The snapshot's config, built once per process (bounded); None when there is no such snapshot."""
+    built = _BUILT.get(sha256)
     if built is not None:
         return built
-    snapshot = session.get(CityConfigSnapshot, deal.city_config_sha256)
+    snapshot = session.get(CityConfigSnapshot, sha256)
     if snapshot is None:
-        return build_city(resolve(deal.city_code, folder_reader(rt.cities.folder)).data)
+        return None
     if len(_BUILT) >= _BUILT_MAX:
         _BUILT.clear()
-    _BUILT[deal.city_config_sha256] = built = build_city(snapshot.data)
+    _BUILT[sha256] = built = build_city(snapshot.data)
     return built
+
+
+def _shipped_city(rt: Runtime, stem: str) -> CityConfig:
+    return build_city(resolve(stem, folder_reader(rt.cities.folder)).data)
 
 
 def pinnable_cities(rt: Runtime, session: Session) -> list[CityConfig]:
     """Every city config a deal can have pinned: each snapshot, and the shipped files (the fallback of deals from
     before snapshots). A handful of rows, read without looking at a deal."""
-    cities = []
-    for sha256 in session.scalars(select(CityConfigSnapshot.sha256)):
-        built = _BUILT.get(sha256)
-        if built is None:
-            snapshot = session.get(CityConfigSnapshot, sha256)
-            assert snapshot is not None
-            if len(_BUILT) >= _BUILT_MAX:
-                _BUILT.clear()
-            _BUILT[sha256] = built = build_city(snapshot.data)
-        cities.append(built)
-    shipped = FolderSource(rt.cities.folder).stems()
-    return cities + [build_city(resolve(stem, folder_reader(rt.cities.folder)).data) for stem in shipped]
+    snapshots = [_snapshot_city(session, sha256) for sha256 in session.scalars(select(CityConfigSnapshot.sha256))]
+    shipped = [_shipped_city(rt, stem) for stem in FolderSource(rt.cities.folder).stems()]
+    return [city for city in snapshots if city is not None] + shipped
