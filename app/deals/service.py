@@ -17,6 +17,7 @@ from app.deals.arrival_text import ArrivalLine, arrival_lines, excess_clause_lab
 from app.deals.pinning import pin, pinned_city
 from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
+from app.definitions.banks import pinned_bank
 from app.definitions.pins import deal_pins
 from app.domain import ledger
 from app.domain.cities import CityConfig, ProductConfig
@@ -321,6 +322,7 @@ class DealView:
     account: AccountBox  # the custody sub-account, or the frozen account of a guarantee
     arrivals: dict[int, ArrivalLine]  # timeline row id -> what arrived against what was due
     labels: dict[int, str]  # timeline row id -> its label as the facts have it (no overpayment refund claimed)
+    bank_name: str  # the custodian bank's name as the deal pinned it (the name its agreement prints)
 
 
 def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
@@ -339,6 +341,7 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
         codes.update({t.credit_account_id: t.credit_account.code for t in transfers})
         ended = deal.state in definition.states and definition.states[deal.state].final
         opened = deal.virtual_account
+        bank = pinned_bank(rt.definitions, rt.known_banks, deal)
         return DealView(
             deal=deal,
             state_label=definition.label(deal.state),
@@ -364,6 +367,7 @@ def deal_view(rt: Runtime, actor: Actor, deal_id: int) -> DealView:
                 signed=deal.agreement is not None,
                 ended=ended,
             ),
+            bank_name=bank.name if bank is not None else deal.bank_code,
         )
 
 

@@ -77,6 +77,9 @@ def test_a_running_deal_keeps_the_bank_config_it_started_with(
     for deal_id in (running, fresh):
         deals.confirm_agreement(rt, actor(rt, "agent"), deal_id)
     assert (_bank_name(rt, running), _bank_name(rt, fresh)) == ("中国民生银行", RENAMED)
+    agent = actor(rt, "agent")
+    shown = (deals.deal_view(rt, agent, running).bank_name, deals.deal_view(rt, agent, fresh).bank_name)
+    assert shown == ("中国民生银行", RENAMED), "the deal page names the bank as its agreement does"
 
     old_format = bank_from_document(CMBC, "cmbc.json").account_format.account_no(117)  # 6216…, as the file says
     assert _opened(client, keys_dir, rt, fresh, old_format) == (409, "ACCOUNT_NUMBER_INVALID"), "the new format"
