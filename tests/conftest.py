@@ -36,6 +36,10 @@ from tests.factories import bank_signing_key, provision_key_folders
 # The tests of the budget set their own (tests/security/test_config_limits.py); the rest, and the processes they
 # start, get room.
 os.environ.setdefault("CUNGUAN_CONFIG_VALIDATION_BUDGET_S", "15")
+# Party signing is the platform's default (parties sign on a phone before the bank); the tests that predate it
+# confirm deals without phones and expect the bank's countersignature at once, so they run with it off, as do the
+# processes they start. The party-signing tests turn it on (tests/web/test_party_signing.py).
+os.environ.setdefault("CUNGUAN_PARTY_SIGNING", "0")
 POSTGRES_URL = os.environ.get("CUNGUAN_TEST_POSTGRES_URL", "")
 DATABASES = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 PASSWORD = "correct-horse-9"

@@ -36,6 +36,7 @@ from app.pki.seals import legacy_platform_certificates
 from app.pki.store import crl_path, root_certificate_path
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
+from app.signing.policy import signing_roles
 from app.state_machine.parameters import deadline_texts
 
 PLATFORM_SIGNER = "存管平台"
@@ -108,14 +109,16 @@ def render_html(rt: Runtime, deal: Deal) -> str:
 def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
     """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal, a
     certification signature (DocMDP P=2: only later signatures may follow); audited in the deal's transaction.
-    With party signing (`rt.party_signing`) the file first gets an empty signature field at each party's 签字
+    With party signing (`rt.party_signing`) the file first gets an empty signature field at each signing party's 签字
     line, which the parties fill later (`app.signing.service`)."""
     html = render_html(rt, deal)
     now = rt.clock()
     root = root_certificate_path(rt.keys.folder)
     unsigned = html_to_pdf(html)
-    if rt.party_signing:  # the parties' fields at their 签字 lines (payer first), covered by the certification
-        unsigned = reserve_signature_fields(unsigned, places_for(unsigned, list(PARTY_FIELDS.values())))
+    if rt.party_signing:  # the signing parties' fields at their 签字 lines (payer first), covered by the certification
+        signing = {PARTY_FIELDS[role] for role in signing_roles(rt, deal.product)}
+        places = [place for place in places_for(unsigned, list(PARTY_FIELDS.values())) if place.name in signing]
+        unsigned = reserve_signature_fields(unsigned, places)
     signed = sign_pdf(
         unsigned,
         rt.keys.platform_private_key_pem,

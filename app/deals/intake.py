@@ -14,6 +14,7 @@ from app.deals.service import Actor
 from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
+from app.signing.policy import required_phones
 
 MAX_VALUE_LENGTH = 1000
 
@@ -50,7 +51,8 @@ def form_for(rt: Runtime, city_code: str, product: str) -> SchemaForm:
             "该城市未开通此业务", code="PRODUCT_NOT_OFFERED", details={"city": city_code, "product": product}
         )
     base_form = rt.products.get(product).form  # the declaration's base form, plus the city's extra fields
-    return build_form(base_form, load_base_schema(base_form), rt.cities.get(city_code).product(product).form)
+    city_form = rt.cities.get(city_code).product(product).form
+    return build_form(base_form, load_base_schema(base_form), city_form, required_phones(rt, product))
 
 
 def bank_choices(rt: Runtime, city_code: str, product: str) -> list[tuple[str, str]]:

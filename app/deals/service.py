@@ -35,6 +35,7 @@ from app.ledger.repo import LedgerRepository
 from app.payouts.status import PayoutPurpose
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
+from app.signing.policy import required_phones
 from app.state_machine.definition import WorkflowDefinition
 from app.state_machine.parameters import resolve
 
@@ -112,7 +113,8 @@ def _form_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str
     fields kept (`deal_fields`)."""
     variant = rt.products.get(product_config.product)
     city_form = product_config.form
-    clean = build_form(variant.form, load_base_schema(variant.form), city_form).validate(form)
+    phones = required_phones(rt, product_config.product)  # the signing parties' (app.signing.policy)
+    clean = build_form(variant.form, load_base_schema(variant.form), city_form, phones).validate(form)
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
     params = resolve(definition.parameters, product_config.overrides())
     return deal_fields(variant.base, clean, params, city_form)

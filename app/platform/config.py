@@ -103,9 +103,9 @@ class Config:
 
     # the SMS gateway the parties' one-time codes go through; unset: the simulator (`<instance>/sms_outbox.jsonl`)
     sms_url: str | None = field(default_factory=lambda: os.environ.get("CUNGUAN_SMS_URL") or None)
-    # parties sign their agreement on a phone (app/signing/) before the bank countersigns; off: the platform's
-    # signature and the bank's only, as before
-    party_signing: bool = field(default_factory=lambda: os.environ.get("CUNGUAN_PARTY_SIGNING", "") == "1")
+    # parties sign their agreement on a phone (app/signing/) before the bank countersigns: the default;
+    # CUNGUAN_PARTY_SIGNING=0 turns it off (the platform's signature and the bank's only)
+    party_signing: bool = field(default_factory=lambda: os.environ.get("CUNGUAN_PARTY_SIGNING", "1") != "0")
 
     def __post_init__(self) -> None:
         if not self.database_url:

@@ -36,8 +36,8 @@ from app.platform.errors import ConfigError, CunguanError, ValidationError
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
 from app.signing import codes
+from app.signing.policy import signing_roles
 
-ROLES = tuple(PARTY_FIELDS)  # ("payer", "payee"): the signing order
 VERIFIED_FOR = timedelta(minutes=10)  # a passed check allows signing this long
 CERTIFICATE_VALID = timedelta(days=1)  # a personal certificate for one signing
 
@@ -74,10 +74,13 @@ def _sms(rt: Runtime):  # type: ignore[no-untyped-def]
 def open_requests(rt: Runtime, session: Session, deal: Deal) -> list[str]:
     """A signing request per party (in the deal's transaction) and its link sent by SMS; the tokens."""
     now = rt.clock()
-    parties = [party_of(rt, deal, role) for role in ROLES]
-    missing = [party.label for party in parties if not party.phone]
-    if missing:
-        raise ValidationError(f"在线签署需要{'、'.join(missing)}的手机号", code="SIGNING_PHONE_MISSING")
+    parties = [party_of(rt, deal, role) for role in signing_roles(rt, deal.product)]
+    missing = "、".join(party.label for party in parties if not party.phone)
+    if missing:  # a deal made before the form required the phones: it cannot be edited, only made again
+        raise ValidationError(
+            f"在线签署需要{missing}的手机号，本存管单新建时未登记。请取消本存管单，再新建一单并填写{missing}的手机号",
+            code="SIGNING_PHONE_MISSING",
+        )
     tokens = []
     for position, party in enumerate(parties, start=1):
         token = codes.new_token()

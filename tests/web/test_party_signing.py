@@ -13,12 +13,12 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.agreements.countersign import COUNTERSIGN_JOB
 from app.agreements.service import verify_agreement_pdf
 from app.db.audit_models import AuditEntry
-from app.db.models import Job
+from app.db.models import Deal, Job
 from app.db.signing_models import SigningRequest
 from app.deals import service as deals
 from app.platform.runtime import Runtime
@@ -27,7 +27,7 @@ from app.signing.sms import SimulatedSms
 from app.tsa.authority import open_authority
 from app.tsa.protocol import build_request, read_reply
 from tests.conftest import csrf_token
-from tests.factories import RESALE_FORM, actor, load_deal
+from tests.factories import INTENT_FORM, RESALE_FORM, actor, load_deal
 from tests.integration.simulator_support import bank_over_http
 
 BUYER_PHONE, SELLER_PHONE = "13912345678", "13812345678"
@@ -192,3 +192,55 @@ def test_the_deal_page_shows_who_signed_and_the_agent_sends_fresh_links(
     with rt.db.uow() as uow:
         reissued = uow.session.scalars(select(AuditEntry).where(AuditEntry.action == "signing.reissued")).all()
     assert len(reissued) == 2 and {entry.actor for entry in reissued} == {"user:agent"}
+
+
+def test_the_form_requires_the_signing_parties_phones_at_their_fields(
+    rt: Runtime, login: Callable[[str], FlaskClient]
+) -> None:
+    rt.party_signing = True
+    agent = login("agent")
+    page = agent.get("/deals/new?choice=110000:resale_escrow").text
+    phone = re.search(r'<div class="field[^"]*" id="w-seller_phone".*?</div>', page, re.S)
+    assert phone and "签署链接与验证码以短信发送至此号码" in phone.group(0) and 'aria-required="true"' in phone.group(0)
+    without = {key: value for key, value in FORM.items() if key != "seller_phone"}
+    answer = agent.post("/deals/new", data={**without, "csrf_token": csrf_token(page)})
+    assert answer.status_code == 422
+    field = re.search(r'<div class="field[^"]*" id="w-seller_phone".*?</div>', answer.text, re.S)
+    assert field and "请填写卖方手机号" in field.group(0)
+    wrong = agent.post("/deals/new", data={**FORM, "buyer_phone": "1391234", "csrf_token": csrf_token(page)})
+    assert wrong.status_code == 422 and "买方手机号应为 11 位手机号码" in wrong.text
+    with rt.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Deal)) == 0, "nothing created"
+    rt.party_signing = False  # without party signing the phones stay optional, as the schema says
+    assert agent.post("/deals/new", data={**without, "csrf_token": csrf_token(page)}).status_code == 302
+
+
+def test_an_old_deal_without_a_phone_is_refused_at_confirm_with_the_way_forward(
+    rt: Runtime, login: Callable[[str], FlaskClient]
+) -> None:
+    who = actor(rt, "agent")
+    without = {key: value for key, value in FORM.items() if key != "seller_phone"}
+    deal_id = deals.create_deal(rt, who, "110000", "resale_escrow", without)  # made while signing was off
+    rt.party_signing = True
+    agent = login("agent")
+    page = agent.get(f"/deals/{deal_id}").text
+    answer = agent.post(f"/deals/{deal_id}/confirm", data={"csrf_token": csrf_token(page)}, follow_redirects=True)
+    assert "在线签署需要卖方的手机号" in answer.text and "请取消本存管单，再新建一单并填写卖方的手机号" in answer.text
+    deal = load_deal(rt, deal_id)
+    assert deal.state == "created" and deal.agreement is None
+    with rt.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(SigningRequest)) == 0
+    assert _outbox(rt, BUYER_PHONE) == [], "no link went out"
+
+
+def test_a_party_without_a_phone_field_does_not_sign_on_a_phone(rt: Runtime, users: dict) -> None:
+    """意向金: the developer (a company) has no phone in the form; the buyer alone signs, then the bank."""
+    rt.party_signing = True
+    who = actor(rt, "agent")
+    deal_id = deals.create_deal(rt, who, "310000", "intent_deposit", INTENT_FORM)
+    deals.confirm_agreement(rt, who, deal_id)
+    with rt.db.uow() as uow:
+        requests = uow.session.scalars(select(SigningRequest)).all()
+        assert [(request.role, request.position) for request in requests] == [("payer", 1)]
+    agreement = load_deal(rt, deal_id).agreement
+    assert agreement is not None and b"PartyPayer" in agreement.pdf and b"PartyPayee" not in agreement.pdf

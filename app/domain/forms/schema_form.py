@@ -164,7 +164,9 @@ def _conditions(schema: Mapping[str, Any]) -> dict[str, Condition]:
     return found
 
 
-def _base_field(name: str, item: Mapping[str, Any], required: bool, condition: Condition | None) -> FieldSpec:
+def _base_field(
+    name: str, item: Mapping[str, Any], required: bool, condition: Condition | None, help_text: str | None = None
+) -> FieldSpec:
     widget = item.get("x-widget")
     if widget is None:
         fmt = FORMATS.get(item.get("format", ""))
@@ -178,18 +180,23 @@ def _base_field(name: str, item: Mapping[str, Any], required: bool, condition: C
         required=required,
         widget=widget,
         schema={key: value for key, value in item.items() if not key.startswith("x-")},
-        help=item.get("description", ""),
+        help=help_text or item.get("description", ""),
         placeholder=str(examples[0]) if examples else "",
         condition=condition,
     )
 
 
-def build_form(product: str, base: Mapping[str, Any], city_form: FormSpec | None) -> SchemaForm:
-    """One form: the base schema's fields, then the city's extra fields (which may not reuse a base name)."""
-    required = set(base.get("required", []))
+def build_form(
+    product: str, base: Mapping[str, Any], city_form: FormSpec | None, required_too: Mapping[str, str] | None = None
+) -> SchemaForm:
+    """One form: the base schema's fields, then the city's extra fields (which may not reuse a base name).
+    `required_too` makes base fields the schema leaves optional required, each with its help text (name -> help)."""
+    required_too = required_too or {}
+    required = set(base.get("required", [])) | set(required_too)
     conditions = _conditions(base)
     fields = [
-        _base_field(name, item, name in required, conditions.get(name)) for name, item in base["properties"].items()
+        _base_field(name, item, name in required, conditions.get(name), required_too.get(name))
+        for name, item in base["properties"].items()
     ]
     section_titles = list(base["x-sections"])
     if city_form is not None:
