@@ -42,6 +42,7 @@ from app.tsa.serials import SerialCounter
 from app.tsa.tokens import check_token
 from tests.conftest import csrf_token
 from tests.factories import SEALS_VALID_FROM, confirmed_deal, load_deal
+from tests.gmssl_interop import check_with_gmssl, signature_values
 from tests.integration.simulator_support import bank_over_http
 from tests.pdf_samples import text_pdf
 from tests.ports import port_of, reserve_port
@@ -255,6 +256,14 @@ def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document
     assert pem.unarmor(rt.keys.platform_certificate_pem)[2] in certificates
     assert platform.timestamp.gen_time and bank.timestamp.gen_time and document.timestamp
     assert document.timestamp.gen_time >= bank.timestamp.gen_time >= platform.timestamp.gen_time
+    gmssl = check_with_gmssl(pdf)  # every signature, token, certificate and CRL checked by GmSSL, not by us
+    assert gmssl == {"signatures": 2, "signature timestamps": 2, "document timestamps": 1, "certificates": 4, "crls": 1}
+    at = pdf.index(b"stream", 1000) + 40  # inside the first revision's content, under every signature
+    with pytest.raises(AssertionError, match="messageDigest"):
+        check_with_gmssl(pdf[:at] + bytes([pdf[at] ^ 1]) + pdf[at + 1 :])
+    at = pdf.index(signature_values(pdf)[1].hex().encode()) + 20  # the bank's SM2 signature, one hex digit changed
+    with pytest.raises(AssertionError, match="GmSSL refuses the SM2 signature of 存管银行电子签章"):
+        check_with_gmssl(pdf[:at] + (b"1" if pdf[at : at + 1] != b"1" else b"2") + pdf[at + 1 :])
     path = tmp_path / "agreement.pdf"
     path.write_bytes(pdf)
     result = app.test_cli_runner().invoke(args=["agreement", "verify", "--require-timestamp", str(path)])
