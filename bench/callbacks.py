@@ -28,6 +28,8 @@ from sqlalchemy import create_engine, func, select, text, update
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# the deals are set up straight to awaiting funds (no signing), from the tests' intake form, which has no phones
+os.environ.setdefault("CUNGUAN_PARTY_SIGNING", "0")
 
 from app import create_app  # noqa: E402
 from app.banks.protocol import BANK_PREFIX, encode_json, sign_headers  # noqa: E402
