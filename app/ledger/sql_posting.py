@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from app.domain.ledger import flag_violation
 from app.domain.ledger_batch import MESSAGES, AccountState, LedgerOp, OpResult
@@ -19,36 +19,38 @@ from app.ledger.engine import Known
 
 log = logging.getLogger("cunguan.ledger")
 
-_APPLY = text(
-    "SELECT ledger_apply(CAST(:kind AS varchar), CAST(:id AS varchar), CAST(:debit AS varchar),"
-    " CAST(:credit AS varchar), CAST(:amount AS bigint), CAST(:code AS varchar), CAST(:deal AS bigint),"
-    " CAST(:pending AS varchar), CAST(:timeout AS timestamptz), CAST(:at AS timestamptz),"
-    " CAST(:now AS timestamptz))"
+# Run with `exec_driver_sql`: no statement to compile or cache-key per call, positional arguments straight to
+# psycopg (which prepares the statement on the server after a few executions on a connection).
+_APPLY = (
+    "SELECT ledger_apply(%s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::bigint, %s::varchar, %s::bigint,"
+    " %s::varchar, %s::timestamptz, %s::timestamptz, %s::timestamptz)"
 )
 
 
-def parameters(op: LedgerOp, now: datetime) -> dict[str, Any]:
-    """The function's arguments for one operation."""
+def parameters(op: LedgerOp, now: datetime) -> tuple[Any, ...]:
+    """The function's arguments for one operation, in its order."""
     spec = op.spec
-    return {
-        "kind": op.kind,
-        "id": op.id,
-        "debit": spec.debit_code if spec is not None else None,
-        "credit": spec.credit_code if spec is not None else None,
-        "amount": spec.amount_fen if spec is not None else op.amount_fen,
-        "code": spec.code if spec is not None else None,
-        "deal": spec.deal_id if spec is not None else None,
-        "pending": op.pending_id,
-        "timeout": op.timeout_at,
-        "at": op.at,
-        "now": now,
-    }
+    if spec is None:
+        return (op.kind, op.id, None, None, op.amount_fen, None, None, op.pending_id, op.timeout_at, op.at, now)
+    return (
+        op.kind,
+        op.id,
+        spec.debit_code,
+        spec.credit_code,
+        spec.amount_fen,
+        spec.code,
+        spec.deal_id,
+        op.pending_id,
+        op.timeout_at,
+        op.at,
+        now,
+    )
 
 
 def apply(connection: Connection, op: LedgerOp, now: datetime, known: Known | None = None) -> OpResult:
     """Run one operation in the connection's open transaction, in one statement. `known`, when given, learns
     the exact totals of the ordinary accounts the operation locked (as after a batch of the engine)."""
-    out: dict[str, Any] = connection.execute(_APPLY, parameters(op, now)).scalar_one()
+    out: dict[str, Any] = connection.exec_driver_sql(_APPLY, parameters(op, now)).scalar_one()
     if known is not None and "h" in out:
         held = [_state(values) for values in out["h"]]
         known.held.update({state.code: state for state in held})
