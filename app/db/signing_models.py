@@ -1,11 +1,12 @@
 """Party signing requests (issue 20): one per deal and party role; the link's token and the one-time code are
-stored as hashes only (`app/signing/`)."""
+stored as hashes only (`app/signing/`). And what each client (address) did to any link within the hour, for the
+per-address limits every web process shares (`app/signing/clients.py`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UTCDateTime
@@ -30,3 +31,14 @@ class SigningRequest(Base):
     codes_sent: Mapped[int] = mapped_column(Integer, default=0)
     last_code_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failed_checks: Mapped[int] = mapped_column(Integer, default=0)  # wrong name / ID number entries
+
+
+class SigningClientEvent(Base):
+    """A code sent, or a failed real-name check, by a client: the SM3 of its address, never the address."""
+
+    __tablename__ = "signing_client_events"
+    __table_args__ = (Index("ix_signing_client_events_client", "client", "kind", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))  # SM3 of the address (hex)
+    kind: Mapped[str] = mapped_column(String(16))  # code | check_failed
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -67,6 +67,14 @@ AUDIT_ACTION_LABELS = {
     "deal.unfreeze": "解冻存管单",
     "agreement.sign": "平台签署协议",
     "agreement.bank_signed": "银行签章",
+    "agreement.party_signed": "当事人签署协议",
+    "signing.requested": "发送签署链接",
+    "signing.opened": "打开签署页面",
+    "signing.code_sent": "发送签署验证码",
+    "signing.check_failed": "签署身份核验未通过",
+    "signing.verified": "签署身份核验通过",
+    "signing.client_limited": "签署请求过于频繁（按来源地址限制）",
+    "signing.reissued": "重新发送签署链接",
     "agreement.download": "下载协议",
     "payout.open": "发起付款",
     "payout.approve": "审批付款",
@@ -109,6 +117,7 @@ AUDIT_FAMILY_LABELS = {
     "suspense": "挂账",
     "ledger": "账务",
     "agreement": "协议",
+    "signing": "当事人签署",
 }
 
 

@@ -3,6 +3,7 @@ finding ID numbers, phones and account numbers inside free text (for the log fil
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from typing import Literal
@@ -62,6 +63,17 @@ def mask_phone(value: str) -> str:
     if len(digits) <= 7:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def mask_ip(address: str) -> str:
+    """203.0.113.45 -> 203.0.113.*; an IPv6 address keeps its first three groups (its /48): 2001:db8:1::*."""
+    try:
+        parsed = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return "*"
+    if parsed.version == 4:
+        return ".".join(str(parsed).split(".")[:3]) + ".*"
+    return f"{ipaddress.ip_network((parsed, 48), strict=False).network_address}*"
 
 
 def mask_card(value: str) -> str:

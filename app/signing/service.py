@@ -35,7 +35,8 @@ from app.pki.store import issue_and_record, root_certificate_path
 from app.platform.errors import ConfigError, CunguanError, ValidationError
 from app.platform.runtime import Runtime
 from app.queue.jobs import enqueue
-from app.signing import codes
+from app.signing import clients, codes
+from app.signing.clients import Client
 from app.signing.policy import signing_roles
 
 VERIFIED_FOR = timedelta(minutes=10)  # a passed check allows signing this long
@@ -151,8 +152,9 @@ def _store_code_state(request: SigningRequest, state: codes.CodeState) -> None:
     request.code_attempts, request.codes_sent, request.last_code_at = state.attempts, state.sent, state.last_sent_at
 
 
-def send_code(rt: Runtime, token: str) -> str:
-    """Send a one-time code to the phone on record; the masked phone."""
+def send_code(rt: Runtime, token: str, client: Client) -> str:
+    """Send a one-time code to the phone on record; the masked phone. Refused by the link's limits, then by the
+    client's (ClientLimited, audited)."""
     now = rt.clock()
     with rt.db.uow() as uow:
         request = find_request(uow.session, token, now, lock=True)
@@ -161,46 +163,85 @@ def send_code(rt: Runtime, token: str) -> str:
         refused = codes.may_send(_code_state(request), now)
         if refused:
             raise SigningRefused(refused, code="SIGNING_CODE_RATE")
-        code = codes.new_code()
-        _store_code_state(request, codes.issue(_code_state(request), token, code, now))
-        _sms(rt).send_code(party.phone or "", f"【存管平台】您的签署验证码为 {code}，5 分钟内有效，请勿告诉他人。")
-        _audit(uow.session, now, party, deal, "signing.code_sent", {"phone": mask_phone(party.phone or "")})
+        limited = clients.refusal(uow.session, client, clients.CODE_SENT, now)
+        detail = {"phone": mask_phone(party.phone or ""), **client.audit_detail()}
+        if limited is None:
+            code = codes.new_code()
+            _store_code_state(request, codes.issue(_code_state(request), token, code, now))
+            clients.record(uow.session, client, clients.CODE_SENT, now)
+            _sms(rt).send_code(party.phone or "", f"【存管平台】您的签署验证码为 {code}，5 分钟内有效，请勿告诉他人。")
+            _audit(uow.session, now, party, deal, "signing.code_sent", detail)
+        else:
+            _audit(uow.session, now, party, deal, "signing.client_limited", {"kind": clients.CODE_SENT, **detail})
         uow.commit()
-        return mask_phone(party.phone or "")
+    if limited is not None:
+        raise limited
+    return mask_phone(party.phone or "")
 
 
 def _same(entered: str, expected: str) -> bool:
     return hmac.compare_digest(entered.encode(), expected.encode())
 
 
-def check_identity(rt: Runtime, token: str, name: str, id_number: str, code: str) -> None:
+def check_identity(rt: Runtime, token: str, name: str, id_number: str, code: str, client: Client) -> None:
     """The real-name check: name and ID number as the deal records them for this role, and the code. A wrong
-    entry is counted (and kept) before it is refused."""
+    entry is counted (and kept), for the link and for the client, before it is refused; a client that failed too
+    often this hour is refused before anything is checked (ClientLimited, audited)."""
     now = rt.clock()
-    refusal: SigningRefused | None = None
+    refusal: CunguanError | None = None
     with rt.db.uow() as uow:
         request = find_request(uow.session, token, now, lock=True)
         deal = _deal(uow.session, request)
         party = party_of(rt, deal, request.role)
-        identity_ok = _same(name.strip(), party.name.strip()) and _same(
-            normalize_id_number(id_number), normalize_id_number(party.id_number)
-        )
-        if not identity_ok:
-            request.failed_checks += 1
-            refusal = SigningRefused("姓名或证件号码与协议登记的信息不一致", code="SIGNING_IDENTITY_MISMATCH")
-            _audit(uow.session, now, party, deal, "signing.check_failed", {"reason": "identity"})
+        refusal = clients.refusal(uow.session, client, clients.CHECK_FAILED, now)
+        if refusal is not None:
+            detail = {"kind": clients.CHECK_FAILED, **client.audit_detail()}
+            _audit(uow.session, now, party, deal, "signing.client_limited", detail)
         else:
-            state, why = codes.check(_code_state(request), token, code, now)
-            _store_code_state(request, state)
-            if why is not None:
-                refusal = SigningRefused(why, code="SIGNING_CODE_WRONG")
-                _audit(uow.session, now, party, deal, "signing.check_failed", {"reason": "code"})
-            else:
-                request.verified_at = now
-                _audit(uow.session, now, party, deal, "signing.verified", {"id": mask_id_number(party.id_number)})
+            refusal = _check(uow.session, now, request, party, deal, token, (name, id_number, code))
+            if refusal is not None:
+                clients.record(uow.session, client, clients.CHECK_FAILED, now)
         uow.commit()
     if refusal is not None:
         raise refusal
+
+
+def _check(
+    session: Session,
+    now: datetime,
+    request: SigningRequest,
+    party: Party,
+    deal: Deal,
+    token: str,
+    entered: tuple[str, str, str],
+) -> SigningRefused | None:
+    """Compare what the party entered (name, ID number, code); count and audit a failure; None when it passed."""
+    name, id_number, code = entered
+    identity_ok = _same(name.strip(), party.name.strip()) and _same(
+        normalize_id_number(id_number), normalize_id_number(party.id_number)
+    )
+    if not identity_ok:
+        request.failed_checks += 1
+        _audit(session, now, party, deal, "signing.check_failed", {"reason": "identity"})
+        return SigningRefused("姓名或证件号码与协议登记的信息不一致", code="SIGNING_IDENTITY_MISMATCH")
+    state, why = codes.check(_code_state(request), token, code, now)
+    _store_code_state(request, state)
+    if why is not None:
+        _audit(session, now, party, deal, "signing.check_failed", {"reason": "code"})
+        return SigningRefused(why, code="SIGNING_CODE_WRONG")
+    request.verified_at = now
+    _audit(session, now, party, deal, "signing.verified", {"id": mask_id_number(party.id_number)})
+    return None
+
+
+def record_opening(rt: Runtime, token: str, client: Client) -> None:
+    """Audit that the link's page was opened (`signing.opened`: the masked address, the user agent's hash)."""
+    now = rt.clock()
+    with rt.db.uow() as uow:
+        request = find_request(uow.session, token, now)
+        deal = _deal(uow.session, request)
+        _audit(uow.session, now, party_of(rt, deal, request.role), deal, "signing.opened", client.audit_detail())
+        uow.commit()
 
 
 def _earlier_unsigned(session: Session, request: SigningRequest) -> bool:

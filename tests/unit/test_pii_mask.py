@@ -12,6 +12,7 @@ import pytest
 from app.domain.pii_mask import (
     mask_card,
     mask_id_number,
+    mask_ip,
     mask_phone,
     mask_pii_in_text,
     normalize_card,
@@ -31,6 +32,12 @@ def test_masks_are_exactly_the_issue_formats() -> None:
     assert mask_phone("+86 138-1234-1234") == "138****1234"
     assert mask_card("6222 0202 0011 2233 445") == "**** 3445"
     assert (mask_card("12"), mask_id_number("123"), mask_phone("")) == ("****", "***", "")
+
+
+def test_an_address_keeps_its_network_only() -> None:
+    assert mask_ip("203.0.113.45") == "203.0.113.*"
+    assert mask_ip("2001:db8:1:2::5") == "2001:db8:1::*" and mask_ip("::1") == "::*"
+    assert (mask_ip("-"), mask_ip("")) == ("*", "*"), "no address: nothing to show"
 
 
 def test_normal_forms_for_the_blind_index() -> None:

@@ -11,18 +11,21 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app.agreements.countersign import COUNTERSIGN_JOB
 from app.agreements.service import verify_agreement_pdf
+from app.crypto import sm3
 from app.db.audit_models import AuditEntry
 from app.db.models import Deal, Job
 from app.db.signing_models import SigningRequest
 from app.deals import service as deals
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
+from app.signing import clients
 from app.signing.sms import SimulatedSms
 from app.tsa.authority import open_authority
 from app.tsa.protocol import build_request, read_reply
@@ -244,3 +247,114 @@ def test_a_party_without_a_phone_field_does_not_sign_on_a_phone(rt: Runtime, use
         assert [(request.role, request.position) for request in requests] == [("payer", 1)]
     agreement = load_deal(rt, deal_id).agreement
     assert agreement is not None and b"PartyPayer" in agreement.pdf and b"PartyPayee" not in agreement.pdf
+
+
+def _audited(rt: Runtime, action: str) -> list[AuditEntry]:
+    with rt.db.uow() as uow:
+        return list(uow.session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)))
+
+
+def _phone_client(app: Flask, address: str) -> FlaskClient:
+    phone = app.test_client()
+    phone.environ_base.update(REMOTE_ADDR=address, HTTP_USER_AGENT="TestPhone/1.0")
+    return phone
+
+
+def test_opening_a_signing_page_is_audited_once_per_session_and_day_and_shown_with_the_deal(
+    app: Flask, rt: Runtime, login: Callable[[str], FlaskClient]
+) -> None:
+    deal_id = _confirmed(rt)
+    token, deal_no = _token(rt, BUYER_PHONE), load_deal(rt, deal_id).deal_no
+    phone = _phone_client(app, "203.0.113.45")
+    assert phone.get(f"/sign/{token}").status_code == 200 and phone.get(f"/sign/{token}").status_code == 200
+    (opened,) = _audited(rt, "signing.opened")
+    assert (opened.actor, opened.subject) == ("party:payer", f"deal:{deal_no}")
+    assert opened.detail["ip"] == "203.0.113.*" and "203.0.113.45" not in json.dumps(opened.detail)
+    assert opened.detail["user_agent_sm3"] == sm3(b"TestPhone/1.0").hex()[:16]
+    assert _phone_client(app, "2001:db8:1::5").get(f"/sign/{token}").status_code == 200, "another session"
+    real_clock = rt.clock
+    rt.clock = lambda: real_clock() + timedelta(days=1)
+    phone.get(f"/sign/{token}")  # the next day
+    assert [entry.detail["ip"] for entry in _audited(rt, "signing.opened")] == [
+        "203.0.113.*",
+        "2001:db8:1::*",
+        "203.0.113.*",
+    ]
+    auditor = login("auditor").get(f"/admin/audit/?subject=deal:{deal_no}&action=signing.opened").text
+    assert auditor.count("打开签署页面") >= 3 and "203.0.113.45" not in auditor
+
+
+def test_one_address_is_limited_over_all_links_with_a_chinese_429_that_is_audited(
+    app: Flask, rt: Runtime, users: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(clients.PER_HOUR, clients.CODE_SENT, 2)
+    monkeypatch.setitem(clients.PER_HOUR, clients.CHECK_FAILED, 3)
+    _confirmed(rt)
+    payer, payee = _token(rt, BUYER_PHONE), _token(rt, SELLER_PHONE)
+    phone, other = _phone_client(app, "198.51.100.7"), _phone_client(app, "198.51.100.8")
+    assert "验证码已发送" in _post(phone, payer, "code") and "验证码已发送" in _post(phone, payee, "code")
+    real_clock = rt.clock
+    rt.clock = lambda: real_clock() + timedelta(minutes=2)  # past the link's one-minute wait
+    sent = len(_outbox(rt, BUYER_PHONE))
+    page = phone.get(f"/sign/{payer}").text
+    refused = phone.post(f"/sign/{payer}/code", data={"csrf_token": csrf_token(page)})
+    assert refused.status_code == 429 and "当前网络获取验证码过于频繁，请 1 小时后再试" in refused.text
+    assert len(_outbox(rt, BUYER_PHONE)) == sent, "no code went out"
+    assert "验证码已发送" in _post(other, payer, "code"), "another address is not limited"
+
+    code = _last_code(rt, BUYER_PHONE)
+    for token in (payer, payee, payer):
+        assert "姓名或证件号码与协议登记的信息不一致" in _check(phone, token, (BUYER[0], "110105194912310037"), "0")
+    page = phone.get(f"/sign/{payer}").text
+    data = {"csrf_token": csrf_token(page), "name": BUYER[0], "id_number": BUYER[1], "code": code}
+    blocked = phone.post(f"/sign/{payer}/check", data=data)
+    assert blocked.status_code == 429 and "当前网络身份核验失败次数过多" in blocked.text, "refused before checking"
+    with rt.db.uow() as uow:
+        request = uow.session.scalars(select(SigningRequest).where(SigningRequest.role == "payer")).one()
+        assert request.failed_checks == 2 and request.verified_at is None
+    limited = _audited(rt, "signing.client_limited")
+    assert [entry.detail["kind"] for entry in limited] == ["code", "check_failed"]
+    assert {entry.detail["ip"] for entry in limited} == {"198.51.100.*"}
+    assert "身份核验通过" in _check(other, payer, BUYER, code)
+    rt.clock = lambda: real_clock() + timedelta(minutes=63)  # an hour later the address may try again
+    assert "验证码已发送" in _post(phone, payee, "code")
+
+
+def _countersign_jobs(rt: Runtime) -> int:
+    with rt.db.uow() as uow:
+        return uow.session.scalar(select(func.count()).select_from(Job).where(Job.kind == COUNTERSIGN_JOB)) or 0
+
+
+def test_the_bank_is_asked_once_both_parties_signed_and_replayed_or_early_forms_change_nothing(
+    rt: Runtime, users: dict, client: FlaskClient
+) -> None:
+    deal_id = _confirmed(rt)
+    payer, payee = _token(rt, BUYER_PHONE), _token(rt, SELLER_PHONE)
+    _post(client, payee, "code")
+    assert "身份核验通过" in _check(client, payee, SELLER, _last_code(rt, SELLER_PHONE))
+    before = load_deal(rt, deal_id).agreement
+    assert before is not None
+    assert "请等待付款方先完成签署" in _post(client, payee, "sign", confirm="yes"), "the payee before the payer"
+    after = load_deal(rt, deal_id).agreement
+    assert after is not None and after.pdf == before.pdf and _countersign_jobs(rt) == 0
+
+    assert "签署完成" in _sign_as(rt, client, payer, BUYER_PHONE, BUYER)
+    payer_signed = load_deal(rt, deal_id).agreement
+    assert payer_signed is not None and _countersign_jobs(rt) == 0, "the payee has not signed: the bank waits"
+    entries = len(_audited(rt, "agreement.party_signed"))
+    page = client.get("/login").text  # the payer's page is gone: an attacker replays its forms with a token
+    for step, data in (
+        ("sign", {"confirm": "yes"}),
+        ("check", {"name": BUYER[0], "id_number": BUYER[1]}),
+        ("code", {}),
+    ):
+        replay = client.post(f"/sign/{payer}/{step}", data={"csrf_token": csrf_token(page), **data})
+        assert replay.status_code == 410 and "该签署链接已使用" in replay.text, step
+    replayed = load_deal(rt, deal_id).agreement
+    assert replayed is not None and replayed.pdf == payer_signed.pdf and _countersign_jobs(rt) == 0
+    assert len(_audited(rt, "agreement.party_signed")) == entries
+
+    assert "签署完成" in _post(client, payee, "sign", confirm="yes"), "its check still holds"
+    assert _countersign_jobs(rt) == 1, "the last signature queues the bank, once"
+    again = client.post(f"/sign/{payee}/sign", data={"csrf_token": csrf_token(page), "confirm": "yes"})
+    assert again.status_code == 410 and _countersign_jobs(rt) == 1
