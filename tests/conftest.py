@@ -334,14 +334,20 @@ def create_schema(engine: Engine, sqlite_schema: sqlite3.Connection) -> None:
         sqlite_schema.backup(connection.connection.driver_connection)
 
 
+def platform_app(config: Config, sqlite_schema: sqlite3.Connection) -> Flask:
+    """The app for `config` with the platform's tables in its (fresh) database; dispose of its runtime's
+    database when done."""
+    flask_app = create_app(config)
+    flask_app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
+    create_schema(flask_app.extensions["cunguan.runtime"].db.engine, sqlite_schema)
+    return flask_app
+
+
 @pytest.fixture
 def app(tmp_path: Path, database_url: str, keys_dir: Path, sqlite_schema: sqlite3.Connection) -> Iterator[Flask]:
-    flask_app = create_app(make_config(tmp_path / "instance", database_url, keys_dir))
-    flask_app.jinja_env.bytecode_cache = COMPILED_TEMPLATES
-    runtime: Runtime = flask_app.extensions["cunguan.runtime"]
-    create_schema(runtime.db.engine, sqlite_schema)
+    flask_app = platform_app(make_config(tmp_path / "instance", database_url, keys_dir), sqlite_schema)
     yield flask_app
-    runtime.db.dispose()
+    flask_app.extensions["cunguan.runtime"].db.dispose()
 
 
 @pytest.fixture
@@ -362,8 +368,7 @@ def password_hash() -> str:
     return generate_password_hash(PASSWORD, method="scrypt:1024:8:1")
 
 
-@pytest.fixture
-def users(rt: Runtime, password_hash: str) -> dict[str, int]:
+def role_users(rt: Runtime, password_hash: str) -> dict[str, int]:
     """One user per role, made by create_user; their (equal) password's hash is the session's `password_hash`,
     any other password a test hashes is hashed as usual."""
     hash_password = users_service.generate_password_hash
@@ -374,6 +379,12 @@ def users(rt: Runtime, password_hash: str) -> dict[str, int]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(users_service, "generate_password_hash", hash_once)
         return {role: create_user(rt, role, PASSWORD, role, f"测试{role}").id for role in ROLES}
+
+
+@pytest.fixture
+def users(rt: Runtime, password_hash: str) -> dict[str, int]:
+    """`role_users`: one user per role, PASSWORD for all."""
+    return role_users(rt, password_hash)
 
 
 def csrf_token(html: str) -> str:

@@ -30,6 +30,15 @@ def _trusted_time(report: PdfSignatureReport) -> str:
     return f"{kind} {when}（北京时间，{stamp.authority}，序列号 {stamp.serial}）{'' if stamp.valid else '，时间戳无效'}"
 
 
+def _verdict(reports: list[PdfSignatureReport]) -> str:
+    """One sentence for the file: all valid and unchanged, or every problem (what was changed after signing named),
+    each once."""
+    if all(report.valid for report in reports):
+        return f"签章全部有效（共 {len(reports)} 个签名），文件自每个签章签署后未被修改"
+    problems = dict.fromkeys(item for report in reports for item in (*report.errors, *report.changes_after_signing))
+    return f"签章无效：{'；'.join(problems) or '签名无效'}"
+
+
 @agreement_cli.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--require-timestamp", is_flag=True, help="每个签名都必须带有效的可信时间戳")
@@ -39,32 +48,45 @@ def _trusted_time(report: PdfSignatureReport) -> str:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="离线验证：只信任此根证书，吊销状态取文件自带的验证数据（/DSS 中的 CRL），不读取本机密钥目录",
 )
-def agreement_verify(file: Path, require_timestamp: bool, root_file: Path | None) -> None:
-    """验证协议 PDF 中的每个签章，以 JSON 输出签署方、时间、可信时间（时间戳服务、时间）、摘要、签名与覆盖范围；
-    全部有效时退出码为 0。
+@click.option(
+    "--crl",
+    "crl_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="与 --root 同用：另以此证书吊销列表（如 CA 最新发布的 CRL）核对吊销状态（可多次）",
+)
+def agreement_verify(file: Path, require_timestamp: bool, root_file: Path | None, crl_files: tuple[Path, ...]) -> None:
+    """验证协议 PDF 中的每个签章，以 JSON 输出签署方、时间、可信时间（时间戳服务、时间）、摘要、签名、覆盖范围，
+    以及签署后文件是否被修改（unchanged）；全部有效时退出码为 0。
 
-    Print, as JSON, every signature in FILE: signer, time, trusted time, digest, signature, coverage. Exit 0 only if
-    all valid."""
+    Print, as JSON, every signature in FILE: signer, time, trusted time, digest, signature, coverage, whether the
+    file is unchanged since; a verdict. Exit 0 only if all valid."""
     from app.agreements.service import verify_agreement_pdf
     from app.pdf.dss import embedded_trust
     from app.pdf.verify import verify_pdf_signatures
 
+    if crl_files and root_file is None:
+        raise click.UsageError("--crl 只能与 --root 同用（在线验证使用本机 CA 的吊销列表）")
     pdf = file.read_bytes()
     if root_file is None:
         reports = verify_agreement_pdf(current_runtime(), pdf, require_timestamp)
-    else:  # signatures and timestamps alike through the given root, with the file's own CRLs
-        trust = embedded_trust(pdf, [root_file.read_bytes()])
+    else:  # signatures and timestamps alike through the given root, with the file's own CRLs and those given
+        trust = embedded_trust(pdf, [root_file.read_bytes()], [path.read_bytes() for path in crl_files])
         reports = verify_pdf_signatures(pdf, trust, trust, require_timestamp)
     valid = all(report.valid for report in reports)
-    result = {"file": str(file), "valid": valid, "signatures": [report.as_dict() for report in reports]}
-    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    verdict = _verdict(reports)
+    signatures = [report.as_dict() for report in reports]
+    click.echo(
+        json.dumps(
+            {"file": str(file), "valid": valid, "verdict": verdict, "signatures": signatures},
+            ensure_ascii=False,
+            indent=2,
+        )
+    )
     for number, report in enumerate(reports, 1):
         if report.signed:
             chain = f"，证书链 {' → '.join(report.certificate_chain)}" if report.certificate_chain else ""
-            click.echo(f"签章 {number}（{report.signer_subject or '—'}{chain}）：{_trusted_time(report)}", err=True)
-    if valid:
-        click.echo(f"签章全部有效（共 {len(reports)} 个签名）", err=True)
-    else:
-        problems = "；".join(error for report in reports for error in report.errors) or "签名无效"
-        click.echo(f"签章无效：{problems}", err=True)
+            who = f"签章 {number}（{report.signer_subject or '—'}{chain}）"
+            click.echo(f"{who}：{_trusted_time(report)}；{report.unchanged_text}", err=True)
+    click.echo(verdict, err=True)
     sys.exit(0 if valid else 1)

@@ -55,12 +55,13 @@ def validation_data_extension(certificates: Sequence[bytes], crls: Sequence[byte
     return extend
 
 
-def embedded_trust(pdf_bytes: bytes, anchors: Sequence[bytes]) -> TrustStore:
+def embedded_trust(pdf_bytes: bytes, anchors: Sequence[bytes], crls: Sequence[bytes] = ()) -> TrustStore:
     """What an offline verifier checks a file against, years later and without our systems: only the `anchors` it
-    trusts (PEM or DER: the platform root) and the CRLs the file carries in /DSS (as of its document timestamp).
-    The certificates in /DSS are no anchors: they can only complete paths to the given ones."""
-    _, crls = validation_data(pdf_bytes)
-    return TrustStore.of(anchors, crls)
+    trusts (PEM or DER: the platform root), the CRLs the file carries in /DSS (as of its document timestamp) and
+    any newer `crls` the verifier has (the CA's latest: a certificate revoked since is then refused). The
+    certificates in /DSS are no anchors: they can only complete paths to the given ones."""
+    _, embedded = validation_data(pdf_bytes)
+    return TrustStore.of(anchors, [*embedded, *crls])
 
 
 def validation_data(pdf_bytes: bytes) -> tuple[list[bytes], list[bytes]]:

@@ -176,7 +176,14 @@ class _Comparison:
     def _check_pages(self) -> None:
         old_pages, new_pages = self.old.pages, self.new.pages
         old_keys = [_key(page.indirect_reference) for page in old_pages]
-        if old_keys != [_key(page.indirect_reference) for page in new_pages]:
+        new_keys = [_key(page.indirect_reference) for page in new_pages]
+        if sorted(old_keys) == sorted(new_keys) and old_keys != new_keys:
+            moved = [
+                number for number, (old, new) in enumerate(zip(old_keys, new_keys, strict=True), start=1) if old != new
+            ]
+            self.problems.append(f"签署后页面顺序被调换（第 {'、'.join(map(str, moved))} 页不再是签署时的页面）")
+            return
+        if old_keys != new_keys:
             self.problems.append(f"签署后页面被增删或替换（{len(old_pages)} 页变为 {len(new_pages)} 页）")
             return
         for number, (old_page, new_page) in enumerate(zip(old_pages, new_pages, strict=True), start=1):

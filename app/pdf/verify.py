@@ -74,6 +74,24 @@ class PdfSignatureReport:
         )
         return base and checks and (self.covers_whole_file or self.superseded_cleanly)
 
+    @property
+    def unchanged(self) -> bool:
+        """What this signature signed is in the file byte for byte, and since then the file only gained later
+        signatures (or nothing at all)."""
+        settled = self.covers_whole_file or self.superseded_cleanly
+        return self.signed and self.intact and self.revision_intact and not self.changes_after_signing and settled
+
+    @property
+    def unchanged_text(self) -> str:
+        """Whether the document changed since this signature, in Chinese, for a reader."""
+        if self.unchanged:
+            return "签署后未被修改"
+        if not (self.intact and self.revision_intact):
+            return "已被修改：签名覆盖的内容与签署时不一致"
+        if self.changes_after_signing:
+            return f"签署后被修改：{'；'.join(self.changes_after_signing)}"
+        return "签署后文件被追加或改动"
+
     def as_dict(self) -> dict[str, Any]:
         """The report as JSON-ready values (the CLI and the web page show this)."""
         return {
@@ -87,6 +105,8 @@ class PdfSignatureReport:
             "revision_intact": self.revision_intact,
             "revision_length": self.revision_length,
             "changes_after_signing": self.changes_after_signing,
+            "unchanged": self.unchanged,
+            "unchanged_text": self.unchanged_text,
             "trusted_certificate": self.trusted,
             "certificate_valid": self.certificate_valid,
             "certificate_chain": self.certificate_chain,

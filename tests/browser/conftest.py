@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@pytest.fixture
-def base_url(app: Flask, users: dict[str, int]) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+@contextmanager
+def served(app: Flask, port: int = 0) -> Iterator[str]:
+    """`app` served over HTTP on loopback (`port`, or a free one) while the block runs; yields its base URL."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -29,8 +31,9 @@ def base_url(app: Flask, users: dict[str, int]) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-@pytest.fixture
-def browser(base_url: str) -> Iterator[Browser]:
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright, while the block runs."""
     assert CHROMIUM.is_file(), "chromium is missing: run `make system-deps`"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
@@ -38,6 +41,18 @@ def browser(base_url: str) -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def base_url(app: Flask, users: dict[str, int]) -> Iterator[str]:
+    with served(app) as url:
+        yield url
+
+
+@pytest.fixture
+def browser(base_url: str) -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

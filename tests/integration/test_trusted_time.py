@@ -288,6 +288,7 @@ def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document
     data = {"pdf": (BytesIO(pdf), "agreement.pdf"), "csrf_token": csrf_token(client.get("/agreements/verify").text)}
     page = client.post("/agreements/verify", data=data, content_type="multipart/form-data").text
     assert "全部 3 个签章有效" in page and page.count("（存管平台时间戳服务，序列号") == 3
+    assert page.count("✔ 签署后未被修改") == 3, "each signature says the file is unchanged since"
 
 
 def _countersign_jobs(rt: Runtime) -> list[Job]:

@@ -227,6 +227,21 @@ def test_new_or_changed_page_content_after_signing_is_a_modification(
     assert not platform.valid and expected in platform.changes_after_signing
 
 
+def _swapped_pages(writer: PdfWriter) -> None:
+    kids = writer._root_object["/Pages"]["/Kids"]
+    kids[0], kids[1] = kids[1], kids[0]
+
+
+def test_pages_put_in_another_order_after_signing_are_named_as_such(certified: bytes, bank_seal: Seal) -> None:
+    """The same page objects in another order: not 'added or replaced' but what it is, a page swap."""
+    platform, _ = verify_pdf_signatures(_countersign_anyway(_incremental(certified, _swapped_pages), bank_seal))
+    assert not platform.valid
+    assert platform.changes_after_signing[0] == "签署后页面顺序被调换（第 1、2 页不再是签署时的页面）"
+    removed = _incremental(certified, lambda writer: writer._root_object["/Pages"]["/Kids"].pop())
+    (alone,) = verify_pdf_signatures(removed)
+    assert "签署后页面被增删或替换（2 页变为 1 页）" in alone.changes_after_signing
+
+
 def test_a_file_certified_to_allow_no_change_takes_no_later_signature(platform_seal: Seal, bank_seal: Seal) -> None:
     """DocMDP P=1: even a countersignature is a modification, and the platform does not add one."""
     prepared = prepare_signature(
