@@ -45,7 +45,8 @@ def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
         waited_s += wait_s
     bank_code, request_id, account_name, payer = request
     try:
-        rt.gateway(bank_code).open_virtual_account(request_id, account_name, rt.notify_url(bank_code), payer)
+        gateway, notify_url = rt.gateway(bank_code), rt.notify_url(bank_code)
+        bank_stamp = gateway.open_virtual_account(request_id, account_name, notify_url, payer)
     except BankRateLimited as error:  # our pace and the bank's disagree: the bank wins
         with rt.db.uow() as uow:
             send_refused(uow.session, bank_code, limits, rt.clock())
@@ -57,7 +58,7 @@ def open_virtual_account(rt: Runtime, payload: dict[str, Any]) -> None:
             raise Retry(error.message, details=error.details) from error
         raise
     with rt.db.uow() as uow:  # if the bank's `account_opened` never comes, ask the bank
-        send_answered(uow.session, bank_code, ticket, rt.clock())
+        send_answered(uow.session, bank_code, ticket, rt.clock(), bank_stamp)
         check = {"virtual_account_id": payload["virtual_account_id"]}
         enqueue(
             uow.session,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote
 
@@ -102,8 +102,9 @@ class BankReceipt:
 class BankGateway(Protocol):
     def open_virtual_account(
         self, request_id: str, account_name: str, notify_url: str, designated_payer: DesignatedPayer | None = None
-    ) -> None:
-        """Ask the bank to open a virtual account; the account number arrives later as `account_opened`."""
+    ) -> datetime | None:
+        """Ask the bank to open a virtual account; the account number arrives later as `account_opened`. Returns
+        the bank's stamp of the request (its clock, what it counts its limits by) when its answer gives one."""
 
     def query_virtual_account(self, request_id: str) -> AccountOpening:
         """Where an opening request stands (raises BankRejected with code NOT_FOUND if never received)."""
@@ -137,13 +138,14 @@ class HttpBankGateway:
 
     def open_virtual_account(
         self, request_id: str, account_name: str, notify_url: str, designated_payer: DesignatedPayer | None = None
-    ) -> None:
+    ) -> datetime | None:
         payload: dict[str, Any] = {"request_id": request_id, "account_name": account_name, "notify_url": notify_url}
         if designated_payer is not None:
             payload["designated_payer"] = asdict(designated_payer)
         answer = self._call("POST", "/v1/virtual-accounts", payload)
         if answer.get("code") != "ACCEPTED" or answer.get("request_id") != request_id:
             raise self._garbled("开户申请", answer)
+        return _bank_stamp(answer.get("received_at"))
 
     def query_virtual_account(self, request_id: str) -> AccountOpening:
         answer = self._call("GET", f"/v1/virtual-accounts/{quote(request_id, safe='')}", None)
@@ -296,3 +298,15 @@ def _nothing_was_sent(error: requests.RequestException) -> bool:
         return False
     reason = getattr(error.args[0], "reason", None)  # urllib3 MaxRetryError wraps the connect failure
     return isinstance(reason, ConnectTimeoutError)  # NewConnectionError (refused, DNS) is a subclass
+
+
+def _bank_stamp(text: object) -> datetime | None:
+    """The bank's `received_at` (ISO 8601 with its UTC offset), or None when absent or unreadable: the stamp only
+    sharpens the pacing (app.domain.rate_limit), so a bank without one, or with a garbled one, is paced as before."""
+    if not isinstance(text, str):
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else None

@@ -368,7 +368,8 @@ class Job(Base):
 
 class BankRateLimit(Base):
     """A bank's account-opening window (app.domain.rate_limit): its last sends as JSON
-    `[[ticket, started_ms, answered_ms|null], …]` and today's count, shared by every worker process
+    `[[ticket, started_ms, answered_ms|null, bank_ms|null], …]` (bank_ms: the bank's stamp of the request)
+    and today's count, and a lower bound of the bank's clock offset, shared by every worker process
     (row-locked when a send starts or is answered)."""
 
     __tablename__ = "bank_rate_limits"
@@ -376,6 +377,8 @@ class BankRateLimit(Base):
     sends: Mapped[str] = mapped_column(Text, default="[]")
     day: Mapped[date] = mapped_column(Date)
     day_count: Mapped[int] = mapped_column(Integer)
+    offset_ms: Mapped[int | None] = mapped_column(BigInteger)  # lower bound of (bank's clock - ours), ms
+    offset_at_ms: Mapped[int | None] = mapped_column(BigInteger)  # when it was measured (our clock, epoch ms)
 
 
 class FormDraft(Base):

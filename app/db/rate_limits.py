@@ -18,7 +18,8 @@ def window_state(row: BankRateLimit | None) -> WindowState:
     """The window a row stores (an empty one for a bank never paced)."""
     if row is None:
         return WindowState()
-    return WindowState([Send(*send) for send in json.loads(row.sends)], row.day, row.day_count)
+    sends = [Send(*send) for send in json.loads(row.sends)]
+    return WindowState(sends, row.day, row.day_count, row.offset_ms, row.offset_at_ms)
 
 
 def _locked(session: Session, bank_code: str, now: datetime) -> BankRateLimit:
@@ -38,9 +39,10 @@ def _locked(session: Session, bank_code: str, now: datetime) -> BankRateLimit:
 
 
 def _store(row: BankRateLimit, state: WindowState) -> None:
-    row.sends = json.dumps([[s.ticket, s.started_ms, s.answered_ms] for s in state.sends])
+    row.sends = json.dumps([[s.ticket, s.started_ms, s.answered_ms, s.bank_ms] for s in state.sends])
     assert state.day is not None
     row.day, row.day_count = state.day, state.day_count
+    row.offset_ms, row.offset_at_ms = state.offset_ms, state.offset_at_ms
 
 
 def start_send(session: Session, bank_code: str, limits: Limits, now: datetime, ticket: str) -> float:
@@ -54,11 +56,14 @@ def start_send(session: Session, bank_code: str, limits: Limits, now: datetime, 
     return wait_s
 
 
-def send_answered(session: Session, bank_code: str, ticket: str, now: datetime) -> None:
-    """The bank's answer to `ticket` came back now (whatever it said)."""
+def send_answered(
+    session: Session, bank_code: str, ticket: str, now: datetime, bank_stamp: datetime | None = None
+) -> None:
+    """The bank's answer to `ticket` came back now (whatever it said), with the bank's stamp of the request when
+    the answer carried one."""
     row = _locked(session, bank_code, now)
     state = window_state(row)
-    answered(state, ticket, now)
+    answered(state, ticket, now, bank_stamp)
     _store(row, state)
 
 

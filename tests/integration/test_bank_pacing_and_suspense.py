@@ -17,7 +17,7 @@ from app.bank_inbox import suspense
 from app.banks.gateway import BankRateLimited, DesignatedPayer
 from app.db.models import Job, Payout, SuspenseItem, VirtualAccount
 from app.deals import service as deals
-from app.domain.rate_limit import SHANGHAI, Limits, WindowState, answered, take
+from app.domain.rate_limit import IN_FLIGHT_LOOK_S, SHANGHAI, Limits, WindowState, answered, take
 from app.ledger.repo import LedgerRepository, check_ledger
 from app.platform.errors import ValidationError
 from app.platform.runtime import Runtime
@@ -57,7 +57,7 @@ def test_the_window_lets_a_send_start_a_second_after_the_answer_it_replaces_and_
     limits = Limits(per_second=2, per_day=4)
     state = WindowState()
     assert take(state, limits, T0, "a") == take(state, limits, T0, "b") == 0.0, "two at once"
-    assert take(state, limits, T0, "c") == pytest.approx(0.05), "both in flight: look again shortly"
+    assert take(state, limits, T0, "c") == pytest.approx(IN_FLIGHT_LOOK_S), "both in flight: look again shortly"
     answered(state, "a", T0 + timedelta(milliseconds=40))
     answered(state, "b", T0 + timedelta(milliseconds=90))
     assert take(state, limits, T0 + timedelta(milliseconds=500), "c") == pytest.approx(0.545), "a's answer + 1 s"
@@ -76,7 +76,7 @@ def test_a_send_never_answered_stops_holding_its_place_after_a_minute() -> None:
     limits = Limits(per_second=1, per_day=100)
     state = WindowState()
     assert take(state, limits, T0, "lost") == 0.0
-    assert take(state, limits, T0 + timedelta(seconds=30), "next") == pytest.approx(0.05)
+    assert take(state, limits, T0 + timedelta(seconds=30), "next") == pytest.approx(IN_FLIGHT_LOOK_S)
     assert take(state, limits, T0 + timedelta(seconds=61.005), "next") == 0.0
 
 
@@ -110,21 +110,21 @@ def test_the_bank_never_sees_more_than_its_limit_in_any_second(
         assert sum(1 for other in stamps[i:] if other - stamp <= timedelta(seconds=1)) <= per_second
 
 
-def _accounts_waiting(rt: Runtime, count: int) -> None:
-    """Deals whose account opening is queued (created directly: this test is about the pacing)."""
+def accounts_waiting(rt: Runtime, count: int, now: datetime = T0) -> None:
+    """Deals whose account opening at ceb is queued (created directly: these tests are about the pacing)."""
     for n in range(count):
         deal_id = deals.create_deal(rt, actor(rt, "agent"), "110000", "resale_escrow", RESALE_FORM)
         with rt.db.uow() as uow:
             account = VirtualAccount(deal_id=deal_id, bank_code="ceb", request_id=f"VA-{n}", account_name="存管")
             uow.session.add(account)
             uow.session.flush()
-            enqueue(uow.session, "open_virtual_account", {"virtual_account_id": account.id}, now=T0)
+            enqueue(uow.session, "open_virtual_account", {"virtual_account_id": account.id}, now=now, bank_code="ceb")
             uow.commit()
 
 
 def test_account_opening_never_goes_faster_than_the_bank_allows(rt: Runtime, users: dict, bank: FakeBank) -> None:
     rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=2, open_per_day=3)
-    _accounts_waiting(rt, 4)
+    accounts_waiting(rt, 4)
     _run_due(rt, T0)
     assert len(bank.calls) == 2, "two per second"
     with rt.db.uow() as uow:
@@ -144,7 +144,7 @@ def test_account_opening_never_goes_faster_than_the_bank_allows(rt: Runtime, use
 
 
 def test_the_banks_429_defers_the_opening_without_spending_an_attempt(rt: Runtime, users: dict, bank: FakeBank) -> None:
-    _accounts_waiting(rt, 1)
+    accounts_waiting(rt, 1)
     bank.script["open"] = [BankRateLimited("开户过快", code="CEB1029", retry_after_s=7, details={})]
     _run_due(rt, T0)
     with rt.db.uow() as uow:
@@ -237,7 +237,7 @@ def test_several_worker_threads_run_each_job_exactly_once(rt: Runtime, users: di
     from app.queue.worker import run_workers
 
     rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=100)
-    _accounts_waiting(rt, 10)
+    accounts_waiting(rt, 10)
     rt.clock = lambda: T0
     assert run_workers(rt, 4, should_stop=lambda: False, burst=True) == 10
     opened = [request_id for name, request_id in bank.calls if name == "open"]

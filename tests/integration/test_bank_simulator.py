@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -286,8 +287,12 @@ def test_open_account_sends_signed_account_opened_once(
     gateway: HttpBankGateway, receiver: Receiver, simulator: SimulatorProcess
 ) -> None:
     request_id = f"VA-{uuid.uuid4().hex[:12]}"
-    gateway.open_virtual_account(request_id, "存管-王五-房屋买卖", receiver.notify_url)
-    gateway.open_virtual_account(request_id, "存管-王五-房屋买卖", receiver.notify_url)  # idempotent repeat
+    before = datetime.now(UTC)
+    stamp = gateway.open_virtual_account(request_id, "存管-王五-房屋买卖", receiver.notify_url)
+    after = datetime.now(UTC)
+    assert stamp is not None and before - timedelta(milliseconds=1) <= stamp <= after, "the bank stamps on receipt"
+    repeat = gateway.open_virtual_account(request_id, "存管-王五-房屋买卖", receiver.notify_url)  # idempotent
+    assert repeat == stamp, "a repeat answers the stamp of the request the bank counted"
     opened = receiver.wait_delivered("account_opened", request_id=request_id)
     assert opened["account_name"] == "存管-王五-房屋买卖"
     assert opened["account_no"].startswith("6226") and len(opened["account_no"]) == 16

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from app.banks.gateway import PayoutRequest
 from app.banks.protocol import BANK_PREFIX, PLATFORM_PREFIX, encode_json, sign_headers, verify_request
+from app.domain.timezone import SHANGHAI
 from app.pdf.sign import sign_digest
 from app.tools.banksim.context import current_simulator
 from app.tools.banksim.errors import system_busy, unknown_bank
@@ -69,7 +70,7 @@ def open_virtual_account() -> tuple[Response, int]:
     data = check(parse_json_object(request.get_data()), OPEN_ACCOUNT_REQUEST)
     simulator = current_simulator()
     payer = data.get("designated_payer")
-    simulator.operations.request_account(
+    account = simulator.operations.request_account(
         g.bank,
         data["request_id"],
         data["account_name"],
@@ -77,7 +78,8 @@ def open_virtual_account() -> tuple[Response, int]:
         None if payer is None else DesignatedPayer(payer["payer_name"], payer["payer_account"]),
     )
     simulator.worker.wake()
-    return jsonify(code="ACCEPTED", request_id=data["request_id"]), 202
+    received_at = datetime.fromtimestamp(account.requested_at, UTC).astimezone(SHANGHAI)  # what its limits count
+    return jsonify(code="ACCEPTED", request_id=data["request_id"], received_at=received_at.isoformat()), 202
 
 
 @bank_api.get("/virtual-accounts/<request_id>")
