@@ -17,6 +17,7 @@ def register(app: Flask) -> Admin:
     from app.ops.admin import DashboardView
     from app.payouts.admin import PayoutsView
     from app.payouts.amendment_admin import PayeeAmendmentsView
+    from app.signing.admin import SmsOutboxView
     from app.users.admin import AuditView, UsersView
 
     admin = Admin(
@@ -37,6 +38,7 @@ def register(app: Flask) -> Admin:
         UsersView(name="用户", endpoint="admin_users", url="/admin/users"),
         BanksView(name="银行", endpoint="admin_banks", url="/admin/banks"),
         AuditView(name="审计日志", endpoint="admin_audit", url="/admin/audit"),
+        SmsOutboxView(name="短信模拟", endpoint="admin_sms", url="/admin/sms"),
     ):
         admin.add_view(view)
     return admin

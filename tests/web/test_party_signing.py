@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from app import create_app
 from app.agreements.countersign import COUNTERSIGN_JOB
 from app.agreements.service import verify_agreement_pdf
 from app.crypto import sm3
@@ -29,7 +30,7 @@ from app.signing import clients
 from app.signing.sms import SimulatedSms
 from app.tsa.authority import open_authority
 from app.tsa.protocol import build_request, read_reply
-from tests.conftest import csrf_token
+from tests.conftest import PASSWORD, csrf_token, make_config
 from tests.factories import INTENT_FORM, RESALE_FORM, actor, load_deal
 from tests.integration.simulator_support import bank_over_http
 
@@ -358,3 +359,33 @@ def test_the_bank_is_asked_once_both_parties_signed_and_replayed_or_early_forms_
     assert _countersign_jobs(rt) == 1, "the last signature queues the bank, once"
     again = client.post(f"/sign/{payee}/sign", data={"csrf_token": csrf_token(page), "confirm": "yes"})
     assert again.status_code == 410 and _countersign_jobs(rt) == 1
+
+
+def test_ops_read_the_sms_simulators_outbox_in_the_console_and_never_with_a_gateway(
+    rt: Runtime,
+    login: Callable[[str], FlaskClient],
+    keys_dir: Path,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _confirmed(rt)
+    token = _token(rt, BUYER_PHONE)
+    ops = login("ops")
+    page = ops.get("/admin/sms/")
+    assert page.status_code == 200 and "短信模拟" in page.text and "139****5678" in page.text
+    assert f"/sign/{token}" in page.text and "打开签署页面" in page.text and BUYER_PHONE not in page.text
+    _post(ops, token, "code")
+    listed = ops.get("/admin/sms/").text
+    assert _last_code(rt, BUYER_PHONE) in listed
+    assert listed.index("验证码为") < listed.index(f"/sign/{token}"), "newest first"
+    for role in ("agent", "auditor"):
+        assert login(role).get("/admin/sms/").status_code == 403, role
+
+    monkeypatch.setenv("CUNGUAN_SMS_URL", "http://127.0.0.1:9/sms")
+    gateway_app = create_app(make_config(tmp_path / "instance", database_url, keys_dir))
+    staff = gateway_app.test_client()
+    form = {"username": "ops", "password": PASSWORD, "csrf_token": csrf_token(staff.get("/login").text)}
+    assert staff.post("/login", data=form).status_code == 302
+    assert staff.get("/admin/sms/").status_code == 404, "with an SMS gateway there is no simulator to read"
+    assert "短信模拟" not in staff.get("/admin/").text, "nor a menu entry"
