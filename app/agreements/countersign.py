@@ -3,7 +3,8 @@
 After the platform signs (the `sign_agreement` action), a job asks the deal's bank to sign: the platform
 appends an empty signature field to the stored PDF (an incremental update, so the platform's signature stays
 verifiable), sends the SM3 digest of the signed byte ranges (`POST /v1/signatures`), and embeds the detached
-CMS the bank answers - made with the bank's seal key, which only the bank holds. The signature is checked
+CMS the bank answers - made with the bank's seal key, which only the bank holds, and carrying the bank's GB/T 38540
+seal (the bank's own copy: the platform only reserves room for it). The signature is checked
 against the bank's imported certificate before it is kept. A bank that cannot be reached, or an answer that
 does not verify, is asked again later (the worker's backoff); a second signature request is harmless.
 A stored file whose signatures do not verify against this instance's seal certificates, or that was changed
@@ -26,10 +27,12 @@ from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement
 from app.pdf.dss import validation_data_extension
-from app.pdf.sign import prepare_signature, timestamp_document
+from app.pdf.sign import SEALED_SIGNATURE_SIZE, prepare_signature, timestamp_document
 from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import require_verified_signatures, verify_pdf_signatures
-from app.platform.errors import CryptoError, NotFound
+from app.pki.certificates import load_certificate, serial_hex
+from app.pki.store import root_certificate_path
+from app.platform.errors import CryptoError, CunguanError, NotFound
 from app.platform.runtime import Runtime
 from app.queue.jobs import Retry
 from app.tsa.client import Timestamper
@@ -43,14 +46,19 @@ def countersign_request(deal_id: int) -> tuple[str, dict[str, Any]]:
 
 
 def bank_has_signed(rt: Runtime, bank_code: str, pdf: bytes) -> bool:
-    """Whether `pdf` carries a valid signature made with the bank's seal certificate (as imported)."""
+    """Whether `pdf` carries a valid signature made with the bank's seal certificate (as imported), its seal
+    made by the platform CA (the root is trusted as the seal's maker; the signature must be the bank's)."""
     path = bank_certificate_path(rt.keys.folder, bank_code)
     if not path.is_file():
         return False
+    root = root_certificate_path(rt.keys.folder)
+    anchors = [path.read_bytes(), *([root.read_bytes()] if root.is_file() else [])]
     try:
-        return any(report.valid for report in verify_pdf_signatures(pdf, [path.read_bytes()]))
-    except CryptoError:
+        serial = serial_hex(load_certificate(anchors[0]))
+        reports = verify_pdf_signatures(pdf, anchors)
+    except CunguanError:
         return False
+    return any(report.valid and report.certificate_serial == serial for report in reports)
 
 
 def _with_tsa(stamp: Callable[[bytes, Timestamper], bytes], document: bytes, timestamper: Timestamper) -> bytes:
@@ -80,8 +88,13 @@ def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
         return
     require_verified_signatures(pdf, trusted_certificates(rt))
     bank, purpose = rt.bank(bank_code), f"存管银行确认 {deal_no}"
-    prepared = prepare_signature(
-        pdf, signer_name=bank.name, reason=purpose, location=bank.name, signing_time=rt.clock()
+    prepared = prepare_signature(  # room for the bank's seal, which its CMS carries
+        pdf,
+        signer_name=bank.name,
+        reason=purpose,
+        location=bank.name,
+        signing_time=rt.clock(),
+        size=SEALED_SIGNATURE_SIZE,
     )
     try:
         signature = rt.gateway(bank_code).request_signature(f"SIG-{deal_no}-{before[:16]}", prepared.digest, purpose)

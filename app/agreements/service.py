@@ -108,7 +108,8 @@ def render_html(rt: Runtime, deal: Deal) -> str:
 
 def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
     """Render the agreement exactly as previewed, to PDF, and sign it inside the PDF with the platform seal, a
-    certification signature (DocMDP P=2: only later signatures may follow); audited in the deal's transaction.
+    certification signature (DocMDP P=2: only later signatures may follow) carrying the platform's GB/T 38540
+    seal (app.seals); audited in the deal's transaction.
     With party signing (`rt.party_signing`) the file first gets an empty signature field at each signing party's 签字
     line, which the parties fill later (`app.signing.service`)."""
     html = render_html(rt, deal)
@@ -130,6 +131,7 @@ def sign_agreement(rt: Runtime, deal: Deal) -> Agreement:
         certify=True,
         timestamper=rt.timestamper(),  # the TSA's trusted time on the signature, when one is configured
         chain=[root.read_bytes()] if root.is_file() else [],  # the CMS carries seal certificate and root
+        seal=rt.keys.platform_seal,  # the platform's GB/T 38540 seal, a signed attribute
     )
     agreement = Agreement(
         deal_id=deal.id,

@@ -16,6 +16,7 @@ from app.crypto.openssl_provider import generate_sm2_private_key_pem, sm2_public
 from app.pki.seals import ensure_platform_seal
 from app.pki.store import ensure_root
 from app.platform.errors import ValidationError
+from app.seals.issue import ensure_platform_seal_file
 
 _PRIVATE = 0o600
 AUDIT_MAC_KEY_FILE = "audit-mac.key"  # HMAC-SM3 key of the audit log's entries (kept out of the database)
@@ -109,7 +110,8 @@ def _write_new(path: Path, content: bytes, mode: int = 0o644) -> None:
 
 def ensure_keys(keys_dir: Path, certificate_valid_from: datetime | None = None) -> None:
     """Create what is missing: platform key, public key, the platform CA's root (ca/, app.pki.store) and the seal
-    certificate it issues for the platform key, PII keys, the audit MAC key, and the empty folder for the banks'
+    certificate it issues for the platform key, the platform's GB/T 38540 seal for that certificate
+    (`platform.seal.der`, app.seals.issue), PII keys, the audit MAC key, and the empty folder for the banks'
     public keys and certificates (`import_bank_certificate`). No bank private key is ever made here: each bank
     keeps its own (the simulator's in its own folder, app.tools.banksim.keys).
 
@@ -128,6 +130,7 @@ def ensure_keys(keys_dir: Path, certificate_valid_from: datetime | None = None) 
         _write_new(keys_dir / "platform.pub.pem", public_key_pem_from_private(platform_key))
     ensure_root(keys_dir, certificate_valid_from)
     ensure_platform_seal(keys_dir, platform_key, valid_from=certificate_valid_from)
+    ensure_platform_seal_file(keys_dir)
     if not (keys_dir / "pii.key").exists():
         _write_new(keys_dir / "pii.key", secrets.token_hex(16).encode(), _PRIVATE)
     if not (keys_dir / "pii-index.key").exists():  # keys the blind index (HMAC-SM3), apart from pii*.key

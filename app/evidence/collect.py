@@ -17,6 +17,7 @@ from app.evidence.members import CRL_SUFFIX, DealEvidence, Notification, Parties
 from app.pki.store import crl_path, root_certificate_path
 from app.platform.errors import NotFound
 from app.platform.runtime import Runtime
+from app.seals.issue import bank_seal_path, platform_seal_path
 
 
 def _deal_summary(deal: Deal) -> dict[str, Any]:
@@ -173,11 +174,14 @@ def _results_before_0047(session: Session, deal: Deal, payouts: set[str]) -> lis
 
 def _certificates(rt: Runtime, bank_codes: set[str]) -> dict[str, bytes]:
     """The certificates and CRL an offline verifier needs: the platform's seal certificate, the CA's root and its
-    current CRL (validation data), and the banks' certificates."""
+    current CRL (validation data), and the banks' certificates; with the platform's and the banks' GB/T 38540
+    seals (`*.seal.der`, the ones the agreement's signatures carry, also readable on their own)."""
     found = {"platform.cert.pem": rt.keys.platform_certificate_pem}
     for name, path in (
         ("ca-root.cert.pem", root_certificate_path(rt.keys.folder)),
         (f"ca{CRL_SUFFIX}", crl_path(rt.keys.folder)),
+        ("platform.seal.der", platform_seal_path(rt.keys.folder)),
+        *((f"bank-{safe_name(code)}.seal.der", bank_seal_path(rt.keys.folder / "banks", code)) for code in bank_codes),
     ):
         if path.is_file():
             found[name] = path.read_bytes()

@@ -189,7 +189,8 @@ bank_notifications/      银行回调通知：*.json 为报文，*.meta.json 为
                          （X-Bank-Timestamp、X-Bank-Nonce、X-Bank-Signature）。
 versions/                存管单固定使用的城市配置、工作流定义、协议模板与条款的原文。
 certificates/            平台签章证书、存管银行证书、平台根证书（ca-root.cert.pem）与证书吊销列表（ca.crl.pem），
-                         核验协议签章、清单签名与银行签名所需。
+                         核验协议签章、清单签名与银行签名所需；平台与银行的电子印章（*.seal.der，GB/T 38540，
+                         即协议签章中携带的印章，可用 flask --app wsgi ca show-seal 查看）。
 
 个人信息
 --------

@@ -33,10 +33,12 @@ from app.crypto.openssl_provider import sm2_public_key_pem
 from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import DOCMDP_FORM_FILLING, require_verified_signatures
 from app.platform.errors import CryptoError
+from app.seals.structures import seal_attribute
 from app.tsa.client import Timestamper
 
 SIGNATURE_SIZE = 8192  # bytes reserved for the CMS; a one-certificate SM2 CMS is about 1 KiB
-_CONTENTS_PLACEHOLDER = b"<" + b"0" * (2 * SIGNATURE_SIZE) + b">"
+# an organisation's signature carries its GB/T 38540 seal (about 11 KiB with its PNG and certificates)
+SEALED_SIGNATURE_SIZE = 32768
 _BYTE_RANGE_PLACEHOLDER = b"[0 9999999999 9999999999 9999999999]"
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 _OBJECT_HEADER = re.compile(rb"\s*\d+\s+\d+\s+obj\b")
@@ -201,13 +203,20 @@ def _field_name(form: DictionaryObject) -> str:
     return f"Signature{number}"
 
 
-def _signature_dictionary(signer_name: str, reason: str, location: str, when: datetime, certify: bool) -> bytes:
-    """The /Sig dictionary with fixed-width placeholders first, so that they are found at a known place; a
-    certification signature carries a DocMDP reference allowing later signatures and form filling only."""
+def _contents_placeholder(size: int) -> bytes:
+    return b"<" + b"0" * (2 * size) + b">"
+
+
+def _signature_dictionary(
+    signer_name: str, reason: str, location: str, when: datetime, certify: bool, size: int = SIGNATURE_SIZE
+) -> bytes:
+    """The /Sig dictionary with fixed-width placeholders first, so that they are found at a known place (`size`
+    bytes for the CMS); a certification signature carries a DocMDP reference allowing later signatures and form
+    filling only."""
     entries = [
         (b"/Type", b"/Sig"),
         (b"/ByteRange", _BYTE_RANGE_PLACEHOLDER),
-        (b"/Contents", _CONTENTS_PLACEHOLDER),
+        (b"/Contents", _contents_placeholder(size)),
         (b"/Filter", b"/Adobe.PPKLite"),
         (b"/SubFilter", b"/adbe.pkcs7.detached"),
         (b"/Name", _serialise(TextStringObject(signer_name))),
@@ -225,7 +234,7 @@ def _document_timestamp_dictionary() -> bytes:
     entries = [
         (b"/Type", b"/DocTimeStamp"),
         (b"/ByteRange", _BYTE_RANGE_PLACEHOLDER),
-        (b"/Contents", _CONTENTS_PLACEHOLDER),
+        (b"/Contents", _contents_placeholder(SIGNATURE_SIZE)),
         (b"/Filter", b"/Adobe.PPKLite"),
         (b"/SubFilter", b"/ETSI.RFC3161"),
     ]
@@ -304,15 +313,18 @@ def build_cms(
     certificate: x509.Certificate,
     signing_time: datetime,
     chain: Sequence[bytes] = (),
+    seal: bytes | None = None,
 ) -> bytes:
     """A detached CMS SignedData over `digest` (SM3 of the signed bytes), signed with SM2-with-SM3; it carries
-    the signer's certificate and `chain` (PEM: its issuers up to the root), so that a verifier sees the path."""
+    the signer's certificate and `chain` (PEM: its issuers up to the root), so that a verifier sees the path, and
+    `seal` (an organisation's GB/T 38540 SES_Seal, DER) as a signed attribute (app.seals.structures)."""
     moment = _as_utc(signing_time)
     time_choice = "utc_time" if 1950 <= moment.year < 2050 else "generalized_time"
     attributes = [
         cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
         cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({time_choice: moment})]}),
         cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
+        *([seal_attribute(seal)] if seal is not None else []),
     ]
     signed_attrs = cms.CMSAttributes(sorted(attributes, key=lambda attribute: attribute.dump()))  # DER SET OF order
     signature = sm2_sign(private_key_pem, signed_attrs.dump())  # over the DER SET OF, as RFC 5652 §5.4 says
@@ -365,22 +377,31 @@ class PreparedSignature:
         return sm3(self.document[: self.start] + self.document[self.end :])
 
     def embed(self, signature: bytes) -> bytes:
-        if len(signature) > SIGNATURE_SIZE:
+        size = (self.end - self.start - 2) // 2
+        if len(signature) > size:
             raise CryptoError("签名数据超出预留空间", code="PDF_SIGN_FAILED", details={"size": len(signature)})
-        contents = b"<" + signature.hex().encode().ljust(2 * SIGNATURE_SIZE, b"0") + b">"
+        contents = b"<" + signature.hex().encode().ljust(2 * size, b"0") + b">"
         return self.document[: self.start] + contents + self.document[self.end :]
 
 
 def prepare_signature(
-    pdf_bytes: bytes, *, signer_name: str, reason: str, location: str, signing_time: datetime, certify: bool = False
+    pdf_bytes: bytes,
+    *,
+    signer_name: str,
+    reason: str,
+    location: str,
+    signing_time: datetime,
+    certify: bool = False,
+    size: int = SIGNATURE_SIZE,
 ) -> PreparedSignature:
     """The incremental update that will hold a signature, its byte range fixed; the same arguments give the
     same bytes. A naive `signing_time` is taken to be UTC. `certify`: a certification signature (DocMDP P=2).
+    `size`: the bytes reserved for the CMS (SEALED_SIGNATURE_SIZE for one carrying a seal).
 
     This only lays the field out: callers that add a signature to a signed file check the signatures it has
     first (`sign_pdf` does; the bank's countersignature job does)."""
     moment = _as_utc(signing_time)
-    dictionary = _signature_dictionary(signer_name, reason, location, moment, certify)
+    dictionary = _signature_dictionary(signer_name, reason, location, moment, certify, size)
     return _fix_byte_range(*_prepare(pdf_bytes, dictionary, certify))
 
 
@@ -392,8 +413,8 @@ def prepare_document_timestamp(pdf_bytes: bytes, extension: UpdateExtension | No
 
 def _fix_byte_range(prepared: bytes, signature_at: int) -> PreparedSignature:
     range_at = prepared.index(_BYTE_RANGE_PLACEHOLDER, signature_at)
-    start = prepared.index(_CONTENTS_PLACEHOLDER, signature_at)
-    end = start + len(_CONTENTS_PLACEHOLDER)
+    start = prepared.index(b"/Contents <", signature_at) + len(b"/Contents ")
+    end = prepared.index(b">", start) + 1
     byte_range = f"[0 {start} {end} {len(prepared) - end}]".encode().ljust(len(_BYTE_RANGE_PLACEHOLDER))
     patched = prepared[:range_at] + byte_range + prepared[range_at + len(byte_range) :]
     return PreparedSignature(patched, start, end)
@@ -411,6 +432,7 @@ def sign_pdf(
     certify: bool = False,
     timestamper: Timestamper | None = None,
     chain: Sequence[bytes] = (),
+    seal: bytes | None = None,
 ) -> bytes:
     """The PDF with the signature of the key's holder inside it; the original bytes stay untouched in front.
 
@@ -419,13 +441,20 @@ def sign_pdf(
     the CMS. A file whose signatures do not verify, or that was changed after
     them, is refused (CryptoError PDF_SIGNATURE_BROKEN). `timestamper` (the TSA's client): the signature gets a
     signatureTimeStampToken over its value (app.pdf.timestamps); without one, the signing time is our clock's.
+    `seal`: the signer's GB/T 38540 seal (DER), carried as a signed attribute (an organisation signs with one).
     """
     certificate = _certificate(certificate_pem, private_key_pem)
     require_verified_signatures(pdf_bytes)
     prepared = prepare_signature(
-        pdf_bytes, signer_name=signer_name, reason=reason, location=location, signing_time=signing_time, certify=certify
+        pdf_bytes,
+        signer_name=signer_name,
+        reason=reason,
+        location=location,
+        signing_time=signing_time,
+        certify=certify,
+        size=SIGNATURE_SIZE if seal is None else SEALED_SIGNATURE_SIZE,
     )
-    signature = build_cms(prepared.digest, private_key_pem, certificate, signing_time, chain)
+    signature = build_cms(prepared.digest, private_key_pem, certificate, signing_time, chain, seal)
     return prepared.embed(signature if timestamper is None else add_signature_timestamp(signature, timestamper))
 
 
@@ -439,9 +468,15 @@ def timestamp_document(pdf_bytes: bytes, timestamper: Timestamper, extension: Up
 
 
 def sign_digest(
-    digest: bytes, private_key_pem: bytes, certificate_pem: bytes, signing_time: datetime, chain: Sequence[bytes] = ()
+    digest: bytes,
+    private_key_pem: bytes,
+    certificate_pem: bytes,
+    signing_time: datetime,
+    chain: Sequence[bytes] = (),
+    seal: bytes | None = None,
 ) -> bytes:
-    """A detached CMS over an SM3 `digest` with the key and its certificate (and its issuers, `chain`): what a
-    bank answers when the platform asks it to sign a document (bank protocol `POST /v1/signatures`)."""
+    """A detached CMS over an SM3 `digest` with the key and its certificate (and its issuers, `chain`, and its
+    GB/T 38540 `seal`): what a bank answers when the platform asks it to sign a document (bank protocol
+    `POST /v1/signatures`)."""
     certificate = _certificate(certificate_pem, private_key_pem)
-    return build_cms(digest, private_key_pem, certificate, signing_time, chain)
+    return build_cms(digest, private_key_pem, certificate, signing_time, chain, seal)

@@ -23,6 +23,7 @@ from app.pdf.timestamps import document_timestamp_fields, signature_timestamp
 from app.pki.certificates import serial_hex
 from app.pki.chain import PathResult, TrustStore, validate_path
 from app.platform.errors import CryptoError
+from app.seals.verify import SealReport, check_signature_seal
 from app.tsa.tokens import TimestampCheck
 
 _HEX_STRING = re.compile(rb"<[0-9A-Fa-f]*>")
@@ -65,12 +66,19 @@ class PdfSignatureReport:
     certificate_chain: list[str] = field(default_factory=list)
     certificate_serial: str | None = None  # upper-case hex, as `flask ca revoke` takes it
     revoked: bool = False
+    # the GB/T 38540 seal the signature carries (app.seals.verify): None when it carries none; an organisation's
+    # signature from before seals were required has none and the note says so
+    seal: SealReport | None = None
+    seal_note: str | None = None
 
     @property
     def valid(self) -> bool:
         base = self.signed and self.intact and self.revision_intact and self.signature_valid and self.trusted
         checks = (
-            self.certificate_valid and self.certification_valid and (self.timestamp is None or self.timestamp.valid)
+            self.certificate_valid
+            and self.certification_valid
+            and (self.timestamp is None or self.timestamp.valid)
+            and (self.seal is None or self.seal.valid)
         )
         return base and checks and (self.covers_whole_file or self.superseded_cleanly)
 
@@ -117,6 +125,8 @@ class PdfSignatureReport:
             "signature_algorithm": self.signature_algorithm,
             "trusted_time": self.timestamp.as_dict() if self.timestamp else None,
             "trusted_time_note": None if self.timestamp else "签名未附可信时间戳：签署时间仅为签署方自己的时钟",
+            "seal": self.seal.as_dict() if self.seal else None,
+            "seal_note": self.seal_note,
             "valid": self.valid,
             "errors": self.errors,
         }
@@ -435,6 +445,11 @@ def _check(
     if path is not None and not stated_times:
         certificate_problems = ["签名未注明签署时间，无法核对证书有效期", *certificate_problems]
     errors.extend(problem for problem in certificate_problems if problem not in errors)
+    seal, seal_note = None, None
+    if certificate is not None:
+        trusted_time = timestamp.gen_time if timestamp is not None and timestamp.valid else None
+        seal, seal_note = check_signature_seal(signer, certificate, trust, trusted_time or signing_time)
+        errors.extend(f"电子印章：{error}" for error in (seal.errors if seal else []))
     return PdfSignatureReport(
         signed=True,
         field_name=name,
@@ -454,4 +469,6 @@ def _check(
         signature_algorithm=signature_oid,
         errors=errors,
         timestamp=timestamp,
+        seal=seal,
+        seal_note=seal_note,
     )

@@ -70,22 +70,73 @@ def ca_crl(days: int, out: Path | None) -> None:
 @click.option("--legal-name", required=True, help="银行的法定名称")
 @click.option("--uscc", required=True, help="银行的统一社会信用代码")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="签发的证书另存到该文件，交给银行")
-def ca_issue_bank(bank_code: str, request_file: Path, legal_name: str, uscc: str, out: Path | None) -> None:
-    """为银行自己的签章密钥签发证书（银行保留私钥），并导入为该银行的证书。
+@click.option(
+    "--seal-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="银行的电子印章（GB/T 38540）另存到该文件，交给银行",
+)
+def ca_issue_bank(
+    bank_code: str, request_file: Path, legal_name: str, uscc: str, out: Path | None, seal_out: Path | None
+) -> None:
+    """为银行自己的签章密钥签发证书（银行保留私钥），导入为该银行的证书，并为其制作电子印章（GB/T 38540）。
 
-    Issue a seal certificate for the bank's own key (the bank keeps it) and import it as the bank's certificate."""
+    Issue a seal certificate for the bank's own key (the bank keeps it), import it as the bank's certificate and
+    make the bank's GB/T 38540 seal for it (banks/CODE.seal.der; --seal-out: a copy for the bank)."""
     from app.crypto.keys import import_bank_certificate
     from app.pki.names import Organization
     from app.pki.seals import issue_bank_seal
+    from app.seals.issue import bank_seal_path, issue_seal, write_seal
 
     config = current_app.extensions["cunguan.config"]
     if bank_code not in config.banks:
         raise click.BadParameter(f"未配置的银行：{bank_code}", param_hint="BANK_CODE")
     issued = issue_bank_seal(_keys_dir(), request_file.read_bytes(), Organization(legal_name, uscc))
     kept = import_bank_certificate(_keys_dir(), bank_code, issued)
+    seal = write_seal(bank_seal_path(_keys_dir() / "banks", bank_code), issue_seal(_keys_dir(), issued))
+    for path, content in ((out, issued), (seal_out, seal.read_bytes())):
+        if path is not None:
+            path.write_bytes(content)
+    click.echo(f"已为银行 {bank_code} 签发并导入签章证书：{kept}；电子印章：{seal}" + (f"；副本：{out}" if out else ""))
+
+
+@ca_cli.command("issue-seal")
+@click.option("--bank", "bank_code", help="为该银行（按已导入的证书）制作；缺省为平台自己的电子印章")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="电子印章另存到该文件")
+def ca_issue_seal(bank_code: str | None, out: Path | None) -> None:
+    """由平台 CA 重新制作电子印章（GB/T 38540 SES_Seal）：平台的（platform.seal.der）或某银行的
+    （banks/CODE.seal.der），印章名称为证书中的单位名称，有效期与证书一致。
+
+    Make a GB/T 38540 seal anew: the platform's, or a bank's for its imported certificate."""
+    from app.crypto.keys import bank_certificate_path
+    from app.seals.issue import bank_seal_path, issue_seal, platform_seal_path, write_seal
+
+    folder = _keys_dir()
+    if bank_code is None:
+        certificate, target = folder / "platform.cert.pem", platform_seal_path(folder)
+    else:
+        certificate, target = bank_certificate_path(folder, bank_code), bank_seal_path(folder / "banks", bank_code)
+    if not certificate.is_file():
+        raise click.BadParameter(f"找不到证书：{certificate}", param_hint="--bank")
+    seal = issue_seal(folder, certificate.read_bytes())
+    write_seal(target, seal)
     if out is not None:
-        out.write_bytes(issued)
-    click.echo(f"已为银行 {bank_code} 签发并导入签章证书：{kept}" + (f"；副本：{out}" if out else ""))
+        out.write_bytes(seal)
+    click.echo(f"已制作电子印章：{target}" + (f"；副本：{out}" if out else ""))
+
+
+@ca_cli.command("show-seal")
+@click.argument("seal_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ca_show_seal(seal_file: Path) -> None:
+    """显示电子印章（GB/T 38540）的内容：名称、标识、有效期、制章者、签章者证书，并核对制章者签名及其是否为本平台 CA。
+
+    Show a GB/T 38540 seal in Chinese and check its maker's signature and that the maker is this platform's CA."""
+    from app.pki.store import trust_store
+    from app.seals.describe import describe_seal
+    from app.seals.seal import read_seal
+
+    seal = read_seal(seal_file.read_bytes())
+    for line in describe_seal(seal, trust_store(_keys_dir())):
+        click.echo(line)
 
 
 @ca_cli.command("list")

@@ -60,6 +60,11 @@ class KeyStore:
     def platform_certificate_pem(self) -> bytes:
         return self._read("platform.cert.pem")
 
+    @property
+    def platform_seal(self) -> bytes:
+        """The platform's GB/T 38540 seal (DER, app.seals.issue), carried in its certification signatures."""
+        return self._read("platform.seal.der")
+
     def bank_public_key_pem(self, bank_code: str) -> bytes:
         certificate = self.bank_certificate(bank_code)
         if certificate and not (self.folder / "banks" / f"{bank_code}.pub.pem").is_file():

@@ -174,6 +174,8 @@ def test_pack_of_a_closed_deal_verifies_offline_and_fails_on_any_change(
         "certificates/platform.cert.pem",
         "certificates/bank-ceb.cert.pem",
         "certificates/ca-root.cert.pem",
+        "certificates/platform.seal.der",
+        "certificates/bank-ceb.seal.der",
     ]
     result = verify_pack(
         write_archive({**members, **{path: _flip(members[path]) for path in kinds}}, built_at), [platform]

@@ -20,6 +20,7 @@ from app.pdf.sign import SIGNATURE_SIZE, sign_pdf
 from app.pdf.verify import verify_pdf
 from app.platform.errors import CryptoError
 from tests.factories import SEALS_VALID_FROM
+from tests.openssl_support import openssl_sm2_verifies
 from tests.pdf_samples import text_pdf
 
 SIGNING_TIME = datetime(2026, 11, 23, 16, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -163,20 +164,10 @@ def test_openssl_cli_verifies_the_signature_over_the_signed_attributes(
 ) -> None:
     signer = _cms(signed)[0]["signer_infos"][0]
     attributes = signer["signed_attrs"].dump()
-    (tmp_path / "attrs.der").write_bytes(b"\x31" + attributes[1:])  # signed as a SET OF, stored [0] IMPLICIT
-    (tmp_path / "signature.der").write_bytes(signer["signature"].native)
-    (tmp_path / "cert.pem").write_bytes(seal.certificate)
-    public = _run("openssl", "x509", "-in", str(tmp_path / "cert.pem"), "-noout", "-pubkey")
-    assert public.returncode == 0, public.stderr
-    (tmp_path / "pub.pem").write_bytes(public.stdout)
-    verify = [
-        *("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"), "-rawin"),
-        *("-digest", "sm3", "-pkeyopt", "distid:1234567812345678", "-sigfile", str(tmp_path / "signature.der")),
-    ]
-    checked = _run(*verify, "-in", str(tmp_path / "attrs.der"))
-    assert checked.returncode == 0 and b"Signature Verified Successfully" in checked.stdout, checked.stderr
-    (tmp_path / "other.der").write_bytes(b"\x31" + attributes[1:-1] + bytes([attributes[-1] ^ 1]))
-    assert _run(*verify, "-in", str(tmp_path / "other.der")).returncode != 0
+    signed_set = b"\x31" + attributes[1:]  # signed as a SET OF, stored [0] IMPLICIT
+    assert openssl_sm2_verifies(seal.certificate, signed_set, signer["signature"].native, tmp_path)
+    other = signed_set[:-1] + bytes([signed_set[-1] ^ 1])
+    assert not openssl_sm2_verifies(seal.certificate, other, signer["signature"].native, tmp_path)
 
 
 def test_a_changed_byte_in_the_signed_range_breaks_integrity_only(seal: Seal, signed: bytes) -> None:

@@ -66,10 +66,12 @@ def tsa(tmp_path_factory: pytest.TempPathFactory, ca_keys: Path) -> Iterator[Tsa
 
 
 @pytest.fixture(scope="module")
-def seal(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
+def seal(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes, bytes]:
+    """The platform's key, certificate and GB/T 38540 seal (a signature stamped now must carry it)."""
     folder = tmp_path_factory.mktemp("seal")
     provision_simulated_banks(folder, tmp_path_factory.mktemp("banks"), [], certificate_valid_from=SEALS_VALID_FROM)
-    return (folder / "platform.key.pem").read_bytes(), (folder / "platform.cert.pem").read_bytes()
+    key, certificate = (folder / "platform.key.pem").read_bytes(), (folder / "platform.cert.pem").read_bytes()
+    return key, certificate, (folder / "platform.seal.der").read_bytes()
 
 
 def _stamper(tsa: TsaProcess):  # type: ignore[no-untyped-def] - a Timestamper
@@ -156,14 +158,23 @@ def test_openssl_reads_our_reply_and_checks_the_token_signature(tsa: TsaProcess,
     assert _openssl(*verify, cwd=tmp_path).returncode != 0, "a changed byte fails OpenSSL's check too"
 
 
-def _signed(seal: tuple[bytes, bytes], timestamper=None) -> bytes:  # type: ignore[no-untyped-def]
+def _signed(seal: tuple[bytes, bytes, bytes], timestamper=None) -> bytes:  # type: ignore[no-untyped-def]
     document = text_pdf(b"Pay 1000 yuan")
+    key, certificate, ses_seal = seal
     return sign_pdf(
-        document, *seal, signer_name="x", reason="x", location="x", signing_time=WHEN, timestamper=timestamper
+        document,
+        key,
+        certificate,
+        signer_name="x",
+        reason="x",
+        location="x",
+        signing_time=WHEN,
+        timestamper=timestamper,
+        seal=ses_seal,
     )
 
 
-def test_a_signature_carries_the_trusted_time(tsa: TsaProcess, seal: tuple[bytes, bytes]) -> None:
+def test_a_signature_carries_the_trusted_time(tsa: TsaProcess, seal: tuple[bytes, bytes, bytes]) -> None:
     (report,) = verify_pdf_signatures(_signed(seal, _stamper(tsa)), trusted_tsa=[tsa.certificate_pem])
     assert report.valid, report.errors
     assert report.timestamp is not None and report.timestamp.valid
@@ -176,7 +187,7 @@ def test_a_signature_carries_the_trusted_time(tsa: TsaProcess, seal: tuple[bytes
     assert not required.valid and "时间戳：签名没有可信时间戳（缺失）" in required.errors
 
 
-def _with_token(seal: tuple[bytes, bytes], token: bytes) -> bytes:
+def _with_token(seal: tuple[bytes, bytes, bytes], token: bytes) -> bytes:
     """A signed PDF whose signature carries `token` as its timestamp, whatever the token stamps."""
     prepared = prepare_signature(
         text_pdf(b"Pay 1000 yuan"), signer_name="x", reason="x", location="x", signing_time=WHEN
@@ -190,7 +201,7 @@ def _certificate(certificate_pem: bytes) -> x509.Certificate:
 
 
 def test_a_forged_or_misplaced_timestamp_is_detected(
-    tsa: TsaProcess, seal: tuple[bytes, bytes], tmp_path: Path
+    tsa: TsaProcess, seal: tuple[bytes, bytes, bytes], tmp_path: Path
 ) -> None:
     misplaced = _with_token(seal, timestamp(tsa.url, sm3(b"some other signature")))
     (report,) = verify_pdf_signatures(misplaced)
@@ -296,7 +307,9 @@ def _countersign_jobs(rt: Runtime) -> list[Job]:
         return list(uow.session.scalars(select(Job).where(Job.kind == COUNTERSIGN_JOB).order_by(Job.id)))
 
 
-def test_a_document_timestamp_covers_the_file_and_any_change_shows(tsa: TsaProcess, seal: tuple[bytes, bytes]) -> None:
+def test_a_document_timestamp_covers_the_file_and_any_change_shows(
+    tsa: TsaProcess, seal: tuple[bytes, bytes, bytes]
+) -> None:
     signed = _signed(seal, _stamper(tsa))
     stamped = timestamp_document(signed, _stamper(tsa))
     assert stamped.startswith(signed), "an incremental update"
@@ -315,7 +328,7 @@ def test_a_document_timestamp_covers_the_file_and_any_change_shows(tsa: TsaProce
 
 
 def test_validation_data_goes_into_the_dss_with_the_document_timestamp(
-    tsa: TsaProcess, seal: tuple[bytes, bytes]
+    tsa: TsaProcess, seal: tuple[bytes, bytes, bytes]
 ) -> None:
     signed = _signed(seal, _stamper(tsa))
     certificates = [pem.unarmor(tsa.certificate_pem)[2], pem.unarmor(seal[1])[2]]

@@ -69,8 +69,8 @@ def test_an_arrival_signed_with_a_key_that_is_not_the_banks_is_refused_and_books
     own = ["root.key.pem", "platform.key.pem"]  # the platform CA's root key (ca/) and the seal key
     assert [path.name for path in held] == own, "the platform holds no bank's private key"
     imported = {path.name for path in (keys_dir / "banks").iterdir()}
-    assert {"ceb.cert.pem", "ceb.pub.pem"} <= imported, "the bank's certificate and public key"
-    assert all(name.endswith((".cert.pem", ".pub.pem")) for name in imported), imported
+    assert {"ceb.cert.pem", "ceb.pub.pem", "ceb.seal.der"} <= imported, "the bank's certificate, public key, seal"
+    assert all(name.endswith((".cert.pem", ".pub.pem", ".seal.der")) for name in imported), imported
 
     deal_id = confirmed_deal(rt)
     open_account(client, keys_dir, rt, deal_id, ACCOUNT)

@@ -124,12 +124,14 @@ def query_payout(payout_id: str) -> Response:
 def sign_document() -> Response:
     """The bank's signature on a document the platform has signed (an agreement): the platform sends the SM3
     digest of the PDF's signed byte ranges, the bank answers a detached CMS signed with its seal key, which
-    never leaves the bank. Signing the same digest again is harmless, so a repeat is answered anew."""
+    never leaves the bank, carrying the bank's GB/T 38540 seal. Signing the same digest again is harmless, so a
+    repeat is answered anew."""
     data = check(parse_json_object(request.get_data()), SIGNATURE_REQUEST)
     simulator = current_simulator()
     when = datetime.fromtimestamp(simulator.operations.clock(), UTC)
     key, certificate = simulator.keys.bank_private_keys[g.bank.code], simulator.keys.bank_certificates[g.bank.code]
-    signature = sign_digest(bytes.fromhex(data["document_sm3"]), key, certificate, when, simulator.keys.chain)
+    seal = simulator.keys.seals.get(g.bank.code)
+    signature = sign_digest(bytes.fromhex(data["document_sm3"]), key, certificate, when, simulator.keys.chain, seal)
     return jsonify(code="SIGNED", request_id=data["request_id"], cms=base64.b64encode(signature).decode())
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
 
 from app.banks.protocol import TIMESTAMP_TOLERANCE_S, SignedRequest
 from app.platform.errors import ConfigError
+from app.seals.issue import bank_seal_path
 from app.tools.banksim.banks import SIMULATED_BANKS, SimulatedBank
 from app.tools.banksim.keys import PLATFORM_PUBLIC_KEY, PLATFORM_ROOT, bank_certificate_path, bank_private_key_path
 from app.tools.banksim.operations import BankOperations
@@ -25,12 +26,13 @@ class SimulatorKeys:
     bank_private_keys: dict[str, bytes]
     bank_certificates: dict[str, bytes]
     chain: tuple[bytes, ...] = ()  # the platform CA's root, carried in the banks' signatures
+    seals: dict[str, bytes] = field(default_factory=dict)  # each bank's GB/T 38540 seal (DER), when it has one
 
 
 def load_keys(keys_dir: Path, bank_codes: Iterable[str] = SIMULATED_BANKS) -> SimulatorKeys:
     """From the simulator's own folder (app.tools.banksim.keys): the platform public key (to verify requests),
-    each simulated bank's (`bank_codes`) private key (to sign callbacks, statements and agreements) and seal
-    certificate."""
+    each simulated bank's (`bank_codes`) private key (to sign callbacks, statements and agreements), seal
+    certificate and, once the platform CA made it (`bank-sim certify`), its GB/T 38540 seal."""
     codes = sorted(bank_codes)
     keys = {code: bank_private_key_path(keys_dir, code) for code in codes}
     certificates = {code: bank_certificate_path(keys_dir, code) for code in codes}
@@ -43,6 +45,7 @@ def load_keys(keys_dir: Path, bank_codes: Iterable[str] = SIMULATED_BANKS) -> Si
         bank_private_keys={code: path.read_bytes() for code, path in keys.items()},
         bank_certificates={code: path.read_bytes() for code, path in certificates.items()},
         chain=(root.read_bytes(),) if (root := keys_dir / PLATFORM_ROOT).is_file() else (),
+        seals={code: path.read_bytes() for code in codes if (path := bank_seal_path(keys_dir, code)).is_file()},
     )
 
 

@@ -23,6 +23,7 @@ from app.pki.chain import signed_by
 from app.pki.names import Organization, uscc_check_character
 from app.pki.seals import issue_bank_seal
 from app.pki.store import load_ca
+from app.seals.issue import bank_seal_path, ensure_seal, write_seal
 
 BANK_SEAL_COMMON_NAME = "存管银行电子签章（{code}）"
 PLATFORM_PUBLIC_KEY = "platform.pub.pem"
@@ -76,7 +77,9 @@ def certify_simulated_banks(
 ) -> list[str]:
     """Have the platform CA certify each simulated bank's key: its self-signed certificate is the request; the
     issued one replaces it in the bank's folder, with the CA's root beside it, and is imported into the
-    platform's. A bank already holding a certificate from this CA is left alone. Returns the codes certified."""
+    platform's. A bank already holding a certificate from this CA keeps it. Each bank also gets its GB/T 38540
+    seal for that certificate (made once; `CODE.seal.der` in both folders, `provide_bank_seal`). Returns the
+    codes certified."""
     root = load_ca(platform_keys_dir).certificate
     folder = Path(bank_keys_dir)
     (folder / PLATFORM_ROOT).write_bytes(load_ca(platform_keys_dir).certificate_pem)
@@ -98,7 +101,18 @@ def certify_simulated_banks(
             temporary.replace(path)
             certified.append(code)
         import_bank_certificate(platform_keys_dir, code, path.read_bytes())
+        provide_bank_seal(platform_keys_dir, folder, code, path.read_bytes())
     return certified
+
+
+def provide_bank_seal(platform_keys_dir: Path, bank_keys_dir: Path, bank_code: str, certificate_pem: bytes) -> None:
+    """The bank's seal made by the platform CA for `certificate_pem` (kept as `banks/CODE.seal.der`, unless the
+    one there fits) and handed to the bank (`CODE.seal.der` beside its key), which carries it in its signatures."""
+    kept = bank_seal_path(Path(platform_keys_dir) / "banks", bank_code)
+    ensure_seal(platform_keys_dir, kept, certificate_pem)
+    own = bank_seal_path(bank_keys_dir, bank_code)
+    if not own.is_file() or own.read_bytes() != kept.read_bytes():
+        write_seal(own, kept.read_bytes())
 
 
 def provision_simulated_banks(

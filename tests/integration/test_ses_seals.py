@@ -1,0 +1,117 @@
+"""GB/T 38540 seals on a deal's agreement: the platform's certification and the bank's countersignature (made by
+the bank's own process over the protocol) each carry their seal, the verifier reports both, a seal swapped in from
+another bank is refused, and `flask ca show-seal` / `issue-seal` / `agreement verify` say so in Chinese."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from app.agreements.countersign import COUNTERSIGN_JOB, bank_has_signed
+from app.agreements.service import verify_agreement_pdf
+from app.crypto.keys import bank_certificate_path
+from app.db.models import Job
+from app.pdf.sign import SEALED_SIGNATURE_SIZE, prepare_signature, sign_digest
+from app.platform.runtime import Runtime
+from app.queue.worker import run_one
+from app.seals.issue import bank_seal_path, platform_seal_path
+from app.seals.seal import read_seal
+from app.tools.banksim.keys import PLATFORM_ROOT
+from tests.factories import bank_signing_key, confirmed_deal, load_deal, simulated_banks_folder
+from tests.integration.simulator_support import bank_over_http
+
+
+def _countersigned(rt: Runtime, keys_dir: Path, tmp_path: Path) -> bytes:
+    deal_id = confirmed_deal(rt)
+    with bank_over_http(rt, keys_dir, tmp_path):
+        while run_one(rt, "test-worker"):
+            pass
+    with rt.db.uow() as uow:
+        jobs = uow.session.scalars(select(Job).where(Job.kind == COUNTERSIGN_JOB))
+        assert [job.status for job in jobs] == ["done"]
+    return load_deal(rt, deal_id).agreement.pdf  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("users")
+def test_the_final_agreement_carries_the_platforms_and_the_banks_seals(
+    app: Flask, rt: Runtime, keys_dir: Path, tmp_path: Path
+) -> None:
+    pdf = _countersigned(rt, keys_dir, tmp_path)
+    platform, bank = verify_agreement_pdf(rt, pdf)
+    assert platform.valid and bank.valid, (platform.errors, bank.errors)
+    assert platform.seal is not None and bank.seal is not None
+    assert platform.seal.name == "存管平台演示运营有限公司" and bank.seal.name == "中国光大银行（模拟）"
+    assert platform.seal.es_id == read_seal(platform_seal_path(keys_dir).read_bytes()).es_id
+    assert bank.seal.es_id == read_seal(bank_seal_path(keys_dir / "banks", "ceb").read_bytes()).es_id
+    assert platform.seal.maker == bank.seal.maker == "存管平台根证书"
+
+    path = tmp_path / "agreement.pdf"
+    path.write_bytes(pdf)
+    result = app.test_cli_runner().invoke(args=["agreement", "verify", str(path)])
+    assert result.exit_code == 0, result.output
+    seals = [signature["seal"] for signature in json.loads(result.stdout)["signatures"]]
+    assert [seal["verdict"] for seal in seals] == ["电子印章有效", "电子印章有效"]
+    assert seals[1]["name"] == "中国光大银行（模拟）" and seals[1]["type"] == "单位印章"
+    assert seals[1]["issuer"] == "存管平台根证书" and seals[1]["valid_from"] and seals[1]["valid_until"]
+
+
+@pytest.mark.usefixtures("users")
+def test_a_seal_swapped_in_from_another_bank_is_refused(rt: Runtime, keys_dir: Path) -> None:
+    """The bank signs with its own key and certificate but carries ICBC's seal: the seal's certList does not hold
+    its certificate, so the countersignature is refused and the job would not keep it."""
+    deal_id = confirmed_deal(rt)
+    platform_signed = load_deal(rt, deal_id).agreement.pdf  # type: ignore[union-attr]
+    prepared = prepare_signature(
+        platform_signed,
+        signer_name="ceb",
+        reason="x",
+        location="x",
+        signing_time=rt.clock(),
+        size=SEALED_SIGNATURE_SIZE,
+    )
+    banks = simulated_banks_folder(keys_dir)
+    cms = sign_digest(
+        prepared.digest,
+        bank_signing_key(keys_dir, "ceb"),
+        bank_certificate_path(keys_dir, "ceb").read_bytes(),
+        rt.clock(),
+        [(banks / PLATFORM_ROOT).read_bytes()],
+        seal=bank_seal_path(banks, "icbc").read_bytes(),
+    )
+    swapped = prepared.embed(cms)
+    _, bank = verify_agreement_pdf(rt, swapped)
+    assert not bank.valid and bank.seal is not None and bank.seal.name == "中国工商银行（模拟）"
+    assert "电子印章：电子印章的签章者证书列表中没有本签名的证书（印章不属于签名者）" in bank.errors
+    assert bank.as_dict()["seal"]["verdict"] == "电子印章无效"
+    assert not bank_has_signed(rt, "ceb", swapped), "the countersignature job does not keep it"
+
+    unsealed = prepared.embed(
+        sign_digest(
+            prepared.digest,
+            bank_signing_key(keys_dir, "ceb"),
+            bank_certificate_path(keys_dir, "ceb").read_bytes(),
+            rt.clock(),
+        )
+    )
+    _, bank = verify_agreement_pdf(rt, unsealed)
+    assert not bank.valid and "电子印章：机构签名缺少电子印章（GB/T 38540 SES_Seal）" in bank.errors
+
+
+def test_show_seal_and_issue_seal_on_the_command_line(app: Flask, keys_dir: Path, tmp_path: Path) -> None:
+    runner = app.test_cli_runner()
+    shown = runner.invoke(args=["ca", "show-seal", str(bank_seal_path(keys_dir / "banks", "ceb"))])
+    assert shown.exit_code == 0, shown.output
+    assert "印章名称：中国光大银行（模拟）" in shown.output and "制章者签名：有效" in shown.output
+    assert "制章者是否为本平台 CA：是" in shown.output and "签章者证书：存管银行电子签章（ceb）" in shown.output
+    copy = tmp_path / "ceb.seal.der"
+    issued = runner.invoke(args=["ca", "issue-seal", "--bank", "ceb", "--out", str(copy)])
+    assert issued.exit_code == 0 and "已制作电子印章" in issued.output, issued.output
+    assert read_seal(copy.read_bytes()).name == "中国光大银行（模拟）"
+    garbage = tmp_path / "garbage.der"
+    garbage.write_bytes(b"not a seal")
+    refused = runner.invoke(args=["ca", "show-seal", str(garbage)])
+    assert refused.exit_code != 0 and "无法解析电子印章" in refused.output
