@@ -31,6 +31,9 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# the chaos run's deals are confirmed by the platform's and the bank's signatures only, as in the chaos test
+# (tests/conftest.py); its processes inherit this
+os.environ.setdefault("CUNGUAN_PARTY_SIGNING", "0")
 
 from tests.e2e.chaos_support import ChaosPlan, ChaosReport, ChaosStack, check_outcome, make_app, run_chaos  # noqa: E402
 from tests.factories import provision_key_folders  # noqa: E402

@@ -33,6 +33,8 @@ from sqlalchemy import create_engine, insert, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# the deals come from the tests' intake form, which has no phones: no party signing, as in the tests
+os.environ.setdefault("CUNGUAN_PARTY_SIGNING", "0")
 
 from app import create_app  # noqa: E402
 from app.db.base import Base  # noqa: E402
