@@ -7,10 +7,16 @@ state change and its posting are committed together: what the services use) and,
 (both totals moved, the CHECK constraints refusing an overdraft, the primary key refusing a repeated id; no
 hot-account buffer, no result codes), one transaction per posting through the same driver and pool.
 
+Every case starts from fresh tables holding `--history` earlier transfers spread over `--accounts` earlier
+accounts (one statement each, so 1,000,000 take seconds), the modes of one case one after the other (so that
+the ratio compares runs under the same load).
+
 Run: .venv/bin/python bench/ledger.py [--writers 32] [--seconds 5] [--modes plain-sql,direct,batched]
-     [--databases sqlite,postgresql] [--json out.json]
+     [--databases sqlite,postgresql] [--history 50000] [--accounts 2] [--cpu 1000] [--json out.json]
      (PostgreSQL from CUNGUAN_BENCH_POSTGRES_URL, default the local server; a fresh schema is used and dropped)
-Prints a table and the ratio direct/plain-sql; writes JSON; never part of `make test`.
+Prints a table and the ratio direct/plain-sql; writes JSON; never part of `make test`. With `--cpu N`, one
+writer posts N times per mode and case instead (best of 3): the CPU of this process and of the PostgreSQL
+backends per posting, what bounds the rate when the writers share one GIL and two cores with the server.
 """
 
 from __future__ import annotations
@@ -24,14 +30,16 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import BigInteger, String, cast, create_engine, event, func, insert, literal, select, text, update
 
 import app.db.models  # noqa: F401 - every table (the ledger's accounts refer to deals)
-from app.db.base import Base, utcnow
+from app.db.base import Base, UTCDateTime, utcnow
 from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.session import Database
 from app.domain.ledger import AccountSpec, TransferSpec
@@ -71,17 +79,16 @@ def _source(index: int) -> AccountSpec:
     return AccountSpec(f"bank_clearing:bench:{index}", "asset", "清算户", credits_must_not_exceed_debits=True)
 
 
-def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -> dict[str, float]:
+def prepare_accounts(db: Database, writers: int) -> None:
     with db.uow() as uow:
         repo = LedgerRepository(uow.session)
         for spec in [HOT] + [_custody(i) for i in range(writers)] + [_source(i) for i in range(writers)]:
             repo.ensure_account(spec)
         uow.commit()
-    latencies: list[list[float]] = [[] for _ in range(writers)]
-    errors: list[str] = []
-    deadline = time.monotonic() + seconds
-    case = "hot" if hot else "ordinary"
-    batcher = LedgerBatcher(db, committers=COMMITTERS) if mode == "batched" else None
+
+
+def poster(db: Database, mode: str, batcher: LedgerBatcher | None) -> Callable[[TransferSpec], None]:
+    """How a writer posts one transfer in this mode (each posting is its own transaction)."""
 
     def post_direct(spec: TransferSpec) -> None:
         with db.uow() as uow:
@@ -99,14 +106,28 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -
             parameters = {"debit": spec.debit_code, "credit": spec.credit_code, "amount": spec.amount_fen}
             connection.execute(PLAIN_CALL, {"id": spec.id, "code": spec.code, "at": utcnow(), **parameters})
 
-    post = {"batched": post_batched, "direct": post_direct, "plain-sql": post_plain}[mode]
+    return {"batched": post_batched, "direct": post_direct, "plain-sql": post_plain}[mode]
+
+
+def _spec(mode: str, hot: bool, index: int, count: int) -> TransferSpec:
+    debit = HOT.code if hot else _source(index).code
+    case = "hot" if hot else "ordinary"
+    return TransferSpec(f"{mode}:{case}:{index}:{count}", debit, _custody(index).code, 100, "arrival")
+
+
+def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -> dict[str, float]:
+    prepare_accounts(db, writers)
+    latencies: list[list[float]] = [[] for _ in range(writers)]
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+    batcher = LedgerBatcher(db, committers=COMMITTERS) if mode == "batched" else None
+    post = poster(db, mode, batcher)
 
     def writer(index: int) -> None:
-        debit = HOT.code if hot else _source(index).code
         count = 0
         while time.monotonic() < deadline:
             count += 1
-            spec = TransferSpec(f"{mode}:{case}:{index}:{count}", debit, _custody(index).code, 100, "arrival")
+            spec = _spec(mode, hot, index, count)
             start = time.perf_counter()
             try:
                 post(spec)
@@ -125,7 +146,7 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -
     if batcher is not None:
         batcher.close()
     if errors:
-        print(f"{mode}/{case}: {len(errors)} errors, first: {errors[0]}", file=sys.stderr)
+        print(f"{mode}/{'hot' if hot else 'ordinary'}: {len(errors)} errors, first: {errors[0]}", file=sys.stderr)
     flat = sorted(value for per in latencies for value in per)
     return {
         "postings": len(flat),
@@ -136,67 +157,125 @@ def run_case(db: Database, writers: int, seconds: float, hot: bool, mode: str) -
     }
 
 
-HISTORY = 50_000
+def cpu_case(db: Database, count: int, hot: bool, mode: str) -> dict[str, float]:
+    """One writer, `count` postings, best of 3: CPU milliseconds per posting of this process (the batched
+    mode's committer thread included) and of the PostgreSQL backends it used (0 on SQLite)."""
+    prepare_accounts(db, 1)
+    batcher = LedgerBatcher(db, committers=COMMITTERS) if mode == "batched" else None
+    post = poster(db, mode, batcher)
+    post(_spec(mode, hot, 0, 0))  # the first posting connects and, on PostgreSQL, plans
+    best = {"cpu_ms": float("inf"), "server_ms": float("inf")}
+    for attempt in range(3):
+        backends: dict[int, float] = {}  # backend pid -> its CPU seconds when first seen
+
+        def seen(dbapi_connection: Any, *_args: object, backends: dict[int, float] = backends) -> None:
+            pid = dbapi_connection.info.backend_pid
+            backends.setdefault(pid, _backend_cpu(pid))
+
+        if db.engine.dialect.name == "postgresql":
+            event.listen(db.engine, "checkout", seen)
+        cpu = time.process_time()
+        for number in range(1 + attempt * count, 1 + (attempt + 1) * count):
+            post(_spec(mode, hot, 0, number))
+        cpu = time.process_time() - cpu
+        if db.engine.dialect.name == "postgresql":
+            event.remove(db.engine, "checkout", seen)
+        server = sum(_backend_cpu(pid) - start for pid, start in backends.items())
+        best = {
+            "cpu_ms": min(best["cpu_ms"], cpu * 1000 / count),
+            "server_ms": min(best["server_ms"], server * 1000 / count),
+        }
+    if batcher is not None:
+        batcher.close()
+    return {"postings": 1 + 3 * count, "errors": 0, **best}
 
 
-def seed_history(db: Database) -> None:
-    """A running ledger is never empty: HISTORY earlier transfers between two accounts, then ANALYZE, so
-    that PostgreSQL plans (and caches plans for) lookups on a table of realistic size."""
-    a = AccountSpec("history:bank", "asset", "历史清算", credits_must_not_exceed_debits=True)
-    b = AccountSpec("history:custody", "liability", "历史存管", debits_must_not_exceed_credits=True)
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds a PostgreSQL backend on this machine has used (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def seed_history(db: Database, transfers: int, accounts: int) -> None:
+    """A running ledger is never empty: `transfers` earlier transfers, each between one of `accounts` // 2
+    pairs of earlier accounts (a bank's and a custody account), the accounts' totals their sums, then
+    ANALYZE, so that PostgreSQL plans (and caches plans for) lookups on tables of realistic size. Each table is
+    filled by one INSERT ... SELECT over a recursive series (PostgreSQL and SQLite alike)."""
+    pairs = max(1, accounts // 2)
+    accounts_table, transfers_table = LedgerAccount.__table__, LedgerTransfer.__table__
+    now = literal(utcnow(), UTCDateTime())
+
+    def series(last: int) -> Any:
+        numbers = select(literal(0).label("n")).cte("series", recursive=True)
+        return numbers.union_all(select(numbers.c.n + 1).where(numbers.c.n < last - 1))
+
     with db.uow() as uow:
-        repo = LedgerRepository(uow.session)
-        a_id, b_id = repo.ensure_account(a).id, repo.ensure_account(b).id
-        now = utcnow()
-        rows = [
-            {
-                "id": f"history:{n}",
-                "debit_account_id": a_id,
-                "credit_account_id": b_id,
-                "amount_fen": 100,
-                "code": "arrival",
-                "kind": "single",
-                "created_at": now,
-            }
-            for n in range(HISTORY)
-        ]
-        uow.session.execute(insert(LedgerTransfer.__table__), rows)
-        uow.session.execute(
-            update(LedgerAccount.__table__).where(LedgerAccount.id == a_id).values(debits_posted=100 * HISTORY)
-        )
-        uow.session.execute(
-            update(LedgerAccount.__table__).where(LedgerAccount.id == b_id).values(credits_posted=100 * HISTORY)
-        )
+        session = uow.session
+        for side, kind, bank in (("bank", "asset", True), ("custody", "liability", False)):
+            numbers = series(pairs)
+            columns = ["code", "type", "name", "debits_must_not_exceed_credits", "credits_must_not_exceed_debits"]
+            columns += ["hot", "debits_posted", "credits_posted", "debits_pending", "credits_pending", "created_at"]
+            code = literal(f"history:{side}:") + cast(numbers.c.n, String)
+            zero = literal(0, BigInteger())
+            rows = select(code, literal(kind), code, literal(not bank), literal(bank), literal(False), zero, zero)
+            session.execute(insert(accounts_table).from_select(columns, rows.add_columns(zero, zero, now)))
+        if transfers:
+            numbers = series(transfers)
+            debit, credit = accounts_table.alias("debit"), accounts_table.alias("credit")
+            rows = select(
+                literal("history:") + cast(numbers.c.n, String),
+                debit.c.id,
+                credit.c.id,
+                literal(100, BigInteger()),
+                literal("arrival"),
+                literal("single"),
+                now,
+            ).where(
+                debit.c.code == literal("history:bank:") + cast(numbers.c.n % pairs, String),
+                credit.c.code == literal("history:custody:") + cast(numbers.c.n % pairs, String),
+            )
+            columns = ["id", "debit_account_id", "credit_account_id", "amount_fen", "code", "kind", "created_at"]
+            session.execute(insert(transfers_table).from_select(columns, rows))
+            for total, side in (("debits_posted", "debit_account_id"), ("credits_posted", "credit_account_id")):
+                moved = (
+                    select(func.coalesce(func.sum(transfers_table.c.amount_fen), 0))
+                    .where(transfers_table.c[side] == accounts_table.c.id)
+                    .scalar_subquery()
+                )
+                session.execute(
+                    update(accounts_table).where(accounts_table.c.code.like("history:%")).values({total: moved})
+                )
         uow.commit()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.exec_driver_sql("ANALYZE")
 
 
-def bench_database(name: str, url: str, writers: int, seconds: float, modes: list[str]) -> list[dict[str, object]]:
-    """Each case starts from fresh tables holding the same history, so that no case runs against another's
-    leftovers."""
+def bench_database(name: str, url: str, args: argparse.Namespace, modes: list[str]) -> list[dict[str, object]]:
+    """Each run starts from fresh tables holding the same history, so that no run sees another's leftovers;
+    the modes of a case run one after the other."""
+    writers = 1 if args.cpu else args.writers
     db = Database(url, **({} if url.startswith("sqlite") else {"pool_size": writers + 4, "max_overflow": 0}))
     rows = []
-    for mode in modes:
-        if mode == "plain-sql" and name != "postgresql":
-            continue
-        for hot in (False, True):
+    for hot in (False, True):
+        for mode in modes:
+            if mode == "plain-sql" and name != "postgresql":
+                continue
             Base.metadata.drop_all(db.engine)
             Base.metadata.create_all(db.engine)
             if mode == "plain-sql":
                 with db.engine.begin() as connection:
                     connection.exec_driver_sql(PLAIN_SQL)
-            seed_history(db)
-            result = run_case(db, writers, seconds, hot, mode)
+            seed_history(db, args.history, args.accounts)
+            run = cpu_case(db, args.cpu, hot, mode) if args.cpu else run_case(db, writers, args.seconds, hot, mode)
             with db.uow() as uow:
                 LedgerRepository(uow.session).fold_hot()
                 uow.commit()
             with db.uow() as uow:
                 report = check_ledger(uow.session)
             assert report.ok, report.problems
-            assert report.transfers_checked == HISTORY + result["postings"], (report.transfers_checked, result)
+            assert report.transfers_checked == args.history + run["postings"], (report.transfers_checked, run)
             case = "hot" if hot else "ordinary"
-            rows.append({"database": name, "mode": mode, "case": case, "writers": writers, **result})
+            rows.append({"database": name, "mode": mode, "case": case, "writers": writers, **run})
     db.dispose()
     return rows
 
@@ -209,6 +288,9 @@ def main() -> None:
         "--modes", default="plain-sql,direct,batched", help="comma-separated: plain-sql (PostgreSQL), direct, batched"
     )
     parser.add_argument("--databases", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--history", type=int, default=50_000, help="earlier transfers in the ledger")
+    parser.add_argument("--accounts", type=int, default=2, help="earlier accounts (pairs the history is spread over)")
+    parser.add_argument("--cpu", type=int, default=0, help="N: CPU per posting, one writer, N postings, best of 3")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     modes = args.modes.split(",")
@@ -216,22 +298,22 @@ def main() -> None:
     rows = []
     if "sqlite" in databases:
         with tempfile.TemporaryDirectory() as folder:
-            rows += bench_database("sqlite", f"sqlite:///{folder}/bench.db", args.writers, args.seconds, modes)
+            rows += bench_database("sqlite", f"sqlite:///{folder}/bench.db", args, modes)
     if "postgresql" in databases:
-        rows += bench_postgresql(args.writers, args.seconds, modes)
-    print_table(rows)
+        rows += bench_postgresql(args, modes)
+    (print_cpu_table if args.cpu else print_table)(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
 
-def bench_postgresql(writers: int, seconds: float, modes: list[str]) -> list[dict[str, object]]:
+def bench_postgresql(args: argparse.Namespace, modes: list[str]) -> list[dict[str, object]]:
     base = os.environ.get("CUNGUAN_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     try:
-        return bench_database("postgresql", f"{base}?options=-csearch_path%3D{schema}", writers, seconds, modes)
+        return bench_database("postgresql", f"{base}?options=-csearch_path%3D{schema}", args, modes)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -254,6 +336,14 @@ def print_table(rows: list[dict[str, object]]) -> None:
         if ("postgresql", "direct", case) in rate and ("postgresql", "plain-sql", case) in rate:
             ratio = rate["postgresql", "direct", case] / max(rate["postgresql", "plain-sql", case], 1e-9)
             print(f"postgresql {case}: direct/plain-sql = {ratio:.2f}")
+
+
+def print_cpu_table(rows: list[dict[str, object]]) -> None:
+    print(f"{'database':<11} {'mode':<10} {'case':<9} {'client CPU ms':>14} {'server CPU ms':>14} {'sum':>7}")
+    for row in rows:
+        cpu, server = float(row["cpu_ms"]), float(row["server_ms"])  # type: ignore[arg-type]
+        what = f"{row['database']:<11} {row['mode']:<10} {row['case']:<9}"
+        print(f"{what} {cpu:>14.3f} {server:>14.3f} {cpu + server:>7.3f}")
 
 
 if __name__ == "__main__":
