@@ -79,7 +79,8 @@ def open_requests(rt: Runtime, session: Session, deal: Deal) -> list[str]:
     missing = "、".join(party.label for party in parties if not party.phone)
     if missing:  # a deal made before the form required the phones: it cannot be edited, only made again
         raise ValidationError(
-            f"在线签署需要{missing}的手机号，本存管单新建时未登记。请取消本存管单，再新建一单并填写{missing}的手机号",
+            f"在线签署需要{missing}的手机号，本存管单新建时未登记。"
+            f"请由运营取消本存管单（取消存管单），再新建一单并填写{missing}的手机号",
             code="SIGNING_PHONE_MISSING",
         )
     tokens = []

@@ -229,12 +229,20 @@ def test_an_old_deal_without_a_phone_is_refused_at_confirm_with_the_way_forward(
     agent = login("agent")
     page = agent.get(f"/deals/{deal_id}").text
     answer = agent.post(f"/deals/{deal_id}/confirm", data={"csrf_token": csrf_token(page)}, follow_redirects=True)
-    assert "在线签署需要卖方的手机号" in answer.text and "请取消本存管单，再新建一单并填写卖方的手机号" in answer.text
+    assert "在线签署需要卖方的手机号" in answer.text
+    assert "请由运营取消本存管单（取消存管单），再新建一单并填写卖方的手机号" in answer.text
     deal = load_deal(rt, deal_id)
     assert deal.state == "created" and deal.agreement is None
     with rt.db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(SigningRequest)) == 0
     assert _outbox(rt, BUYER_PHONE) == [], "no link went out"
+    ops = login("ops")  # the way forward: ops cancel it, the agent makes it again with the phones
+    page = ops.get(f"/deals/{deal_id}").text
+    ops.post(f"/deals/{deal_id}/actions/cancel", data={"csrf_token": csrf_token(page), "reason": "补登手机号"})
+    assert load_deal(rt, deal_id).state == "cancelled"
+    again = deals.create_deal(rt, who, "110000", "resale_escrow", FORM)
+    deals.confirm_agreement(rt, who, again)
+    assert load_deal(rt, again).state == "awaiting_account" and len(_outbox(rt, SELLER_PHONE)) == 1
 
 
 def test_a_party_without_a_phone_field_does_not_sign_on_a_phone(rt: Runtime, users: dict) -> None:
