@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, event, insert, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.chain import content_of
 from app.audit.checkpoints import read_checkpoints
 from app.audit.mac_key import mac_key
 from app.db.audit_models import AuditEntry
+from app.db.write_batch import write
 from app.domain.audit import (
     ChainBreak,
     EntryContent,
@@ -39,6 +40,7 @@ from app.domain.audit import (
 )
 from app.platform.runtime import Runtime
 
+AUDIT_LOG = AuditEntry.__table__
 PENDING = "cunguan.audit.pending"
 WRITTEN = "cunguan.audit.written"  # the writer whose counters this transaction used, until it commits
 
@@ -132,26 +134,30 @@ def _write(session: Session, pending: list[_Pending]) -> None:
     writer = _writers.of(session)
     name, first = writer.take(len(pending))
     session.info[WRITTEN] = writer
+    rows = []
     for number, item in enumerate(pending):
         detail = item.detail or {}
         content = EntryContent(
             0, item.at, item.actor, item.action, item.subject, item.before, item.after, detail, name, first + number
         )
-        session.add(
-            AuditEntry(
-                at=content.at,
-                actor=content.actor,
-                action=content.action,
-                subject=content.subject,
-                before=content.before,
-                after=content.after,
-                detail=content.detail,
-                writer=name,
-                writer_seq=content.writer_seq,
-                tail_mac=tail_mac(key, content),
-            )
+        rows.append(
+            {
+                "at": content.at,
+                "actor": content.actor,
+                "action": content.action,
+                "subject": content.subject,
+                "before": content.before,
+                "after": content.after,
+                "detail": content.detail,
+                "writer": name,
+                "writer_seq": content.writer_seq,
+                "tail_mac": tail_mac(key, content),
+            }
         )
-    session.flush()
+    if len(rows) == 1:  # with the commit's other plain writes (`write_batch`)
+        write(session, insert(AUDIT_LOG).values(**rows[0]))
+    else:  # one executemany (a multi-row VALUES would be compiled anew each time)
+        session.execute(insert(AUDIT_LOG), rows)
 
 
 @event.listens_for(Session, "after_commit")

@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.bank_inbox.alerts import CallbackRefused, add_alert
 from app.bank_inbox.handlers import HANDLERS
 from app.bank_inbox.store import DUE, FAILED_PREFIX, INBOX, INBOX_PARTITIONS, MARK_PROCESSED, mark_processed
+from app.db.write_batch import batching
 from app.ledger.engine import ConcurrentPosting
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
@@ -52,11 +53,11 @@ def process_inbox(rt: Runtime, batch_size: int = INBOX_BATCH_SIZE) -> InboxBatch
     with rt.db.uow() as uow:
         partition, rows = _claim(uow.session, batch_size, _partitions_in_turn())
         try:
-            outcomes = [_apply_row(rt, uow.session, row) for row in rows]
-            uow.session.flush()  # the handlers' ORM changes first, then every row marked in one statement
-            if outcomes:
-                uow.session.execute(MARK_PROCESSED, outcomes)
-            uow.commit()
+            with batching(uow.session):  # PostgreSQL: each row's timeline and origin in one statement
+                outcomes = [_apply_row(rt, uow.session, row) for row in rows]
+                if outcomes:  # every row marked in one statement
+                    uow.session.execute(MARK_PROCESSED, outcomes)
+                uow.commit()
             return InboxBatch(len(rows), 0, interrupted=False)
         except Exception:  # the careful pass below finds, marks and logs the failing row
             uow.session.rollback()

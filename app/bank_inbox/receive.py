@@ -37,6 +37,7 @@ from app.bank_inbox.store import (
 )
 from app.banks.protocol import ReplayedNonce
 from app.db.contention import DATABASE_ERRORS, is_contention
+from app.db.write_batch import batching
 from app.platform.errors import Busy, ValidationError
 from app.platform.runtime import Runtime
 
@@ -198,9 +199,10 @@ def _receive_once(
             uow.commit()
             return "DUPLICATE"
         try:
-            outcome = HANDLERS[body["type"]](rt, session, bank_code, body)
-            mark_processed(session, stored.inbox_id, outcome, rt.clock())
-            uow.commit()
+            with batching(session):  # PostgreSQL: timeline, origin, mark and audit entry in one statement
+                outcome = HANDLERS[body["type"]](rt, session, bank_code, body)
+                mark_processed(session, stored.inbox_id, outcome, rt.clock())
+                uow.commit()
         except Exception as error:
             session.rollback()
             if is_contention(error):  # nothing kept: `receive` tries again with the same nonce

@@ -20,6 +20,7 @@ from app.db.base import UTCDateTime
 from app.db.models import BankNotification, SeenNonce
 from app.db.pii import EncryptedText
 from app.db.upsert import insert_if_absent
+from app.db.write_batch import write
 from app.platform.errors import ConfigError
 from app.platform.runtime import Runtime
 
@@ -179,8 +180,9 @@ def store_values(
 
 
 def mark_processed(session: Session, inbox_id: int, outcome: str, at: datetime) -> None:
-    session.flush()  # the handler's ORM changes go first, as they did when the row was an ORM object
-    session.execute(MARK_PROCESSED, {"inbox_id": inbox_id, "outcome": outcome, "processed_at": at})
+    """The row marked processed in the transaction that processed it (with its other plain writes inline:
+    `write_batch`)."""
+    write(session, update(INBOX).where(INBOX.c.id == inbox_id).values(processed_at=at, outcome=outcome))
 
 
 # A resend: a row whose processing failed is due again; returns processed_at (waits for a processor that

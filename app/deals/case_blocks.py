@@ -116,7 +116,9 @@ def case_context(
 
 
 def _save_facts(deal: Deal, case: dict[str, Any]) -> None:
-    deal.facts = {name: value for name, value in case.items() if name not in COMPUTED}  # a new dict: JSON change
+    facts = {name: value for name, value in case.items() if name not in COMPUTED}
+    if facts != deal.facts:  # a new dict: a JSON change; the same facts leave the deal clean (no flush)
+        deal.facts = facts
 
 
 def _orders(ctx: DealContext, instruction: blocks.Instruction, left: dict[str, int]) -> list[PayoutOrder]:

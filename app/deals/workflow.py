@@ -7,14 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.audit import log as audit
 from app.db.models import Deal, DealEvent
+from app.db.write_batch import write
 from app.platform.errors import TransitionNotAllowed
 from app.platform.runtime import Runtime
 from app.state_machine.definition import Transition
 from app.state_machine.engine import Engine, Fired
+
+DEAL_EVENTS = DealEvent.__table__
 
 
 @dataclass
@@ -35,9 +39,15 @@ def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> 
     ctx.event = event
     fired = Engine(definition, ctx.rt.registry).fire(ctx.deal, event, ctx)
     row = transition_row(ctx.deal.id, fired.transition, ctx.actor, detail, ctx.rt.clock())
-    ctx.session.add(DealEvent(**row))
-    _audit(ctx, row)
+    _record(ctx, row)
     return fired
+
+
+def _record(ctx: DealContext, row: dict[str, Any]) -> None:
+    """The timeline row (a plain insert nothing reads back: it may wait for the next statement,
+    `write_batch`) and its audit entry."""
+    write(ctx.session, insert(DEAL_EVENTS).values(**row))
+    _audit(ctx, row)
 
 
 def _audit(ctx: DealContext, row: dict[str, Any]) -> None:
@@ -104,5 +114,4 @@ def note(ctx: DealContext, event: str, detail: dict[str, Any]) -> None:
     """A timeline entry that does not move the deal (its state before and after is the current one)."""
     state = ctx.deal.state
     row = timeline_row(ctx.deal.id, event, state, state, ctx.actor, detail, ctx.rt.clock())
-    ctx.session.add(DealEvent(**row))
-    _audit(ctx, row)
+    _record(ctx, row)

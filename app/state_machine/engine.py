@@ -60,7 +60,8 @@ class Engine:
     def fire(self, subject: Subject, event: str, context: Any) -> Fired:
         transition = self.select(subject.state, event, context)
         source = subject.state
-        subject.state = transition.target
+        if transition.target != source:  # a loop leaves the subject untouched (an ORM object stays clean)
+            subject.state = transition.target
         for action in transition.actions:
             self.registry.actions[action](context)
         return Fired(event, source, transition.target, transition)
