@@ -19,6 +19,7 @@ from tests.conftest import DATABASES, PASSWORD
 from tests.factories import actor, arrive, confirmed_deal, load_deal, open_account, patch_city
 from tests.integration.test_products_in_services import RENT_FORM
 from tests.web.test_page_labels import assert_readable, internal_codes
+from tests.web.test_party_signing import BUYER, BUYER_PHONE, _confirmed, _last_code, _token
 
 # One database: PostgreSQL where configured (CI). Pages read through the services every web test runs on both
 # databases; what the walk adds - layout, codes on screen, accessibility - does not depend on the database.
@@ -143,4 +144,23 @@ def test_every_roles_pages_fit_both_widths_show_no_codes_and_pass_axe(
         artifact("walk-finance-suspense-return-confirm-1280.png"),
     )
     inaccessible += _check(page, codes, "finance suspense return confirmation", *shots)
+    inaccessible += _party_signing_pages(page, base_url, rt, codes, artifact)
     assert not inaccessible, "axe-core (serious, critical):\n" + "\n".join(inaccessible)
+
+
+def _party_signing_pages(
+    page: Page, base_url: str, rt: Runtime, codes: set[str], artifact: Callable[[str], Path]
+) -> list[str]:
+    """A party's signing page (no login: the link from the SMS) before the real-name check and after it."""
+    _confirmed(rt)  # party signing on, both parties with phones
+    _log_in(page, base_url, None)
+    page.goto(f"{base_url}/sign/{_token(rt, BUYER_PHONE)}")
+    found = _check(page, codes, "party /sign/<token>", artifact("walk-sign-390.png"), artifact("walk-sign-1280.png"))
+    page.click('button:has-text("获取验证码")')
+    page.fill('input[name="name"]', BUYER[0])
+    page.fill('input[name="id_number"]', BUYER[1])
+    page.fill('input[name="code"]', _last_code(rt, BUYER_PHONE))
+    page.click('button:has-text("核验身份")')
+    page.wait_for_selector("#sign")
+    shots = (artifact("walk-sign-checked-390.png"), artifact("walk-sign-checked-1280.png"))
+    return found + _check(page, codes, "party /sign/<token> after the check", *shots)
