@@ -35,6 +35,7 @@ from app.evidence.archive import write_archive
 from app.evidence.verify import verify_pack
 from app.pdf.sign import sign_pdf
 from app.pdf.timestamps import add_signature_timestamp
+from app.pdf.verify import verify_pdf_signatures
 from app.pki.certificates import Usage
 from app.pki.names import person_subject
 from app.pki.store import crl_path, issue_and_record, root_certificate_path
@@ -260,6 +261,19 @@ def _backdated(_digest: bytes, current: bytes) -> bytes:
     return current.replace(gen_time, earlier, 1)
 
 
+def _amount_rect(pdf: bytes) -> tuple[float, float, float, float]:
+    """Where page 1 prints the custody amount (¥1,234,567.89): what an overlay would hide."""
+    found: list[tuple[float, float]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], _font: object, _size: float) -> None:
+        if text.strip() == "¥1,234,567.89":
+            found.append((tm[4] * cm[0] + tm[5] * cm[2] + cm[4], tm[4] * cm[1] + tm[5] * cm[3] + cm[5]))
+
+    PdfReader(BytesIO(pdf), strict=False).pages[0].extract_text(visitor_text=visit)
+    ((x, y),) = found
+    return x - 4, y - 10, x + 236, y + 30
+
+
 def _swap_pages(writer: Any) -> None:
     kids = writer._root_object["/Pages"]["/Kids"]
     assert len(kids) >= 2, "the agreement has more than one page"
@@ -326,20 +340,10 @@ def verdicts(signed: Signed) -> dict[str, Verdict]:
     """The CLI's verdict on the final file and on each tampered copy. The processes run side by side: each pays
     the interpreter's and the app's start-up (about a second of CPU), the checks themselves are quick."""
     final = signed.final.read_bytes()
-    first = json.loads(
-        subprocess.run(
-            _verify_command(signed.final, signed.root),
-            capture_output=True,
-            cwd=ROOT,
-            env=_offline_env(signed.folder),
-            check=False,
-            timeout=120,
-        ).stdout
-    )
-    buyer_serial = next(s for s in first["signatures"] if s["signer_subject"] == BUYER[0])["certificate_serial"]
+    (buyer_serial,) = [r.certificate_serial for r in verify_pdf_signatures(final) if r.signer_subject == BUYER[0]]
     copies = {
-        "overlay": _incremental(final, _over_the_amount("signature_widget")),
-        "annotation": _incremental(final, _over_the_amount("freetext")),
+        "overlay": _incremental(final, _over_the_amount("signature_widget", _amount_rect(final))),
+        "annotation": _incremental(final, _over_the_amount("freetext", _amount_rect(final))),
         "page_swap": _incremental(final, _swap_pages),
         "untrusted_timestamp": _with_token(final, "PartyPayer", _untrusted_token(signed.folder)),
         "backdated_timestamp": _with_token(final, "PartyPayer", _backdated),
@@ -363,7 +367,21 @@ def verdicts(signed: Signed) -> dict[str, Verdict]:
     return found
 
 
-def test_the_cli_names_every_signer_its_chain_its_trusted_time_and_unchanged(verdicts: dict[str, Verdict]) -> None:
+def _signer_subject(pdf: bytes, field: str) -> dict[str, str]:
+    """The subject of the certificate that signed `field`, as the signature carries it."""
+    start, end = _signature_field(pdf, field)
+    signed_data = cms.ContentInfo.load(bytes.fromhex(pdf[start + 1 : end - 1].decode()))["content"]
+    subjects = [dict(choice.chosen.subject.native) for choice in signed_data["certificates"]]
+    return next(subject for subject in subjects if subject["common_name"] != CA_ROOT)
+
+
+def test_the_cli_names_every_signer_its_chain_its_trusted_time_and_unchanged(
+    signed: Signed, verdicts: dict[str, Verdict]
+) -> None:
+    final = signed.final.read_bytes()
+    buyer = {"common_name": BUYER[0], "serial_number": "110***********002X", "country_name": "CN"}
+    assert _signer_subject(final, "PartyPayer") == buyer, "the name and the masked ID number, as the certificate has"
+    assert _signer_subject(final, "PartyPayee")["serial_number"] == "110***********0053"
     verdict = verdicts["final"]
     assert verdict.exit_code == 0, verdict.said
     assert verdict.result["valid"] is True and "文件自每个签章签署后未被修改" in verdict.result["verdict"]

@@ -106,15 +106,18 @@ def _appearance(writer: PdfWriter, text: bytes) -> DecodedStreamObject:
     return writer._add_object(stream)
 
 
-def _over_the_amount(kind: str) -> Callable[[PdfWriter], None]:
-    """An annotation on page 1 that shows another amount: a FreeText note, a signature widget with an
-    appearance (what the finding describes: it passed as 'a later signature'), or a text field's widget."""
+def _over_the_amount(
+    kind: str, rect: tuple[float, float, float, float] = (70, 690, 310, 730)
+) -> Callable[[PdfWriter], None]:
+    """An annotation on page 1 (at `rect`, where the amount is) that shows another amount: a FreeText note, a
+    signature widget with an appearance (what the finding describes: it passed as 'a later signature'), or a text
+    field's widget."""
 
     def change(writer: PdfWriter) -> None:
         annotation = DictionaryObject(
             {
                 NameObject("/Type"): NameObject("/Annot"),
-                NameObject("/Rect"): ArrayObject([FloatObject(value) for value in (70, 690, 310, 730)]),
+                NameObject("/Rect"): ArrayObject([FloatObject(value) for value in rect]),
                 NameObject("/P"): writer.pages[0].indirect_reference,
                 NameObject("/AP"): DictionaryObject({NameObject("/N"): _appearance(writer, b"Amount: 9000 yuan")}),
             }
