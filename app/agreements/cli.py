@@ -57,7 +57,7 @@ def _verdict(reports: list[PdfSignatureReport]) -> str:
 )
 def agreement_verify(file: Path, require_timestamp: bool, root_file: Path | None, crl_files: tuple[Path, ...]) -> None:
     """验证协议 PDF 中的每个签章，以 JSON 输出签署方、时间、可信时间（时间戳服务、时间）、摘要、签名、覆盖范围，
-    以及签署后文件是否被修改（unchanged）；全部有效时退出码为 0。
+    签署后文件是否被修改（unchanged）以及机构签章携带的电子印章（GB/T 38540）；全部有效时退出码为 0。
 
     Print, as JSON, every signature in FILE: signer, time, trusted time, digest, signature, coverage, whether the
     file is unchanged since; a verdict. Exit 0 only if all valid."""
@@ -87,6 +87,9 @@ def agreement_verify(file: Path, require_timestamp: bool, root_file: Path | None
         if report.signed:
             chain = f"，证书链 {' → '.join(report.certificate_chain)}" if report.certificate_chain else ""
             who = f"签章 {number}（{report.signer_subject or '—'}{chain}）"
-            click.echo(f"{who}：{_trusted_time(report)}；{report.unchanged_text}", err=True)
+            seal = report.seal.summary() if report.seal else report.seal_note
+            click.echo(
+                f"{who}：{_trusted_time(report)}；{report.unchanged_text}{f'；{seal}' if seal else ''}", err=True
+            )
     click.echo(verdict, err=True)
     sys.exit(0 if valid else 1)

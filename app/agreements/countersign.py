@@ -105,7 +105,11 @@ def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
         signature = _with_tsa(add_signature_timestamp, signature, timestamper)
     signed = prepared.embed(signature)
     if not bank_has_signed(rt, bank_code, signed):
-        raise Retry(f"银行 {bank_code} 的签章无法用其证书验证", details={"deal_id": deal_id, "bank": bank_code})
+        problems = [error for report in verify_pdf_signatures(signed) for error in report.errors]
+        raise Retry(
+            f"银行 {bank_code} 的签章无法用其证书验证，或其电子印章无效",
+            details={"deal_id": deal_id, "bank": bank_code, "problems": problems},
+        )
     if timestamper is not None:  # the last update: validation data and a document timestamp over the whole file
         extension = validation_data_extension(*validation_material(rt))
         signed = _with_tsa(lambda pdf, stamper: timestamp_document(pdf, stamper, extension), signed, timestamper)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from asn1crypto import cms, x509
 
@@ -19,6 +20,7 @@ from app.seals.structures import SES_SEAL_ATTRIBUTE
 # Organisations' signatures made from this moment on (trusted time, else the stated signing time) must carry a
 # seal; earlier ones - files signed before seals existed - verify as before, with the note NO_SEAL_NOTE.
 SEALS_REQUIRED_FROM = datetime(2026, 12, 5, tzinfo=UTC)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 NO_SEAL_NOTE = "无电子印章（签署早于电子印章启用日 2026-12-05，按原规则验证）"
 
 
@@ -37,6 +39,16 @@ class SealReport:
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    def summary(self) -> str:
+        """One Chinese phrase: the seal, its validity (dates in Beijing time), its maker and the verdict."""
+        if self.name is None:
+            return "；".join(self.errors)
+        start, end = (
+            moment.astimezone(SHANGHAI).date() if moment else "—" for moment in (self.valid_start, self.valid_end)
+        )
+        verdict = "有效" if self.valid else "无效：" + "；".join(self.errors)
+        return f"电子印章“{self.name}”（印章标识 {self.es_id}，{start} 至 {end}，制章者 {self.maker}）{verdict}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

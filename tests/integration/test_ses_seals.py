@@ -5,10 +5,13 @@ another bank is refused, and `flask ca show-seal` / `issue-seal` / `agreement ve
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.agreements.countersign import COUNTERSIGN_JOB, bank_has_signed
@@ -21,6 +24,7 @@ from app.queue.worker import run_one
 from app.seals.issue import bank_seal_path, platform_seal_path
 from app.seals.seal import read_seal
 from app.tools.banksim.keys import PLATFORM_ROOT
+from tests.conftest import csrf_token
 from tests.factories import bank_signing_key, confirmed_deal, load_deal, simulated_banks_folder
 from tests.integration.simulator_support import bank_over_http
 
@@ -38,7 +42,7 @@ def _countersigned(rt: Runtime, keys_dir: Path, tmp_path: Path) -> bytes:
 
 @pytest.mark.usefixtures("users")
 def test_the_final_agreement_carries_the_platforms_and_the_banks_seals(
-    app: Flask, rt: Runtime, keys_dir: Path, tmp_path: Path
+    app: Flask, rt: Runtime, keys_dir: Path, tmp_path: Path, login: Callable[[str], FlaskClient]
 ) -> None:
     pdf = _countersigned(rt, keys_dir, tmp_path)
     platform, bank = verify_agreement_pdf(rt, pdf)
@@ -57,6 +61,15 @@ def test_the_final_agreement_carries_the_platforms_and_the_banks_seals(
     assert [seal["verdict"] for seal in seals] == ["电子印章有效", "电子印章有效"]
     assert seals[1]["name"] == "中国光大银行（模拟）" and seals[1]["type"] == "单位印章"
     assert seals[1]["issuer"] == "存管平台根证书" and seals[1]["valid_from"] and seals[1]["valid_until"]
+    assert f"电子印章“中国光大银行（模拟）”（印章标识 {bank.seal.es_id}，" in result.stderr
+    assert "制章者 存管平台根证书）有效" in result.stderr
+
+    client = login("auditor")
+    token = csrf_token(client.get("/agreements/verify").text)
+    data = {"pdf": (BytesIO(pdf), "agreement.pdf"), "csrf_token": token}
+    page = client.post("/agreements/verify", data=data, content_type="multipart/form-data").text
+    assert "电子印章（GB/T 38540）" in page and "✔ 电子印章“存管平台演示运营有限公司”" in page
+    assert "✔ 电子印章“中国光大银行（模拟）”" in page
 
 
 @pytest.mark.usefixtures("users")

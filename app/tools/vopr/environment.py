@@ -30,6 +30,7 @@ from app.platform.bootstrap import CITY_CONFIGS_DIR, TEMPLATES_DIR, build_regist
 from app.platform.config import DEFAULT_BANKS, BankEndpoint
 from app.platform.runtime import KeyStore, Runtime
 from app.products.loader import repository_products
+from app.seals.issue import bank_seal_path
 from app.tools.banksim.keys import bank_certificate_path, bank_private_key_path, provision_simulated_banks
 from app.users.service import create_user
 
@@ -42,7 +43,8 @@ PASSWORD = "Simulation-Only-1"
 class Template:
     folder: Path
     keys: KeyStore
-    bank_seal: tuple[bytes, bytes]  # the fake bank's own key and certificate (the platform has the certificate)
+    # the fake bank's own key, certificate (the platform has it) and GB/T 38540 seal, to sign agreements
+    bank_seal: tuple[bytes, bytes, bytes]
     db_file: Path
     workflows: dict[Any, Any]
 
@@ -85,7 +87,11 @@ def template() -> Template:
     # seal certificates valid from before the run: the processes' clocks are skewed, also backwards (vopr.py)
     provision_simulated_banks(folder / "keys", bank_keys, [BANK], certificate_valid_from=START - timedelta(hours=1))
     keys = KeyStore(folder / "keys")
-    seal = (bank_private_key_path(bank_keys, BANK).read_bytes(), bank_certificate_path(bank_keys, BANK).read_bytes())
+    seal = (
+        bank_private_key_path(bank_keys, BANK).read_bytes(),
+        bank_certificate_path(bank_keys, BANK).read_bytes(),
+        bank_seal_path(bank_keys, BANK).read_bytes(),
+    )
     workflows = load_workflows()
     db_file = folder / "template.db"
     db = Database(f"sqlite:///{db_file}")

@@ -104,7 +104,7 @@ class FakeBank:
     log: list[str] = field(default_factory=list)
     _serial: int = 0
     max_delay_s: float = 90.0
-    seal: tuple[bytes, bytes] | None = None  # the bank's own seal key and certificate, to sign agreements
+    seal: tuple[bytes, bytes, bytes] | None = None  # the bank's own seal key, certificate and GB/T 38540 seal
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -209,7 +209,8 @@ class FakeBank:
         if self.seal is None:
             raise BankRejected("模拟银行没有签章密钥", code="NO_SEAL", details={"request_id": request_id})
         self.log.append(f"sign {request_id}: {purpose}")
-        return sign_digest(document_sm3, *self.seal, self.clock())
+        key, certificate, ses_seal = self.seal
+        return sign_digest(document_sm3, key, certificate, self.clock(), seal=ses_seal)
 
     # --- the bank's own doings ----------------------------------------------------------------------
 
