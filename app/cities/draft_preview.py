@@ -29,6 +29,7 @@ from app.fees.status import fee_terms
 from app.pdf.render import html_to_pdf, render_agreement_html, template_masked_fields
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
+from app.signing.policy import required_phones
 from app.state_machine.parameters import resolve
 from app.studio.messages import plain
 
@@ -93,7 +94,7 @@ def intake_form(rt: Runtime, draft: Draft, product: str) -> tuple[SchemaForm, li
     config = _product(draft, product)
     names = {code: bank.name for code, bank in rt.known_banks.items()}
     banks = [(code, names.get(code, code)) for code in config.banks]
-    return product_form(config, rt.products.get(product)), banks
+    return product_form(config, rt.products.get(product), required_phones(rt, product)), banks
 
 
 def sample_deal(rt: Runtime, draft: Draft, product: str, now: datetime) -> Deal:

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import FormDraft
+from app.deals.sample_forms import product_form
 from app.deals.service import Actor
-from app.domain.forms.schema_form import SchemaForm, build_form, load_base_schema
+from app.domain.forms.schema_form import SchemaForm
 from app.platform.errors import NotFound, ValidationError
 from app.platform.runtime import Runtime
 from app.signing.policy import required_phones
@@ -50,9 +51,9 @@ def form_for(rt: Runtime, city_code: str, product: str) -> SchemaForm:
         raise NotFound(
             "该城市未开通此业务", code="PRODUCT_NOT_OFFERED", details={"city": city_code, "product": product}
         )
-    base_form = rt.products.get(product).form  # the declaration's base form, plus the city's extra fields
-    city_form = rt.cities.get(city_code).product(product).form
-    return build_form(base_form, load_base_schema(base_form), city_form, required_phones(rt, product))
+    city_product, variant = rt.cities.get(city_code).product(product), rt.products.get(product)
+    # the declaration's base form, plus the city's extra fields, the signing parties' phones required
+    return product_form(city_product, variant, required_phones(rt, product))
 
 
 def bank_choices(rt: Runtime, city_code: str, product: str) -> list[tuple[str, str]]:

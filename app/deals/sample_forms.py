@@ -176,9 +176,12 @@ def _within_custody_limits(product: ProductConfig, variant: ProductVariant, base
     return moved
 
 
-def product_form(product: ProductConfig, variant: ProductVariant) -> SchemaForm:
-    """The city's form of the product: its declared base form plus the city's extra fields."""
-    return build_form(variant.form, load_base_schema(variant.form), product.form)
+def product_form(
+    product: ProductConfig, variant: ProductVariant, required_too: Mapping[str, str] | None = None
+) -> SchemaForm:
+    """The city's form of the product: its declared base form plus the city's extra fields (`required_too`: base
+    fields made required, with their help text, e.g. the signing parties' phones)."""
+    return build_form(variant.form, load_base_schema(variant.form), product.form, required_too)
 
 
 def sample_form(

@@ -15,6 +15,7 @@ from app.db.ledger_models import LedgerTransfer
 from app.db.models import Deal, DealEvent
 from app.deals.arrival_text import ArrivalLine, arrival_lines, excess_clause_labels
 from app.deals.pinning import pin, pinned_city
+from app.deals.sample_forms import product_form
 from app.deals.timers import DeadlineView, deadline_views
 from app.deals.workflow import DealContext, fire, timeline_row
 from app.definitions.banks import pinned_bank
@@ -25,7 +26,6 @@ from app.domain.custody_limits import CUSTODY_FIELDS, custody_limit_error
 from app.domain.deal_account import AccountBox, account_box
 from app.domain.extra_fields import ExtraItem, extra_items, read_extras
 from app.domain.forms.products import DealFields, deal_fields
-from app.domain.forms.schema_form import build_form, load_base_schema
 from app.domain.labels import product_label
 from app.domain.money import parse_yuan
 from app.domain.release_plan import plan_error
@@ -112,12 +112,11 @@ def _form_fields(rt: Runtime, product_config: ProductConfig, form: dict[str, str
     """The product's base form (its declaration's) cleaned by the rules of its base product; the city's extra
     fields kept (`deal_fields`)."""
     variant = rt.products.get(product_config.product)
-    city_form = product_config.form
     phones = required_phones(rt, product_config.product)  # the signing parties' (app.signing.policy)
-    clean = build_form(variant.form, load_base_schema(variant.form), city_form, phones).validate(form)
+    clean = product_form(product_config, variant, phones).validate(form)
     definition = rt.workflow(product_config.workflow_id, product_config.workflow_version)
     params = resolve(definition.parameters, product_config.overrides())
-    return deal_fields(variant.base, clean, params, city_form)
+    return deal_fields(variant.base, clean, params, product_config.form)
 
 
 def create_deal(rt: Runtime, actor: Actor, city_code: str, product: str, form: dict[str, str]) -> int:

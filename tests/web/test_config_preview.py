@@ -6,6 +6,7 @@ fails its checks is refused in Chinese (422); agents and auditors cannot open th
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -141,3 +142,15 @@ def test_the_studio_and_the_review_page_link_to_the_previews(drafted: Runtime, l
         city = client.get(f"/admin/configs/{CITY}").text
         for page in (studio, city):
             assert f'href="{PREVIEW}/form"' in page and f'href="{PREVIEW}/agreement"' in page
+
+
+def test_the_form_preview_requires_the_signing_parties_phones_as_the_agents_form_does(
+    drafted: Runtime, login: Login
+) -> None:
+    ops = login("ops")
+    drafted.party_signing = False
+    optional = re.search(r'id="f-seller_phone"[^>]*', ops.get(f"{PREVIEW}/form/resale_escrow/frame").text)
+    assert optional and "aria-required" not in optional.group(0)
+    drafted.party_signing = True
+    required = re.search(r'id="f-seller_phone"[^>]*', ops.get(f"{PREVIEW}/form/resale_escrow/frame").text)
+    assert required and 'aria-required="true"' in required.group(0)
