@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -51,8 +52,8 @@ from tests.factories import RESALE_FORM, simulated_banks_folder
 from tests.integration.test_bank_simulator import _start_simulator
 from tests.integration.test_evidence_pack import _built_at, _flip, _members
 from tests.ports import port_of, reserve_port
-from tests.security.test_pdf_verification import _incremental, _over_the_amount
-from tests.tsa_support import TsaProcess, running_tsa
+from tests.security.test_pdf_verification import _incremental, _over_the_amount, _swapped_pages
+from tests.tsa_support import running_tsa
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONE = {"width": 390, "height": 844}
@@ -77,7 +78,6 @@ class Signed:
     final: Path  # the agreement as downloaded after the document timestamp
     root: Path  # the platform CA's root: what an offline verifier trusts
     folder: Path
-    tsa: TsaProcess
 
 
 def _text_of(rt: Runtime, phone: str, pattern: str) -> str:
@@ -144,7 +144,7 @@ def _run_jobs(rt: Runtime) -> None:
 
 @pytest.fixture(scope="module")
 def signed(
-    tmp_path_factory: pytest.TempPathFactory, keys_dir: Path, sqlite_schema: Any, password_hash: str
+    tmp_path_factory: pytest.TempPathFactory, keys_dir: Path, sqlite_schema: sqlite3.Connection, password_hash: str
 ) -> Iterator[Signed]:
     folder = tmp_path_factory.mktemp("issue20")
     keys = Path(shutil.copytree(keys_dir, folder / "keys"))  # the session's CA (same root); what it issues stays here
@@ -178,12 +178,14 @@ def signed(
         _party_signs_on_a_phone(browser, rt, BUYER)
         _party_signs_on_a_phone(browser, rt, SELLER)
         _run_jobs(rt)  # the account opening and the bank's countersignature, over HTTP to the simulator process
+        agent.reload()
+        assert agent.inner_text("#party-signing tbody").count("已签署") == 2, "the agent sees both parties signed"
         download = agent.context.request.get(f"{deal_url}/agreement.pdf")
         assert download.ok and download.body().startswith(b"%PDF-")
         final = folder / f"{deal_no}.pdf"
         final.write_bytes(download.body())
         agent.context.close()
-        yield Signed(app, rt, deal_no, final, root, folder, tsa)
+        yield Signed(app, rt, deal_no, final, root, folder)
 
 
 # --- `flask agreement verify --root` in processes of its own: no database, no key folder ----------------------
@@ -274,12 +276,6 @@ def _amount_rect(pdf: bytes) -> tuple[float, float, float, float]:
     return x - 4, y - 10, x + 236, y + 30
 
 
-def _swap_pages(writer: Any) -> None:
-    kids = writer._root_object["/Pages"]["/Kids"]
-    assert len(kids) >= 2, "the agreement has more than one page"
-    kids[0], kids[1] = kids[1], kids[0]
-
-
 def _expired_signature(signed: Signed, pdf: bytes) -> bytes:
     """One more signature on the file, by a certificate of our CA whose validity ended the day before the trusted
     time our TSA gives the signature."""
@@ -331,7 +327,7 @@ TAMPER_CASES = {
     "untrusted_timestamp": (BUYER[0], "时间戳：时间戳服务证书不受信任"),
     "backdated_timestamp": (BUYER[0], "时间戳：时间戳内容与其签名摘要不一致（时间戳被篡改）"),
     "revoked": (BUYER[0], "被吊销，原因：密钥泄露"),
-    "expired": ("王五", "不在证书有效期内"),
+    "expired": ("王五", "证书已过期"),
 }
 
 
@@ -344,7 +340,7 @@ def verdicts(signed: Signed) -> dict[str, Verdict]:
     copies = {
         "overlay": _incremental(final, _over_the_amount("signature_widget", _amount_rect(final))),
         "annotation": _incremental(final, _over_the_amount("freetext", _amount_rect(final))),
-        "page_swap": _incremental(final, _swap_pages),
+        "page_swap": _incremental(final, _swapped_pages),
         "untrusted_timestamp": _with_token(final, "PartyPayer", _untrusted_token(signed.folder)),
         "backdated_timestamp": _with_token(final, "PartyPayer", _backdated),
         "revoked": final,
