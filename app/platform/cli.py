@@ -18,10 +18,10 @@ db_cli = CliGroup("db", help="数据库迁移 / database migrations")
 
 @keys_cli.command("init")
 def keys_init() -> None:
-    """生成平台签章密钥与证书、个人信息密钥和审计 MAC 密钥（已有则跳过；不生成银行密钥）。
+    """生成平台签章密钥与证书、平台电子印章（GB/T 38540）、个人信息密钥和审计 MAC 密钥（已有则跳过；不生成银行密钥）。
 
-    Create the platform seal key and certificate, the PII keys and the audit MAC key, where missing (no bank
-    key: the banks keep theirs; import their certificates with `flask keys import-bank`)."""
+    Create the platform seal key and certificate, its GB/T 38540 seal, the PII keys and the audit MAC key, where
+    missing (no bank key: the banks keep theirs; import their certificates with `flask keys import-bank`)."""
     from app.audit.mac_key import mac_key
     from app.crypto.keys import ensure_keys
     from app.db.pii import keyring

@@ -44,9 +44,10 @@ def _rasterise(pdf: bytes) -> bytes:
 
 @cache
 def seal_picture(name: str) -> Picture:
-    """The PNG seal of `name` (computed once per process and name): the grey rendering's darkness is the index
-    into a palette of seal red at every alpha."""
-    grey = Image.open(io.BytesIO(_rasterise(html_to_pdf(_PAGE.format(size=SEAL_SIZE_MM, svg=seal_markup(name))))))
+    """The PNG seal of `name` (computed once per process and name): drawn in black, the grey rendering's
+    darkness (the coverage) is the index into a palette of seal red at every alpha."""
+    drawing = str(seal_markup(name)).replace(SEAL_COLOUR, "#000000")
+    grey = Image.open(io.BytesIO(_rasterise(html_to_pdf(_PAGE.format(size=SEAL_SIZE_MM, svg=drawing)))))
     alpha = ImageOps.invert(grey.convert("L"))
     indexed = Image.frombytes("P", alpha.size, alpha.tobytes())
     indexed.putpalette(list(ImageColor.getrgb(SEAL_COLOUR)) * 256)

@@ -16,16 +16,18 @@ from sqlalchemy import select
 
 from app.agreements.countersign import COUNTERSIGN_JOB, bank_has_signed
 from app.agreements.service import verify_agreement_pdf
-from app.crypto.keys import bank_certificate_path
+from app.crypto.keys import bank_certificate_path, ensure_keys, make_self_signed_certificate
+from app.crypto.openssl_provider import generate_sm2_private_key_pem
 from app.db.models import Job
 from app.pdf.sign import SEALED_SIGNATURE_SIZE, prepare_signature, sign_digest
+from app.pki.certificates import load_certificate
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
 from app.seals.issue import bank_seal_path, platform_seal_path
 from app.seals.seal import read_seal
 from app.tools.banksim.keys import PLATFORM_ROOT
 from tests.conftest import csrf_token
-from tests.factories import bank_signing_key, confirmed_deal, load_deal, simulated_banks_folder
+from tests.factories import SEALS_VALID_FROM, bank_signing_key, confirmed_deal, load_deal, simulated_banks_folder
 from tests.integration.simulator_support import bank_over_http
 
 
@@ -128,3 +130,24 @@ def test_show_seal_and_issue_seal_on_the_command_line(app: Flask, keys_dir: Path
     garbage.write_bytes(b"not a seal")
     refused = runner.invoke(args=["ca", "show-seal", str(garbage)])
     assert refused.exit_code != 0 and "无法解析电子印章" in refused.output
+
+
+def test_issue_bank_makes_the_banks_seal_and_hands_over_a_copy(app: Flask, tmp_path: Path) -> None:
+    folder = tmp_path / "keys"
+    ensure_keys(folder, SEALS_VALID_FROM)
+    app.extensions["cunguan.config"].keys_dir = folder  # type: ignore[misc]
+    bank_key = generate_sm2_private_key_pem()
+    (tmp_path / "request.pem").write_bytes(make_self_signed_certificate(bank_key, "请求", "ceb"))
+    certificate, seal_copy = tmp_path / "ceb.cert.pem", tmp_path / "ceb.seal.der"
+    result = app.test_cli_runner().invoke(
+        args=[
+            *("ca", "issue-bank", "ceb", "--request", str(tmp_path / "request.pem")),
+            *("--legal-name", "测试光大银行股份有限公司", "--uscc", "91110000MA01000004"),
+            *("--out", str(certificate), "--seal-out", str(seal_copy)),
+        ]
+    )
+    assert result.exit_code == 0 and "电子印章" in result.output, result.output
+    seal = read_seal(seal_copy.read_bytes())
+    assert seal.name == "测试光大银行股份有限公司" and seal.maker_name == "存管平台根证书"
+    assert seal.signer_certificates == (load_certificate(certificate.read_bytes()).dump(),)
+    assert bank_seal_path(folder / "banks", "ceb").read_bytes() == seal_copy.read_bytes(), "kept beside the certificate"

@@ -4,16 +4,19 @@ and verifying its maker's signature."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from asn1crypto import cms, pem
+from PIL import Image, ImageColor
 
 from app.crypto import sm2_sign
 from app.crypto.keys import ensure_keys
 from app.crypto.openssl_provider import generate_sm2_private_key_pem, sm2_public_key_pem
+from app.pdf.seal import SEAL_COLOUR
 from app.pdf.sign import build_cms
 from app.pki.certificates import CertificateAuthority, Usage, issue_certificate, load_certificate, make_root_ca
 from app.pki.chain import TrustStore
@@ -22,6 +25,7 @@ from app.pki.store import load_ca
 from app.platform.errors import ValidationError
 from app.seals.describe import describe_seal
 from app.seals.issue import bank_seal_path, issue_seal, platform_seal_path
+from app.seals.picture import seal_picture
 from app.seals.seal import Picture, make_seal, maker_signature_valid, read_seal, seal_problems
 from app.seals.structures import SES_SEAL_ATTRIBUTE_OID, SesSeal
 from app.seals.verify import NO_SEAL_NOTE, SEALS_REQUIRED_FROM, check_signature_seal
@@ -242,6 +246,15 @@ def test_keys_init_and_bank_certification_make_the_seals(tmp_path: Path) -> None
     assert read_seal(platform_seal_path(platform).read_bytes()).signer_certificates == seal.signer_certificates
     with pytest.raises(ValidationError, match="只能为本平台 CA 签发的证书制作电子印章"):
         issue_seal(platform, _certificate(_root()))
+
+
+def test_the_picture_is_the_red_seal_on_a_transparent_ground() -> None:
+    picture = seal_picture("测试运营有限公司")
+    image = Image.open(io.BytesIO(picture.data)).convert("RGBA")
+    assert (picture.kind, picture.width_mm, picture.height_mm) == ("PNG", 40, 40) and image.size == (315, 315)
+    assert image.getpixel((2, 2))[3] == 0, "outside the ring: transparent"
+    assert image.getpixel((157, 157)) == (*ImageColor.getrgb(SEAL_COLOUR), 255), "the star's centre: seal red"
+    assert seal_picture("测试运营有限公司") is picture, "made once per name"
 
 
 def test_show_seal_describes_it_in_chinese(seal_der: bytes, root: CertificateAuthority) -> None:
