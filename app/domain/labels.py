@@ -65,7 +65,7 @@ AUDIT_ACTION_LABELS = {
     "deal.resend_signature": "重新发起签署",
     "deal.freeze": "冻结存管单",
     "deal.unfreeze": "解冻存管单",
-    "agreement.sign": "平台签署协议",
+    "agreement.sign": "签署协议文件",  # the platform or a party: the entry's detail names the signer
     "agreement.bank_signed": "银行签章",
     "agreement.party_signed": "当事人签署协议",
     "signing.requested": "发送签署链接",
