@@ -152,12 +152,12 @@ def _openings(args: argparse.Namespace) -> None:
     results = [r for kind in args.db.split(",") for r in run_openings(kind, rows, args.workers, args.postgres_url)]
     print(
         f"{'db':<11}{'bank':<5}{'accounts':>9}{'limit/s':>8}{'rate/s':>8}{'of limit':>9}{'max 1 s':>8}"
-        f"{'estimate s':>11}{'real s':>8}{'429':>6}{'deferred':>9}"
+        f"{'slack ms':>9}{'estimate s':>11}{'real s':>8}{'429':>6}{'deferred':>9}"
     )
     for r in results:
         print(
             f"{r['db']:<11}{r['bank']:<5}{r['accounts']:>9}{r['limit_per_s']:>8}{r['rate_per_s']:>8}"
-            f"{r['of_limit']:>9}{r['max_in_1s']:>8}{r['estimate_s']!s:>11}{r['real_s']:>8}"
+            f"{r['of_limit']:>9}{r['max_in_1s']:>8}{r['slack_ms_p50']:>9}{r['estimate_s']!s:>11}{r['real_s']:>8}"
             f"{r['refused_429']:>6}{r['deferrals']:>9}"
         )
     if args.json:

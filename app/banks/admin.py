@@ -8,6 +8,7 @@ from werkzeug.wrappers import Response
 
 from app.admin.base import RoleView
 from app.banks import settings as bank_settings
+from app.banks.opening_progress import opening_progress
 from app.platform.errors import CunguanError
 from app.web.access import runtime
 
@@ -18,7 +19,10 @@ class BanksView(RoleView):
 
     @expose("/")
     def index(self) -> str:
-        return self.render("admin/cunguan/banks.html", banks=bank_settings.overview(runtime()))  # type: ignore[no-any-return]
+        rt = runtime()
+        return self.render(  # type: ignore[no-any-return]
+            "admin/cunguan/banks.html", banks=bank_settings.overview(rt), openings=opening_progress(rt)
+        )
 
     @expose("/<bank_code>/limits", methods=("POST",))
     def limits(self, bank_code: str) -> Response:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from app.banks.opening_progress import OpeningProgress, opening_progress
 from app.deals.contract_import import BATCH_SIZE, ImportResult, form_labels, import_contracts
 from app.domain.contract_import import ROW_FIELD, SHANGHAI, duration_text
 from app.platform.cli_base import CliGroup, current_runtime
@@ -96,7 +97,8 @@ def _summary(rt: Runtime, result: ImportResult, elapsed_s: float, report: Path, 
         last = estimate.last_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
         lines.append(
             f"开户排队：{rt.bank(estimate.bank_code).name}（{estimate.bank_code}）共 {estimate.queued} 户待开，"
-            f"按银行限速 {limits.per_second} 户/秒、{limits.per_day} 户/日，"
+            f"按银行限速 {limits.per_second} 户/秒（窗口可达 {estimate.pace_per_s:.1f} 户/秒）、"
+            f"{limits.per_day} 户/日，"
             f"约需 {duration_text((estimate.last_at - now).total_seconds())}（跨 {estimate.days} 个自然日），"
             f"最后一户最早于 {last} 开立；由 flask worker 按限速开户"
         )
@@ -185,3 +187,35 @@ def contracts_import(file: Path, agent: str, report: Path | None, batch_size: in
     if verdict is not None:
         click.echo(verdict)
     sys.exit(status)
+
+
+@contracts_cli.command("openings")
+@click.option("--watch", "watch_s", type=click.FloatRange(min=1), help="repeat every N seconds until none is queued")
+def contracts_openings(watch_s: float | None) -> None:
+    """导入合同的开户进度：各银行已开户/导入总数、排队数、近一分钟速率、预计开完时间（北京时间）。
+
+    Progress of the imported contracts' account openings per bank: opened/imported, queued, the last minute's
+    pace and when the last queued opening will go (Asia/Shanghai)."""
+    rt = current_runtime()
+    while True:
+        rows = opening_progress(rt)
+        for line in progress_lines(rows):
+            click.echo(line)
+        if watch_s is None or not any(row.queued for row in rows):
+            return
+        time.sleep(watch_s)
+
+
+def progress_lines(rows: list[OpeningProgress]) -> list[str]:
+    if not rows:
+        return ["没有导入合同的开户，也没有排队待开的账户"]
+    lines = []
+    for row in rows:
+        last = None if row.last_at is None else row.last_at.astimezone(SHANGHAI)
+        finish = "已无排队" if last is None else f"预计 {last:%Y-%m-%d %H:%M:%S} 开完"
+        lines.append(
+            f"{row.bank_name}（{row.bank_code}）：已开户 {row.opened}/{row.imported}（{row.share:.1%}），"
+            f"排队 {row.queued} 户，近一分钟 {row.recent_per_s:.1f} 户/秒（窗口可达 {row.pace_per_s:.1f} 户/秒），"
+            f"{finish}（北京时间）"
+        )
+    return lines

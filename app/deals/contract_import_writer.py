@@ -24,6 +24,7 @@ from app.banks.settings import opening_limits
 from app.db.ledger_models import LedgerAccount
 from app.db.models import BankRateLimit, Deal, DealEvent, ImportedContract, Job, VirtualAccount
 from app.db.pii import blind_index, blind_indexes
+from app.db.rate_limits import window_state
 from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.contract_import_report import ImportResult
 from app.deals.contract_import_rows import PRODUCT, ValidRow
@@ -33,7 +34,7 @@ from app.deals.workflow import transition_row
 from app.definitions.pins import deal_pins
 from app.domain import ledger
 from app.domain.contract_import import BadRow, OpeningEstimate, opening_slot
-from app.domain.rate_limit import Limits
+from app.domain.rate_limit import Limits, achievable_per_second
 from app.domain.timezone import SHANGHAI
 from app.ledger.repo import account_row
 from app.platform.runtime import Runtime
@@ -48,12 +49,13 @@ class _BankQueue:
     """The opening schedule of one bank during this import: the next position in its queue."""
 
     limits: Limits
+    pace_per_s: float  # what the bank's window achieves (rate_limit.achievable_per_second)
     start: datetime
     opened_today: int
     position: int
 
     def next_slot(self) -> datetime:
-        slot = opening_slot(self.limits, self.start, self.opened_today, self.position)
+        slot = opening_slot(self.limits, self.start, self.opened_today, self.position, self.pace_per_s)
         self.position += 1
         return slot
 
@@ -166,20 +168,22 @@ class BatchWriter:
             bucket = session.get(BankRateLimit, bank_code)
             today = now.astimezone(SHANGHAI).date()
             opened_today = bucket.day_count if bucket is not None and bucket.day == today else 0
+            pace = achievable_per_second(window_state(bucket), limits, now)
             waiting = session.scalar(
                 select(func.count())
                 .select_from(VirtualAccount)
                 .where(VirtualAccount.bank_code == bank_code, VirtualAccount.status == "requested")
             )
-            self.queues[bank_code] = _BankQueue(limits, now, opened_today, waiting or 0)
+            self.queues[bank_code] = _BankQueue(limits, pace, now, opened_today, waiting or 0)
         return self.queues[bank_code]
 
     def opening_estimates(self) -> list[OpeningEstimate]:
         """Per bank: how many openings this import queued and when the last of them can happen."""
         estimates = []
         for bank_code, queue in sorted(self.queues.items()):
-            last = opening_slot(queue.limits, queue.start, queue.opened_today, max(0, queue.position - 1))
-            estimates.append(OpeningEstimate(bank_code, queue.position, queue.limits, last))
+            position = max(0, queue.position - 1)
+            last = opening_slot(queue.limits, queue.start, queue.opened_today, position, queue.pace_per_s)
+            estimates.append(OpeningEstimate(bank_code, queue.position, queue.limits, last, queue.pace_per_s))
         return estimates
 
 

@@ -136,17 +136,21 @@ def _next_midnight(at: datetime, days: int) -> datetime:
     return datetime.combine(local, datetime.min.time(), tzinfo=SHANGHAI)
 
 
-def opening_slot(limits: Limits, now: datetime, opened_today: int, position: int) -> datetime:
-    """When the account at `position` (0-based) of a bank's queue can be opened, at best: `limits.per_second`
-    a second while today's quota (`limits.per_day` less `opened_today`) lasts, then from each Shanghai
-    midnight on, a day's quota at a time. A plan for spreading the jobs, not the guard: the window of sends
-    still refuses anything faster."""
+def opening_slot(
+    limits: Limits, now: datetime, opened_today: int, position: int, pace_per_s: float | None = None
+) -> datetime:
+    """When the account at `position` (0-based) of a bank's queue can be opened: at `pace_per_s` (the pace the
+    window achieves, `rate_limit.achievable_per_second`; the limit itself when not given) while today's quota
+    (`limits.per_day` less `opened_today`) lasts, then from each Shanghai midnight on, a day's quota at a time.
+    A plan for spreading the jobs and for the estimate, not the guard: the window of sends still refuses anything
+    faster."""
+    pace = min(float(limits.per_second), pace_per_s or float(limits.per_second))
     left_today = max(0, limits.per_day - opened_today)
     if position < left_today:
-        return now + timedelta(seconds=position / limits.per_second)
+        return now + timedelta(seconds=position / pace)
     later = position - left_today
     day, within = divmod(later, limits.per_day)
-    return _next_midnight(now, day + 1) + timedelta(seconds=within / limits.per_second)
+    return _next_midnight(now, day + 1) + timedelta(seconds=within / pace)
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,8 @@ class OpeningEstimate:
     bank_code: str
     queued: int  # accounts waiting at this bank, the new ones included
     limits: Limits
-    last_at: datetime  # when the last of them can be opened at best
+    last_at: datetime  # when the last of them can be opened at the achievable pace
+    pace_per_s: float  # that pace (rate_limit.achievable_per_second)
 
     @property
     def days(self) -> int:

@@ -32,6 +32,9 @@ WINDOW_MS = 1_000  # the bank's window
 MARGIN_MS = 5  # on top of the window: the bank's `>=` at the window's edge, and rounding to milliseconds
 IN_FLIGHT_EXPIRY_MS = 60_000  # a send never answered (its worker died) stops holding its place after this
 DRIFT_PPM = 100  # the most our clock and the bank's drift apart (NTP-disciplined clocks: a few ppm)
+# Before any send of ours was answered: how long a request takes from our start to the bank's stamp (the
+# simulator on this machine: 25-55 ms, its signature check included).
+ASSUMED_TO_STAMP_MS = 40
 IN_FLIGHT_LOOK_S = 0.02  # the place is held by a send still in flight: look again this soon
 
 
@@ -139,3 +142,13 @@ def free_places(state: WindowState, limits: Limits, now: datetime) -> int:
     offset_ms = bank_offset_ms(state, now_ms)
     busy = sum(1 for s in state.sends if s.free_at_ms(offset_ms) > now_ms)
     return max(0, limits.per_second - busy)
+
+
+def achievable_per_second(state: WindowState, limits: Limits, now: datetime) -> float:
+    """The pace a steady queue keeps under this window: `per_second` sends per window + margin + the time a send
+    takes from our start to its latest possible stamp (the median of the log's answered sends, with the bank's
+    stamps the way to the bank, without them the whole round trip; ASSUMED_TO_STAMP_MS before any)."""
+    offset_ms = bank_offset_ms(state, to_ms(now))
+    delays = sorted(s.stamped_by_ms(offset_ms) - s.started_ms for s in state.sends if s.answered_ms is not None)
+    to_stamp_ms = delays[len(delays) // 2] if delays else ASSUMED_TO_STAMP_MS
+    return limits.per_second * 1000 / (WINDOW_MS + MARGIN_MS + max(0, to_stamp_ms))

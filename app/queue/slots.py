@@ -1,5 +1,6 @@
 """How many jobs of one bank and of one kind a worker process runs at once: a bank that answers slowly (or
-times out) fills only its own slots, and every other bank's jobs go on with the remaining threads."""
+times out) fills only its own slots, and every other bank's jobs go on with the remaining threads. A bank may have
+more slots than the default (`per_bank_of`): enough sends in flight to keep up with its opening limit."""
 
 from __future__ import annotations
 
@@ -26,21 +27,26 @@ class Slots:
 
     per_bank: int
     per_kind: Mapping[str, int] = field(default_factory=dict)
+    per_bank_of: Mapping[str, int] = field(default_factory=dict)  # a bank's own limit, instead of per_bank
     _banks: Counter[str] = field(default_factory=Counter, init=False)
     _kinds: Counter[str] = field(default_factory=Counter, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
-        assert self.per_bank >= 1 and all(limit >= 1 for limit in self.per_kind.values())
+        limits = [self.per_bank, *self.per_kind.values(), *self.per_bank_of.values()]
+        assert all(limit >= 1 for limit in limits)
 
     @contextmanager
     def claiming(self) -> Iterator[Full]:
         """Hold the claim lock; yields what is full. Call `take` inside for the job claimed, if any."""
         with self._lock:
             yield Full(
-                frozenset(bank for bank, running in self._banks.items() if running >= self.per_bank),
+                frozenset(bank for bank, running in self._banks.items() if running >= self.bank_limit(bank)),
                 frozenset(kind for kind, running in self._kinds.items() if running >= self.per_kind.get(kind, 0) > 0),
             )
+
+    def bank_limit(self, bank: str) -> int:
+        return self.per_bank_of.get(bank, self.per_bank)
 
     def take(self, bank: str | None, kind: str) -> None:
         """Inside `claiming()`: the claimed job holds its bank's and its kind's slot until `give_back`."""

@@ -19,6 +19,7 @@ from app.audit import chain as audit_chain
 from app.audit import checkpoints as audit_checkpoints
 from app.bank_inbox.inbox import process_inbox
 from app.bank_inbox.store import INBOX_MODE, processing_mode, prune_nonces
+from app.banks.settings import opening_slots
 from app.db.models import Job
 from app.deals.timers import fire_due_timers
 from app.figures import totals as figure_totals
@@ -234,8 +235,9 @@ def run_workers(
     per_kind: Mapping[str, int] | None = None,
 ) -> int:
     """`threads` worker loops in this process (each claims its own jobs), running at most `per_bank` jobs of
-    one bank and `per_kind[kind]` of one kind at once; returns how many jobs ran."""
-    slots = Slots(per_bank, dict(per_kind or {}))
+    one bank (more for a bank whose opening limit needs more sends in flight: `opening_slots`) and
+    `per_kind[kind]` of one kind at once; returns how many jobs ran."""
+    slots = Slots(per_bank, dict(per_kind or {}), opening_slots(rt, per_bank))
     if threads == 1:
         return run_worker(rt, should_stop=should_stop, poll_s=poll_s, burst=burst, lease_s=lease_s, slots=slots)
     counts: list[int] = []

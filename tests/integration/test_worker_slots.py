@@ -4,11 +4,13 @@ bank (and `per_kind` of one kind) at once, and its other threads take the other 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from app.banks.settings import opening_slots
 from app.db.models import Job
 from app.platform.runtime import Runtime
 from app.queue import jobs
@@ -114,3 +116,24 @@ def test_kind_limits_parse() -> None:
         "open_virtual_account": 2,
         "submit_payout": 4,
     }
+
+
+def test_a_bank_of_its_own_limit_fills_that_many_slots_and_no_more() -> None:
+    slots = Slots(per_bank=1, per_bank_of={"ceb": 3})
+    for _ in range(2):
+        with slots.claiming() as full:
+            assert "ceb" not in full.banks
+            slots.take("ceb", "open_virtual_account")
+    with slots.claiming() as full:
+        slots.take("pab", "open_virtual_account")
+        assert "ceb" not in full.banks, "two of three"
+        slots.take("ceb", "open_virtual_account")
+    with slots.claiming() as full:
+        assert full.banks == {"ceb", "pab"}, "ceb at its three, pab at the default one"
+
+
+def test_a_banks_opening_limit_sets_how_many_of_its_sends_a_worker_keeps_in_flight(rt: Runtime) -> None:
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=20)
+    assert opening_slots(rt, per_bank=2)["ceb"] == 5, "20/s x 0.25 s in flight"
+    rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=5)
+    assert opening_slots(rt, per_bank=2)["ceb"] == 2, "5/s needs no more than the default"

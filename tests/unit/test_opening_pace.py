@@ -13,7 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain.rate_limit import Limits, Send, WindowState, answered, bank_offset_ms, free_places, refused, take, to_ms
+from app.domain.rate_limit import (
+    Limits,
+    Send,
+    WindowState,
+    achievable_per_second,
+    answered,
+    bank_offset_ms,
+    free_places,
+    refused,
+    take,
+    to_ms,
+)
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -168,3 +179,17 @@ def test_the_daily_quota_is_exact_whatever_the_stamps() -> None:
     limits = Limits(per_second=50, per_day=30)
     bank = _run(limits, 6, 20_000, 300, random.Random(5))
     assert len(bank.stamps) == 30 and bank.refused == 0
+
+
+def test_the_achievable_pace_is_the_limit_less_the_margin_and_the_way_to_the_stamp() -> None:
+    limits, state = Limits(per_second=20, per_day=100_000), WindowState()
+    assert achievable_per_second(state, limits, _at(0)) == pytest.approx(20_000 / 1_045), "40 ms assumed at first"
+    for n, (to_stamp_ms, back_ms) in enumerate([(10, 90), (30, 60), (20, 200)]):
+        assert take(state, limits, _at(0), f"s{n}") == 0.0
+        answered(state, f"s{n}", _at(to_stamp_ms + back_ms), _at(to_stamp_ms + 300))  # the bank 300 ms ahead
+    # offset bound 300 - 60 = 240 (from s1), 239 with drift since; stamped by 71, 91, 81 ms: median 81
+    assert achievable_per_second(state, limits, _at(400)) == pytest.approx(20_000 / 1_086)
+    unstamped = WindowState()
+    assert take(unstamped, limits, _at(0), "a") == 0.0
+    answered(unstamped, "a", _at(150))
+    assert achievable_per_second(unstamped, limits, _at(400)) == pytest.approx(20_000 / 1_155), "a round trip"

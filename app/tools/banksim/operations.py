@@ -109,23 +109,27 @@ class BankOperations:
         """Idempotent on request_id: a repeat with the same content changes nothing; other content is a conflict.
 
         A new request beyond the bank's opening limits is refused (429, the bank's own code) and not stored.
+        The request is stamped inside the transaction (one writer at a time): stamps follow the order the
+        limiter sees them, so "the requests stamped within the last second" are exactly those it counts (a stamp
+        taken before waiting for the lock let a request count others stamped after it, and refuse a pace within
+        the limit).
         """
-        now = self.clock()
-        requested = Account(
-            bank_code=bank.code,
-            request_id=request_id,
-            account_name=account_name,
-            notify_url=notify_url,
-            status="opening",
-            account_no=None,
-            balance_fen=0,
-            requested_at=now,
-            due_at=now + self.open_delay_s,
-            opened_at=None,
-            designated_payer_name=designated_payer.payer_name if designated_payer else None,
-            designated_payer_account=designated_payer.payer_account if designated_payer else None,
-        )
         with self.store.transaction() as tx:
+            now = self.clock()
+            requested = Account(
+                bank_code=bank.code,
+                request_id=request_id,
+                account_name=account_name,
+                notify_url=notify_url,
+                status="opening",
+                account_no=None,
+                balance_fen=0,
+                requested_at=now,
+                due_at=now + self.open_delay_s,
+                opened_at=None,
+                designated_payer_name=designated_payer.payer_name if designated_payer else None,
+                designated_payer_account=designated_payer.payer_account if designated_payer else None,
+            )
             if tx.account_by_request(bank.code, request_id) is None:
                 check_opening_limits(tx, bank, now)
             stored = tx.add_account_request(requested)
