@@ -27,7 +27,7 @@ from app.crypto import sm3
 from app.crypto.keys import bank_certificate_path
 from app.db.models import Agreement
 from app.pdf.dss import validation_data_extension
-from app.pdf.sign import SEALED_SIGNATURE_SIZE, prepare_signature, timestamp_document
+from app.pdf.sign import SEALED_SIGNATURE_SIZE, prepare_signature, sealed_size, timestamp_document
 from app.pdf.timestamps import add_signature_timestamp
 from app.pdf.verify import require_verified_signatures, verify_pdf_signatures
 from app.pki.certificates import load_certificate, serial_hex
@@ -35,6 +35,7 @@ from app.pki.store import root_certificate_path
 from app.platform.errors import CryptoError, CunguanError, NotFound
 from app.platform.runtime import Runtime
 from app.queue.jobs import Retry
+from app.seals.issue import bank_seal_path
 from app.tsa.client import Timestamper
 
 COUNTERSIGN_JOB = "agreement_countersign"
@@ -59,6 +60,14 @@ def bank_has_signed(rt: Runtime, bank_code: str, pdf: bytes) -> bool:
     except CunguanError:
         return False
     return any(report.valid and report.certificate_serial == serial for report in reports)
+
+
+def _bank_signature_size(rt: Runtime, bank_code: str) -> int:
+    """Room for the bank's CMS: sized by the copy of its seal the platform keeps (`banks/CODE.seal.der`, the one the
+    CA made) with 4 KiB to spare (a seal made anew since, a longer chain), else SEALED_SIGNATURE_SIZE (a seal of
+    unknown size)."""
+    kept = bank_seal_path(rt.keys.folder / "banks", bank_code)
+    return sealed_size(kept.read_bytes()) + 4096 if kept.is_file() else SEALED_SIGNATURE_SIZE
 
 
 def _with_tsa(stamp: Callable[[bytes, Timestamper], bytes], document: bytes, timestamper: Timestamper) -> bytes:
@@ -94,7 +103,7 @@ def countersign(rt: Runtime, payload: dict[str, Any]) -> None:
         reason=purpose,
         location=bank.name,
         signing_time=rt.clock(),
-        size=SEALED_SIGNATURE_SIZE,
+        size=_bank_signature_size(rt, bank_code),
     )
     try:
         signature = rt.gateway(bank_code).request_signature(f"SIG-{deal_no}-{before[:16]}", prepared.digest, purpose)

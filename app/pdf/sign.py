@@ -37,8 +37,17 @@ from app.seals.structures import seal_attribute
 from app.tsa.client import Timestamper
 
 SIGNATURE_SIZE = 8192  # bytes reserved for the CMS; a one-certificate SM2 CMS is about 1 KiB
-# an organisation's signature carries its GB/T 38540 seal (about 11 KiB with its PNG and certificates)
+# an organisation's signature carries its GB/T 38540 seal (about 10 KiB with its PNG and certificates): room for it
+# and its attribute's header on top of SIGNATURE_SIZE (`sealed_size`), or this much for a seal of unknown size
 SEALED_SIGNATURE_SIZE = 32768
+_SEAL_ATTRIBUTE_OVERHEAD = 64
+
+
+def sealed_size(seal: bytes | None) -> int:
+    """The bytes to reserve for a CMS carrying `seal` (SIGNATURE_SIZE without one)."""
+    return SIGNATURE_SIZE if seal is None else SIGNATURE_SIZE + len(seal) + _SEAL_ATTRIBUTE_OVERHEAD
+
+
 _BYTE_RANGE_PLACEHOLDER = b"[0 9999999999 9999999999 9999999999]"
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF")
 _OBJECT_HEADER = re.compile(rb"\s*\d+\s+\d+\s+obj\b")
@@ -396,7 +405,7 @@ def prepare_signature(
 ) -> PreparedSignature:
     """The incremental update that will hold a signature, its byte range fixed; the same arguments give the
     same bytes. A naive `signing_time` is taken to be UTC. `certify`: a certification signature (DocMDP P=2).
-    `size`: the bytes reserved for the CMS (SEALED_SIGNATURE_SIZE for one carrying a seal).
+    `size`: the bytes reserved for the CMS (`sealed_size` for one carrying a seal).
 
     This only lays the field out: callers that add a signature to a signed file check the signatures it has
     first (`sign_pdf` does; the bank's countersignature job does)."""
@@ -452,7 +461,7 @@ def sign_pdf(
         location=location,
         signing_time=signing_time,
         certify=certify,
-        size=SIGNATURE_SIZE if seal is None else SEALED_SIGNATURE_SIZE,
+        size=sealed_size(seal),
     )
     signature = build_cms(prepared.digest, private_key_pem, certificate, signing_time, chain, seal)
     return prepared.embed(signature if timestamper is None else add_signature_timestamp(signature, timestamper))
