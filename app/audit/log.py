@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, insert, select
+from sqlalchemy import Connection, Engine, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit.chain import content_of
 from app.audit.checkpoints import read_checkpoints
 from app.audit.mac_key import mac_key
 from app.db.audit_models import AuditEntry
-from app.db.write_batch import write
+from app.db.write_batch import inserting, write_many
 from app.domain.audit import (
     ChainBreak,
     EntryContent,
@@ -40,7 +40,10 @@ from app.domain.audit import (
 )
 from app.platform.runtime import Runtime
 
-AUDIT_LOG = AuditEntry.__table__
+INSERT_ENTRY = inserting(
+    AuditEntry.__table__,
+    ["at", "actor", "action", "subject", "before", "after", "detail", "writer", "writer_seq", "tail_mac"],
+)
 PENDING = "cunguan.audit.pending"
 WRITTEN = "cunguan.audit.written"  # the writer whose counters this transaction used, until it commits
 
@@ -154,10 +157,7 @@ def _write(session: Session, pending: list[_Pending]) -> None:
                 "tail_mac": tail_mac(key, content),
             }
         )
-    if len(rows) == 1:  # with the commit's other plain writes (`write_batch`)
-        write(session, insert(AUDIT_LOG).values(**rows[0]))
-    else:  # one executemany (a multi-row VALUES would be compiled anew each time)
-        session.execute(insert(AUDIT_LOG), rows)
+    write_many(session, INSERT_ENTRY, rows)  # one entry: with the commit's other plain writes (`write_batch`)
 
 
 @event.listens_for(Session, "after_commit")

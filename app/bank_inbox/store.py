@@ -20,7 +20,7 @@ from app.db.base import UTCDateTime
 from app.db.models import BankNotification, SeenNonce
 from app.db.pii import EncryptedText
 from app.db.upsert import insert_if_absent
-from app.db.write_batch import write
+from app.db.write_batch import updating, write
 from app.platform.errors import ConfigError
 from app.platform.runtime import Runtime
 
@@ -32,6 +32,7 @@ MARK_PROCESSED = (
     .where(INBOX.c.id == bindparam("inbox_id"))
     .values(processed_at=bindparam("processed_at"), outcome=bindparam("outcome"))
 )
+MARK_ONE = updating(INBOX, "id", ["processed_at", "outcome"])
 INLINE, INBOX_MODE = "inline", "inbox"
 PROCESSING_MODES = (INLINE, INBOX_MODE)
 FAILED_PREFIX = "failed:"  # outcome of a row whose processing failed: kept for review, not retried blindly
@@ -182,7 +183,7 @@ def store_values(
 def mark_processed(session: Session, inbox_id: int, outcome: str, at: datetime) -> None:
     """The row marked processed in the transaction that processed it (with its other plain writes inline:
     `write_batch`)."""
-    write(session, update(INBOX).where(INBOX.c.id == inbox_id).values(processed_at=at, outcome=outcome))
+    write(session, MARK_ONE, {"id": inbox_id, "processed_at": at, "outcome": outcome})
 
 
 # A resend: a row whose processing failed is due again; returns processed_at (waits for a processor that

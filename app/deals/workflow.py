@@ -7,18 +7,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.audit import log as audit
 from app.db.models import Deal, DealEvent
-from app.db.write_batch import write
+from app.db.write_batch import inserting, write
 from app.platform.errors import TransitionNotAllowed
 from app.platform.runtime import Runtime
 from app.state_machine.definition import Transition
 from app.state_machine.engine import Engine, Fired
 
-DEAL_EVENTS = DealEvent.__table__
+TIMELINE_ROW = inserting(
+    DealEvent.__table__, ["deal_id", "event", "from_state", "to_state", "actor", "detail", "created_at"]
+)
 
 
 @dataclass
@@ -46,7 +47,7 @@ def fire(ctx: DealContext, event: str, detail: dict[str, Any] | None = None) -> 
 def _record(ctx: DealContext, row: dict[str, Any]) -> None:
     """The timeline row (a plain insert nothing reads back: it may wait for the next statement,
     `write_batch`) and its audit entry."""
-    write(ctx.session, insert(DEAL_EVENTS).values(**row))
+    write(ctx.session, TIMELINE_ROW, row)
     _audit(ctx, row)
 
 

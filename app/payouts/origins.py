@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Deal, Payout
 from app.db.payee_models import PayoutOrigin
-from app.db.write_batch import write
+from app.db.write_batch import inserting, write
 from app.payouts.status import PayoutPurpose, PayoutStatus
 
-ORIGINS = PayoutOrigin.__table__
+RECORD = inserting(PayoutOrigin.__table__, ["deal_id", "transfer_id", "account", "name", "amount_fen", "arrived_at"])
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def record(
     """Note where a credit to the deal's custody came from (once per credit: its ledger transfer id); nothing
     reads it back here, so it may wait for the transaction's next statement (`write_batch`)."""
     row = {"deal_id": deal.id, "transfer_id": transfer_id, "account": account, "name": name}
-    write(session, insert(ORIGINS).values(**row, amount_fen=amount_fen, arrived_at=at))
+    write(session, RECORD, {**row, "amount_fen": amount_fen, "arrived_at": at})
 
 
 def refunds_by_account(payouts: list[Payout]) -> dict[str, int]:

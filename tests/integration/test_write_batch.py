@@ -9,19 +9,22 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.db.models import SeenNonce
-from app.db.write_batch import batching, write
+from app.db.write_batch import batching, inserting, updating, write
 from app.platform.runtime import Runtime
 
 SEEN = SeenNonce.__table__
 SENDER = "test:batch"
+NONCE = inserting(SEEN, ["sender", "nonce", "seen_at"])
+OTHER_NONCE = inserting(SEEN, ["sender", "nonce", "seen_at"])  # another template on the same table
+RESENDER = updating(SEEN, "nonce", ["sender"])
 
 
-def _nonce(nonce: str) -> object:
-    return insert(SEEN).values(sender=SENDER, nonce=nonce, seen_at=datetime(2026, 12, 5, tzinfo=UTC))
+def _nonce(nonce: str) -> dict[str, object]:
+    return {"sender": SENDER, "nonce": nonce, "seen_at": datetime(2026, 12, 5, tzinfo=UTC)}
 
 
 @contextmanager
@@ -51,11 +54,11 @@ def test_queued_writes_go_as_one_statement_before_the_next_and_at_the_commit(rt:
     with _recorded(rt) as statements, rt.db.uow() as uow:
         session = uow.session
         with batching(session):
-            write(session, _nonce("a"))
-            write(session, _nonce("b"))
+            write(session, NONCE, _nonce("a"))
+            write(session, OTHER_NONCE, _nonce("b"))
             assert len(statements) == (0 if postgresql else 2)
             assert session.scalar(select(func.count()).select_from(SEEN).where(SEEN.c.sender == SENDER)) == 2
-            write(session, _nonce("c"))
+            write(session, NONCE, _nonce("c"))
             uow.commit()
     assert _stored(rt) == {"a": SENDER, "b": SENDER, "c": SENDER}
     if postgresql:  # a and b together, then the read, then c alone at the commit
@@ -66,13 +69,23 @@ def test_queued_writes_go_as_one_statement_before_the_next_and_at_the_commit(rt:
         assert len(statements) == 4, statements
 
 
+def test_a_template_queued_again_sends_the_queue_first(rt: Runtime) -> None:
+    """Its parameters carry the template's names: the same template twice in one statement would mix them."""
+    with _recorded(rt) as statements, rt.db.uow() as uow, batching(uow.session):
+        write(uow.session, NONCE, _nonce("one"))
+        write(uow.session, NONCE, _nonce("two"))
+        uow.commit()
+    assert _stored(rt) == {"one": SENDER, "two": SENDER}
+    assert len(statements) == 2 and all(s.startswith("INSERT INTO seen_nonces") for s in statements), statements
+
+
 def test_a_write_on_a_queued_table_sends_the_queue_first(rt: Runtime) -> None:
     """The batch's statements share one snapshot: an update must not miss the row an earlier insert adds."""
     with rt.db.uow() as uow:
         session = uow.session
         with batching(session):
-            write(session, _nonce("x"))
-            write(session, update(SEEN).where(SEEN.c.nonce == "x").values(sender="test:changed"))
+            write(session, NONCE, _nonce("x"))
+            write(session, RESENDER, {"nonce": "x", "sender": "test:changed"})
             uow.commit()
     assert _stored(rt) == {"x": "test:changed"}
 
@@ -81,15 +94,15 @@ def test_a_rollback_drops_what_it_covered(rt: Runtime) -> None:
     with rt.db.uow() as uow:
         session = uow.session
         with batching(session):
-            write(session, _nonce("kept-before"))
+            write(session, NONCE, _nonce("kept-before"))
             with pytest.raises(RuntimeError), session.begin_nested():
-                write(session, _nonce("in-savepoint"))
+                write(session, NONCE, _nonce("in-savepoint"))
                 raise RuntimeError("savepoint rolled back")
-            write(session, _nonce("kept-after"))
+            write(session, NONCE, _nonce("kept-after"))
             uow.commit()
     assert set(_stored(rt)) == {"kept-before", "kept-after"}
     with rt.db.uow() as uow, batching(uow.session):
-        write(uow.session, _nonce("rolled-back"))
+        write(uow.session, NONCE, _nonce("rolled-back"))
         uow.session.rollback()
         uow.commit()
     assert "rolled-back" not in _stored(rt)
@@ -100,14 +113,14 @@ def test_a_failing_batch_leaves_nothing(rt: Runtime) -> None:
     with rt.db.uow() as uow:
         session = uow.session
         with batching(session):
-            write(session, _nonce("first"))
-            write(session, _nonce("twice"))
+            write(session, NONCE, _nonce("first"))
+            write(session, OTHER_NONCE, _nonce("twice"))
             with pytest.raises(IntegrityError):
-                write(session, _nonce("twice"))  # the same key
+                write(session, NONCE, _nonce("twice"))  # the same key, queued with the other (PostgreSQL)
                 uow.commit()
             session.rollback()
     assert _stored(rt) == {}
     with rt.db.uow() as uow:  # the connection is usable again
-        write(uow.session, _nonce("after"))
+        write(uow.session, NONCE, _nonce("after"))
         uow.commit()
     assert _stored(rt) == {"after": SENDER}
