@@ -160,6 +160,9 @@ def _openings(args: argparse.Namespace) -> None:
             f"{r['of_limit']:>9}{r['max_in_1s']:>8}{r['slack_ms_p50']:>9}{r['estimate_s']!s:>11}{r['real_s']:>8}"
             f"{r['refused_429']:>6}{r['deferrals']:>9}"
         )
+    for r in results[:1]:
+        load = ", ".join(f"{x:.1f}" for x in r["load_average"])
+        print(f"CPU ms per opening (every bank's, start-up included): {r['cpu_ms_per_opening']}; load average {load}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

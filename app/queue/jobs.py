@@ -83,17 +83,23 @@ def claim_queries(now: datetime, full: Full = NOTHING_FULL) -> list[tuple[Column
     died), then pending ones, oldest first, skipping the banks and kinds whose slots are `full`. Each query is
     one range read of an index in its order (ix_jobs_status_locked_until, ix_jobs_status_run_after), so a claim
     costs the same with a thousand jobs queued or a hundred thousand."""
-    skip = true()
-    if full.banks:
-        skip = skip & (Job.bank_code.is_(None) | Job.bank_code.not_in(sorted(full.banks)))
-    if full.kinds:
-        skip = skip & Job.kind.not_in(sorted(full.kinds))
+    skip = _not_full(full)
     expired = (Job.status == "running") & (Job.locked_until < now) & (Job.run_after <= now) & skip
     pending = (Job.status == "pending") & (Job.run_after <= now) & skip
     return [
         (due, select(Job.id).where(due).order_by(*oldest_first).limit(1))
         for due, oldest_first in ((expired, (Job.locked_until, Job.id)), (pending, (Job.run_after, Job.id)))
     ]
+
+
+def _not_full(full: Full) -> ColumnElement[bool]:
+    """Jobs not of a bank or kind whose slots are all taken."""
+    skip: ColumnElement[bool] = true()
+    if full.banks:
+        skip = skip & (Job.bank_code.is_(None) | Job.bank_code.not_in(sorted(full.banks)))
+    if full.kinds:
+        skip = skip & Job.kind.not_in(sorted(full.kinds))
+    return skip
 
 
 def claim(
@@ -108,12 +114,15 @@ def claim(
     return None
 
 
-def wait_for_next_s(session: Session, *, now: datetime, shortest_s: float, longest_s: float) -> float:
-    """How long a worker with nothing to do may sleep: until the next pending job falls due, between `shortest_s`
-    (one is due but others' slots hold its bank, or another worker is taking it) and `longest_s`. A job deferred
-    to a bank's next free place so starts on time, not up to a poll later. The first entry of
-    ix_jobs_status_run_after: one index probe at any queue length."""
-    next_due = session.scalar(select(func.min(Job.run_after)).where(Job.status == "pending"))
+def wait_for_next_s(
+    session: Session, *, now: datetime, shortest_s: float, longest_s: float, full: Full = NOTHING_FULL
+) -> float:
+    """How long a worker with nothing to do may sleep: until the next pending job it may take falls due (not of a
+    bank or kind whose slots are `full`: a slot given back wakes the worker, `Slots.wait_for_release`), between
+    `shortest_s` (one is due but another worker is taking it) and `longest_s`. A job deferred to a bank's next
+    free place so starts on time, not up to a poll later. The first entry of ix_jobs_status_run_after: one index
+    probe at any queue length (past the full banks' due jobs when some are full)."""
+    next_due = session.scalar(select(func.min(Job.run_after)).where(Job.status == "pending", _not_full(full)))
     if next_due is None:
         return longest_s
     return min(max((next_due - now).total_seconds(), shortest_s), longest_s)

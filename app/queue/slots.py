@@ -31,19 +31,36 @@ class Slots:
     _banks: Counter[str] = field(default_factory=Counter, init=False)
     _kinds: Counter[str] = field(default_factory=Counter, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _released: threading.Condition = field(init=False)
+    _releases: int = field(default=0, init=False)  # slots given back so far: a waiter's "has one freed since?"
 
     def __post_init__(self) -> None:
         limits = [self.per_bank, *self.per_kind.values(), *self.per_bank_of.values()]
         assert all(limit >= 1 for limit in limits)
+        self._released = threading.Condition(self._lock)
 
     @contextmanager
     def claiming(self) -> Iterator[Full]:
         """Hold the claim lock; yields what is full. Call `take` inside for the job claimed, if any."""
         with self._lock:
-            yield Full(
-                frozenset(bank for bank, running in self._banks.items() if running >= self.bank_limit(bank)),
-                frozenset(kind for kind, running in self._kinds.items() if running >= self.per_kind.get(kind, 0) > 0),
-            )
+            yield self._full()
+
+    def _full(self) -> Full:
+        return Full(
+            frozenset(bank for bank, running in self._banks.items() if running >= self.bank_limit(bank)),
+            frozenset(kind for kind, running in self._kinds.items() if running >= self.per_kind.get(kind, 0) > 0),
+        )
+
+    def full_now(self) -> tuple[Full, int]:
+        """What is full now, and the count of slots given back so far (for `wait_for_release`)."""
+        with self._lock:
+            return self._full(), self._releases
+
+    def wait_for_release(self, releases: int, timeout_s: float) -> None:
+        """Sleep up to `timeout_s`, waking as soon as a slot is given back after `full_now` counted `releases`:
+        a thread whose due jobs are all held back by full slots takes one the moment it frees, with no polling."""
+        with self._released:
+            self._released.wait_for(lambda: self._releases != releases, timeout=timeout_s)
 
     def bank_limit(self, bank: str) -> int:
         return self.per_bank_of.get(bank, self.per_bank)
@@ -55,10 +72,12 @@ class Slots:
         self._kinds[kind] += 1
 
     def give_back(self, bank: str | None, kind: str) -> None:
-        with self._lock:
+        with self._released:
             if bank is not None:
                 self._banks[bank] -= 1
             self._kinds[kind] -= 1
+            self._releases += 1
+            self._released.notify_all()
 
 
 def parse_kind_limits(text: str) -> dict[str, int]:

@@ -29,7 +29,7 @@ from app.platform.request_context import bind_context
 from app.platform.runtime import Runtime
 from app.queue import jobs
 from app.queue.jobs import Retry
-from app.queue.slots import Slots
+from app.queue.slots import Full, Slots
 
 log = logging.getLogger("cunguan.worker")
 
@@ -169,7 +169,8 @@ def run_worker(
         try:
             inbox_busy = _process_inbox(rt)  # one batch per round, so that jobs are not starved by callbacks
             job_ran = run_one(rt, worker, lease_s=lease_s, slots=slots)
-            idle_s = 0.0 if job_ran or inbox_busy or burst else _idle_s(rt, poll_s)
+            full, releases = slots.full_now() if slots else (jobs.NOTHING_FULL, 0)
+            idle_s = 0.0 if job_ran or inbox_busy or burst else _idle_s(rt, poll_s, full)
         except SQLAlchemyError as error:  # the database went away: wait, reconnect, go on (a job keeps its lease)
             _sleep(outage.failed(error), should_stop)
             continue
@@ -181,14 +182,19 @@ def run_worker(
             continue
         if burst:
             break
-        time.sleep(idle_s)
+        if slots:
+            slots.wait_for_release(releases, idle_s)
+        else:
+            time.sleep(idle_s)
     return ran
 
 
-def _idle_s(rt: Runtime, poll_s: float) -> float:
-    """Nothing ran: sleep until the next job falls due, at most `poll_s`."""
+def _idle_s(rt: Runtime, poll_s: float, full: Full) -> float:
+    """Nothing ran: sleep until the next job this thread may take falls due, at most `poll_s`."""
     with rt.db.uow() as uow:
-        return jobs.wait_for_next_s(uow.session, now=rt.clock(), shortest_s=IDLE_SHORTEST_S, longest_s=poll_s)
+        return jobs.wait_for_next_s(
+            uow.session, now=rt.clock(), shortest_s=IDLE_SHORTEST_S, longest_s=poll_s, full=full
+        )
 
 
 class _Outage:

@@ -14,7 +14,7 @@ from app.banks.settings import opening_slots
 from app.db.models import Job
 from app.platform.runtime import Runtime
 from app.queue import jobs
-from app.queue.slots import Slots, parse_kind_limits
+from app.queue.slots import Full, Slots, parse_kind_limits
 from app.queue.worker import run_one, run_workers
 from tests.factories import confirmed_deal
 
@@ -137,3 +137,29 @@ def test_a_banks_opening_limit_sets_how_many_of_its_sends_a_worker_keeps_in_flig
     assert opening_slots(rt, per_bank=2)["ceb"] == 5, "20/s x 0.25 s in flight"
     rt.banks["ceb"] = replace(rt.banks["ceb"], open_per_second=5)
     assert opening_slots(rt, per_bank=2)["ceb"] == 2, "5/s needs no more than the default"
+
+
+def test_a_thread_held_back_by_full_slots_wakes_when_one_is_given_back_not_at_its_timeout() -> None:
+    slots = Slots(per_bank=1)
+    with slots.claiming():
+        slots.take("ceb", "open_virtual_account")
+    full, releases = slots.full_now()
+    assert full.banks == {"ceb"}
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(slots.wait_for_release(releases, 30) is None))
+    waiter.start()
+    slots.give_back("ceb", "open_virtual_account")
+    waiter.join(timeout=10)
+    assert woke == [True] and not waiter.is_alive(), "woken by the release, long before 30 s"
+    assert slots.full_now()[0].banks == frozenset()
+
+
+def test_the_idle_wait_looks_past_the_jobs_of_full_banks(rt: Runtime) -> None:
+    now = rt.clock()
+    with rt.db.uow() as uow:
+        jobs.enqueue(uow.session, "test_call_bank", {}, now=now, bank_code="ceb")  # due, its bank full
+        jobs.enqueue(uow.session, "test_call_bank", {}, now=now, delay_s=0.4, bank_code="pab")
+        uow.commit()
+        wait = jobs.wait_for_next_s(uow.session, now=now, shortest_s=0.02, longest_s=5, full=Full(frozenset({"ceb"})))
+        assert wait == pytest.approx(0.4), "the next job it may take: pab's"
+        assert jobs.wait_for_next_s(uow.session, now=now, shortest_s=0.02, longest_s=5) == 0.02
