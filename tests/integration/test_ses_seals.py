@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from app.agreements.service import verify_agreement_pdf
 from app.crypto.keys import bank_certificate_path, ensure_keys, make_self_signed_certificate
 from app.crypto.openssl_provider import generate_sm2_private_key_pem
 from app.db.models import Job
-from app.pdf.sign import SEALED_SIGNATURE_SIZE, prepare_signature, sign_digest
+from app.pdf.sign import SEALED_SIGNATURE_SIZE, prepare_signature, sign_digest, sign_pdf
+from app.pdf.verify import verify_pdf_signatures
 from app.pki.certificates import load_certificate
 from app.platform.runtime import Runtime
 from app.queue.worker import run_one
@@ -29,6 +31,7 @@ from app.tools.banksim.keys import PLATFORM_ROOT
 from tests.conftest import csrf_token
 from tests.factories import SEALS_VALID_FROM, bank_signing_key, confirmed_deal, load_deal, simulated_banks_folder
 from tests.integration.simulator_support import bank_over_http
+from tests.pdf_samples import text_pdf
 
 
 def _countersigned(rt: Runtime, keys_dir: Path, tmp_path: Path) -> bytes:
@@ -151,3 +154,29 @@ def test_issue_bank_makes_the_banks_seal_and_hands_over_a_copy(app: Flask, tmp_p
     assert seal.name == "测试光大银行股份有限公司" and seal.maker_name == "存管平台根证书"
     assert seal.signer_certificates == (load_certificate(certificate.read_bytes()).dump(),)
     assert bank_seal_path(folder / "banks", "ceb").read_bytes() == seal_copy.read_bytes(), "kept beside the certificate"
+
+
+def test_the_seal_is_covered_by_the_signers_signature(tmp_path: Path) -> None:
+    """A signed attribute: a byte of the seal changed inside the CMS breaks the signer's SM2 signature, and the
+    seal's own maker signature with it."""
+    ensure_keys(tmp_path, SEALS_VALID_FROM)
+    key, certificate = (tmp_path / "platform.key.pem").read_bytes(), (tmp_path / "platform.cert.pem").read_bytes()
+    seal, root = platform_seal_path(tmp_path).read_bytes(), (tmp_path / "ca" / "root.cert.pem").read_bytes()
+    signed = sign_pdf(
+        text_pdf(b"Pay 1000 yuan"),
+        key,
+        certificate,
+        signer_name="x",
+        reason="x",
+        location="x",
+        signing_time=datetime(2026, 12, 6, tzinfo=UTC),
+        chain=[root],
+        seal=seal,
+    )
+    (report,) = verify_pdf_signatures(signed, [root])
+    assert report.valid and report.seal is not None and report.seal.name == "存管平台演示运营有限公司"
+    at = signed.index(read_seal(seal).picture.data[100:116].hex().encode())
+    tampered = signed[:at] + (b"1" if signed[at : at + 1] == b"0" else b"0") + signed[at + 1 :]
+    (report,) = verify_pdf_signatures(tampered, [root])
+    assert not report.valid and not report.signature_valid and "SM2 签名验证失败" in report.errors
+    assert "电子印章：电子印章的制章者签名验证失败（印章被篡改或伪造）" in report.errors
