@@ -7,7 +7,8 @@ shared (pypdf for the PDF, asn1crypto for the DER); every digest and every signa
 Checked: each signature's byte ranges against its messageDigest (SM3), its SM2 signature over the signed attributes
 with GM/T 0009's default id, each signature's timestamp token (imprint = SM3 of the signature value, the TSA's
 signature), the document timestamp (imprint = SM3 of its byte ranges), every certificate the file carries against
-its issuer's key, and every CRL in /DSS against the CA's key."""
+its issuer's key, every CRL in /DSS against the CA's key, and every GB/T 38540 seal a signature carries (the
+maker's signature over SES_SealInfo; the signing certificate in its list)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from typing import Any
 import gmssl_pyx
 from asn1crypto import cms, crl, tsp, x509
 from pypdf import PdfReader
+
+from app.seals.structures import SES_SEAL_ATTRIBUTE_OID, SesSeal  # the ASN.1 layout only, to parse
 
 SM2_ID = b"1234567812345678"  # GM/T 0009's default signer id
 TIMESTAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"
@@ -73,7 +76,25 @@ class _Certificates:
         return len(self.checked)
 
 
-def _check_signed_data(token: bytes, content: bytes, certificates: _Certificates) -> cms.SignedData:
+def _check_seal(signer: cms.SignerInfo, certificate: x509.Certificate, found: Counter[str]) -> None:
+    """The GB/T 38540 seal a signature carries (if any): the maker's SM2 signature over SES_SealInfo checked by
+    GmSSL, and the signing certificate among the seal's certificates."""
+    for attribute in signer["signed_attrs"]:
+        if attribute["type"].dotted != SES_SEAL_ATTRIBUTE_OID:
+            continue
+        seal = SesSeal.load(attribute["values"][0].dump())
+        maker = x509.Certificate.load(seal["cert"].native)
+        assert _verified(maker, seal["eseal_info"].dump(), seal["signed_value"].native), (
+            f"GmSSL refuses the seal maker's signature on {seal['eseal_info']['property']['name'].native}"
+        )
+        listed = [item.native for item in seal["eseal_info"]["property"]["cert_list"]]
+        assert certificate.dump() in listed, "the seal does not list the signing certificate"
+        found["seals"] += 1
+
+
+def _check_signed_data(
+    token: bytes, content: bytes, certificates: _Certificates, found: Counter[str] | None = None
+) -> cms.SignedData:
     """`token` a CMS SignedData (trailing zero padding allowed) whose messageDigest is the SM3 of `content`."""
     signed_data = cms.ContentInfo.load(token, strict=False)["content"]
     certificates.add(signed_data["certificates"])
@@ -83,6 +104,8 @@ def _check_signed_data(token: bytes, content: bytes, certificates: _Certificates
     assert _verified(certificate, _signed_attributes(signer), signer["signature"].native), (
         f"GmSSL refuses the SM2 signature of {certificate.subject.native.get('common_name')}"
     )
+    if found is not None:
+        _check_seal(signer, certificate, found)
     return signed_data
 
 
@@ -124,7 +147,7 @@ def check_with_gmssl(pdf: bytes) -> Counter[str]:
             _check_token(contents, signed_bytes, certificates)
             found["document timestamps"] += 1
             continue
-        signed_data = _check_signed_data(contents, signed_bytes, certificates)
+        signed_data = _check_signed_data(contents, signed_bytes, certificates, found)
         found["signatures"] += 1
         signer = signed_data["signer_infos"][0]
         for attribute in signer["unsigned_attrs"] or []:

@@ -49,6 +49,7 @@ from app.tsa.protocol import build_request, read_reply
 from tests.browser.conftest import chromium, no_horizontal_scroll, served
 from tests.conftest import DATABASES, PASSWORD, fresh_database, make_config, platform_app, role_users
 from tests.factories import RESALE_FORM, simulated_banks_folder
+from tests.gmssl_interop import check_with_gmssl
 from tests.integration.test_bank_simulator import _start_simulator
 from tests.integration.test_evidence_pack import _built_at, _flip, _members
 from tests.ports import port_of, reserve_port
@@ -369,6 +370,19 @@ def _signer_subject(pdf: bytes, field: str) -> dict[str, str]:
     signed_data = cms.ContentInfo.load(bytes.fromhex(pdf[start + 1 : end - 1].decode()))["content"]
     subjects = [dict(choice.chosen.subject.native) for choice in signed_data["certificates"]]
     return next(subject for subject in subjects if subject["common_name"] != CA_ROOT)
+
+
+def test_gmssl_checks_every_signature_timestamp_certificate_and_seal_of_the_final_file(signed: Signed) -> None:
+    """An implementation other than ours and OpenSSL's: GmSSL computes every digest and checks every SM2 signature."""
+    found = check_with_gmssl(signed.final.read_bytes())
+    assert found == {
+        "signatures": 4,  # the platform's certification, buyer, seller, the bank
+        "signature timestamps": 4,
+        "document timestamps": 1,
+        "certificates": 6,  # root, platform seal, both parties' one-day certificates, the bank's, the TSA's
+        "crls": 1,
+        "seals": 2,  # the platform's and the bank's GB/T 38540 seals; persons sign without one
+    }
 
 
 def test_the_cli_names_every_signer_its_chain_its_trusted_time_and_unchanged(

@@ -268,7 +268,8 @@ def test_a_deals_agreement_is_stamped_on_each_signature_and_closed_by_a_document
     assert platform.timestamp.gen_time and bank.timestamp.gen_time and document.timestamp
     assert document.timestamp.gen_time >= bank.timestamp.gen_time >= platform.timestamp.gen_time
     gmssl = check_with_gmssl(pdf)  # every signature, token, certificate and CRL checked by GmSSL, not by us
-    assert gmssl == {"signatures": 2, "signature timestamps": 2, "document timestamps": 1, "certificates": 4, "crls": 1}
+    expected = {"signatures": 2, "signature timestamps": 2, "document timestamps": 1, "certificates": 4, "crls": 1}
+    assert gmssl == expected | {"seals": 2}, "the platform's and the bank's GB/T 38540 seals too"
     at = pdf.index(b"stream", 1000) + 40  # inside the first revision's content, under every signature
     with pytest.raises(AssertionError, match="messageDigest"):
         check_with_gmssl(pdf[:at] + bytes([pdf[at] ^ 1]) + pdf[at + 1 :])

@@ -133,6 +133,6 @@ def audit_log_reads_in_chinese_with_filters(login: Login, rt: Runtime, resale: i
     assert "\\u" not in page and "新建存管单" in page and "流程：" in page, "decoded, actions labelled"
     assert_readable(page, internal_codes(rt) - {"asset", "liability"}, "auditor /admin/audit/")
     only = auditor.get(f"/admin/audit/?action=deal.create&subject={deal_no}").text
-    assert only.count("<tr><td data-label=\"序号\">") == 1 and deal_no in only, "filtered by action and subject"
+    assert only.count('<tr><td data-label="序号">') == 1 and deal_no in only, "filtered by action and subject"
     nothing = auditor.get("/admin/audit/?date_from=2000-01-01&date_to=2000-01-02").text
     assert "暂无记录" in nothing
