@@ -17,6 +17,9 @@ true offset (kept with the window, loosened by the clocks' possible drift as it 
 on our clock, by b_j - that bound (never after its answer): with a bank that answers in 100 ms, the window frees
 about 100 ms earlier, whatever the bank's clock says.
 
+The day is the bank's (Asia/Shanghai, by the earliest its clock can read: ours plus the offset bound), and no send
+starts in its last second, so the daily quota is counted against the day the bank counts it in.
+
 All instants are integer milliseconds since the epoch, so the state stores exactly.
 """
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from app.domain.timezone import SHANGHAI
 
@@ -35,7 +38,10 @@ DRIFT_PPM = 100  # the most our clock and the bank's drift apart (NTP-discipline
 # Before any send of ours was answered: how long a request takes from our start to the bank's stamp (the
 # simulator on this machine: 25-55 ms, its signature check included).
 ASSUMED_TO_STAMP_MS = 40
-IN_FLIGHT_LOOK_S = 0.02  # the place is held by a send still in flight: look again this soon
+IN_FLIGHT_LOOK_S = 0.02
+# No send starts in the last second of the bank's day (by the earliest its clock can read): it could be stamped on
+# either side of midnight, and counted against the wrong day's quota.
+MIDNIGHT_GUARD_MS = 1_000  # the place is held by a send still in flight: look again this soon
 
 
 @dataclass(frozen=True)
@@ -97,13 +103,17 @@ def take(state: WindowState, limits: Limits, now: datetime, ticket: str) -> floa
     """Start a send now if the bank would accept it (returns 0.0; `state` records it under `ticket`), else the
     seconds to wait before one may start (nothing recorded; when a send still in flight is what blocks, a short
     wait, since its answer frees a place a second after it comes)."""
-    now_ms, today = to_ms(now), now.astimezone(SHANGHAI).date()
+    now_ms = to_ms(now)
+    offset_ms = bank_offset_ms(state, now_ms)
+    bank_now = now + timedelta(milliseconds=offset_ms or 0)  # the earliest the bank's clock reads now
+    today = bank_now.astimezone(SHANGHAI).date()
+    to_midnight_s = (datetime.combine(today + timedelta(days=1), time.min, tzinfo=SHANGHAI) - bank_now).total_seconds()
+    if to_midnight_s * 1000 <= MIDNIGHT_GUARD_MS:
+        return to_midnight_s
     if state.day != today:
         state.day, state.day_count = today, 0
     if state.day_count >= limits.per_day:
-        midnight = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=SHANGHAI)
-        return (midnight - now).total_seconds()
-    offset_ms = bank_offset_ms(state, now_ms)
+        return to_midnight_s
     sends = sorted(state.sends, key=lambda send: send.free_at_ms(offset_ms))[-limits.per_second :]
     if len(sends) >= limits.per_second:
         oldest = sends[0]

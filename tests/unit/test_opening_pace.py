@@ -25,6 +25,7 @@ from app.domain.rate_limit import (
     take,
     to_ms,
 )
+from app.domain.timezone import SHANGHAI
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -193,3 +194,18 @@ def test_the_achievable_pace_is_the_limit_less_the_margin_and_the_way_to_the_sta
     assert take(unstamped, limits, _at(0), "a") == 0.0
     answered(unstamped, "a", _at(150))
     assert achievable_per_second(unstamped, limits, _at(400)) == pytest.approx(20_000 / 1_155), "a round trip"
+
+
+def test_the_daily_quota_follows_the_banks_day_and_no_send_starts_in_its_last_second() -> None:
+    """The bank's clock is 300 ms ahead, its stamps come 30 ms before its answers: the offset bound is 270 ms
+    (269 with drift), so its midnight (Shanghai) comes by our 23:59:59.731 at the latest."""
+    limits, state = Limits(per_second=5, per_day=2), WindowState()
+    our_midnight_ms = to_ms(datetime(2026, 11, 24, tzinfo=SHANGHAI))
+    evening = our_midnight_ms - to_ms(T0) - 10_000  # our 23:59:50
+    for n in range(2):
+        assert take(state, limits, _at(evening), f"s{n}") == 0.0
+        answered(state, f"s{n}", _at(evening + 50), _at(evening + 20 + 300))
+    assert take(state, limits, _at(evening + 100), "late") == pytest.approx(9.631), "the quota: until its midnight"
+    assert take(state, limits, _at(evening + 8_800), "late") == pytest.approx(0.931), "and not in its last second"
+    assert take(state, limits, _at(evening + 9_702), "late") == pytest.approx(0.029), "29 ms of its day left"
+    assert take(state, limits, _at(evening + 9_731), "late") == 0.0, "the bank's new day"
