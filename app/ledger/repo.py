@@ -210,9 +210,10 @@ class LedgerRepository:
             results = [sql_posting.apply(connection, ops[0], utcnow(), _known(self.session))]
         else:
             results = self._run_looking(connection, ops)
-        for obj in list(self.session.identity_map.values()):  # totals moved underneath the ORM
-            if isinstance(obj, LedgerAccount):
-                self.session.expire(obj)
+        if self.session.identity_map:  # totals moved underneath the ORM's loaded accounts
+            for obj in list(self.session.identity_map.values()):
+                if isinstance(obj, LedgerAccount):
+                    self.session.expire(obj)
         failures = [r for r in results if not r.ok]
         if failures:
             first = next((r for r in failures if r.status != "LINKED_OP_FAILED"), failures[0])

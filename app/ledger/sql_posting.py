@@ -50,7 +50,7 @@ def parameters(op: LedgerOp, now: datetime) -> tuple[Any, ...]:
 def apply(connection: Connection, op: LedgerOp, now: datetime, known: Known | None = None) -> OpResult:
     """Run one operation in the connection's open transaction, in one statement. `known`, when given, learns
     the exact totals of the ordinary accounts the operation locked (as after a batch of the engine)."""
-    out: dict[str, Any] = connection.exec_driver_sql(_APPLY, parameters(op, now)).scalar_one()
+    out: dict[str, Any] = connection.exec_driver_sql(_APPLY, parameters(op, now)).scalar()
     if known is not None and "h" in out:
         held = [_state(values) for values in out["h"]]
         known.held.update({state.code: state for state in held})

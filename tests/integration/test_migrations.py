@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from app.db import ledger_function
 from app.db.base import Base
 from app.db.session import make_engine
 from app.platform.cli import alembic_config
@@ -24,16 +25,17 @@ def test_upgrade_head_matches_models(database_url: str) -> None:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             differences = compare_metadata(context, Base.metadata)
             tables = set(inspect(connection).get_table_names())
-            functions = set()
+            functions = {}
             if connection.dialect.name == "postgresql":  # migration 0035: one ledger operation, one call
-                query = "SELECT proname FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
-                functions = set(connection.scalars(text(query)))
+                query = "SELECT proname, prosrc FROM pg_proc WHERE pronamespace = current_schema()::regnamespace"
+                functions = {name: source for name, source in connection.execute(text(query))}
     finally:
         engine.dispose()
     assert differences == []
     assert {"deals", "ledger_transfers", "jobs", "bank_notifications", "seen_nonces"} <= tables
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql":  # the body create_all installs (migration 0060's last)
         assert "ledger_apply" in functions
+        assert functions["ledger_apply"] == ledger_function.CREATE.split("$fn$")[1]
 
 
 def test_migrated_database_refuses_changes_to_transfers(database_url: str) -> None:
