@@ -31,13 +31,14 @@ class Slots:
     _banks: Counter[str] = field(default_factory=Counter, init=False)
     _kinds: Counter[str] = field(default_factory=Counter, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-    _released: threading.Condition = field(init=False)
-    _releases: int = field(default=0, init=False)  # slots given back so far: a waiter's "has one freed since?"
+    _wake: threading.Condition = field(init=False)
+    _wakeups: int = field(default=0, init=False)  # a waiter's "has something happened since I looked?"
+    _watched: bool = field(default=False, init=False)  # one idle thread sleeps until the next job falls due
 
     def __post_init__(self) -> None:
         limits = [self.per_bank, *self.per_kind.values(), *self.per_bank_of.values()]
         assert all(limit >= 1 for limit in limits)
-        self._released = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)
 
     @contextmanager
     def claiming(self) -> Iterator[Full]:
@@ -52,32 +53,53 @@ class Slots:
         )
 
     def full_now(self) -> tuple[Full, int]:
-        """What is full now, and the count of slots given back so far (for `wait_for_release`)."""
+        """What is full now, and the wake-up count so far (for `wait`)."""
         with self._lock:
-            return self._full(), self._releases
+            return self._full(), self._wakeups
 
-    def wait_for_release(self, releases: int, timeout_s: float) -> None:
-        """Sleep up to `timeout_s`, waking as soon as a slot is given back after `full_now` counted `releases`:
-        a thread whose due jobs are all held back by full slots takes one the moment it frees, with no polling."""
-        with self._released:
-            self._released.wait_for(lambda: self._releases != releases, timeout=timeout_s)
+    def watch(self) -> bool:
+        """Become the thread that sleeps until the next job falls due (True), unless another one is (False: sleep
+        until woken). One thread probing and waking per due job, not every idle thread of the process at once."""
+        with self._lock:
+            if self._watched:
+                return False
+            self._watched = True
+            return True
+
+    def unwatch(self) -> None:
+        """The watcher woke (to claim): an idle thread takes over the watch."""
+        with self._wake:
+            self._watched = False
+            self._wake_one()
+
+    def wait(self, wakeups: int, timeout_s: float) -> None:
+        """Sleep up to `timeout_s`, or until woken after `full_now` counted `wakeups`: by a slot given back (a job
+        its bank's full slots held back may now be taken), by a claim (more may be due: one more thread looks),
+        or by the watcher stepping down. No polling while nothing happens."""
+        with self._wake:
+            self._wake.wait_for(lambda: self._wakeups != wakeups, timeout=timeout_s)
+
+    def _wake_one(self) -> None:
+        self._wakeups += 1
+        self._wake.notify()
 
     def bank_limit(self, bank: str) -> int:
         return self.per_bank_of.get(bank, self.per_bank)
 
     def take(self, bank: str | None, kind: str) -> None:
-        """Inside `claiming()`: the claimed job holds its bank's and its kind's slot until `give_back`."""
+        """Inside `claiming()`: the claimed job holds its bank's and its kind's slot until `give_back`. Another
+        idle thread is woken: if more jobs are due, it takes the next."""
         if bank is not None:
             self._banks[bank] += 1
         self._kinds[kind] += 1
+        self._wake_one()
 
     def give_back(self, bank: str | None, kind: str) -> None:
-        with self._released:
+        with self._wake:
             if bank is not None:
                 self._banks[bank] -= 1
             self._kinds[kind] -= 1
-            self._releases += 1
-            self._released.notify_all()
+            self._wake_one()
 
 
 def parse_kind_limits(text: str) -> dict[str, int]:

@@ -169,8 +169,8 @@ def run_worker(
         try:
             inbox_busy = _process_inbox(rt)  # one batch per round, so that jobs are not starved by callbacks
             job_ran = run_one(rt, worker, lease_s=lease_s, slots=slots)
-            full, releases = slots.full_now() if slots else (jobs.NOTHING_FULL, 0)
-            idle_s = 0.0 if job_ran or inbox_busy or burst else _idle_s(rt, poll_s, full)
+            if not (job_ran or inbox_busy or burst):
+                _idle(rt, poll_s, slots)
         except SQLAlchemyError as error:  # the database went away: wait, reconnect, go on (a job keeps its lease)
             _sleep(outage.failed(error), should_stop)
             continue
@@ -178,15 +178,25 @@ def run_worker(
         if job_ran:
             ran += 1
             continue
-        if inbox_busy:
-            continue
-        if burst:
+        if burst and not inbox_busy:
             break
-        if slots:
-            slots.wait_for_release(releases, idle_s)
-        else:
-            time.sleep(idle_s)
     return ran
+
+
+def _idle(rt: Runtime, poll_s: float, slots: Slots | None) -> None:
+    """Nothing this thread may take is due. One thread of the process (the watcher) sleeps until the next job
+    it may take falls due; the others until something happens (`Slots.wait`) or `poll_s`."""
+    if slots is None:
+        time.sleep(_idle_s(rt, poll_s, jobs.NOTHING_FULL))
+        return
+    full, wakeups = slots.full_now()
+    if not slots.watch():
+        slots.wait(wakeups, poll_s)
+        return
+    try:
+        slots.wait(wakeups, _idle_s(rt, poll_s, full))
+    finally:
+        slots.unwatch()
 
 
 def _idle_s(rt: Runtime, poll_s: float, full: Full) -> float:

@@ -143,15 +143,26 @@ def test_a_thread_held_back_by_full_slots_wakes_when_one_is_given_back_not_at_it
     slots = Slots(per_bank=1)
     with slots.claiming():
         slots.take("ceb", "open_virtual_account")
-    full, releases = slots.full_now()
+    full, wakeups = slots.full_now()
     assert full.banks == {"ceb"}
     woke: list[bool] = []
-    waiter = threading.Thread(target=lambda: woke.append(slots.wait_for_release(releases, 30) is None))
+    waiter = threading.Thread(target=lambda: woke.append(slots.wait(wakeups, 30) is None))
     waiter.start()
     slots.give_back("ceb", "open_virtual_account")
     waiter.join(timeout=10)
     assert woke == [True] and not waiter.is_alive(), "woken by the release, long before 30 s"
     assert slots.full_now()[0].banks == frozenset()
+
+
+def test_one_idle_thread_watches_for_the_next_due_job_and_hands_the_watch_on() -> None:
+    slots = Slots(per_bank=2)
+    assert slots.watch() and not slots.watch(), "one watcher at a time"
+    _, wakeups = slots.full_now()
+    follower = threading.Thread(target=slots.wait, args=(wakeups, 30))
+    follower.start()
+    slots.unwatch()  # the watcher woke to claim: a follower is woken to take over
+    follower.join(timeout=10)
+    assert not follower.is_alive() and slots.watch(), "the watch is free again"
 
 
 def test_the_idle_wait_looks_past_the_jobs_of_full_banks(rt: Runtime) -> None:
