@@ -52,9 +52,10 @@ def apply(connection: Connection, op: LedgerOp, now: datetime, known: Known | No
     the exact totals of the ordinary accounts the operation locked (as after a batch of the engine)."""
     out: dict[str, Any] = connection.exec_driver_sql(_APPLY, parameters(op, now)).scalar()
     if known is not None and "h" in out:
-        held = [_state(values) for values in out["h"]]
-        known.held.update({state.code: state for state in held})
-        known.meta.update({state.code: _rules(state) for state in held})
+        for values in out["h"]:
+            state = _state(values)
+            known.held[state.code] = state
+            known.meta[state.code] = _rules(state)
     for code, projected, threshold, raised in out.get("a", ()):
         if raised:
             log.warning(
@@ -99,10 +100,9 @@ def _message(status: str, refused: list[Any] | None) -> str:
 
 
 def _state(values: list[Any]) -> AccountState:
+    """An account as the answer lists it: its rules, then its four totals (jsonb numbers: Python ints)."""
     account_id, code, kind, debits_limited, credits_limited, alert_below_fen, *totals = values
-    state = AccountState(account_id, code, kind, debits_limited, credits_limited, False, alert_below_fen)
-    state.set_totals(tuple(int(value) for value in totals))  # type: ignore[arg-type] - four totals
-    return state
+    return AccountState(account_id, code, kind, debits_limited, credits_limited, False, alert_below_fen, *totals)
 
 
 def _rules(state: AccountState) -> AccountState:
