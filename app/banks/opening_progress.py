@@ -30,7 +30,7 @@ class OpeningProgress:
     queued: int  # opening requests still waiting at this bank (imported or not)
     recent_per_s: float  # accounts the bank opened per second over the last minute
     pace_per_s: float  # what the bank's window achieves (the limit less the margin and the way to the bank)
-    last_at: datetime | None  # when the last queued request can go (None: nothing queued)
+    last_at: datetime | None  # when the last queued request goes at the last minute's pace (None: none queued)
 
     @property
     def share(self) -> float:
@@ -92,6 +92,7 @@ def _progress(
     state = window_state(window)
     pace = achievable_per_second(state, limits, now)
     opened_today = state.day_count if state.day == now.astimezone(SHANGHAI).date() else 0
-    last_at = opening_slot(limits, now, opened_today, queued - 1, pace) if queued else None
     recent_per_s = recent.get(code, 0) / RECENT_S
+    going_at = min(pace, recent_per_s) if recent_per_s else pace  # the workers' own pace once they are at it
+    last_at = opening_slot(limits, now, opened_today, queued - 1, going_at) if queued else None
     return OpeningProgress(code, rt.banks[code].name, *imported, queued, recent_per_s, pace, last_at)

@@ -39,6 +39,7 @@ log = logging.getLogger("cunguan.worker")
 RECONNECT_FIRST_S = 0.5
 RECONNECT_MAX_S = 30.0
 IDLE_SHORTEST_S = 0.02  # a due job another worker or a full bank slot holds: look again this soon
+FOLLOWER_WAIT_S = 2.0  # an idle thread that is not the watcher is woken by events; this only bounds a stop's wait
 
 
 def worker_id() -> str:
@@ -185,13 +186,14 @@ def run_worker(
 
 def _idle(rt: Runtime, poll_s: float, slots: Slots | None) -> None:
     """Nothing this thread may take is due. One thread of the process (the watcher) sleeps until the next job
-    it may take falls due; the others until something happens (`Slots.wait`) or `poll_s`."""
+    it may take falls due (at most `poll_s`); the others until something happens (`Slots.wait`), polling
+    nothing meanwhile."""
     if slots is None:
         time.sleep(_idle_s(rt, poll_s, jobs.NOTHING_FULL))
         return
     full, wakeups = slots.full_now()
     if not slots.watch():
-        slots.wait(wakeups, poll_s)
+        slots.wait(wakeups, max(poll_s, FOLLOWER_WAIT_S))
         return
     try:
         slots.wait(wakeups, _idle_s(rt, poll_s, full))
