@@ -236,7 +236,7 @@ def test_ensure_keys_creates_private_files_privately_never_overwrites_and_makes_
     folder = tmp_path / "keys"
     ensure_keys(folder)
     private = ["platform.key.pem", "pii.key", "audit-mac.key", "ca/root.key.pem"]
-    public = ["platform.pub.pem", "platform.cert.pem", "ca/root.cert.pem", "ca/crl.pem"]
+    public = ["platform.pub.pem", "platform.cert.pem", "platform.seal.der", "ca/root.cert.pem", "ca/crl.pem"]
     made = {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
     assert set(private + public) <= made
     others = made - set(private + public)
@@ -253,8 +253,9 @@ def test_ensure_keys_creates_private_files_privately_never_overwrites_and_makes_
     (folder / "platform.cert.pem").unlink()
     ensure_keys(folder)
     for name in private + public:
-        if name != "platform.cert.pem":
+        if name not in ("platform.cert.pem", "platform.seal.der"):  # the seal lists the certificate: made anew
             assert (folder / name).read_bytes() == before[name], f"{name} overwritten"
+    assert (folder / "platform.seal.der").read_bytes() != before["platform.seal.der"]
     certificate = x509.Certificate.load(pem.unarmor((folder / "platform.cert.pem").read_bytes())[2])
     assert pem.armor("PUBLIC KEY", certificate.public_key.dump()) == before["platform.pub.pem"], "same key"
 
