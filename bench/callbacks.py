@@ -247,7 +247,9 @@ def run_mode(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=(os.cpu_count() or 1) + 1, help="gunicorn worker processes (as deploy/)"
+    )
     parser.add_argument(
         "--threads",
         type=int,

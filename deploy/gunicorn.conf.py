@@ -28,7 +28,10 @@ bind = os.environ.get("CUNGUAN_BIND", "127.0.0.1:8000")
 # process only `workers` commits could be in flight (bench/callbacks.py, acknowledged callbacks: 4 processes
 # × 4 threads answered 221/s where 4 × 1 answered 183/s). Database connections ≈ workers × threads (the
 # pool keeps up to 5 per process, 15 at most). CUNGUAN_WEB_THREADS=1 gives plain sync workers.
-workers = int(os.environ.get("CUNGUAN_WEB_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
+# One process more than cores: on the 2-core machine, quiet, inline callbacks (bench/callbacks.py --mode inline,
+# 2026-12-05) answered 460-499/s with 3 x 4 against 409-442/s with 4 x 4 (and 340/s with 6 x 1): more processes
+# than that only contend for the two cores; PDF rendering still has a process per core and one spare.
+workers = int(os.environ.get("CUNGUAN_WEB_WORKERS", str((os.cpu_count() or 1) + 1)))
 threads = int(os.environ.get("CUNGUAN_WEB_THREADS", "4"))
 worker_class = "gthread" if threads > 1 else "sync"
 # The app opens its database pool after the fork: never share connections between processes.
