@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, select
 
 from app.calendars.alerts import DEADLINE_UNCOMPUTABLE, YEAR_MISSING, calendar_alerts
-from app.db.models import DealEvent
+from app.db.models import Deal, DealEvent
 from app.deals import service as deals
 from app.deals.sample_forms import sample_form
 from app.deals.timers import calendar_misses, fire_due_timers
@@ -143,3 +143,37 @@ def test_where_no_config_counts_working_days_the_calendar_check_reads_no_deal(
     finally:
         event.remove(rt.db.engine, "before_cursor_execute", seen)
     assert statements and not [s for s in statements if "FROM deals" in s], statements
+
+
+def test_a_waiting_deal_is_not_computed_again_before_its_timer_is_due_unless_it_changed(
+    rt: Runtime, users: dict[str, int]
+) -> None:
+    """The worker's rounds (every 2 s) read one row per waiting deal, not its timers, until one may be due."""
+    _funding_deadline_from_creation(rt)
+    now = _on_clock(rt, AFTER_CUT_OFF)
+    deal_id = _create(rt)
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, …)
+    event.listen(rt.db.engine, "before_cursor_execute", listen)
+    try:
+        assert fire_due_timers(rt) == 0
+        computed = len(statements)
+        statements.clear()
+        now[0] = AFTER_CUT_OFF + timedelta(seconds=30)
+        assert fire_due_timers(rt) == 0
+        assert not any("deal_events" in s for s in statements) and len(statements) < computed, statements
+        statements.clear()
+        now[0] = AFTER_CUT_OFF + timedelta(seconds=61)  # a calendar may have been published: computed again
+        assert fire_due_timers(rt) == 0
+        assert any("deal_events" in s for s in statements)
+        with rt.db.uow() as uow:  # the deal's row changes (a transition, a freeze): its memo no longer holds
+            uow.session.get(Deal, deal_id).updated_at = now[0]  # type: ignore[union-attr]
+            uow.commit()
+        statements.clear()
+        now[0] = AFTER_CUT_OFF + timedelta(seconds=70)
+        assert fire_due_timers(rt) == 0
+        assert any("deal_events" in s for s in statements), "a changed deal is computed again at once"
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", listen)
+    now[0] = DUE
+    assert fire_due_timers(rt) == 1 and load_deal(rt, deal_id).state == "cancelled", "due: fired on time"
