@@ -13,6 +13,7 @@ from typing import Any
 from app.domain.cities import merge_patch
 from app.studio.catalog import Catalog
 from app.studio.extra_fields import ExtraFieldsPart
+from app.studio.filled import filled
 from app.studio.model import Field, Option, RowGroup, Section, StudioForm
 from app.studio.parts import (
     ChoicePart,
@@ -176,12 +177,7 @@ class CityStudio:
                 for item in part.fields(ctx, product):
                     (section.groups if isinstance(item, RowGroup) else section.fields).append(item)
             sections.append(section)
-        studio = StudioForm(sections)
-        if typed is not None:
-            _overlay(studio, typed)
-        for key, message in (errors or {}).items():
-            studio.place(key, message)
-        return studio
+        return filled(sections, typed, errors)
 
     # --- form → document ------------------------------------------------------------------------------------
 
@@ -241,21 +237,3 @@ def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         holder[path[-1]] = value
     if len(path) > 1 and all(v in (ABSENT, False, None, "", []) for v in holder.values()):
         data.pop(path[0], None)
-
-
-def _overlay(studio: StudioForm, typed: Inputs) -> None:
-    """Show what was typed (a rejected value stays in its box to be corrected)."""
-    for section in studio.sections:
-        if section.switchable:
-            section.enabled = f"{section.key}/_on" in typed
-        for field in section.all_fields():
-            if field.widget == "readonly":
-                continue
-            if field.widget in ("checkbox", "flag"):
-                field.value = field.key in typed
-            elif field.widget == "checks":
-                field.value = [v for v in typed.get(field.key, []) if v]
-            else:
-                field.value = text_of(typed, field.key)
-                field.unit = text_of(typed, field.key + ":unit") or field.unit
-                field.cut_off = field.key + ":cut_off" in typed

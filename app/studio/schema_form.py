@@ -14,6 +14,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from app.studio.catalog import Catalog
+from app.studio.filled import filled
 from app.studio.messages import schema_message
 from app.studio.model import Field, RowGroup, Section, StudioForm
 from app.studio.parts import ABSENT, Context, Errors, Part, RowsPart, ScalarPart, get_in, row_specs
@@ -96,12 +97,7 @@ class SchemaStudio:
                         item.widget = "textarea"  # a PEM certificate: an <input> would drop its line breaks
                     (section.groups if isinstance(item, RowGroup) else section.fields).append(item)
             sections.append(section)
-        studio = StudioForm(sections)
-        if typed is not None:
-            _overlay(studio, typed)
-        for key, message in (errors or {}).items():
-            studio.place(key, message)
-        return studio
+        return filled(sections, typed, errors)
 
     # --- form → document ------------------------------------------------------------------------------------
 
@@ -163,16 +159,3 @@ def _put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
         holder.pop(path[-1], None)
     else:
         holder[path[-1]] = value
-
-
-def _overlay(studio: StudioForm, typed: Inputs) -> None:
-    """Show what was typed (a rejected value stays in its box to be corrected)."""
-    for section in studio.sections:
-        for field in section.all_fields():
-            if field.widget == "readonly":
-                continue
-            if field.widget in ("checkbox", "flag"):
-                field.value = field.key in typed
-            else:
-                field.value = text_of(typed, field.key)
-                field.unit = text_of(typed, field.key + ":unit") or field.unit
