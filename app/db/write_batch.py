@@ -1,7 +1,8 @@
 """Writes whose results nobody reads, sent in one round trip: while a session batches (`batching`, PostgreSQL
 only), `write` queues its INSERT or UPDATE (a `Template`, built once), and the queue goes to the database as one
 statement (data-modifying CTEs, built once per sequence of templates) just before anything else runs on the
-connection - any statement, a savepoint, the COMMIT. Otherwise, and on SQLite, `write` executes at once.
+connection - any statement, a savepoint, the COMMIT (a statement run with `exec_driver_sql` fires no event: its caller
+calls `send` first). Otherwise, and on SQLite, `write` executes at once.
 
 The statements of one batch run on one snapshot in no set order, so a write that touches a table the queue
 already touches (other than a second INSERT), or repeats a queued template, sends the queue first: a write never
@@ -72,7 +73,7 @@ def write(session: Session, template: Template, values: Mapping[str, Any]) -> No
         session.execute(template.statement, parameters)
         return
     if _conflicts([queued for queued, _ in queue], template):
-        _send(session.connection())
+        send(session.connection())
     queue.append((template, parameters))
 
 
@@ -116,7 +117,8 @@ def combined(templates: tuple[Template, ...]) -> Insert | Update:
     return statement
 
 
-def _send(connection: Connection) -> None:
+def send(connection: Connection) -> None:
+    """Run what the connection has queued, now (`exec_driver_sql` fires no `before_execute`: its callers call this)."""
     queue: list[tuple[Template, dict[str, Any]]] | None = connection.info.get(BATCH)
     if queue:
         writes = queue[:]
@@ -133,17 +135,17 @@ def _drop(connection: Connection, *_args: Any) -> None:
 
 @event.listens_for(Engine, "before_execute")
 def _before_execute(connection: Connection, *_args: Any) -> None:
-    _send(connection)
+    send(connection)
 
 
 @event.listens_for(Engine, "savepoint")
 def _before_savepoint(connection: Connection, _name: str | None) -> None:
-    _send(connection)  # what was queued before the savepoint is not undone by its rollback
+    send(connection)  # what was queued before the savepoint is not undone by its rollback
 
 
 @event.listens_for(Engine, "commit")
 def _before_commit(connection: Connection) -> None:
-    _send(connection)
+    send(connection)
 
 
 event.listen(Engine, "rollback", _drop)

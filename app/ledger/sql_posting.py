@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from app.db import write_batch
 from app.domain.ledger import flag_violation
 from app.domain.ledger_batch import MESSAGES, AccountState, LedgerOp, OpResult
 from app.ledger.engine import Known
@@ -50,6 +51,7 @@ def parameters(op: LedgerOp, now: datetime) -> tuple[Any, ...]:
 def apply(connection: Connection, op: LedgerOp, now: datetime, known: Known | None = None) -> OpResult:
     """Run one operation in the connection's open transaction, in one statement. `known`, when given, learns
     the exact totals of the ordinary accounts the operation locked (as after a batch of the engine)."""
+    write_batch.send(connection)  # exec_driver_sql fires no before_execute: what is queued goes first
     out: dict[str, Any] = connection.exec_driver_sql(_APPLY, parameters(op, now)).scalar()
     if known is not None and "h" in out:
         for values in out["h"]:

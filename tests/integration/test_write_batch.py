@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.models import SeenNonce
 from app.db.write_batch import batching, inserting, updating, write
+from app.domain import ledger
+from app.ledger.repo import LedgerRepository
 from app.platform.runtime import Runtime
 
 SEEN = SeenNonce.__table__
@@ -124,3 +126,27 @@ def test_a_failing_batch_leaves_nothing(rt: Runtime) -> None:
         write(uow.session, NONCE, _nonce("after"))
         uow.commit()
     assert _stored(rt) == {"after": SENDER}
+
+
+def test_a_posting_run_with_exec_driver_sql_goes_after_what_was_queued(rt: Runtime) -> None:
+    """`ledger_apply` runs through `exec_driver_sql`, which fires no before_execute: the posting sends the queue."""
+    order: list[str] = []
+
+    def record(_connection: object, _cursor: object, statement: str, *_args: object) -> None:
+        order.extend(name for name in ("seen_nonces", "ledger_apply") if name in statement)
+
+    spec = ledger.TransferSpec("test:post", ledger.bank_clearing("ceb").code, "test:custody", 100, "arrival")
+    event.listen(rt.db.engine, "before_cursor_execute", record)
+    try:
+        with rt.db.uow() as uow, batching(uow.session):
+            repo = LedgerRepository(uow.session)
+            repo.ensure_account(ledger.bank_clearing("ceb"))
+            repo.ensure_account(ledger.AccountSpec("test:custody", "liability", "测试"))
+            order.clear()
+            write(uow.session, NONCE, _nonce("before-posting"))
+            repo.post(spec)
+            uow.commit()
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", record)
+    expected = ["seen_nonces", "ledger_apply"] if rt.db.engine.dialect.name == "postgresql" else ["seen_nonces"]
+    assert order[: len(expected)] == expected, order
