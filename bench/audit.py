@@ -85,7 +85,7 @@ def main() -> None:
             seconds = run_case(db, args.batches, args.rows, args.work_ms / 1000, early)
             print(f"  lock {name:<15} {seconds:6.2f} s")
         with db.uow() as uow:  # entries are written unchained (issue 21): chain them, as a worker does
-            while chain_pending(uow.session):
+            while chain_pending(uow.session).read:
                 pass
             uow.commit()
         with db.uow() as uow:

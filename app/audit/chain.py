@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import replace
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
@@ -50,18 +51,23 @@ def content_of(entry: AuditEntry) -> EntryContent:
     )
 
 
-def chain_pending(session: Session, limit: int = BATCH) -> int:
-    """Chain up to `limit` committed unchained entries in the session's transaction; returns how many. 0 when
-    another chainer holds the lock (PostgreSQL)."""
+class ChainPass(NamedTuple):
+    chained: int  # entries given their place in the chain
+    read: int  # unchained entries read (one with a wrong tail MAC is read and left unchained)
+    last_id: int  # the last row read: the next pass starts after it
+
+
+def chain_pending(session: Session, limit: int = BATCH, after_id: int = 0) -> ChainPass:
+    """Chain up to `limit` committed unchained entries after row `after_id` in the session's transaction. Nothing
+    when another chainer holds the lock (PostgreSQL)."""
     key = mac_key.key()
     postgresql = session.get_bind().dialect.name == "postgresql"
     if postgresql and not session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY}):
-        return 0
-    rows = list(
-        session.scalars(select(AuditEntry).where(AuditEntry.seq.is_(None)).order_by(AuditEntry.id).limit(limit))
-    )
+        return ChainPass(0, 0, after_id)
+    pending = select(AuditEntry).where(AuditEntry.seq.is_(None), AuditEntry.id > after_id)
+    rows = list(session.scalars(pending.order_by(AuditEntry.id).limit(limit)))
     if not rows:
-        return 0
+        return ChainPass(0, 0, after_id)
     head = select(AuditEntry.seq, AuditEntry.hash).where(AuditEntry.seq.is_not(None))
     last = session.execute(head.order_by(AuditEntry.seq.desc()).limit(1)).first()
     seq, prev_hash = (0, GENESIS) if last is None else (int(last.seq), str(last.hash))
@@ -80,18 +86,20 @@ def chain_pending(session: Session, limit: int = BATCH) -> int:
         prev_hash = entry_hash
     if fills:
         session.execute(_FILL, fills)
-    return len(fills)
+    return ChainPass(len(fills), len(rows), rows[-1].id)
 
 
 def chain(rt: Runtime) -> int:
-    """The workers' round (and before each checkpoint): chain everything committed so far, batch after batch."""
-    total = 0
+    """The workers' round (and before each checkpoint): chain everything committed so far, batch after batch;
+    entries with a wrong tail MAC are passed over (logged), never block the ones after them."""
+    total, after_id = 0, 0
     while True:
         with rt.db.uow() as uow:
-            chained = chain_pending(uow.session)
+            done = chain_pending(uow.session, BATCH, after_id)
             uow.commit()
-        total += chained
-        if chained < BATCH:
+        total += done.chained
+        after_id = done.last_id
+        if done.read < BATCH:
             break
     if total:
         log.info("audit entries chained", extra={"chained": total})

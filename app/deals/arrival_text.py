@@ -64,8 +64,8 @@ def arrival_lines(definition: WorkflowDefinition, events: Iterable[Any]) -> dict
 def excess_clause_labels(
     definition: WorkflowDefinition, events: Iterable[Any], refunds_made_at: Iterable[datetime]
 ) -> dict[int, str]:
-    """Labels of rows (DealEvent) of `refund_excess` transitions after which no refund was made
-    (`refunds_made_at`: when the deal's refund payouts were made), without their clause about an overpayment."""
+    """Labels of rows (DealEvent) of transitions that refund an overpayment (EXCESS_REFUNDED_BY) after which no
+    refund was made (`refunds_made_at`: when the deal's refund payouts were made), without their overpayment clause."""
     refunds = list(refunds_made_at)
     labels = {}
     for event in events:
@@ -75,7 +75,7 @@ def excess_clause_labels(
             if (t.source, t.event, t.target) == (event.from_state, event.event, event.to_state)
         ]
         label = str((event.detail or {}).get("label") or "")
-        if not any("refund_excess" in t.actions for t in taken) or any(at >= event.created_at for at in refunds):
+        if not any(EXCESS_REFUNDED_BY & set(t.actions) for t in taken) or any(at >= event.created_at for at in refunds):
             continue
         kept = [part for part in label.split("；") if "多付" not in part]
         if kept and len(kept) < len(label.split("；")):

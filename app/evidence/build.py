@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from app.audit import log as audit
-from app.audit.chain import chain as chain_audit
 from app.crypto import sm3
 from app.evidence.archive import MANIFEST, MANIFEST_SIGNATURE, MANIFEST_TIMESTAMP, write_archive
 from app.evidence.collect import collect
@@ -35,7 +34,6 @@ def build_pack(
     be reached fails the build (CryptoError), rather than giving a pack without the trusted time it should have."""
     built_at = (now or rt.clock()).replace(microsecond=0)
     stamper = timestamper or rt.timestamper()
-    chain_audit(rt)  # the deal's latest audit entries may wait for the worker to chain them: the pack has them all
     evidence = collect(rt, deal_id)
     members = pack_members(evidence)
     deal_no = evidence.deal["deal_no"]

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
+from app.audit.chain import chain as chain_audit
 from app.crypto.keys import bank_certificate_path
 from app.db.audit_models import AuditEntry
 from app.db.config_models import CityConfigSnapshot
@@ -15,7 +16,7 @@ from app.db.ledger_models import LedgerAccount, LedgerTransfer
 from app.db.models import Agreement, BankNotification, Deal
 from app.evidence.members import CRL_SUFFIX, DealEvidence, Notification, Parties, safe_name, utc_text
 from app.pki.store import crl_path, root_certificate_path
-from app.platform.errors import NotFound
+from app.platform.errors import Busy, NotFound
 from app.platform.runtime import Runtime
 from app.seals.issue import bank_seal_path, platform_seal_path
 
@@ -70,7 +71,11 @@ def _parties(deal: Deal) -> Parties:
 
 def _audit(session: Session, deal: Deal) -> list[dict[str, Any]]:
     subjects = [f"deal:{deal.deal_no}", *(f"payout:{payout.payout_id}" for payout in deal.payouts)]
-    chained = select(AuditEntry).where(AuditEntry.subject.in_(subjects), AuditEntry.seq.is_not(None))
+    of_deal = AuditEntry.subject.in_(subjects)
+    if session.scalar(select(AuditEntry.id).where(of_deal, AuditEntry.seq.is_(None)).limit(1)) is not None:
+        # another process was chaining as the build asked: a pack never leaves an entry out
+        raise Busy("本存管单的审计记录尚在入链，请稍后再生成证据包", code="AUDIT_NOT_CHAINED")
+    chained = select(AuditEntry).where(of_deal, AuditEntry.seq.is_not(None))
     return [
         {
             "id": row.id,
@@ -194,7 +199,9 @@ def _certificates(rt: Runtime, bank_codes: set[str]) -> dict[str, bytes]:
 
 
 def collect(rt: Runtime, deal_id: int) -> DealEvidence:
-    """The deal's records as the pack shows them; NotFound for an unknown deal."""
+    """The deal's records as the pack shows them; NotFound for an unknown deal. The audit entries are chained first
+    (the newest may be waiting for a worker): all of the deal's, or Busy when another process is chaining them."""
+    chain_audit(rt)
     with rt.db.uow() as uow:
         session = uow.session
         deal = session.get(Deal, deal_id)

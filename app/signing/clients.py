@@ -56,8 +56,9 @@ def refusal(session: Session, client: Client, kind: str, now: datetime) -> Clien
     """Why the client may not do `kind` now, or None; takes the client's lock until the transaction ends, so the
     count stays true until `record` adds this one."""
     advisory_lock(session, f"signing:client:{client.key}")
-    session.execute(delete(SigningClientEvent).where(SigningClientEvent.at <= now - WINDOW))
-    query = select(func.count()).where(SigningClientEvent.client == client.key, SigningClientEvent.kind == kind)
+    mine = SigningClientEvent.client == client.key  # only rows under this client's lock: no two requests race
+    session.execute(delete(SigningClientEvent).where(mine, SigningClientEvent.at <= now - WINDOW))
+    query = select(func.count()).where(mine, SigningClientEvent.kind == kind)
     if (session.scalar(query) or 0) >= PER_HOUR[kind]:
         return ClientLimited(REFUSALS[kind], details={"kind": kind})
     return None

@@ -28,13 +28,13 @@ _RULES = (
 )
 
 
-def schema_message(message_en: str) -> str:
+def schema_message(message_en: str, fallback: str = "填写有误，不符合结构定义") -> str:
     """A JSON Schema message (English) said in Chinese as what is allowed."""
     for pattern, zh in _RULES:
         match = pattern.search(message_en)
         if match:
             return zh.format(*(group.replace("'", "") for group in match.groups()))
-    return "填写有误，不符合结构定义"
+    return fallback
 
 
 _UNKNOWN_BANK = re.compile(r"^未知银行 (\S+)$")
@@ -49,8 +49,4 @@ def plain(problem: Problem, catalog: Catalog | None = None) -> str:
         return f"未知条款：{match.group(1)}（可选：{'、'.join(catalog.clauses)}）"
     if problem.message != _SCHEMA:
         return problem.message
-    for pattern, zh in _RULES:
-        match = pattern.search(problem.message_en)
-        if match:
-            return zh.format(*(group.replace("'", "") for group in match.groups()))
-    return "填写有误，不符合配置要求"
+    return schema_message(problem.message_en, "填写有误，不符合配置要求")

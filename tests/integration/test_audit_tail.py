@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.audit import log as audit
-from app.audit.chain import CHAIN_LOCK_KEY, chain
+from app.audit.chain import BATCH, CHAIN_LOCK_KEY, chain
 from app.db.audit_models import AuditEntry
 from app.db.figure_models import FigureTotal
 from app.platform.runtime import Runtime
@@ -141,3 +141,18 @@ def test_writing_an_entry_waits_for_no_chain_lock(rt: Runtime) -> None:
             chainer.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CHAIN_LOCK_KEY})
         chainer.rollback()
     assert chain(rt) == 1 and audit.verify(rt) == (1, [])
+
+
+def test_forged_entries_as_many_as_a_batch_do_not_hold_back_the_ones_after_them(rt: Runtime) -> None:
+    _append(rt, "job:1")
+    writer = _rows(rt)[0].writer
+    assert chain(rt) == 1
+    values = [
+        f"(CURRENT_TIMESTAMP, 'user:mallory', 'job.retry', 'job:x', '{{}}', '{writer}', {n}, '{'0' * 64}')"
+        for n in range(100, 100 + BATCH + 1)
+    ]
+    insert = "INSERT INTO audit_log (at, actor, action, subject, detail, writer, writer_seq, tail_mac) VALUES "
+    _as_owner(rt, *(insert + ", ".join(values[at : at + 400]) for at in range(0, len(values), 400)))
+    _append(rt, "job:2")  # behind a whole batch of forged rows at the head of what is unchained
+    assert chain(rt) == 1, "chained in the same round"
+    assert [r.subject for r in _rows(rt) if r.seq is not None] == ["job:1", "job:2"]

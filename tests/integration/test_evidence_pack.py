@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
+from app.audit.chain import CHAIN_LOCK_KEY
 from app.crypto import sm3
 from app.crypto.keys import make_self_signed_certificate
 from app.crypto.openssl_provider import generate_sm2_private_key_pem
@@ -29,6 +30,7 @@ from app.evidence.verify import verify_pack
 from app.pki.certificates import load_certificate
 from app.pki.crl import Revocation, build_crl
 from app.pki.store import load_ca, root_pem
+from app.platform.errors import Busy
 from app.platform.runtime import Runtime
 from app.tsa import protocol as tsa_protocol
 from app.tsa.authority import open_authority
@@ -343,3 +345,20 @@ def test_a_timestamped_pack_carries_the_tsa_time_and_fails_without_it_or_with_a_
     forged = {**members, "manifest.tsr": forger(sm3(members["manifest.sig"]))}
     result = verify_pack(write_archive(forged, built_at), [platform], [tsa_certificate])
     assert not result.valid and any(problem.startswith("manifest.tsr：可信时间戳无效") for problem in result.problems)
+
+
+@pytest.mark.usefixtures("users")
+def test_a_pack_is_not_built_while_another_process_chains_the_deals_entries(rt: Runtime) -> None:
+    """Entries are chained by the workers; a pack built while one holds the chain's lock (PostgreSQL) would miss the
+    deal's newest entries: it is refused (Busy, try again), never built short."""
+    deal_id = confirmed_deal(rt)
+    with rt.db.engine.connect() as chainer:
+        postgresql = chainer.dialect.name == "postgresql"
+        if postgresql:
+            chainer.execute(text("SELECT pg_advisory_lock(:key)"), {"key": CHAIN_LOCK_KEY})
+            with pytest.raises(Busy) as refused:
+                build_pack(rt, deal_id, builder="user:auditor")
+            assert refused.value.code == "AUDIT_NOT_CHAINED"
+            chainer.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CHAIN_LOCK_KEY})
+        chainer.rollback()
+    assert verify_pack(build_pack(rt, deal_id, builder="user:auditor"), [rt.keys.platform_certificate_pem]).valid
