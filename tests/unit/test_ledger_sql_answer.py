@@ -29,6 +29,7 @@ class _Connection:
 
     def __init__(self, answer: dict[str, Any]) -> None:
         self.answer, self.calls = answer, []
+        self.info: dict[str, Any] = {}  # a connection's info: no writes queued (app.db.write_batch)
 
     def exec_driver_sql(self, statement: str, parameters: tuple[Any, ...]) -> _Answer:
         self.calls.append((statement, parameters))
