@@ -11,11 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.banks.settings import opening_limits
-from app.db.models import BankRateLimit, ImportedContract, Job, VirtualAccount
-from app.db.rate_limits import window_state
+from app.db.models import ImportedContract, Job, VirtualAccount
+from app.db.rate_limits import opening_state
 from app.domain.contract_import import opening_slot
-from app.domain.rate_limit import achievable_per_second
-from app.domain.timezone import SHANGHAI
 from app.platform.runtime import Runtime
 
 RECENT_S = 60  # the pace shown is the openings of the last minute
@@ -88,10 +86,7 @@ def _progress(
     recent: dict[str, int],
 ) -> OpeningProgress:
     limits = opening_limits(session, rt.banks[code])
-    window = session.get(BankRateLimit, code)
-    state = window_state(window)
-    pace = achievable_per_second(state, limits, now)
-    opened_today = state.day_count if state.day == now.astimezone(SHANGHAI).date() else 0
+    opened_today, pace = opening_state(session, code, limits, now)
     recent_per_s = recent.get(code, 0) / RECENT_S
     going_at = min(pace, recent_per_s) if recent_per_s else pace  # the workers' own pace once they are at it
     last_at = opening_slot(limits, now, opened_today, queued - 1, going_at) if queued else None

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from app.audit import log as audit
 from app.crypto import sm3
 from app.db.models import BankOpeningLimit, BankRateLimit, Job, VirtualAccount
-from app.db.rate_limits import window_state
+from app.db.rate_limits import opening_state, window_state
 from app.domain.contract_import import opening_slot
-from app.domain.rate_limit import SHANGHAI, Limits, achievable_per_second, free_places
+from app.domain.rate_limit import Limits, free_places, opened_today
 from app.platform.config import BankEndpoint
 from app.platform.errors import CunguanError, NotFound, ValidationError
 from app.platform.runtime import Runtime
@@ -83,8 +83,7 @@ def key_fingerprint(pem: bytes) -> str:
 def _window(row: BankRateLimit | None, limits: Limits, now: datetime) -> tuple[int, int]:
     """(openings that could start now, openings today) of a bank's window, without taking anything."""
     state = window_state(row)
-    today = now.astimezone(SHANGHAI).date()
-    return free_places(state, limits, now), state.day_count if state.day == today else 0
+    return free_places(state, limits, now), opened_today(state, now)
 
 
 def overview(rt: Runtime) -> list[BankRow]:
@@ -134,10 +133,7 @@ def reschedule_openings(session: Session, bank_code: str, limits: Limits, now: d
     quota from each Shanghai midnight), when that is earlier than its run_after. Nothing is postponed, and the
     order is kept. The schedule only spreads the jobs (workers do not spin deferring a queue all due at once);
     the window of the bank's last sends remains the guard against opening faster than the limits."""
-    bucket = session.get(BankRateLimit, bank_code)
-    today = now.astimezone(SHANGHAI).date()
-    opened_today = bucket.day_count if bucket is not None and bucket.day == today else 0
-    pace = achievable_per_second(window_state(bucket), limits, now)
+    opened_today, pace = opening_state(session, bank_code, limits, now)
     waiting = session.execute(
         select(Job.id, Job.run_after)
         .join(VirtualAccount, VirtualAccount.id == Job.payload["virtual_account_id"].as_integer())

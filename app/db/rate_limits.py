@@ -10,7 +10,16 @@ from sqlalchemy.orm import Session
 
 from app.db.models import BankRateLimit
 from app.db.upsert import insert_if_absent
-from app.domain.rate_limit import Limits, Send, WindowState, answered, refused, take
+from app.domain.rate_limit import (
+    Limits,
+    Send,
+    WindowState,
+    achievable_per_second,
+    answered,
+    opened_today,
+    refused,
+    take,
+)
 from app.domain.timezone import SHANGHAI
 
 
@@ -20,6 +29,13 @@ def window_state(row: BankRateLimit | None) -> WindowState:
         return WindowState()
     sends = [Send(*send) for send in json.loads(row.sends)]
     return WindowState(sends, row.day, row.day_count, row.offset_ms, row.offset_at_ms)
+
+
+def opening_state(session: Session, bank_code: str, limits: Limits, now: datetime) -> tuple[int, float]:
+    """(openings counted today on the bank's day, the pace the window achieves under `limits`): what estimates,
+    schedules and progress start from."""
+    state = window_state(session.get(BankRateLimit, bank_code))
+    return opened_today(state, now), achievable_per_second(state, limits, now)
 
 
 def _locked(session: Session, bank_code: str, now: datetime) -> BankRateLimit:

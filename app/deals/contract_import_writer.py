@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from app.banks.settings import opening_limits
 from app.db.ledger_models import LedgerAccount
-from app.db.models import BankRateLimit, Deal, DealEvent, ImportedContract, Job, VirtualAccount
+from app.db.models import Deal, DealEvent, ImportedContract, Job, VirtualAccount
 from app.db.pii import blind_index, blind_indexes
-from app.db.rate_limits import window_state
+from app.db.rate_limits import opening_state
 from app.deals.account_request import account_opening, virtual_account_request
 from app.deals.contract_import_report import ImportResult
 from app.deals.contract_import_rows import PRODUCT, ValidRow
@@ -34,8 +34,7 @@ from app.deals.workflow import transition_row
 from app.definitions.pins import deal_pins
 from app.domain import ledger
 from app.domain.contract_import import BadRow, OpeningEstimate, opening_slot
-from app.domain.rate_limit import Limits, achievable_per_second
-from app.domain.timezone import SHANGHAI
+from app.domain.rate_limit import Limits
 from app.ledger.repo import account_row
 from app.platform.runtime import Runtime
 from app.queue.jobs import job_row
@@ -165,10 +164,7 @@ class BatchWriter:
         and the accounts already waiting ahead of ours."""
         if bank_code not in self.queues:
             limits = opening_limits(session, self.rt.bank(bank_code))
-            bucket = session.get(BankRateLimit, bank_code)
-            today = now.astimezone(SHANGHAI).date()
-            opened_today = bucket.day_count if bucket is not None and bucket.day == today else 0
-            pace = achievable_per_second(window_state(bucket), limits, now)
+            opened_today, pace = opening_state(session, bank_code, limits, now)
             waiting = session.scalar(
                 select(func.count())
                 .select_from(VirtualAccount)

@@ -99,6 +99,17 @@ def to_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+def bank_today(state: WindowState, now: datetime) -> date:
+    """The bank's Shanghai date now, as far as we can tell (our clock moved by the offset bound)."""
+    offset_ms = bank_offset_ms(state, to_ms(now))
+    return (now + timedelta(milliseconds=offset_ms or 0)).astimezone(SHANGHAI).date()
+
+
+def opened_today(state: WindowState, now: datetime) -> int:
+    """The sends the window counted on the bank's day now (0 once that day has turned)."""
+    return state.day_count if state.day == bank_today(state, now) else 0
+
+
 def take(state: WindowState, limits: Limits, now: datetime, ticket: str) -> float:
     """Start a send now if the bank would accept it (returns 0.0; `state` records it under `ticket`), else the
     seconds to wait before one may start (nothing recorded; when a send still in flight is what blocks, a short
