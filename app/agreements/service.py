@@ -33,7 +33,7 @@ from app.pdf.verify import PdfSignatureReport, verify_pdf_signatures
 from app.pki.certificates import is_self_issued, load_certificate
 from app.pki.chain import TrustStore
 from app.pki.seals import legacy_platform_certificates
-from app.pki.store import crl_path, root_certificate_path
+from app.pki.store import crl_path, root_certificate_path, trust_store
 from app.platform.errors import CunguanError
 from app.platform.runtime import Runtime
 from app.signing.policy import signing_roles
@@ -201,11 +201,7 @@ def tsa_trust(rt: Runtime) -> TrustStore | None:
     platform root, with the CA's CRL (a TSA certificate our CA issued, `flask tsa certify`, can be revoked); None
     without CUNGUAN_TSA_CERT (development: the token's own certificate)."""
     pinned = rt.trusted_tsa_certificates()
-    if pinned is None:
-        return None
-    root, crl = root_certificate_path(rt.keys.folder), crl_path(rt.keys.folder)
-    anchors = [*([root.read_bytes()] if root.is_file() else []), *pinned]
-    return TrustStore.of(anchors, [crl.read_bytes()] if crl.is_file() else [])
+    return None if pinned is None else trust_store(rt.keys.folder, pinned)
 
 
 def verify_agreement_pdf(rt: Runtime, pdf: bytes, require_timestamp: bool = False) -> list[PdfSignatureReport]:

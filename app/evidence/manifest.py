@@ -14,6 +14,7 @@ from asn1crypto import cms, pem, x509
 
 from app.crypto import asn1 as sm_oids
 from app.crypto import sm2_verify, sm3
+from app.crypto.cms_signer import signed_attribute, signer_certificate
 from app.evidence.archive import MANIFEST_TIMESTAMP
 from app.pdf.sign import build_cms
 from app.pki.chain import TrustStore, validate_path
@@ -82,10 +83,8 @@ class ManifestSignature:
 
 
 def _attribute(signer: cms.SignerInfo, name: str) -> Any:
-    for attribute in signer["signed_attrs"]:
-        if attribute["type"].native == name:
-            return attribute["values"][0].native
-    return None
+    value = signed_attribute(signer, name)
+    return None if value is None else value.native
 
 
 def verify_manifest_signature(manifest: bytes, signature_der: bytes, trust: TrustStore) -> ManifestSignature:
@@ -110,17 +109,7 @@ def _verify(manifest: bytes, signature_der: bytes, trust: TrustStore) -> Manifes
         problems.append("manifest.sig：签名算法不是 SM2/SM3")
     if _attribute(signer, "message_digest") != sm3(manifest):
         problems.append("manifest.json：内容与签名摘要不一致（清单被改动）")
-    wanted = signer["sid"].chosen
-    certificate = next(
-        (
-            choice.chosen
-            for choice in signed_data["certificates"]
-            if isinstance(choice.chosen, x509.Certificate)
-            and choice.chosen.serial_number == wanted["serial_number"].native
-            and choice.chosen.issuer == wanted["issuer"]
-        ),
-        None,
-    )
+    certificate = signer_certificate(signed_data, signer)
     signing_time = _attribute(signer, "signing_time")
     if certificate is None:
         return ManifestSignature(False, None, signing_time, [*problems, "manifest.sig：缺少签名者证书"])

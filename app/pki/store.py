@@ -57,7 +57,7 @@ def crl_path(keys_dir: Path) -> Path:
     return ca_folder(keys_dir) / "crl.pem"
 
 
-def _write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: Path, content: bytes, mode: int = 0o644) -> None:
     temporary = path.with_name(path.name + ".new")
     temporary.unlink(missing_ok=True)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -84,7 +84,7 @@ def ensure_root(keys_dir: Path, valid_from: datetime | None = None) -> Certifica
     with _locked(keys_dir) as folder:
         key_path, certificate_path = folder / "root.key.pem", folder / "root.cert.pem"
         if not key_path.exists():
-            _write_atomic(key_path, generate_sm2_private_key_pem(), _PRIVATE)
+            write_atomic(key_path, generate_sm2_private_key_pem(), _PRIVATE)
         if not certificate_path.exists():
             start = (valid_from or datetime.now(UTC) - CLOCK_SKEW).astimezone(UTC).replace(microsecond=0)
             root = make_root_ca(
@@ -93,7 +93,7 @@ def ensure_root(keys_dir: Path, valid_from: datetime | None = None) -> Certifica
                 valid_from=start,
                 valid_until=start + timedelta(days=ROOT_VALID_DAYS),
             )
-            _write_atomic(certificate_path, root.certificate_pem)
+            write_atomic(certificate_path, root.certificate_pem)
     if not crl_path(keys_dir).exists():
         write_crl(keys_dir)
     return load_ca(keys_dir)
@@ -115,7 +115,7 @@ def record_issued(keys_dir: Path, issued_pem: bytes) -> Path:
     folder = ca_folder(keys_dir) / "issued"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"{serial_hex(certificate)}.pem"
-    _write_atomic(path, issued_pem)
+    write_atomic(path, issued_pem)
     return path
 
 
@@ -187,7 +187,7 @@ def revoke(keys_dir: Path, serial: str, reason: str, *, at: datetime | None = No
                 "subject": display_name(certificate.subject),
             }
         )
-        _write_atomic(folder / "revocations.json", json.dumps(state, ensure_ascii=False, indent=1).encode())
+        write_atomic(folder / "revocations.json", json.dumps(state, ensure_ascii=False, indent=1).encode())
     write_crl(keys_dir, now=moment)
     return revocation
 
@@ -202,8 +202,8 @@ def write_crl(keys_dir: Path, *, now: datetime | None = None, days: int = CRL_VA
         state["crl_number"] = number
         listed = revocations(keys_dir)
         crl = build_crl(ca, listed, this_update=moment, next_update=moment + timedelta(days=days), number=number)
-        _write_atomic(folder / "revocations.json", json.dumps(state, ensure_ascii=False, indent=1).encode())
-        _write_atomic(folder / "crl.pem", crl)
+        write_atomic(folder / "revocations.json", json.dumps(state, ensure_ascii=False, indent=1).encode())
+        write_atomic(folder / "crl.pem", crl)
     return folder / "crl.pem"
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from app.domain.timezone import SHANGHAI
 from app.pki.certificates import load_certificate, serial_hex
 from app.pki.chain import TrustStore
 from app.pki.names import display_name
 from app.seals.seal import SEAL_TYPES, Seal, maker_signature_valid
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _local(moment: datetime) -> str:

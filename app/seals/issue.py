@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.pki.certificates import load_certificate
-from app.pki.store import load_ca
+from app.pki.store import load_ca, write_atomic
 from app.platform.errors import CunguanError, ValidationError
 from app.seals.picture import seal_picture
 from app.seals.seal import make_seal, read_seal
@@ -64,9 +64,7 @@ def seal_fits(path: Path, certificate_pem: bytes, keys_dir: Path) -> bool:
 
 
 def write_seal(path: Path, seal_der: bytes) -> Path:
-    temporary = path.with_name(path.name + ".new")
-    temporary.write_bytes(seal_der)
-    temporary.replace(path)
+    write_atomic(path, seal_der)
     return path
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from asn1crypto import cms, x509
 
+from app.domain.timezone import SHANGHAI
 from app.pki.chain import TrustStore
 from app.platform.errors import CunguanError
 from app.seals.seal import SEAL_TYPES, Seal, read_seal, seal_problems
@@ -20,7 +20,6 @@ from app.seals.structures import SES_SEAL_ATTRIBUTE
 # Organisations' signatures made from this moment on (trusted time, else the stated signing time) must carry a
 # seal; earlier ones - files signed before seals existed - verify as before, with the note NO_SEAL_NOTE.
 SEALS_REQUIRED_FROM = datetime(2026, 12, 5, tzinfo=UTC)
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 NO_SEAL_NOTE = "无电子印章（签署早于电子印章启用日 2026-12-05，按原规则验证）"
 
 
