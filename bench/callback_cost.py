@@ -32,6 +32,7 @@ from app.bank_inbox.inbox import drain_inbox  # noqa: E402
 from app.platform.config import Config  # noqa: E402
 from app.tools.banksim.keys import provision_simulated_banks  # noqa: E402
 from bench.callbacks import prepare, signed_requests  # noqa: E402 - the same deals and signed bodies
+from bench.proc import cpu_seconds  # noqa: E402
 
 
 @contextmanager
@@ -48,7 +49,7 @@ def measured(engine: Engine, count: int, label: str) -> Iterator[None]:
     def seen(dbapi_connection: Any, *_args: object) -> None:
         pid = dbapi_connection.info.backend_pid
         if pid not in backends:
-            backends[pid] = _backend_cpu(pid)
+            backends[pid] = cpu_seconds(pid)
 
     event.listen(engine, "before_cursor_execute", counting)
     event.listen(engine, "checkout", seen)
@@ -57,18 +58,13 @@ def measured(engine: Engine, count: int, label: str) -> Iterator[None]:
         yield
     finally:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        backend_cpu = sum(_backend_cpu(pid) - start for pid, start in backends.items())
+        backend_cpu = sum(cpu_seconds(pid) - start for pid, start in backends.items())
         event.remove(engine, "checkout", seen)
         event.remove(engine, "before_cursor_execute", counting)
         print(
             f"{label:<28} {cpu * 1000 / count:>8.2f} {backend_cpu * 1000 / count:>10.2f}"
             f" {wall * 1000 / count:>8.2f} {statements[0] / count:>11.1f}"
         )
-
-
-def _backend_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

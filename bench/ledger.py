@@ -46,6 +46,7 @@ from app.domain.ledger import AccountSpec, TransferSpec
 from app.domain.ledger_batch import LedgerOp
 from app.ledger.batcher import LedgerBatcher
 from app.ledger.repo import LedgerRepository, check_ledger
+from bench.proc import cpu_seconds
 
 COMMITTERS = int(os.environ.get("BENCH_COMMITTERS", "1"))
 # The reference: what a plain-PostgreSQL ledger does for one transfer, in one statement.
@@ -170,7 +171,7 @@ def cpu_case(db: Database, count: int, hot: bool, mode: str) -> dict[str, float]
 
         def seen(dbapi_connection: Any, *_args: object, backends: dict[int, float] = backends) -> None:
             pid = dbapi_connection.info.backend_pid
-            backends.setdefault(pid, _backend_cpu(pid))
+            backends.setdefault(pid, cpu_seconds(pid))
 
         if db.engine.dialect.name == "postgresql":
             event.listen(db.engine, "checkout", seen)
@@ -180,7 +181,7 @@ def cpu_case(db: Database, count: int, hot: bool, mode: str) -> dict[str, float]
         cpu = time.process_time() - cpu
         if db.engine.dialect.name == "postgresql":
             event.remove(db.engine, "checkout", seen)
-        server = sum(_backend_cpu(pid) - start for pid, start in backends.items())
+        server = sum(cpu_seconds(pid) - start for pid, start in backends.items())
         best = {
             "cpu_ms": min(best["cpu_ms"], cpu * 1000 / count),
             "server_ms": min(best["server_ms"], server * 1000 / count),
@@ -188,12 +189,6 @@ def cpu_case(db: Database, count: int, hot: bool, mode: str) -> dict[str, float]
     if batcher is not None:
         batcher.close()
     return {"postings": 1 + 3 * count, "errors": 0, **best}
-
-
-def _backend_cpu(pid: int) -> float:
-    """CPU seconds a PostgreSQL backend on this machine has used (user + system)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seed_history(db: Database, transfers: int, accounts: int) -> None:

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.contract_import import _database  # noqa: E402 - the same scratch databases
+from bench.proc import cpu_seconds  # noqa: E402
 from tests.integration.test_contract_import import contract_csv, contract_row  # noqa: E402 - the tests' rows
 from tests.ports import port_of, reserve_port  # noqa: E402
 
@@ -147,7 +148,7 @@ class _Stack:
         used: dict[str, float] = {}
         for name, process in zip(self.names, self.processes, strict=True):
             kind = "worker" if name.startswith("worker") else name
-            used[kind] = used.get(kind, 0.0) + sum(_cpu_s(pid) for pid in _with_children(process.pid))
+            used[kind] = used.get(kind, 0.0) + sum(cpu_seconds(pid) for pid in _with_children(process.pid))
         return used
 
     def stop(self) -> None:
@@ -170,15 +171,6 @@ class _Stack:
         for bank_code, at in rows:
             stamps.setdefault(bank_code, []).append(float(at))
         return stamps
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a live process (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _with_children(pid: int) -> list[int]:
